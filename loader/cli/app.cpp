@@ -1,0 +1,82 @@
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/command.h"
+#include "ipsnat/version.h"
+#include "util/error.h"
+
+namespace ipsnat::cli {
+
+namespace {
+
+void print_error(const std::string& what, const std::string& hint) {
+  std::cerr << "ipsnat: " << what;
+  if (!hint.empty()) std::cerr << " (" << hint << ")";
+  std::cerr << "\n";
+}
+
+// libbpf's messages go through spdlog: the verifier log at -vv, nothing on a clean run.
+int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[4096];
+  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string_view msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (level == LIBBPF_WARN)
+    spdlog::info("libbpf: {}", msg);
+  else
+    spdlog::debug("libbpf: {}", msg);
+  return n;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  Context ctx;
+  CLI::App app{"ipsnat - source NAT in front of Linux IPsec, in eBPF", "ipsnat"};
+  app.set_version_flag("-V,--version", std::string("ipsnat ") + kVersion);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_flag("-j,--json", ctx.global.json, "Machine-readable JSON output");
+  app.add_flag("-p,--pretty", ctx.global.pretty, "Indent JSON output");
+  app.add_flag("-v,--verbose", ctx.global.verbose, "More log output (repeat for debug)");
+  app.footer("Run 'ipsnat VERB --help' for a verb's options.");
+
+  register_check(app, ctx);
+  register_attach(app, ctx);
+  register_detach(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own messages already name the option; keep ip's terse one-line style.
+    print_error(e.what(), "try 'ipsnat --help'");
+    return 2;
+  }
+
+  spdlog::set_level(ctx.global.verbose >= 2 ? spdlog::level::debug
+                    : ctx.global.verbose == 1 ? spdlog::level::info
+                                              : spdlog::level::warn);
+  libbpf_set_print(libbpf_to_spdlog);
+  try {
+    return ctx.action ? ctx.action() : 0;
+  } catch (const UserError& e) {
+    print_error(e.what(), e.hint());
+  } catch (const SysError& e) {
+    print_error(e.what(), "");
+  } catch (const std::exception& e) {
+    print_error(e.what(), "");
+  }
+  return 1;
+}
+
+}  // namespace ipsnat::cli

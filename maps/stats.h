@@ -1,0 +1,33 @@
+/* Why the datapath did what it did: one counter per reason, per CPU. The list is an X-macro so
+ * the BPF enum and the loader's names come from one place. Map: "ipsnat_stats", a PERCPU_ARRAY
+ * indexed by enum ipsnat_reason. Append only: reordering changes pinned counters' meaning. */
+#ifndef IPSNAT_MAPS_STATS_H
+#define IPSNAT_MAPS_STATS_H
+
+#include "maps/common.h"
+
+#define IPSNAT_REASONS(X)                                                        \
+	X(PASS_NOT_IPV4, "pass-not-ipv4")                                        \
+	X(PASS_NOT_COVERED, "pass-not-covered")                                  \
+	X(PASS_ALREADY_OK, "pass-already-ok")                                    \
+	X(XLATE_SNAT, "xlate-snat")                                              \
+	X(XLATE_REVERSE, "xlate-reverse")                                        \
+	X(DROP_TRUNCATED, "drop-truncated")                                      \
+	X(DROP_LEAK_GUARD, "drop-leak-guard")
+
+enum ipsnat_reason {
+#define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,
+	IPSNAT_REASONS(IPSNAT_REASON_ENUM)
+#undef IPSNAT_REASON_ENUM
+	IPSNAT_R_MAX
+};
+
+#define IPSNAT_STATS_MAX_ENTRIES 64
+
+struct ipsnat_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_counter, 16);
+
+#endif

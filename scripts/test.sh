@@ -1,0 +1,12 @@
+#!/bin/bash
+# The whole test suite: installs what it needs, builds, runs every tier (unit, bpf, netns, vm).
+# usage: scripts/test.sh [-L LABEL-REGEX] [extra ctest args]   e.g. scripts/test.sh -L 'unit|bpf'
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) == 0 ]] || { echo "test.sh: the bpf, netns and vm tiers need root" >&2; exit 1; }
+scripts/install-deps.sh
+# CI machines may start without a BPF filesystem; pins need one.
+[[ $(stat -f -c %T /sys/fs/bpf) == bpf_fs ]] || mount -t bpf bpf /sys/fs/bpf
+scripts/build.sh
+cd "${IPSNAT_BUILD_DIR:-build}"
+exec ctest --output-on-failure --timeout 1500 "$@"

@@ -1,0 +1,155 @@
+#include "support/packet.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace ipsnat::test {
+
+uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t seed) {
+  uint64_t sum = seed;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (uint32_t(data[i]) << 8) | data[i + 1];
+  if (len & 1) sum += uint32_t(data[len - 1]) << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum & 0xffff);
+}
+
+uint32_t parse_ipv4(const std::string& dotted) {
+  in_addr a{};
+  if (inet_pton(AF_INET, dotted.c_str(), &a) != 1) throw std::invalid_argument("bad IPv4: " + dotted);
+  return a.s_addr;
+}
+
+namespace {
+
+void put16(Bytes& b, size_t off, uint16_t v) {
+  b[off] = v >> 8;
+  b[off + 1] = v & 0xff;
+}
+
+uint32_t pseudo_sum(const uint8_t* ip, uint8_t proto, size_t l4len) {
+  uint32_t s = 0;
+  for (int i = 12; i < 20; i += 2) s += (uint32_t(ip[i]) << 8) | ip[i + 1];
+  return s + proto + static_cast<uint32_t>(l4len);
+}
+
+}  // namespace
+
+Bytes PacketBuilder::ipv4(const Ipv4Spec& spec, const Bytes& l4) const {
+  static constexpr uint8_t kEthernet[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
+  size_t l3 = ethernet_ ? sizeof(kEthernet) : 0;
+  Bytes out(l3 + 20, 0);
+  if (ethernet_) std::memcpy(out.data(), kEthernet, sizeof(kEthernet));
+  uint8_t* ip = out.data() + l3;
+  ip[0] = 0x45;
+  put16(out, l3 + 2, static_cast<uint16_t>(20 + l4.size()));
+  put16(out, l3 + 4, spec.id);
+  put16(out, l3 + 6, spec.frag_off);
+  ip[8] = spec.ttl;
+  ip[9] = spec.proto;
+  uint32_t s = parse_ipv4(spec.src), d = parse_ipv4(spec.dst);
+  std::memcpy(ip + 12, &s, 4);
+  std::memcpy(ip + 16, &d, 4);
+  put16(out, l3 + 10, inet_checksum(ip, 20));
+  out.insert(out.end(), l4.begin(), l4.end());
+  return out;
+}
+
+Bytes PacketBuilder::udp(const Ipv4Spec& spec, uint16_t sport, uint16_t dport, const Bytes& payload,
+                         bool zero_csum) const {
+  Bytes l4(8);
+  put16(l4, 0, sport);
+  put16(l4, 2, dport);
+  put16(l4, 4, static_cast<uint16_t>(8 + payload.size()));
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  Ipv4Spec s = spec;
+  s.proto = 17;
+  Bytes pkt = ipv4(s, l4);
+  if (!zero_csum) {
+    size_t l3 = ethernet_ ? 14 : 0;
+    uint16_t c = inet_checksum(pkt.data() + l3 + 20, l4.size(), pseudo_sum(pkt.data() + l3, 17, l4.size()));
+    put16(pkt, l3 + 20 + 6, c == 0 ? 0xffff : c);
+  }
+  return pkt;
+}
+
+Bytes PacketBuilder::tcp(const Ipv4Spec& spec, uint16_t sport, uint16_t dport, uint8_t flags,
+                         const Bytes& payload) const {
+  Bytes l4(20);
+  put16(l4, 0, sport);
+  put16(l4, 2, dport);
+  l4[7] = 1;       // seq
+  l4[12] = 5 << 4; // data offset
+  l4[13] = flags;
+  put16(l4, 14, 65535);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  Ipv4Spec s = spec;
+  s.proto = 6;
+  Bytes pkt = ipv4(s, l4);
+  size_t l3 = ethernet_ ? 14 : 0;
+  put16(pkt, l3 + 20 + 16, inet_checksum(pkt.data() + l3 + 20, l4.size(), pseudo_sum(pkt.data() + l3, 6, l4.size())));
+  return pkt;
+}
+
+Bytes PacketBuilder::icmp_echo(const Ipv4Spec& spec, uint8_t type, uint16_t id, uint16_t seq,
+                               const Bytes& payload) const {
+  Bytes l4(8);
+  l4[0] = type;
+  put16(l4, 4, id);
+  put16(l4, 6, seq);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  put16(l4, 2, inet_checksum(l4.data(), l4.size()));
+  Ipv4Spec s = spec;
+  s.proto = 1;
+  return ipv4(s, l4);
+}
+
+Bytes PacketBuilder::non_ip(uint16_t ethertype, size_t len) const {
+  Bytes out(len < 14 ? 14 : len, 0);
+  out[0] = 0x02;
+  out[6] = 0x02;
+  put16(out, 12, ethertype);
+  return out;
+}
+
+ChecksumReport verify_checksums(const Bytes& pkt, size_t l3) {
+  ChecksumReport r;
+  if (pkt.size() < l3 + 20) {
+    r.detail = "shorter than an IPv4 header";
+    return r;
+  }
+  const uint8_t* ip = pkt.data() + l3;
+  size_t ihl = (ip[0] & 0x0f) * 4;
+  r.ip_ok = inet_checksum(ip, ihl) == 0;
+  size_t tot = (size_t(ip[2]) << 8) | ip[3];
+  uint16_t frag = (uint16_t(ip[6]) << 8) | ip[7];
+  if (frag & 0x3fff) {  // fragments: the L4 checksum covers data the test does not have
+    r.l4_ok = true;
+    return r;
+  }
+  const uint8_t* l4 = ip + ihl;
+  size_t l4len = tot - ihl;
+  if (l3 + tot > pkt.size()) {
+    r.detail = "truncated";
+    return r;
+  }
+  switch (ip[9]) {
+    case 6:
+      r.l4_ok = inet_checksum(l4, l4len, pseudo_sum(ip, 6, l4len)) == 0;
+      break;
+    case 17:
+      r.l4_ok = (l4[6] == 0 && l4[7] == 0) || inet_checksum(l4, l4len, pseudo_sum(ip, 17, l4len)) == 0;
+      break;
+    case 1:
+      r.l4_ok = inet_checksum(l4, l4len) == 0;
+      break;
+    default:
+      r.l4_ok = true;
+  }
+  if (!r.ip_ok) r.detail += "bad IPv4 header checksum; ";
+  if (!r.l4_ok) r.detail += "bad L4 checksum";
+  return r;
+}
+
+}  // namespace ipsnat::test

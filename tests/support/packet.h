@@ -1,0 +1,47 @@
+#pragma once
+// Golden packets for the bpf tier, with checksums computed by an RFC 1071 routine written here,
+// independent of the datapath's incremental updates.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ipsnat::test {
+
+using Bytes = std::vector<uint8_t>;
+
+uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t seed = 0);
+uint32_t parse_ipv4(const std::string& dotted);  // network byte order
+
+struct Ipv4Spec {
+  std::string src, dst;
+  uint8_t proto = 17;
+  uint8_t ttl = 64;
+  uint16_t id = 1;
+  uint16_t frag_off = 0;  // host order, flags included
+};
+
+class PacketBuilder {
+ public:
+  // An Ethernet header first (TC on Ethernet devices); false builds a bare IP packet.
+  explicit PacketBuilder(bool ethernet = true) : ethernet_(ethernet) {}
+  Bytes udp(const Ipv4Spec& ip, uint16_t sport, uint16_t dport, const Bytes& payload,
+            bool zero_csum = false) const;
+  Bytes tcp(const Ipv4Spec& ip, uint16_t sport, uint16_t dport, uint8_t flags, const Bytes& payload) const;
+  Bytes icmp_echo(const Ipv4Spec& ip, uint8_t type, uint16_t id, uint16_t seq, const Bytes& payload) const;
+  Bytes ipv4(const Ipv4Spec& ip, const Bytes& l4) const;  // fills tot_len and the header checksum
+  Bytes non_ip(uint16_t ethertype, size_t len) const;
+
+ private:
+  bool ethernet_;
+};
+
+// Checks a built or translated packet with the independent routine: IPv4 header checksum and,
+// for unfragmented TCP/UDP/ICMP, the L4 checksum (UDP zero accepted as "none").
+struct ChecksumReport {
+  bool ip_ok = false;
+  bool l4_ok = false;
+  std::string detail;
+};
+ChecksumReport verify_checksums(const Bytes& pkt, size_t l3_offset);
+
+}  // namespace ipsnat::test

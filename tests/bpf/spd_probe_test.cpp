@@ -12,36 +12,11 @@
 #include "support/datapath.h"
 #include "support/packet.h"
 #include "support/spd_gen.h"
+#include "support/spd_probe.h"
 
 namespace ipsnat::test {
 
-namespace {
-
-spd_probe_result probe(Datapath& dp, const Flow4& f) {
-  Ipv4Spec ip{Address::v4(f.saddr).str(), Address::v4(f.daddr).str(), f.proto};
-  PacketBuilder b;
-  Bytes pkt = f.proto == IPPROTO_TCP   ? b.tcp(ip, f.sport, f.dport, 0x02, {})
-              : f.proto == IPPROTO_UDP ? b.udp(ip, f.sport, f.dport, Bytes(4, 1))
-                                       : b.icmp_echo(ip, 8, 77, 1, {});
-  __sk_buff ctx{};
-  ctx.mark = f.mark;
-  ctx.cb[0] = f.if_id;
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.data_in = pkt.data();
-  opts.data_size_in = static_cast<__u32>(pkt.size());
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof(ctx);
-  opts.repeat = 1;
-  int fd = bpf_program__fd(dp.skel()->progs.tc_spd_probe);
-  if (bpf_prog_test_run_opts(fd, &opts) != 0) throw std::runtime_error("test run of tc_spd_probe failed");
-  spd_probe_result r{};
-  uint32_t zero = 0;
-  bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_probe_res), &zero, &r);
-  return r;
-}
-
-}  // namespace
+spd_probe_result probe(Datapath& dp, const Flow4& f) { return spd_probe(dp, f); }
 
 TEST(SpdProbe, KernelLookupEqualsReferenceOnRandomSpds) {
   Datapath dp;

@@ -269,7 +269,7 @@ void send_udp(const Flow4& f) {
 TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
   Datapath dp;
   NetnsGuard ns("spdacq");
-  ns.sh("ip link add d0 type dummy && ip link set d0 up && ip addr add 10.9.0.1/24 dev d0 && "
+  ns.sh("ip link add d0 type veth peer name d1 && ip link set d1 up && ip link set d0 up && ip addr add 10.9.0.1/24 dev d0 && "
         "ip addr add 192.168.1.10/32 dev d0 && ip addr add 192.168.1.11/32 dev d0 && "
         "ip route add 10.20.0.0/16 dev d0");
   SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{});
@@ -329,11 +329,21 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
   check_round(60);
   // Re-insert two tied policies with `update`: if the kernel ordered ties differently after an
   // update than the model, the next round tells.
-    ns.sh("ip xfrm policy update src 192.168.1.0/24 dst 10.20.3.0/24 dir out priority 100 tmpl proto esp mode "
+    ns.sh("ip xfrm policy update src 192.168.1.10/32 dst 10.20.3.3/32 dir out priority 100 tmpl proto esp mode "
         "transport reqid 202");
   ASSERT_TRUE(converge(mirror));
   check_round(60);
   EXPECT_GT(compared, 40);
+  // The tie itself, before and after the update: 192.168.1.10 -> 10.20.3.3 matches the /32 and
+  // the /24 policy, both priority 100.
+  Flow4 tie = flow("192.168.1.10", "10.20.3.3", IPPROTO_UDP, 30000, 9);
+  ns.sh("ip xfrm state flush");
+  send_udp(tie);
+  auto kernel = acq.wait(tie, 2000);
+  ASSERT_TRUE(kernel);
+  EXPECT_EQ(reference_lookup(mirror.model().ordered(), tie)->index, *kernel);
+  EXPECT_EQ(spd_probe(dp, tie).policy_index, *kernel);
+  std::printf("tie after update: kernel chose index %u (reqid of the /32 is 202)\n", *kernel);
 }
 
 }  // namespace ipsnat::test

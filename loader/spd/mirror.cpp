@@ -163,7 +163,7 @@ void SpdMirror::publish() {
   auto t1 = std::chrono::steady_clock::now();
   if (c.refused) {
     stats_.refusals++;
-    if (stats_.last_refusal != *c.refused) spdlog::error("spd: {}; keeping the last exact SPD", *c.refused);
+    if (stats_.last_refusal != *c.refused) spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly", *c.refused);
     stats_.last_refusal = *c.refused;
     return;
   }

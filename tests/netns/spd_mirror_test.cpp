@@ -347,3 +347,32 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
 }
 
 }  // namespace ipsnat::test
+
+namespace ipsnat::test {
+
+// A policy the datapath cannot evaluate exactly (bound to a device) is refused loudly: counted,
+// and the maps keep the last exact SPD instead of an approximation; removing it recovers.
+TEST(SpdMirrorNetns, UnrepresentableSpdIsRefusedAndMapsKeepTheLastExactOne) {
+  Datapath dp;
+  NetnsGuard ns("spdref");
+  ns.sh("ip link add r0 type veth peer name r1");
+  SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{});
+  mirror.sync_once();
+  ns.sh(std::string("ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 10 ") + kTmpl + " reqid 1");
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_TRUE(spd_probe(dp, flow("10.20.30.2", "10.0.0.1")).found);
+  uint64_t swaps = mirror.stats().swaps;
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out priority 1");
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_GE(mirror.stats().refusals, 1u);
+  EXPECT_NE(std::string::npos, mirror.stats().last_refusal.find("device"));
+  EXPECT_EQ(swaps, mirror.stats().swaps);
+  auto r = spd_probe(dp, flow("10.20.30.2", "10.1.0.1"));
+  EXPECT_TRUE(r.found);  // the last exact SPD
+  ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out");
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_TRUE(mirror.stats().last_refusal.empty());
+  EXPECT_GT(mirror.stats().swaps, swaps);
+}
+
+}  // namespace ipsnat::test

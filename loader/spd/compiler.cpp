@@ -134,6 +134,22 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       std::vector<const Policy*> cell_pols;
       for_each_ancestor(dst_groups, dlen, dnet,
                         [&](const auto& g) { cell_pols.insert(cell_pols.end(), g.begin(), g.end()); });
+      std::vector<std::pair<uint32_t, uint64_t>> sig;
+      sig.reserve(cell_pols.size());
+      for (const Policy* p : cell_pols) sig.emplace_back(p->index, p->seq);
+      auto& cached = ids->cache_[{if_id, dlen, htonl(dnet)}];
+      cached.used = true;
+      bool reusable = !cached.signature.empty() && cached.signature == sig &&
+                      ids->cell(if_id, dlen, htonl(dnet)) == cached.dst.cell.cell;
+      for (const auto& [id, l] : cached.lists)
+        if (reusable && intern(l) != id) reusable = false;
+      if (reusable) {
+        out.src.insert(out.src.end(), cached.src.begin(), cached.src.end());
+        out.dst.push_back(cached.dst);
+        continue;
+      }
+      size_t src_begin = out.src.size();
+      std::vector<std::pair<uint32_t, spd_list>> cell_lists;
       std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
       for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
 
@@ -164,6 +180,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
           if (unconditional(l.c[l.n - 1])) break;
         }
         uint32_t id = intern(l);
+        cell_lists.emplace_back(id, l);
         out.src.push_back(CompiledSrc{d.cell.cell, slen, htonl(snet), id});
         if (unconditional(l.c[0]) && l.c[0].verdict == SPD_V_IPSEC)
           d.cell.flags |= SPD_CELL_ALWAYS_COVERED;
@@ -193,6 +210,18 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
         d.cell.nat[d.cell.n_nat++] = n.target(*p);
       }
       out.dst.push_back(d);
+      cached.signature = std::move(sig);
+      cached.dst = d;
+      cached.src.assign(out.src.begin() + static_cast<ptrdiff_t>(src_begin), out.src.end());
+      cached.lists = std::move(cell_lists);
+    }
+  }
+  for (auto it = ids->cache_.begin(); it != ids->cache_.end();) {
+    if (!it->second.used) {
+      it = ids->cache_.erase(it);
+    } else {
+      it->second.used = false;
+      ++it;
     }
   }
   ids->sweep();

@@ -52,6 +52,17 @@ class CompileIds {
     std::vector<uint32_t> free;
     uint32_t take();
   };
+  // The compiled form of each destination cell, reused while the cell's policies (index and
+  // insertion order, which changes on every update) stay the same.
+  struct CachedCell {
+    std::vector<std::pair<uint32_t, uint64_t>> signature;
+    CompiledDst dst;
+    std::vector<CompiledSrc> src;
+    std::vector<std::pair<uint32_t, spd_list>> lists;
+    bool used = false;
+  };
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, CachedCell> cache_;
+  friend CompiledSpd compile_spd(const std::vector<const Policy*>&, const NatConfig&, CompileIds*);
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::pair<uint32_t, bool>> cells_;
   std::map<std::string, std::pair<uint32_t, bool>> lists_;
   Pool cell_pool_, list_pool_;

@@ -66,6 +66,24 @@ TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
   EXPECT_EQ(reply->bytes, synack.size() - 14);  // IP bytes, whatever the L2
 }
 
+// A new connection on a tuple whose previous one closed starts with fresh flags on both sides,
+// so the GC sees a connection attempt, not a closing flow.
+TEST_F(Nat, TcpTupleReuseAfterFinResetsTheFlags) {
+  snat(eth.tcp({kLan, kRemote}, 40000, 80, kSyn, {}));
+  rev(eth.tcp({kRemote, kNat}, 80, 40000, kSyn | kAck, {}));
+  snat(eth.tcp({kLan, kRemote}, 40000, 80, 0x01 | kAck, {}));  // FIN
+  rev(eth.tcp({kRemote, kNat}, 80, 40000, 0x01 | kAck, {}));
+  auto ok = ct_key(kLan, kRemote, 40000, 80, kTcp, IPSNAT_CT_ORIG);
+  auto rk = ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY);
+  EXPECT_TRUE(dp.ct_get(ok)->seen & IPSNAT_CT_SEEN_FIN);
+  EXPECT_TRUE(dp.ct_get(rk)->seen & IPSNAT_CT_SEEN_FIN);
+  auto r = snat(eth.tcp({kLan, kRemote}, 40000, 80, kSyn, {}));
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kNat, kRemote}, 40000, 80, kSyn, {}));
+  EXPECT_EQ(dp.ct_get(ok)->seen, unsigned(IPSNAT_CT_SEEN_SYN));
+  EXPECT_EQ(dp.ct_get(rk)->seen, 0u);
+  EXPECT_EQ(dp.ct_get(ok)->packets, 3u);
+}
+
 TEST_F(Nat, UdpIsTranslatedBothWays) {
   Bytes payload(100, 0x42);
   auto r = snat(eth.udp({kLan, kRemote}, 5353, 53, payload));

@@ -117,4 +117,17 @@ struct spd_active {
 };
 IPSNAT_ASSERT_SIZE(struct spd_active, 16);
 
+
+/* Test-only: what tc_spd_probe found for the last packet (spd_probe_res[0]). */
+struct spd_probe_result {
+	__u32 found; /* a policy matched the flow itself */
+	__u32 policy_index;
+	__u32 verdict;
+	__u32 nat_found;
+	struct spd_nat_target nat;
+	__u32 covered;
+	__u32 runs;
+};
+IPSNAT_ASSERT_SIZE(struct spd_probe_result, 16 + 28 + 8);
+
 #endif

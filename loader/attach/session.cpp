@@ -89,7 +89,18 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
 AttachResult attach(const AttachRequest& req) {
   require_privileges(!req.dry_run);
   AttachResult res;
+  StateStore store(StateStore::resolve_dir());
+  std::string id = StateStore::id_for(req.dev);
+  auto prev = store.load(id);
   auto facts = gather_facts(req.dev, req.settings);
+  // ipsnat's own companion policies from an earlier attach are not "another tool's".
+  if (prev) {
+    std::erase_if(facts.policies, [&](const spd::Policy& p) {
+      for (const auto& s : prev->steps)
+        if (auto* x = std::get_if<XfrmPolicyStep>(&s); x && x->policy.same_key(p)) return true;
+      return false;
+    });
+  }
   res.plan = make_plan(facts, req.settings);
   res.warnings = res.plan.warnings;
   if (req.dry_run) return res;
@@ -97,9 +108,7 @@ AttachResult attach(const AttachRequest& req) {
   PinStore pins(req.pin_root);
   pins.prepare();
   auto lock = pins.lock();
-  StateStore store(StateStore::resolve_dir());
-  std::string id = StateStore::id_for(req.dev);
-  auto prev = store.load(id);
+  prev = store.load(id);  // again, under the lock
   AttachState st;
   if (prev) {
     if (prev->ifindex != facts.dev.ifindex)

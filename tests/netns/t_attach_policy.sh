@@ -86,6 +86,10 @@ t_expect "still exactly two companions" \
   bash -c "[[ \$(ip -n $gw xfrm policy | grep -c 'src 10.0.0.0/8 dst 192.168.1.0/24') == 2 ]]"
 t_expect "still one rule" bash -c "[[ \$(ip -n $gw rule | grep -c 'lookup 421') == 1 ]]"
 
+# Something ipsnat added disappeared meanwhile (an operator, a crash between record and apply):
+# detach still removes the rest and succeeds.
+ip -n "$gw" route del blackhole 10.20.30.2 table 421 proto 165
+ip -n "$gw" xfrm policy del src 10.0.0.0/8 dst 192.168.1.0/24 dir in
 t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 after=$(t_snapshot "$gw")
 t_expect "detach restored links, qdiscs, filters, routes, rules and policies" test "$before" == "$after"

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <thread>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 
 #include "attach/applier.h"
@@ -197,40 +199,60 @@ AttachResult attach(const AttachRequest& req) {
   for (const auto& p : inside) st.inside.push_back(p.str());
   store.save(id, st);
 
-  auto skel = load_object(pins, res.warnings);
-  // How the datapath treats the device (maps/config.h).
-  ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
-  uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
-  if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
-    throw SysError("writing ipsnat_dev", errno);
-
-  // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
-  // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync now; keeping it
-  // live is `ipsnat run`'s job (docs/attach.md).
-  if (req.sync_spd) {
-    spd::NatConfig nat;
-    nat.inside = inside;
-    spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
-    mirror.sync_once();
-    if (!mirror.stats().last_refusal.empty())
-      res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+  // Every program the mode can need is pinned, so the follower re-plans from the pins without
+  // loading (and verifying) the object again.
+  std::vector<std::string> names = res.plan.mode == Mode::Route
+                                       ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress"}
+                                       : std::vector<std::string>{"tc_guard_egress", "tc_rev_ingress", "lwt_snat_xmit"};
+  std::map<std::string, int> pinned_fds;
+  if (!req.sync_spd && prev) {
+    for (const auto& path : st.prog_pins) {
+      int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) pinned_fds[path.substr(path.rfind('/') + 1)] = fd;
+    }
   }
+  bool from_pins = std::all_of(names.begin(), names.end(), [&](const std::string& n) { return pinned_fds.count(n); });
+  struct FdCloser {
+    std::map<std::string, int>& fds;
+    ~FdCloser() {
+      for (auto& [n, fd] : fds) close(fd);
+    }
+  } closer{pinned_fds};
 
-  std::vector<bpf_program*> progs;
-  for (const auto& s : res.plan.steps) {
-    std::string name;
-    if (auto* t = std::get_if<TcStep>(&s)) name = t->prog;
-    if (auto* r = std::get_if<RouteStep>(&s)) name = r->lwt_prog;
-    if (name.empty()) continue;
-    auto* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
-    if (!p) throw UserError("program " + name + " is missing from the BPF object", "a build error");
-    if (std::find(progs.begin(), progs.end(), p) == progs.end()) progs.push_back(p);
+  Skel skel;
+  if (!from_pins) {
+    skel = load_object(pins, res.warnings);
+    // How the datapath treats the device (maps/config.h).
+    ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
+    uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
+      throw SysError("writing ipsnat_dev", errno);
+
+    // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
+    // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync here; the
+    // follower (or `ipsnat run`) keeps it live (docs/attach.md).
+    if (req.sync_spd) {
+      spd::NatConfig nat;
+      nat.inside = inside;
+      spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
+      mirror.sync_once();
+      if (!mirror.stats().last_refusal.empty())
+        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+    }
+
+    std::vector<bpf_program*> progs;
+    for (const auto& name : names) {
+      auto* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
+      if (!p) throw UserError("program " + name + " is missing from the BPF object", "a build error");
+      progs.push_back(p);
+    }
+    st.prog_pins = pins.pin_programs(id, progs);
+    store.save(id, st);
   }
-  st.prog_pins = pins.pin_programs(id, progs);
-  store.save(id, st);
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {
+    if (from_pins) return pinned_fds.at(name);
     return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
   });
   if (req.spawn_follower && !follower_alive(st.daemon_pid)) {

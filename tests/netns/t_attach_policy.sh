@@ -86,11 +86,11 @@ pid=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[
 t_expect "a follower runs (pid $pid)" grep -q -- '--follow' "/proc/$pid/cmdline"
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 172.30.0.0/16 dir out priority 379519 \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
-for _ in $(seq 50); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' && break; sleep 0.1; done
+for _ in $(seq 150); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' && break; sleep 0.1; done
 t_expect "a later out-policy gets its LWT route" \
   bash -c "ip -n $gw route show table 421 | grep -q '172.30.0.0/16 *encap bpf xmit lwt_snat_xmit'"
 ip -n "$gw" xfrm policy del src 10.20.30.2/32 dst 172.30.0.0/16 dir out
-for _ in $(seq 50); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' || break; sleep 0.1; done
+for _ in $(seq 150); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' || break; sleep 0.1; done
 t_expect "and loses it with the policy" bash -c "! ip -n $gw route show table 421 | grep -q '172.30.0.0/16'"
 
 t_expect "attach again (reconcile) succeeds" t_in "$gw" "$IPSNAT" attach eth0

@@ -1,6 +1,9 @@
 #include "attach/applier.h"
 
 #include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include <array>
 
 #include <algorithm>
 #include <cerrno>
@@ -109,7 +112,8 @@ void Applier::remove_all() {
     st_.steps.pop_back();
     save();
   }
-  if (st_.clsact_created && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
+  bool device_exists = if_indextoname(static_cast<unsigned>(st_.ifindex), std::array<char, IF_NAMESIZE>{}.data());
+  if (st_.clsact_created && device_exists && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
     bpf_tc_hook hook{};
     hook.sz = sizeof(hook);
     hook.ifindex = st_.ifindex;

@@ -35,4 +35,10 @@ t_expect "second detach says it is not attached" grep -q 'not attached to "wan0"
 err=$(t_in "$ns" "$IPSNAT" attach nosuch0 2>&1) && t_fail "attach to a missing device should fail" || true
 t_expect "missing device named in one line" \
   bash -c "[[ \$(wc -l <<<'$err') == 1 ]] && grep -q 'cannot find device \"nosuch0\"' <<<'$err'"
+# The device vanished while attached: detach still clears the record (and whatever else is left).
+ip -n "$ns" link add gone0 type veth peer name gone1
+t_expect "attach gone0" t_in "$ns" "$IPSNAT" attach gone0 --mode route --allow-empty --no-daemon
+ip -n "$ns" link del gone0
+t_expect "detach after the device was deleted" t_in "$ns" "$IPSNAT" detach gone0
+t_expect "no state left for gone0" bash -c "! ls $IPSNAT_STATE_DIR/*@gone0.json 2>/dev/null"
 t_done

@@ -133,6 +133,17 @@ TEST(AttachPlan, ExistingCompanionSelectorIsNotTouched) {
   EXPECT_FALSE(plan.warnings.empty());
 }
 
+TEST(AttachPlan, PortRestrictedPolicyIsFlaggedInPolicyMode) {
+  auto f = gateway(false);
+  f.policies[0].sel.proto = IPPROTO_TCP;
+  f.policies[0].sel.dport = 443;
+  f.policies[0].sel.dport_mask = 0xffff;
+  auto plan = make_plan(f, Settings{});
+  ASSERT_FALSE(plan.warnings.empty());
+  EXPECT_NE(plan.warnings[0].find("restricts ports"), std::string::npos);
+  EXPECT_TRUE(make_plan(gateway(false), Settings{}).warnings.empty());
+}
+
 TEST(AttachPlan, RouteModeOnlyHooksTheTunnelDevice) {
   auto f = gateway(false);
   f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true};

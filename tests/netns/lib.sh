@@ -11,7 +11,10 @@ T_PIDS=()
 t_cleanup() {
   local ns pid
   for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ns in "${T_NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  # By prefix: `ns=$(t_netns x)` runs t_netns in a subshell, so T_NAMESPACES stays empty there.
+  for ns in "${T_NAMESPACES[@]}" $(ip netns list | awk '{print $1}' | grep "^$T_PREFIX"); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
   if [[ -n ${IPSNAT_PIN_ROOT:-} && $IPSNAT_PIN_ROOT == /sys/fs/bpf/ipsnat-t* ]]; then rm -rf "$IPSNAT_PIN_ROOT"; fi
   if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then rm -rf "$IPSNAT_STATE_DIR"; fi
 }

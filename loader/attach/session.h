@@ -1,0 +1,39 @@
+#pragma once
+// `ipsnat attach` / `ipsnat detach` end to end: facts, plan, programs and pins, applier, state,
+// SPD maps. The CLI verbs are thin wrappers around these.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "attach/plan.h"
+
+namespace ipsnat::attach {
+
+struct AttachRequest {
+  std::string dev;
+  Settings settings;
+  std::string pin_root;  // resolved
+  bool dry_run = false;
+  bool sync_spd = true;        // fill the SPD maps once (off in the follower: its mirror owns them)
+  bool spawn_follower = true;  // start `ipsnat attach DEV --follow` in the background
+};
+
+// Reads links, addresses, the SPD and routes (needs CAP_NET_ADMIN for the SPD).
+HostFacts gather_facts(const std::string& dev, const Settings& settings);
+// Throws UserError naming the first missing capability.
+void require_privileges(bool need_bpf);
+
+struct AttachResult {
+  AttachPlan plan;
+  std::vector<std::string> warnings;  // replaced pins, plan warnings
+  bool reattached = false;
+};
+AttachResult attach(const AttachRequest& req);
+// Returns false when nothing is recorded for dev in this namespace.
+bool detach(const std::string& dev);
+
+// The background follower (docs/attach.md): keeps the SPD maps live and re-plans the device's
+// routes and companion policies whenever the kernel's SPD changes, until SIGTERM or detach.
+int follow(const AttachRequest& req);
+
+}  // namespace ipsnat::attach

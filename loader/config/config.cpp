@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <initializer_list>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -43,7 +44,7 @@ const char* type_name(const toml::node& n) {
   }
 }
 
-// Reads one TOML table: each get_* marks its key as known, finish() rejects every other key so
+// Reads one TOML table: allow() rejects every key the table may not have, so
 // that a typo ("prot = 6") is an error and never silently ignored.
 class TableReader {
  public:
@@ -58,7 +59,6 @@ class TableReader {
   const std::string& file() const { return file_; }
 
   const toml::node* get(const std::string& key) {
-    known_.push_back(key);
     return t_.get(key);
   }
 
@@ -97,11 +97,13 @@ class TableReader {
     fail(n, key, kDurationExpected);
   }
 
-  void finish(const char* allowed) const {
+  // Rejects every key not in `keys` before anything else is read, so that a typo is reported as
+  // such rather than as the missing key it was meant to be.
+  void allow(std::initializer_list<std::string_view> keys, const char* allowed) const {
     for (auto&& [k, v] : t_) {
       std::string key(k.str());
       bool ok = false;
-      for (const auto& known : known_) ok |= known == key;
+      for (auto known : keys) ok |= known == key;
       if (ok) continue;
       int line = k.source().begin.line ? static_cast<int>(k.source().begin.line) : line_of(v);
       throw ConfigError(file_, line, qualified(key), std::string("unknown key; expected one of: ") + allowed);
@@ -113,7 +115,6 @@ class TableReader {
   const std::string& file_;
   std::string path_;
   int line_;
-  std::vector<std::string> known_;
 };
 
 // Calls fn(table, path, line) for each table of an array of tables `[[key]]` (or a single table).
@@ -183,6 +184,7 @@ std::pair<uint32_t, uint16_t> require_host_port(TableReader& r, const toml::node
 void read_devices(TableReader& top, Config& c) {
   for_each_table(top, "device", "device tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
+    r.allow({"name", "mode"}, "name, mode");
     Device d;
     d.line = line;
     d.name = r.require_string("name", "expected a network device name like \"eth0\"");
@@ -195,7 +197,6 @@ void read_devices(TableReader& top, Config& c) {
       else if (m == "policy") d.mode = DeviceMode::kPolicy;
       else r.fail(n, "mode", "expected \"auto\", \"route\" or \"policy\", got \"" + m + "\"");
     }
-    r.finish("name, mode");
     for (const auto& other : c.devices)
       if (other.name == d.name)
         r.fail(nullptr, "name", "expected each device once; \"" + d.name + "\" is already configured at line " +
@@ -207,6 +208,7 @@ void read_devices(TableReader& top, Config& c) {
 void read_nat(TableReader& top, Config& c) {
   for_each_table(top, "nat", "NAT rule tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
+    r.allow({"inside", "to", "destinations"}, "inside, to, destinations");
     NatRule rule;
     rule.line = line;
     const char* pfx = "expected an IPv4 prefix like \"192.168.1.0/24\"";
@@ -223,7 +225,6 @@ void read_nat(TableReader& top, Config& c) {
                            " (1:1 map of inside " + rule.inside.str() + ") or a single address, got /" +
                            std::to_string(rule.to.len));
     rule.destinations = read_prefix_list(r, "destinations");
-    r.finish("inside, to, destinations");
     for (const auto& other : c.nat)
       if (other.inside == rule.inside)
         r.fail(inside, "inside", "expected one rule per inside prefix; " + rule.inside.str() +
@@ -235,6 +236,7 @@ void read_nat(TableReader& top, Config& c) {
 void read_forwards(TableReader& top, Config& c) {
   for_each_table(top, "forward", "port-forward tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
+    r.allow({"proto", "port", "address", "to"}, "proto, port, address, to");
     PortForward f;
     f.line = line;
     const toml::node* proto = r.get_string_node("proto", "expected \"tcp\" or \"udp\"");
@@ -260,7 +262,6 @@ void read_forwards(TableReader& top, Config& c) {
     const toml::node* to = r.get_string_node("to", "expected \"ADDRESS:PORT\" of the inside host");
     if (!to) r.fail(nullptr, "to", "missing; expected \"ADDRESS:PORT\" of the inside host like \"192.168.1.10:80\"");
     std::tie(f.inside_addr, f.inside_port) = require_host_port(r, to, "to");
-    r.finish("proto, port, address, to");
 
     if (!c.inside.empty()) {
       bool inside = false;
@@ -284,13 +285,14 @@ void read_timeouts(TableReader& top, Config& c) {
   const toml::table* t = n->as_table();
   if (!t) top.fail(n, "timeouts", "expected a [timeouts] table");
   TableReader r(*t, top.file(), "timeouts", line_of(*t));
+  r.allow({"tcp_established", "tcp_transitory", "udp", "udp_stream", "icmp"},
+          "tcp_established, tcp_transitory, udp, udp_stream, icmp");
   Timeouts& to = c.timeouts;
   if (auto v = r.get_duration("tcp_established")) to.tcp_established = *v;
   if (auto v = r.get_duration("tcp_transitory")) to.tcp_transitory = *v;
   if (auto v = r.get_duration("udp")) to.udp = *v;
   if (auto v = r.get_duration("udp_stream")) to.udp_stream = *v;
   if (auto v = r.get_duration("icmp")) to.icmp = *v;
-  r.finish("tcp_established, tcp_transitory, udp, udp_stream, icmp");
 }
 
 }  // namespace
@@ -396,6 +398,10 @@ Config parse_config(std::string_view text, const std::string& file_name) {
   Config c;
   c.source = file_name;
   TableReader top(doc, file_name, "", 1);
+  top.allow({"inside", "port_range", "metrics", "log_format", "log_level", "gc_interval", "state_dir", "device", "nat",
+             "forward", "timeouts"},
+            "inside, port_range, metrics, log_format, log_level, gc_interval, state_dir, [[device]], [[nat]], "
+            "[[forward]], [timeouts]");
 
   // `inside` first: port-forwards are checked against it.
   c.inside = read_prefix_list(top, "inside");
@@ -440,9 +446,6 @@ Config parse_config(std::string_view text, const std::string& file_name) {
       top.fail(top.get("state_dir"), "state_dir", "expected an absolute directory like \"/run/ipsnat\"");
     c.state_dir = *v;
   }
-  top.finish(
-      "inside, port_range, metrics, log_format, log_level, gc_interval, state_dir, [[device]], [[nat]], "
-      "[[forward]], [timeouts]");
   return c;
 }
 

@@ -73,6 +73,16 @@ void MetricsServer::on_connection(int fd, uint32_t events) {
   auto it = conns_.find(fd);
   if (it == conns_.end()) return;
   Connection& c = it->second;
+  if (c.draining) {
+    // Closing with unread input would send RST and could destroy the response in flight
+    // (an oversized request is exactly that case): read and drop until the peer closes.
+    char sink[4096];
+    ssize_t n;
+    while ((n = read(fd, sink, sizeof(sink))) > 0) {
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) close_connection(fd);
+    return;
+  }
   if (!c.out.empty()) {  // responding; only writability matters now
     if (events & (EPOLLERR | EPOLLHUP)) return close_connection(fd);
     return flush(fd, c);
@@ -135,9 +145,12 @@ void MetricsServer::flush(int fd, Connection& c) {
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // wait for EPOLLOUT
     if (n < 0 && errno == EINTR) continue;
-    break;
+    return close_connection(fd);
   }
-  close_connection(fd);
+  // Lingering close: the deadline reaper bounds how long a peer may keep us draining.
+  shutdown(fd, SHUT_WR);
+  c.draining = true;
+  loop_.modify(fd, EPOLLIN | EPOLLRDHUP);
 }
 
 void MetricsServer::close_connection(int fd) {

@@ -34,6 +34,7 @@ class MetricsServer {
     std::string in;
     std::string out;
     size_t sent = 0;
+    bool draining = false;  // response sent, write side shut: discard input until EOF
     std::chrono::steady_clock::time_point deadline;
   };
   void accept_all();

@@ -207,3 +207,8 @@ TEST(Config, UnreadableFile) {
     EXPECT_STREQ(e.what(), "/nonexistent/ipsnat.toml: expected a readable file: No such file or directory");
   }
 }
+
+TEST(Config, TypoIsReportedAsTypoNotAsMissingKey) {
+  EXPECT_EQ(error_of("[[device]]\nnme = \"eth0\"\n"),
+            "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode");
+}

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "config/config.h"
 
 using namespace ipsnat::config;
@@ -211,4 +213,33 @@ TEST(Config, UnreadableFile) {
 TEST(Config, TypoIsReportedAsTypoNotAsMissingKey) {
   EXPECT_EQ(error_of("[[device]]\nnme = \"eth0\"\n"),
             "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode");
+}
+
+// The shipped example must stay valid (docs point users to it).
+TEST(Config, ShippedExampleIsValid) {
+  Config c = load_config_file(std::string(IPSNAT_SOURCE_DIR) + "/deploy/ipsnat.toml.example");
+  EXPECT_EQ(c.devices.size(), 1u);
+  EXPECT_EQ(c.nat.size(), 2u);
+  EXPECT_EQ(c.forwards.size(), 1u);
+}
+
+// The ConfigMap's embedded ipsnat.toml (a YAML block scalar indented by four spaces) too.
+TEST(Config, KubernetesConfigMapIsValid) {
+  std::ifstream in(std::string(IPSNAT_SOURCE_DIR) + "/deploy/kubernetes/configmap.yaml");
+  ASSERT_TRUE(in);
+  std::string line, toml;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.find("ipsnat.toml: |") != std::string::npos) {
+      inside = true;
+      continue;
+    }
+    if (!inside) continue;
+    if (!line.empty() && line.rfind("    ", 0) != 0) break;
+    toml += (line.size() >= 4 ? line.substr(4) : "") + "\n";
+  }
+  ASSERT_FALSE(toml.empty());
+  Config c = parse_config(toml, "configmap.yaml:ipsnat.toml");
+  EXPECT_EQ(c.devices.size(), 1u);
+  EXPECT_EQ(c.log_format, LogFormat::kJson);
 }

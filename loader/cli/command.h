@@ -28,6 +28,8 @@ void register_detach(CLI::App& app, Context& ctx);
 void register_run(CLI::App& app, Context& ctx);
 void register_status(CLI::App& app, Context& ctx);
 void register_flows(CLI::App& app, Context& ctx);
+void register_policies(CLI::App& app, Context& ctx);
+void register_explain(CLI::App& app, Context& ctx);
 
 // Runs the CLI: parses, dispatches, turns exceptions into one-line errors. Returns the exit status.
 int run(int argc, char** argv);

@@ -23,6 +23,8 @@ Daemon::Daemon(DaemonOptions opts) : opts_(std::move(opts)) {}
 
 Daemon::~Daemon() {
   // Owned objects deregister from loop_ in their destructors: destroy them before the loop.
+  for (int fd : registered_fds_)
+    if (fd >= 0) loop_.remove(fd);
   metrics_.reset();
   publisher_.reset();
   timers_.clear();
@@ -56,6 +58,7 @@ void Daemon::apply(const config::Config& c, bool initial) {
   }
   config_ = c;
   rearm_timers();
+  sync_fds();
 
   state_.config = opts_.config_path;
   state_.config_loaded = now_unix();
@@ -65,18 +68,40 @@ void Daemon::apply(const config::Config& c, bool initial) {
   if (!initial) ++state_.reloads;
 }
 
+void Daemon::sync_fds() {
+  registered_fds_.resize(services_.size(), -1);
+  for (size_t i = 0; i < services_.size(); ++i) {
+    int fd = services_[i]->fd();
+    if (fd == registered_fds_[i]) continue;
+    if (registered_fds_[i] >= 0) loop_.remove(registered_fds_[i]);
+    registered_fds_[i] = -1;
+    if (fd < 0) continue;
+    Service* raw = services_[i].get();
+    loop_.add(fd, EPOLLIN, [this, raw](uint32_t) {
+      try {
+        raw->on_readable();
+      } catch (const std::exception& e) {
+        spdlog::error("{}: {}", raw->name(), e.what());
+      }
+      sync_fds();
+    });
+    registered_fds_[i] = fd;
+  }
+}
+
 void Daemon::rearm_timers() {
   timers_.clear();
   for (auto& s : services_) {
     auto period = s->period();
     if (period.count() <= 0) continue;
     Service* raw = s.get();
-    timers_.push_back(std::make_unique<PeriodicTimer>(loop_, period, [raw] {
+    timers_.push_back(std::make_unique<PeriodicTimer>(loop_, period, [this, raw] {
       try {
         raw->on_timer();
       } catch (const std::exception& e) {
         spdlog::error("{}: {}", raw->name(), e.what());
       }
+      sync_fds();
     }));
   }
 }
@@ -170,17 +195,6 @@ int Daemon::run() {
   state_.started = now_unix();
 
   loop_.add(signals_->fd(), EPOLLIN, [this](uint32_t) { on_signal(); });
-  for (auto& s : services_) {
-    if (s->fd() < 0) continue;
-    Service* raw = s.get();
-    loop_.add(s->fd(), EPOLLIN, [raw](uint32_t) {
-      try {
-        raw->on_readable();
-      } catch (const std::exception& e) {
-        spdlog::error("{}: {}", raw->name(), e.what());
-      }
-    });
-  }
   publisher_ = std::make_unique<PeriodicTimer>(loop_, state::kPublishInterval, [this] { publish(); });
   publish();
   spdlog::info("ipsnat daemon started (pid {}, config {}, {} devices, pin root {})", getpid(),

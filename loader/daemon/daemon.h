@@ -4,6 +4,7 @@
 // config kept); SIGTERM/SIGINT end the loop WITHOUT detaching anything: the datapath keeps
 // working from its pinned maps and the next start adopts them.
 #include <memory>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ class Daemon {
   void on_signal();
   void publish();
   void rearm_timers();
+  // (Re)registers each service's fd with the loop: a service may open its socket late (the
+  // mirror adopts the pins once something is attached) or replace it on reload.
+  void sync_fds();
 
   DaemonOptions opts_;
   config::Config config_;
@@ -72,6 +76,7 @@ class Daemon {
   state::DaemonState state_;
   std::string published_state_dir_;
   std::vector<std::string> missing_;
+  std::vector<int> registered_fds_;  // parallel to services_, -1 = none
 };
 
 }  // namespace ipsnat::daemon

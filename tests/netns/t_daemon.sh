@@ -48,6 +48,9 @@ t_expect "GET /metrics is 200" grep -q '^HTTP/1.0 200 OK' <<<"$resp"
 t_expect "exposition content type" grep -q '^Content-Type: text/plain; version=0.0.4' <<<"$resp"
 t_expect "ipsnat_up with HELP and TYPE" bash -c "grep -q '^# TYPE ipsnat_up gauge' <<<\"\$1\" && grep -q '^ipsnat_up 1' <<<\"\$1\"" _ "$resp"
 t_expect "reloads start at 0" grep -q '^ipsnat_config_reloads_total 0' <<<"$resp"
+t_expect "mirror and GC are plugged in" bash -c "grep -q '^ipsnat_component_enabled{component=\"spd_mirror\"} 1' <<<\"\$1\" && \
+  grep -q '^ipsnat_component_enabled{component=\"ct_gc\"} 1' <<<\"\$1\"" _ "$resp"
+t_expect "mirror waits for pins (nothing pinned under the test root)" grep -q '^ipsnat_mirror_up 0' <<<"$resp"
 resp=$(http /other)
 t_expect "GET /other is 404" grep -q '^HTTP/1.0 404 Not Found' <<<"$resp"
 big=$(head -c 6000 /dev/zero | tr '\0' a)

@@ -7,9 +7,13 @@ T_PREFIX="ipsnat-t$$-"
 T_NAMESPACES=()
 T_FAILED=0
 
+# By prefix, not only from T_NAMESPACES: `ns=$(t_netns x)` runs t_netns in a subshell, so its
+# additions to the array never reach the shell that cleans up.
 t_cleanup() {
   local ns
-  for ns in "${T_NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "${T_NAMESPACES[@]}" $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${T_PREFIX}"); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
 }
 trap t_cleanup EXIT
 

@@ -68,6 +68,8 @@ int run(int argc, char** argv) {
   register_check(app, ctx);
   register_attach(app, ctx);
   register_detach(app, ctx);
+  register_run(app, ctx);
+  register_status(app, ctx);
   register_flows(app, ctx);
   register_policies(app, ctx);
   register_explain(app, ctx);

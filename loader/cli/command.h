@@ -26,6 +26,8 @@ struct Context {
 void register_check(CLI::App& app, Context& ctx);
 void register_attach(CLI::App& app, Context& ctx);
 void register_detach(CLI::App& app, Context& ctx);
+void register_run(CLI::App& app, Context& ctx);
+void register_status(CLI::App& app, Context& ctx);
 void register_flows(CLI::App& app, Context& ctx);
 void register_policies(CLI::App& app, Context& ctx);
 void register_explain(CLI::App& app, Context& ctx);

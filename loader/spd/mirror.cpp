@@ -181,6 +181,8 @@ void SpdMirror::sync_once() {
   publish();
 }
 
+int SpdMirror::fd() const { return source_->fd(); }
+
 bool SpdMirror::poll_once(int timeout_ms) {
   pollfd p{source_->fd(), POLLIN, 0};
   if (poll(&p, 1, timeout_ms) <= 0) return false;

@@ -76,6 +76,8 @@ class SpdMirror {
   // maps when the SPD changed. Returns true when the maps were rewritten.
   bool poll_once(int timeout_ms);
   void run(std::stop_token stop);
+  // The NETLINK_XFRM socket, for an event loop that calls poll_once(0) when it is readable.
+  int fd() const;
   const SpdModel& model() const { return model_; }
   const SpdMirrorStats& stats() const { return stats_; }
 

@@ -1,0 +1,80 @@
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "cli/command.h"
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "daemon/plugins.h"
+#include "state/pinned.h"
+#include "util/error.h"
+
+namespace ipsnat::cli {
+
+void register_run(CLI::App& app, Context& ctx) {
+  struct Args {
+    std::string config;
+    std::string metrics;
+    std::string log_format;
+    std::string log_level;
+    std::string state_dir;
+    bool check_config = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("run", "Run as a daemon: keep the SPD mirror and conntrack housekeeping going");
+  cmd->add_option("-c,--config", args->config, "TOML configuration file (docs/config.md)");
+  cmd->add_option("--metrics", args->metrics, "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9477)");
+  cmd->add_option("--log-format", args->log_format, "text | json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_option("--log-level", args->log_level, "debug | info | warn | error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)");
+  cmd->add_flag("--check-config", args->check_config, "Parse the configuration, report errors, and exit");
+  cmd->footer(
+      "SIGHUP reloads the configuration (a bad one is reported and the running one kept).\n"
+      "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.");
+  cmd->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      daemon::DaemonOptions opts;
+      opts.config_path = args->config;
+      opts.pin_root = state::default_pin_root();
+      if (!args->metrics.empty()) {
+        auto a = config::parse_listen_address(args->metrics);
+        if (!a) throw UserError("--metrics: expected ADDR:PORT like 127.0.0.1:9477, got \"" + args->metrics + "\"");
+        opts.overrides.metrics = *a;
+      }
+      if (!args->log_format.empty())
+        opts.overrides.log_format = args->log_format == "json" ? config::LogFormat::kJson : config::LogFormat::kText;
+      if (!args->log_level.empty()) opts.overrides.log_level = args->log_level;
+      else if (ctx.global.verbose >= 2) opts.overrides.log_level = "debug";
+      if (!args->state_dir.empty()) opts.overrides.state_dir = args->state_dir;
+
+      if (args->check_config) {
+        config::Config c = args->config.empty() ? config::Config{} : config::load_config_file(args->config);
+        std::printf("%s: ok (%zu devices, %zu NAT rules, %zu port-forwards)\n",
+                    args->config.empty() ? "(defaults)" : args->config.c_str(), c.devices.size(), c.nat.size(),
+                    c.forwards.size());
+        return 0;
+      }
+
+      daemon::Daemon d(std::move(opts));
+      daemon::ServiceContext sctx{state::default_pin_root()};
+      struct Plug {
+        const char* what;
+        std::unique_ptr<daemon::Service> service;
+      };
+      Plug plugs[] = {
+          {"attach", daemon::make_attach_service(sctx)},
+          {"spd_mirror", daemon::make_spd_mirror_service(sctx)},
+          {"ct_gc", daemon::make_ct_gc_service(sctx)},
+          {"datapath_metrics", daemon::make_datapath_metrics_service(sctx)},
+      };
+      for (auto& p : plugs) {
+        if (p.service) d.add_service(std::move(p.service));
+        else d.note_missing(p.what);
+      }
+      return d.run();
+    };
+  });
+}
+
+}  // namespace ipsnat::cli

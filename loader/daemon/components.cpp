@@ -1,0 +1,208 @@
+#include "daemon/components.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "ct/ct_map.h"
+#include "ct/gc.h"
+#include "maps/config.h"
+#include "spd/mirror.h"
+#include "state/pinned.h"
+#include "util/error.h"
+
+namespace ipsnat::daemon {
+
+namespace {
+
+int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+bool pinned(const std::string& root, const char* name) {
+  return access(state::pinned_map_path(root, name).c_str(), F_OK) == 0;
+}
+
+spd::Prefix to_spd(const config::Ipv4Prefix& p) { return spd::Prefix{spd::Address::v4(htonl(p.addr)), p.len}; }
+
+// [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
+// selector is the rule's `to` (the address or block the SPD names).
+spd::NatConfig nat_config_of(const config::Config& c) {
+  spd::NatConfig n;
+  for (const auto& p : c.inside) n.inside.push_back(to_spd(p));
+  for (const auto& r : c.nat) {
+    spd::NatOverride o;
+    o.policy_src = to_spd(r.to);
+    o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
+    o.nat = to_spd(r.to);
+    o.inside = to_spd(r.inside);
+    n.overrides.push_back(o);
+    if (!r.destinations.empty())
+      spdlog::warn("{}:{}: nat.destinations is not applied by the SPD mirror yet; the rule covers the destinations "
+                   "of the policies whose source is {}",
+                   c.source, r.line, r.to.str());
+  }
+  return n;
+}
+
+}  // namespace
+
+// ---- SPD mirror --------------------------------------------------------------------------
+
+SpdMirrorService::SpdMirrorService(std::string pin_root) : pin_root_(std::move(pin_root)) {}
+SpdMirrorService::~SpdMirrorService() = default;
+
+int SpdMirrorService::fd() const { return mirror_ ? mirror_->fd() : -1; }
+
+void SpdMirrorService::try_adopt() {
+  if (mirror_ || !config_) return;
+  if (!pinned(pin_root_, "spd_active")) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "spd_active");
+    return;
+  }
+  try {
+    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat_config_of(*config_));
+    mirror_->sync_once();
+    last_resync_ = now_unix();
+    last_error_.clear();
+    spdlog::info("spd_mirror: following the SPD into {} ({} policies)", pin_root_, mirror_->model().size());
+  } catch (const std::exception& e) {
+    mirror_.reset();
+    last_error_ = e.what();
+    spdlog::warn("spd_mirror: {}", e.what());
+  }
+}
+
+void SpdMirrorService::apply(const config::Config& c) {
+  bool nat_changed = !config_ || config_->inside != c.inside || config_->nat.size() != c.nat.size();
+  if (config_ && !nat_changed)
+    for (size_t i = 0; i < c.nat.size(); ++i)
+      nat_changed |= !(config_->nat[i].inside == c.nat[i].inside && config_->nat[i].to == c.nat[i].to);
+  config_ = std::make_unique<config::Config>(c);
+  if (nat_changed && mirror_) {
+    // The mirror takes its NAT settings at construction: rebuild it, with a full sync.
+    mirror_.reset();
+  }
+  try_adopt();
+}
+
+void SpdMirrorService::on_readable() {
+  if (!mirror_) return;
+  uint64_t before = mirror_->stats().resyncs;
+  mirror_->poll_once(0);
+  if (mirror_->stats().resyncs != before) last_resync_ = now_unix();
+}
+
+void SpdMirrorService::on_timer() { try_adopt(); }
+
+void SpdMirrorService::collect(metrics::Exposition& e) const {
+  using metrics::MetricType;
+  e.family("ipsnat_mirror_up", "1 when the SPD mirror follows the kernel's SPD into the pinned maps", MetricType::kGauge)
+      .add(mirror_ ? 1 : 0);
+  if (!mirror_) return;
+  const auto& s = mirror_->stats();
+  e.family("ipsnat_mirror_events_total", "XFRM policy notifications applied", MetricType::kCounter).add(s.events);
+  e.family("ipsnat_mirror_resyncs_total", "Full SPD dumps after lost notifications", MetricType::kCounter).add(s.resyncs);
+  e.family("ipsnat_mirror_refusals_total", "Compiles refused (the maps kept the last exact SPD)", MetricType::kCounter)
+      .add(s.refusals);
+  e.family("ipsnat_mirror_swaps_total", "Generation swaps of the SPD maps", MetricType::kCounter).add(s.swaps);
+  e.family("ipsnat_mirror_policies", "Policies in the mirrored SPD", MetricType::kGauge).add(mirror_->model().size());
+  e.family("ipsnat_mirror_last_resync_timestamp_seconds", "Last full sync of the SPD", MetricType::kGauge)
+      .add(static_cast<uint64_t>(last_resync_));
+}
+
+void SpdMirrorService::report(state::DaemonState& st) const {
+  st.mirror.enabled = true;
+  st.mirror.healthy = mirror_ != nullptr;
+  st.mirror.last_error = last_error_;
+  st.mirror.last_resync = last_resync_;
+  if (!mirror_) return;
+  const auto& s = mirror_->stats();
+  st.mirror.events = s.events;
+  st.mirror.resyncs = s.resyncs;
+  st.mirror.policies = mirror_->model().size();
+  if (!s.last_refusal.empty()) st.mirror.last_error = "refused: " + s.last_refusal;
+}
+
+// ---- conntrack GC ------------------------------------------------------------------------
+
+CtGcService::CtGcService(std::string pin_root) : pin_root_(std::move(pin_root)) {}
+CtGcService::~CtGcService() = default;
+
+bool CtGcService::open() {
+  if (maps_) return true;
+  if (!pinned(pin_root_, "ipsnat_ct") || !pinned(pin_root_, "ipsnat_cfg")) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "ipsnat_ct");
+    return false;
+  }
+  try {
+    maps_ = std::make_unique<ct::CtMaps>(ct::CtMaps::open_pinned(pin_root_));
+    last_error_.clear();
+    write_config();
+    return true;
+  } catch (const std::exception& e) {
+    last_error_ = e.what();
+    maps_.reset();
+    return false;
+  }
+}
+
+void CtGcService::write_config() {
+  if (!config_) return;
+  int fd = bpf_obj_get(state::pinned_map_path(pin_root_, "ipsnat_cfg").c_str());
+  if (fd < 0) throw SysError("opening ipsnat_cfg", errno);
+  uint32_t key = 0;
+  ipsnat_config v{};
+  bpf_map_lookup_elem(fd, &key, &v);  // keep fields the file does not set (flags, rst, other)
+  const auto& t = config_->timeouts;
+  v.port_min = config_->port_range.min;
+  v.port_max = config_->port_range.max;
+  v.tcp_syn_s = t.tcp_transitory;
+  v.tcp_fin_s = t.tcp_transitory;
+  v.tcp_est_s = t.tcp_established;
+  v.udp_s = t.udp;
+  v.udp_stream_s = t.udp_stream;
+  v.icmp_s = t.icmp;
+  int rc = bpf_map_update_elem(fd, &key, &v, BPF_ANY);
+  int err = errno;
+  close(fd);
+  if (rc < 0) throw SysError("writing ipsnat_cfg", err);
+  spdlog::info("ct_gc: port range {}-{} and timeouts written to ipsnat_cfg", v.port_min, v.port_max);
+}
+
+void CtGcService::apply(const config::Config& c) {
+  config_ = std::make_unique<config::Config>(c);
+  gc_interval_ = c.gc_interval;
+  if (maps_) write_config();
+  else open();
+}
+
+void CtGcService::on_timer() {
+  if (!open()) return;
+  auto r = ct::CtGc(*maps_).sweep(ct::boottime_ns());
+  ++runs_;
+  evicted_ += r.expired;
+  entries_deleted_ += r.entries_deleted;
+  last_run_ = now_unix();
+  if (r.expired) spdlog::debug("ct_gc: {} of {} flows expired", r.expired, r.flows);
+}
+
+void CtGcService::collect(metrics::Exposition& e) const {
+  using metrics::MetricType;
+  e.family("ipsnat_ct_gc_runs_total", "Conntrack GC sweeps", MetricType::kCounter).add(runs_);
+  e.family("ipsnat_ct_gc_evicted_flows_total", "Flows deleted by the GC after their timeout", MetricType::kCounter)
+      .add(evicted_);
+}
+
+void CtGcService::report(state::DaemonState& s) const {
+  s.gc.enabled = true;
+  s.gc.runs = runs_;
+  s.gc.evicted = evicted_;
+  s.gc.last_run = last_run_;
+  s.gc.last_error = last_error_;
+}
+
+}  // namespace ipsnat::daemon

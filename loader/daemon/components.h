@@ -1,0 +1,66 @@
+#pragma once
+// The daemon's adapters around the SPD mirror (spd/mirror.h) and the conntrack GC (ct/gc.h).
+// Both adopt the pinned maps lazily: when nothing is attached yet they report so and retry on
+// their timer, so `ipsnat run` may start before `ipsnat attach` (or the attach service) pins.
+#include <memory>
+#include <string>
+
+#include "daemon/service.h"
+
+namespace ipsnat::spd {
+class SpdMirror;
+}
+namespace ipsnat::ct {
+class CtMaps;
+}
+
+namespace ipsnat::daemon {
+
+class SpdMirrorService : public Service {
+ public:
+  explicit SpdMirrorService(std::string pin_root);
+  ~SpdMirrorService() override;
+  std::string name() const override { return "spd_mirror"; }
+  int fd() const override;
+  void on_readable() override;
+  std::chrono::milliseconds period() const override { return std::chrono::seconds(2); }
+  void on_timer() override;  // adopts the pins once they exist
+  void apply(const config::Config& c) override;
+  void collect(metrics::Exposition& e) const override;
+  void report(state::DaemonState& s) const override;
+
+ private:
+  void try_adopt();
+  std::string pin_root_;
+  std::unique_ptr<config::Config> config_;
+  std::unique_ptr<spd::SpdMirror> mirror_;
+  int64_t last_resync_ = 0;
+  uint64_t resyncs_before_ = 0;
+  std::string last_error_;
+};
+
+class CtGcService : public Service {
+ public:
+  explicit CtGcService(std::string pin_root);
+  ~CtGcService() override;
+  std::string name() const override { return "ct_gc"; }
+  std::chrono::milliseconds period() const override { return std::chrono::seconds(gc_interval_); }
+  void on_timer() override;
+  // Writes port range and timeouts into the datapath's config map (ipsnat_cfg) when pinned.
+  void apply(const config::Config& c) override;
+  void collect(metrics::Exposition& e) const override;
+  void report(state::DaemonState& s) const override;
+
+ private:
+  bool open();
+  void write_config();
+  std::string pin_root_;
+  std::unique_ptr<config::Config> config_;
+  std::unique_ptr<ct::CtMaps> maps_;
+  uint32_t gc_interval_ = 10;
+  uint64_t runs_ = 0, evicted_ = 0, entries_deleted_ = 0;
+  int64_t last_run_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace ipsnat::daemon

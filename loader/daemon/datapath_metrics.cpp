@@ -1,0 +1,86 @@
+#include "daemon/datapath_metrics.h"
+
+#include <string_view>
+
+namespace ipsnat::daemon {
+
+using metrics::MetricType;
+
+namespace {
+// "drop-leak-guard" -> {"drop", "leak-guard"}: the verdict is a label of its own so that
+// `sum by (verdict)` gives drops vs passes vs translations.
+std::pair<std::string, std::string> verdict_of(const std::string& reason) {
+  auto dash = reason.find('-');
+  if (dash == std::string::npos) return {"other", reason};
+  return {reason.substr(0, dash), reason.substr(dash + 1)};
+}
+}  // namespace
+
+void add_datapath_metrics(metrics::Exposition& e, const DatapathSnapshot& snap, const config::PortRange& ports) {
+  e.family("ipsnat_datapath_pinned", "1 when the datapath's maps are pinned (ipsnat is attached)", MetricType::kGauge)
+      .add(snap.reasons ? 1 : 0);
+  if (snap.reasons) {
+    auto& pk = e.family("ipsnat_packets_total", "Packets seen by the datapath, by verdict and reason (summed over CPUs)",
+                        MetricType::kCounter);
+    auto& by = e.family("ipsnat_bytes_total", "Bytes seen by the datapath, by verdict and reason (summed over CPUs)",
+                        MetricType::kCounter);
+    for (const auto& r : *snap.reasons) {
+      auto [verdict, why] = verdict_of(r.name);
+      pk.add(r.packets, {{"verdict", verdict}, {"reason", r.name}});
+      by.add(r.bytes, {{"verdict", verdict}, {"reason", r.name}});
+    }
+  }
+  if (!snap.maps.empty()) {
+    auto& max = e.family("ipsnat_map_max_entries", "Capacity of each pinned BPF map", MetricType::kGauge);
+    auto& used = e.family("ipsnat_map_entries", "Entries in each pinned hash/LPM map", MetricType::kGauge);
+    for (const auto& m : snap.maps) {
+      max.add(m.max_entries, {{"map", m.name}});
+      if (m.entries) used.add(*m.entries, {{"map", m.name}});
+    }
+  }
+  if (snap.conntrack) {
+    const auto& ct = *snap.conntrack;
+    auto& flows = e.family("ipsnat_active_flows", "Flows in the conntrack map, by protocol", MetricType::kGauge);
+    for (const char* p : {"tcp", "udp", "icmp", "other"}) {
+      auto it = ct.flows_by_proto.find(p);
+      flows.add(it == ct.flows_by_proto.end() ? 0 : it->second, {{"proto", p}});
+    }
+    auto& used = e.family("ipsnat_nat_ports_in_use", "NAT ports (and echo ids) bound on each NAT address",
+                          MetricType::kGauge);
+    auto& frac = e.family("ipsnat_nat_port_range_use_ratio",
+                          "Bound NAT ports per NAT address over the size of the port range (0..1 per protocol "
+                          "summed, so it can exceed 1 with TCP and UDP sharing a port number)",
+                          MetricType::kGauge);
+    for (const auto& [addr, n] : ct.ports_in_use) {
+      used.add(n, {{"nat_address", addr}});
+      frac.add_double(static_cast<double>(n) / ports.size(), {{"nat_address", addr}});
+    }
+    e.family("ipsnat_nat_port_range_size", "Ports in the configured NAPT range", MetricType::kGauge).add(ports.size());
+    // The per-policy numbers cover flows still tracked (entries carry the policy's reqid); a
+    // monotonic per-policy counter needs a per-policy map in the datapath (hook: here).
+    auto& pf = e.family("ipsnat_policy_flows", "Tracked flows by the reqid of the policy that required them",
+                        MetricType::kGauge);
+    auto& pp = e.family("ipsnat_policy_tracked_packets",
+                        "Translated packets (both directions) of the flows currently tracked, by policy reqid",
+                        MetricType::kGauge);
+    auto& pb = e.family("ipsnat_policy_tracked_bytes",
+                        "Translated bytes (both directions) of the flows currently tracked, by policy reqid",
+                        MetricType::kGauge);
+    for (const auto& [reqid, t] : ct.by_reqid) {
+      metrics::Labels l{{"reqid", std::to_string(reqid)}};
+      pf.add(t.flows, l);
+      pp.add(t.packets, l);
+      pb.add(t.bytes, l);
+    }
+  }
+}
+
+void DatapathMetrics::collect(metrics::Exposition& e) const {
+  DatapathSnapshot snap;
+  snap.reasons = pins_.reasons();
+  snap.maps = pins_.map_fills();
+  snap.conntrack = pins_.conntrack();
+  add_datapath_metrics(e, snap, ports_);
+}
+
+}  // namespace ipsnat::daemon

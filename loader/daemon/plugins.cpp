@@ -1,0 +1,28 @@
+#include "daemon/plugins.h"
+
+#include "daemon/components.h"
+#include "daemon/datapath_metrics.h"
+
+namespace ipsnat::daemon {
+
+// The SPD mirror (spd::SpdMirror): fd() is its NETLINK_XFRM socket, on_readable() applies the
+// notifications and rewrites the maps, report() fills state.mirror.
+std::unique_ptr<Service> make_spd_mirror_service(const ServiceContext& ctx) {
+  return std::make_unique<SpdMirrorService>(ctx.pin_root);
+}
+
+// Conntrack housekeeping (ct::CtGc) every gc_interval; apply() writes the port range and the
+// timeouts into ipsnat_cfg, report() fills state.gc.
+std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx) {
+  return std::make_unique<CtGcService>(ctx.pin_root);
+}
+
+// Plug point for the attach branch: apply() attaches (or adopts the pinned state of) every
+// [[device]] and detaches nothing on exit.
+std::unique_ptr<Service> make_attach_service(const ServiceContext&) { return nullptr; }
+
+std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx) {
+  return std::make_unique<DatapathMetrics>(ctx.pin_root);
+}
+
+}  // namespace ipsnat::daemon

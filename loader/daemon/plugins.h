@@ -1,0 +1,24 @@
+#pragma once
+// Where the daemon's services come from. Each factory is a plug point for one component:
+//   make_spd_mirror_service  the SPD mirror (NETLINK_XFRM socket -> model -> compiled maps)
+//   make_ct_gc_service       conntrack housekeeping on a timer (timeouts from [timeouts])
+//   make_attach_service      attaches/adopts the configured devices at start and on reload
+// A factory returns nullptr while its component is not in this build; the daemon logs that and
+// reports the component as disabled in its state file and metrics.
+#include <memory>
+#include <string>
+
+#include "daemon/service.h"
+
+namespace ipsnat::daemon {
+
+struct ServiceContext {
+  std::string pin_root;
+};
+
+std::unique_ptr<Service> make_spd_mirror_service(const ServiceContext& ctx);
+std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx);
+std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx);
+std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx);
+
+}  // namespace ipsnat::daemon

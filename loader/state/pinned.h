@@ -1,0 +1,64 @@
+#pragma once
+// Read-only view of ipsnat's pinned BPF state, for `ipsnat status` and the metrics endpoint:
+// the per-CPU reason counters, fill levels of the maps, and a conntrack summary. The ONE place
+// that knows where maps are pinned (PIN_ROOT/<map name>, names as in the BPF object), so that a
+// change of the pin layout by the attacher is a change here only.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ipsnat::state {
+
+// $IPSNAT_PIN_ROOT when set, else IPSNAT_PIN_ROOT of maps/common.h.
+std::string default_pin_root();
+std::string pinned_map_path(const std::string& pin_root, std::string_view map_name);
+
+struct ReasonCount {
+  unsigned reason = 0;
+  std::string name;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+struct MapFill {
+  std::string name;
+  uint32_t id = 0;
+  std::string type;  // "hash", "percpu_array", ...
+  uint32_t max_entries = 0;
+  std::optional<uint64_t> entries;  // absent for arrays (always full)
+};
+
+struct ConntrackSummary {
+  uint64_t entries = 0;  // map entries (two per flow)
+  uint64_t flows = 0;    // ORIG entries
+  std::map<std::string, uint64_t> flows_by_proto;  // "tcp", "udp", "icmp", "other"
+  // NAT ports (echo ids) in use per NAT address: REPLY entries, keyed by the dotted address.
+  std::map<std::string, uint64_t> ports_in_use;
+  // Traffic of the flows currently tracked, by the reqid of the policy that required them.
+  struct PolicyTraffic {
+    uint64_t flows = 0, packets = 0, bytes = 0;
+  };
+  std::map<uint32_t, PolicyTraffic> by_reqid;
+};
+
+class PinnedState {
+ public:
+  explicit PinnedState(std::string pin_root) : root_(std::move(pin_root)) {}
+  const std::string& root() const { return root_; }
+  bool exists() const;  // the pin directory is there
+
+  // nullopt when the map is not pinned (nothing attached yet).
+  std::optional<std::vector<ReasonCount>> reasons() const;
+  std::optional<MapFill> map_fill(std::string_view name) const;
+  std::optional<ConntrackSummary> conntrack() const;
+  // Every pinned map of the BPF object that is present.
+  std::vector<MapFill> map_fills() const;
+
+ private:
+  std::string root_;
+};
+
+}  // namespace ipsnat::state

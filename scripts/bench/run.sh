@@ -87,15 +87,28 @@ ensure_tools() {
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
   cc -O2 -Wall -Wextra -Werror -o "$WORK/sender" "$HERE/sender.c"
+  cc -O2 -Wall -Wextra -Werror -o "$WORK/progtime" "$HERE/progtime.c" -lbpf
+  CTFILL=""
+  if [[ -f $REPO/maps/ct.h ]]; then
+    cc -O2 -Wall -Wextra -Werror -I"$REPO" -o "$WORK/ctfill" "$HERE/ctfill.c" -lbpf
+    CTFILL="$WORK/ctfill"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
 # Topology: per variant V three namespaces ${PFX}V-src, -gw, -dst:
 #   src s0 192.168.1.10/24 --- l0 192.168.1.1/24 [gw] u0 200.2.2.2/24 --- d0 200.2.2.1/24 dst
 # dst owns all of 10.0.0.0/8 (local route on lo), so every destination of the new-flow workload
-# is delivered locally. Every gw holds the same XFRM out-policy 10.20.30.2/32 -> 10.0.0.0/8 without
-# templates (action allow): the kernel's own forward-path SPD lookup runs in every variant, and a
-# translated packet matches it and passes in cleartext (this kernel has no ESP).
+# is delivered locally. Every gw holds an XFRM out-policy 10.20.30.2/32 -> 10.0.0.0/8, so the
+# kernel's forward-path SPD lookup runs in every variant:
+#  - A, B, Z: without templates (action allow): B's translated packets match it in the NAT's
+#    re-lookup and pass in cleartext (this kernel has no ESP, IPsec states cannot exist);
+#  - C: with an ESP tunnel template, so ipsnat's SPD mirror sees a real IPsec policy (a policy
+#    without templates is a bypass and implies no NAT). ipsnat runs in route mode on u0: SNAT at
+#    TC egress of u0, reverse at TC ingress. That is the point just before encryption: on a real
+#    xfrm interface the device's xfrm lookup and ESP would follow; on the veth the packet goes on
+#    to dst in cleartext. (Policy mode would reroute into the xfrm lookup, where the packet dies
+#    in an acquire for lack of a state, so it cannot be measured end to end here.)
 ns_of() { echo "${PFX}$1-$2"; }
 
 make_topology() {
@@ -133,7 +146,12 @@ make_topology() {
   ip -n "$dst" neigh replace 200.2.2.2 lladdr "$mac" dev d0 nud permanent
   mac=$(ip -n "$src" -br link show s0 | awk '{print $3}')
   ip -n "$gw" neigh replace 192.168.1.10 lladdr "$mac" dev l0 nud permanent
-  ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519
+  if [[ $v == C* ]]; then
+    ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
+      tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
+  else
+    ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519
+  fi
 
   taskset -c "$OTHER_CPUS" nsenter --net="/run/netns/$dst" "$WORK/sender" sink-udp --port 9 &
   PIDS+=($!)
@@ -144,21 +162,23 @@ make_topology() {
 # Adds N-1 further out-policies around the benchmark's one: overlapping destination prefixes
 # inside and outside 10.0.0.0/8 (/16, /24, /28, as sites' split tunnels have), other tunnels'
 # virtual addresses as sources, priorities as strongSwan derives them (more specific = smaller
-# value). None of them matches 10.20.30.2 -> 10.0.0.1/16-range more specifically with the same
-# source, so the benchmark flows still translate to 10.20.30.2.
+# value), all with ESP tunnel templates. None of them matches a benchmark flow (192.168.1.10 or
+# 10.20.30.2 -> 10.0.0.1), before or after translation, so the flows still translate to 10.20.30.2.
 add_policies() {
   local v=$1 n=$2 gw file i a b
   gw=$(ns_of "$v" gw)
   ((n > 1)) || return 0
   file="$WORK/policies-$v"
   : >"$file"
+  local tmpl
   for ((i = 1; i < n; i++)); do
     a=$(((i / 250) % 250 + 1)); b=$((i % 250 + 1))
+    tmpl="tmpl src 200.2.2.2 dst 200.2.$((a % 200 + 3)).$b proto esp reqid $((i + 1)) mode tunnel"
     case $((i % 4)) in
-      0) echo "xfrm policy add src 10.21.$a.$b/32 dst 10.$a.0.0/16 dir out priority $((379000 - 16 * 256))" ;;
-      1) echo "xfrm policy add src 10.21.$a.$b/32 dst 10.$a.$b.0/24 dir out priority $((379000 - 24 * 256))" ;;
-      2) echo "xfrm policy add src 10.20.30.2/32 dst 172.$((16 + a / 16)).$b.$((a % 16 * 16))/28 dir out priority $((379000 - 28 * 256))" ;;
-      3) echo "xfrm policy add src 192.168.$a.0/24 dst 10.$a.$b.0/24 dir out priority $((379000 - 24 * 256 - 8))" ;;
+      0) echo "xfrm policy add src 10.21.$a.$b/32 dst 10.$a.0.0/16 dir out priority $((379000 - 16 * 256)) $tmpl" ;;
+      1) echo "xfrm policy add src 10.21.$a.$b/32 dst 10.$a.$b.0/24 dir out priority $((379000 - 24 * 256)) $tmpl" ;;
+      2) echo "xfrm policy add src 10.20.30.2/32 dst 172.$((16 + a / 16)).$b.$((a % 16 * 16))/28 dir out priority $((379000 - 28 * 256)) $tmpl" ;;
+      3) echo "xfrm policy add src 192.168.$((100 + a)).0/24 dst 10.$a.$b.0/24 dir out priority $((379000 - 24 * 256 - 8)) $tmpl" ;;
     esac
   done >"$file"
   ip -n "$gw" -batch "$file"
@@ -192,21 +212,24 @@ EOF
 }
 
 C_STATUS="not measured"
-# C: ipsnat attached on gw. Sets C_STATUS to "measured" when the datapath translates.
+# C: ipsnat attached on gw's uplink u0 in route mode, its own pin root. Sets C_STATUS on failure.
+pin_of() { echo "/sys/fs/bpf/ipsb$$-$1"; }
 setup_ipsnat() {
   local v=$1 gw pin
   gw=$(ns_of "$v" gw)
-  pin=/sys/fs/bpf/ipsb$$-$v
+  pin=$(pin_of "$v")
   PIN_ROOTS+=("$pin")
   if [[ ! -x $IPSNAT_BIN ]]; then
     C_STATUS="not measured: no ipsnat binary at $IPSNAT_BIN"
     return 1
   fi
-  in_ns "$gw" env IPSNAT_PIN_ROOT="$pin" "$IPSNAT_BIN" --pin-root "$pin" attach u0 >"$WORK/attach-$v.log" 2>&1 || {
-    C_STATUS="not measured: 'ipsnat attach u0' failed: $(head -c 300 "$WORK/attach-$v.log")"
+  if ! in_ns "$gw" env IPSNAT_PIN_ROOT="$pin" "$IPSNAT_BIN" --pin-root "$pin" attach u0 --mode route \
+      >"$WORK/attach-$v.log" 2>&1; then
+    C_STATUS="not measured: 'ipsnat attach u0 --mode route' failed: $(tr '\n' ' ' <"$WORK/attach-$v.log" | head -c 300)"
     return 1
-  }
+  fi
 }
+ct_map_of() { find "$(pin_of "$1")" -name ipsnat_ct 2>/dev/null | head -n1; }
 
 # What happens to 10 packets from src in variant V: prints translated (they reached dst from
 # 10.20.30.2), untranslated (from 192.168.1.10) or lost.
@@ -244,6 +267,11 @@ measure() {
     tcp-cc) args=(tcp --dport 80 --count "$TCP_CONNS" --dst "10.$((2 + round / 250)).$((round % 250)).1")
             [[ $v == Z* ]] && args+=(--no-wait) ;;
   esac
+  # ipsnat's table has a fixed size and no GC runs here (no daemon): start the new-flow workload
+  # from an empty table each time, as B effectively does with its short UDP timeout.
+  if [[ $workload == udp-new && $v == C* && -n $CTFILL ]]; then
+    "$CTFILL" flush "$(ct_map_of "$v")"
+  fi
   if ! line=$(in_ns "$src" "$WORK/sender" "${args[@]}" --cpu "$SEND_CPU" 2>"$WORK/err"); then
     log "round $round $workload $v: sender failed: $(cat "$WORK/err") $line"
     return 1
@@ -262,12 +290,16 @@ main() {
   log "results in $OUT (rounds $ROUNDS, quick $QUICK)"
   # Topologies. A/B/C/Z: the main comparison. C100/C10000: the same ipsnat with a larger SPD;
   # A10000: plain forwarding with the 10,000-policy SPD (the kernel's own lookup grows too).
-  # Cct: ipsnat with its conntrack table filled to CT_FILL entries.
-  local variants=(A B C Z) spd_variants=() c_ok=0
+  # Cct: ipsnat with its conntrack table filled to CT_FILL entries (or the table's capacity).
+  local variants=(A B C Z) spd_variants=() ct_variants=() c_ok=0 v n
   for v in A B C Z A10000; do make_topology "$v"; done
   setup_nft_snat B
   setup_drop Z
   add_policies A10000 10000
+  # The comparison means something only if A forwards untranslated and B translates.
+  local a b
+  a=$(translation_of A); b=$(translation_of B)
+  [[ $a == untranslated && $b == translated ]] || { log "sanity check failed: A $a, B $b"; exit 1; }
   if setup_ipsnat C; then
     local how; how=$(translation_of C)
     if [[ $how == translated ]]; then
@@ -277,22 +309,25 @@ main() {
       C_STATUS="not measured: ipsnat attached but packets were $how"
     fi
   fi
-  # The comparison means something only if A forwards untranslated and B translates.
-  local a b
-  a=$(translation_of A); b=$(translation_of B)
-  [[ $a == untranslated && $b == translated ]] || { log "sanity check failed: A $a, B $b"; exit 1; }
   log "variant C: $C_STATUS"
+  : >"$OUT/extra.md"
   if ((c_ok)); then
     for n in 100 10000; do
       make_topology "C$n"; add_policies "C$n" "$n"; setup_ipsnat "C$n"
       [[ $(translation_of "C$n") == translated ]] || { log "C$n does not translate"; exit 1; }
       spd_variants+=("C$n")
     done
+    if [[ -n $CTFILL ]]; then
+      make_topology Cct; setup_ipsnat Cct
+      fill_ct Cct && ct_variants+=(Cct)
+    else
+      echo "conntrack fill: not measured (ctfill was not built: no maps/ct.h)" >>"$OUT/extra.md"
+    fi
   fi
   log "setup done in $((SECONDS - started)) s"
 
   echo "round,workload,variant,packets,cpu_ns,wall_ns" >"$CSV"
-  local round w v
+  local round w
   for ((round = 1; round <= ROUNDS; round++)); do
     for w in udp-est udp-new tcp-cc; do
       for v in "${variants[@]}"; do
@@ -304,18 +339,126 @@ main() {
       [[ $v == C ]] && ((!c_ok)) && continue
       measure "$round" spd "$v"
     done
+    if ((${#ct_variants[@]})); then
+      for v in A C "${ct_variants[@]}" Z; do measure "$round" ct "$v"; done
+    fi
     log "round $round/$ROUNDS done ($((SECONDS - started)) s)"
   done
+  ((c_ok)) && profile C
 
   machine_info >"$OUT/machine.txt"
   echo "$C_STATUS" >"$OUT/c_status.txt"
-  /usr/bin/python3 "$HERE/report.py" "$OUT"
+  /usr/bin/python3 "$HERE/report.py" "$OUT" >/dev/null
   if ((PUBLISH)); then
     mkdir -p "$REPO/docs/bench"
-    cp "$OUT"/{results.csv,summary.md,chart.png,machine.txt} "$REPO/docs/bench/"
+    cp "$OUT"/{results.csv,ratios.csv,summary.md,chart.png,machine.txt} "$REPO/docs/bench/"
     log "published to docs/bench/"
   fi
   log "done in $((SECONDS - started)) s: $OUT/summary.md"
+}
+
+# Fills V's conntrack map to CT_FILL entries or to its capacity, whichever is smaller, and
+# records the map's memory before and after.
+fill_ct() {
+  local v=$1 map max want before after
+  map=$(ct_map_of "$v")
+  [[ -n $map ]] || { echo "conntrack fill: not measured (no pinned ipsnat_ct under $(pin_of "$v"))" >>"$OUT/extra.md"; return 1; }
+  max=$(bpftool map show pinned "$map" | sed -n 's/.*max_entries \([0-9]*\).*/\1/p')
+  before=$(bpftool map show pinned "$map" | sed -n 's/.*memlock \([0-9]*\)B.*/\1/p')
+  want=$CT_FILL
+  # Leave room for the benchmark's own 1,000 flows (two entries each) and the TCP workload's.
+  ((want > max - 4 * FLOWS)) && want=$((max - 4 * FLOWS))
+  "$CTFILL" fill "$map" "$want"
+  after=$(bpftool map show pinned "$map" | sed -n 's/.*memlock \([0-9]*\)B.*/\1/p')
+  {
+    echo "## Conntrack table filled"
+    echo
+    echo "Variant Cct: ipsnat's \`ipsnat_ct\` (max_entries $max) filled with $want entries ($((want / 2)) flows, both"
+    echo "directions) by scripts/bench/ctfill before the rounds; the 1,000 measured flows come on top."
+    if ((want < CT_FILL)); then
+      echo "**$CT_FILL entries were asked for but the map holds at most $max**: the table was filled to"
+      echo "its capacity instead (the size is compiled into the BPF object, maps/ct.h IPSNAT_CT_MAX_ENTRIES)."
+    fi
+    echo
+    echo "| | entries | memlock (bpftool) | bytes per entry |"
+    echo "|---|---|---|---|"
+    echo "| empty | 0 | $before B | |"
+    echo "| filled | $want | $after B | $(((after - before) / (want > 0 ? want : 1))) |"
+    echo
+  } >>"$OUT/extra.md"
+}
+
+# Where the cost of ipsnat goes: run time of each attached program under real traffic
+# (kernel.bpf_stats_enabled), and tc_snat_egress alone under BPF_PROG_TEST_RUN.
+profile() {
+  local v=$1 gw src ids id name old_stats ifindex
+  gw=$(ns_of "$v" gw); src=$(ns_of "$v" src)
+  ids=$(in_ns "$gw" bpftool -j net show | /usr/bin/python3 -c '
+import json, sys
+for ns in json.load(sys.stdin):
+    for kind in ("tc", "tcx"):
+        for e in ns.get(kind, []):
+            print(e.get("id") or e.get("prog_id"), e.get("name", "?"), e.get("devname", "?"), e.get("kind", "?"))
+' | sort -u)
+  ifindex=$(in_ns "$gw" cat /sys/class/net/u0/ifindex 2>/dev/null || ip -n "$gw" -o link show u0 | cut -d: -f1)
+  {
+    echo "## Profile of variant C"
+    echo
+    echo "Programs attached in gw: $(echo "$ids" | awk '{printf "%s%s (id %s, %s %s)", sep, $2, $1, $3, $4; sep=", "}')."
+    echo
+    echo "Run time per invocation with real traffic (\`bpftool prog show\` run_time_ns / run_cnt with"
+    echo "kernel.bpf_stats_enabled=1, during one extra, unrecorded sender run per workload):"
+    echo
+    echo "| workload | program | invocations | ns per invocation | sender ns/packet in that run |"
+    echo "|---|---|---|---|---|"
+  } >>"$OUT/extra.md"
+  old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  local w args line t0 t1 c0 c1 ns_pkt
+  for w in udp-est udp-new; do
+    [[ $w == udp-new ]] && "$CTFILL" flush "$(ct_map_of "$v")" 2>/dev/null || true
+    declare -A rt0=() rc0=()
+    for id in $(echo "$ids" | awk '{print $1}'); do
+      read -r rt0[$id] rc0[$id] < <(prog_stats "$id")
+    done
+    if [[ $w == udp-est ]]; then args=(udp --flows "$FLOWS" --packets "$EST_PKTS")
+    else args=(udp --new --base $(((ROUNDS + 1) * NEW_PKTS)) --dst 10.1.0.0 --packets "$NEW_PKTS"); fi
+    line=$(in_ns "$src" "$WORK/sender" "${args[@]}" --cpu "$SEND_CPU")
+    ns_pkt=$(awk -F'[= ]' '{printf "%.0f", $2 / $6}' <<<"$line")
+    while read -r id name _; do
+      [[ -n $id ]] || continue
+      read -r t1 c1 < <(prog_stats "$id")
+      t0=${rt0[$id]}; c0=${rc0[$id]}
+      ((c1 > c0)) && echo "| $w | $name | $((c1 - c0)) | $(((t1 - t0) / (c1 - c0))) | $ns_pkt |" >>"$OUT/extra.md"
+    done <<<"$ids"
+  done
+  sysctl -qw kernel.bpf_stats_enabled="$old_stats"
+  {
+    echo
+    echo "tc_snat_egress alone, BPF_PROG_TEST_RUN with a fresh 60-byte UDP frame per run (repeat = 1),"
+    echo "ctx ifindex = u0, in gw's namespace (scripts/bench/progtime):"
+    echo
+    echo '```'
+  } >>"$OUT/extra.md"
+  id=$(echo "$ids" | awk '$2 ~ /snat_egress/ {print $1; exit}')
+  if [[ -n $id ]]; then
+    "$CTFILL" flush "$(ct_map_of "$v")" 2>/dev/null || true
+    echo "established (1,000 flows, first pass creates them): $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --flows "$FLOWS")" >>"$OUT/extra.md"
+    echo "new 5-tuple every run:                              $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --new --dst 10.3.0.0)" >>"$OUT/extra.md"
+    "$CTFILL" flush "$(ct_map_of "$v")" 2>/dev/null || true
+    echo "established again after a flush of the table:       $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --flows "$FLOWS")" >>"$OUT/extra.md"
+  else
+    echo "tc_snat_egress not found among the attached programs" >>"$OUT/extra.md"
+  fi
+  echo '```' >>"$OUT/extra.md"
+  echo >>"$OUT/extra.md"
+}
+
+prog_stats() {  # prints "run_time_ns run_cnt" of program id $1
+  bpftool -j prog show id "$1" | /usr/bin/python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+print(p.get("run_time_ns", 0), p.get("run_cnt", 0))'
 }
 
 machine_info() {

@@ -1,26 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Entry points of the ipsnat datapath. Each one parses, calls into bpf/lib, returns. */
+/* Entry points of the ipsnat datapath. Each one runs a pipeline from bpf/lib/xlate.h, counts
+ * the reason it returned, and turns it into the hook's verdict. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
-#include "lib/parse.h"
+#include "lib/config.h"
 #include "lib/stats.h"
-#include "lib/spd.h"
+#include "lib/xlate.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+static __always_inline int tc_verdict(struct __sk_buff *skb, enum ipsnat_reason r)
+{
+	stats_count(r, skb->len);
+	return xlate_is_drop(r) ? TC_ACT_SHOT : TC_ACT_OK;
+}
 
 /* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
  * device's own xfrm lookup. */
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	if (parse_l3_offset(skb) < 0) {
-		stats_count(IPSNAT_R_PASS_NOT_IPV4, skb->len);
-		return TC_ACT_OK;
-	}
-	stats_count(IPSNAT_R_PASS_NOT_COVERED, skb->len);
-	return TC_ACT_OK;
+	return tc_verdict(skb, xlate_snat(skb, dev_cfg(skb->ifindex).if_id, 0));
 }
 
 /* TC ingress of the tunnel device (route-based) or of the uplink (policy-based, decrypted
@@ -28,18 +30,14 @@ int tc_snat_egress(struct __sk_buff *skb)
 SEC("tc")
 int tc_rev_ingress(struct __sk_buff *skb)
 {
-	if (parse_l3_offset(skb) < 0)
-		stats_count(IPSNAT_R_PASS_NOT_IPV4, skb->len);
-	return TC_ACT_OK;
+	return tc_verdict(skb, xlate_reverse(skb));
 }
 
 /* TC egress of the uplink of policy-based SAs: nothing SPD-covered may leave in cleartext. */
 SEC("tc")
 int tc_guard_egress(struct __sk_buff *skb)
 {
-	if (parse_l3_offset(skb) < 0)
-		stats_count(IPSNAT_R_PASS_NOT_IPV4, skb->len);
-	return TC_ACT_OK;
+	return tc_verdict(skb, xlate_guard(skb));
 }
 
 /* LWT xmit on the routes ipsnat installs for SPD-covered destinations (policy-based): the
@@ -48,6 +46,10 @@ int tc_guard_egress(struct __sk_buff *skb)
 SEC("lwt_xmit")
 int lwt_snat_xmit(struct __sk_buff *skb)
 {
-	(void)skb;
-	return BPF_OK;
+	enum ipsnat_reason r = xlate_snat(skb, 0, 1);
+
+	stats_count(r, skb->len);
+	if (xlate_is_drop(r))
+		return BPF_DROP;
+	return xlate_is_translated(r) ? BPF_LWT_REROUTE : BPF_OK;
 }

@@ -13,7 +13,23 @@
 	X(XLATE_SNAT, "xlate-snat")                                              \
 	X(XLATE_REVERSE, "xlate-reverse")                                        \
 	X(DROP_TRUNCATED, "drop-truncated")                                      \
-	X(DROP_LEAK_GUARD, "drop-leak-guard")
+	X(DROP_LEAK_GUARD, "drop-leak-guard")                                    \
+	X(DROP_MALFORMED, "drop-malformed")                                      \
+	X(PASS_NO_TARGET, "pass-no-target")                                      \
+	X(PASS_NOT_INSIDE, "pass-not-inside")                                    \
+	X(PASS_PROTO, "pass-unsupported-proto")                                  \
+	X(PASS_NO_CT, "pass-no-ct")                                              \
+	X(PASS_NO_SA, "pass-no-sa")                                              \
+	X(PASS_IPSEC, "pass-ipsec")                                              \
+	X(PASS_FRAG_UNKNOWN, "pass-frag-unknown")                                \
+	X(DROP_FRAG_NO_FIRST, "drop-frag-no-first")                              \
+	X(DROP_NO_PORT, "drop-no-port")                                          \
+	X(DROP_CT_FULL, "drop-ct-full")                                          \
+	X(DROP_REWRITE, "drop-rewrite-failed")                                   \
+	X(XLATE_ICMP_ERROR, "xlate-icmp-error")                                  \
+	X(XLATE_FRAG, "xlate-frag")                                              \
+	X(PASS_ICMP_NO_CT, "pass-icmp-no-ct")                                    \
+	X(PASS_MALFORMED, "pass-malformed")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

@@ -1,0 +1,45 @@
+/* Runtime knobs (maps/config.h): the one-entry config array and the per-device modes. */
+#ifndef IPSNAT_BPF_LIB_CONFIG_H
+#define IPSNAT_BPF_LIB_CONFIG_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "maps/config.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ipsnat_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IPSNAT_DEV_MAX_ENTRIES);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct ipsnat_dev_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_dev SEC(".maps");
+
+/* The NAPT range, defaults applied; min <= max guaranteed. */
+static __always_inline void cfg_port_range(__u32 *min, __u32 *max)
+{
+	__u32 key = 0;
+	struct ipsnat_config *c = bpf_map_lookup_elem(&ipsnat_cfg, &key);
+
+	*min = c && c->port_min ? c->port_min : IPSNAT_DEF_PORT_MIN;
+	*max = c && c->port_max ? c->port_max : IPSNAT_DEF_PORT_MAX;
+	if (*max < *min)
+		*max = *min;
+}
+
+static __always_inline struct ipsnat_dev_cfg dev_cfg(__u32 ifindex)
+{
+	struct ipsnat_dev_cfg none = { .mode = IPSNAT_DEV_UNSET };
+	struct ipsnat_dev_cfg *d = bpf_map_lookup_elem(&ipsnat_dev, &ifindex);
+
+	return d ? *d : none;
+}
+
+#endif

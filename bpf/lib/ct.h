@@ -1,0 +1,127 @@
+/* Connection tracking in the datapath: lookups, per-packet accounting, and the atomic creation
+ * of a flow's two entries (maps/ct.h). The datapath never expires anything; the loader's GC
+ * (loader/ct/) deletes both entries of a flow together, so no flow is ever half-present by
+ * eviction (docs/datapath.md). */
+#ifndef IPSNAT_BPF_LIB_CT_H
+#define IPSNAT_BPF_LIB_CT_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include "maps/ct.h"
+#include "lib/parse.h"
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IPSNAT_CT_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipsnat_ct_key);
+	__type(value, struct ipsnat_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_ct SEC(".maps");
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+#define CT_SEEN_MASK (IPSNAT_CT_SEEN_FIN | IPSNAT_CT_SEEN_SYN | IPSNAT_CT_SEEN_RST | IPSNAT_CT_SEEN_ACK)
+
+static __always_inline struct ipsnat_ct_key ct_key_of(const struct pkt4 *p, __u8 dir)
+{
+	struct ipsnat_ct_key k = {
+		.saddr = p->saddr,
+		.daddr = p->daddr,
+		.sport = p->sport,
+		.dport = p->dport,
+		.proto = p->proto,
+		.dir = dir,
+	};
+	return k;
+}
+
+/* The entry that an ICMP error's quote belongs to: the quote is a packet of the flow going the
+ * other way, so its tuple swapped is this direction's key. */
+static __always_inline struct ipsnat_ct_key ct_key_of_quote(const struct pkt4_inner *q, __u8 dir)
+{
+	struct ipsnat_ct_key k = {
+		.saddr = q->daddr,
+		.daddr = q->saddr,
+		.sport = q->dport,
+		.dport = q->sport,
+		.proto = q->proto,
+		.dir = dir,
+	};
+	return k;
+}
+
+static __always_inline struct ipsnat_ct_entry *ct_lookup(const struct ipsnat_ct_key *k)
+{
+	return bpf_map_lookup_elem(&ipsnat_ct, k);
+}
+
+/* A new connection on a tuple whose previous one ended (SYN after FIN/RST): forget the old
+ * flags on both sides so the GC sees a fresh SYN_SENT, not a closing flow. */
+static __always_inline void ct_tcp_restart(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
+{
+	struct ipsnat_ct_key pk = ct_partner_key(k, e);
+	struct ipsnat_ct_entry *pe = bpf_map_lookup_elem(&ipsnat_ct, &pk);
+
+	e->seen = IPSNAT_CT_SEEN_SYN;
+	if (pe)
+		pe->seen = 0;
+}
+
+static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e,
+				       const struct pkt4 *p, __u32 bytes)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	if (e->last_ns != now)
+		e->last_ns = now;
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, bytes);
+	if (p->proto != IPPROTO_TCP)
+		return;
+	__u32 seen = p->tcp_flags & CT_SEEN_MASK;
+	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+	    (e->seen & (IPSNAT_CT_SEEN_FIN | IPSNAT_CT_SEEN_RST))) {
+		ct_tcp_restart(k, e);
+		return;
+	}
+	/* Not atomic: two CPUs adding different flags to one direction at once may lose one;
+	 * the next packet carries them again. */
+	if ((e->seen | seen) != e->seen)
+		e->seen |= seen;
+}
+
+enum ct_create_result {
+	CT_CREATED = 0,
+	CT_PORT_TAKEN = 1, /* the REPLY key exists: that NAT port is bound to another flow */
+	CT_RACED = 2,      /* another CPU created this flow's ORIG entry first: use it */
+	CT_FULL = 3,
+};
+
+/* Claims the binding by inserting the REPLY entry with BPF_NOEXIST (atomic: of two CPUs that
+ * try the same NAT port for one remote endpoint, one fails), then the ORIG entry. */
+static __always_inline int ct_create(const struct ipsnat_ct_key *orig_k, const struct ipsnat_ct_entry *orig_e,
+				     const struct ipsnat_ct_key *reply_k, const struct ipsnat_ct_entry *reply_e)
+{
+	long err = bpf_map_update_elem(&ipsnat_ct, reply_k, reply_e, BPF_NOEXIST);
+
+	if (err == -EEXIST)
+		return CT_PORT_TAKEN;
+	if (err)
+		return CT_FULL;
+	err = bpf_map_update_elem(&ipsnat_ct, orig_k, orig_e, BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&ipsnat_ct, reply_k);
+		return err == -EEXIST ? CT_RACED : CT_FULL;
+	}
+	return CT_CREATED;
+}
+
+#endif

@@ -1,0 +1,166 @@
+/* The SNAT decision and binding: what a new flow is translated to (from the SPD's
+ * spd_nat_target) and which NAT port it gets; and the rewrite of a packet's address and port.
+ *
+ * NAPT: every inside host to one address; the original port (echo id) is kept when it is in
+ * the configured range and free, otherwise the range is searched from a random start with a
+ * bounded loop (NAT_PORT_TRIES probes). A port is claimed by inserting the flow's REPLY entry
+ * with BPF_NOEXIST (ct_create), so two CPUs never get the same binding. Bindings are
+ * endpoint-dependent (the REPLY key holds the remote address and port), so one NAT port serves
+ * many remote endpoints. UDP and TCP ports 500 and 4500 are never used on the NAT address:
+ * they belong to IKE/NAT-T (and IKE over TCP, RFC 8229).
+ * PREFIX: 1:1 map of the inside prefix onto the NAT prefix; ports are kept. */
+#ifndef IPSNAT_BPF_LIB_NAT_H
+#define IPSNAT_BPF_LIB_NAT_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps/ct.h"
+#include "maps/spd.h"
+#include "maps/stats.h"
+#include "lib/config.h"
+#include "lib/csum.h"
+#include "lib/ct.h"
+#include "lib/parse.h"
+
+#define NAT_PORT_TRIES 128
+
+/* The tuples NAT can translate: TCP, UDP, ICMP echo requests. */
+static __always_inline int nat_tuple_supported(const struct pkt4 *p)
+{
+	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ||
+	       (p->proto == IPPROTO_ICMP && p->icmp_type == ICMP_ECHO);
+}
+
+static __always_inline int nat_port_reserved(__u8 proto, __u16 port)
+{
+	return proto != IPPROTO_ICMP && (port == 500 || port == 4500);
+}
+
+/* Already carrying the source the policy wants (the gateway's own traffic, or a packet that
+ * comes round again after an LWT reroute). */
+static __always_inline int nat_source_ok(const struct spd_nat_target *t, __be32 saddr)
+{
+	if (t->kind == SPD_NAT_PREFIX)
+		return (saddr & t->nat_mask) == (t->nat_addr & t->nat_mask);
+	return saddr == t->nat_addr;
+}
+
+static __always_inline int nat_source_inside(const struct spd_nat_target *t, __be32 saddr)
+{
+	return (saddr & t->inside_mask) == (t->inside_net & t->inside_mask);
+}
+
+/* PREFIX: the host part relative to the inside prefix, placed in the NAT prefix; 0 when it
+ * does not fit (NAT prefix smaller than the inside one and the host beyond it). */
+static __always_inline __be32 nat_prefix_map(const struct spd_nat_target *t, __be32 saddr)
+{
+	__be32 host = saddr & ~t->inside_mask;
+
+	if (host & t->nat_mask)
+		return 0;
+	return (t->nat_addr & t->nat_mask) | host;
+}
+
+struct nat_new_flow {
+	struct ipsnat_ct_key orig_k;
+	struct ipsnat_ct_key reply_k;
+	struct ipsnat_ct_entry orig_e;
+	struct ipsnat_ct_entry reply_e;
+};
+
+/* Tries one NAT port; returns an enum ct_create_result. */
+static __always_inline int nat_try_port(struct nat_new_flow *n, __u16 port)
+{
+	n->orig_e.xlat_port = bpf_htons(port);
+	n->reply_k.dport = bpf_htons(port);
+	return ct_create(&n->orig_k, &n->orig_e, &n->reply_k, &n->reply_e);
+}
+
+/* Creates the flow's binding. Returns 0 (created, or created meanwhile by another CPU) or the
+ * drop reason. */
+static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t)
+{
+	struct nat_new_flow n = {};
+	__u64 now = bpf_ktime_get_boot_ns();
+	__be32 nat_addr = t->kind == SPD_NAT_PREFIX ? nat_prefix_map(t, p->saddr) : t->nat_addr;
+	__u16 orig_port = bpf_ntohs(p->sport);
+	int r;
+
+	n.orig_k = ct_key_of(p, IPSNAT_CT_ORIG);
+	n.orig_e.xlat_addr = nat_addr;
+	n.orig_e.kind = t->kind == SPD_NAT_PREFIX ? IPSNAT_CT_KIND_PREFIX : IPSNAT_CT_KIND_NAPT;
+	n.orig_e.reqid = t->reqid;
+	n.orig_e.created_ns = now;
+	n.orig_e.last_ns = now;
+	n.reply_e = n.orig_e;
+	n.reply_e.xlat_addr = p->saddr;
+	n.reply_e.xlat_port = p->sport;
+	n.reply_k.saddr = p->daddr;
+	n.reply_k.daddr = nat_addr;
+	n.reply_k.sport = p->dport;
+	n.reply_k.proto = p->proto;
+	n.reply_k.dir = IPSNAT_CT_REPLY;
+
+	if (t->kind == SPD_NAT_PREFIX) {
+		r = nat_try_port(&n, orig_port);
+		if (r == CT_CREATED || r == CT_RACED)
+			return 0;
+		return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
+	}
+
+	__u32 min, max;
+	cfg_port_range(&min, &max);
+	if (orig_port >= min && orig_port <= max && !nat_port_reserved(p->proto, orig_port)) {
+		r = nat_try_port(&n, orig_port);
+		if (r == CT_CREATED || r == CT_RACED)
+			return 0;
+		if (r == CT_FULL)
+			return IPSNAT_R_DROP_CT_FULL;
+	}
+	__u32 range = max - min + 1;
+	__u32 start = bpf_get_prandom_u32();
+	for (__u32 i = 0; i < NAT_PORT_TRIES; i++) {
+		if (i >= range)
+			break;
+		__u16 port = min + (start + i) % range;
+		if (port == orig_port || nat_port_reserved(p->proto, port))
+			continue;
+		r = nat_try_port(&n, port);
+		if (r == CT_CREATED || r == CT_RACED)
+			return 0;
+		if (r == CT_FULL)
+			return IPSNAT_R_DROP_CT_FULL;
+	}
+	return IPSNAT_R_DROP_NO_PORT;
+}
+
+/* Offset of the 16-bit L4 field that carries the source (src = 1) or destination port: the
+ * echo identifier for ICMP. */
+static __always_inline __u32 nat_port_off(const struct pkt4 *p, int src)
+{
+	if (p->proto == IPPROTO_ICMP)
+		return p->l4 + 4;
+	return p->l4 + (src ? 0 : 2);
+}
+
+/* Rewrites the source (src = 1) or destination address, and the matching port unless the
+ * packet is a later fragment, with every checksum. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt4 *p, int src,
+				       __be32 addr, __be16 port)
+{
+	int has_l4 = p->frag != PKT_FRAG_LATER && p->l4_csum_off;
+	int l4_csum = has_l4 ? (int)(p->l4 + p->l4_csum_off) : -1;
+	int pseudo_csum = p->proto == IPPROTO_ICMP ? -1 : l4_csum;
+
+	if (csum_rewrite_addr(skb, p->l3, src ? IPV4_SADDR_OFF : IPV4_DADDR_OFF,
+			      src ? p->saddr : p->daddr, addr, pseudo_csum, p->proto))
+		return -1;
+	if (!has_l4)
+		return 0;
+	return csum_rewrite_port(skb, nat_port_off(p, src), src ? p->sport : p->dport, port, l4_csum,
+				 p->proto);
+}
+
+#endif

@@ -1,0 +1,52 @@
+/* Runtime knobs. Map "ipsnat_cfg": a one-entry ARRAY (key 0) written by the loader/daemon; every
+ * field that is 0 means "use the default" below, so an untouched map is a working configuration.
+ * Map "ipsnat_dev": a HASH ifindex -> struct ipsnat_dev_cfg saying how each attached device is
+ * used; a device without an entry is treated as policy-based (the strict choice: reverse
+ * translation only for packets that arrived with an SA). */
+#ifndef IPSNAT_MAPS_CONFIG_H
+#define IPSNAT_MAPS_CONFIG_H
+
+#include "maps/common.h"
+
+#define IPSNAT_DEF_PORT_MIN 1024
+#define IPSNAT_DEF_PORT_MAX 65535
+/* Timeouts in seconds (used by the userspace GC; see docs/datapath.md for the choice). */
+#define IPSNAT_DEF_TCP_SYN_S 60       /* SYN seen, no reply yet */
+#define IPSNAT_DEF_TCP_EST_S 7440     /* RFC 5382 REQ-5: at least 2 h 4 min */
+#define IPSNAT_DEF_TCP_FIN_S 240      /* FIN seen (one or both sides): RFC 5382 transitory 4 min */
+#define IPSNAT_DEF_TCP_RST_S 10       /* RST seen */
+#define IPSNAT_DEF_UDP_S 60           /* one direction only */
+#define IPSNAT_DEF_UDP_STREAM_S 300   /* replies seen: RFC 4787 REQ-5 recommends >= 5 min */
+#define IPSNAT_DEF_ICMP_S 60          /* RFC 5508 REQ-1: at least 60 s */
+#define IPSNAT_DEF_OTHER_S 600
+
+struct ipsnat_config {
+	__u16 port_min; /* NAPT port / echo-id range on the NAT address, inclusive */
+	__u16 port_max;
+	__u32 flags;    /* reserved, 0 */
+	__u32 tcp_syn_s;
+	__u32 tcp_est_s;
+	__u32 tcp_fin_s;
+	__u32 tcp_rst_s;
+	__u32 udp_s;
+	__u32 udp_stream_s;
+	__u32 icmp_s;
+	__u32 other_s;
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_config, 40);
+
+enum ipsnat_dev_mode {
+	IPSNAT_DEV_UNSET = 0,  /* treated as POLICY */
+	IPSNAT_DEV_ROUTE = 1,  /* xfrm interface / VTI: everything on the device was decrypted */
+	IPSNAT_DEV_POLICY = 2, /* uplink of policy-based SAs: reverse-translate only with an SA */
+};
+
+#define IPSNAT_DEV_MAX_ENTRIES 256
+
+struct ipsnat_dev_cfg {
+	__u32 mode;  /* enum ipsnat_dev_mode */
+	__u32 if_id; /* xfrm interface if_id handed to the SPD lookup (0: none) */
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 8);
+
+#endif

@@ -1,0 +1,104 @@
+/* Connection tracking: map "ipsnat_ct", a BPF_MAP_TYPE_HASH (BPF_F_NO_PREALLOC, no LRU) holding
+ * TWO entries per flow, one per direction, each keyed by the tuple as it is seen on the wire in
+ * that direction:
+ *   ORIG  key (inside addr, remote addr, inside port, remote port)  value: xlat = (nat addr, nat port)
+ *   REPLY key (remote addr, nat addr, remote port, nat port)        value: xlat = (inside addr, port)
+ * The partner of an entry is derived from its key and value (ct_partner_key below), so GC and
+ * `ipsnat flows` can always find and delete both together. ICMP echo: the identifier is the
+ * "port"; a request is keyed (id, 0), a reply (0, id), so a reply's key is the request's with
+ * addresses and ports swapped, like TCP/UDP. Timestamps are bpf_ktime_get_boot_ns()
+ * (CLOCK_BOOTTIME in userspace). See docs/datapath.md for why there is no LRU here. */
+#ifndef IPSNAT_MAPS_CT_H
+#define IPSNAT_MAPS_CT_H
+
+#include "maps/common.h"
+
+#define IPSNAT_CT_MAX_ENTRIES 262144 /* entries, i.e. 131072 flows */
+
+enum ipsnat_ct_dir {
+	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */
+	IPSNAT_CT_REPLY = 1, /* remote -> NAT address, before translation back */
+};
+
+struct ipsnat_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* enum ipsnat_ct_dir */
+	__u8 pad[2];
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_ct_key, 16);
+
+/* TCP flags seen in this entry's direction since the connection (re)started. */
+#define IPSNAT_CT_SEEN_FIN 0x01
+#define IPSNAT_CT_SEEN_SYN 0x02
+#define IPSNAT_CT_SEEN_RST 0x04
+#define IPSNAT_CT_SEEN_ACK 0x10
+
+/* How the flow's translation was decided (for `ipsnat flows`). */
+enum ipsnat_ct_kind {
+	IPSNAT_CT_KIND_NAPT = 1,
+	IPSNAT_CT_KIND_PREFIX = 2,
+};
+
+struct ipsnat_ct_entry {
+	__be32 xlat_addr; /* ORIG: new source; REPLY: new destination */
+	__be16 xlat_port; /* ORIG: new source port / echo id; REPLY: new destination port / id */
+	__u8 kind;        /* enum ipsnat_ct_kind */
+	__u8 pad0;
+	__u32 seen;       /* IPSNAT_CT_SEEN_* of this direction */
+	__u32 reqid;      /* of the out-policy that required the translation (0: unknown) */
+	__u64 created_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 last_ns;    /* last packet in this direction */
+	__u64 packets;
+	__u64 bytes;
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 48);
+
+/* The key of the other direction's entry of the same flow. */
+static inline struct ipsnat_ct_key ct_partner_key(const struct ipsnat_ct_key *k,
+						  const struct ipsnat_ct_entry *e)
+{
+	struct ipsnat_ct_key p = {0};
+
+	p.proto = k->proto;
+	if (k->dir == IPSNAT_CT_ORIG) {
+		p.saddr = k->daddr;
+		p.daddr = e->xlat_addr;
+		p.sport = k->dport;
+		p.dport = e->xlat_port;
+		p.dir = IPSNAT_CT_REPLY;
+	} else {
+		p.saddr = e->xlat_addr;
+		p.daddr = k->saddr;
+		p.sport = e->xlat_port;
+		p.dport = k->sport;
+		p.dir = IPSNAT_CT_ORIG;
+	}
+	return p;
+}
+
+/* Fragments: map "ipsnat_frag", an LRU_HASH. Written when a first fragment (offset 0, MF set)
+ * is translated; later fragments of the same datagram carry no L4 header and are translated
+ * with the address found here. Losing an entry to LRU only costs the rest of that datagram. */
+#define IPSNAT_FRAG_MAX_ENTRIES 8192
+
+struct ipsnat_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 dir; /* enum ipsnat_ct_dir: which address the value replaces */
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_frag_key, 12);
+
+struct ipsnat_frag_entry {
+	__be32 xlat_addr;
+	__u32 pad;
+	__u64 created_ns;
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_frag_entry, 16);
+
+#endif

@@ -474,6 +474,30 @@ for ns in json.load(sys.stdin):
   fi
   echo '```' >>"$OUT/extra.md"
   echo >>"$OUT/extra.md"
+  perf_diff "$v" udp-est
+  perf_diff "$v" udp-new
+}
+
+# perf (cpu-clock sampling of the sender task, softirq included) for A and V on one workload,
+# then the per-symbol difference in ns/packet.
+perf_diff() {
+  local v=$1 w=$2 x args line ns_a ns_v
+  command -v perf >/dev/null || { echo "perf not installed: no symbol profile" >>"$OUT/extra.md"; return 0; }
+  for x in A "$v"; do
+    [[ $w == udp-new && $x == C* ]] && { "$CTFILL" flush "$(ct_map_of "$x")" 2>/dev/null || true; }
+    if [[ $w == udp-est ]]; then args=(udp --flows "$FLOWS" --packets "$EST_PKTS")
+    else args=(udp --new --base $(((ROUNDS + 2) * NEW_PKTS)) --dst 10.1.0.0 --packets "$NEW_PKTS"); fi
+    line=$(perf record -q -e cpu-clock -o "$WORK/perf-$x.data" -- \
+      nsenter --net="/run/netns/$(ns_of "$x" src)" "$WORK/sender" "${args[@]}" --cpu "$SEND_CPU" 2>/dev/null)
+    printf -v "ns_$([[ $x == A ]] && echo a || echo v)" '%s' "$(awk -F'[= ]' '{printf "%.0f", $2 / $6}' <<<"$line")"
+  done
+  {
+    echo "perf, $w: sender task sampled (cpu-clock) in A and in $v; each symbol's share of samples times"
+    echo "the run's ns/packet (symbols of the JITed programs are bpf_prog_<tag>_<name>):"
+    echo
+    /usr/bin/python3 "$HERE/perfdiff.py" "$WORK/perf-A.data" "$ns_a" "$WORK/perf-$v.data" "$ns_v" 25 2>&1
+    echo
+  } >>"$OUT/extra.md"
 }
 
 prog_stats() {  # prints "run_time_ns run_cnt" of program id $1

@@ -81,6 +81,9 @@ ensure_tools() {
   command -v nft >/dev/null || missing+=(nftables)
   command -v bpftool >/dev/null || missing+=(bpftool)
   command -v cc >/dev/null || missing+=(gcc)
+  command -v clang >/dev/null || missing+=(clang)
+  command -v perf >/dev/null || missing+=(linux-perf)
+  [[ -f /usr/include/bpf/libbpf.h ]] || missing+=(libbpf-dev)
   /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || missing+=(python3-matplotlib)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
@@ -419,7 +422,7 @@ for ns in json.load(sys.stdin):
         for e in ns.get(kind, []):
             print(e.get("id") or e.get("prog_id"), e.get("name", "?"), e.get("devname", "?"), e.get("kind", "?"))
 ' | sort -u)
-  ifindex=$(in_ns "$gw" cat /sys/class/net/u0/ifindex 2>/dev/null || ip -n "$gw" -o link show u0 | cut -d: -f1)
+  ifindex=$(ip -n "$gw" -o link show u0 | cut -d: -f1)
   {
     echo "## Profile of variant C"
     echo
@@ -461,11 +464,21 @@ for ns in json.load(sys.stdin):
   } >>"$OUT/extra.md"
   id=$(echo "$ids" | awk '$2 ~ /snat_egress/ {print $1; exit}')
   if [[ -n $id ]]; then
+    local pt=(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000) empty_id
+    if clang -g -O2 -target bpf -I"/usr/include/$(cc -print-multiarch)" -c "$HERE/empty.bpf.c" -o "$WORK/empty.o" 2>/dev/null &&
+        bpftool prog load "$WORK/empty.o" "$(pin_of "$v")/bench_empty" type classifier 2>/dev/null; then
+      empty_id=$(bpftool -j prog show pinned "$(pin_of "$v")/bench_empty" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+      echo "empty TC program (the floor of this timing):       $("$WORK/progtime" --id "$empty_id" --runs 50000)" >>"$OUT/extra.md"
+    fi
     "$CTFILL" flush "$(ct_map_of "$v")" 2>/dev/null || true
-    echo "established (1,000 flows, first pass creates them): $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --flows "$FLOWS")" >>"$OUT/extra.md"
-    echo "new 5-tuple every run:                              $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --new --dst 10.3.0.0)" >>"$OUT/extra.md"
+    {
+      echo "destination not covered by the SPD (pass):         $("${pt[@]}" --flows 1 --dst 11.0.0.1)"
+      echo "one established flow:                              $("${pt[@]}" --flows 1)"
+      echo "1,000 established flows (first pass creates them): $("${pt[@]}" --flows "$FLOWS")"
+      echo "new 5-tuple every run:                             $("${pt[@]}" --new --dst 10.3.0.0)"
+    } >>"$OUT/extra.md"
+    echo "$(bpftool prog show id "$id" | head -2 | tr -s ' \n\t' ' ')" >>"$OUT/extra.md"
     "$CTFILL" flush "$(ct_map_of "$v")" 2>/dev/null || true
-    echo "established again after a flush of the table:       $(in_ns "$gw" "$WORK/progtime" --id "$id" --ifindex "$ifindex" --runs 50000 --flows "$FLOWS")" >>"$OUT/extra.md"
   else
     echo "tc_snat_egress not found among the attached programs" >>"$OUT/extra.md"
   fi

@@ -61,8 +61,9 @@ IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 48);
 static inline struct ipsnat_ct_key ct_partner_key(const struct ipsnat_ct_key *k,
 						  const struct ipsnat_ct_entry *e)
 {
-	struct ipsnat_ct_key p = {0};
+	struct ipsnat_ct_key p;
 
+	__builtin_memset(&p, 0, sizeof(p));
 	p.proto = k->proto;
 	if (k->dir == IPSNAT_CT_ORIG) {
 		p.saddr = k->daddr;

@@ -1,20 +1,37 @@
-/* The SPD as the datapath sees it: what the loader compiled from the kernel's XFRM policies.
- * First form (to be replaced by the exact classifier; the function contract in bpf/lib/spd.h
- * stays): an LPM trie on the destination whose value says which inner source the covering
- * out-policy requires. */
+/* The SPD as the datapath sees it: the kernel's IPv4 out-policies compiled by the loader
+ * (loader/spd/compiler.*) into an exact classifier. See docs/spd.md.
+ *
+ * Lookup of a flow (saddr, daddr, proto, ports, mark, if_id) in generation G:
+ *   1. spd_dst  (LPM)  {G, if_id, daddr}          -> cell: the set of policies whose destination
+ *                                                     selector contains daddr (same if_id)
+ *   2. spd_src  (LPM)  {G, cell, saddr}           -> list id: those whose source contains saddr too
+ *   3. spd_lists (hash) {G, list id}              -> <= SPD_MAX_CANDIDATES candidates in the
+ *                                                     kernel's order (priority, then insertion),
+ *                                                     cut after the first one without conditions;
+ *                                                     the first whose proto/ports/mark match wins.
+ * The active generation is spd_active[0]; the loader writes the other one completely, then flips
+ * it (one array write), so the datapath never sees a half-written SPD. */
 #ifndef IPSNAT_MAPS_SPD_H
 #define IPSNAT_MAPS_SPD_H
 
 #include "maps/common.h"
 
-#define IPSNAT_SPD_SCHEMA 1
-#define IPSNAT_SPD_MAX_ENTRIES 65536
+/* Bump on any layout or meaning change of the maps below. */
+#define IPSNAT_SPD_SCHEMA 2
+#define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
+#define SPD_MAX_CANDIDATES 8
+#define SPD_MAX_NAT 4
+#define SPD_MAX_COVER 4
 
+/* LPM keys: prefixlen counts bits after the prefixlen field, so the 64 bits of generation and
+ * if_id (resp. cell) are always part of the match. */
 struct spd_dst_key {
-	__u32 prefixlen; /* LPM trie: bits that follow, of daddr */
+	__u32 prefixlen; /* 64 + destination prefix length */
+	__u32 gen;
+	__u32 if_id;
 	__be32 daddr;
 };
-IPSNAT_ASSERT_SIZE(struct spd_dst_key, 8);
+IPSNAT_ASSERT_SIZE(struct spd_dst_key, 16);
 
 enum spd_nat_kind {
 	SPD_NAT_NONE = 0,   /* covered, but the policy implies no translation (needs explicit config) */
@@ -22,6 +39,8 @@ enum spd_nat_kind {
 	SPD_NAT_PREFIX = 2, /* 1:1 map of inside_net/inside_mask onto nat_addr/nat_mask */
 };
 
+/* Translation: NAPT -> nat_addr; PREFIX -> (nat_addr & nat_mask) | (saddr & ~inside_mask), where
+ * nat_mask == inside_mask (blocks of the same size). Eligible: (saddr & inside_mask) == inside_net. */
 struct spd_nat_target {
 	__be32 nat_addr;
 	__be32 nat_mask;
@@ -33,5 +52,82 @@ struct spd_nat_target {
 	__u8 pad[3];
 };
 IPSNAT_ASSERT_SIZE(struct spd_nat_target, 28);
+
+enum spd_cell_flags {
+	SPD_CELL_ALWAYS_COVERED = 1, /* some source's first candidate is an unconditional IPsec policy */
+};
+
+struct spd_cell {
+	__u32 cell; /* key of spd_src */
+	__u32 flags;
+	__u32 n_cover; /* lists of this cell that can end in an IPsec policy (unless ALWAYS) */
+	__u32 cover[SPD_MAX_COVER];
+	__u32 n_nat;
+	struct spd_nat_target nat[SPD_MAX_NAT]; /* IPsec policies with a NAT, in the kernel's order */
+};
+IPSNAT_ASSERT_SIZE(struct spd_cell, 16 + 4 * SPD_MAX_COVER + 28 * SPD_MAX_NAT);
+
+struct spd_src_key {
+	__u32 prefixlen; /* 64 + source prefix length */
+	__u32 gen;
+	__u32 cell;
+	__be32 saddr;
+};
+IPSNAT_ASSERT_SIZE(struct spd_src_key, 16);
+
+struct spd_list_key {
+	__u32 gen;
+	__u32 list;
+};
+IPSNAT_ASSERT_SIZE(struct spd_list_key, 8);
+
+enum spd_verdict {
+	SPD_V_BYPASS = 0, /* allow without templates: cleartext */
+	SPD_V_IPSEC = 1,  /* allow with templates */
+	SPD_V_BLOCK = 2,
+};
+
+struct spd_cand {
+	__u32 policy_index;
+	__u32 mark_v;
+	__u32 mark_m;
+	__u32 reqid;
+	__u16 sport; /* host order, as in the kernel's selector (xfrm ports) */
+	__u16 sport_mask;
+	__u16 dport;
+	__u16 dport_mask;
+	__u8 proto; /* 0 = any */
+	__u8 verdict; /* enum spd_verdict */
+	__u8 pad[2];
+};
+IPSNAT_ASSERT_SIZE(struct spd_cand, 28);
+
+struct spd_list {
+	__u32 n;
+	__u32 pad;
+	struct spd_cand c[SPD_MAX_CANDIDATES];
+};
+IPSNAT_ASSERT_SIZE(struct spd_list, 8 + 28 * SPD_MAX_CANDIDATES);
+
+/* spd_active[0]: the generation the datapath reads (0 or 1). */
+struct spd_active {
+	__u32 gen;
+	__u32 schema; /* IPSNAT_SPD_SCHEMA of the writer */
+	__u64 version; /* bumped on every swap */
+};
+IPSNAT_ASSERT_SIZE(struct spd_active, 16);
+
+
+/* Test-only: what tc_spd_probe found for the last packet (spd_probe_res[0]). */
+struct spd_probe_result {
+	__u32 found; /* a policy matched the flow itself */
+	__u32 policy_index;
+	__u32 verdict;
+	__u32 nat_found;
+	struct spd_nat_target nat;
+	__u32 covered;
+	__u32 runs;
+};
+IPSNAT_ASSERT_SIZE(struct spd_probe_result, 16 + 28 + 8);
 
 #endif

@@ -1,42 +1,182 @@
-/* SPD lookups for the datapath. Contract used by the entry points:
+/* SPD lookups for the datapath, on the maps the loader compiles (maps/spd.h, docs/spd.md).
+ * Contract used by the entry points:
  *   spd_nat_target(flow, &t)  -> 0 and t filled when an IPsec out-policy covers flow's destination
- *                                 (and protocol/ports) and names the inner source to use; -1 otherwise.
- *   spd_out_covered(flow)     -> true when a cleartext packet of this flow must not leave the WAN
- *                                 (an IPsec out-policy covers its destination).
- */
+ *                                 and, with the flow's source translated by t, is the very policy
+ *                                 the kernel would choose; -1 otherwise.
+ *   spd_out_covered(flow)     -> true when a cleartext packet of this flow must not leave: for some
+ *                                 source the kernel would choose an IPsec out-policy for this
+ *                                 destination, protocol, ports, mark and if_id.
+ * Cost: two LPM lookups and a list of <= SPD_MAX_CANDIDATES per evaluation, whatever the SPD size.
+ * Ports: the kernel's xfrm ports, i.e. transport ports for TCP/UDP/UDP-Lite/SCTP/DCCP, else 0
+ * (the compiler refuses policies with ports on other protocols). NAPT keeps the source port for
+ * the check (a policy restricted by source port is checked with the inside port). */
 #ifndef IPSNAT_BPF_LIB_SPD_H
 #define IPSNAT_BPF_LIB_SPD_H
 
 #include <linux/bpf.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "maps/flow.h"
 #include "maps/spd.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct spd_active);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_active SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, IPSNAT_SPD_MAX_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct spd_dst_key);
-	__type(value, struct spd_nat_target);
+	__type(value, struct spd_cell);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spd_nat SEC(".maps");
+} spd_dst SEC(".maps");
 
-static __always_inline int spd_nat_target(const struct ipsnat_flow4 *flow, struct spd_nat_target *out)
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, IPSNAT_SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct spd_src_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_src SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IPSNAT_SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct spd_list_key);
+	__type(value, struct spd_list);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_lists SEC(".maps");
+
+struct spd_q {
+	__u32 gen;
+	__u32 mark;
+	__u16 sport; /* host order xfrm ports */
+	__u16 dport;
+	__u8 proto;
+};
+
+static __always_inline void spd_q_init(struct spd_q *q, const struct ipsnat_flow4 *f)
 {
-	struct spd_dst_key key = { .prefixlen = 32, .daddr = flow->daddr };
-	struct spd_nat_target *t = bpf_map_lookup_elem(&spd_nat, &key);
+	__u32 zero = 0;
+	struct spd_active *a = bpf_map_lookup_elem(&spd_active, &zero);
 
-	if (!t)
-		return -1;
-	*out = *t;
-	return 0;
+	q->gen = a ? a->gen : 0;
+	q->mark = f->mark;
+	q->proto = f->proto;
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_UDPLITE ||
+	    f->proto == IPPROTO_SCTP || f->proto == IPPROTO_DCCP) {
+		q->sport = bpf_ntohs(f->sport);
+		q->dport = bpf_ntohs(f->dport);
+	} else {
+		q->sport = 0;
+		q->dport = 0;
+	}
 }
 
-static __always_inline int spd_out_covered(const struct ipsnat_flow4 *flow)
+static __always_inline struct spd_cell *spd_dst_cell(const struct spd_q *q, const struct ipsnat_flow4 *f)
 {
-	struct spd_dst_key key = { .prefixlen = 32, .daddr = flow->daddr };
+	struct spd_dst_key k = { .prefixlen = 96, .gen = q->gen, .if_id = f->if_id, .daddr = f->daddr };
 
-	return bpf_map_lookup_elem(&spd_nat, &key) != 0;
+	return bpf_map_lookup_elem(&spd_dst, &k);
+}
+
+/* First matching candidate of a list: 0 and its index/verdict, or -1. */
+static __always_inline int spd_eval_list(const struct spd_q *q, __u32 list, __u32 *index, __u32 *verdict)
+{
+	struct spd_list_key k = { .gen = q->gen, .list = list };
+	struct spd_list *l = bpf_map_lookup_elem(&spd_lists, &k);
+
+	if (!l)
+		return -1;
+	for (int i = 0; i < SPD_MAX_CANDIDATES; i++) {
+		if (i >= l->n)
+			break;
+		struct spd_cand *c = &l->c[i];
+		if ((c->proto == 0 || c->proto == q->proto) && ((q->sport ^ c->sport) & c->sport_mask) == 0 &&
+		    ((q->dport ^ c->dport) & c->dport_mask) == 0 && (q->mark & c->mark_m) == c->mark_v) {
+			*index = c->policy_index;
+			*verdict = c->verdict;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The kernel's out-policy choice for (saddr, the cell's destination, q): 0 and index/verdict, or -1. */
+static __always_inline int spd_lookup_in(const struct spd_q *q, __u32 cell, __be32 saddr, __u32 *index,
+					 __u32 *verdict)
+{
+	struct spd_src_key k = { .prefixlen = 96, .gen = q->gen, .cell = cell, .saddr = saddr };
+	__u32 *list = bpf_map_lookup_elem(&spd_src, &k);
+
+	if (!list)
+		return -1;
+	return spd_eval_list(q, *list, index, verdict);
+}
+
+/* The kernel's out-policy choice for the flow itself. */
+static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index, __u32 *verdict)
+{
+	struct spd_q q;
+
+	spd_q_init(&q, f);
+	struct spd_cell *cell = spd_dst_cell(&q, f);
+	if (!cell)
+		return -1;
+	return spd_lookup_in(&q, cell->cell, f->saddr, index, verdict);
+}
+
+static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct spd_nat_target *out)
+{
+	struct spd_q q;
+
+	spd_q_init(&q, f);
+	struct spd_cell *cell = spd_dst_cell(&q, f);
+	if (!cell)
+		return -1;
+	for (int i = 0; i < SPD_MAX_NAT; i++) {
+		if (i >= cell->n_nat)
+			break;
+		struct spd_nat_target *t = &cell->nat[i];
+		if ((f->saddr & t->inside_mask) != t->inside_net)
+			continue;
+		__be32 x = t->kind == SPD_NAT_PREFIX ? (t->nat_addr & t->nat_mask) | (f->saddr & ~t->inside_mask)
+						     : t->nat_addr;
+		__u32 index, verdict;
+		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict) == 0 && index == t->policy_index) {
+			*out = *t;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
+{
+	struct spd_q q;
+
+	spd_q_init(&q, f);
+	struct spd_cell *cell = spd_dst_cell(&q, f);
+	if (!cell)
+		return 0;
+	if (cell->flags & SPD_CELL_ALWAYS_COVERED)
+		return 1;
+	for (int i = 0; i < SPD_MAX_COVER; i++) {
+		if (i >= cell->n_cover)
+			break;
+		__u32 index, verdict;
+		if (spd_eval_list(&q, cell->cover[i], &index, &verdict) == 0 && verdict == SPD_V_IPSEC)
+			return 1;
+	}
+	return 0;
 }
 
 #endif

@@ -48,6 +48,7 @@ int run(int argc, char** argv) {
   register_check(app, ctx);
   register_attach(app, ctx);
   register_detach(app, ctx);
+  register_flows(app, ctx);
 
   try {
     app.parse(argc, argv);

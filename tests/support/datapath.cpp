@@ -1,6 +1,11 @@
 #include "support/datapath.h"
 
+#include <arpa/inet.h>
+#include <net/if.h>
+
 #include <string>
+
+#include "core/reasons.h"
 
 namespace ipsnat::test {
 
@@ -43,6 +48,65 @@ uint64_t Datapath::reason_packets(enum ipsnat_reason reason) const {
   uint64_t sum = 0;
   for (const auto& v : values) sum += v.packets;
   return sum;
+}
+
+std::string Datapath::nonzero_reasons() const {
+  std::string s;
+  for (unsigned r = 0; r < IPSNAT_R_MAX; ++r)
+    if (uint64_t n = reason_packets(static_cast<ipsnat_reason>(r)))
+      s += std::string(reason_name(r)) + "=" + std::to_string(n) + " ";
+  return s;
+}
+
+void Datapath::set_config(const ipsnat_config& cfg) {
+  uint32_t key = 0;
+  if (bpf_map_update_elem(cfg_fd(), &key, &cfg, BPF_ANY) != 0) throw std::runtime_error("writing ipsnat_cfg failed");
+}
+
+void Datapath::set_port_range(uint16_t min, uint16_t max) {
+  ipsnat_config cfg{};
+  cfg.port_min = min;
+  cfg.port_max = max;
+  set_config(cfg);
+}
+
+uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }
+
+void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id) {
+  ipsnat_dev_cfg d{mode, if_id};
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_dev), &ifindex, &d, BPF_ANY) != 0)
+    throw std::runtime_error("writing ipsnat_dev failed");
+}
+
+std::optional<ipsnat_ct_entry> Datapath::ct_get(const ipsnat_ct_key& key) const {
+  ipsnat_ct_entry e{};
+  if (bpf_map_lookup_elem(ct_fd(), &key, &e) != 0) return std::nullopt;
+  return e;
+}
+
+std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> Datapath::ct_all() const {
+  std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> all;
+  ipsnat_ct_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(ct_fd(), prev, &next) == 0) {
+    ipsnat_ct_entry e{};
+    if (bpf_map_lookup_elem(ct_fd(), &next, &e) == 0) all.emplace_back(next, e);
+    key = next;
+    prev = &key;
+  }
+  return all;
+}
+
+ipsnat_ct_key ct_key(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+                     uint8_t proto, ipsnat_ct_dir dir) {
+  ipsnat_ct_key k{};
+  k.saddr = parse_ipv4(src);
+  k.daddr = parse_ipv4(dst);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  k.dir = static_cast<uint8_t>(dir);
+  return k;
 }
 
 }  // namespace ipsnat::test

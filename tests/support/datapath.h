@@ -2,13 +2,17 @@
 // The datapath loaded for BPF_PROG_TEST_RUN: the real skeleton, with map pinning switched off
 // so tests never touch /sys/fs/bpf/ipsnat.
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "ipsnat_bpf.skel.h"
+#include "maps/config.h"
+#include "maps/ct.h"
 #include "maps/stats.h"
 #include "support/packet.h"
 
@@ -30,9 +34,26 @@ class Datapath {
   RunResult run(bpf_program* prog, const Bytes& pkt);
   // Sum over CPUs of one reason's packet counter.
   uint64_t reason_packets(enum ipsnat_reason r) const;
+  // Reasons with a non-zero packet count, for failure messages.
+  std::string nonzero_reasons() const;
+
+  void set_config(const ipsnat_config& cfg);
+  void set_port_range(uint16_t min, uint16_t max);
+  // BPF_PROG_TEST_RUN runs TC programs on the loopback device: its ifindex.
+  static uint32_t test_ifindex();
+  void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0);
+
+  std::optional<ipsnat_ct_entry> ct_get(const ipsnat_ct_key& key) const;
+  std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> ct_all() const;
+  int ct_fd() const { return bpf_map__fd(skel_->maps.ipsnat_ct); }
+  int cfg_fd() const { return bpf_map__fd(skel_->maps.ipsnat_cfg); }
 
  private:
   ipsnat_bpf* skel_ = nullptr;
 };
+
+// A CT key from dotted addresses and host-order ports.
+ipsnat_ct_key ct_key(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+                     uint8_t proto, ipsnat_ct_dir dir);
 
 }  // namespace ipsnat::test

@@ -39,11 +39,14 @@ uint32_t pseudo_sum(const uint8_t* ip, uint8_t proto, size_t l4len) {
 Bytes PacketBuilder::ipv4(const Ipv4Spec& spec, const Bytes& l4) const {
   static constexpr uint8_t kEthernet[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
   size_t l3 = ethernet_ ? sizeof(kEthernet) : 0;
-  Bytes out(l3 + 20, 0);
+  if (spec.options.size() % 4 || spec.options.size() > 40) throw std::invalid_argument("bad IPv4 options");
+  size_t ihl = 20 + spec.options.size();
+  Bytes out(l3 + ihl, 0);
   if (ethernet_) std::memcpy(out.data(), kEthernet, sizeof(kEthernet));
   uint8_t* ip = out.data() + l3;
-  ip[0] = 0x45;
-  put16(out, l3 + 2, static_cast<uint16_t>(20 + l4.size()));
+  ip[0] = static_cast<uint8_t>(0x40 | (ihl / 4));
+  std::memcpy(ip + 20, spec.options.data(), spec.options.size());
+  put16(out, l3 + 2, static_cast<uint16_t>(ihl + l4.size()));
   put16(out, l3 + 4, spec.id);
   put16(out, l3 + 6, spec.frag_off);
   ip[8] = spec.ttl;
@@ -51,9 +54,23 @@ Bytes PacketBuilder::ipv4(const Ipv4Spec& spec, const Bytes& l4) const {
   uint32_t s = parse_ipv4(spec.src), d = parse_ipv4(spec.dst);
   std::memcpy(ip + 12, &s, 4);
   std::memcpy(ip + 16, &d, 4);
-  put16(out, l3 + 10, inet_checksum(ip, 20));
+  put16(out, l3 + 10, inet_checksum(ip, ihl));
   out.insert(out.end(), l4.begin(), l4.end());
   return out;
+}
+
+Bytes PacketBuilder::icmp_error(const Ipv4Spec& spec, uint8_t type, uint8_t code, const Bytes& quoted,
+                                uint32_t extra) const {
+  Bytes l4(8);
+  l4[0] = type;
+  l4[1] = code;
+  put16(l4, 4, static_cast<uint16_t>(extra >> 16));
+  put16(l4, 6, static_cast<uint16_t>(extra & 0xffff));
+  l4.insert(l4.end(), quoted.begin(), quoted.end());
+  put16(l4, 2, inet_checksum(l4.data(), l4.size()));
+  Ipv4Spec s = spec;
+  s.proto = 1;
+  return ipv4(s, l4);
 }
 
 Bytes PacketBuilder::udp(const Ipv4Spec& spec, uint16_t sport, uint16_t dport, const Bytes& payload,
@@ -68,8 +85,9 @@ Bytes PacketBuilder::udp(const Ipv4Spec& spec, uint16_t sport, uint16_t dport, c
   Bytes pkt = ipv4(s, l4);
   if (!zero_csum) {
     size_t l3 = ethernet_ ? 14 : 0;
-    uint16_t c = inet_checksum(pkt.data() + l3 + 20, l4.size(), pseudo_sum(pkt.data() + l3, 17, l4.size()));
-    put16(pkt, l3 + 20 + 6, c == 0 ? 0xffff : c);
+    size_t l4off = l3 + 20 + spec.options.size();
+    uint16_t c = inet_checksum(pkt.data() + l4off, l4.size(), pseudo_sum(pkt.data() + l3, 17, l4.size()));
+    put16(pkt, l4off + 6, c == 0 ? 0xffff : c);
   }
   return pkt;
 }
@@ -88,7 +106,8 @@ Bytes PacketBuilder::tcp(const Ipv4Spec& spec, uint16_t sport, uint16_t dport, u
   s.proto = 6;
   Bytes pkt = ipv4(s, l4);
   size_t l3 = ethernet_ ? 14 : 0;
-  put16(pkt, l3 + 20 + 16, inet_checksum(pkt.data() + l3 + 20, l4.size(), pseudo_sum(pkt.data() + l3, 6, l4.size())));
+  size_t l4off = l3 + 20 + spec.options.size();
+  put16(pkt, l4off + 16, inet_checksum(pkt.data() + l4off, l4.size(), pseudo_sum(pkt.data() + l3, 6, l4.size())));
   return pkt;
 }
 
@@ -149,6 +168,47 @@ ChecksumReport verify_checksums(const Bytes& pkt, size_t l3) {
   }
   if (!r.ip_ok) r.detail += "bad IPv4 header checksum; ";
   if (!r.l4_ok) r.detail += "bad L4 checksum";
+  return r;
+}
+
+Bytes l3_of(const Bytes& pkt, size_t l3) { return Bytes(pkt.begin() + static_cast<long>(l3), pkt.end()); }
+
+Bytes l4_of(const Bytes& pkt, size_t l3) {
+  size_t ihl = (pkt.at(l3) & 0x0f) * 4;
+  return Bytes(pkt.begin() + static_cast<long>(l3 + ihl), pkt.end());
+}
+
+ChecksumReport verify_quote_checksums(const Bytes& pkt, size_t l3) {
+  ChecksumReport r;
+  size_t q = l3 + (pkt.at(l3) & 0x0f) * 4 + 8;
+  if (pkt.size() < q + 20) {
+    r.detail = "no quote";
+    return r;
+  }
+  const uint8_t* ip = pkt.data() + q;
+  size_t ihl = (ip[0] & 0x0f) * 4;
+  r.ip_ok = inet_checksum(ip, ihl) == 0;
+  size_t tot = (size_t(ip[2]) << 8) | ip[3];
+  size_t avail = pkt.size() - q;
+  if (tot > avail) {  // partial quote: the L4 checksum cannot be checked
+    r.l4_ok = true;
+    return r;
+  }
+  const uint8_t* l4 = ip + ihl;
+  size_t l4len = tot - ihl;
+  switch (ip[9]) {
+    case 6:
+      r.l4_ok = inet_checksum(l4, l4len, pseudo_sum(ip, 6, l4len)) == 0;
+      break;
+    case 17:
+      r.l4_ok = (l4[6] == 0 && l4[7] == 0) || inet_checksum(l4, l4len, pseudo_sum(ip, 17, l4len)) == 0;
+      break;
+    case 1:
+      r.l4_ok = inet_checksum(l4, l4len) == 0;
+      break;
+    default:
+      r.l4_ok = true;
+  }
   return r;
 }
 

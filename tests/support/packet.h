@@ -18,6 +18,7 @@ struct Ipv4Spec {
   uint8_t ttl = 64;
   uint16_t id = 1;
   uint16_t frag_off = 0;  // host order, flags included
+  Bytes options{};        // IPv4 options, a multiple of 4 bytes
 };
 
 class PacketBuilder {
@@ -28,6 +29,9 @@ class PacketBuilder {
             bool zero_csum = false) const;
   Bytes tcp(const Ipv4Spec& ip, uint16_t sport, uint16_t dport, uint8_t flags, const Bytes& payload) const;
   Bytes icmp_echo(const Ipv4Spec& ip, uint8_t type, uint16_t id, uint16_t seq, const Bytes& payload) const;
+  // An ICMP error (type, code) quoting `quoted` (an IP packet without L2 header); `extra` fills
+  // bytes 4..7 (frag-needed: the next-hop MTU in the low 16 bits).
+  Bytes icmp_error(const Ipv4Spec& ip, uint8_t type, uint8_t code, const Bytes& quoted, uint32_t extra = 0) const;
   Bytes ipv4(const Ipv4Spec& ip, const Bytes& l4) const;  // fills tot_len and the header checksum
   Bytes non_ip(uint16_t ethertype, size_t len) const;
 
@@ -43,5 +47,11 @@ struct ChecksumReport {
   std::string detail;
 };
 ChecksumReport verify_checksums(const Bytes& pkt, size_t l3_offset);
+
+// The IP packet without its L2 header, and the L4 part (after the IP header and options).
+Bytes l3_of(const Bytes& pkt, size_t l3_offset);
+Bytes l4_of(const Bytes& pkt, size_t l3_offset);
+// Checks the ICMP error's quote: its IP header checksum and, when fully quoted, its L4 checksum.
+ChecksumReport verify_quote_checksums(const Bytes& pkt, size_t l3_offset);
 
 }  // namespace ipsnat::test

@@ -1,0 +1,222 @@
+#include "spd/compiler.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+namespace ipsnat::spd {
+
+namespace {
+
+uint64_t pkey(uint8_t len, uint32_t host_net) { return (uint64_t(len) << 32) | host_net; }
+
+bool kernel_order(const Policy* a, const Policy* b) {
+  return a->priority != b->priority ? a->priority < b->priority : a->seq < b->seq;
+}
+
+spd_cand make_cand(const Policy& p) {
+  spd_cand c{};
+  c.policy_index = p.index;
+  c.mark_v = p.mark_v;
+  c.mark_m = p.mark_m;
+  c.reqid = p.tmpls.empty() ? 0 : p.tmpls.front().reqid;
+  c.sport = p.sel.sport & p.sel.sport_mask;
+  c.sport_mask = p.sel.sport_mask;
+  c.dport = p.sel.dport & p.sel.dport_mask;
+  c.dport_mask = p.sel.dport_mask;
+  c.proto = p.sel.proto;
+  c.verdict = p.action == Action::Block ? SPD_V_BLOCK : p.tmpls.empty() ? SPD_V_BYPASS : SPD_V_IPSEC;
+  return c;
+}
+
+bool unconditional(const spd_cand& c) {
+  return c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 && c.mark_v == 0;
+}
+
+// Ancestors (and itself) of a prefix that exist in `groups`, shortest first.
+template <class F>
+void for_each_ancestor(const std::unordered_map<uint64_t, std::vector<const Policy*>>& groups,
+                       uint8_t len, uint32_t host_net, F&& f) {
+  for (int l = 0; l <= len; l++) {
+    auto it = groups.find(pkey(static_cast<uint8_t>(l), host_net & v4_mask(static_cast<uint8_t>(l))));
+    if (it != groups.end()) f(it->second);
+  }
+}
+
+}  // namespace
+
+bool cand_matches(const spd_cand& c, const Flow4& f) {
+  return (c.proto == 0 || c.proto == f.proto) && ((f.sport ^ c.sport) & c.sport_mask) == 0 &&
+         ((f.dport ^ c.dport) & c.dport_mask) == 0 && (f.mark & c.mark_m) == c.mark_v;
+}
+
+CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg) {
+  CompiledSpd out;
+  auto refuse = [&](const Policy& p, const std::string& why) {
+    out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
+  };
+  // Policies grouped by if_id (a flow only ever meets policies of its own if_id), then by
+  // destination prefix.
+  std::map<uint32_t, std::unordered_map<uint64_t, std::vector<const Policy*>>> by_ifid;
+  for (const Policy* p : ordered) {
+    if (p->dir != Dir::Out || p->sel.family != AF_INET) continue;
+    if (p->type != PolicyType::Main) {
+      refuse(*p, "sub-type policies are looked up first by the kernel and are not mirrored");
+      return out;
+    }
+    if (p->sel.ifindex != 0) {
+      refuse(*p, "a selector bound to a device is not known to the datapath");
+      return out;
+    }
+    if ((p->sel.sport_mask || p->sel.dport_mask) && !proto_has_ports(p->sel.proto)) {
+      refuse(*p, "ports (or ICMP type/code) on a protocol without transport ports");
+      return out;
+    }
+    if ((p->mark_v & ~p->mark_m) != 0) continue;  // the kernel's mark test never passes
+    by_ifid[p->if_id][pkey(p->sel.dst.len, p->sel.dst.addr.v4_host())].push_back(p);
+    out.policies++;
+  }
+
+  std::map<std::vector<uint8_t>, uint32_t> list_ids;
+  auto intern = [&](const spd_list& l) {
+    std::vector<uint8_t> bytes(sizeof(l));
+    std::memcpy(bytes.data(), &l, sizeof(l));
+    auto [it, added] = list_ids.emplace(std::move(bytes), static_cast<uint32_t>(out.lists.size()));
+    if (added) out.lists.push_back(l);
+    return it->second;
+  };
+
+  uint32_t next_cell = 0;
+  for (const auto& [if_id, dst_groups] : by_ifid) {
+    for (const auto& [dkey, dgroup] : dst_groups) {
+      uint8_t dlen = static_cast<uint8_t>(dkey >> 32);
+      uint32_t dnet = static_cast<uint32_t>(dkey);
+      // The cell: every policy whose destination contains this prefix.
+      std::vector<const Policy*> cell_pols;
+      for_each_ancestor(dst_groups, dlen, dnet,
+                        [&](const auto& g) { cell_pols.insert(cell_pols.end(), g.begin(), g.end()); });
+      std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
+      for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
+
+      CompiledDst d{};
+      d.if_id = if_id;
+      d.len = dlen;
+      d.daddr = htonl(dnet);
+      d.cell.cell = next_cell++;
+      std::vector<uint32_t> cover;
+      for (const auto& [skey, sgroup] : src_groups) {
+        uint8_t slen = static_cast<uint8_t>(skey >> 32);
+        uint32_t snet = static_cast<uint32_t>(skey);
+        std::vector<const Policy*> cands;
+        for_each_ancestor(src_groups, slen, snet,
+                          [&](const auto& g) { cands.insert(cands.end(), g.begin(), g.end()); });
+        std::sort(cands.begin(), cands.end(), kernel_order);
+        spd_list l{};
+        bool has_ipsec = false;
+        for (const Policy* p : cands) {
+          if (l.n == SPD_MAX_CANDIDATES) {
+            refuse(*p, "more than " + std::to_string(SPD_MAX_CANDIDATES) +
+                           " conditional policies overlap for source " + Prefix{Address::v4(htonl(snet)), slen}.str() +
+                           " and destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str());
+            return out;
+          }
+          l.c[l.n++] = make_cand(*p);
+          has_ipsec |= l.c[l.n - 1].verdict == SPD_V_IPSEC;
+          if (unconditional(l.c[l.n - 1])) break;
+        }
+        uint32_t id = intern(l);
+        out.src.push_back(CompiledSrc{d.cell.cell, slen, htonl(snet), id});
+        if (unconditional(l.c[0]) && l.c[0].verdict == SPD_V_IPSEC)
+          d.cell.flags |= SPD_CELL_ALWAYS_COVERED;
+        else if (has_ipsec && std::find(cover.begin(), cover.end(), id) == cover.end())
+          cover.push_back(id);
+      }
+      if (!(d.cell.flags & SPD_CELL_ALWAYS_COVERED)) {
+        if (cover.size() > SPD_MAX_COVER) {
+          refuse(*cell_pols.front(), "destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str() +
+                                         " is covered differently for more than " +
+                                         std::to_string(SPD_MAX_COVER) + " source classes");
+          return out;
+        }
+        d.cell.n_cover = static_cast<uint32_t>(cover.size());
+        std::copy(cover.begin(), cover.end(), d.cell.cover);
+      }
+      std::sort(cell_pols.begin(), cell_pols.end(), kernel_order);
+      for (const Policy* p : cell_pols) {
+        if (!p->is_ipsec()) continue;
+        ImpliedNat n = implied_nat(*p, cfg);
+        if (n.kind == SPD_NAT_NONE) continue;
+        if (d.cell.n_nat == SPD_MAX_NAT) {
+          refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translating policies cover destination " +
+                         Prefix{Address::v4(htonl(dnet)), dlen}.str());
+          return out;
+        }
+        d.cell.nat[d.cell.n_nat++] = n.target(*p);
+      }
+      out.dst.push_back(d);
+    }
+  }
+  return out;
+}
+
+CompiledEvaluator::CompiledEvaluator(const CompiledSpd& c) : c_(c) {
+  for (const auto& d : c.dst) dst_[{d.if_id, d.len, d.daddr}] = &d.cell;
+  for (const auto& s : c.src) src_[{s.cell, s.len, s.saddr}] = s.list;
+}
+
+const spd_cell* CompiledEvaluator::dst_cell(const Flow4& f) const {
+  for (int l = 32; l >= 0; l--) {
+    auto it = dst_.find({f.if_id, static_cast<uint8_t>(l), f.daddr & htonl(v4_mask(static_cast<uint8_t>(l)))});
+    if (it != dst_.end()) return it->second;
+  }
+  return nullptr;
+}
+
+std::optional<CompiledVerdict> CompiledEvaluator::eval_list(uint32_t list, const Flow4& f) const {
+  const spd_list& l = c_.lists.at(list);
+  for (uint32_t i = 0; i < l.n && i < SPD_MAX_CANDIDATES; i++)
+    if (cand_matches(l.c[i], f)) return CompiledVerdict{l.c[i].policy_index, l.c[i].verdict};
+  return std::nullopt;
+}
+
+std::optional<CompiledVerdict> CompiledEvaluator::lookup_in(const spd_cell& cell, const Flow4& f) const {
+  for (int l = 32; l >= 0; l--) {
+    auto it = src_.find({cell.cell, static_cast<uint8_t>(l), f.saddr & htonl(v4_mask(static_cast<uint8_t>(l)))});
+    if (it != src_.end()) return eval_list(it->second, f);
+  }
+  return std::nullopt;
+}
+
+std::optional<CompiledVerdict> CompiledEvaluator::lookup(const Flow4& f) const {
+  const spd_cell* cell = dst_cell(f);
+  return cell ? lookup_in(*cell, f) : std::nullopt;
+}
+
+std::optional<spd_nat_target> CompiledEvaluator::nat_target(const Flow4& f) const {
+  const spd_cell* cell = dst_cell(f);
+  if (!cell) return std::nullopt;
+  for (uint32_t i = 0; i < cell->n_nat && i < SPD_MAX_NAT; i++) {
+    const spd_nat_target& t = cell->nat[i];
+    if (!nat_eligible(t, f.saddr)) continue;
+    Flow4 x = f;
+    x.saddr = nat_translate(t, f.saddr);
+    auto v = lookup_in(*cell, x);
+    if (v && v->policy_index == t.policy_index) return t;
+  }
+  return std::nullopt;
+}
+
+bool CompiledEvaluator::out_covered(const Flow4& f) const {
+  const spd_cell* cell = dst_cell(f);
+  if (!cell) return false;
+  if (cell->flags & SPD_CELL_ALWAYS_COVERED) return true;
+  for (uint32_t i = 0; i < cell->n_cover && i < SPD_MAX_COVER; i++) {
+    auto v = eval_list(cell->cover[i], f);
+    if (v && v->verdict == SPD_V_IPSEC) return true;
+  }
+  return false;
+}
+
+}  // namespace ipsnat::spd

@@ -1,0 +1,66 @@
+#pragma once
+// Compiles the mirrored SPD into the datapath's maps (maps/spd.h, docs/spd.md), and evaluates
+// the compiled form the way bpf/lib/spd.h does, so tests can compare it with the reference.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "maps/spd.h"
+#include "spd/nat.h"
+#include "spd/policy.h"
+
+namespace ipsnat::spd {
+
+// Keys without the generation: the writer adds it.
+struct CompiledDst {
+  uint32_t if_id;
+  uint8_t len;
+  uint32_t daddr;  // network order
+  spd_cell cell;
+};
+struct CompiledSrc {
+  uint32_t cell;
+  uint8_t len;
+  uint32_t saddr;  // network order
+  uint32_t list;
+};
+
+struct CompiledSpd {
+  std::vector<CompiledDst> dst;
+  std::vector<CompiledSrc> src;
+  std::vector<spd_list> lists;  // list id = position
+  size_t policies = 0;          // IPv4 out main policies compiled
+  // Set when the SPD cannot be represented exactly; nothing else is meaningful then.
+  std::optional<std::string> refused;
+};
+
+CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg);
+
+struct CompiledVerdict {
+  uint32_t policy_index = 0;
+  uint8_t verdict = SPD_V_BYPASS;
+};
+
+// Evaluates a CompiledSpd with the datapath's algorithm (LPM, LPM, candidate list).
+class CompiledEvaluator {
+ public:
+  explicit CompiledEvaluator(const CompiledSpd& c);
+  std::optional<CompiledVerdict> lookup(const Flow4& f) const;
+  std::optional<spd_nat_target> nat_target(const Flow4& f) const;
+  bool out_covered(const Flow4& f) const;
+
+ private:
+  const spd_cell* dst_cell(const Flow4& f) const;
+  std::optional<CompiledVerdict> eval_list(uint32_t list, const Flow4& f) const;
+  std::optional<CompiledVerdict> lookup_in(const spd_cell& cell, const Flow4& f) const;
+  const CompiledSpd& c_;
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, const spd_cell*> dst_;
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src_;
+};
+
+bool cand_matches(const spd_cand& c, const Flow4& f);
+
+}  // namespace ipsnat::spd

@@ -1,0 +1,42 @@
+#pragma once
+// The mirrored SPD: the kernel's policies (not per-socket ones) and the events that change it.
+#include <cstdint>
+#include <map>
+#include <variant>
+#include <vector>
+
+#include "spd/policy.h"
+
+namespace ipsnat::spd {
+
+struct PolicyUpsert {  // XFRM_MSG_NEWPOLICY / UPDPOLICY, and each entry of a dump
+  Policy policy;
+};
+struct PolicyDelete {  // XFRM_MSG_DELPOLICY: by index when nonzero, else by selector+dir+type
+  uint32_t index = 0;
+  Dir dir = Dir::Out;
+  PolicyType type = PolicyType::Main;
+  Selector sel;
+  uint32_t mark_v = 0, mark_m = 0, if_id = 0;
+};
+struct PolicyFlush {  // XFRM_MSG_FLUSHPOLICY
+  PolicyType type = PolicyType::Main;
+};
+using PolicyEvent = std::variant<PolicyUpsert, PolicyDelete, PolicyFlush>;
+
+class SpdModel {
+ public:
+  // Returns true when the model changed.
+  bool apply(const PolicyEvent& ev);
+  void clear() { by_index_.clear(); }
+  size_t size() const { return by_index_.size(); }
+  // Policies in the kernel's insertion order.
+  std::vector<const Policy*> ordered() const;
+  const std::map<uint32_t, Policy>& by_index() const { return by_index_; }
+
+ private:
+  std::map<uint32_t, Policy> by_index_;
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace ipsnat::spd

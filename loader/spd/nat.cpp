@@ -1,0 +1,87 @@
+#include "spd/nat.h"
+
+#include <arpa/inet.h>
+
+namespace ipsnat::spd {
+
+namespace {
+Prefix any_v4() {
+  Prefix p;
+  p.addr = Address::v4(0);
+  p.len = 0;
+  return p;
+}
+}  // namespace
+
+spd_nat_target ImpliedNat::target(const Policy& p) const {
+  spd_nat_target t{};
+  t.kind = static_cast<__u8>(kind);
+  t.policy_index = p.index;
+  t.reqid = p.tmpls.empty() ? 0 : p.tmpls.front().reqid;
+  if (kind == SPD_NAT_NONE) return t;
+  t.nat_addr = nat.addr.v4_be();
+  t.inside_net = inside.addr.v4_be();
+  t.inside_mask = htonl(v4_mask(inside.len));
+  t.nat_mask = kind == SPD_NAT_NAPT ? 0xffffffffu : t.inside_mask;
+  return t;
+}
+
+std::string ImpliedNat::str() const {
+  switch (kind) {
+    case SPD_NAT_NAPT: return "napt " + inside.str() + " -> " + nat.addr.str();
+    case SPD_NAT_PREFIX: return "prefix " + inside.str() + " -> " + nat.str();
+    default: return "none (" + why + ")";
+  }
+}
+
+ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
+  ImpliedNat n;
+  if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET) {
+    n.why = "not an IPv4 IPsec out-policy";
+    return n;
+  }
+  for (const auto& o : cfg.overrides) {
+    if ((o.policy_index && *o.policy_index != p.index) || (o.policy_src && *o.policy_src != p.sel.src))
+      continue;
+    if (!o.policy_index && !o.policy_src) continue;
+    n.kind = o.kind;
+    n.nat = o.nat;
+    n.inside = o.inside;
+    n.why = "configured";
+    return n;
+  }
+  const Prefix& src = p.sel.src;
+  if (src.len == 32) {
+    n.kind = SPD_NAT_NAPT;
+    n.nat = src;
+    n.inside = cfg.inside.empty() ? any_v4() : cfg.inside.front();
+    n.why = "source selector is one address";
+    return n;
+  }
+  if (src.len == 0) {
+    n.why = "source selector is any address: needs explicit configuration";
+    return n;
+  }
+  // A 1:1 map needs an inside prefix no larger than the policy's source block.
+  for (const auto& in : cfg.inside) {
+    if (in.addr.family != AF_INET || in.len < src.len) continue;
+    n.kind = SPD_NAT_PREFIX;
+    n.inside = in;
+    n.nat = Prefix{src.addr, in.len};
+    n.why = "source selector is a prefix";
+    return n;
+  }
+  n.why = "no configured inside prefix fits " + src.str();
+  return n;
+}
+
+bool nat_eligible(const spd_nat_target& t, uint32_t saddr) {
+  return (saddr & t.inside_mask) == t.inside_net;
+}
+
+uint32_t nat_translate(const spd_nat_target& t, uint32_t saddr) {
+  if (t.kind == SPD_NAT_PREFIX) return (t.nat_addr & t.nat_mask) | (saddr & ~t.inside_mask);
+  return t.nat_addr;
+}
+
+}  // namespace ipsnat::spd

@@ -1,0 +1,142 @@
+#include "spd/policy.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace ipsnat::spd {
+
+Address Address::v4(uint32_t be_addr) {
+  Address a;
+  a.family = AF_INET;
+  std::memcpy(a.bytes.data(), &be_addr, 4);
+  return a;
+}
+
+uint32_t Address::v4_be() const {
+  uint32_t v;
+  std::memcpy(&v, bytes.data(), 4);
+  return v;
+}
+
+uint32_t Address::v4_host() const { return ntohl(v4_be()); }
+
+std::string Address::str() const {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (family == AF_INET || family == AF_INET6) inet_ntop(family, bytes.data(), buf, sizeof(buf));
+  return buf;
+}
+
+bool Prefix::contains(const Address& a) const {
+  if (a.family != addr.family) return false;
+  unsigned full = len / 8, rest = len % 8;
+  if (std::memcmp(a.bytes.data(), addr.bytes.data(), full) != 0) return false;
+  if (rest == 0) return true;
+  uint8_t m = static_cast<uint8_t>(0xff << (8 - rest));
+  return (a.bytes[full] & m) == (addr.bytes[full] & m);
+}
+
+std::string Prefix::str() const { return addr.str() + "/" + std::to_string(len); }
+
+uint32_t v4_mask(uint8_t len) { return len == 0 ? 0 : (len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1)); }
+
+Address parse_address(const std::string& text) {
+  Address a;
+  if (inet_pton(AF_INET, text.c_str(), a.bytes.data()) == 1) {
+    a.family = AF_INET;
+    return a;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), a.bytes.data()) == 1) {
+    a.family = AF_INET6;
+    return a;
+  }
+  throw UserError("invalid address '" + text + "'", "expected IPv4 or IPv6 address, e.g. 10.0.0.1");
+}
+
+Prefix parse_prefix(const std::string& text) {
+  auto slash = text.find('/');
+  Prefix p;
+  p.addr = parse_address(text.substr(0, slash));
+  unsigned max = p.addr.family == AF_INET ? 32 : 128;
+  if (slash == std::string::npos) {
+    p.len = static_cast<uint8_t>(max);
+    return p;
+  }
+  std::string l = text.substr(slash + 1);
+  if (l.empty() || l.size() > 3 || l.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(l) > max)
+    throw UserError("invalid prefix length in '" + text + "'", "expected 0.." + std::to_string(max));
+  p.len = static_cast<uint8_t>(std::stoul(l));
+  // Canonical form: host bits cleared, as the kernel compares only the prefix.
+  unsigned full = p.len / 8, rest = p.len % 8;
+  if (full < 16) {
+    if (rest) p.addr.bytes[full] &= static_cast<uint8_t>(0xff << (8 - rest));
+    for (unsigned i = full + (rest ? 1 : 0); i < 16; i++) p.addr.bytes[i] = 0;
+  }
+  return p;
+}
+
+const char* to_string(Dir d) {
+  switch (d) {
+    case Dir::In: return "in";
+    case Dir::Out: return "out";
+    case Dir::Fwd: return "fwd";
+  }
+  return "?";
+}
+
+const char* to_string(Action a) { return a == Action::Allow ? "allow" : "block"; }
+
+bool Policy::same_key(const Policy& o) const {
+  return dir == o.dir && type == o.type && sel == o.sel && if_id == o.if_id &&
+         (mark_v & mark_m) == (o.mark_v & o.mark_m) && mark_m == o.mark_m;
+}
+
+static std::string proto_name(uint8_t p) {
+  if (p == 0) return "any";
+  if (const protoent* e = getprotobynumber(p)) return e->p_name;
+  return std::to_string(p);
+}
+
+std::string Policy::describe() const {
+  std::ostringstream o;
+  o << "src " << sel.src.str() << " dst " << sel.dst.str();
+  if (sel.proto) o << " proto " << proto_name(sel.proto);
+  if (sel.sport_mask) o << " sport " << sel.sport << (sel.sport_mask != 0xffff ? "/" + std::to_string(sel.sport_mask) : "");
+  if (sel.dport_mask) o << " dport " << sel.dport << (sel.dport_mask != 0xffff ? "/" + std::to_string(sel.dport_mask) : "");
+  if (sel.ifindex) o << " dev#" << sel.ifindex;
+  o << " dir " << to_string(dir) << " priority " << priority << " index " << index;
+  if (action == Action::Block) o << " action block";
+  if (mark_m) o << " mark 0x" << std::hex << mark_v << "/0x" << mark_m << std::dec;
+  if (if_id) o << " if_id " << if_id;
+  if (type == PolicyType::Sub) o << " ptype sub";
+  for (const auto& t : tmpls) {
+    o << " tmpl";
+    if (t.mode == 1) o << " src " << t.tunnel_src.str() << " dst " << t.tunnel_dst.str();
+    o << " proto " << proto_name(t.proto) << " reqid " << t.reqid << " mode "
+      << (t.mode == 1 ? "tunnel" : t.mode == 0 ? "transport" : std::to_string(t.mode));
+    if (t.optional) o << " level use";
+  }
+  return o.str();
+}
+
+std::string Flow4::str() const {
+  std::ostringstream o;
+  o << Address::v4(saddr).str() << " -> " << Address::v4(daddr).str() << " proto " << proto_name(proto);
+  if (proto_has_ports(proto) || proto == IPPROTO_ICMP) o << " " << sport << " " << dport;
+  if (mark) o << " mark 0x" << std::hex << mark << std::dec;
+  if (if_id) o << " if_id " << if_id;
+  return o.str();
+}
+
+bool proto_has_ports(uint8_t proto) {
+  return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+         proto == IPPROTO_SCTP || proto == IPPROTO_DCCP;
+}
+
+}  // namespace ipsnat::spd

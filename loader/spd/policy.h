@@ -1,0 +1,102 @@
+#pragma once
+// One XFRM policy as the kernel holds it, reduced to what decides matching and what the NAT
+// derives from it. Plain data: built by the XFRM parser, kept by the model, read by the compiler.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ipsnat::spd {
+
+// An address of either family; IPv4 in the first 4 bytes (network order).
+struct Address {
+  uint16_t family = 0;  // AF_INET / AF_INET6
+  std::array<uint8_t, 16> bytes{};
+
+  static Address v4(uint32_t be_addr);
+  uint32_t v4_be() const;  // network order
+  uint32_t v4_host() const;
+  bool operator==(const Address&) const = default;
+  auto operator<=>(const Address&) const = default;
+  std::string str() const;
+};
+
+struct Prefix {
+  Address addr;
+  uint8_t len = 0;
+  bool operator==(const Prefix&) const = default;
+  auto operator<=>(const Prefix&) const = default;
+  bool contains(const Address& a) const;
+  std::string str() const;
+};
+
+// Parses "A.B.C.D", "A.B.C.D/N", IPv6 likewise. Throws UserError with `what` naming the input.
+Address parse_address(const std::string& text);
+Prefix parse_prefix(const std::string& text);
+// Host-order mask of `len` leading bits.
+uint32_t v4_mask(uint8_t len);
+
+enum class Dir : uint8_t { In = 0, Out = 1, Fwd = 2 };  // XFRM_POLICY_IN/OUT/FWD
+enum class Action : uint8_t { Allow = 0, Block = 1 };   // XFRM_POLICY_ALLOW/BLOCK
+enum class PolicyType : uint8_t { Main = 0, Sub = 1 };  // XFRM_POLICY_TYPE_MAIN/SUB
+
+const char* to_string(Dir d);
+const char* to_string(Action a);
+
+struct Template {
+  uint8_t mode = 0;   // XFRM_MODE_TRANSPORT=0 / TUNNEL=1 / ...
+  uint8_t proto = 0;  // IPPROTO_ESP / AH / COMP
+  uint32_t reqid = 0;
+  uint32_t spi = 0;  // network order as the kernel gives it
+  bool optional = false;
+  uint16_t family = 0;  // of the tunnel endpoints
+  Address tunnel_src, tunnel_dst;
+  bool operator==(const Template&) const = default;
+};
+
+struct Selector {
+  uint16_t family = 0;
+  Prefix src, dst;
+  uint8_t proto = 0;  // 0 = any
+  uint16_t sport = 0, sport_mask = 0, dport = 0, dport_mask = 0;  // host order
+  int32_t ifindex = 0;
+  bool operator==(const Selector&) const = default;
+};
+
+struct Policy {
+  Selector sel;
+  Dir dir = Dir::Out;
+  Action action = Action::Allow;
+  PolicyType type = PolicyType::Main;
+  uint32_t priority = 0;
+  uint32_t index = 0;
+  uint32_t mark_v = 0, mark_m = 0;
+  uint32_t if_id = 0;
+  std::vector<Template> tmpls;
+  // The kernel's insertion order (assigned by the model; not from the kernel). Equal priorities
+  // are decided by it.
+  uint64_t seq = 0;
+
+  bool is_ipsec() const { return action == Action::Allow && !tmpls.empty(); }
+  bool is_bypass() const { return action == Action::Allow && tmpls.empty(); }
+  // What the kernel treats as the same policy (replaced by an update): selector, dir, type,
+  // mark, if_id.
+  bool same_key(const Policy& o) const;
+  std::string describe() const;  // one line, ip-xfrm-like
+};
+
+// A flow as the kernel's xfrm lookup sees it (IPv4). Ports are the xfrm ports: for TCP, UDP,
+// UDP-Lite, SCTP and DCCP the transport ports; for ICMP type and code; otherwise 0.
+struct Flow4 {
+  uint32_t saddr = 0, daddr = 0;  // network order
+  uint8_t proto = 0;
+  uint16_t sport = 0, dport = 0;  // host order
+  uint32_t mark = 0;
+  uint32_t if_id = 0;
+  std::string str() const;
+};
+
+bool proto_has_ports(uint8_t proto);
+
+}  // namespace ipsnat::spd

@@ -1,0 +1,331 @@
+// Golden packets through the real datapath (BPF_PROG_TEST_RUN): every translated packet is
+// compared byte for byte with one built from scratch by the test's PacketBuilder, whose
+// checksums come from an independent RFC 1071 routine.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include "support/datapath.h"
+#include "support/packet.h"
+#include "support/spd_fixture.h"
+
+namespace ipsnat::test {
+namespace {
+
+constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp = 1;
+constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+
+const std::string kLan = "192.168.1.10", kLan2 = "192.168.1.11", kNat = "10.20.30.2", kRemote = "10.0.0.1";
+
+class Nat : public ::testing::Test {
+ protected:
+  Nat() {
+    install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
+    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
+  }
+  RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
+  RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
+  RunResult guard(const Bytes& p) { return dp.run(dp.skel()->progs.tc_guard_egress, p); }
+
+  Datapath dp;
+  PacketBuilder eth;
+};
+
+#define EXPECT_SAME_PACKET(got, want)                                             \
+  do {                                                                            \
+    EXPECT_EQ((got), (want)) << "reasons: " << dp.nonzero_reasons();              \
+    EXPECT_TRUE(verify_checksums((got), 14).ip_ok);                               \
+    EXPECT_TRUE(verify_checksums((got), 14).l4_ok) << verify_checksums((got), 14).detail; \
+  } while (0)
+
+TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
+  Bytes syn = eth.tcp({kLan, kRemote, kTcp, 64, 77}, 40000, 80, kSyn, {});
+  auto r = snat(syn);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kNat, kRemote, kTcp, 64, 77}, 40000, 80, kSyn, {}));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
+
+  auto orig = dp.ct_get(ct_key(kLan, kRemote, 40000, 80, kTcp, IPSNAT_CT_ORIG));
+  auto reply = dp.ct_get(ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY));
+  ASSERT_TRUE(orig && reply);
+  EXPECT_EQ(orig->xlat_addr, parse_ipv4(kNat));
+  EXPECT_EQ(ntohs(orig->xlat_port), 40000);
+  EXPECT_EQ(reply->xlat_addr, parse_ipv4(kLan));
+  EXPECT_EQ(orig->reqid, 7u);
+  EXPECT_EQ(orig->seen, unsigned(IPSNAT_CT_SEEN_SYN));
+  EXPECT_EQ(orig->packets, 1u);
+  EXPECT_EQ(dp.ct_all().size(), 2u);
+
+  Bytes synack = eth.tcp({kRemote, kNat, kTcp, 60, 9}, 80, 40000, kSyn | kAck, Bytes(33, 0x5a));
+  r = rev(synack);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 9}, 80, 40000, kSyn | kAck, Bytes(33, 0x5a)));
+  reply = dp.ct_get(ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY));
+  EXPECT_EQ(reply->seen, unsigned(IPSNAT_CT_SEEN_SYN | IPSNAT_CT_SEEN_ACK));
+  EXPECT_EQ(reply->packets, 1u);
+  EXPECT_EQ(reply->bytes, synack.size());
+}
+
+TEST_F(Nat, UdpIsTranslatedBothWays) {
+  Bytes payload(100, 0x42);
+  auto r = snat(eth.udp({kLan, kRemote}, 5353, 53, payload));
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 5353, 53, payload));
+  r = rev(eth.udp({kRemote, kNat}, 53, 5353, payload));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kRemote, kLan}, 53, 5353, payload));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_REVERSE), 1u);
+}
+
+TEST_F(Nat, UdpZeroChecksumStaysZero) {
+  Bytes payload(31, 0x07);
+  auto r = snat(eth.udp({kLan, kRemote}, 5353, 53, payload, true));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 5353, 53, payload, true));
+  r = rev(eth.udp({kRemote, kNat}, 53, 5353, payload, true));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kRemote, kLan}, 53, 5353, payload, true));
+  EXPECT_EQ(r.out[14 + 20 + 6], 0);
+  EXPECT_EQ(r.out[14 + 20 + 7], 0);
+}
+
+TEST_F(Nat, IcmpEchoIsTranslatedBothWays) {
+  Bytes payload(56, 0x11);
+  auto r = snat(eth.icmp_echo({kLan, kRemote}, 8, 0x1234, 1, payload));
+  EXPECT_SAME_PACKET(r.out, eth.icmp_echo({kNat, kRemote}, 8, 0x1234, 1, payload));
+  ASSERT_TRUE(dp.ct_get(ct_key(kRemote, kNat, 0, 0x1234, kIcmp, IPSNAT_CT_REPLY)));
+  r = rev(eth.icmp_echo({kRemote, kNat}, 0, 0x1234, 1, payload));
+  EXPECT_SAME_PACKET(r.out, eth.icmp_echo({kRemote, kLan}, 0, 0x1234, 1, payload));
+}
+
+TEST_F(Nat, TwoHostsWithTheSameSourcePortGetDifferentNatPorts) {
+  auto r1 = snat(eth.udp({kLan, kRemote}, 40000, 53, Bytes(8, 1)));
+  EXPECT_SAME_PACKET(r1.out, eth.udp({kNat, kRemote}, 40000, 53, Bytes(8, 1)));
+  auto r2 = snat(eth.udp({kLan2, kRemote}, 40000, 53, Bytes(8, 2)));
+  EXPECT_EQ(r2.retval, TC_ACT_OK);
+  auto orig2 = dp.ct_get(ct_key(kLan2, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(orig2);
+  uint16_t port2 = ntohs(orig2->xlat_port);
+  EXPECT_NE(port2, 40000);
+  EXPECT_GE(port2, IPSNAT_DEF_PORT_MIN);
+  EXPECT_NE(port2, 500);
+  EXPECT_NE(port2, 4500);
+  EXPECT_SAME_PACKET(r2.out, eth.udp({kNat, kRemote}, port2, 53, Bytes(8, 2)));
+  auto reply2 = dp.ct_get(ct_key(kRemote, kNat, 53, port2, kUdp, IPSNAT_CT_REPLY));
+  ASSERT_TRUE(reply2);
+  EXPECT_EQ(reply2->xlat_addr, parse_ipv4(kLan2));
+  EXPECT_EQ(ntohs(reply2->xlat_port), 40000);
+  EXPECT_EQ(dp.ct_all().size(), 4u);
+
+  // Replies reach the right host.
+  auto b1 = rev(eth.udp({kRemote, kNat}, 53, 40000, Bytes(4, 9)));
+  EXPECT_SAME_PACKET(b1.out, eth.udp({kRemote, kLan}, 53, 40000, Bytes(4, 9)));
+  auto b2 = rev(eth.udp({kRemote, kNat}, 53, port2, Bytes(4, 9)));
+  EXPECT_SAME_PACKET(b2.out, eth.udp({kRemote, kLan2}, 53, 40000, Bytes(4, 9)));
+
+  // The same flow again keeps its binding.
+  auto again = snat(eth.udp({kLan2, kRemote}, 40000, 53, Bytes(8, 2)));
+  EXPECT_EQ(again.out, r2.out);
+  EXPECT_EQ(dp.ct_all().size(), 4u);
+}
+
+TEST_F(Nat, TwoHostsPingingWithTheSameIdentifierGetDifferentIds) {
+  snat(eth.icmp_echo({kLan, kRemote}, 8, 7, 1, {}));
+  auto r = snat(eth.icmp_echo({kLan2, kRemote}, 8, 7, 1, {}));
+  auto orig2 = dp.ct_get(ct_key(kLan2, kRemote, 7, 0, kIcmp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(orig2);
+  uint16_t id2 = ntohs(orig2->xlat_port);
+  EXPECT_NE(id2, 7);
+  EXPECT_SAME_PACKET(r.out, eth.icmp_echo({kNat, kRemote}, 8, id2, 1, {}));
+  auto back = rev(eth.icmp_echo({kRemote, kNat}, 0, id2, 1, {}));
+  EXPECT_SAME_PACKET(back.out, eth.icmp_echo({kRemote, kLan2}, 0, 7, 1, {}));
+}
+
+TEST_F(Nat, PortRangeExhaustionIsACountedDrop) {
+  dp.set_port_range(40000, 40001);
+  EXPECT_EQ(snat(eth.udp({"192.168.1.1", kRemote}, 40000, 53, {})).retval, TC_ACT_OK);
+  EXPECT_EQ(snat(eth.udp({"192.168.1.2", kRemote}, 40000, 53, {})).retval, TC_ACT_OK);
+  auto r = snat(eth.udp({"192.168.1.3", kRemote}, 40000, 53, {}));
+  EXPECT_EQ(r.retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_NO_PORT), 1u);
+  EXPECT_EQ(dp.ct_all().size(), 4u);
+  // Bindings are per remote endpoint: another destination port still has both NAT ports.
+  EXPECT_EQ(snat(eth.udp({"192.168.1.3", kRemote}, 40000, 54, {})).retval, TC_ACT_OK);
+}
+
+TEST_F(Nat, IkePortsAreNeverUsedOnTheNatAddress) {
+  dp.set_port_range(4499, 4501);
+  auto r = snat(eth.udp({kLan, kRemote}, 4500, 4500, {}));
+  auto e = dp.ct_get(ct_key(kLan, kRemote, 4500, 4500, kUdp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(e) << dp.nonzero_reasons();
+  uint16_t p = ntohs(e->xlat_port);
+  EXPECT_TRUE(p == 4499 || p == 4501) << p;
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, p, 4500, {}));
+
+  dp.set_port_range(500, 501);
+  auto t = snat(eth.tcp({kLan, kRemote}, 500, 22, kSyn, {}));
+  auto te = dp.ct_get(ct_key(kLan, kRemote, 500, 22, kTcp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(te);
+  EXPECT_EQ(ntohs(te->xlat_port), 501);
+  // Only 500 is left in the range for the next host: reserved, so the flow is dropped.
+  auto t2 = snat(eth.tcp({kLan2, kRemote}, 500, 22, kSyn, {}));
+  EXPECT_EQ(t2.retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_NO_PORT), 1u);
+}
+
+TEST_F(Nat, PrefixTargetMapsOneToOneAndKeepsPorts) {
+  install_nat_target(dp, "10.99.0.0/16", prefix_target("10.20.40.0/24", "192.168.1.0/24"));
+  auto r = snat(eth.tcp({"192.168.1.77", "10.99.1.1"}, 33333, 443, kSyn, {}));
+  EXPECT_SAME_PACKET(r.out, eth.tcp({"10.20.40.77", "10.99.1.1"}, 33333, 443, kSyn, {}));
+  auto b = rev(eth.tcp({"10.99.1.1", "10.20.40.77"}, 443, 33333, kSyn | kAck, {}));
+  EXPECT_SAME_PACKET(b.out, eth.tcp({"10.99.1.1", "192.168.1.77"}, 443, 33333, kSyn | kAck, {}));
+}
+
+TEST_F(Nat, SourcesThatNeedNoTranslationArePassedUntouched) {
+  Bytes own = eth.udp({kNat, kRemote}, 1000, 53, {});
+  EXPECT_EQ(snat(own).out, own);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_ALREADY_OK), 1u);
+  Bytes other = eth.udp({"172.16.0.5", kRemote}, 1000, 53, {});
+  EXPECT_EQ(snat(other).out, other);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 1u);
+  Bytes gre = eth.ipv4({kLan, kRemote, 47}, Bytes(24, 0));
+  EXPECT_EQ(snat(gre).out, gre);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_PROTO), 1u);
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Nat, IpOptionsAreKept) {
+  Ipv4Spec in{kLan, kRemote};
+  in.options = {0x94, 0x04, 0x00, 0x00};  // router alert
+  Ipv4Spec out = in;
+  out.src = kNat;
+  auto r = snat(eth.tcp(in, 40000, 80, kSyn, Bytes(10, 3)));
+  EXPECT_SAME_PACKET(r.out, eth.tcp(out, 40000, 80, kSyn, Bytes(10, 3)));
+  Ipv4Spec rin{kRemote, kNat};
+  rin.options = {0x01, 0x01, 0x01, 0x00};  // NOP NOP NOP EOL
+  Ipv4Spec rout = rin;
+  rout.dst = kLan;
+  auto b = rev(eth.udp(rin, 80, 40000, Bytes(10, 3)));
+  EXPECT_EQ(b.retval, TC_ACT_OK);
+  // The reply is UDP: no such flow, so it passes untouched; the TCP reply is translated.
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u);
+  auto b2 = rev(eth.tcp(rin, 80, 40000, kSyn | kAck, Bytes(10, 3)));
+  EXPECT_SAME_PACKET(b2.out, eth.tcp(rout, 80, 40000, kSyn | kAck, Bytes(10, 3)));
+}
+
+// A later fragment that arrives first cannot be translated consistently: dropped.
+TEST_F(Nat, FragmentsAreTranslatedConsistently) {
+  Bytes payload(300, 0);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 7);
+  Ipv4Spec sp{kLan, kRemote, kUdp, 64, 0x4242};
+  Bytes full = l4_of(eth.udp(sp, 40000, 53, payload), 14);
+  Ipv4Spec sp_out = sp;
+  sp_out.src = kNat;
+  Bytes full_out = l4_of(eth.udp(sp_out, 40000, 53, payload), 14);
+  Bytes part1(full.begin(), full.begin() + 160), part2(full.begin() + 160, full.end());
+  Bytes part1_out(full_out.begin(), full_out.begin() + 160), part2_out(full_out.begin() + 160, full_out.end());
+  auto frag = [](Ipv4Spec s, uint16_t off_bytes, bool more) {
+    s.frag_off = static_cast<uint16_t>((more ? 0x2000 : 0) | (off_bytes / 8));
+    return s;
+  };
+
+  Bytes later = eth.ipv4(frag(sp, 160, false), part2);
+  EXPECT_EQ(snat(later).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_FRAG_NO_FIRST), 1u);
+
+  auto r1 = snat(eth.ipv4(frag(sp, 0, true), part1));
+  EXPECT_EQ(r1.out, eth.ipv4(frag(sp_out, 0, true), part1_out)) << dp.nonzero_reasons();
+  auto r2 = snat(later);
+  EXPECT_EQ(r2.out, eth.ipv4(frag(sp_out, 160, false), part2_out)) << dp.nonzero_reasons();
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FRAG), 1u);
+
+  // Reassembled, the translated datagram's UDP checksum verifies.
+  Bytes reassembled = eth.ipv4(sp_out, Bytes());
+  Bytes l4 = part1_out;
+  l4.insert(l4.end(), part2_out.begin(), part2_out.end());
+  EXPECT_TRUE(verify_checksums(eth.ipv4({kNat, kRemote, kUdp, 64, 0x4242}, l4), 14).l4_ok);
+
+  // Replies, fragmented too.
+  Ipv4Spec rp{kRemote, kNat, kUdp, 64, 0x1111};
+  Bytes rfull = l4_of(eth.udp(rp, 53, 40000, payload), 14);
+  Ipv4Spec rp_out = rp;
+  rp_out.dst = kLan;
+  Bytes rfull_out = l4_of(eth.udp(rp_out, 53, 40000, payload), 14);
+  auto b1 = rev(eth.ipv4(frag(rp, 0, true), Bytes(rfull.begin(), rfull.begin() + 160)));
+  EXPECT_EQ(b1.out, eth.ipv4(frag(rp_out, 0, true), Bytes(rfull_out.begin(), rfull_out.begin() + 160)));
+  auto b2 = rev(eth.ipv4(frag(rp, 160, false), Bytes(rfull.begin() + 160, rfull.end())));
+  EXPECT_EQ(b2.out, eth.ipv4(frag(rp_out, 160, false), Bytes(rfull_out.begin() + 160, rfull_out.end())));
+}
+
+TEST_F(Nat, NonIpv4IsPassed) {
+  for (uint16_t type : {0x0806, 0x86dd, 0x8100}) {
+    Bytes p = eth.non_ip(type, 80);
+    EXPECT_EQ(snat(p).out, p);
+    EXPECT_EQ(rev(p).out, p);
+    EXPECT_EQ(guard(p).out, p);
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_IPV4), 9u);
+}
+
+// Decrypted packets at TC ingress of an xfrm interface start with a stale outer Ethernet
+// header whose addresses have nothing to do with the device; only the IP header counts.
+TEST_F(Nat, StaleEthernetHeaderOnIngressIsSkipped) {
+  snat(eth.udp({kLan, kRemote}, 40000, 53, {}));
+  Bytes reply = eth.udp({kRemote, kNat}, 53, 40000, Bytes(5, 5));
+  Bytes want = eth.udp({kRemote, kLan}, 53, 40000, Bytes(5, 5));
+  for (int i = 0; i < 12; ++i) reply[i] = want[i] = static_cast<uint8_t>(0xa0 + i);
+  EXPECT_SAME_PACKET(rev(reply).out, want);
+}
+
+TEST_F(Nat, PolicyModeWithoutAnSaDoesNotTranslateReplies) {
+  snat(eth.udp({kLan, kRemote}, 40000, 53, {}));
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  Bytes spoofed = eth.udp({kRemote, kNat}, 53, 40000, Bytes(5, 5));
+  auto r = rev(spoofed);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, spoofed);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 1u);
+  // A device without configuration is treated the same way.
+  bpf_map_delete_elem(bpf_map__fd(dp.skel()->maps.ipsnat_dev), &(const uint32_t&)Datapath::test_ifindex());
+  EXPECT_EQ(rev(spoofed).out, spoofed);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 2u);
+  // ICMP errors too.
+  Bytes quoted = PacketBuilder(false).udp({kNat, kRemote}, 40000, 53, {});
+  Bytes err = eth.icmp_error({kRemote, kNat}, 3, 3, quoted);
+  EXPECT_EQ(rev(err).out, err);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 3u);
+}
+
+TEST_F(Nat, LeakGuardDropsCoveredCleartext) {
+  EXPECT_EQ(guard(eth.udp({kLan, kRemote}, 40000, 53, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(guard(eth.tcp({kNat, kRemote}, 40000, 80, kSyn, {})).retval, TC_ACT_SHOT);  // SA missing
+  EXPECT_EQ(guard(eth.icmp_echo({kLan, kRemote}, 8, 1, 1, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_LEAK_GUARD), 3u);
+  Bytes esp = eth.ipv4({"200.2.2.2", kRemote, 50}, Bytes(64, 1));
+  EXPECT_EQ(guard(esp).retval, TC_ACT_OK);
+  Bytes ike = eth.udp({"200.2.2.2", kRemote}, 500, 500, Bytes(40, 1));
+  EXPECT_EQ(guard(ike).retval, TC_ACT_OK);
+  Bytes natt = eth.udp({"200.2.2.2", kRemote}, 4500, 4500, Bytes(40, 1));
+  EXPECT_EQ(guard(natt).retval, TC_ACT_OK);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_IPSEC), 3u);
+  Bytes web = eth.tcp({kLan, "8.8.8.8"}, 40000, 443, kSyn, {});
+  EXPECT_EQ(guard(web).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(web).out, web);
+}
+
+TEST_F(Nat, LwtTranslatesAndAsksForAReroute) {
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  Bytes payload(20, 0x33);
+  auto r = dp.run(lwt, eth.udp({kLan, kRemote}, 40000, 53, payload));
+  EXPECT_EQ(r.retval, unsigned(BPF_LWT_REROUTE));
+  // LWT programs see no L2 header: the test run gives back 14 zero bytes in its place.
+  Bytes want = eth.udp({kNat, kRemote}, 40000, 53, payload);
+  std::fill(want.begin(), want.begin() + 14, 0);
+  EXPECT_SAME_PACKET(r.out, want);
+  auto pass = dp.run(lwt, eth.udp({kLan, "8.8.8.8"}, 40000, 53, payload));
+  EXPECT_EQ(pass.retval, unsigned(BPF_OK));
+  EXPECT_TRUE(std::equal(pass.out.begin() + 14, pass.out.end(), eth.udp({kLan, "8.8.8.8"}, 40000, 53, payload).begin() + 14));
+  dp.set_port_range(40000, 40000);
+  auto drop = dp.run(lwt, eth.udp({kLan2, kRemote}, 40000, 53, payload));
+  EXPECT_EQ(drop.retval, unsigned(BPF_DROP));
+}
+
+}  // namespace
+}  // namespace ipsnat::test

@@ -1,0 +1,18 @@
+#pragma once
+// The one place where tests fill the SPD the datapath consults (bpf/lib/spd.h). When the SPD's
+// structure changes, only these functions change.
+#include <string>
+
+#include "maps/spd.h"
+#include "support/datapath.h"
+
+namespace ipsnat::test {
+
+// "SNAT every host of inside_prefix to nat_addr (NAPT) for destinations in dst_prefix".
+spd_nat_target napt_target(const std::string& nat_addr, const std::string& inside_prefix, uint32_t reqid = 1);
+// "Map inside_prefix 1:1 onto nat_prefix".
+spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid = 1);
+// Makes dst_prefix covered by an out-policy that requires `target`.
+void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target);
+
+}  // namespace ipsnat::test

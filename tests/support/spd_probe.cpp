@@ -1,0 +1,33 @@
+#include "support/spd_probe.h"
+
+#include <linux/bpf.h>
+#include <netinet/in.h>
+
+namespace ipsnat::test {
+
+spd_probe_result spd_probe(Datapath& dp, const spd::Flow4& f) {
+  Ipv4Spec ip{spd::Address::v4(f.saddr).str(), spd::Address::v4(f.daddr).str(), f.proto};
+  PacketBuilder b;
+  Bytes pkt = f.proto == IPPROTO_TCP   ? b.tcp(ip, f.sport, f.dport, 0x02, {})
+              : f.proto == IPPROTO_UDP ? b.udp(ip, f.sport, f.dport, Bytes(4, 1))
+                                       : b.icmp_echo(ip, 8, 77, 1, {});
+  __sk_buff ctx{};
+  ctx.mark = f.mark;
+  ctx.cb[0] = f.if_id;
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = pkt.data();
+  opts.data_size_in = static_cast<__u32>(pkt.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  opts.repeat = 1;
+  if (bpf_prog_test_run_opts(bpf_program__fd(dp.skel()->progs.tc_spd_probe), &opts) != 0)
+    throw std::runtime_error("test run of tc_spd_probe failed");
+  spd_probe_result r{};
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_probe_res), &zero, &r) != 0)
+    throw std::runtime_error("reading spd_probe_res failed");
+  return r;
+}
+
+}  // namespace ipsnat::test

@@ -69,13 +69,14 @@ int tc_spd_probe(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct spd_probe_result *r = bpf_map_lookup_elem(&spd_probe_res, &zero);
-	int off = parse_l3_offset(skb);
+	struct iphdr hdr;
+	int off = parse_l3_offset(skb, &hdr);
 
 	if (!r || off < 0)
 		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + (off ? ETH_HLEN : 0);
+	struct iphdr *ip = data + off;
 	if ((void *)(ip + 1) > data_end)
 		return TC_ACT_OK;
 	struct ipsnat_flow4 f = {

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli/command.h"
 #include "ipsnat/version.h"
@@ -32,6 +33,24 @@ int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list arg
   return n;
 }
 
+bool has_verb(CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->check_name(name)) return true;
+  return false;
+}
+
+// The first word that is neither an option nor an option's value.
+std::optional<std::string> first_verb(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.empty() || arg[0] != '-') return arg;
+    if (arg.find('=') != std::string::npos) continue;
+    const CLI::Option* opt = app.get_option_no_throw(arg);
+    if (opt && opt->get_expected_min() > 0) ++i;  // skip the option's value
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -50,6 +69,12 @@ int run(int argc, char** argv) {
   register_detach(app, ctx);
   register_flows(app, ctx);
 
+  // CLI11 would report an unknown verb as a missing subcommand; name it instead, like ip does.
+  if (auto verb = first_verb(app, argc, argv); verb && !has_verb(app, *verb)) {
+    print_error("unknown verb \"" + *verb + "\"", "try 'ipsnat --help'");
+    return 2;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -60,7 +85,9 @@ int run(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // CLI11's own messages already name the option; keep ip's terse one-line style.
-    print_error(e.what(), "try 'ipsnat --help'");
+    std::string help = "ipsnat";
+    for (const CLI::App* sub : app.get_subcommands()) help += " " + sub->get_name();
+    print_error(e.what(), "try '" + help + " --help'");
     return 2;
   }
 

@@ -1,9 +1,17 @@
 #include "support/spd_fixture.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
+#include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
+
+#include "spd/compiler.h"
+#include "spd/mirror.h"
 
 namespace ipsnat::test {
 namespace {
@@ -37,13 +45,53 @@ spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& i
   return t;
 }
 
+// The SPD maps are a compiled classifier now (maps/spd.h): each call adds one IPsec out-policy
+// for dst_prefix whose NAT is forced to `target` by an override, recompiles all of this
+// datapath's policies and writes them the way the mirror does.
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
-  auto [addr, mask] = parse_prefix(dst_prefix);
-  spd_dst_key key{};
-  key.prefixlen = static_cast<uint32_t>(__builtin_popcount(mask));
-  key.daddr = addr;
-  if (bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.spd_nat), &key, &target, BPF_ANY) != 0)
-    throw std::runtime_error("writing spd_nat failed");
+  struct Installed {
+    std::vector<spd::Policy> policies;
+    spd::NatConfig cfg;
+  };
+  // Keyed by the map's kernel id: unique per created map, unlike the skeleton's address.
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_map__fd(dp.skel()->maps.spd_dst), &info, &len) != 0)
+    throw std::runtime_error("reading spd_dst's id failed");
+  static std::map<uint32_t, Installed> installed;
+  auto& in = installed[info.id];
+  auto [daddr, dmask] = parse_prefix(dst_prefix);
+  spd::Policy p;
+  p.sel.family = AF_INET;
+  p.sel.src = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  p.sel.dst = {spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
+  p.dir = spd::Dir::Out;
+  p.index = static_cast<uint32_t>(8 * (in.policies.size() + 1) + 1);
+  p.seq = in.policies.size() + 1;
+  // The old single-LPM fixture let the longest destination win; keep that meaning in the
+  // kernel's terms (lower priority value first).
+  p.priority = 100 - p.sel.dst.len;
+  spd::Template t;
+  t.mode = 1;
+  t.proto = IPPROTO_ESP;
+  t.reqid = target.reqid;
+  t.family = AF_INET;
+  p.tmpls.push_back(t);
+  spd::NatOverride o;
+  o.policy_index = p.index;
+  o.kind = static_cast<spd_nat_kind>(target.kind);
+  o.nat = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
+  in.cfg.overrides.push_back(o);
+  in.policies.push_back(p);
+  std::vector<const spd::Policy*> ordered;
+  for (const auto& q : in.policies) ordered.push_back(&q);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const spd::Policy* a, const spd::Policy* b) { return a->priority < b->priority; });
+  auto compiled = spd::compile_spd(ordered, in.cfg);
+  if (compiled.refused) throw std::runtime_error("SPD compile refused: " + *compiled.refused);
+  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  writer.write(compiled);
 }
 
 }  // namespace ipsnat::test

@@ -1,0 +1,372 @@
+#include "attach/plan.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "spd/nat.h"
+#include "util/error.h"
+
+namespace ipsnat::attach {
+
+using spd::Address;
+using spd::Policy;
+using spd::Prefix;
+
+const char* to_string(Mode m) { return m == Mode::Route ? "route" : "policy"; }
+
+ModeRequest parse_mode_request(const std::string& text) {
+  if (text == "auto") return ModeRequest::Auto;
+  if (text == "route") return ModeRequest::Route;
+  if (text == "policy") return ModeRequest::Policy;
+  throw UserError("invalid mode '" + text + "'", "expected auto, route or policy");
+}
+
+Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
+  bool tunnel = dev.kind == "xfrm" || dev.kind == "vti";
+  switch (req) {
+    case ModeRequest::Route: return Mode::Route;
+    case ModeRequest::Policy:
+      if (tunnel)
+        throw UserError("\"" + dev.name + "\" is a " + dev.kind + " tunnel device: policy mode needs the uplink",
+                        "use --mode route, or attach the uplink device");
+      return Mode::Policy;
+    case ModeRequest::Auto: break;
+  }
+  return tunnel ? Mode::Route : Mode::Policy;
+}
+
+namespace {
+
+const char* hook_name(Hook h) { return h == Hook::TcIngress ? "ingress" : "egress"; }
+
+bool is_local(const HostFacts& f, const Address& a) {
+  return std::find(f.local_addrs.begin(), f.local_addrs.end(), a) != f.local_addrs.end();
+}
+
+// The out-policies whose traffic leaves through the device: route mode by the device's if_id
+// (xfrm) or mark (VTI); policy mode those bound to no interface.
+bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
+  if (p.dir != spd::Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET || p.type != spd::PolicyType::Main)
+    return false;
+  if (mode == Mode::Policy) return p.if_id == 0;
+  if (dev.kind == "xfrm") return p.if_id == dev.if_id;
+  if (dev.kind == "vti") return p.mark_m != 0 && (dev.okey & p.mark_m) == p.mark_v;
+  return p.if_id == 0;
+}
+
+spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
+  spd::NatConfig cfg;
+  cfg.inside = s.inside.empty() ? f.other_connected : s.inside;
+  return cfg;
+}
+
+std::vector<const Policy*> relevant(const HostFacts& f, Mode mode) {
+  std::vector<const Policy*> out;
+  for (const auto& p : f.policies)
+    if (concerns_device(p, f.dev, mode)) out.push_back(&p);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Policy* a, const Policy* b) { return a->priority < b->priority; });
+  return out;
+}
+
+// The templates of the SA that brings the out-policy's replies in: the kernel's own in-policy
+// for the reversed selector when there is one (it names the SA exactly as the IKE daemon
+// installed it), else the out-policy's templates with the tunnel endpoints swapped.
+std::vector<spd::Template> inbound_templates(const HostFacts& f, const Policy& out) {
+  for (const auto& p : f.policies)
+    if (p.dir == spd::Dir::In && p.is_ipsec() && p.sel.src == out.sel.dst && p.sel.dst == out.sel.src &&
+        p.if_id == out.if_id)
+      return p.tmpls;
+  auto tmpls = out.tmpls;
+  for (auto& t : tmpls) std::swap(t.tunnel_src, t.tunnel_dst);
+  return tmpls;
+}
+
+bool same_selector_exists(const HostFacts& f, const Policy& c) {
+  for (const auto& p : f.policies)
+    if (p.same_key(c)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings& settings) {
+  std::vector<Prefix> out;
+  if (choose_mode(facts.dev, settings.mode) != Mode::Policy) return out;
+  auto cfg = nat_config(facts, settings);
+  for (const Policy* p : relevant(facts, Mode::Policy))
+    if (spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE &&
+        std::find(out.begin(), out.end(), p->sel.dst) == out.end())
+      out.push_back(p->sel.dst);
+  return out;
+}
+
+AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
+  AttachPlan plan;
+  plan.dev = facts.dev.name;
+  plan.ifindex = facts.dev.ifindex;
+  plan.kind = facts.dev.kind;
+  plan.mode = choose_mode(facts.dev, settings.mode);
+  auto cfg = nat_config(facts, settings);
+  auto policies = relevant(facts, plan.mode);
+
+  std::vector<std::pair<const Policy*, spd::ImpliedNat>> nat;
+  for (const Policy* p : policies) {
+    auto n = spd::implied_nat(*p, cfg);
+    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), n.str()});
+    if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
+  }
+  if (nat.empty() && !settings.allow_empty) {
+    std::string what = policies.empty() ? "no IPsec out-policy concerns \"" + plan.dev + "\""
+                                        : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
+    if (plan.mode == Mode::Route && facts.dev.kind == "xfrm")
+      what += " (if_id " + std::to_string(facts.dev.if_id) + ")";
+    throw UserError(what, "see: ip xfrm policy; --allow-empty attaches anyway");
+  }
+  if (cfg.inside.empty() && plan.mode == Mode::Policy && !nat.empty())
+    throw UserError("no inside prefix: \"" + plan.dev + "\" is the only device with an address",
+                    "name the LAN with --inside PREFIX");
+
+  if (plan.mode == Mode::Route) {
+    plan.steps.push_back(TcStep{Hook::TcIngress, "tc_rev_ingress"});
+    plan.steps.push_back(TcStep{Hook::TcEgress, "tc_snat_egress"});
+    return plan;
+  }
+
+  // Policy mode. The guard first, so no window lets cleartext out; the rule last, so it only
+  // ever points at a complete table.
+  plan.steps.push_back(TcStep{Hook::TcEgress, "tc_guard_egress"});
+  plan.steps.push_back(TcStep{Hook::TcIngress, "tc_rev_ingress"});
+  uint32_t mtu = settings.route_mtu ? settings.route_mtu
+                                    : (facts.dev.mtu > kEspOverhead + 576 ? facts.dev.mtu - kEspOverhead : 576);
+  std::set<std::string> seen;
+  auto add = [&](Step s) {
+    if (seen.insert(step_key(s)).second) plan.steps.push_back(std::move(s));
+  };
+  for (const auto& [p, n] : nat) {
+    // The datapath translates only sources in the target's inside prefix; any-source NAPT
+    // (no inside prefix known) covers every configured one.
+    std::vector<Prefix> insides = n.inside.len > 0 ? std::vector<Prefix>{n.inside} : cfg.inside;
+    for (const auto& inside : insides) {
+      for (auto dir : {spd::Dir::Fwd, spd::Dir::In}) {
+        Policy c;
+        c.sel = p->sel;
+        c.sel.src = p->sel.dst;
+        c.sel.dst = inside;
+        std::swap(c.sel.sport, c.sel.dport);
+        std::swap(c.sel.sport_mask, c.sel.dport_mask);
+        c.sel.ifindex = 0;
+        c.dir = dir;
+        c.priority = p->priority;
+        c.mark_v = p->mark_v;
+        c.mark_m = p->mark_m;
+        c.if_id = p->if_id;
+        c.tmpls = inbound_templates(facts, *p);
+        if (same_selector_exists(facts, c)) {
+          plan.warnings.push_back(std::string("a ") + spd::to_string(dir) + " policy " + c.sel.src.str() + " -> " +
+                                  c.sel.dst.str() + " exists already: not adding a companion");
+          continue;
+        }
+        add(XfrmPolicyStep{c, std::string("decrypted replies to ") + inside.str() + " pass the " +
+                                  spd::to_string(dir) + " check"});
+      }
+    }
+    Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;
+    bool nat_local = n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr);
+    if (!nat_local) {
+      RouteStep bh;
+      bh.dst = nat_block;
+      bh.table = settings.table;
+      bh.blackhole = true;
+      add(bh);
+    }
+  }
+  for (const auto& [p, n] : nat) {
+    RouteStep r;
+    r.dst = p->sel.dst;
+    r.table = settings.table;
+    r.mtu = mtu;
+    r.lwt_prog = "lwt_snat_xmit";
+    r.oif = facts.dev.ifindex;
+    for (const auto& nh : facts.nexthops)
+      if (nh.dst == r.dst) {
+        if (nh.oif) r.oif = nh.oif;
+        r.gateway = nh.gateway;
+      }
+    // The gateway's own connections pick the address the policy wants, as strongSwan's
+    // table 220 would have made them do.
+    if (n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr)) r.prefsrc = n.nat.addr;
+    if (r.oif != facts.dev.ifindex)
+      plan.warnings.push_back("the main table routes " + r.dst.str() + " through another device than \"" +
+                              plan.dev + "\"");
+    add(r);
+  }
+  add(RuleStep{settings.rule_priority, settings.table});
+  return plan;
+}
+
+// ---- steps: identity, text, JSON ----
+
+std::string step_key(const Step& s) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, TcStep>) return std::string("tc/") + hook_name(v.hook);
+        if constexpr (std::is_same_v<T, RuleStep>) return "rule/" + std::to_string(v.priority);
+        if constexpr (std::is_same_v<T, RouteStep>) return "route/" + std::to_string(v.table) + "/" + v.dst.str();
+        if constexpr (std::is_same_v<T, XfrmPolicyStep>)
+          return std::string("xfrm/") + spd::to_string(v.policy.dir) + "/" + v.policy.sel.src.str() + "/" +
+                 v.policy.sel.dst.str() + "/" + std::to_string(v.policy.sel.proto) + "/" +
+                 std::to_string(v.policy.if_id) + "/" + std::to_string(v.policy.mark_v);
+      },
+      s);
+}
+
+std::string describe(const Step& s) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        std::ostringstream o;
+        if constexpr (std::is_same_v<T, TcStep>) {
+          o << "tc " << hook_name(v.hook) << " program " << v.prog;
+        } else if constexpr (std::is_same_v<T, RuleStep>) {
+          o << "rule priority " << v.priority << " lookup " << v.table;
+        } else if constexpr (std::is_same_v<T, RouteStep>) {
+          o << "route " << (v.blackhole ? "blackhole " : "") << v.dst.str() << " table " << v.table;
+          if (v.gateway) o << " via " << v.gateway->str();
+          if (!v.blackhole) o << " dev#" << v.oif;
+          if (v.prefsrc) o << " src " << v.prefsrc->str();
+          if (v.mtu) o << " mtu " << v.mtu;
+          if (!v.lwt_prog.empty()) o << " encap bpf xmit " << v.lwt_prog;
+        } else {
+          o << "xfrm policy " << v.policy.describe();
+        }
+        return o.str();
+      },
+      s);
+}
+
+namespace {
+
+nlohmann::json prefix_json(const Prefix& p) { return p.str(); }
+Prefix prefix_from(const nlohmann::json& j) { return spd::parse_prefix(j.get<std::string>()); }
+
+nlohmann::json policy_json(const Policy& p) {
+  nlohmann::json t = nlohmann::json::array();
+  for (const auto& x : p.tmpls)
+    t.push_back({{"mode", x.mode}, {"proto", x.proto}, {"reqid", x.reqid}, {"spi", x.spi},
+                 {"optional", x.optional}, {"family", x.family}, {"src", x.tunnel_src.str()},
+                 {"dst", x.tunnel_dst.str()}});
+  return {{"src", prefix_json(p.sel.src)}, {"dst", prefix_json(p.sel.dst)}, {"proto", p.sel.proto},
+          {"sport", p.sel.sport}, {"sport_mask", p.sel.sport_mask}, {"dport", p.sel.dport},
+          {"dport_mask", p.sel.dport_mask}, {"dir", spd::to_string(p.dir)}, {"priority", p.priority},
+          {"mark", p.mark_v}, {"mark_mask", p.mark_m}, {"if_id", p.if_id}, {"tmpls", t}};
+}
+
+Policy policy_from(const nlohmann::json& j) {
+  Policy p;
+  p.sel.src = prefix_from(j.at("src"));
+  p.sel.dst = prefix_from(j.at("dst"));
+  p.sel.family = p.sel.src.addr.family;
+  p.sel.proto = j.at("proto");
+  p.sel.sport = j.at("sport");
+  p.sel.sport_mask = j.at("sport_mask");
+  p.sel.dport = j.at("dport");
+  p.sel.dport_mask = j.at("dport_mask");
+  std::string dir = j.at("dir");
+  p.dir = dir == "in" ? spd::Dir::In : dir == "fwd" ? spd::Dir::Fwd : spd::Dir::Out;
+  p.priority = j.at("priority");
+  p.mark_v = j.at("mark");
+  p.mark_m = j.at("mark_mask");
+  p.if_id = j.at("if_id");
+  for (const auto& x : j.at("tmpls")) {
+    spd::Template t;
+    t.mode = x.at("mode");
+    t.proto = x.at("proto");
+    t.reqid = x.at("reqid");
+    t.spi = x.at("spi");
+    t.optional = x.at("optional");
+    t.family = x.at("family");
+    t.tunnel_src = spd::parse_address(x.at("src"));
+    t.tunnel_dst = spd::parse_address(x.at("dst"));
+    p.tmpls.push_back(t);
+  }
+  return p;
+}
+
+}  // namespace
+
+nlohmann::json step_to_json(const Step& s) {
+  return std::visit(
+      [](const auto& v) -> nlohmann::json {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, TcStep>)
+          return {{"type", "tc"}, {"hook", hook_name(v.hook)}, {"prog", v.prog}};
+        if constexpr (std::is_same_v<T, RuleStep>)
+          return {{"type", "rule"}, {"priority", v.priority}, {"table", v.table}};
+        if constexpr (std::is_same_v<T, RouteStep>) {
+          nlohmann::json j = {{"type", "route"}, {"dst", prefix_json(v.dst)}, {"table", v.table},
+                              {"blackhole", v.blackhole}, {"oif", v.oif}, {"mtu", v.mtu},
+                              {"lwt_prog", v.lwt_prog}};
+          if (v.gateway) j["gateway"] = v.gateway->str();
+          if (v.prefsrc) j["prefsrc"] = v.prefsrc->str();
+          return j;
+        }
+        if constexpr (std::is_same_v<T, XfrmPolicyStep>)
+          return {{"type", "xfrm_policy"}, {"policy", policy_json(v.policy)}, {"why", v.why}};
+      },
+      s);
+}
+
+Step step_from_json(const nlohmann::json& j) {
+  std::string type = j.at("type");
+  if (type == "tc")
+    return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : Hook::TcEgress, j.at("prog")};
+  if (type == "rule") return RuleStep{j.at("priority"), j.at("table")};
+  if (type == "route") {
+    RouteStep r;
+    r.dst = prefix_from(j.at("dst"));
+    r.table = j.at("table");
+    r.blackhole = j.at("blackhole");
+    r.oif = j.at("oif");
+    r.mtu = j.at("mtu");
+    r.lwt_prog = j.at("lwt_prog");
+    if (j.contains("gateway")) r.gateway = spd::parse_address(j.at("gateway"));
+    if (j.contains("prefsrc")) r.prefsrc = spd::parse_address(j.at("prefsrc"));
+    return r;
+  }
+  if (type == "xfrm_policy") return XfrmPolicyStep{policy_from(j.at("policy")), j.value("why", "")};
+  throw UserError("unknown step type '" + type + "' in the attach state", "the state file is from another version");
+}
+
+nlohmann::json plan_to_json(const AttachPlan& p) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& s : p.steps) {
+    auto j = step_to_json(s);
+    j["text"] = describe(s);
+    steps.push_back(j);
+  }
+  nlohmann::json tr = nlohmann::json::array();
+  for (const auto& t : p.translations)
+    tr.push_back({{"policy_index", t.policy_index}, {"policy", t.policy}, {"nat", t.nat}});
+  return {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind},
+          {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
+          {"warnings", p.warnings}};
+}
+
+std::string plan_to_text(const AttachPlan& p) {
+  std::ostringstream o;
+  o << "attach " << p.dev << " mode " << to_string(p.mode);
+  if (!p.kind.empty()) o << " (" << p.kind << ")";
+  o << "\n";
+  for (const auto& s : p.steps) o << "  " << describe(s) << "\n";
+  for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
+  for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
+  return o.str();
+}
+
+}  // namespace ipsnat::attach

@@ -1,0 +1,121 @@
+#pragma once
+// What `ipsnat attach DEV` will do, decided from facts about the host without changing anything:
+// the tunnel style, the hooks and programs, and for policy-based IPsec the routes, rule,
+// blackhole routes and companion XFRM policies the LWT path needs (docs/attach.md).
+// Pure: the facts come from attach/facts.*, the changes are made by attach/applier.*.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spd/policy.h"
+
+namespace ipsnat::attach {
+
+enum class Mode { Route, Policy };
+enum class ModeRequest { Auto, Route, Policy };
+const char* to_string(Mode m);
+ModeRequest parse_mode_request(const std::string& text);
+
+// The device given to attach, as rtnetlink describes it.
+struct LinkFacts {
+  std::string name;
+  int ifindex = 0;
+  std::string kind;    // IFLA_INFO_KIND: "xfrm", "vti", "veth", "" for a plain NIC...
+  uint32_t if_id = 0;  // xfrm interface: IFLA_XFRM_IF_ID
+  uint32_t okey = 0;   // VTI: the mark its policies carry (IFLA_VTI_OKEY)
+  uint32_t mtu = 1500;
+  bool up = false;
+};
+
+// The route the main routing decision gives for a destination (RTM_GETROUTE), used as the
+// nexthop of ipsnat's LWT route so a packet the program passes untouched goes where it would have.
+struct Nexthop {
+  spd::Prefix dst;
+  int oif = 0;
+  std::optional<spd::Address> gateway;
+};
+
+struct HostFacts {
+  LinkFacts dev;
+  std::vector<spd::Address> local_addrs;          // every local IPv4 address of the namespace
+  std::vector<spd::Prefix> other_connected;       // connected IPv4 prefixes of devices other than dev and lo
+  std::vector<spd::Policy> policies;              // the SPD (not per-socket policies)
+  std::vector<Nexthop> nexthops;                  // for the destinations of covered out-policies
+};
+
+struct Settings {
+  ModeRequest mode = ModeRequest::Auto;
+  std::vector<spd::Prefix> inside;  // empty: the connected prefixes of the other devices
+  uint32_t table = 421;             // ipsnat's routing table (policy mode)
+  uint32_t rule_priority = 210;     // ahead of strongSwan's 220
+  uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
+  bool allow_empty = false;         // attach although no IPsec out-policy concerns the device
+};
+
+// Worst-case ESP tunnel overhead over IPv4 (outer IP 20, ESP 8, IV 16, pad 15, trailer 2,
+// ICV 16, NAT-T UDP 8, rounded): packets up to MTU-overhead are encrypted without fragmentation.
+inline constexpr uint32_t kEspOverhead = 88;
+
+enum class Hook { TcIngress, TcEgress };
+
+struct TcStep {
+  Hook hook;
+  std::string prog;  // program name in the BPF object
+};
+struct RuleStep {
+  uint32_t priority;
+  uint32_t table;
+};
+struct RouteStep {
+  spd::Prefix dst;
+  uint32_t table;
+  bool blackhole = false;
+  int oif = 0;
+  std::optional<spd::Address> gateway;
+  std::optional<spd::Address> prefsrc;
+  uint32_t mtu = 0;
+  std::string lwt_prog;  // empty: no encap
+};
+struct XfrmPolicyStep {
+  spd::Policy policy;
+  std::string why;
+};
+using Step = std::variant<TcStep, RuleStep, RouteStep, XfrmPolicyStep>;
+
+// A stable identity of a step: two plans share a step when the keys are equal (used to
+// reconcile a new plan with what an earlier attach added).
+std::string step_key(const Step& s);
+std::string describe(const Step& s);  // one line, ip/tc-like
+nlohmann::json step_to_json(const Step& s);
+Step step_from_json(const nlohmann::json& j);
+
+struct Translation {
+  uint32_t policy_index;
+  std::string policy;  // "10.20.30.2/32 -> 10.0.0.0/8"
+  std::string nat;     // "NAPT to 10.20.30.2 from 192.168.1.0/24"
+};
+
+struct AttachPlan {
+  std::string dev;
+  int ifindex = 0;
+  std::string kind;
+  Mode mode = Mode::Route;
+  std::vector<Step> steps;  // in application order; detach reverses it
+  std::vector<Translation> translations;
+  std::vector<std::string> warnings;
+};
+
+Mode choose_mode(const LinkFacts& dev, ModeRequest req);
+// Throws UserError when the plan would be empty or unsafe (no policy for the device, ...).
+AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
+// The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.
+std::vector<spd::Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
+
+nlohmann::json plan_to_json(const AttachPlan& p);
+std::string plan_to_text(const AttachPlan& p);
+
+}  // namespace ipsnat::attach

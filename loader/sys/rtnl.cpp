@@ -1,0 +1,224 @@
+#include "sys/rtnl.h"
+
+#include <linux/fib_rules.h>
+#include <linux/if_link.h>
+#include <linux/if_tunnel.h>
+#include <linux/lwtunnel.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <linux/if.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "sys/netlink.h"
+#include "util/error.h"
+
+namespace ipsnat::rtnl {
+namespace {
+
+void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
+  rtm->rtm_table = table < 256 ? table : RT_TABLE_UNSPEC;
+  mnl_attr_put_u32(nlh, RTA_TABLE, table);
+}
+
+spd::Address v4(const void* p) {
+  uint32_t a;
+  std::memcpy(&a, p, 4);
+  return spd::Address::v4(a);
+}
+
+void fill_route(NlRequest& req, const attach::RouteStep& r) {
+  auto* rtm = req.put_header<rtmsg>();
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = r.dst.len;
+  rtm->rtm_protocol = kRouteProtocol;
+  rtm->rtm_type = r.blackhole ? RTN_BLACKHOLE : RTN_UNICAST;
+  rtm->rtm_scope = r.blackhole || r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  put_table(req.hdr(), rtm, r.table);
+  mnl_attr_put(req.hdr(), RTA_DST, 4, r.dst.addr.bytes.data());
+}
+
+}  // namespace
+
+attach::LinkFacts link_facts(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    throw UserError("\"" + name + "\" is not a valid device name", "see: ip link");
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETLINK, 0);
+  auto* ifm = req.put_header<ifinfomsg>();
+  ifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(req.hdr(), IFLA_IFNAME, name.c_str());
+  attach::LinkFacts f;
+  f.name = name;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWLINK) return;
+    const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+    f.ifindex = ifi->ifi_index;
+    f.up = ifi->ifi_flags & IFF_UP;
+    for_each_attr(nlh, sizeof(*ifi), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == IFLA_MTU) f.mtu = mnl_attr_get_u32(a);
+      if (mnl_attr_get_type(a) != IFLA_LINKINFO) return;
+      for_each_nested(a, [&](const nlattr* li) {
+        if (mnl_attr_get_type(li) == IFLA_INFO_KIND) f.kind = mnl_attr_get_str(li);
+        if (mnl_attr_get_type(li) != IFLA_INFO_DATA) return;
+        for_each_nested(li, [&](const nlattr* d) {
+          // IFLA_INFO_DATA's attribute numbers depend on the kind (which the kernel sends first).
+          if (f.kind == "xfrm" && mnl_attr_get_type(d) == IFLA_XFRM_IF_ID) f.if_id = mnl_attr_get_u32(d);
+          if (f.kind == "vti" && mnl_attr_get_type(d) == IFLA_VTI_OKEY) f.okey = ntohl(mnl_attr_get_u32(d));
+        });
+      });
+    });
+  });
+  if (err == -ENODEV || f.ifindex == 0) throw UserError("cannot find device \"" + name + "\"", "see: ip link");
+  if (err) throw SysError("reading link " + name, err);
+  return f;
+}
+
+std::vector<AddrEntry> ipv4_addresses() {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETADDR, NLM_F_DUMP);
+  auto* ifa = req.put_header<ifaddrmsg>();
+  ifa->ifa_family = AF_INET;
+  std::vector<AddrEntry> out;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWADDR) return;
+    const auto* m = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (m->ifa_family != AF_INET) return;
+    for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == IFA_LOCAL)
+        out.push_back({static_cast<int>(m->ifa_index), {v4(mnl_attr_get_payload(a)), m->ifa_prefixlen}});
+    });
+  });
+  if (err) throw SysError("reading addresses", err);
+  return out;
+}
+
+std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETROUTE, 0);
+  auto* rtm = req.put_header<rtmsg>();
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = 32;
+  // A host inside the prefix, not its network address (a /8's .0 could be special-cased).
+  uint32_t host = dst.addr.v4_be();
+  if (dst.len < 31) host = htonl(ntohl(host) | 1);
+  mnl_attr_put_u32(req.hdr(), RTA_DST, host);
+  std::optional<attach::Nexthop> out;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWROUTE) return;
+    const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (r->rtm_type != RTN_UNICAST) return;
+    attach::Nexthop nh;
+    nh.dst = dst;
+    for_each_attr(nlh, sizeof(*r), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == RTA_OIF) nh.oif = static_cast<int>(mnl_attr_get_u32(a));
+      if (mnl_attr_get_type(a) == RTA_GATEWAY) nh.gateway = v4(mnl_attr_get_payload(a));
+    });
+    out = nh;
+  });
+  if (err && err != -ENETUNREACH && err != -EHOSTUNREACH) throw SysError("route lookup of " + dst.str(), err);
+  return out;
+}
+
+int add_route(const attach::RouteStep& r, int lwt_prog_fd) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  fill_route(req, r);
+  nlmsghdr* nlh = req.hdr();
+  if (!r.blackhole) {
+    mnl_attr_put_u32(nlh, RTA_OIF, r.oif);
+    if (r.gateway) mnl_attr_put(nlh, RTA_GATEWAY, 4, r.gateway->bytes.data());
+    if (r.prefsrc) mnl_attr_put(nlh, RTA_PREFSRC, 4, r.prefsrc->bytes.data());
+  }
+  if (r.mtu) {
+    nlattr* m = mnl_attr_nest_start(nlh, RTA_METRICS);
+    mnl_attr_put_u32(nlh, RTAX_MTU, r.mtu);
+    mnl_attr_nest_end(nlh, m);
+  }
+  if (!r.lwt_prog.empty()) {
+    // As iproute2's `encap bpf xmit obj ...`: RTA_ENCAP { LWT_BPF_XMIT { PROG_FD, PROG_NAME } }.
+    nlattr* enc = mnl_attr_nest_start(nlh, RTA_ENCAP);
+    nlattr* x = mnl_attr_nest_start(nlh, LWT_BPF_XMIT);
+    mnl_attr_put_u32(nlh, LWT_BPF_PROG_FD, lwt_prog_fd);
+    mnl_attr_put_strz(nlh, LWT_BPF_PROG_NAME, r.lwt_prog.c_str());
+    mnl_attr_nest_end(nlh, x);
+    mnl_attr_nest_end(nlh, enc);
+    mnl_attr_put_u16(nlh, RTA_ENCAP_TYPE, LWTUNNEL_ENCAP_BPF);
+  }
+  return nl.request(req);
+}
+
+int delete_route(const attach::RouteStep& r) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_DELROUTE, 0);
+  fill_route(req, r);
+  return nl.request(req);
+}
+
+namespace {
+void fill_rule(NlRequest& req, const attach::RuleStep& r) {
+  auto* h = req.put_header<fib_rule_hdr>();
+  h->family = AF_INET;
+  h->action = FR_ACT_TO_TBL;
+  h->table = r.table < 256 ? r.table : RT_TABLE_UNSPEC;
+  mnl_attr_put_u32(req.hdr(), FRA_PRIORITY, r.priority);
+  mnl_attr_put_u32(req.hdr(), FRA_TABLE, r.table);
+  mnl_attr_put_u8(req.hdr(), FRA_PROTOCOL, kRouteProtocol);
+}
+}  // namespace
+
+int add_rule(const attach::RuleStep& r) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL);
+  fill_rule(req, r);
+  return nl.request(req);
+}
+
+int delete_rule(const attach::RuleStep& r) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_DELRULE, 0);
+  fill_rule(req, r);
+  return nl.request(req);
+}
+
+int foreign_tc_filters(int ifindex, uint32_t prio) {
+  int count = 0;
+  for (uint32_t parent : {TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS), TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS)}) {
+    NlSocket nl(NETLINK_ROUTE);
+    NlRequest req(RTM_GETTFILTER, NLM_F_DUMP);
+    auto* t = req.put_header<tcmsg>();
+    t->tcm_family = AF_UNSPEC;
+    t->tcm_ifindex = ifindex;
+    t->tcm_parent = parent;
+    int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+      if (nlh->nlmsg_type != RTM_NEWTFILTER) return;
+      const auto* m = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(nlh));
+      if (TC_H_MAJ(m->tcm_info) >> 16 != prio) ++count;
+    });
+    if (err == -EINVAL || err == -ENOENT) continue;  // no clsact
+    if (err) throw SysError("listing TC filters", err);
+  }
+  return count;
+}
+
+bool has_clsact(int ifindex) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETQDISC, NLM_F_DUMP);
+  auto* t = req.put_header<tcmsg>();
+  t->tcm_family = AF_UNSPEC;
+  t->tcm_ifindex = ifindex;
+  bool found = false;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWQDISC) return;
+    const auto* m = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (m->tcm_ifindex != ifindex || m->tcm_parent != TC_H_CLSACT) return;
+    for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == TCA_KIND && std::strcmp(mnl_attr_get_str(a), "clsact") == 0) found = true;
+    });
+  });
+  if (err) throw SysError("listing qdiscs", err);
+  return found;
+}
+
+}  // namespace ipsnat::rtnl

@@ -1,0 +1,35 @@
+#pragma once
+// rtnetlink requests ipsnat needs: link facts, addresses, route lookup, its own routes and rule,
+// and a census of a device's TC filters. Errors are returned as -errno where the caller decides.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attach/plan.h"
+
+namespace ipsnat::rtnl {
+
+// Protocol number on ipsnat's routes and rule ("proto 165" in ip route/rule): identifies them
+// so deletes never match another tool's entries.
+inline constexpr uint8_t kRouteProtocol = 165;
+
+attach::LinkFacts link_facts(const std::string& name);  // UserError when the device is unknown
+struct AddrEntry {
+  int ifindex;
+  spd::Prefix prefix;  // the address with its prefix length
+};
+std::vector<AddrEntry> ipv4_addresses();
+// The main routing decision for dst (as `ip route get`), empty when unreachable.
+std::optional<attach::Nexthop> route_get(const spd::Prefix& dst);
+
+int add_route(const attach::RouteStep& r, int lwt_prog_fd);
+int delete_route(const attach::RouteStep& r);
+int add_rule(const attach::RuleStep& r);
+int delete_rule(const attach::RuleStep& r);
+
+// TC filters on the clsact hook of a device whose priority is not `prio` (other tools').
+int foreign_tc_filters(int ifindex, uint32_t prio);
+bool has_clsact(int ifindex);
+
+}  // namespace ipsnat::rtnl

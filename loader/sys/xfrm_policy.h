@@ -1,0 +1,18 @@
+#pragma once
+// XFRM policies over NETLINK_XFRM: a one-shot dump into spd::Policy, and add/delete of single
+// policies (ipsnat's companion policies). The live mirror (events, resync) is loader/spd's.
+#include <vector>
+
+#include "spd/policy.h"
+
+namespace ipsnat::xfrm {
+
+// Every policy of the namespace except per-socket ones, in dump order.
+std::vector<spd::Policy> dump_policies();
+// Adds a policy; fails with -EEXIST when one with the same selector, direction, mark and if_id
+// exists (never replaces another tool's policy). Returns 0 or -errno.
+int add_policy(const spd::Policy& p);
+// Deletes the policy with this selector, direction, mark and if_id. Returns 0 or -errno.
+int delete_policy(const spd::Policy& p);
+
+}  // namespace ipsnat::xfrm

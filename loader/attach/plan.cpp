@@ -39,6 +39,10 @@ Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
   return tunnel ? Mode::Route : Mode::Policy;
 }
 
+std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings) {
+  return settings.inside.empty() ? facts.other_connected : settings.inside;
+}
+
 namespace {
 
 const char* hook_name(Hook h) { return h == Hook::TcIngress ? "ingress" : "egress"; }
@@ -60,7 +64,7 @@ bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
 
 spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   spd::NatConfig cfg;
-  cfg.inside = s.inside.empty() ? f.other_connected : s.inside;
+  cfg.inside = inside_prefixes(f, s);
   return cfg;
 }
 

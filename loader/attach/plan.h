@@ -110,6 +110,9 @@ struct AttachPlan {
 };
 
 Mode choose_mode(const LinkFacts& dev, ModeRequest req);
+// The NAT inside prefixes: configured ones, else the connected prefixes of the other devices.
+// The SPD mirror must be given the same list as the plan.
+std::vector<spd::Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings);
 // Throws UserError when the plan would be empty or unsafe (no policy for the device, ...).
 AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
 // The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.

@@ -62,6 +62,7 @@ int run(int argc, char** argv) {
   app.add_flag("-j,--json", ctx.global.json, "Machine-readable JSON output");
   app.add_flag("-p,--pretty", ctx.global.pretty, "Indent JSON output");
   app.add_flag("-v,--verbose", ctx.global.verbose, "More log output (repeat for debug)");
+  app.add_option("--pin-root", ctx.global.pin_root, "bpffs directory of ipsnat's pins (env IPSNAT_PIN_ROOT)");
   app.footer("Run 'ipsnat VERB --help' for a verb's options.");
 
   register_check(app, ctx);

@@ -1,12 +1,11 @@
 #include <cstdio>
+#include <iostream>
 
-#include <bpf/libbpf.h>
-
+#include "attach/session.h"
 #include "cli/command.h"
-#include "ipsnat_bpf.skel.h"
-#include "sys/features.h"
-#include "sys/netdev.h"
-#include "sys/tc_hook.h"
+#include "cli/output.h"
+#include "spd/policy.h"
+#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
@@ -15,27 +14,50 @@ void register_attach(CLI::App& app, Context& ctx) {
   struct Args {
     std::string dev;
     std::string mode = "auto";
+    std::vector<std::string> inside;
+    attach::Settings settings;
     bool dry_run = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("attach", "Translate traffic that leaves through DEV into IPsec");
   cmd->add_option("DEV", args->dev, "Tunnel device (xfrm interface, VTI) or uplink of policy-based SAs")
       ->required();
-  cmd->add_option("-m,--mode", args->mode, "auto | route | policy")
+  cmd->add_option("-m,--mode", args->mode, "auto (from the device kind) | route | policy")
       ->check(CLI::IsMember({"auto", "route", "policy"}));
+  cmd->add_option("--inside", args->inside,
+                  "LAN prefix to translate (repeatable; default: connected prefixes of the other devices)");
+  cmd->add_option("--table", args->settings.table, "Routing table for the LWT routes (policy mode)")
+      ->capture_default_str();
+  cmd->add_option("--rule-priority", args->settings.rule_priority, "Priority of ipsnat's ip rule (before 220)")
+      ->capture_default_str();
+  cmd->add_option("--route-mtu", args->settings.route_mtu, "MTU of the LWT routes (default: device MTU - 88)");
+  cmd->add_flag("--allow-empty", args->settings.allow_empty,
+                "Attach although no IPsec out-policy concerns DEV yet");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
+  cmd->footer(
+      "Route mode (xfrm/vti DEV): TC egress translates, TC ingress translates back.\n"
+      "Policy mode (uplink DEV): LWT routes in ipsnat's table translate and re-route, TC ingress\n"
+      "translates decrypted replies back, TC egress drops cleartext to covered destinations.");
   cmd->callback([&ctx, args] {
-    ctx.action = [args] {
-      auto dev = NetDevice::resolve(args->dev);
-      if (args->dry_run) {
-        std::printf("attach %s: tc egress program tc_snat_egress\n", dev.name.c_str());
-        return 0;
+    ctx.action = [&ctx, args] {
+      attach::AttachRequest req;
+      req.dev = args->dev;
+      req.settings = args->settings;
+      req.settings.mode = attach::parse_mode_request(args->mode);
+      for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
+      req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
+      req.dry_run = args->dry_run;
+      auto res = attach::attach(req);
+      if (ctx.global.json) {
+        auto j = attach::plan_to_json(res.plan);
+        j["dry_run"] = req.dry_run;
+        j["warnings"] = res.warnings;
+        print_json(ctx.global, j);
+      } else {
+        if (req.dry_run || ctx.global.verbose) std::cout << attach::plan_to_text(res.plan);
+        for (const auto& w : res.warnings)
+          if (!req.dry_run) std::cerr << "ipsnat: warning: " << w << "\n";
       }
-      FeatureProbe::require_all(FeatureProbe().probe());
-      auto* skel = ipsnat_bpf__open_and_load();
-      if (!skel) throw UserError("loading the BPF programs failed", "run with -vv for the verifier log");
-      TcHook(dev.ifindex, TcDirection::kEgress).attach(bpf_program__fd(skel->progs.tc_snat_egress));
-      ipsnat_bpf__destroy(skel);
       return 0;
     };
   });
@@ -47,9 +69,8 @@ void register_detach(CLI::App& app, Context& ctx) {
   cmd->add_option("DEV", *dev_name, "Device given to 'ipsnat attach'")->required();
   cmd->callback([&ctx, dev_name] {
     ctx.action = [dev_name] {
-      auto dev = NetDevice::resolve(*dev_name);
-      if (!TcHook(dev.ifindex, TcDirection::kEgress).detach())
-        throw UserError("ipsnat is not attached to \"" + dev.name + "\"", "see: ipsnat status");
+      if (!attach::detach(*dev_name))
+        throw UserError("ipsnat is not attached to \"" + *dev_name + "\"", "see: ipsnat status");
       return 0;
     };
   });

@@ -12,6 +12,7 @@ struct GlobalOptions {
   bool json = false;
   bool pretty = false;
   int verbose = 0;
+  std::string pin_root;  // --pin-root; resolve with PinStore::resolve_root
 };
 
 // Each verb adds its subcommand and sets `action` from its callback; main runs the action after

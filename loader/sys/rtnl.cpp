@@ -121,9 +121,9 @@ std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
   return out;
 }
 
-int add_route(const attach::RouteStep& r, int lwt_prog_fd) {
+int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace) {
   NlSocket nl(NETLINK_ROUTE);
-  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL));
   fill_route(req, r);
   nlmsghdr* nlh = req.hdr();
   if (!r.blackhole) {

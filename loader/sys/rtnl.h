@@ -23,7 +23,8 @@ std::vector<AddrEntry> ipv4_addresses();
 // The main routing decision for dst (as `ip route get`), empty when unreachable.
 std::optional<attach::Nexthop> route_get(const spd::Prefix& dst);
 
-int add_route(const attach::RouteStep& r, int lwt_prog_fd);
+// replace: the route is ipsnat's already (recorded): swap it in place (a new program).
+int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace = false);
 int delete_route(const attach::RouteStep& r);
 int add_rule(const attach::RuleStep& r);
 int delete_rule(const attach::RuleStep& r);

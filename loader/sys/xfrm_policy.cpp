@@ -117,9 +117,9 @@ std::vector<spd::Policy> dump_policies() {
   return out;
 }
 
-int add_policy(const spd::Policy& p) {
+int add_policy(const spd::Policy& p, bool update) {
   NlSocket nl(NETLINK_XFRM);
-  NlRequest req(XFRM_MSG_NEWPOLICY, NLM_F_CREATE | NLM_F_EXCL);
+  NlRequest req(update ? XFRM_MSG_UPDPOLICY : XFRM_MSG_NEWPOLICY, NLM_F_CREATE | (update ? 0 : NLM_F_EXCL));
   auto* info = req.put_header<xfrm_userpolicy_info>();
   info->sel = selector_to(p.sel);
   info->lft.soft_byte_limit = info->lft.hard_byte_limit = XFRM_INF;

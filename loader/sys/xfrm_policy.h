@@ -11,7 +11,8 @@ namespace ipsnat::xfrm {
 std::vector<spd::Policy> dump_policies();
 // Adds a policy; fails with -EEXIST when one with the same selector, direction, mark and if_id
 // exists (never replaces another tool's policy). Returns 0 or -errno.
-int add_policy(const spd::Policy& p);
+// update: the policy is ipsnat's already (recorded): XFRM_MSG_UPDPOLICY.
+int add_policy(const spd::Policy& p, bool update = false);
 // Deletes the policy with this selector, direction, mark and if_id. Returns 0 or -errno.
 int delete_policy(const spd::Policy& p);
 

@@ -1,0 +1,121 @@
+#include "attach/applier.h"
+
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "sys/rtnl.h"
+#include "sys/tc_hook.h"
+#include "sys/xfrm_policy.h"
+#include "util/error.h"
+
+namespace ipsnat::attach {
+namespace {
+
+void check(int err, const Step& s) {
+  if (err == -EEXIST)
+    throw UserError("cannot add \"" + describe(s) + "\": it exists already and is not ipsnat's",
+                    "remove it or choose another --table / --rule-priority");
+  if (err) throw SysError(describe(s), err);
+}
+
+bool gone(int err) { return err == -ENOENT || err == -ESRCH || err == -ENODEV || err == -EADDRNOTAVAIL; }
+
+}  // namespace
+
+void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, TcStep>) {
+          if (!st_.clsact_created && !rtnl::has_clsact(st_.ifindex)) {
+            st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
+            save();
+          }
+          TcHook(st_.ifindex, v.hook == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress)
+              .attach(prog_fd(v.prog));
+        } else if constexpr (std::is_same_v<T, RuleStep>) {
+          int err = rtnl::add_rule(v);
+          if (ours && err == -EEXIST) err = 0;
+          check(err, s);
+        } else if constexpr (std::is_same_v<T, RouteStep>) {
+          check(rtnl::add_route(v, v.lwt_prog.empty() ? -1 : prog_fd(v.lwt_prog), ours), s);
+        } else {
+          check(xfrm::add_policy(v.policy, ours), s);
+        }
+      },
+      s);
+}
+
+void Applier::remove(const Step& s) {
+  int err = std::visit(
+      [&](const auto& v) -> int {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, TcStep>) {
+          TcHook(st_.ifindex, v.hook == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress).detach();
+          return 0;
+        } else if constexpr (std::is_same_v<T, RuleStep>) {
+          return rtnl::delete_rule(v);
+        } else if constexpr (std::is_same_v<T, RouteStep>) {
+          return rtnl::delete_route(v);
+        } else {
+          return xfrm::delete_policy(v.policy);
+        }
+      },
+      s);
+  if (err && !gone(err)) throw SysError("removing " + describe(s), err);
+}
+
+void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
+  std::vector<std::string> wanted;
+  for (const auto& s : plan.steps) wanted.push_back(step_key(s));
+  // Stale steps first (newest first), so a changed route or policy can be re-added.
+  for (size_t i = st_.steps.size(); i-- > 0;) {
+    if (std::find(wanted.begin(), wanted.end(), step_key(st_.steps[i])) != wanted.end()) continue;
+    remove(st_.steps[i]);
+    st_.steps.erase(st_.steps.begin() + static_cast<long>(i));
+    save();
+  }
+  for (const auto& s : plan.steps) {
+    auto key = step_key(s);
+    auto it = std::find_if(st_.steps.begin(), st_.steps.end(), [&](const Step& r) { return step_key(r) == key; });
+    bool ours = it != st_.steps.end();
+    if (ours) {
+      *it = s;
+    } else {
+      st_.steps.push_back(s);
+    }
+    save();
+    try {
+      add(s, prog_fd, ours);
+    } catch (...) {
+      if (!ours) {
+        st_.steps.pop_back();
+        save();
+      }
+      throw;
+    }
+  }
+}
+
+void Applier::remove_all() {
+  while (!st_.steps.empty()) {
+    remove(st_.steps.back());
+    st_.steps.pop_back();
+    save();
+  }
+  if (st_.clsact_created && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = st_.ifindex;
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    int err = bpf_tc_hook_destroy(&hook);
+    if (err && err != -ENOENT && err != -EINVAL) throw SysError("removing the clsact qdisc ipsnat created", err);
+    st_.clsact_created = false;
+    save();
+  }
+}
+
+}  // namespace ipsnat::attach

@@ -1,0 +1,193 @@
+#include "attach/session.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "attach/applier.h"
+#include "attach/state.h"
+#include "ipsnat_bpf.skel.h"
+#include "maps/config.h"
+#include "spd/mirror.h"
+#include "sys/features.h"
+#include "sys/pin_store.h"
+#include "sys/rtnl.h"
+#include "sys/xfrm_policy.h"
+#include "util/error.h"
+
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+namespace ipsnat::attach {
+namespace {
+
+spd::Prefix network_of(const spd::Prefix& p) {
+  uint32_t a = ntohl(p.addr.v4_be()) & spd::v4_mask(p.len);
+  return {spd::Address::v4(htonl(a)), p.len};
+}
+
+struct SkelDeleter {
+  void operator()(ipsnat_bpf* s) const { ipsnat_bpf__destroy(s); }
+};
+using Skel = std::unique_ptr<ipsnat_bpf, SkelDeleter>;
+
+// Opens the object with its maps pinned under the store (reused when compatible), loads it.
+Skel load_object(const PinStore& pins, std::vector<std::string>& warnings) {
+  bpf_object_open_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.pin_root_path = pins.root().c_str();
+  Skel skel(ipsnat_bpf__open_opts(&opts));
+  if (!skel) throw SysError("opening the BPF object", errno);
+  for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
+  if (int err = ipsnat_bpf__load(skel.get()))
+    throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
+  pins.record(skel->obj);
+  return skel;
+}
+
+const char* cap_name(int cap) {
+  switch (cap) {
+    case CAP_NET_ADMIN: return "CAP_NET_ADMIN";
+    case CAP_BPF: return "CAP_BPF";
+    default: return "CAP_SYS_ADMIN";
+  }
+}
+
+}  // namespace
+
+void require_privileges(bool need_bpf) {
+  if (!has_capability(CAP_NET_ADMIN))
+    throw UserError(std::string("missing capability ") + cap_name(CAP_NET_ADMIN),
+                    "ipsnat needs CAP_NET_ADMIN and CAP_BPF: run as root");
+  if (need_bpf && !has_capability(CAP_BPF) && !has_capability(CAP_SYS_ADMIN))
+    throw UserError(std::string("missing capability ") + cap_name(CAP_BPF),
+                    "ipsnat needs CAP_NET_ADMIN and CAP_BPF: run as root");
+}
+
+HostFacts gather_facts(const std::string& dev, const Settings& settings) {
+  HostFacts f;
+  f.dev = rtnl::link_facts(dev);
+  for (const auto& a : rtnl::ipv4_addresses()) {
+    f.local_addrs.push_back(a.prefix.addr);
+    auto net = network_of(a.prefix);
+    bool loopback = (ntohl(net.addr.v4_be()) >> 24) == 127;
+    if (a.ifindex != f.dev.ifindex && !loopback && a.prefix.len < 32 &&
+        std::find(f.other_connected.begin(), f.other_connected.end(), net) == f.other_connected.end())
+      f.other_connected.push_back(net);
+  }
+  f.policies = xfrm::dump_policies();
+  for (const auto& dst : covered_destinations(f, settings))
+    if (auto nh = rtnl::route_get(dst)) f.nexthops.push_back(*nh);
+  return f;
+}
+
+AttachResult attach(const AttachRequest& req) {
+  require_privileges(!req.dry_run);
+  AttachResult res;
+  StateStore store(StateStore::resolve_dir());
+  std::string id = StateStore::id_for(req.dev);
+  auto prev = store.load(id);
+  auto facts = gather_facts(req.dev, req.settings);
+  // ipsnat's own companion policies from an earlier attach are not "another tool's".
+  if (prev) {
+    std::erase_if(facts.policies, [&](const spd::Policy& p) {
+      for (const auto& s : prev->steps)
+        if (auto* x = std::get_if<XfrmPolicyStep>(&s); x && x->policy.same_key(p)) return true;
+      return false;
+    });
+  }
+  res.plan = make_plan(facts, req.settings);
+  res.warnings = res.plan.warnings;
+  if (req.dry_run) return res;
+
+  PinStore pins(req.pin_root);
+  pins.prepare();
+  auto lock = pins.lock();
+  prev = store.load(id);  // again, under the lock
+  AttachState st;
+  if (prev) {
+    if (prev->ifindex != facts.dev.ifindex)
+      throw UserError("\"" + req.dev + "\" was attached as ifindex " + std::to_string(prev->ifindex) +
+                          " and is now " + std::to_string(facts.dev.ifindex),
+                      "ipsnat detach " + req.dev + " first");
+    st = *prev;
+    res.reattached = true;
+  }
+  st.dev = req.dev;
+  st.ifindex = facts.dev.ifindex;
+  st.netns = StateStore::current_netns();
+  st.mode = to_string(res.plan.mode);
+  st.kind = facts.dev.kind;
+  st.if_id = facts.dev.if_id;
+  st.pin_root = pins.root();
+  st.inside.clear();
+  auto inside = inside_prefixes(facts, req.settings);
+  for (const auto& p : inside) st.inside.push_back(p.str());
+  store.save(id, st);
+
+  auto skel = load_object(pins, res.warnings);
+  // How the datapath treats the device (maps/config.h).
+  ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
+  uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
+    throw SysError("writing ipsnat_dev", errno);
+
+  // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
+  // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync now; keeping it
+  // live is `ipsnat run`'s job (docs/attach.md).
+  spd::NatConfig nat;
+  nat.inside = inside;
+  spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
+  mirror.sync_once();
+  if (!mirror.stats().last_refusal.empty())
+    res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+
+  std::vector<bpf_program*> progs;
+  for (const auto& s : res.plan.steps) {
+    std::string name;
+    if (auto* t = std::get_if<TcStep>(&s)) name = t->prog;
+    if (auto* r = std::get_if<RouteStep>(&s)) name = r->lwt_prog;
+    if (name.empty()) continue;
+    auto* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
+    if (!p) throw UserError("program " + name + " is missing from the BPF object", "a build error");
+    if (std::find(progs.begin(), progs.end(), p) == progs.end()) progs.push_back(p);
+  }
+  st.prog_pins = pins.pin_programs(id, progs);
+  store.save(id, st);
+
+  Applier applier(store, id, st);
+  applier.apply(res.plan, [&](const std::string& name) {
+    return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
+  });
+  return res;
+}
+
+bool detach(const std::string& dev) {
+  require_privileges(true);
+  StateStore store(StateStore::resolve_dir());
+  std::string id = StateStore::id_for(dev);
+  auto st = store.load(id);
+  if (!st) return false;
+  PinStore pins(st->pin_root);
+  std::optional<PinStore::Lock> lock;
+  if (access(pins.root().c_str(), F_OK) == 0) lock.emplace(pins.root());
+  Applier applier(store, id, *st);
+  applier.remove_all();
+  std::string dev_map = pins.root() + "/ipsnat_dev";
+  int fd = bpf_obj_get(dev_map.c_str());
+  if (fd >= 0) {
+    uint32_t key = static_cast<uint32_t>(st->ifindex);
+    bpf_map_delete_elem(fd, &key);
+    close(fd);
+  }
+  pins.unpin_programs(id);
+  store.remove(id);
+  return true;
+}
+
+}  // namespace ipsnat::attach

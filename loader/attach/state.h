@@ -1,0 +1,55 @@
+#pragma once
+// The record of what `ipsnat attach` added to a device, so that `ipsnat detach` — from a fresh
+// process, also after a crash — removes exactly that. JSON, one file per device and network
+// namespace: STATE_DIR/<netns inode>@<dev>.json (STATE_DIR = $IPSNAT_STATE_DIR or /run/ipsnat),
+// 0600 in a 0700 directory, replaced atomically (write + rename). Steps are recorded *before*
+// they are applied and dropped again when applying fails, so a crash leaves at most a step
+// that detach finds already absent.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "attach/plan.h"
+
+namespace ipsnat::attach {
+
+struct AttachState {
+  static constexpr int kFormat = 1;
+  std::string dev;
+  int ifindex = 0;
+  uint64_t netns = 0;
+  std::string mode;
+  std::string kind;
+  uint32_t if_id = 0;
+  std::string pin_root;
+  std::vector<std::string> prog_pins;
+  bool clsact_created = false;
+  std::vector<std::string> inside;  // NAT inside prefixes the SPD mirror is configured with
+  int daemon_pid = 0;
+  std::vector<Step> steps;  // applied (or being applied), in order
+
+  nlohmann::json to_json() const;
+  static AttachState from_json(const nlohmann::json& j);
+};
+
+class StateStore {
+ public:
+  static std::string resolve_dir();
+  explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
+  // "<netns inode>@<dev>": a device name is unique only within its namespace.
+  static std::string id_for(const std::string& dev);
+  static uint64_t current_netns();
+
+  std::optional<AttachState> load(const std::string& id) const;
+  void save(const std::string& id, const AttachState& s) const;
+  void remove(const std::string& id) const;
+  std::string path(const std::string& id) const { return dir_ + "/" + id + ".json"; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace ipsnat::attach

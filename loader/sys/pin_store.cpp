@@ -1,0 +1,197 @@
+#include "sys/pin_store.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "maps/common.h"
+#include "maps/spd.h"
+#include "util/error.h"
+
+namespace ipsnat {
+namespace {
+
+constexpr unsigned kDefaultSchema = 1;
+
+struct MetaKey {
+  char name[16];
+};
+
+MetaKey meta_key(const std::string& name) {
+  MetaKey k{};
+  std::strncpy(k.name, name.c_str(), sizeof(k.name) - 1);
+  return k;
+}
+
+// The meta map, opened from its pin or created and pinned.
+int open_meta(const std::string& root, bool create) {
+  std::string path = root + "/" + PinStore::kMetaMap;
+  int fd = bpf_obj_get(path.c_str());
+  if (fd >= 0 || !create) return fd;
+  fd = bpf_map_create(BPF_MAP_TYPE_HASH, PinStore::kMetaMap, sizeof(MetaKey), sizeof(uint32_t), 128, nullptr);
+  if (fd < 0) throw SysError("creating " + path, errno);
+  if (bpf_obj_pin(fd, path.c_str()) != 0) {
+    int err = errno;
+    close(fd);
+    throw SysError("pinning " + path, err);
+  }
+  chmod(path.c_str(), 0600);
+  return fd;
+}
+
+}  // namespace
+
+std::string PinStore::resolve_root(const std::string& cli_option) {
+  if (!cli_option.empty()) return cli_option;
+  if (const char* env = std::getenv("IPSNAT_PIN_ROOT"); env && *env) return env;
+  return IPSNAT_PIN_ROOT;
+}
+
+PinStore::PinStore(std::string root) : root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+unsigned PinStore::schema_of(const std::string& name) {
+  // One line per schema header; a map without its own constant has version kDefaultSchema.
+  if (name.rfind("spd_", 0) == 0) return IPSNAT_SPD_SCHEMA;
+#ifdef IPSNAT_CT_SCHEMA
+  if (name.rfind("ipsnat_ct", 0) == 0 || name.rfind("ipsnat_frag", 0) == 0) return IPSNAT_CT_SCHEMA;
+#endif
+#ifdef IPSNAT_CONFIG_SCHEMA
+  if (name == "ipsnat_cfg" || name == "ipsnat_dev") return IPSNAT_CONFIG_SCHEMA;
+#endif
+#ifdef IPSNAT_STATS_SCHEMA
+  if (name == "ipsnat_stats") return IPSNAT_STATS_SCHEMA;
+#endif
+  return kDefaultSchema;
+}
+
+void PinStore::prepare() const {
+  std::filesystem::path root(root_);
+  struct statfs fs {};
+  auto parent = root.parent_path();
+  if (statfs(parent.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC)
+    throw UserError(parent.string() + " is not a BPF filesystem",
+                    "mount -t bpf bpf /sys/fs/bpf; under 'ip netns exec' use nsenter --net=/run/netns/NS");
+  if (mkdir(root_.c_str(), 0700) != 0 && errno != EEXIST) {
+    if (errno == EPERM || errno == EACCES)
+      throw UserError("cannot create " + root_ + ": " + std::strerror(errno), "needs root (CAP_SYS_ADMIN on bpffs)");
+    throw SysError("creating " + root_, errno);
+  }
+  chmod(root_.c_str(), 0700);
+  mkdir((root_ + "/dev").c_str(), 0700);
+}
+
+PinStore::Lock::Lock(const std::string& dir) : fd_(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+  if (fd_ < 0) throw SysError("opening " + dir, errno);
+  if (flock(fd_, LOCK_EX) != 0) {
+    int err = errno;
+    close(fd_);
+    throw SysError("locking " + dir, err);
+  }
+}
+
+PinStore::Lock::~Lock() { close(fd_); }
+
+std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
+  std::vector<std::string> messages;
+  int meta = open_meta(root_, false);
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const char* pin = bpf_map__pin_path(map);
+    if (!pin) continue;  // not pinned by name (.bss, probes)
+    int fd = bpf_obj_get(pin);
+    if (fd < 0) continue;  // nothing pinned yet
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    std::string why;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      why = "unreadable";
+    } else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+               info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
+               info.map_flags != bpf_map__map_flags(map)) {
+      why = "its layout differs from this build's";
+    } else {
+      uint32_t recorded = 0;
+      auto key = meta_key(bpf_map__name(map));
+      if (meta < 0 || bpf_map_lookup_elem(meta, &key, &recorded) != 0)
+        why = "it has no recorded schema version";
+      else if (recorded != schema_of(bpf_map__name(map)))
+        why = "it has schema " + std::to_string(recorded) + ", this build needs " +
+              std::to_string(schema_of(bpf_map__name(map)));
+    }
+    close(fd);
+    if (why.empty()) continue;
+    if (unlink(pin) != 0) throw SysError(std::string("removing incompatible pinned map ") + pin, errno);
+    messages.push_back(std::string("pinned map ") + pin + " replaced: " + why + " (its entries are lost)");
+  }
+  if (meta >= 0) close(meta);
+  return messages;
+}
+
+void PinStore::record(bpf_object* obj) const {
+  int meta = open_meta(root_, true);
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const char* pin = bpf_map__pin_path(map);
+    if (!pin || !bpf_map__is_pinned(map)) continue;
+    auto key = meta_key(bpf_map__name(map));
+    uint32_t schema = schema_of(bpf_map__name(map));
+    if (bpf_map_update_elem(meta, &key, &schema, BPF_ANY) != 0) {
+      int err = errno;
+      close(meta);
+      throw SysError("recording the schema of " + std::string(pin), err);
+    }
+    chmod(pin, 0600);
+  }
+  close(meta);
+}
+
+namespace {
+// bpffs refuses names with '.', interface names never contain ':'.
+std::string bpffs_name(std::string id) {
+  for (auto& c : id)
+    if (c == '.') c = ':';
+  return id;
+}
+}  // namespace
+
+std::vector<std::string> PinStore::pin_programs(const std::string& id, const std::vector<bpf_program*>& progs) const {
+  unpin_programs(id);
+  std::string dir = root_ + "/dev/" + bpffs_name(id);
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw SysError("creating " + dir, errno);
+  std::vector<std::string> paths;
+  for (auto* p : progs) {
+    std::string path = dir + "/" + bpf_program__name(p);
+    int err = bpf_obj_pin(bpf_program__fd(p), path.c_str());
+    if (err) throw SysError("pinning " + path, errno);
+    chmod(path.c_str(), 0600);
+    paths.push_back(path);
+  }
+  return paths;
+}
+
+void PinStore::unpin_programs(const std::string& id) const {
+  std::string dir = root_ + "/dev/" + bpffs_name(id);
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      unlink((dir + "/" + e->d_name).c_str());
+    }
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+}
+
+}  // namespace ipsnat

@@ -1,0 +1,59 @@
+#pragma once
+// Where ipsnat's BPF objects live in bpffs, and the rules for reusing them across restarts:
+//   ROOT/                 0700, ROOT from --pin-root, $IPSNAT_PIN_ROOT, or /sys/fs/bpf/ipsnat
+//   ROOT/<map>            maps pinned by name (LIBBPF_PIN_BY_NAME), 0600, reused when compatible
+//   ROOT/ipsnat_meta      hash map name -> schema version of the pinned map of that name
+//   ROOT/dev/<netns inode>@<dev>/<prog> ('.' in DEV becomes ':')   the programs attached to a device (for status and restarts)
+// A pinned map is reused only when its kernel definition (type, key/value size, max entries,
+// flags) and its recorded schema equal this build's; otherwise it is replaced with a warning.
+#include <string>
+#include <vector>
+
+struct bpf_object;
+struct bpf_program;
+
+namespace ipsnat {
+
+class PinStore {
+ public:
+  static constexpr const char* kMetaMap = "ipsnat_meta";
+
+  // cli_option (may be empty) > $IPSNAT_PIN_ROOT > IPSNAT_PIN_ROOT from maps/common.h.
+  static std::string resolve_root(const std::string& cli_option);
+  explicit PinStore(std::string root);
+  const std::string& root() const { return root_; }
+
+  // Creates ROOT (0700) after checking it is on a BPF filesystem.
+  void prepare() const;
+
+  // Exclusive lock on ROOT (flock) while attachments change; released by the destructor.
+  class Lock {
+   public:
+    explicit Lock(const std::string& dir);
+    ~Lock();
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+
+   private:
+    int fd_;
+  };
+  Lock lock() const { return Lock(root_); }
+
+  // Before bpf_object__load (the object opened with pin_root_path = root()): removes pinned
+  // maps that this build must not reuse. Returns one message per replaced map.
+  std::vector<std::string> drop_incompatible(bpf_object* obj) const;
+  // After load: records each pinned map's schema and makes the pins 0600.
+  void record(bpf_object* obj) const;
+
+  // Pins `progs` under ROOT/dev/<id>/ (replacing earlier pins); returns their paths.
+  std::vector<std::string> pin_programs(const std::string& id, const std::vector<bpf_program*>& progs) const;
+  void unpin_programs(const std::string& id) const;
+
+  // The schema version this build gives a map (maps/*.h IPSNAT_*_SCHEMA).
+  static unsigned schema_of(const std::string& map_name);
+
+ private:
+  std::string root_;
+};
+
+}  // namespace ipsnat

@@ -4,7 +4,7 @@
 #
 #   scripts/bench/run.sh [--rounds N] [--quick] [--out DIR] [--ipsnat BIN] [--publish]
 #
-# --quick     smoke test of the script itself (2 rounds, small counts, < 60 s); numbers meaningless
+# --quick     smoke test of the script itself (2 rounds, small counts, ~1 min); numbers meaningless
 # --out DIR   results directory (default: ${IPSNAT_BUILD_DIR:-build}/bench-results/<UTC time>)
 # --ipsnat    the ipsnat binary for variant C (default: ${IPSNAT_BUILD_DIR:-build}/loader/ipsnat);
 #             without a usable one, C is reported as "not measured"

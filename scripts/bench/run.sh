@@ -23,7 +23,6 @@ QUICK=0
 PUBLISH=0
 OUT=""
 IPSNAT_BIN="$BUILD_DIR/loader/ipsnat"
-BPF_OBJ="$BUILD_DIR/generated/bpf/ipsnat_bpf.bpf.o"
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;

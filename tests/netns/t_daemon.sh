@@ -31,7 +31,7 @@ inside = ["192.168.1.0/24"]
 TOML
 
 # Something attached before the daemon starts must survive the daemon's exit.
-t_expect "attach before the daemon" t_in "$ns" "$IPSNAT" attach wan0
+t_expect "attach before the daemon" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon
 
 # nsenter execs the daemon, so $! is the daemon's own pid (signals reach it, not a subshell).
 nsenter --net="/run/netns/$ns" "$IPSNAT" run --config "$tmp/good.toml" 2>"$tmp/log" &
@@ -50,7 +50,7 @@ t_expect "ipsnat_up with HELP and TYPE" bash -c "grep -q '^# TYPE ipsnat_up gaug
 t_expect "reloads start at 0" grep -q '^ipsnat_config_reloads_total 0' <<<"$resp"
 t_expect "mirror and GC are plugged in" bash -c "grep -q '^ipsnat_component_enabled{component=\"spd_mirror\"} 1' <<<\"\$1\" && \
   grep -q '^ipsnat_component_enabled{component=\"ct_gc\"} 1' <<<\"\$1\"" _ "$resp"
-t_expect "mirror waits for pins (nothing pinned under the test root)" grep -q '^ipsnat_mirror_up 0' <<<"$resp"
+t_expect "mirror took over the pinned SPD maps" grep -q '^ipsnat_mirror_up 1' <<<"$resp"
 resp=$(http /other)
 t_expect "GET /other is 404" grep -q '^HTTP/1.0 404 Not Found' <<<"$resp"
 big=$(head -c 6000 /dev/zero | tr '\0' a)
@@ -62,7 +62,7 @@ t_expect "not reachable from outside the namespace" bash -c "! curl -sf --max-ti
 t_expect "status sees the running daemon" t_in "$ns" "$IPSNAT" status --state-dir "$tmp/run" --check
 t_expect "status -j names the hook" bash -c "t_in() { nsenter --net=/run/netns/\$1 \"\${@:2}\"; }; \
   t_in '$ns' '$IPSNAT' -j status --state-dir '$tmp/run' | python3 -c 'import json,sys; s=json.load(sys.stdin); \
-  assert any(d[\"dev\"]==\"wan0\" and d[\"hooks\"][0][\"prog\"]==\"tc_snat_egress\" for d in s[\"devices\"]), s; \
+  assert any(d[\"dev\"]==\"wan0\" and any(h[\"prog\"]==\"tc_snat_egress\" for h in d[\"hooks\"]) for d in s[\"devices\"]), s; \
   assert s[\"daemon\"][\"alive\"]'"
 
 # A good reload: the new metrics address is served.

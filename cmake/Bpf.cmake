@@ -24,7 +24,7 @@ function(bpf_skeleton target)
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
             -I${PROJECT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR}/bpf -I/usr/include/${BPF_MULTIARCH}
-            -MD -MF ${obj}.d -c ${src} -o ${obj}.full
+            -MD -MF ${obj}.d -MT ${obj} -c ${src} -o ${obj}.full
     COMMAND ${BPF_STRIP} -g ${obj}.full -o ${obj}
     DEPENDS ${src}
     DEPFILE ${obj}.d

@@ -26,6 +26,7 @@ struct Context {
 void register_check(CLI::App& app, Context& ctx);
 void register_attach(CLI::App& app, Context& ctx);
 void register_detach(CLI::App& app, Context& ctx);
+void register_flows(CLI::App& app, Context& ctx);
 
 // Runs the CLI: parses, dispatches, turns exceptions into one-line errors. Returns the exit status.
 int run(int argc, char** argv);

@@ -1,0 +1,83 @@
+#include "ct/ct_map.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+
+#include "util/error.h"
+
+namespace ipsnat::ct {
+
+CtMaps CtMaps::open_pinned(const std::string& root) {
+  int ct = bpf_obj_get((root + "/ipsnat_ct").c_str());
+  if (ct < 0)
+    throw UserError("no conntrack map at " + root + "/ipsnat_ct", "is ipsnat attached? see: ipsnat status");
+  int cfg = bpf_obj_get((root + "/ipsnat_cfg").c_str());
+  if (cfg < 0) {
+    close(ct);
+    throw UserError("no config map at " + root + "/ipsnat_cfg", "is ipsnat attached? see: ipsnat status");
+  }
+  CtMaps m(ct, cfg);
+  m.owned_ = true;
+  return m;
+}
+
+CtMaps::CtMaps(CtMaps&& o) noexcept : ct_fd_(o.ct_fd_), cfg_fd_(o.cfg_fd_), owned_(o.owned_) { o.owned_ = false; }
+
+CtMaps::~CtMaps() {
+  if (owned_) {
+    close(ct_fd_);
+    close(cfg_fd_);
+  }
+}
+
+std::vector<Entry> CtMaps::entries() const {
+  std::vector<Entry> all;
+  ipsnat_ct_key key{}, next{};
+  const void* prev = nullptr;
+  // get_next_key restarts from the first key when `prev` was deleted meanwhile; the datapath
+  // adds and the GC deletes concurrently, so duplicates are possible and dropped by pairing.
+  while (bpf_map_get_next_key(ct_fd_, prev, &next) == 0) {
+    Entry e;
+    e.key = next;
+    if (bpf_map_lookup_elem(ct_fd_, &next, &e.value) == 0) all.push_back(e);
+    key = next;
+    prev = &key;
+  }
+  return all;
+}
+
+std::optional<ipsnat_ct_entry> CtMaps::lookup(const ipsnat_ct_key& k) const {
+  ipsnat_ct_entry e{};
+  if (bpf_map_lookup_elem(ct_fd_, &k, &e) != 0) return std::nullopt;
+  return e;
+}
+
+bool CtMaps::erase(const ipsnat_ct_key& k) {
+  if (bpf_map_delete_elem(ct_fd_, &k) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw SysError("deleting a conntrack entry", errno);
+}
+
+ipsnat_config CtMaps::config() const {
+  ipsnat_config c{};
+  uint32_t key = 0;
+  if (bpf_map_lookup_elem(cfg_fd_, &key, &c) != 0) throw SysError("reading ipsnat_cfg", errno);
+  return c;
+}
+
+std::string default_pin_root() {
+  const char* env = std::getenv("IPSNAT_PIN_ROOT");
+  return env && *env ? env : IPSNAT_PIN_ROOT;
+}
+
+uint64_t boottime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace ipsnat::ct

@@ -1,0 +1,39 @@
+#include "ct/gc.h"
+
+#include <cstring>
+
+namespace ipsnat::ct {
+namespace {
+
+bool points_to(const Entry& e, const ipsnat_ct_key& partner) {
+  ipsnat_ct_key p = ct_partner_key(&e.key, &e.value);
+  return std::memcmp(&p, &partner, sizeof(p)) == 0;
+}
+
+}  // namespace
+
+GcResult CtGc::sweep(uint64_t now_ns) {
+  GcResult r;
+  Timeouts t = Timeouts::from_config(maps_.config());
+  for (const Flow& snapshot : pair_entries(maps_.entries())) {
+    ++r.flows;
+    if (!expired(snapshot, now_ns, t)) continue;
+    // Re-read right before deleting: a packet may have refreshed the flow since the dump.
+    Flow f;
+    ipsnat_ct_key ok = snapshot.orig_key(), rk = snapshot.reply_key();
+    if (auto e = maps_.lookup(ok)) f.orig = Entry{ok, *e};
+    if (auto e = maps_.lookup(rk)) f.reply = Entry{rk, *e};
+    // Of a half flow, the derived partner key may by now belong to another flow (its port
+    // was claimed again): never delete an entry that does not point back.
+    if (f.orig && f.reply && !points_to(*f.orig, rk)) f.orig.reset();
+    if (f.orig && f.reply && !points_to(*f.reply, ok)) f.reply.reset();
+    if (!f.orig && !f.reply) continue;
+    if (!expired(f, now_ns, t)) continue;
+    ++r.expired;
+    if (f.reply && maps_.erase(rk)) ++r.entries_deleted;
+    if (f.orig && maps_.erase(ok)) ++r.entries_deleted;
+  }
+  return r;
+}
+
+}  // namespace ipsnat::ct

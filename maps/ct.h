@@ -53,7 +53,7 @@ struct ipsnat_ct_entry {
 	__u64 created_ns; /* bpf_ktime_get_boot_ns() */
 	__u64 last_ns;    /* last packet in this direction */
 	__u64 packets;
-	__u64 bytes;
+	__u64 bytes;      /* IP bytes (header included) */
 };
 IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 48);
 

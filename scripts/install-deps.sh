@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
        libcli11-dev libspdlog-dev libfmt-dev googletest libgtest-dev libgmock-dev
        libmnl-dev nlohmann-json3-dev libtomlplusplus-dev)
-TEST=(iproute2 tcpdump nftables iputils-ping socat kmod cpio python3 ethtool)
+TEST=(iproute2 tcpdump nftables iputils-ping socat kmod cpio python3 ethtool jq)
 VM=(linux-image-amd64 qemu-system-x86 busybox-static strongswan-charon strongswan-swanctl)
 
 missing=()

@@ -1,8 +1,8 @@
 /* The SNAT decision and binding: what a new flow is translated to (from the SPD's
  * spd_nat_target) and which NAT port it gets; and the rewrite of a packet's address and port.
  *
- * NAPT: every inside host to one address; the original port (echo id) is kept when it is in
- * the configured range and free, otherwise the range is searched from a random start with a
+ * NAPT: every inside host to one address; the original port is kept when it is in the
+ * configured range and free (an echo id whenever it is free), otherwise the range is searched from a random start with a
  * bounded loop (NAT_PORT_TRIES probes). A port is claimed by inserting the flow's REPLY entry
  * with BPF_NOEXIST (ct_create), so two CPUs never get the same binding. Bindings are
  * endpoint-dependent (the REPLY key holds the remote address and port), so one NAT port serves
@@ -24,7 +24,7 @@
 #include "lib/ct.h"
 #include "lib/parse.h"
 
-#define NAT_PORT_TRIES 128
+#define NAT_PORT_TRIES 256
 
 /* The tuples NAT can translate: TCP, UDP, ICMP echo requests. */
 static __always_inline int nat_tuple_supported(const struct pkt4 *p)
@@ -78,6 +78,26 @@ static __always_inline int nat_try_port(struct nat_new_flow *n, __u16 port)
 	return ct_create(&n->orig_k, &n->orig_e, &n->reply_k, &n->reply_e);
 }
 
+struct nat_search {
+	struct nat_new_flow *n;
+	__u32 min;
+	__u32 range;
+	__u32 start;
+	__u16 orig_port;
+	int result;
+};
+
+static long nat_probe(__u32 i, void *ctx)
+{
+	struct nat_search *s = ctx;
+	__u16 port = s->min + (s->start + i) % s->range;
+
+	if (port == s->orig_port || nat_port_reserved(s->n->orig_k.proto, port))
+		return 0;
+	s->result = nat_try_port(s->n, port);
+	return s->result != CT_PORT_TAKEN; /* 1 stops the loop */
+}
+
 /* Creates the flow's binding. Returns 0 (created, or created meanwhile by another CPU) or the
  * drop reason. */
 static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t)
@@ -112,27 +132,29 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 
 	__u32 min, max;
 	cfg_port_range(&min, &max);
-	if (orig_port >= min && orig_port <= max && !nat_port_reserved(p->proto, orig_port)) {
+	/* Echo identifiers are arbitrary 16-bit values: the original is kept whatever the range. */
+	int keep = p->proto == IPPROTO_ICMP || (orig_port >= min && orig_port <= max);
+	if (keep && !nat_port_reserved(p->proto, orig_port)) {
 		r = nat_try_port(&n, orig_port);
 		if (r == CT_CREATED || r == CT_RACED)
 			return 0;
 		if (r == CT_FULL)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
-	__u32 range = max - min + 1;
-	__u32 start = bpf_get_prandom_u32();
-	for (__u32 i = 0; i < NAT_PORT_TRIES; i++) {
-		if (i >= range)
-			break;
-		__u16 port = min + (start + i) % range;
-		if (port == orig_port || nat_port_reserved(p->proto, port))
-			continue;
-		r = nat_try_port(&n, port);
-		if (r == CT_CREATED || r == CT_RACED)
-			return 0;
-		if (r == CT_FULL)
-			return IPSNAT_R_DROP_CT_FULL;
-	}
+	struct nat_search ns = {
+		.n = &n,
+		.min = min,
+		.range = max - min + 1,
+		.start = bpf_get_prandom_u32(),
+		.orig_port = orig_port,
+		.result = CT_PORT_TAKEN,
+	};
+	/* bpf_loop: the verifier checks the probe once, not NAT_PORT_TRIES times. */
+	bpf_loop(ns.range < NAT_PORT_TRIES ? ns.range : NAT_PORT_TRIES, nat_probe, &ns, 0);
+	if (ns.result == CT_CREATED || ns.result == CT_RACED)
+		return 0;
+	if (ns.result == CT_FULL)
+		return IPSNAT_R_DROP_CT_FULL;
 	return IPSNAT_R_DROP_NO_PORT;
 }
 

@@ -136,7 +136,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 		if (!e)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
-	ct_account(&k, e, &p, skb->len);
+	ct_account(&k, e, &p, p.ip_len);
 	if (nat_rewrite(skb, &p, 1, e->xlat_addr, e->xlat_port))
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_ORIG, e->xlat_addr);
@@ -199,7 +199,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		return IPSNAT_R_PASS_NO_CT;
 	if (need_sa && !skb_has_sa(skb))
 		return IPSNAT_R_PASS_NO_SA;
-	ct_account(&k, e, &p, skb->len);
+	ct_account(&k, e, &p, p.ip_len);
 	if (nat_rewrite(skb, &p, 0, e->xlat_addr, e->xlat_port))
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_REPLY, e->xlat_addr);

@@ -1,6 +1,9 @@
 #include "attach/applier.h"
 
 #include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include <array>
 
 #include <algorithm>
 #include <cerrno>
@@ -82,6 +85,9 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
     auto key = step_key(s);
     auto it = std::find_if(st_.steps.begin(), st_.steps.end(), [&](const Step& r) { return step_key(r) == key; });
     bool ours = it != st_.steps.end();
+    // An unchanged companion policy is left alone: rewriting it would be an SPD event, and the
+    // follower re-plans on SPD events.
+    if (ours && std::holds_alternative<XfrmPolicyStep>(s) && describe(*it) == describe(s)) continue;
     if (ours) {
       *it = s;
     } else {
@@ -106,7 +112,8 @@ void Applier::remove_all() {
     st_.steps.pop_back();
     save();
   }
-  if (st_.clsact_created && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
+  bool device_exists = if_indextoname(static_cast<unsigned>(st_.ifindex), std::array<char, IF_NAMESIZE>{}.data());
+  if (st_.clsact_created && device_exists && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
     bpf_tc_hook hook{};
     hook.sz = sizeof(hook);
     hook.ifindex = st_.ifindex;

@@ -189,6 +189,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
   uint32_t mtu = settings.route_mtu ? settings.route_mtu
                                     : (facts.dev.mtu > kEspOverhead + 576 ? facts.dev.mtu - kEspOverhead : 576);
+  for (const auto& [p, n] : nat)
+    if (p->sel.sport_mask || p->sel.dport_mask)
+      plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
+                              p->sel.dst.str() +
+                              ") restricts ports: the kernel's lookup after the LWT reroute carries none, so "
+                              "translated packets of it will not match it (the guard drops what would leak)");
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
     Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;

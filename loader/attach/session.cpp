@@ -4,8 +4,19 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <algorithm>
+#include <map>
 #include <memory>
 
 #include "attach/applier.h"
@@ -58,6 +69,64 @@ const char* cap_name(int cap) {
   }
 }
 
+// Ours only if its command line says so: a recycled pid must never be signalled.
+bool follower_alive(int pid) {
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return cmd.find("--follow") != std::string::npos && cmd.find("attach") != std::string::npos;
+}
+
+void stop_follower(int pid) {
+  if (!follower_alive(pid)) return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 50 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  if (kill(pid, 0) == 0) kill(pid, SIGKILL);
+}
+
+// Double fork: the follower is re-parented to init, in its own session, and keeps running
+// after `ipsnat attach` returns. Its output goes to STATE_DIR/<id>.log.
+int spawn_follower(const AttachRequest& req, Mode mode) {
+  std::vector<std::string> args = {"ipsnat", "--pin-root", req.pin_root, "attach", req.dev, "--follow",
+                                   "--mode", to_string(mode), "--table", std::to_string(req.settings.table),
+                                   "--rule-priority", std::to_string(req.settings.rule_priority)};
+  if (req.settings.route_mtu) args.insert(args.end(), {"--route-mtu", std::to_string(req.settings.route_mtu)});
+  for (const auto& p : req.settings.inside) args.insert(args.end(), {"--inside", p.str()});
+  std::string log = StateStore(StateStore::resolve_dir()).path(StateStore::id_for(req.dev));
+  log.replace(log.size() - 5, 5, ".log");
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) throw SysError("pipe", errno);
+  pid_t child = fork();
+  if (child < 0) throw SysError("fork", errno);
+  if (child == 0) {
+    setsid();
+    pid_t grandchild = fork();
+    if (grandchild != 0) {
+      (void)!write(pipefd[1], &grandchild, sizeof(grandchild));
+      _exit(grandchild < 0 ? 1 : 0);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(devnull, 0);
+    if (out >= 0) dup2(out, 1), dup2(out, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  pid_t follower = -1;
+  (void)!read(pipefd[0], &follower, sizeof(follower));
+  close(pipefd[0]);
+  waitpid(child, nullptr, 0);
+  if (follower <= 0) throw SysError("starting the follower", ECHILD);
+  return follower;
+}
+
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
 }  // namespace
 
 void require_privileges(bool need_bpf) {
@@ -89,7 +158,18 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
 AttachResult attach(const AttachRequest& req) {
   require_privileges(!req.dry_run);
   AttachResult res;
+  StateStore store(StateStore::resolve_dir());
+  std::string id = StateStore::id_for(req.dev);
+  auto prev = store.load(id);
   auto facts = gather_facts(req.dev, req.settings);
+  // ipsnat's own companion policies from an earlier attach are not "another tool's".
+  if (prev) {
+    std::erase_if(facts.policies, [&](const spd::Policy& p) {
+      for (const auto& s : prev->steps)
+        if (auto* x = std::get_if<XfrmPolicyStep>(&s); x && x->policy.same_key(p)) return true;
+      return false;
+    });
+  }
   res.plan = make_plan(facts, req.settings);
   res.warnings = res.plan.warnings;
   if (req.dry_run) return res;
@@ -97,9 +177,7 @@ AttachResult attach(const AttachRequest& req) {
   PinStore pins(req.pin_root);
   pins.prepare();
   auto lock = pins.lock();
-  StateStore store(StateStore::resolve_dir());
-  std::string id = StateStore::id_for(req.dev);
-  auto prev = store.load(id);
+  prev = store.load(id);  // again, under the lock
   AttachState st;
   if (prev) {
     if (prev->ifindex != facts.dev.ifindex)
@@ -121,40 +199,66 @@ AttachResult attach(const AttachRequest& req) {
   for (const auto& p : inside) st.inside.push_back(p.str());
   store.save(id, st);
 
-  auto skel = load_object(pins, res.warnings);
-  // How the datapath treats the device (maps/config.h).
-  ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
-  uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
-  if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
-    throw SysError("writing ipsnat_dev", errno);
-
-  // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
-  // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync now; keeping it
-  // live is `ipsnat run`'s job (docs/attach.md).
-  spd::NatConfig nat;
-  nat.inside = inside;
-  spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
-  mirror.sync_once();
-  if (!mirror.stats().last_refusal.empty())
-    res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
-
-  std::vector<bpf_program*> progs;
-  for (const auto& s : res.plan.steps) {
-    std::string name;
-    if (auto* t = std::get_if<TcStep>(&s)) name = t->prog;
-    if (auto* r = std::get_if<RouteStep>(&s)) name = r->lwt_prog;
-    if (name.empty()) continue;
-    auto* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
-    if (!p) throw UserError("program " + name + " is missing from the BPF object", "a build error");
-    if (std::find(progs.begin(), progs.end(), p) == progs.end()) progs.push_back(p);
+  // Every program the mode can need is pinned, so the follower re-plans from the pins without
+  // loading (and verifying) the object again.
+  std::vector<std::string> names = res.plan.mode == Mode::Route
+                                       ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress"}
+                                       : std::vector<std::string>{"tc_guard_egress", "tc_rev_ingress", "lwt_snat_xmit"};
+  std::map<std::string, int> pinned_fds;
+  if (!req.sync_spd && prev) {
+    for (const auto& path : st.prog_pins) {
+      int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) pinned_fds[path.substr(path.rfind('/') + 1)] = fd;
+    }
   }
-  st.prog_pins = pins.pin_programs(id, progs);
-  store.save(id, st);
+  bool from_pins = std::all_of(names.begin(), names.end(), [&](const std::string& n) { return pinned_fds.count(n); });
+  struct FdCloser {
+    std::map<std::string, int>& fds;
+    ~FdCloser() {
+      for (auto& [n, fd] : fds) close(fd);
+    }
+  } closer{pinned_fds};
+
+  Skel skel;
+  if (!from_pins) {
+    skel = load_object(pins, res.warnings);
+    // How the datapath treats the device (maps/config.h).
+    ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
+    uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
+      throw SysError("writing ipsnat_dev", errno);
+
+    // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
+    // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync here; the
+    // follower (or `ipsnat run`) keeps it live (docs/attach.md).
+    if (req.sync_spd) {
+      spd::NatConfig nat;
+      nat.inside = inside;
+      spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
+      mirror.sync_once();
+      if (!mirror.stats().last_refusal.empty())
+        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+    }
+
+    std::vector<bpf_program*> progs;
+    for (const auto& name : names) {
+      auto* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
+      if (!p) throw UserError("program " + name + " is missing from the BPF object", "a build error");
+      progs.push_back(p);
+    }
+    st.prog_pins = pins.pin_programs(id, progs);
+    store.save(id, st);
+  }
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {
+    if (from_pins) return pinned_fds.at(name);
     return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
   });
+  if (req.spawn_follower && !follower_alive(st.daemon_pid)) {
+    st.daemon_pid = spawn_follower(req, res.plan.mode);
+    store.save(id, st);
+  }
   return res;
 }
 
@@ -167,6 +271,7 @@ bool detach(const std::string& dev) {
   PinStore pins(st->pin_root);
   std::optional<PinStore::Lock> lock;
   if (access(pins.root().c_str(), F_OK) == 0) lock.emplace(pins.root());
+  stop_follower(st->daemon_pid);  // first: it would re-add what is being removed
   Applier applier(store, id, *st);
   applier.remove_all();
   std::string dev_map = pins.root() + "/ipsnat_dev";
@@ -179,6 +284,37 @@ bool detach(const std::string& dev) {
   pins.unpin_programs(id);
   store.remove(id);
   return true;
+}
+
+int follow(const AttachRequest& req) {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  StateStore store(StateStore::resolve_dir());
+  std::string id = StateStore::id_for(req.dev);
+  auto st = store.load(id);
+  if (!st) throw UserError("ipsnat is not attached to \"" + req.dev + "\"", "run ipsnat attach first");
+  spd::NatConfig nat;
+  for (const auto& p : st->inside) nat.inside.push_back(spd::parse_prefix(p));
+  spd::SpdMirror mirror(spd::SpdMapFds::from_pins(st->pin_root), nat);
+  mirror.sync_once();
+  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror.model().size());
+  AttachRequest again = req;
+  again.sync_spd = false;
+  again.spawn_follower = false;
+  again.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
+  while (!g_stop) {
+    bool changed = mirror.poll_once(500);
+    if (!store.load(id)) break;  // detached
+    if (!changed) continue;
+    try {
+      attach(again);
+    } catch (const std::exception& e) {
+      spdlog::error("follower for {}: re-planning after an SPD change failed: {}", req.dev, e.what());
+    }
+  }
+  return 0;
 }
 
 }  // namespace ipsnat::attach

@@ -14,6 +14,8 @@ struct AttachRequest {
   Settings settings;
   std::string pin_root;  // resolved
   bool dry_run = false;
+  bool sync_spd = true;        // fill the SPD maps once (off in the follower: its mirror owns them)
+  bool spawn_follower = true;  // start `ipsnat attach DEV --follow` in the background
 };
 
 // Reads links, addresses, the SPD and routes (needs CAP_NET_ADMIN for the SPD).
@@ -29,5 +31,9 @@ struct AttachResult {
 AttachResult attach(const AttachRequest& req);
 // Returns false when nothing is recorded for dev in this namespace.
 bool detach(const std::string& dev);
+
+// The background follower (docs/attach.md): keeps the SPD maps live and re-plans the device's
+// routes and companion policies whenever the kernel's SPD changes, until SIGTERM or detach.
+int follow(const AttachRequest& req);
 
 }  // namespace ipsnat::attach

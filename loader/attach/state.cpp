@@ -55,7 +55,7 @@ uint64_t StateStore::current_netns() {
   return st.st_ino;
 }
 
-std::string StateStore::id_for(const std::string& dev) { return std::to_string(current_netns()) + "." + dev; }
+std::string StateStore::id_for(const std::string& dev) { return std::to_string(current_netns()) + "@" + dev; }
 
 std::optional<AttachState> StateStore::load(const std::string& id) const {
   std::ifstream in(path(id));

@@ -1,7 +1,7 @@
 #pragma once
 // The record of what `ipsnat attach` added to a device, so that `ipsnat detach` — from a fresh
 // process, also after a crash — removes exactly that. JSON, one file per device and network
-// namespace: STATE_DIR/<netns inode>.<dev>.json (STATE_DIR = $IPSNAT_STATE_DIR or /run/ipsnat),
+// namespace: STATE_DIR/<netns inode>@<dev>.json (STATE_DIR = $IPSNAT_STATE_DIR or /run/ipsnat),
 // 0600 in a 0700 directory, replaced atomically (write + rename). Steps are recorded *before*
 // they are applied and dropped again when applying fails, so a crash leaves at most a step
 // that detach finds already absent.
@@ -39,7 +39,7 @@ class StateStore {
  public:
   static std::string resolve_dir();
   explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
-  // "<netns inode>.<dev>": a device name is unique only within its namespace.
+  // "<netns inode>@<dev>": a device name is unique only within its namespace.
   static std::string id_for(const std::string& dev);
   static uint64_t current_netns();
 

@@ -69,6 +69,8 @@ int run(int argc, char** argv) {
   register_attach(app, ctx);
   register_detach(app, ctx);
   register_flows(app, ctx);
+  register_policies(app, ctx);
+  register_explain(app, ctx);
 
   // CLI11 would report an unknown verb as a missing subcommand; name it instead, like ip does.
   if (auto verb = first_verb(app, argc, argv); verb && !has_verb(app, *verb)) {

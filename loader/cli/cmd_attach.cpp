@@ -17,6 +17,8 @@ void register_attach(CLI::App& app, Context& ctx) {
     std::vector<std::string> inside;
     attach::Settings settings;
     bool dry_run = false;
+    bool no_daemon = false;
+    bool follow = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("attach", "Translate traffic that leaves through DEV into IPsec");
@@ -34,6 +36,9 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->add_flag("--allow-empty", args->settings.allow_empty,
                 "Attach although no IPsec out-policy concerns DEV yet");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
+  cmd->add_flag("--no-daemon", args->no_daemon,
+                "Do not start the background follower (SPD changes are then someone else's job)");
+  cmd->add_flag("--follow", args->follow, "")->group("");  // the follower itself (started by attach)
   cmd->footer(
       "Route mode (xfrm/vti DEV): TC egress translates, TC ingress translates back.\n"
       "Policy mode (uplink DEV): LWT routes in ipsnat's table translate and re-route, TC ingress\n"
@@ -47,6 +52,8 @@ void register_attach(CLI::App& app, Context& ctx) {
       for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
       req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
       req.dry_run = args->dry_run;
+      req.spawn_follower = !args->no_daemon && !args->dry_run;
+      if (args->follow) return attach::follow(req);
       auto res = attach::attach(req);
       if (ctx.global.json) {
         auto j = attach::plan_to_json(res.plan);

@@ -27,6 +27,8 @@ void register_check(CLI::App& app, Context& ctx);
 void register_attach(CLI::App& app, Context& ctx);
 void register_detach(CLI::App& app, Context& ctx);
 void register_flows(CLI::App& app, Context& ctx);
+void register_policies(CLI::App& app, Context& ctx);
+void register_explain(CLI::App& app, Context& ctx);
 
 // Runs the CLI: parses, dispatches, turns exceptions into one-line errors. Returns the exit status.
 int run(int argc, char** argv);

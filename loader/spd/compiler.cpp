@@ -52,7 +52,47 @@ bool cand_matches(const spd_cand& c, const Flow4& f) {
          ((f.dport ^ c.dport) & c.dport_mask) == 0 && (f.mark & c.mark_m) == c.mark_v;
 }
 
-CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg) {
+uint32_t CompileIds::Pool::take() {
+  if (free.empty()) return next++;
+  uint32_t id = free.back();
+  free.pop_back();
+  return id;
+}
+
+uint32_t CompileIds::cell(uint32_t if_id, uint8_t len, uint32_t daddr) {
+  auto [it, added] = cells_.try_emplace({if_id, len, daddr}, 0, true);
+  if (added) it->second.first = cell_pool_.take();
+  it->second.second = true;
+  return it->second.first;
+}
+
+uint32_t CompileIds::list(const spd_list& l) {
+  std::string bytes(reinterpret_cast<const char*>(&l), sizeof(l));
+  auto [it, added] = lists_.try_emplace(std::move(bytes), 0, true);
+  if (added) it->second.first = list_pool_.take();
+  it->second.second = true;
+  return it->second.first;
+}
+
+void CompileIds::sweep() {
+  auto sweep_one = [](auto& m, Pool& pool) {
+    for (auto it = m.begin(); it != m.end();) {
+      if (!it->second.second) {
+        pool.free.push_back(it->second.first);
+        it = m.erase(it);
+      } else {
+        it->second.second = false;
+        ++it;
+      }
+    }
+  };
+  sweep_one(cells_, cell_pool_);
+  sweep_one(lists_, list_pool_);
+}
+
+CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg, CompileIds* ids) {
+  CompileIds local;
+  if (!ids) ids = &local;
   CompiledSpd out;
   auto refuse = [&](const Policy& p, const std::string& why) {
     out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
@@ -79,16 +119,13 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
     out.policies++;
   }
 
-  std::map<std::vector<uint8_t>, uint32_t> list_ids;
+  std::unordered_map<uint32_t, bool> emitted;
   auto intern = [&](const spd_list& l) {
-    std::vector<uint8_t> bytes(sizeof(l));
-    std::memcpy(bytes.data(), &l, sizeof(l));
-    auto [it, added] = list_ids.emplace(std::move(bytes), static_cast<uint32_t>(out.lists.size()));
-    if (added) out.lists.push_back(l);
-    return it->second;
+    uint32_t id = ids->list(l);
+    if (emitted.emplace(id, true).second) out.lists.emplace_back(id, l);
+    return id;
   };
 
-  uint32_t next_cell = 0;
   for (const auto& [if_id, dst_groups] : by_ifid) {
     for (const auto& [dkey, dgroup] : dst_groups) {
       uint8_t dlen = static_cast<uint8_t>(dkey >> 32);
@@ -97,6 +134,22 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       std::vector<const Policy*> cell_pols;
       for_each_ancestor(dst_groups, dlen, dnet,
                         [&](const auto& g) { cell_pols.insert(cell_pols.end(), g.begin(), g.end()); });
+      std::vector<std::pair<uint32_t, uint64_t>> sig;
+      sig.reserve(cell_pols.size());
+      for (const Policy* p : cell_pols) sig.emplace_back(p->index, p->seq);
+      auto& cached = ids->cache_[{if_id, dlen, htonl(dnet)}];
+      cached.used = true;
+      bool reusable = !cached.signature.empty() && cached.signature == sig &&
+                      ids->cell(if_id, dlen, htonl(dnet)) == cached.dst.cell.cell;
+      for (const auto& [id, l] : cached.lists)
+        if (reusable && intern(l) != id) reusable = false;
+      if (reusable) {
+        out.src.insert(out.src.end(), cached.src.begin(), cached.src.end());
+        out.dst.push_back(cached.dst);
+        continue;
+      }
+      size_t src_begin = out.src.size();
+      std::vector<std::pair<uint32_t, spd_list>> cell_lists;
       std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
       for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
 
@@ -104,7 +157,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       d.if_id = if_id;
       d.len = dlen;
       d.daddr = htonl(dnet);
-      d.cell.cell = next_cell++;
+      d.cell.cell = ids->cell(if_id, dlen, d.daddr);
       std::vector<uint32_t> cover;
       for (const auto& [skey, sgroup] : src_groups) {
         uint8_t slen = static_cast<uint8_t>(skey >> 32);
@@ -127,6 +180,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
           if (unconditional(l.c[l.n - 1])) break;
         }
         uint32_t id = intern(l);
+        cell_lists.emplace_back(id, l);
         out.src.push_back(CompiledSrc{d.cell.cell, slen, htonl(snet), id});
         if (unconditional(l.c[0]) && l.c[0].verdict == SPD_V_IPSEC)
           d.cell.flags |= SPD_CELL_ALWAYS_COVERED;
@@ -156,14 +210,28 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
         d.cell.nat[d.cell.n_nat++] = n.target(*p);
       }
       out.dst.push_back(d);
+      cached.signature = std::move(sig);
+      cached.dst = d;
+      cached.src.assign(out.src.begin() + static_cast<ptrdiff_t>(src_begin), out.src.end());
+      cached.lists = std::move(cell_lists);
     }
   }
+  for (auto it = ids->cache_.begin(); it != ids->cache_.end();) {
+    if (!it->second.used) {
+      it = ids->cache_.erase(it);
+    } else {
+      it->second.used = false;
+      ++it;
+    }
+  }
+  ids->sweep();
   return out;
 }
 
 CompiledEvaluator::CompiledEvaluator(const CompiledSpd& c) : c_(c) {
   for (const auto& d : c.dst) dst_[{d.if_id, d.len, d.daddr}] = &d.cell;
   for (const auto& s : c.src) src_[{s.cell, s.len, s.saddr}] = s.list;
+  for (const auto& [id, l] : c.lists) lists_[id] = &l;
 }
 
 const spd_cell* CompiledEvaluator::dst_cell(const Flow4& f) const {
@@ -175,7 +243,7 @@ const spd_cell* CompiledEvaluator::dst_cell(const Flow4& f) const {
 }
 
 std::optional<CompiledVerdict> CompiledEvaluator::eval_list(uint32_t list, const Flow4& f) const {
-  const spd_list& l = c_.lists.at(list);
+  const spd_list& l = *lists_.at(list);
   for (uint32_t i = 0; i < l.n && i < SPD_MAX_CANDIDATES; i++)
     if (cand_matches(l.c[i], f)) return CompiledVerdict{l.c[i].policy_index, l.c[i].verdict};
   return std::nullopt;

@@ -31,13 +31,45 @@ struct CompiledSrc {
 struct CompiledSpd {
   std::vector<CompiledDst> dst;
   std::vector<CompiledSrc> src;
-  std::vector<spd_list> lists;  // list id = position
+  std::vector<std::pair<uint32_t, spd_list>> lists;  // (list id, list)
   size_t policies = 0;          // IPv4 out main policies compiled
   // Set when the SPD cannot be represented exactly; nothing else is meaningful then.
   std::optional<std::string> refused;
 };
 
-CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg);
+// Cell and list ids that stay the same from one compile to the next for unchanged content, so
+// the writer rewrites only what changed. Optional: without it ids are numbered afresh.
+class CompileIds {
+ public:
+  uint32_t cell(uint32_t if_id, uint8_t len, uint32_t daddr);
+  uint32_t list(const spd_list& l);
+  // Frees the ids the last compile did not use.
+  void sweep();
+
+ private:
+  struct Pool {
+    uint32_t next = 0;
+    std::vector<uint32_t> free;
+    uint32_t take();
+  };
+  // The compiled form of each destination cell, reused while the cell's policies (index and
+  // insertion order, which changes on every update) stay the same.
+  struct CachedCell {
+    std::vector<std::pair<uint32_t, uint64_t>> signature;
+    CompiledDst dst;
+    std::vector<CompiledSrc> src;
+    std::vector<std::pair<uint32_t, spd_list>> lists;
+    bool used = false;
+  };
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, CachedCell> cache_;
+  friend CompiledSpd compile_spd(const std::vector<const Policy*>&, const NatConfig&, CompileIds*);
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::pair<uint32_t, bool>> cells_;
+  std::map<std::string, std::pair<uint32_t, bool>> lists_;
+  Pool cell_pool_, list_pool_;
+};
+
+CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg,
+                        CompileIds* ids = nullptr);
 
 struct CompiledVerdict {
   uint32_t policy_index = 0;
@@ -59,6 +91,7 @@ class CompiledEvaluator {
   const CompiledSpd& c_;
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, const spd_cell*> dst_;
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src_;
+  std::map<uint32_t, const spd_list*> lists_;
 };
 
 bool cand_matches(const spd_cand& c, const Flow4& f);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "util/error.h"
@@ -66,16 +67,8 @@ SpdMapWriter::SpdMapWriter(SpdMapFds fds) : fds_(fds) {
   }
 }
 
-// Removes every entry of a generation: the ones this writer wrote, and on first use whatever an
-// earlier process left there.
+// Removes whatever an earlier process left in a generation this writer has not written yet.
 void SpdMapWriter::purge(uint32_t gen) {
-  Written& w = written_[gen];
-  for (const auto& k : w.dst) bpf_map_delete_elem(fds_.dst, &k);
-  for (const auto& k : w.src) bpf_map_delete_elem(fds_.src, &k);
-  for (const auto& k : w.lists) bpf_map_delete_elem(fds_.lists, &k);
-  w = {};
-  if (scanned_) return;
-  scanned_ = true;
   auto sweep = [gen](int fd, auto key) {
     std::vector<decltype(key)> stale;
     decltype(key) cur{}, next{};
@@ -90,36 +83,73 @@ void SpdMapWriter::purge(uint32_t gen) {
   sweep(fds_.dst, spd_dst_key{});
   sweep(fds_.src, spd_src_key{});
   sweep(fds_.lists, spd_list_key{});
+  written_[gen] = {};
+  written_[gen].known = true;
 }
 
 void SpdMapWriter::write(const CompiledSpd& c) {
   uint32_t gen = active_ ^ 1;
-  // The inactive generation was last read a whole update ago: no datapath program still
-  // walks it.
-  purge(gen);
+  // The inactive generation was last read a whole update ago: no datapath program still walks
+  // it. It holds the SPD of two updates ago: bring it to `c` by difference.
+  if (!written_[gen].known) purge(gen);
   Written& w = written_[gen];
-  w.lists.reserve(c.lists.size());
-  for (uint32_t i = 0; i < c.lists.size(); i++) {
-    spd_list_key k{gen, i};
-    update(fds_.lists, &k, &c.lists[i], "spd_lists");
-    w.lists.push_back(k);
+  size_t ops = 0;
+  auto same = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; };
+
+  std::map<uint32_t, spd_list> lists;
+  for (const auto& [id, l] : c.lists) lists.emplace(id, l);
+  for (const auto& [id, l] : lists) {
+    auto it = w.lists.find(id);
+    if (it != w.lists.end() && same(it->second, l)) continue;
+    spd_list_key k{gen, id};
+    update(fds_.lists, &k, &l, "spd_lists");
+    ops++;
   }
-  w.src.reserve(c.src.size());
-  for (const auto& s : c.src) {
-    spd_src_key k{64u + s.len, gen, s.cell, s.saddr};
-    update(fds_.src, &k, &s.list, "spd_src");
-    w.src.push_back(k);
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
+  for (const auto& e : c.src) src.emplace(std::make_tuple(e.cell, e.len, e.saddr), e.list);
+  for (const auto& [t, list] : src) {
+    auto it = w.src.find(t);
+    if (it != w.src.end() && it->second == list) continue;
+    spd_src_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+    update(fds_.src, &k, &list, "spd_src");
+    ops++;
   }
-  w.dst.reserve(c.dst.size());
-  for (const auto& d : c.dst) {
-    spd_dst_key k{64u + d.len, gen, d.if_id, d.daddr};
-    update(fds_.dst, &k, &d.cell, "spd_dst");
-    w.dst.push_back(k);
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, spd_cell> dst;
+  for (const auto& e : c.dst) dst.emplace(std::make_tuple(e.if_id, e.len, e.daddr), e.cell);
+  for (const auto& [t, cell] : dst) {
+    auto it = w.dst.find(t);
+    if (it != w.dst.end() && same(it->second, cell)) continue;
+    spd_dst_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+    update(fds_.dst, &k, &cell, "spd_dst");
+    ops++;
   }
+  // Stale entries go after the new ones are in (this generation is not read anyway).
+  for (const auto& [t, cell] : w.dst)
+    if (!dst.count(t)) {
+      spd_dst_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+      bpf_map_delete_elem(fds_.dst, &k);
+      ops++;
+    }
+  for (const auto& [t, list] : w.src)
+    if (!src.count(t)) {
+      spd_src_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+      bpf_map_delete_elem(fds_.src, &k);
+      ops++;
+    }
+  for (const auto& [id, l] : w.lists)
+    if (!lists.count(id)) {
+      spd_list_key k{gen, id};
+      bpf_map_delete_elem(fds_.lists, &k);
+      ops++;
+    }
+  w.dst = std::move(dst);
+  w.src = std::move(src);
+  w.lists = std::move(lists);
   spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
   uint32_t zero = 0;
   update(fds_.active, &zero, &a, "spd_active");
   active_ = gen;
+  last_ops_ = ops;
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
@@ -128,16 +158,22 @@ SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
 SpdMirror::~SpdMirror() { delete source_; }
 
 void SpdMirror::publish() {
-  CompiledSpd c = compile_spd(model_.ordered(), nat_);
+  auto t0 = std::chrono::steady_clock::now();
+  CompiledSpd c = compile_spd(model_.ordered(), nat_, &ids_);
+  auto t1 = std::chrono::steady_clock::now();
   if (c.refused) {
     stats_.refusals++;
-    if (stats_.last_refusal != *c.refused) spdlog::error("spd: {}; keeping the last exact SPD", *c.refused);
+    if (stats_.last_refusal != *c.refused) spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly", *c.refused);
     stats_.last_refusal = *c.refused;
     return;
   }
   stats_.last_refusal.clear();
   writer_.write(c);
   stats_.swaps++;
+  auto t2 = std::chrono::steady_clock::now();
+  spdlog::debug("spd: {} policies compiled in {:.1f} ms, {} map operations in {:.1f} ms", model_.size(),
+                std::chrono::duration<double, std::milli>(t1 - t0).count(), writer_.last_ops(),
+                std::chrono::duration<double, std::milli>(t2 - t1).count());
 }
 
 void SpdMirror::sync_once() {
@@ -149,6 +185,16 @@ bool SpdMirror::poll_once(int timeout_ms) {
   pollfd p{source_->fd(), POLLIN, 0};
   if (poll(&p, 1, timeout_ms) <= 0) return false;
   auto d = source_->drain(model_);
+  // Coalesce a burst: keep reading while more arrives within a millisecond (at most 50 ms),
+  // then compile once.
+  for (int waited = 0; !d.overrun && waited < 50; waited++) {
+    pollfd more{source_->fd(), POLLIN, 0};
+    if (poll(&more, 1, 1) <= 0) break;
+    auto d2 = source_->drain(model_);
+    d.events += d2.events;
+    d.changed |= d2.changed;
+    d.overrun |= d2.overrun;
+  }
   stats_.events += d.events;
   if (d.overrun) {
     stats_.resyncs++;

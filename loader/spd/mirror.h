@@ -6,7 +6,9 @@
 //   mirror.sync_once();          // dump, compile, write, swap
 //   mirror.run(stop_token);      // follow notifications until stop is requested
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <tuple>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -39,17 +41,21 @@ class SpdMapWriter {
   void write(const CompiledSpd& c);
   uint32_t active_gen() const { return active_; }
   uint64_t swaps() const { return version_; }
+  // Map operations of the last write (updates + deletes).
+  size_t last_ops() const { return last_ops_; }
 
  private:
   void purge(uint32_t gen);
   SpdMapFds fds_;
   uint32_t active_ = 0;
   uint64_t version_ = 0;
-  bool scanned_ = false;
+  size_t last_ops_ = 0;
+  // What each generation holds, to write only the difference (ids are stable across compiles).
   struct Written {
-    std::vector<spd_dst_key> dst;
-    std::vector<spd_src_key> src;
-    std::vector<spd_list_key> lists;
+    bool known = false;
+    std::map<std::tuple<uint32_t, uint8_t, uint32_t>, spd_cell> dst;
+    std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
+    std::map<uint32_t, spd_list> lists;
   } written_[2];
 };
 
@@ -75,6 +81,7 @@ class SpdMirror {
 
  private:
   void publish();
+  CompileIds ids_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   NatConfig nat_;

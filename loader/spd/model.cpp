@@ -4,15 +4,28 @@
 
 namespace ipsnat::spd {
 
+std::string SpdModel::key_of(const Policy& p) {
+  std::string k;
+  auto put = [&k](const auto& v) { k.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  const Selector& s = p.sel;
+  put(p.dir), put(p.type), put(s.family), put(s.src.addr.bytes), put(s.src.len), put(s.dst.addr.bytes);
+  put(s.dst.len), put(s.proto), put(s.sport), put(s.sport_mask), put(s.dport), put(s.dport_mask);
+  put(s.ifindex), put(p.if_id), put(p.mark_m);
+  uint32_t mv = p.mark_v & p.mark_m;
+  put(mv);
+  return k;
+}
+
 bool SpdModel::apply(const PolicyEvent& ev) {
   if (const auto* up = std::get_if<PolicyUpsert>(&ev)) {
     Policy p = up->policy;
     // An update replaces the policy with the same index, or with the same key (the kernel
     // keeps the index then); the replacement is linked anew, after every existing policy.
     auto same = by_index_.find(p.index);
-    if (same == by_index_.end())
-      same = std::find_if(by_index_.begin(), by_index_.end(),
-                          [&](const auto& kv) { return kv.second.same_key(p); });
+    if (same == by_index_.end()) {
+      auto k = by_key_.find(key_of(p));
+      if (k != by_key_.end()) same = by_index_.find(k->second);
+    }
     if (same != by_index_.end()) {
       if (same->second.index == p.index) {
         Policy old = same->second;
@@ -24,27 +37,40 @@ bool SpdModel::apply(const PolicyEvent& ev) {
             old.mark_m == cmp.mark_m && old.if_id == cmp.if_id && old.tmpls == cmp.tmpls)
           return false;  // a dump repeating what we have
       }
+      by_key_.erase(key_of(same->second));
       by_index_.erase(same);
     }
     p.seq = next_seq_++;
+    by_key_[key_of(p)] = p.index;
     by_index_[p.index] = std::move(p);
     return true;
   }
   if (const auto* del = std::get_if<PolicyDelete>(&ev)) {
-    if (del->index != 0) return by_index_.erase(del->index) > 0;
-    for (auto it = by_index_.begin(); it != by_index_.end(); ++it) {
-      const Policy& p = it->second;
-      if (p.dir == del->dir && p.type == del->type && p.sel == del->sel && p.if_id == del->if_id &&
-          p.mark_m == del->mark_m && (p.mark_v & p.mark_m) == (del->mark_v & del->mark_m)) {
-        by_index_.erase(it);
-        return true;
-      }
+    auto it = by_index_.end();
+    if (del->index != 0) {
+      it = by_index_.find(del->index);
+    } else {
+      Policy probe;
+      probe.dir = del->dir, probe.type = del->type, probe.sel = del->sel, probe.if_id = del->if_id;
+      probe.mark_v = del->mark_v, probe.mark_m = del->mark_m;
+      auto k = by_key_.find(key_of(probe));
+      if (k != by_key_.end()) it = by_index_.find(k->second);
     }
-    return false;
+    if (it == by_index_.end()) return false;
+    by_key_.erase(key_of(it->second));
+    by_index_.erase(it);
+    return true;
   }
   const auto& fl = std::get<PolicyFlush>(ev);
   size_t before = by_index_.size();
-  std::erase_if(by_index_, [&](const auto& kv) { return kv.second.type == fl.type; });
+  for (auto it = by_index_.begin(); it != by_index_.end();) {
+    if (it->second.type == fl.type) {
+      by_key_.erase(key_of(it->second));
+      it = by_index_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   return before != by_index_.size();
 }
 

@@ -2,6 +2,7 @@
 // The mirrored SPD: the kernel's policies (not per-socket ones) and the events that change it.
 #include <cstdint>
 #include <map>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -28,14 +29,19 @@ class SpdModel {
  public:
   // Returns true when the model changed.
   bool apply(const PolicyEvent& ev);
-  void clear() { by_index_.clear(); }
+  void clear() {
+    by_index_.clear();
+    by_key_.clear();
+  }
   size_t size() const { return by_index_.size(); }
   // Policies in the kernel's insertion order.
   std::vector<const Policy*> ordered() const;
   const std::map<uint32_t, Policy>& by_index() const { return by_index_; }
 
  private:
+  static std::string key_of(const Policy& p);
   std::map<uint32_t, Policy> by_index_;
+  std::map<std::string, uint32_t> by_key_;  // same_key() identity -> index
   uint64_t next_seq_ = 1;
 };
 

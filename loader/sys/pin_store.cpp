@@ -158,9 +158,18 @@ void PinStore::record(bpf_object* obj) const {
   close(meta);
 }
 
+namespace {
+// bpffs refuses names with '.', interface names never contain ':'.
+std::string bpffs_name(std::string id) {
+  for (auto& c : id)
+    if (c == '.') c = ':';
+  return id;
+}
+}  // namespace
+
 std::vector<std::string> PinStore::pin_programs(const std::string& id, const std::vector<bpf_program*>& progs) const {
   unpin_programs(id);
-  std::string dir = root_ + "/dev/" + id;
+  std::string dir = root_ + "/dev/" + bpffs_name(id);
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw SysError("creating " + dir, errno);
   std::vector<std::string> paths;
   for (auto* p : progs) {
@@ -174,7 +183,7 @@ std::vector<std::string> PinStore::pin_programs(const std::string& id, const std
 }
 
 void PinStore::unpin_programs(const std::string& id) const {
-  std::string dir = root_ + "/dev/" + id;
+  std::string dir = root_ + "/dev/" + bpffs_name(id);
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;

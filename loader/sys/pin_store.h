@@ -3,7 +3,7 @@
 //   ROOT/                 0700, ROOT from --pin-root, $IPSNAT_PIN_ROOT, or /sys/fs/bpf/ipsnat
 //   ROOT/<map>            maps pinned by name (LIBBPF_PIN_BY_NAME), 0600, reused when compatible
 //   ROOT/ipsnat_meta      hash map name -> schema version of the pinned map of that name
-//   ROOT/dev/<ns>.<dev>/<prog>   the programs attached to a device (for status and restarts)
+//   ROOT/dev/<netns inode>@<dev>/<prog> ('.' in DEV becomes ':')   the programs attached to a device (for status and restarts)
 // A pinned map is reused only when its kernel definition (type, key/value size, max entries,
 // flags) and its recorded schema equal this build's; otherwise it is replaced with a warning.
 #include <string>

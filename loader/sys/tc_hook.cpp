@@ -42,7 +42,7 @@ bool TcHook::detach() const {
   auto hook = make_hook(ifindex_, dir_);
   auto opts = make_opts(0);
   int err = bpf_tc_detach(&hook, &opts);
-  if (err == -ENOENT || err == -EINVAL) return false;
+  if (err == -ENOENT || err == -EINVAL || err == -ENODEV) return false;  // ENODEV: the device is gone
   if (err) throw SysError("detaching TC program", err);
   return true;
 }

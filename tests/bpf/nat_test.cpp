@@ -63,7 +63,7 @@ TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
   reply = dp.ct_get(ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY));
   EXPECT_EQ(reply->seen, unsigned(IPSNAT_CT_SEEN_SYN | IPSNAT_CT_SEEN_ACK));
   EXPECT_EQ(reply->packets, 1u);
-  EXPECT_EQ(reply->bytes, synack.size());
+  EXPECT_EQ(reply->bytes, synack.size() - 14);  // IP bytes, whatever the L2
 }
 
 TEST_F(Nat, UdpIsTranslatedBothWays) {
@@ -128,6 +128,9 @@ TEST_F(Nat, TwoHostsWithTheSameSourcePortGetDifferentNatPorts) {
 
 TEST_F(Nat, TwoHostsPingingWithTheSameIdentifierGetDifferentIds) {
   snat(eth.icmp_echo({kLan, kRemote}, 8, 7, 1, {}));
+  auto orig1 = dp.ct_get(ct_key(kLan, kRemote, 7, 0, kIcmp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(orig1);
+  EXPECT_EQ(ntohs(orig1->xlat_port), 7) << "an echo id is kept even below the port range";
   auto r = snat(eth.icmp_echo({kLan2, kRemote}, 8, 7, 1, {}));
   auto orig2 = dp.ct_get(ct_key(kLan2, kRemote, 7, 0, kIcmp, IPSNAT_CT_ORIG));
   ASSERT_TRUE(orig2);
@@ -179,12 +182,18 @@ TEST_F(Nat, PrefixTargetMapsOneToOneAndKeepsPorts) {
 }
 
 TEST_F(Nat, SourcesThatNeedNoTranslationArePassedUntouched) {
+  // The SPD answers spd_nat_target only for sources its NAT rule applies to; the datapath checks
+  // again (pass-already-ok, pass-not-inside) in case a target comes back anyway.
+  auto passed = [&] {
+    return dp.reason_packets(IPSNAT_R_PASS_ALREADY_OK) + dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE) +
+           dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED);
+  };
   Bytes own = eth.udp({kNat, kRemote}, 1000, 53, {});
   EXPECT_EQ(snat(own).out, own);
-  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_ALREADY_OK), 1u);
+  EXPECT_EQ(passed(), 1u);
   Bytes other = eth.udp({"172.16.0.5", kRemote}, 1000, 53, {});
   EXPECT_EQ(snat(other).out, other);
-  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 1u);
+  EXPECT_EQ(passed(), 2u);
   Bytes gre = eth.ipv4({kLan, kRemote, 47}, Bytes(24, 0));
   EXPECT_EQ(snat(gre).out, gre);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_PROTO), 1u);

@@ -7,9 +7,13 @@ T_PREFIX="ipsnat-t$$-"
 T_NAMESPACES=()
 T_FAILED=0
 
+T_PIDS=()
 t_cleanup() {
-  local ns
+  local ns pid
+  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for ns in "${T_NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  if [[ -n ${IPSNAT_PIN_ROOT:-} && $IPSNAT_PIN_ROOT == /sys/fs/bpf/ipsnat-t* ]]; then rm -rf "$IPSNAT_PIN_ROOT"; fi
+  if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then rm -rf "$IPSNAT_STATE_DIR"; fi
 }
 trap t_cleanup EXIT
 
@@ -39,6 +43,28 @@ t_expect() {  # t_expect "description" command...
 t_done() {
   if ((T_FAILED)); then echo "scenario failed"; exit 1; fi
   echo "scenario passed"
+}
+
+# A private pin root and state directory for this scenario (removed on exit): never the real ones.
+t_private_roots() {
+  export IPSNAT_PIN_ROOT="/sys/fs/bpf/ipsnat-t$$"
+  export IPSNAT_STATE_DIR="/tmp/ipsnat-state-t$$"
+}
+
+# Everything attach/detach may touch in a namespace, for before/after comparison.
+t_snapshot() {
+  local ns=$1 dev
+  ip -n "$ns" -d link show
+  ip -n "$ns" addr show
+  tc -n "$ns" qdisc show
+  for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    echo "== $dev"
+    tc -n "$ns" filter show dev "$dev" ingress 2>/dev/null || true
+    tc -n "$ns" filter show dev "$dev" egress 2>/dev/null || true
+  done
+  ip -n "$ns" route show table all
+  ip -n "$ns" rule show
+  ip -n "$ns" xfrm policy show
 }
 
 # bpffs must be mounted for pins; CI machines may start without it.

@@ -3,6 +3,7 @@
 # filters included; bad invocations fail with one clear line.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
+t_private_roots
 
 ns=$(t_netns gw)
 ip -n "$ns" link add wan0 type veth peer name wan1
@@ -15,22 +16,29 @@ tc -n "$ns" qdisc add dev wan0 clsact
 tc -n "$ns" filter add dev wan0 egress pref 7 bpf obj "$IPSNAT_BPF_OBJ" sec tc direct-action
 before=$(tc -n "$ns" filter show dev wan0 egress)
 
-t_expect "attach succeeds" t_in "$ns" "$IPSNAT" attach wan0
+t_expect "attach succeeds" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
 t_expect "ipsnat's filter is on egress" \
   bash -c "tc -n '$ns' filter show dev wan0 egress | grep -q 'handle 0x1a5.*tc_snat_egress'"
 t_expect "the foreign filter is still there" \
   bash -c "tc -n '$ns' filter show dev wan0 egress | grep -q 'pref 7 bpf'"
-t_expect "attach again replaces in place" t_in "$ns" "$IPSNAT" attach wan0
+t_expect "attach again replaces in place" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
 t_expect "exactly one ipsnat filter" \
   bash -c "[[ \$(tc -n '$ns' filter show dev wan0 egress | grep -c 'handle 0x1a5') == 1 ]]"
 
 t_expect "detach succeeds" t_in "$ns" "$IPSNAT" detach wan0
 after=$(tc -n "$ns" filter show dev wan0 egress)
 t_expect "egress filters are as before attach" test "$before" == "$after"
+t_expect "the foreign tool's clsact qdisc stays" bash -c "tc -n '$ns' qdisc show dev wan0 | grep -q clsact"
 
 err=$(t_in "$ns" "$IPSNAT" detach wan0 2>&1) && t_fail "second detach should fail" || true
 t_expect "second detach says it is not attached" grep -q 'not attached to "wan0"' <<<"$err"
 err=$(t_in "$ns" "$IPSNAT" attach nosuch0 2>&1) && t_fail "attach to a missing device should fail" || true
 t_expect "missing device named in one line" \
   bash -c "[[ \$(wc -l <<<'$err') == 1 ]] && grep -q 'cannot find device \"nosuch0\"' <<<'$err'"
+# The device vanished while attached: detach still clears the record (and whatever else is left).
+ip -n "$ns" link add gone0 type veth peer name gone1
+t_expect "attach gone0" t_in "$ns" "$IPSNAT" attach gone0 --mode route --allow-empty --no-daemon
+ip -n "$ns" link del gone0
+t_expect "detach after the device was deleted" t_in "$ns" "$IPSNAT" detach gone0
+t_expect "no state left for gone0" bash -c "! ls $IPSNAT_STATE_DIR/*@gone0.json 2>/dev/null"
 t_done

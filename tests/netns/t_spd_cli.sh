@@ -1,0 +1,31 @@
+#!/bin/bash
+# `ipsnat policies` and `ipsnat explain` read the kernel's SPD in a namespace; bad input gives a
+# one-line error. Second scenario uses other prefixes (nothing seed-specific in the product).
+source "$(dirname "$0")/lib.sh"
+ns=$(t_netns spdcli)
+t_in "$ns" ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
+  tmpl src 200.2.2.2 dst 100.1.1.1 proto esp mode tunnel reqid 1
+t_in "$ns" ip xfrm policy add src 172.31.0.0/24 dst 198.51.100.0/24 dir out priority 5 \
+  tmpl src 203.0.113.1 dst 203.0.113.2 proto esp mode tunnel reqid 9
+t_in "$ns" ip xfrm policy add src fd00::/64 dst fd01::/64 dir out priority 7
+
+json=$(t_in "$ns" "$IPSNAT" -j policies --inside 192.168.1.0/24 --inside 10.99.0.0/24)
+t_expect "policies -j lists all three (IPv6 included)" \
+  test "$(jq '.policies | length' <<<"$json")" = 3
+t_expect "implied NAPT to the /32 source" \
+  test "$(jq -r '.policies[] | select(.src=="10.20.30.2/32") | .nat.kind + " " + .nat.to' <<<"$json")" = "napt 10.20.30.2/32"
+t_expect "implied 1:1 prefix map for the /24 source" \
+  test "$(jq -r '.policies[] | select(.src=="172.31.0.0/24") | .nat.kind + " " + .nat.inside' <<<"$json")" = "prefix 192.168.1.0/24"
+
+ex=$(t_in "$ns" "$IPSNAT" -j explain 192.168.1.10 10.0.0.1 udp 4000 53 --inside 192.168.1.0/24)
+t_expect "explain: cleartext before" test "$(jq -r .before.verdict <<<"$ex")" = "no out-policy: leaves in cleartext"
+t_expect "explain: translated to 10.20.30.2" test "$(jq -r .translation.to <<<"$ex")" = "10.20.30.2"
+t_expect "explain: protected after" test "$(jq -r .after.verdict <<<"$ex")" = "protected"
+ex2=$(t_in "$ns" "$IPSNAT" -j explain 192.168.1.77 198.51.100.9 tcp 1 2 --inside 192.168.1.0/24)
+t_expect "explain: 1:1 map keeps the host part" test "$(jq -r .translation.to <<<"$ex2")" = "172.31.0.77"
+
+err=$(t_in "$ns" "$IPSNAT" explain 192.168.1.300 10.0.0.1 2>&1 >/dev/null || true)
+t_expect "bad address: one-line error" test "$(wc -l <<<"$err")" = 1
+t_expect "bad address: names the input" grep -q "192.168.1.300" <<<"$err"
+t_expect "bad port exits 1" bash -c "! nsenter --net=/run/netns/$ns $IPSNAT explain 1.1.1.1 2.2.2.2 tcp 1 70000 2>/dev/null"
+t_done

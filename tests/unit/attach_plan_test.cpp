@@ -1,0 +1,226 @@
+// AttachPlan: what `ipsnat attach` decides from host facts, without touching the kernel.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include "attach/plan.h"
+#include "attach/state.h"
+#include "util/error.h"
+
+namespace ipsnat::attach {
+namespace {
+
+spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, const std::string& tsrc,
+                  const std::string& tdst, uint32_t reqid, uint32_t if_id = 0) {
+  spd::Policy p;
+  p.sel.family = AF_INET;
+  p.sel.src = spd::parse_prefix(src);
+  p.sel.dst = spd::parse_prefix(dst);
+  p.dir = dir;
+  p.priority = 379519;
+  p.index = dir == spd::Dir::Out ? 9 : 16;
+  p.if_id = if_id;
+  spd::Template t;
+  t.mode = 1;
+  t.proto = IPPROTO_ESP;
+  t.reqid = reqid;
+  t.family = AF_INET;
+  t.tunnel_src = spd::parse_address(tsrc);
+  t.tunnel_dst = spd::parse_address(tdst);
+  p.tmpls.push_back(t);
+  return p;
+}
+
+// The seed's gateway: uplink eth0 200.2.2.2, LAN 192.168.1.0/24, strongSwan-like policies.
+HostFacts gateway(bool vip_local) {
+  HostFacts f;
+  f.dev = {"eth0", 3, "", 0, 0, 1500, true};
+  f.local_addrs = {spd::parse_address("200.2.2.2"), spd::parse_address("192.168.1.1")};
+  if (vip_local) f.local_addrs.push_back(spd::parse_address("10.20.30.2"));
+  f.other_connected = {spd::parse_prefix("192.168.1.0/24")};
+  f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1),
+                ipsec("10.0.0.0/8", "10.20.30.2/32", spd::Dir::In, "100.1.1.1", "200.2.2.2", 1)};
+  f.nexthops = {{spd::parse_prefix("10.0.0.0/8"), 3, spd::parse_address("200.2.2.1")}};
+  return f;
+}
+
+template <typename T>
+std::vector<T> steps_of(const AttachPlan& p) {
+  std::vector<T> out;
+  for (const auto& s : p.steps)
+    if (auto* v = std::get_if<T>(&s)) out.push_back(*v);
+  return out;
+}
+
+TEST(AttachMode, FollowsTheDeviceKindUnlessOverridden) {
+  LinkFacts xfrm{"ipsec0", 5, "xfrm", 42, 0, 1500, true};
+  LinkFacts vti{"vti0", 6, "vti", 0, 5, 1500, true};
+  LinkFacts nic{"eth0", 3, "", 0, 0, 1500, true};
+  EXPECT_EQ(choose_mode(xfrm, ModeRequest::Auto), Mode::Route);
+  EXPECT_EQ(choose_mode(vti, ModeRequest::Auto), Mode::Route);
+  EXPECT_EQ(choose_mode(nic, ModeRequest::Auto), Mode::Policy);
+  EXPECT_EQ(choose_mode(nic, ModeRequest::Route), Mode::Route);
+  EXPECT_THROW(choose_mode(xfrm, ModeRequest::Policy), UserError);
+  EXPECT_THROW(parse_mode_request("tunnel"), UserError);
+}
+
+TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
+  auto plan = make_plan(gateway(false), Settings{});
+  EXPECT_EQ(plan.mode, Mode::Policy);
+  auto tc = steps_of<TcStep>(plan);
+  ASSERT_EQ(tc.size(), 2u);
+  EXPECT_EQ(tc[0].hook, Hook::TcEgress);  // the guard comes first: no leak window
+  EXPECT_EQ(tc[0].prog, "tc_guard_egress");
+  EXPECT_EQ(tc[1].prog, "tc_rev_ingress");
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_TRUE(routes[0].blackhole);  // 10.20.30.2 is not local here
+  EXPECT_EQ(routes[0].dst.str(), "10.20.30.2/32");
+  EXPECT_EQ(routes[1].dst.str(), "10.0.0.0/8");
+  EXPECT_EQ(routes[1].lwt_prog, "lwt_snat_xmit");
+  EXPECT_EQ(routes[1].gateway->str(), "200.2.2.1");
+  EXPECT_EQ(routes[1].mtu, 1500 - kEspOverhead);
+  EXPECT_FALSE(routes[1].prefsrc);
+  auto rules = steps_of<RuleStep>(plan);
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_LT(rules[0].priority, 220u);
+  EXPECT_TRUE(std::holds_alternative<RuleStep>(plan.steps.back()));  // rule last: table complete
+  auto comp = steps_of<XfrmPolicyStep>(plan);
+  ASSERT_EQ(comp.size(), 2u);
+  for (const auto& c : comp) {
+    EXPECT_EQ(c.policy.sel.src.str(), "10.0.0.0/8");
+    EXPECT_EQ(c.policy.sel.dst.str(), "192.168.1.0/24");
+    ASSERT_EQ(c.policy.tmpls.size(), 1u);
+    // The inbound SA's template: from the company gateway to us, same reqid.
+    EXPECT_EQ(c.policy.tmpls[0].tunnel_src.str(), "100.1.1.1");
+    EXPECT_EQ(c.policy.tmpls[0].tunnel_dst.str(), "200.2.2.2");
+    EXPECT_EQ(c.policy.tmpls[0].reqid, 1u);
+  }
+  EXPECT_EQ(comp[0].policy.dir, spd::Dir::Fwd);
+  EXPECT_EQ(comp[1].policy.dir, spd::Dir::In);
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
+}
+
+TEST(AttachPlan, LocalVirtualIpGetsPrefsrcAndNoBlackhole) {
+  auto plan = make_plan(gateway(true), Settings{});
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_EQ(routes.size(), 1u);
+  EXPECT_FALSE(routes[0].blackhole);
+  ASSERT_TRUE(routes[0].prefsrc);
+  EXPECT_EQ(routes[0].prefsrc->str(), "10.20.30.2");
+}
+
+TEST(AttachPlan, ConfiguredInsideAndTableAreUsed) {
+  Settings s;
+  s.inside = {spd::parse_prefix("172.16.5.0/24")};
+  s.table = 77;
+  s.rule_priority = 150;
+  s.route_mtu = 1400;
+  auto plan = make_plan(gateway(false), s);
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_EQ(c.policy.sel.dst.str(), "172.16.5.0/24");
+  for (const auto& r : steps_of<RouteStep>(plan)) EXPECT_EQ(r.table, 77u);
+  EXPECT_EQ(steps_of<RouteStep>(plan).back().mtu, 1400u);
+  EXPECT_EQ(steps_of<RuleStep>(plan)[0].priority, 150u);
+}
+
+TEST(AttachPlan, ExistingCompanionSelectorIsNotTouched) {
+  auto f = gateway(false);
+  f.policies.push_back(ipsec("10.0.0.0/8", "192.168.1.0/24", spd::Dir::Fwd, "100.1.1.1", "200.2.2.2", 1));
+  auto plan = make_plan(f, Settings{});
+  auto comp = steps_of<XfrmPolicyStep>(plan);
+  ASSERT_EQ(comp.size(), 1u);
+  EXPECT_EQ(comp[0].policy.dir, spd::Dir::In);
+  EXPECT_FALSE(plan.warnings.empty());
+}
+
+TEST(AttachPlan, PortRestrictedPolicyIsFlaggedInPolicyMode) {
+  auto f = gateway(false);
+  f.policies[0].sel.proto = IPPROTO_TCP;
+  f.policies[0].sel.dport = 443;
+  f.policies[0].sel.dport_mask = 0xffff;
+  auto plan = make_plan(f, Settings{});
+  ASSERT_FALSE(plan.warnings.empty());
+  EXPECT_NE(plan.warnings[0].find("restricts ports"), std::string::npos);
+  EXPECT_TRUE(make_plan(gateway(false), Settings{}).warnings.empty());
+}
+
+TEST(AttachPlan, RouteModeHooksTheTunnelDeviceWithCompanionsForXfrmOnly) {
+  auto f = gateway(false);
+  f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true};
+  f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1, 42)};
+  auto plan = make_plan(f, Settings{});
+  EXPECT_EQ(plan.mode, Mode::Route);
+  // xfrm interface: the fwd/in check sees the flow translated back, with the device's if_id.
+  auto comps = steps_of<XfrmPolicyStep>(plan);
+  ASSERT_EQ(comps.size(), 2u);
+  for (const auto& c : comps) {
+    EXPECT_EQ(c.policy.sel.src.str(), "10.0.0.0/8");
+    EXPECT_EQ(c.policy.sel.dst.str(), "192.168.1.0/24");
+    EXPECT_EQ(c.policy.if_id, 42u);
+  }
+  EXPECT_EQ(comps[0].policy.dir, spd::Dir::Fwd);
+  EXPECT_EQ(comps[1].policy.dir, spd::Dir::In);
+  auto tc = steps_of<TcStep>(plan);
+  ASSERT_EQ(tc.size(), 2u);
+  EXPECT_EQ(tc[0].prog, "tc_rev_ingress");
+  EXPECT_EQ(tc[1].prog, "tc_snat_egress");
+  EXPECT_EQ(plan.steps.size(), 4u);
+
+  // VTI: the in-check runs before TC ingress and the secpath is gone after it: no companions.
+  f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
+  f.policies[0].if_id = 0;
+  f.policies[0].mark_v = 42;
+  f.policies[0].mark_m = 0xffffffff;
+  auto vti = make_plan(f, Settings{});
+  EXPECT_TRUE(steps_of<XfrmPolicyStep>(vti).empty());
+  EXPECT_EQ(vti.steps.size(), 2u);
+}
+
+TEST(AttachPlan, NoPolicyForTheDeviceIsAnError) {
+  auto f = gateway(false);
+  f.dev = {"ipsec0", 7, "xfrm", 43, 0, 1500, true};
+  f.policies[0].if_id = 42;
+  try {
+    make_plan(f, Settings{});
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("if_id 43"), std::string::npos) << e.what();
+  }
+  Settings s;
+  s.allow_empty = true;
+  EXPECT_EQ(make_plan(f, s).steps.size(), 2u);
+  auto g = gateway(false);
+  g.policies.clear();
+  EXPECT_THROW(make_plan(g, Settings{}), UserError);
+}
+
+TEST(AttachPlan, ForeignPoliciesOfOtherInterfacesAreIgnoredInPolicyMode) {
+  auto f = gateway(false);
+  f.policies[0].if_id = 42;  // belongs to an xfrm interface
+  EXPECT_THROW(make_plan(f, Settings{}), UserError);
+}
+
+TEST(AttachState, StepsSurviveAJsonRoundTrip) {
+  auto plan = make_plan(gateway(false), Settings{});
+  AttachState st;
+  st.dev = "eth0";
+  st.ifindex = 3;
+  st.netns = 4026531840;
+  st.mode = "policy";
+  st.pin_root = "/sys/fs/bpf/ipsnat";
+  st.clsact_created = true;
+  st.steps = plan.steps;
+  auto back = AttachState::from_json(nlohmann::json::parse(st.to_json().dump()));
+  ASSERT_EQ(back.steps.size(), plan.steps.size());
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    EXPECT_EQ(step_key(back.steps[i]), step_key(plan.steps[i]));
+    EXPECT_EQ(describe(back.steps[i]), describe(plan.steps[i]));
+  }
+  EXPECT_TRUE(back.clsact_created);
+  auto bad = st.to_json();
+  bad["format"] = 99;
+  EXPECT_THROW(AttachState::from_json(bad), UserError);
+}
+
+}  // namespace
+}  // namespace ipsnat::attach

@@ -118,7 +118,7 @@ nat_check_tcp() {
   # upload: chost receives
   lab_exec chost timeout 120 socat -u "TCP4-LISTEN:$port,reuseaddr" "CREATE:$d/up.rx" &
   local srv=$!
-  sleep 0.5
+  nat_wait_listen "$port" t
   local t0=$SECONDS
   lab_exec "$ns" timeout 110 socat -u "OPEN:$d/up" "TCP4:$LAB_CHOST_IP:$port" || true
   wait "$srv" || true
@@ -127,7 +127,7 @@ nat_check_tcp() {
   # download: chost sends on a connection NS opened
   lab_exec chost timeout 120 socat -u "TCP4-LISTEN:$((port + 1)),reuseaddr" "OPEN:$d/down" &
   srv=$!
-  sleep 0.5
+  nat_wait_listen "$((port + 1))" t
   t0=$SECONDS
   lab_exec "$ns" timeout 110 socat -u "TCP4:$LAB_CHOST_IP:$((port + 1))" "CREATE:$d/down.rx" || true
   wait "$srv" || true
@@ -140,7 +140,18 @@ nat_check_tcp() {
 nat_udp_server() {
   lab_exec chost timeout $(($2 + 5)) python3 "$NAT_TOOL" udp-echo-server "$1" "$2" >"$3" &
   NAT_UDP_SRV=$!
-  sleep 0.5
+  nat_wait_listen "$1" u
+}
+
+# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 30 s;
+# starting python or socat under TCG takes seconds).
+nat_wait_listen() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
+    sleep 0.2
+  done
+  echo "   (chost: nothing listening on port $1 after 30 s)"
 }
 
 # nat_check_udp NS PORT: 20 datagrams echoed by chost.

@@ -23,7 +23,7 @@ lab_capture_start transit
 expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
 nat_check_ping lanhost
 # A live UDP flow (lanhost:40000 -> chost:6000) gives the spoofs a conntrack entry to aim at.
-nat_udp_server 6000 8 "$LAB_STATE/udp.peers"
+nat_udp_server 6000 20 "$LAB_STATE/udp.peers"
 expect_eq "live UDP flow from lanhost:40000" \
   "$(lab_exec lanhost timeout 30 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true)" 3
 wait "$NAT_UDP_SRV" 2>/dev/null || true

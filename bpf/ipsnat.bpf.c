@@ -3,6 +3,11 @@
  * the reason it returned, and turns it into the hook's verdict. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#ifndef AF_INET
+#define AF_INET 2 /* not in the uapi headers BPF programs can include */
+#endif
 #include <bpf/bpf_helpers.h>
 
 #include "lib/config.h"
@@ -19,10 +24,34 @@ static __always_inline int tc_verdict(struct __sk_buff *skb, enum ipsnat_reason 
 
 /* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
  * device's own xfrm lookup. */
+/* Sends a packet translated back to an inside host out of the device the routing table
+ * names for it (the tunnel device's egress cannot re-route). */
+static __always_inline int tc_redirect_inside(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup fib = { .family = AF_INET, .ifindex = skb->ifindex };
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0)
+		return TC_ACT_SHOT;
+	fib.ipv4_src = ip.saddr;
+	fib.ipv4_dst = ip.daddr;
+	int rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TC_ACT_SHOT;
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = fib.ipv4_dst };
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+}
+
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	return tc_verdict(skb, xlate_snat(skb, dev_cfg(skb->ifindex).if_id, 0));
+	enum ipsnat_reason r = xlate_snat(skb, dev_cfg(skb->ifindex).if_id, 0);
+
+	if (r == IPSNAT_R_XLATE_ICMP_LOCAL) {
+		stats_count(r, skb->len);
+		return tc_redirect_inside(skb);
+	}
+	return tc_verdict(skb, r);
 }
 
 /* TC ingress of the tunnel device (route-based) or of the uplink (policy-based, decrypted

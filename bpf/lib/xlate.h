@@ -36,7 +36,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 {
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
-	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG;
+	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL;
 }
 
 static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 mark, __u32 if_id)
@@ -75,11 +75,22 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 		struct ipsnat_ct_key k = ct_key_of_quote(&p.inner, IPSNAT_CT_ORIG);
 		struct ipsnat_ct_entry *e = ct_lookup(&k);
 
+		if (e && p.daddr == p.inner.saddr) {
+			if (icmp_error_snat(skb, &p, e))
+				return IPSNAT_R_DROP_REWRITE;
+			return IPSNAT_R_XLATE_ICMP_ERROR;
+		}
+		/* An error this host raised about a packet already translated here: the tunnel
+		 * device's "fragmentation needed" comes after the NAT, addressed to the NAT address,
+		 * and would die in the tunnel. Translate it back for the inside host; the caller
+		 * delivers it there (DESIGN-NOTES: MTU and ICMP). */
+		k = ct_key_of_quote(&p.inner, IPSNAT_CT_REPLY);
+		e = ct_lookup(&k);
 		if (!e || p.daddr != p.inner.saddr)
 			return IPSNAT_R_PASS_ICMP_NO_CT;
-		if (icmp_error_snat(skb, &p, e))
+		if (icmp_error_rev(skb, &p, e))
 			return IPSNAT_R_DROP_REWRITE;
-		return IPSNAT_R_XLATE_ICMP_ERROR;
+		return IPSNAT_R_XLATE_ICMP_LOCAL;
 	}
 
 	if (p.frag == PKT_FRAG_LATER) {

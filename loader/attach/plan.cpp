@@ -135,47 +135,32 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     throw UserError("no inside prefix: \"" + plan.dev + "\" is the only device with an address",
                     "name the LAN with --inside PREFIX");
 
-  if (plan.mode == Mode::Route) {
-    plan.steps.push_back(TcStep{Hook::TcIngress, "tc_rev_ingress"});
-    plan.steps.push_back(TcStep{Hook::TcEgress, "tc_snat_egress"});
-    return plan;
-  }
-
-  // Policy mode. The guard first, so no window lets cleartext out; the rule last, so it only
-  // ever points at a complete table.
-  plan.steps.push_back(TcStep{Hook::TcEgress, "tc_guard_egress"});
-  plan.steps.push_back(TcStep{Hook::TcIngress, "tc_rev_ingress"});
-  uint32_t mtu = settings.route_mtu ? settings.route_mtu
-                                    : (facts.dev.mtu > kEspOverhead + 576 ? facts.dev.mtu - kEspOverhead : 576);
-  for (const auto& [p, n] : nat)
-    if (p->sel.sport_mask || p->sel.dport_mask)
-      plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
-                              p->sel.dst.str() +
-                              ") restricts ports: the kernel's lookup after the LWT reroute carries none, so "
-                              "translated packets of it will not match it (the guard drops what would leak)");
   std::set<std::string> seen;
   auto add = [&](Step s) {
     if (seen.insert(step_key(s)).second) plan.steps.push_back(std::move(s));
   };
-  for (const auto& [p, n] : nat) {
+  // The kernel checks decrypted packets against in/fwd policies after the reverse translation,
+  // so the translated flow (remote -> inside host) needs policies of its own, with the same
+  // templates, mark and if_id as the SA's.
+  auto add_companions = [&](const Policy& p, const spd::ImpliedNat& n) {
     // The datapath translates only sources in the target's inside prefix; any-source NAPT
     // (no inside prefix known) covers every configured one.
     std::vector<Prefix> insides = n.inside.len > 0 ? std::vector<Prefix>{n.inside} : cfg.inside;
     for (const auto& inside : insides) {
       for (auto dir : {spd::Dir::Fwd, spd::Dir::In}) {
         Policy c;
-        c.sel = p->sel;
-        c.sel.src = p->sel.dst;
+        c.sel = p.sel;
+        c.sel.src = p.sel.dst;
         c.sel.dst = inside;
         std::swap(c.sel.sport, c.sel.dport);
         std::swap(c.sel.sport_mask, c.sel.dport_mask);
         c.sel.ifindex = 0;
         c.dir = dir;
-        c.priority = p->priority;
-        c.mark_v = p->mark_v;
-        c.mark_m = p->mark_m;
-        c.if_id = p->if_id;
-        c.tmpls = inbound_templates(facts, *p);
+        c.priority = p.priority;
+        c.mark_v = p.mark_v;
+        c.mark_m = p.mark_m;
+        c.if_id = p.if_id;
+        c.tmpls = inbound_templates(facts, p);
         if (same_selector_exists(facts, c)) {
           plan.warnings.push_back(std::string("a ") + spd::to_string(dir) + " policy " + c.sel.src.str() + " -> " +
                                   c.sel.dst.str() + " exists already: not adding a companion");
@@ -185,6 +170,33 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                                   spd::to_string(dir) + " check"});
       }
     }
+  };
+
+  if (plan.mode == Mode::Route) {
+    // xfrm interface: the fwd/in check runs after TC ingress of the device, on the translated
+    // flow, with the device's if_id (DESIGN-NOTES §1; without a companion: XfrmInNoPols). A VTI
+    // checks its in-policy before TC ingress and clears the secpath, so it needs none.
+    if (facts.dev.kind == "xfrm")
+      for (const auto& [p, n] : nat) add_companions(*p, n);
+    add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
+    add(TcStep{Hook::TcEgress, "tc_snat_egress"});
+    return plan;
+  }
+
+  // Policy mode. The guard first, so no window lets cleartext out; the rule last, so it only
+  // ever points at a complete table.
+  add(TcStep{Hook::TcEgress, "tc_guard_egress"});
+  add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
+  uint32_t mtu = settings.route_mtu ? settings.route_mtu
+                                    : (facts.dev.mtu > kEspOverhead + 576 ? facts.dev.mtu - kEspOverhead : 576);
+  for (const auto& [p, n] : nat)
+    if (p->sel.sport_mask || p->sel.dport_mask)
+      plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
+                              p->sel.dst.str() +
+                              ") restricts ports: the kernel's lookup after the LWT reroute carries none, so "
+                              "translated packets of it will not match it (the guard drops what would leak)");
+  for (const auto& [p, n] : nat) {
+    add_companions(*p, n);
     Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;
     bool nat_local = n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr);
     if (!nat_local) {

@@ -115,6 +115,23 @@ TEST_F(IcmpError, ErrorFromTheInsideHostIsTranslatedOutward) {
   expect_translated(r.out, eth.icmp_error({kNat, kRemote}, 3, 3, as_sent));
 }
 
+// The tunnel device's own "fragmentation needed" is raised after the NAT: addressed to the NAT
+// address and quoting the translated packet, it reaches the tunnel device's egress. It must be
+// turned back into an error for the inside host (and redirected there, not sent into the tunnel).
+TEST_F(IcmpError, LocalFragNeededAboutATranslatedPacketGoesBackInside) {
+  snat(eth.tcp({kLan, kRemote}, 40000, 5001, 0x02, {}));
+  snat(eth.tcp({kLan2, kRemote}, 40000, 5001, 0x02, {}));
+  uint16_t p2 = nat_port(kLan2, 40000, 5001, kTcp);
+  ASSERT_NE(p2, 40000);
+  const std::string kGw = "192.168.1.1";
+  Bytes sent = bare.tcp({kNat, kRemote, kTcp, 63, 5}, p2, 5001, 0x10, Bytes(40, 0x62));
+  Bytes orig = bare.tcp({kLan2, kRemote, kTcp, 63, 5}, 40000, 5001, 0x10, Bytes(40, 0x62));
+  auto r = snat(eth.icmp_error({kGw, kNat}, 3, 4, sent, 1438));
+  EXPECT_NE(r.retval, TC_ACT_OK) << "must not continue into the tunnel";
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_LOCAL), 1u) << dp.nonzero_reasons();
+  expect_translated(r.out, eth.icmp_error({kGw, kLan2}, 3, 4, orig, 1438));
+}
+
 TEST_F(IcmpError, ErrorsWithoutAFlowAreNotTranslated) {
   Bytes quote = bare.udp({kNat, kRemote}, 1111, 53, {});
   Bytes err = eth.icmp_error({kRemote, kNat}, 3, 3, quote);

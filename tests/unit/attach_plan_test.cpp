@@ -144,15 +144,36 @@ TEST(AttachPlan, PortRestrictedPolicyIsFlaggedInPolicyMode) {
   EXPECT_TRUE(make_plan(gateway(false), Settings{}).warnings.empty());
 }
 
-TEST(AttachPlan, RouteModeOnlyHooksTheTunnelDevice) {
+TEST(AttachPlan, RouteModeHooksTheTunnelDeviceWithCompanionsForXfrmOnly) {
   auto f = gateway(false);
   f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true};
   f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1, 42)};
   auto plan = make_plan(f, Settings{});
   EXPECT_EQ(plan.mode, Mode::Route);
-  ASSERT_EQ(plan.steps.size(), 2u);
-  EXPECT_EQ(std::get<TcStep>(plan.steps[0]).prog, "tc_rev_ingress");
-  EXPECT_EQ(std::get<TcStep>(plan.steps[1]).prog, "tc_snat_egress");
+  // xfrm interface: the fwd/in check sees the flow translated back, with the device's if_id.
+  auto comps = steps_of<XfrmPolicyStep>(plan);
+  ASSERT_EQ(comps.size(), 2u);
+  for (const auto& c : comps) {
+    EXPECT_EQ(c.policy.sel.src.str(), "10.0.0.0/8");
+    EXPECT_EQ(c.policy.sel.dst.str(), "192.168.1.0/24");
+    EXPECT_EQ(c.policy.if_id, 42u);
+  }
+  EXPECT_EQ(comps[0].policy.dir, spd::Dir::Fwd);
+  EXPECT_EQ(comps[1].policy.dir, spd::Dir::In);
+  auto tc = steps_of<TcStep>(plan);
+  ASSERT_EQ(tc.size(), 2u);
+  EXPECT_EQ(tc[0].prog, "tc_rev_ingress");
+  EXPECT_EQ(tc[1].prog, "tc_snat_egress");
+  EXPECT_EQ(plan.steps.size(), 4u);
+
+  // VTI: the in-check runs before TC ingress and the secpath is gone after it: no companions.
+  f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
+  f.policies[0].if_id = 0;
+  f.policies[0].mark_v = 42;
+  f.policies[0].mark_m = 0xffffffff;
+  auto vti = make_plan(f, Settings{});
+  EXPECT_TRUE(steps_of<XfrmPolicyStep>(vti).empty());
+  EXPECT_EQ(vti.steps.size(), 2u);
 }
 
 TEST(AttachPlan, NoPolicyForTheDeviceIsAnError) {

@@ -1,0 +1,229 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
+# natlib.sh: shared by the t_nat_*.sh scenarios (the product on real ESP).
+# Sources common.sh (lab, assertions), finds the ipsnat binary, runs it in the
+# gateway namespace with a private pin root and state dir, and provides the
+# checks every tunnel style repeats: translated ping, the company host's view,
+# TCP both ways with checksums, UDP echo, NAPT with two LAN hosts, and a
+# before/after comparison of the gateway around attach/detach.
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+NAT_TOOL=$VM_TESTS_DIR/nattool.py
+NAT_PIN_ROOT=/sys/fs/bpf/ipsnat-vmt$$
+NAT_STATE_DIR=${TMPDIR:-/tmp}/ipsnat-vmt$$.state
+
+# ipsnat_find_binary: $IPSNAT when set (CTest sets it), else the newest of
+# build/loader/ipsnat and build-*/loader/ipsnat in the repository.
+ipsnat_find_binary() {
+  if [[ -n ${IPSNAT:-} ]]; then
+    [[ -x $IPSNAT ]] || { echo "IPSNAT=$IPSNAT is not an executable" >&2; return 1; }
+    echo "$IPSNAT"
+    return 0
+  fi
+  local c best=
+  for c in "$REPO_ROOT"/build/loader/ipsnat "$REPO_ROOT"/build-*/loader/ipsnat; do
+    [[ -x $c ]] || continue
+    if [[ -z $best || $c -nt $best ]]; then best=$c; fi
+  done
+  [[ -n $best ]] || { echo "no ipsnat binary: build it (scripts/build.sh) or set IPSNAT" >&2; return 1; }
+  echo "$best"
+}
+
+nat_cleanup() {
+  local st=$?
+  lab_down
+  rm -rf "$NAT_PIN_ROOT" "$NAT_STATE_DIR" 2>/dev/null || true
+  exit "$st"
+}
+trap nat_cleanup EXIT
+
+# nat_require: ESP in this kernel and a built binary, else SKIP (not a failure:
+# outside the VM there is no ESP; without a build there is nothing to test).
+nat_require() {
+  require_esp
+  IPSNAT_BIN=$(ipsnat_find_binary) || skip "no ipsnat binary (build first, or set IPSNAT)"
+  echo "   using $IPSNAT_BIN"
+}
+
+# ipsnat_gw ARGS...: the product in the gateway namespace. nsenter keeps /sys,
+# so the pins land on the real bpffs (DESIGN-NOTES §3).
+ipsnat_gw() {
+  lab_nsenter gw env IPSNAT_PIN_ROOT="$NAT_PIN_ROOT" IPSNAT_STATE_DIR="$NAT_STATE_DIR" "$IPSNAT_BIN" "$@"
+}
+
+# nat_stats: the datapath's per-reason packet counters (non-zero ones, summed
+# over CPUs, named as in maps/stats.h), for diagnostics.
+nat_stats() {
+  local m=$NAT_PIN_ROOT/ipsnat_stats
+  [[ -e $m ]] || { echo "      (no $m)"; return 0; }
+  bpftool -j map dump pinned "$m" 2>/dev/null | python3 -c '
+import json, re, sys
+names = re.findall(r"X\((\w+),", open(sys.argv[1]).read())
+for e in json.load(sys.stdin):
+    k = e.get("key")
+    k = k if isinstance(k, int) else int.from_bytes(bytes(int(x, 16) for x in k), "little")
+    n = sum(v["value"]["packets"] for v in e.get("values", []) if isinstance(v.get("value"), dict))
+    if n:
+        print("      stat %s: %d packets" % (names[k] if k < len(names) else k, n))
+' "$REPO_ROOT/maps/stats.h" || true
+}
+
+# nat_diag: what to look at when an expectation failed.
+nat_diag() {
+  echo "   --- diagnostics"
+  nat_stats
+  _lab_ip gw -s xfrm state 2>/dev/null | grep -E '^src|lifetime current|bytes' -A1 | head -20 | sed 's/^/      /'
+  lab_exec gw cat /proc/net/xfrm_stat | awk '$2 != 0' | sed 's/^/      /'
+  ipsnat_gw flows 2>&1 | head -20 | sed 's/^/      /' || true
+}
+
+# nat_gw_snapshot: the gateway's configuration that attach may change and detach
+# must restore: links, qdiscs, filters, rules, routes, XFRM policies, nftables.
+nat_gw_snapshot() {
+  local d
+  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g'
+  for d in $(_lab_ip gw -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+    echo "== $d"
+    lab_exec gw tc qdisc show dev "$d" 2>&1
+    lab_exec gw tc filter show dev "$d" ingress 2>&1
+    lab_exec gw tc filter show dev "$d" egress 2>&1
+  done
+  _lab_ip gw rule show
+  _lab_ip gw route show table all
+  _lab_ip gw xfrm policy show
+  lab_exec gw nft list ruleset 2>&1
+}
+
+# nat_expect_restored DESC BEFORE_FILE: the snapshot now equals BEFORE_FILE.
+nat_expect_restored() {
+  local now=$LAB_STATE/snap.now
+  nat_gw_snapshot >"$now"
+  if diff -u "$2" "$now" >"$now.diff"; then ok "$1"
+  else fail "$1"; sed 's/^/      /' "$now.diff" | head -40; fi
+}
+
+# --- traffic checks ---------------------------------------------------------
+# nat_check_ping NS: ICMP echo from NS to the company host works.
+nat_check_ping() {
+  expect_ok "$1 pings $LAB_CHOST_IP" lab_ping "$1" "$LAB_CHOST_IP"
+}
+
+# nat_check_tcp NS MIB PORT: a file of MIB MiB sent NS -> chost and one chost -> NS,
+# both over connections opened by NS; sha256 compared on both ends.
+nat_check_tcp() {
+  local ns=$1 mib=$2 port=$3 d=$LAB_STATE/tcp.$1.$3
+  mkdir -p "$d"
+  head -c "$((mib << 20))" /dev/urandom >"$d/up"
+  head -c "$((mib << 20))" /dev/urandom >"$d/down"
+  # upload: chost receives
+  lab_exec chost timeout 120 socat -u "TCP4-LISTEN:$port,reuseaddr" "CREATE:$d/up.rx" &
+  local srv=$!
+  nat_wait_listen "$port" t
+  local t0=$SECONDS
+  lab_exec "$ns" timeout 110 socat -u "OPEN:$d/up" "TCP4:$LAB_CHOST_IP:$port" || true
+  wait "$srv" || true
+  expect_eq "$ns -> chost: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
+    "$(sha256sum <"$d/up.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum <"$d/up" | cut -c1-16)"
+  # download: chost sends on a connection NS opened
+  lab_exec chost timeout 120 socat -u "OPEN:$d/down" "TCP4-LISTEN:$((port + 1)),reuseaddr" &
+  srv=$!
+  nat_wait_listen "$((port + 1))" t
+  t0=$SECONDS
+  lab_exec "$ns" timeout 110 socat -u "TCP4:$LAB_CHOST_IP:$((port + 1))" "CREATE:$d/down.rx" || true
+  wait "$srv" || true
+  expect_eq "chost -> $ns: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
+    "$(sha256sum <"$d/down.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum <"$d/down" | cut -c1-16)"
+  rm -rf "$d"
+}
+
+# nat_udp_server PORT SECONDS OUTFILE: the echo server on chost, in the background.
+nat_udp_server() {
+  lab_exec chost timeout $(($2 + 5)) python3 "$NAT_TOOL" udp-echo-server "$1" "$2" >"$3" &
+  NAT_UDP_SRV=$!
+  nat_wait_listen "$1" u
+}
+
+# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 30 s;
+# starting python or socat under TCG takes seconds).
+nat_wait_listen() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
+    sleep 0.2
+  done
+  echo "   (chost: nothing listening on port $1 after 30 s)"
+}
+
+# nat_check_udp NS PORT: 20 datagrams echoed by chost.
+nat_check_udp() {
+  local got peers=$LAB_STATE/udp.peers
+  nat_udp_server "$2" 15 "$peers"
+  got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$2" 20 || true)
+  kill "$NAT_UDP_SRV" 2>/dev/null; wait "$NAT_UDP_SRV" 2>/dev/null || true
+  expect_eq "$1: UDP echoes from $LAB_CHOST_IP" "${got:-0}" 20
+}
+
+# nat_check_napt PORT: both LAN hosts at once, with the same ICMP echo id and
+# the same UDP source port, so the NAT must tell them apart by translation.
+nat_check_napt() {
+  local port=$1 peers=$LAB_STATE/napt.peers r1 r2 f1=$LAB_STATE/napt.1 f2=$LAB_STATE/napt.2
+  LAB_PING_COUNT=5 lab_ping lanhost "$LAB_CHOST_IP" -e 4242 & r1=$!
+  LAB_PING_COUNT=5 lab_ping lanhost2 "$LAB_CHOST_IP" -e 4242 & r2=$!
+  expect_ok "NAPT: lanhost ping (echo id 4242) answered" wait "$r1"
+  expect_ok "NAPT: lanhost2 ping (same echo id) answered" wait "$r2"
+  nat_udp_server "$port" 20 "$peers"
+  lab_exec lanhost timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
+  lab_exec lanhost2 timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
+  wait "$r1" || true
+  wait "$r2" || true
+  wait "$NAT_UDP_SRV" 2>/dev/null || true   # it prints its peers when its time is up
+  expect_eq "NAPT: lanhost UDP from port 40000 echoed" "$(cat "$f1")" 10
+  expect_eq "NAPT: lanhost2 UDP from the same port echoed" "$(cat "$f2")" 10
+  expect_eq "NAPT: chost saw two distinct peers, all from $LAB_NAT_IP" \
+    "$(grep -c "^$LAB_NAT_IP:" "$peers" || true)/$(wc -l <"$peers")" 2/2
+}
+
+# nat_chost_capture_check NAME: the company host saw the NAT address and never a
+# LAN address (capture taken on chost's lan0).
+nat_chost_capture_check() {
+  expect_gt "chost saw packets from $LAB_NAT_IP" \
+    "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
+  expect_eq "chost saw no LAN source address" \
+    "$(lab_capture_count "$1" "ip and src net $LAB_LAN_NET")" 0
+}
+
+# route_nat PROFILE KIND DEV FULL: KIND xfrmi|vti (lab_esp_KIND sets it up).
+# FULL=1 adds TCP, UDP and NAPT to the ping and leak checks.
+route_nat() {
+  local prof=$1 kind=$2 dev=$3 full=$4 before
+  FAILS_BEFORE=$FAILS
+  lab_profile "$prof"
+  step "$prof: $kind $dev, LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
+  lab_up
+  "lab_esp_$kind" "$dev"
+  before=$LAB_STATE/snap.before
+  nat_gw_snapshot >"$before"
+  lab_capture_start transit
+  lab_capture_start chost lan0 chost
+
+  expect_fail "without ipsnat the LAN misses the policy (ping fails)" lab_ping lanhost "$LAB_CHOST_IP"
+  expect_ok "ipsnat attach $dev" ipsnat_gw attach "$dev"
+  nat_check_ping lanhost
+  if ((full && FAILS == FAILS_BEFORE)); then
+    nat_check_tcp lanhost 2 5001
+    nat_check_udp lanhost 6000
+    nat_check_napt 6001
+  fi
+  lab_capture_stop chost >/dev/null
+  nat_chost_capture_check chost
+
+  step "$prof: detach"
+  ((FAILS == FAILS_BEFORE)) || nat_diag
+  expect_ok "ipsnat detach $dev" ipsnat_gw detach "$dev"
+  nat_expect_restored "gateway as before attach" "$before"
+  expect_fail "after detach the LAN misses the policy again" lab_ping lanhost "$LAB_CHOST_IP"
+  lab_capture_stop transit >/dev/null
+  expect_esp_both_ways "$kind" transit
+  expect_no_leak "$kind: no cleartext on transit during the whole run" transit
+  lab_down
+}

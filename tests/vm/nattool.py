@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Small traffic tools for the VM NAT scenarios (tests/vm/t_nat_*.sh).
+
+Every mode is bounded in packets and time, so a broken tunnel makes a scenario
+fail, never hang.
+
+  udp-echo-server PORT SECONDS
+      Echo every datagram back to its sender until SECONDS have passed.
+      Prints each distinct peer (addr:port) it saw, one per line, on exit.
+  udp-echo-client DST PORT COUNT [SPORT]
+      Send COUNT numbered datagrams (from SPORT when given), wait up to 1 s for
+      each echo; prints the number of correct echoes. Exit 0 iff all came back.
+  spoof SRC DST PROTO SPORT DPORT COUNT
+      Send COUNT IPv4 packets with a forged source through a raw socket
+      (IP_HDRINCL): PROTO udp (SPORT -> DPORT, payload "IPSNAT-SPOOF") or icmp
+      (echo reply with identifier SPORT). Checksums are computed here.
+"""
+import socket
+import struct
+import sys
+import time
+
+
+def csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def udp_echo_server(port: int, seconds: float) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    peers = []
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            data, peer = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if peer not in peers:
+            peers.append(peer)
+        s.sendto(data, peer)
+    for addr, p in peers:
+        print(f"{addr}:{p}")
+    return 0
+
+
+def udp_echo_client(dst: str, port: int, count: int, sport: int = 0) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sport:
+        s.bind(("0.0.0.0", sport))
+    s.settimeout(1.0)
+    good = 0
+    for i in range(count):
+        msg = f"ipsnat-udp-{i}-".encode() * 8
+        s.sendto(msg, (dst, port))
+        try:
+            while True:
+                data, peer = s.recvfrom(65535)
+                if data == msg and peer == (dst, port):
+                    good += 1
+                    break
+        except socket.timeout:
+            pass
+    print(good)
+    return 0 if good == count else 1
+
+
+def spoof(src: str, dst: str, proto: str, sport: int, dport: int, count: int) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    saddr, daddr = socket.inet_aton(src), socket.inet_aton(dst)
+    payload = b"IPSNAT-SPOOF"
+    for i in range(count):
+        if proto == "udp":
+            num = socket.IPPROTO_UDP
+            length = 8 + len(payload)
+            hdr = struct.pack("!HHHH", sport, dport, length, 0)
+            pseudo = saddr + daddr + struct.pack("!BBH", 0, num, length)
+            c = csum(pseudo + hdr + payload) or 0xFFFF
+            l4 = struct.pack("!HHHH", sport, dport, length, c) + payload
+        elif proto == "icmp":
+            num = socket.IPPROTO_ICMP
+            body = struct.pack("!BBHHH", 0, 0, 0, sport, i + 1) + payload
+            c = csum(body)
+            l4 = body[:2] + struct.pack("!H", c) + body[4:]
+        else:
+            print(f"spoof: unknown protocol {proto}", file=sys.stderr)
+            return 2
+        total = 20 + len(l4)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0x5150 + i, 0, 64, num, 0, saddr, daddr)
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        s.sendto(ip + l4, (dst, 0))
+        time.sleep(0.05)
+    return 0
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    mode, a = argv[1], argv[2:]
+    if mode == "udp-echo-server":
+        return udp_echo_server(int(a[0]), float(a[1]))
+    if mode == "udp-echo-client":
+        return udp_echo_client(a[0], int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 0)
+    if mode == "spoof":
+        return spoof(a[0], a[1], a[2], int(a[3]), int(a[4]), int(a[5]))
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

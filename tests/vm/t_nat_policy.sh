@@ -1,0 +1,73 @@
+#!/bin/bash
+# shellcheck source-path=SCRIPTDIR
+# The product on policy-based IPsec (strongSwan's default): manual-key SAs and
+# policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->
+# COMPANY_NET), `ipsnat attach eth0` (LWT routes + reverse ingress + leak guard +
+# companion policies). Once plain, once behind a stateful nftables firewall on
+# the gateway (established/related accept, invalid drop, forward drop except
+# LAN -> WAN new), which must keep working since conntrack sees LAN addresses.
+# shellcheck source=natlib.sh
+source "$(dirname "$0")/natlib.sh"
+nat_require
+
+# nat_gw_firewall: the stateful firewall of the scenario, on gw.
+nat_gw_firewall() {
+  lab_exec gw nft -f - <<'EOF'
+table inet ipsnat_fw {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ct state invalid drop
+    iifname "lan0" oifname "eth0" ct state new accept
+  }
+}
+EOF
+}
+
+# policy_nat PROFILE FIREWALL(0|1) FULL(0|1)
+policy_nat() {
+  local prof=$1 fw=$2 full=$3 before what=plain
+  ((fw)) && what="stateful firewall"
+  FAILS_BEFORE=$FAILS
+  lab_profile "$prof"
+  step "$prof: policy-based on eth0 ($what), LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
+  lab_up
+  lab_esp_policy_tunnel
+  ((fw)) && nat_gw_firewall
+
+  # The leak detector is real: without ipsnat the LAN's packets leave in cleartext.
+  lab_capture_start baseline
+  lab_ping lanhost "$LAB_CHOST_IP" || true
+  lab_capture_stop baseline >/dev/null
+  expect_gt "without ipsnat, LAN traffic leaks in cleartext (detector works)" \
+    "$(lab_capture_cleartext baseline)" 0
+
+  before=$LAB_STATE/snap.before
+  nat_gw_snapshot >"$before"
+  lab_capture_start transit
+  lab_capture_start chost lan0 chost
+  expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
+  nat_check_ping lanhost
+  expect_ok "gw's own traffic still works (ping $LAB_CGW_WAN_IP)" lab_ping gw "$LAB_CGW_WAN_IP"
+  if ((full && FAILS == FAILS_BEFORE)); then
+    nat_check_tcp lanhost 2 5001
+    nat_check_udp lanhost 6000
+    nat_check_napt 6001
+  fi
+  lab_capture_stop chost >/dev/null
+  nat_chost_capture_check chost
+
+  step "$prof ($what): detach"
+  ((FAILS == FAILS_BEFORE)) || nat_diag
+  expect_ok "ipsnat detach eth0" ipsnat_gw detach eth0
+  nat_expect_restored "gateway as before attach" "$before"
+  lab_capture_stop transit >/dev/null
+  expect_esp_both_ways "policy ($what)" transit
+  expect_no_leak "policy ($what): no cleartext on transit while attached" transit
+  lab_down
+}
+
+policy_nat seed 0 1
+policy_nat seed 1 1
+policy_nat alt 1 "${NAT_ALT_FULL:-0}"
+finish

@@ -1,0 +1,388 @@
+# shellcheck shell=bash
+# lab.sh: the ipsnat lab network as network namespaces joined by veth pairs.
+# Source it; it defines functions and LAB_* variables and runs nothing.
+#
+#   lanhost  (lan0 .10) ┐
+#   lanhost2 (lan0 .11) ┴ lansw (bridge br0) ── gw (lan0 LAN .1 | eth0 WAN) ── transit (the
+#   internet router; no route to private nets) ── cgw (eth0 | lan0) ── chost (lan0)
+#
+# Usable on any kernel with netns/veth/bridge (host netns tests, the demo); only
+# the lab_esp_* functions need ESP (run lab_esp_supported first, e.g. to skip).
+# All addresses are variables: `lab_profile seed` (the HOWTO's addresses, the
+# default) or `lab_profile alt` (other prefixes, SPIs, reqid, if_id, VTI key, so
+# nothing may hard-code the seed). LAB_PROFILE=alt in the environment selects the
+# alternative at source time; a LAB_* variable already set in the environment
+# overrides its profile value then.
+#
+# Names: every namespace is "$LAB_PREFIX-<role>", so parallel runs and other
+# test suites (which use other prefixes) never collide; lab_down removes exactly
+# the namespaces with this prefix and the processes running in them.
+#
+# Run namespaced commands with lab_exec (ip netns exec: fine for ip, ping,
+# tcpdump) or lab_nsenter (nsenter --net: keeps the caller's /sys, so bpffs
+# pins under /sys/fs/bpf work — ip netns exec remounts /sys; see DESIGN-NOTES §3).
+# Every traffic generator here is bounded in count and time.
+
+[[ -n ${_LAB_SH_LOADED:-} ]] && return 0
+_LAB_SH_LOADED=1
+
+export LAB_PREFIX=${LAB_PREFIX:-ipsnat-lab$$}
+LAB_STATE=${LAB_STATE:-${TMPDIR:-/tmp}/$LAB_PREFIX.lab}   # pcaps, pids
+LAB_ROLES=(lanhost lanhost2 lansw gw transit cgw chost)
+
+# lab_profile seed|alt [--keep-env]: set every address/ESP parameter.
+# With --keep-env, variables already set keep their value (used at source time).
+lab_profile() {
+  local keep=${2:-} kv n
+  local -a vals
+  case ${1:-} in
+    seed) vals=(
+      LAB_LAN_NET=192.168.1.0/24 LAB_LAN_PLEN=24
+      LAB_LANHOST_IP=192.168.1.10 LAB_LANHOST2_IP=192.168.1.11 LAB_GW_LAN_IP=192.168.1.1
+      LAB_GW_WAN_IP=200.2.2.2 LAB_TRANSIT_GW_IP=200.2.2.1 LAB_WAN_PLEN=24
+      LAB_TRANSIT_CGW_IP=100.1.1.254 LAB_CGW_WAN_IP=100.1.1.1 LAB_CWAN_PLEN=24
+      LAB_CGW_LAN_IP=10.0.0.254 LAB_CHOST_IP=10.0.0.1 LAB_CLAN_PLEN=24
+      LAB_COMPANY_NET=10.0.0.0/8 LAB_NAT_IP=10.20.30.2
+      LAB_SPI_OUT=0x00001001 LAB_SPI_IN=0x00001002 LAB_REQID=1 LAB_IF_ID=42 LAB_VTI_KEY=42
+    ) ;;
+    alt) vals=(
+      LAB_LAN_NET=172.16.5.0/24 LAB_LAN_PLEN=24
+      LAB_LANHOST_IP=172.16.5.10 LAB_LANHOST2_IP=172.16.5.11 LAB_GW_LAN_IP=172.16.5.1
+      LAB_GW_WAN_IP=198.51.100.2 LAB_TRANSIT_GW_IP=198.51.100.1 LAB_WAN_PLEN=24
+      LAB_TRANSIT_CGW_IP=203.0.113.254 LAB_CGW_WAN_IP=203.0.113.1 LAB_CWAN_PLEN=24
+      LAB_CGW_LAN_IP=10.64.1.254 LAB_CHOST_IP=10.64.1.1 LAB_CLAN_PLEN=24
+      LAB_COMPANY_NET=10.64.0.0/10 LAB_NAT_IP=10.99.0.7
+      LAB_SPI_OUT=0x0badc0de LAB_SPI_IN=0x0000beef LAB_REQID=9 LAB_IF_ID=7 LAB_VTI_KEY=77
+    ) ;;
+    *) echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2 ;;
+  esac
+  for kv in "${vals[@]}"; do
+    n=${kv%%=*}
+    [[ $keep == --keep-env && -n ${!n:-} ]] && continue
+    printf -v "$n" '%s' "${kv#*=}"
+  done
+  LAB_PROFILE=$1
+  # GCM-128: 16-byte key + 4-byte salt; one key per direction.
+  LAB_KEY_OUT=${LAB_KEY_OUT:-0x$(printf '%040x' 0x1111)}
+  LAB_KEY_IN=${LAB_KEY_IN:-0x$(printf '%040x' 0x2222)}
+  LAB_AEAD=${LAB_AEAD:-rfc4106(gcm(aes))}
+}
+lab_profile "${LAB_PROFILE:-seed}" --keep-env
+
+# --- names and namespaced execution ------------------------------------------
+# Process starts are the expensive part in the TCG VM (an exec of a dynamically
+# linked tool costs ~0.2-0.4 s of emulated CPU, seconds on a loaded host), so the
+# lab is built with a few `ip -batch` runs instead of one `ip` per setting, and
+# internally uses nsenter (one exec lighter than ip netns exec's /sys remount).
+lab_ns() { echo "$LAB_PREFIX-$1"; }
+lab_exec() { local ns=$1; shift; ip netns exec "$(lab_ns "$ns")" "$@"; }
+lab_nsenter() { local ns=$1; shift; nsenter --net="/run/netns/$(lab_ns "$ns")" -- "$@"; }
+_lab_ip() { local ns=$1; shift; ip -n "$(lab_ns "$ns")" "$@"; }
+# _lab_batch NS: ip commands from stdin, one per line, all inside NS; stops at
+# the first failing line and says which.
+_lab_batch() { ip -n "$(lab_ns "$1")" -batch -; }
+
+# --- topology ----------------------------------------------------------------
+lab_up() {
+  lab_down
+  mkdir "$LAB_STATE"
+  local r sw transit chost
+  sw=$(lab_ns lansw) transit=$(lab_ns transit) chost=$(lab_ns chost)
+  for r in "${LAB_ROLES[@]}"; do echo "netns add $(lab_ns "$r")"; done | ip -batch -
+  # Veth pairs are created from one side straight into both namespaces (no
+  # temporary names in the caller's namespace to collide on); each side is
+  # configured in its own namespace's batch. "addrgenmode none": no IPv6
+  # link-local address, so no DAD/router solicitations as capture noise.
+  # The LAN is a bridge in its own namespace so gw's lan0 stays a plain veth
+  # (like the seed's NIC) while two LAN hosts share the subnet.
+  _lab_batch lansw <<EOF
+link set lo up
+link add name br0 type bridge
+link set br0 addrgenmode none
+link set br0 up
+EOF
+  _lab_batch gw <<EOF
+link set lo up
+link add name lan0 type veth peer name p-gw netns $sw
+link add name eth0 type veth peer name to-gw netns $transit
+link set lan0 addrgenmode none
+link set eth0 addrgenmode none
+link set lan0 up
+link set eth0 up
+addr add $LAB_GW_LAN_IP/$LAB_LAN_PLEN dev lan0
+addr add $LAB_GW_WAN_IP/$LAB_WAN_PLEN dev eth0
+route add default via $LAB_TRANSIT_GW_IP
+EOF
+  _lab_batch lanhost <<EOF
+link set lo up
+link add name lan0 type veth peer name p-h1 netns $sw
+link set lan0 addrgenmode none
+link set lan0 up
+addr add $LAB_LANHOST_IP/$LAB_LAN_PLEN dev lan0
+route add default via $LAB_GW_LAN_IP
+EOF
+  _lab_batch lanhost2 <<EOF
+link set lo up
+link add name lan0 type veth peer name p-h2 netns $sw
+link set lan0 addrgenmode none
+link set lan0 up
+addr add $LAB_LANHOST2_IP/$LAB_LAN_PLEN dev lan0
+route add default via $LAB_GW_LAN_IP
+EOF
+  _lab_batch cgw <<EOF
+link set lo up
+link add name eth0 type veth peer name to-cgw netns $transit
+link add name lan0 type veth peer name lan0 netns $chost
+link set eth0 addrgenmode none
+link set lan0 addrgenmode none
+link set eth0 up
+link set lan0 up
+addr add $LAB_CGW_WAN_IP/$LAB_CWAN_PLEN dev eth0
+addr add $LAB_CGW_LAN_IP/$LAB_CLAN_PLEN dev lan0
+route add default via $LAB_TRANSIT_CGW_IP
+EOF
+  for r in p-gw p-h1 p-h2; do
+    printf 'link set %s addrgenmode none\nlink set %s master br0\nlink set %s up\n' "$r" "$r" "$r"
+  done | _lab_batch lansw
+  # transit knows only its two links: anything private that reaches it is a
+  # leak, which the captures here detect; it is then dropped (unreachable).
+  _lab_batch transit <<EOF
+link set lo up
+link set to-gw addrgenmode none
+link set to-cgw addrgenmode none
+link set to-gw up
+link set to-cgw up
+addr add $LAB_TRANSIT_GW_IP/$LAB_WAN_PLEN dev to-gw
+addr add $LAB_TRANSIT_CGW_IP/$LAB_CWAN_PLEN dev to-cgw
+EOF
+  # The NAT address lies inside the company range (DESIGN-NOTES §3): without this
+  # /32 the company host would ARP for it on its own LAN. No default route: the
+  # company host can answer the tunnel only.
+  _lab_batch chost <<EOF
+link set lo up
+link set lan0 addrgenmode none
+link set lan0 up
+addr add $LAB_CHOST_IP/$LAB_CLAN_PLEN dev lan0
+route add $LAB_NAT_IP/32 via $LAB_CGW_LAN_IP
+EOF
+  for r in gw transit cgw; do lab_nsenter "$r" sysctl -qw net.ipv4.ip_forward=1; done
+}
+
+# lab_down: remove every namespace with our prefix, the processes in them, and
+# our state dir. Idempotent; safe to call from traps.
+lab_down() {
+  local f ino
+  local -a pids=() del=()
+  local -A ours=()
+  for f in "$LAB_STATE"/*.pid; do       # our captures (also caught below)
+    [[ -f $f ]] || continue
+    ino=$(_lab_first_line "$f")
+    [[ -z $ino ]] || kill "$ino" 2>/dev/null || true
+  done
+  # Our namespaces by inode, then every process whose netns is one of them:
+  # what `ip netns pids` does, in two processes instead of two per namespace.
+  while read -r ino f; do
+    ours[$ino]=1
+    del+=("netns del ${f##*/}")
+  done < <(stat -L -c '%i %n' /run/netns/"$LAB_PREFIX"-* 2>/dev/null || true)
+  if ((${#del[@]})); then
+    while read -r f ino; do              # "/proc/PID/ns net:[INODE]"
+      ino=${ino#net:[} ino=${ino%]} f=${f#/proc/} f=${f%/ns}
+      [[ -n $ino && -n ${ours[$ino]:-} ]] && pids+=("$f")
+    done < <(find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/net' \
+               -printf '%h %l\n' 2>/dev/null || true)
+    if ((${#pids[@]})); then
+      kill "${pids[@]}" 2>/dev/null || true
+      _lab_sleep 0.2
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+    fi
+    printf '%s\n' "${del[@]}" | ip -force -batch - 2>/dev/null || true
+  fi
+  [[ ! -e $LAB_STATE ]] || rm -rf "$LAB_STATE"
+  return 0
+}
+
+# lab_gw_addr_add ADDR [DEV]: a local /32 on the gateway, like the virtual IP that
+# strongSwan installs on the uplink (default DEV: eth0).
+lab_gw_addr_add() { _lab_ip gw addr add "$1/32" dev "${2:-eth0}"; }
+
+# --- traffic (bounded) -------------------------------------------------------
+# lab_ping NS DEST [ping options...]: LAB_PING_COUNT (3) echoes 0.2 s apart,
+# 1 s wait for the last (so at most ~count*0.2+1 s). Succeeds if any reply arrived.
+lab_ping() {
+  local ns=$1 dst=$2; shift 2
+  lab_nsenter "$ns" ping -n -q -c "${LAB_PING_COUNT:-3}" -i 0.2 -W 1 "$@" "$dst" >/dev/null 2>&1
+}
+
+# --- ESP (needs a kernel with esp4 + GCM; in the VM, or a host that has them) --
+# lab_esp_supported: 0 if this kernel accepts a GCM ESP tunnel SA.
+lab_esp_supported() {
+  local ns=$LAB_PREFIX-probe ok=1
+  [[ -d /sys/module/esp4 ]] || modprobe -q esp4 2>/dev/null || true
+  ip netns add "$ns" 2>/dev/null || return 1
+  ip -n "$ns" xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 1 mode tunnel \
+    aead "$LAB_AEAD" "$LAB_KEY_OUT" 128 2>/dev/null && ok=0
+  ip netns del "$ns"
+  return $ok
+}
+
+# _lab_sa_pair LOCAL REMOTE SPI_OUT KEY_OUT SPI_IN KEY_IN [extra state args]:
+# prints the two `xfrm state add` lines (for _lab_batch).
+_lab_sa_pair() {
+  local l=$1 r=$2 so=$3 ko=$4 si=$5 ki=$6; shift 6
+  echo "xfrm state add src $l dst $r proto esp spi $so reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ko 128 $*"
+  echo "xfrm state add src $r dst $l proto esp spi $si reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ki 128 $*"
+}
+
+# _lab_policies LOCAL_NET REMOTE_NET TUN_LOCAL TUN_REMOTE [extra policy args]:
+# prints out LOCAL->REMOTE, in and fwd REMOTE->LOCAL, tunnel-mode ESP templates.
+_lab_policies() {
+  local ln=$1 rn=$2 tl=$3 tr=$4 d; shift 4
+  echo "xfrm policy add src $ln dst $rn dir out $* tmpl src $tl dst $tr proto esp reqid $LAB_REQID mode tunnel"
+  for d in in fwd; do
+    echo "xfrm policy add src $rn dst $ln dir $d $* tmpl src $tr dst $tl proto esp reqid $LAB_REQID mode tunnel"
+  done
+}
+
+# The gateway's SAs, optionally with extra selector args (if_id N).
+_lab_gw_sas() {
+  _lab_sa_pair "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" "$LAB_SPI_OUT" "$LAB_KEY_OUT" "$LAB_SPI_IN" "$LAB_KEY_IN" "$@"
+}
+
+# The company side is the same for every gateway style: a policy-based peer
+# protecting COMPANY_NET <-> NAT_IP/32.
+_lab_esp_cgw() {
+  {
+    _lab_sa_pair "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP" "$LAB_SPI_IN" "$LAB_KEY_IN" "$LAB_SPI_OUT" "$LAB_KEY_OUT"
+    _lab_policies "$LAB_COMPANY_NET" "$LAB_NAT_IP/32" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP"
+  } | _lab_batch cgw
+}
+
+# lab_esp_policy_tunnel: manual-key, policy-based ESP tunnel as strongSwan would
+# install it: on gw out NAT_IP/32 -> COMPANY_NET, in/fwd back; cgw mirrors.
+lab_esp_policy_tunnel() {
+  {
+    _lab_gw_sas
+    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP"
+  } | _lab_batch gw
+  _lab_esp_cgw
+}
+
+# lab_esp_xfrmi [DEV]: route-based with an xfrm interface (default ipsec0) on gw:
+# SAs and policies carry if_id LAB_IF_ID; COMPANY_NET is routed into the device.
+# LAB_TUN_MTU, if set, is the device MTU (kernel default otherwise).
+lab_esp_xfrmi() {
+  local dev=${1:-ipsec0}
+  {
+    echo "link add name $dev type xfrm dev eth0 if_id $LAB_IF_ID"
+    [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
+    echo "link set $dev up"
+    _lab_gw_sas if_id "$LAB_IF_ID"
+    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" if_id "$LAB_IF_ID"
+    echo "route add $LAB_COMPANY_NET dev $dev"
+  } | _lab_batch gw
+  _lab_esp_cgw
+}
+
+# lab_esp_vti [DEV]: route-based with a VTI (default vti0) on gw, ikey=okey=
+# LAB_VTI_KEY; the policies carry that value as mark (the SAs need none).
+lab_esp_vti() {
+  local dev=${1:-vti0}
+  {
+    echo "link add name $dev type vti local $LAB_GW_WAN_IP remote $LAB_CGW_WAN_IP key $LAB_VTI_KEY"
+    [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
+    echo "link set $dev up"
+    _lab_gw_sas
+    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" \
+      mark "$LAB_VTI_KEY" mask 0xffffffff
+    echo "route add $LAB_COMPANY_NET dev $dev"
+  } | _lab_batch gw
+  _lab_esp_cgw
+}
+
+# --- captures on the transit router (the next hop: where leaks are judged) ----
+# Polling loops here use builtins only (read, kill -0, _lab_sleep): under TCG
+# an exec of grep/sleep costs more than the wait itself.
+_lab_sleep() {
+  [[ -n ${_LAB_SLEEP_FD:-} ]] || exec {_LAB_SLEEP_FD}<> <(:)   # a pipe nobody writes
+  read -r -t "$1" -u "$_LAB_SLEEP_FD" _ || true
+}
+_lab_first_line() { local l=; read -r l <"$1" 2>/dev/null; echo "$l"; }
+
+# lab_capture_start NAME [IFACE] [NS]: tcpdump into $LAB_STATE/NAME.pcap (default
+# IFACE any, NS transit). With "any", a forwarded packet is seen twice.
+lab_capture_start() {
+  local name=$1 ifc=${2:-any} ns=${3:-transit} i pid l
+  local pcap=$LAB_STATE/$name.pcap err=$LAB_STATE/$name.err
+  [[ -d $LAB_STATE ]] || mkdir -p "$LAB_STATE"
+  # --immediate-mode + -U: nothing buffered, so stopping loses no packets.
+  # -Z root: Debian's tcpdump drops to user tcpdump, which could not write here.
+  lab_nsenter "$ns" tcpdump -n -i "$ifc" -Z root --immediate-mode -U -s 256 -w "$pcap" \
+    </dev/null >/dev/null 2>"$err" &
+  pid=$!
+  disown "$pid"                          # no "Terminated" job notice from bash
+  echo "$pid" >"$LAB_STATE/$name.pid"
+  echo "$ns" >"$LAB_STATE/$name.ns"
+  for ((i = 0; i < 300; i++)); do        # until the socket is open (<= 30 s)
+    if [[ -f $err ]]; then
+      while read -r l; do [[ $l == *'listening on'* ]] && return 0; done <"$err"
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    _lab_sleep 0.1
+  done
+  echo "lab_capture_start: tcpdump did not start: $(_lab_first_line "$err")" >&2
+  return 1
+}
+
+# lab_capture_stop NAME: stop the capture; prints the pcap path.
+lab_capture_stop() {
+  local name=$1 pid i
+  pid=$(_lab_first_line "$LAB_STATE/$name.pid")
+  [[ -n $pid ]] || { echo "lab_capture_stop: no capture $name" >&2; return 1; }
+  _lab_sleep 0.3                         # let in-flight packets reach the socket
+  # TERM, not INT: background jobs of a non-interactive shell ignore SIGINT.
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; _lab_sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  : >"$LAB_STATE/$name.pid"
+  echo "$LAB_STATE/$name.pcap"
+}
+
+# lab_capture_count NAME FILTER...: packets in the capture matching a pcap filter.
+lab_capture_count() {
+  local name=$1 n=0 _l; shift
+  [[ -f $LAB_STATE/$name.pcap ]] || { echo "lab_capture_count: no capture $name" >&2; return 1; }
+  while read -r _l; do n=$((n + 1)); done < <(tcpdump -n -r "$LAB_STATE/$name.pcap" "$@" 2>/dev/null || true)
+  echo "$n"
+}
+
+# lab_capture_show NAME [FILTER...]: the capture as text (for failure messages),
+# read inside the namespace it was taken in so interface names are right.
+lab_capture_show() {
+  local name=$1; shift
+  lab_nsenter "$(_lab_first_line "$LAB_STATE/$name.ns")" \
+    tcpdump -n -r "$LAB_STATE/$name.pcap" "$@" 2>/dev/null || true
+}
+
+# lab_cleartext_filter [NET...]: pcap filter for IP packets that are not ESP and
+# involve any of NETs (default: company net, NAT address, LAN net) — private
+# addresses that must only ever cross the transit inside ESP.
+lab_cleartext_filter() {
+  local -a nets=("$@")
+  local n f=
+  ((${#nets[@]})) || nets=("$LAB_COMPANY_NET" "$LAB_NAT_IP/32" "$LAB_LAN_NET")
+  for n in "${nets[@]}"; do f+="${f:+ or }net $n"; done
+  echo "ip and not esp and ($f)"
+}
+
+# lab_capture_cleartext NAME [NET...]: count of leaked cleartext packets.
+lab_capture_cleartext() {
+  local name=$1; shift
+  lab_capture_count "$name" "$(lab_cleartext_filter "$@")"
+}
+
+# lab_capture_esp NAME [SRC DST]: count of ESP packets (optionally one direction).
+lab_capture_esp() {
+  if (($# == 3)); then lab_capture_count "$1" "esp and src host $2 and dst host $3"
+  else lab_capture_count "$1" esp; fi
+}

@@ -132,6 +132,24 @@ Bytes PacketBuilder::non_ip(uint16_t ethertype, size_t len) const {
   return out;
 }
 
+namespace {
+
+// The L4 checksum of an unfragmented packet whose IPv4 header starts at ip (UDP zero = none).
+bool l4_checksum_ok(const uint8_t* ip, const uint8_t* l4, size_t l4len) {
+  switch (ip[9]) {
+    case 6:
+      return inet_checksum(l4, l4len, pseudo_sum(ip, 6, l4len)) == 0;
+    case 17:
+      return (l4[6] == 0 && l4[7] == 0) || inet_checksum(l4, l4len, pseudo_sum(ip, 17, l4len)) == 0;
+    case 1:
+      return inet_checksum(l4, l4len) == 0;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
 ChecksumReport verify_checksums(const Bytes& pkt, size_t l3) {
   ChecksumReport r;
   if (pkt.size() < l3 + 20) {
@@ -153,19 +171,7 @@ ChecksumReport verify_checksums(const Bytes& pkt, size_t l3) {
     r.detail = "truncated";
     return r;
   }
-  switch (ip[9]) {
-    case 6:
-      r.l4_ok = inet_checksum(l4, l4len, pseudo_sum(ip, 6, l4len)) == 0;
-      break;
-    case 17:
-      r.l4_ok = (l4[6] == 0 && l4[7] == 0) || inet_checksum(l4, l4len, pseudo_sum(ip, 17, l4len)) == 0;
-      break;
-    case 1:
-      r.l4_ok = inet_checksum(l4, l4len) == 0;
-      break;
-    default:
-      r.l4_ok = true;
-  }
+  r.l4_ok = l4_checksum_ok(ip, l4, l4len);
   if (!r.ip_ok) r.detail += "bad IPv4 header checksum; ";
   if (!r.l4_ok) r.detail += "bad L4 checksum";
   return r;
@@ -196,19 +202,7 @@ ChecksumReport verify_quote_checksums(const Bytes& pkt, size_t l3) {
   }
   const uint8_t* l4 = ip + ihl;
   size_t l4len = tot - ihl;
-  switch (ip[9]) {
-    case 6:
-      r.l4_ok = inet_checksum(l4, l4len, pseudo_sum(ip, 6, l4len)) == 0;
-      break;
-    case 17:
-      r.l4_ok = (l4[6] == 0 && l4[7] == 0) || inet_checksum(l4, l4len, pseudo_sum(ip, 17, l4len)) == 0;
-      break;
-    case 1:
-      r.l4_ok = inet_checksum(l4, l4len) == 0;
-      break;
-    default:
-      r.l4_ok = true;
-  }
+  r.l4_ok = l4_checksum_ok(ip, l4, l4len);
   return r;
 }
 

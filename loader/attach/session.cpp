@@ -48,12 +48,16 @@ struct SkelDeleter {
 using Skel = std::unique_ptr<ipsnat_bpf, SkelDeleter>;
 
 // Opens the object with its maps pinned under the store (reused when compatible), loads it.
-Skel load_object(const PinStore& pins, std::vector<std::string>& warnings) {
+// The conntrack map gets ct_max entries (0: the pinned map's size, else the default).
+Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
   Skel skel(ipsnat_bpf__open_opts(&opts));
   if (!skel) throw SysError("opening the BPF object", errno);
+  uint32_t entries = pins.ct_entries_for(ct_max);
+  if (int err = bpf_map__set_max_entries(skel->maps.ipsnat_ct, entries))
+    throw SysError("sizing ipsnat_ct to " + std::to_string(entries) + " entries", -err);
   for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
   if (int err = ipsnat_bpf__load(skel.get()))
     throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
@@ -221,7 +225,7 @@ AttachResult attach(const AttachRequest& req) {
 
   Skel skel;
   if (!from_pins) {
-    skel = load_object(pins, res.warnings);
+    skel = load_object(pins, req.ct_max, res.warnings);
     // How the datapath treats the device (maps/config.h).
     ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
     uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);

@@ -58,7 +58,7 @@ void register_run(CLI::App& app, Context& ctx) {
     bool check_config = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("run", "Run as a daemon: keep the SPD mirror and conntrack housekeeping going");
+  auto* cmd = app.add_subcommand("run", "Run as a daemon: attach the configured devices, keep the SPD mirror and conntrack housekeeping going");
   cmd->add_option("-c,--config", args->config, "TOML configuration file (docs/config.md)");
   cmd->add_option("--metrics", args->metrics, "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9477)");
   cmd->add_option("--log-format", args->log_format, "text | json")->check(CLI::IsMember({"text", "json"}));
@@ -67,8 +67,11 @@ void register_run(CLI::App& app, Context& ctx) {
   cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)");
   cmd->add_flag("--check-config", args->check_config, "Parse the configuration, report errors, and exit");
   cmd->footer(
-      "SIGHUP reloads the configuration (a bad one is reported and the running one kept).\n"
-      "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.");
+      "Devices attached before (by an earlier daemon or by hand) are adopted, not re-attached.\n"
+      "SIGHUP reloads the configuration: devices added are attached, removed ones detached (a bad\n"
+      "file is reported with FILE:LINE and the running configuration kept).\n"
+      "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.\n"
+      "One SPD mirror per pin root: a second daemon is refused; an attach follower hands over.");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       daemon::DaemonOptions opts;

@@ -92,7 +92,7 @@ void IncrementalSpd::update(const SpdModel& model, const std::vector<uint32_t>& 
     auto it = model.by_index().find(index);
     if (it != model.by_index().end()) add_policy(it->second, dirty);
   }
-  settle(dirty);
+  settle(dirty, true);
 }
 
 void IncrementalSpd::rebuild(const SpdModel& model) {
@@ -105,17 +105,29 @@ void IncrementalSpd::rebuild(const SpdModel& model) {
       dirty.push_back({if_id, net});
     }
   for (const auto& [index, p] : model.by_index()) add_policy(p, dirty);
-  settle(dirty);
+  // Every cell is dirty: one entry per cell, no range scans.
+  dirty.clear();
+  for (auto& [if_id, cells] : cells_)
+    for (auto& [net, c] : cells) dirty.push_back({if_id, net});
+  settle(dirty, false);
 }
 
 // Recompiles every cell under a dirty prefix (the cells whose policy set may have changed) and
 // drops the cells left without policies of their own.
-void IncrementalSpd::settle(const Dirty& dirty) {
+void IncrementalSpd::settle(const Dirty& dirty_in, bool with_descendants) {
+  // Distinct dirty prefixes, each range-scanned once (many policies share a destination).
+  Dirty dirty = dirty_in;
+  std::sort(dirty.begin(), dirty.end());
+  dirty.erase(std::unique(dirty.begin(), dirty.end()), dirty.end());
   std::set<std::tuple<uint32_t, uint32_t, uint8_t>> todo;
   for (const auto& [if_id, net] : dirty) {
     auto& cells = cells_[if_id];
     auto [dnet, dlen] = net;
     uint32_t last = dnet | ~v4_mask(dlen);
+    if (!with_descendants) {
+      todo.insert({if_id, dnet, dlen});
+      continue;
+    }
     for (auto it = cells.lower_bound({dnet, 0}); it != cells.end() && it->first.first <= last; ++it) {
       if (it->first.second >= dlen) todo.insert({if_id, it->first.first, it->first.second});
     }

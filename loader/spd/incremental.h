@@ -87,7 +87,7 @@ class IncrementalSpd {
 
   void remove_policy(uint32_t index, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
   void add_policy(const Policy& p, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
-  void settle(const std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
+  void settle(const std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty, bool with_descendants);
   void recompile(uint32_t if_id, CellMap& cells, CellMap::iterator it);
   void drop(uint32_t if_id, CellMap& cells, CellMap::iterator it);
   uint32_t acquire_list(const spd_list& l);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -311,4 +312,34 @@ TEST(SpdEquivalence, AllOptionalTemplatesAreNotProtection) {
   f.proto = IPPROTO_UDP;
   EXPECT_TRUE(CompiledEvaluator(c).out_covered(f));  // without the shadowing use policy
   EXPECT_TRUE(CompiledEvaluator(c).nat_target(f));
+}
+
+// Profiling aid (not run by CTest): the compile of 100,000 policies shaped like the benchmark's
+// (scripts/bench/spd-mirror.sh), without netlink or maps. Run with
+// --gtest_also_run_disabled_tests --gtest_filter='*CompileProfile*' under perf or callgrind.
+TEST(SpdEquivalence, DISABLED_CompileProfile) {
+  SpdModel m;
+  for (uint32_t i = 0; i < 100000; i++) {
+    Policy p;
+    p.sel.family = AF_INET;
+    p.sel.src = Prefix{Address::v4(htonl(0x0a140000 + (i & 0xffff))), 32};
+    p.sel.dst = Prefix{Address::v4(htonl(0x0b000000 + (i << 6))), 26};
+    p.priority = 100 + i % 7;
+    p.index = i * 8 + 1;
+    Template t;
+    t.mode = 1;
+    t.proto = IPPROTO_ESP;
+    t.reqid = i + 1;
+    p.tmpls.push_back(t);
+    m.apply(PolicyUpsert{p});
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  IncrementalSpd inc{NatConfig{}};
+  inc.rebuild(m);
+  auto t1 = std::chrono::steady_clock::now();
+  inc.rebuild(m);
+  auto t2 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(inc.refused());
+  std::printf("rebuild %.0f ms, again %.0f ms\n", std::chrono::duration<double, std::milli>(t1 - t0).count(),
+              std::chrono::duration<double, std::milli>(t2 - t1).count());
 }

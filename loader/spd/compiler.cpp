@@ -27,7 +27,7 @@ spd_cand make_cand(const Policy& p) {
   c.dport = p.sel.dport & p.sel.dport_mask;
   c.dport_mask = p.sel.dport_mask;
   c.proto = p.sel.proto;
-  c.verdict = p.action == Action::Block ? SPD_V_BLOCK : p.tmpls.empty() ? SPD_V_BYPASS : SPD_V_IPSEC;
+  c.verdict = p.action == Action::Block ? SPD_V_BLOCK : p.is_ipsec() ? SPD_V_IPSEC : SPD_V_BYPASS;
   return c;
 }
 
@@ -90,42 +90,102 @@ void CompileIds::sweep() {
   sweep_one(lists_, list_pool_);
 }
 
+CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uint32_t dnet, const NatConfig& cfg) {
+  CellCompile out;
+  auto refuse = [&](const Policy& p, const std::string& why) {
+    out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
+  };
+  std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
+  for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
+  out.src.reserve(src_groups.size());
+  for (const auto& [skey, sgroup] : src_groups) {
+    uint8_t slen = static_cast<uint8_t>(skey >> 32);
+    uint32_t snet = static_cast<uint32_t>(skey);
+    std::vector<const Policy*> cands;
+    for_each_ancestor(src_groups, slen, snet,
+                      [&](const auto& g) { cands.insert(cands.end(), g.begin(), g.end()); });
+    std::sort(cands.begin(), cands.end(), kernel_order);
+    spd_list l{};
+    bool has_ipsec = false;
+    for (const Policy* p : cands) {
+      if (l.n == SPD_MAX_CANDIDATES) {
+        refuse(*p, "more than " + std::to_string(SPD_MAX_CANDIDATES) + " conditional policies overlap for source " +
+                       Prefix{Address::v4(htonl(snet)), slen}.str() + " and destination " +
+                       Prefix{Address::v4(htonl(dnet)), dlen}.str());
+        return out;
+      }
+      l.c[l.n++] = make_cand(*p);
+      has_ipsec |= l.c[l.n - 1].verdict == SPD_V_IPSEC;
+      if (unconditional(l.c[l.n - 1])) break;
+    }
+    out.src.push_back(CellCompile::Src{slen, htonl(snet), l});
+    if (unconditional(l.c[0]) && l.c[0].verdict == SPD_V_IPSEC) {
+      out.cell.flags |= SPD_CELL_ALWAYS_COVERED;
+    } else if (has_ipsec) {
+      bool seen = false;
+      for (size_t i : out.cover)
+        seen |= std::memcmp(&out.src[i].list, &l, sizeof(l)) == 0;
+      if (!seen) out.cover.push_back(out.src.size() - 1);
+    }
+  }
+  if (out.cell.flags & SPD_CELL_ALWAYS_COVERED) {
+    out.cover.clear();
+  } else if (out.cover.size() > SPD_MAX_COVER) {
+    refuse(*cell_pols.front(), "destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str() +
+                                   " is covered differently for more than " + std::to_string(SPD_MAX_COVER) +
+                                   " source classes");
+    return out;
+  }
+  out.cell.n_cover = static_cast<uint32_t>(out.cover.size());
+  std::sort(cell_pols.begin(), cell_pols.end(), kernel_order);
+  for (const Policy* p : cell_pols) {
+    if (!p->is_ipsec()) continue;
+    ImpliedNat n = implied_nat(*p, cfg);
+    if (n.kind == SPD_NAT_NONE) continue;
+    if (out.cell.n_nat == SPD_MAX_NAT) {
+      refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translating policies cover destination " +
+                     Prefix{Address::v4(htonl(dnet)), dlen}.str());
+      return out;
+    }
+    out.cell.nat[out.cell.n_nat++] = n.target(*p);
+  }
+  return out;
+}
+
+std::optional<std::string> mirror_refusal(const Policy& p) {
+  auto refusal = [&p](const std::string& why) {
+    return "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
+  };
+  if (p.type != PolicyType::Main)
+    return refusal("sub-type policies are looked up first by the kernel and are not mirrored");
+  if (p.sel.ifindex != 0) return refusal("a selector bound to a device is not known to the datapath");
+  if ((p.sel.sport_mask || p.sel.dport_mask) && !proto_has_ports(p.sel.proto))
+    return refusal("ports (or ICMP type/code) on a protocol without transport ports");
+  return std::nullopt;
+}
+
+bool compiled_kind(const Policy& p) { return p.dir == Dir::Out && p.sel.family == AF_INET; }
+bool mark_can_match(const Policy& p) { return (p.mark_v & ~p.mark_m) == 0; }
+
 CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg, CompileIds* ids) {
   CompileIds local;
   if (!ids) ids = &local;
   CompiledSpd out;
-  auto refuse = [&](const Policy& p, const std::string& why) {
-    out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
-  };
   // Policies grouped by if_id (a flow only ever meets policies of its own if_id), then by
   // destination prefix.
   std::map<uint32_t, std::unordered_map<uint64_t, std::vector<const Policy*>>> by_ifid;
   for (const Policy* p : ordered) {
-    if (p->dir != Dir::Out || p->sel.family != AF_INET) continue;
-    if (p->type != PolicyType::Main) {
-      refuse(*p, "sub-type policies are looked up first by the kernel and are not mirrored");
+    if (!compiled_kind(*p)) continue;
+    if (auto why = mirror_refusal(*p)) {
+      out.refused = why;
       return out;
     }
-    if (p->sel.ifindex != 0) {
-      refuse(*p, "a selector bound to a device is not known to the datapath");
-      return out;
-    }
-    if ((p->sel.sport_mask || p->sel.dport_mask) && !proto_has_ports(p->sel.proto)) {
-      refuse(*p, "ports (or ICMP type/code) on a protocol without transport ports");
-      return out;
-    }
-    if ((p->mark_v & ~p->mark_m) != 0) continue;  // the kernel's mark test never passes
+    if (!mark_can_match(*p)) continue;  // the kernel's mark test never passes
     by_ifid[p->if_id][pkey(p->sel.dst.len, p->sel.dst.addr.v4_host())].push_back(p);
     out.policies++;
   }
 
   std::unordered_map<uint32_t, bool> emitted;
-  auto intern = [&](const spd_list& l) {
-    uint32_t id = ids->list(l);
-    if (emitted.emplace(id, true).second) out.lists.emplace_back(id, l);
-    return id;
-  };
-
   for (const auto& [if_id, dst_groups] : by_ifid) {
     for (const auto& [dkey, dgroup] : dst_groups) {
       uint8_t dlen = static_cast<uint8_t>(dkey >> 32);
@@ -134,94 +194,26 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       std::vector<const Policy*> cell_pols;
       for_each_ancestor(dst_groups, dlen, dnet,
                         [&](const auto& g) { cell_pols.insert(cell_pols.end(), g.begin(), g.end()); });
-      std::vector<std::pair<uint32_t, uint64_t>> sig;
-      sig.reserve(cell_pols.size());
-      for (const Policy* p : cell_pols) sig.emplace_back(p->index, p->seq);
-      auto& cached = ids->cache_[{if_id, dlen, htonl(dnet)}];
-      cached.used = true;
-      bool reusable = !cached.signature.empty() && cached.signature == sig &&
-                      ids->cell(if_id, dlen, htonl(dnet)) == cached.dst.cell.cell;
-      for (const auto& [id, l] : cached.lists)
-        if (reusable && intern(l) != id) reusable = false;
-      if (reusable) {
-        out.src.insert(out.src.end(), cached.src.begin(), cached.src.end());
-        out.dst.push_back(cached.dst);
-        continue;
+      CellCompile cc = compile_cell(std::move(cell_pols), dlen, dnet, cfg);
+      if (cc.refused) {
+        out.refused = cc.refused;
+        return out;
       }
-      size_t src_begin = out.src.size();
-      std::vector<std::pair<uint32_t, spd_list>> cell_lists;
-      std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
-      for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
-
       CompiledDst d{};
       d.if_id = if_id;
       d.len = dlen;
       d.daddr = htonl(dnet);
+      d.cell = cc.cell;
       d.cell.cell = ids->cell(if_id, dlen, d.daddr);
-      std::vector<uint32_t> cover;
-      for (const auto& [skey, sgroup] : src_groups) {
-        uint8_t slen = static_cast<uint8_t>(skey >> 32);
-        uint32_t snet = static_cast<uint32_t>(skey);
-        std::vector<const Policy*> cands;
-        for_each_ancestor(src_groups, slen, snet,
-                          [&](const auto& g) { cands.insert(cands.end(), g.begin(), g.end()); });
-        std::sort(cands.begin(), cands.end(), kernel_order);
-        spd_list l{};
-        bool has_ipsec = false;
-        for (const Policy* p : cands) {
-          if (l.n == SPD_MAX_CANDIDATES) {
-            refuse(*p, "more than " + std::to_string(SPD_MAX_CANDIDATES) +
-                           " conditional policies overlap for source " + Prefix{Address::v4(htonl(snet)), slen}.str() +
-                           " and destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str());
-            return out;
-          }
-          l.c[l.n++] = make_cand(*p);
-          has_ipsec |= l.c[l.n - 1].verdict == SPD_V_IPSEC;
-          if (unconditional(l.c[l.n - 1])) break;
-        }
-        uint32_t id = intern(l);
-        cell_lists.emplace_back(id, l);
-        out.src.push_back(CompiledSrc{d.cell.cell, slen, htonl(snet), id});
-        if (unconditional(l.c[0]) && l.c[0].verdict == SPD_V_IPSEC)
-          d.cell.flags |= SPD_CELL_ALWAYS_COVERED;
-        else if (has_ipsec && std::find(cover.begin(), cover.end(), id) == cover.end())
-          cover.push_back(id);
+      std::vector<uint32_t> list_ids;
+      for (const auto& s : cc.src) {
+        uint32_t id = ids->list(s.list);
+        if (emitted.emplace(id, true).second) out.lists.emplace_back(id, s.list);
+        list_ids.push_back(id);
+        out.src.push_back(CompiledSrc{d.cell.cell, s.len, s.saddr, id});
       }
-      if (!(d.cell.flags & SPD_CELL_ALWAYS_COVERED)) {
-        if (cover.size() > SPD_MAX_COVER) {
-          refuse(*cell_pols.front(), "destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str() +
-                                         " is covered differently for more than " +
-                                         std::to_string(SPD_MAX_COVER) + " source classes");
-          return out;
-        }
-        d.cell.n_cover = static_cast<uint32_t>(cover.size());
-        std::copy(cover.begin(), cover.end(), d.cell.cover);
-      }
-      std::sort(cell_pols.begin(), cell_pols.end(), kernel_order);
-      for (const Policy* p : cell_pols) {
-        if (!p->is_ipsec()) continue;
-        ImpliedNat n = implied_nat(*p, cfg);
-        if (n.kind == SPD_NAT_NONE) continue;
-        if (d.cell.n_nat == SPD_MAX_NAT) {
-          refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translating policies cover destination " +
-                         Prefix{Address::v4(htonl(dnet)), dlen}.str());
-          return out;
-        }
-        d.cell.nat[d.cell.n_nat++] = n.target(*p);
-      }
+      for (size_t i = 0; i < cc.cover.size(); i++) d.cell.cover[i] = list_ids[cc.cover[i]];
       out.dst.push_back(d);
-      cached.signature = std::move(sig);
-      cached.dst = d;
-      cached.src.assign(out.src.begin() + static_cast<ptrdiff_t>(src_begin), out.src.end());
-      cached.lists = std::move(cell_lists);
-    }
-  }
-  for (auto it = ids->cache_.begin(); it != ids->cache_.end();) {
-    if (!it->second.used) {
-      it = ids->cache_.erase(it);
-    } else {
-      it->second.used = false;
-      ++it;
     }
   }
   ids->sweep();

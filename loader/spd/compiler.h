@@ -37,8 +37,8 @@ struct CompiledSpd {
   std::optional<std::string> refused;
 };
 
-// Cell and list ids that stay the same from one compile to the next for unchanged content, so
-// the writer rewrites only what changed. Optional: without it ids are numbered afresh.
+// Cell and list ids that stay the same from one compile to the next for unchanged content.
+// Optional: without it ids are numbered afresh.
 class CompileIds {
  public:
   uint32_t cell(uint32_t if_id, uint8_t len, uint32_t daddr);
@@ -52,21 +52,32 @@ class CompileIds {
     std::vector<uint32_t> free;
     uint32_t take();
   };
-  // The compiled form of each destination cell, reused while the cell's policies (index and
-  // insertion order, which changes on every update) stay the same.
-  struct CachedCell {
-    std::vector<std::pair<uint32_t, uint64_t>> signature;
-    CompiledDst dst;
-    std::vector<CompiledSrc> src;
-    std::vector<std::pair<uint32_t, spd_list>> lists;
-    bool used = false;
-  };
-  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, CachedCell> cache_;
-  friend CompiledSpd compile_spd(const std::vector<const Policy*>&, const NatConfig&, CompileIds*);
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::pair<uint32_t, bool>> cells_;
   std::map<std::string, std::pair<uint32_t, bool>> lists_;
   Pool cell_pool_, list_pool_;
 };
+
+// One destination cell compiled from the policies whose destination contains its prefix (any
+// order): the cell without its id and cover ids, and one candidate list per source prefix.
+struct CellCompile {
+  struct Src {
+    uint8_t len;
+    uint32_t saddr;  // network order
+    spd_list list;
+  };
+  spd_cell cell{};
+  std::vector<Src> src;
+  std::vector<size_t> cover;  // indices into src of the lists the cell's cover[] names
+  std::optional<std::string> refused;
+};
+CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uint32_t dnet_host,
+                         const NatConfig& cfg);
+
+// Which policies the maps carry (IPv4 out), which of those cannot be mirrored (why), and which
+// can never match (a mark value outside its mask).
+bool compiled_kind(const Policy& p);
+std::optional<std::string> mirror_refusal(const Policy& p);
+bool mark_can_match(const Policy& p);
 
 CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg,
                         CompileIds* ids = nullptr);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "sys/pin_store.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
 
@@ -41,11 +42,45 @@ SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
+  // The daemon writes into maps that attached programs read: it must never write into a map
+  // of another layout or meaning. `ipsnat attach` replaces such pins (PinStore); here they are
+  // refused.
+  struct Expect {
+    const char* name;
+    uint32_t type, key_size, value_size;
+    int SpdMapFds::*fd;
+  };
+  static const Expect expect[] = {
+      {"spd_active", BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(spd_active), &SpdMapFds::active},
+      {"spd_dst", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_dst_key), sizeof(spd_cell), &SpdMapFds::dst},
+      {"spd_src", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_src_key), sizeof(uint32_t), &SpdMapFds::src},
+      {"spd_lists", BPF_MAP_TYPE_HASH, sizeof(spd_list_key), sizeof(spd_list), &SpdMapFds::lists},
+  };
+  PinStore pins(root);
   SpdMapFds f;
-  f.active = pinned_fd(root, "spd_active");
-  f.dst = pinned_fd(root, "spd_dst");
-  f.src = pinned_fd(root, "spd_src");
-  f.lists = pinned_fd(root, "spd_lists");
+  try {
+    for (const Expect& e : expect) {
+      int fd = f.*(e.fd) = pinned_fd(root, e.name);
+      std::string path = root + "/" + e.name;
+      bpf_map_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SysError("reading " + path, errno);
+      if (info.type != e.type || info.key_size != e.key_size || info.value_size != e.value_size)
+        throw UserError("pinned map " + path + " has another layout than this ipsnat's SPD schema " +
+                            std::to_string(IPSNAT_SPD_SCHEMA) + " (key " + std::to_string(info.key_size) +
+                            ", value " + std::to_string(info.value_size) + " bytes)",
+                        "attach again with this ipsnat to replace it");
+      auto recorded = pins.recorded_schema(e.name);
+      if (!recorded || *recorded != IPSNAT_SPD_SCHEMA)
+        throw UserError("pinned map " + path + " has " +
+                            (recorded ? "SPD schema " + std::to_string(*recorded) : std::string("no recorded schema")) +
+                            ", this ipsnat writes schema " + std::to_string(IPSNAT_SPD_SCHEMA),
+                        "attach again with this ipsnat to replace it");
+    }
+  } catch (...) {
+    f.close_all();
+    throw;
+  }
   return f;
 }
 
@@ -152,33 +187,131 @@ void SpdMapWriter::write(const CompiledSpd& c) {
   last_ops_ = ops;
 }
 
+template <class K, class V>
+void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what) {
+  size_t done = 0;
+  if (!batch_off_[slot] && !keys.empty()) {
+    // One syscall per batch (LPM tries take batches through the kernel's generic loop).
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    __u32 count = static_cast<__u32>(keys.size());
+    if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts) == 0) return;
+    int err = errno;
+    if (err != EINVAL && err != ENOTSUP && err != EOPNOTSUPP && err != 524 /* ENOTSUPP */)
+      throw SysError(std::string("writing ") + what + " (batch)", err);
+    spdlog::info("spd: batched updates of {} refused ({}), writing element by element", what, std::strerror(err));
+    batch_off_[slot] = true;
+    done = count;
+  }
+  for (size_t i = done; i < keys.size(); i++) update(fd, &keys[i], &values[i], what);
+}
+
+void SpdMapWriter::stage(const SpdDelta& d) {
+  pending_[0].merge(d);
+  pending_[1].merge(d);
+}
+
+void SpdMapWriter::write(const IncrementalSpd& s) {
+  uint32_t gen = active_ ^ 1;
+  SpdDelta& p = pending_[gen];
+  bool whole = !written_[gen].known;
+  if (whole) purge(gen);  // what an earlier process left; then every entry
+  std::vector<spd_list_key> lk;
+  std::vector<spd_list> lv;
+  std::vector<spd_src_key> sk;
+  std::vector<uint32_t> sv;
+  std::vector<spd_dst_key> dk;
+  std::vector<spd_cell> dv;
+  std::vector<spd_list_key> ldel;
+  std::vector<spd_src_key> sdel;
+  std::vector<spd_dst_key> ddel;
+  auto on_list = [&](uint32_t id) {
+    spd_list_key k{gen, id};
+    if (const spd_list* l = s.list(id)) {
+      lk.push_back(k), lv.push_back(*l);
+    } else if (!whole) {
+      ldel.push_back(k);
+    }
+  };
+  auto on_src = [&](const SrcKey& t) {
+    spd_src_key k{64u + t.len, gen, t.cell, t.saddr};
+    if (auto l = s.src(t)) {
+      sk.push_back(k), sv.push_back(*l);
+    } else if (!whole) {
+      sdel.push_back(k);
+    }
+  };
+  auto on_dst = [&](const DstKey& t) {
+    spd_dst_key k{64u + t.len, gen, t.if_id, t.daddr};
+    if (const spd_cell* c = s.dst(t)) {
+      dk.push_back(k), dv.push_back(*c);
+    } else if (!whole) {
+      ddel.push_back(k);
+    }
+  };
+  if (whole) {
+    s.for_each([&](const DstKey* d, const SrcKey* k, const uint32_t* l) {
+      if (d) on_dst(*d);
+      if (k) on_src(*k);
+      if (l) on_list(*l);
+    });
+  } else {
+    for (uint32_t id : p.lists) on_list(id);
+    for (const auto& t : p.src) on_src(t);
+    for (const auto& t : p.dst) on_dst(t);
+  }
+  // The generation is not read until the switch below; the order only keeps every reference
+  // resolvable at all times anyway (lists, then sources, then cells; removals in reverse).
+  put(2, fds_.lists, lk, lv, "spd_lists");
+  put(1, fds_.src, sk, sv, "spd_src");
+  put(0, fds_.dst, dk, dv, "spd_dst");
+  auto del = [](int fd, const auto& keys, const char* what) {
+    for (const auto& k : keys)
+      if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) throw SysError(std::string("deleting from ") + what, errno);
+  };
+  del(fds_.dst, ddel, "spd_dst");
+  del(fds_.src, sdel, "spd_src");
+  del(fds_.lists, ldel, "spd_lists");
+  last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
+  p = SpdDelta{};
+  spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
+  uint32_t zero = 0;
+  update(fds_.active, &zero, &a, "spd_active");
+  active_ = gen;
+}
+
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {}
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {}
 
 SpdMirror::~SpdMirror() { delete source_; }
 
-void SpdMirror::publish() {
+void SpdMirror::publish(bool full) {
   auto t0 = std::chrono::steady_clock::now();
-  CompiledSpd c = compile_spd(model_.ordered(), nat_, &ids_);
+  SpdModel::Changes ch = model_.take_changes();
+  if (full || ch.reset)
+    compiled_.rebuild(model_);
+  else
+    compiled_.update(model_, ch.indices);
+  writer_.stage(compiled_.take_delta());
   auto t1 = std::chrono::steady_clock::now();
-  if (c.refused) {
+  if (auto refused = compiled_.refused()) {
     stats_.refusals++;
-    if (stats_.last_refusal != *c.refused) spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly", *c.refused);
-    stats_.last_refusal = *c.refused;
+    if (stats_.last_refusal != *refused)
+      spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly", *refused);
+    stats_.last_refusal = *refused;
     return;
   }
   stats_.last_refusal.clear();
-  writer_.write(c);
+  writer_.write(compiled_);
   stats_.swaps++;
   auto t2 = std::chrono::steady_clock::now();
-  spdlog::debug("spd: {} policies compiled in {:.1f} ms, {} map operations in {:.1f} ms", model_.size(),
+  spdlog::debug("spd: {} policies, compiled in {:.2f} ms, {} map operations in {:.2f} ms", model_.size(),
                 std::chrono::duration<double, std::milli>(t1 - t0).count(), writer_.last_ops(),
                 std::chrono::duration<double, std::milli>(t2 - t1).count());
 }
 
 void SpdMirror::sync_once() {
   source_->resync(model_);
-  publish();
+  publish(true);
 }
 
 int SpdMirror::fd() const { return source_->fd(); }
@@ -186,27 +319,19 @@ int SpdMirror::fd() const { return source_->fd(); }
 bool SpdMirror::poll_once(int timeout_ms) {
   pollfd p{source_->fd(), POLLIN, 0};
   if (poll(&p, 1, timeout_ms) <= 0) return false;
+  // Everything queued is applied, then compiled once: a burst costs one map write, a single
+  // change is not delayed waiting for more.
   auto d = source_->drain(model_);
-  // Coalesce a burst: keep reading while more arrives within a millisecond (at most 50 ms),
-  // then compile once.
-  for (int waited = 0; !d.overrun && waited < 50; waited++) {
-    pollfd more{source_->fd(), POLLIN, 0};
-    if (poll(&more, 1, 1) <= 0) break;
-    auto d2 = source_->drain(model_);
-    d.events += d2.events;
-    d.changed |= d2.changed;
-    d.overrun |= d2.overrun;
-  }
   stats_.events += d.events;
   if (d.overrun) {
     stats_.resyncs++;
     spdlog::warn("spd: XFRM notifications lost (socket buffer overrun), resyncing from a full dump");
     source_->resync(model_);
-    publish();
+    publish(true);
     return true;
   }
   if (!d.changed) return false;
-  publish();
+  publish(false);
   return true;
 }
 

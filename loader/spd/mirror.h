@@ -15,6 +15,7 @@
 
 #include "maps/spd.h"
 #include "spd/compiler.h"
+#include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"
 
@@ -34,11 +35,19 @@ struct SpdMapFds {
   void close_all();
 };
 
-// Writes compiled SPDs: the inactive generation completely, then the one-entry switch.
+// Writes compiled SPDs into the inactive generation, then flips the one-entry switch.
+// Two modes (one per writer): write(CompiledSpd) brings the generation to a whole compiled SPD
+// by difference; stage()+write(IncrementalSpd) rewrites only the keys the deltas named since
+// that generation was last written (each generation is one write behind the other).
 class SpdMapWriter {
  public:
   explicit SpdMapWriter(SpdMapFds fds);
   void write(const CompiledSpd& c);
+  // Records changed keys for both generations (also while the compiled state is refused).
+  void stage(const SpdDelta& d);
+  void write(const IncrementalSpd& s);
+  // Batched map updates were refused by this kernel for some map (per-element fallback used).
+  bool batch_fallback() const { return batch_off_[0] || batch_off_[1] || batch_off_[2]; }
   uint32_t active_gen() const { return active_; }
   uint64_t swaps() const { return version_; }
   // Map operations of the last write (updates + deletes).
@@ -46,7 +55,11 @@ class SpdMapWriter {
 
  private:
   void purge(uint32_t gen);
+  template <class K, class V>
+  void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
   SpdMapFds fds_;
+  SpdDelta pending_[2];
+  bool batch_off_[3] = {false, false, false};
   uint32_t active_ = 0;
   uint64_t version_ = 0;
   size_t last_ops_ = 0;
@@ -82,8 +95,8 @@ class SpdMirror {
   const SpdMirrorStats& stats() const { return stats_; }
 
  private:
-  void publish();
-  CompileIds ids_;
+  void publish(bool full);
+  IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   NatConfig nat_;

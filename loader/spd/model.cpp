@@ -37,10 +37,12 @@ bool SpdModel::apply(const PolicyEvent& ev) {
             old.mark_m == cmp.mark_m && old.if_id == cmp.if_id && old.tmpls == cmp.tmpls)
           return false;  // a dump repeating what we have
       }
+      changes_.indices.push_back(same->second.index);
       by_key_.erase(key_of(same->second));
       by_index_.erase(same);
     }
     p.seq = next_seq_++;
+    changes_.indices.push_back(p.index);
     by_key_[key_of(p)] = p.index;
     by_index_[p.index] = std::move(p);
     return true;
@@ -57,6 +59,7 @@ bool SpdModel::apply(const PolicyEvent& ev) {
       if (k != by_key_.end()) it = by_index_.find(k->second);
     }
     if (it == by_index_.end()) return false;
+    changes_.indices.push_back(it->first);
     by_key_.erase(key_of(it->second));
     by_index_.erase(it);
     return true;
@@ -65,6 +68,7 @@ bool SpdModel::apply(const PolicyEvent& ev) {
   size_t before = by_index_.size();
   for (auto it = by_index_.begin(); it != by_index_.end();) {
     if (it->second.type == fl.type) {
+      changes_.indices.push_back(it->first);
       by_key_.erase(key_of(it->second));
       it = by_index_.erase(it);
     } else {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -32,7 +33,16 @@ class SpdModel {
   void clear() {
     by_index_.clear();
     by_key_.clear();
+    changes_ = Changes{};
+    changes_.reset = true;
   }
+  // What changed since the last take: the indices of the policies added, replaced or removed,
+  // or `reset` after clear() (everything may have changed).
+  struct Changes {
+    std::vector<uint32_t> indices;
+    bool reset = false;
+  };
+  Changes take_changes() { return std::exchange(changes_, Changes{}); }
   size_t size() const { return by_index_.size(); }
   // Policies in the kernel's insertion order.
   std::vector<const Policy*> ordered() const;
@@ -43,6 +53,7 @@ class SpdModel {
   std::map<uint32_t, Policy> by_index_;
   std::map<std::string, uint32_t> by_key_;  // same_key() identity -> index
   uint64_t next_seq_ = 1;
+  Changes changes_;
 };
 
 }  // namespace ipsnat::spd

@@ -11,6 +11,13 @@
 
 namespace ipsnat::spd {
 
+bool Policy::is_ipsec() const {
+  if (action != Action::Allow) return false;
+  for (const Template& t : tmpls)
+    if (!t.optional) return true;
+  return false;
+}
+
 Address Address::v4(uint32_t be_addr) {
   Address a;
   a.family = AF_INET;

@@ -78,8 +78,12 @@ struct Policy {
   // are decided by it.
   uint64_t seq = 0;
 
-  bool is_ipsec() const { return action == Action::Allow && !tmpls.empty(); }
-  bool is_bypass() const { return action == Action::Allow && tmpls.empty(); }
+  // Protection the kernel insists on: an allow policy with at least one required template. A
+  // template marked optional (`level use`) is skipped when no state exists, so a policy whose
+  // templates are all optional lets the packet leave in cleartext: the datapath treats it as a
+  // bypass (it still matches and shadows lower-priority policies).
+  bool is_ipsec() const;
+  bool is_bypass() const { return action == Action::Allow && !is_ipsec(); }
   // What the kernel treats as the same policy (replaced by an update): selector, dir, type,
   // mark, if_id.
   bool same_key(const Policy& o) const;

@@ -161,6 +161,26 @@ std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
   return messages;
 }
 
+std::optional<unsigned> PinStore::recorded_schema(const std::string& map_name) const {
+  int meta = open_meta(root_, false);
+  if (meta < 0) return std::nullopt;
+  uint32_t recorded = 0;
+  auto key = meta_key(map_name);
+  bool found = bpf_map_lookup_elem(meta, &key, &recorded) == 0;
+  close(meta);
+  if (!found) return std::nullopt;
+  return recorded;
+}
+
+void PinStore::record_schema(const std::string& map_name, unsigned schema) const {
+  int meta = open_meta(root_, true);
+  auto key = meta_key(map_name);
+  uint32_t value = schema;
+  int rc = bpf_map_update_elem(meta, &key, &value, BPF_ANY), err = errno;
+  close(meta);
+  if (rc != 0) throw SysError("recording the schema of " + map_name, err);
+}
+
 void PinStore::record(bpf_object* obj) const {
   int meta = open_meta(root_, true);
   bpf_map* map;

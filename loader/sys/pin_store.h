@@ -6,6 +6,7 @@
 //   ROOT/dev/<netns inode>@<dev>/<prog> ('.' in DEV becomes ':')   the programs attached to a device (for status and restarts)
 // A pinned map is reused only when its kernel definition (type, key/value size, max entries,
 // flags) and its recorded schema equal this build's; otherwise it is replaced with a warning.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ class PinStore {
 
   // The schema version this build gives a map (maps/*.h IPSNAT_*_SCHEMA).
   static unsigned schema_of(const std::string& map_name);
+  // The version recorded for the map pinned under map_name (none: no meta map or no entry).
+  std::optional<unsigned> recorded_schema(const std::string& map_name) const;
+  void record_schema(const std::string& map_name, unsigned schema) const;
 
  private:
   std::string root_;

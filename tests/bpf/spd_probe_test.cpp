@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "spd/compiler.h"
+#include "spd/incremental.h"
 #include "spd/mirror.h"
 #include "spd/model.h"
 #include "spd/reference.h"
@@ -65,6 +66,79 @@ TEST(SpdProbe, KernelLookupEqualsReferenceOnRandomSpds) {
   EXPECT_GT(nat, 50);
   EXPECT_GT(covered, 200);
   std::printf("spds %d flows %d ipsec %d nat %d covered %d\n", spds, flows, ipsec, nat, covered);
+}
+
+// The mirror's path: random adds, updates, deletes and flushes compiled incrementally and
+// written by difference into alternating generations (batched where the kernel allows), then
+// probed through the BPF code after every step.
+TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
+  Datapath dp;
+  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  cfg.inside.push_back(parse_prefix("10.1.2.0/29"));
+  int writes = 0, flows = 0, ipsec = 0, nat = 0;
+  // One model, compiler and writer for all seeds (as in the mirror): each seed starts with a flush.
+  SpdModel model;
+  spd::IncrementalSpd inc(cfg);
+  for (uint32_t seed = 2000; seed < 2012; seed++) {
+    Gen g(seed);
+    model.apply(PolicyFlush{});
+    std::vector<Policy> live;
+    uint32_t next_index = 1;
+    for (int step = 0; step < 40; step++) {
+      uint32_t op = g.u(0, 99);
+      if (op < 50 || live.empty()) {
+        live.push_back(g.policy(next_index));
+        next_index += 8;
+        model.apply(PolicyUpsert{live.back()});
+      } else if (op < 70) {
+        Policy& p = live[g.u(0, static_cast<uint32_t>(live.size() - 1))];
+        p.priority = g.u(0, 4) * 100;
+        model.apply(PolicyUpsert{p});
+      } else if (op < 98) {
+        size_t i = g.u(0, static_cast<uint32_t>(live.size() - 1));
+        PolicyDelete d;
+        d.index = live[i].index;
+        model.apply(d);
+        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+      } else {
+        model.apply(PolicyFlush{});
+        live.clear();
+      }
+      inc.update(model, model.take_changes().indices);
+      writer.stage(inc.take_delta());
+      if (inc.refused()) continue;
+      writer.write(inc);
+      writes++;
+      auto pols = model.ordered();
+      for (int k = 0; k < 12; k++) {
+        Flow4 f = g.flow();
+        if (f.proto == IPPROTO_ICMP) f.sport = f.dport = 0;
+        auto r = probe(dp, f);
+        flows++;
+        const Policy* want = reference_lookup(pols, f);
+        ASSERT_EQ(want != nullptr, r.found != 0) << "seed " << seed << " step " << step << " " << f.str();
+        if (want) {
+          ASSERT_EQ(want->index, r.policy_index) << "seed " << seed << " step " << step << " " << f.str();
+          ASSERT_EQ(want->is_ipsec(), r.verdict == SPD_V_IPSEC);
+          ipsec += want->is_ipsec();
+        }
+        auto wn = reference_nat_target(pols, cfg, f);
+        ASSERT_EQ(wn.has_value(), r.nat_found != 0) << "seed " << seed << " step " << step << " " << f.str();
+        if (wn) {
+          ASSERT_EQ(0, std::memcmp(&*wn, &r.nat, sizeof(r.nat)));
+          nat++;
+        }
+        ASSERT_EQ(reference_out_covered(pols, f), r.covered != 0) << "seed " << seed << " step " << step;
+      }
+    }
+  }
+  EXPECT_GT(writes, 300);
+  EXPECT_GT(ipsec, 300);
+  EXPECT_GT(nat, 20);
+  std::printf("writes %d flows %d ipsec %d nat %d batch fallback %d\n", writes, flows, ipsec, nat,
+              writer.batch_fallback());
 }
 
 TEST(SpdProbe, EmptyMapsCoverNothing) {

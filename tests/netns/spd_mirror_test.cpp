@@ -7,6 +7,11 @@
 #include <linux/xfrm.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -373,6 +378,97 @@ TEST(SpdMirrorNetns, UnrepresentableSpdIsRefusedAndMapsKeepTheLastExactOne) {
   ASSERT_TRUE(converge(mirror));
   EXPECT_TRUE(mirror.stats().last_refusal.empty());
   EXPECT_GT(mirror.stats().swaps, swaps);
+}
+
+
+namespace {
+// Receives the IPv4 packets arriving on one device of the current namespace.
+class Capture {
+ public:
+  explicit Capture(const char* dev) {
+    fd_ = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP));
+    sockaddr_ll a{};
+    a.sll_family = AF_PACKET;
+    a.sll_protocol = htons(ETH_P_IP);
+    a.sll_ifindex = static_cast<int>(if_nametoindex(dev));
+    if (fd_ < 0 || a.sll_ifindex == 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      throw std::runtime_error(std::string("cannot capture on ") + dev);
+  }
+  ~Capture() { close(fd_); }
+  // True when a UDP packet of this flow, in cleartext, arrived within timeout_ms.
+  bool wait_clear(const Flow4& f, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    uint8_t buf[2048];
+    for (;;) {
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, left) <= 0) return false;
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n < 28) continue;
+      const auto* ip = reinterpret_cast<const iphdr*>(buf);
+      size_t hl = ip->ihl * 4u;
+      if (ip->protocol != IPPROTO_UDP || ip->saddr != f.saddr || ip->daddr != f.daddr || n < static_cast<ssize_t>(hl + 8))
+        continue;
+      const auto* udp = reinterpret_cast<const udphdr*>(buf + hl);
+      if (ntohs(udp->source) == f.sport && ntohs(udp->dest) == f.dport) return true;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+}  // namespace
+
+// `level use` makes a template optional: with no state the kernel skips it and the packet leaves
+// in cleartext, so such a policy is not protection (no NAT towards it, not covered for the leak
+// guard), while it still shadows lower-priority policies. A required template on the other
+// destination holds the packet back and asks for an SA (XFRM_MSG_ACQUIRE).
+TEST(SpdMirrorNetns, OptionalTemplatesLeaveInCleartext) {
+  Datapath dp;
+  NetnsGuard ns("spdopt");
+  ns.sh("ip link add d0 type veth peer name d1 && ip link set d1 address 02:00:00:00:00:d1 && "
+        "ip link set d1 up && ip link set d0 up && ip addr add 10.9.0.1/24 dev d0 && "
+        "ip route add 10.20.0.0/16 dev d0 && "
+        "ip neigh add 10.20.1.7 lladdr 02:00:00:00:00:d1 dev d0 nud permanent && "
+        "ip neigh add 10.20.2.7 lladdr 02:00:00:00:00:d1 dev d0 nud permanent");
+  ns.sh("ip xfrm policy add src 10.9.0.1/32 dst 10.20.1.0/24 dir out priority 10 "
+        "tmpl proto esp mode transport reqid 1 level use");
+  ns.sh("ip xfrm policy add src 10.9.0.1/32 dst 10.20.0.0/16 dir out priority 20 "
+        "tmpl proto esp mode transport reqid 2");
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("10.9.0.0/24"));
+  SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), cfg);
+  mirror.sync_once();
+  ASSERT_EQ(2u, mirror.model().size());
+  const Policy* use = nullptr;
+  for (const auto& [i, p] : mirror.model().by_index())
+    if (p.priority == 10) use = &p;
+  ASSERT_TRUE(use && use->tmpls.size() == 1 && use->tmpls[0].optional) << "level use not parsed as optional";
+  Capture cap("d1");
+  AcquireListener acq;
+
+  Flow4 opt = flow("10.9.0.1", "10.20.1.7", IPPROTO_UDP, 40001, 7001);
+  send_udp(opt);
+  EXPECT_TRUE(cap.wait_clear(opt, 2000)) << "the kernel held back a packet of a level-use policy";
+  bool acquired = acq.wait(opt, 300).has_value();
+  auto r = spd_probe(dp, opt);
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(use->index, r.policy_index);  // it shadows the required /16 policy
+  EXPECT_EQ(static_cast<uint32_t>(SPD_V_BYPASS), r.verdict);
+  EXPECT_FALSE(r.covered);    // no source makes the kernel insist on ESP towards 10.20.1.0/24
+  EXPECT_FALSE(r.nat_found);  // translated, the flow would still meet the optional policy
+
+  Flow4 req = flow("10.9.0.1", "10.20.2.7", IPPROTO_UDP, 40002, 7002);
+  ns.sh("ip xfrm state flush");
+  send_udp(req);
+  EXPECT_TRUE(acq.wait(req, 2000).has_value());
+  EXPECT_FALSE(cap.wait_clear(req, 300)) << "a required template let cleartext out";
+  r = spd_probe(dp, req);
+  EXPECT_EQ(static_cast<uint32_t>(SPD_V_IPSEC), r.verdict);
+  EXPECT_TRUE(r.covered);
+  std::printf("level use without state: cleartext sent, XFRM_MSG_ACQUIRE %s\n", acquired ? "sent" : "not sent");
 }
 
 }  // namespace ipsnat::test

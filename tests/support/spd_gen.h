@@ -52,6 +52,7 @@ struct Gen {
       t.mode = 1;
       t.proto = IPPROTO_ESP;
       t.reqid = index;
+      t.optional = u(0, 7) == 0;  // `level use`: not protection when every template is optional
       p.tmpls.push_back(t);
     }
     p.index = index;

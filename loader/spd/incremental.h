@@ -1,0 +1,122 @@
+#pragma once
+// The compiled SPD kept up to date change by change: a changed policy recompiles only the
+// destination cells its destination prefix contains (its own cell and the more specific ones),
+// and reports which map keys changed, so the writer touches only those. docs/spd.md.
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "maps/spd.h"
+#include "spd/compiler.h"
+#include "spd/model.h"
+#include "spd/nat.h"
+
+namespace ipsnat::spd {
+
+// Map keys without the generation (addresses in network order).
+struct DstKey {
+  uint32_t if_id;
+  uint8_t len;
+  uint32_t daddr;
+  bool operator==(const DstKey&) const = default;
+};
+struct SrcKey {
+  uint32_t cell;
+  uint8_t len;
+  uint32_t saddr;
+  bool operator==(const SrcKey&) const = default;
+};
+struct KeyHash {
+  size_t operator()(const DstKey& k) const;
+  size_t operator()(const SrcKey& k) const;
+};
+
+// Keys whose value changed (inserted, replaced or removed) since the last take_delta().
+struct SpdDelta {
+  std::unordered_set<DstKey, KeyHash> dst;
+  std::unordered_set<SrcKey, KeyHash> src;
+  std::unordered_set<uint32_t> lists;
+  bool empty() const { return dst.empty() && src.empty() && lists.empty(); }
+  void merge(const SpdDelta& o);
+};
+
+class IncrementalSpd {
+ public:
+  explicit IncrementalSpd(NatConfig cfg) : cfg_(std::move(cfg)) {}
+
+  // Brings the compiled state to `model` for the policies whose index is in `touched` (those
+  // added, replaced or removed since the last call).
+  void update(const SpdModel& model, const std::vector<uint32_t>& touched);
+  // Every policy touched (after a dump or a flush); ids and unchanged entries are kept.
+  void rebuild(const SpdModel& model);
+
+  // Set while some policy or cell cannot be represented exactly: the maps must then keep the
+  // last exact SPD. The compiled state of the other cells stays current.
+  std::optional<std::string> refused() const;
+  SpdDelta take_delta();
+
+  // Current content.
+  const spd_cell* dst(const DstKey& k) const;
+  std::optional<uint32_t> src(const SrcKey& k) const;
+  const spd_list* list(uint32_t id) const;
+  template <class F>
+  void for_each(F&& f) const;  // f(const DstKey*, const SrcKey*, const uint32_t* list_id): every entry
+  CompiledSpd snapshot() const;
+  size_t policies() const { return pols_.size(); }
+
+ private:
+  struct Cell {
+    std::vector<uint32_t> own;  // indices of the policies whose destination is exactly this prefix
+    uint32_t id = 0;
+    bool has_id = false;
+    bool compiled = false;  // value/src are in the maps' content
+    spd_cell value{};
+    std::vector<std::pair<SrcKey, uint32_t>> src;  // -> list id
+  };
+  struct ListRec {
+    spd_list list;
+    uint32_t refs = 0;
+  };
+  using CellMap = std::map<std::pair<uint32_t, uint8_t>, Cell>;  // (host-order net, len)
+
+  void remove_policy(uint32_t index, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
+  void add_policy(const Policy& p, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
+  void settle(const std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty, bool with_descendants);
+  void recompile(uint32_t if_id, CellMap& cells, CellMap::iterator it);
+  void drop(uint32_t if_id, CellMap& cells, CellMap::iterator it);
+  uint32_t acquire_list(const spd_list& l);
+  void release_list(uint32_t id);
+  uint32_t take_id(uint32_t& next, std::vector<uint32_t>& free);
+
+  NatConfig cfg_;
+  std::unordered_map<uint32_t, Policy> pols_;                 // compiled policies by index
+  std::map<uint32_t, std::string> policy_refusals_;            // index -> why
+  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::string> cell_refusals_;
+  std::unordered_map<uint32_t, CellMap> cells_;               // by if_id
+  std::unordered_map<SrcKey, uint32_t, KeyHash> src_index_;   // every compiled source entry
+  std::unordered_map<uint32_t, ListRec> lists_;
+  std::unordered_map<std::string, uint32_t> list_ids_;        // list bytes -> id
+  uint32_t next_cell_ = 0, next_list_ = 0;
+  std::vector<uint32_t> free_cells_, free_lists_;
+  SpdDelta delta_;
+};
+
+template <class F>
+void IncrementalSpd::for_each(F&& f) const {
+  for (const auto& [if_id, cells] : cells_)
+    for (const auto& [net, c] : cells) {
+      if (!c.compiled) continue;
+      DstKey d{if_id, net.second, htonl(net.first)};
+      f(&d, nullptr, nullptr);
+      for (const auto& [k, l] : c.src) f(nullptr, &k, nullptr);
+    }
+  for (const auto& [id, rec] : lists_) f(nullptr, nullptr, &id);
+}
+
+}  // namespace ipsnat::spd

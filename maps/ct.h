@@ -14,6 +14,10 @@
 #include "maps/common.h"
 
 #define IPSNAT_CT_MAX_ENTRIES 262144 /* entries, i.e. 131072 flows */
+/* Bump when the meaning of ipsnat_ct or ipsnat_frag entries changes without a change of their
+ * sizes: a loader then replaces the pinned maps (with a warning: their flows are lost) instead of
+ * reading old entries with new rules (PinStore::drop_incompatible). */
+#define IPSNAT_CT_SCHEMA 1
 
 enum ipsnat_ct_dir {
 	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */

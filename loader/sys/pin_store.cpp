@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "maps/common.h"
+#include "maps/ct.h"
 #include "maps/spd.h"
 #include "util/error.h"
 

@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SpdModel model;
   const auto* nlh = reinterpret_cast<const nlmsghdr*>(copy.data());
   int remaining = static_cast<int>(size);
-  while (mnl_nlmsg_ok(nlh, remaining)) {
+  while (ipsnat::xfrm::nlmsg_ok(nlh, remaining)) {  // as PolicySource::handle walks it
     try {
       if (auto ev = ipsnat::xfrm::parse_policy_msg(nlh)) model.apply(*ev);
     } catch (const std::runtime_error&) {

@@ -33,7 +33,7 @@ follower_pid() {
     "$NAT_STATE_DIR"
 }
 alive() { (($1 > 0)) && kill -0 "$1" 2>/dev/null; }
-echoed() { local s e; read -r s e <"$PROGRESS" 2>/dev/null || e=0; echo "${e:-0}"; }
+echoed() { local s e; { read -r s e <"$PROGRESS"; } 2>/dev/null || e=0; echo "${e:-0}"; }
 # flow_advances DESC: at least 10 more echoes arrive within 20 s.
 flow_advances() {
   local from i now

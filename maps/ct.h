@@ -13,15 +13,17 @@
 
 #include "maps/common.h"
 
-/* Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value. */
-#define IPSNAT_CT_SCHEMA 2
-
 /* Default size in entries (2 per flow), i.e. 131072 flows; `ipsnat attach --ct-max N` sets
  * another before the map is created. Preallocated: memory is taken at creation, about 128
  * bytes per entry (element 112 B incl. the kernel's header, bucket 16 B). */
 #define IPSNAT_CT_MAX_ENTRIES 262144
 #define IPSNAT_CT_MIN_ENTRIES 1024
 #define IPSNAT_CT_LIMIT_ENTRIES (1U << 24) /* 16M entries, ~2 GiB preallocated */
+/* Bump when the meaning of ipsnat_ct or ipsnat_frag entries changes without a change of their
+ * sizes: a loader then replaces the pinned maps (with a warning: their flows are lost) instead of
+ * reading old entries with new rules (PinStore::drop_incompatible).
+ * Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value. */
+#define IPSNAT_CT_SCHEMA 2
 
 enum ipsnat_ct_dir {
 	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */

@@ -8,5 +8,8 @@ scripts/install-deps.sh
 # CI machines may start without a BPF filesystem; pins need one.
 [[ $(stat -f -c %T /sys/fs/bpf) == bpf_fs ]] || mount -t bpf bpf /sys/fs/bpf
 scripts/build.sh
-cd "${IPSNAT_BUILD_DIR:-build}"
-exec ctest --output-on-failure --timeout 1500 "$@"
+status=0
+(cd "${IPSNAT_BUILD_DIR:-build}" && ctest --output-on-failure --timeout 1500 "$@") || status=$?
+# The full run (no arguments, as CI calls it) adds the ASan/UBSan + fuzz job (scripts/sanitize.sh).
+if (($# == 0)); then scripts/sanitize.sh || status=1; fi
+exit "$status"

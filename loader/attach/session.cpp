@@ -192,6 +192,13 @@ AttachResult attach(const AttachRequest& req) {
                       "ipsnat detach " + req.dev + " first");
     st = *prev;
     res.reattached = true;
+    // A re-attach is also the upgrade path: the running follower is the old binary, and with it
+    // alive there would be two SPD writers (its mirror and the sync below), each with its own
+    // idea of the active generation and its own cell ids. Stop it; a new one is spawned below.
+    if (req.spawn_follower && follower_alive(st.daemon_pid)) {
+      stop_follower(st.daemon_pid);
+      st.daemon_pid = 0;
+    }
   }
   st.dev = req.dev;
   st.ifindex = facts.dev.ifindex;

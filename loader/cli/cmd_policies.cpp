@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "cli/output.h"
 #include "spd/compiler.h"
@@ -63,25 +64,6 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
                 {"why", n.why}};
   }
   return j;
-}
-
-uint8_t parse_proto(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 3 && std::stoul(s) <= 255)
-    return static_cast<uint8_t>(std::stoul(s));
-  if (const protoent* e = getprotobyname(s.c_str())) return static_cast<uint8_t>(e->p_proto);
-  throw UserError("unknown protocol '" + s + "'", "a name like tcp, udp, icmp or a number 0..255");
-}
-
-uint16_t parse_port(const std::string& s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos || std::stoul(s) > 65535)
-    throw UserError("invalid port '" + s + "'", "expected 0..65535");
-  return static_cast<uint16_t>(std::stoul(s));
-}
-
-uint32_t parse_v4(const std::string& s, const char* what) {
-  Address a = parse_address(s);
-  if (a.family != AF_INET) throw UserError(std::string(what) + " '" + s + "' is not IPv4", "the datapath acts on IPv4");
-  return a.v4_be();
 }
 
 // Why a policy whose destination covers the flow was not chosen.
@@ -142,12 +124,12 @@ void register_explain(CLI::App& app, Context& ctx) {
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       Flow4 f;
-      f.saddr = parse_v4(src, "source");
-      f.daddr = parse_v4(dst, "destination");
-      f.proto = parse_proto(proto);
+      f.saddr = parse_v4_arg(src, "source");
+      f.daddr = parse_v4_arg(dst, "destination");
+      f.proto = parse_proto_arg(proto);
       if (proto_has_ports(f.proto)) {
-        f.sport = parse_port(sport);
-        f.dport = parse_port(dport);
+        f.sport = parse_port_arg(sport);
+        f.dport = parse_port_arg(dport);
       }
       f.mark = mark;
       f.if_id = if_id;

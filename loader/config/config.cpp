@@ -378,8 +378,10 @@ std::optional<uint32_t> parse_duration(std::string_view s) {
       case 'd': unit = 86400; break;
       default: return std::nullopt;
     }
+    // Checked before multiplying: "213503982334602d" overflowed 64 bits and wrapped to a small,
+    // accepted duration (found by tests/fuzz/fuzz_cli_args).
+    if (*v > (0xffffffffULL - total) / unit) return std::nullopt;
     total += *v * unit;
-    if (total > 0xffffffffULL) return std::nullopt;
     any = true;
     s = s.substr(digits + 1);
   }

@@ -96,7 +96,7 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
     out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
   };
   std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
-  for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host())].push_back(p);
+  for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host() & v4_mask(p->sel.src.len))].push_back(p);
   out.src.reserve(src_groups.size());
   for (const auto& [skey, sgroup] : src_groups) {
     uint8_t slen = static_cast<uint8_t>(skey >> 32);
@@ -181,7 +181,10 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       return out;
     }
     if (!mark_can_match(*p)) continue;  // the kernel's mark test never passes
-    by_ifid[p->if_id][pkey(p->sel.dst.len, p->sel.dst.addr.v4_host())].push_back(p);
+    // The kernel keeps a selector's host bits (10.0.247.255/8 and 10.0.0.0/8 are two policies)
+    // but matches on the prefix only, like the LPM maps: group by the masked prefix, or the two
+    // become separate cells of which the LPM keeps one (found by tests/fuzz/fuzz_xfrm_policy).
+    by_ifid[p->if_id][pkey(p->sel.dst.len, p->sel.dst.addr.v4_host() & v4_mask(p->sel.dst.len))].push_back(p);
     out.policies++;
   }
 
@@ -220,7 +223,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
   return out;
 }
 
-CompiledEvaluator::CompiledEvaluator(const CompiledSpd& c) : c_(c) {
+CompiledEvaluator::CompiledEvaluator(const CompiledSpd& c) {
   for (const auto& d : c.dst) dst_[{d.if_id, d.len, d.daddr}] = &d.cell;
   for (const auto& s : c.src) src_[{s.cell, s.len, s.saddr}] = s.list;
   for (const auto& [id, l] : c.lists) lists_[id] = &l;

@@ -99,7 +99,6 @@ class CompiledEvaluator {
   const spd_cell* dst_cell(const Flow4& f) const;
   std::optional<CompiledVerdict> eval_list(uint32_t list, const Flow4& f) const;
   std::optional<CompiledVerdict> lookup_in(const spd_cell& cell, const Flow4& f) const;
-  const CompiledSpd& c_;
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, const spd_cell*> dst_;
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src_;
   std::map<uint32_t, const spd_list*> lists_;

@@ -63,7 +63,7 @@ void IncrementalSpd::remove_policy(uint32_t index, Dirty& dirty) {
   auto it = pols_.find(index);
   if (it == pols_.end()) return;
   const Policy& p = it->second;
-  uint32_t net = p.sel.dst.addr.v4_host();
+  uint32_t net = p.sel.dst.addr.v4_host() & v4_mask(p.sel.dst.len);  // host bits: see compile_spd
   auto& cells = cells_[p.if_id];
   auto c = cells.find({net, p.sel.dst.len});
   auto& own = c->second.own;
@@ -79,7 +79,7 @@ void IncrementalSpd::add_policy(const Policy& p, Dirty& dirty) {
     return;
   }
   if (!mark_can_match(p)) return;  // the kernel's mark test never passes
-  uint32_t net = p.sel.dst.addr.v4_host();
+  uint32_t net = p.sel.dst.addr.v4_host() & v4_mask(p.sel.dst.len);  // host bits: see compile_spd
   cells_[p.if_id][{net, p.sel.dst.len}].own.push_back(p.index);
   dirty.push_back({p.if_id, {net, p.sel.dst.len}});
   pols_[p.index] = p;

@@ -19,10 +19,11 @@ spd_nat_target ImpliedNat::target(const Policy& p) const {
   t.policy_index = p.index;
   t.reqid = p.tmpls.empty() ? 0 : p.tmpls.front().reqid;
   if (kind == SPD_NAT_NONE) return t;
-  t.nat_addr = nat.addr.v4_be();
-  t.inside_net = inside.addr.v4_be();
   t.inside_mask = htonl(v4_mask(inside.len));
   t.nat_mask = kind == SPD_NAT_NAPT ? 0xffffffffu : t.inside_mask;
+  // Selectors may carry host bits (the kernel keeps them): the datapath ORs host parts in.
+  t.nat_addr = nat.addr.v4_be() & t.nat_mask;
+  t.inside_net = inside.addr.v4_be() & t.inside_mask;
   return t;
 }
 

@@ -54,6 +54,9 @@ uint32_t v4_mask(uint8_t len) { return len == 0 ? 0 : (len >= 32 ? 0xffffffffu :
 
 Address parse_address(const std::string& text) {
   Address a;
+  // inet_pton stops at a NUL: "10.0.0.1\0junk" (from JSON state) is not an address (tests/fuzz).
+  if (text.find('\0') != std::string::npos)
+    throw UserError("invalid address (contains a NUL byte)", "expected IPv4 or IPv6 address, e.g. 10.0.0.1");
   if (inet_pton(AF_INET, text.c_str(), a.bytes.data()) == 1) {
     a.family = AF_INET;
     return a;

@@ -72,21 +72,30 @@ void parse_attrs(const nlmsghdr* nlh, size_t offset, Attrs& a) {
   }
 }
 
+// Netlink aligns messages and attributes to 4 bytes only, and xfrm_userpolicy_info holds 64-bit
+// lifetimes: every structure is copied out, never read in place (found by tests/fuzz).
 template <class T>
-const T* attr_payload(const nlattr* a) {
-  if (!a) return nullptr;
+T copy_of(const void* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+template <class T>
+std::optional<T> attr_payload(const nlattr* a) {
+  if (!a) return std::nullopt;
   if (mnl_attr_get_payload_len(a) < sizeof(T)) throw std::runtime_error("xfrm attribute too short");
-  return static_cast<const T*>(mnl_attr_get_payload(a));
+  return copy_of<T>(mnl_attr_get_payload(a));
 }
 
 void common_attrs(const Attrs& a, PolicyType& type, uint32_t& mark_v, uint32_t& mark_m, uint32_t& if_id) {
-  if (const auto* t = attr_payload<xfrm_userpolicy_type>(a.tb[XFRMA_POLICY_TYPE]))
+  if (const auto t = attr_payload<xfrm_userpolicy_type>(a.tb[XFRMA_POLICY_TYPE]))
     type = t->type == XFRM_POLICY_TYPE_SUB ? PolicyType::Sub : PolicyType::Main;
-  if (const auto* m = attr_payload<xfrm_mark>(a.tb[XFRMA_MARK])) {
+  if (const auto m = attr_payload<xfrm_mark>(a.tb[XFRMA_MARK])) {
     mark_v = m->v;
     mark_m = m->m;
   }
-  if (const auto* i = attr_payload<uint32_t>(a.tb[XFRMA_IF_ID])) if_id = *i;
+  if (const auto i = attr_payload<uint32_t>(a.tb[XFRMA_IF_ID])) if_id = *i;
 }
 
 std::optional<Policy> policy_of(const xfrm_userpolicy_info& info, const Attrs& a) {
@@ -100,18 +109,19 @@ std::optional<Policy> policy_of(const xfrm_userpolicy_info& info, const Attrs& a
   common_attrs(a, p.type, p.mark_v, p.mark_m, p.if_id);
   if (const nlattr* t = a.tb[XFRMA_TMPL]) {
     size_t n = mnl_attr_get_payload_len(t) / sizeof(xfrm_user_tmpl);
-    const auto* ut = static_cast<const xfrm_user_tmpl*>(mnl_attr_get_payload(t));
+    const auto* raw = static_cast<const char*>(mnl_attr_get_payload(t));
     for (size_t i = 0; i < n; i++) {
+      const auto ut = copy_of<xfrm_user_tmpl>(raw + i * sizeof(xfrm_user_tmpl));
       Template tm;
-      tm.mode = ut[i].mode;
-      tm.proto = ut[i].id.proto;
-      tm.reqid = ut[i].reqid;
-      tm.spi = ut[i].id.spi;
-      tm.optional = ut[i].optional != 0;
-      tm.family = ut[i].family;
-      uint16_t fam = ut[i].family ? ut[i].family : p.sel.family;
-      tm.tunnel_src = addr_of(ut[i].saddr, fam);
-      tm.tunnel_dst = addr_of(ut[i].id.daddr, fam);
+      tm.mode = ut.mode;
+      tm.proto = ut.id.proto;
+      tm.reqid = ut.reqid;
+      tm.spi = ut.id.spi;
+      tm.optional = ut.optional != 0;
+      tm.family = ut.family;
+      uint16_t fam = ut.family ? ut.family : p.sel.family;
+      tm.tunnel_src = addr_of(ut.saddr, fam);
+      tm.tunnel_dst = addr_of(ut.id.daddr, fam);
       p.tmpls.push_back(tm);
     }
   }
@@ -120,22 +130,28 @@ std::optional<Policy> policy_of(const xfrm_userpolicy_info& info, const Attrs& a
 
 }  // namespace
 
+bool nlmsg_ok(const nlmsghdr* nlh, int remaining) {
+  return remaining >= static_cast<int>(sizeof(nlmsghdr)) && nlh->nlmsg_len >= sizeof(nlmsghdr) &&
+         nlh->nlmsg_len <= static_cast<unsigned>(remaining);
+}
+
 std::optional<PolicyEvent> parse_policy_msg(const nlmsghdr* nlh) {
   size_t payload = nlh->nlmsg_len >= NLMSG_HDRLEN ? nlh->nlmsg_len - NLMSG_HDRLEN : 0;
   switch (nlh->nlmsg_type) {
     case XFRM_MSG_NEWPOLICY:
     case XFRM_MSG_UPDPOLICY: {
       if (payload < sizeof(xfrm_userpolicy_info)) throw std::runtime_error("truncated xfrm policy message");
-      const auto* info = static_cast<const xfrm_userpolicy_info*>(mnl_nlmsg_get_payload(nlh));
+      const auto info = copy_of<xfrm_userpolicy_info>(mnl_nlmsg_get_payload(nlh));
       Attrs a;
-      parse_attrs(nlh, sizeof(*info), a);
-      auto p = policy_of(*info, a);
+      parse_attrs(nlh, sizeof(info), a);
+      auto p = policy_of(info, a);
       if (!p) return std::nullopt;
       return PolicyUpsert{std::move(*p)};
     }
     case XFRM_MSG_DELPOLICY: {
       if (payload < sizeof(xfrm_userpolicy_id)) throw std::runtime_error("truncated xfrm delpolicy message");
-      const auto* id = static_cast<const xfrm_userpolicy_id*>(mnl_nlmsg_get_payload(nlh));
+      const auto idv = copy_of<xfrm_userpolicy_id>(mnl_nlmsg_get_payload(nlh));
+      const auto* id = &idv;
       if (id->dir >= XFRM_POLICY_MAX) return std::nullopt;
       Attrs a;
       parse_attrs(nlh, sizeof(*id), a);
@@ -143,7 +159,7 @@ std::optional<PolicyEvent> parse_policy_msg(const nlmsghdr* nlh) {
       d.index = id->index;
       d.dir = static_cast<Dir>(id->dir);
       common_attrs(a, d.type, d.mark_v, d.mark_m, d.if_id);
-      if (const auto* info = attr_payload<xfrm_userpolicy_info>(a.tb[XFRMA_POLICY])) {
+      if (const auto info = attr_payload<xfrm_userpolicy_info>(a.tb[XFRMA_POLICY])) {
         // The kernel's notification carries the whole policy: its index identifies it.
         if (d.index == 0) d.index = info->index;
         d.sel = selector_of(info->sel);
@@ -156,7 +172,7 @@ std::optional<PolicyEvent> parse_policy_msg(const nlmsghdr* nlh) {
       Attrs a;
       parse_attrs(nlh, 0, a);
       PolicyFlush f;
-      if (const auto* t = attr_payload<xfrm_userpolicy_type>(a.tb[XFRMA_POLICY_TYPE]))
+      if (const auto t = attr_payload<xfrm_userpolicy_type>(a.tb[XFRMA_POLICY_TYPE]))
         f.type = t->type == XFRM_POLICY_TYPE_SUB ? PolicyType::Sub : PolicyType::Main;
       return f;
     }

@@ -9,6 +9,11 @@
 
 namespace ipsnat::xfrm {
 
+// mnl_nlmsg_ok without its signed comparison: libmnl compares (int)nlmsg_len <= remaining, so a
+// length of 2^31 or more passes and mnl_nlmsg_next then jumps gigabytes ahead (found by
+// tests/fuzz/fuzz_xfrm_policy). Walk a receive buffer with this, then mnl_nlmsg_next.
+bool nlmsg_ok(const nlmsghdr* nlh, int remaining);
+
 // NEWPOLICY / UPDPOLICY / DELPOLICY / FLUSHPOLICY -> event. std::nullopt for other message types
 // and for per-socket policies (dir >= XFRM_POLICY_MAX). Throws std::runtime_error when the
 // message is truncated or malformed.

@@ -48,7 +48,7 @@ bool PolicySource::handle(const char* buf, size_t len, spd::SpdModel& model, Dra
                           bool& done) {
   const nlmsghdr* nlh = reinterpret_cast<const nlmsghdr*>(buf);
   int remaining = static_cast<int>(len);
-  while (mnl_nlmsg_ok(nlh, remaining)) {
+  while (nlmsg_ok(nlh, remaining)) {
     bool ours = dump_seq && nlh->nlmsg_seq == dump_seq && nlh->nlmsg_pid == portid_;
     if (ours && (nlh->nlmsg_flags & NLM_F_DUMP_INTR)) return false;  // the SPD changed under the dump
     if (nlh->nlmsg_type == NLMSG_DONE) {

@@ -1,0 +1,16 @@
+#pragma once
+// Parsers of verb arguments (`ipsnat explain SRC DST PROTO SPORT DPORT`), outside the verbs so
+// that the fuzz tier (tests/fuzz/fuzz_cli_args.cpp) reaches them. Each throws UserError.
+#include <cstdint>
+#include <string>
+
+namespace ipsnat::cli {
+
+// "tcp", "udp", "icmp" (any /etc/protocols name) or 0..255.
+uint8_t parse_proto_arg(const std::string& s);
+// 0..65535, decimal digits only.
+uint16_t parse_port_arg(const std::string& s);
+// An IPv4 address, network order; `what` names the argument in the error.
+uint32_t parse_v4_arg(const std::string& s, const char* what);
+
+}  // namespace ipsnat::cli

@@ -55,8 +55,11 @@ static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 m
 
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
-static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u32 if_id, int l3_at_data)
+/* dev_mark: the flow mark of the device's own xfrm lookup (VTI okey); 0 takes skb->mark. */
+static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u32 if_id, __u32 dev_mark,
+						     int l3_at_data)
 {
+	__u32 mark = dev_mark ? dev_mark : skb->mark;
 	struct pkt4 p;
 	struct spd_nat_target t;
 
@@ -101,7 +104,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_FRAG;
 		}
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, if_id);
+		struct ipsnat_flow4 f = flow_of(&p, mark, if_id);
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;
 		if (t.kind == SPD_NAT_NONE)
@@ -116,7 +119,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 	struct ipsnat_ct_key k = ct_key_of(&p, IPSNAT_CT_ORIG);
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
 	if (!e) {
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, if_id);
+		struct ipsnat_flow4 f = flow_of(&p, mark, if_id);
 
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;

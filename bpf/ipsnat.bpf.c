@@ -22,26 +22,38 @@ static __always_inline int tc_verdict(struct __sk_buff *skb, enum ipsnat_reason 
 	return xlate_is_drop(r) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-/* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
- * device's own xfrm lookup. */
 /* Sends a packet translated back to an inside host out of the device the routing table
- * names for it (the tunnel device's egress cannot re-route). */
+ * names for it (the tunnel device's egress cannot re-route). bpf_redirect_neigh expects an
+ * Ethernet header in front of the IP header and drops the packet otherwise (filter.c:
+ * __bpf_redirect_neigh, "mac_header >= network_header"); on an L3 device (xfrm interface,
+ * VTI) the IP header is at skb->data, so a blank one is pushed first. The neighbour
+ * subsystem fills in the real addresses. */
 static __always_inline int tc_redirect_inside(struct __sk_buff *skb)
 {
 	struct bpf_fib_lookup fib = { .family = AF_INET, .ifindex = skb->ifindex };
 	struct iphdr ip;
+	int l3 = parse_l3_offset(skb, &ip);
 
-	if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET) < 0)
+	if (l3 < 0)
 		return TC_ACT_SHOT;
 	fib.ipv4_src = ip.saddr;
 	fib.ipv4_dst = ip.daddr;
 	int rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return TC_ACT_SHOT;
+	if (l3 == 0) {
+		__be16 proto = bpf_htons(ETH_P_IP);
+
+		if (bpf_skb_change_head(skb, ETH_HLEN, 0) ||
+		    bpf_skb_store_bytes(skb, 2 * ETH_ALEN, &proto, sizeof(proto), 0))
+			return TC_ACT_SHOT;
+	}
 	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = fib.ipv4_dst };
 	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 }
 
+/* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
+ * device's own xfrm lookup, with the if_id / mark that lookup will use. */
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {

@@ -46,7 +46,8 @@ enum ipsnat_dev_mode {
 struct ipsnat_dev_cfg {
 	__u32 mode;  /* enum ipsnat_dev_mode */
 	__u32 if_id; /* xfrm interface if_id handed to the SPD lookup (0: none) */
+	__u32 mark;  /* flow mark the device's own xfrm lookup uses (VTI: its okey; 0: the skb's) */
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 8);
+IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 12);
 
 #endif

@@ -53,17 +53,22 @@ static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 m
 	return f;
 }
 
-/* The if_id the SPD lookup uses: the device's (ipsnat_dev) at TC egress of a tunnel device,
- * none in LWT xmit. Read only when a flow is not in conntrack: an established packet costs no
- * ipsnat_dev lookup. */
-static __always_inline __u32 snat_if_id(struct __sk_buff *skb, int dev_if_id)
+/* The flow the SPD lookup sees. At TC egress of a tunnel device it takes the device's if_id and,
+ * for a VTI, its okey as mark (the kernel's own lookup there uses that key); in LWT xmit neither.
+ * Called only when a flow is not in conntrack: an established packet costs no ipsnat_dev lookup. */
+static __always_inline struct ipsnat_flow4 snat_flow_of(struct __sk_buff *skb, const struct pkt4 *p,
+							int use_dev)
 {
-	return dev_if_id ? dev_cfg(skb->ifindex).if_id : 0;
+	struct ipsnat_dev_cfg d = {};
+
+	if (use_dev)
+		d = dev_cfg(skb->ifindex);
+	return flow_of(p, d.mark ? d.mark : skb->mark, d.if_id);
 }
 
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
-static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int dev_if_id, int l3_at_data)
+static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
 {
 	struct pkt4 p;
 	struct spd_nat_target t;
@@ -109,7 +114,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_FRAG;
 		}
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, snat_if_id(skb, dev_if_id));
+		struct ipsnat_flow4 f = snat_flow_of(skb, &p, use_dev);
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;
 		if (t.kind == SPD_NAT_NONE)
@@ -128,7 +133,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		x = ct_xlat_of(e);
 		ct_account(&k, e, &p, p.ip_len);
 	} else {
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, snat_if_id(skb, dev_if_id));
+		struct ipsnat_flow4 f = snat_flow_of(skb, &p, use_dev);
 
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;

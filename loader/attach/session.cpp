@@ -236,7 +236,9 @@ AttachResult attach(const AttachRequest& req) {
   if (!from_pins) {
     skel = load_object(pins, req.ct_max, res.warnings);
     // How the datapath treats the device (maps/config.h).
-    ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
+    // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
+    ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id,
+                      res.plan.mode == Mode::Route && facts.dev.kind == "vti" ? facts.dev.okey : 0u};
     uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
       throw SysError("writing ipsnat_dev", errno);

@@ -73,7 +73,7 @@ void Datapath::set_port_range(uint16_t min, uint16_t max) {
 uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }
 
 void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id) {
-  ipsnat_dev_cfg d{mode, if_id};
+  ipsnat_dev_cfg d{mode, if_id, 0};
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_dev), &ifindex, &d, BPF_ANY) != 0)
     throw std::runtime_error("writing ipsnat_dev failed");
 }

@@ -102,6 +102,38 @@ nat_expect_restored() {
   else fail "$1"; sed 's/^/      /' "$now.diff" | head -40; fi
 }
 
+# nat_gw_firewall [OUT_DEV]: a stateful nftables firewall on gw (established/related
+# accept, invalid drop, forward drop except LAN -> OUT_DEV new; OUT_DEV default eth0, the
+# tunnel device in route mode). Conntrack must see one consistent flow for this to pass.
+nat_gw_firewall() {
+  lab_exec gw nft -f - <<EOF
+table inet ipsnat_fw {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ct state invalid drop
+    iifname "lan0" oifname "${1:-eth0}" ct state new accept
+  }
+}
+EOF
+}
+nat_gw_firewall_del() { lab_exec gw nft delete table inet ipsnat_fw; }
+
+# nat_check_pmtu NS: NS learned a path MTU below 1500 towards the company host (the
+# "fragmentation needed" error of the tunnel came back through the translation).
+nat_check_pmtu() {
+  local pmtu
+  pmtu=$(lab_exec "$1" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
+  expect_gt "$1 learned a path MTU below 1500 (got ${pmtu:-none})" "$((1500 - ${pmtu:-1500}))" 0
+}
+
+# nat_forget_pmtu: drop the learned path MTUs on the LAN host and the gateway, so the
+# next transfer discovers it again.
+nat_forget_pmtu() {
+  lab_exec lanhost ip route flush cache
+  lab_exec gw ip route flush cache
+}
+
 # --- traffic checks ---------------------------------------------------------
 # nat_check_ping NS: ICMP echo from NS to the company host works.
 nat_check_ping() {
@@ -196,10 +228,13 @@ nat_chost_capture_check() {
     "$(lab_capture_count "$1" "ip and src net $LAB_LAN_NET")" 0
 }
 
-# route_nat PROFILE KIND DEV FULL: KIND xfrmi|vti (lab_esp_KIND sets it up).
-# FULL=1 adds TCP, UDP and NAPT to the ping and leak checks.
+# route_nat PROFILE KIND DEV FULL [FIREWALL]: KIND xfrmi|vti (lab_esp_KIND sets it up,
+# the device keeps its default MTU, so the first full-size segments need PMTU discovery
+# through the translation). FULL=1 adds TCP (upload first: the PMTU case), UDP and NAPT to
+# the ping and leak checks; FIREWALL=1 then puts a stateful firewall on gw, forgets the
+# learned path MTUs and repeats ping and TCP behind it.
 route_nat() {
-  local prof=$1 kind=$2 dev=$3 full=$4 before
+  local prof=$1 kind=$2 dev=$3 full=$4 fw=${5:-0} before
   FAILS_BEFORE=$FAILS
   lab_profile "$prof"
   step "$prof: $kind $dev, LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
@@ -215,8 +250,18 @@ route_nat() {
   nat_check_ping lanhost
   if ((full && FAILS == FAILS_BEFORE)); then
     nat_check_tcp lanhost 2 5001
+    nat_check_pmtu lanhost
     nat_check_udp lanhost 6000
     nat_check_napt 6001
+  fi
+  if ((fw && FAILS == FAILS_BEFORE)); then
+    step "$prof: $kind behind a stateful firewall on gw"
+    nat_gw_firewall "$dev"
+    nat_forget_pmtu
+    nat_check_ping lanhost
+    nat_check_tcp lanhost 1 5011
+    nat_check_pmtu lanhost
+    nat_gw_firewall_del
   fi
   lab_capture_stop chost >/dev/null
   nat_chost_capture_check chost

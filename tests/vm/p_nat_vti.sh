@@ -1,11 +1,17 @@
 #!/bin/bash
 # shellcheck source-path=SCRIPTDIR
-# The product on a VTI (vti0, key from the profile; its policies carry the key
-# as mark): the same checks as the xfrm interface (natlib.sh route_nat).
+# The product on a route-based tunnel: a VTI (vti0, ikey = okey from the profile; its
+# policies carry the key as mark) at its default MTU. `ipsnat attach vti0` must make the LAN reach the
+# company host through it and `ipsnat detach vti0` put the gateway back.
+# Seed addresses: ping, TCP both ways (the upload needs PMTU discovery through the
+# translation: the device's "fragmentation needed" is raised after the NAT), UDP,
+# then ping and TCP again behind a stateful nftables firewall on gw; the
+# alternative profile (other prefixes, SPIs, key) with ping only, so nothing is
+# hard-coded. Checks per run: natlib.sh route_nat.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require
 
-route_nat seed vti vti0 1
+route_nat seed vti vti0 1 1
 route_nat alt vti vti0 "${NAT_ALT_FULL:-0}"
 finish

@@ -11,20 +11,6 @@
 source "$(dirname "$0")/natlib.sh"
 nat_require
 
-# nat_gw_firewall: the stateful firewall of the scenario, on gw.
-nat_gw_firewall() {
-  lab_exec gw nft -f - <<'EOF'
-table inet ipsnat_fw {
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    ct state invalid drop
-    iifname "lan0" oifname "eth0" ct state new accept
-  }
-}
-EOF
-}
-
 # policy_nat PROFILE FIREWALL(0|1) FULL(0|1)
 policy_nat() {
   local prof=$1 fw=$2 full=$3 before what=plain
@@ -52,6 +38,7 @@ policy_nat() {
   expect_ok "gw's own traffic still works (ping $LAB_CGW_WAN_IP)" lab_ping gw "$LAB_CGW_WAN_IP"
   if ((full && FAILS == FAILS_BEFORE)); then
     nat_check_tcp lanhost 2 5001
+    nat_check_pmtu lanhost
     nat_check_udp lanhost 6000
     nat_check_napt 6001
   fi

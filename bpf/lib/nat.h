@@ -92,11 +92,9 @@ struct nat_search {
 	struct ipsnat_ct_key reply_k;
 };
 
-/* Looks only: a port is a candidate when no REPLY entry holds it for this remote endpoint.
- * The callback makes no map update: on the 6.1 kernel a hash-map insert from inside the
- * bpf_loop callback failed (the second LAN host's flow was counted drop-ct-full while the
- * same program on 6.18 bound it; see docs/datapath.md), and claiming outside the loop keeps
- * the callback a pure function of the map. */
+/* Looks only: a port is a candidate when no REPLY entry holds it for this remote endpoint;
+ * the caller claims it. (On the 6.1 kernel the claim after a taken port fails with
+ * drop-ct-full, inside or outside the callback alike: docs/datapath.md, open.) */
 static long nat_probe(__u32 i, void *ctx)
 {
 	struct nat_search *s = ctx;

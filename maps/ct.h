@@ -51,6 +51,7 @@ IPSNAT_ASSERT_SIZE(struct ipsnat_ct_key, 16);
 enum ipsnat_ct_kind {
 	IPSNAT_CT_KIND_NAPT = 1,
 	IPSNAT_CT_KIND_PREFIX = 2,
+	IPSNAT_CT_KIND_FORWARD = 3, /* opened from outside through a port-forward (maps/fwd.h) */
 };
 
 struct ipsnat_ct_entry {

@@ -30,7 +30,8 @@
 	X(XLATE_FRAG, "xlate-frag")                                              \
 	X(PASS_ICMP_NO_CT, "pass-icmp-no-ct")                                    \
 	X(PASS_MALFORMED, "pass-malformed")                                      \
-	X(XLATE_ICMP_LOCAL, "xlate-icmp-local")
+	X(XLATE_ICMP_LOCAL, "xlate-icmp-local")                                  \
+	X(XLATE_FORWARD, "xlate-forward")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

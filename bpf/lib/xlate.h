@@ -12,6 +12,7 @@
 #include "lib/config.h"
 #include "lib/ct.h"
 #include "lib/frag.h"
+#include "lib/fwd.h"
 #include "lib/icmp.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
@@ -36,7 +37,8 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 {
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
-	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL;
+	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
+	       r == IPSNAT_R_XLATE_FORWARD;
 }
 
 static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 mark, __u32 if_id)
@@ -222,16 +224,32 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 
 	struct ipsnat_ct_key k = ct_key_of(&p, IPSNAT_CT_REPLY);
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
-	if (!e)
-		return IPSNAT_R_PASS_NO_CT;
-	if (reverse_needs_sa(skb))
+	enum ipsnat_reason done = IPSNAT_R_XLATE_REVERSE;
+	if (!e) {
+		/* A new connection to a port-forward: TCP only from its SYN, so a stray segment
+		 * never opens a flow. */
+		if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
+			return IPSNAT_R_PASS_NO_CT;
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+			return IPSNAT_R_PASS_NO_CT;
+		struct ipsnat_fwd_target *t = fwd_lookup(p.daddr, p.proto, p.dport);
+		if (!t)
+			return IPSNAT_R_PASS_NO_CT;
+		if (reverse_needs_sa(skb))
+			return IPSNAT_R_PASS_NO_SA;
+		e = fwd_open(&p, t, 0);
+		if (!e)
+			return IPSNAT_R_DROP_CT_FULL;
+		done = IPSNAT_R_XLATE_FORWARD;
+	} else if (reverse_needs_sa(skb)) {
 		return IPSNAT_R_PASS_NO_SA;
+	}
 	struct ct_xlat x = ct_xlat_of(e);
 	ct_account(&k, e, &p, p.ip_len);
 	if (nat_rewrite(skb, &p, 0, x.addr, x.port))
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_REPLY, x.addr);
-	return IPSNAT_R_XLATE_REVERSE;
+	return done;
 }
 
 static __always_inline int is_ike_port(__be16 port)

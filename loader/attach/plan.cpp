@@ -121,7 +121,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   std::vector<std::pair<const Policy*, spd::ImpliedNat>> nat;
   for (const Policy* p : policies) {
     auto n = spd::implied_nat(*p, cfg);
-    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), n.str()});
+    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), n.str(),
+                                 n.kind == SPD_NAT_NAPT ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
   }
   if (nat.empty() && !settings.allow_empty) {
@@ -375,9 +376,11 @@ nlohmann::json plan_to_json(const AttachPlan& p) {
   nlohmann::json tr = nlohmann::json::array();
   for (const auto& t : p.translations)
     tr.push_back({{"policy_index", t.policy_index}, {"policy", t.policy}, {"nat", t.nat}});
+  nlohmann::json fw = nlohmann::json::array();
+  for (const auto& f : p.forwards) fw.push_back(f.spec());
   return {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind},
           {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
-          {"warnings", p.warnings}};
+          {"forwards", fw},           {"warnings", p.warnings}};
 }
 
 std::string plan_to_text(const AttachPlan& p) {
@@ -387,6 +390,7 @@ std::string plan_to_text(const AttachPlan& p) {
   o << "\n";
   for (const auto& s : p.steps) o << "  " << describe(s) << "\n";
   for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
+  for (const auto& f : p.forwards) o << "  forward " << f.str() << "\n";
   for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
   return o.str();
 }

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attach/forward.h"
 #include "spd/policy.h"
 
 namespace ipsnat::attach {
@@ -54,6 +55,7 @@ struct Settings {
   uint32_t rule_priority = 210;     // ahead of strongSwan's 220
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
   bool allow_empty = false;         // attach although no IPsec out-policy concerns the device
+  std::vector<ForwardRule> forwards;  // port-forwards into the LAN (attach/forward.h)
 };
 
 // Worst-case ESP tunnel overhead over IPv4 (outer IP 20, ESP 8, IV 16, pad 15, trailer 2,
@@ -97,6 +99,7 @@ struct Translation {
   uint32_t policy_index;
   std::string policy;  // "10.20.30.2/32 -> 10.0.0.0/8"
   std::string nat;     // "NAPT to 10.20.30.2 from 192.168.1.0/24"
+  uint32_t napt_addr_be = 0;  // the NAPT address (network order); 0: not a single-address NAPT
 };
 
 struct AttachPlan {
@@ -106,6 +109,7 @@ struct AttachPlan {
   Mode mode = Mode::Route;
   std::vector<Step> steps;  // in application order; detach reverses it
   std::vector<Translation> translations;
+  std::vector<ForwardRule> forwards;  // resolved (NAT address filled in)
   std::vector<std::string> warnings;
 };
 

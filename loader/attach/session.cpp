@@ -176,6 +176,13 @@ AttachResult attach(const AttachRequest& req) {
     });
   }
   res.plan = make_plan(facts, req.settings);
+  {
+    std::vector<uint32_t> napt;
+    for (const auto& t : res.plan.translations)
+      if (t.napt_addr_be && std::find(napt.begin(), napt.end(), t.napt_addr_be) == napt.end())
+        napt.push_back(t.napt_addr_be);
+    res.plan.forwards = resolve_forwards(req.settings.forwards, napt);
+  }
   res.warnings = res.plan.warnings;
   if (req.dry_run) return res;
 
@@ -253,6 +260,15 @@ AttachResult attach(const AttachRequest& req) {
       mirror.sync_once();
       if (!mirror.stats().last_refusal.empty())
         res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+      // Port-forwards: this attach's previous ones out, the configured ones in.
+      std::vector<ForwardRule> old;
+      for (const auto& s : st.forwards) old.push_back(parse_forward_spec(s));
+      int fwd_fd = bpf_map__fd(skel->maps.ipsnat_fwd);
+      delete_forward_entries(fwd_fd, forward_entries(old));
+      write_forward_map(fwd_fd, forward_entries(res.plan.forwards));
+      st.forwards.clear();
+      for (const auto& f : res.plan.forwards) st.forwards.push_back(f.spec());
+      store.save(id, st);
     }
 
     std::vector<bpf_program*> progs;
@@ -311,6 +327,16 @@ bool detach(const std::string& dev) {
     uint32_t key = static_cast<uint32_t>(st->ifindex);
     bpf_map_delete_elem(fd, &key);
     close(fd);
+  }
+  if (!st->forwards.empty()) {
+    std::string fwd_map = pins.root() + "/ipsnat_fwd";
+    int ffd = bpf_obj_get(fwd_map.c_str());
+    if (ffd >= 0) {
+      std::vector<ForwardRule> mine;
+      for (const auto& s : st->forwards) mine.push_back(parse_forward_spec(s));
+      delete_forward_entries(ffd, forward_entries(mine));
+      close(ffd);
+    }
   }
   pins.unpin_programs(id);
   store.remove(id);

@@ -29,6 +29,7 @@ struct AttachState {
   std::vector<std::string> prog_pins;
   bool clsact_created = false;
   std::vector<std::string> inside;  // NAT inside prefixes the SPD mirror is configured with
+  std::vector<std::string> forwards;  // port-forwards this attach wrote (ForwardRule::spec())
   int daemon_pid = 0;
   std::vector<Step> steps;  // applied (or being applied), in order
 

@@ -16,6 +16,7 @@ void register_attach(CLI::App& app, Context& ctx) {
     std::string dev;
     std::string mode = "auto";
     std::vector<std::string> inside;
+    std::vector<std::string> forwards;
     attach::Settings settings;
     bool dry_run = false;
     bool no_daemon = false;
@@ -30,6 +31,9 @@ void register_attach(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"auto", "route", "policy"}));
   cmd->add_option("--inside", args->inside,
                   "LAN prefix to translate (repeatable; default: connected prefixes of the other devices)");
+  cmd->add_option("--forward", args->forwards,
+                  "Port-forward into the LAN, PROTO:[NATADDR:]PORT=ADDR:PORT (repeatable; NATADDR "
+                  "default: the device's NAPT addresses), e.g. tcp:8080=192.168.1.10:80");
   cmd->add_option("--table", args->settings.table, "Routing table for the LWT routes (policy mode)")
       ->capture_default_str();
   cmd->add_option("--rule-priority", args->settings.rule_priority, "Priority of ipsnat's ip rule (before 220)")
@@ -55,6 +59,7 @@ void register_attach(CLI::App& app, Context& ctx) {
       req.settings = args->settings;
       req.settings.mode = attach::parse_mode_request(args->mode);
       for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
+      for (const auto& f : args->forwards) req.settings.forwards.push_back(attach::parse_forward_spec(f));
       req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
       req.dry_run = args->dry_run;
       req.ct_max = args->ct_max;

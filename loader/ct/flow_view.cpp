@@ -78,7 +78,9 @@ nlohmann::json flow_json(const Flow& f, uint64_t now_ns) {
       {"proto", proto_str(f.proto())},
       {"original", {{"src", addr_str(t.inside)}, {"dst", addr_str(t.remote)}}},
       {"translated", {{"src", addr_str(t.nat)}, {"dst", addr_str(t.remote)}}},
-      {"kind", any.kind == IPSNAT_CT_KIND_PREFIX ? "prefix" : "napt"},
+      {"kind", any.kind == IPSNAT_CT_KIND_PREFIX    ? "prefix"
+               : any.kind == IPSNAT_CT_KIND_FORWARD ? "forward"
+                                                    : "napt"},
       {"reqid", any.reqid},
       {"state", std::string(state_name(classify(f)))},
       {"complete", f.complete()},

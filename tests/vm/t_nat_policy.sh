@@ -4,7 +4,7 @@
 # The product on policy-based IPsec (strongSwan's default): manual-key SAs and
 # policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->
 # COMPANY_NET), `ipsnat attach eth0` (LWT routes + reverse ingress + leak guard +
-# companion policies). Once plain, once behind a stateful nftables firewall on
+# companion policies, a port-forward). Once plain, once behind a stateful nftables firewall on
 # the gateway (established/related accept, invalid drop, forward drop except
 # LAN -> WAN new), which must keep working since conntrack sees LAN addresses.
 # shellcheck source=natlib.sh
@@ -33,7 +33,8 @@ policy_nat() {
   nat_gw_snapshot >"$before"
   lab_capture_start transit
   lab_capture_start chost lan0 chost
-  expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
+  expect_ok "ipsnat attach eth0 --forward tcp:8080=$LAB_LANHOST_IP:8000" \
+    ipsnat_gw attach eth0 --forward "tcp:8080=$LAB_LANHOST_IP:8000"
   nat_check_ping lanhost
   expect_ok "gw's own traffic still works (ping $LAB_CGW_WAN_IP)" lab_ping gw "$LAB_CGW_WAN_IP"
   if ((full && FAILS == FAILS_BEFORE)); then
@@ -41,6 +42,8 @@ policy_nat() {
     nat_check_pmtu lanhost
     nat_check_udp lanhost 6000
     nat_check_napt 6001
+    # The firewall drops new connections from the WAN side, forwarded ones included.
+    ((fw)) || nat_check_forward 8080 8000
   fi
   lab_capture_stop chost >/dev/null
   nat_chost_capture_check chost

@@ -1,0 +1,75 @@
+/* Port-forwards into the LAN (maps/fwd.h): the rule lookup, the reservation check NAPT makes
+ * before handing out a port, and the creation of a forwarded flow's two conntrack entries. */
+#ifndef IPSNAT_BPF_LIB_FWD_H
+#define IPSNAT_BPF_LIB_FWD_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps/ct.h"
+#include "maps/fwd.h"
+#include "lib/ct.h"
+#include "lib/parse.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IPSNAT_FWD_MAX_ENTRIES);
+	__type(key, struct ipsnat_fwd_key);
+	__type(value, struct ipsnat_fwd_target);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_fwd SEC(".maps");
+
+static __always_inline struct ipsnat_fwd_target *fwd_lookup(__be32 nat_addr, __u8 proto, __be16 port)
+{
+	struct ipsnat_fwd_key k = { .nat_addr = nat_addr, .port = port, .proto = proto };
+
+	return bpf_map_lookup_elem(&ipsnat_fwd, &k);
+}
+
+/* A forwarded port is never a NAPT source port on its address. */
+static __always_inline int fwd_port_reserved(__be32 nat_addr, __u8 proto, __u16 port)
+{
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	return fwd_lookup(nat_addr, proto, bpf_htons(port)) != 0;
+}
+
+/* A packet from the tunnel for a forwarded port without a conntrack entry: creates the flow
+ * (REPLY entry = the arriving tuple, translated to the inside host; ORIG entry = the inside
+ * host's answers, translated to the NAT address and the outside port). Returns the REPLY entry,
+ * or NULL when the table is full. */
+static __always_inline struct ipsnat_ct_entry *fwd_open(const struct pkt4 *p, const struct ipsnat_fwd_target *t,
+							__u32 reqid)
+{
+	struct ipsnat_ct_key reply_k = ct_key_of(p, IPSNAT_CT_REPLY);
+	struct ipsnat_ct_key orig_k = {
+		.saddr = t->inside_addr,
+		.daddr = p->saddr,
+		.sport = t->inside_port,
+		.dport = p->sport,
+		.proto = p->proto,
+		.dir = IPSNAT_CT_ORIG,
+	};
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct ipsnat_ct_entry reply_e = {
+		.xlat_addr = t->inside_addr,
+		.xlat_port = t->inside_port,
+		.kind = IPSNAT_CT_KIND_FORWARD,
+		.reqid = reqid,
+		.created_ns = now,
+		.last_ns = now,
+	};
+	struct ipsnat_ct_entry orig_e = reply_e;
+
+	orig_e.xlat_addr = p->daddr;
+	orig_e.xlat_port = p->dport;
+	/* CT_PORT_TAKEN: another CPU opened this very flow first; its REPLY entry is the one to
+	 * follow. CT_RACED: the inside host already uses that port towards this remote endpoint
+	 * (an outgoing flow): no entry is created and the packet is not forwarded. */
+	if (ct_create(&orig_k, &orig_e, &reply_k, &reply_e) == CT_FULL)
+		return 0;
+	return ct_lookup(&reply_k);
+}
+
+#endif

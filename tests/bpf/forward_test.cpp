@@ -1,0 +1,142 @@
+// Port-forwards into the LAN (maps/fwd.h) through the real datapath (BPF_PROG_TEST_RUN): a
+// connection from the tunnel to NAT address:port is translated to the inside host, the flow's
+// two conntrack entries are created, the inside host's answers leave as NAT address:port, and
+// NAPT never hands the forwarded port to an outgoing flow. Packets are compared with ones built
+// from scratch; checksums by the independent routine in tests/support.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include "maps/fwd.h"
+#include "support/datapath.h"
+#include "support/packet.h"
+#include "support/spd_fixture.h"
+
+namespace ipsnat::test {
+namespace {
+
+constexpr uint8_t kTcp = 6, kUdp = 17;
+constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+
+const std::string kLan = "192.168.1.10", kLan2 = "192.168.1.11", kNat = "10.20.30.2", kRemote = "10.0.0.1";
+
+class Forward : public ::testing::Test {
+ protected:
+  Forward() {
+    install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
+    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
+    add_forward(kTcp, kNat, 8080, kLan, 80);
+    add_forward(kUdp, kNat, 5353, kLan2, 53);
+  }
+  void add_forward(uint8_t proto, const std::string& nat, uint16_t port, const std::string& in, uint16_t in_port) {
+    ipsnat_fwd_key k{};
+    k.nat_addr = parse_ipv4(nat);
+    k.port = htons(port);
+    k.proto = proto;
+    ipsnat_fwd_target t{};
+    t.inside_addr = parse_ipv4(in);
+    t.inside_port = htons(in_port);
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_fwd), &k, &t, BPF_ANY), 0);
+  }
+  RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
+  RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
+
+  Datapath dp;
+  PacketBuilder eth;
+};
+
+#define EXPECT_SAME_PACKET(got, want)                                             \
+  do {                                                                            \
+    EXPECT_EQ((got), (want)) << "reasons: " << dp.nonzero_reasons();              \
+    EXPECT_TRUE(verify_checksums((got), 14).ip_ok);                               \
+    EXPECT_TRUE(verify_checksums((got), 14).l4_ok) << verify_checksums((got), 14).detail; \
+  } while (0)
+
+TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNatPort) {
+  auto r = rev(eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {}));
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 5}, 50000, 80, kSyn, {}));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FORWARD), 1u);
+
+  auto reply = dp.ct_get(ct_key(kRemote, kNat, 50000, 8080, kTcp, IPSNAT_CT_REPLY));
+  auto orig = dp.ct_get(ct_key(kLan, kRemote, 80, 50000, kTcp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(reply && orig);
+  EXPECT_EQ(reply->xlat_addr, parse_ipv4(kLan));
+  EXPECT_EQ(ntohs(reply->xlat_port), 80);
+  EXPECT_EQ(reply->kind, IPSNAT_CT_KIND_FORWARD);
+  EXPECT_EQ(reply->seen, unsigned(IPSNAT_CT_SEEN_SYN));
+  EXPECT_EQ(reply->packets, 1u);
+  EXPECT_EQ(orig->xlat_addr, parse_ipv4(kNat));
+  EXPECT_EQ(ntohs(orig->xlat_port), 8080);
+  EXPECT_EQ(orig->kind, IPSNAT_CT_KIND_FORWARD);
+  EXPECT_EQ(dp.ct_all().size(), 2u);
+
+  // The inside host's SYN-ACK leaves from the NAT address and the outside port.
+  Bytes payload(17, 0x42);
+  auto a = snat(eth.tcp({kLan, kRemote, kTcp, 64, 6}, 80, 50000, kSyn | kAck, payload));
+  EXPECT_EQ(a.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(a.out, eth.tcp({kNat, kRemote, kTcp, 64, 6}, 8080, 50000, kSyn | kAck, payload));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
+
+  // The rest of the connection follows the entries; nothing new is created.
+  auto ack = rev(eth.tcp({kRemote, kNat, kTcp, 60, 7}, 50000, 8080, kAck, payload));
+  EXPECT_SAME_PACKET(ack.out, eth.tcp({kRemote, kLan, kTcp, 60, 7}, 50000, 80, kAck, payload));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_REVERSE), 1u);
+  EXPECT_EQ(dp.ct_all().size(), 2u);
+}
+
+TEST_F(Forward, UdpIsForwardedAndAnswered) {
+  auto r = rev(eth.udp({kRemote, kNat}, 40001, 5353, Bytes(12, 3)));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kRemote, kLan2}, 40001, 53, Bytes(12, 3)));
+  auto a = snat(eth.udp({kLan2, kRemote}, 53, 40001, Bytes(30, 4)));
+  EXPECT_SAME_PACKET(a.out, eth.udp({kNat, kRemote}, 5353, 40001, Bytes(30, 4)));
+  EXPECT_EQ(dp.ct_all().size(), 2u);
+}
+
+TEST_F(Forward, OnlyATcpSynOpensAForwardedFlow) {
+  Bytes stray = eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kAck, {});
+  auto r = rev(stray);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, stray);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u);
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Forward, PortsWithoutARuleAndOtherProtocolsAreNotForwarded) {
+  Bytes other_port = eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8081, kSyn, {});
+  EXPECT_EQ(rev(other_port).out, other_port);
+  Bytes udp_on_tcp_port = eth.udp({kRemote, kNat}, 50000, 8080, {});
+  EXPECT_EQ(rev(udp_on_tcp_port).out, udp_on_tcp_port);
+  Bytes other_addr = eth.tcp({kRemote, "10.20.30.3", kTcp, 60, 5}, 50000, 8080, kSyn, {});
+  EXPECT_EQ(rev(other_addr).out, other_addr);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 3u);
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Forward, PolicyModeForwardsOnlyWhatArrivedThroughAnSa) {
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  Bytes spoofed = eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {});
+  auto r = rev(spoofed);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, spoofed);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 1u);
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Forward, NaptNeverHandsOutAForwardedPort) {
+  // The inside host's own port equals the forwarded one: it is moved, like a taken port.
+  dp.set_port_range(8080, 8081);
+  auto r = snat(eth.tcp({kLan2, kRemote, kTcp, 64, 1}, 8080, 443, kSyn, {}));
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kNat, kRemote, kTcp, 64, 1}, 8081, 443, kSyn, {}));
+  // With only the forwarded port left in the range there is no port: a counted drop.
+  dp.set_port_range(8080, 8080);
+  auto d = snat(eth.tcp({kLan2, kRemote, kTcp, 64, 1}, 8080, 444, kSyn, {}));
+  EXPECT_EQ(d.retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_NO_PORT), 1u);
+  // UDP 8080 is not forwarded: kept.
+  auto u = snat(eth.udp({kLan2, kRemote}, 8080, 443, {}));
+  EXPECT_SAME_PACKET(u.out, eth.udp({kNat, kRemote}, 8080, 443, {}));
+}
+
+}  // namespace
+}  // namespace ipsnat::test

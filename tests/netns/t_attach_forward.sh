@@ -1,0 +1,67 @@
+#!/bin/bash
+# Port-forwards (ipsnat attach --forward) end to end in route mode: a host on the tunnel side
+# opens a TCP connection to NAT_ADDR:PORT and reaches a server on a LAN host, which sees the
+# remote's own address; the answers leave from NAT_ADDR:PORT; the flow is listed as "forward";
+# detach removes the rule. Run for the seed addresses and for other prefixes (nothing in the
+# product may know the seed). The tunnel device is a veth given --mode route, as in
+# t_attach_route_xlate.sh (this kernel has no ESP).
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+peer=$IPSNAT_SRC/tests/netns/echo_peer.py
+
+# forward_case NAME LAN_NET_PLEN LANHOST GW_LAN GW_WAN WAN REMOTE REMOTE_NET NAT
+forward_case() {
+  local name=$1 plen=$2 host=$3 gwl=$4 gww=$5 wanip=$6 remote=$7 rnet=$8 nat=$9
+  local lan gw wan out
+  lan=$(t_netns "$name-lan") gw=$(t_netns "$name-gw") wan=$(t_netns "$name-wan")
+  for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
+  ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
+  ip link add tun0 netns "$gw" type veth peer name eth1 netns "$wan"
+  ip -n "$lan" addr add "$host/$plen" dev lan1
+  ip -n "$lan" link set lan1 up
+  ip -n "$lan" route add default via "$gwl"
+  ip -n "$gw" addr add "$gwl/$plen" dev lan0
+  ip -n "$gw" addr add "$gww/24" dev tun0
+  ip -n "$gw" link set lan0 up
+  ip -n "$gw" link set tun0 up
+  ip -n "$gw" route add "$rnet" via "$wanip"
+  t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$wan" addr add "$wanip/24" dev eth1
+  ip -n "$wan" link set eth1 up
+  ip -n "$wan" addr add "$remote/32" dev lo
+  ip -n "$wan" route add "$nat/32" via "$gww" src "$remote"
+  ip -n "$gw" xfrm policy add src "$nat/32" dst "$rnet" dir out \
+    tmpl src "$gww" dst "$wanip" proto esp reqid 1 mode tunnel
+  sleep 0.5
+
+  t_expect "$name: dry-run names the forward on the NAPT address" \
+    bash -c "t() { nsenter --net=/run/netns/$gw \"\$@\"; }; t $IPSNAT attach tun0 --mode route --forward tcp:8080=$host:8000 --dry-run | grep -q 'forward tcp $nat:8080 -> $host:8000'"
+  out=$(t_in "$gw" "$IPSNAT" attach tun0 --mode route --forward "tcp:8080=$host:9" --forward "tcp:8080=$host:8000" 2>&1) &&
+    t_fail "$name: two forwards of one port accepted" || t_pass "$name: two forwards of one port refused ($out)"
+  t_expect "$name: attach --forward tcp:8080=$host:8000" \
+    t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon --forward "tcp:8080=$host:8000"
+
+  ip netns exec "$lan" timeout 15 python3 "$peer" server tcp "$host" 8000 &
+  T_PIDS+=("$!")
+  sleep 0.5
+  out=$(ip netns exec "$wan" timeout 10 python3 "$peer" client tcp "$nat" 8080 200000 2>&1 || true)
+  t_expect "$name: $remote -> $nat:8080 reaches $host:8000, which sees $remote; 200 kB intact ($out)" \
+    test "$out" == "$remote intact"
+  t_expect "$name: the flow is tracked as a forward" \
+    bash -c "nsenter --net=/run/netns/$gw $IPSNAT -j flows | grep -q '\"kind\":\"forward\"'"
+  # A port without a rule is not forwarded (nothing listens on the NAT address: refused or
+  # silently dropped, never delivered to the LAN host).
+  ip netns exec "$lan" timeout 6 python3 "$peer" server tcp "$host" 8001 &
+  T_PIDS+=("$!")
+  out=$(ip netns exec "$wan" timeout 4 python3 "$peer" client tcp "$nat" 8001 100 2>&1 || true)
+  t_expect "$name: no rule, no forward ($out)" test "$out" != "$remote intact"
+
+  t_expect "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
+  t_expect "$name: detach removed the forward from ipsnat_fwd" \
+    bash -c "[[ \$(bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd) == '[]' ]]"
+}
+
+forward_case seed 24 192.168.1.10 192.168.1.1 200.2.2.2 200.2.2.1 10.0.0.1 10.0.0.0/8 10.20.30.2
+forward_case alt 24 172.16.5.10 172.16.5.1 198.51.100.2 198.51.100.1 10.64.1.1 10.64.0.0/10 10.99.0.7
+t_done

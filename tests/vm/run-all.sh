@@ -5,9 +5,10 @@
 # between them instead. Normally started by tests/vm/vm-tier.sh inside
 # scripts/vm/ipsnat-vm; on a host without ESP the scenarios SKIP.
 #
-# usage: run-all.sh [-v] [FILTER...]
+# usage: run-all.sh [-v] [--list] [FILTER...]
 #   FILTER: run only scenarios whose name (t_NAME.sh) contains one of them.
 #   -v: print every scenario's output, not only failing ones.
+#   --list: print the selected scenario files and exit (no lab, no VM needed).
 # Prints "PASS|FAIL|SKIP name (Ns)" per scenario and ends with the line
 #   vm: N passed, M failed[, K skipped]
 # exit status: 0 if none failed (and at least one ran or was skipped), else 1.
@@ -15,19 +16,9 @@
 #      IPSNAT_VM_LOGDIR keeps each scenario's output there as NAME.log.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-verbose=0
+verbose=0 list=0
 [[ ${1:-} == -v ]] && { verbose=1; shift; }
-
-# One prefix for the runner and all scenarios, so the runner's lab_down also
-# removes whatever a crashed or timed-out scenario left behind.
-export LAB_PREFIX=ipsnat-vm$$
-# shellcheck source=../../scripts/vm/lab.sh
-source "$here/../../scripts/vm/lab.sh"
-
-logdir=${IPSNAT_VM_LOGDIR:-}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vm-tests.XXXXXX")
-trap 'lab_down; rm -rf "$tmp"' EXIT
-[[ -z $logdir ]] || mkdir -p "$logdir"
+[[ ${1:-} == --list ]] && { list=1; shift; }
 
 scenarios=()
 # p_*.sh are pending scenarios (known failures being worked on): run with IPSNAT_VM_PENDING=1.
@@ -41,8 +32,25 @@ for t in "$here"/t_*.sh "${pending[@]}"; do
     for f in "$@"; do [[ $name == *"${f#t_}"* ]] && keep=1; done
     ((keep)) || continue
   fi
+  # IPSNAT_VM_ONLY: exact scenario names (t_x ...), how vm-tier.sh hands a shard its share.
+  if [[ -n ${IPSNAT_VM_ONLY:-} && " $IPSNAT_VM_ONLY " != *" $(basename "$t" .sh) "* ]]; then continue; fi
   scenarios+=("$t")
 done
+if ((list)); then
+  ((${#scenarios[@]} == 0)) || printf '%s\n' "${scenarios[@]}"
+  exit 0
+fi
+
+# One prefix for the runner and all scenarios, so the runner's lab_down also
+# removes whatever a crashed or timed-out scenario left behind.
+export LAB_PREFIX=ipsnat-vm$$
+# shellcheck source=../../scripts/vm/lab.sh
+source "$here/../../scripts/vm/lab.sh"
+
+logdir=${IPSNAT_VM_LOGDIR:-}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vm-tests.XXXXXX")
+trap 'lab_down; rm -rf "$tmp"' EXIT
+[[ -z $logdir ]] || mkdir -p "$logdir"
 
 pass=0 failn=0 skipn=0
 for t in "${scenarios[@]}"; do

@@ -1,4 +1,5 @@
 #!/bin/bash
+# vm-cost: 40
 # shellcheck source-path=SCRIPTDIR
 # Route-based ESP through a VTI (vti0, key from the profile; policies marked
 # with it) on gw; the company side is policy-based. Seed and alternative addresses.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# vm-cost: 40
 # shellcheck source-path=SCRIPTDIR
 # Route-based ESP through an xfrm interface (ipsec0, if_id from the profile) on
 # gw; the company side is policy-based. Seed and alternative addresses.

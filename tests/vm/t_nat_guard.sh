@@ -1,4 +1,5 @@
 #!/bin/bash
+# vm-cost: 150
 # shellcheck source-path=SCRIPTDIR
 # Leak guard and reverse-path integrity (issue 7, items 1-2) on policy-based
 # IPsec with `ipsnat attach eth0`, judged on the transit router for the whole run:

@@ -69,7 +69,7 @@ say "ipsnat attach eth0"
 gw "$IPSNAT" attach eth0
 say "what ipsnat added on gw (routing rule and table, companion policies, TC hooks)"
 gw_state >"$LAB_STATE/gw.attached"
-diff "$LAB_STATE/gw.before" "$LAB_STATE/gw.attached" | sed -n 's/^> //p' | grep -v '^\s*$' | indent || true
+diff "$LAB_STATE/gw.before" "$LAB_STATE/gw.attached" | sed -n 's/^> //p' | grep -vE '^\s*$|bpf chain 0 *$' | indent || true
 
 say "LAN host $LAB_LANHOST_IP pings the company host $LAB_CHOST_IP"
 pong=$(lab_nsenter lanhost ping -n -c 3 -i 0.2 -W 2 "$LAB_CHOST_IP" 2>&1 | grep -E 'transmitted' || true)

@@ -45,7 +45,7 @@ static __always_inline int tc_redirect_inside(struct __sk_buff *skb)
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	enum ipsnat_reason r = xlate_snat(skb, dev_cfg(skb->ifindex).if_id, 0);
+	enum ipsnat_reason r = xlate_snat(skb, 1, 0);
 
 	if (r == IPSNAT_R_XLATE_ICMP_LOCAL) {
 		stats_count(r, skb->len);

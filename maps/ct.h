@@ -1,4 +1,4 @@
-/* Connection tracking: map "ipsnat_ct", a BPF_MAP_TYPE_HASH (BPF_F_NO_PREALLOC, no LRU) holding
+/* Connection tracking: map "ipsnat_ct", a preallocated BPF_MAP_TYPE_HASH (no LRU) holding
  * TWO entries per flow, one per direction, each keyed by the tuple as it is seen on the wire in
  * that direction:
  *   ORIG  key (inside addr, remote addr, inside port, remote port)  value: xlat = (nat addr, nat port)
@@ -13,7 +13,15 @@
 
 #include "maps/common.h"
 
-#define IPSNAT_CT_MAX_ENTRIES 262144 /* entries, i.e. 131072 flows */
+/* Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value. */
+#define IPSNAT_CT_SCHEMA 2
+
+/* Default size in entries (2 per flow), i.e. 131072 flows; `ipsnat attach --ct-max N` sets
+ * another before the map is created. Preallocated: memory is taken at creation, about 128
+ * bytes per entry (element 112 B incl. the kernel's header, bucket 16 B). */
+#define IPSNAT_CT_MAX_ENTRIES 262144
+#define IPSNAT_CT_MIN_ENTRIES 1024
+#define IPSNAT_CT_LIMIT_ENTRIES (1U << 24) /* 16M entries, ~2 GiB preallocated */
 
 enum ipsnat_ct_dir {
 	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */

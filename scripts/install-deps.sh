@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
        libcli11-dev libspdlog-dev libfmt-dev googletest libgtest-dev libgmock-dev
        libmnl-dev nlohmann-json3-dev libtomlplusplus-dev)
-TEST=(iproute2 tcpdump nftables iputils-ping socat kmod cpio python3 ethtool jq curl libcap2-bin util-linux)
+TEST=(iproute2 tcpdump nftables iputils-ping socat kmod cpio python3 ethtool jq curl libcap2-bin util-linux podman)
 # The unit tier validates deploy/kubernetes with node (tests/k8s); a preinstalled node is fine.
 command -v node >/dev/null && command -v npm >/dev/null || TEST+=(nodejs npm)
 VM=(linux-image-amd64 qemu-system-x86 busybox-static strongswan-charon strongswan-swanctl)

@@ -98,9 +98,22 @@ static long nat_probe(__u32 i, void *ctx)
 	return s->result != CT_PORT_TAKEN; /* 1 stops the loop */
 }
 
-/* Creates the flow's binding. Returns 0 (created, or created meanwhile by another CPU) or the
+/* nat_bind's answer when another CPU created the flow first: look its entry up. */
+#define NAT_BOUND_RACED (-1)
+
+static __always_inline int nat_bound(int result, const struct nat_new_flow *n, struct ct_xlat *x)
+{
+	if (result == CT_RACED)
+		return NAT_BOUND_RACED;
+	x->addr = n->orig_e.xlat_addr;
+	x->port = n->orig_e.xlat_port;
+	return 0;
+}
+
+/* Creates the flow's binding, its ORIG entry already accounting for packet p. Returns 0 with
+ * the translation in *x, NAT_BOUND_RACED (another CPU created the flow meanwhile), or the
  * drop reason. */
-static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t)
+static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t, struct ct_xlat *x)
 {
 	struct nat_new_flow n = {};
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -122,11 +135,16 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 	n.reply_k.sport = p->dport;
 	n.reply_k.proto = p->proto;
 	n.reply_k.dir = IPSNAT_CT_REPLY;
+	/* What ct_account would have recorded for this first packet. */
+	n.orig_e.packets = 1;
+	n.orig_e.bytes = p->ip_len;
+	if (p->proto == IPPROTO_TCP)
+		n.orig_e.seen = p->tcp_flags & CT_SEEN_MASK;
 
 	if (t->kind == SPD_NAT_PREFIX) {
 		r = nat_try_port(&n, orig_port);
 		if (r == CT_CREATED || r == CT_RACED)
-			return 0;
+			return nat_bound(r, &n, x);
 		return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
 	}
 
@@ -137,7 +155,7 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 	if (keep && !nat_port_reserved(p->proto, orig_port)) {
 		r = nat_try_port(&n, orig_port);
 		if (r == CT_CREATED || r == CT_RACED)
-			return 0;
+			return nat_bound(r, &n, x);
 		if (r == CT_FULL)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
@@ -152,7 +170,7 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 	/* bpf_loop: the verifier checks the probe once, not NAT_PORT_TRIES times. */
 	bpf_loop(ns.range < NAT_PORT_TRIES ? ns.range : NAT_PORT_TRIES, nat_probe, &ns, 0);
 	if (ns.result == CT_CREATED || ns.result == CT_RACED)
-		return 0;
+		return nat_bound(ns.result, &n, x);
 	if (ns.result == CT_FULL)
 		return IPSNAT_R_DROP_CT_FULL;
 	return IPSNAT_R_DROP_NO_PORT;

@@ -85,8 +85,18 @@ static __always_inline int parse_l3_offset(struct __sk_buff *skb, struct iphdr *
 
 	if (bpf_skb_load_bytes_relative(skb, 0, iph, sizeof(*iph), BPF_HDR_START_NET) < 0)
 		return -1;
-	int zero = bpf_skb_load_bytes(skb, 0, &at, sizeof(at)) == 0 && ipv4_hdr_equal(&at, iph);
-	int eth = bpf_skb_load_bytes(skb, ETH_HLEN, &at, sizeof(at)) == 0 && ipv4_hdr_equal(&at, iph);
+	/* Both candidates straight from the linear data when it holds them (the usual case):
+	 * two helper calls less per packet. */
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	int zero, eth;
+	if (data + ETH_HLEN + sizeof(at) <= data_end) {
+		zero = ipv4_hdr_equal(data, iph);
+		eth = ipv4_hdr_equal(data + ETH_HLEN, iph);
+	} else {
+		zero = bpf_skb_load_bytes(skb, 0, &at, sizeof(at)) == 0 && ipv4_hdr_equal(&at, iph);
+		eth = bpf_skb_load_bytes(skb, ETH_HLEN, &at, sizeof(at)) == 0 && ipv4_hdr_equal(&at, iph);
+	}
 
 	if (zero && eth) /* identical bytes at both places: the header length decides */
 		return skb->len == bpf_ntohs(iph->tot_len) ? 0 : ETH_HLEN;
@@ -104,6 +114,27 @@ static __always_inline int is_icmp_error(__u8 type)
 
 /* L4 ports (normalised) and checksum offset. `end` bounds what may be read. Returns 0, or
  * PARSE_TRUNCATED when the header is not all there. */
+/* Copies len (8 or 20) bytes at off into h: from the linear data when it holds them (no helper
+ * call), else with bpf_skb_load_bytes. off is at most 14 + 60 for an outer L4 header. */
+static __always_inline int load_hdr(struct __sk_buff *skb, __u32 off, __u8 *h, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= 128) {
+		__u8 *at = data + off;
+		if (len == 20 && at + 20 <= (__u8 *)data_end) {
+			__builtin_memcpy(h, at, 20);
+			return 0;
+		}
+		if (len == 8 && at + 8 <= (__u8 *)data_end) {
+			__builtin_memcpy(h, at, 8);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, h, len);
+}
+
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4, __u32 end, __u8 proto,
 				    __be16 *sport, __be16 *dport, __u8 *csum_off, __u8 *tcp_flags,
 				    __u8 *icmp_type)
@@ -112,7 +143,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4, __u32 end, 
 
 	switch (proto) {
 	case IPPROTO_TCP:
-		if (l4 + 20 > end || bpf_skb_load_bytes(skb, l4, h, 20) < 0)
+		if (l4 + 20 > end || load_hdr(skb, l4, h, 20) < 0)
 			return PARSE_TRUNCATED;
 		*sport = *(__be16 *)&h[0];
 		*dport = *(__be16 *)&h[2];
@@ -120,14 +151,14 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4, __u32 end, 
 		*csum_off = 16;
 		return 0;
 	case IPPROTO_UDP:
-		if (l4 + 8 > end || bpf_skb_load_bytes(skb, l4, h, 8) < 0)
+		if (l4 + 8 > end || load_hdr(skb, l4, h, 8) < 0)
 			return PARSE_TRUNCATED;
 		*sport = *(__be16 *)&h[0];
 		*dport = *(__be16 *)&h[2];
 		*csum_off = 6;
 		return 0;
 	case IPPROTO_ICMP:
-		if (l4 + 8 > end || bpf_skb_load_bytes(skb, l4, h, 8) < 0)
+		if (l4 + 8 > end || load_hdr(skb, l4, h, 8) < 0)
 			return PARSE_TRUNCATED;
 		*icmp_type = h[0];
 		*csum_off = 2;

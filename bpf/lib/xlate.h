@@ -53,9 +53,17 @@ static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 m
 	return f;
 }
 
+/* The if_id the SPD lookup uses: the device's (ipsnat_dev) at TC egress of a tunnel device,
+ * none in LWT xmit. Read only when a flow is not in conntrack: an established packet costs no
+ * ipsnat_dev lookup. */
+static __always_inline __u32 snat_if_id(struct __sk_buff *skb, int dev_if_id)
+{
+	return dev_if_id ? dev_cfg(skb->ifindex).if_id : 0;
+}
+
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
-static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u32 if_id, int l3_at_data)
+static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int dev_if_id, int l3_at_data)
 {
 	struct pkt4 p;
 	struct spd_nat_target t;
@@ -101,7 +109,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_FRAG;
 		}
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, if_id);
+		struct ipsnat_flow4 f = flow_of(&p, skb->mark, snat_if_id(skb, dev_if_id));
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;
 		if (t.kind == SPD_NAT_NONE)
@@ -115,8 +123,12 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 
 	struct ipsnat_ct_key k = ct_key_of(&p, IPSNAT_CT_ORIG);
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
-	if (!e) {
-		struct ipsnat_flow4 f = flow_of(&p, skb->mark, if_id);
+	struct ct_xlat x;
+	if (e) {
+		x = ct_xlat_of(e);
+		ct_account(&k, e, &p, p.ip_len);
+	} else {
+		struct ipsnat_flow4 f = flow_of(&p, skb->mark, snat_if_id(skb, dev_if_id));
 
 		if (spd_nat_target(&f, &t))
 			return IPSNAT_R_PASS_NOT_COVERED;
@@ -129,17 +141,21 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, __u3
 			return IPSNAT_R_PASS_NOT_INSIDE;
 		if (!nat_tuple_supported(&p))
 			return IPSNAT_R_PASS_PROTO;
-		int r = nat_bind(&p, &t);
-		if (r)
+		/* Created here: the new entries already count this packet. Raced: another CPU's. */
+		int r = nat_bind(&p, &t, &x);
+		if (r == NAT_BOUND_RACED) {
+			e = ct_lookup(&k);
+			if (!e)
+				return IPSNAT_R_DROP_CT_FULL;
+			x = ct_xlat_of(e);
+			ct_account(&k, e, &p, p.ip_len);
+		} else if (r) {
 			return r;
-		e = ct_lookup(&k);
-		if (!e)
-			return IPSNAT_R_DROP_CT_FULL;
+		}
 	}
-	ct_account(&k, e, &p, p.ip_len);
-	if (nat_rewrite(skb, &p, 1, e->xlat_addr, e->xlat_port))
+	if (nat_rewrite(skb, &p, 1, x.addr, x.port))
 		return IPSNAT_R_DROP_REWRITE;
-	frag_remember(&p, IPSNAT_CT_ORIG, e->xlat_addr);
+	frag_remember(&p, IPSNAT_CT_ORIG, x.addr);
 	return IPSNAT_R_XLATE_SNAT;
 }
 
@@ -148,6 +164,14 @@ static __always_inline int skb_has_sa(struct __sk_buff *skb)
 	struct bpf_xfrm_state st;
 
 	return bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0) == 0;
+}
+
+/* Whether a reply must have come with an SA to be translated back: on a device in policy mode
+ * (or unknown) yes; on a tunnel device (route mode) everything was decrypted. Asked only once a
+ * packet matched a flow, so the uplink's other traffic costs no ipsnat_dev lookup. */
+static __always_inline int reverse_needs_sa(struct __sk_buff *skb)
+{
+	return dev_cfg(skb->ifindex).mode != IPSNAT_DEV_ROUTE && !skb_has_sa(skb);
 }
 
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
@@ -166,15 +190,13 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	default:
 		return IPSNAT_R_PASS_MALFORMED;
 	}
-	int need_sa = dev_cfg(skb->ifindex).mode != IPSNAT_DEV_ROUTE;
-
 	if (p.icmp_error) {
 		struct ipsnat_ct_key k = ct_key_of_quote(&p.inner, IPSNAT_CT_REPLY);
 		struct ipsnat_ct_entry *e = ct_lookup(&k);
 
 		if (!e || p.daddr != p.inner.saddr)
 			return IPSNAT_R_PASS_ICMP_NO_CT;
-		if (need_sa && !skb_has_sa(skb))
+		if (reverse_needs_sa(skb))
 			return IPSNAT_R_PASS_NO_SA;
 		if (icmp_error_rev(skb, &p, e))
 			return IPSNAT_R_DROP_REWRITE;
@@ -186,7 +208,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 
 		if (!fe)
 			return IPSNAT_R_PASS_FRAG_UNKNOWN;
-		if (need_sa && !skb_has_sa(skb))
+		if (reverse_needs_sa(skb))
 			return IPSNAT_R_PASS_NO_SA;
 		if (nat_rewrite(skb, &p, 0, fe->xlat_addr, 0))
 			return IPSNAT_R_DROP_REWRITE;
@@ -197,12 +219,13 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
 	if (!e)
 		return IPSNAT_R_PASS_NO_CT;
-	if (need_sa && !skb_has_sa(skb))
+	if (reverse_needs_sa(skb))
 		return IPSNAT_R_PASS_NO_SA;
+	struct ct_xlat x = ct_xlat_of(e);
 	ct_account(&k, e, &p, p.ip_len);
-	if (nat_rewrite(skb, &p, 0, e->xlat_addr, e->xlat_port))
+	if (nat_rewrite(skb, &p, 0, x.addr, x.port))
 		return IPSNAT_R_DROP_REWRITE;
-	frag_remember(&p, IPSNAT_CT_REPLY, e->xlat_addr);
+	frag_remember(&p, IPSNAT_CT_REPLY, x.addr);
 	return IPSNAT_R_XLATE_REVERSE;
 }
 

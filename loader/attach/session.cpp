@@ -24,6 +24,7 @@
 #include "ipsnat_bpf.skel.h"
 #include "maps/config.h"
 #include "spd/mirror.h"
+#include "sys/mirror_lock.h"
 #include "sys/features.h"
 #include "sys/pin_store.h"
 #include "sys/rtnl.h"
@@ -48,12 +49,16 @@ struct SkelDeleter {
 using Skel = std::unique_ptr<ipsnat_bpf, SkelDeleter>;
 
 // Opens the object with its maps pinned under the store (reused when compatible), loads it.
-Skel load_object(const PinStore& pins, std::vector<std::string>& warnings) {
+// The conntrack map gets ct_max entries (0: the pinned map's size, else the default).
+Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
   Skel skel(ipsnat_bpf__open_opts(&opts));
   if (!skel) throw SysError("opening the BPF object", errno);
+  uint32_t entries = pins.ct_entries_for(ct_max);
+  if (int err = bpf_map__set_max_entries(skel->maps.ipsnat_ct, entries))
+    throw SysError("sizing ipsnat_ct to " + std::to_string(entries) + " entries", -err);
   for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
   if (int err = ipsnat_bpf__load(skel.get()))
     throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
@@ -178,6 +183,7 @@ AttachResult attach(const AttachRequest& req) {
   pins.prepare();
   auto lock = pins.lock();
   prev = store.load(id);  // again, under the lock
+  if (req.only_if_attached && !prev) return res;  // detached meanwhile: a re-plan must not re-add it
   AttachState st;
   if (prev) {
     if (prev->ifindex != facts.dev.ifindex)
@@ -221,7 +227,7 @@ AttachResult attach(const AttachRequest& req) {
 
   Skel skel;
   if (!from_pins) {
-    skel = load_object(pins, res.warnings);
+    skel = load_object(pins, req.ct_max, res.warnings);
     // How the datapath treats the device (maps/config.h).
     ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id};
     uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
@@ -255,8 +261,20 @@ AttachResult attach(const AttachRequest& req) {
     if (from_pins) return pinned_fds.at(name);
     return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
   });
+  // One SPD mirror per pin root (sys/mirror_lock.h): an existing follower takes this device
+  // over (it re-plans every device recorded under its pin root); a running `ipsnat run` keeps
+  // the maps current but re-plans only the devices of its configuration.
   if (req.spawn_follower && !follower_alive(st.daemon_pid)) {
-    st.daemon_pid = spawn_follower(req, res.plan.mode);
+    auto holder = MirrorLock::holder(pins.root());
+    if (!holder) {
+      st.daemon_pid = spawn_follower(req, res.plan.mode);
+    } else if (holder->is_follower()) {
+      st.daemon_pid = holder->pid;
+    } else {
+      st.daemon_pid = 0;
+      res.warnings.push_back("the SPD maps under " + pins.root() + " are kept current by " + holder->str() +
+                             "; " + req.dev + "'s routes follow SPD changes only if it is in that daemon's configuration");
+    }
     store.save(id, st);
   }
   return res;
@@ -271,7 +289,11 @@ bool detach(const std::string& dev) {
   PinStore pins(st->pin_root);
   std::optional<PinStore::Lock> lock;
   if (access(pins.root().c_str(), F_OK) == 0) lock.emplace(pins.root());
-  stop_follower(st->daemon_pid);  // first: it would re-add what is being removed
+  // The follower serves every device under its pin root: stop it (first, or it would re-add what
+  // is being removed) only when this is the last one; otherwise it notices the removal itself.
+  bool last = true;
+  for (const auto& [other, ost] : store.list_here(st->pin_root)) last &= other == id;
+  if (last) stop_follower(st->daemon_pid);
   Applier applier(store, id, *st);
   applier.remove_all();
   std::string dev_map = pins.root() + "/ipsnat_dev";
@@ -295,23 +317,57 @@ int follow(const AttachRequest& req) {
   std::string id = StateStore::id_for(req.dev);
   auto st = store.load(id);
   if (!st) throw UserError("ipsnat is not attached to \"" + req.dev + "\"", "run ipsnat attach first");
-  spd::NatConfig nat;
-  for (const auto& p : st->inside) nat.inside.push_back(spd::parse_prefix(p));
-  spd::SpdMirror mirror(spd::SpdMapFds::from_pins(st->pin_root), nat);
-  mirror.sync_once();
-  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror.model().size());
-  AttachRequest again = req;
-  again.sync_spd = false;
-  again.spawn_follower = false;
-  again.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
+  const std::string root = st->pin_root;
+  auto lock = MirrorLock::try_acquire(root);
+  if (!lock) {
+    auto h = MirrorLock::holder(root);
+    spdlog::warn("follower for {}: the SPD maps under {} are mirrored by {}; not starting a second mirror", req.dev,
+                 root, h ? h->str() : "another process");
+    return 0;
+  }
+  // The NAT inside prefixes of every device attached under this pin root in this namespace.
+  auto inside_of = [&](const auto& devices) {
+    spd::NatConfig nat;
+    for (const auto& [i, s] : devices)
+      for (const auto& p : s.inside) {
+        auto prefix = spd::parse_prefix(p);
+        if (std::find(nat.inside.begin(), nat.inside.end(), prefix) == nat.inside.end()) nat.inside.push_back(prefix);
+      }
+    return nat;
+  };
+  auto devices = store.list_here(root);
+  spd::NatConfig nat = inside_of(devices);
+  auto mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
+  mirror->sync_once();
+  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
   while (!g_stop) {
-    bool changed = mirror.poll_once(500);
-    if (!store.load(id)) break;  // detached
+    bool changed = mirror->poll_once(500);
+    devices = store.list_here(root);
+    if (devices.empty()) break;  // everything detached
+    spd::NatConfig now = inside_of(devices);
+    if (now.inside != nat.inside) {  // a device was attached with other inside prefixes
+      mirror.reset();
+      nat = now;
+      mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
+      mirror->sync_once();
+      changed = true;
+    }
     if (!changed) continue;
-    try {
-      attach(again);
-    } catch (const std::exception& e) {
-      spdlog::error("follower for {}: re-planning after an SPD change failed: {}", req.dev, e.what());
+    for (const auto& [i, s] : devices) {
+      AttachRequest again = req;
+      again.dev = s.dev;
+      again.settings.mode = s.mode == "route" ? ModeRequest::Route : ModeRequest::Policy;
+      again.settings.inside.clear();
+      for (const auto& p : s.inside) again.settings.inside.push_back(spd::parse_prefix(p));
+      again.sync_spd = false;
+      again.spawn_follower = false;
+      again.only_if_attached = true;
+      again.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
+      try {
+        attach(again);
+      } catch (const std::exception& e) {
+        spdlog::error("follower: re-planning {} after an SPD change failed: {}", s.dev, e.what());
+      }
     }
   }
   return 0;

@@ -16,6 +16,8 @@ struct AttachRequest {
   bool dry_run = false;
   bool sync_spd = true;        // fill the SPD maps once (off in the follower: its mirror owns them)
   bool spawn_follower = true;  // start `ipsnat attach DEV --follow` in the background
+  uint32_t ct_max = 0;         // conntrack entries (--ct-max); 0: keep the pinned map's, else default
+  bool only_if_attached = false;  // a re-plan: do nothing if DEV was detached meanwhile
 };
 
 // Reads links, addresses, the SPD and routes (needs CAP_NET_ADMIN for the SPD).

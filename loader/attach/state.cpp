@@ -1,9 +1,11 @@
 #include "attach/state.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -84,5 +86,27 @@ void StateStore::save(const std::string& id, const AttachState& s) const {
 }
 
 void StateStore::remove(const std::string& id) const { unlink(path(id).c_str()); }
+
+std::vector<std::pair<std::string, AttachState>> StateStore::list_here(const std::string& pin_root) const {
+  std::vector<std::pair<std::string, AttachState>> out;
+  std::string prefix = std::to_string(current_netns()) + "@";
+  DIR* d = opendir(dir_.c_str());
+  if (!d) return out;
+  std::vector<std::string> ids;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.starts_with(prefix) && name.ends_with(".json")) ids.push_back(name.substr(0, name.size() - 5));
+  }
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  for (const auto& id : ids) {
+    try {
+      if (auto st = load(id); st && st->pin_root == pin_root) out.emplace_back(id, std::move(*st));
+    } catch (const std::exception&) {
+      // A record being replaced or unreadable: its own attach/detach reports it.
+    }
+  }
+  return out;
+}
 
 }  // namespace ipsnat::attach

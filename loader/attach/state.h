@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -47,6 +48,8 @@ class StateStore {
   void save(const std::string& id, const AttachState& s) const;
   void remove(const std::string& id) const;
   std::string path(const std::string& id) const { return dir_ + "/" + id + ".json"; }
+  // The devices attached in this network namespace with their maps under pin_root, by id.
+  std::vector<std::pair<std::string, AttachState>> list_here(const std::string& pin_root) const;
 
  private:
   std::string dir_;

@@ -4,6 +4,7 @@
 #include "attach/session.h"
 #include "cli/command.h"
 #include "cli/output.h"
+#include "maps/ct.h"
 #include "spd/policy.h"
 #include "sys/pin_store.h"
 #include "util/error.h"
@@ -19,6 +20,7 @@ void register_attach(CLI::App& app, Context& ctx) {
     bool dry_run = false;
     bool no_daemon = false;
     bool follow = false;
+    uint32_t ct_max = 0;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("attach", "Translate traffic that leaves through DEV into IPsec");
@@ -35,6 +37,9 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->add_option("--route-mtu", args->settings.route_mtu, "MTU of the LWT routes (default: device MTU - 88)");
   cmd->add_flag("--allow-empty", args->settings.allow_empty,
                 "Attach although no IPsec out-policy concerns DEV yet");
+  cmd->add_option("--ct-max", args->ct_max,
+                  "Conntrack entries, 2 per flow (default: the pinned map's size, else " +
+                      std::to_string(IPSNAT_CT_MAX_ENTRIES) + "; preallocated, ~128 bytes each)");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
   cmd->add_flag("--no-daemon", args->no_daemon,
                 "Do not start the background follower (SPD changes are then someone else's job)");
@@ -52,6 +57,7 @@ void register_attach(CLI::App& app, Context& ctx) {
       for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
       req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
       req.dry_run = args->dry_run;
+      req.ct_max = args->ct_max;
       req.spawn_follower = !args->no_daemon && !args->dry_run;
       if (args->follow) return attach::follow(req);
       auto res = attach::attach(req);

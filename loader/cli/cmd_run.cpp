@@ -1,15 +1,52 @@
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
+#include "attach/session.h"
 #include "cli/command.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/components.h"
 #include "daemon/plugins.h"
 #include "state/pinned.h"
+#include "sys/mirror_lock.h"
+#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
+
+namespace {
+
+// One SPD mirror per pin root (sys/mirror_lock.h). The follower of a hand-run `ipsnat attach`
+// hands over to the daemon (it is stopped); another daemon is an error naming it.
+std::pair<std::string, MirrorLock> take_mirror_lock(const std::string& pin_root) {
+  attach::require_privileges(true);
+  PinStore(pin_root).prepare();
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (auto lock = MirrorLock::try_acquire(pin_root)) return {pin_root, std::move(*lock)};
+    auto h = MirrorLock::holder(pin_root);
+    if (h && h->is_follower()) {
+      if (attempt == 0) {
+        // Logging is configured once the config is loaded; this goes to stderr like it.
+        std::fprintf(stderr, "ipsnat run: taking the SPD mirror over from the attach follower, %s\n", h->str().c_str());
+        kill(h->pid, SIGTERM);
+      }
+    } else if (h) {
+      throw UserError("another ipsnat already mirrors the SPD into " + pin_root + ": " +
+                          (h ? h->str() : std::string("a process holding ") + MirrorLock::path(pin_root)),
+                      "stop it, or give this daemon its own --pin-root");
+    }
+    usleep(100 * 1000);
+  }
+  throw UserError("the attach follower holding " + MirrorLock::path(pin_root) + " did not stop",
+                  "ipsnat detach its devices, or kill it");
+}
+
+}  // namespace
 
 void register_run(CLI::App& app, Context& ctx) {
   struct Args {
@@ -21,7 +58,7 @@ void register_run(CLI::App& app, Context& ctx) {
     bool check_config = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("run", "Run as a daemon: keep the SPD mirror and conntrack housekeeping going");
+  auto* cmd = app.add_subcommand("run", "Run as a daemon: attach the configured devices, keep the SPD mirror and conntrack housekeeping going");
   cmd->add_option("-c,--config", args->config, "TOML configuration file (docs/config.md)");
   cmd->add_option("--metrics", args->metrics, "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9477)");
   cmd->add_option("--log-format", args->log_format, "text | json")->check(CLI::IsMember({"text", "json"}));
@@ -30,13 +67,16 @@ void register_run(CLI::App& app, Context& ctx) {
   cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)");
   cmd->add_flag("--check-config", args->check_config, "Parse the configuration, report errors, and exit");
   cmd->footer(
-      "SIGHUP reloads the configuration (a bad one is reported and the running one kept).\n"
-      "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.");
+      "Devices attached before (by an earlier daemon or by hand) are adopted, not re-attached.\n"
+      "SIGHUP reloads the configuration: devices added are attached, removed ones detached (a bad\n"
+      "file is reported with FILE:LINE and the running configuration kept).\n"
+      "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.\n"
+      "One SPD mirror per pin root: a second daemon is refused; an attach follower hands over.");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       daemon::DaemonOptions opts;
       opts.config_path = args->config;
-      opts.pin_root = state::default_pin_root();
+      opts.pin_root = PinStore::resolve_root(ctx.global.pin_root);
       if (!args->metrics.empty()) {
         auto a = config::parse_listen_address(args->metrics);
         if (!a) throw UserError("--metrics: expected ADDR:PORT like 127.0.0.1:9477, got \"" + args->metrics + "\"");
@@ -56,15 +96,19 @@ void register_run(CLI::App& app, Context& ctx) {
         return 0;
       }
 
+      auto mirror_lock = take_mirror_lock(opts.pin_root);
       daemon::Daemon d(std::move(opts));
-      daemon::ServiceContext sctx{state::default_pin_root()};
+      daemon::ServiceContext sctx{mirror_lock.first};
+      auto mirror = daemon::make_spd_mirror_service(sctx);
+      auto attach = daemon::make_attach_service(sctx, mirror.get());
       struct Plug {
         const char* what;
         std::unique_ptr<daemon::Service> service;
       };
+      // Order matters: apply() attaches first, so the mirror finds the pinned maps to adopt.
       Plug plugs[] = {
-          {"attach", daemon::make_attach_service(sctx)},
-          {"spd_mirror", daemon::make_spd_mirror_service(sctx)},
+          {"attach", std::move(attach)},
+          {"spd_mirror", std::move(mirror)},
           {"ct_gc", daemon::make_ct_gc_service(sctx)},
           {"datapath_metrics", daemon::make_datapath_metrics_service(sctx)},
       };

@@ -9,10 +9,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config/diff.h"
 #include "ct/ct_map.h"
 #include "ct/gc.h"
 #include "maps/config.h"
 #include "spd/mirror.h"
+#include "spd/policy.h"
 #include "state/pinned.h"
 #include "util/error.h"
 
@@ -30,9 +32,11 @@ spd::Prefix to_spd(const config::Ipv4Prefix& p) { return spd::Prefix{spd::Addres
 
 // [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
 // selector is the rule's `to` (the address or block the SPD names).
-spd::NatConfig nat_config_of(const config::Config& c) {
+spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::string>& inferred_inside) {
   spd::NatConfig n;
   for (const auto& p : c.inside) n.inside.push_back(to_spd(p));
+  if (c.inside.empty())
+    for (const auto& p : inferred_inside) n.inside.push_back(spd::parse_prefix(p));
   for (const auto& r : c.nat) {
     spd::NatOverride o;
     o.policy_src = to_spd(r.to);
@@ -64,7 +68,7 @@ void SpdMirrorService::try_adopt() {
     return;
   }
   try {
-    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat_config_of(*config_));
+    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat_config_of(*config_, inferred_inside_));
     mirror_->sync_once();
     last_resync_ = now_unix();
     last_error_.clear();
@@ -76,11 +80,18 @@ void SpdMirrorService::try_adopt() {
   }
 }
 
+void SpdMirrorService::set_inferred_inside(std::vector<std::string> inside) {
+  if (inside == inferred_inside_) return;
+  inferred_inside_ = std::move(inside);
+  if (config_ && config_->inside.empty() && mirror_) {
+    spdlog::info("spd_mirror: inside prefixes inferred by attach changed; full sync");
+    mirror_.reset();
+  }
+  try_adopt();
+}
+
 void SpdMirrorService::apply(const config::Config& c) {
-  bool nat_changed = !config_ || config_->inside != c.inside || config_->nat.size() != c.nat.size();
-  if (config_ && !nat_changed)
-    for (size_t i = 0; i < c.nat.size(); ++i)
-      nat_changed |= !(config_->nat[i].inside == c.nat[i].inside && config_->nat[i].to == c.nat[i].to);
+  bool nat_changed = !config_ || config::nat_changed(*config_, c);
   config_ = std::make_unique<config::Config>(c);
   if (nat_changed && mirror_) {
     // The mirror takes its NAT settings at construction: rebuild it, with a full sync.
@@ -92,8 +103,9 @@ void SpdMirrorService::apply(const config::Config& c) {
 void SpdMirrorService::on_readable() {
   if (!mirror_) return;
   uint64_t before = mirror_->stats().resyncs;
-  mirror_->poll_once(0);
+  bool changed = mirror_->poll_once(0);
   if (mirror_->stats().resyncs != before) last_resync_ = now_unix();
+  if (changed && on_change_) on_change_();
 }
 
 void SpdMirrorService::on_timer() { try_adopt(); }

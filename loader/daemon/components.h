@@ -2,7 +2,9 @@
 // The daemon's adapters around the SPD mirror (spd/mirror.h) and the conntrack GC (ct/gc.h).
 // Both adopt the pinned maps lazily: when nothing is attached yet they report so and retry on
 // their timer, so `ipsnat run` may start before `ipsnat attach` (or the attach service) pins.
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "daemon/service.h"
@@ -29,8 +31,17 @@ class SpdMirrorService : public Service {
   void collect(metrics::Exposition& e) const override;
   void report(state::DaemonState& s) const override;
 
+  bool live() const { return mirror_ != nullptr; }
+  // Called after the mirror rewrote the maps for an SPD change (the attach service re-plans).
+  void set_on_change(std::function<void()> f) { on_change_ = std::move(f); }
+  // The inside prefixes attach inferred (used when the config names none); rebuilds the mirror
+  // when they changed.
+  void set_inferred_inside(std::vector<std::string> inside);
+
  private:
   void try_adopt();
+  std::function<void()> on_change_;
+  std::vector<std::string> inferred_inside_;
   std::string pin_root_;
   std::unique_ptr<config::Config> config_;
   std::unique_ptr<spd::SpdMirror> mirror_;

@@ -1,5 +1,6 @@
 #include "daemon/plugins.h"
 
+#include "daemon/attach_service.h"
 #include "daemon/components.h"
 #include "daemon/datapath_metrics.h"
 
@@ -7,7 +8,7 @@ namespace ipsnat::daemon {
 
 // The SPD mirror (spd::SpdMirror): fd() is its NETLINK_XFRM socket, on_readable() applies the
 // notifications and rewrites the maps, report() fills state.mirror.
-std::unique_ptr<Service> make_spd_mirror_service(const ServiceContext& ctx) {
+std::unique_ptr<SpdMirrorService> make_spd_mirror_service(const ServiceContext& ctx) {
   return std::make_unique<SpdMirrorService>(ctx.pin_root);
 }
 
@@ -17,9 +18,17 @@ std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx) {
   return std::make_unique<CtGcService>(ctx.pin_root);
 }
 
-// Plug point for the attach branch: apply() attaches (or adopts the pinned state of) every
-// [[device]] and detaches nothing on exit.
-std::unique_ptr<Service> make_attach_service(const ServiceContext&) { return nullptr; }
+// apply() attaches (or adopts the pinned state of) every [[device]], detaches removed ones, and
+// nothing on exit (daemon/attach_service.h).
+std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirrorService* mirror) {
+  auto a = std::make_unique<AttachService>(
+      ctx.pin_root, [mirror] { return mirror && mirror->live(); },
+      [mirror](std::vector<std::string> inside) {
+        if (mirror) mirror->set_inferred_inside(std::move(inside));
+      });
+  if (mirror) mirror->set_on_change([raw = a.get()] { raw->replan(); });
+  return a;
+}
 
 std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx) {
   return std::make_unique<DatapathMetrics>(ctx.pin_root);

@@ -16,9 +16,12 @@ struct ServiceContext {
   std::string pin_root;
 };
 
-std::unique_ptr<Service> make_spd_mirror_service(const ServiceContext& ctx);
+class SpdMirrorService;
+std::unique_ptr<SpdMirrorService> make_spd_mirror_service(const ServiceContext& ctx);
 std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx);
-std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx);
+// Wires itself to the mirror: attach writes no SPD maps while the mirror is live, and re-plans
+// the devices after each SPD change the mirror applied.
+std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirrorService* mirror);
 std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx);
 
 }  // namespace ipsnat::daemon

@@ -26,6 +26,7 @@ nlohmann::json to_json(const DaemonState& s) {
       {"reload_failures", s.reload_failures},
       {"last_reload_error", s.last_reload_error},
       {"devices", s.devices},
+      {"device_errors", s.device_errors},
       {"pin_root", s.pin_root},
       {"metrics", s.metrics},
       {"mirror",
@@ -60,6 +61,7 @@ DaemonState state_from_json(const nlohmann::json& j) {
   s.reload_failures = j.value("reload_failures", uint64_t(0));
   s.last_reload_error = j.value("last_reload_error", "");
   s.devices = j.value("devices", std::vector<std::string>{});
+  s.device_errors = j.value("device_errors", std::map<std::string, std::string>{});
   s.pin_root = j.value("pin_root", "");
   s.metrics = j.value("metrics", "");
   if (auto m = j.find("mirror"); m != j.end() && m->is_object()) {

@@ -4,6 +4,7 @@
 // on every change and at least every kPublishInterval. Format: docs/operations.md.
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct DaemonState {
   uint64_t reload_failures = 0;
   std::string last_reload_error;
   std::vector<std::string> devices;
+  std::map<std::string, std::string> device_errors;  // configured device -> why it is not attached
   std::string pin_root;
   std::string metrics;   // "ADDR:PORT" or ""
   MirrorHealth mirror;

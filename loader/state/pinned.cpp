@@ -136,7 +136,12 @@ std::optional<ConntrackSummary> PinnedState::conntrack() const {
   ipsnat_ct_entry e{};
   const ipsnat_ct_key* prev = nullptr;
   uint64_t guard = 0;
-  while (bpf_map_get_next_key(fd.get(), prev, &next) == 0 && guard++ < 2ULL * IPSNAT_CT_MAX_ENTRIES) {
+  bpf_map_info info{};
+  uint32_t info_len = sizeof(info);
+  uint64_t bound = 2ULL * (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) == 0 && info.max_entries
+                               ? info.max_entries
+                               : IPSNAT_CT_MAX_ENTRIES);
+  while (bpf_map_get_next_key(fd.get(), prev, &next) == 0 && guard++ < bound) {
     key = next;
     prev = &key;
     if (bpf_map_lookup_elem(fd.get(), &key, &e) < 0) continue;  // deleted meanwhile

@@ -113,6 +113,9 @@ std::string status_to_text(const nlohmann::json& s) {
            std::to_string(d.value("reloads", 0)) + " reloads, " + std::to_string(d.value("reload_failures", 0)) +
            " rejected\n";
     if (!d.value("last_reload_error", "").empty()) out += "  last reload error: " + d.value("last_reload_error", "") + "\n";
+    if (d.contains("device_errors") && d["device_errors"].is_object())
+      for (const auto& [dev, err] : d["device_errors"].items())
+        out += "  device " + dev + " not attached: " + err.get<std::string>() + "\n";
     const auto& m = d.at("mirror");
     if (m.value("enabled", false))
       out += "  mirror: " + std::string(m.value("healthy", false) ? "healthy" : "UNHEALTHY") + ", " +

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "maps/common.h"
+#include "maps/ct.h"
 #include "maps/spd.h"
 #include "util/error.h"
 
@@ -103,6 +104,26 @@ PinStore::Lock::Lock(const std::string& dir) : fd_(open(dir.c_str(), O_RDONLY | 
 }
 
 PinStore::Lock::~Lock() { close(fd_); }
+
+uint32_t PinStore::ct_entries_for(uint32_t requested) const {
+  if (requested != 0 && (requested < IPSNAT_CT_MIN_ENTRIES || requested > IPSNAT_CT_LIMIT_ENTRIES || requested % 2))
+    throw UserError("conntrack size " + std::to_string(requested) + " is out of range",
+                    "an even number of entries (2 per flow) from " + std::to_string(IPSNAT_CT_MIN_ENTRIES) + " to " +
+                        std::to_string(IPSNAT_CT_LIMIT_ENTRIES));
+  std::string pin = root_ + "/ipsnat_ct";
+  int fd = bpf_obj_get(pin.c_str());
+  if (fd < 0) return requested ? requested : IPSNAT_CT_MAX_ENTRIES;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  if (rc != 0 || info.max_entries == 0) return requested ? requested : IPSNAT_CT_MAX_ENTRIES;
+  if (requested == 0 || requested == info.max_entries) return info.max_entries;
+  throw UserError("pinned conntrack map " + pin + " holds " + std::to_string(info.max_entries) +
+                      " entries, --ct-max asks for " + std::to_string(requested),
+                  "it is shared by every attached device: omit --ct-max to keep " + std::to_string(info.max_entries) +
+                      ", or detach every device and remove " + pin + " to resize (its flows are lost)");
+}
 
 std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
   std::vector<std::string> messages;

@@ -39,6 +39,12 @@ class PinStore {
   };
   Lock lock() const { return Lock(root_); }
 
+  // The size to give ipsnat_ct: `requested` (0: the pinned map's size, or the default when none
+  // is pinned). A pinned map of another size is shared by every attached device and cannot be
+  // resized in place: a different explicit request throws UserError saying both sizes.
+  // Throws UserError for a size outside IPSNAT_CT_MIN_ENTRIES..IPSNAT_CT_LIMIT_ENTRIES or odd.
+  uint32_t ct_entries_for(uint32_t requested) const;
+
   // Before bpf_object__load (the object opened with pin_root_path = root()): removes pinned
   // maps that this build must not reuse. Returns one message per replaced map.
   std::vector<std::string> drop_incompatible(bpf_object* obj) const;

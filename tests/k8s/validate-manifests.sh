@@ -26,4 +26,19 @@ sed -i 's/add: \["BPF", "NET_ADMIN"\]/add: ["BPF", "NET_ADMIN", "SYS_PTRACE"]/' 
 if node "$here/validate.mjs" "$tmp" 2>"$tmp/err"; then
   echo "FAIL: the negative control (extra capability) was accepted"; exit 1
 fi
+cp "$src"/deploy/kubernetes/*.yaml "$tmp/"
+python3 - "$tmp/daemonset.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("""          hostPath:
+            path: /run/ipsnat
+            type: DirectoryOrCreate""", """          emptyDir:
+            medium: Memory""")
+open(p, "w").write(s)
+PY
+if node "$here/validate.mjs" "$tmp" 2>"$tmp/err"; then
+  echo "FAIL: the negative control (attach state in an emptyDir) was accepted"; exit 1
+fi
+grep -q 'must be a hostPath volume of /run/ipsnat' "$tmp/err" || { echo "FAIL: unexpected error:"; cat "$tmp/err"; exit 1; }
 echo "negative controls rejected as expected"

@@ -30,6 +30,12 @@ function checkIpsnatRules(where, doc) {
   need(doc.spec?.updateStrategy?.type === "RollingUpdate", "updateStrategy.type must be RollingUpdate");
   const bpffs = (pod.volumes ?? []).find((v) => v.hostPath?.path === "/sys/fs/bpf");
   need(bpffs, "a hostPath volume for /sys/fs/bpf is required (pins must outlive the pod)");
+  // The attach records must outlive the pod like the pins, or the next pod cannot adopt.
+  const runMount = (pod.containers ?? []).flatMap((c) => c.volumeMounts ?? []).find((m) => m.mountPath === "/run/ipsnat");
+  const runVol = runMount && (pod.volumes ?? []).find((v) => v.name === runMount.name);
+  need(runVol?.hostPath?.path === "/run/ipsnat", "/run/ipsnat (attach state) must be a hostPath volume of /run/ipsnat");
+  need(doc.spec?.updateStrategy?.rollingUpdate?.maxSurge === 0,
+       "rollingUpdate.maxSurge must be 0 (one daemon per node and pin root)");
   for (const c of pod.containers ?? []) {
     const cw = `${where}: container ${c.name}`;
     const caps = c.securityContext?.capabilities ?? {};
@@ -45,7 +51,7 @@ function checkIpsnatRules(where, doc) {
     for (const probe of ["livenessProbe", "readinessProbe"]) {
       const cmd = c[probe]?.exec?.command ?? [];
       if (!(cmd[0]?.endsWith("ipsnat") && cmd.includes("status")))
-        problems.push(`${cw}: ${probe} must exec 'ipsnat status --check'`);
+        problems.push(`${cw}: ${probe} must exec 'ipsnat status --check' (or --alive)`);
     }
   }
 }

@@ -1,0 +1,154 @@
+#include "daemon/attach_service.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "attach/session.h"
+#include "attach/state.h"
+#include "config/diff.h"
+#include "spd/policy.h"
+
+namespace ipsnat::daemon {
+
+namespace {
+attach::ModeRequest mode_of(config::DeviceMode m) {
+  switch (m) {
+    case config::DeviceMode::kRoute: return attach::ModeRequest::Route;
+    case config::DeviceMode::kPolicy: return attach::ModeRequest::Policy;
+    default: return attach::ModeRequest::Auto;
+  }
+}
+
+std::string where(const config::Config& c, const config::Device& d) {
+  return (c.source.empty() ? std::string("(defaults)") : c.source) + ":" + std::to_string(d.line);
+}
+}  // namespace
+
+AttachService::AttachService(std::string pin_root, std::function<bool()> mirror_live,
+                             std::function<void(std::vector<std::string>)> inferred_inside)
+    : pin_root_(std::move(pin_root)),
+      mirror_live_(std::move(mirror_live)),
+      inferred_inside_(std::move(inferred_inside)) {}
+
+void AttachService::attach_device(const config::Device& d, bool replan_only) {
+  attach::StateStore store(attach::StateStore::resolve_dir());
+  auto prev = store.load(attach::StateStore::id_for(d.name));
+  attach::AttachRequest req;
+  req.dev = d.name;
+  req.pin_root = pin_root_;
+  req.settings.mode = mode_of(d.mode);
+  for (const auto& p : config_.inside) req.settings.inside.push_back(spd::parse_prefix(p.str()));
+  // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
+  req.settings.allow_empty = true;
+  req.spawn_follower = false;  // this daemon is the mirror
+  req.only_if_attached = replan_only;
+  // One writer of the SPD maps: while the daemon's mirror runs it owns them. A device attached
+  // before (state and pinned programs exist) is adopted from its pins: same programs, no reload.
+  req.sync_spd = !prev && !mirror_live_();
+  auto res = attach::attach(req);
+  for (const auto& w : res.warnings) spdlog::warn("attach {}: {}", d.name, w);
+  modes_[d.name] = attach::to_string(res.plan.mode);
+  if (!replan_only)
+    spdlog::info("attach {}: {} mode, {} ({} steps)", d.name, modes_[d.name],
+                 prev ? "adopted the pinned state" : "attached", res.plan.steps.size());
+}
+
+void AttachService::publish_inside() const {
+  std::vector<std::string> inside;
+  attach::StateStore store(attach::StateStore::resolve_dir());
+  for (const auto& [id, st] : store.list_here(pin_root_)) {
+    bool configured = std::any_of(config_.devices.begin(), config_.devices.end(),
+                                  [&](const config::Device& d) { return d.name == st.dev; });
+    if (!configured) continue;
+    for (const auto& p : st.inside)
+      if (std::find(inside.begin(), inside.end(), p) == inside.end()) inside.push_back(p);
+  }
+  inferred_inside_(inside);
+}
+
+void AttachService::apply(const config::Config& c) {
+  config::Config before = applied_ ? config_ : config::Config{};
+  auto diff = config::diff_devices(before, c);
+  config_ = c;
+  applied_ = true;
+  for (const auto& d : diff.removed) {
+    errors_.erase(d.name);
+    modes_.erase(d.name);
+    try {
+      if (attach::detach(d.name)) {
+        ++detaches_;
+        spdlog::info("detach {}: removed from the configuration", d.name);
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("detach {}: {}", d.name, e.what());
+    }
+  }
+  std::vector<config::Device> todo = diff.added;
+  todo.insert(todo.end(), diff.changed.begin(), diff.changed.end());
+  // Devices still failing from before are retried with the new settings too.
+  for (const auto& d : diff.unchanged)
+    if (errors_.count(d.name)) todo.push_back(d);
+  for (const auto& d : todo) {
+    try {
+      attach_device(d, false);
+      ++attaches_;
+      errors_.erase(d.name);
+    } catch (const std::exception& e) {
+      errors_[d.name] = e.what();
+      modes_.erase(d.name);
+      spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(), period().count() / 1000);
+    }
+  }
+  publish_inside();
+}
+
+void AttachService::on_timer() {
+  if (errors_.empty()) return;
+  bool any = false;
+  for (const auto& d : config_.devices) {
+    auto it = errors_.find(d.name);
+    if (it == errors_.end()) continue;
+    try {
+      attach_device(d, false);
+      ++attaches_;
+      errors_.erase(it);
+      any = true;
+    } catch (const std::exception& e) {
+      if (it->second != e.what()) spdlog::error("attach {} ({}): {}", d.name, where(config_, d), e.what());
+      it->second = e.what();
+    }
+  }
+  if (any) publish_inside();
+}
+
+void AttachService::replan() {
+  ++replans_;
+  for (const auto& d : config_.devices) {
+    if (errors_.count(d.name)) continue;
+    try {
+      attach_device(d, true);
+    } catch (const std::exception& e) {
+      spdlog::error("attach {}: re-planning after an SPD change failed: {}", d.name, e.what());
+    }
+  }
+}
+
+void AttachService::collect(metrics::Exposition& e) const {
+  using metrics::MetricType;
+  auto& up = e.family("ipsnat_device_attached", "1 for each configured device ipsnat is attached to, 0 while it fails",
+                      MetricType::kGauge);
+  for (const auto& d : config_.devices) {
+    auto m = modes_.find(d.name);
+    up.add(m != modes_.end() ? 1 : 0, {{"device", d.name}, {"mode", m != modes_.end() ? m->second : "none"}});
+  }
+  e.family("ipsnat_attach_replans_total", "Re-plans of the devices' routes and policies after SPD changes",
+           MetricType::kCounter)
+      .add(replans_);
+}
+
+void AttachService::report(state::DaemonState& s) const {
+  s.device_errors = errors_;
+}
+
+}  // namespace ipsnat::daemon

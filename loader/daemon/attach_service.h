@@ -1,0 +1,47 @@
+#pragma once
+// The daemon's attachments: at start every [[device]] is attached, or adopted when its pinned
+// programs and state record exist (same program ids, no detach/attach flap); on SIGHUP added
+// devices are attached, removed ones detached, changed ones (mode, inside prefixes) re-planned in
+// place; after every SPD change the mirror reports, each device's routes and companion policies
+// are re-planned (what the `ipsnat attach` follower does by hand). Nothing is detached on exit.
+// A device that cannot be attached (absent, no such kind) is logged with its config line and
+// retried on the timer; the others keep running.
+#include <functional>
+#include <map>
+#include <string>
+
+#include "daemon/service.h"
+
+namespace ipsnat::daemon {
+
+class AttachService : public Service {
+ public:
+  // mirror_live: whether the daemon's SPD mirror writes the maps now (then attach must not
+  // write them itself: one writer per pin root). inferred_inside: told the inside prefixes that
+  // attach inferred, for the mirror's NAT when the config names none.
+  AttachService(std::string pin_root, std::function<bool()> mirror_live,
+                std::function<void(std::vector<std::string>)> inferred_inside);
+  std::string name() const override { return "attach"; }
+  std::chrono::milliseconds period() const override { return std::chrono::seconds(5); }
+  void on_timer() override;  // retries devices that failed
+  void apply(const config::Config& c) override;
+  void collect(metrics::Exposition& e) const override;
+  void report(state::DaemonState& s) const override;
+
+  // After the kernel's SPD changed: re-plan every attached device of the configuration.
+  void replan();
+
+ private:
+  void attach_device(const config::Device& d, bool replan_only);
+  void publish_inside() const;
+  std::string pin_root_;
+  std::function<bool()> mirror_live_;
+  std::function<void(std::vector<std::string>)> inferred_inside_;
+  config::Config config_;
+  bool applied_ = false;
+  std::map<std::string, std::string> errors_;  // device -> why it is not attached
+  std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
+  uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
+};
+
+}  // namespace ipsnat::daemon

@@ -4,7 +4,8 @@
 # strongSwan would install it (out NAT_IP/32 -> COMPANY_NET), and `ipsnat attach eth0`.
 # Without ESP in this kernel nothing can be encrypted, so the proof is the kernel's own: its xfrm
 # lookup asks for an SA (XFRM_MSG_ACQUIRE) for the *translated* flow, and the transit sees no
-# cleartext. On a kernel with ESP the same topology carries a real tunnel (tests/vm/).
+# cleartext. On a kernel with ESP the same topology carries a real tunnel: scripts/demo-esp.sh, which
+# scripts/demo.sh runs (in a VM when needed); this script is its fallback (demo.sh --no-vm).
 # usage: demo-lab.sh [seed|alt]   (alt: other prefixes, nothing is hard-coded)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd -P)

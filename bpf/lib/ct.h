@@ -130,13 +130,17 @@ enum ct_create_result {
 static __always_inline int ct_create(const struct ipsnat_ct_key *orig_k, const struct ipsnat_ct_entry *orig_e,
 				     const struct ipsnat_ct_key *reply_k, const struct ipsnat_ct_entry *reply_e)
 {
-	long err = bpf_map_update_elem(&ipsnat_ct, reply_k, reply_e, BPF_NOEXIST);
+	/* Only the low 32 bits: before Linux 6.4 the verifier turns this helper into a direct call
+	 * of the map's update op, which returned int, so -EEXIST arrives zero-extended
+	 * (0xffffffef) and a 64-bit compare misses it (seen on Debian's 6.1: every port search
+	 * ended as "conntrack full"). */
+	int err = (int)bpf_map_update_elem(&ipsnat_ct, reply_k, reply_e, BPF_NOEXIST);
 
 	if (err == -EEXIST)
 		return CT_PORT_TAKEN;
 	if (err)
 		return CT_FULL;
-	err = bpf_map_update_elem(&ipsnat_ct, orig_k, orig_e, BPF_NOEXIST);
+	err = (int)bpf_map_update_elem(&ipsnat_ct, orig_k, orig_e, BPF_NOEXIST);
 	if (err) {
 		bpf_map_delete_elem(&ipsnat_ct, reply_k);
 		return err == -EEXIST ? CT_RACED : CT_FULL;

@@ -197,11 +197,7 @@ nat_check_udp() {
 
 # nat_check_napt PORT: both LAN hosts at once, with the same ICMP echo id, the same UDP
 # source port and the same TCP source port, so the NAT must tell them apart by translation.
-# Pending (NAT_NAPT=1, scenario p_nat_napt): on the VM's 6.1 kernel the second host's flow is
-# counted drop-ct-full (ct_create gets an error other than EEXIST after its port was taken), so
-# it never reaches conntrack; the bpf tier's Nat.TwoHosts* fail the same way there. Cause open.
 nat_check_napt() {
-  [[ ${NAT_NAPT:-0} == 1 ]] || return 0
   local port=$1 peers=$LAB_STATE/napt.peers r1 r2 srv f1=$LAB_STATE/napt.1 f2=$LAB_STATE/napt.2
   LAB_PING_COUNT=5 lab_ping lanhost "$LAB_CHOST_IP" -e 4242 & r1=$!
   LAB_PING_COUNT=5 lab_ping lanhost2 "$LAB_CHOST_IP" -e 4242 & r2=$!
@@ -238,9 +234,7 @@ nat_check_napt() {
 # nat_check_forward NAT_PORT INSIDE_PORT: chost opens a TCP connection to NAT_IP:NAT_PORT
 # (attach was given --forward tcp:NAT_PORT=LANHOST:INSIDE_PORT) and reaches a server on
 # lanhost, which sees the company host's own address.
-# Pending with NAPT (NAT_NAPT=1): not yet run to the end in the VM (netns tier covers it).
 nat_check_forward() {
-  [[ ${NAT_NAPT:-0} == 1 ]] || return 0
   local srv got
   # shellcheck disable=SC2016 # expanded by socat's shell
   lab_exec lanhost timeout 40 socat "TCP4-LISTEN:$2,reuseaddr" SYSTEM:'echo fwd $SOCAT_PEERADDR' & srv=$!

@@ -57,7 +57,8 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
 void AttachService::publish_inside() const {
   std::vector<std::string> inside;
   attach::StateStore store(attach::StateStore::resolve_dir());
-  for (const auto& [id, st] : store.list_here(pin_root_)) {
+  for (const auto& entry : store.list_here(pin_root_)) {
+    const auto& st = entry.second;  // named, not a structured binding: clang 14 cannot capture those
     bool configured = std::any_of(config_.devices.begin(), config_.devices.end(),
                                   [&](const config::Device& d) { return d.name == st.dev; });
     if (!configured) continue;

@@ -8,23 +8,14 @@
 #include <linux/pkt_cls.h>
 
 #include "maps/fwd.h"
-#include "support/datapath.h"
-#include "support/packet.h"
-#include "support/spd_fixture.h"
+#include "support/seed_nat.h"
 
 namespace ipsnat::test {
 namespace {
 
-constexpr uint8_t kTcp = 6, kUdp = 17;
-constexpr uint8_t kSyn = 0x02, kAck = 0x10;
-
-const std::string kLan = "192.168.1.10", kLan2 = "192.168.1.11", kNat = "10.20.30.2", kRemote = "10.0.0.1";
-
-class Forward : public ::testing::Test {
+class Forward : public SeedNat {
  protected:
   Forward() {
-    install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
-    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
     add_forward(kTcp, kNat, 8080, kLan, 80);
     add_forward(kUdp, kNat, 5353, kLan2, 53);
   }
@@ -38,19 +29,7 @@ class Forward : public ::testing::Test {
     t.inside_port = htons(in_port);
     ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_fwd), &k, &t, BPF_ANY), 0);
   }
-  RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
-  RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
-
-  Datapath dp;
-  PacketBuilder eth;
 };
-
-#define EXPECT_SAME_PACKET(got, want)                                             \
-  do {                                                                            \
-    EXPECT_EQ((got), (want)) << "reasons: " << dp.nonzero_reasons();              \
-    EXPECT_TRUE(verify_checksums((got), 14).ip_ok);                               \
-    EXPECT_TRUE(verify_checksums((got), 14).l4_ok) << verify_checksums((got), 14).detail; \
-  } while (0)
 
 TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNatPort) {
   auto r = rev(eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {}));

@@ -5,38 +5,12 @@
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
-#include "support/datapath.h"
-#include "support/packet.h"
-#include "support/spd_fixture.h"
+#include "support/seed_nat.h"
 
 namespace ipsnat::test {
 namespace {
 
-constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp = 1;
-constexpr uint8_t kSyn = 0x02, kAck = 0x10;
-
-const std::string kLan = "192.168.1.10", kLan2 = "192.168.1.11", kNat = "10.20.30.2", kRemote = "10.0.0.1";
-
-class Nat : public ::testing::Test {
- protected:
-  Nat() {
-    install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
-    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
-  }
-  RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
-  RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
-  RunResult guard(const Bytes& p) { return dp.run(dp.skel()->progs.tc_guard_egress, p); }
-
-  Datapath dp;
-  PacketBuilder eth;
-};
-
-#define EXPECT_SAME_PACKET(got, want)                                             \
-  do {                                                                            \
-    EXPECT_EQ((got), (want)) << "reasons: " << dp.nonzero_reasons();              \
-    EXPECT_TRUE(verify_checksums((got), 14).ip_ok);                               \
-    EXPECT_TRUE(verify_checksums((got), 14).l4_ok) << verify_checksums((got), 14).detail; \
-  } while (0)
+using Nat = SeedNat;
 
 TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
   Bytes syn = eth.tcp({kLan, kRemote, kTcp, 64, 77}, 40000, 80, kSyn, {});

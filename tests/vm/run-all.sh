@@ -12,7 +12,7 @@
 # Prints "PASS|FAIL|SKIP name (Ns)" per scenario and ends with the line
 #   vm: N passed, M failed[, K skipped]
 # exit status: 0 if none failed (and at least one ran or was skipped), else 1.
-# env: IPSNAT_VM_SCENARIO_TIMEOUT (s, default 600) bounds each scenario;
+# env: IPSNAT_VM_SCENARIO_TIMEOUT (s, default 900) bounds each scenario;
 #      IPSNAT_VM_LOGDIR keeps each scenario's output there as NAME.log.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -59,7 +59,7 @@ for t in "${scenarios[@]}"; do
   start=$SECONDS
   # A child bash per scenario: its own traps/variables; timeout bounds a hang.
   set +e
-  timeout -k 10 "${IPSNAT_VM_SCENARIO_TIMEOUT:-600}" bash "$t" </dev/null >"$log" 2>&1
+  timeout -k 10 "${IPSNAT_VM_SCENARIO_TIMEOUT:-900}" bash "$t" </dev/null >"$log" 2>&1
   rc=$?
   set -e
   lab_down

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 400
+# vm-cost: 250
 # shellcheck source-path=SCRIPTDIR
 # The product on policy-based IPsec (strongSwan's default): manual-key SAs and
 # policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->
@@ -58,7 +58,10 @@ policy_nat() {
   lab_down
 }
 
-policy_nat seed 0 1
-policy_nat seed 1 1
-policy_nat alt 1 "${NAT_ALT_FULL:-0}"
+# Phases PROFILE:FIREWALL:FULL. t_nat_policy_fw.sh runs the firewall ones, so that the two
+# halves go to different VMs of the tier.
+for phase in ${NAT_POLICY_PHASES:-seed:0:1}; do
+  IFS=: read -r prof fw full <<<"$phase"
+  policy_nat "$prof" "$fw" "$full"
+done
 finish

@@ -191,7 +191,7 @@ nat_check_udp() {
   local got peers=$LAB_STATE/udp.peers
   nat_udp_server "$2" 15 "$peers"
   got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$2" 20 || true)
-  kill "$NAT_UDP_SRV" 2>/dev/null; wait "$NAT_UDP_SRV" 2>/dev/null || true
+  kill "$NAT_UDP_SRV" 2>/dev/null || true; wait "$NAT_UDP_SRV" 2>/dev/null || true
   expect_eq "$1: UDP echoes from $LAB_CHOST_IP" "${got:-0}" 20
 }
 
@@ -223,7 +223,7 @@ nat_check_napt() {
   lab_exec lanhost2 timeout 30 socat -u "TCP4:$LAB_CHOST_IP:$((port + 1)),sourceport=40100,reuseaddr" STDOUT >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true
-  kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
+  kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
   local p1 p2
   p1=$(cat "$f1") p2=$(cat "$f2")
   expect_eq "NAPT: both TCP connections from source port 40100 seen from $LAB_NAT_IP" \
@@ -245,7 +245,7 @@ nat_check_forward() {
     sleep 0.2
   done
   got=$(lab_exec chost timeout 30 socat -u "TCP4:$LAB_NAT_IP:$1" STDOUT || true)
-  kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
+  kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
   expect_eq "port-forward: chost -> $LAB_NAT_IP:$1 reached lanhost:$2, which saw $LAB_CHOST_IP" \
     "$got" "fwd $LAB_CHOST_IP"
 }

@@ -77,3 +77,15 @@ t_require_bpffs() {
     mount -t bpf bpf /sys/fs/bpf
   fi
 }
+
+# t_veth_pair NS A B: a veth pair A<->B inside NS, both up (a device to attach to, no traffic).
+t_veth_pair() {
+  ip -n "$1" link add "$2" type veth peer name "$3"
+  ip -n "$1" link set "$2" up
+  ip -n "$1" link set "$3" up
+}
+
+# t_pinned_map_id NAME: the kernel id of the map pinned as $IPSNAT_PIN_ROOT/NAME.
+t_pinned_map_id() {
+  bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}

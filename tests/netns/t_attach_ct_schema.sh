@@ -8,22 +8,19 @@ t_require_bpffs
 t_private_roots
 
 ns=$(t_netns gw)
-ip -n "$ns" link add wan0 type veth peer name wan1
-ip -n "$ns" link set wan0 up
-ip -n "$ns" link set wan1 up
+t_veth_pair "$ns" wan0 wan1
 attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon 2>&1; }
-map_id() { bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 key=$(python3 -c 'print(" ".join("%02x" % b for b in b"ipsnat_ct".ljust(16, b"\0")))')
 
 out=$(attach)
 t_expect "first attach is quiet" test -z "$out"
-ct=$(map_id ipsnat_ct)
+ct=$(t_pinned_map_id ipsnat_ct)
 # An entry, as a flow would leave it: it must survive a compatible re-attach.
 # shellcheck disable=SC2046
 bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_ct" key hex $(printf '%02x ' $(seq 1 16)) \
   value hex $(python3 -c 'import json,sys,subprocess; n=json.loads(subprocess.check_output(["bpftool","-j","map","show","pinned",sys.argv[1]]))["bytes_value"]; print(" ".join(["00"]*n))' "$IPSNAT_PIN_ROOT/ipsnat_ct")
 out=$(attach)
-t_expect "same schema: ipsnat_ct kept (same id)" test "$(map_id ipsnat_ct)" == "$ct"
+t_expect "same schema: ipsnat_ct kept (same id)" test "$(t_pinned_map_id ipsnat_ct)" == "$ct"
 t_expect "same schema: its entry kept" bash -c "bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_ct | python3 -c 'import json,sys; sys.exit(0 if len(json.load(sys.stdin)) == 1 else 1)'"
 
 # shellcheck disable=SC2086

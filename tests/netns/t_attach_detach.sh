@@ -6,9 +6,7 @@ t_require_bpffs
 t_private_roots
 
 ns=$(t_netns gw)
-ip -n "$ns" link add wan0 type veth peer name wan1
-ip -n "$ns" link set wan0 up
-ip -n "$ns" link set wan1 up
+t_veth_pair "$ns" wan0 wan1
 
 # Another tool's filter on the same hook must survive ipsnat.
 tc -n "$ns" qdisc add dev wan0 clsact

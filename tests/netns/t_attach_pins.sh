@@ -7,21 +7,18 @@ t_require_bpffs
 t_private_roots
 
 ns=$(t_netns gw)
-ip -n "$ns" link add wan0 type veth peer name wan1
-ip -n "$ns" link set wan0 up
-ip -n "$ns" link set wan1 up
+t_veth_pair "$ns" wan0 wan1
 attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon 2>&1; }
-map_id() { bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 
 out=$(attach)
 t_expect "first attach is quiet" test -z "$out"
-ct=$(map_id ipsnat_ct)
-cfg=$(map_id ipsnat_cfg)
+ct=$(t_pinned_map_id ipsnat_ct)
+cfg=$(t_pinned_map_id ipsnat_cfg)
 # An entry the loader did not write must survive a re-attach (the map is reused, not recreated).
 bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_cfg" key hex 00 00 00 00 \
   value hex 00 04 ff 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
 out=$(attach)
-t_expect "re-attach reuses the conntrack map" test "$(map_id ipsnat_ct)" == "$ct"
+t_expect "re-attach reuses the conntrack map" test "$(t_pinned_map_id ipsnat_ct)" == "$ct"
 t_expect "re-attach keeps map contents" \
   bash -c "bpftool -j map lookup pinned $IPSNAT_PIN_ROOT/ipsnat_cfg key hex 00 00 00 00 | grep -q '\"0x00\",\"0x04\",\"0xff\",\"0x04\"'"
 t_expect "re-attach is quiet" test -z "$out"
@@ -38,11 +35,11 @@ t_expect "the replacement has this build's value size" \
 # Same layout, older schema recorded in ipsnat_meta: the SPD maps' meaning changed.
 key=$(python3 -c 'print(" ".join("%02x" % b for b in b"spd_dst".ljust(16, b"\0")))')
 bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_meta" key hex $key value hex 01 00 00 00
-dst=$(map_id spd_dst)
+dst=$(t_pinned_map_id spd_dst)
 out=$(attach)
 t_expect "a schema change is replaced with a message ($out)" \
   grep -q "spd_dst replaced: it has schema 1, this build needs" <<<"$out"
-t_expect "spd_dst is a new map" test "$(map_id spd_dst)" != "$dst"
+t_expect "spd_dst is a new map" test "$(t_pinned_map_id spd_dst)" != "$dst"
 t_expect "pins stay 0600" bash -c "[[ -z \$(find $IPSNAT_PIN_ROOT -type f ! -perm 600) ]]"
 t_expect "detach" t_in "$ns" "$IPSNAT" detach wan0
 t_done

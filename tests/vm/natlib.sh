@@ -102,10 +102,13 @@ nat_expect_restored() {
   else fail "$1"; sed 's/^/      /' "$now.diff" | head -40; fi
 }
 
-# nat_gw_firewall [OUT_DEV]: a stateful nftables firewall on gw (established/related
-# accept, invalid drop, forward drop except LAN -> OUT_DEV new; OUT_DEV default eth0, the
+# nat_gw_firewall [OUT_DEV [FWD_PORT]]: a stateful nftables firewall on gw (established/related
+# accept, invalid drop, forward drop except LAN -> OUT_DEV new, and OUT_DEV -> lanhost:FWD_PORT
+# new, the port a port-forward leads to, opened as a user would; OUT_DEV default eth0, the
 # tunnel device in route mode). Conntrack must see one consistent flow for this to pass.
 nat_gw_firewall() {
+  local open_forward=
+  [[ -n ${2:-} ]] && open_forward="iifname \"${1:-eth0}\" oifname \"lan0\" ip daddr $LAB_LANHOST_IP tcp dport $2 ct state new accept"
   lab_exec gw nft -f - <<EOF
 table inet ipsnat_fw {
   chain forward {
@@ -113,6 +116,7 @@ table inet ipsnat_fw {
     ct state established,related accept
     ct state invalid drop
     iifname "lan0" oifname "${1:-eth0}" ct state new accept
+    $open_forward
   }
 }
 EOF
@@ -175,15 +179,15 @@ nat_udp_server() {
   nat_wait_listen "$1" u
 }
 
-# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 30 s;
+# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 60 s;
 # starting python or socat under TCG takes seconds).
 nat_wait_listen() {
   local i
-  for ((i = 0; i < 150; i++)); do
+  for ((i = 0; i < 300; i++)); do
     lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
     sleep 0.2
   done
-  echo "   (chost: nothing listening on port $1 after 30 s)"
+  echo "   (chost: nothing listening on port $1 after 60 s)"
 }
 
 # nat_check_udp NS PORT: 20 datagrams echoed by chost.
@@ -208,7 +212,7 @@ nat_check_napt() {
   lab_exec lanhost2 timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true
-  wait "$NAT_UDP_SRV" 2>/dev/null || true   # it prints its peers when its time is up
+  wait "$NAT_UDP_SRV" 2>/dev/null || true
   expect_eq "NAPT: lanhost UDP from port 40000 echoed" "$(cat "$f1")" 10
   expect_eq "NAPT: lanhost2 UDP from the same port echoed" "$(cat "$f2")" 10
   expect_eq "NAPT: chost saw two distinct peers, all from $LAB_NAT_IP" \
@@ -250,6 +254,17 @@ nat_check_forward() {
     "$got" "fwd $LAB_CHOST_IP"
 }
 
+# nat_check_all MIB PORT: every check after ping, for lanhost (and lanhost2 for NAPT), with
+# ports PORT..PORT+2 and the port-forward tcp:8080 -> lanhost:8000 given to attach: TCP of MIB
+# MiB each way (the upload first: the PMTU case), the learned path MTU, UDP, NAPT, port-forward.
+nat_check_all() {
+  nat_check_tcp lanhost "$1" "$2"
+  nat_check_pmtu lanhost
+  nat_check_udp lanhost "$(($2 + 1))"
+  nat_check_napt "$(($2 + 2))"
+  nat_check_forward 8080 8000
+}
+
 # nat_chost_capture_check NAME: the company host saw the NAT address and never a
 # LAN address (capture taken on chost's lan0).
 nat_chost_capture_check() {
@@ -261,9 +276,9 @@ nat_chost_capture_check() {
 
 # route_nat PROFILE KIND DEV FULL [FIREWALL]: KIND xfrmi|vti (lab_esp_KIND sets it up,
 # the device keeps its default MTU, so the first full-size segments need PMTU discovery
-# through the translation). FULL=1 adds TCP (upload first: the PMTU case), UDP and NAPT to
-# the ping and leak checks; FIREWALL=1 then puts a stateful firewall on gw, forgets the
-# learned path MTUs and repeats ping and TCP behind it.
+# through the translation). FULL=1 adds nat_check_all to the ping and leak checks;
+# FIREWALL=1 then puts a stateful firewall on gw, forgets the learned path MTUs and repeats
+# ping and nat_check_all behind it.
 route_nat() {
   local prof=$1 kind=$2 dev=$3 full=$4 fw=${5:-0} before
   FAILS_BEFORE=$FAILS
@@ -277,21 +292,16 @@ route_nat() {
   lab_capture_start chost lan0 chost
 
   expect_fail "without ipsnat the LAN misses the policy (ping fails)" lab_ping lanhost "$LAB_CHOST_IP"
-  expect_ok "ipsnat attach $dev" ipsnat_gw attach "$dev"
+  expect_ok "ipsnat attach $dev --forward tcp:8080=$LAB_LANHOST_IP:8000" \
+    ipsnat_gw attach "$dev" --forward "tcp:8080=$LAB_LANHOST_IP:8000"
   nat_check_ping lanhost
-  if ((full && FAILS == FAILS_BEFORE)); then
-    nat_check_tcp lanhost 2 5001
-    nat_check_pmtu lanhost
-    nat_check_udp lanhost 6000
-    nat_check_napt 6001
-  fi
+  if ((full && FAILS == FAILS_BEFORE)); then nat_check_all 2 5001; fi
   if ((fw && FAILS == FAILS_BEFORE)); then
     step "$prof: $kind behind a stateful firewall on gw"
-    nat_gw_firewall "$dev"
+    nat_gw_firewall "$dev" 8000
     nat_forget_pmtu
     nat_check_ping lanhost
-    nat_check_tcp lanhost 1 5011
-    nat_check_pmtu lanhost
+    nat_check_all 1 5101
     nat_gw_firewall_del
   fi
   lab_capture_stop chost >/dev/null

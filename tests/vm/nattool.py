@@ -47,9 +47,9 @@ def udp_echo_server(port: int, seconds: float) -> int:
             break
         if peer not in peers:
             peers.append(peer)
+            # At once, not at the end: under TCG the caller's timeout may end us first.
+            print(f"{peer[0]}:{peer[1]}", flush=True)
         s.sendto(data, peer)
-    for addr, p in peers:
-        print(f"{addr}:{p}")
     return 0
 
 

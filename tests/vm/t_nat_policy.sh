@@ -5,8 +5,9 @@
 # policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->
 # COMPANY_NET), `ipsnat attach eth0` (LWT routes + reverse ingress + leak guard +
 # companion policies, a port-forward). Once plain, once behind a stateful nftables firewall on
-# the gateway (established/related accept, invalid drop, forward drop except
-# LAN -> WAN new), which must keep working since conntrack sees LAN addresses.
+# the gateway (natlib.sh nat_gw_firewall: established/related accept, invalid drop, forward drop
+# except LAN -> WAN new and WAN -> the forwarded port), which must keep working since conntrack
+# sees LAN addresses. Every check (natlib.sh nat_check_all) runs in both.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require
@@ -20,7 +21,7 @@ policy_nat() {
   step "$prof: policy-based on eth0 ($what), LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
   lab_up
   lab_esp_policy_tunnel
-  ((fw)) && nat_gw_firewall
+  ((fw)) && nat_gw_firewall eth0 8000
 
   # The leak detector is real: without ipsnat the LAN's packets leave in cleartext.
   lab_capture_start baseline
@@ -37,14 +38,7 @@ policy_nat() {
     ipsnat_gw attach eth0 --forward "tcp:8080=$LAB_LANHOST_IP:8000"
   nat_check_ping lanhost
   expect_ok "gw's own traffic still works (ping $LAB_CGW_WAN_IP)" lab_ping gw "$LAB_CGW_WAN_IP"
-  if ((full && FAILS == FAILS_BEFORE)); then
-    nat_check_tcp lanhost 2 5001
-    nat_check_pmtu lanhost
-    nat_check_udp lanhost 6000
-    nat_check_napt 6001
-    # The firewall drops new connections from the WAN side, forwarded ones included.
-    ((fw)) || nat_check_forward 8080 8000
-  fi
+  if ((full && FAILS == FAILS_BEFORE)); then nat_check_all 2 5001; fi
   lab_capture_stop chost >/dev/null
   nat_chost_capture_check chost
 

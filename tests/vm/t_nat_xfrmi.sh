@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 420
+# vm-cost: 470
 # shellcheck source-path=SCRIPTDIR
 # The product on a route-based tunnel: an xfrm interface (ipsec0, if_id from the
 # profile) at its default MTU. `ipsnat attach ipsec0` must make the LAN reach the

@@ -166,19 +166,27 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	return IPSNAT_R_XLATE_SNAT;
 }
 
-static __always_inline int skb_has_sa(struct __sk_buff *skb)
+/* Whether a reply may be translated back, by the SA it came with. On a device in policy mode
+ * (or unknown) it must have come with an SA, and with the SA of the policy the flow was
+ * translated for (its reqid; 0: not known): neither a cleartext packet from the WAN that looks
+ * like a reply nor one decrypted from another tunnel is ever let into the LAN. On a tunnel
+ * device (route mode) the device's own SAs decrypted everything. Asked only once a packet
+ * matched a flow, so the uplink's other traffic costs no ipsnat_dev lookup. Returns 0 or the
+ * reason to pass the packet untouched; *sa_reqid is the SA's reqid (0 in route mode). */
+static __always_inline enum ipsnat_reason reverse_sa_refusal(struct __sk_buff *skb, __u32 flow_reqid,
+							     __u32 *sa_reqid)
 {
 	struct bpf_xfrm_state st;
 
-	return bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0) == 0;
-}
-
-/* Whether a reply must have come with an SA to be translated back: on a device in policy mode
- * (or unknown) yes; on a tunnel device (route mode) everything was decrypted. Asked only once a
- * packet matched a flow, so the uplink's other traffic costs no ipsnat_dev lookup. */
-static __always_inline int reverse_needs_sa(struct __sk_buff *skb)
-{
-	return dev_cfg(skb->ifindex).mode != IPSNAT_DEV_ROUTE && !skb_has_sa(skb);
+	*sa_reqid = 0;
+	if (dev_cfg(skb->ifindex).mode == IPSNAT_DEV_ROUTE)
+		return 0;
+	if (bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0))
+		return IPSNAT_R_PASS_NO_SA;
+	*sa_reqid = st.reqid;
+	if (flow_reqid && st.reqid != flow_reqid)
+		return IPSNAT_R_PASS_WRONG_SA;
+	return 0;
 }
 
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
@@ -187,6 +195,8 @@ static __always_inline int reverse_needs_sa(struct __sk_buff *skb)
  * is not ours passes untouched (this hook sees all of the uplink's traffic). */
 static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 {
+	enum ipsnat_reason refused;
+	__u32 sa_reqid;
 	struct pkt4 p;
 
 	switch (parse_ipv4(skb, &p, 0)) {
@@ -203,8 +213,9 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 
 		if (!e || p.daddr != p.inner.saddr)
 			return IPSNAT_R_PASS_ICMP_NO_CT;
-		if (reverse_needs_sa(skb))
-			return IPSNAT_R_PASS_NO_SA;
+		refused = reverse_sa_refusal(skb, e->reqid, &sa_reqid);
+		if (refused)
+			return refused;
 		if (icmp_error_rev(skb, &p, e))
 			return IPSNAT_R_DROP_REWRITE;
 		return IPSNAT_R_XLATE_ICMP_ERROR;
@@ -215,8 +226,11 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 
 		if (!fe)
 			return IPSNAT_R_PASS_FRAG_UNKNOWN;
-		if (reverse_needs_sa(skb))
-			return IPSNAT_R_PASS_NO_SA;
+		/* The fragment memory keeps no reqid: an SA is required, its first fragment's
+		 * flow was checked against the reqid. */
+		refused = reverse_sa_refusal(skb, 0, &sa_reqid);
+		if (refused)
+			return refused;
 		if (nat_rewrite(skb, &p, 0, fe->xlat_addr, 0))
 			return IPSNAT_R_DROP_REWRITE;
 		return IPSNAT_R_XLATE_FRAG;
@@ -235,14 +249,18 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_fwd_target *t = fwd_lookup(p.daddr, p.proto, p.dport);
 		if (!t)
 			return IPSNAT_R_PASS_NO_CT;
-		if (reverse_needs_sa(skb))
-			return IPSNAT_R_PASS_NO_SA;
-		e = fwd_open(&p, t, 0);
+		refused = reverse_sa_refusal(skb, 0, &sa_reqid);
+		if (refused)
+			return refused;
+		/* The flow is bound to the SA that opened it. */
+		e = fwd_open(&p, t, sa_reqid);
 		if (!e)
 			return IPSNAT_R_DROP_CT_FULL;
 		done = IPSNAT_R_XLATE_FORWARD;
-	} else if (reverse_needs_sa(skb)) {
-		return IPSNAT_R_PASS_NO_SA;
+	} else {
+		refused = reverse_sa_refusal(skb, e->reqid, &sa_reqid);
+		if (refused)
+			return refused;
 	}
 	struct ct_xlat x = ct_xlat_of(e);
 	ct_account(&k, e, &p, p.ip_len);

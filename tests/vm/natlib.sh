@@ -51,21 +51,25 @@ ipsnat_gw() {
   lab_nsenter gw env IPSNAT_PIN_ROOT="$NAT_PIN_ROOT" IPSNAT_STATE_DIR="$NAT_STATE_DIR" "$IPSNAT_BIN" "$@"
 }
 
-# nat_stats: the datapath's per-reason packet counters (non-zero ones, summed
-# over CPUs, named as in maps/stats.h), for diagnostics.
+# _nat_reason_counts: "REASON PACKETS" for each non-zero datapath counter (summed over CPUs,
+# named as `ipsnat status` names them, e.g. pass-wrong-sa).
+_nat_reason_counts() {
+  ipsnat_gw status -j 2>/dev/null | python3 -c '
+import json, sys
+for c in json.load(sys.stdin).get("counters", []):
+    if c["packets"]:
+        print(c["reason"], c["packets"])
+' || true
+}
+
+# nat_stats: the non-zero datapath counters, for diagnostics.
 nat_stats() {
-  local m=$NAT_PIN_ROOT/ipsnat_stats
-  [[ -e $m ]] || { echo "      (no $m)"; return 0; }
-  bpftool -j map dump pinned "$m" 2>/dev/null | python3 -c '
-import json, re, sys
-names = re.findall(r"X\((\w+),", open(sys.argv[1]).read())
-for e in json.load(sys.stdin):
-    k = e.get("key")
-    k = k if isinstance(k, int) else int.from_bytes(bytes(int(x, 16) for x in k), "little")
-    n = sum(v["value"]["packets"] for v in e.get("values", []) if isinstance(v.get("value"), dict))
-    if n:
-        print("      stat %s: %d packets" % (names[k] if k < len(names) else k, n))
-' "$REPO_ROOT/maps/stats.h" || true
+  _nat_reason_counts | while read -r name n; do echo "      stat $name: $n packets"; done
+}
+
+# nat_reason_count REASON: packets counted for REASON, 0 if none.
+nat_reason_count() {
+  _nat_reason_counts | awk -v r="$1" '$1 == r { n = $2 } END { print n + 0 }'
 }
 
 # nat_diag: what to look at when an expectation failed.

@@ -9,21 +9,11 @@
 # Exits non-zero when any claim it prints is false (tests/vm/t_demo.sh asserts on its output).
 # usage: demo-esp.sh [seed|alt]   (alt: other prefixes, nothing is hard-coded)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd -P)
-IPSNAT=${IPSNAT:-$root/build/loader/ipsnat}
-export LAB_PREFIX=${LAB_PREFIX:-ipsnat-demo$$} LAB_PROFILE=${1:-seed}
-source "$root/scripts/vm/lab.sh"
+LAB_PROFILE=${1:-seed}
+# shellcheck source=demo-common.sh
+source "$(dirname "$0")/demo-common.sh"
+# shellcheck source=vm/ike.sh
 source "$root/scripts/vm/ike.sh"
-export IPSNAT_PIN_ROOT=/sys/fs/bpf/ipsnat-demo$$ IPSNAT_STATE_DIR=${TMPDIR:-/tmp}/ipsnat-demo$$.state
-
-cleanup() {
-  lab_nsenter gw "$IPSNAT" detach eth0 >/dev/null 2>&1 || true
-  lab_down
-  rm -rf "$IPSNAT_PIN_ROOT" "$IPSNAT_STATE_DIR"
-}
-trap cleanup EXIT
-say() { printf '\n== %s\n' "$*"; }
-gw() { lab_nsenter gw "$@"; }
 indent() { sed 's/^/   /'; }
 failed=()
 claim() { # claim OK TEXT: print TEXT as checked or failed

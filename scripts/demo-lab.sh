@@ -8,20 +8,9 @@
 # scripts/demo.sh runs (in a VM when needed); this script is its fallback (demo.sh --no-vm).
 # usage: demo-lab.sh [seed|alt]   (alt: other prefixes, nothing is hard-coded)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd -P)
-IPSNAT=${IPSNAT:-$root/build/loader/ipsnat}
-export LAB_PREFIX=ipsnat-demo$$ LAB_PROFILE=${1:-seed}
-source "$root/scripts/vm/lab.sh"
-export IPSNAT_PIN_ROOT=/sys/fs/bpf/ipsnat-demo$$ IPSNAT_STATE_DIR=/run/ipsnat-demo$$
-
-cleanup() {
-  lab_nsenter gw "$IPSNAT" detach eth0 >/dev/null 2>&1 || true
-  lab_down
-  rm -rf "$IPSNAT_PIN_ROOT" "$IPSNAT_STATE_DIR"
-}
-trap cleanup EXIT
-say() { printf '\n== %s\n' "$*"; }
-gw() { lab_nsenter gw "$@"; }
+LAB_PROFILE=${1:-seed}
+# shellcheck source=demo-common.sh
+source "$(dirname "$0")/demo-common.sh"
 
 say "lab network ($LAB_PROFILE): LAN $LAB_LAN_NET, gateway eth0 $LAB_GW_WAN_IP, company gateway $LAB_CGW_WAN_IP, company host $LAB_CHOST_IP"
 lab_up

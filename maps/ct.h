@@ -22,8 +22,9 @@
 /* Bump when the meaning of ipsnat_ct or ipsnat_frag entries changes without a change of their
  * sizes: a loader then replaces the pinned maps (with a warning: their flows are lost) instead of
  * reading old entries with new rules (PinStore::drop_incompatible).
- * Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value. */
-#define IPSNAT_CT_SCHEMA 2
+ * Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value.
+ * Schema 3: entries carry the SPD version they were last checked against (spd_version). */
+#define IPSNAT_CT_SCHEMA 3
 
 enum ipsnat_ct_dir {
 	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */
@@ -65,8 +66,15 @@ struct ipsnat_ct_entry {
 	__u64 last_ns;    /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;      /* IP bytes (header included) */
+	/* ORIG: spd_active.version under which this translation was last found protected by the
+	 * SPD; another version makes the next packet check it again (docs/datapath.md). */
+	__u64 spd_version;
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 48);
+IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 56);
+
+/* spd_version of an entry no SPD check has approved yet (a port-forward's, created at the
+ * reverse hook): its first packet out is checked. No SPD version reaches it. */
+#define IPSNAT_CT_SPD_UNCHECKED (~(__u64)0)
 
 /* The key of the other direction's entry of the same flow. */
 static inline struct ipsnat_ct_key ct_partner_key(const struct ipsnat_ct_key *k,

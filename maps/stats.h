@@ -32,7 +32,8 @@
 	X(PASS_MALFORMED, "pass-malformed")                                      \
 	X(XLATE_ICMP_LOCAL, "xlate-icmp-local")                                  \
 	X(XLATE_FORWARD, "xlate-forward")                                        \
-	X(PASS_WRONG_SA, "pass-wrong-sa")
+	X(PASS_WRONG_SA, "pass-wrong-sa")                                        \
+	X(PASS_CT_STALE, "pass-ct-stale")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

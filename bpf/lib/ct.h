@@ -118,6 +118,19 @@ static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ips
 		e->seen |= seen;
 }
 
+/* Removes a flow whose translation the SPD no longer justifies, so that its tuple can be bound
+ * anew: REPLY first (its NAT port stops answering), then ORIG, as the GC does; a partner key
+ * that by now belongs to another flow (does not point back) is left alone. */
+static __always_inline void ct_forget(const struct ipsnat_ct_key *k, const struct ipsnat_ct_entry *e)
+{
+	struct ipsnat_ct_key pk = ct_partner_key(k, e);
+	struct ipsnat_ct_entry *pe = bpf_map_lookup_elem(&ipsnat_ct, &pk);
+
+	if (pe && pe->xlat_addr == k->saddr && pe->xlat_port == k->sport)
+		bpf_map_delete_elem(&ipsnat_ct, &pk);
+	bpf_map_delete_elem(&ipsnat_ct, k);
+}
+
 enum ct_create_result {
 	CT_CREATED = 0,
 	CT_PORT_TAKEN = 1, /* the REPLY key exists: that NAT port is bound to another flow */

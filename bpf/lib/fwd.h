@@ -59,6 +59,9 @@ static __always_inline struct ipsnat_ct_entry *fwd_open(const struct pkt4 *p, co
 		.reqid = reqid,
 		.created_ns = now,
 		.last_ns = now,
+		/* The forward's address is configured, not found in the SPD: the first answer out
+		 * is checked against it like any flow after an SPD change. */
+		.spd_version = IPSNAT_CT_SPD_UNCHECKED,
 	};
 	struct ipsnat_ct_entry orig_e = reply_e;
 

@@ -124,8 +124,9 @@ static __always_inline int nat_bound(int result, const struct nat_new_flow *n, s
 
 /* Creates the flow's binding, its ORIG entry already accounting for packet p. Returns 0 with
  * the translation in *x, NAT_BOUND_RACED (another CPU created the flow meanwhile), or the
- * drop reason. */
-static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t, struct ct_xlat *x)
+ * drop reason. spd_version: the SPD version read before the decision (docs/datapath.md). */
+static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t, __u64 spd_version,
+				    struct ct_xlat *x)
 {
 	struct nat_new_flow n = {};
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -139,6 +140,7 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 	n.orig_e.reqid = t->reqid;
 	n.orig_e.created_ns = now;
 	n.orig_e.last_ns = now;
+	n.orig_e.spd_version = spd_version;
 	n.reply_e = n.orig_e;
 	n.reply_e.xlat_addr = p->saddr;
 	n.reply_e.xlat_port = p->sport;

@@ -68,6 +68,48 @@ static __always_inline struct ipsnat_flow4 snat_flow_of(struct __sk_buff *skb, c
 	return flow_of(p, d.mark ? d.mark : skb->mark, d.if_id);
 }
 
+/* The SPD version the datapath reads now (maps/spd.h spd_active): conntrack entries remember
+ * the one their translation was last checked against. An array lookup the verifier inlines. */
+static __always_inline __u64 spd_version_now(void)
+{
+	__u32 zero = 0;
+	struct spd_active *a = bpf_map_lookup_elem(&spd_active, &zero);
+
+	return a ? a->version : 0;
+}
+
+/* Whether the SPD still sends flow p, translated by x, into IPsec: the kernel's out-policy
+ * for the translated tuple (the one its xfrm lookup sees after this hook) has templates. */
+static __always_inline int snat_still_protected(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
+						const struct ct_xlat *x)
+{
+	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
+	__u32 index, verdict;
+
+	f.saddr = x->addr;
+	f.sport = x->port;
+	return spd_lookup(&f, &index, &verdict) == 0 && verdict == SPD_V_IPSEC;
+}
+
+/* What a new flow of p is translated to: 0 and *t, or the pass reason. */
+static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
+							 struct spd_nat_target *t)
+{
+	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
+
+	if (spd_nat_target(&f, t))
+		return IPSNAT_R_PASS_NOT_COVERED;
+	if (t->kind == SPD_NAT_NONE)
+		return IPSNAT_R_PASS_NO_TARGET;
+	if (nat_source_ok(t, p->saddr))
+		return IPSNAT_R_PASS_ALREADY_OK;
+	if (!nat_source_inside(t, p->saddr) || (t->kind == SPD_NAT_PREFIX && !nat_prefix_map(t, p->saddr)))
+		return IPSNAT_R_PASS_NOT_INSIDE;
+	if (!nat_tuple_supported(p))
+		return IPSNAT_R_PASS_PROTO;
+	return 0;
+}
+
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
 static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
@@ -129,27 +171,41 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	}
 
 	struct ipsnat_ct_key k = ct_key_of(&p, IPSNAT_CT_ORIG);
+	/* Read before any SPD decision below: an entry stamped with it was decided on this SPD
+	 * version or a newer one, never an older one. */
+	__u64 spd_ver = spd_version_now();
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
 	struct ct_xlat x;
+	int have_target = 0;
+	/* The SPD changed since this flow was last checked: its translated source must still be
+	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP). */
+	if (e && e->spd_version != spd_ver) {
+		x = ct_xlat_of(e);
+		if (snat_still_protected(skb, &p, use_dev, &x)) {
+			e->spd_version = spd_ver;
+		} else {
+			/* Handled as a new flow: with no target now it passes untranslated and the
+			 * entry stays (the policy may come back with the same binding); with another
+			 * target the old binding is removed and a new one made. */
+			if (snat_target_of(skb, &p, use_dev, &t))
+				return IPSNAT_R_PASS_CT_STALE;
+			ct_forget(&k, e);
+			e = 0;
+			have_target = 1;
+		}
+	}
 	if (e) {
 		x = ct_xlat_of(e);
 		ct_account(&k, e, &p, p.ip_len);
 	} else {
-		struct ipsnat_flow4 f = snat_flow_of(skb, &p, use_dev);
+		if (!have_target) {
+			enum ipsnat_reason why = snat_target_of(skb, &p, use_dev, &t);
 
-		if (spd_nat_target(&f, &t))
-			return IPSNAT_R_PASS_NOT_COVERED;
-		if (t.kind == SPD_NAT_NONE)
-			return IPSNAT_R_PASS_NO_TARGET;
-		if (nat_source_ok(&t, p.saddr))
-			return IPSNAT_R_PASS_ALREADY_OK;
-		if (!nat_source_inside(&t, p.saddr) ||
-		    (t.kind == SPD_NAT_PREFIX && !nat_prefix_map(&t, p.saddr)))
-			return IPSNAT_R_PASS_NOT_INSIDE;
-		if (!nat_tuple_supported(&p))
-			return IPSNAT_R_PASS_PROTO;
+			if (why)
+				return why;
+		}
 		/* Created here: the new entries already count this packet. Raced: another CPU's. */
-		int r = nat_bind(&p, &t, &x);
+		int r = nat_bind(&p, &t, spd_ver, &x);
 		if (r == NAT_BOUND_RACED) {
 			e = ct_lookup(&k);
 			if (!e)

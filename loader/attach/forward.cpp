@@ -1,5 +1,7 @@
 #include "attach/forward.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <netinet/in.h>
@@ -74,6 +76,16 @@ ForwardRule parse_forward_spec(std::string_view spec) {
   return r;
 }
 
+ForwardRule forward_rule_of(const config::PortForward& f) {
+  ForwardRule r;
+  r.proto = f.proto;
+  r.nat_addr = htonl(f.nat_addr);
+  r.port = f.outside_port;
+  r.inside_addr = htonl(f.inside_addr);
+  r.inside_port = f.inside_port;
+  return r;
+}
+
 std::vector<ForwardRule> resolve_forwards(const std::vector<ForwardRule>& rules,
                                           const std::vector<uint32_t>& napt_addrs) {
   std::vector<ForwardRule> out;
@@ -124,6 +136,34 @@ void write_forward_map(int fd, const std::vector<ForwardEntry>& entries) {
 
 void delete_forward_entries(int fd, const std::vector<ForwardEntry>& entries) {
   for (const auto& e : entries) bpf_map_delete_elem(fd, &e.key);
+}
+
+std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>& present,
+                                               const std::vector<ForwardEntry>& wanted) {
+  auto same = [](const ipsnat_fwd_key& a, const ipsnat_fwd_key& b) {
+    return a.nat_addr == b.nat_addr && a.port == b.port && a.proto == b.proto;
+  };
+  std::vector<ipsnat_fwd_key> out;
+  for (const auto& k : present)
+    if (std::none_of(wanted.begin(), wanted.end(), [&](const ForwardEntry& e) { return same(e.key, k); }))
+      out.push_back(k);
+  return out;
+}
+
+size_t sync_forward_map(int fd, const std::vector<ForwardEntry>& wanted) {
+  std::vector<ipsnat_fwd_key> present;
+  ipsnat_fwd_key cur{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    present.push_back(next);
+    cur = next;
+    prev = &cur;
+  }
+  auto stale = stale_forward_keys(present, wanted);
+  // New ones first: a forward that moves to another inside host is never absent meanwhile.
+  write_forward_map(fd, wanted);
+  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  return stale.size();
 }
 
 }  // namespace ipsnat::attach

@@ -10,6 +10,10 @@
 
 #include "maps/fwd.h"
 
+namespace ipsnat::config {
+struct PortForward;
+}
+
 namespace ipsnat::attach {
 
 struct ForwardRule {
@@ -27,6 +31,9 @@ struct ForwardRule {
 // "udp:10.20.30.2:5353=192.168.1.20:53". Throws UserError saying what is expected.
 ForwardRule parse_forward_spec(std::string_view spec);
 
+// A [[forward]] table of the configuration file (its address is always given).
+ForwardRule forward_rule_of(const config::PortForward& f);
+
 // Rules with an implied NAT address become one rule per NAPT address (network order). Throws
 // UserError when a rule needs an address and there is none, or when two rules claim one
 // (proto, address, port).
@@ -43,5 +50,13 @@ std::vector<ForwardEntry> forward_entries(const std::vector<ForwardRule>& resolv
 void write_forward_map(int fd, const std::vector<ForwardEntry>& entries);
 // Deletes these entries (detach); missing ones are fine.
 void delete_forward_entries(int fd, const std::vector<ForwardEntry>& entries);
+
+// The keys of `present` that no entry of `wanted` has (pure).
+std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>& present,
+                                               const std::vector<ForwardEntry>& wanted);
+// Makes the map hold exactly `wanted`: stale keys deleted, the rest written. Used by the daemon,
+// whose wanted set is its configuration's [[forward]] plus what attaches recorded. Returns the
+// number of entries deleted. Throws SysError.
+size_t sync_forward_map(int fd, const std::vector<ForwardEntry>& wanted);
 
 }  // namespace ipsnat::attach

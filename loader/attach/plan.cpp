@@ -39,6 +39,15 @@ Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
   return tunnel ? Mode::Route : Mode::Policy;
 }
 
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode) {
+  ipsnat_dev_cfg c{};
+  c.mode = mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY;
+  c.if_id = dev.if_id;
+  // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
+  c.mark = mode == Mode::Route && dev.kind == "vti" ? dev.okey : 0u;
+  return c;
+}
+
 std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings) {
   return settings.inside.empty() ? facts.other_connected : settings.inside;
 }
@@ -215,9 +224,13 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     r.mtu = mtu;
     r.lwt_prog = "lwt_snat_xmit";
     r.oif = facts.dev.ifindex;
+    r.oif_name = facts.dev.name;
     for (const auto& nh : facts.nexthops)
       if (nh.dst == r.dst) {
-        if (nh.oif) r.oif = nh.oif;
+        if (nh.oif && nh.oif != r.oif) {
+          r.oif = nh.oif;
+          r.oif_name = nh.oif_name;
+        }
         r.gateway = nh.gateway;
       }
     // The gateway's own connections pick the address the policy wants, as strongSwan's
@@ -261,12 +274,15 @@ std::string describe(const Step& s) {
         } else if constexpr (std::is_same_v<T, RouteStep>) {
           o << "route " << (v.blackhole ? "blackhole " : "") << v.dst.str() << " table " << v.table;
           if (v.gateway) o << " via " << v.gateway->str();
-          if (!v.blackhole) o << " dev#" << v.oif;
+          if (!v.blackhole) o << " dev " << (v.oif_name.empty() ? "#" + std::to_string(v.oif) : v.oif_name);
           if (v.prefsrc) o << " src " << v.prefsrc->str();
           if (v.mtu) o << " mtu " << v.mtu;
           if (!v.lwt_prog.empty()) o << " encap bpf xmit " << v.lwt_prog;
         } else {
-          o << "xfrm policy " << v.policy.describe();
+          // A planned policy has no kernel index yet: leave out the meaningless "index 0".
+          std::string d = v.policy.describe();
+          if (auto at = d.find(" index 0"); v.policy.index == 0 && at != std::string::npos) d.erase(at, 8);
+          o << "xfrm policy " << d;
         }
         return o.str();
       },
@@ -337,6 +353,7 @@ nlohmann::json step_to_json(const Step& s) {
                               {"lwt_prog", v.lwt_prog}};
           if (v.gateway) j["gateway"] = v.gateway->str();
           if (v.prefsrc) j["prefsrc"] = v.prefsrc->str();
+          if (!v.oif_name.empty()) j["dev"] = v.oif_name;
           return j;
         }
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
@@ -360,6 +377,7 @@ Step step_from_json(const nlohmann::json& j) {
     r.lwt_prog = j.at("lwt_prog");
     if (j.contains("gateway")) r.gateway = spd::parse_address(j.at("gateway"));
     if (j.contains("prefsrc")) r.prefsrc = spd::parse_address(j.at("prefsrc"));
+    r.oif_name = j.value("dev", "");
     return r;
   }
   if (type == "xfrm_policy") return XfrmPolicyStep{policy_from(j.at("policy")), j.value("why", "")};
@@ -383,7 +401,7 @@ nlohmann::json plan_to_json(const AttachPlan& p) {
           {"forwards", fw},           {"warnings", p.warnings}};
 }
 
-std::string plan_to_text(const AttachPlan& p) {
+std::string plan_to_text(const AttachPlan& p, bool with_warnings) {
   std::ostringstream o;
   o << "attach " << p.dev << " mode " << to_string(p.mode);
   if (!p.kind.empty()) o << " (" << p.kind << ")";
@@ -391,7 +409,8 @@ std::string plan_to_text(const AttachPlan& p) {
   for (const auto& s : p.steps) o << "  " << describe(s) << "\n";
   for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
   for (const auto& f : p.forwards) o << "  forward " << f.str() << "\n";
-  for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
+  if (with_warnings)
+    for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
   return o.str();
 }
 

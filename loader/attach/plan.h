@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attach/forward.h"
+#include "maps/config.h"
 #include "spd/policy.h"
 
 namespace ipsnat::attach {
@@ -38,6 +39,7 @@ struct Nexthop {
   spd::Prefix dst;
   int oif = 0;
   std::optional<spd::Address> gateway;
+  std::string oif_name;  // for the printed plan; "" when unknown
 };
 
 struct HostFacts {
@@ -77,6 +79,7 @@ struct RouteStep {
   uint32_t table;
   bool blackhole = false;
   int oif = 0;
+  std::string oif_name;  // for the printed plan only (not part of the step's identity)
   std::optional<spd::Address> gateway;
   std::optional<spd::Address> prefsrc;
   uint32_t mtu = 0;
@@ -122,7 +125,15 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
 // The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.
 std::vector<spd::Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
 
+// How the datapath treats the device (ipsnat_dev[ifindex], maps/config.h). Written on every
+// attach, re-attach, adoption and re-plan, so a changed device (another VTI okey, if_id, mode)
+// never keeps the values of an earlier attach.
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode);
+
 nlohmann::json plan_to_json(const AttachPlan& p);
-std::string plan_to_text(const AttachPlan& p);
+// The plan in the ip/tc family's terse style, one line per hook, route, rule, policy,
+// translation and forward (what --dry-run prints, and attach after doing it). Warnings are
+// included only when asked (attach prints them on stderr instead).
+std::string plan_to_text(const AttachPlan& p, bool with_warnings = true);
 
 }  // namespace ipsnat::attach

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -129,6 +130,28 @@ int spawn_follower(const AttachRequest& req, Mode mode) {
   return follower;
 }
 
+// ipsnat_dev[ifindex] = cfg, through fd or else the pinned map.
+void write_device_config(int fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg) {
+  int own = -1;
+  if (fd < 0) {
+    own = bpf_obj_get((pin_root + "/ipsnat_dev").c_str());
+    if (own < 0) throw SysError("opening " + pin_root + "/ipsnat_dev", errno);
+    fd = own;
+  }
+  uint32_t key = static_cast<uint32_t>(ifindex);
+  int err = bpf_map_update_elem(fd, &key, &cfg, BPF_ANY) != 0 ? errno : 0;
+  if (own >= 0) close(own);
+  if (err) throw SysError("writing ipsnat_dev", err);
+}
+
+void forget_device_config(const std::string& pin_root, int ifindex) {
+  int fd = bpf_obj_get((pin_root + "/ipsnat_dev").c_str());
+  if (fd < 0) return;
+  uint32_t key = static_cast<uint32_t>(ifindex);
+  bpf_map_delete_elem(fd, &key);
+  close(fd);
+}
+
 volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
 
@@ -156,7 +179,11 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   }
   f.policies = xfrm::dump_policies();
   for (const auto& dst : covered_destinations(f, settings))
-    if (auto nh = rtnl::route_get(dst)) f.nexthops.push_back(*nh);
+    if (auto nh = rtnl::route_get(dst)) {
+      char name[IF_NAMESIZE];
+      if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) nh->oif_name = name;
+      f.nexthops.push_back(*nh);
+    }
   return f;
 }
 
@@ -193,11 +220,23 @@ AttachResult attach(const AttachRequest& req) {
   if (req.only_if_attached && !prev) return res;  // detached meanwhile: a re-plan must not re-add it
   AttachState st;
   if (prev) {
-    if (prev->ifindex != facts.dev.ifindex)
-      throw UserError("\"" + req.dev + "\" was attached as ifindex " + std::to_string(prev->ifindex) +
-                          " and is now " + std::to_string(facts.dev.ifindex),
-                      "ipsnat detach " + req.dev + " first");
     st = *prev;
+    if (prev->ifindex != facts.dev.ifindex) {
+      // Re-created (an xfrm interface with another if_id, a VTI with another okey, a device an
+      // IKE daemon or ifupdown rebuilt): the old device took its TC filters, clsact qdisc and
+      // routes with it, so only what outlives it (policies, rule, other routes) is reconciled.
+      // A device that still exists under the old index was renamed: that stays an error.
+      char name[IF_NAMESIZE];
+      if (if_indextoname(static_cast<unsigned>(prev->ifindex), name))
+        throw UserError("\"" + req.dev + "\" was attached as ifindex " + std::to_string(prev->ifindex) +
+                            " (now \"" + name + "\") and is now " + std::to_string(facts.dev.ifindex),
+                        "ipsnat detach " + req.dev + " first");
+      std::erase_if(st.steps, [](const Step& s) { return std::holds_alternative<TcStep>(s); });
+      st.clsact_created = false;
+      forget_device_config(pins.root(), prev->ifindex);
+      res.warnings.push_back("\"" + req.dev + "\" was re-created (ifindex " + std::to_string(prev->ifindex) +
+                             " -> " + std::to_string(facts.dev.ifindex) + "): attached to the new device");
+    }
     res.reattached = true;
     // A re-attach is also the upgrade path: the running follower is the old binary, and with it
     // alive there would be two SPD writers (its mirror and the sync below), each with its own
@@ -242,13 +281,6 @@ AttachResult attach(const AttachRequest& req) {
   Skel skel;
   if (!from_pins) {
     skel = load_object(pins, req.ct_max, res.warnings);
-    // How the datapath treats the device (maps/config.h).
-    // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
-    ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id,
-                      res.plan.mode == Mode::Route && facts.dev.kind == "vti" ? facts.dev.okey : 0u};
-    uint32_t key = static_cast<uint32_t>(facts.dev.ifindex);
-    if (bpf_map_update_elem(bpf_map__fd(skel->maps.ipsnat_dev), &key, &dc, BPF_ANY) != 0)
-      throw SysError("writing ipsnat_dev", errno);
 
     // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
     // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync here; the
@@ -280,6 +312,11 @@ AttachResult attach(const AttachRequest& req) {
     st.prog_pins = pins.pin_programs(id, progs);
     store.save(id, st);
   }
+
+  // Before the programs are (re)attached, and on every attach, re-plan and adoption: the device
+  // may have changed since the last one (docs/datapath.md "Knobs").
+  write_device_config(skel ? bpf_map__fd(skel->maps.ipsnat_dev) : -1, pins.root(), facts.dev.ifindex,
+                      device_config(facts.dev, res.plan.mode));
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {
@@ -321,13 +358,7 @@ bool detach(const std::string& dev) {
   if (last) stop_follower(st->daemon_pid);
   Applier applier(store, id, *st);
   applier.remove_all();
-  std::string dev_map = pins.root() + "/ipsnat_dev";
-  int fd = bpf_obj_get(dev_map.c_str());
-  if (fd >= 0) {
-    uint32_t key = static_cast<uint32_t>(st->ifindex);
-    bpf_map_delete_elem(fd, &key);
-    close(fd);
-  }
+  forget_device_config(pins.root(), st->ifindex);
   if (!st->forwards.empty()) {
     std::string fwd_map = pins.root() + "/ipsnat_fwd";
     int ffd = bpf_obj_get(fwd_map.c_str());

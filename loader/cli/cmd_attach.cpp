@@ -19,6 +19,7 @@ void register_attach(CLI::App& app, Context& ctx) {
     std::vector<std::string> forwards;
     attach::Settings settings;
     bool dry_run = false;
+    bool quiet = false;
     bool no_daemon = false;
     bool follow = false;
     uint32_t ct_max = 0;
@@ -45,6 +46,7 @@ void register_attach(CLI::App& app, Context& ctx) {
                   "Conntrack entries, 2 per flow (default: the pinned map's size, else " +
                       std::to_string(IPSNAT_CT_MAX_ENTRIES) + "; preallocated, ~128 bytes each)");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
+  cmd->add_flag("-q,--quiet", args->quiet, "Do not print the plan carried out (warnings still go to stderr)");
   cmd->add_flag("--no-daemon", args->no_daemon,
                 "Do not start the background follower (SPD changes are then someone else's job)");
   cmd->add_flag("--follow", args->follow, "")->group("");  // the follower itself (started by attach)
@@ -66,15 +68,16 @@ void register_attach(CLI::App& app, Context& ctx) {
       req.spawn_follower = !args->no_daemon && !args->dry_run;
       if (args->follow) return attach::follow(req);
       auto res = attach::attach(req);
-      if (ctx.global.json) {
+      if (ctx.global.json && !args->quiet) {
         auto j = attach::plan_to_json(res.plan);
         j["dry_run"] = req.dry_run;
         j["warnings"] = res.warnings;
         print_json(ctx.global, j);
       } else {
-        if (req.dry_run || ctx.global.verbose) std::cout << attach::plan_to_text(res.plan);
-        for (const auto& w : res.warnings)
-          if (!req.dry_run) std::cerr << "ipsnat: warning: " << w << "\n";
+        // What was done (or, with --dry-run, would be): the same lines either way.
+        if (!args->quiet) std::cout << attach::plan_to_text(res.plan, req.dry_run) << std::flush;
+        if (!req.dry_run)
+          for (const auto& w : res.warnings) std::cerr << "ipsnat: warning: " << w << "\n";
       }
       return 0;
     };

@@ -1,9 +1,14 @@
 #include "daemon/attach_service.h"
 
+#include <bpf/bpf.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include <spdlog/spdlog.h>
 
+#include "attach/forward.h"
 #include "attach/session.h"
 #include "attach/state.h"
 #include "config/diff.h"
@@ -54,6 +59,34 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
                  prev ? "adopted the pinned state" : "attached", res.plan.steps.size());
 }
 
+bool AttachService::sync_forwards() {
+  std::string path = pin_root_ + "/ipsnat_fwd";
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno != ENOENT) spdlog::error("forward: opening {}: {}", path, strerror(errno));
+    return false;
+  }
+  // What hand-run attaches recorded stays (detach removes it); the configuration's rules win
+  // over theirs for the same outside port.
+  std::vector<attach::ForwardRule> rules;
+  attach::StateStore store(attach::StateStore::resolve_dir());
+  for (const auto& entry : store.list_here(pin_root_))
+    for (const auto& spec : entry.second.forwards) rules.push_back(attach::parse_forward_spec(spec));
+  for (const auto& f : config_.forwards) rules.push_back(attach::forward_rule_of(f));
+  try {
+    size_t removed = attach::sync_forward_map(fd, attach::forward_entries(rules));
+    close(fd);
+    if (forwards_ != config_.forwards.size() || removed)
+      spdlog::info("forward: {} port-forwards from the configuration in ipsnat_fwd ({} removed)",
+                   config_.forwards.size(), removed);
+    forwards_ = config_.forwards.size();
+    return true;
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+}
+
 void AttachService::publish_inside() const {
   std::vector<std::string> inside;
   attach::StateStore store(attach::StateStore::resolve_dir());
@@ -101,10 +134,22 @@ void AttachService::apply(const config::Config& c) {
       spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(), period().count() / 1000);
     }
   }
+  // Unchanged devices are re-planned too: the device itself may have changed (re-created,
+  // another if_id or okey) although its configuration did not.
+  for (const auto& d : diff.unchanged) {
+    if (errors_.count(d.name)) continue;
+    try {
+      attach_device(d, true);
+    } catch (const std::exception& e) {
+      spdlog::error("attach {} ({}): re-planning on reload failed: {}", d.name, where(c, d), e.what());
+    }
+  }
   publish_inside();
+  forwards_synced_ = sync_forwards();
 }
 
 void AttachService::on_timer() {
+  if (!forwards_synced_) forwards_synced_ = sync_forwards();
   if (errors_.empty()) return;
   bool any = false;
   for (const auto& d : config_.devices) {
@@ -143,6 +188,9 @@ void AttachService::collect(metrics::Exposition& e) const {
     auto m = modes_.find(d.name);
     up.add(m != modes_.end() ? 1 : 0, {{"device", d.name}, {"mode", m != modes_.end() ? m->second : "none"}});
   }
+  e.family("ipsnat_port_forwards", "Port-forwards of the configuration ([[forward]]) written to the datapath",
+           MetricType::kGauge)
+      .add(forwards_synced_ ? forwards_ : 0);
   e.family("ipsnat_attach_replans_total", "Re-plans of the devices' routes and policies after SPD changes",
            MetricType::kCounter)
       .add(replans_);

@@ -5,7 +5,8 @@
 // place; after every SPD change the mirror reports, each device's routes and companion policies
 // are re-planned (what the `ipsnat attach` follower does by hand). Nothing is detached on exit.
 // A device that cannot be attached (absent, no such kind) is logged with its config line and
-// retried on the timer; the others keep running.
+// retried on the timer; the others keep running. The configuration's [[forward]] rules are
+// written to ipsnat_fwd at start and on every reload (removed ones deleted from the map).
 #include <functional>
 #include <map>
 #include <string>
@@ -33,6 +34,9 @@ class AttachService : public Service {
 
  private:
   void attach_device(const config::Device& d, bool replan_only);
+  // ipsnat_fwd := the configuration's [[forward]] + what `attach --forward` recorded; false while
+  // the map is not pinned yet (nothing attached), retried on the timer.
+  bool sync_forwards();
   void publish_inside() const;
   std::string pin_root_;
   std::function<bool()> mirror_live_;
@@ -42,6 +46,8 @@ class AttachService : public Service {
   std::map<std::string, std::string> errors_;  // device -> why it is not attached
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
   uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
+  bool forwards_synced_ = false;
+  size_t forwards_ = 0;
 };
 
 }  // namespace ipsnat::daemon

@@ -294,6 +294,41 @@ TEST_F(Nat, PolicyModeWithoutAnSaDoesNotTranslateReplies) {
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 3u);
 }
 
+// A full-tunnel policy (remote selector 0.0.0.0/0, strongSwan's remote_ts=0.0.0.0/0) covers the
+// IKE peer too, so the gateway's own IKE and NAT-T packets (from its uplink address, ports
+// 500/4500, also ESP-in-UDP) reach lwt_snat_xmit and tc_snat_egress: they are never translated
+// (their source is no inside address), and the leak guard lets them out.
+TEST_F(Nat, GatewaysOwnIkeAndNatTPacketsAreNeverTranslated) {
+  install_nat_target(dp, "0.0.0.0/0", napt_target(kNat, "192.168.1.0/24", 3));
+  const std::string uplink = "200.2.2.2", peer = "100.1.1.1";
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  std::vector<Bytes> own = {eth.udp({uplink, peer}, 500, 500, Bytes(40, 1)),
+                            eth.udp({uplink, peer}, 4500, 4500, Bytes(40, 2)),
+                            eth.udp({uplink, peer}, 4500, 4500, Bytes{0, 0, 0, 1, 0, 0, 0, 7, 9, 9}),  // ESP in UDP
+                            eth.tcp({uplink, peer}, 4500, 4500, kAck, Bytes(12, 3))};                 // IKE over TCP
+  for (const auto& p : own) {
+    auto r = snat(p);
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.out, p) << dp.nonzero_reasons();
+    auto l = dp.run(lwt, p);
+    EXPECT_EQ(l.retval, unsigned(BPF_OK));
+    EXPECT_TRUE(std::equal(l.out.begin() + 14, l.out.end(), p.begin() + 14)) << dp.nonzero_reasons();
+    EXPECT_EQ(guard(p).retval, TC_ACT_OK);
+  }
+  // No NAT target of the SPD takes their source (spd_nat_target matches inside prefixes first).
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED) + dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 2 * own.size());
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_IPSEC), own.size());
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 0u);
+  EXPECT_TRUE(dp.ct_all().empty());
+  // The policy is in force: a LAN host's packet to the peer is translated (to another port than
+  // 4500 on the NAT address).
+  auto lan = snat(eth.udp({kLan, peer}, 4500, 4500, Bytes(8, 4)));
+  auto e = dp.ct_get(ct_key(kLan, peer, 4500, 4500, kUdp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(e) << dp.nonzero_reasons();
+  EXPECT_NE(ntohs(e->xlat_port), 4500);
+  EXPECT_SAME_PACKET(lan.out, eth.udp({kNat, peer}, ntohs(e->xlat_port), 4500, Bytes(8, 4)));
+}
+
 TEST_F(Nat, LeakGuardDropsCoveredCleartext) {
   EXPECT_EQ(guard(eth.udp({kLan, kRemote}, 40000, 53, {})).retval, TC_ACT_SHOT);
   EXPECT_EQ(guard(eth.tcp({kNat, kRemote}, 40000, 80, kSyn, {})).retval, TC_ACT_SHOT);  // SA missing

@@ -12,7 +12,7 @@ for d in wan0 wan2; do
   ip -n "$ns" link add "$d" type veth peer name "${d}p"
   ip -n "$ns" link set "$d" up
 done
-attach() { t_in "$ns" "$IPSNAT" attach "$@" --mode route --allow-empty --no-daemon 2>&1; }
+attach() { t_in "$ns" "$IPSNAT" attach "$@" --mode route --allow-empty --no-daemon -q 2>&1; }
 ct_field() { bpftool -j map show pinned "$IPSNAT_PIN_ROOT/ipsnat_ct" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
 out=$(attach wan0 --ct-max 1000) && t_fail "odd/too small size accepted" || true

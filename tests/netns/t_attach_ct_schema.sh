@@ -9,7 +9,7 @@ t_private_roots
 
 ns=$(t_netns gw)
 t_veth_pair "$ns" wan0 wan1
-attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon 2>&1; }
+attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon -q 2>&1; }
 key=$(python3 -c 'print(" ".join("%02x" % b for b in b"ipsnat_ct".ljust(16, b"\0")))')
 
 out=$(attach)

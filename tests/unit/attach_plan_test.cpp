@@ -39,7 +39,7 @@ HostFacts gateway(bool vip_local) {
   f.other_connected = {spd::parse_prefix("192.168.1.0/24")};
   f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1),
                 ipsec("10.0.0.0/8", "10.20.30.2/32", spd::Dir::In, "100.1.1.1", "200.2.2.2", 1)};
-  f.nexthops = {{spd::parse_prefix("10.0.0.0/8"), 3, spd::parse_address("200.2.2.1")}};
+  f.nexthops = {{spd::parse_prefix("10.0.0.0/8"), 3, spd::parse_address("200.2.2.1"), "eth0"}};
   return f;
 }
 
@@ -198,6 +198,42 @@ TEST(AttachPlan, ForeignPoliciesOfOtherInterfacesAreIgnoredInPolicyMode) {
   auto f = gateway(false);
   f.policies[0].if_id = 42;  // belongs to an xfrm interface
   EXPECT_THROW(make_plan(f, Settings{}), UserError);
+}
+
+TEST(AttachPlan, DeviceConfigFollowsTheDeviceAsItIsNow) {
+  LinkFacts vti{"vti0", 6, "vti", 0, 5, 1500, true};
+  auto c = device_config(vti, Mode::Route);
+  EXPECT_EQ(c.mode, uint32_t{IPSNAT_DEV_ROUTE});
+  EXPECT_EQ(c.mark, 5u);  // the okey is the flow mark of the VTI's own lookup
+  vti.okey = 7;           // `ip link set vti0 type vti okey 7`
+  EXPECT_EQ(device_config(vti, Mode::Route).mark, 7u);
+  LinkFacts xfrm{"ipsec0", 5, "xfrm", 43, 0, 1500, true};
+  c = device_config(xfrm, Mode::Route);
+  EXPECT_EQ(c.if_id, 43u);
+  EXPECT_EQ(c.mark, 0u);
+  LinkFacts nic{"eth0", 3, "", 0, 0, 1500, true};
+  c = device_config(nic, Mode::Policy);
+  EXPECT_EQ(c.mode, uint32_t{IPSNAT_DEV_POLICY});
+  EXPECT_EQ(c.if_id, 0u);
+  EXPECT_EQ(c.mark, 0u);
+}
+
+TEST(AttachPlan, TextNamesEveryStepTranslationAndForward) {
+  auto plan = make_plan(gateway(false), Settings{});
+  plan.forwards = {parse_forward_spec("tcp:10.20.30.2:8080=192.168.1.10:80")};
+  auto text = plan_to_text(plan, false);
+  EXPECT_EQ(text.rfind("attach eth0 mode policy\n", 0), 0u) << text;
+  for (const auto& s : plan.steps) EXPECT_NE(text.find("  " + describe(s) + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("route 10.0.0.0/8 table 421 via 200.2.2.1 dev eth0 mtu 1412 encap bpf xmit lwt_snat_xmit"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("xfrm policy src 10.0.0.0/8 dst 192.168.1.0/24 dir fwd priority"), std::string::npos) << text;
+  EXPECT_EQ(text.find("index 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("  translate policy "), std::string::npos) << text;
+  EXPECT_NE(text.find("  forward tcp 10.20.30.2:8080 -> 192.168.1.10:80\n"), std::string::npos) << text;
+  plan.warnings = {"something"};
+  EXPECT_EQ(plan_to_text(plan, false).find("warning"), std::string::npos);
+  EXPECT_NE(plan_to_text(plan, true).find("  warning: something\n"), std::string::npos);
 }
 
 TEST(AttachState, StepsSurviveAJsonRoundTrip) {

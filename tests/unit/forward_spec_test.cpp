@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include "attach/forward.h"
+#include "config/config.h"
 #include "util/error.h"
 
 namespace ipsnat::attach {
@@ -69,6 +70,29 @@ TEST(ForwardSpec, ImpliedAddressesAreTheNaptAddresses) {
   EXPECT_THROW(resolve_forwards({rules[0], parse_forward_spec("tcp:10.20.30.2:8080=192.168.1.12:80")},
                                 {be("10.20.30.2")}),
                UserError);
+}
+
+TEST(ForwardSpec, ConfigForwardsAndTheStaleKeysOfAReload) {
+  config::PortForward f;
+  f.proto = IPPROTO_UDP;
+  f.nat_addr = ntohl(be("10.20.30.2"));  // the parser's host order
+  f.outside_port = 5353;
+  f.inside_addr = ntohl(be("192.168.1.20"));
+  f.inside_port = 53;
+  EXPECT_EQ(forward_rule_of(f).spec(), "udp:10.20.30.2:5353=192.168.1.20:53");
+
+  auto kept = forward_entries({forward_rule_of(f)});
+  auto gone = forward_entries({parse_forward_spec("tcp:10.20.30.2:8080=192.168.1.10:80")});
+  std::vector<ipsnat_fwd_key> present = {kept[0].key, gone[0].key};
+  auto stale = stale_forward_keys(present, kept);
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].port, htons(8080));
+  EXPECT_EQ(stale[0].proto, IPPROTO_TCP);
+  // The same port on another protocol or address is another forward.
+  auto other = forward_entries({parse_forward_spec("tcp:10.20.30.2:5353=192.168.1.20:53"),
+                                parse_forward_spec("udp:10.20.30.3:5353=192.168.1.20:53")});
+  EXPECT_EQ(stale_forward_keys({kept[0].key}, other).size(), 1u);
+  EXPECT_TRUE(stale_forward_keys({}, kept).empty());
 }
 
 }  // namespace

@@ -1,0 +1,92 @@
+#!/bin/bash
+# `ipsnat attach DEV` prints the plan it carried out (the same lines as --dry-run): every hook,
+# route, rule, companion policy and translation it names is in the kernel afterwards (tc filter,
+# ip route, ip rule, ip xfrm policy), and everything ipsnat installed is named; -j prints the same
+# plan as JSON; -q prints nothing. Policy mode on a veth uplink (the style with the most steps),
+# with prefixes other than the seed's so nothing in the product is tied to them.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+lan=$(t_netns lan)
+gw=$(t_netns gw)
+for ns in "$lan" "$gw"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
+ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
+ip -n "$gw" link add up0 type veth peer name up1
+ip -n "$lan" addr add 172.16.5.10/24 dev lan1
+ip -n "$lan" link set lan1 up
+ip -n "$gw" addr add 172.16.5.1/24 dev lan0
+ip -n "$gw" addr add 198.51.100.2/24 dev up0
+for d in lan0 up0 up1; do ip -n "$gw" link set "$d" up; done
+ip -n "$gw" route add default via 198.51.100.1
+ip -n "$gw" xfrm policy add src 10.77.0.9/32 dst 10.128.0.0/12 dir out priority 2000 \
+  tmpl src 198.51.100.2 dst 203.0.113.7 proto esp reqid 4 mode tunnel
+ip -n "$gw" xfrm policy add src 10.77.0.9/32 dst 10.200.0.0/16 dir out priority 2000 \
+  tmpl src 198.51.100.2 dst 203.0.113.7 proto esp reqid 5 mode tunnel
+sleep 0.5
+
+before_pol=$(ip -n "$gw" xfrm policy | grep -c '^src' || true)
+plan=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon --forward udp:5353=172.16.5.10:53)
+echo "$plan" | sed 's/^/  | /'
+dry=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon --forward udp:5353=172.16.5.10:53 --dry-run)
+t_expect "attach prints the same lines as --dry-run" test "$plan" == "$dry"
+t_expect "first line: device and mode" grep -q '^attach up0 mode policy (veth)$' <<<"$plan"
+
+tc_lines=$(grep -c '^  tc ' <<<"$plan" || true)
+t_expect "two hooks printed" test "$tc_lines" == 2
+while read -r _ hook _ prog; do
+  t_expect "printed hook $hook $prog is attached" \
+    bash -c "tc -n $gw filter show dev up0 $hook | grep -q 'handle 0x1a5 .*$prog'"
+done < <(grep '^  tc ' <<<"$plan")
+
+routes=$(ip -n "$gw" route show table 421 proto 165)
+n_routes=$(grep -c . <<<"$routes" || true)
+t_expect "printed routes == installed routes in table 421 ($n_routes)" test "$(grep -c '^  route ' <<<"$plan" || true)" == "$n_routes"
+while read -r line; do
+  dst=$(awk '{print ($2 == "blackhole") ? $3 : $2}' <<<"$line")
+  if [[ $line == *blackhole* ]]; then
+    t_expect "printed blackhole $dst is installed" grep -q "^blackhole ${dst%/32} " <<<"$routes"
+  else
+    mtu=$(grep -o 'mtu [0-9]*' <<<"$line")
+    t_expect "printed route $dst is installed (lwt, via, dev, $mtu)" \
+      grep -q "^$dst *encap bpf xmit lwt_snat_xmit.* via 198.51.100.1 dev up0 .*$mtu" <<<"$routes"
+    t_expect "printed route $dst names its device" grep -q "via 198.51.100.1 dev up0 " <<<"$line"
+  fi
+done < <(grep '^  route ' <<<"$plan")
+for dst in 10.128.0.0/12 10.200.0.0/16; do
+  t_expect "an LWT route for $dst is printed" grep -q "^  route $dst table 421 " <<<"$plan"
+done
+
+t_expect "printed rule is installed" bash -c "grep -q '^  rule priority 210 lookup 421$' <<<'$plan' && ip -n $gw rule | grep -q '^210:.*lookup 421 proto 165'"
+
+after_pol=$(ip -n "$gw" xfrm policy | grep -c '^src' || true)
+n_comp=$(grep -c '^  xfrm policy ' <<<"$plan" || true)
+t_expect "printed companion policies == policies added ($n_comp)" test $((after_pol - before_pol)) == "$n_comp"
+t_expect "four companions (fwd and in, two destinations)" test "$n_comp" == 4
+while read -r _ _ _ src _ dst _ dir _; do
+  t_expect "printed companion $src -> $dst dir $dir is installed" \
+    bash -c "ip -n $gw xfrm policy | grep -A1 '^src $src dst $dst' | grep -q 'dir $dir'"
+done < <(grep '^  xfrm policy ' <<<"$plan")
+
+t_expect "the translations are printed" \
+  bash -c "[[ \$(grep -c '^  translate policy [0-9]* 10.77.0.9/32 -> 10.\(128.0.0/12\|200.0.0/16\): napt 172.16.5.0/24 -> 10.77.0.9$' <<<'$plan') == 2 ]]"
+t_expect "the forward is printed" grep -q '^  forward udp 10.77.0.9:5353 -> 172.16.5.10:53$' <<<"$plan"
+t_expect "the printed forward is in ipsnat_fwd" \
+  bash -c "bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if len(d) == 1 and d[0][\"formatted\"][\"key\"][\"port\"] == 0xe914 else 1)'"
+
+json=$(t_in "$gw" "$IPSNAT" -j attach up0 --no-daemon --forward udp:5353=172.16.5.10:53)
+t_expect "-j: the same plan as JSON, carried out" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1]); text = sys.argv[2].splitlines()
+assert j["dry_run"] is False and j["mode"] == "policy", j
+steps = [s["text"] for s in j["steps"]]
+assert steps == [l[2:] for l in text if l.startswith(("  tc ", "  route ", "  rule ", "  xfrm policy "))], steps
+assert len(j["translations"]) == 2 and j["forwards"] == ["udp:10.77.0.9:5353=172.16.5.10:53"], j
+' "$json" "$plan"
+out=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon -q --forward udp:5353=172.16.5.10:53 2>&1)
+t_expect "-q prints nothing ($out)" test -z "$out"
+
+t_expect "detach" t_in "$gw" "$IPSNAT" detach up0
+t_expect "detach removed the printed routes" test -z "$(ip -n "$gw" route show table 421 proto 165)"
+t_expect "detach removed the printed companions" test "$(ip -n "$gw" xfrm policy | grep -c '^src' || true)" == "$before_pol"
+t_done

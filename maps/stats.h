@@ -31,7 +31,8 @@
 	X(PASS_ICMP_NO_CT, "pass-icmp-no-ct")                                    \
 	X(PASS_MALFORMED, "pass-malformed")                                      \
 	X(XLATE_ICMP_LOCAL, "xlate-icmp-local")                                  \
-	X(XLATE_FORWARD, "xlate-forward")
+	X(XLATE_FORWARD, "xlate-forward")                                        \
+	X(DROP_SPD_INCOMPLETE, "drop-spd-incomplete")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

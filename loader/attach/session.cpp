@@ -22,6 +22,7 @@
 #include "attach/applier.h"
 #include "attach/state.h"
 #include "ipsnat_bpf.skel.h"
+#include "limits/sample.h"
 #include "maps/config.h"
 #include "spd/mirror.h"
 #include "sys/mirror_lock.h"
@@ -49,8 +50,9 @@ struct SkelDeleter {
 using Skel = std::unique_ptr<ipsnat_bpf, SkelDeleter>;
 
 // Opens the object with its maps pinned under the store (reused when compatible), loads it.
-// The conntrack map gets ct_max entries (0: the pinned map's size, else the default).
-Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>& warnings) {
+// The conntrack map gets ct_max entries, the SPD maps spd_max (0: the pinned map's size, else
+// the default).
+Skel load_object(const PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
@@ -59,6 +61,10 @@ Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>
   uint32_t entries = pins.ct_entries_for(ct_max);
   if (int err = bpf_map__set_max_entries(skel->maps.ipsnat_ct, entries))
     throw SysError("sizing ipsnat_ct to " + std::to_string(entries) + " entries", -err);
+  uint32_t spd_entries = pins.spd_entries_for(spd_max);
+  for (bpf_map* m : {skel->maps.spd_dst, skel->maps.spd_src, skel->maps.spd_lists})
+    if (int err = bpf_map__set_max_entries(m, spd_entries))
+      throw SysError("sizing " + std::string(bpf_map__name(m)) + " to " + std::to_string(spd_entries) + " entries", -err);
   for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
   if (int err = ipsnat_bpf__load(skel.get()))
     throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
@@ -96,6 +102,8 @@ int spawn_follower(const AttachRequest& req, Mode mode) {
                                    "--mode", to_string(mode), "--table", std::to_string(req.settings.table),
                                    "--rule-priority", std::to_string(req.settings.rule_priority)};
   if (req.settings.route_mtu) args.insert(args.end(), {"--route-mtu", std::to_string(req.settings.route_mtu)});
+  if (req.limit_log_interval)
+    args.insert(args.end(), {"--limit-log-interval", std::to_string(req.limit_log_interval) + "s"});
   for (const auto& p : req.settings.inside) args.insert(args.end(), {"--inside", p.str()});
   std::string log = StateStore(StateStore::resolve_dir()).path(StateStore::id_for(req.dev));
   log.replace(log.size() - 5, 5, ".log");
@@ -241,7 +249,7 @@ AttachResult attach(const AttachRequest& req) {
 
   Skel skel;
   if (!from_pins) {
-    skel = load_object(pins, req.ct_max, res.warnings);
+    skel = load_object(pins, req.ct_max, req.spd_max, res.warnings);
     // How the datapath treats the device (maps/config.h).
     // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
     ipsnat_dev_cfg dc{res.plan.mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY, facts.dev.if_id,
@@ -260,6 +268,10 @@ AttachResult attach(const AttachRequest& req) {
       mirror.sync_once();
       if (!mirror.stats().last_refusal.empty())
         res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+      if (mirror.stats().fail_closed)
+        res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error +
+                               "): the datapath fails closed, cleartext to every destination is dropped at the "
+                               "uplink (raise --spd-max)");
       // Port-forwards: this attach's previous ones out, the configured ones in.
       std::vector<ForwardRule> old;
       for (const auto& s : st.forwards) old.push_back(parse_forward_spec(s));
@@ -375,8 +387,15 @@ int follow(const AttachRequest& req) {
   auto mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
   mirror->sync_once();
   spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
+  limits::LimitReporter limits(root, req.limit_log_interval ? std::chrono::seconds(req.limit_log_interval)
+                                                            : limits::kDefaultLogInterval);
+  auto next_sample = std::chrono::steady_clock::now();
   while (!g_stop) {
     bool changed = mirror->poll_once(500);
+    if (auto now = std::chrono::steady_clock::now(); now >= next_sample) {
+      limits.tick();
+      next_sample = now + std::chrono::seconds(1);
+    }
     devices = store.list_here(root);
     if (devices.empty()) break;  // everything detached
     spd::NatConfig now = inside_of(devices);

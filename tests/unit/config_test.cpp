@@ -113,7 +113,7 @@ TEST(Config, PortRangeErrorNamesFileLineAndExpectation) {
 TEST(Config, LimitLogInterval) {
   EXPECT_EQ(parse_config("", "ipsnat.toml").limit_log_interval, 60u);
   EXPECT_EQ(parse_config("limit_log_interval = \"2m\"\n", "ipsnat.toml").limit_log_interval, 120u);
-  EXPECT_EQ(error_of("limit_log_interval = \"0s\"\n").substr(0, 42), "ipsnat.toml:1: limit_log_interval: expect");
+  EXPECT_TRUE(error_of("limit_log_interval = \"0s\"\n").starts_with("ipsnat.toml:1: limit_log_interval: expected"));
 }
 
 TEST(Config, UnknownKeysAreErrorsEverywhere) {

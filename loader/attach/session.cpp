@@ -386,10 +386,11 @@ int follow(const AttachRequest& req) {
   spd::NatConfig nat = inside_of(devices);
   auto mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
   mirror->sync_once();
-  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
   limits::LimitReporter limits(root, req.limit_log_interval ? std::chrono::seconds(req.limit_log_interval)
                                                             : limits::kDefaultLogInterval);
-  auto next_sample = std::chrono::steady_clock::now();
+  limits.tick();  // the baseline: drops from here on are reported
+  auto next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
   while (!g_stop) {
     bool changed = mirror->poll_once(500);
     if (auto now = std::chrono::steady_clock::now(); now >= next_sample) {

@@ -1,6 +1,7 @@
 #include "limits/sample.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "maps/stats.h"
 #include "state/pinned.h"
@@ -29,6 +30,11 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
   return s;
 }
 
+LimitReporter::LimitReporter(std::string pin_root, std::chrono::seconds interval)
+    : root_(std::move(pin_root)),
+      watcher_(interval),
+      from_zero_(access(state::pinned_map_path(root_, "ipsnat_stats").c_str(), F_OK) != 0) {}
+
 void LimitReporter::tick() {
   std::optional<LimitSample> s;
   try {
@@ -38,8 +44,16 @@ void LimitReporter::tick() {
     return;
   }
   if (!s) return;
+  auto now = LimitWatcher::Clock::now();
+  if (!primed_ && from_zero_) {
+    LimitSample zero = *s;
+    zero.ct_full_drops = zero.no_port_drops = zero.spd_incomplete_drops = 0;
+    zero.spd_fail_closed = false;
+    watcher_.observe(zero, now);
+  }
+  primed_ = true;
   // "recovered" at the warnings' level too: a log filtered to warnings shows where each episode ends.
-  for (const auto& l : watcher_.observe(*s, LimitWatcher::Clock::now())) {
+  for (const auto& l : watcher_.observe(*s, now)) {
     spdlog::warn("{}", l.text);
     ++lines_;
   }

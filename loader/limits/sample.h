@@ -14,9 +14,12 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root);
 
 inline constexpr std::chrono::seconds kDefaultLogInterval{60};
 
+// The first reading is the watcher's baseline (drops counted before this process started are
+// not reported again), unless nothing was pinned when the reporter was made: the counters that
+// appear later are new and count from 0.
 class LimitReporter {
  public:
-  LimitReporter(std::string pin_root, std::chrono::seconds interval) : root_(std::move(pin_root)), watcher_(interval) {}
+  LimitReporter(std::string pin_root, std::chrono::seconds interval);
   void set_interval(std::chrono::seconds interval) { watcher_.set_interval(interval); }
   // Samples and logs (spdlog warnings). Never throws: a failed read is
   // logged at debug level and retried next time.
@@ -26,6 +29,8 @@ class LimitReporter {
  private:
   std::string root_;
   LimitWatcher watcher_;
+  bool from_zero_;
+  bool primed_ = false;
   uint64_t lines_ = 0;
 };
 

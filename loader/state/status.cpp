@@ -156,7 +156,7 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
     if (s.value("fail_closed", false)) {
       const auto& need = s.at("needed_per_generation");
       int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
-      out += "  spd: LARGER THAN THE MAPS" + (since ? " since " + ago(since, now) : std::string()) +
+      out += "  spd: LARGER THAN THE MAPS" + (since ? " (since " + ago(since, now) + ")" : std::string()) +
              ": the datapath fails closed (cleartext to every destination dropped at the uplink); the SPD needs " +
              std::to_string(need.value("spd_dst", 0u)) + " spd_dst, " + std::to_string(need.value("spd_src", 0u)) +
              " spd_src, " + std::to_string(need.value("spd_lists", 0u)) + " spd_lists entries per generation; " +

@@ -96,6 +96,7 @@ drops=$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
 t_expect "conntrack: 1024/1024 entries, 512 flows" test "$(jq_py '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
 t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
 text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: table FULL with the hint" grep -q "conntrack: 1024/1024 entries (512 of 512 flows) FULL, $drops packets dropped (drop-ct-full); raise --ct-max" <<<"$text"
 t_expect "the follower logs 'recovered' after a quiet interval" wait_for 8 grep -q "conntrack table full: recovered" "$flog"
 read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "conntrack table full: [0-9]* packet")
@@ -129,6 +130,7 @@ got=$(jq_py '" ".join("%s:%d:%d" % (a["nat_address"], a["bindings"], a["busiest_
 t_expect "status -j: 10.77.0.9 holds 4 bindings, all to one endpoint, range 4 ($got)" test "$got" == "10.77.0.9:4:4 4"
 t_expect "no conntrack drop meanwhile" test "$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")" == 0
 text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: range, EXHAUSTED and the hint" \
   bash -c "grep -q 'nat ports: range 20000-20003 (4 ports per NAT address and remote endpoint), $drops packets dropped (drop-no-port); widen port_range' <<<'$text' && grep -q '10.77.0.9: 4 bindings, busiest remote endpoint 4/4 ports EXHAUSTED' <<<'$text'"
 t_expect "the daemon logs 'recovered' after a quiet interval" wait_for 8 grep -q "NAT port range exhausted: recovered" "$tmp/daemon.log"
@@ -176,6 +178,7 @@ t_expect "the active generation is still the old, small one" \
 t_expect "status -j: what the SPD needs is more than the maps hold" \
   test "$(jq_py 's["limits"]["spd"]["needed_per_generation"]["spd_dst"] > 32' <<<"$s")" == True
 text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: LARGER THAN THE MAPS with the hint" \
   bash -c "grep -q 'spd: LARGER THAN THE MAPS.*fails closed.*raise --spd-max' <<<'$text'"
 sleep 4.5  # the condition stands: one more line per interval

@@ -7,10 +7,18 @@
 
 namespace ipsnat {
 
-NlRequest::NlRequest(uint16_t type, uint16_t flags) : buf_(MNL_SOCKET_BUFFER_SIZE * 2, 0) {
-  hdr_ = mnl_nlmsg_put_header(buf_.data());
+NlRequest::NlRequest() : buf_(MNL_SOCKET_BUFFER_SIZE * 2, 0), hdr_(mnl_nlmsg_put_header(buf_.data())) {}
+
+NlRequest::NlRequest(uint16_t type, uint16_t flags) : NlRequest() {
   hdr_->nlmsg_type = type;
   hdr_->nlmsg_flags = NLM_F_REQUEST | flags;
+}
+
+NlRequest NlRequest::built(uint16_t flags, const std::function<nlmsghdr*(char* buf, size_t size)>& build) {
+  NlRequest req;
+  req.hdr_ = build(req.buf_.data(), req.buf_.size());
+  req.hdr_->nlmsg_flags = NLM_F_REQUEST | flags;
+  return req;
 }
 
 NlSocket::NlSocket(int protocol) : nl_(mnl_socket_open2(protocol, SOCK_CLOEXEC)) {

@@ -14,6 +14,8 @@ namespace ipsnat {
 class NlRequest {
  public:
   NlRequest(uint16_t type, uint16_t flags);
+  // A message written by a pure builder (e.g. xfrm::build_policy_msg) into the request's buffer.
+  static NlRequest built(uint16_t flags, const std::function<nlmsghdr*(char* buf, size_t size)>& build);
   nlmsghdr* hdr() { return hdr_; }
   template <typename T>
   T* put_header() {
@@ -21,6 +23,7 @@ class NlRequest {
   }
 
  private:
+  NlRequest();
   std::vector<char> buf_;
   nlmsghdr* hdr_;
 };

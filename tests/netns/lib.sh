@@ -89,3 +89,43 @@ t_veth_pair() {
 t_pinned_map_id() {
   bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
+
+# t_gateway LAN GW WAN [OPTION=VALUE...]: the seed's gateway in three namespaces, no IPv6
+# (autoconfiguration would spoil snapshots): LAN host (lan1) -- (lan0) GW (UPLINK) -- (eth1) WAN,
+# the remote network's address on WAN's lo. Options and their seed defaults:
+#   uplink=tun0 host=192.168.1.10/24 gw_lan=192.168.1.1 gw_wan=200.2.2.2/24 wan=200.2.2.1
+#   remote=10.0.0.1 remote_net=10.0.0.0/8 (GW's route to WAN; "default" for a default route)
+#   nat= (if set: WAN routes NAT/32 back to GW, from REMOTE)
+t_gateway() {
+  local lan=$1 gw=$2 wan=$3 ns
+  shift 3
+  local uplink=tun0 host=192.168.1.10/24 gw_lan=192.168.1.1 gw_wan=200.2.2.2/24 wan_ip=200.2.2.1
+  local remote=10.0.0.1 remote_net=10.0.0.0/8 nat=
+  while (($#)); do
+    case $1 in
+      uplink=*) uplink=${1#*=} ;; host=*) host=${1#*=} ;; gw_lan=*) gw_lan=${1#*=} ;;
+      gw_wan=*) gw_wan=${1#*=} ;; wan=*) wan_ip=${1#*=} ;; remote=*) remote=${1#*=} ;;
+      remote_net=*) remote_net=${1#*=} ;; nat=*) nat=${1#*=} ;;
+      *) echo "t_gateway: unknown option $1" >&2; return 1 ;;
+    esac
+    shift
+  done
+  for ns in "$lan" "$gw" "$wan"; do
+    t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
+  done
+  ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
+  ip link add "$uplink" netns "$gw" type veth peer name eth1 netns "$wan"
+  ip -n "$lan" addr add "$host" dev lan1
+  ip -n "$lan" link set lan1 up
+  ip -n "$lan" route add default via "$gw_lan"
+  ip -n "$gw" addr add "$gw_lan/${host#*/}" dev lan0
+  ip -n "$gw" addr add "$gw_wan" dev "$uplink"
+  ip -n "$gw" link set lan0 up
+  ip -n "$gw" link set "$uplink" up
+  ip -n "$gw" route add "$remote_net" via "$wan_ip"
+  t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$wan" addr add "$wan_ip/${gw_wan#*/}" dev eth1
+  ip -n "$wan" link set eth1 up
+  ip -n "$wan" addr add "$remote/32" dev lo
+  if [[ -n $nat ]]; then ip -n "$wan" route add "$nat/32" via "${gw_wan%/*}" src "$remote"; fi
+}

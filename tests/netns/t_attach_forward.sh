@@ -15,22 +15,8 @@ forward_case() {
   local name=$1 plen=$2 host=$3 gwl=$4 gww=$5 wanip=$6 remote=$7 rnet=$8 nat=$9
   local lan gw wan out
   lan=$(t_netns "$name-lan") gw=$(t_netns "$name-gw") wan=$(t_netns "$name-wan")
-  for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
-  ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-  ip link add tun0 netns "$gw" type veth peer name eth1 netns "$wan"
-  ip -n "$lan" addr add "$host/$plen" dev lan1
-  ip -n "$lan" link set lan1 up
-  ip -n "$lan" route add default via "$gwl"
-  ip -n "$gw" addr add "$gwl/$plen" dev lan0
-  ip -n "$gw" addr add "$gww/24" dev tun0
-  ip -n "$gw" link set lan0 up
-  ip -n "$gw" link set tun0 up
-  ip -n "$gw" route add "$rnet" via "$wanip"
-  t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-  ip -n "$wan" addr add "$wanip/24" dev eth1
-  ip -n "$wan" link set eth1 up
-  ip -n "$wan" addr add "$remote/32" dev lo
-  ip -n "$wan" route add "$nat/32" via "$gww" src "$remote"
+  t_gateway "$lan" "$gw" "$wan" host="$host/$plen" gw_lan="$gwl" gw_wan="$gww/24" wan="$wanip" \
+    remote="$remote" remote_net="$rnet" nat="$nat"
   ip -n "$gw" xfrm policy add src "$nat/32" dst "$rnet" dir out \
     tmpl src "$gww" dst "$wanip" proto esp reqid 1 mode tunnel
   sleep 0.5

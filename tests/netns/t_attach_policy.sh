@@ -10,22 +10,7 @@ t_private_roots
 lan=$(t_netns lan)
 gw=$(t_netns gw)
 wan=$(t_netns wan)
-# No IPv6 autoconfiguration: its addresses and routes appear late and would spoil the snapshots.
-for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
-ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
-ip -n "$lan" addr add 192.168.1.10/24 dev lan1
-ip -n "$lan" link set lan1 up
-ip -n "$lan" route add default via 192.168.1.1
-ip -n "$gw" addr add 192.168.1.1/24 dev lan0
-ip -n "$gw" addr add 200.2.2.2/24 dev eth0
-ip -n "$gw" link set lan0 up
-ip -n "$gw" link set eth0 up
-ip -n "$gw" route add default via 200.2.2.1
-t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$wan" addr add 200.2.2.1/24 dev eth1
-ip -n "$wan" link set eth1 up
-ip -n "$wan" addr add 10.0.0.1/32 dev lo
+t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
 ip -n "$gw" xfrm policy add src 10.0.0.0/8 dst 10.20.30.2/32 dir in priority 379519 \

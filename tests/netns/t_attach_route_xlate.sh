@@ -11,22 +11,7 @@ t_private_roots
 lan=$(t_netns lan)
 gw=$(t_netns gw)
 wan=$(t_netns wan)
-for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
-ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-ip link add tun0 netns "$gw" type veth peer name eth1 netns "$wan"
-ip -n "$lan" addr add 192.168.1.10/24 dev lan1
-ip -n "$lan" link set lan1 up
-ip -n "$lan" route add default via 192.168.1.1
-ip -n "$gw" addr add 192.168.1.1/24 dev lan0
-ip -n "$gw" addr add 200.2.2.2/24 dev tun0
-ip -n "$gw" link set lan0 up
-ip -n "$gw" link set tun0 up
-ip -n "$gw" route add 10.0.0.0/8 via 200.2.2.1
-t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$wan" addr add 200.2.2.1/24 dev eth1
-ip -n "$wan" link set eth1 up
-ip -n "$wan" addr add 10.0.0.1/32 dev lo
-ip -n "$wan" route add 10.20.30.2/32 via 200.2.2.2
+t_gateway "$lan" "$gw" "$wan" nat=10.20.30.2
 # The policy names the inner source; it has a template, so a flow matching it at routing would
 # be held for IKE: only the LAN's (not yet translated) flows pass, which is what route mode sees.
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \

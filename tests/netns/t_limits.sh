@@ -30,26 +30,12 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
-for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
-ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-ip link add tun0 netns "$gw" type veth peer name eth1 netns "$wan"
-ip -n "$lan" addr add 192.168.1.10/24 dev lan1
+t_gateway "$lan" "$gw" "$wan" nat=10.20.30.2
+# The second case's prefixes on the same links: LAN 172.16.5.0/24, NAT 10.77.0.9, remote 198.51.100.0/24.
 ip -n "$lan" addr add 172.16.5.10/24 dev lan1
-ip -n "$lan" link set lan1 up
-ip -n "$lan" route add default via 192.168.1.1
-ip -n "$gw" addr add 192.168.1.1/24 dev lan0
 ip -n "$gw" addr add 172.16.5.1/24 dev lan0
-ip -n "$gw" addr add 200.2.2.2/24 dev tun0
-ip -n "$gw" link set lan0 up
-ip -n "$gw" link set tun0 up
-ip -n "$gw" route add 10.0.0.0/8 via 200.2.2.1
 ip -n "$gw" route add 198.51.100.0/24 via 200.2.2.1
-t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$wan" addr add 200.2.2.1/24 dev eth1
-ip -n "$wan" link set eth1 up
-ip -n "$wan" addr add 10.0.0.1/32 dev lo
 ip -n "$wan" addr add 198.51.100.7/32 dev lo
-ip -n "$wan" route add 10.20.30.2/32 via 200.2.2.2
 ip -n "$wan" route add 10.77.0.9/32 via 200.2.2.2
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
@@ -61,7 +47,7 @@ flows=$IPSNAT_SRC/tests/netns/udp_flows.py
 status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$tmp/run"; }
 status_text() { t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run"; }
 jq_py() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
-# sum_counts FILE FROM_LINE PATTERN: the sum of the numbers before " packets" in matching lines
+# log_summary FILE FROM_LINE PATTERN: the sum of the numbers before " packets" in matching lines
 # after FROM_LINE, then the number of such lines, then the largest and smallest gap (s) between them.
 log_summary() {
   tail -n +"$(($2 + 1))" "$1" | grep -- "$3" | python3 -c '

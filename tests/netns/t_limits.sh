@@ -72,8 +72,10 @@ wait_for() {  # wait_for SECONDS command...: until the command succeeds
 # ---- (a) conntrack table full (seed addresses, follower) ------------------------------------
 t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
-flog=$(ls "$IPSNAT_STATE_DIR"/*.log)
-wait_for 5 grep -q "SPD mirror live" "$flog"
+follower_log() { compgen -G "$IPSNAT_STATE_DIR/*.log" >/dev/null; }
+wait_for 5 follower_log  # the follower opens it after its double fork
+flog=$(compgen -G "$IPSNAT_STATE_DIR/*.log")
+t_expect "the follower is up" wait_for 10 grep -q "SPD mirror live" "$flog"
 from=$(wc -l <"$flog")
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 192.168.1.10 40000 600 10.0.0.1 7001 5)
 t_expect "the LAN host sent 600 flows for 5 s ($rounds rounds)" test "$rounds" -ge 10
@@ -136,7 +138,7 @@ rm -rf "$IPSNAT_PIN_ROOT"
 t_expect "attach --mode policy --spd-max 64" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode policy --spd-max 64 --limit-log-interval 2s
 t_expect "spd_dst holds 64 entries" test "$(bpftool -j map show pinned "$IPSNAT_PIN_ROOT/spd_dst" | jq_py 's["max_entries"]')" == 64
-wait_for 5 bash -c "[[ \$(grep -c 'SPD mirror live' $flog) -ge 2 ]]"
+t_expect "the follower is up" wait_for 10 bash -c "[[ \$(grep -c 'SPD mirror live' $flog) -ge 2 ]]"
 from=$(wc -l <"$flog")
 t_expect "the gateway reaches an uncovered destination in cleartext" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 for i in $(seq 1 80); do

@@ -330,7 +330,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat))  {
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
 }
 

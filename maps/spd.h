@@ -19,6 +19,10 @@
 /* Bump on any layout or meaning change of the maps below. */
 #define IPSNAT_SPD_SCHEMA 2
 #define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
+/* `ipsnat attach --spd-max N` sizes spd_dst, spd_src and spd_lists (BPF_F_NO_PREALLOC: memory
+ * is taken per entry in use, so N is a bound, not an allocation). */
+#define IPSNAT_SPD_MIN_ENTRIES 64
+#define IPSNAT_SPD_LIMIT_ENTRIES (1U << 24)
 #define SPD_MAX_CANDIDATES 8
 #define SPD_MAX_NAT 4
 #define SPD_MAX_COVER 4
@@ -117,6 +121,25 @@ struct spd_active {
 };
 IPSNAT_ASSERT_SIZE(struct spd_active, 16);
 
+/* spd_health[0]: whether the maps hold the kernel's current SPD. The writer sets
+ * SPD_HEALTH_FAIL_CLOSED when the SPD it must write does not fit into the maps (next to the
+ * active generation): the active generation is then stale and a destination covered by a
+ * policy it lacks would look uncovered, so spd_out_covered() answers "covered" for every flow
+ * (the leak guard drops all cleartext but IPsec/IKE, counted as drop-spd-incomplete) until a
+ * write succeeds. The counts say what the current SPD needs per generation (docs/spd.md). */
+enum spd_health_flags {
+	SPD_HEALTH_FAIL_CLOSED = 1,
+};
+
+struct spd_health {
+	__u32 flags;    /* enum spd_health_flags; the only field the datapath reads */
+	__u32 dst;      /* entries the current SPD needs per generation in spd_dst */
+	__u32 src;      /* ... in spd_src */
+	__u32 lists;    /* ... in spd_lists */
+	__u64 since;    /* unix seconds: start of the fail-closed episode (0: healthy) */
+	__u64 failures; /* writes refused for lack of room (map full), ever */
+};
+IPSNAT_ASSERT_SIZE(struct spd_health, 32);
 
 /* Test-only: what tc_spd_probe found for the last packet (spd_probe_res[0]). */
 struct spd_probe_result {

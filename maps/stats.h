@@ -33,7 +33,8 @@
 	X(XLATE_ICMP_LOCAL, "xlate-icmp-local")                                  \
 	X(XLATE_FORWARD, "xlate-forward")                                        \
 	X(PASS_WRONG_SA, "pass-wrong-sa")                                        \
-	X(PASS_CT_STALE, "pass-ct-stale")
+	X(PASS_CT_STALE, "pass-ct-stale")                                        \
+	X(DROP_SPD_INCOMPLETE, "drop-spd-incomplete")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

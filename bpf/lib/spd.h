@@ -5,7 +5,8 @@
  *                                 the kernel would choose; -1 otherwise.
  *   spd_out_covered(flow)     -> true when a cleartext packet of this flow must not leave: for some
  *                                 source the kernel would choose an IPsec out-policy for this
- *                                 destination, protocol, ports, mark and if_id.
+ *                                 destination, protocol, ports, mark and if_id (SPD_OUT_COVERED),
+ *                                 or the maps are stale and fail closed (SPD_OUT_FAIL_CLOSED).
  * Cost: two LPM lookups and a list of <= SPD_MAX_CANDIDATES per evaluation, whatever the SPD size.
  * Ports: the kernel's xfrm ports, i.e. transport ports for TCP/UDP/UDP-Lite/SCTP/DCCP, else 0
  * (the compiler refuses policies with ports on other protocols). NAPT keeps the source port for
@@ -54,6 +55,27 @@ struct {
 	__type(value, struct spd_list);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_lists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct spd_health);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_health SEC(".maps");
+
+/* SPD_OUT_FAIL_CLOSED: the maps are stale (the SPD did not fit, maps/spd.h spd_health): every
+ * flow the active generation does not cover is treated as covered. */
+#define SPD_OUT_COVERED 1
+#define SPD_OUT_FAIL_CLOSED 2
+
+static __always_inline int spd_fail_closed(void)
+{
+	__u32 zero = 0;
+	struct spd_health *h = bpf_map_lookup_elem(&spd_health, &zero);
+
+	return h && (h->flags & SPD_HEALTH_FAIL_CLOSED) ? SPD_OUT_FAIL_CLOSED : 0;
+}
 
 struct spd_q {
 	__u32 gen;
@@ -166,17 +188,17 @@ static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
 	spd_q_init(&q, f);
 	struct spd_cell *cell = spd_dst_cell(&q, f);
 	if (!cell)
-		return 0;
+		return spd_fail_closed();
 	if (cell->flags & SPD_CELL_ALWAYS_COVERED)
-		return 1;
+		return SPD_OUT_COVERED;
 	for (int i = 0; i < SPD_MAX_COVER; i++) {
 		if (i >= cell->n_cover)
 			break;
 		__u32 index, verdict;
 		if (spd_eval_list(&q, cell->cover[i], &index, &verdict) == 0 && verdict == SPD_V_IPSEC)
-			return 1;
+			return SPD_OUT_COVERED;
 	}
-	return 0;
+	return spd_fail_closed();
 }
 
 #endif

@@ -28,6 +28,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_NO_PORT:
 	case IPSNAT_R_DROP_CT_FULL:
 	case IPSNAT_R_DROP_REWRITE:
+	case IPSNAT_R_DROP_SPD_INCOMPLETE:
 		return 1;
 	default:
 		return 0;
@@ -353,9 +354,14 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	if ((p.proto == IPPROTO_UDP || p.proto == IPPROTO_TCP) && is_ike_port(p.sport))
 		return IPSNAT_R_PASS_IPSEC;
 	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
-	if (spd_out_covered(&f))
+	switch (spd_out_covered(&f)) {
+	case 0:
+		return IPSNAT_R_PASS_NOT_COVERED;
+	case SPD_OUT_FAIL_CLOSED:
+		return IPSNAT_R_DROP_SPD_INCOMPLETE;
+	default:
 		return IPSNAT_R_DROP_LEAK_GUARD;
-	return IPSNAT_R_PASS_NOT_COVERED;
+	}
 }
 
 #endif

@@ -23,6 +23,7 @@
 #include "attach/applier.h"
 #include "attach/state.h"
 #include "ipsnat_bpf.skel.h"
+#include "limits/sample.h"
 #include "maps/config.h"
 #include "spd/mirror.h"
 #include "sys/mirror_lock.h"
@@ -50,8 +51,9 @@ struct SkelDeleter {
 using Skel = std::unique_ptr<ipsnat_bpf, SkelDeleter>;
 
 // Opens the object with its maps pinned under the store (reused when compatible), loads it.
-// The conntrack map gets ct_max entries (0: the pinned map's size, else the default).
-Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>& warnings) {
+// The conntrack map gets ct_max entries, the SPD maps spd_max (0: the pinned map's size, else
+// the default).
+Skel load_object(const PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
@@ -60,6 +62,10 @@ Skel load_object(const PinStore& pins, uint32_t ct_max, std::vector<std::string>
   uint32_t entries = pins.ct_entries_for(ct_max);
   if (int err = bpf_map__set_max_entries(skel->maps.ipsnat_ct, entries))
     throw SysError("sizing ipsnat_ct to " + std::to_string(entries) + " entries", -err);
+  uint32_t spd_entries = pins.spd_entries_for(spd_max);
+  for (bpf_map* m : {skel->maps.spd_dst, skel->maps.spd_src, skel->maps.spd_lists})
+    if (int err = bpf_map__set_max_entries(m, spd_entries))
+      throw SysError("sizing " + std::string(bpf_map__name(m)) + " to " + std::to_string(spd_entries) + " entries", -err);
   for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
   if (int err = ipsnat_bpf__load(skel.get()))
     throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
@@ -97,6 +103,8 @@ int spawn_follower(const AttachRequest& req, Mode mode) {
                                    "--mode", to_string(mode), "--table", std::to_string(req.settings.table),
                                    "--rule-priority", std::to_string(req.settings.rule_priority)};
   if (req.settings.route_mtu) args.insert(args.end(), {"--route-mtu", std::to_string(req.settings.route_mtu)});
+  if (req.limit_log_interval)
+    args.insert(args.end(), {"--limit-log-interval", std::to_string(req.limit_log_interval) + "s"});
   for (const auto& p : req.settings.inside) args.insert(args.end(), {"--inside", p.str()});
   std::string log = StateStore(StateStore::resolve_dir()).path(StateStore::id_for(req.dev));
   log.replace(log.size() - 5, 5, ".log");
@@ -280,7 +288,7 @@ AttachResult attach(const AttachRequest& req) {
 
   Skel skel;
   if (!from_pins) {
-    skel = load_object(pins, req.ct_max, res.warnings);
+    skel = load_object(pins, req.ct_max, req.spd_max, res.warnings);
 
     // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
     // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync here; the
@@ -292,6 +300,10 @@ AttachResult attach(const AttachRequest& req) {
       mirror.sync_once();
       if (!mirror.stats().last_refusal.empty())
         res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
+      if (mirror.stats().fail_closed)
+        res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error +
+                               "): the datapath fails closed, cleartext to every destination is dropped at the "
+                               "uplink (raise --spd-max)");
       // Port-forwards: this attach's previous ones out, the configured ones in.
       std::vector<ForwardRule> old;
       for (const auto& s : st.forwards) old.push_back(parse_forward_spec(s));
@@ -405,9 +417,17 @@ int follow(const AttachRequest& req) {
   spd::NatConfig nat = inside_of(devices);
   auto mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
   mirror->sync_once();
+  limits::LimitReporter limits(root, req.limit_log_interval ? std::chrono::seconds(req.limit_log_interval)
+                                                            : limits::kDefaultLogInterval);
+  limits.tick();  // the baseline: drops from here on are reported
+  auto next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
   while (!g_stop) {
     bool changed = mirror->poll_once(500);
+    if (auto now = std::chrono::steady_clock::now(); now >= next_sample) {
+      limits.tick();
+      next_sample = now + std::chrono::seconds(1);
+    }
     devices = store.list_here(root);
     if (devices.empty()) break;  // everything detached
     spd::NatConfig now = inside_of(devices);

@@ -17,6 +17,8 @@ struct AttachRequest {
   bool sync_spd = true;        // fill the SPD maps once (off in the follower: its mirror owns them)
   bool spawn_follower = true;  // start `ipsnat attach DEV --follow` in the background
   uint32_t ct_max = 0;         // conntrack entries (--ct-max); 0: keep the pinned map's, else default
+  uint32_t spd_max = 0;        // entries of each SPD map (--spd-max); 0: likewise
+  uint32_t limit_log_interval = 0;  // seconds between limit warnings in the follower (0: default)
   bool only_if_attached = false;  // a re-plan: do nothing if DEV was detached meanwhile
 };
 

@@ -4,7 +4,9 @@
 #include "attach/session.h"
 #include "cli/command.h"
 #include "cli/output.h"
+#include "config/config.h"
 #include "maps/ct.h"
+#include "maps/spd.h"
 #include "spd/policy.h"
 #include "sys/pin_store.h"
 #include "util/error.h"
@@ -23,6 +25,8 @@ void register_attach(CLI::App& app, Context& ctx) {
     bool no_daemon = false;
     bool follow = false;
     uint32_t ct_max = 0;
+    uint32_t spd_max = 0;
+    std::string limit_log_interval;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("attach", "Translate traffic that leaves through DEV into IPsec");
@@ -45,6 +49,12 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->add_option("--ct-max", args->ct_max,
                   "Conntrack entries, 2 per flow (default: the pinned map's size, else " +
                       std::to_string(IPSNAT_CT_MAX_ENTRIES) + "; preallocated, ~128 bytes each)");
+  cmd->add_option("--spd-max", args->spd_max,
+                  "Entries of each SPD map (spd_dst, spd_src, spd_lists), both generations together (default: the "
+                  "pinned maps' size, else " +
+                      std::to_string(IPSNAT_SPD_MAX_ENTRIES) + "; allocated as used)");
+  cmd->add_option("--limit-log-interval", args->limit_log_interval,
+                  "Follower: at most one warning per resource limit per interval (e.g. 30s, 2m; default 60s)");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
   cmd->add_flag("-q,--quiet", args->quiet, "Do not print the plan carried out (warnings still go to stderr)");
   cmd->add_flag("--no-daemon", args->no_daemon,
@@ -65,6 +75,12 @@ void register_attach(CLI::App& app, Context& ctx) {
       req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
       req.dry_run = args->dry_run;
       req.ct_max = args->ct_max;
+      req.spd_max = args->spd_max;
+      if (!args->limit_log_interval.empty()) {
+        auto s = config::parse_duration(args->limit_log_interval);
+        if (!s) throw UserError("--limit-log-interval: \"" + args->limit_log_interval + "\" is not a duration", "e.g. 30s, 2m");
+        req.limit_log_interval = *s;
+      }
       req.spawn_follower = !args->no_daemon && !args->dry_run;
       if (args->follow) return attach::follow(req);
       auto res = attach::attach(req);

@@ -55,6 +55,7 @@ void register_run(CLI::App& app, Context& ctx) {
     std::string log_format;
     std::string log_level;
     std::string state_dir;
+    std::string limit_log_interval;
     bool check_config = false;
   };
   auto args = std::make_shared<Args>();
@@ -65,6 +66,9 @@ void register_run(CLI::App& app, Context& ctx) {
   cmd->add_option("--log-level", args->log_level, "debug | info | warn | error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)");
+  cmd->add_option("--limit-log-interval", args->limit_log_interval,
+                  "At most one warning per resource limit per interval (e.g. 30s; config limit_log_interval, "
+                  "default 60s)");
   cmd->add_flag("--check-config", args->check_config, "Parse the configuration, report errors, and exit");
   cmd->footer(
       "Devices attached before (by an earlier daemon or by hand) are adopted, not re-attached.\n"
@@ -87,6 +91,11 @@ void register_run(CLI::App& app, Context& ctx) {
       if (!args->log_level.empty()) opts.overrides.log_level = args->log_level;
       else if (ctx.global.verbose >= 2) opts.overrides.log_level = "debug";
       if (!args->state_dir.empty()) opts.overrides.state_dir = args->state_dir;
+      if (!args->limit_log_interval.empty()) {
+        auto s = config::parse_duration(args->limit_log_interval);
+        if (!s) throw UserError("--limit-log-interval: \"" + args->limit_log_interval + "\" is not a duration", "e.g. 30s, 2m");
+        opts.overrides.limit_log_interval = *s;
+      }
 
       if (args->check_config) {
         config::Config c = args->config.empty() ? config::Config{} : config::load_config_file(args->config);
@@ -111,6 +120,7 @@ void register_run(CLI::App& app, Context& ctx) {
           {"spd_mirror", std::move(mirror)},
           {"ct_gc", daemon::make_ct_gc_service(sctx)},
           {"datapath_metrics", daemon::make_datapath_metrics_service(sctx)},
+          {"limits", daemon::make_limit_service(sctx)},
       };
       for (auto& p : plugs) {
         if (p.service) d.add_service(std::move(p.service));

@@ -400,10 +400,10 @@ Config parse_config(std::string_view text, const std::string& file_name) {
   Config c;
   c.source = file_name;
   TableReader top(doc, file_name, "", 1);
-  top.allow({"inside", "port_range", "metrics", "log_format", "log_level", "gc_interval", "state_dir", "device", "nat",
-             "forward", "timeouts"},
-            "inside, port_range, metrics, log_format, log_level, gc_interval, state_dir, [[device]], [[nat]], "
-            "[[forward]], [timeouts]");
+  top.allow({"inside", "port_range", "metrics", "log_format", "log_level", "gc_interval", "limit_log_interval",
+             "state_dir", "device", "nat", "forward", "timeouts"},
+            "inside, port_range, metrics, log_format, log_level, gc_interval, limit_log_interval, state_dir, "
+            "[[device]], [[nat]], [[forward]], [timeouts]");
 
   // `inside` first: port-forwards are checked against it.
   c.inside = read_prefix_list(top, "inside");
@@ -443,6 +443,7 @@ Config parse_config(std::string_view text, const std::string& file_name) {
     c.log_level = l;
   }
   if (auto v = top.get_duration("gc_interval")) c.gc_interval = *v;
+  if (auto v = top.get_duration("limit_log_interval")) c.limit_log_interval = *v;
   if (auto v = top.get_string("state_dir", "expected an absolute directory like \"/run/ipsnat\"")) {
     if (v->empty() || (*v)[0] != '/')
       top.fail(top.get("state_dir"), "state_dir", "expected an absolute directory like \"/run/ipsnat\"");

@@ -94,6 +94,7 @@ struct Config {
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
   uint32_t gc_interval = 10;  // seconds between conntrack housekeeping passes
+  uint32_t limit_log_interval = 60;  // seconds: at most one warning per resource limit per interval
   std::string state_dir = "/run/ipsnat";
 };
 

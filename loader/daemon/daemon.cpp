@@ -41,6 +41,7 @@ config::Config Daemon::load() const {
   if (o.log_format) c.log_format = *o.log_format;
   if (o.log_level) c.log_level = *o.log_level;
   if (o.state_dir) c.state_dir = *o.state_dir;
+  if (o.limit_log_interval) c.limit_log_interval = *o.limit_log_interval;
   return c;
 }
 

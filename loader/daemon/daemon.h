@@ -26,6 +26,7 @@ struct Overrides {
   std::optional<config::LogFormat> log_format;
   std::optional<std::string> log_level;
   std::optional<std::string> state_dir;
+  std::optional<uint32_t> limit_log_interval;  // seconds
 };
 
 struct DaemonOptions {

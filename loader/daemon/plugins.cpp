@@ -3,6 +3,7 @@
 #include "daemon/attach_service.h"
 #include "daemon/components.h"
 #include "daemon/datapath_metrics.h"
+#include "daemon/limit_service.h"
 
 namespace ipsnat::daemon {
 
@@ -32,6 +33,14 @@ std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirro
 
 std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx) {
   return std::make_unique<DatapathMetrics>(ctx.pin_root);
+}
+
+}  // namespace ipsnat::daemon
+
+namespace ipsnat::daemon {
+
+std::unique_ptr<Service> make_limit_service(const ServiceContext& ctx) {
+  return std::make_unique<LimitService>(ctx.pin_root);
 }
 
 }  // namespace ipsnat::daemon

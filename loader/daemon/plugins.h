@@ -23,5 +23,7 @@ std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx);
 // the devices after each SPD change the mirror applied.
 std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirrorService* mirror);
 std::unique_ptr<Service> make_datapath_metrics_service(const ServiceContext& ctx);
+// Logs the resource limits (conntrack full, NAT ports exhausted, SPD larger than the maps).
+std::unique_ptr<Service> make_limit_service(const ServiceContext& ctx);
 
 }  // namespace ipsnat::daemon

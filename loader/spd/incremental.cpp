@@ -240,6 +240,15 @@ const spd_list* IncrementalSpd::list(uint32_t id) const {
   return it == lists_.end() ? nullptr : &it->second.list;
 }
 
+IncrementalSpd::EntryCounts IncrementalSpd::entry_counts() const {
+  EntryCounts n;
+  for (const auto& [if_id, cells] : cells_)
+    for (const auto& [net, c] : cells) n.dst += c.compiled ? 1 : 0;
+  n.src = static_cast<uint32_t>(src_index_.size());
+  n.lists = static_cast<uint32_t>(lists_.size());
+  return n;
+}
+
 CompiledSpd IncrementalSpd::snapshot() const {
   CompiledSpd out;
   out.policies = pols_.size();

@@ -68,6 +68,11 @@ class IncrementalSpd {
   template <class F>
   void for_each(F&& f) const;  // f(const DstKey*, const SrcKey*, const uint32_t* list_id): every entry
   CompiledSpd snapshot() const;
+  // Entries one generation of the maps needs for the current content.
+  struct EntryCounts {
+    uint32_t dst = 0, src = 0, lists = 0;
+  };
+  EntryCounts entry_counts() const;
   size_t policies() const { return pols_.size(); }
 
  private:

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 
 #include "sys/pin_store.h"
@@ -31,14 +32,23 @@ int pinned_fd(const std::string& root, const char* name) {
   return fd;
 }
 
+bool map_full(int err) { return err == E2BIG || err == ENOSPC; }
+
 void update(int fd, const void* k, const void* v, const char* what) {
-  if (bpf_map_update_elem(fd, k, v, BPF_ANY) != 0) throw SysError(std::string("writing ") + what, errno);
+  if (bpf_map_update_elem(fd, k, v, BPF_ANY) != 0) {
+    int err = errno;
+    if (map_full(err)) throw SpdMapFull(what, err);
+    throw SysError(std::string("writing ") + what, err);
+  }
 }
 }  // namespace
 
+SpdMapFull::SpdMapFull(std::string map, int err)
+    : std::runtime_error(map + " is full (" + std::strerror(err) + ")"), map_(std::move(map)) {}
+
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
-                   map_fd(obj, "spd_lists")};
+                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health")};
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -77,6 +87,17 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
                             ", this ipsnat writes schema " + std::to_string(IPSNAT_SPD_SCHEMA),
                         "attach again with this ipsnat to replace it");
     }
+    std::string health = root + "/spd_health";
+    f.health = bpf_obj_get(health.c_str());  // optional: pins of an older build lack it
+    if (f.health >= 0) {
+      bpf_map_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(f.health, &info, &len) != 0 || info.value_size != sizeof(spd_health))
+        close(f.health), f.health = -1;
+    }
+    if (f.health < 0)
+      spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
+                   health);
   } catch (...) {
     f.close_all();
     throw;
@@ -85,7 +106,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
 }
 
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists})
+  for (int* fd : {&active, &dst, &src, &lists, &health})
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -122,11 +143,32 @@ void SpdMapWriter::purge(uint32_t gen) {
   written_[gen].known = true;
 }
 
+spd_health SpdMapWriter::health() const {
+  spd_health h{};
+  uint32_t zero = 0;
+  if (fds_.health >= 0) bpf_map_lookup_elem(fds_.health, &zero, &h);
+  return h;
+}
+
+void SpdMapWriter::set_health(const spd_health& h) {
+  uint32_t zero = 0;
+  if (fds_.health >= 0) update(fds_.health, &zero, &h, "spd_health");
+}
+
 void SpdMapWriter::write(const CompiledSpd& c) {
   uint32_t gen = active_ ^ 1;
   // The inactive generation was last read a whole update ago: no datapath program still walks
   // it. It holds the SPD of two updates ago: bring it to `c` by difference.
   if (!written_[gen].known) purge(gen);
+  try {
+    write_diff(c, gen);
+  } catch (const SpdMapFull&) {
+    written_[gen] = {};  // partly written, never activated: purged and rewritten next time
+    throw;
+  }
+}
+
+void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
   Written& w = written_[gen];
   size_t ops = 0;
   auto same = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; };
@@ -196,6 +238,7 @@ void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::
     __u32 count = static_cast<__u32>(keys.size());
     if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts) == 0) return;
     int err = errno;
+    if (map_full(err)) throw SpdMapFull(what, err);
     if (err != EINVAL && err != ENOTSUP && err != EOPNOTSUPP && err != 524 /* ENOTSUPP */)
       throw SysError(std::string("writing ") + what + " (batch)", err);
     spdlog::info("spd: batched updates of {} refused ({}), writing element by element", what, std::strerror(err));
@@ -261,16 +304,23 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   }
   // The generation is not read until the switch below; the order only keeps every reference
   // resolvable at all times anyway (lists, then sources, then cells; removals in reverse).
-  put(2, fds_.lists, lk, lv, "spd_lists");
-  put(1, fds_.src, sk, sv, "spd_src");
-  put(0, fds_.dst, dk, dv, "spd_dst");
-  auto del = [](int fd, const auto& keys, const char* what) {
-    for (const auto& k : keys)
-      if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) throw SysError(std::string("deleting from ") + what, errno);
-  };
-  del(fds_.dst, ddel, "spd_dst");
-  del(fds_.src, sdel, "spd_src");
-  del(fds_.lists, ldel, "spd_lists");
+  try {
+    put(2, fds_.lists, lk, lv, "spd_lists");
+    put(1, fds_.src, sk, sv, "spd_src");
+    put(0, fds_.dst, dk, dv, "spd_dst");
+    auto del = [](int fd, const auto& keys, const char* what) {
+      for (const auto& k : keys)
+        if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) throw SysError(std::string("deleting from ") + what, errno);
+    };
+    del(fds_.dst, ddel, "spd_dst");
+    del(fds_.src, sdel, "spd_src");
+    del(fds_.lists, ldel, "spd_lists");
+  } catch (const SpdMapFull&) {
+    // Partly written, never activated: purged and rewritten whole next time.
+    written_[gen] = {};
+    p = SpdDelta{};
+    throw;
+  }
   last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
   p = SpdDelta{};
   spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
@@ -280,7 +330,9 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {}
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {
+  stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
+}
 
 SpdMirror::~SpdMirror() { delete source_; }
 
@@ -301,7 +353,32 @@ void SpdMirror::publish(bool full) {
     return;
   }
   stats_.last_refusal.clear();
-  writer_.write(compiled_);
+  auto counts = compiled_.entry_counts();
+  spd_health h = writer_.health();
+  h.dst = counts.dst, h.src = counts.src, h.lists = counts.lists;
+  try {
+    writer_.write(compiled_);
+  } catch (const SpdMapFull& e) {
+    // Fail closed (maps/spd.h spd_health): the active generation is stale. The limit watcher
+    // (loader/limits) logs the condition once per interval; here only the transition.
+    stats_.capacity_failures++;
+    stats_.last_capacity_error = e.what();
+    h.failures++;
+    if (!(h.flags & SPD_HEALTH_FAIL_CLOSED)) h.since = static_cast<uint64_t>(std::time(nullptr));
+    h.flags |= SPD_HEALTH_FAIL_CLOSED;
+    writer_.set_health(h);
+    if (!stats_.fail_closed)
+      spdlog::debug("spd: {} ({} policies need {} spd_dst, {} spd_src, {} spd_lists entries per generation); failing "
+                    "closed", e.what(), model_.size(), h.dst, h.src, h.lists);
+    stats_.fail_closed = true;
+    return;
+  }
+  // Cleared after the swap: between the two the datapath only fails closed a moment longer.
+  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED);
+  h.since = 0;
+  writer_.set_health(h);
+  stats_.fail_closed = false;
+  stats_.last_capacity_error.clear();
   stats_.swaps++;
   auto t2 = std::chrono::steady_clock::now();
   spdlog::debug("spd: {} policies, compiled in {:.2f} ms, {} map operations in {:.2f} ms", model_.size(),

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <tuple>
 #include <stop_token>
 #include <string>
@@ -29,10 +30,22 @@ namespace ipsnat::spd {
 
 struct SpdMapFds {
   int active = -1, dst = -1, src = -1, lists = -1;
+  int health = -1;  // spd_health; -1 when pins of an older build lack it (no fail-closed flag then)
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
   void close_all();
+};
+
+// A write found a map full (E2BIG/ENOSPC): the SPD does not fit next to the active generation.
+// The inactive generation is left unused (never activated) and rewritten whole next time.
+class SpdMapFull : public std::runtime_error {
+ public:
+  SpdMapFull(std::string map, int err);
+  const std::string& map() const { return map_; }
+
+ private:
+  std::string map_;
 };
 
 // Writes compiled SPDs into the inactive generation, then flips the one-entry switch.
@@ -52,9 +65,13 @@ class SpdMapWriter {
   uint64_t swaps() const { return version_; }
   // Map operations of the last write (updates + deletes).
   size_t last_ops() const { return last_ops_; }
+  // spd_health[0] (no-op without the map).
+  spd_health health() const;
+  void set_health(const spd_health& h);
 
  private:
   void purge(uint32_t gen);
+  void write_diff(const CompiledSpd& c, uint32_t gen);
   template <class K, class V>
   void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
   SpdMapFds fds_;
@@ -73,6 +90,9 @@ class SpdMapWriter {
 };
 
 struct SpdMirrorStats {
+  bool fail_closed = false;     // the SPD did not fit: spd_health says FAIL_CLOSED
+  uint64_t capacity_failures = 0;
+  std::string last_capacity_error;  // "spd_src is full (...)"
   uint64_t events = 0;
   uint64_t resyncs = 0;   // full dumps after an overrun (the first sync not counted)
   uint64_t refusals = 0;  // compiles refused: the maps keep the last exact SPD

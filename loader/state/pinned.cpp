@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <tuple>
+#include <algorithm>
 
 #include "core/reasons.h"
 #include "maps/common.h"
@@ -21,7 +23,8 @@ namespace ipsnat::state {
 namespace {
 
 // The maps ipsnat pins, by their names in the BPF object.
-constexpr std::string_view kMaps[] = {"ipsnat_stats", "ipsnat_ct", "ipsnat_frag", "ipsnat_cfg", "ipsnat_dev", "spd_nat"};
+constexpr std::string_view kMaps[] = {"ipsnat_stats", "ipsnat_ct", "ipsnat_frag", "ipsnat_cfg", "ipsnat_dev",
+                                      "ipsnat_fwd",   "spd_dst",   "spd_src",     "spd_lists"};
 
 class Fd {
  public:
@@ -127,11 +130,69 @@ std::vector<MapFill> PinnedState::map_fills() const {
   return out;
 }
 
+std::optional<uint32_t> PinnedState::max_entries(std::string_view name) const {
+  auto fd_opt = open_pinned(root_, name);
+  if (!fd_opt) return std::nullopt;
+  Fd fd(*fd_opt);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0) throw SysError("bpf_obj_get_info_by_fd", errno);
+  return info.max_entries;
+}
+
+namespace {
+template <class V>
+std::optional<V> first_value(const std::string& root, std::string_view name) {
+  auto fd_opt = open_pinned(root, name);
+  if (!fd_opt) return std::nullopt;
+  Fd fd(*fd_opt);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0 || info.value_size != sizeof(V)) return std::nullopt;
+  V v{};
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(fd.get(), &zero, &v) < 0) return std::nullopt;
+  return v;
+}
+}  // namespace
+
+std::optional<spd_health> PinnedState::spd_health_state() const { return first_value<spd_health>(root_, "spd_health"); }
+std::optional<ipsnat_config> PinnedState::datapath_config() const { return first_value<ipsnat_config>(root_, "ipsnat_cfg"); }
+
+std::vector<PinnedState::SpdFill> PinnedState::spd_fills() const {
+  std::vector<SpdFill> out;
+  auto active = first_value<spd_active>(root_, "spd_active");
+  uint32_t gen = active ? active->gen & 1 : 0;
+  auto walk = [&](std::string_view name, auto key) {
+    auto fd_opt = open_pinned(root_, name);
+    if (!fd_opt) return;
+    Fd fd(*fd_opt);
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0 || info.key_size != sizeof(key)) return;
+    SpdFill f{gen, std::string(name), info.max_entries, 0, 0};
+    decltype(key) cur{}, next{};
+    const void* prev = nullptr;
+    uint64_t bound = 2ULL * info.max_entries;
+    while (bpf_map_get_next_key(fd.get(), prev, &next) == 0 && f.active + f.other < bound) {
+      ((next.gen & 1) == gen ? f.active : f.other)++;
+      cur = next;
+      prev = &cur;
+    }
+    out.push_back(f);
+  };
+  walk("spd_dst", spd_dst_key{});
+  walk("spd_src", spd_src_key{});
+  walk("spd_lists", spd_list_key{});
+  return out;
+}
+
 std::optional<ConntrackSummary> PinnedState::conntrack() const {
   auto fd_opt = open_pinned(root_, "ipsnat_ct");
   if (!fd_opt) return std::nullopt;
   Fd fd(*fd_opt);
   ConntrackSummary s;
+  std::map<std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>, uint64_t> per_endpoint;
   ipsnat_ct_key key{}, next{};
   ipsnat_ct_entry e{};
   const ipsnat_ct_key* prev = nullptr;
@@ -153,7 +214,11 @@ std::optional<ConntrackSummary> PinnedState::conntrack() const {
       ++s.flows_by_proto[proto];
       ++s.by_reqid[e.reqid].flows;
     } else {
-      ++s.ports_in_use[ipv4_be_str(key.daddr)];
+      std::string nat = ipv4_be_str(key.daddr);
+      ++s.ports_in_use[nat];
+      uint64_t& n = per_endpoint[{key.daddr, key.saddr, key.sport, key.proto}];
+      auto& busiest = s.busiest_endpoint[nat];
+      busiest = std::max(busiest, ++n);
     }
     auto& t = s.by_reqid[e.reqid];
     t.packets += e.packets;

@@ -10,6 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "maps/config.h"
+#include "maps/spd.h"
+
 namespace ipsnat::state {
 
 // $IPSNAT_PIN_ROOT when set, else IPSNAT_PIN_ROOT of maps/common.h.
@@ -37,6 +40,9 @@ struct ConntrackSummary {
   std::map<std::string, uint64_t> flows_by_proto;  // "tcp", "udp", "icmp", "other"
   // NAT ports (echo ids) in use per NAT address: REPLY entries, keyed by the dotted address.
   std::map<std::string, uint64_t> ports_in_use;
+  // Per NAT address, the most bindings toward one remote endpoint (address, port, protocol):
+  // bindings are endpoint-dependent, so the port range runs out per remote endpoint.
+  std::map<std::string, uint64_t> busiest_endpoint;
   // Traffic of the flows currently tracked, by the reqid of the policy that required them.
   struct PolicyTraffic {
     uint64_t flows = 0, packets = 0, bytes = 0;
@@ -56,6 +62,19 @@ class PinnedState {
   std::optional<ConntrackSummary> conntrack() const;
   // Every pinned map of the BPF object that is present.
   std::vector<MapFill> map_fills() const;
+  // Without walking the entries (cheap enough to call every second).
+  std::optional<uint32_t> max_entries(std::string_view name) const;
+  // spd_health[0] (maps/spd.h) and ipsnat_cfg[0] (maps/config.h); nullopt when not pinned.
+  std::optional<spd_health> spd_health_state() const;
+  std::optional<ipsnat_config> datapath_config() const;
+  // Entries of the SPD maps in the active generation and in the other one.
+  struct SpdFill {
+    uint32_t active_gen = 0;
+    std::string map;
+    uint32_t max_entries = 0;
+    uint64_t active = 0, other = 0;
+  };
+  std::vector<SpdFill> spd_fills() const;
 
  private:
   std::string root_;

@@ -6,8 +6,14 @@
 
 #include <cerrno>
 #include <ctime>
+#include <cstdio>
+#include <optional>
 #include <set>
+#include <vector>
 
+#include "maps/config.h"
+#include "maps/spd.h"
+#include "maps/stats.h"
 #include "state/daemon_state.h"
 #include "state/pinned.h"
 #include "sys/tc_hook.h"
@@ -51,6 +57,120 @@ std::string ago(int64_t then, int64_t now) {
   return std::to_string(d / 3600) + "h ago";
 }
 
+uint64_t reason_packets(const std::optional<std::vector<ReasonCount>>& reasons, unsigned r) {
+  if (reasons)
+    for (const auto& c : *reasons)
+      if (c.reason == r) return c.packets;
+  return 0;
+}
+
+// The resource limits (docs/robustness.md row 5): how close each is, what it dropped, the hint.
+nlohmann::json gather_limits(const PinnedState& pins) {
+  nlohmann::json l = nlohmann::json::object();
+  auto reasons = pins.reasons();
+  if (auto ct_max = pins.max_entries("ipsnat_ct")) {
+    auto ct = pins.conntrack();
+    uint64_t entries = ct ? ct->entries : 0;
+    l["conntrack"] = {{"entries", entries},
+                      {"max_entries", *ct_max},
+                      {"flows", ct ? ct->flows : 0},
+                      {"max_flows", *ct_max / 2},
+                      {"full", entries + 2 > *ct_max},
+                      {"drops_ct_full", reason_packets(reasons, IPSNAT_R_DROP_CT_FULL)},
+                      {"hint", "raise --ct-max (ipsnat attach; the map is resized only when recreated)"}};
+    ipsnat_config cfg = pins.datapath_config().value_or(ipsnat_config{});
+    uint32_t min = cfg.port_min ? cfg.port_min : IPSNAT_DEF_PORT_MIN, max = cfg.port_max ? cfg.port_max : IPSNAT_DEF_PORT_MAX;
+    if (max < min) max = min;
+    nlohmann::json by = nlohmann::json::array();
+    if (ct)
+      for (const auto& [addr, n] : ct->ports_in_use)
+        by.push_back({{"nat_address", addr}, {"bindings", n}, {"busiest_endpoint", ct->busiest_endpoint.count(addr) ? ct->busiest_endpoint.at(addr) : 0}});
+    l["nat_ports"] = {{"port_min", min},
+                      {"port_max", max},
+                      {"range_size", max - min + 1},
+                      {"by_address", by},
+                      {"drops_no_port", reason_packets(reasons, IPSNAT_R_DROP_NO_PORT)},
+                      {"hint", "widen port_range (config) - each NAT address has the range once per remote endpoint"}};
+  }
+  auto fills = pins.spd_fills();
+  if (!fills.empty()) {
+    nlohmann::json spd;
+    auto h = pins.spd_health_state();
+    spd["health_map"] = h.has_value();
+    spd["fail_closed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED);
+    spd["fail_closed_since"] = h ? h->since : 0;
+    spd["capacity_failures"] = h ? h->failures : 0;
+    if (h) spd["needed_per_generation"] = {{"spd_dst", h->dst}, {"spd_src", h->src}, {"spd_lists", h->lists}};
+    nlohmann::json maps = nlohmann::json::array();
+    for (const auto& f : fills)
+      maps.push_back({{"name", f.map}, {"max_entries", f.max_entries}, {"active_generation", f.active}, {"other_generation", f.other}});
+    spd["maps"] = maps;
+    spd["drops_spd_incomplete"] = reason_packets(reasons, IPSNAT_R_DROP_SPD_INCOMPLETE);
+    spd["hint"] = "raise --spd-max (ipsnat attach; each map must hold two generations of the SPD)";
+    l["spd"] = spd;
+  }
+  return l;
+}
+
+std::string limits_to_text(const nlohmann::json& l, int64_t now) {
+  std::string out;
+  if (l.empty()) return out;
+  out += "limits:\n";
+  char line[512];
+  if (l.contains("conntrack")) {
+    const auto& c = l["conntrack"];
+    uint64_t drops = c.value("drops_ct_full", uint64_t(0));
+    std::snprintf(line, sizeof(line), "  conntrack: %llu/%llu entries (%llu of %llu flows)%s, %llu packets dropped (drop-ct-full)%s\n",
+                  static_cast<unsigned long long>(c.value("entries", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("max_entries", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("flows", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("max_flows", uint64_t(0))), c.value("full", false) ? " FULL" : "",
+                  static_cast<unsigned long long>(drops),
+                  drops || c.value("full", false) ? ("; " + c.value("hint", "")).c_str() : "");
+    out += line;
+  }
+  if (l.contains("nat_ports")) {
+    const auto& n = l["nat_ports"];
+    uint64_t drops = n.value("drops_no_port", uint64_t(0));
+    uint64_t size = n.value("range_size", uint64_t(0));
+    std::snprintf(line, sizeof(line), "  nat ports: range %u-%u (%llu ports per NAT address and remote endpoint), %llu packets dropped (drop-no-port)%s\n",
+                  n.value("port_min", 0u), n.value("port_max", 0u), static_cast<unsigned long long>(size),
+                  static_cast<unsigned long long>(drops), drops ? ("; " + n.value("hint", "")).c_str() : "");
+    out += line;
+    for (const auto& a : n.at("by_address")) {
+      uint64_t busiest = a.value("busiest_endpoint", uint64_t(0));
+      std::snprintf(line, sizeof(line), "    %s: %llu bindings, busiest remote endpoint %llu/%llu ports%s\n",
+                    a.value("nat_address", "").c_str(), static_cast<unsigned long long>(a.value("bindings", uint64_t(0))),
+                    static_cast<unsigned long long>(busiest), static_cast<unsigned long long>(size),
+                    busiest >= size ? " EXHAUSTED" : "");
+      out += line;
+    }
+  }
+  if (l.contains("spd")) {
+    const auto& s = l["spd"];
+    std::string maps;
+    for (const auto& m : s.at("maps"))
+      maps += (maps.empty() ? "" : ", ") + m.value("name", "") + " " + std::to_string(m.value("active_generation", uint64_t(0))) +
+              "+" + std::to_string(m.value("other_generation", uint64_t(0))) + "/" + std::to_string(m.value("max_entries", 0u));
+    uint64_t drops = s.value("drops_spd_incomplete", uint64_t(0));
+    if (s.value("fail_closed", false)) {
+      const auto& need = s.at("needed_per_generation");
+      int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
+      out += "  spd: LARGER THAN THE MAPS" + (since ? " (since " + ago(since, now) + ")" : std::string()) +
+             ": the datapath fails closed (cleartext to every destination dropped at the uplink); the SPD needs " +
+             std::to_string(need.value("spd_dst", 0u)) + " spd_dst, " + std::to_string(need.value("spd_src", 0u)) +
+             " spd_src, " + std::to_string(need.value("spd_lists", 0u)) + " spd_lists entries per generation; " +
+             s.value("hint", "") + "\n";
+    } else {
+      out += std::string("  spd: fits") + (s.value("health_map", false) ? "" : " (no spd_health map: cannot fail closed; attach again)") + "\n";
+    }
+    out += "    entries (active+other generation/max): " + maps + "; " + std::to_string(drops) +
+           " packets dropped (drop-spd-incomplete), " + std::to_string(s.value("capacity_failures", uint64_t(0))) +
+           " writes refused for lack of room\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json gather_status(const StatusOptions& opts) {
@@ -72,6 +192,8 @@ nlohmann::json gather_status(const StatusOptions& opts) {
   if (auto reasons = pins.reasons())
     for (const auto& r : *reasons) counters.push_back({{"reason", r.name}, {"packets", r.packets}, {"bytes", r.bytes}});
   j["counters"] = counters;
+
+  j["limits"] = gather_limits(pins);
 
   auto daemon = read_state_file(opts.state_dir);
   if (daemon) {
@@ -156,6 +278,7 @@ std::string status_to_text(const nlohmann::json& s) {
     out += line;
   }
   if (!any && !s.at("counters").empty()) out += "counters: all zero\n";
+  if (s.contains("limits")) out += limits_to_text(s.at("limits"), now);
   return out;
 }
 

@@ -105,24 +105,39 @@ PinStore::Lock::Lock(const std::string& dir) : fd_(open(dir.c_str(), O_RDONLY | 
 
 PinStore::Lock::~Lock() { close(fd_); }
 
-uint32_t PinStore::ct_entries_for(uint32_t requested) const {
-  if (requested != 0 && (requested < IPSNAT_CT_MIN_ENTRIES || requested > IPSNAT_CT_LIMIT_ENTRIES || requested % 2))
-    throw UserError("conntrack size " + std::to_string(requested) + " is out of range",
-                    "an even number of entries (2 per flow) from " + std::to_string(IPSNAT_CT_MIN_ENTRIES) + " to " +
-                        std::to_string(IPSNAT_CT_LIMIT_ENTRIES));
-  std::string pin = root_ + "/ipsnat_ct";
+namespace {
+// The size to give a shared pinned map: see ct_entries_for.
+uint32_t entries_for(const std::string& root, const char* map, const char* what, const char* option, uint32_t requested,
+                     uint32_t dflt, uint32_t min, uint32_t limit, bool even) {
+  if (requested != 0 && (requested < min || requested > limit || (even && requested % 2)))
+    throw UserError(std::string(what) + " size " + std::to_string(requested) + " is out of range",
+                    std::string(even ? "an even number of entries (2 per flow)" : "a number of entries") + " from " +
+                        std::to_string(min) + " to " + std::to_string(limit));
+  std::string pin = root + "/" + map;
   int fd = bpf_obj_get(pin.c_str());
-  if (fd < 0) return requested ? requested : IPSNAT_CT_MAX_ENTRIES;
+  if (fd < 0) return requested ? requested : dflt;
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
   close(fd);
-  if (rc != 0 || info.max_entries == 0) return requested ? requested : IPSNAT_CT_MAX_ENTRIES;
+  if (rc != 0 || info.max_entries == 0) return requested ? requested : dflt;
   if (requested == 0 || requested == info.max_entries) return info.max_entries;
-  throw UserError("pinned conntrack map " + pin + " holds " + std::to_string(info.max_entries) +
-                      " entries, --ct-max asks for " + std::to_string(requested),
-                  "it is shared by every attached device: omit --ct-max to keep " + std::to_string(info.max_entries) +
-                      ", or detach every device and remove " + pin + " to resize (its flows are lost)");
+  throw UserError("pinned " + std::string(what) + " map " + pin + " holds " + std::to_string(info.max_entries) +
+                      " entries, " + option + " asks for " + std::to_string(requested),
+                  std::string(even ? "it is shared by every attached device: omit " : "omit ") + option + " to keep " +
+                      std::to_string(info.max_entries) + ", or detach every device and remove " + pin +
+                      " to resize" + (even ? " (its flows are lost)" : ""));
+}
+}  // namespace
+
+uint32_t PinStore::ct_entries_for(uint32_t requested) const {
+  return entries_for(root_, "ipsnat_ct", "conntrack", "--ct-max", requested, IPSNAT_CT_MAX_ENTRIES,
+                     IPSNAT_CT_MIN_ENTRIES, IPSNAT_CT_LIMIT_ENTRIES, true);
+}
+
+uint32_t PinStore::spd_entries_for(uint32_t requested) const {
+  return entries_for(root_, "spd_dst", "SPD", "--spd-max", requested, IPSNAT_SPD_MAX_ENTRIES, IPSNAT_SPD_MIN_ENTRIES,
+                     IPSNAT_SPD_LIMIT_ENTRIES, false);
 }
 
 std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {

@@ -45,6 +45,8 @@ class PinStore {
   // resized in place: a different explicit request throws UserError saying both sizes.
   // Throws UserError for a size outside IPSNAT_CT_MIN_ENTRIES..IPSNAT_CT_LIMIT_ENTRIES or odd.
   uint32_t ct_entries_for(uint32_t requested) const;
+  // The same for spd_dst, spd_src and spd_lists (one size for the three; --spd-max).
+  uint32_t spd_entries_for(uint32_t requested) const;
 
   // Before bpf_object__load (the object opened with pin_root_path = root()): removes pinned
   // maps that this build must not reuse. Returns one message per replaced map.

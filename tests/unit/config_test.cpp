@@ -110,10 +110,16 @@ TEST(Config, PortRangeErrorNamesFileLineAndExpectation) {
             "ipsnat.toml:1: port_range: expected \"MIN-MAX\" with 1024 <= MIN <= MAX <= 65535, got an integer");
 }
 
+TEST(Config, LimitLogInterval) {
+  EXPECT_EQ(parse_config("", "ipsnat.toml").limit_log_interval, 60u);
+  EXPECT_EQ(parse_config("limit_log_interval = \"2m\"\n", "ipsnat.toml").limit_log_interval, 120u);
+  EXPECT_TRUE(error_of("limit_log_interval = \"0s\"\n").starts_with("ipsnat.toml:1: limit_log_interval: expected"));
+}
+
 TEST(Config, UnknownKeysAreErrorsEverywhere) {
   EXPECT_EQ(error_of("\nmetric = \"127.0.0.1:1\"\n"),
             "ipsnat.toml:2: metric: unknown key; expected one of: inside, port_range, metrics, log_format, "
-            "log_level, gc_interval, state_dir, [[device]], [[nat]], [[forward]], [timeouts]");
+            "log_level, gc_interval, limit_log_interval, state_dir, [[device]], [[nat]], [[forward]], [timeouts]");
   EXPECT_EQ(error_of("[[device]]\nname = \"eth0\"\nmod = \"route\"\n"),
             "ipsnat.toml:3: device[0].mod: unknown key; expected one of: name, mode");
   EXPECT_EQ(error_of("[timeouts]\nudp = 30\ntcp = 5\n"),

@@ -1,0 +1,187 @@
+#!/bin/bash
+# Resource limits (docs/robustness.md row 5), through veth on this kernel, each counted, shown by
+# `ipsnat status` and logged at most once per interval (--limit-log-interval 2s here), with the
+# sum of the counts in the log lines equal to the datapath's counter:
+#  (a) conntrack table full: `attach --ct-max 1024` (512 flows), 600 UDP flows from the LAN host
+#      (seed addresses, route mode); the follower logs.
+#  (b) NAT port range exhausted: `ipsnat run` with port_range 20000-20003, ten flows to one
+#      remote endpoint (other prefixes: 172.16.5.0/24 -> 10.77.0.9 -> 198.51.100.0/24).
+#  (c) SPD larger than the maps: `attach --spd-max 64` (policy mode), then 80 more out-policies:
+#      the old generation stays active and the datapath fails closed (the uplink guard drops
+#      cleartext to any destination, IKE passes); deleting them recovers.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+lan=$(t_netns lan)
+gw=$(t_netns gw)
+wan=$(t_netns wan)
+tmp=$(mktemp -d /tmp/ipsnat-limits-XXXXXX)
+daemon_pid=
+cleanup_all() {
+  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
+  for f in "$IPSNAT_STATE_DIR"/*.json; do
+    [[ -f $f ]] || continue
+    pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('daemon_pid',0))" "$f" 2>/dev/null || echo 0)
+    [[ $pid != 0 ]] && grep -q -- --follow "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
+  done
+  [[ -n ${T_KEEP:-} ]] && cp -r "$tmp" /tmp/limits-keep; rm -rf "$tmp"
+  t_cleanup
+}
+trap cleanup_all EXIT
+
+t_gateway "$lan" "$gw" "$wan" nat=10.20.30.2
+# The second case's prefixes on the same links: LAN 172.16.5.0/24, NAT 10.77.0.9, remote 198.51.100.0/24.
+ip -n "$lan" addr add 172.16.5.10/24 dev lan1
+ip -n "$gw" addr add 172.16.5.1/24 dev lan0
+ip -n "$gw" route add 198.51.100.0/24 via 200.2.2.1
+ip -n "$wan" addr add 198.51.100.7/32 dev lo
+ip -n "$wan" route add 10.77.0.9/32 via 200.2.2.2
+ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
+  tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
+ip -n "$gw" xfrm policy add src 10.77.0.9/32 dst 198.51.100.0/24 dir out \
+  tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 2 mode tunnel
+sleep 1
+
+flows=$IPSNAT_SRC/tests/netns/udp_flows.py
+status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$tmp/run"; }
+status_text() { t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run"; }
+jq_py() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+# log_summary FILE FROM_LINE PATTERN: the sum of the numbers before " packets" in matching lines
+# after FROM_LINE, then the number of such lines, then the largest and smallest gap (s) between them.
+log_summary() {
+  tail -n +"$(($2 + 1))" "$1" | grep -- "$3" | python3 -c '
+import re, sys, datetime
+n = total = 0
+times = []
+for line in sys.stdin:
+    m = re.search(r": (\d+) packets? ", line)
+    total += int(m.group(1)) if m else 0
+    n += 1
+    t = re.search(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d)", line)
+    times.append(int(t.group(1)) * 3600 + int(t.group(2)) * 60 + int(t.group(3)) + int(t.group(4)) / 1000)
+gaps = [b - a for a, b in zip(times, times[1:])] or [0]
+print(total, n, "%.2f" % max(gaps), "%.2f" % min(gaps))'
+}
+wait_for() {  # wait_for SECONDS command...: until the command succeeds
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
+}
+
+# ---- (a) conntrack table full (seed addresses, follower) ------------------------------------
+t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
+  t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
+follower_log() { compgen -G "$IPSNAT_STATE_DIR/*.log" >/dev/null; }
+wait_for 5 follower_log  # the follower opens it after its double fork
+flog=$(compgen -G "$IPSNAT_STATE_DIR/*.log")
+t_expect "the follower is up" wait_for 10 grep -q "SPD mirror live" "$flog"
+from=$(wc -l <"$flog")
+rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 192.168.1.10 40000 600 10.0.0.1 7001 5)
+t_expect "the LAN host sent 600 flows for 5 s ($rounds rounds)" test "$rounds" -ge 10
+s=$(status_json)
+drops=$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
+t_expect "conntrack: 1024/1024 entries, 512 flows" test "$(jq_py '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
+t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
+text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
+t_expect "status text: table FULL with the hint" grep -q "conntrack: 1024/1024 entries (512 of 512 flows) FULL, $drops packets dropped (drop-ct-full); raise --ct-max" <<<"$text"
+t_expect "the follower logs 'recovered' after a quiet interval" wait_for 8 grep -q "conntrack table full: recovered" "$flog"
+read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "conntrack table full: [0-9]* packet")
+echo "ct-full log: $lines lines, $sum packets, gaps $mingap..$maxgap s"
+t_expect "the log lines count every drop exactly once ($sum == $drops)" test "$sum" == "$drops"
+t_expect "one line at once, then one per 2 s interval over ~5 s of drops (2..4 lines: $lines)" test "$lines" -ge 2 -a "$lines" -le 4
+t_expect "lines at least one interval apart ($mingap s)" python3 -c "import sys; sys.exit(float('$mingap') < 1.9)"
+t_expect "exactly one 'recovered' line" test "$(tail -n +$((from + 1)) "$flog" | grep -c 'conntrack table full: recovered')" == 1
+t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
+rm -rf "$IPSNAT_PIN_ROOT"
+
+# ---- (b) NAT port range exhausted (other prefixes, daemon) ----------------------------------
+cat >"$tmp/ipsnat.toml" <<CONF
+state_dir = "$tmp/run"
+inside = ["172.16.5.0/24"]
+port_range = "20000-20003"
+limit_log_interval = "2s"
+[[device]]
+name = "tun0"
+mode = "route"
+CONF
+nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$tmp/ipsnat.toml" 2>>"$tmp/daemon.log" &
+daemon_pid=$!
+ports_written() { grep -q "port range 20000-20003" "$tmp/daemon.log"; }
+t_expect "the daemon attached tun0 and wrote the port range" wait_for 10 ports_written
+rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 172.16.5.10 30000 10 198.51.100.7 7001 3)
+s=$(status_json)
+drops=$(jq_py 's["limits"]["nat_ports"]["drops_no_port"]' <<<"$s")
+t_expect "6 of 10 flows x $rounds rounds dropped as drop-no-port ($drops)" test "$drops" -ge $((6 * (rounds - 1)))
+got=$(jq_py '" ".join("%s:%d:%d" % (a["nat_address"], a["bindings"], a["busiest_endpoint"]) for a in s["limits"]["nat_ports"]["by_address"]), s["limits"]["nat_ports"]["range_size"]' <<<"$s")
+t_expect "status -j: 10.77.0.9 holds 4 bindings, all to one endpoint, range 4 ($got)" test "$got" == "10.77.0.9:4:4 4"
+t_expect "no conntrack drop meanwhile" test "$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")" == 0
+text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
+t_expect "status text: range, EXHAUSTED and the hint" \
+  bash -c "grep -q 'nat ports: range 20000-20003 (4 ports per NAT address and remote endpoint), $drops packets dropped (drop-no-port); widen port_range' <<<'$text' && grep -q '10.77.0.9: 4 bindings, busiest remote endpoint 4/4 ports EXHAUSTED' <<<'$text'"
+t_expect "the daemon logs 'recovered' after a quiet interval" wait_for 8 grep -q "NAT port range exhausted: recovered" "$tmp/daemon.log"
+read -r sum lines maxgap mingap < <(log_summary "$tmp/daemon.log" 0 "NAT port range exhausted: [0-9]* packet")
+echo "no-port log: $lines lines, $sum packets, gaps $mingap..$maxgap s"
+t_expect "the daemon's lines count every drop exactly once ($sum == $drops)" test "$sum" == "$drops"
+t_expect "1..3 lines over ~3 s of drops ($lines)" test "$lines" -ge 1 -a "$lines" -le 3
+bound=$(t_in "$gw" "$IPSNAT" flows | grep -c '10\.77\.0\.9:2000[0-3]' || true)
+t_expect "the 4 translated flows are bound to 10.77.0.9 ports 20000-20003 ($bound)" test "$bound" == 4
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+t_expect "detach the daemon's device" t_in "$gw" "$IPSNAT" detach tun0
+rm -rf "$IPSNAT_PIN_ROOT"
+
+# ---- (c) SPD larger than the maps (policy mode, follower) -----------------------------------
+t_expect "attach --mode policy --spd-max 64" \
+  t_in "$gw" "$IPSNAT" attach tun0 --mode policy --spd-max 64 --limit-log-interval 2s
+t_expect "spd_dst holds 64 entries" test "$(bpftool -j map show pinned "$IPSNAT_PIN_ROOT/spd_dst" | jq_py 's["max_entries"]')" == 64
+t_expect "the follower is up" wait_for 10 bash -c "[[ \$(grep -c 'SPD mirror live' $flog) -ge 2 ]]"
+from=$(wc -l <"$flog")
+t_expect "the gateway reaches an uncovered destination in cleartext" t_in "$gw" ping -c 1 -W 2 200.2.2.1
+for i in $(seq 1 80); do
+  echo "xfrm policy add src 10.20.30.2/32 dst 10.99.$i.0/24 dir out tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 5 mode tunnel"
+done >"$tmp/add.batch"
+sed 's/policy add/policy delete/; s/ tmpl.*//' "$tmp/add.batch" >"$tmp/del.batch"
+ip -n "$gw" -batch "$tmp/add.batch"
+added_at=$SECONDS
+fail_closed() { [[ $(status_json | jq_py 's["limits"]["spd"]["fail_closed"]') == True ]]; }
+t_expect "82 policies do not fit into 64 entries: the datapath fails closed" wait_for 20 fail_closed
+out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while failing closed" || t_pass "cleartext to an uncovered destination is dropped while failing closed"
+ip netns exec "$wan" timeout 5 python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.1", 500)); s.settimeout(4)
+print(s.recvfrom(100)[0].decode())' >"$tmp/ike" &
+sleep 0.5
+ip netns exec "$gw" python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.2", 500)); s.sendto(b"ike", ("200.2.2.1", 500))'
+wait $! || true
+t_expect "IKE (UDP 500) still passes the guard" grep -qx ike "$tmp/ike"
+s=$(status_json)
+drops=$(jq_py 's["counters"][[c["reason"] for c in s["counters"]].index("drop-spd-incomplete")]["packets"]' <<<"$s")
+t_expect "the dropped cleartext is counted as drop-spd-incomplete ($drops)" test "$drops" -ge 2
+t_expect "the active generation is still the old, small one" \
+  test "$(jq_py '[m["active_generation"] < 10 for m in s["limits"]["spd"]["maps"]] == [True] * 3' <<<"$s")" == True
+t_expect "status -j: what the SPD needs is more than the maps hold" \
+  test "$(jq_py 's["limits"]["spd"]["needed_per_generation"]["spd_dst"] > 32' <<<"$s")" == True
+text=$(status_text)
+[[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
+t_expect "status text: LARGER THAN THE MAPS with the hint" \
+  bash -c "grep -q 'spd: LARGER THAN THE MAPS.*fails closed.*raise --spd-max' <<<'$text'"
+sleep 4.5  # the condition stands: one more line per interval
+t_expect "the follower logs the condition" grep -q "SPD larger than the maps: the datapath fails closed" "$flog"
+read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "SPD larger than the maps: .* packet")
+stood=$((SECONDS - added_at))
+echo "spd log: $lines lines while the condition stood ${stood}s, gaps $mingap..$maxgap s"
+# The follower re-plans the device's routes after each SPD change, which may delay a line (the
+# maximal gap), never add one: at most one per interval.
+t_expect "2..$((stood / 2 + 1)) lines in ${stood}s, at least an interval apart ($lines, $mingap s)" \
+  bash -c "(( $lines >= 2 && $lines <= $stood / 2 + 1 )) && python3 -c 'import sys; sys.exit(float(\"$mingap\") < 1.9)'"
+ip -n "$gw" -batch "$tmp/del.batch"
+fits() { ! fail_closed; }
+t_expect "the SPD fits again once the policies are gone" wait_for 20 fits
+t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
+t_expect "the follower logs 'recovered'" wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
+t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
+t_done

@@ -100,24 +100,36 @@ SpdMapWriter::SpdMapWriter(SpdMapFds fds) : fds_(fds) {
     active_ = a.gen & 1;
     version_ = a.version;
   }
+  find_stale();
+}
+
+// One walk over the maps at the start (nothing for fresh maps): what an earlier process left,
+// by generation. Every later write knows what it wrote, so no generation is walked again.
+void SpdMapWriter::find_stale() {
+  auto walk = [this](int fd, auto key, auto member) {
+    decltype(key) cur{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      (stale_[next.gen & 1].*member).push_back(next);
+      cur = next;
+      prev = &cur;
+    }
+  };
+  walk(fds_.dst, spd_dst_key{}, &Stale::dst);
+  walk(fds_.src, spd_src_key{}, &Stale::src);
+  walk(fds_.lists, spd_list_key{}, &Stale::lists);
 }
 
 // Removes whatever an earlier process left in a generation this writer has not written yet.
 void SpdMapWriter::purge(uint32_t gen) {
-  auto sweep = [gen](int fd, auto key) {
-    std::vector<decltype(key)> stale;
-    decltype(key) cur{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      if (next.gen == gen) stale.push_back(next);
-      cur = next;
-      prev = &cur;
-    }
-    for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  auto del = [](int fd, auto& keys) {
+    for (const auto& k : keys) bpf_map_delete_elem(fd, &k);
+    keys.clear();
+    keys.shrink_to_fit();
   };
-  sweep(fds_.dst, spd_dst_key{});
-  sweep(fds_.src, spd_src_key{});
-  sweep(fds_.lists, spd_list_key{});
+  del(fds_.dst, stale_[gen].dst);
+  del(fds_.src, stale_[gen].src);
+  del(fds_.lists, stale_[gen].lists);
   written_[gen] = {};
   written_[gen].known = true;
 }
@@ -206,13 +218,15 @@ void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::
 }
 
 void SpdMapWriter::stage(const SpdDelta& d) {
-  pending_[0].merge(d);
-  pending_[1].merge(d);
+  // A generation not written yet gets every entry at its first write: nothing to record.
+  for (uint32_t gen : {0u, 1u})
+    if (written_[gen].known) pending_[gen].merge(d);
 }
 
 void SpdMapWriter::write(const IncrementalSpd& s) {
   uint32_t gen = active_ ^ 1;
   SpdDelta& p = pending_[gen];
+  p.dedupe();
   bool whole = !written_[gen].known;
   if (whole) purge(gen);  // what an earlier process left; then every entry
   std::vector<spd_list_key> lk;
@@ -285,14 +299,17 @@ SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
 SpdMirror::~SpdMirror() { delete source_; }
 
 void SpdMirror::publish(bool full) {
-  auto t0 = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  auto t0 = Clock::now();
   SpdModel::Changes ch = model_.take_changes();
   if (full || ch.reset)
     compiled_.rebuild(model_);
   else
     compiled_.update(model_, ch.indices);
   writer_.stage(compiled_.take_delta());
-  auto t1 = std::chrono::steady_clock::now();
+  auto t1 = Clock::now();
+  sync_times_.compile_ms = ms(t0, t1);
   if (auto refused = compiled_.refused()) {
     stats_.refusals++;
     if (stats_.last_refusal != *refused)
@@ -303,14 +320,25 @@ void SpdMirror::publish(bool full) {
   stats_.last_refusal.clear();
   writer_.write(compiled_);
   stats_.swaps++;
-  auto t2 = std::chrono::steady_clock::now();
+  auto t2 = Clock::now();
+  sync_times_.write_ms = ms(t1, t2);
+  sync_times_.second_write_ms = 0;
+  // The first write filled one generation; the other is filled now, not at the first change
+  // (which would then wait for a whole fill).
+  if (writer_.inactive_unwritten()) {
+    writer_.write(compiled_);
+    stats_.swaps++;
+    sync_times_.second_write_ms = ms(t2, Clock::now());
+  }
   spdlog::debug("spd: {} policies, compiled in {:.2f} ms, {} map operations in {:.2f} ms", model_.size(),
-                std::chrono::duration<double, std::milli>(t1 - t0).count(), writer_.last_ops(),
-                std::chrono::duration<double, std::milli>(t2 - t1).count());
+                ms(t0, t1), writer_.last_ops(), ms(t1, t2));
 }
 
 void SpdMirror::sync_once() {
+  auto t0 = std::chrono::steady_clock::now();
   source_->resync(model_);
+  sync_times_ = SpdSyncTimes{};
+  sync_times_.dump_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   publish(true);
 }
 

@@ -52,8 +52,11 @@ class SpdMapWriter {
   uint64_t swaps() const { return version_; }
   // Map operations of the last write (updates + deletes).
   size_t last_ops() const { return last_ops_; }
+  // The inactive generation has not been written by this writer yet (a write fills it whole).
+  bool inactive_unwritten() const { return !written_[active_ ^ 1].known; }
 
  private:
+  void find_stale();
   void purge(uint32_t gen);
   template <class K, class V>
   void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
@@ -70,6 +73,19 @@ class SpdMapWriter {
     std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
     std::map<uint32_t, spd_list> lists;
   } written_[2];
+  // Entries an earlier process left, per generation: deleted before this writer first writes
+  // that generation.
+  struct Stale {
+    std::vector<spd_dst_key> dst;
+    std::vector<spd_src_key> src;
+    std::vector<spd_list_key> lists;
+  } stale_[2];
+};
+
+// Where the time of the last sync_once() went (wall ms): the datapath uses the new SPD after
+// dump + compile + write; the second write fills the other generation (first sync only).
+struct SpdSyncTimes {
+  double dump_ms = 0, compile_ms = 0, write_ms = 0, second_write_ms = 0;
 };
 
 struct SpdMirrorStats {
@@ -93,6 +109,7 @@ class SpdMirror {
   int fd() const;
   const SpdModel& model() const { return model_; }
   const SpdMirrorStats& stats() const { return stats_; }
+  const SpdSyncTimes& last_sync() const { return sync_times_; }
 
  private:
   void publish(bool full);
@@ -102,6 +119,7 @@ class SpdMirror {
   NatConfig nat_;
   SpdModel model_;
   SpdMirrorStats stats_;
+  SpdSyncTimes sync_times_;
 };
 
 }  // namespace ipsnat::spd

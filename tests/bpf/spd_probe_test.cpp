@@ -81,31 +81,12 @@ TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
   // One model, compiler and writer for all seeds (as in the mirror): each seed starts with a flush.
   SpdModel model;
   spd::IncrementalSpd inc(cfg);
-  for (uint32_t seed = 2000; seed < 2012; seed++) {
+  for (uint32_t seed = 2000; seed < 2014; seed++) {
     Gen g(seed);
     model.apply(PolicyFlush{});
-    std::vector<Policy> live;
-    uint32_t next_index = 1;
+    ChangeGen changes(g);
     for (int step = 0; step < 40; step++) {
-      uint32_t op = g.u(0, 99);
-      if (op < 50 || live.empty()) {
-        live.push_back(g.policy(next_index));
-        next_index += 8;
-        model.apply(PolicyUpsert{live.back()});
-      } else if (op < 70) {
-        Policy& p = live[g.u(0, static_cast<uint32_t>(live.size() - 1))];
-        p.priority = g.u(0, 4) * 100;
-        model.apply(PolicyUpsert{p});
-      } else if (op < 98) {
-        size_t i = g.u(0, static_cast<uint32_t>(live.size() - 1));
-        PolicyDelete d;
-        d.index = live[i].index;
-        model.apply(d);
-        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
-      } else {
-        model.apply(PolicyFlush{});
-        live.clear();
-      }
+      changes.step(model);
       inc.update(model, model.take_changes().indices);
       writer.stage(inc.take_delta());
       if (inc.refused()) continue;

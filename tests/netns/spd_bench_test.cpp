@@ -215,7 +215,7 @@ void resync(uint32_t n) {
   std::printf("BENCH resync n=%u first sync %.0f ms wall, %.0f ms CPU (to the switch: %.0f ms wall; dump %.0f ms wall, "
               "compile %.0f ms wall, first generation %.0f ms wall, second generation %.0f ms wall); resync of an unchanged "
               "SPD %.0f ms wall, %.0f ms CPU; alone: dump %.0f ms wall %.0f ms CPU, IncrementalSpd::rebuild %.0f ms wall "
-              "%.0f ms CPU, compile_spd %.0f ms wall %.0f ms CPU; map memory %.1f MiB (%.2f MiB per 10k policies); "
+              "%.0f ms CPU, compile_spd %.0f ms wall %.0f ms CPU; map memory of both generations %.1f MiB (%.2f MiB per 10k policies; fdinfo memlock, includes the list hash's fixed bucket array); "
               "load %s -> %s\n",
               n, full, full_cpu, first.dump_ms + first.compile_ms + first.write_ms, first.dump_ms, first.compile_ms,
               first.write_ms, first.second_write_ms, again, again_cpu, dump, dump_cpu, comp, comp_cpu, scratch,

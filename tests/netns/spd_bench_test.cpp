@@ -129,7 +129,7 @@ void latency(uint32_t base, uint32_t changes) {
   ASSERT_EQ(0, pthread_getcpuclockid(follower.native_handle(), &follower_clock));
   mnl_socket* nl = mnl_socket_open(NETLINK_XFRM);
   ASSERT_TRUE(nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0);
-  std::vector<double> ms, kernel_ms, kernel_cpu, mirror_cpu;
+  std::vector<double> ms, kernel_ms, kernel_cpu, mirror_cpu, kernel_add_cpu, kernel_del_cpu;
   char buf[4096];
   double follower_before = cpu_ms(follower_clock);
   for (uint32_t k = 0; k < changes; k++) {
@@ -146,6 +146,7 @@ void latency(uint32_t base, uint32_t changes) {
     // notification): what is left after it returns is the mirror's share.
     kernel_ms.push_back(ms_since(t0));
     kernel_cpu.push_back(cpu_ms() - c0);
+    (k % 2 == 0 ? kernel_add_cpu : kernel_del_cpu).push_back(kernel_cpu.back());
     // The switch to a new generation is the moment the datapath sees the change. Polled with
     // short sleeps: spinning would take a core from the mirror on this 2-core machine.
     while (active_version(fds.active) == v0) {
@@ -167,10 +168,12 @@ void latency(uint32_t base, uint32_t changes) {
   EXPECT_EQ(base, mirror.model().size());
   EXPECT_EQ(0u, mirror.stats().resyncs);
   std::printf("BENCH latency base=%u changes=%u wall p50=%.2f ms p99=%.2f ms max=%.2f ms; mirror thread CPU per change "
-              "p50=%.3f ms p99=%.3f ms; kernel's sendto wall p50=%.2f ms p99=%.2f ms, CPU p50=%.2f ms p99=%.2f ms; "
+              "p50=%.3f ms p99=%.3f ms; kernel's sendto wall p50=%.2f ms p99=%.2f ms, CPU p50=%.2f ms p99=%.2f ms (add p50 "
+              "%.2f ms, delete p50 %.2f ms); "
               "first sync %.0f ms wall %.0f ms CPU; load %s -> %s\n",
               base, changes, pct(ms, 0.5), pct(ms, 0.99), pct(ms, 1.0), pct(mirror_cpu, 0.5), pct(mirror_cpu, 0.99),
-              pct(kernel_ms, 0.5), pct(kernel_ms, 0.99), pct(kernel_cpu, 0.5), pct(kernel_cpu, 0.99), sync_ms,
+              pct(kernel_ms, 0.5), pct(kernel_ms, 0.99), pct(kernel_cpu, 0.5), pct(kernel_cpu, 0.99),
+              pct(kernel_add_cpu, 0.5), pct(kernel_del_cpu, 0.5), sync_ms,
               sync_cpu, load0.c_str(), loadavg().c_str());
   std::fflush(stdout);
 }

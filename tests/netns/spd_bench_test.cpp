@@ -129,7 +129,7 @@ void latency(uint32_t base, uint32_t changes) {
   ASSERT_EQ(0, pthread_getcpuclockid(follower.native_handle(), &follower_clock));
   mnl_socket* nl = mnl_socket_open(NETLINK_XFRM);
   ASSERT_TRUE(nl && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0);
-  std::vector<double> ms, kernel_ms, kernel_cpu, mirror_cpu, kernel_add_cpu, kernel_del_cpu;
+  std::vector<double> ms, kernel_ms, kernel_cpu, mirror_cpu, kernel_add_cpu, kernel_del_cpu, add_ms, del_ms;
   char buf[4096];
   double follower_before = cpu_ms(follower_clock);
   for (uint32_t k = 0; k < changes; k++) {
@@ -155,6 +155,7 @@ void latency(uint32_t base, uint32_t changes) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
     ms.push_back(ms_since(t0));
+    (k % 2 == 0 ? add_ms : del_ms).push_back(ms.back());
     // The mirror's CPU for this change: its thread's time since the previous change's switch
     // (it only works when a notification arrives).
     std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -167,11 +168,13 @@ void latency(uint32_t base, uint32_t changes) {
   follower.join();
   EXPECT_EQ(base, mirror.model().size());
   EXPECT_EQ(0u, mirror.stats().resyncs);
-  std::printf("BENCH latency base=%u changes=%u wall p50=%.2f ms p99=%.2f ms max=%.2f ms; mirror thread CPU per change "
+  std::printf("BENCH latency base=%u changes=%u wall p50=%.2f ms p99=%.2f ms max=%.2f ms (adds p50 %.2f p99 %.2f ms, "
+              "deletes p50 %.2f p99 %.2f ms); mirror thread CPU per change "
               "p50=%.3f ms p99=%.3f ms; kernel's sendto wall p50=%.2f ms p99=%.2f ms, CPU p50=%.2f ms p99=%.2f ms (add p50 "
               "%.2f ms, delete p50 %.2f ms); "
               "first sync %.0f ms wall %.0f ms CPU; load %s -> %s\n",
-              base, changes, pct(ms, 0.5), pct(ms, 0.99), pct(ms, 1.0), pct(mirror_cpu, 0.5), pct(mirror_cpu, 0.99),
+              base, changes, pct(ms, 0.5), pct(ms, 0.99), pct(ms, 1.0), pct(add_ms, 0.5), pct(add_ms, 0.99), pct(del_ms, 0.5),
+              pct(del_ms, 0.99), pct(mirror_cpu, 0.5), pct(mirror_cpu, 0.99),
               pct(kernel_ms, 0.5), pct(kernel_ms, 0.99), pct(kernel_cpu, 0.5), pct(kernel_cpu, 0.99),
               pct(kernel_add_cpu, 0.5), pct(kernel_del_cpu, 0.5), sync_ms,
               sync_cpu, load0.c_str(), loadavg().c_str());

@@ -83,9 +83,10 @@ class SpdMapWriter {
 };
 
 // Where the time of the last sync_once() went (wall ms): the datapath uses the new SPD after
-// dump + compile + write; the second write fills the other generation (first sync only).
+// dump + compile + write; the second write fills the other generation (first sync only; its
+// CPU time, user + system of the calling thread, too).
 struct SpdSyncTimes {
-  double dump_ms = 0, compile_ms = 0, write_ms = 0, second_write_ms = 0;
+  double dump_ms = 0, compile_ms = 0, write_ms = 0, second_write_ms = 0, second_write_cpu_ms = 0;
 };
 
 struct SpdMirrorStats {

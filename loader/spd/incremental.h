@@ -70,8 +70,10 @@ class IncrementalSpd {
   const spd_cell* dst(const DstKey& k) const;
   std::optional<uint32_t> src(const SrcKey& k) const;
   const spd_list* list(uint32_t id) const;
-  template <class F>
-  void for_each(F&& f) const;  // f(const DstKey*, const SrcKey*, const uint32_t* list_id): every entry
+  // Every entry with its value: dst(const DstKey&, const spd_cell&), src(const SrcKey&, list id),
+  // list(list id, const spd_list&).
+  template <class D, class S, class L>
+  void for_each(D&& dst, S&& src, L&& list) const;
   CompiledSpd snapshot() const;
   size_t policies() const { return pols_.size(); }
 
@@ -120,17 +122,16 @@ class IncrementalSpd {
   SpdDelta delta_;
 };
 
-template <class F>
-void IncrementalSpd::for_each(F&& f) const {
+template <class D, class S, class L>
+void IncrementalSpd::for_each(D&& dst, S&& src, L&& list) const {
   for (const auto& [if_id, cells] : cells_)
     for (const auto& [net, c] : cells) {
       if (!c.compiled) continue;
-      DstKey d{if_id, net.second, htonl(net.first)};
-      f(&d, nullptr, nullptr);
-      for (const auto& [k, l] : c.src) f(nullptr, &k, nullptr);
+      dst(DstKey{if_id, net.second, htonl(net.first)}, c.value);
+      for (const auto& [k, l] : c.src) src(k, l);
     }
   for (uint32_t id = 0; id < lists_.size(); id++)
-    if (lists_[id].refs) f(nullptr, nullptr, &id);
+    if (lists_[id].refs) list(id, lists_[id].list);
 }
 
 }  // namespace ipsnat::spd

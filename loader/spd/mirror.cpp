@@ -243,7 +243,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_list_key k{gen, id};
     if (const spd_list* l = s.list(id)) {
       lk.push_back(k), lv.push_back(*l);
-    } else if (!whole) {
+    } else {
       ldel.push_back(k);
     }
   };
@@ -251,7 +251,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_src_key k{64u + t.len, gen, t.cell, t.saddr};
     if (auto l = s.src(t)) {
       sk.push_back(k), sv.push_back(*l);
-    } else if (!whole) {
+    } else {
       sdel.push_back(k);
     }
   };
@@ -259,16 +259,19 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_dst_key k{64u + t.len, gen, t.if_id, t.daddr};
     if (const spd_cell* c = s.dst(t)) {
       dk.push_back(k), dv.push_back(*c);
-    } else if (!whole) {
+    } else {
       ddel.push_back(k);
     }
   };
   if (whole) {
-    s.for_each([&](const DstKey* d, const SrcKey* k, const uint32_t* l) {
-      if (d) on_dst(*d);
-      if (k) on_src(*k);
-      if (l) on_list(*l);
-    });
+    s.for_each(
+        [&](const DstKey& t, const spd_cell& c) {
+          dk.push_back(spd_dst_key{64u + t.len, gen, t.if_id, t.daddr}), dv.push_back(c);
+        },
+        [&](const SrcKey& t, uint32_t list) {
+          sk.push_back(spd_src_key{64u + t.len, gen, t.cell, t.saddr}), sv.push_back(list);
+        },
+        [&](uint32_t id, const spd_list& l) { lk.push_back(spd_list_key{gen, id}), lv.push_back(l); });
   } else {
     for (uint32_t id : p.lists) on_list(id);
     for (const auto& t : p.src) on_src(t);

@@ -4,7 +4,7 @@
 # policies, map memory per 10k policies. Every figure comes with the CPU time (user + system)
 # of the mirror's thread next to the wall time, and the load average is printed at the start
 # and end of each case: on a shared machine wall times mostly measure the run queue.
-# Runs unattended in throwaway network namespaces (root). About 2-3 minutes on a quiet 2-core
+# Runs unattended in throwaway network namespaces (root). About 40-80 s on a shared 2-core
 # machine (most of it is `ip -batch` inserting the policies and the kernel's own per-change cost).
 #
 # Usage: scripts/bench/spd-mirror.sh [-o OUT] [-c CHANGES] [-l "SIZES"] [-r "SIZES"] [BUILD_DIR]

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <tuple>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 namespace ipsnat::spd {
 
@@ -18,13 +18,6 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 }  // namespace
-
-size_t KeyHash::operator()(const DstKey& k) const {
-  return mix((uint64_t(k.if_id) << 40) ^ (uint64_t(k.len) << 32) ^ k.daddr);
-}
-size_t KeyHash::operator()(const SrcKey& k) const {
-  return mix((uint64_t(k.cell) << 40) ^ (uint64_t(k.len) << 32) ^ k.saddr);
-}
 
 void SpdDelta::merge(const SpdDelta& o) {
   dst.insert(dst.end(), o.dst.begin(), o.dst.end());

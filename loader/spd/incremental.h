@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "maps/spd.h"
@@ -34,10 +33,6 @@ struct SrcKey {
   uint32_t saddr;
   bool operator==(const SrcKey&) const = default;
   auto operator<=>(const SrcKey&) const = default;
-};
-struct KeyHash {
-  size_t operator()(const DstKey& k) const;
-  size_t operator()(const SrcKey& k) const;
 };
 
 // Keys whose value changed (inserted, replaced or removed) since the last take_delta(). A key

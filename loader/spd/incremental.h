@@ -42,6 +42,7 @@ struct SpdDelta {
   std::vector<SrcKey> src;
   std::vector<uint32_t> lists;
   bool empty() const { return dst.empty() && src.empty() && lists.empty(); }
+  size_t size() const { return dst.size() + src.size() + lists.size(); }
   void merge(const SpdDelta& o);
   void dedupe();
 };

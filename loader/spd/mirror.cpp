@@ -220,8 +220,16 @@ void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::
 
 void SpdMapWriter::stage(const SpdDelta& d) {
   // A generation not written yet gets every entry at its first write: nothing to record.
-  for (uint32_t gen : {0u, 1u})
-    if (written_[gen].known) pending_[gen].merge(d);
+  for (uint32_t gen : {0u, 1u}) {
+    if (!written_[gen].known) continue;
+    SpdDelta& p = pending_[gen];
+    p.merge(d);
+    // While a refusal stands, deltas pile up without writes: repeats are dropped now and then.
+    if (p.size() > 2 * pending_distinct_[gen] + 65536) {
+      p.dedupe();
+      pending_distinct_[gen] = p.size();
+    }
+  }
 }
 
 void SpdMapWriter::write(const IncrementalSpd& s) {
@@ -291,6 +299,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   del(fds_.lists, ldel, "spd_lists");
   last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
   p = SpdDelta{};
+  pending_distinct_[gen] = 0;
   spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
   uint32_t zero = 0;
   update(fds_.active, &zero, &a, "spd_active");

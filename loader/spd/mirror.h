@@ -62,6 +62,7 @@ class SpdMapWriter {
   void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
   SpdMapFds fds_;
   SpdDelta pending_[2];
+  size_t pending_distinct_[2] = {0, 0};  // size of pending_ after its last dedupe()
   bool batch_off_[3] = {false, false, false};
   uint32_t active_ = 0;
   uint64_t version_ = 0;

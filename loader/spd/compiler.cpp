@@ -35,12 +35,17 @@ bool unconditional(const spd_cand& c) {
   return c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 && c.mark_v == 0;
 }
 
-// Ancestors (and itself) of a prefix that exist in `groups`, shortest first.
+// Prefix lengths present among a set of prefixes: bit l set when some prefix is /l.
+using LenMask = uint64_t;
+
+// Ancestors (and itself) of a prefix that exist in `groups`, shortest first. Only the lengths
+// in `lens` can exist: one lookup per length present, not 33.
 template <class F>
-void for_each_ancestor(const std::unordered_map<uint64_t, std::vector<const Policy*>>& groups,
+void for_each_ancestor(const std::unordered_map<uint64_t, std::vector<const Policy*>>& groups, LenMask lens,
                        uint8_t len, uint32_t host_net, F&& f) {
-  for (int l = 0; l <= len; l++) {
-    auto it = groups.find(pkey(static_cast<uint8_t>(l), host_net & v4_mask(static_cast<uint8_t>(l))));
+  for (LenMask m = lens & ((LenMask(2) << len) - 1); m; m &= m - 1) {
+    auto l = static_cast<uint8_t>(__builtin_ctzll(m));
+    auto it = groups.find(pkey(l, host_net & v4_mask(l)));
     if (it != groups.end()) f(it->second);
   }
 }
@@ -96,13 +101,17 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
     out.refused = "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
   };
   std::unordered_map<uint64_t, std::vector<const Policy*>> src_groups;
-  for (const Policy* p : cell_pols) src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host() & v4_mask(p->sel.src.len))].push_back(p);
+  LenMask src_lens = 0;
+  for (const Policy* p : cell_pols) {
+    src_groups[pkey(p->sel.src.len, p->sel.src.addr.v4_host() & v4_mask(p->sel.src.len))].push_back(p);
+    src_lens |= LenMask(1) << p->sel.src.len;
+  }
   out.src.reserve(src_groups.size());
   for (const auto& [skey, sgroup] : src_groups) {
     uint8_t slen = static_cast<uint8_t>(skey >> 32);
     uint32_t snet = static_cast<uint32_t>(skey);
     std::vector<const Policy*> cands;
-    for_each_ancestor(src_groups, slen, snet,
+    for_each_ancestor(src_groups, src_lens, slen, snet,
                       [&](const auto& g) { cands.insert(cands.end(), g.begin(), g.end()); });
     std::sort(cands.begin(), cands.end(), kernel_order);
     spd_list l{};
@@ -174,6 +183,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
   // Policies grouped by if_id (a flow only ever meets policies of its own if_id), then by
   // destination prefix.
   std::map<uint32_t, std::unordered_map<uint64_t, std::vector<const Policy*>>> by_ifid;
+  std::map<uint32_t, LenMask> dst_lens;
   for (const Policy* p : ordered) {
     if (!compiled_kind(*p)) continue;
     if (auto why = mirror_refusal(*p)) {
@@ -185,6 +195,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
     // but matches on the prefix only, like the LPM maps: group by the masked prefix, or the two
     // become separate cells of which the LPM keeps one (found by tests/fuzz/fuzz_xfrm_policy).
     by_ifid[p->if_id][pkey(p->sel.dst.len, p->sel.dst.addr.v4_host() & v4_mask(p->sel.dst.len))].push_back(p);
+    dst_lens[p->if_id] |= LenMask(1) << p->sel.dst.len;
     out.policies++;
   }
 
@@ -195,7 +206,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       uint32_t dnet = static_cast<uint32_t>(dkey);
       // The cell: every policy whose destination contains this prefix.
       std::vector<const Policy*> cell_pols;
-      for_each_ancestor(dst_groups, dlen, dnet,
+      for_each_ancestor(dst_groups, dst_lens[if_id], dlen, dnet,
                         [&](const auto& g) { cell_pols.insert(cell_pols.end(), g.begin(), g.end()); });
       CellCompile cc = compile_cell(std::move(cell_pols), dlen, dnet, cfg);
       if (cc.refused) {

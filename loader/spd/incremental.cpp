@@ -1,8 +1,10 @@
 #include "spd/incremental.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 namespace ipsnat::spd {
 
@@ -17,17 +19,18 @@ uint64_t mix(uint64_t x) {
 }
 }  // namespace
 
-size_t KeyHash::operator()(const DstKey& k) const {
-  return mix((uint64_t(k.if_id) << 40) ^ (uint64_t(k.len) << 32) ^ k.daddr);
-}
-size_t KeyHash::operator()(const SrcKey& k) const {
-  return mix((uint64_t(k.cell) << 40) ^ (uint64_t(k.len) << 32) ^ k.saddr);
+void SpdDelta::merge(const SpdDelta& o) {
+  dst.insert(dst.end(), o.dst.begin(), o.dst.end());
+  src.insert(src.end(), o.src.begin(), o.src.end());
+  lists.insert(lists.end(), o.lists.begin(), o.lists.end());
 }
 
-void SpdDelta::merge(const SpdDelta& o) {
-  dst.insert(o.dst.begin(), o.dst.end());
-  src.insert(o.src.begin(), o.src.end());
-  lists.insert(o.lists.begin(), o.lists.end());
+void SpdDelta::dedupe() {
+  auto one = [](auto& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  one(dst), one(src), one(lists);
 }
 
 uint32_t IncrementalSpd::take_id(uint32_t& next, std::vector<uint32_t>& free) {
@@ -37,25 +40,65 @@ uint32_t IncrementalSpd::take_id(uint32_t& next, std::vector<uint32_t>& free) {
   return id;
 }
 
-uint32_t IncrementalSpd::acquire_list(const spd_list& l) {
-  std::string bytes(reinterpret_cast<const char*>(&l), sizeof(l));
-  auto [it, added] = list_ids_.try_emplace(std::move(bytes), 0);
-  if (added) {
-    it->second = take_id(next_list_, free_lists_);
-    lists_[it->second] = ListRec{l, 0};
-    delta_.lists.insert(it->second);
+namespace {
+// A hash of the candidates in use (the rest of an interned list is zero), 4 bytes at a time.
+uint64_t list_hash(const spd_list& l) {
+  static_assert(offsetof(spd_list, c) % 4 == 0 && sizeof(spd_cand) % 4 == 0);
+  size_t words = (offsetof(spd_list, c) + sizeof(spd_cand) * std::min<uint32_t>(l.n, SPD_MAX_CANDIDATES)) / 4;
+  const auto* b = reinterpret_cast<const char*>(&l);
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (size_t i = 0; i < words; i++) {
+    uint32_t w;
+    std::memcpy(&w, b + 4 * i, 4);
+    h = mix(h ^ w);
   }
-  lists_[it->second].refs++;
-  return it->second;
+  return h;
+}
+}  // namespace
+
+uint32_t IncrementalSpd::acquire_list(const spd_list& l) {
+  uint64_t h = list_hash(l);
+  auto [head, added] = list_ids_.try_emplace(h, kNoList);
+  for (uint32_t id = head->second; id != kNoList; id = lists_[id].next_same) {
+    if (std::memcmp(&lists_[id].list, &l, sizeof(l)) == 0) {
+      lists_[id].refs++;
+      return id;
+    }
+  }
+  uint32_t id = take_id(next_list_, free_lists_);
+  if (id >= lists_.size()) lists_.resize(id + 1);
+  lists_[id] = ListRec{l, 1, h, head->second};
+  head->second = id;
+  delta_.lists.push_back(id);
+  return id;
 }
 
 void IncrementalSpd::release_list(uint32_t id) {
-  auto it = lists_.find(id);
-  if (--it->second.refs != 0) return;
-  list_ids_.erase(std::string(reinterpret_cast<const char*>(&it->second.list), sizeof(spd_list)));
-  lists_.erase(it);
+  ListRec& rec = lists_[id];
+  if (--rec.refs != 0) return;
+  auto head = list_ids_.find(rec.hash);
+  if (head->second == id) {
+    if (rec.next_same == kNoList)
+      list_ids_.erase(head);
+    else
+      head->second = rec.next_same;
+  } else {
+    uint32_t prev = head->second;
+    while (lists_[prev].next_same != id) prev = lists_[prev].next_same;
+    lists_[prev].next_same = rec.next_same;
+  }
+  rec.next_same = kNoList;
   free_lists_.push_back(id);
-  delta_.lists.insert(id);
+  delta_.lists.push_back(id);
+}
+
+IncrementalSpd::Cell& IncrementalSpd::cell_at(uint32_t if_id, uint32_t net, uint8_t len) {
+  auto [it, added] = cells_[if_id].try_emplace({net, len});
+  if (added) {
+    auto& counts = len_counts_[if_id];
+    if (!counts[len]++) len_masks_[if_id] |= uint64_t(1) << len;
+  }
+  return it->second;
 }
 
 void IncrementalSpd::remove_policy(uint32_t index, Dirty& dirty) {
@@ -80,7 +123,7 @@ void IncrementalSpd::add_policy(const Policy& p, Dirty& dirty) {
   }
   if (!mark_can_match(p)) return;  // the kernel's mark test never passes
   uint32_t net = p.sel.dst.addr.v4_host() & v4_mask(p.sel.dst.len);  // host bits: see compile_spd
-  cells_[p.if_id][{net, p.sel.dst.len}].own.push_back(p.index);
+  cell_at(p.if_id, net, p.sel.dst.len).own.push_back(p.index);
   dirty.push_back({p.if_id, {net, p.sel.dst.len}});
   pols_[p.index] = p;
 }
@@ -92,29 +135,34 @@ void IncrementalSpd::update(const SpdModel& model, const std::vector<uint32_t>& 
     auto it = model.by_index().find(index);
     if (it != model.by_index().end()) add_policy(it->second, dirty);
   }
-  settle(dirty, true);
+  settle(dirty);
 }
 
 void IncrementalSpd::rebuild(const SpdModel& model) {
-  Dirty dirty;
+  Dirty unused;
   pols_.clear();
   policy_refusals_.clear();
   for (auto& [if_id, cells] : cells_)
-    for (auto& [net, c] : cells) {
-      c.own.clear();
-      dirty.push_back({if_id, net});
-    }
-  for (const auto& [index, p] : model.by_index()) add_policy(p, dirty);
-  // Every cell is dirty: one entry per cell, no range scans.
-  dirty.clear();
+    for (auto& [net, c] : cells) c.own.clear();
+  pols_.reserve(model.size());
+  list_ids_.reserve(model.size());
+  for (const auto& [index, p] : model.by_index()) add_policy(p, unused);
+  // Every cell is dirty: each one recompiled (or dropped) once, no range scans.
   for (auto& [if_id, cells] : cells_)
-    for (auto& [net, c] : cells) dirty.push_back({if_id, net});
-  settle(dirty, false);
+    for (auto it = cells.begin(); it != cells.end();) {
+      auto next = std::next(it);
+      if (it->second.own.empty())
+        drop(if_id, cells, it);
+      else
+        recompile(if_id, cells, it);
+      it = next;
+    }
+  for (auto it = cells_.begin(); it != cells_.end();) it = it->second.empty() ? cells_.erase(it) : std::next(it);
 }
 
 // Recompiles every cell under a dirty prefix (the cells whose policy set may have changed) and
 // drops the cells left without policies of their own.
-void IncrementalSpd::settle(const Dirty& dirty_in, bool with_descendants) {
+void IncrementalSpd::settle(const Dirty& dirty_in) {
   // Distinct dirty prefixes, each range-scanned once (many policies share a destination).
   Dirty dirty = dirty_in;
   std::sort(dirty.begin(), dirty.end());
@@ -124,10 +172,6 @@ void IncrementalSpd::settle(const Dirty& dirty_in, bool with_descendants) {
     auto& cells = cells_[if_id];
     auto [dnet, dlen] = net;
     uint32_t last = dnet | ~v4_mask(dlen);
-    if (!with_descendants) {
-      todo.insert({if_id, dnet, dlen});
-      continue;
-    }
     for (auto it = cells.lower_bound({dnet, 0}); it != cells.end() && it->first.first <= last; ++it) {
       if (it->first.second >= dlen) todo.insert({if_id, it->first.first, it->first.second});
     }
@@ -149,14 +193,18 @@ void IncrementalSpd::drop(uint32_t if_id, CellMap& cells, CellMap::iterator it) 
   Cell& c = it->second;
   cell_refusals_.erase({if_id, it->first.second, it->first.first});
   if (c.compiled) {
-    delta_.dst.insert(DstKey{if_id, it->first.second, htonl(it->first.first)});
+    delta_.dst.push_back(DstKey{if_id, it->first.second, htonl(it->first.first)});
     for (const auto& [k, list] : c.src) {
-      delta_.src.insert(k);
-      src_index_.erase(k);
+      delta_.src.push_back(k);
       release_list(list);
     }
   }
-  if (c.has_id) free_cells_.push_back(c.id);
+  if (c.has_id) {
+    free_cells_.push_back(c.id);
+    cell_by_id_[c.id] = nullptr;
+  }
+  uint8_t len = it->first.second;
+  if (!--len_counts_[if_id][len]) len_masks_[if_id] &= ~(uint64_t(1) << len);
   cells.erase(it);
 }
 
@@ -164,8 +212,12 @@ void IncrementalSpd::recompile(uint32_t if_id, CellMap& cells, CellMap::iterator
   auto [dnet, dlen] = it->first;
   Cell& c = it->second;
   std::vector<const Policy*> cell_pols;
-  for (int l = 0; l <= dlen; l++) {
-    auto a = cells.find({dnet & v4_mask(static_cast<uint8_t>(l)), static_cast<uint8_t>(l)});
+  // The cell's policies: those of every ancestor cell (and its own), looked up only at the
+  // prefix lengths some cell of this if_id has.
+  uint64_t lens = len_masks_[if_id] & ((uint64_t(2) << dlen) - 1);
+  for (; lens; lens &= lens - 1) {
+    auto l = static_cast<uint8_t>(__builtin_ctzll(lens));
+    auto a = l == dlen ? it : cells.find({dnet & v4_mask(l), l});
     if (a == cells.end()) continue;
     for (uint32_t index : a->second.own) cell_pols.push_back(&pols_.at(index));
   }
@@ -176,10 +228,12 @@ void IncrementalSpd::recompile(uint32_t if_id, CellMap& cells, CellMap::iterator
     cell_refusals_[refusal_key] = *cc.refused;
     return;
   }
-  cell_refusals_.erase(refusal_key);
+  if (!cell_refusals_.empty()) cell_refusals_.erase(refusal_key);
   if (!c.has_id) {
     c.id = take_id(next_cell_, free_cells_);
     c.has_id = true;
+    if (c.id >= cell_by_id_.size()) cell_by_id_.resize(c.id + 1);
+    cell_by_id_[c.id] = &c;
   }
   // New lists are acquired before the old ones are released, so unchanged lists keep their ids.
   std::vector<std::pair<SrcKey, uint32_t>> src;
@@ -189,22 +243,25 @@ void IncrementalSpd::recompile(uint32_t if_id, CellMap& cells, CellMap::iterator
   value.cell = c.id;
   for (size_t i = 0; i < cc.cover.size(); i++) value.cover[i] = src[cc.cover[i]].second;
 
-  std::unordered_map<SrcKey, uint32_t, KeyHash> old(c.src.begin(), c.src.end());
-  for (const auto& [k, list] : src) {
-    auto o = old.find(k);
-    if (o == old.end() || o->second != list) {
-      delta_.src.insert(k);
-      src_index_[k] = list;
+  // The source entries that differ: both sides sorted by key, then merged.
+  auto by_key = [](const auto& a, const auto& b) {
+    return std::tie(a.first.len, a.first.saddr) < std::tie(b.first.len, b.first.saddr);
+  };
+  std::sort(src.begin(), src.end(), by_key);
+  auto old = c.src.begin(), now = src.begin();
+  while (old != c.src.end() || now != src.end()) {
+    if (now == src.end() || (old != c.src.end() && by_key(*old, *now))) {
+      delta_.src.push_back((old++)->first);  // gone
+    } else if (old == c.src.end() || by_key(*now, *old)) {
+      delta_.src.push_back((now++)->first);  // new
+    } else {
+      if (old->second != now->second) delta_.src.push_back(now->first);
+      ++old, ++now;
     }
-    if (o != old.end()) old.erase(o);
-  }
-  for (const auto& [k, list] : old) {
-    delta_.src.insert(k);
-    src_index_.erase(k);
   }
   for (const auto& [k, list] : c.src) release_list(list);
   if (!c.compiled || std::memcmp(&c.value, &value, sizeof(value)) != 0)
-    delta_.dst.insert(DstKey{if_id, dlen, htonl(dnet)});
+    delta_.dst.push_back(DstKey{if_id, dlen, htonl(dnet)});
   c.value = value;
   c.src = std::move(src);
   c.compiled = true;
@@ -230,22 +287,28 @@ const spd_cell* IncrementalSpd::dst(const DstKey& k) const {
 }
 
 std::optional<uint32_t> IncrementalSpd::src(const SrcKey& k) const {
-  auto it = src_index_.find(k);
-  if (it == src_index_.end()) return std::nullopt;
+  if (k.cell >= cell_by_id_.size() || !cell_by_id_[k.cell]) return std::nullopt;
+  const auto& src = cell_by_id_[k.cell]->src;  // sorted by (len, saddr): see recompile()
+  auto it = std::lower_bound(src.begin(), src.end(), k, [](const auto& e, const SrcKey& key) {
+    return std::tie(e.first.len, e.first.saddr) < std::tie(key.len, key.saddr);
+  });
+  if (it == src.end() || !(it->first == k)) return std::nullopt;
   return it->second;
 }
 
 const spd_list* IncrementalSpd::list(uint32_t id) const {
-  auto it = lists_.find(id);
-  return it == lists_.end() ? nullptr : &it->second.list;
+  return id < lists_.size() && lists_[id].refs ? &lists_[id].list : nullptr;
 }
 
 IncrementalSpd::EntryCounts IncrementalSpd::entry_counts() const {
   EntryCounts n;
   for (const auto& [if_id, cells] : cells_)
-    for (const auto& [net, c] : cells) n.dst += c.compiled ? 1 : 0;
-  n.src = static_cast<uint32_t>(src_index_.size());
-  n.lists = static_cast<uint32_t>(lists_.size());
+    for (const auto& [net, c] : cells) {
+      if (!c.compiled) continue;
+      n.dst++;
+      n.src += static_cast<uint32_t>(c.src.size());
+    }
+  for (const auto& l : lists_) n.lists += l.refs ? 1 : 0;
   return n;
 }
 
@@ -259,7 +322,8 @@ CompiledSpd IncrementalSpd::snapshot() const {
       out.dst.push_back(CompiledDst{if_id, net.second, htonl(net.first), c.value});
       for (const auto& [k, list] : c.src) out.src.push_back(CompiledSrc{k.cell, k.len, k.saddr, list});
     }
-  for (const auto& [id, rec] : lists_) out.lists.emplace_back(id, rec.list);
+  for (uint32_t id = 0; id < lists_.size(); id++)
+    if (lists_[id].refs) out.lists.emplace_back(id, lists_[id].list);
   return out;
 }
 

@@ -4,12 +4,12 @@
 // and reports which map keys changed, so the writer touches only those. docs/spd.md.
 #include <arpa/inet.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "maps/spd.h"
@@ -25,25 +25,26 @@ struct DstKey {
   uint8_t len;
   uint32_t daddr;
   bool operator==(const DstKey&) const = default;
+  auto operator<=>(const DstKey&) const = default;
 };
 struct SrcKey {
   uint32_t cell;
   uint8_t len;
   uint32_t saddr;
   bool operator==(const SrcKey&) const = default;
-};
-struct KeyHash {
-  size_t operator()(const DstKey& k) const;
-  size_t operator()(const SrcKey& k) const;
+  auto operator<=>(const SrcKey&) const = default;
 };
 
-// Keys whose value changed (inserted, replaced or removed) since the last take_delta().
+// Keys whose value changed (inserted, replaced or removed) since the last take_delta(). A key
+// may appear more than once (dedupe() sorts and removes repeats).
 struct SpdDelta {
-  std::unordered_set<DstKey, KeyHash> dst;
-  std::unordered_set<SrcKey, KeyHash> src;
-  std::unordered_set<uint32_t> lists;
+  std::vector<DstKey> dst;
+  std::vector<SrcKey> src;
+  std::vector<uint32_t> lists;
   bool empty() const { return dst.empty() && src.empty() && lists.empty(); }
+  size_t size() const { return dst.size() + src.size() + lists.size(); }
   void merge(const SpdDelta& o);
+  void dedupe();
 };
 
 class IncrementalSpd {
@@ -65,8 +66,10 @@ class IncrementalSpd {
   const spd_cell* dst(const DstKey& k) const;
   std::optional<uint32_t> src(const SrcKey& k) const;
   const spd_list* list(uint32_t id) const;
-  template <class F>
-  void for_each(F&& f) const;  // f(const DstKey*, const SrcKey*, const uint32_t* list_id): every entry
+  // Every entry with its value: dst(const DstKey&, const spd_cell&), src(const SrcKey&, list id),
+  // list(list id, const spd_list&).
+  template <class D, class S, class L>
+  void for_each(D&& dst, S&& src, L&& list) const;
   CompiledSpd snapshot() const;
   // Entries one generation of the maps needs for the current content.
   struct EntryCounts {
@@ -86,15 +89,19 @@ class IncrementalSpd {
   };
   struct ListRec {
     spd_list list;
-    uint32_t refs = 0;
+    uint32_t refs = 0;  // 0: the id is free
+    uint64_t hash = 0;
+    uint32_t next_same = kNoList;  // the next list with the same hash
   };
+  static constexpr uint32_t kNoList = UINT32_MAX;
   using CellMap = std::map<std::pair<uint32_t, uint8_t>, Cell>;  // (host-order net, len)
 
   void remove_policy(uint32_t index, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
   void add_policy(const Policy& p, std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
-  void settle(const std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty, bool with_descendants);
+  void settle(const std::vector<std::pair<uint32_t, std::pair<uint32_t, uint8_t>>>& dirty);
   void recompile(uint32_t if_id, CellMap& cells, CellMap::iterator it);
   void drop(uint32_t if_id, CellMap& cells, CellMap::iterator it);
+  Cell& cell_at(uint32_t if_id, uint32_t net, uint8_t len);
   uint32_t acquire_list(const spd_list& l);
   void release_list(uint32_t id);
   uint32_t take_id(uint32_t& next, std::vector<uint32_t>& free);
@@ -104,24 +111,28 @@ class IncrementalSpd {
   std::map<uint32_t, std::string> policy_refusals_;            // index -> why
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::string> cell_refusals_;
   std::unordered_map<uint32_t, CellMap> cells_;               // by if_id
-  std::unordered_map<SrcKey, uint32_t, KeyHash> src_index_;   // every compiled source entry
-  std::unordered_map<uint32_t, ListRec> lists_;
-  std::unordered_map<std::string, uint32_t> list_ids_;        // list bytes -> id
+  // Per if_id, how many cells have each prefix length: a cell's ancestors are looked up only
+  // at the lengths present.
+  std::unordered_map<uint32_t, std::array<uint32_t, 33>> len_counts_;
+  std::unordered_map<uint32_t, uint64_t> len_masks_;           // bit l: some cell is /l
+  std::vector<Cell*> cell_by_id_;                             // compiled cells (nullptr: free id)
+  std::vector<ListRec> lists_;                                // by list id
+  std::unordered_map<uint64_t, uint32_t> list_ids_;          // content hash -> first list id
   uint32_t next_cell_ = 0, next_list_ = 0;
   std::vector<uint32_t> free_cells_, free_lists_;
   SpdDelta delta_;
 };
 
-template <class F>
-void IncrementalSpd::for_each(F&& f) const {
+template <class D, class S, class L>
+void IncrementalSpd::for_each(D&& dst, S&& src, L&& list) const {
   for (const auto& [if_id, cells] : cells_)
     for (const auto& [net, c] : cells) {
       if (!c.compiled) continue;
-      DstKey d{if_id, net.second, htonl(net.first)};
-      f(&d, nullptr, nullptr);
-      for (const auto& [k, l] : c.src) f(nullptr, &k, nullptr);
+      dst(DstKey{if_id, net.second, htonl(net.first)}, c.value);
+      for (const auto& [k, l] : c.src) src(k, l);
     }
-  for (const auto& [id, rec] : lists_) f(nullptr, nullptr, &id);
+  for (uint32_t id = 0; id < lists_.size(); id++)
+    if (lists_[id].refs) list(id, lists_[id].list);
 }
 
 }  // namespace ipsnat::spd

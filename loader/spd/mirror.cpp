@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstring>
+#include <ctime>
 
 #include "sys/pin_store.h"
 #include "util/error.h"
@@ -121,26 +122,49 @@ SpdMapWriter::SpdMapWriter(SpdMapFds fds) : fds_(fds) {
     active_ = a.gen & 1;
     version_ = a.version;
   }
+  find_stale();
+}
+
+// One walk over the maps at the start (nothing for fresh maps): what an earlier process left,
+// by generation. Every later write knows what it wrote, so no generation is walked again.
+void SpdMapWriter::find_stale() {
+  auto walk = [this](int fd, auto key, auto member) {
+    decltype(key) cur{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      (stale_[next.gen & 1].*member).push_back(next);
+      cur = next;
+      prev = &cur;
+    }
+  };
+  walk(fds_.dst, spd_dst_key{}, &Stale::dst);
+  walk(fds_.src, spd_src_key{}, &Stale::src);
+  walk(fds_.lists, spd_list_key{}, &Stale::lists);
 }
 
 // Removes whatever an earlier process left in a generation this writer has not written yet.
 void SpdMapWriter::purge(uint32_t gen) {
-  auto sweep = [gen](int fd, auto key) {
-    std::vector<decltype(key)> stale;
-    decltype(key) cur{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      if (next.gen == gen) stale.push_back(next);
-      cur = next;
-      prev = &cur;
-    }
-    for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  auto del = [](int fd, auto& keys) {
+    for (const auto& k : keys) bpf_map_delete_elem(fd, &k);
+    keys.clear();
+    keys.shrink_to_fit();
   };
-  sweep(fds_.dst, spd_dst_key{});
-  sweep(fds_.src, spd_src_key{});
-  sweep(fds_.lists, spd_list_key{});
+  del(fds_.dst, stale_[gen].dst);
+  del(fds_.src, stale_[gen].src);
+  del(fds_.lists, stale_[gen].lists);
   written_[gen] = {};
   written_[gen].known = true;
+}
+
+// A write into `gen` was refused half way: the generation was never activated. What it left
+// is found by one walk (only after a refusal) so that the next write purges it and fills the
+// generation whole.
+void SpdMapWriter::forget_partial(uint32_t gen) {
+  written_[gen] = {};
+  Stale other = std::move(stale_[gen ^ 1]);
+  stale_[0] = stale_[1] = Stale{};
+  find_stale();
+  stale_[gen ^ 1] = std::move(other);
 }
 
 spd_health SpdMapWriter::health() const {
@@ -163,7 +187,7 @@ void SpdMapWriter::write(const CompiledSpd& c) {
   try {
     write_diff(c, gen);
   } catch (const SpdMapFull&) {
-    written_[gen] = {};  // partly written, never activated: purged and rewritten next time
+    forget_partial(gen);
     throw;
   }
 }
@@ -249,13 +273,23 @@ void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::
 }
 
 void SpdMapWriter::stage(const SpdDelta& d) {
-  pending_[0].merge(d);
-  pending_[1].merge(d);
+  // A generation not written yet gets every entry at its first write: nothing to record.
+  for (uint32_t gen : {0u, 1u}) {
+    if (!written_[gen].known) continue;
+    SpdDelta& p = pending_[gen];
+    p.merge(d);
+    // While a refusal stands, deltas pile up without writes: repeats are dropped now and then.
+    if (p.size() > 2 * pending_distinct_[gen] + 65536) {
+      p.dedupe();
+      pending_distinct_[gen] = p.size();
+    }
+  }
 }
 
 void SpdMapWriter::write(const IncrementalSpd& s) {
   uint32_t gen = active_ ^ 1;
   SpdDelta& p = pending_[gen];
+  p.dedupe();
   bool whole = !written_[gen].known;
   if (whole) purge(gen);  // what an earlier process left; then every entry
   std::vector<spd_list_key> lk;
@@ -271,7 +305,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_list_key k{gen, id};
     if (const spd_list* l = s.list(id)) {
       lk.push_back(k), lv.push_back(*l);
-    } else if (!whole) {
+    } else {
       ldel.push_back(k);
     }
   };
@@ -279,7 +313,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_src_key k{64u + t.len, gen, t.cell, t.saddr};
     if (auto l = s.src(t)) {
       sk.push_back(k), sv.push_back(*l);
-    } else if (!whole) {
+    } else {
       sdel.push_back(k);
     }
   };
@@ -287,16 +321,19 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     spd_dst_key k{64u + t.len, gen, t.if_id, t.daddr};
     if (const spd_cell* c = s.dst(t)) {
       dk.push_back(k), dv.push_back(*c);
-    } else if (!whole) {
+    } else {
       ddel.push_back(k);
     }
   };
   if (whole) {
-    s.for_each([&](const DstKey* d, const SrcKey* k, const uint32_t* l) {
-      if (d) on_dst(*d);
-      if (k) on_src(*k);
-      if (l) on_list(*l);
-    });
+    s.for_each(
+        [&](const DstKey& t, const spd_cell& c) {
+          dk.push_back(spd_dst_key{64u + t.len, gen, t.if_id, t.daddr}), dv.push_back(c);
+        },
+        [&](const SrcKey& t, uint32_t list) {
+          sk.push_back(spd_src_key{64u + t.len, gen, t.cell, t.saddr}), sv.push_back(list);
+        },
+        [&](uint32_t id, const spd_list& l) { lk.push_back(spd_list_key{gen, id}), lv.push_back(l); });
   } else {
     for (uint32_t id : p.lists) on_list(id);
     for (const auto& t : p.src) on_src(t);
@@ -316,13 +353,13 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     del(fds_.src, sdel, "spd_src");
     del(fds_.lists, ldel, "spd_lists");
   } catch (const SpdMapFull&) {
-    // Partly written, never activated: purged and rewritten whole next time.
-    written_[gen] = {};
+    forget_partial(gen);
     p = SpdDelta{};
     throw;
   }
   last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
   p = SpdDelta{};
+  pending_distinct_[gen] = 0;
   spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
   uint32_t zero = 0;
   update(fds_.active, &zero, &a, "spd_active");
@@ -337,14 +374,17 @@ SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
 SpdMirror::~SpdMirror() { delete source_; }
 
 void SpdMirror::publish(bool full) {
-  auto t0 = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  auto t0 = Clock::now();
   SpdModel::Changes ch = model_.take_changes();
   if (full || ch.reset)
     compiled_.rebuild(model_);
   else
     compiled_.update(model_, ch.indices);
   writer_.stage(compiled_.take_delta());
-  auto t1 = std::chrono::steady_clock::now();
+  auto t1 = Clock::now();
+  sync_times_.compile_ms = ms(t0, t1);
   if (auto refused = compiled_.refused()) {
     stats_.refusals++;
     if (stats_.last_refusal != *refused)
@@ -380,14 +420,38 @@ void SpdMirror::publish(bool full) {
   stats_.fail_closed = false;
   stats_.last_capacity_error.clear();
   stats_.swaps++;
-  auto t2 = std::chrono::steady_clock::now();
+  auto t2 = Clock::now();
+  sync_times_.write_ms = ms(t1, t2);
+  sync_times_.second_write_ms = 0;
+  // The first write filled one generation; the other is filled now, not at the first change
+  // (which would then wait for a whole fill).
+  if (writer_.inactive_unwritten()) {
+    auto thread_cpu_ms = [] {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    };
+    double c2 = thread_cpu_ms();
+    try {
+      writer_.write(compiled_);
+      stats_.swaps++;
+    } catch (const SpdMapFull& e) {
+      // The active generation is complete; if the next change cannot be written either, it
+      // fails closed then.
+      spdlog::debug("spd: second generation not filled yet: {}", e.what());
+    }
+    sync_times_.second_write_ms = ms(t2, Clock::now());
+    sync_times_.second_write_cpu_ms = thread_cpu_ms() - c2;
+  }
   spdlog::debug("spd: {} policies, compiled in {:.2f} ms, {} map operations in {:.2f} ms", model_.size(),
-                std::chrono::duration<double, std::milli>(t1 - t0).count(), writer_.last_ops(),
-                std::chrono::duration<double, std::milli>(t2 - t1).count());
+                ms(t0, t1), writer_.last_ops(), ms(t1, t2));
 }
 
 void SpdMirror::sync_once() {
+  auto t0 = std::chrono::steady_clock::now();
   source_->resync(model_);
+  sync_times_ = SpdSyncTimes{};
+  sync_times_.dump_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   publish(true);
 }
 

@@ -68,14 +68,19 @@ class SpdMapWriter {
   // spd_health[0] (no-op without the map).
   spd_health health() const;
   void set_health(const spd_health& h);
+  // The inactive generation has not been written by this writer yet (a write fills it whole).
+  bool inactive_unwritten() const { return !written_[active_ ^ 1].known; }
 
  private:
+  void find_stale();
+  void forget_partial(uint32_t gen);
   void purge(uint32_t gen);
   void write_diff(const CompiledSpd& c, uint32_t gen);
   template <class K, class V>
   void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
   SpdMapFds fds_;
   SpdDelta pending_[2];
+  size_t pending_distinct_[2] = {0, 0};  // size of pending_ after its last dedupe()
   bool batch_off_[3] = {false, false, false};
   uint32_t active_ = 0;
   uint64_t version_ = 0;
@@ -87,6 +92,20 @@ class SpdMapWriter {
     std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
     std::map<uint32_t, spd_list> lists;
   } written_[2];
+  // Entries an earlier process left, per generation: deleted before this writer first writes
+  // that generation.
+  struct Stale {
+    std::vector<spd_dst_key> dst;
+    std::vector<spd_src_key> src;
+    std::vector<spd_list_key> lists;
+  } stale_[2];
+};
+
+// Where the time of the last sync_once() went (wall ms): the datapath uses the new SPD after
+// dump + compile + write; the second write fills the other generation (first sync only; its
+// CPU time, user + system of the calling thread, too).
+struct SpdSyncTimes {
+  double dump_ms = 0, compile_ms = 0, write_ms = 0, second_write_ms = 0, second_write_cpu_ms = 0;
 };
 
 struct SpdMirrorStats {
@@ -113,6 +132,7 @@ class SpdMirror {
   int fd() const;
   const SpdModel& model() const { return model_; }
   const SpdMirrorStats& stats() const { return stats_; }
+  const SpdSyncTimes& last_sync() const { return sync_times_; }
 
  private:
   void publish(bool full);
@@ -122,6 +142,7 @@ class SpdMirror {
   NatConfig nat_;
   SpdModel model_;
   SpdMirrorStats stats_;
+  SpdSyncTimes sync_times_;
 };
 
 }  // namespace ipsnat::spd

@@ -1,12 +1,17 @@
 #include "spd/model.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace ipsnat::spd {
 
-std::string SpdModel::key_of(const Policy& p) {
-  std::string k;
-  auto put = [&k](const auto& v) { k.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+SpdModel::Key SpdModel::key_of(const Policy& p) {
+  Key k{};
+  size_t at = 0;
+  auto put = [&k, &at](const auto& v) {
+    std::memcpy(k.data() + at, &v, sizeof(v));
+    at += sizeof(v);
+  };
   const Selector& s = p.sel;
   put(p.dir), put(p.type), put(s.family), put(s.src.addr.bytes), put(s.src.len), put(s.dst.addr.bytes);
   put(s.dst.len), put(s.proto), put(s.sport), put(s.sport_mask), put(s.dport), put(s.dport_mask);
@@ -15,6 +20,10 @@ std::string SpdModel::key_of(const Policy& p) {
   put(mv);
   return k;
 }
+// What key_of() puts in a Key: it must fit.
+static_assert(sizeof(Dir) + sizeof(PolicyType) + sizeof(Selector::family) + 2 * (sizeof(Address::bytes) + 1) + 1 +
+                  4 * sizeof(uint16_t) + sizeof(Selector::ifindex) + 3 * sizeof(uint32_t) <=
+              sizeof(SpdModel::Key));
 
 bool SpdModel::apply(const PolicyEvent& ev) {
   if (const auto* up = std::get_if<PolicyUpsert>(&ev)) {

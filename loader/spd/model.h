@@ -1,8 +1,11 @@
 #pragma once
 // The mirrored SPD: the kernel's policies (not per-socket ones) and the events that change it.
 #include <cstdint>
+#include <array>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -48,10 +51,16 @@ class SpdModel {
   std::vector<const Policy*> ordered() const;
   const std::map<uint32_t, Policy>& by_index() const { return by_index_; }
 
+  // The same_key() identity as bytes (fixed size: no allocation per policy).
+  using Key = std::array<char, 64>;
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<std::string_view>()(std::string_view(k.data(), k.size())); }
+  };
+
  private:
-  static std::string key_of(const Policy& p);
+  static Key key_of(const Policy& p);
   std::map<uint32_t, Policy> by_index_;
-  std::map<std::string, uint32_t> by_key_;  // same_key() identity -> index
+  std::unordered_map<Key, uint32_t, KeyHash> by_key_;  // same_key() identity -> index
   uint64_t next_seq_ = 1;
   Changes changes_;
 };

@@ -81,31 +81,12 @@ TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
   // One model, compiler and writer for all seeds (as in the mirror): each seed starts with a flush.
   SpdModel model;
   spd::IncrementalSpd inc(cfg);
-  for (uint32_t seed = 2000; seed < 2012; seed++) {
+  for (uint32_t seed = 2000; seed < 2014; seed++) {
     Gen g(seed);
     model.apply(PolicyFlush{});
-    std::vector<Policy> live;
-    uint32_t next_index = 1;
+    ChangeGen changes(g);
     for (int step = 0; step < 40; step++) {
-      uint32_t op = g.u(0, 99);
-      if (op < 50 || live.empty()) {
-        live.push_back(g.policy(next_index));
-        next_index += 8;
-        model.apply(PolicyUpsert{live.back()});
-      } else if (op < 70) {
-        Policy& p = live[g.u(0, static_cast<uint32_t>(live.size() - 1))];
-        p.priority = g.u(0, 4) * 100;
-        model.apply(PolicyUpsert{p});
-      } else if (op < 98) {
-        size_t i = g.u(0, static_cast<uint32_t>(live.size() - 1));
-        PolicyDelete d;
-        d.index = live[i].index;
-        model.apply(d);
-        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
-      } else {
-        model.apply(PolicyFlush{});
-        live.clear();
-      }
+      changes.step(model);
       inc.update(model, model.take_changes().indices);
       writer.stage(inc.take_delta());
       if (inc.refused()) continue;
@@ -139,6 +120,70 @@ TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
   EXPECT_GT(nat, 20);
   std::printf("writes %d flows %d ipsec %d nat %d batch fallback %d\n", writes, flows, ipsec, nat,
               writer.batch_fallback());
+}
+
+// A writer over maps an earlier process wrote (a daemon restarted on its pins): the entries it
+// left in both generations are gone after the new writer's first sync, and the lookups give the
+// new SPD's answers.
+TEST(SpdProbe, AWriterOverAnEarlierProcesssMapsLeavesOnlyItsOwnEntries) {
+  Datapath dp;
+  spd::SpdMapFds fds = spd::SpdMapFds::from_object(dp.skel()->obj);
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  auto first_sync = [&](spd::SpdMapWriter& w, spd::IncrementalSpd& inc, const SpdModel& m) {
+    inc.rebuild(m);
+    w.stage(inc.take_delta());
+    ASSERT_FALSE(inc.refused());
+    w.write(inc);
+    ASSERT_TRUE(w.inactive_unwritten());
+    w.write(inc);  // as SpdMirror does: both generations filled
+    ASSERT_FALSE(w.inactive_unwritten());
+  };
+  auto count = [](int fd, auto key) {
+    size_t n = 0;
+    decltype(key) cur{}, next{};
+    const void* prev = nullptr;
+    for (; bpf_map_get_next_key(fd, prev, &next) == 0; n++) cur = next, prev = &cur;
+    return n;
+  };
+  // Two random SPDs the maps can carry, the earlier one larger.
+  Gen g(3000);
+  SpdModel earlier, now;
+  auto fill = [&](SpdModel& m, uint32_t n, uint32_t first_index) {
+    do {
+      m.apply(PolicyFlush{});
+      for (uint32_t i = 0; i < n; i++) m.apply(PolicyUpsert{g.policy(first_index + i * 8)});
+    } while (compile_spd(m.ordered(), cfg).refused);
+  };
+  fill(earlier, 20, 1);
+  fill(now, 12, 5);
+  {
+    spd::SpdMapWriter w(fds);
+    spd::IncrementalSpd inc(cfg);
+    first_sync(w, inc, earlier);
+  }
+  spd::SpdMapWriter w(fds);
+  spd::IncrementalSpd inc(cfg);
+  first_sync(w, inc, now);
+  CompiledSpd snap = inc.snapshot();
+  EXPECT_EQ(2 * snap.dst.size(), count(fds.dst, spd_dst_key{}));
+  EXPECT_EQ(2 * snap.src.size(), count(fds.src, spd_src_key{}));
+  EXPECT_EQ(2 * snap.lists.size(), count(fds.lists, spd_list_key{}));
+  auto pols = now.ordered();
+  int found = 0;
+  for (int k = 0; k < 200; k++) {
+    Flow4 f = g.flow();
+    if (f.proto == IPPROTO_ICMP) f.sport = f.dport = 0;
+    auto r = probe(dp, f);
+    const Policy* want = reference_lookup(pols, f);
+    ASSERT_EQ(want != nullptr, r.found != 0) << f.str();
+    if (want) {
+      ASSERT_EQ(want->index, r.policy_index) << f.str();
+    }
+    found += want != nullptr;
+    ASSERT_EQ(reference_out_covered(pols, f), r.covered != 0) << f.str();
+  }
+  EXPECT_GT(found, 10);
 }
 
 TEST(SpdProbe, EmptyMapsCoverNothing) {

@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 
 #include <random>
+#include <vector>
 
+#include "spd/model.h"
 #include "spd/policy.h"
 
 namespace ipsnat::test {
@@ -74,5 +76,53 @@ struct Gen {
   }
 };
 
+// Random changes of an SPD, as the kernel would report them: adds, updates by index (new
+// priority: the policy moves to the back), same-selector replacements under a new index,
+// deletes by index and flushes. `live` follows what the model holds.
+struct ChangeGen {
+  explicit ChangeGen(Gen& gen, bool unmirrorable = false) : g(gen), with_unmirrorable(unmirrorable) {}
+  Gen& g;
+  // Sometimes add a policy bound to a device, which the maps cannot carry (a refusal until it
+  // is deleted or flushed).
+  bool with_unmirrorable;
+  std::vector<Policy> live;
+  uint32_t next_index = 1;
+  int flushes = 0;
+
+  void step(SpdModel& model) {
+    uint32_t op = g.u(0, 99);
+    if (op < 45 || live.empty()) {
+      Policy p = g.policy(next_index);
+      next_index += 8;
+      if (with_unmirrorable && g.u(0, 60) == 0) p.sel.ifindex = 2;
+      live.push_back(p);
+      model.apply(PolicyUpsert{p});
+    } else if (op < 65) {
+      Policy& p = any();
+      p.priority = g.u(0, 4) * 100;
+      model.apply(PolicyUpsert{p});
+    } else if (op < 72) {  // same selector, new index: the kernel replaces the old one
+      Policy& p = any();
+      p.index = next_index;
+      next_index += 8;
+      model.apply(PolicyUpsert{p});
+    } else if (op < 98) {
+      size_t i = g.u(0, static_cast<uint32_t>(live.size() - 1));
+      PolicyDelete d;
+      d.index = live[i].index;
+      model.apply(d);
+      live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      model.apply(PolicyFlush{});
+      live.clear();
+      flushes++;
+    }
+    // A same-key upsert may have replaced another live policy.
+    std::erase_if(live, [&](const Policy& p) { return !model.by_index().count(p.index); });
+  }
+
+ private:
+  Policy& any() { return live[g.u(0, static_cast<uint32_t>(live.size() - 1))]; }
+};
 
 }  // namespace ipsnat::test

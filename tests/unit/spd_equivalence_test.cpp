@@ -7,7 +7,7 @@
 #include <cstring>
 #include <map>
 #include <tuple>
-#include <random>
+#include <utility>
 
 #include "spd/compiler.h"
 #include "spd/incremental.h"
@@ -17,6 +17,7 @@
 
 using namespace ipsnat::spd;
 
+using ipsnat::test::ChangeGen;
 using ipsnat::test::Gen;
 
 
@@ -166,38 +167,9 @@ TEST(SpdEquivalence, IncrementalUpdatesStayExact) {
     SimGen gens[2];
     SpdDelta pending[2];
     uint32_t active = 0;
-    std::vector<Policy> live;
-    uint32_t next_index = 1;
+    ChangeGen changes(g, true);
     for (int step = 0; step < 60; step++) {
-      uint32_t op = g.u(0, 99);
-      if (op < 45 || live.empty()) {
-        Policy p = g.policy(next_index);
-        next_index += 8;
-        if (g.u(0, 60) == 0) p.sel.ifindex = 2;  // cannot be mirrored: refusal until deleted
-        live.push_back(p);
-        model.apply(PolicyUpsert{p});
-      } else if (op < 65) {  // update by index: new priority, moves to the back
-        Policy& p = live[g.u(0, static_cast<uint32_t>(live.size() - 1))];
-        p.priority = g.u(0, 4) * 100;
-        model.apply(PolicyUpsert{p});
-      } else if (op < 72) {  // same selector, new index: the kernel replaces the old one
-        Policy& p = live[g.u(0, static_cast<uint32_t>(live.size() - 1))];
-        p.index = next_index;
-        next_index += 8;
-        model.apply(PolicyUpsert{p});
-      } else if (op < 98) {
-        size_t i = g.u(0, static_cast<uint32_t>(live.size() - 1));
-        PolicyDelete d;
-        d.index = live[i].index;
-        model.apply(d);
-        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
-      } else {
-        model.apply(PolicyFlush{});
-        live.clear();
-        flushes++;
-      }
-      // Re-synchronize the live list with the model (a same-key upsert may have replaced one).
-      std::erase_if(live, [&](const Policy& p) { return !model.by_index().count(p.index); });
+      changes.step(model);
       SpdModel::Changes ch = model.take_changes();
       if (g.u(0, 19) == 0)
         inc.rebuild(model);
@@ -207,6 +179,7 @@ TEST(SpdEquivalence, IncrementalUpdatesStayExact) {
       pending[0].merge(d);
       pending[1].merge(d);
       steps++;
+      if (changes.flushes) flushes += std::exchange(changes.flushes, 0);
       auto pols = model.ordered();
       CompiledSpd scratch = compile_spd(pols, cfg);
       ASSERT_EQ(scratch.refused.has_value(), inc.refused().has_value()) << "seed " << seed << " step " << step;

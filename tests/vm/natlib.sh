@@ -176,30 +176,37 @@ nat_check_tcp() {
   rm -rf "$d"
 }
 
-# nat_udp_server PORT SECONDS OUTFILE: the echo server on chost, in the background.
+# nat_udp_server PORT OUTFILE: the echo server on chost, in the background; it writes each
+# peer it sees to OUTFILE at once. nat_udp_server_stop ends it: its own limit (120 s) only
+# bounds a forgotten one, since under TCG on a loaded host starting python can take longer
+# than any fixed window a check would give it.
 nat_udp_server() {
-  lab_exec chost timeout $(($2 + 5)) python3 "$NAT_TOOL" udp-echo-server "$1" "$2" >"$3" &
-  NAT_UDP_SRV=$!
+  lab_exec chost timeout 120 python3 "$NAT_TOOL" udp-echo-server "$1" 110 >"$2" &
+  NAT_UDP_SRV=$! NAT_UDP_PORT=$1
   nat_wait_listen "$1" u
 }
+nat_udp_server_stop() {
+  pkill -f "udp-echo-server $NAT_UDP_PORT " 2>/dev/null || true
+  wait "$NAT_UDP_SRV" 2>/dev/null || true
+}
 
-# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 60 s;
-# starting python or socat under TCG takes seconds).
+# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 90 s of
+# the clock, however slow each probe is under TCG).
 nat_wait_listen() {
-  local i
-  for ((i = 0; i < 300; i++)); do
+  local end=$((SECONDS + 90))
+  while ((SECONDS < end)); do
     lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
     sleep 0.2
   done
-  echo "   (chost: nothing listening on port $1 after 60 s)"
+  echo "   (chost: nothing listening on port $1 after 90 s)"
 }
 
 # nat_check_udp NS PORT: 20 datagrams echoed by chost.
 nat_check_udp() {
   local got peers=$LAB_STATE/udp.peers
-  nat_udp_server "$2" 15 "$peers"
+  nat_udp_server "$2" "$peers"
   got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$2" 20 || true)
-  kill "$NAT_UDP_SRV" 2>/dev/null || true; wait "$NAT_UDP_SRV" 2>/dev/null || true
+  nat_udp_server_stop
   expect_eq "$1: UDP echoes from $LAB_CHOST_IP" "${got:-0}" 20
 }
 
@@ -211,12 +218,12 @@ nat_check_napt() {
   LAB_PING_COUNT=5 lab_ping lanhost2 "$LAB_CHOST_IP" -e 4242 & r2=$!
   expect_ok "NAPT: lanhost ping (echo id 4242) answered" wait "$r1"
   expect_ok "NAPT: lanhost2 ping (same echo id) answered" wait "$r2"
-  nat_udp_server "$port" 20 "$peers"
+  nat_udp_server "$port" "$peers"
   lab_exec lanhost timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
   lab_exec lanhost2 timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true
-  wait "$NAT_UDP_SRV" 2>/dev/null || true
+  nat_udp_server_stop
   expect_eq "NAPT: lanhost UDP from port 40000 echoed" "$(cat "$f1")" 10
   expect_eq "NAPT: lanhost2 UDP from the same port echoed" "$(cat "$f2")" 10
   expect_eq "NAPT: chost saw two distinct peers, all from $LAB_NAT_IP" \
@@ -224,7 +231,7 @@ nat_check_napt() {
   # TCP: chost answers each connection with the peer it saw ("ADDR PORT": a colon would end
   # socat's SYSTEM command); both from source port 40100.
   # shellcheck disable=SC2016 # expanded by socat's shell
-  lab_exec chost timeout 40 socat "TCP4-LISTEN:$((port + 1)),reuseaddr,fork" \
+  lab_exec chost timeout 90 socat "TCP4-LISTEN:$((port + 1)),reuseaddr,fork" \
     SYSTEM:'echo $SOCAT_PEERADDR $SOCAT_PEERPORT' & srv=$!
   nat_wait_listen "$((port + 1))" t
   lab_exec lanhost timeout 30 socat -u "TCP4:$LAB_CHOST_IP:$((port + 1)),sourceport=40100,reuseaddr" STDOUT >"$f1" & r1=$!
@@ -246,7 +253,7 @@ nat_check_napt() {
 nat_check_forward() {
   local srv got
   # shellcheck disable=SC2016 # expanded by socat's shell
-  lab_exec lanhost timeout 40 socat "TCP4-LISTEN:$2,reuseaddr" SYSTEM:'echo fwd $SOCAT_PEERADDR' & srv=$!
+  lab_exec lanhost timeout 90 socat "TCP4-LISTEN:$2,reuseaddr" SYSTEM:'echo fwd $SOCAT_PEERADDR' & srv=$!
   local i
   for ((i = 0; i < 150; i++)); do
     lab_exec lanhost ss -Hntl "sport = :$2" 2>/dev/null | grep -q . && break

@@ -6,7 +6,7 @@ fail, never hang.
 
   udp-echo-server PORT SECONDS
       Echo every datagram back to its sender until SECONDS have passed.
-      Prints each distinct peer (addr:port) it saw, one per line, on exit.
+      Prints each distinct peer (addr:port) when it first appears, one per line.
   udp-echo-client DST PORT COUNT [SPORT]
       Send COUNT numbered datagrams (from SPORT when given), wait up to 1 s for
       each echo; prints the number of correct echoes. Exit 0 iff all came back.

@@ -25,10 +25,10 @@ lab_capture_start transit
 expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
 nat_check_ping lanhost
 # A live UDP flow (lanhost:40000 -> chost:6000) gives the spoofs a conntrack entry to aim at.
-nat_udp_server 6000 20 "$LAB_STATE/udp.peers"
+nat_udp_server 6000 "$LAB_STATE/udp.peers"
 expect_eq "live UDP flow from lanhost:40000" \
   "$(lab_exec lanhost timeout 30 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true)" 3
-wait "$NAT_UDP_SRV" 2>/dev/null || true
+nat_udp_server_stop
 nat_port=$(sed -n "s/^$LAB_NAT_IP://p" "$LAB_STATE/udp.peers" | head -1)
 # Under TCG load the server may be cut off before it prints its peers; ipsnat's own flow table
 # names the translated port just as well.
@@ -70,9 +70,9 @@ cgw_out_policy() {
     tmpl src "$LAB_CGW_WAN_IP" dst "$LAB_GW_WAN_IP" proto esp reqid "$1" mode tunnel
 }
 udp_echoes() {
-  nat_udp_server 6000 15 "$LAB_STATE/other-sa.peers"
+  nat_udp_server 6000 "$LAB_STATE/other-sa.peers"
   lab_exec lanhost timeout 30 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true
-  wait "$NAT_UDP_SRV" 2>/dev/null || true
+  nat_udp_server_stop
 }
 cgw_out_policy "$other_reqid"
 wrong_sa_before=$(nat_reason_count pass-wrong-sa)

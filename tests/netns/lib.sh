@@ -9,9 +9,19 @@ T_NAMESPACES=()
 T_FAILED=0
 
 T_PIDS=()
+T_TMP=
+daemon_pid=   # a scenario's `ipsnat run`, killed on exit
 t_cleanup() {
-  local ns pid
+  local ns pid f
+  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
   for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Followers a hand-run attach started (their pid is in the state records).
+  for f in "${IPSNAT_STATE_DIR:-/nonexistent}"/*.json; do
+    [[ -f $f ]] || continue
+    pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('daemon_pid',0))" "$f" 2>/dev/null || echo 0)
+    [[ $pid != 0 ]] && grep -q -- --follow "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
+  done
+  if [[ -n $T_TMP && $T_TMP == /tmp/ipsnat-t* ]]; then rm -rf "$T_TMP"; fi
   # By prefix: `ns=$(t_netns x)` runs t_netns in a subshell, so T_NAMESPACES stays empty there.
   for ns in "${T_NAMESPACES[@]}" $(ip netns list | awk '{print $1}' | grep "^$T_PREFIX"); do
     ip netns del "$ns" 2>/dev/null || true
@@ -20,6 +30,9 @@ t_cleanup() {
   if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then rm -rf "$IPSNAT_STATE_DIR"; fi
 }
 trap t_cleanup EXIT
+
+# t_tmpdir: a scratch directory in $T_TMP, removed on exit.
+t_tmpdir() { T_TMP=$(mktemp -d "/tmp/ipsnat-t$$-XXXXXX"); }
 
 # Creates a namespace with lo up; prints its name.
 t_netns() {

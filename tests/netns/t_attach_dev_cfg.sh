@@ -10,14 +10,8 @@ t_require_bpffs
 t_private_roots
 
 ns=$(t_netns gw)
-tmp=$(mktemp -d /tmp/ipsnat-dev-cfg-XXXXXX)
-daemon_pid=
-cleanup_all() {
-  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
-  rm -rf "$tmp"
-  t_cleanup
-}
-trap cleanup_all EXIT
+t_tmpdir
+tmp=$T_TMP
 mkwan() {
   ip -n "$ns" link add wan0 type veth peer name wan1
   ip -n "$ns" link set wan0 up

@@ -7,16 +7,10 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 
 ns=$(t_netns d)
-tmp=$(mktemp -d /tmp/ipsnat-daemon-XXXXXX)
-pin_root=/sys/fs/bpf/ipsnat-test-$$
+t_tmpdir
+tmp=$T_TMP
+pin_root=/sys/fs/bpf/ipsnat-test-$$   # removed by t_cleanup; the state dir is the config's
 export IPSNAT_PIN_ROOT=$pin_root
-daemon_pid=
-cleanup_daemon() {
-  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
-  rm -rf "$tmp" "$pin_root"
-  t_cleanup
-}
-trap cleanup_daemon EXIT
 
 ip -n "$ns" link add wan0 type veth peer name wan1
 ip -n "$ns" link set wan0 up

@@ -12,32 +12,12 @@ peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 lan=$(t_netns lan)
 gw=$(t_netns gw)
 wan=$(t_netns wan)
-tmp=$(mktemp -d /tmp/ipsnat-daemon-forward-XXXXXX)
-daemon_pid=
-cleanup_all() {
-  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
-  rm -rf "$tmp"
-  t_cleanup
-}
-trap cleanup_all EXIT
+t_tmpdir
+tmp=$T_TMP
 
 host=192.168.1.10 nat=10.20.30.2 remote=10.0.0.1
-for ns in "$lan" "$gw" "$wan"; do t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1; done
-ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-ip link add tun0 netns "$gw" type veth peer name eth1 netns "$wan"
-ip -n "$gw" link add tun1 type veth peer name tun1p
-ip -n "$lan" addr add $host/24 dev lan1
-ip -n "$lan" link set lan1 up
-ip -n "$lan" route add default via 192.168.1.1
-ip -n "$gw" addr add 192.168.1.1/24 dev lan0
-ip -n "$gw" addr add 200.2.2.2/24 dev tun0
-for d in lan0 tun0 tun1 tun1p; do ip -n "$gw" link set "$d" up; done
-ip -n "$gw" route add 10.0.0.0/8 via 200.2.2.1
-t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$wan" addr add 200.2.2.1/24 dev eth1
-ip -n "$wan" link set eth1 up
-ip -n "$wan" addr add $remote/32 dev lo
-ip -n "$wan" route add $nat/32 via 200.2.2.2 src $remote
+t_gateway "$lan" "$gw" "$wan" host=$host/24 remote=$remote nat=$nat
+t_veth_pair "$gw" tun1 tun1p
 ip -n "$gw" xfrm policy add src $nat/32 dst 10.0.0.0/8 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
 

@@ -16,19 +16,8 @@ t_private_roots
 lan=$(t_netns lan)
 gw=$(t_netns gw)
 wan=$(t_netns wan)
-tmp=$(mktemp -d /tmp/ipsnat-limits-XXXXXX)
-daemon_pid=
-cleanup_all() {
-  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
-  for f in "$IPSNAT_STATE_DIR"/*.json; do
-    [[ -f $f ]] || continue
-    pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('daemon_pid',0))" "$f" 2>/dev/null || echo 0)
-    [[ $pid != 0 ]] && grep -q -- --follow "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
-  done
-  [[ -n ${T_KEEP:-} ]] && cp -r "$tmp" /tmp/limits-keep; rm -rf "$tmp"
-  t_cleanup
-}
-trap cleanup_all EXIT
+t_tmpdir
+tmp=$T_TMP
 
 t_gateway "$lan" "$gw" "$wan" nat=10.20.30.2
 # The second case's prefixes on the same links: LAN 172.16.5.0/24, NAT 10.77.0.9, remote 198.51.100.0/24.

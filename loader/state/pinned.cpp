@@ -93,13 +93,20 @@ std::optional<std::vector<ReasonCount>> PinnedState::reasons() const {
   return out;
 }
 
+namespace {
+bpf_map_info map_info_of(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) throw SysError("bpf_obj_get_info_by_fd", errno);
+  return info;
+}
+}  // namespace
+
 std::optional<MapFill> PinnedState::map_fill(std::string_view name) const {
   auto fd_opt = open_pinned(root_, name);
   if (!fd_opt) return std::nullopt;
   Fd fd(*fd_opt);
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0) throw SysError("bpf_obj_get_info_by_fd", errno);
+  bpf_map_info info = map_info_of(fd.get());
   MapFill m;
   m.name = info.name;
   m.id = info.id;
@@ -134,10 +141,7 @@ std::optional<uint32_t> PinnedState::max_entries(std::string_view name) const {
   auto fd_opt = open_pinned(root_, name);
   if (!fd_opt) return std::nullopt;
   Fd fd(*fd_opt);
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0) throw SysError("bpf_obj_get_info_by_fd", errno);
-  return info.max_entries;
+  return map_info_of(fd.get()).max_entries;
 }
 
 namespace {

@@ -1,18 +1,19 @@
 #!/bin/bash
-# vm-cost: 420
+# vm-cost: 330
 # shellcheck source-path=SCRIPTDIR
 # The product on a route-based tunnel: a VTI (vti0, ikey = okey from the profile; its
 # policies carry the key as mark) at its default MTU. `ipsnat attach vti0` must make the LAN reach the
 # company host through it and `ipsnat detach vti0` put the gateway back.
 # Seed addresses: ping, TCP both ways (the upload needs PMTU discovery through the
 # translation: the device's "fragmentation needed" is raised after the NAT), UDP,
-# then ping and TCP again behind a stateful nftables firewall on gw; the
-# alternative profile (other prefixes, SPIs, key) with ping only, so nothing is
-# hard-coded. Checks per run: natlib.sh route_nat.
+# NAPT, a port-forward, then all of it again behind a stateful nftables firewall on gw.
+# Checks per run: natlib.sh route_nat.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require
 
 route_nat seed vti vti0 1 1
-route_nat alt vti vti0 "${NAT_ALT_FULL:-0}"
+# Other prefixes, SPIs and key (ping, leaks, detach): IPSNAT_VM_ALT=1; not in CI, for time (the
+# policy-based IKE scenario t_ike runs the alternative profile).
+if [[ ${IPSNAT_VM_ALT:-0} == 1 ]]; then route_nat alt vti vti0 0; fi
 finish

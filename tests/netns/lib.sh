@@ -103,6 +103,13 @@ t_pinned_map_id() {
   bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 
+# t_gateway_netns: the three namespaces of t_gateway, named in $lan, $gw and $wan.
+t_gateway_netns() {
+  lan=$(t_netns lan)
+  gw=$(t_netns gw)
+  wan=$(t_netns wan)
+}
+
 # t_gateway LAN GW WAN [OPTION=VALUE...]: the seed's gateway in three namespaces, no IPv6
 # (autoconfiguration would spoil snapshots): LAN host (lan1) -- (lan0) GW (UPLINK) -- (eth1) WAN,
 # the remote network's address on WAN's lo. Options and their seed defaults:

@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-lan=$(t_netns lan)
-gw=$(t_netns gw)
-wan=$(t_netns wan)
+t_gateway_netns
 t_gateway "$lan" "$gw" "$wan" nat=10.20.30.2
 # The policy names the inner source; it has a template, so a flow matching it at routing would
 # be held for IKE: only the LAN's (not yet translated) flows pass, which is what route mode sees.

@@ -9,9 +9,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-lan=$(t_netns lan)
-gw=$(t_netns gw)
-wan=$(t_netns wan)
+t_gateway_netns
 t_tmpdir
 tmp=$T_TMP
 

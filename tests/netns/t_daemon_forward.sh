@@ -9,9 +9,7 @@ t_require_bpffs
 t_private_roots
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 
-lan=$(t_netns lan)
-gw=$(t_netns gw)
-wan=$(t_netns wan)
+t_gateway_netns
 t_tmpdir
 tmp=$T_TMP
 

@@ -1,6 +1,9 @@
 # Sourced by netns-tier scenarios: unique namespace names, cleanup on any exit, assertions.
 # IPSNAT (the binary) and IPSNAT_SRC come from CTest; defaults serve a manual run from build/.
-set -euo pipefail
+set -eEuo pipefail
+# set -e ends a test at an unexpected failing command: name it, or the log just stops.
+# (Only the top shell: failures inside $(...) are the caller's to judge.)
+trap '_err_rc=$?; ((BASH_SUBSHELL)) || echo "   error: \"$BASH_COMMAND\" exited $_err_rc (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
 IPSNAT=${IPSNAT:-$(dirname "${BASH_SOURCE[0]}")/../../build/loader/ipsnat}
 IPSNAT_BPF_OBJ=${IPSNAT_BPF_OBJ:-$(dirname "${BASH_SOURCE[0]}")/../../build/generated/bpf/ipsnat_bpf.bpf.o}
 IPSNAT_SRC=${IPSNAT_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}

@@ -4,7 +4,10 @@
 # what was expected, so a failing scenario explains itself in the CI log.
 # Exit codes of a scenario: 0 pass, 77 skip, anything else fail.
 
-set -euo pipefail
+set -eEuo pipefail
+# set -e ends a test at an unexpected failing command: name it, or the log just stops.
+# (Only the top shell: failures inside $(...) are the caller's to judge.)
+trap '_err_rc=$?; ((BASH_SUBSHELL)) || echo "   error: \"$BASH_COMMAND\" exited $_err_rc (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
 # (Parameter expansion, not dirname/realpath: every exec costs ~0.3 s under TCG.)
 VM_TESTS_DIR=${BASH_SOURCE[0]%/*}
 [[ $VM_TESTS_DIR != "${BASH_SOURCE[0]}" ]] || VM_TESTS_DIR=.

@@ -126,9 +126,13 @@ IPSNAT_ASSERT_SIZE(struct spd_active, 16);
  * active generation): the active generation is then stale and a destination covered by a
  * policy it lacks would look uncovered, so spd_out_covered() answers "covered" for every flow
  * (the leak guard drops all cleartext but IPsec/IKE, counted as drop-spd-incomplete) until a
- * write succeeds. The counts say what the current SPD needs per generation (docs/spd.md). */
+ * write succeeds. The counts say what the current SPD needs per generation (docs/spd.md).
+ * SPD_HEALTH_UNREPRESENTABLE comes with FAIL_CLOSED when the cause is not room but a policy the
+ * maps cannot express exactly (the compiler's refusal, e.g. a selector bound to a device): the
+ * active generation is just as stale. Only userspace reads it, to say why. */
 enum spd_health_flags {
 	SPD_HEALTH_FAIL_CLOSED = 1,
+	SPD_HEALTH_UNREPRESENTABLE = 2,
 };
 
 struct spd_health {

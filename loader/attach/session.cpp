@@ -299,8 +299,10 @@ AttachResult attach(const AttachRequest& req) {
       spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
       mirror.sync_once();
       if (!mirror.stats().last_refusal.empty())
-        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal);
-      if (mirror.stats().fail_closed)
+        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal +
+                               ": the datapath fails closed, cleartext to every destination is dropped at the "
+                               "uplink until the policy is gone");
+      else if (mirror.stats().fail_closed)
         res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error +
                                "): the datapath fails closed, cleartext to every destination is dropped at the "
                                "uplink (raise --spd-max)");

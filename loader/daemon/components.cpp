@@ -118,7 +118,7 @@ void SpdMirrorService::collect(metrics::Exposition& e) const {
   const auto& s = mirror_->stats();
   e.family("ipsnat_mirror_events_total", "XFRM policy notifications applied", MetricType::kCounter).add(s.events);
   e.family("ipsnat_mirror_resyncs_total", "Full SPD dumps after lost notifications", MetricType::kCounter).add(s.resyncs);
-  e.family("ipsnat_mirror_refusals_total", "Compiles refused (the maps kept the last exact SPD)", MetricType::kCounter)
+  e.family("ipsnat_mirror_refusals_total", "Compiles refused (the maps kept the last exact SPD, failing closed)", MetricType::kCounter)
       .add(s.refusals);
   e.family("ipsnat_mirror_swaps_total", "Generation swaps of the SPD maps", MetricType::kCounter).add(s.swaps);
   e.family("ipsnat_mirror_policies", "Policies in the mirrored SPD", MetricType::kGauge).add(mirror_->model().size());

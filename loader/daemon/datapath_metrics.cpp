@@ -83,7 +83,8 @@ void DatapathMetrics::collect(metrics::Exposition& e) const {
   add_datapath_metrics(e, snap, ports_);
   if (auto h = pins_.spd_health_state()) {
     e.family("ipsnat_spd_fail_closed",
-             "1 while the SPD does not fit into its maps and the datapath fails closed (docs/robustness.md)",
+             "1 while the maps cannot hold the SPD (too large, or a policy not representable) and the datapath fails "
+             "closed (docs/robustness.md)",
              MetricType::kGauge)
         .add(h->flags & SPD_HEALTH_FAIL_CLOSED ? 1 : 0);
     e.family("ipsnat_spd_capacity_failures_total", "SPD map writes refused for lack of room (map full)",

@@ -20,7 +20,8 @@ std::string seconds(LimitWatcher::Clock::duration d) {
   return std::to_string(std::max<int64_t>(1, (s + 500) / 1000)) + "s";
 }
 
-std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string& window) {
+// unrepresentable: the SPD's cause (the sample's while it stands, the episode's after).
+std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string& window, bool unrepresentable) {
   std::string pk = std::to_string(n) + (n == 1 ? " packet" : " packets");
   switch (l) {
     case Limit::kCtFull:
@@ -33,6 +34,11 @@ std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string
              std::to_string(s.port_max >= s.port_min ? s.port_max - s.port_min + 1 : 0) +
              " ports per NAT address and remote endpoint; widen port_range)";
     case Limit::kSpdTooLarge:
+      if (unrepresentable)
+        return std::string("limit: SPD not representable in the maps: ") +
+               (s.spd_fail_closed ? "the datapath fails closed, " : "mirrored exactly again, ") + pk +
+               " of cleartext dropped in the last " + window +
+               " (a policy cannot be mirrored exactly: `ipsnat policies` names it; remove or change it)";
       return std::string("limit: SPD larger than the maps: ") +
              (s.spd_fail_closed ? "the datapath fails closed, " : "fitted again, ") + pk +
              " of cleartext dropped in the last " + window + " (the SPD needs " + std::to_string(s.spd_dst) +
@@ -43,12 +49,13 @@ std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string
   return "";
 }
 
-std::string recovered(Limit l, const std::string& window) {
+std::string recovered(Limit l, const std::string& window, bool unrepresentable) {
   switch (l) {
     case Limit::kCtFull: return "limit: conntrack table full: recovered, no drops in the last " + window;
     case Limit::kNoPort: return "limit: NAT port range exhausted: recovered, no drops in the last " + window;
     case Limit::kSpdTooLarge:
-      return "limit: SPD larger than the maps: recovered, the maps hold the SPD again and nothing was dropped in "
+      return std::string(unrepresentable ? "limit: SPD not representable in the maps" : "limit: SPD larger than the maps") +
+             ": recovered, the maps hold the SPD again and nothing was dropped in "
              "the last " + window;
   }
   return "";
@@ -81,7 +88,8 @@ std::vector<LimitLine> LimitWatcher::observe(const LimitSample& s, Clock::time_p
     bool bad = st.pending > 0 || condition;
     if (!st.active) {
       if (bad) {
-        out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since))});
+        st.unrepresentable = s.spd_unrepresentable;
+        out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.unrepresentable)});
         st.active = true;
         st.pending = 0;
       }
@@ -90,10 +98,11 @@ std::vector<LimitLine> LimitWatcher::observe(const LimitSample& s, Clock::time_p
     }
     if (now - st.since < interval_) continue;
     if (bad) {
-      out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since))});
+      if (s.spd_fail_closed) st.unrepresentable = s.spd_unrepresentable;
+      out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.unrepresentable)});
       st.pending = 0;
     } else {
-      out.push_back({l, true, 0, recovered(l, seconds(now - st.since))});
+      out.push_back({l, true, 0, recovered(l, seconds(now - st.since), st.unrepresentable)});
       st.active = false;
     }
     st.since = now;

@@ -1,7 +1,8 @@
 #pragma once
 // Resource limits of the datapath, watched from successive counter readings (docs/robustness.md,
 // row 5): the conntrack table full (drop-ct-full), the NAT port range exhausted (drop-no-port),
-// the SPD larger than its maps (spd_health FAIL_CLOSED, drop-spd-incomplete). Pure logic: the
+// the SPD larger than its maps or not representable in them (spd_health FAIL_CLOSED,
+// drop-spd-incomplete). Pure logic: the
 // caller reads the pinned maps (limits/sample.h) and logs the lines; tests feed samples and a
 // clock.
 //
@@ -26,6 +27,7 @@ struct LimitSample {
   uint64_t no_port_drops = 0;
   uint64_t spd_incomplete_drops = 0;
   bool spd_fail_closed = false;
+  bool spd_unrepresentable = false;  // the cause: a policy the maps cannot express, not room
   uint32_t ct_max = 0;  // ipsnat_ct entries (2 per flow)
   uint32_t port_min = 0, port_max = 0;
   uint32_t spd_max = 0;  // entries of each SPD map, both generations
@@ -55,6 +57,7 @@ class LimitWatcher {
     uint64_t last = 0;
     uint64_t pending = 0;  // dropped since the last line
     bool active = false;   // a warning was logged and no "recovered" yet
+    bool unrepresentable = false;  // the SPD's cause at the last warning (its "recovered" names it)
     Clock::time_point since{};  // the last line, or the previous reading while quiet
   };
   std::chrono::seconds interval_;

@@ -385,36 +385,37 @@ void SpdMirror::publish(bool full) {
   writer_.stage(compiled_.take_delta());
   auto t1 = Clock::now();
   sync_times_.compile_ms = ms(t0, t1);
+  spd_health h = writer_.health();
   if (auto refused = compiled_.refused()) {
+    // Not one policy of the SPD can be trusted to be in the maps: a policy added since the last
+    // exact SPD would look uncovered and the leak guard would let its cleartext out.
     stats_.refusals++;
     if (stats_.last_refusal != *refused)
-      spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly", *refused);
+      spdlog::error("spd: {}; the maps keep the last SPD that could be mirrored exactly and the datapath fails "
+                    "closed", *refused);
     stats_.last_refusal = *refused;
+    fail_closed(h, SPD_HEALTH_UNREPRESENTABLE);
     return;
   }
   stats_.last_refusal.clear();
   auto counts = compiled_.entry_counts();
-  spd_health h = writer_.health();
   h.dst = counts.dst, h.src = counts.src, h.lists = counts.lists;
   try {
     writer_.write(compiled_);
   } catch (const SpdMapFull& e) {
-    // Fail closed (maps/spd.h spd_health): the active generation is stale. The limit watcher
-    // (loader/limits) logs the condition once per interval; here only the transition.
+    // The limit watcher (loader/limits) logs the condition once per interval; here only the
+    // transition.
     stats_.capacity_failures++;
     stats_.last_capacity_error = e.what();
     h.failures++;
-    if (!(h.flags & SPD_HEALTH_FAIL_CLOSED)) h.since = static_cast<uint64_t>(std::time(nullptr));
-    h.flags |= SPD_HEALTH_FAIL_CLOSED;
-    writer_.set_health(h);
     if (!stats_.fail_closed)
       spdlog::debug("spd: {} ({} policies need {} spd_dst, {} spd_src, {} spd_lists entries per generation); failing "
                     "closed", e.what(), model_.size(), h.dst, h.src, h.lists);
-    stats_.fail_closed = true;
+    fail_closed(h, 0);
     return;
   }
   // Cleared after the swap: between the two the datapath only fails closed a moment longer.
-  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED);
+  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE);
   h.since = 0;
   writer_.set_health(h);
   stats_.fail_closed = false;
@@ -445,6 +446,15 @@ void SpdMirror::publish(bool full) {
   }
   spdlog::debug("spd: {} policies, compiled in {:.2f} ms, {} map operations in {:.2f} ms", model_.size(),
                 ms(t0, t1), writer_.last_ops(), ms(t1, t2));
+}
+
+// maps/spd.h spd_health: the active generation is stale; `cause` is 0 (no room) or
+// SPD_HEALTH_UNREPRESENTABLE.
+void SpdMirror::fail_closed(spd_health h, uint32_t cause) {
+  if (!(h.flags & SPD_HEALTH_FAIL_CLOSED)) h.since = static_cast<uint64_t>(std::time(nullptr));
+  h.flags = (h.flags & ~uint32_t(SPD_HEALTH_UNREPRESENTABLE)) | SPD_HEALTH_FAIL_CLOSED | cause;
+  writer_.set_health(h);
+  stats_.fail_closed = true;
 }
 
 void SpdMirror::sync_once() {

@@ -109,12 +109,14 @@ struct SpdSyncTimes {
 };
 
 struct SpdMirrorStats {
-  bool fail_closed = false;     // the SPD did not fit: spd_health says FAIL_CLOSED
+  // The maps do not hold the kernel's SPD (it did not fit, or the compiler refused it):
+  // spd_health says FAIL_CLOSED.
+  bool fail_closed = false;
   uint64_t capacity_failures = 0;
   std::string last_capacity_error;  // "spd_src is full (...)"
   uint64_t events = 0;
   uint64_t resyncs = 0;   // full dumps after an overrun (the first sync not counted)
-  uint64_t refusals = 0;  // compiles refused: the maps keep the last exact SPD
+  uint64_t refusals = 0;  // compiles refused: the maps keep the last exact SPD, failing closed
   uint64_t swaps = 0;
   std::string last_refusal;
 };
@@ -136,6 +138,7 @@ class SpdMirror {
 
  private:
   void publish(bool full);
+  void fail_closed(spd_health h, uint32_t cause);
   IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;

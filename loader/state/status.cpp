@@ -98,6 +98,7 @@ nlohmann::json gather_limits(const PinnedState& pins) {
     auto h = pins.spd_health_state();
     spd["health_map"] = h.has_value();
     spd["fail_closed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED);
+    spd["unrepresentable"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED) && (h->flags & SPD_HEALTH_UNREPRESENTABLE);
     spd["fail_closed_since"] = h ? h->since : 0;
     spd["capacity_failures"] = h ? h->failures : 0;
     if (h) spd["needed_per_generation"] = {{"spd_dst", h->dst}, {"spd_src", h->src}, {"spd_lists", h->lists}};
@@ -153,7 +154,12 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
       maps += (maps.empty() ? "" : ", ") + m.value("name", "") + " " + std::to_string(m.value("active_generation", uint64_t(0))) +
               "+" + std::to_string(m.value("other_generation", uint64_t(0))) + "/" + std::to_string(m.value("max_entries", 0u));
     uint64_t drops = s.value("drops_spd_incomplete", uint64_t(0));
-    if (s.value("fail_closed", false)) {
+    if (s.value("unrepresentable", false)) {
+      int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
+      out += "  spd: NOT REPRESENTABLE" + (since ? " (since " + ago(since, now) + ")" : std::string()) +
+             ": a policy cannot be mirrored exactly, the datapath fails closed (cleartext to every destination "
+             "dropped at the uplink); `ipsnat policies` names the policy\n";
+    } else if (s.value("fail_closed", false)) {
       const auto& need = s.at("needed_per_generation");
       int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
       out += "  spd: LARGER THAN THE MAPS" + (since ? " (since " + ago(since, now) + ")" : std::string()) +

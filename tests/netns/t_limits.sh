@@ -9,6 +9,8 @@
 #  (c) SPD larger than the maps: `attach --spd-max 64` (policy mode), then 80 more out-policies:
 #      the old generation stays active and the datapath fails closed (the uplink guard drops
 #      cleartext to any destination, IKE passes); deleting them recovers.
+#  (d) SPD not representable: an out-policy bound to a device (the maps cannot express it) also
+#      fails closed, with its own status and log lines; deleting it recovers.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -172,5 +174,27 @@ fits() { ! fail_closed; }
 t_expect "the SPD fits again once the policies are gone" wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 t_expect "the follower logs 'recovered'" wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
+
+# ---- (d) SPD not representable (same follower) ----------------------------------------------
+dev_bound=(src 10.20.30.2/32 dst 10.55.0.0/16 dev lan0 dir out)
+ip -n "$gw" xfrm policy add "${dev_bound[@]}" tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 6 mode tunnel
+unrepresentable() { [[ $(status_json | jq_py 's["limits"]["spd"]["unrepresentable"]') == True ]]; }
+t_expect "a policy bound to a device cannot be mirrored: status says why" wait_for 20 unrepresentable
+t_expect "... and the datapath fails closed" fail_closed
+out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while the SPD is not representable" ||
+  t_pass "cleartext to an uncovered destination is dropped while the SPD is not representable"
+text=$(status_text)
+t_expect "status text: NOT REPRESENTABLE, pointing at ipsnat policies" \
+  bash -c "grep -q 'spd: NOT REPRESENTABLE.*fails closed.*ipsnat policies' <<<'$text'"
+t_expect "ipsnat policies names the policy" \
+  bash -c "ip netns exec $gw $IPSNAT policies | grep -q 'not mirrorable: .*10.55.0.0/16.*device'"
+t_expect "the follower's log names the policy" wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
+t_expect "the limit line names the cause" \
+  wait_for 5 grep -q "SPD not representable in the maps: the datapath fails closed" "$flog"
+ip -n "$gw" xfrm policy delete "${dev_bound[@]}"
+t_expect "the SPD is mirrored exactly again once the policy is gone" wait_for 20 fits
+t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
+t_expect "the follower logs 'recovered', naming the cause" \
+  wait_for 20 grep -q "SPD not representable in the maps: recovered" "$flog"
 t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
 t_done

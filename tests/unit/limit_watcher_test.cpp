@@ -133,6 +133,28 @@ TEST(LimitWatcher, SpdConditionIsReportedWhileItStandsEvenWithoutDrops) {
   EXPECT_TRUE(l[0].recovered);
 }
 
+TEST(LimitWatcher, AnUnrepresentableSpdNamesItsCauseUntilItsEpisodeEnds) {
+  Feed r;
+  r.at(seconds(0));
+  r.s.spd_fail_closed = r.s.spd_unrepresentable = true;
+  r.s.spd_incomplete_drops = 3;
+  auto l = r.at(seconds(1));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].text,
+            "limit: SPD not representable in the maps: the datapath fails closed, 3 packets of cleartext dropped in "
+            "the last 1s (a policy cannot be mirrored exactly: `ipsnat policies` names it; remove or change it)");
+  r.s.spd_fail_closed = r.s.spd_unrepresentable = false;  // the policy is gone
+  r.s.spd_incomplete_drops = 5;
+  l = r.at(seconds(61));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_NE(l[0].text.find("not representable in the maps: mirrored exactly again, 2 packets"), std::string::npos)
+      << l[0].text;
+  l = r.at(seconds(121));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_TRUE(l[0].recovered);
+  EXPECT_EQ(l[0].text.rfind("limit: SPD not representable in the maps: recovered", 0), 0u) << l[0].text;
+}
+
 TEST(LimitWatcher, ACounterThatWentBackwardsCountsFromZero) {
   Feed r;
   r.s.ct_full_drops = 1000;

@@ -129,10 +129,13 @@ IPSNAT_ASSERT_SIZE(struct spd_active, 16);
  * write succeeds. The counts say what the current SPD needs per generation (docs/spd.md).
  * SPD_HEALTH_UNREPRESENTABLE comes with FAIL_CLOSED when the cause is not room but a policy the
  * maps cannot express exactly (the compiler's refusal, e.g. a selector bound to a device): the
- * active generation is just as stale. Only userspace reads it, to say why. */
+ * active generation is just as stale. SPD_HEALTH_WRITE_FAILED: the cause was a write the kernel
+ * refused for another reason than room (EPERM, ENOMEM, ...); the writer retries. Only userspace
+ * reads the causes, to say why. */
 enum spd_health_flags {
 	SPD_HEALTH_FAIL_CLOSED = 1,
 	SPD_HEALTH_UNREPRESENTABLE = 2,
+	SPD_HEALTH_WRITE_FAILED = 4,
 };
 
 struct spd_health {

@@ -302,6 +302,10 @@ AttachResult attach(const AttachRequest& req) {
         res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal +
                                ": the datapath fails closed, cleartext to every destination is dropped at the "
                                "uplink until the policy is gone");
+      else if (!mirror.stats().last_write_error.empty())
+        res.warnings.push_back("SPD maps not written (" + mirror.stats().last_write_error +
+                               "): the datapath fails closed, cleartext to every destination is dropped at the "
+                               "uplink until the follower writes them");
       else if (mirror.stats().fail_closed)
         res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error +
                                "): the datapath fails closed, cleartext to every destination is dropped at the "

@@ -108,7 +108,10 @@ void SpdMirrorService::on_readable() {
   if (changed && on_change_) on_change_();
 }
 
-void SpdMirrorService::on_timer() { try_adopt(); }
+void SpdMirrorService::on_timer() {
+  try_adopt();
+  if (mirror_ && mirror_->retry_failed_write() && on_change_) on_change_();
+}
 
 void SpdMirrorService::collect(metrics::Exposition& e) const {
   using metrics::MetricType;

@@ -25,7 +25,8 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
   s.port_max = cfg.port_max ? cfg.port_max : IPSNAT_DEF_PORT_MAX;
   if (auto h = pins.spd_health_state()) {
     s.spd_fail_closed = h->flags & SPD_HEALTH_FAIL_CLOSED;
-    s.spd_unrepresentable = s.spd_fail_closed && (h->flags & SPD_HEALTH_UNREPRESENTABLE);
+    if (h->flags & SPD_HEALTH_UNREPRESENTABLE) s.spd_cause = SpdCause::kUnrepresentable;
+    if (h->flags & SPD_HEALTH_WRITE_FAILED) s.spd_cause = SpdCause::kWriteFailed;
     s.spd_dst = h->dst, s.spd_src = h->src, s.spd_lists = h->lists;
   }
   return s;
@@ -49,7 +50,7 @@ void LimitReporter::tick() {
   if (!primed_ && from_zero_) {
     LimitSample zero = *s;
     zero.ct_full_drops = zero.no_port_drops = zero.spd_incomplete_drops = 0;
-    zero.spd_fail_closed = zero.spd_unrepresentable = false;
+    zero.spd_fail_closed = false;
     watcher_.observe(zero, now);
   }
   primed_ = true;

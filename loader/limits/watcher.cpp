@@ -20,8 +20,8 @@ std::string seconds(LimitWatcher::Clock::duration d) {
   return std::to_string(std::max<int64_t>(1, (s + 500) / 1000)) + "s";
 }
 
-// unrepresentable: the SPD's cause (the sample's while it stands, the episode's after).
-std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string& window, bool unrepresentable) {
+// cause: the SPD's (the sample's while it stands, the episode's after).
+std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string& window, SpdCause cause) {
   std::string pk = std::to_string(n) + (n == 1 ? " packet" : " packets");
   switch (l) {
     case Limit::kCtFull:
@@ -34,11 +34,16 @@ std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string
              std::to_string(s.port_max >= s.port_min ? s.port_max - s.port_min + 1 : 0) +
              " ports per NAT address and remote endpoint; widen port_range)";
     case Limit::kSpdTooLarge:
-      if (unrepresentable)
+      if (cause == SpdCause::kUnrepresentable)
         return std::string("limit: SPD not representable in the maps: ") +
                (s.spd_fail_closed ? "the datapath fails closed, " : "mirrored exactly again, ") + pk +
                " of cleartext dropped in the last " + window +
                " (a policy cannot be mirrored exactly: `ipsnat policies` names it; remove or change it)";
+      if (cause == SpdCause::kWriteFailed)
+        return std::string("limit: SPD maps not written: ") +
+               (s.spd_fail_closed ? "the datapath fails closed, " : "written again, ") + pk +
+               " of cleartext dropped in the last " + window +
+               " (the kernel refused a map write; the log of the SPD mirror says why; retried every second)";
       return std::string("limit: SPD larger than the maps: ") +
              (s.spd_fail_closed ? "the datapath fails closed, " : "fitted again, ") + pk +
              " of cleartext dropped in the last " + window + " (the SPD needs " + std::to_string(s.spd_dst) +
@@ -49,14 +54,15 @@ std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string
   return "";
 }
 
-std::string recovered(Limit l, const std::string& window, bool unrepresentable) {
+std::string recovered(Limit l, const std::string& window, SpdCause cause) {
   switch (l) {
     case Limit::kCtFull: return "limit: conntrack table full: recovered, no drops in the last " + window;
     case Limit::kNoPort: return "limit: NAT port range exhausted: recovered, no drops in the last " + window;
     case Limit::kSpdTooLarge:
-      return std::string(unrepresentable ? "limit: SPD not representable in the maps" : "limit: SPD larger than the maps") +
-             ": recovered, the maps hold the SPD again and nothing was dropped in "
-             "the last " + window;
+      return std::string(cause == SpdCause::kUnrepresentable ? "limit: SPD not representable in the maps"
+                         : cause == SpdCause::kWriteFailed   ? "limit: SPD maps not written"
+                                                             : "limit: SPD larger than the maps") +
+             ": recovered, the maps hold the SPD again and nothing was dropped in the last " + window;
   }
   return "";
 }
@@ -88,8 +94,8 @@ std::vector<LimitLine> LimitWatcher::observe(const LimitSample& s, Clock::time_p
     bool bad = st.pending > 0 || condition;
     if (!st.active) {
       if (bad) {
-        st.unrepresentable = s.spd_unrepresentable;
-        out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.unrepresentable)});
+        st.cause = s.spd_cause;
+        out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.cause)});
         st.active = true;
         st.pending = 0;
       }
@@ -98,11 +104,11 @@ std::vector<LimitLine> LimitWatcher::observe(const LimitSample& s, Clock::time_p
     }
     if (now - st.since < interval_) continue;
     if (bad) {
-      if (s.spd_fail_closed) st.unrepresentable = s.spd_unrepresentable;
-      out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.unrepresentable)});
+      if (s.spd_fail_closed) st.cause = s.spd_cause;
+      out.push_back({l, false, st.pending, warning(s, l, st.pending, seconds(now - st.since), st.cause)});
       st.pending = 0;
     } else {
-      out.push_back({l, true, 0, recovered(l, seconds(now - st.since), st.unrepresentable)});
+      out.push_back({l, true, 0, recovered(l, seconds(now - st.since), st.cause)});
       st.active = false;
     }
     st.since = now;

@@ -1,8 +1,8 @@
 #pragma once
 // Resource limits of the datapath, watched from successive counter readings (docs/robustness.md,
 // row 5): the conntrack table full (drop-ct-full), the NAT port range exhausted (drop-no-port),
-// the SPD larger than its maps or not representable in them (spd_health FAIL_CLOSED,
-// drop-spd-incomplete). Pure logic: the
+// the SPD maps stale: larger than the maps, not representable in them, or not written (spd_health
+// FAIL_CLOSED, drop-spd-incomplete). Pure logic: the
 // caller reads the pinned maps (limits/sample.h) and logs the lines; tests feed samples and a
 // clock.
 //
@@ -17,6 +17,9 @@
 namespace ipsnat::limits {
 
 enum class Limit { kCtFull, kNoPort, kSpdTooLarge };
+// Why the SPD maps are stale (maps/spd.h spd_health): no room, a policy they cannot express, or a
+// write the kernel refused otherwise.
+enum class SpdCause { kTooLarge, kUnrepresentable, kWriteFailed };
 inline constexpr int kLimitCount = 3;
 const char* limit_name(Limit l);  // "ct-full", "no-port", "spd-too-large"
 
@@ -27,7 +30,7 @@ struct LimitSample {
   uint64_t no_port_drops = 0;
   uint64_t spd_incomplete_drops = 0;
   bool spd_fail_closed = false;
-  bool spd_unrepresentable = false;  // the cause: a policy the maps cannot express, not room
+  SpdCause spd_cause = SpdCause::kTooLarge;
   uint32_t ct_max = 0;  // ipsnat_ct entries (2 per flow)
   uint32_t port_min = 0, port_max = 0;
   uint32_t spd_max = 0;  // entries of each SPD map, both generations
@@ -57,7 +60,7 @@ class LimitWatcher {
     uint64_t last = 0;
     uint64_t pending = 0;  // dropped since the last line
     bool active = false;   // a warning was logged and no "recovered" yet
-    bool unrepresentable = false;  // the SPD's cause at the last warning (its "recovered" names it)
+    SpdCause cause = SpdCause::kTooLarge;  // the SPD's at the last warning (its "recovered" names it)
     Clock::time_point since{};  // the last line, or the previous reading while quiet
   };
   std::chrono::seconds interval_;

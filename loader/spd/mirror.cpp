@@ -186,7 +186,7 @@ void SpdMapWriter::write(const CompiledSpd& c) {
   if (!written_[gen].known) purge(gen);
   try {
     write_diff(c, gen);
-  } catch (const SpdMapFull&) {
+  } catch (...) {  // full, or any other refused write: never activated, rewritten whole next time
     forget_partial(gen);
     throw;
   }
@@ -352,7 +352,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     del(fds_.dst, ddel, "spd_dst");
     del(fds_.src, sdel, "spd_src");
     del(fds_.lists, ldel, "spd_lists");
-  } catch (const SpdMapFull&) {
+  } catch (...) {
     forget_partial(gen);
     p = SpdDelta{};
     throw;
@@ -386,6 +386,7 @@ void SpdMirror::publish(bool full) {
   auto t1 = Clock::now();
   sync_times_.compile_ms = ms(t0, t1);
   spd_health h = writer_.health();
+  write_failed_ = false;
   if (auto refused = compiled_.refused()) {
     // Not one policy of the SPD can be trusted to be in the maps: a policy added since the last
     // exact SPD would look uncovered and the leak guard would let its cleartext out.
@@ -413,9 +414,22 @@ void SpdMirror::publish(bool full) {
                     "closed", e.what(), model_.size(), h.dst, h.src, h.lists);
     fail_closed(h, 0);
     return;
+  } catch (const std::exception& e) {
+    // Refused for another reason (EPERM, ENOMEM, ...): the maps are just as stale. Nothing may
+    // change in the SPD for a long time, so retry_failed_write() tries again.
+    stats_.write_errors++;
+    if (stats_.last_write_error != e.what())
+      spdlog::error("spd: {}; the datapath fails closed, the write is retried every second", e.what());
+    stats_.last_write_error = e.what();
+    write_failed_ = true;
+    retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    fail_closed(h, SPD_HEALTH_WRITE_FAILED);
+    return;
   }
+  if (!stats_.last_write_error.empty()) spdlog::info("spd: the maps were written again");
+  stats_.last_write_error.clear();
   // Cleared after the swap: between the two the datapath only fails closed a moment longer.
-  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE);
+  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE | SPD_HEALTH_WRITE_FAILED);
   h.since = 0;
   writer_.set_health(h);
   stats_.fail_closed = false;
@@ -448,11 +462,12 @@ void SpdMirror::publish(bool full) {
                 ms(t0, t1), writer_.last_ops(), ms(t1, t2));
 }
 
-// maps/spd.h spd_health: the active generation is stale; `cause` is 0 (no room) or
-// SPD_HEALTH_UNREPRESENTABLE.
+// maps/spd.h spd_health: the active generation is stale; `cause` is 0 (no room),
+// SPD_HEALTH_UNREPRESENTABLE or SPD_HEALTH_WRITE_FAILED. If even this write fails, the error
+// ends the caller (nothing could fail closed).
 void SpdMirror::fail_closed(spd_health h, uint32_t cause) {
   if (!(h.flags & SPD_HEALTH_FAIL_CLOSED)) h.since = static_cast<uint64_t>(std::time(nullptr));
-  h.flags = (h.flags & ~uint32_t(SPD_HEALTH_UNREPRESENTABLE)) | SPD_HEALTH_FAIL_CLOSED | cause;
+  h.flags = (h.flags & ~uint32_t(SPD_HEALTH_UNREPRESENTABLE | SPD_HEALTH_WRITE_FAILED)) | SPD_HEALTH_FAIL_CLOSED | cause;
   writer_.set_health(h);
   stats_.fail_closed = true;
 }
@@ -467,9 +482,16 @@ void SpdMirror::sync_once() {
 
 int SpdMirror::fd() const { return source_->fd(); }
 
+bool SpdMirror::retry_failed_write() {
+  if (!write_failed_ || std::chrono::steady_clock::now() < retry_at_) return false;
+  publish(false);  // the failed generation is rewritten whole (SpdMapWriter::forget_partial)
+  return true;
+}
+
 bool SpdMirror::poll_once(int timeout_ms) {
+  bool retried = retry_failed_write();
   pollfd p{source_->fd(), POLLIN, 0};
-  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  if (poll(&p, 1, timeout_ms) <= 0) return retried;
   // Everything queued is applied, then compiled once: a burst costs one map write, a single
   // change is not delayed waiting for more.
   auto d = source_->drain(model_);
@@ -481,7 +503,7 @@ bool SpdMirror::poll_once(int timeout_ms) {
     publish(true);
     return true;
   }
-  if (!d.changed) return false;
+  if (!d.changed) return retried;
   publish(false);
   return true;
 }

@@ -5,6 +5,7 @@
 //   SpdMirror mirror(fds, nat_config);
 //   mirror.sync_once();          // dump, compile, write, swap
 //   mirror.run(stop_token);      // follow notifications until stop is requested
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -119,6 +120,8 @@ struct SpdMirrorStats {
   uint64_t refusals = 0;  // compiles refused: the maps keep the last exact SPD, failing closed
   uint64_t swaps = 0;
   std::string last_refusal;
+  uint64_t write_errors = 0;       // writes refused for another reason than room; retried
+  std::string last_write_error;    // "writing spd_dst: Operation not permitted"
 };
 
 class SpdMirror {
@@ -127,8 +130,12 @@ class SpdMirror {
   ~SpdMirror();
   void sync_once();
   // Waits up to timeout_ms for notifications, applies them (resyncs on overrun), rewrites the
-  // maps when the SPD changed. Returns true when the maps were rewritten.
+  // maps when the SPD changed (or retries a failed write). Returns true when the maps were
+  // rewritten.
   bool poll_once(int timeout_ms);
+  // After a map write failed for another reason than room: writes again, at most once a second
+  // (poll_once does it; an event loop calls it from a timer). True when it tried.
+  bool retry_failed_write();
   void run(std::stop_token stop);
   // The NETLINK_XFRM socket, for an event loop that calls poll_once(0) when it is readable.
   int fd() const;
@@ -139,6 +146,8 @@ class SpdMirror {
  private:
   void publish(bool full);
   void fail_closed(spd_health h, uint32_t cause);
+  bool write_failed_ = false;
+  std::chrono::steady_clock::time_point retry_at_{};
   IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;

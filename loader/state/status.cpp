@@ -99,6 +99,7 @@ nlohmann::json gather_limits(const PinnedState& pins) {
     spd["health_map"] = h.has_value();
     spd["fail_closed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED);
     spd["unrepresentable"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED) && (h->flags & SPD_HEALTH_UNREPRESENTABLE);
+    spd["write_failed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED) && (h->flags & SPD_HEALTH_WRITE_FAILED);
     spd["fail_closed_since"] = h ? h->since : 0;
     spd["capacity_failures"] = h ? h->failures : 0;
     if (h) spd["needed_per_generation"] = {{"spd_dst", h->dst}, {"spd_src", h->src}, {"spd_lists", h->lists}};
@@ -154,16 +155,18 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
       maps += (maps.empty() ? "" : ", ") + m.value("name", "") + " " + std::to_string(m.value("active_generation", uint64_t(0))) +
               "+" + std::to_string(m.value("other_generation", uint64_t(0))) + "/" + std::to_string(m.value("max_entries", 0u));
     uint64_t drops = s.value("drops_spd_incomplete", uint64_t(0));
-    if (s.value("unrepresentable", false)) {
-      int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
-      out += "  spd: NOT REPRESENTABLE" + (since ? " (since " + ago(since, now) + ")" : std::string()) +
-             ": a policy cannot be mirrored exactly, the datapath fails closed (cleartext to every destination "
-             "dropped at the uplink); `ipsnat policies` names the policy\n";
+    int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
+    std::string since_text = since ? " (since " + ago(since, now) + ")" : std::string();
+    const char* closed = "the datapath fails closed (cleartext to every destination dropped at the uplink)";
+    if (s.value("write_failed", false)) {
+      out += "  spd: NOT WRITTEN" + since_text + ": the kernel refused a map write, " + closed +
+             "; the SPD mirror's log says why and it retries every second\n";
+    } else if (s.value("unrepresentable", false)) {
+      out += "  spd: NOT REPRESENTABLE" + since_text + ": a policy cannot be mirrored exactly, " + closed +
+             "; `ipsnat policies` names the policy\n";
     } else if (s.value("fail_closed", false)) {
       const auto& need = s.at("needed_per_generation");
-      int64_t since = static_cast<int64_t>(s.value("fail_closed_since", uint64_t(0)));
-      out += "  spd: LARGER THAN THE MAPS" + (since ? " (since " + ago(since, now) + ")" : std::string()) +
-             ": the datapath fails closed (cleartext to every destination dropped at the uplink); the SPD needs " +
+      out += "  spd: LARGER THAN THE MAPS" + since_text + ": " + closed + "; the SPD needs " +
              std::to_string(need.value("spd_dst", 0u)) + " spd_dst, " + std::to_string(need.value("spd_src", 0u)) +
              " spd_src, " + std::to_string(need.value("spd_lists", 0u)) + " spd_lists entries per generation; " +
              s.value("hint", "") + "\n";

@@ -2,6 +2,7 @@
 // update, delete and flush; follows 10,000 policies; survives a socket-buffer overrun by
 // resyncing; and its compiled lookup names the very policy the kernel picks (XFRM_MSG_ACQUIRE).
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
 #include <linux/xfrm.h>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <thread>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
@@ -355,8 +357,18 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
 
 namespace ipsnat::test {
 
+namespace {
+uint32_t health_flags(int health_fd) {
+  spd_health h{};
+  uint32_t zero = 0;
+  bpf_map_lookup_elem(health_fd, &zero, &h);
+  return h.flags;
+}
+}  // namespace
+
 // A policy the datapath cannot evaluate exactly (bound to a device) is refused loudly: counted,
-// and the maps keep the last exact SPD instead of an approximation; removing it recovers.
+// the maps keep the last exact SPD instead of an approximation and the datapath fails closed
+// (a policy added since would look uncovered); removing it recovers.
 TEST(SpdMirrorNetns, UnrepresentableSpdIsRefusedAndMapsKeepTheLastExactOne) {
   Datapath dp;
   NetnsGuard ns("spdref");
@@ -374,10 +386,60 @@ TEST(SpdMirrorNetns, UnrepresentableSpdIsRefusedAndMapsKeepTheLastExactOne) {
   EXPECT_EQ(swaps, mirror.stats().swaps);
   auto r = spd_probe(dp, flow("10.20.30.2", "10.1.0.1"));
   EXPECT_TRUE(r.found);  // the last exact SPD
+  int health = bpf_map__fd(dp.skel()->maps.spd_health);
+  EXPECT_EQ(uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE), health_flags(health));
+  EXPECT_TRUE(mirror.stats().fail_closed);
   ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out");
   ASSERT_TRUE(converge(mirror));
   EXPECT_TRUE(mirror.stats().last_refusal.empty());
   EXPECT_GT(mirror.stats().swaps, swaps);
+  EXPECT_EQ(0u, health_flags(health));
+  EXPECT_FALSE(mirror.stats().fail_closed);
+}
+
+// A map write the kernel refuses for another reason than room (here EPERM: spd_dst reached
+// through a read-only fd) does not end the mirror: it fails closed, says why, and retries every
+// second until the write succeeds (the same fd number made writable again with dup2).
+TEST(SpdMirrorNetns, ARefusedMapWriteFailsClosedAndIsRetried) {
+  Datapath dp;
+  NetnsGuard ns("spdwr");
+  SpdMapFds fds = SpdMapFds::from_object(dp.skel()->obj);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  ASSERT_EQ(0, bpf_obj_get_info_by_fd(fds.dst, &info, &len));
+  LIBBPF_OPTS(bpf_get_fd_by_id_opts, read_only, .open_flags = BPF_F_RDONLY);
+  int dst_ro = bpf_map_get_fd_by_id_opts(info.id, &read_only);
+  ASSERT_GE(dst_ro, 0);
+  int dst_rw = dup(fds.dst);
+  ASSERT_GE(dst_rw, 0);
+  SpdMapFds faulty = fds;
+  faulty.dst = dst_ro;
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  SpdMirror mirror(faulty, cfg);
+  mirror.sync_once();
+  ns.sh(std::string("ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 10 ") + kTmpl + " reqid 1");
+  ASSERT_NO_THROW(ASSERT_TRUE(converge(mirror)));
+  EXPECT_GE(mirror.stats().write_errors, 1u);
+  EXPECT_NE(std::string::npos, mirror.stats().last_write_error.find("spd_dst")) << mirror.stats().last_write_error;
+  EXPECT_EQ(uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_WRITE_FAILED), health_flags(fds.health));
+  EXPECT_FALSE(spd_probe(dp, flow("10.20.30.2", "10.0.0.1")).found) << "nothing was activated";
+
+  uint64_t errors = mirror.stats().write_errors;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_NO_THROW(mirror.poll_once(0));
+  EXPECT_EQ(errors + 1, mirror.stats().write_errors) << "retried after a second, failed again";
+
+  ASSERT_EQ(dst_ro, dup2(dst_rw, dst_ro));  // the fault is gone
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_NO_THROW(mirror.poll_once(0));
+  EXPECT_EQ(errors + 1, mirror.stats().write_errors);
+  EXPECT_TRUE(mirror.stats().last_write_error.empty());
+  EXPECT_EQ(0u, health_flags(fds.health));
+  expect_maps_match(dp, mirror.model(), {flow("10.20.30.2", "10.0.0.1"), flow("192.168.1.10", "10.0.0.1"),
+                                         flow("10.20.30.2", "172.16.0.1")});
+  close(dst_rw);
+  close(dst_ro);
 }
 
 

@@ -136,14 +136,16 @@ TEST(LimitWatcher, SpdConditionIsReportedWhileItStandsEvenWithoutDrops) {
 TEST(LimitWatcher, AnUnrepresentableSpdNamesItsCauseUntilItsEpisodeEnds) {
   Feed r;
   r.at(seconds(0));
-  r.s.spd_fail_closed = r.s.spd_unrepresentable = true;
+  r.s.spd_fail_closed = true;
+  r.s.spd_cause = SpdCause::kUnrepresentable;
   r.s.spd_incomplete_drops = 3;
   auto l = r.at(seconds(1));
   ASSERT_EQ(l.size(), 1u);
   EXPECT_EQ(l[0].text,
             "limit: SPD not representable in the maps: the datapath fails closed, 3 packets of cleartext dropped in "
             "the last 1s (a policy cannot be mirrored exactly: `ipsnat policies` names it; remove or change it)");
-  r.s.spd_fail_closed = r.s.spd_unrepresentable = false;  // the policy is gone
+  r.s.spd_fail_closed = false;  // the policy is gone
+  r.s.spd_cause = SpdCause::kTooLarge;
   r.s.spd_incomplete_drops = 5;
   l = r.at(seconds(61));
   ASSERT_EQ(l.size(), 1u);
@@ -153,6 +155,22 @@ TEST(LimitWatcher, AnUnrepresentableSpdNamesItsCauseUntilItsEpisodeEnds) {
   ASSERT_EQ(l.size(), 1u);
   EXPECT_TRUE(l[0].recovered);
   EXPECT_EQ(l[0].text.rfind("limit: SPD not representable in the maps: recovered", 0), 0u) << l[0].text;
+}
+
+TEST(LimitWatcher, AFailedMapWriteSaysSoAndThatItIsRetried) {
+  Feed r;
+  r.s.spd_fail_closed = true;
+  r.s.spd_cause = SpdCause::kWriteFailed;
+  auto l = r.at(seconds(0));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].text,
+            "limit: SPD maps not written: the datapath fails closed, 0 packets of cleartext dropped in the last 1s "
+            "(the kernel refused a map write; the log of the SPD mirror says why; retried every second)");
+  r.s.spd_fail_closed = false;
+  r.s.spd_cause = SpdCause::kTooLarge;
+  l = r.at(seconds(60));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].text.rfind("limit: SPD maps not written: recovered", 0), 0u) << l[0].text;
 }
 
 TEST(LimitWatcher, ACounterThatWentBackwardsCountsFromZero) {

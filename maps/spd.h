@@ -117,7 +117,7 @@ IPSNAT_ASSERT_SIZE(struct spd_list, 8 + 28 * SPD_MAX_CANDIDATES);
 struct spd_active {
 	__u32 gen;
 	__u32 schema; /* IPSNAT_SPD_SCHEMA of the writer */
-	__u64 version; /* bumped on every swap */
+	__u64 version; /* changed on every swap, never repeated (wall-clock ns, above the last) */
 };
 IPSNAT_ASSERT_SIZE(struct spd_active, 16);
 

@@ -6,9 +6,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <ctime>
 #include <cstring>
 #include <ctime>
 
@@ -123,6 +123,18 @@ SpdMapWriter::SpdMapWriter(SpdMapFds fds) : fds_(fds) {
     version_ = a.version;
   }
   find_stale();
+}
+
+// Conntrack entries remember the version their translation was checked under and compare it for
+// equality only (bpf/lib/xlate.h): a version must never repeat, also across a replaced
+// spd_active map (an SPD schema change keeps the ct map). So versions are the wall clock's
+// nanoseconds at the swap, and at least one more than the last.
+uint64_t SpdMapWriter::next_version() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+  version_ = std::max(version_ + 1, now);
+  return version_;
 }
 
 // One walk over the maps at the start (nothing for fresh maps): what an earlier process left,
@@ -246,7 +258,7 @@ void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
   w.dst = std::move(dst);
   w.src = std::move(src);
   w.lists = std::move(lists);
-  spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
+  spd_active a{gen, IPSNAT_SPD_SCHEMA, next_version()};
   uint32_t zero = 0;
   update(fds_.active, &zero, &a, "spd_active");
   active_ = gen;
@@ -360,7 +372,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
   p = SpdDelta{};
   pending_distinct_[gen] = 0;
-  spd_active a{gen, IPSNAT_SPD_SCHEMA, ++version_};
+  spd_active a{gen, IPSNAT_SPD_SCHEMA, next_version()};
   uint32_t zero = 0;
   update(fds_.active, &zero, &a, "spd_active");
   active_ = gen;

@@ -63,7 +63,8 @@ class SpdMapWriter {
   // Batched map updates were refused by this kernel for some map (per-element fallback used).
   bool batch_fallback() const { return batch_off_[0] || batch_off_[1] || batch_off_[2]; }
   uint32_t active_gen() const { return active_; }
-  uint64_t swaps() const { return version_; }
+  // spd_active's version of the last flip (next_version()).
+  uint64_t version() const { return version_; }
   // Map operations of the last write (updates + deletes).
   size_t last_ops() const { return last_ops_; }
   // spd_health[0] (no-op without the map).
@@ -83,6 +84,7 @@ class SpdMapWriter {
   SpdDelta pending_[2];
   size_t pending_distinct_[2] = {0, 0};  // size of pending_ after its last dedupe()
   bool batch_off_[3] = {false, false, false};
+  uint64_t next_version();
   uint32_t active_ = 0;
   uint64_t version_ = 0;
   size_t last_ops_ = 0;

@@ -121,6 +121,33 @@ TEST(SpdCapacity, AnSpdLargerThanTheMapsIsNeverActivatedAndASmallerOneIs) {
   EXPECT_EQ(m.entries(m.fds.lists, gen), 10u);
 }
 
+// Conntrack compares SPD versions for equality: a replaced spd_active map (SPD schema change,
+// the ct map kept) must go on above its predecessor's versions, never count from 1 again.
+TEST(SpdCapacity, AReplacedActiveMapContinuesAboveItsPredecessorsVersions) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for BPF maps";
+  auto version = [](const SmallMaps& m) {
+    spd_active a{};
+    uint32_t zero = 0;
+    bpf_map_lookup_elem(m.fds.active, &zero, &a);
+    return a.version;
+  };
+  SmallMaps old_maps(64), new_maps(64);
+  ASSERT_TRUE(old_maps.ok() && new_maps.ok());
+  SpdMapWriter old_writer(old_maps.fds);
+  uint64_t last = 0;
+  for (int i = 1; i <= 5; ++i) {
+    old_writer.write(compiled(policies(i)));
+    EXPECT_GT(version(old_maps), last) << "swap " << i;
+    last = version(old_maps);
+  }
+  SpdMapWriter new_writer(new_maps.fds);
+  new_writer.write(compiled(policies(1)));
+  EXPECT_GT(version(new_maps), last);
+  SpdMapWriter adopting(old_maps.fds);  // a restart adopts the pinned map and goes on from it
+  adopting.write(compiled(policies(2)));
+  EXPECT_GT(version(old_maps), last);
+}
+
 TEST(SpdCapacity, HealthIsKeptInItsMap) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root for BPF maps";
   SmallMaps m(64);

@@ -79,17 +79,36 @@ static __always_inline __u64 spd_version_now(void)
 	return a ? a->version : 0;
 }
 
-/* Whether the SPD still sends flow p, translated by x, into IPsec: the kernel's out-policy
- * for the translated tuple (the one its xfrm lookup sees after this hook) has templates. */
-static __always_inline int snat_still_protected(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
-						const struct ct_xlat *x)
+/* Whether the SPD still sends flow f (the untranslated tuple as the SPD lookup sees it),
+ * translated by x, into IPsec: the kernel's out-policy for the translated tuple (the one its xfrm
+ * lookup sees after this hook) has templates. */
+static __always_inline int snat_still_protected(struct ipsnat_flow4 f, const struct ct_xlat *x)
 {
-	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
 	__u32 index, verdict;
 
 	f.saddr = x->addr;
 	f.sport = x->port;
 	return spd_lookup(&f, &index, &verdict) == 0 && verdict == SPD_V_IPSEC;
+}
+
+/* An ICMP error an inside host raises about a reply of the flow of entry e follows that flow:
+ * while the SPD changed since the flow was last checked and no longer protects its translated
+ * tuple, the flow's packets pass untranslated (pass-ct-stale), and so does the error. */
+static __always_inline int icmp_error_flow_stale(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
+						 const struct ipsnat_ct_entry *e)
+{
+	if (e->spd_version == spd_version_now())
+		return 0;
+	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
+	struct ct_xlat x = ct_xlat_of(e);
+
+	/* The flow's own tuple: the quote is a reply of it, reversed. */
+	f.saddr = p->inner.daddr;
+	f.daddr = p->inner.saddr;
+	f.sport = p->inner.dport;
+	f.dport = p->inner.sport;
+	f.proto = p->inner.proto;
+	return !snat_still_protected(f, &x);
 }
 
 /* What a new flow of p is translated to: 0 and *t, or the pass reason. */
@@ -134,6 +153,8 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		struct ipsnat_ct_entry *e = ct_lookup(&k);
 
 		if (e && p.daddr == p.inner.saddr) {
+			if (icmp_error_flow_stale(skb, &p, use_dev, e))
+				return IPSNAT_R_PASS_CT_STALE;
 			if (icmp_error_snat(skb, &p, e))
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_ICMP_ERROR;
@@ -182,7 +203,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP). */
 	if (e && e->spd_version != spd_ver) {
 		x = ct_xlat_of(e);
-		if (snat_still_protected(skb, &p, use_dev, &x)) {
+		if (snat_still_protected(snat_flow_of(skb, &p, use_dev), &x)) {
 			e->spd_version = spd_ver;
 		} else {
 			/* Handled as a new flow: with no target now it passes untranslated and the

@@ -3,6 +3,7 @@
 // with the SPD rewritten between them, the way the mirror does when IKE removes or re-adds a
 // policy; and the per-packet cost of the check (DISABLED_: a measurement, run by hand with
 // --gtest_also_run_disabled_tests --gtest_filter='CtRevalidate.*Cost*').
+#include <arpa/inet.h>
 #include <linux/pkt_cls.h>
 
 #include <algorithm>
@@ -60,6 +61,33 @@ TEST_F(CtRevalidate, RemovedPolicyStopsTheTranslationReAddedOneResumesIt) {
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 2u);
   EXPECT_EQ(dp.ct_get(orig)->spd_version, spd_version());
   EXPECT_EQ(dp.ct_get(orig)->packets, 3u) << "the same entry carries on";
+}
+
+// An inside host's ICMP error about a reply follows its flow: while the policy is gone it passes
+// untranslated like the flow's packets (it would otherwise leave with the NAT address and no
+// policy); with the policy back it is translated on the same binding.
+TEST_F(CtRevalidate, AnInsideHostsIcmpErrorFollowsItsStaleFlow) {
+  PacketBuilder bare{false};
+  snat(eth.udp({kLan, kRemote}, 40000, 53, data()));
+  auto orig = ct_key(kLan, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(dp.ct_get(orig));
+  uint16_t nat_port = ntohs(dp.ct_get(orig)->xlat_port);
+  Bytes got = bare.udp({kRemote, kLan, kUdp, 60, 8}, 53, 40000, Bytes(12, 4));  // the reply, as delivered
+  Bytes as_sent = bare.udp({kRemote, kNat, kUdp, 60, 8}, 53, nat_port, Bytes(12, 4));
+  Bytes err = eth.icmp_error({kLan, kRemote}, 3, 3, got);
+
+  remove_nat_targets(dp, "10.0.0.0/8");
+  auto r = snat(err);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, err) << "left translated without its policy; reasons: " << dp.nonzero_reasons();
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 1u);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
+
+  install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
+  r = snat(err);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_SAME_PACKET(r.out, eth.icmp_error({kNat, kRemote}, 3, 3, as_sent));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 1u);
 }
 
 // The policy comes back naming another address (a new virtual IP from the pool): the flow is

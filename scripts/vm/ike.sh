@@ -24,6 +24,9 @@ IKE_PSK=${IKE_PSK:-ipsnat-lab-psk-0123456789abcdef}
 IKE_PLUGINS="random nonce aes sha1 sha2 hmac kdf gmp kernel-netlink socket-default vici updown"
 IKE_PROPOSALS=aes128-sha256-modp2048
 IKE_ESP=aes128gcm16
+# IKE_ENCAP=yes: both sides force UDP encapsulation (NAT-T: IKE and ESP on UDP 4500) as if a NAT
+# were between them, the homeworker's usual case.
+IKE_ENCAP=${IKE_ENCAP:-no}
 
 # ike_supported: 0 if charon and swanctl are installed.
 ike_supported() { [[ -x $IKE_CHARON ]] && command -v swanctl >/dev/null; }
@@ -82,6 +85,7 @@ ike_up() {
     local_addrs = $LAB_CGW_WAN_IP
     remote_addrs = $LAB_GW_WAN_IP
     proposals = $IKE_PROPOSALS
+    encap = $IKE_ENCAP
     pools = homeworker
     local {
       auth = psk
@@ -118,6 +122,7 @@ secrets {
     local_addrs = $LAB_GW_WAN_IP
     remote_addrs = $LAB_CGW_WAN_IP
     proposals = $IKE_PROPOSALS
+    encap = $IKE_ENCAP
     vips = 0.0.0.0
     local {
       auth = psk

@@ -381,6 +381,10 @@ lab_capture_cleartext() {
   lab_capture_count "$name" "$(lab_cleartext_filter "$@")"
 }
 
+# lab_capture_natt NAME SRC DST: count of UDP-encapsulated ESP (NAT-T, port 4500; non-ESP
+# markers and IKE included) from SRC to DST.
+lab_capture_natt() { lab_capture_count "$1" "udp and port 4500 and src host $2 and dst host $3"; }
+
 # lab_capture_esp NAME [SRC DST]: count of ESP packets (optionally one direction).
 lab_capture_esp() {
   if (($# == 3)); then lab_capture_count "$1" "esp and src host $2 and dst host $3"

@@ -50,6 +50,13 @@ expect_esp_both_ways() {
   expect_gt "$1: ESP cgw->gw" "$(lab_capture_esp "$2" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP")" 0
 }
 
+# expect_natt_both_ways DESC CAPTURE: ESP in UDP 4500 both ways on transit, and no plain ESP.
+expect_natt_both_ways() {
+  expect_gt "$1: UDP 4500 gw->cgw" "$(lab_capture_natt "$2" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP")" 0
+  expect_gt "$1: UDP 4500 cgw->gw" "$(lab_capture_natt "$2" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP")" 0
+  expect_eq "$1: no plain ESP" "$(lab_capture_esp "$2")" 0
+}
+
 # In the VM a missing ESP is a failure (the harness must provide it), so no
 # probe there; elsewhere (a host kernel) the scenarios skip.
 # gw_dev_up DEV: DEV exists on gw with the UP flag.

@@ -298,18 +298,16 @@ AttachResult attach(const AttachRequest& req) {
       nat.inside = inside;
       spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
       mirror.sync_once();
+      const std::string closed = ": the datapath fails closed, cleartext to every destination is dropped at the uplink";
       if (!mirror.stats().last_refusal.empty())
-        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal +
-                               ": the datapath fails closed, cleartext to every destination is dropped at the "
-                               "uplink until the policy is gone");
+        res.warnings.push_back("SPD not representable: " + mirror.stats().last_refusal + closed +
+                               " until the policy is gone");
       else if (!mirror.stats().last_write_error.empty())
-        res.warnings.push_back("SPD maps not written (" + mirror.stats().last_write_error +
-                               "): the datapath fails closed, cleartext to every destination is dropped at the "
-                               "uplink until the follower writes them");
+        res.warnings.push_back("SPD maps not written (" + mirror.stats().last_write_error + ")" + closed +
+                               " until the follower writes them");
       else if (mirror.stats().fail_closed)
-        res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error +
-                               "): the datapath fails closed, cleartext to every destination is dropped at the "
-                               "uplink (raise --spd-max)");
+        res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error + ")" + closed +
+                               " (raise --spd-max)");
       // Port-forwards: this attach's previous ones out, the configured ones in.
       std::vector<ForwardRule> old;
       for (const auto& s : st.forwards) old.push_back(parse_forward_spec(s));

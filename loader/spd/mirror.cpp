@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "sys/pin_store.h"
 #include "util/error.h"
@@ -398,7 +399,8 @@ void SpdMirror::publish(bool full) {
   auto t1 = Clock::now();
   sync_times_.compile_ms = ms(t0, t1);
   spd_health h = writer_.health();
-  write_failed_ = false;
+  // Set again below only if this publish's write fails too: a stale error would be retried.
+  std::string failed_before = std::exchange(stats_.last_write_error, {});
   if (auto refused = compiled_.refused()) {
     // Not one policy of the SPD can be trusted to be in the maps: a policy added since the last
     // exact SPD would look uncovered and the leak guard would let its cleartext out.
@@ -430,16 +432,14 @@ void SpdMirror::publish(bool full) {
     // Refused for another reason (EPERM, ENOMEM, ...): the maps are just as stale. Nothing may
     // change in the SPD for a long time, so retry_failed_write() tries again.
     stats_.write_errors++;
-    if (stats_.last_write_error != e.what())
+    if (failed_before != e.what())
       spdlog::error("spd: {}; the datapath fails closed, the write is retried every second", e.what());
     stats_.last_write_error = e.what();
-    write_failed_ = true;
     retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     fail_closed(h, SPD_HEALTH_WRITE_FAILED);
     return;
   }
-  if (!stats_.last_write_error.empty()) spdlog::info("spd: the maps were written again");
-  stats_.last_write_error.clear();
+  if (!failed_before.empty()) spdlog::info("spd: the maps were written again");
   // Cleared after the swap: between the two the datapath only fails closed a moment longer.
   h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE | SPD_HEALTH_WRITE_FAILED);
   h.since = 0;
@@ -495,7 +495,7 @@ void SpdMirror::sync_once() {
 int SpdMirror::fd() const { return source_->fd(); }
 
 bool SpdMirror::retry_failed_write() {
-  if (!write_failed_ || std::chrono::steady_clock::now() < retry_at_) return false;
+  if (stats_.last_write_error.empty() || std::chrono::steady_clock::now() < retry_at_) return false;
   publish(false);  // the failed generation is rewritten whole (SpdMapWriter::forget_partial)
   return true;
 }

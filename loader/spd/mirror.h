@@ -123,7 +123,7 @@ struct SpdMirrorStats {
   uint64_t swaps = 0;
   std::string last_refusal;
   uint64_t write_errors = 0;       // writes refused for another reason than room; retried
-  std::string last_write_error;    // "writing spd_dst: Operation not permitted"
+  std::string last_write_error;    // while the last write failed: "writing spd_dst: Operation not permitted"
 };
 
 class SpdMirror {
@@ -148,8 +148,7 @@ class SpdMirror {
  private:
   void publish(bool full);
   void fail_closed(spd_health h, uint32_t cause);
-  bool write_failed_ = false;
-  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::steady_clock::time_point retry_at_{};  // of a failed write (stats_.last_write_error)
   IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;

@@ -5,7 +5,7 @@
  * (read with bpf_skb_load_bytes_relative(BPF_HDR_START_NET)); its distance from skb->data is
  * 0 on L3 devices at egress and in LWT xmit, 14 on Ethernet devices, and 14 again at TC
  * ingress of xfrm interfaces/VTIs, whose decrypted packets start with a stale outer Ethernet
- * header (DESIGN-NOTES §1). The device type cannot tell, so we compare bytes. */
+ * header (docs/datapath.md, "Kernel path"). The device type cannot tell, so we compare bytes. */
 #ifndef IPSNAT_BPF_LIB_PARSE_H
 #define IPSNAT_BPF_LIB_PARSE_H
 

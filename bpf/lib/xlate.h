@@ -162,7 +162,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		/* An error this host raised about a packet already translated here: the tunnel
 		 * device's "fragmentation needed" comes after the NAT, addressed to the NAT address,
 		 * and would die in the tunnel. Translate it back for the inside host; the caller
-		 * delivers it there (DESIGN-NOTES: MTU and ICMP). */
+		 * delivers it there (docs/datapath.md, "Kernel path": MTU). */
 		k = ct_key_of_quote(&p.inner, IPSNAT_CT_REPLY);
 		e = ct_lookup(&k);
 		if (!e || p.daddr != p.inner.saddr)

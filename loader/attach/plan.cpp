@@ -184,7 +184,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
 
   if (plan.mode == Mode::Route) {
     // xfrm interface: the fwd/in check runs after TC ingress of the device, on the translated
-    // flow, with the device's if_id (DESIGN-NOTES §1; without a companion: XfrmInNoPols). A VTI
+    // flow, with the device's if_id (docs/datapath.md, "Kernel path"; without a companion: XfrmInNoPols). A VTI
     // checks its in-policy before TC ingress and clears the secpath, so it needs none.
     if (facts.dev.kind == "xfrm")
       for (const auto& [p, n] : nat) add_companions(*p, n);

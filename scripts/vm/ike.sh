@@ -3,7 +3,7 @@
 # charon runs in gw (the homeworker's gateway, initiator, asks for a virtual IP)
 # and in cgw (the company gateway, responder, hands out LAB_NAT_IP from a
 # one-address pool); IKEv2 with a pre-shared key. The company side's traffic
-# selector is LAB_COMPANY_NET, so charon on gw installs what DESIGN-NOTES
+# selector is LAB_COMPANY_NET, so charon on gw installs what docs/datapath.md
 # ("What strongSwan installs") describes: out LAB_NAT_IP/32 -> LAB_COMPANY_NET,
 # in/fwd back, the virtual IP on eth0, and table 220 with a src route.
 #

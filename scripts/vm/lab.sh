@@ -20,7 +20,7 @@
 #
 # Run namespaced commands with lab_exec (ip netns exec: fine for ip, ping,
 # tcpdump) or lab_nsenter (nsenter --net: keeps the caller's /sys, so bpffs
-# pins under /sys/fs/bpf work — ip netns exec remounts /sys; see DESIGN-NOTES §3).
+# pins under /sys/fs/bpf work — ip netns exec remounts /sys; see docs/datapath.md, "Kernel path").
 # Every traffic generator here is bounded in count and time.
 
 [[ -n ${_LAB_SH_LOADED:-} ]] && return 0
@@ -155,7 +155,7 @@ link set to-cgw up
 addr add $LAB_TRANSIT_GW_IP/$LAB_WAN_PLEN dev to-gw
 addr add $LAB_TRANSIT_CGW_IP/$LAB_CWAN_PLEN dev to-cgw
 EOF
-  # The NAT address lies inside the company range (DESIGN-NOTES §3): without this
+  # The NAT address lies inside the company range (docs/datapath.md, "Kernel path"): without this
   # /32 the company host would ARP for it on its own LAN. No default route: the
   # company host can answer the tunnel only.
   _lab_batch chost <<EOF

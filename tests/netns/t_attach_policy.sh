@@ -57,7 +57,7 @@ sleep 1
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
 t_expect "an ACQUIRE for the translated ICMP flow" grep -q 'sel src 10.20.30.2/32 dst 10.0.0.1/32 proto icmp' "$acq"
-# The LWT reroute's flow carries no ports (DESIGN-NOTES): the selector says dport 0.
+# The LWT reroute's flow carries no ports (docs/datapath.md, "Kernel path"): the selector says dport 0.
 t_expect "an ACQUIRE for the translated UDP flow" grep -q 'sel src 10.20.30.2/32 dst 10.0.0.1/32 proto udp' "$acq"
 t_expect "no ACQUIRE names the untranslated source" bash -c "! grep -q 'src 192.168.1.10' '$acq'"
 t_expect "nothing reached the WAN in cleartext" bash -c "! grep -q 'IP ' '$leak'"

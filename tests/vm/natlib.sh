@@ -46,7 +46,7 @@ nat_require() {
 }
 
 # ipsnat_gw ARGS...: the product in the gateway namespace. nsenter keeps /sys,
-# so the pins land on the real bpffs (DESIGN-NOTES §3).
+# so the pins land on the real bpffs (docs/datapath.md, "Kernel path").
 ipsnat_gw() {
   lab_nsenter gw env IPSNAT_PIN_ROOT="$NAT_PIN_ROOT" IPSNAT_STATE_DIR="$NAT_STATE_DIR" "$IPSNAT_BIN" "$@"
 }

@@ -135,6 +135,33 @@ static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ips
 		e->seen |= seen;
 }
 
+/* Records that the flow of entry e is protected, under SPD version `version`, by an out-policy
+ * of this reqid (its SAs'). The reqid is written before the version: a reader that finds the
+ * version finds the reqid decided under it, on this CPU's order at least; a reader on a weakly
+ * ordered CPU, or two CPUs stamping under two versions at once, may pair a stamp with the other
+ * reqid, and the reply side's re-check on any reqid mismatch (lib/xlate.h) absorbs that. */
+static __always_inline void ct_stamp(struct ipsnat_ct_entry *e, __u32 reqid, __u64 version)
+{
+	if (e->reqid != reqid)
+		e->reqid = reqid;
+	asm volatile("" ::: "memory");
+	e->spd_version = version;
+}
+
+/* The egress check found the flow of ORIG entry e protected under SPD version `version` by a
+ * policy of this reqid: both entries take it, for the reply side compares the SA's reqid with
+ * the REPLY entry's (an SA re-established by IKE gets a new reqid). One partner lookup per flow
+ * per SPD version. */
+static __always_inline void ct_flow_protected(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e, __u32 reqid,
+					      __u64 version)
+{
+	struct ipsnat_ct_entry *pe = ct_partner(k, e);
+
+	if (pe)
+		ct_stamp(pe, reqid, version);
+	ct_stamp(e, reqid, version);
+}
+
 /* Removes a flow whose translation the SPD no longer justifies, so that its tuple can be bound
  * anew: REPLY first (its NAT port stops answering), then ORIG, as the GC does; a partner key
  * that by now belongs to another flow (does not point back) is left alone. */

@@ -131,7 +131,7 @@ int tc_spd_probe(struct __sk_buff *skb)
 		f.dport = ports[1];
 	}
 	__u32 index = 0, verdict = 0;
-	r->found = spd_lookup(&f, &index, &verdict) == 0;
+	r->found = spd_lookup(&f, &index, &verdict, 0) == 0;
 	r->policy_index = index;
 	r->verdict = verdict;
 	r->nat_found = spd_nat_target(&f, &r->nat) == 0;

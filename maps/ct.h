@@ -61,13 +61,14 @@ struct ipsnat_ct_entry {
 	__u8 kind;        /* enum ipsnat_ct_kind */
 	__u8 pad0;
 	__u32 seen;       /* IPSNAT_CT_SEEN_* of this direction */
-	__u32 reqid;      /* of the out-policy that required the translation (0: unknown) */
+	__u32 reqid;      /* of the out-policy protecting the flow as of spd_version (0: unknown) */
 	__u64 created_ns; /* bpf_ktime_get_boot_ns() */
 	__u64 last_ns;    /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;      /* IP bytes (header included) */
-	/* ORIG: spd_active.version under which this translation was last found protected by the
-	 * SPD; another version makes the next packet check it again (docs/datapath.md). */
+	/* spd_active.version under which this translation was last found protected by the SPD
+	 * (ORIG) or its reqid confirmed (REPLY); another version makes the next packet of that
+	 * direction check it again (docs/datapath.md). */
 	__u64 spd_version;
 };
 IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 56);

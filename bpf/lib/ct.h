@@ -83,16 +83,36 @@ static __always_inline struct ct_xlat ct_xlat_of(const struct ipsnat_ct_entry *e
 	return x;
 }
 
-/* A new connection on a tuple whose previous one ended (SYN after FIN/RST): forget the old
- * flags on both sides so the GC sees a fresh SYN_SENT, not a closing flow. */
-static __always_inline void ct_tcp_restart(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
+/* The other direction's entry of the flow of entry e, or NULL: absent, or its key by now
+ * belongs to another flow (it does not point back at k). */
+static __always_inline struct ipsnat_ct_entry *ct_partner(const struct ipsnat_ct_key *k,
+							  const struct ipsnat_ct_entry *e)
 {
 	struct ipsnat_ct_key pk = ct_partner_key(k, e);
 	struct ipsnat_ct_entry *pe = bpf_map_lookup_elem(&ipsnat_ct, &pk);
+	int orig = k->dir == IPSNAT_CT_ORIG;
 
+	if (pe && pe->xlat_addr == (orig ? k->saddr : k->daddr) && pe->xlat_port == (orig ? k->sport : k->dport))
+		return pe;
+	return 0;
+}
+
+/* A SYN without ACK on a tuple whose previous connection ended, by a FIN or RST seen in EITHER
+ * direction (TIME_WAIT reuse, a reconnect after a reset): the new connection starts with fresh
+ * flags on both sides, so the GC sees a syn-sent flow and then its real state, not a reset or
+ * closing one that it would expire mid-connection. Returns whether it restarted; a SYN
+ * retransmitted while the connection is opening does not. One partner lookup per SYN. */
+static __always_inline int ct_tcp_restart(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
+{
+	struct ipsnat_ct_entry *pe = ct_partner(k, e);
+	__u32 seen = e->seen | (pe ? pe->seen : 0);
+
+	if (!(seen & (IPSNAT_CT_SEEN_FIN | IPSNAT_CT_SEEN_RST)))
+		return 0;
 	e->seen = IPSNAT_CT_SEEN_SYN;
 	if (pe)
 		pe->seen = 0;
+	return 1;
 }
 
 static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e,
@@ -107,15 +127,39 @@ static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ips
 	if (p->proto != IPPROTO_TCP)
 		return;
 	__u32 seen = p->tcp_flags & CT_SEEN_MASK;
-	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
-	    (e->seen & (IPSNAT_CT_SEEN_FIN | IPSNAT_CT_SEEN_RST))) {
-		ct_tcp_restart(k, e);
+	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && ct_tcp_restart(k, e))
 		return;
-	}
 	/* Not atomic: two CPUs adding different flags to one direction at once may lose one;
 	 * the next packet carries them again. */
 	if ((e->seen | seen) != e->seen)
 		e->seen |= seen;
+}
+
+/* Records that the flow of entry e is protected, under SPD version `version`, by an out-policy
+ * of this reqid (its SAs'). The reqid is written before the version: a reader that finds the
+ * version finds the reqid decided under it, on this CPU's order at least; a reader on a weakly
+ * ordered CPU, or two CPUs stamping under two versions at once, may pair a stamp with the other
+ * reqid, and the reply side's re-check on any reqid mismatch (lib/xlate.h) absorbs that. */
+static __always_inline void ct_stamp(struct ipsnat_ct_entry *e, __u32 reqid, __u64 version)
+{
+	if (e->reqid != reqid)
+		e->reqid = reqid;
+	asm volatile("" ::: "memory");
+	e->spd_version = version;
+}
+
+/* The egress check found the flow of ORIG entry e protected under SPD version `version` by a
+ * policy of this reqid: both entries take it, for the reply side compares the SA's reqid with
+ * the REPLY entry's (an SA re-established by IKE gets a new reqid). One partner lookup per flow
+ * per SPD version. */
+static __always_inline void ct_flow_protected(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e, __u32 reqid,
+					      __u64 version)
+{
+	struct ipsnat_ct_entry *pe = ct_partner(k, e);
+
+	if (pe)
+		ct_stamp(pe, reqid, version);
+	ct_stamp(e, reqid, version);
 }
 
 /* Removes a flow whose translation the SPD no longer justifies, so that its tuple can be bound
@@ -124,9 +168,8 @@ static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ips
 static __always_inline void ct_forget(const struct ipsnat_ct_key *k, const struct ipsnat_ct_entry *e)
 {
 	struct ipsnat_ct_key pk = ct_partner_key(k, e);
-	struct ipsnat_ct_entry *pe = bpf_map_lookup_elem(&ipsnat_ct, &pk);
 
-	if (pe && pe->xlat_addr == k->saddr && pe->xlat_port == k->sport)
+	if (ct_partner(k, e))
 		bpf_map_delete_elem(&ipsnat_ct, &pk);
 	bpf_map_delete_elem(&ipsnat_ct, k);
 }

@@ -110,8 +110,10 @@ static __always_inline struct spd_cell *spd_dst_cell(const struct spd_q *q, cons
 	return bpf_map_lookup_elem(&spd_dst, &k);
 }
 
-/* First matching candidate of a list: 0 and its index/verdict, or -1. */
-static __always_inline int spd_eval_list(const struct spd_q *q, __u32 list, __u32 *index, __u32 *verdict)
+/* First matching candidate of a list: 0 and its index/verdict (and reqid, its first template's,
+ * unless NULL), or -1. */
+static __always_inline int spd_eval_list(const struct spd_q *q, __u32 list, __u32 *index, __u32 *verdict,
+					 __u32 *reqid)
 {
 	struct spd_list_key k = { .gen = q->gen, .list = list };
 	struct spd_list *l = bpf_map_lookup_elem(&spd_lists, &k);
@@ -126,26 +128,29 @@ static __always_inline int spd_eval_list(const struct spd_q *q, __u32 list, __u3
 		    ((q->dport ^ c->dport) & c->dport_mask) == 0 && (q->mark & c->mark_m) == c->mark_v) {
 			*index = c->policy_index;
 			*verdict = c->verdict;
+			if (reqid)
+				*reqid = c->reqid;
 			return 0;
 		}
 	}
 	return -1;
 }
 
-/* The kernel's out-policy choice for (saddr, the cell's destination, q): 0 and index/verdict, or -1. */
+/* The kernel's out-policy choice for (saddr, the cell's destination, q): 0 and index/verdict
+ * (reqid unless NULL), or -1. */
 static __always_inline int spd_lookup_in(const struct spd_q *q, __u32 cell, __be32 saddr, __u32 *index,
-					 __u32 *verdict)
+					 __u32 *verdict, __u32 *reqid)
 {
 	struct spd_src_key k = { .prefixlen = 96, .gen = q->gen, .cell = cell, .saddr = saddr };
 	__u32 *list = bpf_map_lookup_elem(&spd_src, &k);
 
 	if (!list)
 		return -1;
-	return spd_eval_list(q, *list, index, verdict);
+	return spd_eval_list(q, *list, index, verdict, reqid);
 }
 
 /* The kernel's out-policy choice for the flow itself. */
-static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index, __u32 *verdict)
+static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index, __u32 *verdict, __u32 *reqid)
 {
 	struct spd_q q;
 
@@ -153,7 +158,7 @@ static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index
 	struct spd_cell *cell = spd_dst_cell(&q, f);
 	if (!cell)
 		return -1;
-	return spd_lookup_in(&q, cell->cell, f->saddr, index, verdict);
+	return spd_lookup_in(&q, cell->cell, f->saddr, index, verdict, reqid);
 }
 
 static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct spd_nat_target *out)
@@ -173,7 +178,7 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 		__be32 x = t->kind == SPD_NAT_PREFIX ? (t->nat_addr & t->nat_mask) | (f->saddr & ~t->inside_mask)
 						     : t->nat_addr;
 		__u32 index, verdict;
-		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict) == 0 && index == t->policy_index) {
+		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict, 0) == 0 && index == t->policy_index) {
 			*out = *t;
 			return 0;
 		}
@@ -195,7 +200,7 @@ static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
 		if (i >= cell->n_cover)
 			break;
 		__u32 index, verdict;
-		if (spd_eval_list(&q, cell->cover[i], &index, &verdict) == 0 && verdict == SPD_V_IPSEC)
+		if (spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
 			return SPD_OUT_COVERED;
 	}
 	return spd_fail_closed();

@@ -81,14 +81,14 @@ static __always_inline __u64 spd_version_now(void)
 
 /* Whether the SPD still sends flow f (the untranslated tuple as the SPD lookup sees it),
  * translated by x, into IPsec: the kernel's out-policy for the translated tuple (the one its xfrm
- * lookup sees after this hook) has templates. */
-static __always_inline int snat_still_protected(struct ipsnat_flow4 f, const struct ct_xlat *x)
+ * lookup sees after this hook) has templates. *reqid (unless NULL): that policy's reqid. */
+static __always_inline int snat_still_protected(struct ipsnat_flow4 f, const struct ct_xlat *x, __u32 *reqid)
 {
 	__u32 index, verdict;
 
 	f.saddr = x->addr;
 	f.sport = x->port;
-	return spd_lookup(&f, &index, &verdict) == 0 && verdict == SPD_V_IPSEC;
+	return spd_lookup(&f, &index, &verdict, reqid) == 0 && verdict == SPD_V_IPSEC;
 }
 
 /* An ICMP error an inside host raises about a reply of the flow of entry e follows that flow:
@@ -108,7 +108,7 @@ static __always_inline int icmp_error_flow_stale(struct __sk_buff *skb, const st
 	f.sport = p->inner.dport;
 	f.dport = p->inner.sport;
 	f.proto = p->inner.proto;
-	return !snat_still_protected(f, &x);
+	return !snat_still_protected(f, &x, 0);
 }
 
 /* What a new flow of p is translated to: 0 and *t, or the pass reason. */
@@ -200,11 +200,14 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	struct ct_xlat x;
 	int have_target = 0;
 	/* The SPD changed since this flow was last checked: its translated source must still be
-	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP). */
+	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP); the
+	 * flow takes the reqid of the policy that protects it now (IKE re-established the SA). */
 	if (e && e->spd_version != spd_ver) {
+		__u32 reqid;
+
 		x = ct_xlat_of(e);
-		if (snat_still_protected(snat_flow_of(skb, &p, use_dev), &x)) {
-			e->spd_version = spd_ver;
+		if (snat_still_protected(snat_flow_of(skb, &p, use_dev), &x, &reqid)) {
+			ct_flow_protected(&k, e, reqid, spd_ver);
 		} else {
 			/* Handled as a new flow: with no target now it passes untranslated and the
 			 * entry stays (the policy may come back with the same binding); with another
@@ -244,27 +247,98 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	return IPSNAT_R_XLATE_SNAT;
 }
 
-/* Whether a reply may be translated back, by the SA it came with. On a device in policy mode
- * (or unknown) it must have come with an SA, and with the SA of the policy the flow was
- * translated for (its reqid; 0: not known): neither a cleartext packet from the WAN that looks
- * like a reply nor one decrypted from another tunnel is ever let into the LAN. On a tunnel
- * device (route mode) the device's own SAs decrypted everything. Asked only once a packet
- * matched a flow, so the uplink's other traffic costs no ipsnat_dev lookup. Returns 0 or the
- * reason to pass the packet untouched; *sa_reqid is the SA's reqid (0 in route mode). */
-static __always_inline enum ipsnat_reason reverse_sa_refusal(struct __sk_buff *skb, __u32 flow_reqid,
-							     __u32 *sa_reqid)
+/* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
+ * sets it. BPF_PROG_TEST_RUN cannot give a packet a sec path, so there the SA's reqid is read
+ * from skb->mark (0: no SA). Read-only data: the verifier removes the branch not taken. */
+const volatile __u32 ipsnat_test_sa_from_mark = 0;
+
+/* The SA a reply came with. On a device in policy mode (or unknown) it must have come with an
+ * SA: 0 and its reqid in *sa_reqid, or pass-no-sa (a cleartext packet from the WAN that looks
+ * like a reply is never let into the LAN). On a tunnel device (route mode) the device's own SAs
+ * decrypted everything: 0 and *checked = 0. Asked only once a packet matched a flow, so the
+ * uplink's other traffic costs no ipsnat_dev lookup. */
+static __always_inline enum ipsnat_reason reverse_sa_of(struct __sk_buff *skb, int *checked, __u32 *sa_reqid)
 {
 	struct bpf_xfrm_state st;
 
 	*sa_reqid = 0;
-	if (dev_cfg(skb->ifindex).mode == IPSNAT_DEV_ROUTE)
+	*checked = dev_cfg(skb->ifindex).mode != IPSNAT_DEV_ROUTE;
+	if (!*checked)
 		return 0;
+	if (ipsnat_test_sa_from_mark) {
+		if (!skb->mark)
+			return IPSNAT_R_PASS_NO_SA;
+		*sa_reqid = skb->mark;
+		return 0;
+	}
 	if (bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0))
 		return IPSNAT_R_PASS_NO_SA;
 	*sa_reqid = st.reqid;
-	if (flow_reqid && st.reqid != flow_reqid)
-		return IPSNAT_R_PASS_WRONG_SA;
 	return 0;
+}
+
+/* An SA of sa_reqid may deliver a flow's packet when the flow's policy names it (reqid 0:
+ * not known, any SA). */
+static __always_inline int reqid_admits(__u32 flow_reqid, __u32 sa_reqid)
+{
+	return !flow_reqid || flow_reqid == sa_reqid;
+}
+
+/* Whether a packet that opens a flow, or one whose flow is not known by its reqid (a later
+ * fragment), may be translated: only for the SA requirement above. Returns 0 or the reason to
+ * pass it untouched; *sa_reqid is the SA's reqid (0 in route mode). */
+static __always_inline enum ipsnat_reason reverse_sa_refusal(struct __sk_buff *skb, __u32 *sa_reqid)
+{
+	int checked;
+
+	return reverse_sa_of(skb, &checked, sa_reqid);
+}
+
+/* Whether the SA of sa_reqid may deliver a packet of the flow of REPLY entry e (key k): the
+ * reqid that counts is that of the out-policy protecting the flow under the current SPD. The
+ * entry's reqid is that one while the entry is stamped with the current SPD version (one array
+ * lookup per packet). Otherwise (the SPD changed, e.g. IKE re-established the SA under a new
+ * reqid and no packet of the flow went out since), or when the SA's reqid differs from the
+ * entry's, the SPD is asked for the policy of the flow's translated tuple, and the entry takes
+ * that policy's reqid and the version: a reply through the current SA is never refused by a
+ * stale entry. The reply side knows neither the mark nor the if_id the flow's packets leave
+ * with; where that lookup finds no IPsec policy, the entry's reqid decides, as before the
+ * change. */
+static __always_inline enum ipsnat_reason reply_sa_refusal(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e,
+							   __u32 sa_reqid)
+{
+	__u64 now = spd_version_now();
+	__u32 reqid;
+
+	if (e->spd_version == now && reqid_admits(e->reqid, sa_reqid))
+		return 0;
+	struct ipsnat_flow4 f = {
+		.saddr = e->xlat_addr,
+		.daddr = k->saddr,
+		.sport = e->xlat_port,
+		.dport = k->sport,
+		.proto = k->proto,
+	};
+	struct ct_xlat x = { .addr = k->daddr, .port = k->dport };
+	if (!snat_still_protected(f, &x, &reqid))
+		reqid = e->reqid;
+	if (!reqid_admits(reqid, sa_reqid))
+		return IPSNAT_R_PASS_WRONG_SA;
+	ct_stamp(e, reqid, now);
+	return 0;
+}
+
+/* The SA check of a packet of the flow of REPLY entry e (key k); see the two above. */
+static __always_inline enum ipsnat_reason reverse_flow_sa_refusal(struct __sk_buff *skb, const struct ipsnat_ct_key *k,
+								  struct ipsnat_ct_entry *e)
+{
+	int checked;
+	__u32 sa_reqid;
+	enum ipsnat_reason refused = reverse_sa_of(skb, &checked, &sa_reqid);
+
+	if (refused || !checked)
+		return refused;
+	return reply_sa_refusal(k, e, sa_reqid);
 }
 
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
@@ -291,7 +365,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 
 		if (!e || p.daddr != p.inner.saddr)
 			return IPSNAT_R_PASS_ICMP_NO_CT;
-		refused = reverse_sa_refusal(skb, e->reqid, &sa_reqid);
+		refused = reverse_flow_sa_refusal(skb, &k, e);
 		if (refused)
 			return refused;
 		if (icmp_error_rev(skb, &p, e))
@@ -306,7 +380,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 			return IPSNAT_R_PASS_FRAG_UNKNOWN;
 		/* The fragment memory keeps no reqid: an SA is required, its first fragment's
 		 * flow was checked against the reqid. */
-		refused = reverse_sa_refusal(skb, 0, &sa_reqid);
+		refused = reverse_sa_refusal(skb, &sa_reqid);
 		if (refused)
 			return refused;
 		if (nat_rewrite(skb, &p, 0, fe->xlat_addr, 0))
@@ -327,7 +401,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_fwd_target *t = fwd_lookup(p.daddr, p.proto, p.dport);
 		if (!t)
 			return IPSNAT_R_PASS_NO_CT;
-		refused = reverse_sa_refusal(skb, 0, &sa_reqid);
+		refused = reverse_sa_refusal(skb, &sa_reqid);
 		if (refused)
 			return refused;
 		/* The flow is bound to the SA that opened it. */
@@ -336,7 +410,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 			return IPSNAT_R_DROP_CT_FULL;
 		done = IPSNAT_R_XLATE_FORWARD;
 	} else {
-		refused = reverse_sa_refusal(skb, e->reqid, &sa_reqid);
+		refused = reverse_flow_sa_refusal(skb, &k, e);
 		if (refused)
 			return refused;
 	}

@@ -9,9 +9,10 @@
 
 namespace ipsnat::test {
 
-Datapath::Datapath() {
+Datapath::Datapath(bool sa_reqid_from_mark) {
   skel_ = ipsnat_bpf__open();
   if (!skel_) throw std::runtime_error("opening the BPF skeleton failed");
+  skel_->rodata->ipsnat_test_sa_from_mark = sa_reqid_from_mark;
   bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) bpf_map__set_pin_path(map, nullptr);
   if (int err = ipsnat_bpf__load(skel_)) {
@@ -22,11 +23,17 @@ Datapath::Datapath() {
 
 Datapath::~Datapath() { ipsnat_bpf__destroy(skel_); }
 
-RunResult Datapath::run(bpf_program* prog, const Bytes& pkt) {
+RunResult Datapath::run(bpf_program* prog, const Bytes& pkt, uint32_t mark) {
   RunResult r;
   r.out.resize(pkt.size() + 256);
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
+  __sk_buff ctx{};
+  if (mark) {
+    ctx.mark = mark;
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof(ctx);
+  }
   opts.data_in = pkt.data();
   opts.data_size_in = static_cast<__u32>(pkt.size());
   opts.data_out = r.out.data();

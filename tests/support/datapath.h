@@ -26,13 +26,17 @@ struct RunResult {
 
 class Datapath {
  public:
-  Datapath();
+  // sa_reqid_from_mark: the reverse side takes a packet's SA reqid from skb->mark (0: no SA)
+  // instead of its sec path, which BPF_PROG_TEST_RUN cannot give a packet
+  // (ipsnat_test_sa_from_mark in bpf/lib/xlate.h); run() with a mark then plays "decrypted by the
+  // SA of that reqid". Off, a policy-mode reply never has an SA here.
+  explicit Datapath(bool sa_reqid_from_mark = false);
   ~Datapath();
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
 
   ipsnat_bpf* skel() { return skel_; }
-  RunResult run(bpf_program* prog, const Bytes& pkt);
+  RunResult run(bpf_program* prog, const Bytes& pkt, uint32_t mark = 0);
   // Sum over CPUs of one reason's packet counter.
   uint64_t reason_packets(enum ipsnat_reason r) const;
   // Reasons with a non-zero packet count, for failure messages.

@@ -21,7 +21,8 @@ inline const std::string kLan = "192.168.1.10", kLan2 = "192.168.1.11", kNat = "
 // Out-policy 10.0.0.0/8 naming kNat, the LAN translated by NAPT, the test device in route mode.
 class SeedNat : public ::testing::Test {
  protected:
-  SeedNat() {
+  // sa_reqid_from_mark: see Datapath.
+  explicit SeedNat(bool sa_reqid_from_mark = false) : dp(sa_reqid_from_mark) {
     install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
     dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
   }

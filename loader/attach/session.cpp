@@ -7,13 +7,11 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include <algorithm>
@@ -21,9 +19,9 @@
 #include <memory>
 
 #include "attach/applier.h"
+#include "attach/host.h"
 #include "attach/state.h"
 #include "ipsnat_bpf.skel.h"
-#include "limits/sample.h"
 #include "maps/config.h"
 #include "spd/mirror.h"
 #include "sys/mirror_lock.h"
@@ -81,61 +79,15 @@ const char* cap_name(int cap) {
   }
 }
 
-// Ours only if its command line says so: a recycled pid must never be signalled.
-bool follower_alive(int pid) {
-  if (pid <= 0 || kill(pid, 0) != 0) return false;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return cmd.find("--follow") != std::string::npos && cmd.find("attach") != std::string::npos;
-}
-
-void stop_follower(int pid) {
-  if (!follower_alive(pid)) return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 50 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
-  if (kill(pid, 0) == 0) kill(pid, SIGKILL);
-}
-
-// Double fork: the follower is re-parented to init, in its own session, and keeps running
-// after `ipsnat attach` returns. Its output goes to STATE_DIR/<id>.log.
-int spawn_follower(const AttachRequest& req, Mode mode) {
-  std::vector<std::string> args = {"ipsnat", "--pin-root", req.pin_root, "attach", req.dev, "--follow",
-                                   "--mode", to_string(mode), "--table", std::to_string(req.settings.table),
-                                   "--rule-priority", std::to_string(req.settings.rule_priority)};
-  if (req.settings.route_mtu) args.insert(args.end(), {"--route-mtu", std::to_string(req.settings.route_mtu)});
-  if (req.limit_log_interval)
-    args.insert(args.end(), {"--limit-log-interval", std::to_string(req.limit_log_interval) + "s"});
-  for (const auto& p : req.settings.inside) args.insert(args.end(), {"--inside", p.str()});
-  std::string log = StateStore(StateStore::resolve_dir()).path(StateStore::id_for(req.dev));
-  log.replace(log.size() - 5, 5, ".log");
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) throw SysError("pipe", errno);
-  pid_t child = fork();
-  if (child < 0) throw SysError("fork", errno);
-  if (child == 0) {
-    setsid();
-    pid_t grandchild = fork();
-    if (grandchild != 0) {
-      (void)!write(pipefd[1], &grandchild, sizeof(grandchild));
-      _exit(grandchild < 0 ? 1 : 0);
-    }
-    int devnull = open("/dev/null", O_RDONLY);
-    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    dup2(devnull, 0);
-    if (out >= 0) dup2(out, 1), dup2(out, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
+// The host process serving ROOT, stopped when attach started it (also after a failed SIGTERM:
+// the applier records each step before applying it, so a kill leaves nothing detach misses).
+void stop_attach_host(const std::string& pin_root) {
+  auto host = running_host(pin_root, StateStore::resolve_dir());
+  if (!host || !host->started_by_attach) return;
+  if (!stop_host(*host, pin_root)) {
+    kill(host->pid, SIGKILL);
+    for (int i = 0; i < 50 && MirrorLock::holder(pin_root); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
   }
-  close(pipefd[1]);
-  pid_t follower = -1;
-  (void)!read(pipefd[0], &follower, sizeof(follower));
-  close(pipefd[0]);
-  waitpid(child, nullptr, 0);
-  if (follower <= 0) throw SysError("starting the follower", ECHILD);
-  return follower;
 }
 
 // ipsnat_dev[ifindex] = cfg, through fd or else the pinned map.
@@ -159,9 +111,6 @@ void forget_device_config(const std::string& pin_root, int ifindex) {
   bpf_map_delete_elem(fd, &key);
   close(fd);
 }
-
-volatile sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
 
 }  // namespace
 
@@ -246,13 +195,10 @@ AttachResult attach(const AttachRequest& req) {
                              " -> " + std::to_string(facts.dev.ifindex) + "): attached to the new device");
     }
     res.reattached = true;
-    // A re-attach is also the upgrade path: the running follower is the old binary, and with it
-    // alive there would be two SPD writers (its mirror and the sync below), each with its own
-    // idea of the active generation and its own cell ids. Stop it; a new one is spawned below.
-    if (req.spawn_follower && follower_alive(st.daemon_pid)) {
-      stop_follower(st.daemon_pid);
-      st.daemon_pid = 0;
-    }
+    // A re-attach is also the upgrade path: a host that attach started runs the old binary, and
+    // with it alive there would be two SPD writers (its mirror and the sync below), each with its
+    // own idea of the active generation and its own cell ids. Stop it; a new one is started below.
+    if (req.start_host) stop_attach_host(pins.root());
   }
   st.dev = req.dev;
   st.ifindex = facts.dev.ifindex;
@@ -261,12 +207,15 @@ AttachResult attach(const AttachRequest& req) {
   st.kind = facts.dev.kind;
   st.if_id = facts.dev.if_id;
   st.pin_root = pins.root();
+  st.table = req.settings.table;
+  st.rule_priority = req.settings.rule_priority;
+  st.route_mtu = req.settings.route_mtu;
   st.inside.clear();
   auto inside = inside_prefixes(facts, req.settings);
   for (const auto& p : inside) st.inside.push_back(p.str());
   store.save(id, st);
 
-  // Every program the mode can need is pinned, so the follower re-plans from the pins without
+  // Every program the mode can need is pinned, so the host process re-plans from the pins without
   // loading (and verifying) the object again.
   std::vector<std::string> names = res.plan.mode == Mode::Route
                                        ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress"}
@@ -292,7 +241,7 @@ AttachResult attach(const AttachRequest& req) {
 
     // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD.
     // INTEGRATION POINT with the SPD mirror (loader/spd/mirror.h): one full sync here; the
-    // follower (or `ipsnat run`) keeps it live (docs/attach.md).
+    // host process (attach/host.h) keeps it live (docs/attach.md).
     if (req.sync_spd) {
       spd::NatConfig nat;
       nat.inside = inside;
@@ -304,7 +253,7 @@ AttachResult attach(const AttachRequest& req) {
                                " until the policy is gone");
       else if (!mirror.stats().last_write_error.empty())
         res.warnings.push_back("SPD maps not written (" + mirror.stats().last_write_error + ")" + closed +
-                               " until the follower writes them");
+                               " until the host process writes them");
       else if (mirror.stats().fail_closed)
         res.warnings.push_back("SPD larger than the maps (" + mirror.stats().last_capacity_error + ")" + closed +
                                " (raise --spd-max)");
@@ -339,19 +288,16 @@ AttachResult attach(const AttachRequest& req) {
     if (from_pins) return pinned_fds.at(name);
     return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
   });
-  // One SPD mirror per pin root (sys/mirror_lock.h): an existing follower takes this device
-  // over (it re-plans every device recorded under its pin root); a running `ipsnat run` keeps
-  // the maps current but re-plans only the devices of its configuration.
-  if (req.spawn_follower && !follower_alive(st.daemon_pid)) {
-    auto holder = MirrorLock::holder(pins.root());
-    if (!holder) {
-      st.daemon_pid = spawn_follower(req, res.plan.mode);
-    } else if (holder->is_follower()) {
-      st.daemon_pid = holder->pid;
+  // One host process per pin root (attach/host.h): a running one takes this device over (its
+  // attach service re-plans every device recorded under its pin root); else one is started.
+  if (req.start_host) {
+    auto host = running_host(pins.root(), store.dir());
+    if (host) {
+      st.daemon_pid = host->pid;
     } else {
-      st.daemon_pid = 0;
-      res.warnings.push_back("the SPD maps under " + pins.root() + " are kept current by " + holder->str() +
-                             "; " + req.dev + "'s routes follow SPD changes only if it is in that daemon's configuration");
+      std::string log = store.path(id);
+      log.replace(log.size() - 5, 5, ".log");
+      st.daemon_pid = start_host({pins.root(), store.dir(), log, req.limit_log_interval});
     }
     store.save(id, st);
   }
@@ -367,11 +313,11 @@ bool detach(const std::string& dev) {
   PinStore pins(st->pin_root);
   std::optional<PinStore::Lock> lock;
   if (access(pins.root().c_str(), F_OK) == 0) lock.emplace(pins.root());
-  // The follower serves every device under its pin root: stop it (first, or it would re-add what
-  // is being removed) only when this is the last one; otherwise it notices the removal itself.
+  // The host serves every device under its pin root: one that attach started is stopped (first,
+  // or it would re-plan what is being removed) with the last device; a user's `ipsnat run` stays.
   bool last = true;
   for (const auto& [other, ost] : store.list_here(st->pin_root)) last &= other == id;
-  if (last) stop_follower(st->daemon_pid);
+  if (last) stop_attach_host(pins.root());
   Applier applier(store, id, *st);
   applier.remove_all();
   forget_device_config(pins.root(), st->ifindex);
@@ -388,79 +334,6 @@ bool detach(const std::string& dev) {
   pins.unpin_programs(id);
   store.remove(id);
   return true;
-}
-
-int follow(const AttachRequest& req) {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  StateStore store(StateStore::resolve_dir());
-  std::string id = StateStore::id_for(req.dev);
-  auto st = store.load(id);
-  if (!st) throw UserError("ipsnat is not attached to \"" + req.dev + "\"", "run ipsnat attach first");
-  const std::string root = st->pin_root;
-  auto lock = MirrorLock::try_acquire(root);
-  if (!lock) {
-    auto h = MirrorLock::holder(root);
-    spdlog::warn("follower for {}: the SPD maps under {} are mirrored by {}; not starting a second mirror", req.dev,
-                 root, h ? h->str() : "another process");
-    return 0;
-  }
-  // The NAT inside prefixes of every device attached under this pin root in this namespace.
-  auto inside_of = [&](const auto& devices) {
-    spd::NatConfig nat;
-    for (const auto& [i, s] : devices)
-      for (const auto& p : s.inside) {
-        auto prefix = spd::parse_prefix(p);
-        if (std::find(nat.inside.begin(), nat.inside.end(), prefix) == nat.inside.end()) nat.inside.push_back(prefix);
-      }
-    return nat;
-  };
-  auto devices = store.list_here(root);
-  spd::NatConfig nat = inside_of(devices);
-  auto mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
-  mirror->sync_once();
-  limits::LimitReporter limits(root, req.limit_log_interval ? std::chrono::seconds(req.limit_log_interval)
-                                                            : limits::kDefaultLogInterval);
-  limits.tick();  // the baseline: drops from here on are reported
-  auto next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  spdlog::warn("follower for {}: SPD mirror live ({} policies)", req.dev, mirror->model().size());
-  while (!g_stop) {
-    bool changed = mirror->poll_once(500);
-    if (auto now = std::chrono::steady_clock::now(); now >= next_sample) {
-      limits.tick();
-      next_sample = now + std::chrono::seconds(1);
-    }
-    devices = store.list_here(root);
-    if (devices.empty()) break;  // everything detached
-    spd::NatConfig now = inside_of(devices);
-    if (now.inside != nat.inside) {  // a device was attached with other inside prefixes
-      mirror.reset();
-      nat = now;
-      mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);
-      mirror->sync_once();
-      changed = true;
-    }
-    if (!changed) continue;
-    for (const auto& [i, s] : devices) {
-      AttachRequest again = req;
-      again.dev = s.dev;
-      again.settings.mode = s.mode == "route" ? ModeRequest::Route : ModeRequest::Policy;
-      again.settings.inside.clear();
-      for (const auto& p : s.inside) again.settings.inside.push_back(spd::parse_prefix(p));
-      again.sync_spd = false;
-      again.spawn_follower = false;
-      again.only_if_attached = true;
-      again.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
-      try {
-        attach(again);
-      } catch (const std::exception& e) {
-        spdlog::error("follower: re-planning {} after an SPD change failed: {}", s.dev, e.what());
-      }
-    }
-  }
-  return 0;
 }
 
 }  // namespace ipsnat::attach

@@ -14,11 +14,11 @@ struct AttachRequest {
   Settings settings;
   std::string pin_root;  // resolved
   bool dry_run = false;
-  bool sync_spd = true;        // fill the SPD maps once (off in the follower: its mirror owns them)
-  bool spawn_follower = true;  // start `ipsnat attach DEV --follow` in the background
+  bool sync_spd = true;    // fill the SPD maps once (off in the host process: its mirror owns them)
+  bool start_host = true;  // make sure the host process runs (attach/host.h)
   uint32_t ct_max = 0;         // conntrack entries (--ct-max); 0: keep the pinned map's, else default
   uint32_t spd_max = 0;        // entries of each SPD map (--spd-max); 0: likewise
-  uint32_t limit_log_interval = 0;  // seconds between limit warnings in the follower (0: default)
+  uint32_t limit_log_interval = 0;  // seconds between limit warnings of a host it starts (0: default)
   bool only_if_attached = false;  // a re-plan: do nothing if DEV was detached meanwhile
 };
 
@@ -35,9 +35,5 @@ struct AttachResult {
 AttachResult attach(const AttachRequest& req);
 // Returns false when nothing is recorded for dev in this namespace.
 bool detach(const std::string& dev);
-
-// The background follower (docs/attach.md): keeps the SPD maps live and re-plans the device's
-// routes and companion policies whenever the kernel's SPD changes, until SIGTERM or detach.
-int follow(const AttachRequest& req);
 
 }  // namespace ipsnat::attach

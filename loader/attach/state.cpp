@@ -21,7 +21,8 @@ nlohmann::json AttachState::to_json() const {
   return {{"format", kFormat},       {"dev", dev},          {"ifindex", ifindex},
           {"netns", netns},          {"mode", mode},        {"kind", kind},
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
-          {"clsact_created", clsact_created}, {"inside", inside}, {"forwards", forwards}, {"daemon_pid", daemon_pid},
+          {"clsact_created", clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
+          {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"daemon_pid", daemon_pid},
           {"steps", steps_j}};
 }
 
@@ -42,6 +43,9 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.clsact_created = j.value("clsact_created", false);
   s.inside = j.value("inside", std::vector<std::string>{});
   s.forwards = j.value("forwards", std::vector<std::string>{});
+  s.table = j.value("table", s.table);
+  s.rule_priority = j.value("rule_priority", s.rule_priority);
+  s.route_mtu = j.value("route_mtu", s.route_mtu);
   s.daemon_pid = j.value("daemon_pid", 0);
   for (const auto& st : j.at("steps")) s.steps.push_back(step_from_json(st));
   return s;

@@ -30,7 +30,11 @@ struct AttachState {
   bool clsact_created = false;
   std::vector<std::string> inside;  // NAT inside prefixes the SPD mirror is configured with
   std::vector<std::string> forwards;  // port-forwards this attach wrote (ForwardRule::spec())
-  int daemon_pid = 0;
+  // The attach's own knobs, so that the host process re-plans the device as it was attached.
+  uint32_t table = Settings{}.table;
+  uint32_t rule_priority = Settings{}.rule_priority;
+  uint32_t route_mtu = 0;
+  int daemon_pid = 0;  // the host process (attach/host.h) when the device was attached
   std::vector<Step> steps;  // applied (or being applied), in order
 
   nlohmann::json to_json() const;
@@ -48,6 +52,7 @@ class StateStore {
   std::optional<AttachState> load(const std::string& id) const;
   void save(const std::string& id, const AttachState& s) const;
   void remove(const std::string& id) const;
+  const std::string& dir() const { return dir_; }
   std::string path(const std::string& id) const { return dir_ + "/" + id + ".json"; }
   // The devices attached in this network namespace with their maps under pin_root, by id.
   std::vector<std::pair<std::string, AttachState>> list_here(const std::string& pin_root) const;

@@ -23,7 +23,6 @@ void register_attach(CLI::App& app, Context& ctx) {
     bool dry_run = false;
     bool quiet = false;
     bool no_daemon = false;
-    bool follow = false;
     uint32_t ct_max = 0;
     uint32_t spd_max = 0;
     std::string limit_log_interval;
@@ -54,16 +53,20 @@ void register_attach(CLI::App& app, Context& ctx) {
                   "pinned maps' size, else " +
                       std::to_string(IPSNAT_SPD_MAX_ENTRIES) + "; allocated as used)");
   cmd->add_option("--limit-log-interval", args->limit_log_interval,
-                  "Follower: at most one warning per resource limit per interval (e.g. 30s, 2m; default 60s)");
+                  "At most one warning per resource limit per interval (e.g. 30s, 2m; default 60s), in the "
+                  "host process this attach starts");
   cmd->add_flag("-n,--dry-run", args->dry_run, "Print what would be done, change nothing");
   cmd->add_flag("-q,--quiet", args->quiet, "Do not print the plan carried out (warnings still go to stderr)");
   cmd->add_flag("--no-daemon", args->no_daemon,
-                "Do not start the background follower (SPD changes are then someone else's job)");
-  cmd->add_flag("--follow", args->follow, "")->group("");  // the follower itself (started by attach)
+                "Do not start the host process (SPD changes and conntrack housekeeping are then someone "
+                "else's job)");
   cmd->footer(
       "Route mode (xfrm/vti DEV): TC egress translates, TC ingress translates back.\n"
       "Policy mode (uplink DEV): LWT routes in ipsnat's table translate and re-route, TC ingress\n"
-      "translates decrypted replies back, TC egress drops cleartext to covered destinations.");
+      "translates decrypted replies back, TC egress drops cleartext to covered destinations.\n"
+      "Unless one runs, attach starts the host process `ipsnat run --exit-when-detached` (SPD mirror,\n"
+      "conntrack housekeeping, limit warnings), logging to STATE_DIR/<netns>@DEV.log; detaching the\n"
+      "last device stops it.");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       attach::AttachRequest req;
@@ -81,8 +84,7 @@ void register_attach(CLI::App& app, Context& ctx) {
         if (!s) throw UserError("--limit-log-interval: \"" + args->limit_log_interval + "\" is not a duration", "e.g. 30s, 2m");
         req.limit_log_interval = *s;
       }
-      req.spawn_follower = !args->no_daemon && !args->dry_run;
-      if (args->follow) return attach::follow(req);
+      req.start_host = !args->no_daemon && !args->dry_run;
       auto res = attach::attach(req);
       if (ctx.global.json && !args->quiet) {
         auto j = attach::plan_to_json(res.plan);

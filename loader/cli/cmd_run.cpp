@@ -2,11 +2,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
+#include "attach/host.h"
 #include "attach/session.h"
+#include "attach/state.h"
 #include "cli/command.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
@@ -21,29 +24,39 @@ namespace ipsnat::cli {
 
 namespace {
 
-// One SPD mirror per pin root (sys/mirror_lock.h). The follower of a hand-run `ipsnat attach`
-// hands over to the daemon (it is stopped); another daemon is an error naming it.
-std::pair<std::string, MirrorLock> take_mirror_lock(const std::string& pin_root) {
+// One host per pin root (attach/host.h). One that `ipsnat attach` started hands over to a user's
+// daemon (it is stopped); started by attach too, this one leaves the running host alone (nullopt);
+// any other holder is an error naming it.
+std::optional<std::pair<std::string, MirrorLock>> take_mirror_lock(const std::string& pin_root,
+                                                                   bool exit_when_detached) {
   attach::require_privileges(true);
   PinStore(pin_root).prepare();
+  const std::string state_dir = attach::StateStore::resolve_dir();
+  bool asked = false;
+  // An attach-started host publishes that it is one just after taking the lock: up to 5 s.
   for (int attempt = 0; attempt < 50; ++attempt) {
-    if (auto lock = MirrorLock::try_acquire(pin_root)) return {pin_root, std::move(*lock)};
-    auto h = MirrorLock::holder(pin_root);
-    if (h && h->is_follower()) {
-      if (attempt == 0) {
-        // Logging is configured once the config is loaded; this goes to stderr like it.
-        std::fprintf(stderr, "ipsnat run: taking the SPD mirror over from the attach follower, %s\n", h->str().c_str());
-        kill(h->pid, SIGTERM);
-      }
-    } else if (h) {
-      throw UserError("another ipsnat already mirrors the SPD into " + pin_root + ": " +
-                          (h ? h->str() : std::string("a process holding ") + MirrorLock::path(pin_root)),
-                      "stop it, or give this daemon its own --pin-root");
+    if (auto lock = MirrorLock::try_acquire(pin_root)) return std::make_pair(pin_root, std::move(*lock));
+    auto h = attach::running_host(pin_root, state_dir);
+    if (h && exit_when_detached) {
+      std::fprintf(stderr, "ipsnat run: %s already serves %s\n", h->description.c_str(), pin_root.c_str());
+      return std::nullopt;
+    }
+    if (h && h->started_by_attach && !asked) {
+      // Logging is configured once the config is loaded; this goes to stderr like it.
+      std::fprintf(stderr, "ipsnat run: taking over from the host process that ipsnat attach started, %s\n",
+                   h->description.c_str());
+      kill(h->pid, SIGTERM);
+      asked = true;
     }
     usleep(100 * 1000);
   }
-  throw UserError("the attach follower holding " + MirrorLock::path(pin_root) + " did not stop",
-                  "ipsnat detach its devices, or kill it");
+  auto h = attach::running_host(pin_root, state_dir);
+  if (asked)
+    throw UserError("the host process holding " + MirrorLock::path(pin_root) + " did not stop",
+                    "ipsnat detach its devices, or kill it");
+  throw UserError("another ipsnat already mirrors the SPD into " + pin_root + ": " +
+                      (h ? h->description : std::string("a process holding ") + MirrorLock::path(pin_root)),
+                  "stop it, or give this daemon its own --pin-root");
 }
 
 }  // namespace
@@ -57,6 +70,7 @@ void register_run(CLI::App& app, Context& ctx) {
     std::string state_dir;
     std::string limit_log_interval;
     bool check_config = false;
+    bool exit_when_detached = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("run", "Run as a daemon: attach the configured devices, keep the SPD mirror and conntrack housekeeping going");
@@ -70,12 +84,16 @@ void register_run(CLI::App& app, Context& ctx) {
                   "At most one warning per resource limit per interval (e.g. 30s; config limit_log_interval, "
                   "default 60s)");
   cmd->add_flag("--check-config", args->check_config, "Parse the configuration, report errors, and exit");
+  cmd->add_flag("--exit-when-detached", args->exit_when_detached,
+                "Exit once no device is attached under the pin root; a later `ipsnat run` takes over (how "
+                "ipsnat attach starts the host process)");
   cmd->footer(
       "Devices attached before (by an earlier daemon or by hand) are adopted, not re-attached.\n"
       "SIGHUP reloads the configuration: devices added are attached, removed ones detached (a bad\n"
       "file is reported with FILE:LINE and the running configuration kept).\n"
       "SIGTERM/SIGINT exit without detaching: the datapath keeps translating.\n"
-      "One SPD mirror per pin root: a second daemon is refused; an attach follower hands over.");
+      "One host process per pin root: a second daemon is refused; one that ipsnat attach started\n"
+      "hands over. Devices attached by hand under the pin root are re-planned after SPD changes too.");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       daemon::DaemonOptions opts;
@@ -105,9 +123,12 @@ void register_run(CLI::App& app, Context& ctx) {
         return 0;
       }
 
-      auto mirror_lock = take_mirror_lock(opts.pin_root);
+      auto mirror_lock = take_mirror_lock(opts.pin_root, args->exit_when_detached);
+      if (!mirror_lock) return 0;
+      opts.exit_when_detached = args->exit_when_detached;
       daemon::Daemon d(std::move(opts));
-      daemon::ServiceContext sctx{mirror_lock.first};
+      daemon::ServiceContext sctx{mirror_lock->first, {}};
+      if (args->exit_when_detached) sctx.when_nothing_attached = [&d] { d.stop("the last device was detached"); };
       auto mirror = daemon::make_spd_mirror_service(sctx);
       auto attach = daemon::make_attach_service(sctx, mirror.get());
       struct Plug {

@@ -36,4 +36,20 @@ GcResult CtGc::sweep(uint64_t now_ns) {
   return r;
 }
 
+bool GcPacer::due(uint64_t now_ns, uint64_t ct_full_drops) {
+  bool refused = drops_seen_ && ct_full_drops != seen_drops_;
+  uint64_t since = now_ns - last_sweep_ns_;
+  bool go = !swept_ || since >= interval_ns_ || ((refused || near_full_) && since >= min_gap_ns_);
+  // A refusal seen too soon after a sweep stays pending until the sweep it calls for.
+  if (go || !drops_seen_) seen_drops_ = ct_full_drops;
+  drops_seen_ = true;
+  return go;
+}
+
+void GcPacer::swept(uint64_t now_ns, uint64_t entries, uint64_t max_entries) {
+  swept_ = true;
+  last_sweep_ns_ = now_ns;
+  near_full_ = max_entries && entries * 8 >= max_entries * 7;
+}
+
 }  // namespace ipsnat::ct

@@ -16,6 +16,28 @@ struct GcResult {
   size_t entries_deleted = 0;  // map entries deleted
 };
 
+// When to sweep: every `interval`, and sooner — at most once per `min_gap` — while the table is
+// under pressure (a packet was refused as drop-ct-full since the last look, or the last sweep
+// left at least 7/8 of the entries in use), so expired flows are reclaimed before new flows are
+// refused for long. Pure: the caller reads the counter and the clock.
+class GcPacer {
+ public:
+  GcPacer(uint64_t interval_ns, uint64_t min_gap_ns) : interval_ns_(interval_ns), min_gap_ns_(min_gap_ns) {}
+  void set_interval(uint64_t interval_ns) { interval_ns_ = interval_ns; }
+  // ct_full_drops: the datapath's drop-ct-full counter now.
+  bool due(uint64_t now_ns, uint64_t ct_full_drops);
+  // After a sweep that left `entries` of `max_entries` in use.
+  void swept(uint64_t now_ns, uint64_t entries, uint64_t max_entries);
+
+ private:
+  uint64_t interval_ns_, min_gap_ns_;
+  bool swept_ = false;
+  uint64_t last_sweep_ns_ = 0;
+  uint64_t seen_drops_ = 0;
+  bool drops_seen_ = false;
+  bool near_full_ = false;
+};
+
 class CtGc {
  public:
   explicit CtGc(CtMaps& maps) : maps_(maps) {}

@@ -10,7 +10,6 @@
 
 #include "attach/forward.h"
 #include "attach/session.h"
-#include "attach/state.h"
 #include "config/diff.h"
 #include "spd/policy.h"
 
@@ -31,10 +30,33 @@ std::string where(const config::Config& c, const config::Device& d) {
 }  // namespace
 
 AttachService::AttachService(std::string pin_root, std::function<bool()> mirror_live,
-                             std::function<void(std::vector<std::string>)> inferred_inside)
+                             std::function<void(std::vector<std::string>)> inferred_inside,
+                             std::function<void()> when_nothing_attached)
     : pin_root_(std::move(pin_root)),
       mirror_live_(std::move(mirror_live)),
-      inferred_inside_(std::move(inferred_inside)) {}
+      inferred_inside_(std::move(inferred_inside)),
+      when_nothing_attached_(std::move(when_nothing_attached)) {}
+
+bool AttachService::configured(const std::string& dev) const {
+  return std::any_of(config_.devices.begin(), config_.devices.end(),
+                     [&](const config::Device& d) { return d.name == dev; });
+}
+
+void AttachService::replan_recorded(const attach::AttachState& st) {
+  attach::AttachRequest req;
+  req.dev = st.dev;
+  req.pin_root = pin_root_;
+  req.settings.mode = st.mode == "route" ? attach::ModeRequest::Route : attach::ModeRequest::Policy;
+  for (const auto& p : st.inside) req.settings.inside.push_back(spd::parse_prefix(p));
+  req.settings.table = st.table;
+  req.settings.rule_priority = st.rule_priority;
+  req.settings.route_mtu = st.route_mtu;
+  req.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
+  req.sync_spd = false;             // the mirror owns the SPD maps
+  req.start_host = false;           // this is the host
+  req.only_if_attached = true;      // detached meanwhile: nothing to re-add
+  for (const auto& w : attach::attach(req).warnings) spdlog::warn("attach {}: {}", st.dev, w);
+}
 
 void AttachService::attach_device(const config::Device& d, bool replan_only) {
   attach::StateStore store(attach::StateStore::resolve_dir());
@@ -46,7 +68,7 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   for (const auto& p : config_.inside) req.settings.inside.push_back(spd::parse_prefix(p.str()));
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;
-  req.spawn_follower = false;  // this daemon is the mirror
+  req.start_host = false;  // this daemon is the host
   req.only_if_attached = replan_only;
   // One writer of the SPD maps: while the daemon's mirror runs it owns them. A device attached
   // before (state and pinned programs exist) is adopted from its pins: same programs, no reload.
@@ -90,14 +112,9 @@ bool AttachService::sync_forwards() {
 void AttachService::publish_inside() const {
   std::vector<std::string> inside;
   attach::StateStore store(attach::StateStore::resolve_dir());
-  for (const auto& entry : store.list_here(pin_root_)) {
-    const auto& st = entry.second;  // named, not a structured binding: clang 14 cannot capture those
-    bool configured = std::any_of(config_.devices.begin(), config_.devices.end(),
-                                  [&](const config::Device& d) { return d.name == st.dev; });
-    if (!configured) continue;
-    for (const auto& p : st.inside)
+  for (const auto& entry : store.list_here(pin_root_))
+    for (const auto& p : entry.second.inside)
       if (std::find(inside.begin(), inside.end(), p) == inside.end()) inside.push_back(p);
-  }
   inferred_inside_(inside);
 }
 
@@ -131,7 +148,8 @@ void AttachService::apply(const config::Config& c) {
     } catch (const std::exception& e) {
       errors_[d.name] = e.what();
       modes_.erase(d.name);
-      spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(), period().count() / 1000);
+      spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(),
+                    kRetryTicks * period().count() / 1000);
     }
   }
   // Unchanged devices are re-planned too: the device itself may have changed (re-created,
@@ -150,7 +168,13 @@ void AttachService::apply(const config::Config& c) {
 
 void AttachService::on_timer() {
   if (!forwards_synced_) forwards_synced_ = sync_forwards();
-  if (errors_.empty()) return;
+  publish_inside();
+  if (when_nothing_attached_ && config_.devices.empty() &&
+      attach::StateStore(attach::StateStore::resolve_dir()).list_here(pin_root_).empty()) {
+    when_nothing_attached_();
+    return;
+  }
+  if (errors_.empty() || ++ticks_ % kRetryTicks) return;
   bool any = false;
   for (const auto& d : config_.devices) {
     auto it = errors_.find(d.name);
@@ -176,6 +200,16 @@ void AttachService::replan() {
       attach_device(d, true);
     } catch (const std::exception& e) {
       spdlog::error("attach {}: re-planning after an SPD change failed: {}", d.name, e.what());
+    }
+  }
+  attach::StateStore store(attach::StateStore::resolve_dir());
+  for (const auto& entry : store.list_here(pin_root_)) {
+    const auto& st = entry.second;
+    if (configured(st.dev)) continue;
+    try {
+      replan_recorded(st);
+    } catch (const std::exception& e) {
+      spdlog::error("attach {}: re-planning after an SPD change failed: {}", st.dev, e.what());
     }
   }
 }

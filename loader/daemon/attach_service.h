@@ -3,7 +3,11 @@
 // programs and state record exist (same program ids, no detach/attach flap); on SIGHUP added
 // devices are attached, removed ones detached, changed ones (mode, inside prefixes) re-planned in
 // place; after every SPD change the mirror reports, each device's routes and companion policies
-// are re-planned (what the `ipsnat attach` follower does by hand). Nothing is detached on exit.
+// are re-planned, and so are the devices attached by hand (`ipsnat attach`, recorded in the state
+// store under this pin root in this network namespace) with the knobs they were attached with.
+// The union of every recorded device's inside prefixes is the mirror's NAT when the config names
+// none (checked every second: a device attached by hand meanwhile counts). Nothing is detached
+// on exit; when_nothing_attached is called once no device is recorded under the pin root.
 // A device that cannot be attached (absent, no such kind) is logged with its config line and
 // retried on the timer; the others keep running. The configuration's [[forward]] rules are
 // written to ipsnat_fwd at start and on every reload (removed ones deleted from the map).
@@ -11,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "attach/state.h"
 #include "daemon/service.h"
 
 namespace ipsnat::daemon {
@@ -21,19 +26,25 @@ class AttachService : public Service {
   // write them itself: one writer per pin root). inferred_inside: told the inside prefixes that
   // attach inferred, for the mirror's NAT when the config names none.
   AttachService(std::string pin_root, std::function<bool()> mirror_live,
-                std::function<void(std::vector<std::string>)> inferred_inside);
+                std::function<void(std::vector<std::string>)> inferred_inside,
+                std::function<void()> when_nothing_attached);
   std::string name() const override { return "attach"; }
-  std::chrono::milliseconds period() const override { return std::chrono::seconds(5); }
-  void on_timer() override;  // retries devices that failed
+  std::chrono::milliseconds period() const override { return std::chrono::seconds(1); }
+  // Follows the recorded devices; retries configured devices that failed every kRetryTicks.
+  void on_timer() override;
   void apply(const config::Config& c) override;
   void collect(metrics::Exposition& e) const override;
   void report(state::DaemonState& s) const override;
 
-  // After the kernel's SPD changed: re-plan every attached device of the configuration.
+  // After the kernel's SPD changed: re-plan every attached device, configured or by hand.
   void replan();
 
  private:
+  static constexpr unsigned kRetryTicks = 5;
   void attach_device(const config::Device& d, bool replan_only);
+  // A device attached by hand, re-planned from its record.
+  void replan_recorded(const attach::AttachState& st);
+  bool configured(const std::string& dev) const;
   // ipsnat_fwd := the configuration's [[forward]] + what `attach --forward` recorded; false while
   // the map is not pinned yet (nothing attached), retried on the timer.
   bool sync_forwards();
@@ -41,7 +52,9 @@ class AttachService : public Service {
   std::string pin_root_;
   std::function<bool()> mirror_live_;
   std::function<void(std::vector<std::string>)> inferred_inside_;
+  std::function<void()> when_nothing_attached_;
   config::Config config_;
+  unsigned ticks_ = 0;
   bool applied_ = false;
   std::map<std::string, std::string> errors_;  // device -> why it is not attached
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached

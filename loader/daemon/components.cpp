@@ -13,6 +13,7 @@
 #include "ct/ct_map.h"
 #include "ct/gc.h"
 #include "maps/config.h"
+#include "maps/stats.h"
 #include "spd/mirror.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
@@ -144,7 +145,12 @@ void SpdMirrorService::report(state::DaemonState& st) const {
 
 // ---- conntrack GC ------------------------------------------------------------------------
 
-CtGcService::CtGcService(std::string pin_root) : pin_root_(std::move(pin_root)) {}
+namespace {
+constexpr uint64_t kNsPerSecond = 1000000000ull;
+}  // namespace
+
+CtGcService::CtGcService(std::string pin_root)
+    : pin_root_(std::move(pin_root)), pacer_(std::make_unique<ct::GcPacer>(10 * kNsPerSecond, kNsPerSecond)) {}
 CtGcService::~CtGcService() = default;
 
 bool CtGcService::open() {
@@ -190,14 +196,22 @@ void CtGcService::write_config() {
 
 void CtGcService::apply(const config::Config& c) {
   config_ = std::make_unique<config::Config>(c);
-  gc_interval_ = c.gc_interval;
+  pacer_->set_interval(uint64_t(c.gc_interval) * kNsPerSecond);
   if (maps_) write_config();
   else open();
 }
 
 void CtGcService::on_timer() {
   if (!open()) return;
-  auto r = ct::CtGc(*maps_).sweep(ct::boottime_ns());
+  state::PinnedState pins(pin_root_);
+  uint64_t refused = 0;
+  if (auto reasons = pins.reasons())
+    for (const auto& r : *reasons)
+      if (r.reason == IPSNAT_R_DROP_CT_FULL) refused = r.packets;
+  uint64_t now = ct::boottime_ns();
+  if (!pacer_->due(now, refused)) return;
+  auto r = ct::CtGc(*maps_).sweep(now);
+  pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries("ipsnat_ct").value_or(0));
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

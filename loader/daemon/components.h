@@ -14,6 +14,7 @@ class SpdMirror;
 }
 namespace ipsnat::ct {
 class CtMaps;
+class GcPacer;
 }
 
 namespace ipsnat::daemon {
@@ -50,12 +51,14 @@ class SpdMirrorService : public Service {
   std::string last_error_;
 };
 
+// Sweeps every gc_interval, and at most once a second while the table is under pressure
+// (ct::GcPacer): a full table is cleared of expired flows before new ones are refused for long.
 class CtGcService : public Service {
  public:
   explicit CtGcService(std::string pin_root);
   ~CtGcService() override;
   std::string name() const override { return "ct_gc"; }
-  std::chrono::milliseconds period() const override { return std::chrono::seconds(gc_interval_); }
+  std::chrono::milliseconds period() const override { return std::chrono::seconds(1); }
   void on_timer() override;
   // Writes port range and timeouts into the datapath's config map (ipsnat_cfg) when pinned.
   void apply(const config::Config& c) override;
@@ -68,7 +71,7 @@ class CtGcService : public Service {
   std::string pin_root_;
   std::unique_ptr<config::Config> config_;
   std::unique_ptr<ct::CtMaps> maps_;
-  uint32_t gc_interval_ = 10;
+  std::unique_ptr<ct::GcPacer> pacer_;
   uint64_t runs_ = 0, evicted_ = 0, entries_deleted_ = 0;
   int64_t last_run_ = 0;
   std::string last_error_;

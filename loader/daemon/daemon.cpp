@@ -164,6 +164,7 @@ void Daemon::publish() {
   state_.running = true;
   state_.updated = now_unix();
   state_.pin_root = opts_.pin_root;
+  state_.exit_when_detached = opts_.exit_when_detached;
   for (const auto& s : services_) s->report(state_);
   try {
     write_state_file(config_.state_dir, state_);
@@ -171,6 +172,11 @@ void Daemon::publish() {
   } catch (const std::exception& e) {
     spdlog::warn("state: {}", e.what());
   }
+}
+
+void Daemon::stop(const std::string& why) {
+  spdlog::info("{}: exiting", why);
+  loop_.stop();
 }
 
 void Daemon::on_signal() {

@@ -33,6 +33,7 @@ struct DaemonOptions {
   std::string config_path;  // "" = built-in defaults, SIGHUP then only re-applies them
   std::string pin_root;
   Overrides overrides;
+  bool exit_when_detached = false;  // started by `ipsnat attach` (attach/host.h): published
 };
 
 class PeriodicTimer;
@@ -50,6 +51,9 @@ class Daemon {
   void note_missing(std::string component) { missing_.push_back(std::move(component)); }
   // Loads the config, applies it, serves until SIGTERM/SIGINT. Returns the exit status.
   int run();
+
+  // Ends run() after the current event, like SIGTERM (nothing is detached).
+  void stop(const std::string& why);
 
   // Exposed for tests and for the signal handler.
   bool reload();

@@ -16,10 +16,17 @@ class LimitService : public Service {
   std::string name() const override { return "limits"; }
   std::chrono::milliseconds period() const override { return std::chrono::seconds(1); }
   void on_timer() override { reporter_.tick(); }
-  void apply(const config::Config& c) override { reporter_.set_interval(std::chrono::seconds(c.limit_log_interval)); }
+  // The first reading is the baseline, taken at start rather than a period later: drops from the
+  // moment the daemon runs are reported.
+  void apply(const config::Config& c) override {
+    reporter_.set_interval(std::chrono::seconds(c.limit_log_interval));
+    if (!started_) reporter_.tick();
+    started_ = true;
+  }
 
  private:
   limits::LimitReporter reporter_;
+  bool started_ = false;
 };
 
 }  // namespace ipsnat::daemon

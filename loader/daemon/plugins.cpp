@@ -20,13 +20,14 @@ std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx) {
 }
 
 // apply() attaches (or adopts the pinned state of) every [[device]], detaches removed ones, and
-// nothing on exit (daemon/attach_service.h).
+// nothing on exit; devices attached by hand are re-planned too (daemon/attach_service.h).
 std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirrorService* mirror) {
   auto a = std::make_unique<AttachService>(
       ctx.pin_root, [mirror] { return mirror && mirror->live(); },
       [mirror](std::vector<std::string> inside) {
         if (mirror) mirror->set_inferred_inside(std::move(inside));
-      });
+      },
+      ctx.when_nothing_attached);
   if (mirror) mirror->set_on_change([raw = a.get()] { raw->replan(); });
   return a;
 }

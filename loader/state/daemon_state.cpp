@@ -28,6 +28,7 @@ nlohmann::json to_json(const DaemonState& s) {
       {"devices", s.devices},
       {"device_errors", s.device_errors},
       {"pin_root", s.pin_root},
+      {"exit_when_detached", s.exit_when_detached},
       {"metrics", s.metrics},
       {"mirror",
        {{"enabled", s.mirror.enabled},
@@ -63,6 +64,7 @@ DaemonState state_from_json(const nlohmann::json& j) {
   s.devices = j.value("devices", std::vector<std::string>{});
   s.device_errors = j.value("device_errors", std::map<std::string, std::string>{});
   s.pin_root = j.value("pin_root", "");
+  s.exit_when_detached = j.value("exit_when_detached", false);
   s.metrics = j.value("metrics", "");
   if (auto m = j.find("mirror"); m != j.end() && m->is_object()) {
     s.mirror.enabled = m->value("enabled", false);

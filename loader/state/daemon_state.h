@@ -49,6 +49,9 @@ struct DaemonState {
   std::vector<std::string> devices;
   std::map<std::string, std::string> device_errors;  // configured device -> why it is not attached
   std::string pin_root;
+  // Started by `ipsnat attach` (run --exit-when-detached): it ends with the last device, and a
+  // user's `ipsnat run` takes its place.
+  bool exit_when_detached = false;
   std::string metrics;   // "ADDR:PORT" or ""
   MirrorHealth mirror;
   GcHealth gc;

@@ -26,10 +26,6 @@ std::string read_cmdline(int pid) {
 }
 }  // namespace
 
-bool MirrorLock::Holder::is_follower() const {
-  return cmdline.find(" attach ") != std::string::npos && cmdline.find("--follow") != std::string::npos;
-}
-
 std::string MirrorLock::Holder::str() const {
   return "pid " + std::to_string(pid) + (cmdline.empty() ? "" : " (" + cmdline + ")");
 }

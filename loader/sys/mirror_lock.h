@@ -1,8 +1,8 @@
 #pragma once
 // One SPD mirror per pin root. The SPD maps are written in generations (spd::SpdMapWriter keeps
 // the active generation in memory), so two live writers on the same pins would overwrite each
-// other's active generation. Whoever mirrors — `ipsnat run` or the follower of `ipsnat attach` —
-// holds an exclusive flock on ROOT/mirror_lock (a directory: bpffs holds no regular files, and no names with a dot) for
+// other's active generation. The mirroring process — `ipsnat run`, also when `ipsnat attach`
+// started it (attach/host.h) — holds an exclusive flock on ROOT/mirror_lock (a directory: bpffs holds no regular files, and no names with a dot) for
 // its whole life. The kernel drops the lock when the process dies, also on kill -9.
 #include <optional>
 #include <string>
@@ -13,8 +13,7 @@ class MirrorLock {
  public:
   struct Holder {
     int pid = 0;
-    std::string cmdline;  // argv joined by spaces, "" when unreadable
-    bool is_follower() const;
+    std::string cmdline;  // argv joined by spaces, "" when unreadable; for messages only
     std::string str() const;  // "pid 123 (ipsnat run --config x)"
   };
 

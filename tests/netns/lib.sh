@@ -18,11 +18,13 @@ t_cleanup() {
   local ns pid f
   [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
   for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  # Followers a hand-run attach started (their pid is in the state records).
+  # Host processes a hand-run attach started (their pid is in the state records; ours only if
+  # its command line names this scenario's private pin root).
   for f in "${IPSNAT_STATE_DIR:-/nonexistent}"/*.json; do
-    [[ -f $f ]] || continue
+    [[ -f $f && -n ${IPSNAT_PIN_ROOT:-} ]] || continue
     pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('daemon_pid',0))" "$f" 2>/dev/null || echo 0)
-    [[ $pid != 0 ]] && grep -q -- --follow "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null || true
+    [[ $pid != 0 ]] && tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qx -- "$IPSNAT_PIN_ROOT" &&
+      kill "$pid" 2>/dev/null || true
   done
   if [[ -n $T_TMP && $T_TMP == /tmp/ipsnat-t* ]]; then rm -rf "$T_TMP"; fi
   # By prefix: `ns=$(t_netns x)` runs t_netns in a subshell, so T_NAMESPACES stays empty there.

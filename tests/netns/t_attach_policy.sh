@@ -64,9 +64,10 @@ t_expect "nothing reached the WAN in cleartext" bash -c "! grep -q 'IP ' '$leak'
 ((T_FAILED)) && cat "$acq" "$leak" >&2
 rm -f "$acq" "$leak"
 
-# The follower started by attach keeps up with the SPD: a policy IKE adds later gets its route.
+# The host process started by attach (ipsnat run) keeps up with the SPD: a policy IKE adds later
+# gets its route.
 pid=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@eth0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
-t_expect "a follower runs (pid $pid)" grep -q -- '--follow' "/proc/$pid/cmdline"
+t_expect "the host process runs: ipsnat run (pid $pid)" bash -c "tr '\0' ' ' </proc/$pid/cmdline | grep -q ' run --exit-when-detached'"
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 172.30.0.0/16 dir out priority 379519 \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
 for _ in $(seq 150); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' && break; sleep 0.1; done
@@ -86,7 +87,7 @@ t_expect "still one rule" bash -c "[[ \$(ip -n $gw rule | grep -c 'lookup 421') 
 ip -n "$gw" route del blackhole 10.20.30.2 table 421 proto 165
 ip -n "$gw" xfrm policy del src 10.0.0.0/8 dst 192.168.1.0/24 dir in
 t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_expect "the follower is gone" bash -c "! kill -0 $pid 2>/dev/null"
+t_expect "the host process is gone" bash -c "! kill -0 $pid 2>/dev/null"
 after=$(t_snapshot "$gw")
 t_expect "detach restored links, qdiscs, filters, routes, rules and policies" test "$before" == "$after"
 [[ "$before" == "$after" ]] || diff <(echo "$before") <(echo "$after") >&2 || true

@@ -4,7 +4,7 @@
 # carries what issue 5 lists; SIGHUP adds/removes a device and rewrites the port range, a bad
 # file keeps the running config; a second daemon on the same pin root is refused; SIGTERM leaves
 # programs and pins; the restart adopts them (same program ids, the flow survives); the daemon
-# takes the SPD mirror over from the follower of a hand-run `ipsnat attach`.
+# takes over from the host process a hand-run `ipsnat attach` started.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -100,9 +100,11 @@ t_expect "and the devices are re-planned" grep -Eq '^ipsnat_attach_replans_total
 # Two mirrors on one pin root: the second daemon is refused, naming the first.
 err=$(t_in "$gw" timeout 5 "$IPSNAT" run --config "$conf" 2>&1) && t_fail "a second daemon must be refused" || true
 t_expect "second daemon refused clearly ($err)" grep -q "another ipsnat already mirrors the SPD into $IPSNAT_PIN_ROOT: pid $daemon_pid (.*ipsnat run" <<<"$err"
-err=$(t_in "$gw" "$IPSNAT" attach tun1p --mode route --allow-empty 2>&1) || true
-t_expect "a hand-run attach starts no second mirror and says who mirrors" grep -q "kept current by pid $daemon_pid" <<<"$err"
+t_expect "a hand-run attach" t_in "$gw" "$IPSNAT" attach tun1p --mode route --allow-empty
+hand_host=$(python3 -c "import json,glob; print([json.load(open(f))['daemon_pid'] for f in glob.glob('$IPSNAT_STATE_DIR/*@tun1p.json')][0])")
+t_expect "starts no second host: the daemon serves it ($hand_host)" test "$hand_host" == "$daemon_pid"
 t_in "$gw" "$IPSNAT" detach tun1p
+t_expect "detaching it leaves the user's daemon running" kill -0 "$daemon_pid"
 
 # SIGHUP: add tun1, change the port range.
 write_conf 30000-39999 tun0 tun1
@@ -134,18 +136,18 @@ t_expect "programs stay attached" test "$(prog_ids tun0 egress)" == "$ids_tun0"
 t_expect "maps and program pins stay" bash -c "test -e $IPSNAT_PIN_ROOT/ipsnat_ct && ls $IPSNAT_PIN_ROOT/dev/*tun0/tc_snat_egress"
 t_expect "translation works with no daemon" ip netns exec "$lan" ping -c 1 -W 2 10.0.0.1
 
-# A hand-run attach while no daemon runs starts the follower (the mirror); the daemon takes over.
-t_expect "hand attach starts a follower" t_in "$gw" "$IPSNAT" attach tun1 --mode route --allow-empty
-follower=$(python3 -c "import json,glob; print([json.load(open(f))['daemon_pid'] for f in glob.glob('$IPSNAT_STATE_DIR/*@tun1.json')][0])")
-for _ in $(seq 30); do grep -q . "$IPSNAT_STATE_DIR"/*@tun1.log 2>/dev/null && break; sleep 0.1; done
-t_expect "follower $follower holds the mirror" kill -0 "$follower"
+# A hand-run attach while no daemon runs starts the host process; the user's daemon takes over.
+t_expect "hand attach starts the host process" t_in "$gw" "$IPSNAT" attach tun1 --mode route --allow-empty
+hand_host=$(python3 -c "import json,glob; print([json.load(open(f))['daemon_pid'] for f in glob.glob('$IPSNAT_STATE_DIR/*@tun1.json')][0])")
+for _ in $(seq 30); do grep -q "spd_mirror: following" "$IPSNAT_STATE_DIR"/*@tun1.log 2>/dev/null && break; sleep 0.1; done
+t_expect "host $hand_host holds the mirror" kill -0 "$hand_host"
 
 # Restart: adopt (same program ids), the UDP flow is still in the ct map, translation works.
 t_expect "daemon restarts" start_daemon
 t_expect "adoption logged" wait_log 1 'attach tun0: route mode, adopted the pinned state'
-t_expect "took over from the follower" grep -q "taking the SPD mirror over from the attach follower, pid $follower" "$tmp/log"
+t_expect "took over from the host process" grep -q "taking over from the host process that ipsnat attach started, pid $hand_host" "$tmp/log"
 gone() { ! kill -0 "$1" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
-t_expect "follower stopped" gone "$follower"
+t_expect "the attach-started host stopped" gone "$hand_host"
 t_expect "no flap: same egress program id" test "$(prog_ids tun0 egress)" == "$ids_tun0"
 t_expect "no flap: same ingress program id" test "$(prog_ids tun0 ingress)" == "$ids_in"
 flow2=$(udp_flow)

@@ -3,7 +3,7 @@
 # `ipsnat status` and logged at most once per interval (--limit-log-interval 2s here), with the
 # sum of the counts in the log lines equal to the datapath's counter:
 #  (a) conntrack table full: `attach --ct-max 1024` (512 flows), 600 UDP flows from the LAN host
-#      (seed addresses, route mode); the follower logs.
+#      (seed addresses, route mode); the host process that attach starts logs.
 #  (b) NAT port range exhausted: `ipsnat run` with port_range 20000-20003, ten flows to one
 #      remote endpoint (other prefixes: 172.16.5.0/24 -> 10.77.0.9 -> 198.51.100.0/24).
 #  (c) SPD larger than the maps: `attach --spd-max 64` (policy mode), then 80 more out-policies:
@@ -58,13 +58,13 @@ wait_for() {  # wait_for SECONDS command...: until the command succeeds
   until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
 }
 
-# ---- (a) conntrack table full (seed addresses, follower) ------------------------------------
+# ---- (a) conntrack table full (seed addresses, attach's host process) ------------------------
 t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
-follower_log() { compgen -G "$IPSNAT_STATE_DIR/*.log" >/dev/null; }
-wait_for 5 follower_log  # the follower opens it after its double fork
+host_log() { compgen -G "$IPSNAT_STATE_DIR/*.log" >/dev/null; }
+wait_for 5 host_log  # the host opens it after its double fork
 flog=$(compgen -G "$IPSNAT_STATE_DIR/*.log")
-t_expect "the follower is up" wait_for 10 grep -q "SPD mirror live" "$flog"
+t_expect "the host process is up" wait_for 10 grep -q "spd_mirror: following the SPD" "$flog"
 from=$(wc -l <"$flog")
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 192.168.1.10 40000 600 10.0.0.1 7001 5)
 t_expect "the LAN host sent 600 flows for 5 s ($rounds rounds)" test "$rounds" -ge 10
@@ -75,7 +75,7 @@ t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$dro
 text=$(status_text)
 [[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: table FULL with the hint" grep -q "conntrack: 1024/1024 entries (512 of 512 flows) FULL, $drops packets dropped (drop-ct-full); raise --ct-max" <<<"$text"
-t_expect "the follower logs 'recovered' after a quiet interval" wait_for 8 grep -q "conntrack table full: recovered" "$flog"
+t_expect "the host logs 'recovered' after a quiet interval" wait_for 8 grep -q "conntrack table full: recovered" "$flog"
 read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "conntrack table full: [0-9]* packet")
 echo "ct-full log: $lines lines, $sum packets, gaps $mingap..$maxgap s"
 t_expect "the log lines count every drop exactly once ($sum == $drops)" test "$sum" == "$drops"
@@ -123,11 +123,11 @@ daemon_pid=
 t_expect "detach the daemon's device" t_in "$gw" "$IPSNAT" detach tun0
 rm -rf "$IPSNAT_PIN_ROOT"
 
-# ---- (c) SPD larger than the maps (policy mode, follower) -----------------------------------
+# ---- (c) SPD larger than the maps (policy mode, attach's host process) -----------------------
 t_expect "attach --mode policy --spd-max 64" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode policy --spd-max 64 --limit-log-interval 2s
 t_expect "spd_dst holds 64 entries" test "$(bpftool -j map show pinned "$IPSNAT_PIN_ROOT/spd_dst" | jq_py 's["max_entries"]')" == 64
-t_expect "the follower is up" wait_for 10 bash -c "[[ \$(grep -c 'SPD mirror live' $flog) -ge 2 ]]"
+t_expect "the host process is up" wait_for 10 bash -c "[[ \$(grep -c 'spd_mirror: following the SPD' $flog) -ge 2 ]]"
 from=$(wc -l <"$flog")
 t_expect "the gateway reaches an uncovered destination in cleartext" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 for i in $(seq 1 80); do
@@ -150,7 +150,7 @@ t_expect "IKE (UDP 500) still passes the guard" grep -qx ike "$tmp/ike"
 s=$(status_json)
 drops=$(jq_py 's["counters"][[c["reason"] for c in s["counters"]].index("drop-spd-incomplete")]["packets"]' <<<"$s")
 t_expect "the dropped cleartext is counted as drop-spd-incomplete ($drops)" test "$drops" -ge 2
-# The follower may have applied the first of the 80 adds alone (an SPD that still fit); the
+# The mirror may have applied the first of the 80 adds alone (an SPD that still fit); the
 # claim is that the one too large was never activated.
 t_expect "the too-large SPD was never activated (the active spd_dst generation has fewer cells than it needs)" \
   test "$(jq_py '[m["active_generation"] < s["limits"]["spd"]["needed_per_generation"]["spd_dst"] for m in s["limits"]["spd"]["maps"] if m["name"] == "spd_dst"] == [True]' <<<"$s")" == True
@@ -161,11 +161,11 @@ text=$(status_text)
 t_expect "status text: LARGER THAN THE MAPS with the hint" \
   bash -c "grep -q 'spd: LARGER THAN THE MAPS.*fails closed.*raise --spd-max' <<<'$text'"
 sleep 4.5  # the condition stands: one more line per interval
-t_expect "the follower logs the condition" grep -q "SPD larger than the maps: the datapath fails closed" "$flog"
+t_expect "the host logs the condition" grep -q "SPD larger than the maps: the datapath fails closed" "$flog"
 read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "SPD larger than the maps: .* packet")
 stood=$((SECONDS - added_at))
 echo "spd log: $lines lines while the condition stood ${stood}s, gaps $mingap..$maxgap s"
-# The follower re-plans the device's routes after each SPD change, which may delay a line (the
+# The host re-plans the device's routes after each SPD change, which may delay a line (the
 # maximal gap), never add one: at most one per interval.
 t_expect "2..$((stood / 2 + 1)) lines in ${stood}s, at least an interval apart ($lines, $mingap s)" \
   bash -c "(( $lines >= 2 && $lines <= $stood / 2 + 1 )) && python3 -c 'import sys; sys.exit(float(\"$mingap\") < 1.9)'"
@@ -173,9 +173,9 @@ ip -n "$gw" -batch "$tmp/del.batch"
 fits() { ! fail_closed; }
 t_expect "the SPD fits again once the policies are gone" wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
-t_expect "the follower logs 'recovered'" wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
+t_expect "the host logs 'recovered'" wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
 
-# ---- (d) SPD not representable (same follower) ----------------------------------------------
+# ---- (d) SPD not representable (same host) ----------------------------------------------
 dev_bound=(src 10.20.30.2/32 dst 10.55.0.0/16 dev lan0 dir out)
 ip -n "$gw" xfrm policy add "${dev_bound[@]}" tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 6 mode tunnel
 unrepresentable() { [[ $(status_json | jq_py 's["limits"]["spd"]["unrepresentable"]') == True ]]; }
@@ -188,13 +188,13 @@ t_expect "status text: NOT REPRESENTABLE, pointing at ipsnat policies" \
   bash -c "grep -q 'spd: NOT REPRESENTABLE.*fails closed.*ipsnat policies' <<<'$text'"
 t_expect "ipsnat policies names the policy" \
   bash -c "ip netns exec $gw $IPSNAT policies | grep -q 'not mirrorable: .*10.55.0.0/16.*device'"
-t_expect "the follower's log names the policy" wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
+t_expect "the host's log names the policy" wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
 t_expect "the limit line names the cause" \
   wait_for 5 grep -q "SPD not representable in the maps: the datapath fails closed" "$flog"
 ip -n "$gw" xfrm policy delete "${dev_bound[@]}"
 t_expect "the SPD is mirrored exactly again once the policy is gone" wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
-t_expect "the follower logs 'recovered', naming the cause" \
+t_expect "the host logs 'recovered', naming the cause" \
   wait_for 20 grep -q "SPD not representable in the maps: recovered" "$flog"
 t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
 t_done

@@ -1,0 +1,78 @@
+#include "attach/host.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "state/daemon_state.h"
+#include "sys/mirror_lock.h"
+#include "util/error.h"
+
+namespace ipsnat::attach {
+
+std::optional<Host> running_host(const std::string& pin_root, const std::string& state_dir) {
+  auto holder = MirrorLock::holder(pin_root);
+  if (!holder) return std::nullopt;
+  Host h{holder->pid, false, holder->str()};
+  try {
+    auto published = state::read_state_file(state_dir);
+    h.started_by_attach = published && published->pid == h.pid && published->exit_when_detached;
+  } catch (const std::exception&) {
+    // Unreadable: not known to be attach's, so left alone.
+  }
+  return h;
+}
+
+int start_host(const HostLaunch& how) {
+  std::vector<std::string> args = {"ipsnat", "--pin-root", how.pin_root, "run", "--exit-when-detached",
+                                   "--state-dir", how.state_dir};
+  if (how.limit_log_interval)
+    args.insert(args.end(), {"--limit-log-interval", std::to_string(how.limit_log_interval) + "s"});
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) throw SysError("pipe", errno);
+  pid_t child = fork();
+  if (child < 0) throw SysError("fork", errno);
+  if (child == 0) {
+    setsid();
+    pid_t grandchild = fork();
+    if (grandchild != 0) {
+      (void)!write(pipefd[1], &grandchild, sizeof(grandchild));
+      _exit(grandchild < 0 ? 1 : 0);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    int out = open(how.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(devnull, 0);
+    if (out >= 0) dup2(out, 1), dup2(out, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  pid_t host = -1;
+  (void)!read(pipefd[0], &host, sizeof(host));
+  close(pipefd[0]);
+  waitpid(child, nullptr, 0);
+  if (host <= 0) throw SysError("starting the ipsnat host process", ECHILD);
+  return host;
+}
+
+bool stop_host(const Host& host, const std::string& pin_root) {
+  auto holds = [&] {
+    auto h = MirrorLock::holder(pin_root);
+    return h && h->pid == host.pid;
+  };
+  if (!holds()) return true;
+  kill(host.pid, SIGTERM);
+  for (int i = 0; i < 125 && holds(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  return !holds();
+}
+
+}  // namespace ipsnat::attach

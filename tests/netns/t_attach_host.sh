@@ -1,0 +1,106 @@
+#!/bin/bash
+# Attach mode runs the one host process (`ipsnat run`, started by `ipsnat attach`), so conntrack
+# housekeeping, the limit warnings and the SPD mirror work without a configuration
+# (docs/attach.md "The host process"). A day of traffic in little: `attach --ct-max 1024`
+# (512 flows) is filled with 600 unreplied UDP flows; once the UDP timeout (60 s, unreplied) has
+# passed, the expired flows are swept promptly and new flows are translated again (xlate-snat,
+# arriving at the far namespace from the NAT address). Other prefixes than the seed's:
+# LAN 172.16.9.0/24, NAT 10.66.0.5, remote 198.51.100.0/24, uplink 203.0.113.0/24.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+t_gateway_netns
+t_tmpdir
+tmp=$T_TMP
+# No route back to the NAT address: the remote's ICMP errors are not delivered, the flows stay
+# unreplied (their short timeout).
+t_gateway "$lan" "$gw" "$wan" host=172.16.9.10/24 gw_lan=172.16.9.1 gw_wan=203.0.113.2/24 wan=203.0.113.1 \
+  remote=198.51.100.7 remote_net=198.51.100.0/24
+ip -n "$gw" xfrm policy add src 10.66.0.5/32 dst 198.51.100.0/24 dir out \
+  tmpl src 203.0.113.2 dst 203.0.113.1 proto esp reqid 1 mode tunnel
+sleep 1
+
+flows=$IPSNAT_SRC/tests/netns/udp_flows.py
+status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$IPSNAT_STATE_DIR"; }
+jq_py() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+wait_for() {  # wait_for SECONDS command...: until the command succeeds
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.5; done
+}
+counter() { status_json | jq_py "sum(c['packets'] for c in s['counters'] if c['reason'] == '$1')"; }
+lock_holder() {  # the pid holding the mirror lock, from /proc/locks
+  local ino
+  ino=$(stat -c %i "$IPSNAT_PIN_ROOT/mirror_lock")
+  awk -v ino=":$ino" '$2 == "FLOCK" && $0 !~ /->/ && substr($6, length($6) - length(ino) + 1) == ino {print $5}' /proc/locks
+}
+
+t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
+  t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
+host=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@tun0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
+log=$(compgen -G "$IPSNAT_STATE_DIR/*@tun0.log")
+holds_lock() { [[ $(lock_holder) == "$host" ]]; }
+t_expect "the host process is up and holds the mirror lock (pid $host)" wait_for 10 holds_lock
+t_expect "it is ipsnat run, started to exit when detached" \
+  bash -c "tr '\0' ' ' </proc/$host/cmdline | grep -q ' run --exit-when-detached'"
+published() {
+  [[ $(status_json | jq_py 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
+}
+t_expect "it publishes its state: alive, exit_when_detached" wait_for 10 published
+
+# The SPD mirror in attach mode: a policy IKE adds later reaches the maps.
+policies() { [[ $(status_json | jq_py 's["daemon"].get("mirror", {}).get("policies")') == "$1" ]]; }
+t_expect "the mirror follows the SPD (1 policy)" wait_for 10 policies 1
+ip -n "$gw" xfrm policy add src 10.66.0.5/32 dst 192.0.2.0/24 dir out \
+  tmpl src 203.0.113.2 dst 203.0.113.1 proto esp reqid 2 mode tunnel
+t_expect "the mirror applies a policy added later (2 policies)" wait_for 10 policies 2
+
+# Fill the table: 600 flows for 3 s, none replied.
+rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 172.16.9.10 40000 600 198.51.100.7 7001 3)
+filled=$SECONDS
+s=$(status_json)
+t_expect "conntrack: 1024/1024 entries, 512 flows" \
+  test "$(jq_py '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
+drops=$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
+t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
+t_expect "the limit reporter warns in attach mode" wait_for 5 grep -q "conntrack table full: [0-9]* packet" "$log"
+
+# The far end records who sends to port 7002.
+ip netns exec "$wan" timeout 100 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.51.100.7", 7002))
+while True:
+    data, peer = s.recvfrom(100)
+    print(peer[0], data.decode(), flush=True)' >"$tmp/far" &
+T_PIDS+=("$!")
+sleep 0.5
+new_flows() {  # new_flows FIRST_PORT: 10 new flows, one datagram each, tagged with their port
+  ip netns exec "$lan" python3 -c '
+import socket, sys
+for port in range(int(sys.argv[1]), int(sys.argv[1]) + 10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("172.16.9.10", port))
+    s.sendto(str(port).encode(), ("198.51.100.7", 7002))' "$1"
+}
+refused=$(counter drop-ct-full)
+new_flows 50000
+sleep 0.5
+t_expect "while the table is full, new flows are refused ($(counter drop-ct-full) > $refused)" \
+  test "$(counter drop-ct-full)" -ge $((refused + 10))
+t_expect "and none arrives" test ! -s "$tmp/far"
+
+# The flows expire 60 s after their last packet; the sweep follows within seconds.
+sleep $((filled + 60 - SECONDS))
+snat=$(counter xlate-snat)
+arrived() { grep -q "^10.66.0.5 5100[0-9]$" "$tmp/far"; }
+evicted() { (($(status_json | jq_py 's["daemon"].get("gc", {}).get("evicted", 0)') >= 512)); }
+t_expect "within 5 s of the timeout the expired flows are evicted (gc)" wait_for 5 evicted
+new_flows 51000
+t_expect "new flows reach the far namespace from the NAT address" wait_for 3 arrived
+t_expect "all 10 of them ($(grep -c '^10.66.0.5 5100' "$tmp/far"))" test "$(grep -c '^10.66.0.5 5100' "$tmp/far")" == 10
+t_expect "counted as xlate-snat ($(counter xlate-snat) >= $snat + 10)" test "$(counter xlate-snat)" -ge $((snat + 10))
+t_expect "the limit reporter logs 'recovered'" wait_for 5 grep -q "conntrack table full: recovered" "$log"
+
+t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
+t_expect "the host process ended with the last device" wait_for 5 bash -c "! kill -0 $host 2>/dev/null"
+t_done

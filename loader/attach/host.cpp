@@ -71,7 +71,9 @@ bool stop_host(const Host& host, const std::string& pin_root) {
   };
   if (!holds()) return true;
   kill(host.pid, SIGTERM);
-  for (int i = 0; i < 125 && holds(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  // The lock goes with the process's files; the pid a moment later, once its parent reaped it.
+  for (int i = 0; i < 125 && (holds() || kill(host.pid, 0) == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
   return !holds();
 }
 

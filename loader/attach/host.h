@@ -29,8 +29,8 @@ struct HostLaunch {
 // Returns the host's pid (the grandchild's).
 int start_host(const HostLaunch& how);
 
-// SIGTERM to the host, then waits (up to 5 s) until it no longer holds ROOT's mirror lock.
-// Returns false when it still does.
+// SIGTERM to the host, then waits (up to 5 s) until it no longer holds ROOT's mirror lock and
+// has been reaped. Returns false when it still holds the lock.
 bool stop_host(const Host& host, const std::string& pin_root);
 
 }  // namespace ipsnat::attach

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <utility>
 
@@ -15,6 +16,7 @@
 #include "daemon/daemon.h"
 #include "daemon/components.h"
 #include "daemon/plugins.h"
+#include "state/daemon_state.h"
 #include "state/pinned.h"
 #include "sys/mirror_lock.h"
 #include "sys/pin_store.h"
@@ -33,10 +35,12 @@ std::optional<std::pair<std::string, MirrorLock>> take_mirror_lock(const std::st
   PinStore(pin_root).prepare();
   const std::string state_dir = attach::StateStore::resolve_dir();
   bool asked = false;
-  // An attach-started host publishes that it is one just after taking the lock: up to 5 s.
+  // An attach-started host publishes that it is one right after taking the lock; a holder still
+  // unknown after a second is someone else. Asked to stop, a host gets 5 s.
   for (int attempt = 0; attempt < 50; ++attempt) {
     if (auto lock = MirrorLock::try_acquire(pin_root)) return std::make_pair(pin_root, std::move(*lock));
     auto h = attach::running_host(pin_root, state_dir);
+    if (h && !h->started_by_attach && !asked && attempt >= 10) break;
     if (h && exit_when_detached) {
       std::fprintf(stderr, "ipsnat run: %s already serves %s\n", h->description.c_str(), pin_root.c_str());
       return std::nullopt;
@@ -126,6 +130,16 @@ void register_run(CLI::App& app, Context& ctx) {
       auto mirror_lock = take_mirror_lock(opts.pin_root, args->exit_when_detached);
       if (!mirror_lock) return 0;
       opts.exit_when_detached = args->exit_when_detached;
+      if (opts.exit_when_detached) {
+        // Known as attach's host from the moment it holds the lock (take_mirror_lock above).
+        state::DaemonState early;
+        early.pid = getpid();
+        early.running = true;
+        early.started = early.updated = static_cast<int64_t>(std::time(nullptr));
+        early.pin_root = opts.pin_root;
+        early.exit_when_detached = true;
+        state::write_state_file(opts.overrides.state_dir.value_or(attach::StateStore::resolve_dir()), early);
+      }
       daemon::Daemon d(std::move(opts));
       daemon::ServiceContext sctx{mirror_lock->first, {}};
       if (args->exit_when_detached) sctx.when_nothing_attached = [&d] { d.stop("the last device was detached"); };

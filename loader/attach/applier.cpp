@@ -86,7 +86,7 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
     auto it = std::find_if(st_.steps.begin(), st_.steps.end(), [&](const Step& r) { return step_key(r) == key; });
     bool ours = it != st_.steps.end();
     // An unchanged companion policy is left alone: rewriting it would be an SPD event, and the
-    // follower re-plans on SPD events.
+    // host process re-plans on SPD events.
     if (ours && std::holds_alternative<XfrmPolicyStep>(s) && describe(*it) == describe(s)) continue;
     if (ours) {
       *it = s;

@@ -1,6 +1,6 @@
 #pragma once
 // Reads a LimitSample from the pinned maps (syscalls; the logic is in limits/watcher.h), and the
-// LimitReporter that the daemon and the follower call periodically: sample, observe, log.
+// LimitReporter that the host process (LimitService) calls periodically: sample, observe, log.
 #include <chrono>
 #include <optional>
 #include <string>

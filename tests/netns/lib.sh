@@ -55,6 +55,15 @@ t_in() {
   nsenter --net="/run/netns/$ns" "$@"
 }
 
+# t_wait_for SECONDS command...: until the command succeeds (polled every 0.2 s); 1 on timeout.
+t_wait_for() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
+}
+# t_json EXPR: EXPR of the JSON document on stdin (python, the document is `s`).
+t_json() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+
 t_pass() { echo "ok: $*"; }
 t_fail() { echo "FAIL: $*" >&2; T_FAILED=1; }
 t_expect() {  # t_expect "description" command...

@@ -23,13 +23,7 @@ sleep 1
 
 flows=$IPSNAT_SRC/tests/netns/udp_flows.py
 status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$IPSNAT_STATE_DIR"; }
-jq_py() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
-wait_for() {  # wait_for SECONDS command...: until the command succeeds
-  local end=$((SECONDS + $1))
-  shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.5; done
-}
-counter() { status_json | jq_py "sum(c['packets'] for c in s['counters'] if c['reason'] == '$1')"; }
+counter() { status_json | t_json "sum(c['packets'] for c in s['counters'] if c['reason'] == '$1')"; }
 lock_holder() {  # the pid holding the mirror lock, from /proc/locks
   local ino
   ino=$(stat -c %i "$IPSNAT_PIN_ROOT/mirror_lock")
@@ -41,30 +35,30 @@ t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
 host=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@tun0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
 log=$(compgen -G "$IPSNAT_STATE_DIR/*@tun0.log")
 holds_lock() { [[ $(lock_holder) == "$host" ]]; }
-t_expect "the host process is up and holds the mirror lock (pid $host)" wait_for 10 holds_lock
+t_expect "the host process is up and holds the mirror lock (pid $host)" t_wait_for 10 holds_lock
 t_expect "it is ipsnat run, started to exit when detached" \
   bash -c "tr '\0' ' ' </proc/$host/cmdline | grep -q ' run --exit-when-detached'"
 published() {
-  [[ $(status_json | jq_py 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
+  [[ $(status_json | t_json 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
 }
-t_expect "it publishes its state: alive, exit_when_detached" wait_for 10 published
+t_expect "it publishes its state: alive, exit_when_detached" t_wait_for 10 published
 
 # The SPD mirror in attach mode: a policy IKE adds later reaches the maps.
-policies() { [[ $(status_json | jq_py 's["daemon"].get("mirror", {}).get("policies")') == "$1" ]]; }
-t_expect "the mirror follows the SPD (1 policy)" wait_for 10 policies 1
+policies() { [[ $(status_json | t_json 's["daemon"].get("mirror", {}).get("policies")') == "$1" ]]; }
+t_expect "the mirror follows the SPD (1 policy)" t_wait_for 10 policies 1
 ip -n "$gw" xfrm policy add src 10.66.0.5/32 dst 192.0.2.0/24 dir out \
   tmpl src 203.0.113.2 dst 203.0.113.1 proto esp reqid 2 mode tunnel
-t_expect "the mirror applies a policy added later (2 policies)" wait_for 10 policies 2
+t_expect "the mirror applies a policy added later (2 policies)" t_wait_for 10 policies 2
 
 # Fill the table: 600 flows for 3 s, none replied.
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 172.16.9.10 40000 600 198.51.100.7 7001 3)
 filled=$SECONDS
 s=$(status_json)
 t_expect "conntrack: 1024/1024 entries, 512 flows" \
-  test "$(jq_py '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
-drops=$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
+  test "$(t_json '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
+drops=$(t_json 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
 t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
-t_expect "the limit reporter warns in attach mode" wait_for 5 grep -q "conntrack table full: [0-9]* packet" "$log"
+t_expect "the limit reporter warns in attach mode" t_wait_for 5 grep -q "conntrack table full: [0-9]* packet" "$log"
 
 # The far end records who sends to port 7002.
 ip netns exec "$wan" timeout 100 python3 -c '
@@ -93,14 +87,30 @@ t_expect "and none arrives" test ! -s "$tmp/far"
 sleep $((filled + 60 - SECONDS))
 snat=$(counter xlate-snat)
 arrived() { grep -q "^10.66.0.5 5100[0-9]$" "$tmp/far"; }
-evicted() { (($(status_json | jq_py 's["daemon"].get("gc", {}).get("evicted", 0)') >= 512)); }
-t_expect "within 5 s of the timeout the expired flows are evicted (gc)" wait_for 5 evicted
+evicted() { (($(status_json | t_json 's["daemon"].get("gc", {}).get("evicted", 0)') >= 512)); }
+t_expect "within 5 s of the timeout the expired flows are evicted (gc)" t_wait_for 5 evicted
 new_flows 51000
-t_expect "new flows reach the far namespace from the NAT address" wait_for 3 arrived
+t_expect "new flows reach the far namespace from the NAT address" t_wait_for 3 arrived
 t_expect "all 10 of them ($(grep -c '^10.66.0.5 5100' "$tmp/far"))" test "$(grep -c '^10.66.0.5 5100' "$tmp/far")" == 10
 t_expect "counted as xlate-snat ($(counter xlate-snat) >= $snat + 10)" test "$(counter xlate-snat)" -ge $((snat + 10))
-t_expect "the limit reporter logs 'recovered'" wait_for 5 grep -q "conntrack table full: recovered" "$log"
+t_expect "the limit reporter logs 'recovered'" t_wait_for 5 grep -q "conntrack table full: recovered" "$log"
 
 t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
-t_expect "the host process ended with the last device" wait_for 5 bash -c "! kill -0 $host 2>/dev/null"
+t_expect "the host process ended with the last device" t_wait_for 5 bash -c "! kill -0 $host 2>/dev/null"
+
+# A user's `ipsnat run` is the host too: attach starts none, and detaching the last device
+# leaves the daemon running.
+nsenter --net="/run/netns/$gw" "$IPSNAT" run --state-dir "$tmp/run" 2>>"$tmp/daemon.log" &
+daemon_pid=$!
+host=$daemon_pid
+t_expect "ipsnat run holds the mirror lock" t_wait_for 10 holds_lock
+t_expect "attach with the daemon running" t_in "$gw" "$IPSNAT" attach tun0 --mode route -q
+recorded=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@tun0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
+t_expect "starts no second host: the daemon serves tun0 ($recorded)" test "$recorded" == "$daemon_pid"
+t_expect "detach the last device" t_in "$gw" "$IPSNAT" detach tun0
+sleep 1.5
+t_expect "the user's daemon keeps running" kill -0 "$daemon_pid"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
 t_done

@@ -35,7 +35,6 @@ sleep 1
 flows=$IPSNAT_SRC/tests/netns/udp_flows.py
 status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$tmp/run"; }
 status_text() { t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run"; }
-jq_py() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 # log_summary FILE FROM_LINE PATTERN: the sum of the numbers before " packets" in matching lines
 # after FROM_LINE, then the number of such lines, then the largest and smallest gap (s) between them.
 log_summary() {
@@ -52,30 +51,25 @@ for line in sys.stdin:
 gaps = [b - a for a, b in zip(times, times[1:])] or [0]
 print(total, n, "%.2f" % max(gaps), "%.2f" % min(gaps))'
 }
-wait_for() {  # wait_for SECONDS command...: until the command succeeds
-  local end=$((SECONDS + $1))
-  shift
-  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
-}
 
 # ---- (a) conntrack table full (seed addresses, attach's host process) ------------------------
 t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
 host_log() { compgen -G "$IPSNAT_STATE_DIR/*.log" >/dev/null; }
-wait_for 5 host_log  # the host opens it after its double fork
+t_wait_for 5 host_log  # the host opens it after its double fork
 flog=$(compgen -G "$IPSNAT_STATE_DIR/*.log")
-t_expect "the host process is up" wait_for 10 grep -q "spd_mirror: following the SPD" "$flog"
+t_expect "the host process is up" t_wait_for 10 grep -q "spd_mirror: following the SPD" "$flog"
 from=$(wc -l <"$flog")
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 192.168.1.10 40000 600 10.0.0.1 7001 5)
 t_expect "the LAN host sent 600 flows for 5 s ($rounds rounds)" test "$rounds" -ge 10
 s=$(status_json)
-drops=$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
-t_expect "conntrack: 1024/1024 entries, 512 flows" test "$(jq_py '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
+drops=$(t_json 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
+t_expect "conntrack: 1024/1024 entries, 512 flows" test "$(t_json '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
 t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
 text=$(status_text)
 [[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: table FULL with the hint" grep -q "conntrack: 1024/1024 entries (512 of 512 flows) FULL, $drops packets dropped (drop-ct-full); raise --ct-max" <<<"$text"
-t_expect "the host logs 'recovered' after a quiet interval" wait_for 8 grep -q "conntrack table full: recovered" "$flog"
+t_expect "the host logs 'recovered' after a quiet interval" t_wait_for 8 grep -q "conntrack table full: recovered" "$flog"
 read -r sum lines maxgap mingap < <(log_summary "$flog" "$from" "conntrack table full: [0-9]* packet")
 echo "ct-full log: $lines lines, $sum packets, gaps $mingap..$maxgap s"
 t_expect "the log lines count every drop exactly once ($sum == $drops)" test "$sum" == "$drops"
@@ -98,19 +92,19 @@ CONF
 nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$tmp/ipsnat.toml" 2>>"$tmp/daemon.log" &
 daemon_pid=$!
 ports_written() { grep -q "port range 20000-20003" "$tmp/daemon.log"; }
-t_expect "the daemon attached tun0 and wrote the port range" wait_for 10 ports_written
+t_expect "the daemon attached tun0 and wrote the port range" t_wait_for 10 ports_written
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 172.16.5.10 30000 10 198.51.100.7 7001 3)
 s=$(status_json)
-drops=$(jq_py 's["limits"]["nat_ports"]["drops_no_port"]' <<<"$s")
+drops=$(t_json 's["limits"]["nat_ports"]["drops_no_port"]' <<<"$s")
 t_expect "6 of 10 flows x $rounds rounds dropped as drop-no-port ($drops)" test "$drops" -ge $((6 * (rounds - 1)))
-got=$(jq_py '" ".join("%s:%d:%d" % (a["nat_address"], a["bindings"], a["busiest_endpoint"]) for a in s["limits"]["nat_ports"]["by_address"]), s["limits"]["nat_ports"]["range_size"]' <<<"$s")
+got=$(t_json '" ".join("%s:%d:%d" % (a["nat_address"], a["bindings"], a["busiest_endpoint"]) for a in s["limits"]["nat_ports"]["by_address"]), s["limits"]["nat_ports"]["range_size"]' <<<"$s")
 t_expect "status -j: 10.77.0.9 holds 4 bindings, all to one endpoint, range 4 ($got)" test "$got" == "10.77.0.9:4:4 4"
-t_expect "no conntrack drop meanwhile" test "$(jq_py 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")" == 0
+t_expect "no conntrack drop meanwhile" test "$(t_json 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")" == 0
 text=$(status_text)
 [[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: range, EXHAUSTED and the hint" \
   bash -c "grep -q 'nat ports: range 20000-20003 (4 ports per NAT address and remote endpoint), $drops packets dropped (drop-no-port); widen port_range' <<<'$text' && grep -q '10.77.0.9: 4 bindings, busiest remote endpoint 4/4 ports EXHAUSTED' <<<'$text'"
-t_expect "the daemon logs 'recovered' after a quiet interval" wait_for 8 grep -q "NAT port range exhausted: recovered" "$tmp/daemon.log"
+t_expect "the daemon logs 'recovered' after a quiet interval" t_wait_for 8 grep -q "NAT port range exhausted: recovered" "$tmp/daemon.log"
 read -r sum lines maxgap mingap < <(log_summary "$tmp/daemon.log" 0 "NAT port range exhausted: [0-9]* packet")
 echo "no-port log: $lines lines, $sum packets, gaps $mingap..$maxgap s"
 t_expect "the daemon's lines count every drop exactly once ($sum == $drops)" test "$sum" == "$drops"
@@ -126,8 +120,8 @@ rm -rf "$IPSNAT_PIN_ROOT"
 # ---- (c) SPD larger than the maps (policy mode, attach's host process) -----------------------
 t_expect "attach --mode policy --spd-max 64" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode policy --spd-max 64 --limit-log-interval 2s
-t_expect "spd_dst holds 64 entries" test "$(bpftool -j map show pinned "$IPSNAT_PIN_ROOT/spd_dst" | jq_py 's["max_entries"]')" == 64
-t_expect "the host process is up" wait_for 10 bash -c "[[ \$(grep -c 'spd_mirror: following the SPD' $flog) -ge 2 ]]"
+t_expect "spd_dst holds 64 entries" test "$(bpftool -j map show pinned "$IPSNAT_PIN_ROOT/spd_dst" | t_json 's["max_entries"]')" == 64
+t_expect "the host process is up" t_wait_for 10 bash -c "[[ \$(grep -c 'spd_mirror: following the SPD' $flog) -ge 2 ]]"
 from=$(wc -l <"$flog")
 t_expect "the gateway reaches an uncovered destination in cleartext" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 for i in $(seq 1 80); do
@@ -136,8 +130,8 @@ done >"$tmp/add.batch"
 sed 's/policy add/policy delete/; s/ tmpl.*//' "$tmp/add.batch" >"$tmp/del.batch"
 ip -n "$gw" -batch "$tmp/add.batch"
 added_at=$SECONDS
-fail_closed() { [[ $(status_json | jq_py 's["limits"]["spd"]["fail_closed"]') == True ]]; }
-t_expect "82 policies do not fit into 64 entries: the datapath fails closed" wait_for 20 fail_closed
+fail_closed() { [[ $(status_json | t_json 's["limits"]["spd"]["fail_closed"]') == True ]]; }
+t_expect "82 policies do not fit into 64 entries: the datapath fails closed" t_wait_for 20 fail_closed
 out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while failing closed" || t_pass "cleartext to an uncovered destination is dropped while failing closed"
 ip netns exec "$wan" timeout 5 python3 -c '
 import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.1", 500)); s.settimeout(4)
@@ -148,14 +142,14 @@ import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("20
 wait $! || true
 t_expect "IKE (UDP 500) still passes the guard" grep -qx ike "$tmp/ike"
 s=$(status_json)
-drops=$(jq_py 's["counters"][[c["reason"] for c in s["counters"]].index("drop-spd-incomplete")]["packets"]' <<<"$s")
+drops=$(t_json 's["counters"][[c["reason"] for c in s["counters"]].index("drop-spd-incomplete")]["packets"]' <<<"$s")
 t_expect "the dropped cleartext is counted as drop-spd-incomplete ($drops)" test "$drops" -ge 2
 # The mirror may have applied the first of the 80 adds alone (an SPD that still fit); the
 # claim is that the one too large was never activated.
 t_expect "the too-large SPD was never activated (the active spd_dst generation has fewer cells than it needs)" \
-  test "$(jq_py '[m["active_generation"] < s["limits"]["spd"]["needed_per_generation"]["spd_dst"] for m in s["limits"]["spd"]["maps"] if m["name"] == "spd_dst"] == [True]' <<<"$s")" == True
+  test "$(t_json '[m["active_generation"] < s["limits"]["spd"]["needed_per_generation"]["spd_dst"] for m in s["limits"]["spd"]["maps"] if m["name"] == "spd_dst"] == [True]' <<<"$s")" == True
 t_expect "status -j: what the SPD needs is more than the maps hold" \
-  test "$(jq_py 's["limits"]["spd"]["needed_per_generation"]["spd_dst"] > 32' <<<"$s")" == True
+  test "$(t_json 's["limits"]["spd"]["needed_per_generation"]["spd_dst"] > 32' <<<"$s")" == True
 text=$(status_text)
 [[ -n ${T_KEEP:-} ]] && sed -n '/^limits:/,$p' <<<"$text"
 t_expect "status text: LARGER THAN THE MAPS with the hint" \
@@ -171,15 +165,15 @@ t_expect "2..$((stood / 2 + 1)) lines in ${stood}s, at least an interval apart (
   bash -c "(( $lines >= 2 && $lines <= $stood / 2 + 1 )) && python3 -c 'import sys; sys.exit(float(\"$mingap\") < 1.9)'"
 ip -n "$gw" -batch "$tmp/del.batch"
 fits() { ! fail_closed; }
-t_expect "the SPD fits again once the policies are gone" wait_for 20 fits
+t_expect "the SPD fits again once the policies are gone" t_wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
-t_expect "the host logs 'recovered'" wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
+t_expect "the host logs 'recovered'" t_wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
 
 # ---- (d) SPD not representable (same host) ----------------------------------------------
 dev_bound=(src 10.20.30.2/32 dst 10.55.0.0/16 dev lan0 dir out)
 ip -n "$gw" xfrm policy add "${dev_bound[@]}" tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 6 mode tunnel
-unrepresentable() { [[ $(status_json | jq_py 's["limits"]["spd"]["unrepresentable"]') == True ]]; }
-t_expect "a policy bound to a device cannot be mirrored: status says why" wait_for 20 unrepresentable
+unrepresentable() { [[ $(status_json | t_json 's["limits"]["spd"]["unrepresentable"]') == True ]]; }
+t_expect "a policy bound to a device cannot be mirrored: status says why" t_wait_for 20 unrepresentable
 t_expect "... and the datapath fails closed" fail_closed
 out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while the SPD is not representable" ||
   t_pass "cleartext to an uncovered destination is dropped while the SPD is not representable"
@@ -188,13 +182,13 @@ t_expect "status text: NOT REPRESENTABLE, pointing at ipsnat policies" \
   bash -c "grep -q 'spd: NOT REPRESENTABLE.*fails closed.*ipsnat policies' <<<'$text'"
 t_expect "ipsnat policies names the policy" \
   bash -c "ip netns exec $gw $IPSNAT policies | grep -q 'not mirrorable: .*10.55.0.0/16.*device'"
-t_expect "the host's log names the policy" wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
+t_expect "the host's log names the policy" t_wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
 t_expect "the limit line names the cause" \
-  wait_for 5 grep -q "SPD not representable in the maps: the datapath fails closed" "$flog"
+  t_wait_for 5 grep -q "SPD not representable in the maps: the datapath fails closed" "$flog"
 ip -n "$gw" xfrm policy delete "${dev_bound[@]}"
-t_expect "the SPD is mirrored exactly again once the policy is gone" wait_for 20 fits
+t_expect "the SPD is mirrored exactly again once the policy is gone" t_wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 t_expect "the host logs 'recovered', naming the cause" \
-  wait_for 20 grep -q "SPD not representable in the maps: recovered" "$flog"
+  t_wait_for 20 grep -q "SPD not representable in the maps: recovered" "$flog"
 t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
 t_done

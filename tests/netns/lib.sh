@@ -124,6 +124,16 @@ t_gateway_netns() {
   wan=$(t_netns wan)
 }
 
+# t_gateway_scenario: what a gateway scenario starts with: bpffs, private roots, the three
+# namespaces ($lan, $gw, $wan) and a scratch directory ($tmp).
+t_gateway_scenario() {
+  t_require_bpffs
+  t_private_roots
+  t_gateway_netns
+  t_tmpdir
+  tmp=$T_TMP
+}
+
 # t_gateway LAN GW WAN [OPTION=VALUE...]: the seed's gateway in three namespaces, no IPv6
 # (autoconfiguration would spoil snapshots): LAN host (lan1) -- (lan0) GW (UPLINK) -- (eth1) WAN,
 # the remote network's address on WAN's lo. Options and their seed defaults:

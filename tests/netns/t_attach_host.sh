@@ -7,12 +7,7 @@
 # arriving at the far namespace from the NAT address). Other prefixes than the seed's:
 # LAN 172.16.9.0/24, NAT 10.66.0.5, remote 198.51.100.0/24, uplink 203.0.113.0/24.
 source "$(dirname "$0")/lib.sh"
-t_require_bpffs
-t_private_roots
-
-t_gateway_netns
-t_tmpdir
-tmp=$T_TMP
+t_gateway_scenario
 # No route back to the NAT address: the remote's ICMP errors are not delivered, the flows stay
 # unreplied (their short timeout).
 t_gateway "$lan" "$gw" "$wan" host=172.16.9.10/24 gw_lan=172.16.9.1 gw_wan=203.0.113.2/24 wan=203.0.113.1 \

@@ -6,6 +6,7 @@
 # - IKE ports are exempt only for the gateway's own packets: a routed host's UDP from port 500 to
 #   a covered destination is dropped, the gateway's own UDP 500 and its IKE-over-TCP (RFC 8229,
 #   ephemeral source port to 4500) leave.
+# - the follower keeps the IPv6 coverage current (a policy added and deleted after attach).
 # Before attach the same lab leaks (checked first), so the test cannot pass vacuously.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
@@ -110,6 +111,24 @@ t_expect "the gateway's own IKE over TCP (ephemeral port to 4500) leaves" \
 status=$(t_in "$gw" "$IPSNAT" status)
 t_expect "status names drop-leak-guard-ipv6" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
 ((T_FAILED)) && { for f in "$T_TMP"/*; do echo "== $f"; head -20 "$f"; done; echo "$status"; } >&2
+
+# The follower started by attach keeps spd_cover6 current: an IPv6 policy added later covers its
+# prefix, and its deletion uncovers it again.
+cover6_entries() { bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/spd_cover6" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+wait_entries() { for _ in $(seq 100); do [[ $(cover6_entries) == "$1" ]] && return 0; sleep 0.1; done; return 1; }
+ip -n "$wan" addr add 2001:db8:30::1/128 dev lo
+t_expect "before the policy, 2001:db8:30::1 answers" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
+ip -n "$gw" xfrm policy add src fd00:72::2/128 dst 2001:db8:30::/48 dir out priority 379519 \
+  tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 3 mode tunnel
+t_expect "the follower adds the later IPv6 policy's prefix" wait_entries 2
+capture later-v6 'ip6 and dst net 2001:db8:30::/48'
+sleep 1
+ip netns exec "$lan" ping -6 -c 3 -i 0.2 -W 1 2001:db8:30::1 >/dev/null 2>&1 || true
+stop_captures
+t_expect "no cleartext IPv6 to the later policy's prefix" test "$(count later-v6 'IP6')" == 0
+ip -n "$gw" xfrm policy del src fd00:72::2/128 dst 2001:db8:30::/48 dir out
+t_expect "the follower removes it with the policy" wait_entries 1
+t_expect "and 2001:db8:30::1 answers again" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
 
 t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 t_done

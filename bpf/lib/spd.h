@@ -213,28 +213,8 @@ static __always_inline int spd_list_covers_some_ports(const struct spd_q *q, __u
 	return 0;
 }
 
-/* spd_out_covered for a packet whose ports cannot be read (a later fragment, a header the parser
- * refuses): covered when some ports would make the flow covered. f's ports are ignored. */
-static __always_inline int spd_out_covered_some_ports(const struct ipsnat_flow4 *f)
-{
-	struct spd_q q;
-
-	spd_q_init(&q, f);
-	struct spd_cell *cell = spd_dst_cell(&q, f);
-	if (!cell)
-		return spd_fail_closed();
-	if (cell->flags & SPD_CELL_ALWAYS_COVERED)
-		return SPD_OUT_COVERED;
-	for (int i = 0; i < SPD_MAX_COVER; i++) {
-		if (i >= cell->n_cover)
-			break;
-		if (spd_list_covers_some_ports(&q, cell->cover[i]))
-			return SPD_OUT_COVERED;
-	}
-	return spd_fail_closed();
-}
-
-static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
+/* some_ports: the flow's ports are unknown (spd_out_covered_some_ports). */
+static __always_inline int spd_out_covered_as(const struct ipsnat_flow4 *f, int some_ports)
 {
 	struct spd_q q;
 
@@ -248,10 +228,23 @@ static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
 		if (i >= cell->n_cover)
 			break;
 		__u32 index, verdict;
-		if (spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
+		if (some_ports ? spd_list_covers_some_ports(&q, cell->cover[i])
+			       : spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
 			return SPD_OUT_COVERED;
 	}
 	return spd_fail_closed();
+}
+
+static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
+{
+	return spd_out_covered_as(f, 0);
+}
+
+/* spd_out_covered for a packet whose ports cannot be read (a later fragment, a header the parser
+ * refuses): covered when some ports would make the flow covered. f's ports are ignored. */
+static __always_inline int spd_out_covered_some_ports(const struct ipsnat_flow4 *f)
+{
+	return spd_out_covered_as(f, 1);
 }
 
 #endif

@@ -35,8 +35,7 @@ ip -n "$lan" addr add 172.16.5.9/32 dev lo
 ip -n "$gw" route add 172.16.5.0/24 via 192.168.1.10
 ip -n "$wan" route add 172.16.5.0/24 via 200.2.2.2
 
-ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
-  tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
+t_seed_out_policy "$gw"
 ip -n "$gw" xfrm policy add src fd00:72::2/128 dst 2001:db8:10::/48 dir out priority 379519 \
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 2 mode tunnel
 sleep 1  # carrier settles

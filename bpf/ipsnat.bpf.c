@@ -16,10 +16,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* A packet ipsnat lets through, translated or not, goes on to the hook's next program
+ * (TC_ACT_UNSPEC is TCX_NEXT for tcx, "continue" for cls_bpf): TC_ACT_OK would end the
+ * classification and silently skip every later filter (docs/datapath.md, "Verdicts"). */
 static __always_inline int tc_verdict(struct __sk_buff *skb, enum ipsnat_reason r)
 {
 	stats_count(r, skb->len);
-	return xlate_is_drop(r) ? TC_ACT_SHOT : TC_ACT_OK;
+	return xlate_is_drop(r) ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 }
 
 /* Sends a packet translated back to an inside host out of the device the routing table

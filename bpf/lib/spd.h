@@ -7,6 +7,8 @@
  *                                 source the kernel would choose an IPsec out-policy for this
  *                                 destination, protocol, ports, mark and if_id (SPD_OUT_COVERED),
  *                                 or the maps are stale and fail closed (SPD_OUT_FAIL_CLOSED).
+ *   spd_out_covered_some_ports(flow) -> the same for a flow whose ports are unknown: covered when
+ *                                 some ports would make it covered.
  * Cost: two LPM lookups and a list of <= SPD_MAX_CANDIDATES per evaluation, whatever the SPD size.
  * Ports: the kernel's xfrm ports, i.e. transport ports for TCP/UDP/UDP-Lite/SCTP/DCCP, else 0
  * (the compiler refuses policies with ports on other protocols). NAPT keeps the source port for
@@ -186,7 +188,33 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 	return -1;
 }
 
-static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
+/* A list's candidates as they match a flow whose ports are unknown: true when for some ports
+ * the first match is an IPsec policy. A candidate with port conditions may or may not match, so
+ * it covers when it is IPsec and is stepped over otherwise; one without port conditions matches
+ * every port, so it ends the list (covering when IPsec). */
+static __always_inline int spd_list_covers_some_ports(const struct spd_q *q, __u32 list)
+{
+	struct spd_list_key k = { .gen = q->gen, .list = list };
+	struct spd_list *l = bpf_map_lookup_elem(&spd_lists, &k);
+
+	if (!l)
+		return 0;
+	for (int i = 0; i < SPD_MAX_CANDIDATES; i++) {
+		if (i >= l->n)
+			break;
+		struct spd_cand *c = &l->c[i];
+		if ((c->proto != 0 && c->proto != q->proto) || (q->mark & c->mark_m) != c->mark_v)
+			continue;
+		if (c->verdict == SPD_V_IPSEC)
+			return 1;
+		if (c->sport_mask == 0 && c->dport_mask == 0)
+			return 0;
+	}
+	return 0;
+}
+
+/* some_ports: the flow's ports are unknown (spd_out_covered_some_ports). */
+static __always_inline int spd_out_covered_as(const struct ipsnat_flow4 *f, int some_ports)
 {
 	struct spd_q q;
 
@@ -200,10 +228,23 @@ static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
 		if (i >= cell->n_cover)
 			break;
 		__u32 index, verdict;
-		if (spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
+		if (some_ports ? spd_list_covers_some_ports(&q, cell->cover[i])
+			       : spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
 			return SPD_OUT_COVERED;
 	}
 	return spd_fail_closed();
+}
+
+static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)
+{
+	return spd_out_covered_as(f, 0);
+}
+
+/* spd_out_covered for a packet whose ports cannot be read (a later fragment, a header the parser
+ * refuses): covered when some ports would make the flow covered. f's ports are ignored. */
+static __always_inline int spd_out_covered_some_ports(const struct ipsnat_flow4 *f)
+{
+	return spd_out_covered_as(f, 1);
 }
 
 #endif

@@ -10,12 +10,14 @@
 #include "maps/ct.h"
 #include "maps/stats.h"
 #include "lib/config.h"
+#include "lib/cover6.h"
 #include "lib/ct.h"
 #include "lib/frag.h"
 #include "lib/fwd.h"
 #include "lib/icmp.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
+#include "lib/parse6.h"
 #include "lib/spd.h"
 
 static __always_inline int xlate_is_drop(enum ipsnat_reason r)
@@ -29,6 +31,8 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_CT_FULL:
 	case IPSNAT_R_DROP_REWRITE:
 	case IPSNAT_R_DROP_SPD_INCOMPLETE:
+	case IPSNAT_R_DROP_LEAK_GUARD6:
+	case IPSNAT_R_DROP_GUARD_UNPARSED:
 		return 1;
 	default:
 		return 0;
@@ -427,11 +431,69 @@ static __always_inline int is_ike_port(__be16 port)
 	return port == bpf_htons(500) || port == bpf_htons(4500);
 }
 
+/* The gateway's own IKE: UDP 500/4500 (NAT-T, ESP in UDP) and TCP 4500 (RFC 8229, whose
+ * initiator uses an ephemeral source port), from or to the IKE port. Only packets the gateway
+ * generates: at TC egress, ingress_ifindex is 0 for those and the input device for forwarded
+ * ones, so a LAN host's packet with an IKE port is guarded like any other. */
+static __always_inline int guard_own_ike(struct __sk_buff *skb, __u8 proto, __be16 sport, __be16 dport)
+{
+	return skb->ingress_ifindex == 0 && (proto == IPPROTO_UDP || proto == IPPROTO_TCP) &&
+	       (is_ike_port(sport) || is_ike_port(dport));
+}
+
+static __always_inline enum ipsnat_reason guard_covered_reason(int covered, enum ipsnat_reason drop)
+{
+	switch (covered) {
+	case 0:
+		return IPSNAT_R_PASS_NOT_COVERED;
+	case SPD_OUT_FAIL_CLOSED:
+		return IPSNAT_R_DROP_SPD_INCOMPLETE;
+	default:
+		return drop;
+	}
+}
+
+/* An IPv4 packet the parser refused (malformed, truncated, options it cannot read): its ports
+ * and maybe its protocol are unknown, so it may leave only when no ports would make its
+ * destination covered. Without even a 20-byte header there is no destination to route by. */
+static __always_inline enum ipsnat_reason guard_unparsed4(struct __sk_buff *skb)
+{
+	struct iphdr iph;
+
+	if (bpf_skb_load_bytes_relative(skb, 0, &iph, sizeof(iph), BPF_HDR_START_NET) < 0)
+		return IPSNAT_R_PASS_MALFORMED;
+	struct ipsnat_flow4 f = { .saddr = iph.saddr, .daddr = iph.daddr, .proto = iph.protocol, .mark = skb->mark };
+	int covered = spd_out_covered_some_ports(&f);
+	return covered ? guard_covered_reason(covered, IPSNAT_R_DROP_GUARD_UNPARSED) : IPSNAT_R_PASS_MALFORMED;
+}
+
+/* IPv6 fails closed (ipsnat translates no IPv6): cleartext to a destination an IPv6 IPsec
+ * out-policy covers is dropped, whatever its ports (maps/cover6.h). An extension-header chain
+ * the walk cannot finish is judged by its destination alone. Link-scope destinations and the
+ * host's own neighbour discovery never leave the link and pass. */
+static __always_inline enum ipsnat_reason guard_ipv6(struct __sk_buff *skb)
+{
+	struct pkt6 p;
+
+	if (parse_ipv6(skb, &p) < 0)
+		return IPSNAT_R_PASS_MALFORMED;
+	if (!p.unparsed && (p.proto == IPPROTO_ESP || p.proto == IPPROTO_AH))
+		return IPSNAT_R_PASS_IPSEC;
+	if (p.ports && guard_own_ike(skb, p.proto, p.sport, p.dport))
+		return IPSNAT_R_PASS_IPSEC;
+	if (ipv6_link_scope(p.daddr) || ipv6_own_nd(skb, &p))
+		return IPSNAT_R_PASS_NOT_COVERED;
+	if (cover6_covered(p.daddr))
+		return IPSNAT_R_DROP_LEAK_GUARD6;
+	return guard_covered_reason(spd_fail_closed(), IPSNAT_R_DROP_LEAK_GUARD6);
+}
+
 /* Leak guard, TC egress of the uplink of policy-based SAs. Whatever the kernel encrypted
- * arrives here as ESP (or ESP in UDP 4500); the IKE daemon's own packets come from UDP/TCP
- * port 500/4500. Any other packet whose flow an out-policy covers is cleartext that should
- * have been encrypted (translation missing, SA missing, a port-restricted policy after an LWT
- * reroute): dropped and counted. */
+ * arrives here as ESP (or ESP in UDP 4500); the gateway's own IKE passes (guard_own_ike). Any
+ * other packet whose flow an out-policy covers is cleartext that should have been encrypted
+ * (translation missing, SA missing, a port-restricted policy after an LWT reroute): dropped and
+ * counted. Where the ports are unknown (later fragments, packets the parser refuses) the
+ * destination is covered when some ports would make it so. */
 static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 {
 	struct pkt4 p;
@@ -440,23 +502,18 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return IPSNAT_R_PASS_NOT_IPV4;
+		return skb->protocol == bpf_htons(ETH_P_IPV6) ? guard_ipv6(skb) : IPSNAT_R_PASS_NOT_IPV4;
 	default:
-		return IPSNAT_R_PASS_MALFORMED;
+		return guard_unparsed4(skb);
 	}
 	if (p.proto == IPPROTO_ESP || p.proto == IPPROTO_AH)
 		return IPSNAT_R_PASS_IPSEC;
-	if ((p.proto == IPPROTO_UDP || p.proto == IPPROTO_TCP) && is_ike_port(p.sport))
-		return IPSNAT_R_PASS_IPSEC;
 	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
-	switch (spd_out_covered(&f)) {
-	case 0:
-		return IPSNAT_R_PASS_NOT_COVERED;
-	case SPD_OUT_FAIL_CLOSED:
-		return IPSNAT_R_DROP_SPD_INCOMPLETE;
-	default:
-		return IPSNAT_R_DROP_LEAK_GUARD;
-	}
+	if (p.frag == PKT_FRAG_LATER)
+		return guard_covered_reason(spd_out_covered_some_ports(&f), IPSNAT_R_DROP_LEAK_GUARD);
+	if (guard_own_ike(skb, p.proto, p.sport, p.dport))
+		return IPSNAT_R_PASS_IPSEC;
+	return guard_covered_reason(spd_out_covered(&f), IPSNAT_R_DROP_LEAK_GUARD);
 }
 
 #endif

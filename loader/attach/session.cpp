@@ -26,6 +26,7 @@
 #include "spd/mirror.h"
 #include "sys/mirror_lock.h"
 #include "sys/features.h"
+#include "sys/hook_census.h"
 #include "sys/pin_store.h"
 #include "sys/rtnl.h"
 #include "sys/xfrm_policy.h"
@@ -168,6 +169,7 @@ AttachResult attach(const AttachRequest& req) {
     res.plan.forwards = resolve_forwards(req.settings.forwards, napt);
   }
   res.warnings = res.plan.warnings;
+  for (auto& w : warnings_for_programs_before_ipsnat(facts.dev.ifindex, req.dev)) res.warnings.push_back(std::move(w));
   if (req.dry_run) return res;
 
   PinStore pins(req.pin_root);

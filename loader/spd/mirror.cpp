@@ -50,7 +50,7 @@ SpdMapFull::SpdMapFull(std::string map, int err)
 
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
-                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health")};
+                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6")};
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -100,6 +100,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
     if (f.health < 0)
       spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
                    health);
+    f.cover6 = cover6_pin_fd(root);
   } catch (...) {
     f.close_all();
     throw;
@@ -108,7 +109,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
 }
 
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health})
+  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6})
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -380,7 +381,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), nat_(std::move(nat)) {
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), nat_(std::move(nat)) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
 }
 
@@ -416,6 +417,7 @@ void SpdMirror::publish(bool full) {
   auto counts = compiled_.entry_counts();
   h.dst = counts.dst, h.src = counts.src, h.lists = counts.lists;
   try {
+    cover6_.write(model_);
     writer_.write(compiled_);
   } catch (const SpdMapFull& e) {
     // The limit watcher (loader/limits) logs the condition once per interval; here only the

@@ -17,6 +17,7 @@
 
 #include "maps/spd.h"
 #include "spd/compiler.h"
+#include "spd/cover6.h"
 #include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"
@@ -32,6 +33,7 @@ namespace ipsnat::spd {
 struct SpdMapFds {
   int active = -1, dst = -1, src = -1, lists = -1;
   int health = -1;  // spd_health; -1 when pins of an older build lack it (no fail-closed flag then)
+  int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
@@ -152,6 +154,7 @@ class SpdMirror {
   IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
+  Cover6Writer cover6_;
   NatConfig nat_;
   SpdModel model_;
   SpdMirrorStats stats_;

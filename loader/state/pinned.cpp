@@ -24,7 +24,7 @@ namespace {
 
 // The maps ipsnat pins, by their names in the BPF object.
 constexpr std::string_view kMaps[] = {"ipsnat_stats", "ipsnat_ct", "ipsnat_frag", "ipsnat_cfg", "ipsnat_dev",
-                                      "ipsnat_fwd",   "spd_dst",   "spd_src",     "spd_lists"};
+                                      "ipsnat_fwd",   "spd_dst",   "spd_src",     "spd_lists", "spd_cover6"};
 
 class Fd {
  public:

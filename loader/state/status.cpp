@@ -16,6 +16,7 @@
 #include "maps/stats.h"
 #include "state/daemon_state.h"
 #include "state/pinned.h"
+#include "sys/hook_census.h"
 #include "sys/tc_hook.h"
 
 namespace ipsnat::state {
@@ -41,7 +42,11 @@ nlohmann::json hooks_of_this_netns() {
     nlohmann::json hooks = nlohmann::json::array();
     for (auto [dir, label] : {std::pair{TcDirection::kIngress, "tc-ingress"}, std::pair{TcDirection::kEgress, "tc-egress"}}) {
       uint32_t id = TcHook(static_cast<int>(i->if_index), dir).query();
-      if (id) hooks.push_back({{"hook", label}, {"prog_id", id}, {"prog", prog_name(id)}});
+      if (id)
+        hooks.push_back({{"hook", label},
+                         {"prog_id", id},
+                         {"prog", prog_name(id)},
+                         {"runs_before", programs_before_ipsnat(static_cast<int>(i->if_index), dir)}});
     }
     if (!hooks.empty()) devices.push_back({{"dev", i->if_name}, {"ifindex", i->if_index}, {"hooks", hooks}});
   }
@@ -266,9 +271,12 @@ std::string status_to_text(const nlohmann::json& s) {
   }
   if (s.at("devices").empty()) out += "hooks: none in this network namespace\n";
   for (const auto& dev : s.at("devices"))
-    for (const auto& h : dev.at("hooks"))
+    for (const auto& h : dev.at("hooks")) {
       out += "hook: " + dev.value("dev", "") + " " + h.value("hook", "") + " prog " + h.value("prog", "") + " id " +
              std::to_string(h.value("prog_id", 0)) + "\n";
+      for (const auto& p : h.value("runs_before", std::vector<std::string>{}))
+        out += "  warning: " + p + " runs before it and may end classification (ipsnat never sees what it passes)\n";
+    }
   if (!s.value("pinned", false)) out += "maps: nothing pinned under " + s.value("pin_root", "") + "\n";
   for (const auto& m : s.at("maps")) {
     out += "map: " + m.value("name", "") + " (" + m.value("type", "") + ", id " + std::to_string(m.value("id", 0)) + ") ";

@@ -4,6 +4,7 @@
 #include <linux/if_link.h>
 #include <linux/if_tunnel.h>
 #include <linux/lwtunnel.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/if.h>
@@ -200,6 +201,35 @@ int foreign_tc_filters(int ifindex, uint32_t prio) {
     if (err) throw SysError("listing TC filters", err);
   }
   return count;
+}
+
+std::vector<TcFilter> tc_filters(int ifindex, bool ingress) {
+  std::vector<TcFilter> out;
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETTFILTER, NLM_F_DUMP);
+  auto* t = req.put_header<tcmsg>();
+  t->tcm_family = AF_UNSPEC;
+  t->tcm_ifindex = ifindex;
+  t->tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWTFILTER) return;
+    const auto* m = static_cast<const tcmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (m->tcm_handle == 0) return;  // the chain's per-priority header, not a filter
+    TcFilter f;
+    f.prio = TC_H_MAJ(m->tcm_info) >> 16;
+    for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == TCA_KIND) f.kind = mnl_attr_get_str(a);
+      if (mnl_attr_get_type(a) != TCA_OPTIONS) return;
+      const char* end = static_cast<const char*>(mnl_attr_get_payload(a)) + mnl_attr_get_payload_len(a);
+      for (auto* o = static_cast<const nlattr*>(mnl_attr_get_payload(a));
+           mnl_attr_ok(o, static_cast<int>(end - reinterpret_cast<const char*>(o))); o = mnl_attr_next(o))
+        if (mnl_attr_get_type(o) == TCA_BPF_NAME) f.bpf_name = mnl_attr_get_str(o);
+    });
+    out.push_back(std::move(f));
+  });
+  if (err == -EINVAL || err == -ENOENT) return {};  // no clsact
+  if (err) throw SysError("listing TC filters", err);
+  return out;
 }
 
 bool has_clsact(int ifindex) {

@@ -32,5 +32,12 @@ int delete_rule(const attach::RuleStep& r);
 // TC filters on the clsact hook of a device whose priority is not `prio` (other tools').
 int foreign_tc_filters(int ifindex, uint32_t prio);
 bool has_clsact(int ifindex);
+// The filters on one clsact direction of a device, in the kernel's dump order.
+struct TcFilter {
+  uint32_t prio = 0;
+  std::string kind;     // "bpf", "matchall", "u32", ...
+  std::string bpf_name; // for "bpf": the program's section/file name as tc shows it
+};
+std::vector<TcFilter> tc_filters(int ifindex, bool ingress);
 
 }  // namespace ipsnat::rtnl

@@ -48,12 +48,12 @@ class CtReqid : public SeedNat {
   }
   void expect_out_translated() {
     auto r = snat(out);
-    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
     EXPECT_SAME_PACKET(r.out, out_xlated);
   }
   void expect_reply_translated(uint32_t sa_reqid) {
     auto r = rev_via(sa_reqid, reply);
-    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
     EXPECT_SAME_PACKET(r.out, reply_xlated);
   }
 };
@@ -118,7 +118,7 @@ TEST_F(CtReqid, AnIcmpErrorFromTheFarSideFollowsTheFlowToTheNewSa) {
   Bytes err = eth.icmp_error({kRemote, kNat}, 3, 3, bare.udp({kNat, kRemote}, 40000, 53, Bytes(6, 1)));
   Bytes want = eth.icmp_error({kRemote, kLan}, 3, 3, bare.udp({kLan, kRemote}, 40000, 53, Bytes(6, 1)));
   auto r = rev_via(kNewReqid, err);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, want) << dp.nonzero_reasons();
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 1u);
 }

@@ -33,7 +33,7 @@ class CtRevalidate : public SeedNat {
 TEST_F(CtRevalidate, RemovedPolicyStopsTheTranslationReAddedOneResumesIt) {
   Bytes out = eth.udp({kLan, kRemote}, 40000, 53, data());
   auto r = snat(out);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 40000, 53, data()));
   auto orig = ct_key(kLan, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
   ASSERT_TRUE(dp.ct_get(orig));
@@ -45,7 +45,7 @@ TEST_F(CtRevalidate, RemovedPolicyStopsTheTranslationReAddedOneResumesIt) {
   remove_nat_targets(dp, "10.0.0.0/8");
   for (int i = 0; i < 2; ++i) {  // every packet while the policy is gone, not only the first
     r = snat(out);
-    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
     EXPECT_EQ(r.out, out) << "left translated without its policy; reasons: " << dp.nonzero_reasons();
   }
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 2u);
@@ -55,7 +55,7 @@ TEST_F(CtRevalidate, RemovedPolicyStopsTheTranslationReAddedOneResumesIt) {
 
   install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
   r = snat(out);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 40000, 53, data()));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 3u);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 2u);
@@ -78,14 +78,14 @@ TEST_F(CtRevalidate, AnInsideHostsIcmpErrorFollowsItsStaleFlow) {
 
   remove_nat_targets(dp, "10.0.0.0/8");
   auto r = snat(err);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, err) << "left translated without its policy; reasons: " << dp.nonzero_reasons();
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 1u);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
 
   install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
   r = snat(err);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.icmp_error({kNat, kRemote}, 3, 3, as_sent));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 1u);
 }
@@ -100,7 +100,7 @@ TEST_F(CtRevalidate, AnotherNatAddressRebindsTheFlow) {
   install_nat_target(dp, "10.0.0.0/8", napt_target("10.20.30.3", "192.168.1.0/24", 8));
   Bytes ack = eth.tcp({kLan, kRemote}, 40000, 80, kAck, data());
   r = snat(ack);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.tcp({"10.20.30.3", kRemote}, 40000, 80, kAck, data()));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 0u);
   EXPECT_FALSE(dp.ct_get(ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY))) << "old binding removed";
@@ -158,7 +158,7 @@ TEST_F(CtRevalidate, DISABLED_EstablishedPacketCost) {
   constexpr int kFlows = 1000, kRounds = 20;
   std::vector<Bytes> pkts;
   for (int i = 0; i < kFlows; ++i) pkts.push_back(eth.udp({kLan, kRemote}, static_cast<uint16_t>(1024 + i), 53, Bytes(18, 1)));
-  for (const auto& p : pkts) ASSERT_EQ(snat(p).retval, TC_ACT_OK);
+  for (const auto& p : pkts) ASSERT_EQ(snat(p).retval, TC_ACT_UNSPEC);
   std::vector<uint32_t> est, first;
   for (int round = 0; round < kRounds; ++round) {
     for (int rep = 0; rep < 5; ++rep)

@@ -33,7 +33,7 @@ class Forward : public SeedNat {
 
 TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNatPort) {
   auto r = rev(eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {}));
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 5}, 50000, 80, kSyn, {}));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FORWARD), 1u);
 
@@ -53,7 +53,7 @@ TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNa
   // The inside host's SYN-ACK leaves from the NAT address and the outside port.
   Bytes payload(17, 0x42);
   auto a = snat(eth.tcp({kLan, kRemote, kTcp, 64, 6}, 80, 50000, kSyn | kAck, payload));
-  EXPECT_EQ(a.retval, TC_ACT_OK);
+  EXPECT_EQ(a.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(a.out, eth.tcp({kNat, kRemote, kTcp, 64, 6}, 8080, 50000, kSyn | kAck, payload));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
 
@@ -75,7 +75,7 @@ TEST_F(Forward, UdpIsForwardedAndAnswered) {
 TEST_F(Forward, OnlyATcpSynOpensAForwardedFlow) {
   Bytes stray = eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kAck, {});
   auto r = rev(stray);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, stray);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u);
   EXPECT_TRUE(dp.ct_all().empty());
@@ -96,7 +96,7 @@ TEST_F(Forward, PolicyModeForwardsOnlyWhatArrivedThroughAnSa) {
   dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
   Bytes spoofed = eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {});
   auto r = rev(spoofed);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, spoofed);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 1u);
   EXPECT_TRUE(dp.ct_all().empty());

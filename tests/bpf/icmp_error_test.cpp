@@ -56,7 +56,7 @@ TEST_F(IcmpError, PortUnreachableFromTheRemoteReachesTheInsideHost) {
   Bytes sent = bare.udp({kNat, kRemote, kUdp, 63, 99}, p2, 53, payload);
   Bytes orig = bare.udp({kLan2, kRemote, kUdp, 63, 99}, 5353, 53, payload);
   auto r = rev(eth.icmp_error({kRemote, kNat}, 3, 3, sent));
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   expect_translated(r.out, eth.icmp_error({kRemote, kLan2}, 3, 3, orig));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_ERROR), 1u);
 }
@@ -111,7 +111,7 @@ TEST_F(IcmpError, ErrorFromTheInsideHostIsTranslatedOutward) {
   Bytes got = bare.udp({kRemote, kLan2, kUdp, 60, 8}, 53, 5353, Bytes(12, 4));
   Bytes as_sent = bare.udp({kRemote, kNat, kUdp, 60, 8}, 53, p2, Bytes(12, 4));
   auto r = snat(eth.icmp_error({kLan2, kRemote}, 3, 3, got));
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   expect_translated(r.out, eth.icmp_error({kNat, kRemote}, 3, 3, as_sent));
 }
 
@@ -127,7 +127,7 @@ TEST_F(IcmpError, LocalFragNeededAboutATranslatedPacketGoesBackInside) {
   Bytes sent = bare.tcp({kNat, kRemote, kTcp, 63, 5}, p2, 5001, 0x10, Bytes(40, 0x62));
   Bytes orig = bare.tcp({kLan2, kRemote, kTcp, 63, 5}, 40000, 5001, 0x10, Bytes(40, 0x62));
   auto r = snat(eth.icmp_error({kGw, kNat}, 3, 4, sent, 1438));
-  EXPECT_NE(r.retval, TC_ACT_OK) << "must not continue into the tunnel";
+  EXPECT_NE(r.retval, TC_ACT_UNSPEC) << "must not continue into the tunnel";
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_LOCAL), 1u) << dp.nonzero_reasons();
   expect_translated(r.out, eth.icmp_error({kGw, kLan2}, 3, 4, orig, 1438));
 }

@@ -15,7 +15,7 @@ using Nat = SeedNat;
 TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
   Bytes syn = eth.tcp({kLan, kRemote, kTcp, 64, 77}, 40000, 80, kSyn, {});
   auto r = snat(syn);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.tcp({kNat, kRemote, kTcp, 64, 77}, 40000, 80, kSyn, {}));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
 
@@ -32,7 +32,7 @@ TEST_F(Nat, TcpIsTranslatedKeepingThePortAndRepliesGoBack) {
 
   Bytes synack = eth.tcp({kRemote, kNat, kTcp, 60, 9}, 80, 40000, kSyn | kAck, Bytes(33, 0x5a));
   r = rev(synack);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 9}, 80, 40000, kSyn | kAck, Bytes(33, 0x5a)));
   reply = dp.ct_get(ct_key(kRemote, kNat, 80, 40000, kTcp, IPSNAT_CT_REPLY));
   EXPECT_EQ(reply->seen, unsigned(IPSNAT_CT_SEEN_SYN | IPSNAT_CT_SEEN_ACK));
@@ -61,7 +61,7 @@ TEST_F(Nat, TcpTupleReuseAfterFinResetsTheFlags) {
 TEST_F(Nat, UdpIsTranslatedBothWays) {
   Bytes payload(100, 0x42);
   auto r = snat(eth.udp({kLan, kRemote}, 5353, 53, payload));
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 5353, 53, payload));
   r = rev(eth.udp({kRemote, kNat}, 53, 5353, payload));
   EXPECT_SAME_PACKET(r.out, eth.udp({kRemote, kLan}, 53, 5353, payload));
@@ -91,7 +91,7 @@ TEST_F(Nat, TwoHostsWithTheSameSourcePortGetDifferentNatPorts) {
   auto r1 = snat(eth.udp({kLan, kRemote}, 40000, 53, Bytes(8, 1)));
   EXPECT_SAME_PACKET(r1.out, eth.udp({kNat, kRemote}, 40000, 53, Bytes(8, 1)));
   auto r2 = snat(eth.udp({kLan2, kRemote}, 40000, 53, Bytes(8, 2)));
-  EXPECT_EQ(r2.retval, TC_ACT_OK);
+  EXPECT_EQ(r2.retval, TC_ACT_UNSPEC);
   auto orig2 = dp.ct_get(ct_key(kLan2, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG));
   ASSERT_TRUE(orig2);
   uint16_t port2 = ntohs(orig2->xlat_port);
@@ -135,14 +135,14 @@ TEST_F(Nat, TwoHostsPingingWithTheSameIdentifierGetDifferentIds) {
 
 TEST_F(Nat, PortRangeExhaustionIsACountedDrop) {
   dp.set_port_range(40000, 40001);
-  EXPECT_EQ(snat(eth.udp({"192.168.1.1", kRemote}, 40000, 53, {})).retval, TC_ACT_OK);
-  EXPECT_EQ(snat(eth.udp({"192.168.1.2", kRemote}, 40000, 53, {})).retval, TC_ACT_OK);
+  EXPECT_EQ(snat(eth.udp({"192.168.1.1", kRemote}, 40000, 53, {})).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(snat(eth.udp({"192.168.1.2", kRemote}, 40000, 53, {})).retval, TC_ACT_UNSPEC);
   auto r = snat(eth.udp({"192.168.1.3", kRemote}, 40000, 53, {}));
   EXPECT_EQ(r.retval, TC_ACT_SHOT);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_NO_PORT), 1u);
   EXPECT_EQ(dp.ct_all().size(), 4u);
   // Bindings are per remote endpoint: another destination port still has both NAT ports.
-  EXPECT_EQ(snat(eth.udp({"192.168.1.3", kRemote}, 40000, 54, {})).retval, TC_ACT_OK);
+  EXPECT_EQ(snat(eth.udp({"192.168.1.3", kRemote}, 40000, 54, {})).retval, TC_ACT_UNSPEC);
 }
 
 TEST_F(Nat, IkePortsAreNeverUsedOnTheNatAddress) {
@@ -204,7 +204,7 @@ TEST_F(Nat, IpOptionsAreKept) {
   Ipv4Spec rout = rin;
   rout.dst = kLan;
   auto b = rev(eth.udp(rin, 80, 40000, Bytes(10, 3)));
-  EXPECT_EQ(b.retval, TC_ACT_OK);
+  EXPECT_EQ(b.retval, TC_ACT_UNSPEC);
   // The reply is UDP: no such flow, so it passes untouched; the TCP reply is translated.
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u);
   auto b2 = rev(eth.tcp(rin, 80, 40000, kSyn | kAck, Bytes(10, 3)));
@@ -262,7 +262,9 @@ TEST_F(Nat, NonIpv4IsPassed) {
     EXPECT_EQ(rev(p).out, p);
     EXPECT_EQ(guard(p).out, p);
   }
-  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_IPV4), 9u);
+  // The guard judges IPv6 (tests/bpf/guard_test.cpp): this zero-filled one goes to ::, uncovered.
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_IPV4), 8u);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED), 1u);
 }
 
 // Decrypted packets at TC ingress of an xfrm interface start with a stale outer Ethernet
@@ -280,7 +282,7 @@ TEST_F(Nat, PolicyModeWithoutAnSaDoesNotTranslateReplies) {
   dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
   Bytes spoofed = eth.udp({kRemote, kNat}, 53, 40000, Bytes(5, 5));
   auto r = rev(spoofed);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, spoofed);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_SA), 1u);
   // A device without configuration is treated the same way.
@@ -308,12 +310,12 @@ TEST_F(Nat, GatewaysOwnIkeAndNatTPacketsAreNeverTranslated) {
                             eth.tcp({uplink, peer}, 4500, 4500, kAck, Bytes(12, 3))};                 // IKE over TCP
   for (const auto& p : own) {
     auto r = snat(p);
-    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
     EXPECT_EQ(r.out, p) << dp.nonzero_reasons();
     auto l = dp.run(lwt, p);
     EXPECT_EQ(l.retval, unsigned(BPF_OK));
     EXPECT_TRUE(std::equal(l.out.begin() + 14, l.out.end(), p.begin() + 14)) << dp.nonzero_reasons();
-    EXPECT_EQ(guard(p).retval, TC_ACT_OK);
+    EXPECT_EQ(guard(p).retval, TC_ACT_UNSPEC);
   }
   // No NAT target of the SPD takes their source (spd_nat_target matches inside prefixes first).
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED) + dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 2 * own.size());
@@ -335,14 +337,14 @@ TEST_F(Nat, LeakGuardDropsCoveredCleartext) {
   EXPECT_EQ(guard(eth.icmp_echo({kLan, kRemote}, 8, 1, 1, {})).retval, TC_ACT_SHOT);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_LEAK_GUARD), 3u);
   Bytes esp = eth.ipv4({"200.2.2.2", kRemote, 50}, Bytes(64, 1));
-  EXPECT_EQ(guard(esp).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(esp).retval, TC_ACT_UNSPEC);
   Bytes ike = eth.udp({"200.2.2.2", kRemote}, 500, 500, Bytes(40, 1));
-  EXPECT_EQ(guard(ike).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(ike).retval, TC_ACT_UNSPEC);
   Bytes natt = eth.udp({"200.2.2.2", kRemote}, 4500, 4500, Bytes(40, 1));
-  EXPECT_EQ(guard(natt).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(natt).retval, TC_ACT_UNSPEC);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_IPSEC), 3u);
   Bytes web = eth.tcp({kLan, "8.8.8.8"}, 40000, 443, kSyn, {});
-  EXPECT_EQ(guard(web).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(web).retval, TC_ACT_UNSPEC);
   EXPECT_EQ(guard(web).out, web);
 }
 

@@ -25,7 +25,7 @@ class SpdFailClosed : public SeedNat {
 TEST_F(SpdFailClosed, UncoveredCleartextPassesWhileTheMapsAreComplete) {
   Bytes p = eth.udp({"200.2.2.2", "8.8.8.8"}, 40000, 53, Bytes(8, 1));
   auto r = guard(p);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED), 1u);
 }
 
@@ -41,15 +41,15 @@ TEST_F(SpdFailClosed, EveryCleartextDestinationIsCoveredWhileFailingClosed) {
   EXPECT_EQ(guard(eth.udp({kLan, kRemote}, 40000, 53, Bytes(8, 1))).retval, TC_ACT_SHOT);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_LEAK_GUARD), 1u);
   // IKE and ESP still leave.
-  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "100.1.1.1"}, 500, 500, Bytes(8, 1))).retval, TC_ACT_OK);
-  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "100.1.1.1"}, 4500, 4500, Bytes(8, 1))).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "100.1.1.1"}, 500, 500, Bytes(8, 1))).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "100.1.1.1"}, 4500, 4500, Bytes(8, 1))).retval, TC_ACT_UNSPEC);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_IPSEC), 2u);
 }
 
 TEST_F(SpdFailClosed, TranslationOfTheStaleGenerationGoesOn) {
   set_flags(SPD_HEALTH_FAIL_CLOSED);
   auto r = snat(eth.udp({kLan, kRemote}, 40000, 53, Bytes(8, 1)));
-  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
 }
 
@@ -57,7 +57,7 @@ TEST_F(SpdFailClosed, ClearingTheFlagPassesUncoveredCleartextAgain) {
   set_flags(SPD_HEALTH_FAIL_CLOSED);
   EXPECT_EQ(guard(eth.udp({"200.2.2.2", "8.8.8.8"}, 40000, 53, Bytes(8, 1))).retval, TC_ACT_SHOT);
   set_flags(0);
-  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "8.8.8.8"}, 40000, 53, Bytes(8, 1))).retval, TC_ACT_OK);
+  EXPECT_EQ(guard(eth.udp({"200.2.2.2", "8.8.8.8"}, 40000, 53, Bytes(8, 1))).retval, TC_ACT_UNSPEC);
 }
 
 }  // namespace

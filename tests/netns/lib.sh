@@ -173,3 +173,10 @@ t_gateway() {
   ip -n "$wan" addr add "$remote/32" dev lo
   if [[ -n $nat ]]; then ip -n "$wan" route add "$nat/32" via "${gw_wan%/*}" src "$remote"; fi
 }
+
+# t_seed_out_policy GW: the seed's IPv4 out-policy on GW (10.20.30.2 -> 10.0.0.0/8, ESP tunnel
+# 200.2.2.2 -> 100.1.1.1, reqid 1), as strongSwan installs it.
+t_seed_out_policy() {
+  ip -n "$1" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
+    tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
+}

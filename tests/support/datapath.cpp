@@ -23,14 +23,21 @@ Datapath::Datapath(bool sa_reqid_from_mark) {
 
 Datapath::~Datapath() { ipsnat_bpf__destroy(skel_); }
 
-RunResult Datapath::run(bpf_program* prog, const Bytes& pkt, uint32_t mark) {
+RunResult Datapath::run(bpf_program* prog, const Bytes& pkt, uint32_t mark) { return run_ctx(prog, pkt, mark, 0); }
+
+RunResult Datapath::run_forwarded(bpf_program* prog, const Bytes& pkt, uint32_t ingress_ifindex) {
+  return run_ctx(prog, pkt, 0, ingress_ifindex);
+}
+
+RunResult Datapath::run_ctx(bpf_program* prog, const Bytes& pkt, uint32_t mark, uint32_t ingress_ifindex) {
   RunResult r;
   r.out.resize(pkt.size() + 256);
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   __sk_buff ctx{};
-  if (mark) {
+  if (mark || ingress_ifindex) {
     ctx.mark = mark;
+    ctx.ingress_ifindex = ingress_ifindex;
     opts.ctx_in = &ctx;
     opts.ctx_size_in = sizeof(ctx);
   }

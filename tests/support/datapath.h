@@ -37,6 +37,8 @@ class Datapath {
 
   ipsnat_bpf* skel() { return skel_; }
   RunResult run(bpf_program* prog, const Bytes& pkt, uint32_t mark = 0);
+  // As a forwarded packet: __sk_buff.ingress_ifindex set (0 in run(): sent by the host itself).
+  RunResult run_forwarded(bpf_program* prog, const Bytes& pkt, uint32_t ingress_ifindex);
   // Sum over CPUs of one reason's packet counter.
   uint64_t reason_packets(enum ipsnat_reason r) const;
   // Reasons with a non-zero packet count, for failure messages.
@@ -54,6 +56,7 @@ class Datapath {
   int cfg_fd() const { return bpf_map__fd(skel_->maps.ipsnat_cfg); }
 
  private:
+  RunResult run_ctx(bpf_program* prog, const Bytes& pkt, uint32_t mark, uint32_t ingress_ifindex);
   ipsnat_bpf* skel_ = nullptr;
 };
 

@@ -124,6 +124,40 @@ Bytes PacketBuilder::icmp_echo(const Ipv4Spec& spec, uint8_t type, uint16_t id, 
   return ipv4(s, l4);
 }
 
+Bytes PacketBuilder::ipv6(const std::string& src, const std::string& dst, uint8_t nexthdr, const Bytes& rest) const {
+  static constexpr uint8_t kEthernet[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd};
+  size_t l3 = ethernet_ ? sizeof(kEthernet) : 0;
+  Bytes out(l3 + 40, 0);
+  if (ethernet_) std::memcpy(out.data(), kEthernet, sizeof(kEthernet));
+  out[l3] = 0x60;
+  put16(out, l3 + 4, static_cast<uint16_t>(rest.size()));
+  out[l3 + 6] = nexthdr;
+  out[l3 + 7] = 64;
+  if (inet_pton(AF_INET6, src.c_str(), out.data() + l3 + 8) != 1 ||
+      inet_pton(AF_INET6, dst.c_str(), out.data() + l3 + 24) != 1)
+    throw std::invalid_argument("bad IPv6: " + src + " " + dst);
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
+Bytes udp_header(uint16_t sport, uint16_t dport, size_t payload_len) {
+  Bytes h(8, 0);
+  put16(h, 0, sport);
+  put16(h, 2, dport);
+  put16(h, 4, static_cast<uint16_t>(8 + payload_len));
+  h.resize(8 + payload_len, 0x5a);
+  return h;
+}
+
+Bytes tcp_header(uint16_t sport, uint16_t dport, uint8_t flags) {
+  Bytes h(20, 0);
+  put16(h, 0, sport);
+  put16(h, 2, dport);
+  h[12] = 5 << 4;
+  h[13] = flags;
+  return h;
+}
+
 Bytes PacketBuilder::non_ip(uint16_t ethertype, size_t len) const {
   Bytes out(len < 14 ? 14 : len, 0);
   out[0] = 0x02;

@@ -11,6 +11,9 @@ using Bytes = std::vector<uint8_t>;
 
 uint16_t inet_checksum(const uint8_t* data, size_t len, uint32_t seed = 0);
 uint32_t parse_ipv4(const std::string& dotted);  // network byte order
+// Bytes of an upper-layer header for ipv6(): ports (and a TCP header's flags) only.
+Bytes udp_header(uint16_t sport, uint16_t dport, size_t payload_len = 0);
+Bytes tcp_header(uint16_t sport, uint16_t dport, uint8_t flags);
 
 struct Ipv4Spec {
   std::string src, dst;
@@ -34,6 +37,9 @@ class PacketBuilder {
   Bytes icmp_error(const Ipv4Spec& ip, uint8_t type, uint8_t code, const Bytes& quoted, uint32_t extra = 0) const;
   Bytes ipv4(const Ipv4Spec& ip, const Bytes& l4) const;  // fills tot_len and the header checksum
   Bytes non_ip(uint16_t ethertype, size_t len) const;
+  // An IPv6 packet: fixed header (next header `nexthdr`) and `rest` (extension headers and
+  // upper layer as given; the guard reads no IPv6 checksum).
+  Bytes ipv6(const std::string& src, const std::string& dst, uint8_t nexthdr, const Bytes& rest) const;
 
  private:
   bool ethernet_;

@@ -1,0 +1,111 @@
+/* IPv6 headers as far as the leak guard needs them: the destination, and the upper-layer protocol
+ * and ports after walking the extension headers. Read relative to the kernel's network header
+ * (bpf_skb_load_bytes_relative), so the link-header length does not matter. */
+#ifndef IPSNAT_BPF_LIB_PARSE6_H
+#define IPSNAT_BPF_LIB_PARSE6_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Extension headers walked before the walk gives up (RFC 8200 recommends at most one of each,
+ * destination options twice). A chain longer than this is "unparsed": the guard fails closed. */
+#define IPV6_MAX_EXT_HDRS 8
+#define IPV6_FRAG_OFFSET_MASK 0xfff8
+
+struct pkt6 {
+	__u8 daddr[16];
+	__be16 sport; /* TCP/UDP only, when `ports` */
+	__be16 dport;
+	__u8 proto;    /* upper-layer protocol (AH and ESP end the walk) */
+	__u8 ports;    /* 1: sport/dport (TCP, UDP) or icmp6_type (ICMPv6) were read */
+	__u8 unparsed; /* the walk did not reach the upper layer (too long, truncated) */
+	__u8 hop_limit;
+	__u8 icmp6_type; /* ICMPv6 only, when `ports` */
+	__u8 pad[3];
+};
+
+/* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
+ * the fixed header is there. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
+{
+	struct ipv6hdr ip6;
+
+	__builtin_memset(p, 0, sizeof(*p));
+	if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
+		return -1;
+	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	p->hop_limit = ip6.hop_limit;
+	__u8 next = ip6.nexthdr;
+	__u32 off = sizeof(ip6);
+	int later_fragment = 0;
+	for (int i = 0; i < IPV6_MAX_EXT_HDRS; i++) {
+		__u8 h[8];
+
+		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
+		    next != IPPROTO_FRAGMENT)
+			break;
+		if (bpf_skb_load_bytes_relative(skb, off, h, sizeof(h), BPF_HDR_START_NET) < 0) {
+			p->unparsed = 1;
+			return 0;
+		}
+		if (next == IPPROTO_FRAGMENT) {
+			if (bpf_ntohs(*(__be16 *)&h[2]) & IPV6_FRAG_OFFSET_MASK)
+				later_fragment = 1;
+			off += 8;
+		} else {
+			off += (h[1] + 1) * 8;
+		}
+		next = h[0];
+	}
+	p->proto = next;
+	/* Still an extension header after the bound, or headers beyond the payload the fixed header
+	 * announces (0: a BIG TCP packet, whose length only the skb knows). */
+	__u16 payload = bpf_ntohs(ip6.payload_len);
+	if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
+	    next == IPPROTO_FRAGMENT || (payload && off > sizeof(ip6) + payload)) {
+		p->unparsed = 1;
+		return 0;
+	}
+	if (later_fragment)
+		return 0;
+	if (next == IPPROTO_ICMPV6) {
+		if (bpf_skb_load_bytes_relative(skb, off, &p->icmp6_type, 1, BPF_HDR_START_NET) < 0)
+			p->unparsed = 1;
+		else
+			p->ports = 1;
+		return 0;
+	}
+	if (next != IPPROTO_TCP && next != IPPROTO_UDP)
+		return 0;
+	__be16 ports[2];
+	if (bpf_skb_load_bytes_relative(skb, off, ports, sizeof(ports), BPF_HDR_START_NET) < 0) {
+		p->unparsed = 1;
+		return 0;
+	}
+	p->sport = ports[0];
+	p->dport = ports[1];
+	p->ports = 1;
+	return 0;
+}
+
+/* Neighbour discovery (RFC 4861: router/neighbour solicitation and advertisement, redirect) the
+ * host itself sends: hop limit 255, which receivers insist on and no forwarded packet keeps. */
+static __always_inline int ipv6_own_nd(struct __sk_buff *skb, const struct pkt6 *p)
+{
+	return skb->ingress_ifindex == 0 && p->proto == IPPROTO_ICMPV6 && p->ports && p->hop_limit == 255 &&
+	       p->icmp6_type >= 133 && p->icmp6_type <= 137;
+}
+
+/* Link-local unicast (fe80::/10) and link-local multicast (ff02::/16): never routed off the link,
+ * so never a cleartext copy of traffic for a remote prefix (neighbour discovery, router
+ * solicitations, DHCPv6 to the link). */
+static __always_inline int ipv6_link_scope(const __u8 *daddr)
+{
+	return (daddr[0] == 0xfe && (daddr[1] & 0xc0) == 0x80) || (daddr[0] == 0xff && daddr[1] == 0x02);
+}
+
+#endif

@@ -1,12 +1,14 @@
 // The model's age order is the kernel's (xfrm_policy `pos`): a dump lists newest first, a
-// notification announces the newest; a hard POLEXPIRE deletes. The kernel itself judges the
-// same rules in SpdDifferentialNetns.
+// notification announces the newest; a hard POLEXPIRE deletes. Transport-mode policies imply no
+// translation. The kernel itself judges the same rules in SpdDifferentialNetns.
 #include <gtest/gtest.h>
 #include <linux/xfrm.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "spd/compiler.h"
 #include "spd/model.h"
+#include "spd/nat.h"
 #include "spd/reference.h"
 #include "xfrm/policy_msg.h"
 
@@ -92,4 +94,24 @@ TEST(SpdModelOrder, AHardPolicyExpiryDeletesASoftOneDoesNot) {
   ASSERT_TRUE(hard.has_value());
   EXPECT_TRUE(m.apply(*hard));
   EXPECT_EQ(0u, m.size());
+}
+
+TEST(SpdModelOrder, TransportModeImpliesNoTranslationButCovers) {
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.7.0/24"));
+  Policy tunnel = out_policy("10.20.30.2/32", "10.0.0.0/8", 1);
+  EXPECT_EQ(SPD_NAT_NAPT, implied_nat(tunnel, cfg).kind);
+  Policy transport = out_policy("10.20.30.2/32", "10.0.0.0/8", 1, XFRM_MODE_TRANSPORT);
+  ImpliedNat n = implied_nat(transport, cfg);
+  EXPECT_EQ(SPD_NAT_NONE, n.kind) << n.str();
+  EXPECT_NE(std::string::npos, n.why.find("transport"));
+  std::vector<const Policy*> pols{&transport};
+  EXPECT_TRUE(reference_out_covered(pols, flow4("192.168.7.9", "10.1.2.3")));
+  EXPECT_FALSE(reference_nat_target(pols, cfg, flow4("192.168.7.9", "10.1.2.3")));
+  // The compiled maps agree: covered for the guard, no translation.
+  CompiledSpd c = compile_spd(pols, cfg);
+  ASSERT_FALSE(c.refused);
+  CompiledEvaluator ev(c);
+  EXPECT_TRUE(ev.out_covered(flow4("192.168.7.9", "10.1.2.3")));
+  EXPECT_FALSE(ev.nat_target(flow4("192.168.7.9", "10.1.2.3")));
 }

@@ -1,6 +1,6 @@
 // A randomized differential test of the SPD mirror against this machine's kernel. In a fresh
 // namespace random IPv4 out-policies (priorities with many ties, overlapping selectors, protocol
-// and port selectors, block and bypass policies, tunnel and transport templates) are installed
+// and port selectors, marks, block and bypass policies, tunnel and transport templates) are installed
 // before the mirror starts and after, updated, deleted, left to expire (`limit time-hard 1`) and
 // pushed through a forced resync (a burst larger than the mirror's receive buffer). After each
 // step real packets are sent from the namespace: the policy named by the kernel's
@@ -53,6 +53,8 @@ const char* kProtos[] = {"",
                          " proto tcp dport 5000",
                          " proto udp sport 40000",
                          " proto icmp"};
+// A policy's mark is part of its identity (and of `update`/`delete`); packets carry SO_MARK.
+const char* kMarks[] = {"", "", "", "", "", "", " mark 0x1 mask 0xff", " mark 0x102 mask 0xf0f"};
 const char* kLocals[] = {"10.50.1.1", "10.50.1.2", "10.50.2.1", "10.51.0.1", "172.20.0.5"};
 const char* kHosts[] = {"10.60.1.200", "10.60.1.130", "10.60.1.5", "10.60.2.9",
                         "10.60.3.3",   "10.61.4.4",   "10.70.0.1"};
@@ -117,6 +119,8 @@ class RandomSpd {
       f.sport = static_cast<uint16_t>(40000 + rng_() % 2);
       f.dport = static_cast<uint16_t>(5000 + rng_() % 2);
     }
+    static const uint32_t marks[] = {0, 0, 0x1, 0x2, 0x302};
+    f.mark = marks[rng_() % 5];
     return f;
   }
 
@@ -124,7 +128,7 @@ class RandomSpd {
   std::string fresh_selector() {
     std::string s;
     for (int i = 0; i < 50; i++) {
-      s = std::string("src ") + pick(kSrcs) + " dst " + pick(kDsts) + pick(kProtos) + " dir out";
+      s = std::string("src ") + pick(kSrcs) + " dst " + pick(kDsts) + pick(kProtos) + " dir out" + pick(kMarks);
       if (!live_.count(s)) break;
     }
     return s;
@@ -238,7 +242,7 @@ TEST(SpdDifferentialNetns, RandomSpdChoosesLikeTheKernelAcquire) {
   ns.sh(setup);
 
   // Present before the mirror reads the SPD: their age comes from the dump alone.
-  ip_batch(ns, gen.adds(8), true);
+  ip_batch(ns, gen.adds(7), true);
   // 64 KiB holds the events of one step; the burst below overruns it.
   SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{}, 64 * 1024);
   mirror.sync_once();

@@ -64,6 +64,10 @@ int send_flow(const Flow4& f) {
   if (s < 0) throw std::runtime_error("cannot open a socket for " + f.str());
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (f.mark && setsockopt(s, SOL_SOCKET, SO_MARK, &f.mark, sizeof(f.mark)) != 0) {
+    close(s);
+    throw std::runtime_error("cannot set SO_MARK for " + f.str());
+  }
   uint16_t sport = f.proto == IPPROTO_ICMP ? 0 : f.sport;
   sockaddr_in src{AF_INET, htons(sport), {f.saddr}, {}};
   sockaddr_in dst{AF_INET, htons(f.proto == IPPROTO_ICMP ? 0 : f.dport), {f.daddr}, {}};

@@ -30,7 +30,8 @@ class AcquireListener {
 };
 
 // Sends one packet of the flow (UDP datagram, TCP SYN by connect, ICMP echo by a ping socket)
-// from a local source in the current namespace. Returns 0 or the errno of the send (EPERM: a
+// with the flow's mark (SO_MARK) from a local source in the current namespace. Returns 0 or
+// the errno of the send (EPERM: a
 // block policy).
 int send_flow(const spd::Flow4& f);
 // Removes every SA, larval ones included (XFRM_MSG_FLUSHSA): the next packet raises an acquire.

@@ -25,32 +25,32 @@ static_assert(sizeof(Dir) + sizeof(PolicyType) + sizeof(Selector::family) + 2 * 
                   4 * sizeof(uint16_t) + sizeof(Selector::ifindex) + 3 * sizeof(uint32_t) <=
               sizeof(SpdModel::Key));
 
-bool SpdModel::apply(const PolicyEvent& ev) {
+namespace {
+bool same_content(const Policy& a, const Policy& b) {
+  return a.sel == b.sel && a.dir == b.dir && a.action == b.action && a.type == b.type && a.priority == b.priority &&
+         a.mark_v == b.mark_v && a.mark_m == b.mark_m && a.if_id == b.if_id && a.tmpls == b.tmpls;
+}
+}  // namespace
+
+bool SpdModel::apply(const PolicyEvent& ev, From from) {
   if (const auto* up = std::get_if<PolicyUpsert>(&ev)) {
     Policy p = up->policy;
     // An update replaces the policy with the same index, or with the same key (the kernel
-    // keeps the index then); the replacement is linked anew, after every existing policy.
+    // keeps the index then). Replaced or new, it is the newest policy (xfrm_policy_insert links
+    // it at the head with the next `pos`), also when nothing else changed.
     auto same = by_index_.find(p.index);
     if (same == by_index_.end()) {
       auto k = by_key_.find(key_of(p));
       if (k != by_key_.end()) same = by_index_.find(k->second);
     }
     if (same != by_index_.end()) {
-      if (same->second.index == p.index) {
-        Policy old = same->second;
-        old.seq = 0;
-        Policy cmp = p;
-        cmp.seq = 0;
-        if (old.sel == cmp.sel && old.dir == cmp.dir && old.action == cmp.action &&
-            old.type == cmp.type && old.priority == cmp.priority && old.mark_v == cmp.mark_v &&
-            old.mark_m == cmp.mark_m && old.if_id == cmp.if_id && old.tmpls == cmp.tmpls)
-          return false;  // a dump repeating what we have
-      }
+      // A dump listing what a notification received meanwhile already said: that one is newer.
+      if (from == From::Dump && same->second.index == p.index && same_content(same->second, p)) return false;
       changes_.indices.push_back(same->second.index);
       by_key_.erase(key_of(same->second));
       by_index_.erase(same);
     }
-    p.seq = next_seq_++;
+    p.seq = from == From::Dump ? --oldest_seq_ : ++newest_seq_;
     changes_.indices.push_back(p.index);
     by_key_[key_of(p)] = p.index;
     by_index_[p.index] = std::move(p);

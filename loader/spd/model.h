@@ -29,15 +29,21 @@ struct PolicyFlush {  // XFRM_MSG_FLUSHPOLICY
 };
 using PolicyEvent = std::variant<PolicyUpsert, PolicyDelete, PolicyFlush>;
 
+// The kernel orders equal priorities by age (xfrm_policy `pos`: a policy inserted or updated is
+// the newest). A dump lists the policies newest first; a notification announces the newest.
+// So each dumped policy is older than every one before it in the dump, and each notified one
+// newer than everything known. docs/spd.md, SpdDifferentialNetns.
 class SpdModel {
  public:
+  enum class From : uint8_t { Event, Dump };
   // Returns true when the model changed.
-  bool apply(const PolicyEvent& ev);
+  bool apply(const PolicyEvent& ev, From from = From::Event);
   void clear() {
     by_index_.clear();
     by_key_.clear();
     changes_ = Changes{};
     changes_.reset = true;
+    newest_seq_ = oldest_seq_ = kFirstSeq;
   }
   // What changed since the last take: the indices of the policies added, replaced or removed,
   // or `reset` after clear() (everything may have changed).
@@ -47,7 +53,7 @@ class SpdModel {
   };
   Changes take_changes() { return std::exchange(changes_, Changes{}); }
   size_t size() const { return by_index_.size(); }
-  // Policies in the kernel's insertion order.
+  // Policies oldest first (the kernel's `pos` order).
   std::vector<const Policy*> ordered() const;
   const std::map<uint32_t, Policy>& by_index() const { return by_index_; }
 
@@ -61,7 +67,9 @@ class SpdModel {
   static Key key_of(const Policy& p);
   std::map<uint32_t, Policy> by_index_;
   std::unordered_map<Key, uint32_t, KeyHash> by_key_;  // same_key() identity -> index
-  uint64_t next_seq_ = 1;
+  // Dumped policies count down from here, notified ones up: either side has 2^62 steps.
+  static constexpr uint64_t kFirstSeq = uint64_t(1) << 62;
+  uint64_t newest_seq_ = kFirstSeq, oldest_seq_ = kFirstSeq;
   Changes changes_;
 };
 

@@ -1,6 +1,7 @@
 #include "spd/nat.h"
 
 #include <arpa/inet.h>
+#include <linux/xfrm.h>
 
 namespace ipsnat::spd {
 
@@ -39,6 +40,15 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
   ImpliedNat n;
   if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET) {
     n.why = "not an IPv4 IPsec out-policy";
+    return n;
+  }
+  // Transport (and other non-tunnel) modes protect this host's own packets, addressed as they
+  // are (L2TP or GRE over IPsec): a LAN source translated into such a selector would be the
+  // host's address on a packet that is not the host's. Covered all the same (is_ipsec()).
+  bool tunnel = false;
+  for (const Template& t : p.tmpls) tunnel |= !t.optional && (t.mode == XFRM_MODE_TUNNEL || t.mode == XFRM_MODE_BEET);
+  if (!tunnel) {
+    n.why = "transport mode: protects this host's own traffic";
     return n;
   }
   for (const auto& o : cfg.overrides) {

@@ -74,8 +74,8 @@ struct Policy {
   uint32_t mark_v = 0, mark_m = 0;
   uint32_t if_id = 0;
   std::vector<Template> tmpls;
-  // The kernel's insertion order (assigned by the model; not from the kernel). Equal priorities
-  // are decided by it.
+  // The kernel's age order (its `pos`), assigned by the model from the dump order and the
+  // notifications (SpdModel). Equal priorities are decided by it: the older wins.
   uint64_t seq = 0;
 
   // Protection the kernel insists on: an allow policy with at least one required template. A

@@ -168,6 +168,21 @@ std::optional<PolicyEvent> parse_policy_msg(const nlmsghdr* nlh) {
       }
       return d;
     }
+    case XFRM_MSG_POLEXPIRE: {
+      // A hard expiry: the kernel has deleted the policy (xfrm_policy_timer) and says so only
+      // here, not with a DELPOLICY. A soft one changes nothing.
+      if (payload < sizeof(xfrm_user_polexpire)) throw std::runtime_error("truncated xfrm polexpire message");
+      const auto exp = copy_of<xfrm_user_polexpire>(mnl_nlmsg_get_payload(nlh));
+      if (!exp.hard || exp.pol.dir >= XFRM_POLICY_MAX) return std::nullopt;
+      Attrs a;
+      parse_attrs(nlh, sizeof(exp), a);
+      PolicyDelete d;
+      d.index = exp.pol.index;
+      d.dir = static_cast<Dir>(exp.pol.dir);
+      d.sel = selector_of(exp.pol.sel);
+      common_attrs(a, d.type, d.mark_v, d.mark_m, d.if_id);
+      return d;
+    }
     case XFRM_MSG_FLUSHPOLICY: {
       Attrs a;
       parse_attrs(nlh, 0, a);
@@ -231,6 +246,17 @@ nlmsghdr* build_policy_msg(char* buf, size_t size, uint16_t type, const Policy& 
     }
     mnl_attr_put(nlh, XFRMA_TMPL, ut.size() * sizeof(xfrm_user_tmpl), ut.data());
   }
+  put_common(nlh, p.type, p.mark_v, p.mark_m, p.if_id);
+  return nlh;
+}
+
+nlmsghdr* build_polexpire_msg(char* buf, size_t size, const Policy& p, bool hard) {
+  std::memset(buf, 0, size);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = XFRM_MSG_POLEXPIRE;
+  auto* exp = static_cast<xfrm_user_polexpire*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_user_polexpire)));
+  exp->pol = info_of(p);
+  exp->hard = hard;
   put_common(nlh, p.type, p.mark_v, p.mark_m, p.if_id);
   return nlh;
 }

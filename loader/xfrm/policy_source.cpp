@@ -58,7 +58,7 @@ bool PolicySource::handle(const char* buf, size_t len, spd::SpdModel& model, Dra
       if (ours && err->error) throw SysError("dumping XFRM policies", -err->error);
     } else if (auto ev = parse_policy_msg(nlh)) {
       d.events++;
-      d.changed |= model.apply(*ev);
+      d.changed |= model.apply(*ev, ours ? spd::SpdModel::From::Dump : spd::SpdModel::From::Event);
     }
     nlh = mnl_nlmsg_next(nlh, &remaining);
   }
@@ -71,9 +71,10 @@ void PolicySource::resync(spd::SpdModel& model) {
     if (attempt == 50) throw std::runtime_error("XFRM policy dump kept being interrupted");
     // Subscribing first (again after an overrun is harmless) means nothing falls between
     // the dump and the events.
-    unsigned grp = XFRMNLGRP_POLICY;
-    if (mnl_socket_setsockopt(nl_, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) != 0)
-      throw SysError("joining XFRMNLGRP_POLICY", errno);
+    // XFRMNLGRP_EXPIRE carries XFRM_MSG_POLEXPIRE: a policy's hard lifetime ending deletes it.
+    for (unsigned grp : {XFRMNLGRP_POLICY, XFRMNLGRP_EXPIRE})
+      if (mnl_socket_setsockopt(nl_, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) != 0)
+        throw SysError("joining XFRM notification group " + std::to_string(grp), errno);
     // Whatever is queued predates the dump: drop it.
     while (recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT) > 0 || errno == ENOBUFS) {
     }

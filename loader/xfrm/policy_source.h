@@ -1,6 +1,6 @@
 #pragma once
-// The kernel's SPD over NETLINK_XFRM: subscribed to XFRMNLGRP_POLICY before the first dump, so
-// no change falls between the two. On ENOBUFS (events lost) the caller resyncs from a new dump.
+// The kernel's SPD over NETLINK_XFRM: subscribed to XFRMNLGRP_POLICY and XFRMNLGRP_EXPIRE
+// before the first dump, so no change falls between the two. On ENOBUFS (events lost) the caller resyncs from a new dump.
 #include <cstddef>
 #include <cstdint>
 

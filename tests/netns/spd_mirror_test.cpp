@@ -28,6 +28,7 @@
 #include "spd/reference.h"
 #include "support/datapath.h"
 #include "support/netns_guard.h"
+#include "support/spd_kernel.h"
 #include "support/spd_probe.h"
 #include "xfrm/policy_source.h"
 
@@ -36,27 +37,6 @@ namespace ipsnat::test {
 using namespace ipsnat::spd;
 
 namespace {
-
-using Summary = std::map<uint32_t, std::tuple<uint8_t, std::string, std::string, uint32_t, size_t, uint32_t>>;
-
-Summary summarize(const SpdModel& m) {
-  Summary s;
-  for (const auto& [i, p] : m.by_index())
-    s[i] = {static_cast<uint8_t>(p.dir), p.sel.src.str(), p.sel.dst.str(), p.priority, p.tmpls.size(),
-            p.tmpls.empty() ? 0 : p.tmpls[0].reqid};
-  return s;
-}
-
-// Polls the mirror until its model equals a fresh dump of the kernel's SPD.
-bool converge(SpdMirror& mirror, int timeout_ms = 10000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    while (mirror.poll_once(50)) {
-    }
-    if (summarize(mirror.model()) == summarize(xfrm::PolicySource::read_once())) return true;
-  }
-  return false;
-}
 
 // The maps (through the BPF lookup) answer like the reference on the mirrored model.
 // check_covered: the reference's coverage costs O(n^2) per flow; large SPDs skip it.
@@ -150,17 +130,6 @@ namespace ipsnat::test {
 
 namespace {
 
-// Writes `ip -batch` lines and runs them in the namespace.
-void batch(const NetnsGuard& ns, const std::vector<std::string>& lines) {
-  std::string path = "/tmp/" + ns.name() + ".batch";
-  {
-    std::ofstream f(path);
-    for (const auto& l : lines) f << l << "\n";
-  }
-  ns.sh("ip -batch " + path);
-  unlink(path.c_str());
-}
-
 std::string v4(uint32_t host) {
   in_addr a{htonl(host)};
   return inet_ntoa(a);
@@ -179,7 +148,7 @@ TEST(SpdMirrorNetns, TenThousandPolicies) {
     lines.push_back("xfrm policy add src " + v4(0x0a140000 + i) + "/32 dst " + v4(0x0b000000 + (i << 8)) +
                     "/24 dir out priority " + std::to_string(100 + i % 7) + " " + kTmpl + " reqid " +
                     std::to_string(i + 1));
-  batch(ns, lines);
+  ip_batch(ns, lines);
   ASSERT_TRUE(converge(mirror, 60000));
   EXPECT_EQ(10000u, mirror.model().size());
   std::mt19937 rng(7);
@@ -208,7 +177,7 @@ TEST(SpdMirrorNetns, OverrunForcesResyncAndStaysExact) {
                     std::to_string(i % 3) + " " + kTmpl + " reqid " + std::to_string(i + 1));
   for (uint32_t i = 0; i < 3000; i += 3)
     lines.push_back("xfrm policy delete src 0.0.0.0/0 dst " + v4(0x0c000000 + (i << 4)) + "/28 dir out");
-  batch(ns, lines);
+  ip_batch(ns, lines);
   ASSERT_TRUE(converge(mirror, 30000));
   EXPECT_GE(mirror.stats().resyncs, 1u);
   EXPECT_EQ(2000u, mirror.model().size());
@@ -216,59 +185,6 @@ TEST(SpdMirrorNetns, OverrunForcesResyncAndStaysExact) {
   for (uint32_t i = 0; i < 3000; i += 7) flows.push_back(flow("192.168.1.10", v4(0x0c000000 + (i << 4) + 3).c_str()));
   expect_maps_match(dp, mirror.model(), flows);
 }
-
-namespace {
-
-// Listens for XFRM_MSG_ACQUIRE in the current namespace and returns the index of the policy the
-// kernel matched.
-class AcquireListener {
- public:
-  AcquireListener() {
-    nl_ = mnl_socket_open(NETLINK_XFRM);
-    if (!nl_ || mnl_socket_bind(nl_, 1u << (XFRMNLGRP_ACQUIRE - 1), MNL_SOCKET_AUTOPID) != 0)
-      throw std::runtime_error("cannot listen for XFRM acquires");
-  }
-  ~AcquireListener() { mnl_socket_close(nl_); }
-  std::optional<uint32_t> wait(const Flow4& f, int timeout_ms) {
-    char buf[8192];
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      int left = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
-      if (left <= 0) return std::nullopt;
-      pollfd p{mnl_socket_get_fd(nl_), POLLIN, 0};
-      if (poll(&p, 1, left) <= 0) return std::nullopt;
-      ssize_t n = recv(p.fd, buf, sizeof(buf), 0);
-      if (n <= 0) continue;
-      const nlmsghdr* nlh = reinterpret_cast<const nlmsghdr*>(buf);
-      int rem = static_cast<int>(n);
-      while (mnl_nlmsg_ok(nlh, rem)) {
-        if (nlh->nlmsg_type == XFRM_MSG_ACQUIRE) {
-          const auto* a = static_cast<const xfrm_user_acquire*>(mnl_nlmsg_get_payload(nlh));
-          if (a->sel.saddr.a4 == f.saddr && a->sel.daddr.a4 == f.daddr) return a->policy.index;
-        }
-        nlh = mnl_nlmsg_next(nlh, &rem);
-      }
-    }
-  }
-
- private:
-  mnl_socket* nl_ = nullptr;
-};
-
-void send_udp(const Flow4& f) {
-  int s = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in src{AF_INET, htons(f.sport), {f.saddr}, {}};
-  sockaddr_in dst{AF_INET, htons(f.dport), {f.daddr}, {}};
-  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
-    if (s >= 0) close(s);
-    throw std::runtime_error("cannot bind UDP source " + f.str());
-  }
-  sendto(s, "x", 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&dst), sizeof(dst));  // EAGAIN: no SA
-  close(s);
-}
-
-}  // namespace
 
 // The kernel itself is the judge: for each flow, the policy named by XFRM_MSG_ACQUIRE must be
 // the one the compiled maps (BPF lookup) and the reference choose. Overlapping policies with
@@ -298,14 +214,7 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
   lines.push_back("xfrm policy add src 192.168.1.0/24 dst 10.20.3.0/24 dir out priority 100 tmpl proto esp mode "
                   "transport reqid 201");
   // The add fails when a random line repeats a selector: -force keeps going.
-  {
-    std::string path = "/tmp/" + ns.name() + ".batch";
-    std::ofstream f(path);
-    for (const auto& l : lines) f << l << "\n";
-    f.close();
-    std::system(("nsenter --net=/run/netns/" + ns.name() + " ip -force -batch " + path + " 2>/dev/null").c_str());
-    unlink(path.c_str());
-  }
+  ip_batch(ns, lines, true);
   ASSERT_TRUE(converge(mirror));
   AcquireListener acq;
   int compared = 0;
@@ -317,9 +226,9 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
       Flow4 f = flow(locals[rng() % 3], dst.c_str(), IPPROTO_UDP, static_cast<uint16_t>(20000 + k),
                      static_cast<uint16_t>(5000 + rng() % 2));
       // A larval state from an earlier acquire would swallow this one.
-      ns.sh("ip xfrm state flush");
+      flush_states();
       const Policy* want = reference_lookup(pols, f);
-      send_udp(f);
+      send_flow(f);
       auto got = acq.wait(f, want ? 2000 : 200);
       auto r = spd_probe(dp, f);
       if (!got) {
@@ -345,7 +254,7 @@ TEST(SpdMirrorNetns, KernelAcquireNamesTheSamePolicyAsTheMaps) {
   // the /24 policy, both priority 100.
   Flow4 tie = flow("192.168.1.10", "10.20.3.3", IPPROTO_UDP, 30000, 9);
   ns.sh("ip xfrm state flush");
-  send_udp(tie);
+  send_flow(tie);
   auto kernel = acq.wait(tie, 2000);
   ASSERT_TRUE(kernel);
   EXPECT_EQ(reference_lookup(mirror.model().ordered(), tie)->index, *kernel);
@@ -512,7 +421,7 @@ TEST(SpdMirrorNetns, OptionalTemplatesLeaveInCleartext) {
   AcquireListener acq;
 
   Flow4 opt = flow("10.9.0.1", "10.20.1.7", IPPROTO_UDP, 40001, 7001);
-  send_udp(opt);
+  send_flow(opt);
   EXPECT_TRUE(cap.wait_clear(opt, 2000)) << "the kernel held back a packet of a level-use policy";
   bool acquired = acq.wait(opt, 300).has_value();
   auto r = spd_probe(dp, opt);
@@ -524,13 +433,66 @@ TEST(SpdMirrorNetns, OptionalTemplatesLeaveInCleartext) {
 
   Flow4 req = flow("10.9.0.1", "10.20.2.7", IPPROTO_UDP, 40002, 7002);
   ns.sh("ip xfrm state flush");
-  send_udp(req);
+  send_flow(req);
   EXPECT_TRUE(acq.wait(req, 2000).has_value());
   EXPECT_FALSE(cap.wait_clear(req, 300)) << "a required template let cleartext out";
   r = spd_probe(dp, req);
   EXPECT_EQ(static_cast<uint32_t>(SPD_V_IPSEC), r.verdict);
   EXPECT_TRUE(r.covered);
   std::printf("level use without state: cleartext sent, XFRM_MSG_ACQUIRE %s\n", acquired ? "sent" : "not sent");
+}
+
+}  // namespace ipsnat::test
+
+namespace ipsnat::test {
+
+// What docs/spd.md says the model does not follow, observed on this kernel: `ip xfrm policy
+// update` with the same priority makes the policy the newest (`pos`), which decides ties across
+// the kernel's candidate lists, but leaves it at its old place in its own list, which decides
+// ties inside that list. Across lists the maps follow the kernel; inside one list the kernel
+// still picks the updated policy while the model, which cannot see that place, picks the other.
+TEST(SpdMirrorNetns, AnUpdateKeepingThePriorityKeepsItsPlaceInItsKernelList) {
+  Datapath dp;
+  NetnsGuard ns("spdslot");
+  ns.sh("ip link add d0 type veth peer name d1 && ip link set d1 up && ip link set d0 up && "
+        "ip addr add 10.9.0.1/24 dev d0 && ip route add 10.0.0.0/8 dev d0");
+  SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{});
+  mirror.sync_once();
+  AcquireListener acq;
+  const std::string tmpl = " dir out priority 10 tmpl src 10.9.0.1 dst 10.9.0.2 proto esp mode tunnel reqid ";
+  auto kernel_choice = [&](const Flow4& f) {
+    flush_states();
+    send_flow(f);
+    return acq.wait(f, 1000);
+  };
+  auto index_of = [&](const char* dst) {
+    for (const auto& [i, p] : mirror.model().by_index())
+      if (p.sel.dst.str() == dst) return i;
+    return 0u;
+  };
+  // Another list: 10.1.0.0/16 is in the destination tree, 10.0.0.0/8 (shorter than /16) in the
+  // any/any list.
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16" + tmpl + "1");
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.0.0.0/8" + tmpl + "2");
+  ns.sh("ip xfrm policy update src 0.0.0.0/0 dst 10.1.0.0/16" + tmpl + "3");
+  ASSERT_TRUE(converge(mirror));
+  Flow4 f = flow("10.9.0.1", "10.1.2.3", IPPROTO_UDP, 40000, 9);
+  auto k = kernel_choice(f);
+  ASSERT_TRUE(k);
+  EXPECT_EQ(index_of("10.0.0.0/8"), *k) << "across lists the older policy wins";
+  EXPECT_EQ(*k, spd_probe(dp, f).policy_index);
+
+  // The same list: 10.1.2.0/24 lies in the 10.1.0.0/16 node of the destination tree.
+  ns.sh("ip xfrm policy flush");
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16" + tmpl + "1");
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.2.0/24" + tmpl + "2");
+  ns.sh("ip xfrm policy update src 0.0.0.0/0 dst 10.1.0.0/16" + tmpl + "3");
+  ASSERT_TRUE(converge(mirror));
+  k = kernel_choice(f);
+  ASSERT_TRUE(k);
+  EXPECT_EQ(index_of("10.1.0.0/16"), *k) << "inside one list the updated policy keeps its place";
+  std::printf("same list after an update: the kernel chose %u, the maps %u (not modeled, docs/spd.md)\n", *k,
+              spd_probe(dp, f).policy_index);
 }
 
 }  // namespace ipsnat::test

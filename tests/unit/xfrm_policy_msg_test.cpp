@@ -126,7 +126,7 @@ TEST(SpdModel, UpdateBySameKeyReplacesAndRepeatedDumpIsNoChange) {
   SpdModel m;
   Policy p = sample();
   EXPECT_TRUE(m.apply(PolicyUpsert{p}));
-  EXPECT_FALSE(m.apply(PolicyUpsert{p}));
+  EXPECT_FALSE(m.apply(PolicyUpsert{p}, SpdModel::From::Dump));
   Policy q = p;
   q.index = 0;  // same key, the kernel would keep the index
   q.priority = 5;

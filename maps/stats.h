@@ -34,7 +34,9 @@
 	X(XLATE_FORWARD, "xlate-forward")                                        \
 	X(PASS_WRONG_SA, "pass-wrong-sa")                                        \
 	X(PASS_CT_STALE, "pass-ct-stale")                                        \
-	X(DROP_SPD_INCOMPLETE, "drop-spd-incomplete")
+	X(DROP_SPD_INCOMPLETE, "drop-spd-incomplete")                          \
+	X(DROP_UNSOLICITED, "drop-unsolicited")                                \
+	X(PASS_MASQUERADED, "pass-masqueraded")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

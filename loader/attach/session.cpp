@@ -40,11 +40,6 @@
 namespace ipsnat::attach {
 namespace {
 
-spd::Prefix network_of(const spd::Prefix& p) {
-  uint32_t a = ntohl(p.addr.v4_be()) & spd::v4_mask(p.len);
-  return {spd::Address::v4(htonl(a)), p.len};
-}
-
 struct SkelDeleter {
   void operator()(ipsnat_bpf* s) const { ipsnat_bpf__destroy(s); }
 };
@@ -179,12 +174,12 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   f.dev = rtnl::link_facts(dev);
   for (const auto& a : rtnl::ipv4_addresses()) {
     f.local_addrs.push_back(a.prefix.addr);
-    auto net = network_of(a.prefix);
-    bool loopback = (ntohl(net.addr.v4_be()) >> 24) == 127;
-    if (a.ifindex != f.dev.ifindex && !loopback && a.prefix.len < 32 &&
-        std::find(f.other_connected.begin(), f.other_connected.end(), net) == f.other_connected.end())
-      f.other_connected.push_back(net);
+    char name[IF_NAMESIZE] = "";
+    if_indextoname(static_cast<unsigned>(a.ifindex), name);
+    bool loopback = (ntohl(a.prefix.addr.v4_be()) >> 24) == 127 || std::string(name) == "lo";
+    f.addresses.push_back({a.prefix, a.ifindex, name, loopback});
   }
+  f.default_oifs = rtnl::default_route_oifs();
   f.policies = xfrm::dump_policies();
   for (const auto& dst : covered_destinations(f, settings))
     if (auto nh = rtnl::route_get(dst)) {
@@ -296,6 +291,7 @@ AttachResult attach(const AttachRequest& req) {
     if (req.sync_spd) {
       spd::NatConfig nat;
       nat.inside = inside;
+      nat.local = facts.local_addrs;
       spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
       mirror.sync_once();
       const std::string closed = ": the datapath fails closed, cleartext to every destination is dropped at the uplink";
@@ -415,6 +411,7 @@ int follow(const AttachRequest& req) {
         auto prefix = spd::parse_prefix(p);
         if (std::find(nat.inside.begin(), nat.inside.end(), prefix) == nat.inside.end()) nat.inside.push_back(prefix);
       }
+    nat.local = rtnl::local_ipv4_addresses();
     return nat;
   };
   auto devices = store.list_here(root);
@@ -435,7 +432,8 @@ int follow(const AttachRequest& req) {
     devices = store.list_here(root);
     if (devices.empty()) break;  // everything detached
     spd::NatConfig now = inside_of(devices);
-    if (now.inside != nat.inside) {  // a device was attached with other inside prefixes
+    // A device was attached with other inside prefixes, or the gateway's addresses changed.
+    if (now.inside != nat.inside || now.local != nat.local) {
       mirror.reset();
       nat = now;
       mirror = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(root), nat);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "daemon/service.h"
+#include "sys/rtnl_watch.h"
 
 namespace ipsnat::daemon {
 
@@ -32,6 +33,12 @@ class AttachService : public Service {
   // After the kernel's SPD changed: re-plan every attached device of the configuration.
   void replan();
 
+  // Links, addresses and routes: a change re-plans every device (inside prefixes, the uplink,
+  // nexthops) and then calls on_host_change (the mirror's copy of the gateway's addresses).
+  int fd() const override { return watch_.fd(); }
+  void on_readable() override;
+  void set_on_host_change(std::function<void()> f) { on_host_change_ = std::move(f); }
+
  private:
   void attach_device(const config::Device& d, bool replan_only);
   // ipsnat_fwd := the configuration's [[forward]] + what `attach --forward` recorded; false while
@@ -47,6 +54,9 @@ class AttachService : public Service {
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
   uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
   bool forwards_synced_ = false;
+  rtnl::RtnlWatch watch_;
+  std::function<void()> on_host_change_;
+  uint64_t host_changes_ = 0;
   size_t forwards_ = 0;
 };
 

@@ -32,6 +32,7 @@ namespace ipsnat::spd {
 struct SpdMapFds {
   int active = -1, dst = -1, src = -1, lists = -1;
   int health = -1;  // spd_health; -1 when pins of an older build lack it (no fail-closed flag then)
+  int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
@@ -130,7 +131,10 @@ class SpdMirror {
  public:
   SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf = 0);
   ~SpdMirror();
+  // Writes the inside set (ipsnat_inside) from the NAT config first, then the SPD.
   void sync_once();
+  // The gateway's addresses changed: rewrites the inside set only (the SPD does not depend on them).
+  void set_local(std::vector<Address> local);
   // Waits up to timeout_ms for notifications, applies them (resyncs on overrun), rewrites the
   // maps when the SPD changed (or retries a failed write). Returns true when the maps were
   // rewritten.
@@ -153,6 +157,7 @@ class SpdMirror {
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   NatConfig nat_;
+  int inside_fd_ = -1;
   SpdModel model_;
   SpdMirrorStats stats_;
   SpdSyncTimes sync_times_;

@@ -152,3 +152,13 @@ t_gateway() {
   ip -n "$wan" addr add "$remote/32" dev lo
   if [[ -n $nat ]]; then ip -n "$wan" route add "$nat/32" via "${gw_wan%/*}" src "$remote"; fi
 }
+
+# t_seed_policies GW: the policies strongSwan installs for the seed's virtual IP 10.20.30.2
+# (out to 10.0.0.0/8 and its in-policy, tunnel 200.2.2.2 <-> 100.1.1.1, reqid 1), no SA: a flow
+# the out-policy matches makes the kernel send an ACQUIRE.
+t_seed_policies() {
+  ip -n "$1" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
+    tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
+  ip -n "$1" xfrm policy add src 10.0.0.0/8 dst 10.20.30.2/32 dir in priority 379519 \
+    tmpl src 100.1.1.1 dst 200.2.2.2 proto esp reqid 1 mode tunnel
+}

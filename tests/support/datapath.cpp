@@ -9,9 +9,12 @@
 
 namespace ipsnat::test {
 
-Datapath::Datapath() {
+Datapath::Datapath() : Datapath(0) {}
+
+Datapath::Datapath(uint32_t fake_sa_reqid) {
   skel_ = ipsnat_bpf__open();
   if (!skel_) throw std::runtime_error("opening the BPF skeleton failed");
+  skel_->rodata->test_sa_reqid = fake_sa_reqid;
   bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) bpf_map__set_pin_path(map, nullptr);
   if (int err = ipsnat_bpf__load(skel_)) {
@@ -69,6 +72,17 @@ void Datapath::set_port_range(uint16_t min, uint16_t max) {
   cfg.port_min = min;
   cfg.port_max = max;
   set_config(cfg);
+}
+
+void Datapath::set_inside(const std::string& prefix, uint32_t flags) {
+  auto slash = prefix.find('/');
+  ipsnat_inside_key k{};
+  k.prefixlen = slash == std::string::npos ? 32 : std::stoi(prefix.substr(slash + 1));
+  if (inet_pton(AF_INET, prefix.substr(0, slash).c_str(), &k.addr) != 1)
+    throw std::runtime_error("not an IPv4 prefix: " + prefix);
+  ipsnat_inside_val v{flags};
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_inside), &k, &v, BPF_ANY) != 0)
+    throw std::runtime_error("writing ipsnat_inside failed");
 }
 
 uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }

@@ -13,6 +13,7 @@
 #include "ipsnat_bpf.skel.h"
 #include "maps/config.h"
 #include "maps/ct.h"
+#include "maps/inside.h"
 #include "maps/stats.h"
 #include "support/packet.h"
 
@@ -27,6 +28,9 @@ struct RunResult {
 class Datapath {
  public:
   Datapath();
+  // fake_sa_reqid != 0: every packet counts as decrypted by an SA of that reqid (the object's
+  // test-only test_sa_reqid, set before load; BPF_PROG_TEST_RUN cannot give a packet a sec path).
+  explicit Datapath(uint32_t fake_sa_reqid);
   ~Datapath();
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
@@ -43,6 +47,8 @@ class Datapath {
   // BPF_PROG_TEST_RUN runs TC programs on the loopback device: its ifindex.
   static uint32_t test_ifindex();
   void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0);
+  // ipsnat_inside[prefix] = flags (maps/inside.h).
+  void set_inside(const std::string& prefix, uint32_t flags);
 
   std::optional<ipsnat_ct_entry> ct_get(const ipsnat_ct_key& key) const;
   std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> ct_all() const;

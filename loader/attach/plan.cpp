@@ -356,7 +356,8 @@ nlohmann::json policy_json(const Policy& p) {
   return {{"src", prefix_json(p.sel.src)}, {"dst", prefix_json(p.sel.dst)}, {"proto", p.sel.proto},
           {"sport", p.sel.sport}, {"sport_mask", p.sel.sport_mask}, {"dport", p.sel.dport},
           {"dport_mask", p.sel.dport_mask}, {"dir", spd::to_string(p.dir)}, {"priority", p.priority},
-          {"mark", p.mark_v}, {"mark_mask", p.mark_m}, {"if_id", p.if_id}, {"tmpls", t}};
+          {"mark", p.mark_v}, {"mark_mask", p.mark_m}, {"if_id", p.if_id}, {"tmpls", t},
+          {"index", p.index}};
 }
 
 Policy policy_from(const nlohmann::json& j) {
@@ -375,6 +376,7 @@ Policy policy_from(const nlohmann::json& j) {
   p.mark_v = j.at("mark");
   p.mark_m = j.at("mark_mask");
   p.if_id = j.at("if_id");
+  p.index = j.value("index", 0u);  // the kernel's, once added (0 in states of older versions)
   for (const auto& x : j.at("tmpls")) {
     spd::Template t;
     t.mode = x.at("mode");

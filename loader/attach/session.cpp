@@ -197,11 +197,15 @@ AttachResult attach(const AttachRequest& req) {
   std::string id = StateStore::id_for(req.dev);
   auto prev = store.load(id);
   auto facts = gather_facts(req.dev, req.settings);
-  // ipsnat's own companion policies from an earlier attach are not "another tool's".
+  // ipsnat's own companion policies from an earlier attach are not "another tool's": those with
+  // the recorded index that still are what ipsnat added. One an IKE daemon replaced (same index,
+  // other templates) or deleted and added again (new index) is another tool's now.
   if (prev) {
     std::erase_if(facts.policies, [&](const spd::Policy& p) {
       for (const auto& s : prev->steps)
-        if (auto* x = std::get_if<XfrmPolicyStep>(&s); x && x->policy.same_key(p)) return true;
+        if (auto* x = std::get_if<XfrmPolicyStep>(&s);
+            x && (x->policy.index == 0 || x->policy.index == p.index) && xfrm::is_same_policy(p, x->policy))
+          return true;
       return false;
     });
   }

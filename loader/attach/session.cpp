@@ -195,6 +195,14 @@ AttachResult attach(const AttachRequest& req) {
   AttachResult res;
   StateStore store(StateStore::resolve_dir());
   std::string id = StateStore::id_for(req.dev);
+  // The lock before the plan: the plan is made from the host, the SPD and the state as they are
+  // under it, so another attach, detach or re-plan cannot change them between plan and apply.
+  PinStore pins(req.pin_root);
+  std::optional<PinStore::Lock> lock;
+  if (!req.dry_run) {
+    pins.prepare();
+    lock.emplace(pins.root());
+  }
   auto prev = store.load(id);
   auto facts = gather_facts(req.dev, req.settings);
   // ipsnat's own companion policies from an earlier attach are not "another tool's": those with
@@ -219,11 +227,6 @@ AttachResult attach(const AttachRequest& req) {
   }
   res.warnings = res.plan.warnings;
   if (req.dry_run) return res;
-
-  PinStore pins(req.pin_root);
-  pins.prepare();
-  auto lock = pins.lock();
-  prev = store.load(id);  // again, under the lock
   if (req.only_if_attached && !prev) return res;  // detached meanwhile: a re-plan must not re-add it
   AttachState st;
   if (prev) {

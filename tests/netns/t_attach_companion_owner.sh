@@ -7,9 +7,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
-t_seed_policies "$gw"
+t_policy_gateway
 companion() {  # companion DIR: the kernel's policy 10.0.0.0/8 -> 192.168.1.0/24 of that direction
   ip -s -n "$gw" xfrm policy get src 10.0.0.0/8 dst 192.168.1.0/24 dir "$1" 2>/dev/null || true
 }

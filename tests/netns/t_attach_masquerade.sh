@@ -10,9 +10,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
-t_seed_policies "$gw"
+t_policy_gateway
 ip -n "$wan" addr add 198.51.100.7/32 dev lo  # an "internet" host no policy covers
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 
@@ -49,7 +47,7 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
   ip netns exec "$lan" timeout 2 bash -c 'echo > /dev/tcp/10.0.0.1/7000' 2>/dev/null || true
   ip -n "$gw" xfrm state flush
   ip netns exec "$lan" ping -c 1 -W 1 10.0.0.1 >/dev/null 2>&1 || true
-  sleep 0.5
+  sleep 1  # the monitor prints the last ACQUIRE
   kill "$mon" "$dump" 2>/dev/null || true
   wait "$mon" "$dump" 2>/dev/null || true
   for proto in udp tcp icmp; do
@@ -63,7 +61,7 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
   rm -f "$acq" "$leak"
   ip netns exec "$wan" timeout 10 python3 "$peer" server udp 198.51.100.7 5001 &
   local srv=$!
-  sleep 0.4
+  sleep 1  # the server is listening
   out=$(ip netns exec "$lan" timeout 8 python3 "$peer" client udp 198.51.100.7 5001 64 2>&1 || true)
   wait "$srv" 2>/dev/null || true
   t_expect "$what: traffic to an uncovered address still leaves masqueraded ($out)" test "$out" == "200.2.2.2 intact"

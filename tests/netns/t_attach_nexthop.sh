@@ -6,10 +6,8 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
+t_policy_gateway
 ip -n "$wan" addr add 200.2.2.3/24 dev eth1
-t_seed_policies "$gw"
 lwt_via() { ip -n "$gw" route show table 421 proto 165 | grep '^10.0.0.0/8' | grep -o 'via [0-9.]*' || true; }
 
 t_expect "attach" t_in "$gw" "$IPSNAT" attach eth0 -q --no-daemon

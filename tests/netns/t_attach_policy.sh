@@ -7,9 +7,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
-t_seed_policies "$gw"
+t_policy_gateway
 
 sleep 1  # carrier settles
 before=$(t_snapshot "$gw")

@@ -7,12 +7,10 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
+t_policy_gateway
+ip -n "$wan" addr add 200.2.2.3/24 dev eth1
 t_tmpdir
 tmp=$T_TMP
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
-ip -n "$wan" addr add 200.2.2.3/24 dev eth1
-t_seed_policies "$gw"
 conf=$tmp/ipsnat.toml
 printf 'state_dir = "%s/run"\n[[device]]\nname = "eth0"\nmode = "policy"\n' "$tmp" >"$conf"
 nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$conf" 2>>"$tmp/log" &

@@ -17,7 +17,7 @@
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of the maps below. */
-#define IPSNAT_SPD_SCHEMA 2
+#define IPSNAT_SPD_SCHEMA 3
 #define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
 /* `ipsnat attach --spd-max N` sizes spd_dst, spd_src and spd_lists (BPF_F_NO_PREALLOC: memory
  * is taken per entry in use, so N is a bound, not an allocation). */
@@ -43,8 +43,15 @@ enum spd_nat_kind {
 	SPD_NAT_PREFIX = 2, /* 1:1 map of inside_net/inside_mask onto nat_addr/nat_mask */
 };
 
+enum spd_nat_flags {
+	/* NAPT: the eligible sources are the inside set (map ipsnat_inside, maps/inside.h), not the
+	 * block; inside_net/inside_mask are 0 (the SPD lookup's own filter lets every source by). */
+	SPD_NAT_INSIDE_SET = 1,
+};
+
 /* Translation: NAPT -> nat_addr; PREFIX -> (nat_addr & nat_mask) | (saddr & ~inside_mask), where
- * nat_mask == inside_mask (blocks of the same size). Eligible: (saddr & inside_mask) == inside_net. */
+ * nat_mask == inside_mask (blocks of the same size). Eligible: (saddr & inside_mask) == inside_net,
+ * and with SPD_NAT_INSIDE_SET a source of the inside set. */
 struct spd_nat_target {
 	__be32 nat_addr;
 	__be32 nat_mask;
@@ -53,7 +60,8 @@ struct spd_nat_target {
 	__u32 policy_index; /* the kernel's index of the out-policy that requires this source */
 	__u32 reqid;
 	__u8 kind; /* enum spd_nat_kind */
-	__u8 pad[3];
+	__u8 flags; /* enum spd_nat_flags */
+	__u8 pad[2];
 };
 IPSNAT_ASSERT_SIZE(struct spd_nat_target, 28);
 

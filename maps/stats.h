@@ -36,7 +36,9 @@
 	X(PASS_CT_STALE, "pass-ct-stale")                                        \
 	X(DROP_SPD_INCOMPLETE, "drop-spd-incomplete")                            \
 	X(DROP_LEAK_GUARD6, "drop-leak-guard-ipv6")                              \
-	X(DROP_GUARD_UNPARSED, "drop-guard-unparsed")
+	X(DROP_GUARD_UNPARSED, "drop-guard-unparsed")                              \
+	X(DROP_UNSOLICITED, "drop-unsolicited")                                  \
+	X(PASS_MASQUERADED, "pass-masqueraded")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

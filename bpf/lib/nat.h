@@ -24,6 +24,7 @@
 #include "lib/csum.h"
 #include "lib/ct.h"
 #include "lib/fwd.h"
+#include "lib/inside.h"
 #include "lib/parse.h"
 
 #define NAT_PORT_TRIES 256
@@ -52,7 +53,7 @@ static __always_inline int nat_source_ok(const struct spd_nat_target *t, __be32 
 
 static __always_inline int nat_source_inside(const struct spd_nat_target *t, __be32 saddr)
 {
-	return (saddr & t->inside_mask) == (t->inside_net & t->inside_mask);
+	return inside_eligible(t, saddr);
 }
 
 /* PREFIX: the host part relative to the inside prefix, placed in the NAT prefix; 0 when it

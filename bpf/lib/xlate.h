@@ -33,6 +33,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_SPD_INCOMPLETE:
 	case IPSNAT_R_DROP_LEAK_GUARD6:
 	case IPSNAT_R_DROP_GUARD_UNPARSED:
+	case IPSNAT_R_DROP_UNSOLICITED:
 		return 1;
 	default:
 		return 0;
@@ -44,6 +45,28 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
 	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
 	       r == IPSNAT_R_XLATE_FORWARD;
+}
+
+/* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
+ * sets it. BPF_PROG_TEST_RUN cannot give a packet a sec path, so there the SA's reqid is read
+ * from skb->mark (0: no SA). Read-only data: the verifier removes the branch not taken. */
+const volatile __u32 ipsnat_test_sa_from_mark = 0;
+
+/* The reqid of the SA that decrypted skb: 0 and *reqid, or -1 for a cleartext packet. */
+static __always_inline int skb_sa_reqid(struct __sk_buff *skb, __u32 *reqid)
+{
+	struct bpf_xfrm_state st;
+
+	if (ipsnat_test_sa_from_mark) {
+		if (!skb->mark)
+			return -1;
+		*reqid = skb->mark;
+		return 0;
+	}
+	if (bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0))
+		return -1;
+	*reqid = st.reqid;
+	return 0;
 }
 
 static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 mark, __u32 if_id)
@@ -127,8 +150,15 @@ static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, 
 		return IPSNAT_R_PASS_NO_TARGET;
 	if (nat_source_ok(t, p->saddr))
 		return IPSNAT_R_PASS_ALREADY_OK;
-	if (!nat_source_inside(t, p->saddr) || (t->kind == SPD_NAT_PREFIX && !nat_prefix_map(t, p->saddr)))
-		return IPSNAT_R_PASS_NOT_INSIDE;
+	if (!nat_source_inside(t, p->saddr) || (t->kind == SPD_NAT_PREFIX && !nat_prefix_map(t, p->saddr))) {
+		/* LWT xmit only: a LAN packet netfilter masqueraded before this hook. NAPT of the
+		 * inside set takes it (netfilter's conntrack maps the reply back to the LAN host);
+		 * a 1:1 target or a configured block cannot know which host it was. */
+		if (use_dev || !inside_masqueraded(skb, p->saddr))
+			return IPSNAT_R_PASS_NOT_INSIDE;
+		if (t->kind != SPD_NAT_NAPT || !(t->flags & SPD_NAT_INSIDE_SET))
+			return IPSNAT_R_PASS_MASQUERADED;
+	}
 	if (!nat_tuple_supported(p))
 		return IPSNAT_R_PASS_PROTO;
 	return 0;
@@ -251,11 +281,6 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	return IPSNAT_R_XLATE_SNAT;
 }
 
-/* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
- * sets it. BPF_PROG_TEST_RUN cannot give a packet a sec path, so there the SA's reqid is read
- * from skb->mark (0: no SA). Read-only data: the verifier removes the branch not taken. */
-const volatile __u32 ipsnat_test_sa_from_mark = 0;
-
 /* The SA a reply came with. On a device in policy mode (or unknown) it must have come with an
  * SA: 0 and its reqid in *sa_reqid, or pass-no-sa (a cleartext packet from the WAN that looks
  * like a reply is never let into the LAN). On a tunnel device (route mode) the device's own SAs
@@ -263,21 +288,12 @@ const volatile __u32 ipsnat_test_sa_from_mark = 0;
  * uplink's other traffic costs no ipsnat_dev lookup. */
 static __always_inline enum ipsnat_reason reverse_sa_of(struct __sk_buff *skb, int *checked, __u32 *sa_reqid)
 {
-	struct bpf_xfrm_state st;
-
 	*sa_reqid = 0;
 	*checked = dev_cfg(skb->ifindex).mode != IPSNAT_DEV_ROUTE;
 	if (!*checked)
 		return 0;
-	if (ipsnat_test_sa_from_mark) {
-		if (!skb->mark)
-			return IPSNAT_R_PASS_NO_SA;
-		*sa_reqid = skb->mark;
-		return 0;
-	}
-	if (bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0))
+	if (skb_sa_reqid(skb, sa_reqid))
 		return IPSNAT_R_PASS_NO_SA;
-	*sa_reqid = st.reqid;
 	return 0;
 }
 
@@ -345,6 +361,26 @@ static __always_inline enum ipsnat_reason reverse_flow_sa_refusal(struct __sk_bu
 	return reply_sa_refusal(k, e, sa_reqid);
 }
 
+/* A packet for which no conntrack entry, fragment memory or port-forward exists. Decrypted on
+ * a device in policy mode and addressed into an inside prefix, only ipsnat's companion in/fwd
+ * policies would admit it (the IKE daemon's SAs carry no selector, so they admit whatever the
+ * peer sends through them), and before attach the kernel dropped it (XfrmInNoPols): dropped as
+ * drop-unsolicited. Anything else passes with reason `pass`. Cheapest test first: most of the
+ * uplink's traffic is cleartext. */
+static __always_inline enum ipsnat_reason reverse_unexplained(struct __sk_buff *skb, __be32 daddr,
+							      enum ipsnat_reason pass)
+{
+	__u32 reqid;
+
+	if (skb_sa_reqid(skb, &reqid))
+		return pass;
+	if (dev_cfg(skb->ifindex).mode == IPSNAT_DEV_ROUTE)
+		return pass;
+	if (!(inside_flags(daddr) & INSIDE_PREFIX))
+		return pass;
+	return IPSNAT_R_DROP_UNSOLICITED;
+}
+
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
  * mode only decrypted packets (with an SA in their sec path) are translated: a cleartext
  * packet from the WAN that looks like a reply must never be let into the LAN. Everything that
@@ -368,7 +404,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_ct_entry *e = ct_lookup(&k);
 
 		if (!e || p.daddr != p.inner.saddr)
-			return IPSNAT_R_PASS_ICMP_NO_CT;
+			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_ICMP_NO_CT);
 		refused = reverse_flow_sa_refusal(skb, &k, e);
 		if (refused)
 			return refused;
@@ -381,7 +417,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_frag_entry *fe = frag_lookup(&p, IPSNAT_CT_REPLY);
 
 		if (!fe)
-			return IPSNAT_R_PASS_FRAG_UNKNOWN;
+			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_FRAG_UNKNOWN);
 		/* The fragment memory keeps no reqid: an SA is required, its first fragment's
 		 * flow was checked against the reqid. */
 		refused = reverse_sa_refusal(skb, &sa_reqid);
@@ -398,13 +434,13 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	if (!e) {
 		/* A new connection to a port-forward: TCP only from its SYN, so a stray segment
 		 * never opens a flow. */
-		if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
-			return IPSNAT_R_PASS_NO_CT;
-		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
-			return IPSNAT_R_PASS_NO_CT;
-		struct ipsnat_fwd_target *t = fwd_lookup(p.daddr, p.proto, p.dport);
+		struct ipsnat_fwd_target *t = 0;
+
+		if (p.proto == IPPROTO_UDP || (p.proto == IPPROTO_TCP &&
+					       (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN))
+			t = fwd_lookup(p.daddr, p.proto, p.dport);
 		if (!t)
-			return IPSNAT_R_PASS_NO_CT;
+			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_NO_CT);
 		refused = reverse_sa_refusal(skb, &sa_reqid);
 		if (refused)
 			return refused;

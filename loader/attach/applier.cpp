@@ -26,6 +26,25 @@ void check(int err, const Step& s) {
 
 bool gone(int err) { return err == -ENOENT || err == -ESRCH || err == -ENODEV || err == -EADDRNOTAVAIL; }
 
+// Removes ipsnat's companion policy p: the kernel's policy of p's index (recorded at creation;
+// else p's selector), and only while it still is the one ipsnat added. Another one in its place
+// (an IKE daemon's, re-added or replaced) is never touched.
+int remove_own_policy(const spd::Policy& p) {
+  auto k = xfrm::get_policy(p);
+  if (!k || !xfrm::is_same_policy(*k, p)) return -ENOENT;
+  return xfrm::delete_policy(*k, true);
+}
+
+// A recorded companion step is unchanged when only the kernel index (known once added) differs.
+bool same_policy_step(const Step& recorded, const Step& planned) {
+  auto* r = std::get_if<XfrmPolicyStep>(&recorded);
+  auto* p = std::get_if<XfrmPolicyStep>(&planned);
+  if (!r || !p) return false;
+  XfrmPolicyStep q = *p;
+  q.policy.index = r->policy.index;
+  return describe(recorded) == describe(Step{q});
+}
+
 }  // namespace
 
 void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
@@ -64,7 +83,7 @@ void Applier::remove(const Step& s) {
         } else if constexpr (std::is_same_v<T, RouteStep>) {
           return rtnl::delete_route(v);
         } else {
-          return xfrm::delete_policy(v.policy);
+          return remove_own_policy(v.policy);
         }
       },
       s);
@@ -87,7 +106,10 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
     bool ours = it != st_.steps.end();
     // An unchanged companion policy is left alone: rewriting it would be an SPD event, and the
     // host process re-plans on SPD events.
-    if (ours && std::holds_alternative<XfrmPolicyStep>(s) && describe(*it) == describe(s)) continue;
+    if (ours && same_policy_step(*it, s)) continue;
+    uint32_t known_index = ours && std::holds_alternative<XfrmPolicyStep>(*it)
+                               ? std::get<XfrmPolicyStep>(*it).policy.index
+                               : 0;
     if (ours) {
       *it = s;
     } else {
@@ -102,6 +124,16 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
         save();
       }
       throw;
+    }
+    // The kernel's index of the companion, so detach removes this very policy and nothing an
+    // IKE daemon put there later (an update in place keeps the index).
+    if (auto* x = std::get_if<XfrmPolicyStep>(&s)) {
+      spd::Policy sel = x->policy;
+      sel.index = 0;
+      auto k = xfrm::get_policy(sel);
+      auto& rec = std::get<XfrmPolicyStep>(ours ? *it : st_.steps.back());
+      rec.policy.index = k ? k->index : known_index;
+      save();
     }
   }
 }

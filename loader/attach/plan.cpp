@@ -48,8 +48,59 @@ ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode) {
   return c;
 }
 
+namespace {
+
+Prefix network_of(const Prefix& p) {
+  return {Address::v4(htonl(ntohl(p.addr.v4_be()) & spd::v4_mask(p.len))), p.len};
+}
+
+// Why the device of address a can never be a LAN, "" when it can.
+std::string not_a_lan(const HostFacts& f, const HostAddress& a, Mode mode) {
+  if (a.loopback) return "loopback";
+  if (a.ifindex == f.dev.ifindex) return mode == Mode::Route ? "the tunnel device" : "the attached device (the uplink)";
+  bool tunnel = f.dev.kind == "xfrm" || f.dev.kind == "vti";
+  if (tunnel && f.dev.link && a.ifindex == f.dev.link) return "the uplink: the underlay of " + f.dev.name;
+  // The SAs' outer addresses: a template's tunnel endpoint that is an address of this device.
+  for (const auto& p : f.policies)
+    for (const auto& t : p.tmpls)
+      for (const auto& end : {t.tunnel_src, t.tunnel_dst})
+        for (const auto& own : f.addresses)
+          if (own.ifindex == a.ifindex && own.prefix.addr == end)
+            return "the uplink: carries the SAs' outer address " + end.str();
+  if (std::find(f.default_oifs.begin(), f.default_oifs.end(), a.ifindex) != f.default_oifs.end())
+    return "carries the default route";
+  return "";
+}
+
+}  // namespace
+
+std::vector<InsideChoice> choose_inside(const HostFacts& facts, const Settings& settings) {
+  std::vector<InsideChoice> out;
+  if (!settings.inside.empty()) {
+    for (const auto& p : settings.inside) out.push_back({p, "", true, "configured"});
+    return out;
+  }
+  Mode mode = choose_mode(facts.dev, settings.mode);
+  for (const auto& a : facts.addresses) {
+    if (a.prefix.addr.family != AF_INET || a.prefix.len >= 32) continue;  // a host address names no LAN
+    InsideChoice c{network_of(a.prefix), a.dev, true, not_a_lan(facts, a, mode)};
+    if (!c.why.empty()) c.inside = false;
+    if (c.prefix.addr.v4_be() == 0) continue;
+    auto same = std::find_if(out.begin(), out.end(), [&](const InsideChoice& o) { return o.prefix == c.prefix; });
+    if (same == out.end()) {
+      out.push_back(c);
+    } else if (same->inside && !c.inside) {
+      *same = c;  // a prefix that is also on a device that is no LAN is not inside
+    }
+  }
+  return out;
+}
+
 std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings) {
-  return settings.inside.empty() ? facts.other_connected : settings.inside;
+  std::vector<Prefix> out;
+  for (const auto& c : choose_inside(facts, settings))
+    if (c.inside) out.push_back(c.prefix);
+  return out;
 }
 
 namespace {
@@ -120,6 +171,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
 
 AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   AttachPlan plan;
+  plan.inside = choose_inside(facts, settings);
   plan.dev = facts.dev.name;
   plan.ifindex = facts.dev.ifindex;
   plan.kind = facts.dev.kind;
@@ -142,7 +194,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     throw UserError(what, "see: ip xfrm policy; --allow-empty attaches anyway");
   }
   if (cfg.inside.empty() && plan.mode == Mode::Policy && !nat.empty())
-    throw UserError("no inside prefix: \"" + plan.dev + "\" is the only device with an address",
+    throw UserError("no inside prefix: no device with an address is a LAN (the uplink, the default route's "
+                    "devices and loopback never are)",
                     "name the LAN with --inside PREFIX");
 
   std::set<std::string> seen;
@@ -303,7 +356,8 @@ nlohmann::json policy_json(const Policy& p) {
   return {{"src", prefix_json(p.sel.src)}, {"dst", prefix_json(p.sel.dst)}, {"proto", p.sel.proto},
           {"sport", p.sel.sport}, {"sport_mask", p.sel.sport_mask}, {"dport", p.sel.dport},
           {"dport_mask", p.sel.dport_mask}, {"dir", spd::to_string(p.dir)}, {"priority", p.priority},
-          {"mark", p.mark_v}, {"mark_mask", p.mark_m}, {"if_id", p.if_id}, {"tmpls", t}};
+          {"mark", p.mark_v}, {"mark_mask", p.mark_m}, {"if_id", p.if_id}, {"tmpls", t},
+          {"index", p.index}};
 }
 
 Policy policy_from(const nlohmann::json& j) {
@@ -322,6 +376,7 @@ Policy policy_from(const nlohmann::json& j) {
   p.mark_v = j.at("mark");
   p.mark_m = j.at("mark_mask");
   p.if_id = j.at("if_id");
+  p.index = j.value("index", 0u);  // the kernel's, once added (0 in states of older versions)
   for (const auto& x : j.at("tmpls")) {
     spd::Template t;
     t.mode = x.at("mode");
@@ -396,7 +451,10 @@ nlohmann::json plan_to_json(const AttachPlan& p) {
     tr.push_back({{"policy_index", t.policy_index}, {"policy", t.policy}, {"nat", t.nat}});
   nlohmann::json fw = nlohmann::json::array();
   for (const auto& f : p.forwards) fw.push_back(f.spec());
-  return {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind},
+  nlohmann::json in = nlohmann::json::array();
+  for (const auto& c : p.inside)
+    in.push_back({{"prefix", c.prefix.str()}, {"dev", c.dev}, {"inside", c.inside}, {"why", c.why}});
+  return {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind}, {"inside", in},
           {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
           {"forwards", fw},           {"warnings", p.warnings}};
 }
@@ -406,6 +464,12 @@ std::string plan_to_text(const AttachPlan& p, bool with_warnings) {
   o << "attach " << p.dev << " mode " << to_string(p.mode);
   if (!p.kind.empty()) o << " (" << p.kind << ")";
   o << "\n";
+  for (const auto& c : p.inside) {
+    o << "  " << (c.inside ? "inside " : "not inside ") << c.prefix.str();
+    if (!c.dev.empty()) o << " (" << c.dev << ")";
+    if (!c.inside || c.dev.empty()) o << ": " << c.why;
+    o << "\n";
+  }
   for (const auto& s : p.steps) o << "  " << describe(s) << "\n";
   for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
   for (const auto& f : p.forwards) o << "  forward " << f.str() << "\n";

@@ -31,6 +31,7 @@ struct LinkFacts {
   uint32_t okey = 0;   // VTI: the mark its policies carry (IFLA_VTI_OKEY)
   uint32_t mtu = 1500;
   bool up = false;
+  int link = 0;  // the underlay (IFLA_LINK): an xfrm interface's `dev`; 0 when none or in another netns
 };
 
 // The route the main routing decision gives for a destination (RTM_GETROUTE), used as the
@@ -42,17 +43,26 @@ struct Nexthop {
   std::string oif_name;  // for the printed plan; "" when unknown
 };
 
+// An IPv4 address of the host, with its prefix length and device.
+struct HostAddress {
+  spd::Prefix prefix;  // 192.168.1.1/24
+  int ifindex = 0;
+  std::string dev;
+  bool loopback = false;  // on a loopback device
+};
+
 struct HostFacts {
   LinkFacts dev;
   std::vector<spd::Address> local_addrs;          // every local IPv4 address of the namespace
-  std::vector<spd::Prefix> other_connected;       // connected IPv4 prefixes of devices other than dev and lo
+  std::vector<HostAddress> addresses;             // the same, with their devices
+  std::vector<int> default_oifs;                  // devices of the main table's default route(s)
   std::vector<spd::Policy> policies;              // the SPD (not per-socket policies)
   std::vector<Nexthop> nexthops;                  // for the destinations of covered out-policies
 };
 
 struct Settings {
   ModeRequest mode = ModeRequest::Auto;
-  std::vector<spd::Prefix> inside;  // empty: the connected prefixes of the other devices
+  std::vector<spd::Prefix> inside;  // empty: the LAN prefixes (choose_inside)
   uint32_t table = 421;             // ipsnat's routing table (policy mode)
   uint32_t rule_priority = 210;     // ahead of strongSwan's 220
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
@@ -105,7 +115,16 @@ struct Translation {
   uint32_t napt_addr_be = 0;  // the NAPT address (network order); 0: not a single-address NAPT
 };
 
+// One connected prefix and whether it is inside (translated), with the reason.
+struct InsideChoice {
+  spd::Prefix prefix;
+  std::string dev;  // "" for a configured prefix
+  bool inside = false;
+  std::string why;  // for an excluded prefix: "the uplink: carries the SAs' outer address 200.2.2.2"
+};
+
 struct AttachPlan {
+  std::vector<InsideChoice> inside;  // what choose_inside decided, printed with the plan
   std::string dev;
   int ifindex = 0;
   std::string kind;
@@ -117,8 +136,11 @@ struct AttachPlan {
 };
 
 Mode choose_mode(const LinkFacts& dev, ModeRequest req);
-// The NAT inside prefixes: configured ones, else the connected prefixes of the other devices.
-// The SPD mirror must be given the same list as the plan.
+// The NAT inside prefixes: the configured ones, else the connected prefixes of the LAN devices.
+// Never inside: the attached device, its underlay, the device carrying the SAs' outer addresses
+// (the uplink), the default route's devices and loopback (docs/attach.md "Inside prefixes").
+std::vector<InsideChoice> choose_inside(const HostFacts& facts, const Settings& settings);
+// The chosen inside prefixes. The SPD mirror must be given the same list as the plan.
 std::vector<spd::Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings);
 // Throws UserError when the plan would be empty or unsafe (no policy for the device, ...).
 AttachPlan make_plan(const HostFacts& facts, const Settings& settings);

@@ -39,11 +39,6 @@
 namespace ipsnat::attach {
 namespace {
 
-spd::Prefix network_of(const spd::Prefix& p) {
-  uint32_t a = ntohl(p.addr.v4_be()) & spd::v4_mask(p.len);
-  return {spd::Address::v4(htonl(a)), p.len};
-}
-
 struct SkelDeleter {
   void operator()(ipsnat_bpf* s) const { ipsnat_bpf__destroy(s); }
 };
@@ -129,12 +124,12 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   f.dev = rtnl::link_facts(dev);
   for (const auto& a : rtnl::ipv4_addresses()) {
     f.local_addrs.push_back(a.prefix.addr);
-    auto net = network_of(a.prefix);
-    bool loopback = (ntohl(net.addr.v4_be()) >> 24) == 127;
-    if (a.ifindex != f.dev.ifindex && !loopback && a.prefix.len < 32 &&
-        std::find(f.other_connected.begin(), f.other_connected.end(), net) == f.other_connected.end())
-      f.other_connected.push_back(net);
+    char name[IF_NAMESIZE] = "";
+    if_indextoname(static_cast<unsigned>(a.ifindex), name);
+    bool loopback = (ntohl(a.prefix.addr.v4_be()) >> 24) == 127 || std::string(name) == "lo";
+    f.addresses.push_back({a.prefix, a.ifindex, name, loopback});
   }
+  f.default_oifs = rtnl::default_route_oifs();
   f.policies = xfrm::dump_policies();
   for (const auto& dst : covered_destinations(f, settings))
     if (auto nh = rtnl::route_get(dst)) {
@@ -150,13 +145,25 @@ AttachResult attach(const AttachRequest& req) {
   AttachResult res;
   StateStore store(StateStore::resolve_dir());
   std::string id = StateStore::id_for(req.dev);
+  // The lock before the plan: the plan is made from the host, the SPD and the state as they are
+  // under it, so another attach, detach or re-plan cannot change them between plan and apply.
+  PinStore pins(req.pin_root);
+  std::optional<PinStore::Lock> lock;
+  if (!req.dry_run) {
+    pins.prepare();
+    lock.emplace(pins.root());
+  }
   auto prev = store.load(id);
   auto facts = gather_facts(req.dev, req.settings);
-  // ipsnat's own companion policies from an earlier attach are not "another tool's".
+  // ipsnat's own companion policies from an earlier attach are not "another tool's": those with
+  // the recorded index that still are what ipsnat added. One an IKE daemon replaced (same index,
+  // other templates) or deleted and added again (new index) is another tool's now.
   if (prev) {
     std::erase_if(facts.policies, [&](const spd::Policy& p) {
       for (const auto& s : prev->steps)
-        if (auto* x = std::get_if<XfrmPolicyStep>(&s); x && x->policy.same_key(p)) return true;
+        if (auto* x = std::get_if<XfrmPolicyStep>(&s);
+            x && (x->policy.index == 0 || x->policy.index == p.index) && xfrm::is_same_policy(p, x->policy))
+          return true;
       return false;
     });
   }
@@ -171,11 +178,6 @@ AttachResult attach(const AttachRequest& req) {
   res.warnings = res.plan.warnings;
   for (auto& w : warnings_for_programs_before_ipsnat(facts.dev.ifindex, req.dev)) res.warnings.push_back(std::move(w));
   if (req.dry_run) return res;
-
-  PinStore pins(req.pin_root);
-  pins.prepare();
-  auto lock = pins.lock();
-  prev = store.load(id);  // again, under the lock
   if (req.only_if_attached && !prev) return res;  // detached meanwhile: a re-plan must not re-add it
   AttachState st;
   if (prev) {
@@ -247,6 +249,7 @@ AttachResult attach(const AttachRequest& req) {
     if (req.sync_spd) {
       spd::NatConfig nat;
       nat.inside = inside;
+      nat.local = facts.local_addrs;
       spd::SpdMirror mirror(spd::SpdMapFds::from_object(skel->obj), nat);
       mirror.sync_once();
       const std::string closed = ": the datapath fails closed, cleartext to every destination is dropped at the uplink";

@@ -60,7 +60,7 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
     ImpliedNat n = implied_nat(p, cfg);
     j["nat"] = {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
                 {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
-                {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside.str()},
+                {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
                 {"why", n.why}};
   }
   return j;

@@ -214,6 +214,14 @@ void AttachService::replan() {
   }
 }
 
+void AttachService::on_readable() {
+  if (!watch_.drain()) return;
+  ++host_changes_;
+  replan();
+  publish_inside();  // the mirror rebuilds itself when the inferred prefixes changed
+  if (on_host_change_) on_host_change_();
+}
+
 void AttachService::collect(metrics::Exposition& e) const {
   using metrics::MetricType;
   auto& up = e.family("ipsnat_device_attached", "1 for each configured device ipsnat is attached to, 0 while it fails",
@@ -228,6 +236,9 @@ void AttachService::collect(metrics::Exposition& e) const {
   e.family("ipsnat_attach_replans_total", "Re-plans of the devices' routes and policies after SPD changes",
            MetricType::kCounter)
       .add(replans_);
+  e.family("ipsnat_host_changes_total", "Link, address or route changes that re-planned the devices",
+           MetricType::kCounter)
+      .add(host_changes_);
 }
 
 void AttachService::report(state::DaemonState& s) const {

@@ -17,6 +17,7 @@
 
 #include "attach/state.h"
 #include "daemon/service.h"
+#include "sys/rtnl_watch.h"
 
 namespace ipsnat::daemon {
 
@@ -39,6 +40,12 @@ class AttachService : public Service {
   // After the kernel's SPD changed: re-plan every attached device, configured or by hand.
   void replan();
 
+  // Links, addresses and routes: a change re-plans every device (inside prefixes, the uplink,
+  // nexthops) and then calls on_host_change (the mirror's copy of the gateway's addresses).
+  int fd() const override { return watch_.fd(); }
+  void on_readable() override;
+  void set_on_host_change(std::function<void()> f) { on_host_change_ = std::move(f); }
+
  private:
   static constexpr unsigned kRetryTicks = 5;
   void attach_device(const config::Device& d, bool replan_only);
@@ -60,6 +67,9 @@ class AttachService : public Service {
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
   uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
   bool forwards_synced_ = false;
+  rtnl::RtnlWatch watch_;
+  std::function<void()> on_host_change_;
+  uint64_t host_changes_ = 0;
   size_t forwards_ = 0;
 };
 

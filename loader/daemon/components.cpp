@@ -17,6 +17,7 @@
 #include "spd/mirror.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
+#include "sys/rtnl.h"
 #include "util/error.h"
 
 namespace ipsnat::daemon {
@@ -69,7 +70,9 @@ void SpdMirrorService::try_adopt() {
     return;
   }
   try {
-    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat_config_of(*config_, inferred_inside_));
+    auto nat = nat_config_of(*config_, inferred_inside_);
+    nat.local = rtnl::local_ipv4_addresses();
+    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat);
     mirror_->sync_once();
     last_resync_ = now_unix();
     last_error_.clear();
@@ -89,6 +92,15 @@ void SpdMirrorService::set_inferred_inside(std::vector<std::string> inside) {
     mirror_.reset();
   }
   try_adopt();
+}
+
+void SpdMirrorService::refresh_local() {
+  if (!mirror_) return;
+  try {
+    mirror_->set_local(rtnl::local_ipv4_addresses());
+  } catch (const std::exception& e) {
+    spdlog::error("spd_mirror: updating the gateway's addresses in ipsnat_inside: {}", e.what());
+  }
 }
 
 void SpdMirrorService::apply(const config::Config& c) {

@@ -38,6 +38,8 @@ class SpdMirrorService : public Service {
   // The inside prefixes attach inferred (used when the config names none); rebuilds the mirror
   // when they changed.
   void set_inferred_inside(std::vector<std::string> inside);
+  // The host's addresses may have changed: the gateway's own addresses in the inside set follow.
+  void refresh_local();
 
  private:
   void try_adopt();

@@ -28,7 +28,10 @@ std::unique_ptr<Service> make_attach_service(const ServiceContext& ctx, SpdMirro
         if (mirror) mirror->set_inferred_inside(std::move(inside));
       },
       ctx.when_nothing_attached);
-  if (mirror) mirror->set_on_change([raw = a.get()] { raw->replan(); });
+  if (mirror) {
+    mirror->set_on_change([raw = a.get()] { raw->replan(); });
+    a->set_on_host_change([mirror] { mirror->refresh_local(); });
+  }
   return a;
 }
 

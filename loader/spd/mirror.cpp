@@ -13,6 +13,7 @@
 #include <ctime>
 #include <utility>
 
+#include "spd/inside_map.h"
 #include "sys/pin_store.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
@@ -50,7 +51,8 @@ SpdMapFull::SpdMapFull(std::string map, int err)
 
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
-                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6")};
+                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6"),
+                   map_fd(obj, "ipsnat_inside")};
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -97,6 +99,10 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
       if (bpf_obj_get_info_by_fd(f.health, &info, &len) != 0 || info.value_size != sizeof(spd_health))
         close(f.health), f.health = -1;
     }
+    std::string inside = root + "/ipsnat_inside";
+    f.inside = bpf_obj_get(inside.c_str());  // optional as spd_health
+    if (f.inside < 0)
+      spdlog::warn("spd: no {}: NAPT translates no source of an inside set (attach again to create it)", inside);
     if (f.health < 0)
       spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
                    health);
@@ -109,7 +115,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
 }
 
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6})
+  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside})
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -381,7 +387,8 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), nat_(std::move(nat)) {
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), nat_(std::move(nat)),
+      inside_fd_(fds.inside) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
 }
 
@@ -487,11 +494,19 @@ void SpdMirror::fail_closed(spd_health h, uint32_t cause) {
 }
 
 void SpdMirror::sync_once() {
+  // Before the SPD: a NAPT target that asks the inside set never meets an empty one.
+  if (inside_fd_ >= 0) write_inside_map(inside_fd_, inside_entries(nat_.inside, nat_.local));
   auto t0 = std::chrono::steady_clock::now();
   source_->resync(model_);
   sync_times_ = SpdSyncTimes{};
   sync_times_.dump_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   publish(true);
+}
+
+void SpdMirror::set_local(std::vector<Address> local) {
+  if (local == nat_.local) return;
+  nat_.local = std::move(local);
+  if (inside_fd_ >= 0) write_inside_map(inside_fd_, inside_entries(nat_.inside, nat_.local));
 }
 
 int SpdMirror::fd() const { return source_->fd(); }

@@ -34,6 +34,7 @@ struct SpdMapFds {
   int active = -1, dst = -1, src = -1, lists = -1;
   int health = -1;  // spd_health; -1 when pins of an older build lack it (no fail-closed flag then)
   int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
+  int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
@@ -132,7 +133,10 @@ class SpdMirror {
  public:
   SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf = 0);
   ~SpdMirror();
+  // Writes the inside set (ipsnat_inside) from the NAT config first, then the SPD.
   void sync_once();
+  // The gateway's addresses changed: rewrites the inside set only (the SPD does not depend on them).
+  void set_local(std::vector<Address> local);
   // Waits up to timeout_ms for notifications, applies them (resyncs on overrun), rewrites the
   // maps when the SPD changed (or retries a failed write). Returns true when the maps were
   // rewritten.
@@ -156,6 +160,7 @@ class SpdMirror {
   SpdMapWriter writer_;
   Cover6Writer cover6_;
   NatConfig nat_;
+  int inside_fd_ = -1;
   SpdModel model_;
   SpdMirrorStats stats_;
   SpdSyncTimes sync_times_;

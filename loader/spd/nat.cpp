@@ -25,12 +25,20 @@ spd_nat_target ImpliedNat::target(const Policy& p) const {
   // Selectors may carry host bits (the kernel keeps them): the datapath ORs host parts in.
   t.nat_addr = nat.addr.v4_be() & t.nat_mask;
   t.inside_net = inside.addr.v4_be() & t.inside_mask;
+  if (!inside_set.empty()) t.flags = SPD_NAT_INSIDE_SET;
   return t;
+}
+
+std::string ImpliedNat::inside_str() const {
+  if (inside_set.empty()) return inside.str();
+  std::string s;
+  for (const auto& p : inside_set) s += (s.empty() ? "" : ", ") + p.str();
+  return s;
 }
 
 std::string ImpliedNat::str() const {
   switch (kind) {
-    case SPD_NAT_NAPT: return "napt " + inside.str() + " -> " + nat.addr.str();
+    case SPD_NAT_NAPT: return "napt " + inside_str() + " -> " + nat.addr.str();
     case SPD_NAT_PREFIX: return "prefix " + inside.str() + " -> " + nat.str();
     default: return "none (" + why + ")";
   }
@@ -65,7 +73,9 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
   if (src.len == 32) {
     n.kind = SPD_NAT_NAPT;
     n.nat = src;
-    n.inside = cfg.inside.empty() ? any_v4() : cfg.inside.front();
+    // Every inside prefix, not one: the datapath asks the inside set (maps/inside.h).
+    n.inside = any_v4();
+    n.inside_set = cfg.inside;
     n.why = "source selector is one address";
     return n;
   }

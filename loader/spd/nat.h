@@ -20,23 +20,30 @@ struct NatOverride {
 };
 
 struct NatConfig {
-  std::vector<Prefix> inside;  // IPv4 inside prefixes (empty: any source is eligible for NAPT)
+  // IPv4 inside prefixes: the sources NAPT translates, as the inside set (maps/inside.h); empty:
+  // any source is eligible.
+  std::vector<Prefix> inside;
   std::vector<NatOverride> overrides;
+  // The gateway's own addresses (INSIDE_LOCAL entries of the inside set, maps/inside.h).
+  std::vector<Address> local;
 };
 
 struct ImpliedNat {
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;
-  Prefix inside;
+  Prefix inside;                     // the block eligible sources must be in (0/0 for the inside set)
+  std::vector<Prefix> inside_set;    // NAPT implied by the SPD: every inside prefix (SPD_NAT_INSIDE_SET)
   std::string why;
   // The datapath's struct (policy_index and reqid filled from the policy).
   spd_nat_target target(const Policy& p) const;
   std::string str() const;
+  std::string inside_str() const;  // "192.168.1.0/24, 192.168.2.0/24"
 };
 
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
 
-// Both take and return network order, as the datapath does.
+// Both take and return network order, as the datapath does. nat_eligible checks the block only:
+// an inside-set target's sources are narrowed by the datapath's ipsnat_inside lookup.
 bool nat_eligible(const spd_nat_target& t, uint32_t saddr);
 uint32_t nat_translate(const spd_nat_target& t, uint32_t saddr);
 

@@ -18,6 +18,7 @@
 #include "maps/common.h"
 #include "maps/ct.h"
 #include "maps/cover6.h"
+#include "maps/inside.h"
 #include "maps/spd.h"
 #include "util/error.h"
 
@@ -74,6 +75,7 @@ unsigned PinStore::schema_of(const std::string& name) {
 #ifdef IPSNAT_CONFIG_SCHEMA
   if (name == "ipsnat_cfg" || name == "ipsnat_dev") return IPSNAT_CONFIG_SCHEMA;
 #endif
+  if (name == "ipsnat_inside") return IPSNAT_INSIDE_SCHEMA;
 #ifdef IPSNAT_STATS_SCHEMA
   if (name == "ipsnat_stats") return IPSNAT_STATS_SCHEMA;
 #endif

@@ -10,6 +10,7 @@
 #include <linux/if.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "sys/netlink.h"
@@ -52,6 +53,7 @@ attach::LinkFacts link_facts(const std::string& name) {
   mnl_attr_put_strz(req.hdr(), IFLA_IFNAME, name.c_str());
   attach::LinkFacts f;
   f.name = name;
+  bool link_elsewhere = false;  // IFLA_LINK names a device of another namespace (a veth's peer)
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWLINK) return;
     const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
@@ -59,6 +61,8 @@ attach::LinkFacts link_facts(const std::string& name) {
     f.up = ifi->ifi_flags & IFF_UP;
     for_each_attr(nlh, sizeof(*ifi), [&](const nlattr* a) {
       if (mnl_attr_get_type(a) == IFLA_MTU) f.mtu = mnl_attr_get_u32(a);
+      if (mnl_attr_get_type(a) == IFLA_LINK) f.link = static_cast<int>(mnl_attr_get_u32(a));
+      if (mnl_attr_get_type(a) == IFLA_LINK_NETNSID) link_elsewhere = true;
       if (mnl_attr_get_type(a) != IFLA_LINKINFO) return;
       for_each_nested(a, [&](const nlattr* li) {
         if (mnl_attr_get_type(li) == IFLA_INFO_KIND) f.kind = mnl_attr_get_str(li);
@@ -72,6 +76,7 @@ attach::LinkFacts link_facts(const std::string& name) {
     });
   });
   if (err == -ENODEV || f.ifindex == 0) throw UserError("cannot find device \"" + name + "\"", "see: ip link");
+  if (link_elsewhere) f.link = 0;
   if (err) throw SysError("reading link " + name, err);
   return f;
 }
@@ -95,30 +100,97 @@ std::vector<AddrEntry> ipv4_addresses() {
   return out;
 }
 
-std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
+std::vector<spd::Address> local_ipv4_addresses() {
+  std::vector<spd::Address> out;
+  for (const auto& a : ipv4_addresses()) out.push_back(a.prefix.addr);
+  return out;
+}
+
+namespace {
+
+// A unicast route of the main table: every nexthop's device, the first nexthop's gateway.
+struct MainRoute {
+  uint32_t net = 0;  // host order
+  uint8_t len = 0;
+  uint32_t metric = 0;
+  std::vector<int> oifs;
+  std::optional<spd::Address> gateway;
+};
+
+std::vector<MainRoute> main_routes() {
   NlSocket nl(NETLINK_ROUTE);
-  NlRequest req(RTM_GETROUTE, 0);
+  NlRequest req(RTM_GETROUTE, NLM_F_DUMP);
   auto* rtm = req.put_header<rtmsg>();
   rtm->rtm_family = AF_INET;
-  rtm->rtm_dst_len = 32;
-  // A host inside the prefix, not its network address (a /8's .0 could be special-cased).
-  uint32_t host = dst.addr.v4_be();
-  if (dst.len < 31) host = htonl(ntohl(host) | 1);
-  mnl_attr_put_u32(req.hdr(), RTA_DST, host);
-  std::optional<attach::Nexthop> out;
+  std::vector<MainRoute> out;
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWROUTE) return;
     const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (r->rtm_type != RTN_UNICAST) return;
-    attach::Nexthop nh;
-    nh.dst = dst;
+    if (r->rtm_type != RTN_UNICAST || r->rtm_dst_len > 32) return;
+    uint32_t table = r->rtm_table;
+    MainRoute m;
+    m.len = r->rtm_dst_len;
     for_each_attr(nlh, sizeof(*r), [&](const nlattr* a) {
-      if (mnl_attr_get_type(a) == RTA_OIF) nh.oif = static_cast<int>(mnl_attr_get_u32(a));
-      if (mnl_attr_get_type(a) == RTA_GATEWAY) nh.gateway = v4(mnl_attr_get_payload(a));
+      switch (mnl_attr_get_type(a)) {
+        case RTA_TABLE: table = mnl_attr_get_u32(a); break;
+        case RTA_DST: m.net = ntohl(v4(mnl_attr_get_payload(a)).v4_be()); break;
+        case RTA_PRIORITY: m.metric = mnl_attr_get_u32(a); break;
+        case RTA_OIF: m.oifs.push_back(static_cast<int>(mnl_attr_get_u32(a))); break;
+        case RTA_GATEWAY: m.gateway = v4(mnl_attr_get_payload(a)); break;
+        case RTA_MULTIPATH: {  // struct rtnexthop entries, each followed by its attributes
+          const auto* n = static_cast<const rtnexthop*>(mnl_attr_get_payload(a));
+          int left = static_cast<int>(mnl_attr_get_payload_len(a));
+          while (left >= static_cast<int>(sizeof(rtnexthop)) && n->rtnh_len >= sizeof(rtnexthop) &&
+                 n->rtnh_len <= left) {
+            m.oifs.push_back(n->rtnh_ifindex);
+            int alen = n->rtnh_len - static_cast<int>(sizeof(rtnexthop));
+            for (auto* na = reinterpret_cast<const rtattr*>(RTNH_DATA(n)); RTA_OK(na, alen); na = RTA_NEXT(na, alen))
+              if (na->rta_type == RTA_GATEWAY && !m.gateway) m.gateway = v4(RTA_DATA(na));
+            left -= RTNH_ALIGN(n->rtnh_len);
+            n = RTNH_NEXT(n);
+          }
+          break;
+        }
+        default: break;
+      }
     });
-    out = nh;
+    if (table == RT_TABLE_MAIN) out.push_back(std::move(m));
   });
-  if (err && err != -ENETUNREACH && err != -EHOSTUNREACH) throw SysError("route lookup of " + dst.str(), err);
+  if (err) throw SysError("reading the main routing table", err);
+  return out;
+}
+
+}  // namespace
+
+std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
+  // The main table's route, matched here on a dump of it: a kernel lookup (`ip route get`) would
+  // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
+  // (DHCP, failover) would never be picked up.
+  // A host inside the prefix, not its network address (a /8's .0 could be special-cased).
+  uint32_t host = ntohl(dst.addr.v4_be());
+  if (dst.len < 31) host |= 1;
+  const MainRoute* best = nullptr;
+  auto routes = main_routes();
+  for (const auto& r : routes) {
+    uint32_t mask = spd::v4_mask(r.len);
+    if ((host & mask) != (r.net & mask)) continue;
+    if (best && (r.len < best->len || (r.len == best->len && r.metric >= best->metric))) continue;
+    best = &r;
+  }
+  if (!best) return std::nullopt;
+  attach::Nexthop nh;
+  nh.dst = dst;
+  nh.oif = best->oifs.empty() ? 0 : best->oifs.front();
+  nh.gateway = best->gateway;
+  return nh;
+}
+
+std::vector<int> default_route_oifs() {
+  std::vector<int> out;
+  for (const auto& r : main_routes())
+    if (r.len == 0)
+      for (int oif : r.oifs)
+        if (oif && std::find(out.begin(), out.end(), oif) == out.end()) out.push_back(oif);
   return out;
 }
 

@@ -20,8 +20,13 @@ struct AddrEntry {
   spd::Prefix prefix;  // the address with its prefix length
 };
 std::vector<AddrEntry> ipv4_addresses();
-// The main routing decision for dst (as `ip route get`), empty when unreachable.
+std::vector<spd::Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
+// The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
+// empty when it has none.
 std::optional<attach::Nexthop> route_get(const spd::Prefix& dst);
+
+// The devices of the main table's IPv4 default route(s), multipath nexthops included.
+std::vector<int> default_route_oifs();
 
 // replace: the route is ipsnat's already (recorded): swap it in place (a new program).
 int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace = false);

@@ -2,6 +2,7 @@
 
 #include <linux/xfrm.h>
 
+#include <cerrno>
 #include <variant>
 
 #include "sys/netlink.h"
@@ -36,10 +37,36 @@ int add_policy(const spd::Policy& p, bool update) {
   return nl.request(req);
 }
 
-int delete_policy(const spd::Policy& p) {
+int delete_policy(const spd::Policy& p, bool by_index) {
   NlSocket nl(NETLINK_XFRM);
-  auto req = NlRequest::built(0, [&](char* buf, size_t size) { return build_delpolicy_msg(buf, size, p, false); });
+  auto req = NlRequest::built(0, [&](char* buf, size_t size) { return build_delpolicy_msg(buf, size, p, by_index); });
   return nl.request(req);
+}
+
+std::optional<spd::Policy> get_policy(const spd::Policy& p) {
+  NlSocket nl(NETLINK_XFRM);
+  // XFRM_MSG_GETPOLICY takes the same xfrm_userpolicy_id as a delete.
+  auto req = NlRequest::built(0, [&](char* buf, size_t size) {
+    nlmsghdr* nlh = build_delpolicy_msg(buf, size, p, p.index != 0);
+    nlh->nlmsg_type = XFRM_MSG_GETPOLICY;
+    return nlh;
+  });
+  std::optional<spd::Policy> out;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != XFRM_MSG_NEWPOLICY) return;
+    auto event = parse_policy_msg(nlh);
+    if (event)
+      if (auto* u = std::get_if<spd::PolicyUpsert>(&*event)) out = u->policy;
+  });
+  if (err == -ENOENT) return std::nullopt;
+  if (err) throw SysError("reading an XFRM policy", err);
+  return out;
+}
+
+bool is_same_policy(const spd::Policy& k, const spd::Policy& p) {
+  spd::Policy a = k;
+  a.index = p.index;
+  return a.same_key(p) && a.describe() == p.describe();
 }
 
 }  // namespace ipsnat::xfrm

@@ -180,3 +180,21 @@ t_seed_out_policy() {
   ip -n "$1" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
     tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
 }
+
+# t_seed_policies GW: the policies strongSwan installs for the seed's virtual IP 10.20.30.2
+# (out to 10.0.0.0/8 and its in-policy, tunnel 200.2.2.2 <-> 100.1.1.1, reqid 1), no SA: a flow
+# the out-policy matches makes the kernel send an ACQUIRE.
+t_seed_policies() {
+  ip -n "$1" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
+    tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
+  ip -n "$1" xfrm policy add src 10.0.0.0/8 dst 10.20.30.2/32 dir in priority 379519 \
+    tmpl src 100.1.1.1 dst 200.2.2.2 proto esp reqid 1 mode tunnel
+}
+
+# t_policy_gateway: the seed's gateway for policy mode (uplink eth0, the default route to WAN)
+# with t_seed_policies, in namespaces named in $lan, $gw and $wan.
+t_policy_gateway() {
+  t_gateway_netns
+  t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
+  t_seed_policies "$gw"
+}

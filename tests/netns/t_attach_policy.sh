@@ -7,12 +7,7 @@ source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
 
-t_gateway_netns
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
-ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
-  tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
-ip -n "$gw" xfrm policy add src 10.0.0.0/8 dst 10.20.30.2/32 dir in priority 379519 \
-  tmpl src 100.1.1.1 dst 200.2.2.2 proto esp reqid 1 mode tunnel
+t_policy_gateway
 
 sleep 1  # carrier settles
 before=$(t_snapshot "$gw")

@@ -85,6 +85,17 @@ void Datapath::set_port_range(uint16_t min, uint16_t max) {
   set_config(cfg);
 }
 
+void Datapath::set_inside(const std::string& prefix, uint32_t flags) {
+  auto slash = prefix.find('/');
+  ipsnat_inside_key k{};
+  k.prefixlen = slash == std::string::npos ? 32 : std::stoi(prefix.substr(slash + 1));
+  if (inet_pton(AF_INET, prefix.substr(0, slash).c_str(), &k.addr) != 1)
+    throw std::runtime_error("not an IPv4 prefix: " + prefix);
+  ipsnat_inside_val v{flags};
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_inside), &k, &v, BPF_ANY) != 0)
+    throw std::runtime_error("writing ipsnat_inside failed");
+}
+
 uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }
 
 void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id) {

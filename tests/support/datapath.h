@@ -13,6 +13,7 @@
 #include "ipsnat_bpf.skel.h"
 #include "maps/config.h"
 #include "maps/ct.h"
+#include "maps/inside.h"
 #include "maps/stats.h"
 #include "support/packet.h"
 
@@ -49,6 +50,8 @@ class Datapath {
   // BPF_PROG_TEST_RUN runs TC programs on the loopback device: its ifindex.
   static uint32_t test_ifindex();
   void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0);
+  // ipsnat_inside[prefix] = flags (maps/inside.h).
+  void set_inside(const std::string& prefix, uint32_t flags);
 
   std::optional<ipsnat_ct_entry> ct_get(const ipsnat_ct_key& key) const;
   std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> ct_all() const;

@@ -36,6 +36,12 @@ spd_nat_target napt_target(const std::string& nat_addr, const std::string& insid
   return t;
 }
 
+spd_nat_target napt_set_target(const std::string& nat_addr, uint32_t reqid) {
+  spd_nat_target t = napt_target(nat_addr, "0.0.0.0/0", reqid);
+  t.flags = SPD_NAT_INSIDE_SET;
+  return t;
+}
+
 spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid) {
   spd_nat_target t{};
   t.kind = SPD_NAT_PREFIX;
@@ -116,13 +122,20 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   t.reqid = target.reqid;
   t.family = AF_INET;
   p.tmpls.push_back(t);
+  in.policies.push_back(p);
+  if (target.flags & SPD_NAT_INSIDE_SET) {
+    // No override: the NAT the SPD implies for a one-address source. Any inside prefix makes it
+    // ask the inside set; the set itself is the map the test writes.
+    if (in.cfg.inside.empty()) in.cfg.inside.push_back(spd::parse_prefix("0.0.0.0/0"));
+    write_spd(dp, in);
+    return;
+  }
   spd::NatOverride o;
   o.policy_index = p.index;
   o.kind = static_cast<spd_nat_kind>(target.kind);
   o.nat = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
   o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
   in.cfg.overrides.push_back(o);
-  in.policies.push_back(p);
   write_spd(dp, in);
 }
 

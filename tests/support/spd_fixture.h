@@ -10,6 +10,9 @@ namespace ipsnat::test {
 
 // "SNAT every host of inside_prefix to nat_addr (NAPT) for destinations in dst_prefix".
 spd_nat_target napt_target(const std::string& nat_addr, const std::string& inside_prefix, uint32_t reqid = 1);
+// "SNAT every source of the inside set (ipsnat_inside, Datapath::set_inside) to nat_addr", the
+// NAPT an out-policy for one address implies.
+spd_nat_target napt_set_target(const std::string& nat_addr, uint32_t reqid = 1);
 // "Map inside_prefix 1:1 onto nat_prefix".
 spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid = 1);
 // Makes dst_prefix covered by an out-policy that requires `target`.

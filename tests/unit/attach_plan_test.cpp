@@ -30,13 +30,20 @@ spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, 
   return p;
 }
 
+// An address as the kernel reports it: the host's own address (host bits set) and its length.
+HostAddress host_address(const std::string& addr, uint8_t len, int ifindex, const std::string& dev,
+                         bool loopback = false) {
+  return {spd::Prefix{spd::parse_address(addr), len}, ifindex, dev, loopback};
+}
+
 // The seed's gateway: uplink eth0 200.2.2.2, LAN 192.168.1.0/24, strongSwan-like policies.
 HostFacts gateway(bool vip_local) {
   HostFacts f;
   f.dev = {"eth0", 3, "", 0, 0, 1500, true};
   f.local_addrs = {spd::parse_address("200.2.2.2"), spd::parse_address("192.168.1.1")};
   if (vip_local) f.local_addrs.push_back(spd::parse_address("10.20.30.2"));
-  f.other_connected = {spd::parse_prefix("192.168.1.0/24")};
+  f.addresses = {host_address("200.2.2.2", 24, 3, "eth0"), host_address("192.168.1.1", 24, 4, "lan0")};
+  f.default_oifs = {3};
   f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1),
                 ipsec("10.0.0.0/8", "10.20.30.2/32", spd::Dir::In, "100.1.1.1", "200.2.2.2", 1)};
   f.nexthops = {{spd::parse_prefix("10.0.0.0/8"), 3, spd::parse_address("200.2.2.1"), "eth0"}};
@@ -234,6 +241,97 @@ TEST(AttachPlan, TextNamesEveryStepTranslationAndForward) {
   plan.warnings = {"something"};
   EXPECT_EQ(plan_to_text(plan, false).find("warning"), std::string::npos);
   EXPECT_NE(plan_to_text(plan, true).find("  warning: something\n"), std::string::npos);
+}
+
+// Route mode on an xfrm interface next to its uplink, two LANs (one on a bridge), loopback and a
+// host address: only the LANs are inside, each excluded prefix with its reason.
+HostFacts xfrm_gateway() {
+  HostFacts f;
+  f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true, 3};
+  f.addresses = {host_address("127.0.0.1", 8, 1, "lo", true), host_address("200.2.2.2", 24, 3, "eth0"),
+                 host_address("10.20.30.2", 32, 3, "eth0"), host_address("192.168.1.1", 24, 5, "br0"),
+                 host_address("172.16.9.1", 20, 6, "lan2")};
+  for (const auto& a : f.addresses) f.local_addrs.push_back(a.prefix.addr);
+  f.default_oifs = {3};
+  f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1, 42),
+                ipsec("10.0.0.0/8", "10.20.30.2/32", spd::Dir::In, "100.1.1.1", "200.2.2.2", 1, 42)};
+  return f;
+}
+
+std::vector<std::string> inside_of(const HostFacts& f, const Settings& s = {}) {
+  std::vector<std::string> out;
+  for (const auto& p : inside_prefixes(f, s)) out.push_back(p.str());
+  return out;
+}
+
+std::string why_not(const HostFacts& f, const std::string& prefix) {
+  for (const auto& c : choose_inside(f, Settings{}))
+    if (c.prefix.str() == prefix) return c.inside ? "inside" : c.why;
+  return "absent";
+}
+
+TEST(InsidePrefixes, XfrmInterfaceUplinkIsNeverALanAndEveryLanIs) {
+  auto f = xfrm_gateway();
+  EXPECT_EQ(inside_of(f), (std::vector<std::string>{"192.168.1.0/24", "172.16.0.0/20"}));
+  EXPECT_EQ(why_not(f, "200.2.2.0/24"), "the uplink: the underlay of ipsec0");
+  EXPECT_EQ(why_not(f, "127.0.0.0/8"), "loopback");
+  EXPECT_EQ(why_not(f, "10.20.30.2/32"), "absent");  // a host address names no LAN
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("  inside 192.168.1.0/24 (br0)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  inside 172.16.0.0/20 (lan2)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  not inside 200.2.2.0/24 (eth0): the uplink: the underlay of ipsec0\n"), std::string::npos)
+      << text;
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2"), std::string::npos)
+      << plan.translations[0].nat;
+  // Companion fwd/in policies for both LANs, none for the uplink's prefix.
+  std::vector<std::string> dsts;
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) dsts.push_back(c.policy.sel.dst.str());
+  EXPECT_EQ(dsts, (std::vector<std::string>{"192.168.1.0/24", "192.168.1.0/24", "172.16.0.0/20", "172.16.0.0/20"}));
+  EXPECT_EQ(plan_to_json(plan)["inside"].size(), 4u);
+}
+
+TEST(InsidePrefixes, UplinkFoundByTheSasOuterAddressWithoutALink) {
+  auto f = xfrm_gateway();
+  f.dev.link = 0;     // an xfrm interface created without `dev`
+  f.default_oifs = {};  // and no default route
+  EXPECT_EQ(why_not(f, "200.2.2.0/24"), "the uplink: carries the SAs' outer address 200.2.2.2");
+  EXPECT_EQ(inside_of(f), (std::vector<std::string>{"192.168.1.0/24", "172.16.0.0/20"}));
+}
+
+TEST(InsidePrefixes, DefaultRouteDeviceIsNeverALan) {
+  auto f = xfrm_gateway();
+  f.dev.link = 0;
+  f.policies.clear();          // no SA names an address of ours yet
+  f.default_oifs = {3, 6};     // multipath default over eth0 and lan2
+  EXPECT_EQ(why_not(f, "200.2.2.0/24"), "carries the default route");
+  EXPECT_EQ(why_not(f, "172.16.0.0/20"), "carries the default route");
+  EXPECT_EQ(inside_of(f), (std::vector<std::string>{"192.168.1.0/24"}));
+}
+
+TEST(InsidePrefixes, PolicyModeAttachedDeviceAndAPrefixSharedWithTheUplink) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("192.168.7.1", 24, 4, "lan0"));
+  f.addresses.push_back(host_address("192.168.7.2", 24, 3, "eth0"));  // also on the uplink
+  EXPECT_EQ(why_not(f, "200.2.2.0/24"), "the attached device (the uplink)");
+  EXPECT_EQ(why_not(f, "192.168.7.0/24"), "the attached device (the uplink)");
+  EXPECT_EQ(inside_of(f), (std::vector<std::string>{"192.168.1.0/24"}));
+}
+
+TEST(InsidePrefixes, ConfiguredPrefixesReplaceTheChoice) {
+  Settings s;
+  s.inside = {spd::parse_prefix("10.99.0.0/16")};
+  EXPECT_EQ(inside_of(xfrm_gateway(), s), (std::vector<std::string>{"10.99.0.0/16"}));
+  auto text = plan_to_text(make_plan(xfrm_gateway(), s));
+  EXPECT_NE(text.find("  inside 10.99.0.0/16: configured\n"), std::string::npos) << text;
+}
+
+TEST(InsidePrefixes, OnlyTheUplinkMeansNoLanInPolicyMode) {
+  auto f = gateway(false);
+  f.addresses.pop_back();  // no LAN device
+  EXPECT_TRUE(inside_of(f).empty());
+  EXPECT_THROW(make_plan(f, Settings{}), UserError);
 }
 
 TEST(AttachState, StepsSurviveAJsonRoundTrip) {

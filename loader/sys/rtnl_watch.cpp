@@ -1,0 +1,76 @@
+#include "sys/rtnl_watch.h"
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "sys/rtnl.h"
+#include "util/error.h"
+
+namespace ipsnat::rtnl {
+
+RtnlWatch::RtnlWatch() {
+  fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (fd_ < 0) throw SysError("opening an rtnetlink socket", errno);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    int err = errno;
+    close(fd_);
+    throw SysError("subscribing to link, address and route changes", err);
+  }
+}
+
+RtnlWatch::~RtnlWatch() {
+  if (fd_ >= 0) close(fd_);
+}
+
+namespace {
+// A notification that changes what attach derives from the host.
+bool is_host_change(const nlmsghdr* h) {
+  switch (h->nlmsg_type) {
+    case RTM_NEWLINK:
+    case RTM_DELLINK:
+    case RTM_NEWADDR:
+    case RTM_DELADDR:
+      return true;
+    case RTM_NEWROUTE:
+    case RTM_DELROUTE: {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return false;
+      const auto* r = static_cast<const rtmsg*>(NLMSG_DATA(h));
+      return r->rtm_protocol != kRouteProtocol;
+    }
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+bool RtnlWatch::drain() {
+  std::vector<char> buf(1 << 16);
+  bool changed = false;
+  // Bounded: a storm of notifications is handled in several turns of the event loop.
+  for (int i = 0; i < 64; ++i) {
+    ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {  // notifications were lost: everything may have changed
+        changed = true;
+        continue;
+      }
+      break;  // EAGAIN: nothing more
+    }
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
+      changed |= is_host_change(h);
+  }
+  if (changed) ++changes_;
+  return changed;
+}
+
+}  // namespace ipsnat::rtnl

@@ -1,0 +1,29 @@
+#pragma once
+// Notifications of the host's links, IPv4 addresses and IPv4 routes (RTNLGRP_LINK,
+// RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE), for an event loop: watch fd(), call drain() when it is
+// readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
+// own addresses) is then derived again. ipsnat's own routes (protocol rtnl::kRouteProtocol)
+// are not changes of the host: re-planning must not wake itself up.
+#include <cstdint>
+
+namespace ipsnat::rtnl {
+
+class RtnlWatch {
+ public:
+  RtnlWatch();  // SysError when the socket cannot be opened
+  ~RtnlWatch();
+  RtnlWatch(const RtnlWatch&) = delete;
+  RtnlWatch& operator=(const RtnlWatch&) = delete;
+
+  int fd() const { return fd_; }
+  // Reads every pending notification without blocking. True when one of them changed the host
+  // (also after lost notifications, ENOBUFS: the caller must re-read everything anyway).
+  bool drain();
+  uint64_t changes() const { return changes_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t changes_ = 0;
+};
+
+}  // namespace ipsnat::rtnl

@@ -1,0 +1,102 @@
+// The inside set (maps/inside.h): NAPT translates every LAN prefix of it, nothing else; and the
+// reverse path refuses decrypted packets into the inside prefixes that no flow or port-forward
+// explains (drop-unsolicited). A decrypted packet is made with the object's test seam
+// (Datapath(true): the SA's reqid from skb->mark): BPF_PROG_TEST_RUN cannot give a packet a sec path.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include "support/seed_nat.h"
+
+namespace ipsnat::test {
+namespace {
+
+const std::string kLanB = "172.16.9.10", kUplinkPeer = "200.2.2.1", kUplink = "200.2.2.2", kGwLan = "192.168.1.1";
+
+// Out-policy 10.0.0.0/8 for kNat (reqid 7) with the NAPT a one-address source implies; two LANs
+// inside, the gateway's addresses local.
+class Inside : public ::testing::Test {
+ protected:
+  explicit Inside(uint32_t sa_reqid = 0) : dp(sa_reqid != 0), sa_reqid_(sa_reqid) {
+    install_nat_target(dp, "10.0.0.0/8", napt_set_target(kNat, 7));
+    dp.set_inside("192.168.1.0/24", INSIDE_PREFIX);
+    dp.set_inside("172.16.0.0/20", INSIDE_PREFIX);
+    dp.set_inside(kGwLan + "/32", INSIDE_PREFIX | INSIDE_LOCAL);
+    dp.set_inside(kUplink + "/32", INSIDE_LOCAL);
+    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
+  }
+  RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
+  // As decrypted by an SA of sa_reqid_ (0: cleartext).
+  RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa_reqid_); }
+  Datapath dp;
+  uint32_t sa_reqid_;
+  PacketBuilder eth;
+};
+
+TEST_F(Inside, EveryLanPrefixIsTranslatedAndNothingElse) {
+  auto r = snat(eth.udp({kLan, kRemote}, 40000, 53, {}));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 40000, 53, {}));
+  r = snat(eth.udp({kLanB, kRemote}, 40001, 53, {}));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 40001, 53, {}));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 2u);
+  // The uplink's neighbour and the gateway's uplink address itself are no LAN.
+  for (const auto& src : {kUplinkPeer, kUplink}) {
+    Bytes p = eth.udp({src, kRemote}, 40002, 53, {});
+    EXPECT_EQ(snat(p).out, p) << src;
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
+}
+
+// Decrypted on the uplink of policy-based SAs (reqid 7).
+class Unsolicited : public Inside {
+ protected:
+  Unsolicited() : Inside(7) {}
+};
+
+TEST_F(Unsolicited, DecryptedPacketsIntoTheLanAreDroppedUnlessReplies) {
+  // A flow out (made on the route-mode path), then the device becomes a policy-mode uplink.
+  snat(eth.tcp({kLan, kRemote}, 40000, 80, kSyn, {}));
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  Bytes synack = eth.tcp({kRemote, kNat, kTcp, 60, 1}, 80, 40000, kSyn | kAck, {});
+  auto r = rev(synack);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 1}, 80, 40000, kSyn | kAck, {}));
+
+  // The peer's own probes into both LANs and to the gateway's LAN address: SYN, UDP, ping,
+  // a stray ACK, an ICMP error about nothing ipsnat knows.
+  std::vector<Bytes> probes = {
+      eth.tcp({kRemote, kLan}, 50000, 22, kSyn, {}),
+      eth.tcp({kRemote, kLanB}, 50000, 22, kAck, {}),
+      eth.udp({kRemote, kLanB}, 50000, 53, {}),
+      eth.icmp_echo({kRemote, kGwLan, kIcmp}, 8, 1, 1, {}),
+      eth.icmp_error({kRemote, kLan, kIcmp}, 3, 3, PacketBuilder(false).udp({kLan, kRemote}, 1234, 53, {})),
+  };
+  for (const auto& p : probes) EXPECT_EQ(rev(p).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), probes.size()) << dp.nonzero_reasons();
+
+  // Not into an inside prefix: the virtual IP, the uplink's address (IKE's own business).
+  for (const auto& dst : {std::string("10.20.30.9"), kUplink}) {
+    Bytes p = eth.udp({kRemote, dst}, 50000, 53, {});
+    r = rev(p);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dst;
+    EXPECT_EQ(r.out, p);
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 2u) << dp.nonzero_reasons();
+}
+
+TEST_F(Unsolicited, ARouteModeDeviceIsLeftToItsOwnPolicies) {
+  Bytes p = eth.tcp({kRemote, kLan}, 50000, 22, kSyn, {});
+  EXPECT_EQ(rev(p).out, p);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u) << dp.nonzero_reasons();
+}
+
+TEST_F(Inside, CleartextIntoTheLanIsNotDecidedHere) {
+  // Not decrypted: the kernel's own policies decide (a companion requires an SA).
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  Bytes p = eth.tcp({kRemote, kLan}, 50000, 22, kSyn, {});
+  EXPECT_EQ(rev(p).out, p);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u) << dp.nonzero_reasons();
+}
+
+}  // namespace
+}  // namespace ipsnat::test

@@ -1,0 +1,51 @@
+#!/bin/bash
+# `ipsnat run` re-plans when the host changes, not only the SPD: a LAN bridge that appears after
+# the start gets its companion policies and joins the inside set (ipsnat_inside), an address
+# added to the uplink joins it as the gateway's own (INSIDE_LOCAL), and a new default gateway
+# becomes the LWT route's nexthop. Policy mode on a veth uplink, no `inside` in the config.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+t_policy_gateway
+ip -n "$wan" addr add 200.2.2.3/24 dev eth1
+t_tmpdir
+tmp=$T_TMP
+conf=$tmp/ipsnat.toml
+printf 'state_dir = "%s/run"\n[[device]]\nname = "eth0"\nmode = "policy"\n' "$tmp" >"$conf"
+nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$conf" 2>>"$tmp/log" &
+daemon_pid=$!
+
+inside_set() {  # the entries of ipsnat_inside as "PREFIX FLAGS", sorted
+  bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/ipsnat_inside" 2>/dev/null | python3 -c '
+import json, socket, struct, sys
+for e in json.load(sys.stdin):
+    k, v = e["formatted"]["key"], e["formatted"]["value"]
+    print("%s/%d %d" % (socket.inet_ntoa(struct.pack("<I", k["addr"])), k["prefixlen"], v["flags"]))' | sort
+}
+companion() { ip -n "$gw" xfrm policy get src 10.0.0.0/8 dst "$1" dir fwd >/dev/null 2>&1; }
+lwt_via() { ip -n "$gw" route show table 421 proto 165 | grep '^10.0.0.0/8' | grep -o 'via [0-9.]*' || true; }
+wait_for() {  # wait_for COMMAND...: up to 10 s
+  for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+has_entry() { grep -qx "$1" <<<"$(inside_set)"; }
+via_is() { test "$(lwt_via)" == "via $1"; }
+
+t_expect "the daemon attaches eth0" wait_for companion 192.168.1.0/24
+t_expect "the LAN is in the inside set" wait_for has_entry "192.168.1.0/24 1"
+t_expect "the uplink address is local only" has_entry "200.2.2.2/32 2"
+t_expect "the gateway's LAN address is local and inside" has_entry "192.168.1.1/32 3"
+
+ip -n "$gw" link add br0 type bridge
+ip -n "$gw" addr add 172.16.9.1/20 dev br0
+ip -n "$gw" link set br0 up
+t_expect "a bridge created later gets its companion policy" wait_for companion 172.16.0.0/20
+t_expect "and joins the inside set" wait_for has_entry "172.16.0.0/20 1"
+ip -n "$gw" addr add 200.2.2.9/24 dev eth0
+t_expect "an address added to the uplink joins as the gateway's own" wait_for has_entry "200.2.2.9/32 2"
+t_expect "the uplink's prefix never joins" bash -c "! grep -q '^200.2.2.0/24' <<<\"\$1\"" _ "$(inside_set)"
+ip -n "$gw" route replace default via 200.2.2.3
+t_expect "a new default gateway becomes the LWT route's nexthop" wait_for via_is 200.2.2.3
+((T_FAILED)) && { inside_set; cat "$tmp/log"; } >&2
+t_done

@@ -156,6 +156,22 @@ secrets {
   fi
 }
 
+# ike_reestablish: gw ends the IKE_SA (and its CHILD_SA) and initiates it again, as after a
+# peer's restart or a dead-peer timeout; charon gives the new CHILD_SA a new reqid.
+ike_reestablish() {
+  local d; d=$(_ike_dir gw)
+  ike_swanctl gw --terminate --ike company --timeout 30 >"$d/terminate.out" 2>&1 ||
+    { echo "ike: gw could not terminate the IKE_SA:" >&2; tail -5 "$d/terminate.out" >&2; return 1; }
+  ike_swanctl gw --initiate --child company --timeout 60 >"$d/initiate.out" 2>&1 ||
+    { echo "ike: gw could not establish the tunnel again:" >&2; tail -5 "$d/initiate.out" >&2; return 1; }
+}
+
+# ike_gw_reqid: the reqid of gw's SA towards cgw (empty if none).
+ike_gw_reqid() {
+  _lab_ip gw xfrm state list src "$LAB_GW_WAN_IP" dst "$LAB_CGW_WAN_IP" |
+    sed -n 's/.* reqid \([0-9]*\) .*/\1/p' | head -1
+}
+
 # ike_diag: the daemons' logs' tails (for failure messages).
 ike_diag() {
   local r

@@ -168,13 +168,6 @@ nat_check_internet() {
     "$(lab_capture_count inet "ip and (src net $LAB_LAN_NET or src net $LAB_LAN2_NET)")" 0
 }
 
-# _nat_snmp NS GROUP FIELD: a counter of /proc/net/snmp (e.g. IcmpMsg InType8) in NS, 0 if absent.
-_nat_snmp() {
-  lab_exec "$1" cat /proc/net/snmp | awk -v g="$2:" -v f="$3" '
-    $1 == g && !seen { for (i = 2; i <= NF; i++) col[$i] = i; seen = 1; next }
-    $1 == g && seen { v = (f in col) ? $col[f] : 0 }
-    END { print v + 0 }'
-}
 
 # _nat_cgw_out_sa KEY: reqid or packet count (summed) of cgw's SAs towards gw.
 _nat_cgw_out_sa() {
@@ -185,11 +178,15 @@ _nat_cgw_out_sa() {
     END { print (k == "reqid") ? r + 0 : n + 0 }'
 }
 
-# _nat_gw_accepted: what gw's kernel accepted for local delivery after its IPsec policy check:
-# echo requests (IcmpMsg InType8), UDP to a closed port (Udp NoPorts), TCP answered with a
-# reset (Tcp OutRsts). Each is counted only after xfrm4_policy_check let the packet in.
+# _nat_gw_accepted: what gw's kernel accepted for local delivery after its IPsec policy check,
+# summed from /proc/net/snmp: echo requests (IcmpMsg InType8), UDP to a closed port (Udp
+# NoPorts), TCP answered with a reset (Tcp OutRsts). Each is counted only after
+# xfrm4_policy_check let the packet in. (/proc/net/snmp: a header line, then a value line.)
 _nat_gw_accepted() {
-  echo $(($(_nat_snmp gw IcmpMsg InType8) + $(_nat_snmp gw Udp NoPorts) + $(_nat_snmp gw Tcp OutRsts)))
+  lab_exec gw cat /proc/net/snmp | awk '
+    !($1 in hdr) { hdr[$1] = 1; for (i = 2; i <= NF; i++) name[$1, i] = $i; next }
+    { for (i = 2; i <= NF; i++) v[$1 name[$1, i]] = $i }
+    END { print v["IcmpMsg:InType8"] + v["Udp:NoPorts"] + v["Tcp:OutRsts"] }'
 }
 
 # nat_check_no_door: the company side sends what nobody asked for through the real SA.
@@ -211,7 +208,7 @@ nat_check_no_door() {
   for t in "$LAB_LANHOST_IP" "$LAB_GW_LAN_IP"; do
     lab_ping chost "$t" || true
     # shellcheck disable=SC2016 # expanded by the inner bash
-    lab_exec chost timeout 3 bash -c 'for i in 1 2 3; do echo probe >/dev/udp/$0/9; done; : </dev/tcp/$0/22' "$t" \
+    lab_exec chost timeout 2 bash -c 'for i in 1 2 3; do echo probe >/dev/udp/$0/9; done; : </dev/tcp/$0/22' "$t" \
       2>/dev/null || true
   done
   lab_capture_stop door >/dev/null
@@ -244,6 +241,22 @@ nat_check_pmtu() {
   local pmtu
   pmtu=$(lab_exec "$1" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
   expect_gt "$1 learned a path MTU below 1500 (got ${pmtu:-none})" "$((1500 - ${pmtu:-1500}))" 0
+}
+
+# nat_check_sa_mtu NS: the SA's path MTU below the translation's route MTU: gw gets a route to
+# cgw's public address with mtu 1280; a DF ping of 1328 bytes from NS fits gw's route towards
+# the company, is translated, and meets the limit in the kernel's IPsec output. The
+# "fragmentation needed" the kernel raises there must reach NS, which then knows a path MTU
+# below 1328 (learned, not configured: the caches are flushed first).
+nat_check_sa_mtu() {
+  local pmtu
+  nat_forget_pmtu
+  _lab_ip gw route add "$LAB_CGW_WAN_IP/32" via "$LAB_TRANSIT_GW_IP" mtu 1280
+  lab_exec "$1" ping -n -q -c 2 -i 0.5 -W 1 -M "do" -s 1300 "$LAB_CHOST_IP" >/dev/null 2>&1 || true
+  pmtu=$(lab_exec "$1" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
+  expect_gt "SA MTU below the route's: $1 learned a path MTU below 1328 (got ${pmtu:-none})" \
+    "$((1328 - ${pmtu:-1500}))" 0
+  _lab_ip gw route del "$LAB_CGW_WAN_IP/32" via "$LAB_TRANSIT_GW_IP"
 }
 
 # nat_forget_pmtu: drop the learned path MTUs on the LAN host and the gateway, so the

@@ -35,21 +35,30 @@ def csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def udp_echo_server(port: int, seconds: float) -> int:
+def udp_bound(port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
-    peers = []
-    end = time.monotonic() + seconds
+    return s
+
+
+def recv_until(s: socket.socket, deadline: float):
+    """Yield (data, peer) for each datagram until time.monotonic() reaches deadline."""
     while True:
-        left = end - time.monotonic()
+        left = deadline - time.monotonic()
         if left <= 0:
-            break
+            return
         s.settimeout(left)
         try:
-            data, peer = s.recvfrom(65535)
+            yield s.recvfrom(65535)
         except socket.timeout:
-            break
+            return
+
+
+def udp_echo_server(port: int, seconds: float) -> int:
+    s = udp_bound(port)
+    peers = []
+    for data, peer in recv_until(s, time.monotonic() + seconds):
         if peer not in peers:
             peers.append(peer)
             # At once, not at the end: under TCG the caller's timeout may end us first.
@@ -81,25 +90,13 @@ def udp_echo_client(dst: str, port: int, count: int, sport: int = 0) -> int:
 
 
 def udp_flow(dst: str, port: int, sport: int, stopfile: str, seconds: float) -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", sport))
+    s = udp_bound(sport)
     end = time.monotonic() + seconds
     i = 0
     while time.monotonic() < end and not os.path.exists(stopfile):
-        msg = f"ipsnat-flow-{i}-".encode() * 8
+        s.sendto(f"ipsnat-flow-{i}-".encode() * 8, (dst, port))
         i += 1
-        s.sendto(msg, (dst, port))
-        tick = time.monotonic() + 0.2
-        while True:
-            left = tick - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                data, peer = s.recvfrom(65535)
-            except socket.timeout:
-                break
+        for data, peer in recv_until(s, time.monotonic() + 0.2):
             if peer == (dst, port) and data.startswith(b"ipsnat-flow-"):
                 print(f"{time.time():.3f}", flush=True)
     return 0

@@ -18,6 +18,8 @@
 # after attach (after gw's own check: it would rewrite gw's own virtual-IP traffic, which is not
 # ipsnat's); the LAN reaches the company host translated and the internet as the public address.
 # The company side probes the LAN and gw through charon's SA (natlib.sh nat_check_no_door).
+# Before that, the SA's MTU is put below the route's (nat_check_sa_mtu): the kernel's
+# "fragmentation needed" for a translated packet must reach the LAN host.
 # Then IKE starts over under a steady UDP flow (one 5-tuple, a datagram every 0.2 s): gw
 # terminates the IKE_SA and initiates it again, the new CHILD_SA has another reqid, and the
 # flow must keep getting answers.
@@ -71,6 +73,7 @@ ike_nat() {
   expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
   nat_check_ping lanhost
   expect_ok "gw's own traffic still works (source $LAB_NAT_IP via table 220)" lab_ping gw "$LAB_CHOST_IP"
+  nat_check_sa_mtu lanhost
   nat_gw_masquerade add iptables-legacy-masquerade
   nat_check_ping lanhost
   nat_check_internet lanhost

@@ -85,7 +85,8 @@ nat_diag() {
 # must restore: links, qdiscs, filters, rules, routes, XFRM policies, nftables.
 nat_gw_snapshot() {
   local d
-  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g'
+  # Without counters and timers (a bridge's run down): state, not configuration.
+  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g; s/ ([a-z_]*timer) +[0-9.]+/ \1/g'
   for d in $(_lab_ip gw -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
     echo "== $d"
     lab_exec gw tc qdisc show dev "$d" 2>&1
@@ -94,15 +95,23 @@ nat_gw_snapshot() {
   done
   _lab_ip gw rule show
   _lab_ip gw route show table all
-  _lab_ip gw xfrm policy show
+  # One line per policy, sorted: the kernel dumps newest first, so a policy an IKE daemon
+  # re-installed moves without the configuration changing.
+  _lab_ip gw xfrm policy show | awk '/^src / { if (b) print b; b = $0; next } { b = b " |" $0 } END { if (b) print b }' | sort
   # Without rule counters (iptables-nft rules carry them): traffic is not configuration.
   lab_exec gw nft list ruleset 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 }
 
-# nat_expect_restored DESC BEFORE_FILE: the snapshot now equals BEFORE_FILE.
+# nat_expect_restored DESC BEFORE_FILE [SED_EXPR]: the snapshot now equals BEFORE_FILE (both
+# passed through sed -E SED_EXPR when given, e.g. to ignore what an IKE daemon renewed).
 nat_expect_restored() {
   local now=$LAB_STATE/snap.now
   nat_gw_snapshot >"$now"
+  if [[ -n ${3:-} ]]; then
+    sed -i -E "$3" "$now"
+    sed -E "$3" "$2" >"$now.before"
+    set -- "$1" "$now.before"
+  fi
   if diff -u "$2" "$now" >"$now.diff"; then ok "$1"
   else fail "$1"; sed 's/^/      /' "$now.diff" | head -40; fi
 }
@@ -138,7 +147,9 @@ nat_gw_masquerade() {
   [[ $2 == *-snat ]] && target=(-j SNAT --to-source "$LAB_GW_WAN_IP")
   case $2 in
     iptables-nft-* | iptables-legacy-*)
-      lab_exec gw "${2%-*}" -t nat "$op" POSTROUTING -o eth0 "${target[@]}" ;;
+      lab_exec gw "${2%-*}" -t nat "$op" POSTROUTING -o eth0 "${target[@]}"
+      # iptables-nft leaves the table it created behind, empty.
+      if [[ $1 == del && $2 == iptables-nft-* ]]; then lab_exec gw nft delete table ip nat; fi ;;
     nft-masquerade)
       if [[ $1 == del ]]; then lab_exec gw nft delete table ip seed_nat; return; fi
       lab_exec gw nft -f - <<EOF

@@ -377,7 +377,9 @@ lab_capture_start() {
   [[ -d $LAB_STATE ]] || mkdir -p "$LAB_STATE"
   # --immediate-mode + -U: nothing buffered, so stopping loses no packets.
   # -Z root: Debian's tcpdump drops to user tcpdump, which could not write here.
-  lab_nsenter "$ns" tcpdump -n -i "$ifc" -Z root --immediate-mode -U -s 256 -w "$pcap" \
+  # nsenter itself, not through lab_nsenter: a function in the background is a subshell, and
+  # $! would be that subshell, whose end leaves tcpdump running (and the capture growing).
+  nsenter --net="/run/netns/$(lab_ns "$ns")" -- tcpdump -n -i "$ifc" -Z root --immediate-mode -U -s 256 -w "$pcap" \
     </dev/null >/dev/null 2>"$err" &
   pid=$!
   disown "$pid"                          # no "Terminated" job notice from bash

@@ -6,6 +6,10 @@
 #   lanhost2 (lan0 .11) ┴ lansw (bridge br0) ── gw (lan0 LAN .1 | eth0 WAN) ── transit (the
 #   internet router; no route to private nets) ── cgw (eth0 | lan0) ── chost (lan0)
 #
+# Variants on top of lab_up: lab_gw_lan_bridge (gw's LAN on a bridge, a second LAN prefix),
+# lab_ipv6_up (dual stack on the homeworker side; lab_esp_policy6 adds an IPv6 out-policy).
+# The transit router's far address (LAB_TRANSIT_CGW_IP) doubles as an internet host.
+#
 # Usable on any kernel with netns/veth/bridge (host netns tests, the demo); only
 # the lab_esp_* functions need ESP (run lab_esp_supported first, e.g. to skip).
 # All addresses are variables: `lab_profile seed` (the HOWTO's addresses, the

@@ -76,6 +76,44 @@ EOF
     { echo "ike: swanctl --load-all in $role failed:" >&2; cat "$d/load.out" >&2; return 1; }
 }
 
+# _ike_gw_conf: gw's swanctl.conf; IKE_GW_REQID, when set, is the CHILD_SA's reqid (charon
+# allocates one otherwise).
+_ike_gw_conf() {
+  echo "connections {
+  company {
+    version = 2
+    local_addrs = $LAB_GW_WAN_IP
+    remote_addrs = $LAB_CGW_WAN_IP
+    proposals = $IKE_PROPOSALS
+    encap = $IKE_ENCAP
+    vips = 0.0.0.0
+    local {
+      auth = psk
+      id = gw.lab
+    }
+    remote {
+      auth = psk
+      id = cgw.lab
+    }
+    children {
+      company {
+        remote_ts = $LAB_COMPANY_NET${IKE_GW_REQID:+
+        reqid = $IKE_GW_REQID}
+        esp_proposals = $IKE_ESP
+        mode = tunnel
+      }
+    }
+  }
+}
+secrets {
+  ike-lab {
+    id-cgw = cgw.lab
+    id-gw = gw.lab
+    secret = \"$IKE_PSK\"
+  }
+}"
+}
+
 # ike_up: both daemons, then gw initiates; returns when the CHILD_SA is installed
 # on both sides (the responder installs before it answers IKE_AUTH).
 ike_up() {
@@ -116,44 +154,34 @@ secrets {
     secret = \"$IKE_PSK\"
   }
 }" || return 1
-  _ike_start gw "connections {
-  company {
-    version = 2
-    local_addrs = $LAB_GW_WAN_IP
-    remote_addrs = $LAB_CGW_WAN_IP
-    proposals = $IKE_PROPOSALS
-    encap = $IKE_ENCAP
-    vips = 0.0.0.0
-    local {
-      auth = psk
-      id = gw.lab
-    }
-    remote {
-      auth = psk
-      id = cgw.lab
-    }
-    children {
-      company {
-        remote_ts = $LAB_COMPANY_NET
-        esp_proposals = $IKE_ESP
-        mode = tunnel
-      }
-    }
-  }
-}
-secrets {
-  ike-lab {
-    id-cgw = cgw.lab
-    id-gw = gw.lab
-    secret = \"$IKE_PSK\"
-  }
-}" || return 1
+  _ike_start gw "$(_ike_gw_conf)" || return 1
   local d; d=$(_ike_dir gw)
   if ! ike_swanctl gw --initiate --child company --timeout 60 >"$d/initiate.out" 2>&1; then
     echo "ike: gw could not establish the tunnel:" >&2
     tail -5 "$d/initiate.out" >&2
     return 1
   fi
+}
+
+# ike_reestablish REQID: gw ends the IKE_SA (and its CHILD_SA) and initiates it again, as after
+# a peer's restart or a dead-peer timeout, the new CHILD_SA with reqid REQID. (A daemon that
+# reallocates gives it whatever reqid is free then; charon here would reuse the one just
+# released, so the lab sets it: the kernel's state is the same either way.)
+ike_reestablish() {
+  local d; d=$(_ike_dir gw)
+  ike_swanctl gw --terminate --ike company --timeout 30 >"$d/terminate.out" 2>&1 ||
+    { echo "ike: gw could not terminate the IKE_SA:" >&2; tail -5 "$d/terminate.out" >&2; return 1; }
+  IKE_GW_REQID=$1 _ike_gw_conf >"$d/swanctl.conf"
+  ike_swanctl gw --load-conns --file "$d/swanctl.conf" >"$d/load.out" 2>&1 ||
+    { echo "ike: gw could not reload its connection:" >&2; cat "$d/load.out" >&2; return 1; }
+  ike_swanctl gw --initiate --child company --timeout 60 >"$d/initiate.out" 2>&1 ||
+    { echo "ike: gw could not establish the tunnel again:" >&2; tail -5 "$d/initiate.out" >&2; return 1; }
+}
+
+# ike_gw_reqid: the reqid of gw's SA towards cgw (empty if none).
+ike_gw_reqid() {
+  _lab_ip gw xfrm state list src "$LAB_GW_WAN_IP" dst "$LAB_CGW_WAN_IP" |
+    sed -n 's/.* reqid \([0-9]*\) .*/\1/p' | head -1
 }
 
 # ike_diag: the daemons' logs' tails (for failure messages).

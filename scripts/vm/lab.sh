@@ -6,6 +6,10 @@
 #   lanhost2 (lan0 .11) ┴ lansw (bridge br0) ── gw (lan0 LAN .1 | eth0 WAN) ── transit (the
 #   internet router; no route to private nets) ── cgw (eth0 | lan0) ── chost (lan0)
 #
+# Variants on top of lab_up: lab_gw_lan_bridge (gw's LAN on a bridge, a second LAN prefix),
+# lab_ipv6_up (dual stack on the homeworker side; lab_esp_policy6 adds an IPv6 out-policy).
+# The transit router's far address (LAB_TRANSIT_CGW_IP) doubles as an internet host.
+#
 # Usable on any kernel with netns/veth/bridge (host netns tests, the demo); only
 # the lab_esp_* functions need ESP (run lab_esp_supported first, e.g. to skip).
 # All addresses are variables: `lab_profile seed` (the HOWTO's addresses, the
@@ -44,6 +48,10 @@ lab_profile() {
       LAB_CGW_LAN_IP=10.0.0.254 LAB_CHOST_IP=10.0.0.1 LAB_CLAN_PLEN=24
       LAB_COMPANY_NET=10.0.0.0/8 LAB_NAT_IP=10.20.30.2
       LAB_SPI_OUT=0x00001001 LAB_SPI_IN=0x00001002 LAB_REQID=1 LAB_IF_ID=42 LAB_VTI_KEY=42
+      LAB_LAN2_NET=192.168.2.0/24 LAB_GW_LAN2_IP=192.168.2.1 LAB_LANHOST2_LAN2_IP=192.168.2.11
+      LAB_LAN6_NET=fd00:192:168:1::/64 LAB_GW_LAN6_IP=fd00:192:168:1::1 LAB_LANHOST_IP6=fd00:192:168:1::10
+      LAB_GW_WAN6_IP=2001:db8:200::2 LAB_TRANSIT_GW6_IP=2001:db8:200::1
+      LAB_COMPANY6_NET=fd00:10::/32 LAB_CHOST_IP6=fd00:10::1 LAB_NAT_IP6=fd00:10:20:30::2
     ) ;;
     alt) vals=(
       LAB_LAN_NET=172.16.5.0/24 LAB_LAN_PLEN=24
@@ -53,6 +61,10 @@ lab_profile() {
       LAB_CGW_LAN_IP=10.64.1.254 LAB_CHOST_IP=10.64.1.1 LAB_CLAN_PLEN=24
       LAB_COMPANY_NET=10.64.0.0/10 LAB_NAT_IP=10.99.0.7
       LAB_SPI_OUT=0x0badc0de LAB_SPI_IN=0x0000beef LAB_REQID=9 LAB_IF_ID=7 LAB_VTI_KEY=77
+      LAB_LAN2_NET=172.17.8.0/24 LAB_GW_LAN2_IP=172.17.8.1 LAB_LANHOST2_LAN2_IP=172.17.8.11
+      LAB_LAN6_NET=fd00:172:16:5::/64 LAB_GW_LAN6_IP=fd00:172:16:5::1 LAB_LANHOST_IP6=fd00:172:16:5::10
+      LAB_GW_WAN6_IP=2001:db8:198::2 LAB_TRANSIT_GW6_IP=2001:db8:198::1
+      LAB_COMPANY6_NET=fd00:64::/32 LAB_CHOST_IP6=fd00:64::1 LAB_NAT_IP6=fd00:64:99::7
     ) ;;
     *) echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2 ;;
   esac
@@ -62,6 +74,7 @@ lab_profile() {
     printf -v "$n" '%s' "${kv#*=}"
   done
   LAB_PROFILE=$1
+  LAB_GW_LAN_DEV=lan0                    # gw's LAN device (lab_gw_lan_bridge: br-lan)
   # GCM-128: 16-byte key + 4-byte salt; one key per direction.
   LAB_KEY_OUT=${LAB_KEY_OUT:-0x$(printf '%040x' 0x1111)}
   LAB_KEY_IN=${LAB_KEY_IN:-0x$(printf '%040x' 0x2222)}
@@ -206,6 +219,57 @@ lab_down() {
 # strongSwan installs on the uplink (default DEV: eth0).
 lab_gw_addr_add() { _lab_ip gw addr add "$1/32" dev "${2:-eth0}"; }
 
+# lab_gw_lan_bridge: the LAN on a bridge on gw (br-lan, lan0 its port), as on a router whose
+# LAN ports are bridged, with a second LAN prefix (LAB_LAN2_NET) on the same bridge;
+# lanhost2 gets an address in it too (LAB_LANHOST2_LAN2_IP).
+lab_gw_lan_bridge() {
+  _lab_batch gw <<EOF
+link add name br-lan type bridge
+link set br-lan addrgenmode none
+addr del $LAB_GW_LAN_IP/$LAB_LAN_PLEN dev lan0
+link set lan0 master br-lan
+addr add $LAB_GW_LAN_IP/$LAB_LAN_PLEN dev br-lan
+addr add $LAB_GW_LAN2_IP/${LAB_LAN2_NET#*/} dev br-lan
+link set br-lan up
+EOF
+  _lab_ip lanhost2 addr add "$LAB_LANHOST2_LAN2_IP/${LAB_LAN2_NET#*/}" dev lan0
+  LAB_GW_LAN_DEV=br-lan
+}
+
+# lab_ipv6_up: dual stack on the homeworker side: IPv6 on lanhost, gw (LAN and uplink) and
+# transit's gw link, a default route each way, forwarding on gw. No DAD; the link-local
+# addresses are set by hand (the links have addrgenmode none), since a router resolves a
+# forwarded packet's next hop from its link-local address.
+lab_ipv6_up() {
+  _lab_batch gw <<EOF
+addr add fe80::1/64 dev $LAB_GW_LAN_DEV nodad
+addr add $LAB_GW_LAN6_IP/${LAB_LAN6_NET#*/} dev $LAB_GW_LAN_DEV nodad
+addr add fe80::2/64 dev eth0 nodad
+addr add $LAB_GW_WAN6_IP/64 dev eth0 nodad
+route add ::/0 via $LAB_TRANSIT_GW6_IP dev eth0
+EOF
+  _lab_batch lanhost <<EOF
+addr add fe80::10/64 dev lan0 nodad
+addr add $LAB_LANHOST_IP6/${LAB_LAN6_NET#*/} dev lan0 nodad
+route add ::/0 via $LAB_GW_LAN6_IP dev lan0
+EOF
+  _lab_batch transit <<EOF
+addr add fe80::3/64 dev to-gw nodad
+addr add $LAB_TRANSIT_GW6_IP/64 dev to-gw nodad
+EOF
+  lab_nsenter gw sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# lab_esp_policy6: what strongSwan adds on gw for a second (IPv6) virtual IP over the same
+# IPv4 peers: LAB_NAT_IP6 on eth0, out NAT_IP6/128 -> COMPANY6_NET and in/fwd back, tunnel
+# templates with the IPv4 endpoints. No IPv6 SA: nothing of the LAN's may match it anyway.
+lab_esp_policy6() {
+  {
+    echo "addr add $LAB_NAT_IP6/128 dev eth0 nodad"
+    _lab_policies "$LAB_NAT_IP6/128" "$LAB_COMPANY6_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP"
+  } | _lab_batch gw
+}
+
 # --- traffic (bounded) -------------------------------------------------------
 # lab_ping NS DEST [ping options...]: LAB_PING_COUNT (3) echoes 0.2 s apart,
 # 1 s wait for the last (so at most ~count*0.2+1 s). Succeeds if any reply arrived.
@@ -317,7 +381,9 @@ lab_capture_start() {
   [[ -d $LAB_STATE ]] || mkdir -p "$LAB_STATE"
   # --immediate-mode + -U: nothing buffered, so stopping loses no packets.
   # -Z root: Debian's tcpdump drops to user tcpdump, which could not write here.
-  lab_nsenter "$ns" tcpdump -n -i "$ifc" -Z root --immediate-mode -U -s 256 -w "$pcap" \
+  # nsenter itself, not through lab_nsenter: a function in the background is a subshell, and
+  # $! would be that subshell, whose end leaves tcpdump running (and the capture growing).
+  nsenter --net="/run/netns/$(lab_ns "$ns")" -- tcpdump -n -i "$ifc" -Z root --immediate-mode -U -s 256 -w "$pcap" \
     </dev/null >/dev/null 2>"$err" &
   pid=$!
   disown "$pid"                          # no "Terminated" job notice from bash
@@ -370,7 +436,7 @@ lab_capture_show() {
 lab_cleartext_filter() {
   local -a nets=("$@")
   local n f=
-  ((${#nets[@]})) || nets=("$LAB_COMPANY_NET" "$LAB_NAT_IP/32" "$LAB_LAN_NET")
+  ((${#nets[@]})) || nets=("$LAB_COMPANY_NET" "$LAB_NAT_IP/32" "$LAB_LAN_NET" "$LAB_LAN2_NET")
   for n in "${nets[@]}"; do f+="${f:+ or }net $n"; done
   echo "ip and not esp and ($f)"
 }
@@ -379,6 +445,12 @@ lab_cleartext_filter() {
 lab_capture_cleartext() {
   local name=$1; shift
   lab_capture_count "$name" "$(lab_cleartext_filter "$@")"
+}
+
+# lab_capture_cleartext6 NAME: IPv6 packets that are not ESP and involve the company's IPv6
+# prefix or the LAN's (the IPv6 counterpart of lab_capture_cleartext).
+lab_capture_cleartext6() {
+  lab_capture_count "$1" "ip6 and not esp and (net $LAB_COMPANY6_NET or net $LAB_LAN6_NET)"
 }
 
 # lab_capture_natt NAME SRC DST: count of UDP-encapsulated ESP (NAT-T, port 4500; non-ESP

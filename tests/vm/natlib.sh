@@ -85,7 +85,8 @@ nat_diag() {
 # must restore: links, qdiscs, filters, rules, routes, XFRM policies, nftables.
 nat_gw_snapshot() {
   local d
-  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g'
+  # Without counters and timers (a bridge's run down): state, not configuration.
+  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g; s/ ([a-z_]*timer) +[0-9.]+/ \1/g'
   for d in $(_lab_ip gw -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
     echo "== $d"
     lab_exec gw tc qdisc show dev "$d" 2>&1
@@ -94,32 +95,41 @@ nat_gw_snapshot() {
   done
   _lab_ip gw rule show
   _lab_ip gw route show table all
-  _lab_ip gw xfrm policy show
-  lab_exec gw nft list ruleset 2>&1
+  # One line per policy, sorted: the kernel dumps newest first, so a policy an IKE daemon
+  # re-installed moves without the configuration changing.
+  _lab_ip gw xfrm policy show | awk '/^src / { if (b) print b; b = $0; next } { b = b " |" $0 } END { if (b) print b }' | sort
+  # Without rule counters (iptables-nft rules carry them): traffic is not configuration.
+  lab_exec gw nft list ruleset 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 }
 
-# nat_expect_restored DESC BEFORE_FILE: the snapshot now equals BEFORE_FILE.
+# nat_expect_restored DESC BEFORE_FILE [SED_EXPR]: the snapshot now equals BEFORE_FILE (both
+# passed through sed -E SED_EXPR when given, e.g. to ignore what an IKE daemon renewed).
 nat_expect_restored() {
   local now=$LAB_STATE/snap.now
   nat_gw_snapshot >"$now"
+  if [[ -n ${3:-} ]]; then
+    sed -i -E "$3" "$now"
+    sed -E "$3" "$2" >"$now.before"
+    set -- "$1" "$now.before"
+  fi
   if diff -u "$2" "$now" >"$now.diff"; then ok "$1"
   else fail "$1"; sed 's/^/      /' "$now.diff" | head -40; fi
 }
 
 # nat_gw_firewall [OUT_DEV [FWD_PORT]]: a stateful nftables firewall on gw (established/related
-# accept, invalid drop, forward drop except LAN -> OUT_DEV new, and OUT_DEV -> lanhost:FWD_PORT
+# accept, invalid drop, forward drop except LAN (LAB_GW_LAN_DEV) -> OUT_DEV new, and OUT_DEV -> lanhost:FWD_PORT
 # new, the port a port-forward leads to, opened as a user would; OUT_DEV default eth0, the
 # tunnel device in route mode). Conntrack must see one consistent flow for this to pass.
 nat_gw_firewall() {
   local open_forward=
-  [[ -n ${2:-} ]] && open_forward="iifname \"${1:-eth0}\" oifname \"lan0\" ip daddr $LAB_LANHOST_IP tcp dport $2 ct state new accept"
+  [[ -n ${2:-} ]] && open_forward="iifname \"${1:-eth0}\" oifname \"$LAB_GW_LAN_DEV\" ip daddr $LAB_LANHOST_IP tcp dport $2 ct state new accept"
   lab_exec gw nft -f - <<EOF
 table inet ipsnat_fw {
   chain forward {
     type filter hook forward priority filter; policy drop;
     ct state established,related accept
     ct state invalid drop
-    iifname "lan0" oifname "${1:-eth0}" ct state new accept
+    iifname "$LAB_GW_LAN_DEV" oifname "${1:-eth0}" ct state new accept
     $open_forward
   }
 }
@@ -127,12 +137,137 @@ EOF
 }
 nat_gw_firewall_del() { lab_exec gw nft delete table inet ipsnat_fw; }
 
+# nat_gw_masquerade add|del FORM: the seed gateway's second rule, source NAT for everything
+# else leaving eth0, in one of its forms: iptables-nft-masquerade, iptables-nft-snat,
+# iptables-legacy-masquerade, iptables-legacy-snat (SNAT --to-source LAB_GW_WAN_IP), or
+# nft-masquerade (native nftables: oifname eth0 masquerade).
+nat_gw_masquerade() {
+  local op=-A target=(-j MASQUERADE)
+  [[ $1 == del ]] && op=-D
+  [[ $2 == *-snat ]] && target=(-j SNAT --to-source "$LAB_GW_WAN_IP")
+  case $2 in
+    iptables-nft-* | iptables-legacy-*)
+      lab_exec gw "${2%-*}" -t nat "$op" POSTROUTING -o eth0 "${target[@]}"
+      # iptables-nft leaves the table it created behind, empty.
+      if [[ $1 == del && $2 == iptables-nft-* ]]; then lab_exec gw nft delete table ip nat; fi ;;
+    nft-masquerade)
+      if [[ $1 == del ]]; then lab_exec gw nft delete table ip seed_nat; return; fi
+      lab_exec gw nft -f - <<EOF
+table ip seed_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "eth0" masquerade
+  }
+}
+EOF
+      ;;
+    *) echo "nat_gw_masquerade: unknown form $2" >&2; return 2 ;;
+  esac
+}
+
+# nat_check_internet NS [PING_OPTIONS...]: NS reaches an internet host, transit's far address
+# (transit has no route to private nets, so only the gateway's masquerade gets it an answer),
+# and transit saw those pings from the gateway's public address and none from the LAN.
+nat_check_internet() {
+  local ns=$1; shift
+  lab_capture_start inet to-gw
+  expect_ok "$ns reaches the internet host $LAB_TRANSIT_CGW_IP $*" lab_ping "$ns" "$LAB_TRANSIT_CGW_IP" "$@"
+  lab_capture_stop inet >/dev/null
+  expect_gt "... its pings left as $LAB_GW_WAN_IP" \
+    "$(lab_capture_count inet "icmp and src host $LAB_GW_WAN_IP and dst host $LAB_TRANSIT_CGW_IP")" 0
+  expect_eq "... and none with a LAN source" \
+    "$(lab_capture_count inet "ip and (src net $LAB_LAN_NET or src net $LAB_LAN2_NET)")" 0
+}
+
+
+# _nat_cgw_out_sa KEY: reqid or packet count (summed) of cgw's SAs towards gw.
+_nat_cgw_out_sa() {
+  _lab_ip cgw -s xfrm state list src "$LAB_CGW_WAN_IP" dst "$LAB_GW_WAN_IP" | awk -v k="$1" '
+    k == "reqid" { for (i = 1; i < NF; i++) if ($i == "reqid" && !r) r = $(i + 1) }
+    /lifetime current:/ { cur = 1; next }
+    cur { n += $2 + 0; cur = 0 }
+    END { print (k == "reqid") ? r + 0 : n + 0 }'
+}
+
+# _nat_gw_accepted: what gw's kernel accepted for local delivery after its IPsec policy check,
+# summed from /proc/net/snmp: echo requests (IcmpMsg InType8), UDP to a closed port (Udp
+# NoPorts), TCP answered with a reset (Tcp OutRsts). Each is counted only after
+# xfrm4_policy_check let the packet in. (/proc/net/snmp: a header line, then a value line.)
+_nat_gw_accepted() {
+  lab_exec gw cat /proc/net/snmp | awk '
+    !($1 in hdr) { hdr[$1] = 1; for (i = 2; i <= NF; i++) name[$1, i] = $i; next }
+    { for (i = 2; i <= NF; i++) v[$1 name[$1, i]] = $i }
+    END { print v["IcmpMsg:InType8"] + v["Udp:NoPorts"] + v["Tcp:OutRsts"] }'
+}
+
+# nat_check_no_door: the company side sends what nobody asked for through the real SA.
+# cgw gets one extra out-policy COMPANY_NET -> LAN_NET on its SA's reqid, chost a route to the
+# LAN; chost then pings lanhost and gw's LAN address and sends each a TCP SYN and UDP datagrams.
+# Without ipsnat the kernel drops them (no in/fwd policy covers the LAN); after attach it must
+# still: 0 packets from the company at lanhost (a capture on its lan0), 0 of them accepted by
+# gw itself (kernel counters, _nat_gw_accepted). cgw's SA counting packets shows the probe
+# really went through the tunnel.
+nat_check_no_door() {
+  local reqid sa0 acc0 n t
+  reqid=$(_nat_cgw_out_sa reqid)
+  step "no door: chost probes $LAB_LANHOST_IP and $LAB_GW_LAN_IP through cgw's SA (reqid $reqid)"
+  _lab_ip cgw xfrm policy add src "$LAB_COMPANY_NET" dst "$LAB_LAN_NET" dir out \
+    tmpl src "$LAB_CGW_WAN_IP" dst "$LAB_GW_WAN_IP" proto esp reqid "$reqid" mode tunnel
+  _lab_ip chost route add "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP"
+  sa0=$(_nat_cgw_out_sa packets) acc0=$(_nat_gw_accepted)
+  lab_capture_start door lan0 lanhost
+  for t in "$LAB_LANHOST_IP" "$LAB_GW_LAN_IP"; do
+    lab_ping chost "$t" || true
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    lab_exec chost timeout 2 bash -c 'for i in 1 2 3; do echo probe >/dev/udp/$0/9; done; : </dev/tcp/$0/22' "$t" \
+      2>/dev/null || true
+  done
+  lab_capture_stop door >/dev/null
+  n=$(lab_capture_count door "ip and src net $LAB_COMPANY_NET")
+  expect_gt "no door: the probe went through cgw's SA (ESP packets)" "$(($(_nat_cgw_out_sa packets) - sa0))" 0
+  expect_eq "no door: unsolicited packets from the company at lanhost" "$n" 0
+  ((n == 0)) || lab_capture_show door "ip and src net $LAB_COMPANY_NET" | head -8 | sed 's/^/      /'
+  expect_eq "no door: unsolicited packets gw accepted for itself (echo, UDP, TCP)" \
+    "$(($(_nat_gw_accepted) - acc0))" 0
+  _lab_ip cgw xfrm policy del src "$LAB_COMPANY_NET" dst "$LAB_LAN_NET" dir out
+  _lab_ip chost route del "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP"
+}
+
+# nat_udp_flow_start NS PORT SPORT: one steady UDP flow from NS:SPORT to the echo server on
+# chost:PORT (nat_udp_server), a datagram every 0.2 s; each echo's arrival time (epoch s) goes
+# to $LAB_STATE/flow.times. nat_udp_flow_stop ends it (<= 120 s in any case).
+nat_udp_flow_start() {
+  rm -f "$LAB_STATE/flow.stop"
+  lab_exec "$1" timeout 130 python3 "$NAT_TOOL" udp-flow "$LAB_CHOST_IP" "$2" "$3" "$LAB_STATE/flow.stop" 120 \
+    >"$LAB_STATE/flow.times" &
+  NAT_UDP_FLOW=$!
+}
+nat_udp_flow_stop() { : >"$LAB_STATE/flow.stop"; wait "$NAT_UDP_FLOW" || true; }
+# nat_udp_flow_answers_after EPOCH: echoes of the flow that arrived after EPOCH.
+nat_udp_flow_answers_after() { awk -v t="$1" '$1 > t { n++ } END { print n + 0 }' "$LAB_STATE/flow.times"; }
+
 # nat_check_pmtu NS: NS learned a path MTU below 1500 towards the company host (the
 # "fragmentation needed" error of the tunnel came back through the translation).
 nat_check_pmtu() {
   local pmtu
   pmtu=$(lab_exec "$1" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
   expect_gt "$1 learned a path MTU below 1500 (got ${pmtu:-none})" "$((1500 - ${pmtu:-1500}))" 0
+}
+
+# nat_check_sa_mtu NS: the SA's path MTU below the translation's route MTU: gw gets a route to
+# cgw's public address with mtu 1280; a DF ping of 1328 bytes from NS fits gw's route towards
+# the company, is translated, and meets the limit in the kernel's IPsec output. The
+# "fragmentation needed" the kernel raises there must reach NS, which then knows a path MTU
+# below 1328 (learned, not configured: the caches are flushed first).
+nat_check_sa_mtu() {
+  local pmtu
+  nat_forget_pmtu
+  _lab_ip gw route add "$LAB_CGW_WAN_IP/32" via "$LAB_TRANSIT_GW_IP" mtu 1280
+  lab_exec "$1" ping -n -q -c 2 -i 0.5 -W 1 -M "do" -s 1300 "$LAB_CHOST_IP" >/dev/null 2>&1 || true
+  pmtu=$(lab_exec "$1" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
+  expect_gt "SA MTU below the route's: $1 learned a path MTU below 1328 (got ${pmtu:-none})" \
+    "$((1328 - ${pmtu:-1500}))" 0
+  _lab_ip gw route del "$LAB_CGW_WAN_IP/32" via "$LAB_TRANSIT_GW_IP"
 }
 
 # nat_forget_pmtu: drop the learned path MTUs on the LAN host and the gateway, so the
@@ -282,21 +417,27 @@ nat_chost_capture_check() {
   expect_gt "chost saw packets from $LAB_NAT_IP" \
     "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
   expect_eq "chost saw no LAN source address" \
-    "$(lab_capture_count "$1" "ip and src net $LAB_LAN_NET")" 0
+    "$(lab_capture_count "$1" "ip and (src net $LAB_LAN_NET or src net $LAB_LAN2_NET)")" 0
 }
 
-# route_nat PROFILE KIND DEV FULL [FIREWALL]: KIND xfrmi|vti (lab_esp_KIND sets it up,
-# the device keeps its default MTU, so the first full-size segments need PMTU discovery
-# through the translation). FULL=1 adds nat_check_all to the ping and leak checks;
-# FIREWALL=1 then puts a stateful firewall on gw, forgets the learned path MTUs and repeats
-# ping and nat_check_all behind it.
+# route_nat PROFILE KIND DEV FULL [FIREWALL [MASQUERADE_FORM before|after [BRIDGE]]]: KIND
+# xfrmi|vti (lab_esp_KIND sets it up, the device keeps its default MTU, so the first full-size
+# segments need PMTU discovery through the translation). FULL=1 adds nat_check_all to the ping and
+# leak checks; FIREWALL=1 then puts a stateful firewall on gw, forgets the learned path MTUs and
+# repeats ping and nat_check_all behind it. MASQUERADE_FORM: the seed's rule for everything else
+# (nat_gw_masquerade) before or after attach, and the LAN must still reach the internet as the
+# public address. BRIDGE=1: the LAN on a bridge on gw with a second prefix (lab_gw_lan_bridge);
+# attach is still given only DEV, and a host in the second prefix must be translated too.
+# Before the firewall, the company side probes the LAN and gw through the SA (nat_check_no_door).
 route_nat() {
-  local prof=$1 kind=$2 dev=$3 full=$4 fw=${5:-0} before
+  local prof=$1 kind=$2 dev=$3 full=$4 fw=${5:-0} masq=${6:-} when=${7:-} bridge=${8:-0} before
   FAILS_BEFORE=$FAILS
   lab_profile "$prof"
-  step "$prof: $kind $dev, LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
+  step "$prof: $kind $dev, LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP${masq:+, $masq $when attach}"
   lab_up
+  ((bridge)) && lab_gw_lan_bridge
   "lab_esp_$kind" "$dev"
+  [[ $when == before ]] && nat_gw_masquerade add "$masq"
   before=$LAB_STATE/snap.before
   nat_gw_snapshot >"$before"
   lab_capture_start transit
@@ -305,7 +446,12 @@ route_nat() {
   expect_fail "without ipsnat the LAN misses the policy (ping fails)" lab_ping lanhost "$LAB_CHOST_IP"
   expect_ok "ipsnat attach $dev --forward tcp:8080=$LAB_LANHOST_IP:8000" \
     ipsnat_gw attach "$dev" --forward "tcp:8080=$LAB_LANHOST_IP:8000"
+  [[ $when == after ]] && nat_gw_masquerade add "$masq"
   nat_check_ping lanhost
+  ((bridge)) && expect_ok "lanhost2 in the second LAN prefix ($LAB_LANHOST2_LAN2_IP) pings $LAB_CHOST_IP" \
+    lab_ping lanhost2 "$LAB_CHOST_IP" -I "$LAB_LANHOST2_LAN2_IP"
+  [[ -z $masq ]] || nat_check_internet lanhost
+  nat_check_no_door
   if ((full && FAILS == FAILS_BEFORE)); then nat_check_all 2 5001; fi
   if ((fw && FAILS == FAILS_BEFORE)); then
     step "$prof: $kind behind a stateful firewall on gw"
@@ -317,6 +463,7 @@ route_nat() {
   fi
   lab_capture_stop chost >/dev/null
   nat_chost_capture_check chost
+  [[ $when == after ]] && nat_gw_masquerade del "$masq"
 
   step "$prof: detach"
   ((FAILS == FAILS_BEFORE)) || nat_diag

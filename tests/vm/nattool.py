@@ -10,11 +10,16 @@ fail, never hang.
   udp-echo-client DST PORT COUNT [SPORT]
       Send COUNT numbered datagrams (from SPORT when given), wait up to 1 s for
       each echo; prints the number of correct echoes. Exit 0 iff all came back.
+  udp-flow DST PORT SPORT STOPFILE SECONDS
+      One steady flow (one 5-tuple): a datagram every 0.2 s until STOPFILE exists
+      or SECONDS have passed. Prints the wall-clock time (time.time()) of each
+      correct echo, one per line, at once.
   spoof SRC DST PROTO SPORT DPORT COUNT
       Send COUNT IPv4 packets with a forged source through a raw socket
       (IP_HDRINCL): PROTO udp (SPORT -> DPORT, payload "IPSNAT-SPOOF") or icmp
       (echo reply with identifier SPORT). Checksums are computed here.
 """
+import os
 import socket
 import struct
 import sys
@@ -30,21 +35,30 @@ def csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def udp_echo_server(port: int, seconds: float) -> int:
+def udp_bound(port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
-    peers = []
-    end = time.monotonic() + seconds
+    return s
+
+
+def recv_until(s: socket.socket, deadline: float):
+    """Yield (data, peer) for each datagram until time.monotonic() reaches deadline."""
     while True:
-        left = end - time.monotonic()
+        left = deadline - time.monotonic()
         if left <= 0:
-            break
+            return
         s.settimeout(left)
         try:
-            data, peer = s.recvfrom(65535)
+            yield s.recvfrom(65535)
         except socket.timeout:
-            break
+            return
+
+
+def udp_echo_server(port: int, seconds: float) -> int:
+    s = udp_bound(port)
+    peers = []
+    for data, peer in recv_until(s, time.monotonic() + seconds):
         if peer not in peers:
             peers.append(peer)
             # At once, not at the end: under TCG the caller's timeout may end us first.
@@ -73,6 +87,19 @@ def udp_echo_client(dst: str, port: int, count: int, sport: int = 0) -> int:
             pass
     print(good)
     return 0 if good == count else 1
+
+
+def udp_flow(dst: str, port: int, sport: int, stopfile: str, seconds: float) -> int:
+    s = udp_bound(sport)
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end and not os.path.exists(stopfile):
+        s.sendto(f"ipsnat-flow-{i}-".encode() * 8, (dst, port))
+        i += 1
+        for data, peer in recv_until(s, time.monotonic() + 0.2):
+            if peer == (dst, port) and data.startswith(b"ipsnat-flow-"):
+                print(f"{time.time():.3f}", flush=True)
+    return 0
 
 
 def spoof(src: str, dst: str, proto: str, sport: int, dport: int, count: int) -> int:
@@ -113,6 +140,8 @@ def main(argv):
         return udp_echo_server(int(a[0]), float(a[1]))
     if mode == "udp-echo-client":
         return udp_echo_client(a[0], int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 0)
+    if mode == "udp-flow":
+        return udp_flow(a[0], int(a[1]), int(a[2]), a[3], float(a[4]))
     if mode == "spoof":
         return spoof(a[0], a[1], a[2], int(a[3]), int(a[4]), int(a[5]))
     print(__doc__, file=sys.stderr)

@@ -1,6 +1,7 @@
 #include "attach/plan.h"
 
 #include <arpa/inet.h>
+#include <linux/xfrm.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -250,8 +251,19 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   // ever points at a complete table.
   add(TcStep{Hook::TcEgress, "tc_guard_egress"});
   add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
-  uint32_t mtu = settings.route_mtu ? settings.route_mtu
-                                    : (facts.dev.mtu > kEspOverhead + 576 ? facts.dev.mtu - kEspOverhead : 576);
+  // Packets up to the route's MTU must fit the SA's path once encrypted: the device's MTU, or
+  // the path to the SA's outer peer where that is smaller (a route with an mtu, a smaller
+  // device). The kernel's own "fragmentation needed" for a translated packet would go to the NAT
+  // address and be lost; the route's is raised before the translation, to the LAN host.
+  auto route_mtu_for = [&](const spd::Policy& p) {
+    if (settings.route_mtu) return settings.route_mtu;
+    uint32_t path = facts.dev.mtu;
+    for (const auto& t : p.tmpls)
+      for (const auto& peer : facts.sa_peers)
+        if (t.mode == XFRM_MODE_TUNNEL && peer.dst == Prefix{t.tunnel_dst, 32} && peer.mtu && peer.mtu < path)
+          path = peer.mtu;
+    return path > kEspOverhead + 576 ? path - kEspOverhead : 576u;
+  };
   for (const auto& [p, n] : nat)
     if (p->sel.sport_mask || p->sel.dport_mask)
       plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
@@ -274,7 +286,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     RouteStep r;
     r.dst = p->sel.dst;
     r.table = settings.table;
-    r.mtu = mtu;
+    r.mtu = route_mtu_for(*p);
     r.lwt_prog = "lwt_snat_xmit";
     r.oif = facts.dev.ifindex;
     r.oif_name = facts.dev.name;

@@ -41,6 +41,7 @@ struct Nexthop {
   int oif = 0;
   std::optional<spd::Address> gateway;
   std::string oif_name;  // for the printed plan; "" when unknown
+  uint32_t mtu = 0;      // the route's mtu metric, else its device's MTU (0: not known)
 };
 
 // An IPv4 address of the host, with its prefix length and device.
@@ -58,6 +59,7 @@ struct HostFacts {
   std::vector<int> default_oifs;                  // devices of the main table's default route(s)
   std::vector<spd::Policy> policies;              // the SPD (not per-socket policies)
   std::vector<Nexthop> nexthops;                  // for the destinations of covered out-policies
+  std::vector<Nexthop> sa_peers;                  // for the tunnel endpoints of their templates (/32)
 };
 
 struct Settings {

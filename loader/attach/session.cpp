@@ -1,6 +1,7 @@
 #include "attach/session.h"
 
 #include <arpa/inet.h>
+#include <linux/xfrm.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
@@ -136,6 +137,27 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
       char name[IF_NAMESIZE];
       if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) nh->oif_name = name;
       f.nexthops.push_back(*nh);
+    }
+  // The path to each SA's outer peer: its MTU bounds the translated packets' (the LWT route's).
+  for (const auto& p : f.policies)
+    for (const auto& t : p.tmpls) {
+      if (t.mode != XFRM_MODE_TUNNEL || t.family != AF_INET) continue;
+      spd::Prefix peer{t.tunnel_dst, 32};
+      if (std::any_of(f.sa_peers.begin(), f.sa_peers.end(), [&](const Nexthop& n) { return n.dst == peer; })) continue;
+      auto nh = rtnl::route_get(peer);
+      if (!nh) continue;
+      char name[IF_NAMESIZE];
+      if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) {
+        nh->oif_name = name;
+        if (!nh->mtu) {
+          try {
+            nh->mtu = rtnl::link_facts(name).mtu;
+          } catch (const std::exception&) {
+            // gone meanwhile: the next re-plan sees the host as it is then
+          }
+        }
+      }
+      f.sa_peers.push_back(*nh);
     }
   return f;
 }

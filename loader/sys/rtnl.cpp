@@ -113,6 +113,7 @@ struct MainRoute {
   uint32_t net = 0;  // host order
   uint8_t len = 0;
   uint32_t metric = 0;
+  uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
   std::vector<int> oifs;
   std::optional<spd::Address> gateway;
 };
@@ -137,6 +138,13 @@ std::vector<MainRoute> main_routes() {
         case RTA_PRIORITY: m.metric = mnl_attr_get_u32(a); break;
         case RTA_OIF: m.oifs.push_back(static_cast<int>(mnl_attr_get_u32(a))); break;
         case RTA_GATEWAY: m.gateway = v4(mnl_attr_get_payload(a)); break;
+        case RTA_METRICS:  // nested RTAX_* u32 attributes
+          for (auto* m2 = static_cast<const nlattr*>(mnl_attr_get_payload(a));
+               mnl_attr_ok(m2, static_cast<int>(reinterpret_cast<const char*>(a) + a->nla_len -
+                                                reinterpret_cast<const char*>(m2)));
+               m2 = mnl_attr_next(m2))
+            if (mnl_attr_get_type(m2) == RTAX_MTU && mnl_attr_get_payload_len(m2) >= 4) m.mtu = mnl_attr_get_u32(m2);
+          break;
         case RTA_MULTIPATH: {  // struct rtnexthop entries, each followed by its attributes
           const auto* n = static_cast<const rtnexthop*>(mnl_attr_get_payload(a));
           int left = static_cast<int>(mnl_attr_get_payload_len(a));
@@ -182,6 +190,7 @@ std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
   nh.dst = dst;
   nh.oif = best->oifs.empty() ? 0 : best->oifs.front();
   nh.gateway = best->gateway;
+  nh.mtu = best->mtu;
   return nh;
 }
 

@@ -130,6 +130,19 @@ TEST(AttachPlan, ConfiguredInsideAndTableAreUsed) {
   EXPECT_EQ(steps_of<RuleStep>(plan)[0].priority, 150u);
 }
 
+TEST(AttachPlan, TheSasPathMtuBoundsTheRouteMtuBelowTheDevices) {
+  HostFacts f = gateway(false);
+  Nexthop peer{spd::parse_prefix("100.1.1.1/32"), 3, spd::parse_address("200.2.2.1"), "eth0", 1280};
+  f.sa_peers = {peer};
+  EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1280 - kEspOverhead);
+  // A larger path than the device's: the device's MTU counts.
+  f.sa_peers[0].mtu = 9000;
+  EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1500 - kEspOverhead);
+  // Another policy's peer does not bound this one.
+  f.sa_peers[0] = {spd::parse_prefix("100.9.9.9/32"), 3, std::nullopt, "eth0", 1280};
+  EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1500 - kEspOverhead);
+}
+
 TEST(AttachPlan, ExistingCompanionSelectorIsNotTouched) {
   auto f = gateway(false);
   f.policies.push_back(ipsec("10.0.0.0/8", "192.168.1.0/24", spd::Dir::Fwd, "100.1.1.1", "200.2.2.2", 1));

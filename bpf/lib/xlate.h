@@ -361,8 +361,8 @@ static __always_inline enum ipsnat_reason reverse_flow_sa_refusal(struct __sk_bu
 	return reply_sa_refusal(k, e, sa_reqid);
 }
 
-/* A packet for which no conntrack entry, fragment memory or port-forward exists. Decrypted on
- * a device in policy mode and addressed into an inside prefix, only ipsnat's companion in/fwd
+/* A packet for which no conntrack entry, fragment memory or port-forward exists. Decrypted
+ * (on the uplink in policy mode, or on an xfrm interface) and addressed into an inside prefix, only ipsnat's companion in/fwd
  * policies would admit it (the IKE daemon's SAs carry no selector, so they admit whatever the
  * peer sends through them), and before attach the kernel dropped it (XfrmInNoPols): dropped as
  * drop-unsolicited. Anything else passes with reason `pass`. Cheapest test first: most of the
@@ -374,8 +374,9 @@ static __always_inline enum ipsnat_reason reverse_unexplained(struct __sk_buff *
 
 	if (skb_sa_reqid(skb, &reqid))
 		return pass;
-	if (dev_cfg(skb->ifindex).mode == IPSNAT_DEV_ROUTE)
-		return pass;
+	/* Route mode too: an xfrm interface keeps the sec path for its fwd check, which ipsnat's
+	 * companions (with the if_id) would pass; a VTI clears it before this hook, and its own
+	 * in-policy already decided. */
 	if (!(inside_flags(daddr) & INSIDE_PREFIX))
 		return pass;
 	return IPSNAT_R_DROP_UNSOLICITED;

@@ -206,33 +206,53 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   // The kernel checks decrypted packets against in/fwd policies after the reverse translation,
   // so the translated flow (remote -> inside host) needs policies of its own, with the same
   // templates, mark and if_id as the SA's.
+  auto add_companion = [&](const Policy& p, const Prefix& dst, spd::Dir dir, const std::string& why) {
+    Policy c;
+    c.sel = p.sel;
+    c.sel.src = p.sel.dst;
+    c.sel.dst = dst;
+    std::swap(c.sel.sport, c.sel.dport);
+    std::swap(c.sel.sport_mask, c.sel.dport_mask);
+    c.sel.ifindex = 0;
+    c.dir = dir;
+    c.priority = p.priority;
+    c.mark_v = p.mark_v;
+    c.mark_m = p.mark_m;
+    c.if_id = p.if_id;
+    c.tmpls = inbound_templates(facts, p);
+    if (same_selector_exists(facts, c)) {
+      plan.warnings.push_back(std::string("a ") + spd::to_string(dir) + " policy " + c.sel.src.str() + " -> " +
+                              c.sel.dst.str() + " exists already: not adding a companion");
+      return;
+    }
+    add(XfrmPolicyStep{c, why});
+  };
   auto add_companions = [&](const Policy& p, const spd::ImpliedNat& n) {
     // The datapath translates only sources in the target's inside prefix; any-source NAPT
     // (no inside prefix known) covers every configured one.
     std::vector<Prefix> insides = n.inside.len > 0 ? std::vector<Prefix>{n.inside} : cfg.inside;
-    for (const auto& inside : insides) {
-      for (auto dir : {spd::Dir::Fwd, spd::Dir::In}) {
-        Policy c;
-        c.sel = p.sel;
-        c.sel.src = p.sel.dst;
-        c.sel.dst = inside;
-        std::swap(c.sel.sport, c.sel.dport);
-        std::swap(c.sel.sport_mask, c.sel.dport_mask);
-        c.sel.ifindex = 0;
-        c.dir = dir;
-        c.priority = p.priority;
-        c.mark_v = p.mark_v;
-        c.mark_m = p.mark_m;
-        c.if_id = p.if_id;
-        c.tmpls = inbound_templates(facts, p);
-        if (same_selector_exists(facts, c)) {
-          plan.warnings.push_back(std::string("a ") + spd::to_string(dir) + " policy " + c.sel.src.str() + " -> " +
-                                  c.sel.dst.str() + " exists already: not adding a companion");
-          continue;
-        }
-        add(XfrmPolicyStep{c, std::string("decrypted replies to ") + inside.str() + " pass the " +
-                                  spd::to_string(dir) + " check"});
-      }
+    for (const auto& inside : insides)
+      for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
+        add_companion(p, inside, dir,
+                      std::string("decrypted replies to ") + inside.str() + " pass the " + spd::to_string(dir) + " check");
+  };
+  // A LAN flow that netfilter's SNAT/MASQUERADE rewrote to the uplink's address before the LWT
+  // hook gets its reply translated back to that address; netfilter then restores the LAN host,
+  // but the kernel's fwd check judges the flow as it arrived (nf_nat_decode_session: REMOTE ->
+  // the uplink's address), so that needs a fwd companion too. No `in` one: nothing new is
+  // delivered to the gateway itself.
+  auto add_masquerade_companions = [&](const Policy& p, const spd::ImpliedNat& n) {
+    if (n.kind != SPD_NAT_NAPT) return;
+    for (const auto& a : facts.addresses) {
+      if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr == n.nat.addr) continue;
+      bool in_lan = std::any_of(cfg.inside.begin(), cfg.inside.end(), [&](const Prefix& in) {
+        return in.len <= 32 && (ntohl(a.prefix.addr.v4_be()) & spd::v4_mask(in.len)) ==
+                                   (ntohl(in.addr.v4_be()) & spd::v4_mask(in.len));
+      });
+      if (in_lan) continue;
+      Prefix self{a.prefix.addr, 32};
+      add_companion(p, self, spd::Dir::Fwd,
+                    "decrypted replies to LAN flows masqueraded to " + a.prefix.addr.str() + " pass the fwd check");
     }
   };
 
@@ -272,6 +292,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                               "translated packets of it will not match it (the guard drops what would leak)");
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
+    add_masquerade_companions(*p, n);
     Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;
     bool nat_local = n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr);
     if (!nat_local) {

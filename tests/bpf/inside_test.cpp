@@ -84,10 +84,12 @@ TEST_F(Unsolicited, DecryptedPacketsIntoTheLanAreDroppedUnlessReplies) {
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 2u) << dp.nonzero_reasons();
 }
 
-TEST_F(Unsolicited, ARouteModeDeviceIsLeftToItsOwnPolicies) {
+// An xfrm interface keeps the sec path for its own fwd check, which the companions with its
+// if_id would pass: the same door, closed the same way.
+TEST_F(Unsolicited, AnXfrmInterfacesDecryptedPacketsIntoTheLanAreDroppedToo) {
   Bytes p = eth.tcp({kRemote, kLan}, 50000, 22, kSyn, {});
-  EXPECT_EQ(rev(p).out, p);
-  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(rev(p).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
 }
 
 TEST_F(Inside, CleartextIntoTheLanIsNotDecidedHere) {

@@ -92,10 +92,12 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   EXPECT_LT(rules[0].priority, 220u);
   EXPECT_TRUE(std::holds_alternative<RuleStep>(plan.steps.back()));  // rule last: table complete
   auto comp = steps_of<XfrmPolicyStep>(plan);
-  ASSERT_EQ(comp.size(), 2u);
+  ASSERT_EQ(comp.size(), 3u);
+  // For the LAN (fwd, in), and fwd for the uplink's address: a LAN flow netfilter masqueraded
+  // to it is judged by that address at the fwd check (nf_nat_decode_session).
   for (const auto& c : comp) {
     EXPECT_EQ(c.policy.sel.src.str(), "10.0.0.0/8");
-    EXPECT_EQ(c.policy.sel.dst.str(), "192.168.1.0/24");
+    EXPECT_EQ(c.policy.sel.dst.str(), &c == &comp[2] ? "200.2.2.2/32" : "192.168.1.0/24");
     ASSERT_EQ(c.policy.tmpls.size(), 1u);
     // The inbound SA's template: from the company gateway to us, same reqid.
     EXPECT_EQ(c.policy.tmpls[0].tunnel_src.str(), "100.1.1.1");
@@ -104,6 +106,7 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   }
   EXPECT_EQ(comp[0].policy.dir, spd::Dir::Fwd);
   EXPECT_EQ(comp[1].policy.dir, spd::Dir::In);
+  EXPECT_EQ(comp[2].policy.dir, spd::Dir::Fwd);
   ASSERT_EQ(plan.translations.size(), 1u);
   EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
 }
@@ -124,7 +127,10 @@ TEST(AttachPlan, ConfiguredInsideAndTableAreUsed) {
   s.rule_priority = 150;
   s.route_mtu = 1400;
   auto plan = make_plan(gateway(false), s);
-  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_EQ(c.policy.sel.dst.str(), "172.16.5.0/24");
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan))
+    if (c.policy.sel.dst.len < 32) {
+      EXPECT_EQ(c.policy.sel.dst.str(), "172.16.5.0/24");
+    }
   for (const auto& r : steps_of<RouteStep>(plan)) EXPECT_EQ(r.table, 77u);
   EXPECT_EQ(steps_of<RouteStep>(plan).back().mtu, 1400u);
   EXPECT_EQ(steps_of<RuleStep>(plan)[0].priority, 150u);
@@ -148,8 +154,9 @@ TEST(AttachPlan, ExistingCompanionSelectorIsNotTouched) {
   f.policies.push_back(ipsec("10.0.0.0/8", "192.168.1.0/24", spd::Dir::Fwd, "100.1.1.1", "200.2.2.2", 1));
   auto plan = make_plan(f, Settings{});
   auto comp = steps_of<XfrmPolicyStep>(plan);
-  ASSERT_EQ(comp.size(), 1u);
+  ASSERT_EQ(comp.size(), 2u);  // the LAN's in, the uplink address's fwd
   EXPECT_EQ(comp[0].policy.dir, spd::Dir::In);
+  EXPECT_EQ(comp[1].policy.sel.dst.str(), "200.2.2.2/32");
   EXPECT_FALSE(plan.warnings.empty());
 }
 

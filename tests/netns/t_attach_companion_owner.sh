@@ -26,9 +26,10 @@ for host in no yes; do
   args=(-q)
   [[ $host == no ]] && args+=(--no-daemon)
   t_expect "attach (host process: $host)" t_in "$gw" "$IPSNAT" attach eth0 "${args[@]}"
+  # The LAN's fwd and in companions, and the fwd one for the uplink's address (masquerade).
   idx=$(jq '[.steps[] | select(.type == "xfrm_policy") | .policy.index] | map(select(. > 0)) | length' \
     "$IPSNAT_STATE_DIR"/*@eth0.json)
-  t_expect "the state records both companions' kernel index ($idx)" test "$idx" == 2
+  t_expect "the state records all three companions' kernel index ($idx)" test "$idx" == 3
   ike_owns_them
   sleep 1.5  # the host process re-plans on those SPD events
   t_expect "host process $host: the replaced fwd policy keeps the IKE daemon's template" grep -q 'reqid 9' <<<"$(companion fwd)"

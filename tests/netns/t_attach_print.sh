@@ -62,7 +62,7 @@ t_expect "printed rule is installed" bash -c "grep -q '^  rule priority 210 look
 after_pol=$(ip -n "$gw" xfrm policy | grep -c '^src' || true)
 n_comp=$(grep -c '^  xfrm policy ' <<<"$plan" || true)
 t_expect "printed companion policies == policies added ($n_comp)" test $((after_pol - before_pol)) == "$n_comp"
-t_expect "four companions (fwd and in, two destinations)" test "$n_comp" == 4
+t_expect "six companions (fwd and in for the LAN, fwd for the uplink's address; two destinations)" test "$n_comp" == 6
 while read -r _ _ _ src _ dst _ dir _; do
   t_expect "printed companion $src -> $dst dir $dir is installed" \
     bash -c "ip -n $gw xfrm policy | grep -A1 '^src $src dst $dst' | grep -q 'dir $dir'"

@@ -1,5 +1,7 @@
 #include "sys/rtnl_watch.h"
 
+#include <libmnl/libmnl.h>
+
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -66,7 +68,8 @@ bool RtnlWatch::drain() {
       break;  // EAGAIN: nothing more
     }
     int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
+    for (auto* h = static_cast<const nlmsghdr*>(static_cast<const void*>(buf.data())); mnl_nlmsg_ok(h, len);
+         h = mnl_nlmsg_next(h, &len))
       changed |= is_host_change(h);
   }
   if (changed) ++changes_;

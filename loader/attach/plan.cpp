@@ -245,11 +245,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     if (n.kind != SPD_NAT_NAPT) return;
     for (const auto& a : facts.addresses) {
       if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr == n.nat.addr) continue;
-      bool in_lan = std::any_of(cfg.inside.begin(), cfg.inside.end(), [&](const Prefix& in) {
-        return in.len <= 32 && (ntohl(a.prefix.addr.v4_be()) & spd::v4_mask(in.len)) ==
-                                   (ntohl(in.addr.v4_be()) & spd::v4_mask(in.len));
-      });
-      if (in_lan) continue;
+      if (std::any_of(cfg.inside.begin(), cfg.inside.end(), [&](const Prefix& in) { return in.contains(a.prefix.addr); }))
+        continue;  // the LAN's own companions cover it
       Prefix self{a.prefix.addr, 32};
       add_companion(p, self, spd::Dir::Fwd,
                     "decrypted replies to LAN flows masqueraded to " + a.prefix.addr.str() + " pass the fwd check");

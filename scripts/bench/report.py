@@ -197,22 +197,23 @@ def main(out, max_load=1.5):
         md += ["## Not measured", ""] + unmeasured + [""]
     if extra.strip():
         md += [extra.strip(), ""]
+    if not chart(out, ratios):
+        md += ["chart.png: not drawn (needs python3-matplotlib).", ""]
     (out / "summary.md").write_text("\n".join(md))
-    chart(out, ratios)
     print("\n".join(md))
 
 
 def chart(out, ratios):
-    """chart.png, when matplotlib is installed (python3-matplotlib)."""
+    """Draws chart.png when python3-matplotlib is installed; says whether it did."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return
+        return False
     groups = [g for g in GROUPS if any((g[1], v) in ratios for v in g[2])]
     if not groups:
-        return
+        return False
     colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "C100": "#6baed6", "C10000": "#08306b",
               "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
@@ -250,6 +251,7 @@ def chart(out, ratios):
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "chart.png")
+    return True
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ NAT_ADDR, REMOTE = "10.20.30.2", "10.0.0.0/8"
 PROBE_DST = "10.9.9.9"  # the xfrm-lookup probe's destination: no workload sends there
 POLICY_PRIO = 379519
 FLOWS = 1000
+QUIET_LOAD = 1.5  # the summary calls a run quiet only below this (report.py), whatever --max-load was
 
 # Variants: what each gw adds. A, Z (the ratio's two ends) are always measured.
 VARIANTS = {
@@ -84,6 +85,7 @@ class Bench:
         self.extra = []  # markdown for the summary
         self.checks = []  # lines for machine.txt: what the kernel showed per variant
         self.loud_rounds = 0  # rounds that started at or above --max-load (after waiting)
+        self.peak_start = 0.0  # the highest load a round started with
 
     # -- tools ----------------------------------------------------------------------------------
     def build_tools(self):
@@ -417,6 +419,7 @@ class Bench:
                 csv.flush()
                 rcsv.write(f"{rnd},{start:.2f},{load1():.2f},{waited:.0f},{int(quiet)}\n")
                 self.loud_rounds += not quiet
+                self.peak_start = max(self.peak_start, start)
                 rcsv.flush()
                 log(f"round {rnd}/{self.a.rounds} done ({time.monotonic() - t0:.0f} s, load {load1():.2f})")
 
@@ -528,8 +531,9 @@ class Bench:
                  f"load average at end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
                  f"max load: {self.a.max_load} (a round waits up to {self.a.load_wait} s for the 1-minute load "
                  "average to fall below it, then runs anyway and says so)",
-                 f"rounds started at or above max load: {self.loud_rounds} of {self.a.rounds}"
-                 + (" (NOT a quiet run)" if self.loud_rounds else ""),
+                 f"rounds started at or above max load: {self.loud_rounds} of {self.a.rounds}; highest load at a "
+                 f"round's start: {self.peak_start:.2f}: "
+                 + ("quiet run" if not self.loud_rounds and self.peak_start < QUIET_LOAD else "NOT a quiet run"),
                  f"rounds: {self.a.rounds}; udp-est packets: {self.est_pkts} over {FLOWS} flows; udp-new packets: "
                  f"{self.new_pkts}; tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
                  f"ipsnat: {git} ({self.a.ipsnat})"]

@@ -33,8 +33,11 @@ summary = (out / "summary.md").read_text()
 load = float(next(csv.DictReader(open(out / "rounds.csv")))["load_start"])
 want = "**Quiet run**" if load < 1.5 else "**Not a quiet run**"
 assert want in summary, f"load {load}: summary lacks {want}"
-for part in ("## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy", "## Profile of variant C"):
+for part in ("Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
+             "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy", "## Profile of variant C"):
     assert part in summary, f"summary lacks {part}"
+acq = re.search(r"without an SA: P (\d+), PN (\d+) ", summary)
+assert acq and max(map(int, acq.groups())) < 10, f"ACQUIREs for 1,100 held packets: {acq and acq.groups()}"
 print(f"ok: every variant measured and checked by the kernel; load {load} -> {want}")
 PY
 

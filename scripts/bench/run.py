@@ -576,7 +576,7 @@ def parse_args():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     build = Path(os.environ.get("IPSNAT_BUILD_DIR", "build"))
     build = build if build.is_absolute() else REPO / build
-    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--rounds", type=int, help="rounds (default 8; --quick: 2)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test of the script (2 rounds unless --rounds, small counts); numbers meaningless")
     p.add_argument("--out", help="results directory (default: $IPSNAT_BUILD_DIR/bench-results/<UTC time>)")
@@ -590,10 +590,10 @@ def parse_args():
                    help="comma-separated subset of " + ", ".join(f"{k} ({v})" for k, v in VARIANTS.items())
                    + "; A and Z are always included")
     a = p.parse_args()
+    if a.rounds is None:
+        a.rounds = 2 if a.quick else 8
     if a.rounds < 1:
         p.error("--rounds must be >= 1")
-    if a.quick and "--rounds" not in sys.argv:
-        a.rounds = 2
     if a.load_wait is None:
         a.load_wait = 0 if a.quick else 900
     chosen = {v.strip() for v in a.variants.split(",") if v.strip()} | {"A", "Z"}

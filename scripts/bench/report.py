@@ -59,7 +59,7 @@ TARGETS = {  # (workload, variant) -> limit of the ratio to plain forwarding
 # Relative targets: (workload, variant, against, limit) on (variant - Z) / (against - Z).
 RELATIVE = [
     ("udp-est", "C<n>", "C", 1.05, "cost at {n} policies / at 1 policy"),
-    ("udp-est", "Cct", "C", 1.10, "cost with 1,000,000 tracked flows / small table"),
+    ("udp-est", "Cct", "C", 1.10, "cost with the conntrack table filled (1,000,000; --quick 100,000) / small table"),
     ("udp-est", "P", "PN", 1.0, "policy mode / nftables + policy, UDP established"),
     ("udp-new", "P", "PN", 1.0, "policy mode / nftables + policy, UDP new flows"),
     ("tcp-cc", "P", "PN", 1.0, "policy mode / nftables + policy, TCP connect (SYN)"),

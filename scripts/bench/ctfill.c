@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Fills or empties ipsnat's pinned conntrack map for scripts/bench/run.sh, with the schema of
+/* Fills or empties ipsnat's pinned conntrack map for scripts/bench/run.py, with the schema of
  * maps/ct.h (compiled against the repository's header, so a schema change breaks this build
  * rather than the numbers).
  *
  *   ctfill fill  PIN ENTRIES   ENTRIES/2 established TCP flows, both directions each
- *   ctfill flush PIN           delete every entry (between runs of the new-flow workload)
+ *   ctfill flush PIN           delete every entry of any hash map (between new-flow runs)
  *   ctfill count PIN
  *
  * Filler flows: inside 192.168.128.0 + k/60000, remote 10.200.0.0 + k/60000 port 443, NAT address
@@ -87,18 +87,23 @@ static int fill(int fd, long entries)
 	return 0;
 }
 
+/* Any hash map: keys of the map's own size, so the floors' rw_flows empties the same way. */
 static int flush(int fd)
 {
-	struct ipsnat_ct_key *keys = calloc(CHUNK, sizeof(*keys));
+	struct bpf_map_info info = {0};
+	__u32 info_len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) < 0 || !info.key_size) {
+		fprintf(stderr, "ctfill: map info: %s\n", strerror(errno));
+		return 1;
+	}
+	char *keys = calloc(CHUNK, info.key_size);
 	if (!keys)
 		return 1;
 	for (;;) {
 		__u32 n = 0;
-		struct ipsnat_ct_key next;
 		void *prev = NULL;
-		while (n < CHUNK && bpf_map_get_next_key(fd, prev, &next) == 0) {
-			keys[n] = next;
-			prev = &keys[n];
+		while (n < CHUNK && bpf_map_get_next_key(fd, prev, keys + (size_t)n * info.key_size) == 0) {
+			prev = keys + (size_t)n * info.key_size;
 			n++;
 		}
 		if (!n)

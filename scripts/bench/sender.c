@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Traffic generator and sink for scripts/bench/run.sh.
+/* Traffic generator and sink for scripts/bench/run.py.
  *
  * The metric is CPU time of the sending thread per packet (CLOCK_THREAD_CPUTIME_ID): on veth the
  * receive path of every namespace the packet crosses (gw forwarding, NAT, dst delivery) runs in

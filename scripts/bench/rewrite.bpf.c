@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The floors of scripts/bench/run.py: the least a TC source NAT on the uplink can cost, at the
+ * same hook as ipsnat's route mode (clsact egress/ingress of the uplink, Ethernet frames).
+ *
+ *   tc_rw_egress       stateless: source LAN_NET/LAN_LEN -> NAT_ADDR, IP and L4 checksums fixed
+ *   tc_rw_hash_egress  the same plus one hash operation per packet: a lookup of the 5-tuple in
+ *                      rw_flows, which inserts the tuple when it is missing (so an established
+ *                      flow costs one lookup, a new one a lookup and an insert)
+ *   tc_rw_ingress      the reverse for replies: destination NAT_ADDR -> LAN_HOST (one LAN host)
+ *
+ * Addresses come from the compiler (-DLAN_NET=0x... in host order, see run.py). */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <stddef.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct rw_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct rw_key);
+	__type(value, __u64);
+} rw_flows SEC(".maps");
+
+#define IP_OFF ETH_HLEN
+#define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
+
+/* The L4 checksum's offset for TCP and UDP, else -1. */
+static __always_inline int l4_csum_off(__u8 proto)
+{
+	if (proto == IPPROTO_TCP)
+		return L4_OFF + offsetof(struct tcphdr, check);
+	if (proto == IPPROTO_UDP)
+		return L4_OFF + offsetof(struct udphdr, check);
+	return -1;
+}
+
+/* Replaces the IPv4 address at byte offset `field` of the IP header (saddr or daddr). */
+static __always_inline int rewrite(struct __sk_buff *skb, __u8 proto, int field, __be32 from, __be32 to)
+{
+	int csum = l4_csum_off(proto);
+
+	if (csum < 0)
+		return TC_ACT_OK;
+	if (bpf_l4_csum_replace(skb, csum, from, to, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(to)))
+		return TC_ACT_SHOT;
+	if (bpf_l3_csum_replace(skb, IP_OFF + offsetof(struct iphdr, check), from, to, sizeof(to)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, IP_OFF + field, &to, sizeof(to), 0))
+		return TC_ACT_SHOT;
+	return TC_ACT_OK;
+}
+
+/* The IPv4 header of an Ethernet frame with 20 bytes of IP header and 4 of ports, else NULL. */
+static __always_inline struct iphdr *ipv4(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + IP_OFF;
+
+	if (data + L4_OFF + 4 > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5)
+		return NULL;
+	return ip;
+}
+
+static __always_inline int snat(struct __sk_buff *skb, int with_hash)
+{
+	struct iphdr *ip = ipv4(skb);
+
+	if (!ip || (bpf_ntohl(ip->saddr) >> (32 - LAN_LEN)) != (LAN_NET >> (32 - LAN_LEN)))
+		return TC_ACT_OK;
+	__u8 proto = ip->protocol;
+	__be32 from = ip->saddr;
+	if (with_hash) {
+		__u16 *ports = (void *)(ip + 1);
+		struct rw_key key = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
+				      .dport = ports[1], .proto = proto };
+		__u64 one = 1;
+
+		if (!bpf_map_lookup_elem(&rw_flows, &key))
+			bpf_map_update_elem(&rw_flows, &key, &one, BPF_NOEXIST);
+	}
+	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, bpf_htonl(NAT_ADDR));
+}
+
+SEC("tc")
+int tc_rw_egress(struct __sk_buff *skb)
+{
+	return snat(skb, 0);
+}
+
+SEC("tc")
+int tc_rw_hash_egress(struct __sk_buff *skb)
+{
+	return snat(skb, 1);
+}
+
+SEC("tc")
+int tc_rw_ingress(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4(skb);
+
+	if (!ip || ip->daddr != bpf_htonl(NAT_ADDR))
+		return TC_ACT_OK;
+	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, bpf_htonl(LAN_HOST));
+}

@@ -1,0 +1,648 @@
+#!/usr/bin/python3
+"""Per-packet forwarding cost of ipsnat against plain forwarding, nftables SNAT and two TC floors,
+as CPU time of the sending thread (method and how to read the results: docs/benchmarks.md).
+
+  sudo scripts/bench/run.py [--rounds N] [--quick] [--out DIR] [--ipsnat BIN] [--publish]
+                            [--max-load L] [--load-wait S] [--variants A,B,...]
+
+Everything runs in namespaces this script creates (prefix ipsb<pid>-) and removes on every exit.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab import CommandFailed, Lab, run, wait_for  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+# Addresses of the bench topology (lab only; the product never hard-codes them).
+LAN_HOST, LAN_GW, LAN_NET, LAN_LEN = "192.168.1.10", "192.168.1.1", "192.168.1.0", 24
+UP_GW, UP_PEER = "200.2.2.2", "200.2.2.1"
+NAT_ADDR, REMOTE = "10.20.30.2", "10.0.0.0/8"
+PROBE_DST = "10.9.9.9"  # the xfrm-lookup probe's destination: no workload sends there
+POLICY_PRIO = 379519
+FLOWS = 1000
+QUIET_LOAD = 1.5  # the summary calls a run quiet only below this (report.py), whatever --max-load was
+
+# Variants: what each gw adds. A, Z (the ratio's two ends) are always measured.
+VARIANTS = {
+    "A": "plain forwarding",
+    "B": "nftables SNAT",
+    "C": "ipsnat route mode (attach u0 --mode route)",
+    "F0": "floor: stateless TC rewrite",
+    "F1": "floor: TC rewrite + one hash operation",
+    "P": "ipsnat policy mode (attach u0)",
+    "PN": "nftables SNAT, same IPsec policy",
+    "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
+    "CT": "1,000,000 tracked flows (Cct)",
+    "Z": "drop on entry to gw (calibration)",
+}
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "SPD", "CT", "Z"]
+IPSEC_GW = ("C", "P", "PN")  # gws whose out-policy has a required ESP template
+HELD = ("P", "PN")  # translated packets match that policy: no SA here, they end in the SA lookup
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S', time.gmtime())}] {msg}", file=sys.stderr, flush=True)
+
+
+def load1():
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def xfrm_stat(lab, ns):
+    out = lab.cmd(ns, "cat", "/proc/net/xfrm_stat")
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
+
+
+class Bench:
+    def __init__(self, args, lab, work, out):
+        self.a, self.lab, self.work, self.out = args, lab, work, out
+        q = args.quick
+        self.est_pkts = 20000 if q else 100000
+        self.new_pkts = 4000 if q else 40000
+        self.tcp_conns = 200 if q else 2000
+        self.ct_fill = 100000 if q else 1000000
+        self.spd_big = 1000 if q else 10000
+        self.prof_runs = 10000 if q else 50000
+        self.ct_max = 1024
+        while self.ct_max < self.ct_fill + 16384:
+            self.ct_max *= 2
+        self.send_cpu = os.cpu_count() - 1
+        self.other_cpus = f"0-{max(self.send_cpu - 1, 0)}"
+        self.prefix = f"ipsb{os.getpid()}-"
+        self.status = {}  # variant -> "measured ..." / "not measured: why"
+        self.extra = []  # markdown for the summary
+        self.checks = []  # lines for machine.txt: what the kernel showed per variant
+        self.loud_rounds = 0  # rounds that started at or above --max-load (after waiting)
+        self.peak_start = 0.0  # the highest load a round started with
+
+    # -- tools ----------------------------------------------------------------------------------
+    def build_tools(self):
+        w = self.work
+        cc = ["cc", "-O2", "-Wall", "-Wextra", "-Werror"]
+        run([*cc, "-o", f"{w}/sender", f"{HERE}/sender.c"])
+        run([*cc, "-o", f"{w}/progtime", f"{HERE}/progtime.c", "-lbpf"])
+        run([*cc, f"-I{REPO}", "-o", f"{w}/ctfill", f"{HERE}/ctfill.c", "-lbpf"])
+        arch = run(["cc", "-print-multiarch"]).strip()
+        hexaddr = lambda a: "0x" + "".join(f"{int(x):02x}" for x in a.split("."))  # noqa: E731
+        clang = ["clang", "-g", "-O2", "-target", "bpf", f"-I/usr/include/{arch}"]
+        run([*clang, f"-DLAN_NET={hexaddr(LAN_NET)}", f"-DLAN_LEN={LAN_LEN}", f"-DNAT_ADDR={hexaddr(NAT_ADDR)}",
+             f"-DLAN_HOST={hexaddr(LAN_HOST)}", "-c", f"{HERE}/rewrite.bpf.c", "-o", f"{w}/rewrite.o"])
+        run([*clang, "-c", f"{HERE}/empty.bpf.c", "-o", f"{w}/empty.o"])
+
+    def ns(self, v, role):
+        return f"{self.prefix}{v}-{role}"
+
+    def pin(self, v):
+        return f"/sys/fs/bpf/{self.prefix}{v}"
+
+    def sender(self, v, *args, check=True):
+        """One sender run in v's src namespace: {cpu_ns, wall_ns, packets, errors}."""
+        line = self.lab.cmd(self.ns(v, "src"), f"{self.work}/sender", *args, "--cpu", self.send_cpu,
+                            timeout=120, check=check)
+        return {k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", line)}
+
+    # -- topology -------------------------------------------------------------------------------
+    def topology(self, v):
+        """src s0 LAN_HOST --- l0 LAN_GW [gw] u0 UP_GW --- d0 UP_PEER dst (owns REMOTE on lo)."""
+        lab = self.lab
+        src, gw, dst = (lab.netns(f"{v}-{r}") for r in ("src", "gw", "dst"))
+        lab.veth(src, "s0", gw, "l0")
+        lab.veth(gw, "u0", dst, "d0")
+        lab.addr(src, "s0", f"{LAN_HOST}/{LAN_LEN}")
+        lab.ip(src, "route", "add", "default", "via", LAN_GW)
+        lab.addr(gw, "l0", f"{LAN_GW}/{LAN_LEN}")
+        lab.addr(gw, "u0", f"{UP_GW}/24")
+        lab.ip(gw, "route", "add", REMOTE, "via", UP_PEER)
+        lab.sysctl(gw, "net.ipv4.ip_forward", 1)
+        lab.addr(dst, "d0", f"{UP_PEER}/24")
+        lab.ip(dst, "route", "add", "local", REMOTE, "dev", "lo")
+        lab.ip(dst, "route", "add", f"{LAN_NET}/{LAN_LEN}", "via", UP_GW)
+        lab.ip(dst, "route", "add", f"{NAT_ADDR}/32", "via", UP_GW)
+        lab.sysctl(src, "net.ipv4.ip_local_port_range", "1024 65535")
+        lab.static_neighbour(src, "s0", LAN_GW, gw, "l0")
+        lab.static_neighbour(gw, "u0", UP_PEER, dst, "d0")
+        lab.static_neighbour(dst, "d0", UP_GW, gw, "u0")
+        lab.static_neighbour(gw, "l0", LAN_HOST, src, "s0")
+        # Every gw holds the out-policy NAT_ADDR -> REMOTE, so the kernel's xfrm lookup runs in
+        # every variant (probed per variant by xfrm_lookup_probe). With a required ESP template
+        # where ipsnat must see an IPsec policy, and for the policy-mode pair; else without
+        # templates (allow: B's translated packets pass it in netfilter's re-lookup).
+        tmpl = ["tmpl", "src", UP_GW, "dst", UP_PEER, "proto", "esp", "reqid", 1, "mode", "tunnel"]
+        base = v.rstrip("0123456789") if v != "Cct" else "C"
+        has_tmpl = base in IPSEC_GW
+        lab.ip(gw, "xfrm", "policy", "add", "src", f"{NAT_ADDR}/32", "dst", REMOTE, "dir", "out",
+               "priority", POLICY_PRIO, *(tmpl if has_tmpl else []))
+        if v in HELD:
+            # The in/fwd pair an IKE daemon installs with it (both sides of the pair alike).
+            rtmpl = ["tmpl", "src", UP_PEER, "dst", UP_GW, "proto", "esp", "reqid", 1, "mode", "tunnel"]
+            for d in ("in", "fwd"):
+                lab.ip(gw, "xfrm", "policy", "add", "src", REMOTE, "dst", f"{NAT_ADDR}/32", "dir", d,
+                       "priority", POLICY_PRIO, *rtmpl)
+        lab.spawn(dst, f"{self.work}/sender", "sink-udp", "--port", 9, cpus=self.other_cpus)
+        lab.spawn(dst, f"{self.work}/sender", "sink-tcp", "--port", 80, cpus=self.other_cpus)
+
+    def add_policies(self, v, n):
+        """N-1 further out-policies as a hub with many sites has them: per site 10.A.0.0/16, /24s
+        inside it and /28s inside those, each with its own virtual source and an ESP template,
+        strongSwan-like priorities (more specific = smaller value). No destination is covered by
+        more than 4 translating policies; none covers a benchmark flow."""
+        lines = []
+        for k in range(1, n):
+            a, b = 3 + (k // 250) % 250, k % 250
+            tmpl = f"tmpl src {UP_GW} dst 200.3.{a}.{b} proto esp reqid {k + 1} mode tunnel"
+            if b == 0:
+                sel, prio = f"src 10.21.{a}.0/32 dst 10.{a}.0.0/16", POLICY_PRIO - 16 * 512
+            elif b % 2:
+                sel, prio = f"src 10.21.{a}.{b}/32 dst 10.{a}.{b}.0/24", POLICY_PRIO - 24 * 512
+            else:
+                sel, prio = f"src 10.22.{a}.{b}/32 dst 10.{a}.{b - 1}.16/28", POLICY_PRIO - 28 * 512
+            lines.append(f"xfrm policy add {sel} dir out priority {prio} {tmpl}\n")
+        if lines:
+            path = self.lab.own_path(f"{self.work}/policies-{v}")
+            Path(path).write_text("".join(lines))
+            self.lab.ip(self.ns(v, "gw"), "-batch", path, timeout=300)
+
+    # -- what each gw adds ----------------------------------------------------------------------
+    def nft_snat(self, v):
+        gw = self.ns(v, "gw")
+        self.lab.cmd(gw, "nft", "-f", "-", stdin=f"""table ip ipsb_nat {{
+  chain post {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}
+  }}
+}}
+""")
+        # New-flow workloads create unreplied UDP entries; expire them well before the table is full.
+        self.lab.sysctl(gw, "net.netfilter.nf_conntrack_udp_timeout", 10)
+
+    def drop_on_entry(self, v):
+        self.lab.cmd(self.ns(v, "gw"), "nft", "-f", "-", stdin="""table netdev ipsb_drop {
+  chain in {
+    type filter hook ingress device "l0" priority 0; policy drop;
+  }
+}
+""")
+
+    def tc_floor(self, v):
+        """Attaches rewrite.bpf.c's programs on u0 (egress: with or without the hash operation)."""
+        gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
+        os.makedirs(pin, exist_ok=True)
+        run(["bpftool", "prog", "loadall", f"{self.work}/rewrite.o", pin, "pinmaps", f"{pin}/maps",
+             "type", "classifier"])
+        egress = "tc_rw_hash_egress" if v == "F1" else "tc_rw_egress"
+        self.lab.cmd(gw, "tc", "qdisc", "add", "dev", "u0", "clsact")
+        for hook, prog in (("egress", egress), ("ingress", "tc_rw_ingress")):
+            self.lab.cmd(gw, "tc", "filter", "add", "dev", "u0", hook, "bpf", "direct-action", "pinned",
+                         f"{pin}/{prog}")
+
+    def ipsnat(self, v, *extra):
+        """ipsnat attach u0 in v's gw, own pin root and state dir, no host process (the SPD is
+        static here; conntrack is emptied by the script where a workload needs it)."""
+        gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
+        os.makedirs(pin, exist_ok=True)
+        state = f"{self.work}/state-{v}"
+        os.makedirs(state, exist_ok=True)
+        env = ["env", f"IPSNAT_PIN_ROOT={pin}", f"IPSNAT_STATE_DIR={state}"]
+        try:
+            out = self.lab.cmd(gw, *env, self.a.ipsnat, "--pin-root", pin, "attach", "u0", "--no-daemon",
+                               *extra, timeout=120)
+        except (CommandFailed, OSError) as e:
+            return f"not measured: 'ipsnat attach u0 {' '.join(extra)}' failed: {e}"
+        Path(f"{self.work}/attach-{v}.log").write_text(out)
+        return None
+
+    def ct_map(self, v):
+        found = list(Path(self.pin(v)).rglob("ipsnat_ct"))
+        return str(found[0]) if found else None
+
+    def flush_state(self, v):
+        """Empties the table a new-flow workload fills (ipsnat's conntrack, F1's hash map)."""
+        m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v == "F1" else None
+        if m:
+            run([f"{self.work}/ctfill", "flush", m], timeout=120)
+
+    # -- what the kernel shows ------------------------------------------------------------------
+    def fate(self, v):
+        """What 10 packets from src become in v: translated / untranslated (seen on dst),
+        held (the kernel's SA lookup found no state for them: XfrmOutNoStates in gw) or lost."""
+        dst, gw = self.ns(v, "dst"), self.ns(v, "gw")
+        self.lab.cmd(dst, "nft", "-f", "-", stdin=f"""table ip ipsb_check {{
+  counter translated {{}}
+  counter untranslated {{}}
+  chain in {{
+    type filter hook input priority 0; policy accept;
+    udp dport 7 ip saddr {NAT_ADDR} counter name translated
+    udp dport 7 ip saddr {LAN_HOST} counter name untranslated
+  }}
+}}
+""")
+        before = xfrm_stat(self.lab, gw)
+        self.sender(v, "udp", "--dport", 7, "--flows", 10, "--packets", 10)
+        held = xfrm_stat(self.lab, gw)["XfrmOutNoStates"] - before["XfrmOutNoStates"]
+
+        def count(name):
+            out = self.lab.cmd(dst, "nft", "-j", "list", "counter", "ip", "ipsb_check", name)
+            return json.loads(out)["nftables"][1]["counter"]["packets"]
+        xl, plain = count("translated"), count("untranslated")
+        self.lab.cmd(dst, "nft", "delete", "table", "ip", "ipsb_check")
+        if xl >= 10:
+            return "translated"
+        if plain >= 10:
+            return "untranslated"
+        return "held" if held >= 10 else "lost"
+
+    def xfrm_lookup_probe(self, v):
+        """Proves the kernel's xfrm out-lookup runs on v's forward path: a block policy for the
+        LAN -> PROBE_DST and 10 packets there; gw's XfrmOutPolBlock must rise by 10 (Z: 0)."""
+        gw = self.ns(v, "gw")
+        sel = ["src", f"{LAN_NET}/{LAN_LEN}", "dst", f"{PROBE_DST}/32", "dir", "out"]
+        self.lab.ip(gw, "xfrm", "policy", "add", *sel, "priority", 1, "action", "block")
+        before = xfrm_stat(self.lab, gw)["XfrmOutPolBlock"]
+        self.sender(v, "udp", "--dport", 7, "--dst", PROBE_DST, "--flows", 10, "--packets", 10)
+        blocked = xfrm_stat(self.lab, gw)["XfrmOutPolBlock"] - before
+        self.lab.ip(gw, "xfrm", "policy", "delete", *sel)
+        return blocked
+
+    def acquires(self, v, packets=1000):
+        """ACQUIRE messages the kernel sends while `packets` translated packets meet the policy
+        without an SA (counted by `ip xfrm monitor acquire` in gw)."""
+        log_path = self.lab.own_path(f"{self.work}/acquire-{v}.log")
+        with open(log_path, "w") as f:
+            mon = self.lab.spawn(self.ns(v, "gw"), "ip", "xfrm", "monitor", "acquire", stdout=f)
+            time.sleep(0.5)
+            self.sender(v, "udp", "--dport", 7, "--flows", 100, "--packets", packets)
+            time.sleep(0.5)
+            mon.terminate()
+            mon.wait(timeout=5)
+        return sum(1 for line in open(log_path) if line.startswith("acquire"))
+
+    def optional_template_check(self):
+        """What the kernel does with a template it may skip (`level use`), the other way to let
+        policy mode's packets through without an SA: nftables SNAT (as PN) in a gw of its own
+        (variant U, not timed). Returns a markdown paragraph."""
+        v = "U"
+        self.topology(v)
+        gw = self.ns(v, "gw")
+        sel = ["src", f"{NAT_ADDR}/32", "dst", REMOTE, "dir", "out"]
+        tmpl = ["tmpl", "src", UP_GW, "dst", UP_PEER, "proto", "esp", "reqid", 1, "mode"]
+        self.lab.ip(gw, "xfrm", "policy", "delete", *sel)
+        try:
+            self.lab.ip(gw, "xfrm", "policy", "add", *sel, "priority", POLICY_PRIO, *tmpl, "tunnel", "level", "use")
+            tunnel = "accepted"
+            self.lab.ip(gw, "xfrm", "policy", "delete", *sel)
+        except CommandFailed as e:
+            tunnel = f"refused ({str(e).rsplit(': ', 1)[-1]})"
+        self.lab.ip(gw, "xfrm", "policy", "add", *sel, "priority", POLICY_PRIO, *tmpl, "transport", "level", "use")
+        self.nft_snat(v)
+        fate, acq = self.fate(v), self.acquires(v)
+        return (f"Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode "
+                f"{tunnel}; with transport mode nftables' translated packets were {fate} and 1,100 of them "
+                f"(1,000 over 100 flows and the warm-up pass) raised {acq} ACQUIRE messages. ipsnat treats a "
+                "policy with only optional templates as a bypass (no NAT), so P cannot use it: P and PN use a "
+                "required template and end in the SA lookup.")
+
+    # -- setup ----------------------------------------------------------------------------------
+    def setup(self, chosen):
+        """Builds every chosen variant and checks what its packets become; returns the list of
+        (workload-group, variant) to measure per round."""
+        want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
+                "F1": "translated", "P": "held", "PN": "held", "Z": "lost"}
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "Z"] if v in chosen]
+        spd, ct = [], []
+        for v in main:
+            self.topology(v)
+        for v in main:
+            err = None
+            if v in ("B", "PN"):
+                self.nft_snat(v)
+            elif v == "Z":
+                self.drop_on_entry(v)
+            elif v in ("F0", "F1"):
+                self.tc_floor(v)
+            elif v == "C":
+                err = self.ipsnat(v, "--mode", "route")
+            elif v == "P":
+                err = self.ipsnat(v)
+            self.status[v] = err or self.verify(v, want[v])
+        for v in ("A", "Z"):
+            if not self.status[v].startswith("measured"):
+                raise SystemExit(f"run.py: variant {v} is unusable: {self.status[v]}")
+        ok = lambda v: self.status.get(v, "").startswith("measured")  # noqa: E731
+        if "SPD" in chosen:
+            a_big = f"A{self.spd_big}"
+            self.topology(a_big)
+            self.add_policies(a_big, self.spd_big)
+            self.status[a_big] = self.verify(a_big, "untranslated")
+            spd.append(a_big)
+            if ok("C"):
+                for n in (100, self.spd_big):
+                    v = f"C{n}"
+                    self.topology(v)
+                    self.add_policies(v, n)
+                    self.status[v] = self.ipsnat(v, "--mode", "route") or self.verify(v, "translated")
+                    spd.append(v)
+        if "CT" in chosen and ok("C"):
+            self.topology("Cct")
+            self.status["Cct"] = (self.ipsnat("Cct", "--mode", "route", "--ct-max", self.ct_max)
+                                  or self.verify("Cct", "translated"))
+            if ok("Cct"):
+                self.fill_ct("Cct")
+            ct.append("Cct")
+        for v in [*spd, *ct]:
+            if not ok(v):
+                self.extra.append(f"{v}: {self.status[v]}.")
+        if ok("P") or ok("PN"):
+            self.extra.append(
+                f"Policy mode: ACQUIRE messages from gw while 1,100 translated packets (1,000 over 100 flows and "
+                f"the warm-up pass) met "
+                f"the policy without an SA: P {self.acquires('P') if ok('P') else '-'}, "
+                f"PN {self.acquires('PN') if ok('PN') else '-'} (the kernel keeps one larval state per "
+                "template endpoints for net.core.xfrm_acq_expires seconds and asks the key manager once "
+                "for it, not per packet).")
+            self.extra.append(self.optional_template_check())
+        est = [v for v in main if v != "Z"] + spd + ct + ["Z"]
+        return [v for v in est if ok(v)], [v for v in main if ok(v)]
+
+    def verify(self, v, want):
+        got = self.fate(v)
+        blocked = self.xfrm_lookup_probe(v)
+        expect_blocked = 0 if v == "Z" else 10
+        self.checks.append(f"{v}: packets {got} (want {want}); xfrm out-lookup probe: {blocked} packets blocked "
+                           "(10 timed + the sender's warm-up pass; XfrmOutPolBlock in gw)")
+        if got != want:
+            return f"not measured: its packets were {got}, not {want}"
+        if blocked < expect_blocked:
+            return f"not measured: the kernel's xfrm out-lookup did not run ({blocked} probe packets blocked, want >= 10)"
+        return f"measured ({VARIANTS.get(v, v)})"
+
+    def fill_ct(self, v):
+        """Fills v's conntrack map to ct_fill entries or its capacity, whichever is smaller."""
+        m = self.ct_map(v)
+        info = lambda: json.loads(run(["bpftool", "-j", "map", "show", "pinned", m]))  # noqa: E731
+        before = info()
+        cap = before["max_entries"]
+        want = min(self.ct_fill, cap - 4 * FLOWS)
+        t0 = time.monotonic()
+        run([f"{self.work}/ctfill", "fill", m, want], timeout=300)
+        secs = time.monotonic() - t0
+        after = info()
+        self.extra += [
+            "## Conntrack table filled", "",
+            f"Variant Cct: ipsnat's `ipsnat_ct` (max_entries {cap}) filled with {want} entries ({want // 2} flows, "
+            f"both directions) by scripts/bench/ctfill in {secs:.1f} s (`bpf_map_update_batch`, no packets) before "
+            f"the rounds; the {FLOWS:,} measured flows come on top. Attached with `--ct-max {self.ct_max}` "
+            "(preallocated).", "",
+            "| | entries | memlock (bpftool) | bytes per slot |", "|---|---|---|---|",
+            f"| empty | 0 | {before['bytes_memlock']} B | {int(before['bytes_memlock']) // cap} |",
+            f"| filled | {want} | {after['bytes_memlock']} B | {int(after['bytes_memlock']) // cap} |", ""]
+
+    # -- rounds ---------------------------------------------------------------------------------
+    def wait_quiet(self):
+        """Waits (bounded) until the 1-minute load average is below --max-load."""
+        t0 = time.monotonic()
+        quiet = wait_for(lambda: load1() < self.a.max_load, self.a.load_wait, interval=5)
+        return bool(quiet), time.monotonic() - t0
+
+    def measure(self, rnd, workload, v, csv):
+        if workload == "udp-est":
+            args = ["udp", "--flows", FLOWS, "--packets", self.est_pkts]
+        elif workload == "udp-new":
+            self.flush_state(v)
+            args = ["udp", "--new", "--base", rnd * self.new_pkts, "--dst", "10.1.0.0", "--packets", self.new_pkts]
+        else:
+            args = ["tcp", "--dport", 80, "--count", self.tcp_conns, "--dst", f"10.{2 + rnd // 250}.{rnd % 250}.1"]
+            if v == "Z" or v in HELD:
+                args.append("--no-wait")  # no SYN-ACK comes: the SYN dies in gw
+        r = self.sender(v, *args)
+        csv.write(f"{rnd},{workload},{v},{r['packets']},{r['cpu_ns']},{r['wall_ns']},{r.get('errors', 0)}\n")
+
+    def rounds(self, est, others):
+        t0 = time.monotonic()
+        with open(self.out / "results.csv", "w") as csv, open(self.out / "rounds.csv", "w") as rcsv:
+            csv.write("round,workload,variant,packets,cpu_ns,wall_ns,errors\n")
+            rcsv.write("round,load_start,load_end,waited_s,quiet\n")
+            for rnd in range(1, self.a.rounds + 1):
+                quiet, waited = self.wait_quiet()
+                start = load1()
+                if not quiet:
+                    log(f"round {rnd}: load {start:.2f} still >= {self.a.max_load} after {waited:.0f} s; running anyway")
+                for v in est:
+                    self.measure(rnd, "udp-est", v, csv)
+                for w in ("udp-new", "tcp-cc"):
+                    for v in others:
+                        self.measure(rnd, w, v, csv)
+                csv.flush()
+                rcsv.write(f"{rnd},{start:.2f},{load1():.2f},{waited:.0f},{int(quiet)}\n")
+                self.loud_rounds += not quiet
+                self.peak_start = max(self.peak_start, start)
+                rcsv.flush()
+                log(f"round {rnd}/{self.a.rounds} done ({time.monotonic() - t0:.0f} s, load {load1():.2f})")
+
+    # -- profile of C ---------------------------------------------------------------------------
+    def attached_programs(self, v):
+        progs = []
+        for ns in json.loads(self.lab.cmd(self.ns(v, "gw"), "bpftool", "-j", "net", "show")):
+            for kind in ("tc", "tcx"):
+                for e in ns.get(kind, []):
+                    progs.append((e.get("id") or e.get("prog_id"), e.get("name", "?").split(":")[0], e.get("devname", "?"),
+                                  e.get("kind", "?")))
+        return sorted(set(progs))
+
+    def prog_stats(self, pid):
+        p = json.loads(run(["bpftool", "-j", "prog", "show", "id", pid]))
+        return p.get("run_time_ns", 0), p.get("run_cnt", 0)
+
+    def profile(self, v="C"):
+        progs = self.attached_programs(v)
+        md = ["## Profile of variant C", "",
+              "Programs attached in gw: " + ", ".join(f"{n} (id {i}, {d} {k})" for i, n, d, k in progs) + ".", "",
+              "Run time per invocation with real traffic (`bpftool prog show` run_time_ns / run_cnt with "
+              "kernel.bpf_stats_enabled=1, during one extra, unrecorded sender run per workload):", "",
+              "| workload | program | invocations | ns per invocation | sender ns/packet in that run |",
+              "|---|---|---|---|---|"]
+        old = Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip()
+        run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"])
+        try:
+            for w in ("udp-est", "udp-new"):
+                if w == "udp-new":
+                    self.flush_state(v)
+                before = {i: self.prog_stats(i) for i, *_ in progs}
+                args = (["udp", "--flows", FLOWS, "--packets", self.est_pkts] if w == "udp-est" else
+                        ["udp", "--new", "--base", (self.a.rounds + 1) * self.new_pkts, "--dst", "10.1.0.0",
+                         "--packets", self.new_pkts])
+                r = self.sender(v, *args)
+                for i, name, *_ in progs:
+                    t1, c1 = self.prog_stats(i)
+                    t0, c0 = before[i]
+                    if c1 > c0:
+                        md.append(f"| {w} | {name} | {c1 - c0} | {(t1 - t0) // (c1 - c0)} | "
+                                  f"{r['cpu_ns'] // max(r['packets'], 1)} |")
+        finally:
+            run(["sysctl", "-qw", f"kernel.bpf_stats_enabled={old}"])
+        md += ["", "Programs alone, BPF_PROG_TEST_RUN with a fresh 60-byte UDP frame per run (repeat = 1), "
+               "ctx ifindex = u0, in gw's namespace (scripts/bench/progtime):", "", "```"]
+        snat = next((i for i, n, *_ in progs if "snat_egress" in n), None)
+        if snat is None:
+            md += ["tc_snat_egress not found among the attached programs", "```", ""]
+            self.extra += md
+            return
+        gw = self.ns(v, "gw")
+        ifindex = self.lab.ifindex(gw, "u0")
+        pt = lambda pid, *a: self.lab.cmd(gw, f"{self.work}/progtime", "--id", pid, "--ifindex", ifindex,  # noqa: E731
+                                          "--runs", self.prof_runs, *a, timeout=300).strip()
+        empty = self.lab.own_path(f"{self.pin(v)}/bench_empty")
+        run(["bpftool", "prog", "load", f"{self.work}/empty.o", empty, "type", "classifier"])
+        empty_id = json.loads(run(["bpftool", "-j", "prog", "show", "pinned", empty]))["id"]
+        md.append(f"empty TC program (the floor of this timing):       {pt(empty_id)}")
+        for f, label in (("F0", "stateless rewrite (F0's tc_rw_egress):           "),
+                         ("F1", "rewrite + one hash op (F1, 1,000 flows):          ")):
+            fid = next((i for i, n, *_ in self.attached_programs(f) if n.startswith("tc_rw_") and "ingress" not in n),
+                       None) if self.status.get(f, "").startswith("measured") else None
+            if fid:
+                md.append(f"{label}{pt(fid, '--flows', FLOWS)}")
+        self.flush_state(v)
+        md += [f"destination not covered by the SPD (pass):         {pt(snat, '--flows', 1, '--dst', '11.0.0.1')}",
+               f"one established flow:                              {pt(snat, '--flows', 1)}",
+               f"1,000 established flows (first pass creates them): {pt(snat, '--flows', FLOWS)}",
+               f"new 5-tuple every run:                             {pt(snat, '--new', '--dst', '10.3.0.0')}",
+               " ".join(run(["bpftool", "prog", "show", "id", snat]).split()), "```", ""]
+        self.flush_state(v)
+        if self.a.quick:
+            md.append("perf profile skipped in --quick mode.")
+        elif shutil.which("perf"):
+            for w in ("udp-est", "udp-new"):
+                md += self.perf_diff(v, w)
+        self.extra += md
+
+    def perf_diff(self, v, w):
+        """perf (cpu-clock samples of the sender) in A and in v; per-symbol difference in ns/packet."""
+        ns_pkt = {}
+        for x in ("A", v):
+            if w == "udp-new":
+                self.flush_state(x)
+            args = (["udp", "--flows", FLOWS, "--packets", self.est_pkts] if w == "udp-est" else
+                    ["udp", "--new", "--base", (self.a.rounds + 2) * self.new_pkts, "--dst", "10.1.0.0",
+                     "--packets", self.new_pkts])
+            line = run(["perf", "record", "-q", "-e", "cpu-clock", "-o", f"{self.work}/perf-{x}.data", "--",
+                        "nsenter", f"--net=/run/netns/{self.ns(x, 'src')}", f"{self.work}/sender", *map(str, args),
+                        "--cpu", str(self.send_cpu)], timeout=300)
+            r = {k: int(n) for k, n in re.findall(r"(\w+)=(\d+)", line)}
+            ns_pkt[x] = r["cpu_ns"] // max(r["packets"], 1)
+        diff = run(["/usr/bin/python3", f"{HERE}/perfdiff.py", f"{self.work}/perf-A.data", ns_pkt["A"],
+                    f"{self.work}/perf-{v}.data", ns_pkt[v], 25], timeout=300)
+        return [f"perf, {w}: sender task sampled (cpu-clock) in A and in {v}; each symbol's share of samples "
+                "times the run's ns/packet (symbols of the JITed programs are bpf_prog_<tag>_<name>):", "",
+                diff, ""]
+
+    # -- outputs --------------------------------------------------------------------------------
+    def machine_info(self, load_start):
+        git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True).stdout.strip() or "unknown"
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                   "?")
+        lines = [f"date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+                 f"kernel: {os.uname().release}", f"nproc: {os.cpu_count()}", f"cpu: {cpu}",
+                 f"load average at start: {load_start}",
+                 f"load average at end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
+                 f"max load: {self.a.max_load} (a round waits up to {self.a.load_wait} s for the 1-minute load "
+                 "average to fall below it, then runs anyway and says so)",
+                 f"rounds started at or above max load: {self.loud_rounds} of {self.a.rounds}; highest load at a "
+                 f"round's start: {self.peak_start:.2f}: "
+                 + ("quiet run" if not self.loud_rounds and self.peak_start < QUIET_LOAD else "NOT a quiet run"),
+                 f"rounds: {self.a.rounds}; udp-est packets: {self.est_pkts} over {FLOWS} flows; udp-new packets: "
+                 f"{self.new_pkts}; tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
+                 f"ipsnat: {git} ({self.a.ipsnat})"]
+        lines += [f"variant {v}: {s}" for v, s in self.status.items()]
+        lines += ["checks (before the rounds):"] + [f"  {c}" for c in self.checks]
+        (self.out / "machine.txt").write_text("\n".join(lines) + "\n")
+        (self.out / "status.json").write_text(json.dumps(self.status, indent=1) + "\n")
+        (self.out / "extra.md").write_text("\n".join(self.extra) + "\n")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    build = Path(os.environ.get("IPSNAT_BUILD_DIR", "build"))
+    build = build if build.is_absolute() else REPO / build
+    p.add_argument("--rounds", type=int, help="rounds (default 8; --quick: 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test of the script (2 rounds unless --rounds, small counts); numbers meaningless")
+    p.add_argument("--out", help="results directory (default: $IPSNAT_BUILD_DIR/bench-results/<UTC time>)")
+    p.add_argument("--ipsnat", default=str(build / "loader/ipsnat"), help="the ipsnat binary for C, P, Cct, C<n>")
+    p.add_argument("--publish", action="store_true", help="copy the results to docs/bench/")
+    p.add_argument("--max-load", type=float, default=1.5,
+                   help="a round starts only while the 1-minute load average is below this (default 1.5)")
+    p.add_argument("--load-wait", type=float, default=None,
+                   help="seconds a round waits for that (default 900; --quick: 0)")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help="comma-separated subset of " + ", ".join(f"{k} ({v})" for k, v in VARIANTS.items())
+                   + "; A and Z are always included")
+    a = p.parse_args()
+    if a.rounds is None:
+        a.rounds = 2 if a.quick else 8
+    if a.rounds < 1:
+        p.error("--rounds must be >= 1")
+    if a.load_wait is None:
+        a.load_wait = 0 if a.quick else 900
+    chosen = {v.strip() for v in a.variants.split(",") if v.strip()} | {"A", "Z"}
+    unknown = chosen - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variants {sorted(unknown)}")
+    a.chosen = chosen
+    a.out = Path(a.out or build / "bench-results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    return a
+
+
+def main():
+    a = parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run.py: needs root (namespaces, nftables, BPF)")
+    for tool in ("nft", "bpftool", "cc", "clang", "tc"):
+        if not shutil.which(tool):
+            sys.exit(f"run.py: {tool} not found (scripts/install-deps.sh installs it)")
+    a.out.mkdir(parents=True, exist_ok=True)
+    a.out = a.out.resolve()
+    started, load_start = time.monotonic(), " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    work = tempfile.mkdtemp(prefix="ipsnat-bench.")
+    with Lab(f"ipsb{os.getpid()}-") as lab:
+        lab.own_path(work)
+        b = Bench(a, lab, work, a.out)
+        b.build_tools()
+        log(f"results in {a.out} (rounds {a.rounds}, quick {int(a.quick)}, max load {a.max_load})")
+        est, others = b.setup(a.chosen)
+        for v, s in b.status.items():
+            log(f"{v}: {s}")
+        log(f"setup done in {time.monotonic() - started:.0f} s")
+        b.rounds(est, others)
+        if b.status.get("C", "").startswith("measured"):
+            b.profile("C")
+        b.machine_info(load_start)
+    subprocess.run(["/usr/bin/python3", f"{HERE}/report.py", str(a.out), str(a.max_load)], check=True,
+                   stdout=subprocess.DEVNULL, timeout=300)
+    if a.publish:
+        dest = REPO / "docs/bench"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in ("results.csv", "ratios.csv", "rounds.csv", "summary.md", "chart.png", "machine.txt"):
+            if (a.out / f).exists():
+                shutil.copy(a.out / f, dest / f)
+        log("published to docs/bench/")
+    log(f"done in {time.monotonic() - started:.0f} s: {a.out}/summary.md")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,66 @@
+#!/bin/bash
+# scripts/bench/run.py end to end (--quick, 1 round, the variants that need no big SPD or table),
+# then what its outputs must say; report.py's quiet verdict on synthetic loads; cleanup after
+# SIGTERM. Numbers are not judged (performance targets live in the benchmark, not in tests).
+set -euo pipefail
+IPSNAT=${IPSNAT:-$(dirname "$0")/../../build/loader/ipsnat}
+SRC=${IPSNAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd -P)}
+out=$(mktemp -d /tmp/ipsnat-bench-smoke.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+bench_namespaces() { ip netns list | awk '{print $1}' | grep -c '^ipsb[0-9]*-' || true; }
+before=$(bench_namespaces)
+
+echo "== run.py --quick (load gate open: --max-load 1000)"
+python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,F0,F1,P,PN \
+  --ipsnat "$IPSNAT" --out "$out/run"
+python3 - "$out/run" <<'PY'
+import csv, json, re, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+status = json.loads((out / "status.json").read_text())
+bad = {v: s for v, s in status.items() if not s.startswith("measured")}
+assert not bad, f"variants not measured: {bad}"
+rows = list(csv.DictReader(open(out / "results.csv")))
+got = {(r["workload"], r["variant"]) for r in rows if int(r["packets"]) > 0 and int(r["cpu_ns"]) > 0}
+for w in ("udp-est", "udp-new", "tcp-cc"):
+    for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Z"):
+        assert (w, v) in got, f"no measurement of {v} in {w}"
+machine = (out / "machine.txt").read_text()
+probe = {m[0]: int(m[1]) for m in re.findall(r"^  (\w+): packets .* xfrm out-lookup probe: (\d+) packets", machine, re.M)}
+assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "F0", "F1", "P", "PN")), probe
+assert probe.get("Z") == 0, probe
+summary = (out / "summary.md").read_text()
+load = float(next(csv.DictReader(open(out / "rounds.csv")))["load_start"])
+want = "**Quiet run**" if load < 1.5 else "**Not a quiet run**"
+assert want in summary, f"load {load}: summary lacks {want}"
+for part in ("Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
+             "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy", "## Profile of variant C"):
+    assert part in summary, f"summary lacks {part}"
+acq = re.search(r"without an SA: P (\d+), PN (\d+) ", summary)
+assert acq and max(map(int, acq.groups())) < 10, f"ACQUIREs for 1,100 held packets: {acq and acq.groups()}"
+print(f"ok: every variant measured and checked by the kernel; load {load} -> {want}")
+PY
+
+echo "== report.py: a round at load 3 is not quiet even when --max-load was 100"
+mkdir -p "$out/loud" "$out/calm"
+for d in loud calm; do cp "$out/run/results.csv" "$out/$d/"; done
+printf 'round,load_start,load_end,waited_s,quiet\n1,3.00,3.10,0,1\n' >"$out/loud/rounds.csv"
+printf 'round,load_start,load_end,waited_s,quiet\n1,0.40,1.10,12,1\n' >"$out/calm/rounds.csv"
+python3 "$SRC/scripts/bench/report.py" "$out/loud" 100 >/dev/null
+python3 "$SRC/scripts/bench/report.py" "$out/calm" 1.5 >/dev/null
+grep -q '^\*\*Not a quiet run\*\*' "$out/loud/summary.md"
+grep -q 'Verdicts of a busy run say nothing' "$out/loud/summary.md"
+grep -q '^\*\*Quiet run\*\*' "$out/calm/summary.md"
+echo "ok"
+
+echo "== SIGTERM during setup leaves no namespace behind"
+python3 "$SRC/scripts/bench/run.py" --quick --max-load 1000 --ipsnat "$IPSNAT" --out "$out/term" 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do (($(bench_namespaces) > before)) && break; sleep 0.2; done
+(($(bench_namespaces) > before)) || { echo "run.py made no namespace within 20 s"; kill "$pid"; exit 1; }
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+((rc == 130)) || { echo "run.py exited $rc after SIGTERM, want 130"; exit 1; }
+after=$(bench_namespaces)
+((after == before)) || { echo "$((after - before)) bench namespaces left after SIGTERM"; exit 1; }
+echo "ok: exit 130, namespaces removed"

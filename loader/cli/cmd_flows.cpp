@@ -25,7 +25,8 @@ void add_filter_options(CLI::App* cmd, FilterArgs& a) {
   cmd->add_option("--proto", a.proto, "Only this protocol: tcp, udp, icmp or a number");
   cmd->add_option("--port", a.port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
   cmd->add_option("--state", a.state, "Only this state: syn-sent established closing reset unreplied replied icmp other");
-  cmd->add_option("--pin-root", a.pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")");
+  cmd->add_option("--pin-root", a.pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")")
+      ->type_name("DIR");
 }
 
 ct::FlowFilter filter_of(const FilterArgs& a) {

@@ -1,0 +1,15 @@
+# cmake -P script of cmake/Docs.cmake: runs the built ipsnat's generator and fills the man page
+# template. Inputs: IPSNAT (the binary), VERSION, TEMPLATE (docs/ipsnat.8.in), OUT_DIR.
+function(run_generator out)
+  execute_process(COMMAND ${IPSNAT} ${ARGN} OUTPUT_VARIABLE text RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0 OR text STREQUAL "")
+    message(FATAL_ERROR "${IPSNAT} ${ARGN} failed (${rc})")
+  endif()
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
+file(MAKE_DIRECTORY ${OUT_DIR})
+run_generator(IPSNAT_CLI_SECTIONS --help-man)
+string(REGEX REPLACE "\n$" "" IPSNAT_CLI_SECTIONS "${IPSNAT_CLI_SECTIONS}")
+set(IPSNAT_VERSION ${VERSION})
+configure_file(${TEMPLATE} ${OUT_DIR}/ipsnat.8 @ONLY)

@@ -52,11 +52,14 @@ std::optional<std::string> first_verb(CLI::App& app, int argc, char** argv) {
   return std::nullopt;
 }
 
-// The generator of the man page's verb sections (cmake/Docs.cmake runs it at build time): a
-// word no user types, kept out of --help.
+// The generators of the man page's verb sections and of the completions (cmake/Docs.cmake runs
+// them at build time): words no user types, kept out of --help.
 std::optional<std::string> generated_doc(const CLI::App& app, int argc, char** argv) {
   std::string what = argc >= 2 ? argv[1] : "";
+  std::string shell = argc == 3 ? argv[2] : "";
   if (argc == 2 && what == "--help-man") return man_sections(app);
+  if (what == "--completion" && shell == "bash") return bash_completion(app);
+  if (what == "--completion" && shell == "zsh") return zsh_completion(app);
   return std::nullopt;
 }
 

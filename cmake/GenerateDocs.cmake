@@ -13,6 +13,8 @@ run_generator(IPSNAT_CLI_SECTIONS --help-man)
 string(REGEX REPLACE "\n$" "" IPSNAT_CLI_SECTIONS "${IPSNAT_CLI_SECTIONS}")
 set(IPSNAT_VERSION ${VERSION})
 configure_file(${TEMPLATE} ${OUT_DIR}/ipsnat.8 @ONLY)
+# Installed compressed, as Debian's man pages are.
+file(ARCHIVE_CREATE OUTPUT ${OUT_DIR}/ipsnat.8.gz PATHS ${OUT_DIR}/ipsnat.8 FORMAT raw COMPRESSION GZip)
 run_generator(bash --completion bash)
 file(WRITE ${OUT_DIR}/ipsnat.bash "${bash}")
 run_generator(zsh --completion zsh)

@@ -24,17 +24,19 @@ for e in json.load(sys.stdin):
           ".".join(map(str, k[4:8])) + ":" + str(int.from_bytes(k[10:12], "big")))' | sort
 }
 flows() { t_in "$gw" "$IPSNAT" -j flows "$@"; }
+serve_udp() {  # serve_udp PORT COUNT: an echo server on the remote, answering COUNT datagrams
+  ip netns exec "$wan" timeout 25 python3 "$peer" server udp $remote "$1" "$2" &
+  T_PIDS+=("$!")
+  t_wait_for 10 bash -c "ip netns exec $wan ss -Hlun 'sport = :$1' | grep -q ."
+}
 udp_to() {  # udp_to SPORT DPORT: one datagram and its reply; prints "SOURCE-SEEN intact"
   ip netns exec "$lan" timeout 10 python3 "$peer" client udp $remote "$2" 64 "$1" 2>&1 || true
 }
 
-ip netns exec "$wan" timeout 25 python3 "$peer" server udp $remote 7001 2 &
-T_PIDS+=("$!")
-ip netns exec "$wan" timeout 25 python3 "$peer" server udp $remote 7002 1 &
-T_PIDS+=("$!")
-sleep 0.5
+serve_udp 7001 2
 t_expect "UDP 40001 -> 7001 translated, reply delivered" test "$(udp_to 40001 7001)" == "$nat intact"
 t_expect "and a second time on the same flow" test "$(udp_to 40001 7001)" == "$nat intact"
+serve_udp 7002 1
 t_expect "UDP 40002 -> 7002 translated, reply delivered" test "$(udp_to 40002 7002)" == "$nat intact"
 t_expect "ICMP echo through the NAT" ip netns exec "$lan" ping -c 1 -W 2 $remote >/dev/null
 t_expect "three flows, six entries" test "$(flows | t_json 'len(s)'):$(ct_dump | wc -l)" == "3:6"
@@ -51,9 +53,8 @@ t_expect "bpftool: neither direction of port 7001 in the map" bash -c "! grep -q
 t_expect "bpftool: four entries, both of 7002 among them" \
   test "$(wc -l <<<"$dump"):$(grep -c ':7002' <<<"$dump")" == "4:2"
 
-ip netns exec "$wan" timeout 15 python3 "$peer" server udp $remote 7001 1 &
-T_PIDS+=("$!")
-sleep 0.5
+t_wait_for 10 bash -c "! ip netns exec $wan ss -Hlun 'sport = :7001' | grep -q ."  # the first server is done
+serve_udp 7001 1
 t_expect "the flushed flow's next packet is translated again, reply delivered" \
   test "$(udp_to 40001 7001)" == "$nat intact"
 again=$(flows --port 7001)

@@ -1,5 +1,6 @@
 #include "cli/docgen.h"
 
+#include <functional>
 #include <sstream>
 #include <vector>
 

@@ -9,6 +9,8 @@ BUILD=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-co
        libcli11-dev libspdlog-dev libfmt-dev googletest libgtest-dev libgmock-dev
        libmnl-dev nlohmann-json3-dev libtomlplusplus-dev)
 TEST=(iproute2 tcpdump nftables iptables iputils-ping socat kmod cpio python3 ethtool jq curl libcap2-bin util-linux podman
+      groff-base man-db zsh  # the man page and completion tests (tests/docs)
+      dpkg-dev  # dpkg-shlibdeps for the .deb's Depends (tests/package)
       libclang-rt-14-dev)  # libFuzzer + ASan/UBSan runtimes of clang 14 (scripts/sanitize.sh)
 # The unit tier validates deploy/kubernetes with node (tests/k8s); a preinstalled node is fine.
 command -v node >/dev/null && command -v npm >/dev/null || TEST+=(nodejs npm)

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/docgen.h"
 #include "ipsnat/version.h"
 #include "util/error.h"
 
@@ -51,6 +52,17 @@ std::optional<std::string> first_verb(CLI::App& app, int argc, char** argv) {
   return std::nullopt;
 }
 
+// The generators of the man page's verb sections and of the completions (cmake/Docs.cmake runs
+// them at build time): words no user types, kept out of --help.
+std::optional<std::string> generated_doc(const CLI::App& app, int argc, char** argv) {
+  std::string what = argc >= 2 ? argv[1] : "";
+  std::string shell = argc == 3 ? argv[2] : "";
+  if (argc == 2 && what == "--help-man") return man_sections(app);
+  if (what == "--completion" && shell == "bash") return bash_completion(app);
+  if (what == "--completion" && shell == "zsh") return zsh_completion(app);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -62,7 +74,8 @@ int run(int argc, char** argv) {
   app.add_flag("-j,--json", ctx.global.json, "Machine-readable JSON output");
   app.add_flag("-p,--pretty", ctx.global.pretty, "Indent JSON output");
   app.add_flag("-v,--verbose", ctx.global.verbose, "More log output (repeat for debug)");
-  app.add_option("--pin-root", ctx.global.pin_root, "bpffs directory of ipsnat's pins (env IPSNAT_PIN_ROOT)");
+  app.add_option("--pin-root", ctx.global.pin_root, "bpffs directory of ipsnat's pins (env IPSNAT_PIN_ROOT)")
+      ->type_name("DIR");
   app.footer("Run 'ipsnat VERB --help' for a verb's options.");
 
   register_check(app, ctx);
@@ -73,6 +86,11 @@ int run(int argc, char** argv) {
   register_flows(app, ctx);
   register_policies(app, ctx);
   register_explain(app, ctx);
+
+  if (auto doc = generated_doc(app, argc, argv)) {
+    std::cout << *doc;
+    return 0;
+  }
 
   // CLI11 would report an unknown verb as a missing subcommand; name it instead, like ip does.
   if (auto verb = first_verb(app, argc, argv); verb && !has_verb(app, *verb)) {

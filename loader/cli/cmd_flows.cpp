@@ -7,43 +7,84 @@
 #include "ct/ct_map.h"
 #include "ct/flow_view.h"
 #include "ct/gc.h"
+#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
 
-void register_flows(CLI::App& app, Context& ctx) {
-  struct Args {
-    std::string addr, proto, state, pin_root;
-    int port = -1;
-    bool gc = false;
-  };
-  auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("flows", "List the flows ipsnat tracks (original and translated tuples)");
-  cmd->add_option("--addr", args->addr, "Only flows with this address (inside, remote or NAT)");
-  cmd->add_option("--proto", args->proto, "Only this protocol: tcp, udp, icmp or a number");
-  cmd->add_option("--port", args->port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
-  cmd->add_option("--state", args->state,
-                  "Only this state: syn-sent established closing reset unreplied replied icmp other");
-  cmd->add_option("--pin-root", args->pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")");
-  cmd->add_flag("--gc", args->gc, "Delete expired flows first (one sweep, as the daemon does)");
+namespace {
+
+// The options that select flows, the same for listing (`flows`) and deleting (`flows flush`).
+struct FilterArgs {
+  std::string addr, proto, state, pin_root;
+  int port = -1;
+};
+
+void add_filter_options(CLI::App* cmd, FilterArgs& a) {
+  cmd->add_option("--addr", a.addr, "Only flows with this address (inside, remote or NAT)");
+  cmd->add_option("--proto", a.proto, "Only this protocol: tcp, udp, icmp or a number");
+  cmd->add_option("--port", a.port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--state", a.state, "Only this state: syn-sent established closing reset unreplied replied icmp other");
+  cmd->add_option("--pin-root", a.pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")")
+      ->type_name("DIR");
+}
+
+ct::FlowFilter filter_of(const FilterArgs& a) {
+  ct::FlowFilter filter;
+  if (!a.addr.empty()) {
+    in_addr addr{};
+    if (inet_pton(AF_INET, a.addr.c_str(), &addr) != 1)
+      throw UserError("\"" + a.addr + "\" is not an IPv4 address", "e.g. --addr 192.168.1.10");
+    filter.addr = addr.s_addr;
+  }
+  if (!a.proto.empty() && !(filter.proto = ct::parse_proto(a.proto)))
+    throw UserError("unknown protocol \"" + a.proto + "\"", "tcp, udp, icmp or a number");
+  if (!a.state.empty() && !(filter.state = ct::parse_state(a.state)))
+    throw UserError("unknown state \"" + a.state + "\"", "see: ipsnat flows --help");
+  if (a.port >= 0) filter.port = static_cast<uint16_t>(a.port);
+  return filter;
+}
+
+// The verb's --pin-root, else the global one, else the environment's or the default.
+ct::CtMaps open_maps(const FilterArgs& a, const Context& ctx) {
+  return ct::CtMaps::open_pinned(PinStore::resolve_root(a.pin_root.empty() ? ctx.global.pin_root : a.pin_root));
+}
+
+void register_flush(CLI::App* flows, Context& ctx) {
+  auto args = std::make_shared<FilterArgs>();
+  auto* cmd = flows->add_subcommand(
+      "flush", "Delete the flows the filter selects (all without one), both directions of each; their next packet starts a new flow");
+  add_filter_options(cmd, *args);
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      ct::FlowFilter filter;
-      if (!args->addr.empty()) {
-        in_addr a{};
-        if (inet_pton(AF_INET, args->addr.c_str(), &a) != 1)
-          throw UserError("\"" + args->addr + "\" is not an IPv4 address", "e.g. --addr 192.168.1.10");
-        filter.addr = a.s_addr;
-      }
-      if (!args->proto.empty() && !(filter.proto = ct::parse_proto(args->proto)))
-        throw UserError("unknown protocol \"" + args->proto + "\"", "tcp, udp, icmp or a number");
-      if (!args->state.empty() && !(filter.state = ct::parse_state(args->state)))
-        throw UserError("unknown state \"" + args->state + "\"", "see: ipsnat flows --help");
-      if (args->port >= 0) filter.port = static_cast<uint16_t>(args->port);
+      ct::FlowFilter filter = filter_of(*args);
+      auto maps = open_maps(*args, ctx);
+      auto r = ct::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
+      if (ctx.global.json)
+        print_json(ctx.global, {{"flows", r.flows}, {"removed", r.removed}, {"entries_deleted", r.entries_deleted}});
+      else
+        std::cout << r.removed << " of " << r.flows << " flows removed\n";
+      return 0;
+    };
+  });
+}
 
-      auto maps = ct::CtMaps::open_pinned(args->pin_root.empty() ? ct::default_pin_root() : args->pin_root);
+}  // namespace
+
+void register_flows(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<FilterArgs>();
+  auto gc = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("flows", "List the flows ipsnat tracks (original and translated tuples)");
+  add_filter_options(cmd, *args);
+  cmd->add_flag("--gc", *gc, "Delete expired flows first (one sweep, as the daemon does)");
+  register_flush(cmd, ctx);
+  cmd->callback([&ctx, args, gc, cmd] {
+    if (cmd->got_subcommand("flush")) return;  // flush set the action (its callback ran first)
+    ctx.action = [&ctx, args, gc] {
+      ct::FlowFilter filter = filter_of(*args);
+      auto maps = open_maps(*args, ctx);
       uint64_t now = ct::boottime_ns();
-      if (args->gc) {
+      if (*gc) {
         auto r = ct::CtGc(maps).sweep(now);
         if (!ctx.global.json) std::cout << "gc: " << r.expired << " of " << r.flows << " flows expired\n";
       }

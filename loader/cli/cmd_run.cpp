@@ -78,12 +78,12 @@ void register_run(CLI::App& app, Context& ctx) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("run", "Run as a daemon: attach the configured devices, keep the SPD mirror and conntrack housekeeping going");
-  cmd->add_option("-c,--config", args->config, "TOML configuration file (docs/config.md)");
+  cmd->add_option("-c,--config", args->config, "TOML configuration file (docs/config.md)")->type_name("FILE");
   cmd->add_option("--metrics", args->metrics, "Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9477)");
   cmd->add_option("--log-format", args->log_format, "text | json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--log-level", args->log_level, "debug | info | warn | error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-  cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)");
+  cmd->add_option("--state-dir", args->state_dir, "Where daemon.json is published (default /run/ipsnat)")->type_name("DIR");
   cmd->add_option("--limit-log-interval", args->limit_log_interval,
                   "At most one warning per resource limit per interval (e.g. 30s; config limit_log_interval, "
                   "default 60s)");

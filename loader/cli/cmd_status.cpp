@@ -17,7 +17,9 @@ void register_status(CLI::App& app, Context& ctx) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("status", "Show hooks, maps, counters by reason and the daemon's health");
-  cmd->add_option("--state-dir", args->state_dir, "Where the daemon publishes daemon.json")->capture_default_str();
+  cmd->add_option("--state-dir", args->state_dir, "Where the daemon publishes daemon.json")
+      ->capture_default_str()
+      ->type_name("DIR");
   cmd->add_flag("--check", args->check,
                 "Probe mode: exit 0 when the daemon runs and its devices are hooked, else print why and exit 1");
   cmd->add_flag("--alive", args->alive,

@@ -13,11 +13,16 @@ bool points_to(const Entry& e, const ipsnat_ct_key& partner) {
 }  // namespace
 
 GcResult CtGc::sweep(uint64_t now_ns) {
-  GcResult r;
   Timeouts t = Timeouts::from_config(maps_.config());
+  Removal r = remove_if([&](const Flow& f) { return expired(f, now_ns, t); });
+  return GcResult{r.flows, r.removed, r.entries_deleted};
+}
+
+Removal CtGc::remove_if(const std::function<bool(const Flow&)>& doomed) {
+  Removal r;
   for (const Flow& snapshot : pair_entries(maps_.entries())) {
     ++r.flows;
-    if (!expired(snapshot, now_ns, t)) continue;
+    if (!doomed(snapshot)) continue;
     // Re-read right before deleting: a packet may have refreshed the flow since the dump.
     Flow f;
     ipsnat_ct_key ok = snapshot.orig_key(), rk = snapshot.reply_key();
@@ -28,10 +33,16 @@ GcResult CtGc::sweep(uint64_t now_ns) {
     if (f.orig && f.reply && !points_to(*f.orig, rk)) f.orig.reset();
     if (f.orig && f.reply && !points_to(*f.reply, ok)) f.reply.reset();
     if (!f.orig && !f.reply) continue;
-    if (!expired(f, now_ns, t)) continue;
-    ++r.expired;
+    if (!doomed(f)) continue;
+    ++r.removed;
     if (f.reply && maps_.erase(rk)) ++r.entries_deleted;
     if (f.orig && maps_.erase(ok)) ++r.entries_deleted;
+    // A REPLY alone may be a flow the datapath is creating (it inserts REPLY, then ORIG): an
+    // ORIG that arrived after the read would outlive its REPLY, refreshed by its own packets.
+    if (!f.orig) {
+      auto late = maps_.lookup(ok);
+      if (late && points_to(Entry{ok, *late}, rk) && maps_.erase(ok)) ++r.entries_deleted;
+    }
   }
   return r;
 }

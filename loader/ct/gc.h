@@ -5,6 +5,7 @@
 // LRU map would do it. See docs/datapath.md.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "ct/ct_map.h"
 
@@ -38,11 +39,21 @@ class GcPacer {
   bool near_full_ = false;
 };
 
+// What remove_if did: flows seen, flows the predicate selected and deleted, entries deleted.
+struct Removal {
+  size_t flows = 0;
+  size_t removed = 0;
+  size_t entries_deleted = 0;
+};
+
 class CtGc {
  public:
   explicit CtGc(CtMaps& maps) : maps_(maps) {}
   // One pass over the map at time now_ns (CLOCK_BOOTTIME).
   GcResult sweep(uint64_t now_ns);
+  // Deletes both entries of every flow `doomed` selects, judged again on a fresh read of the
+  // flow right before its delete (`ipsnat flows flush`; the sweep with "expired").
+  Removal remove_if(const std::function<bool(const Flow&)>& doomed);
 
  private:
   CtMaps& maps_;

@@ -5,6 +5,7 @@
 #include <linux/pkt_cls.h>
 
 #include "ct/ct_map.h"
+#include "ct/flow_view.h"
 #include "ct/gc.h"
 #include "support/datapath.h"
 #include "support/packet.h"
@@ -79,6 +80,50 @@ TEST_F(CtGcTest, AHalfFlowIsReclaimedAndAnotherFlowsEntryIsSpared) {
   EXPECT_FALSE(dp.ct_get(orig_key));
   EXPECT_TRUE(dp.ct_get(reply_key));
   EXPECT_TRUE(dp.ct_get(ct_key("192.168.1.11", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG)));
+}
+
+TEST_F(CtGcTest, RemoveIfDeletesBothEntriesOfTheSelectedFlowsOnly) {
+  dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {}));
+  dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5354, 123, {}));
+  dp.run(dp.skel()->progs.tc_snat_egress, eth.tcp({"192.168.1.11", "10.0.0.1"}, 40000, 80, 0x02, {}));
+  ASSERT_EQ(dp.ct_all().size(), 6u);
+  ct::FlowFilter udp_53;
+  udp_53.proto = 17;
+  udp_53.port = 53;
+  auto r = ct::CtGc(maps).remove_if([&](const ct::Flow& f) { return udp_53.matches(f); });
+  EXPECT_EQ(r.flows, 3u);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_EQ(r.entries_deleted, 2u);
+  EXPECT_FALSE(dp.ct_get(ct_key("192.168.1.10", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG)));
+  EXPECT_FALSE(dp.ct_get(ct_key("10.0.0.1", "10.20.30.2", 53, 5353, 17, IPSNAT_CT_REPLY)));
+  EXPECT_EQ(dp.ct_all().size(), 4u);
+  // The flow's next packet binds anew.
+  dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {}));
+  EXPECT_TRUE(dp.ct_get(ct_key("192.168.1.10", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG)));
+  EXPECT_TRUE(dp.ct_get(ct_key("10.0.0.1", "10.20.30.2", 53, 5353, 17, IPSNAT_CT_REPLY)));
+}
+
+// The datapath creates a flow REPLY first, then ORIG: a removal that finds the REPLY alone and
+// deletes it must not leave the ORIG that lands meanwhile (it would translate outgoing packets,
+// stay fresh through them, and its replies would find no entry).
+TEST_F(CtGcTest, RemoveIfTakesTheOrigEntryThatLandsAfterItReadAHalfFlow) {
+  dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {}));
+  auto orig_key = ct_key("192.168.1.10", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG);
+  auto orig = dp.ct_get(orig_key);
+  ASSERT_TRUE(orig);
+  ASSERT_TRUE(maps.erase(orig_key));  // mid-creation: the REPLY is in, the ORIG not yet
+  int judged = 0;
+  auto r = ct::CtGc(maps).remove_if([&](const ct::Flow& f) {
+    // The second judgement is on the fresh read: the datapath's second insert lands right after.
+    if (++judged == 2) {
+      EXPECT_EQ(bpf_map_update_elem(dp.ct_fd(), &orig_key, &*orig, BPF_NOEXIST), 0);
+    }
+    return !f.orig;
+  });
+  EXPECT_EQ(judged, 2);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_EQ(r.entries_deleted, 2u);
+  EXPECT_TRUE(dp.ct_all().empty());
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Bounded TCP/UDP peers for the netns tier: the server answers with the address it saw the
 client come from and a SHA-256 of what it received, so a test sees the translated source and
-that the payload crossed intact (a wrong L4 checksum after NAT means the data never arrives)."""
+that the payload crossed intact (a wrong L4 checksum after NAT means the data never arrives).
+
+echo_peer.py server PROTO ADDR PORT [COUNT]   (UDP: answers COUNT datagrams, default 1)
+echo_peer.py client PROTO ADDR PORT SIZE [SPORT]"""
 import hashlib
 import socket
 import sys
@@ -9,7 +12,7 @@ import sys
 TIMEOUT = 5
 
 
-def server(proto, addr, port):
+def server(proto, addr, port, count=1):
     if proto == "tcp":
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -33,11 +36,12 @@ def server(proto, addr, port):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((addr, port))
         s.settimeout(TIMEOUT * 2)
-        data, peer = s.recvfrom(65536)
-        s.sendto(f"{peer[0]} {hashlib.sha256(data).hexdigest()}".encode(), peer)
+        for _ in range(count):
+            data, peer = s.recvfrom(65536)
+            s.sendto(f"{peer[0]} {hashlib.sha256(data).hexdigest()}".encode(), peer)
 
 
-def client(proto, addr, port, size):
+def client(proto, addr, port, size, sport=0):
     data = bytes((i * 7 + 3) & 0xFF for i in range(size))
     if proto == "tcp":
         s = socket.create_connection((addr, port), timeout=TIMEOUT)
@@ -46,6 +50,7 @@ def client(proto, addr, port, size):
     else:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(TIMEOUT)
+        s.bind(("", sport))
         s.sendto(data, (addr, port))
         reply = s.recv(4096).decode()
     peer, digest = reply.split()
@@ -56,6 +61,6 @@ def client(proto, addr, port, size):
 if __name__ == "__main__":
     role, proto, addr, port = sys.argv[1:5]
     if role == "server":
-        server(proto, addr, int(port))
+        server(proto, addr, int(port), *map(int, sys.argv[5:6]))
     else:
-        client(proto, addr, int(port), int(sys.argv[5]))
+        client(proto, addr, int(port), *map(int, sys.argv[5:7]))

@@ -19,6 +19,8 @@ ip -n "$gw" addr add 10.20.30.2/32 dev tun0
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/16 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
 t_veth_pair "$gw" tun1 tun1peer
+# The snapshot once every link has its carrier (a veth's comes up a moment after "up").
+t_wait_for 10 bash -c "! ip -n $gw link show | grep -q NO-CARRIER" || true
 before=$(t_snapshot "$gw")
 
 # lan_pmtu PORT: the LAN host's UDP socket (bound to PORT, connected to 10.0.0.1:9) sends one
@@ -109,5 +111,7 @@ ip -n "$gw" route replace 10.0.0.0/8 dev tun1
 check_error 40001 1280 "flows of tun1 after the hand-over"
 ip -n "$gw" route replace 10.0.0.0/8 via 200.2.2.1
 t_expect "detach tun1" t_in "$gw" "$IPSNAT" detach tun1
-t_expect "gateway exactly as before (lo's qdisc and filter gone)" test "$before" == "$(t_snapshot "$gw")"
+after=$(t_snapshot "$gw")
+t_expect "gateway exactly as before (lo's qdisc and filter gone)" test "$before" == "$after"
+[[ $before == "$after" ]] || diff <(echo "$before") <(echo "$after") | head -20 || true
 t_done

@@ -55,18 +55,30 @@ static __always_inline int tc_redirect_inside(struct __sk_buff *skb)
 	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 }
 
+/* tc_verdict, except that an error of this host's translated back (xlate-icmp-local) is sent to
+ * the inside host. */
+static __always_inline int tc_verdict_local(struct __sk_buff *skb, enum ipsnat_reason r)
+{
+	if (r != IPSNAT_R_XLATE_ICMP_LOCAL)
+		return tc_verdict(skb, r);
+	stats_count(r, skb->len);
+	return tc_redirect_inside(skb);
+}
+
 /* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
  * device's own xfrm lookup, with the if_id / mark that lookup will use. */
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	enum ipsnat_reason r = xlate_snat(skb, 1, 0);
+	return tc_verdict_local(skb, xlate_snat(skb, 1, 0));
+}
 
-	if (r == IPSNAT_R_XLATE_ICMP_LOCAL) {
-		stats_count(r, skb->len);
-		return tc_redirect_inside(skb);
-	}
-	return tc_verdict(skb, r);
+/* TC egress of lo (route mode): the kernel's own ICMP errors about translated packets when the
+ * NAT address is local reach the inside host; the rest of lo's traffic passes. */
+SEC("tc")
+int tc_lo_egress(struct __sk_buff *skb)
+{
+	return tc_verdict_local(skb, xlate_loopback(skb));
 }
 
 /* TC ingress of the tunnel device (route-based) or of the uplink (policy-based, decrypted

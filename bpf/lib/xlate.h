@@ -164,6 +164,23 @@ static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, 
 	return 0;
 }
 
+/* An error this host raised about a packet already translated here: the tunnel device's
+ * "fragmentation needed" comes after the NAT, addressed to the NAT address, and would die in
+ * the tunnel or, when the NAT address is local, at the host itself. Translated back for the
+ * inside host (the quote is the translated flow's packet, so its tuple is the reply key); the
+ * caller delivers it there (docs/datapath.md, "Kernel path": MTU). */
+static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct ipsnat_ct_key k = ct_key_of_quote(&p->inner, IPSNAT_CT_REPLY);
+	struct ipsnat_ct_entry *e = ct_lookup(&k);
+
+	if (!e || p->daddr != p->inner.saddr)
+		return IPSNAT_R_PASS_ICMP_NO_CT;
+	if (icmp_error_rev(skb, p, e))
+		return IPSNAT_R_DROP_REWRITE;
+	return IPSNAT_R_XLATE_ICMP_LOCAL;
+}
+
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
 static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
@@ -193,17 +210,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_ICMP_ERROR;
 		}
-		/* An error this host raised about a packet already translated here: the tunnel
-		 * device's "fragmentation needed" comes after the NAT, addressed to the NAT address,
-		 * and would die in the tunnel. Translate it back for the inside host; the caller
-		 * delivers it there (docs/datapath.md, "Kernel path": MTU). */
-		k = ct_key_of_quote(&p.inner, IPSNAT_CT_REPLY);
-		e = ct_lookup(&k);
-		if (!e || p.daddr != p.inner.saddr)
-			return IPSNAT_R_PASS_ICMP_NO_CT;
-		if (icmp_error_rev(skb, &p, e))
-			return IPSNAT_R_DROP_REWRITE;
-		return IPSNAT_R_XLATE_ICMP_LOCAL;
+		return xlate_local_error(skb, &p);
 	}
 
 	if (p.frag == PKT_FRAG_LATER) {
@@ -551,6 +558,24 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	if (guard_own_ike(skb, p.proto, p.sport, p.dport))
 		return IPSNAT_R_PASS_IPSEC;
 	return guard_covered_reason(spd_out_covered(&f), IPSNAT_R_DROP_LEAK_GUARD);
+}
+
+/* TC egress of lo: the host's packets to itself. Only an ICMP error the kernel raised about a
+ * translated packet and addressed to the NAT address, which is a local address (strongSwan's
+ * virtual IP), is taken: it goes back to the inside host as on the tunnel device. Everything
+ * else on lo passes untouched after a one-byte look at the protocol. */
+static __always_inline enum ipsnat_reason xlate_loopback(struct __sk_buff *skb)
+{
+	__u8 proto;
+	struct pkt4 p;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP) ||
+	    bpf_skb_load_bytes_relative(skb, __builtin_offsetof(struct iphdr, protocol), &proto, 1, BPF_HDR_START_NET) ||
+	    proto != IPPROTO_ICMP)
+		return IPSNAT_R_PASS_LOOPBACK;
+	if (parse_ipv4(skb, &p, 0) != PARSE_OK || !p.icmp_error)
+		return IPSNAT_R_PASS_LOOPBACK;
+	return xlate_local_error(skb, &p);
 }
 
 #endif

@@ -1,7 +1,9 @@
 #include "attach/applier.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
+#include <unistd.h>
 
 #include <array>
 
@@ -25,6 +27,28 @@ void check(int err, const Step& s) {
 }
 
 bool gone(int err) { return err == -ENOENT || err == -ESRCH || err == -ENODEV || err == -EADDRNOTAVAIL; }
+
+TcDirection direction(Hook h) { return h == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress; }
+
+void destroy_clsact(int ifindex, const char* why) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  int err = bpf_tc_hook_destroy(&hook);
+  if (err && err != -ENOENT && err != -EINVAL) throw SysError(why, err);
+}
+
+bool has_step(const AttachState& st, const Step& s) {
+  return std::any_of(st.steps.begin(), st.steps.end(), [&](const Step& r) { return step_key(r) == step_key(s); });
+}
+
+// The program an attach pinned under the name prog: an fd, or -1.
+int pinned_program(const AttachState& st, const std::string& prog) {
+  for (const auto& path : st.prog_pins)
+    if (path.size() > prog.size() && path.ends_with("/" + prog)) return bpf_obj_get(path.c_str());
+  return -1;
+}
 
 // Removes ipsnat's companion policy p: the kernel's policy of p's index (recorded at creation;
 // else p's selector), and only while it still is the one ipsnat added. Another one in its place
@@ -52,12 +76,12 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
+          if (!v.dev.empty()) return add_shared(v, prog_fd(v.prog));
           if (!st_.clsact_created && !rtnl::has_clsact(st_.ifindex)) {
             st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
             save();
           }
-          TcHook(st_.ifindex, v.hook == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress)
-              .attach(prog_fd(v.prog));
+          TcHook(st_.ifindex, direction(v.hook)).attach(prog_fd(v.prog));
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           int err = rtnl::add_rule(v);
           if (ours && err == -EEXIST) err = 0;
@@ -71,12 +95,50 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
       s);
 }
 
+void Applier::add_shared(const TcStep& v, int prog_fd) {
+  int ifindex = static_cast<int>(if_nametoindex(v.dev.c_str()));
+  if (!ifindex) throw SysError("tc hook on " + v.dev, ENODEV);
+  if (!st_.lo_clsact_created && !rtnl::has_clsact(ifindex)) {
+    st_.lo_clsact_created = true;  // recorded before the qdisc exists, like clsact_created
+    save();
+  }
+  TcHook(ifindex, direction(v.hook)).attach(prog_fd);
+}
+
+int Applier::remove_shared(const TcStep& v) {
+  int ifindex = static_cast<int>(if_nametoindex(v.dev.c_str()));
+  if (!ifindex) return -ENODEV;
+  // Another attach in this namespace still uses the hook: it takes over with its own program
+  // (this one reads this attach's maps) and, when this attach created it, the qdisc.
+  for (auto& [other_id, other] : store_.list_netns()) {
+    if (other_id == id_ || !has_step(other, v)) continue;
+    if (int fd = pinned_program(other, v.prog); fd >= 0) {
+      TcHook(ifindex, direction(v.hook)).attach(fd);
+      close(fd);
+    }
+    if (st_.lo_clsact_created) {
+      other.lo_clsact_created = true;
+      store_.save(other_id, other);
+      st_.lo_clsact_created = false;
+      save();
+    }
+    return 0;
+  }
+  TcHook(ifindex, direction(v.hook)).detach();
+  if (st_.lo_clsact_created && rtnl::foreign_tc_filters(ifindex, TcHook::kPriority) == 0)
+    destroy_clsact(ifindex, ("removing the clsact qdisc ipsnat created on " + v.dev).c_str());
+  st_.lo_clsact_created = false;
+  save();
+  return 0;
+}
+
 void Applier::remove(const Step& s) {
   int err = std::visit(
       [&](const auto& v) -> int {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
-          TcHook(st_.ifindex, v.hook == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress).detach();
+          if (!v.dev.empty()) return remove_shared(v);
+          TcHook(st_.ifindex, direction(v.hook)).detach();
           return 0;
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           return rtnl::delete_rule(v);
@@ -146,12 +208,7 @@ void Applier::remove_all() {
   }
   bool device_exists = if_indextoname(static_cast<unsigned>(st_.ifindex), std::array<char, IF_NAMESIZE>{}.data());
   if (st_.clsact_created && device_exists && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = st_.ifindex;
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    int err = bpf_tc_hook_destroy(&hook);
-    if (err && err != -ENOENT && err != -EINVAL) throw SysError("removing the clsact qdisc ipsnat created", err);
+    destroy_clsact(st_.ifindex, "removing the clsact qdisc ipsnat created");
     st_.clsact_created = false;
     save();
   }

@@ -26,6 +26,10 @@ class Applier {
  private:
   void add(const Step& s, const ProgFd& prog_fd, bool ours);
   void remove(const Step& s);
+  // A hook on another device than the attached one (lo), which every attach in the network
+  // namespace may share.
+  void add_shared(const TcStep& v, int prog_fd);
+  int remove_shared(const TcStep& v);
   void save() { store_.save(id_, st_); }
   const StateStore& store_;
   std::string id_;

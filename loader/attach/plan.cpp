@@ -259,15 +259,20 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     // checks its in-policy before TC ingress and clears the secpath, so it needs none.
     if (facts.dev.kind == "xfrm")
       for (const auto& [p, n] : nat) add_companions(*p, n);
-    add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
-    add(TcStep{Hook::TcEgress, "tc_snat_egress"});
+    add(TcStep{Hook::TcIngress, "tc_rev_ingress", ""});
+    add(TcStep{Hook::TcEgress, "tc_snat_egress", ""});
+    // The device's "fragmentation needed" for a translated packet goes to the NAT address; when
+    // that is a local address (strongSwan's virtual IP) it is delivered over lo, where this
+    // program sends it back to the inside host (docs/datapath.md, "ICMP"). Planned also while the
+    // address is not local: an IKE daemon may install it at any time.
+    add(TcStep{Hook::TcEgress, "tc_lo_egress", kLoopback});
     return plan;
   }
 
   // Policy mode. The guard first, so no window lets cleartext out; the rule last, so it only
   // ever points at a complete table.
-  add(TcStep{Hook::TcEgress, "tc_guard_egress"});
-  add(TcStep{Hook::TcIngress, "tc_rev_ingress"});
+  add(TcStep{Hook::TcEgress, "tc_guard_egress", ""});
+  add(TcStep{Hook::TcIngress, "tc_rev_ingress", ""});
   // Packets up to the route's MTU must fit the SA's path once encrypted: the device's MTU, or
   // the path to the SA's outer peer where that is smaller (a route with an mtu, a smaller
   // device). The kernel's own "fragmentation needed" for a translated packet would go to the NAT
@@ -334,7 +339,8 @@ std::string step_key(const Step& s) {
   return std::visit(
       [](const auto& v) -> std::string {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, TcStep>) return std::string("tc/") + hook_name(v.hook);
+        if constexpr (std::is_same_v<T, TcStep>)
+          return std::string("tc/") + hook_name(v.hook) + (v.dev.empty() ? "" : "/" + v.dev);
         if constexpr (std::is_same_v<T, RuleStep>) return "rule/" + std::to_string(v.priority);
         if constexpr (std::is_same_v<T, RouteStep>) return "route/" + std::to_string(v.table) + "/" + v.dst.str();
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
@@ -352,6 +358,7 @@ std::string describe(const Step& s) {
         std::ostringstream o;
         if constexpr (std::is_same_v<T, TcStep>) {
           o << "tc " << hook_name(v.hook) << " program " << v.prog;
+          if (!v.dev.empty()) o << " dev " << v.dev;
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           o << "rule priority " << v.priority << " lookup " << v.table;
         } else if constexpr (std::is_same_v<T, RouteStep>) {
@@ -428,8 +435,11 @@ nlohmann::json step_to_json(const Step& s) {
   return std::visit(
       [](const auto& v) -> nlohmann::json {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, TcStep>)
-          return {{"type", "tc"}, {"hook", hook_name(v.hook)}, {"prog", v.prog}};
+        if constexpr (std::is_same_v<T, TcStep>) {
+          nlohmann::json j = {{"type", "tc"}, {"hook", hook_name(v.hook)}, {"prog", v.prog}};
+          if (!v.dev.empty()) j["dev"] = v.dev;
+          return j;
+        }
         if constexpr (std::is_same_v<T, RuleStep>)
           return {{"type", "rule"}, {"priority", v.priority}, {"table", v.table}};
         if constexpr (std::is_same_v<T, RouteStep>) {
@@ -450,7 +460,7 @@ nlohmann::json step_to_json(const Step& s) {
 Step step_from_json(const nlohmann::json& j) {
   std::string type = j.at("type");
   if (type == "tc")
-    return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : Hook::TcEgress, j.at("prog")};
+    return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : Hook::TcEgress, j.at("prog"), j.value("dev", "")};
   if (type == "rule") return RuleStep{j.at("priority"), j.at("table")};
   if (type == "route") {
     RouteStep r;

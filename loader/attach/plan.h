@@ -81,7 +81,10 @@ enum class Hook { TcIngress, TcEgress };
 struct TcStep {
   Hook hook;
   std::string prog;  // program name in the BPF object
+  std::string dev;   // "": the attached device; else the device by name (kLoopback)
 };
+// The loopback device: route mode's hook for the kernel's errors to a local NAT address.
+inline constexpr const char* kLoopback = "lo";
 struct RuleStep {
   uint32_t priority;
   uint32_t table;

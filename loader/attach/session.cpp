@@ -214,7 +214,10 @@ AttachResult attach(const AttachRequest& req) {
         throw UserError("\"" + req.dev + "\" was attached as ifindex " + std::to_string(prev->ifindex) +
                             " (now \"" + name + "\") and is now " + std::to_string(facts.dev.ifindex),
                         "ipsnat detach " + req.dev + " first");
-      std::erase_if(st.steps, [](const Step& s) { return std::holds_alternative<TcStep>(s); });
+      std::erase_if(st.steps, [](const Step& s) {
+        auto* tc = std::get_if<TcStep>(&s);
+        return tc && tc->dev.empty();  // lo's hook outlives the device
+      });
       st.clsact_created = false;
       forget_device_config(pins.root(), prev->ifindex);
       res.warnings.push_back("\"" + req.dev + "\" was re-created (ifindex " + std::to_string(prev->ifindex) +
@@ -244,7 +247,7 @@ AttachResult attach(const AttachRequest& req) {
   // Every program the mode can need is pinned, so the host process re-plans from the pins without
   // loading (and verifying) the object again.
   std::vector<std::string> names = res.plan.mode == Mode::Route
-                                       ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress"}
+                                       ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress", "tc_lo_egress"}
                                        : std::vector<std::string>{"tc_guard_egress", "tc_rev_ingress", "lwt_snat_xmit"};
   std::map<std::string, int> pinned_fds;
   if (!req.sync_spd && prev) {

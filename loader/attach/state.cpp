@@ -21,7 +21,7 @@ nlohmann::json AttachState::to_json() const {
   return {{"format", kFormat},       {"dev", dev},          {"ifindex", ifindex},
           {"netns", netns},          {"mode", mode},        {"kind", kind},
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
-          {"clsact_created", clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
+          {"clsact_created", clsact_created}, {"lo_clsact_created", lo_clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
           {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"daemon_pid", daemon_pid},
           {"steps", steps_j}};
 }
@@ -41,6 +41,7 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.pin_root = j.at("pin_root");
   s.prog_pins = j.value("prog_pins", std::vector<std::string>{});
   s.clsact_created = j.value("clsact_created", false);
+  s.lo_clsact_created = j.value("lo_clsact_created", false);
   s.inside = j.value("inside", std::vector<std::string>{});
   s.forwards = j.value("forwards", std::vector<std::string>{});
   s.table = j.value("table", s.table);
@@ -93,6 +94,12 @@ void StateStore::save(const std::string& id, const AttachState& s) const {
 void StateStore::remove(const std::string& id) const { unlink(path(id).c_str()); }
 
 std::vector<std::pair<std::string, AttachState>> StateStore::list_here(const std::string& pin_root) const {
+  auto out = list_netns();
+  std::erase_if(out, [&](const auto& entry) { return entry.second.pin_root != pin_root; });
+  return out;
+}
+
+std::vector<std::pair<std::string, AttachState>> StateStore::list_netns() const {
   std::vector<std::pair<std::string, AttachState>> out;
   std::string prefix = std::to_string(current_netns()) + "@";
   DIR* d = opendir(dir_.c_str());
@@ -106,7 +113,7 @@ std::vector<std::pair<std::string, AttachState>> StateStore::list_here(const std
   std::sort(ids.begin(), ids.end());
   for (const auto& id : ids) {
     try {
-      if (auto st = load(id); st && st->pin_root == pin_root) out.emplace_back(id, std::move(*st));
+      if (auto st = load(id)) out.emplace_back(id, std::move(*st));
     } catch (const std::exception&) {
       // A record being replaced or unreadable: its own attach/detach reports it.
     }

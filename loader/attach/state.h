@@ -28,6 +28,9 @@ struct AttachState {
   std::string pin_root;
   std::vector<std::string> prog_pins;
   bool clsact_created = false;
+  // The clsact qdisc on lo was created for this attach's lo step (or handed over to it by the
+  // attach that created it): the last attach using lo removes it.
+  bool lo_clsact_created = false;
   std::vector<std::string> inside;  // NAT inside prefixes the SPD mirror is configured with
   std::vector<std::string> forwards;  // port-forwards this attach wrote (ForwardRule::spec())
   // The attach's own knobs, so that the host process re-plans the device as it was attached.
@@ -56,6 +59,8 @@ class StateStore {
   std::string path(const std::string& id) const { return dir_ + "/" + id + ".json"; }
   // The devices attached in this network namespace with their maps under pin_root, by id.
   std::vector<std::pair<std::string, AttachState>> list_here(const std::string& pin_root) const;
+  // Every device attached in this network namespace, whatever its pin root, by id.
+  std::vector<std::pair<std::string, AttachState>> list_netns() const;
 
  private:
   std::string dir_;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 #include <linux/pkt_cls.h>
 
 #include "support/datapath.h"
@@ -25,6 +26,7 @@ class IcmpError : public ::testing::Test {
   }
   RunResult snat(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
   RunResult rev(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
+  RunResult lo(const Bytes& p) { return dp.run(dp.skel()->progs.tc_lo_egress, p); }
   // The NAT port the second host got for a flow whose first host kept `port`.
   uint16_t nat_port(const std::string& host, uint16_t sport, uint16_t dport, uint8_t proto) {
     auto e = dp.ct_get(ct_key(host, kRemote, sport, dport, proto, IPSNAT_CT_ORIG));
@@ -130,6 +132,46 @@ TEST_F(IcmpError, LocalFragNeededAboutATranslatedPacketGoesBackInside) {
   EXPECT_NE(r.retval, TC_ACT_UNSPEC) << "must not continue into the tunnel";
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_LOCAL), 1u) << dp.nonzero_reasons();
   expect_translated(r.out, eth.icmp_error({kGw, kLan2}, 3, 4, orig, 1438));
+}
+
+// The NAT address is a local address (strongSwan's virtual IP): the tunnel device's
+// "fragmentation needed" about a translated packet is delivered to the host over lo. At lo's
+// egress it goes back to the inside host like on the tunnel device.
+TEST_F(IcmpError, FragNeededToALocalNatAddressGoesBackInsideFromLo) {
+  snat(eth.tcp({kLan, kRemote}, 40000, 5001, 0x02, {}));
+  snat(eth.tcp({kLan2, kRemote}, 40000, 5001, 0x02, {}));
+  uint16_t p2 = nat_port(kLan2, 40000, 5001, kTcp);
+  ASSERT_NE(p2, 40000);
+  Bytes sent = bare.tcp({kNat, kRemote, kTcp, 63, 5}, p2, 5001, 0x10, Bytes(1400, 0x62));
+  Bytes orig = bare.tcp({kLan2, kRemote, kTcp, 63, 5}, 40000, 5001, 0x10, Bytes(1400, 0x62));
+  auto r = lo(eth.icmp_error({kNat, kNat}, 3, 4, truncated(sent, 548), 1446));
+  EXPECT_NE(r.retval, TC_ACT_UNSPEC) << "must not be delivered to the host";
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_LOCAL), 1u) << dp.nonzero_reasons();
+  expect_translated(r.out, eth.icmp_error({kNat, kLan2}, 3, 4, truncated(orig, 548), 1446));
+}
+
+// Everything else the host sends itself passes lo untouched: traffic, errors about flows that
+// were not translated, and an error about a translated flow that is not addressed to the NAT
+// address (the kernel's own is).
+TEST_F(IcmpError, LoPassesTheHostsOwnTrafficUntouched) {
+  snat(eth.udp({kLan, kRemote}, 5353, 53, {}));
+  const std::string kSelf = "127.0.0.1", kGw = "192.168.1.1";
+  Bytes translated = bare.udp({kNat, kRemote}, 5353, 53, {});
+  std::vector<Bytes> pkts = {
+      eth.tcp({kSelf, kSelf}, 40000, 5432, 0x02, {}),
+      eth.udp({kNat, kNat}, 5353, 53, Bytes(8, 1)),
+      eth.icmp_echo({kSelf, kSelf}, 8, 7, 1, {}),
+      eth.icmp_error({kSelf, kSelf}, 3, 3, bare.udp({kSelf, kSelf}, 5353, 53, {})),
+      eth.icmp_error({kGw, kGw}, 3, 4, translated, 1446),
+  };
+  for (const auto& p : pkts) {
+    auto r = lo(p);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+    EXPECT_EQ(r.out, p);
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_LOOPBACK), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_ICMP_NO_CT), 2u) << dp.nonzero_reasons();
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_ICMP_LOCAL), 0u);
 }
 
 TEST_F(IcmpError, ErrorsWithoutAFlowAreNotTranslated) {

@@ -188,10 +188,16 @@ TEST(AttachPlan, RouteModeHooksTheTunnelDeviceWithCompanionsForXfrmOnly) {
   EXPECT_EQ(comps[0].policy.dir, spd::Dir::Fwd);
   EXPECT_EQ(comps[1].policy.dir, spd::Dir::In);
   auto tc = steps_of<TcStep>(plan);
-  ASSERT_EQ(tc.size(), 2u);
+  ASSERT_EQ(tc.size(), 3u);
   EXPECT_EQ(tc[0].prog, "tc_rev_ingress");
   EXPECT_EQ(tc[1].prog, "tc_snat_egress");
-  EXPECT_EQ(plan.steps.size(), 4u);
+  EXPECT_TRUE(tc[0].dev.empty() && tc[1].dev.empty());  // the attached device
+  // The device's "fragmentation needed" to a local NAT address arrives over lo.
+  EXPECT_EQ(tc[2].prog, "tc_lo_egress");
+  EXPECT_EQ(tc[2].hook, Hook::TcEgress);
+  EXPECT_EQ(tc[2].dev, "lo");
+  EXPECT_NE(step_key(tc[2]), step_key(tc[1]));
+  EXPECT_EQ(plan.steps.size(), 5u);
 
   // VTI: the in-check runs before TC ingress and the secpath is gone after it: no companions.
   f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
@@ -200,7 +206,7 @@ TEST(AttachPlan, RouteModeHooksTheTunnelDeviceWithCompanionsForXfrmOnly) {
   f.policies[0].mark_m = 0xffffffff;
   auto vti = make_plan(f, Settings{});
   EXPECT_TRUE(steps_of<XfrmPolicyStep>(vti).empty());
-  EXPECT_EQ(vti.steps.size(), 2u);
+  EXPECT_EQ(vti.steps.size(), 3u);
 }
 
 TEST(AttachPlan, NoPolicyForTheDeviceIsAnError) {
@@ -215,7 +221,7 @@ TEST(AttachPlan, NoPolicyForTheDeviceIsAnError) {
   }
   Settings s;
   s.allow_empty = true;
-  EXPECT_EQ(make_plan(f, s).steps.size(), 2u);
+  EXPECT_EQ(make_plan(f, s).steps.size(), 3u);
   auto g = gateway(false);
   g.policies.clear();
   EXPECT_THROW(make_plan(g, Settings{}), UserError);
@@ -371,6 +377,16 @@ TEST(AttachState, StepsSurviveAJsonRoundTrip) {
     EXPECT_EQ(describe(back.steps[i]), describe(plan.steps[i]));
   }
   EXPECT_TRUE(back.clsact_created);
+  // Route mode: the hook on lo keeps its device, and who created lo's qdisc is remembered.
+  auto f = gateway(false);
+  f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true};
+  f.policies[0].if_id = 42;
+  st.steps = make_plan(f, Settings{}).steps;
+  st.lo_clsact_created = true;
+  back = AttachState::from_json(nlohmann::json::parse(st.to_json().dump()));
+  ASSERT_EQ(back.steps.size(), st.steps.size());
+  EXPECT_EQ(describe(back.steps.back()), "tc egress program tc_lo_egress dev lo");
+  EXPECT_TRUE(back.lo_clsact_created);
   auto bad = st.to_json();
   bad["format"] = 99;
   EXPECT_THROW(AttachState::from_json(bad), UserError);

@@ -270,6 +270,37 @@ nat_check_sa_mtu() {
   _lab_ip gw route del "$LAB_CGW_WAN_IP/32" via "$LAB_TRANSIT_GW_IP"
 }
 
+# nat_check_local_nat_pmtu NS PORT: the NAT address is also a local address of gw (strongSwan
+# installs its virtual IP on eth0): the tunnel device's "fragmentation needed" for a translated
+# packet is then addressed to gw itself and delivered over lo. A DF ping from NS larger than the
+# SA's MTU and smaller than the device's (1460 bytes: xfrm interface 1500, VTI 1480, SA 1446 for
+# ESP/GCM-128 over 1500) must bring NS the error: about its own packet (the quoted source is
+# NS's address), with an MTU below 1460; NS then knows that path MTU, and TCP of 1 MiB each way
+# (ports PORT, PORT+1) completes. The address is removed again afterwards.
+nat_check_local_nat_pmtu() {
+  local ns=$1 ip n mtu pmtu a b c d
+  ip=$(lab_exec "$ns" ip -o -4 addr show dev lan0 | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
+  IFS=. read -r a b c d <<<"$ip"
+  step "NAT address $LAB_NAT_IP local on gw: the tunnel's fragmentation-needed reaches $ns ($ip)"
+  lab_gw_addr_add "$LAB_NAT_IP"
+  nat_forget_pmtu
+  lab_capture_start fragneeded lan0 "$ns"
+  lab_exec "$ns" ping -n -q -c 2 -i 0.5 -W 1 -M "do" -s 1432 "$LAB_CHOST_IP" >/dev/null 2>&1 || true
+  lab_capture_stop fragneeded >/dev/null
+  # ICMP 3/4 to NS whose quote (ICMP header 8 bytes, then the quoted IP header: source at 12)
+  # names NS as the source.
+  local f="icmp[0] = 3 and icmp[1] = 4 and dst host $ip and icmp[20:4] = $(((a << 24) | (b << 16) | (c << 8) | d))"
+  n=$(lab_capture_count fragneeded "$f")
+  expect_gt "local NAT address: $ns got fragmentation-needed about its own packet" "$n" 0
+  mtu=$(lab_capture_show fragneeded -v "$f" | sed -n 's/.*need to frag (mtu \([0-9]*\)).*/\1/p' | head -1)
+  expect_gt "... with an MTU below 1460 (got ${mtu:-none})" "$((1460 - ${mtu:-1460}))" 0
+  pmtu=$(lab_exec "$ns" ip route get "$LAB_CHOST_IP" | sed -n 's/.* mtu \([0-9]*\).*/\1/p' | head -1)
+  expect_gt "... and $ns learned a path MTU below 1460 (got ${pmtu:-none})" "$((1460 - ${pmtu:-1500}))" 0
+  nat_forget_pmtu
+  nat_check_tcp "$ns" 1 "$2"
+  _lab_ip gw addr del "$LAB_NAT_IP/32" dev eth0
+}
+
 # nat_forget_pmtu: drop the learned path MTUs on the LAN host and the gateway, so the
 # next transfer discovers it again.
 nat_forget_pmtu() {
@@ -422,8 +453,8 @@ nat_chost_capture_check() {
 
 # route_nat PROFILE KIND DEV FULL [FIREWALL [MASQUERADE_FORM before|after [BRIDGE]]]: KIND
 # xfrmi|vti (lab_esp_KIND sets it up, the device keeps its default MTU, so the first full-size
-# segments need PMTU discovery through the translation). FULL=1 adds nat_check_all to the ping and
-# leak checks; FIREWALL=1 then puts a stateful firewall on gw, forgets the learned path MTUs and
+# segments need PMTU discovery through the translation). FULL=1 adds nat_check_local_nat_pmtu and
+# nat_check_all to the ping and leak checks; FIREWALL=1 then puts a stateful firewall on gw, forgets the learned path MTUs and
 # repeats ping and nat_check_all behind it. MASQUERADE_FORM: the seed's rule for everything else
 # (nat_gw_masquerade) before or after attach, and the LAN must still reach the internet as the
 # public address. BRIDGE=1: the LAN on a bridge on gw with a second prefix (lab_gw_lan_bridge);
@@ -452,6 +483,7 @@ route_nat() {
     lab_ping lanhost2 "$LAB_CHOST_IP" -I "$LAB_LANHOST2_LAN2_IP"
   [[ -z $masq ]] || nat_check_internet lanhost
   nat_check_no_door
+  if ((full && FAILS == FAILS_BEFORE)); then nat_check_local_nat_pmtu lanhost 5201; fi
   if ((full && FAILS == FAILS_BEFORE)); then nat_check_all 2 5001; fi
   if ((fw && FAILS == FAILS_BEFORE)); then
     step "$prof: $kind behind a stateful firewall on gw"

@@ -7,6 +7,9 @@
 # Seed addresses: ping, TCP both ways (the upload needs PMTU discovery through the
 # translation: the device's "fragmentation needed" is raised after the NAT), UDP,
 # NAPT, a port-forward, then all of it again behind a stateful nftables firewall on gw.
+# Before that, the NAT address is made a local address of gw for a while (strongSwan's virtual
+# IP): the device's "fragmentation needed" then arrives over lo and must still reach the LAN
+# host (natlib.sh nat_check_local_nat_pmtu).
 # The seed's second rule (iptables-nft `-o eth0 -j SNAT --to-source` the public address) is added
 # after attach: the LAN still reaches the internet as that address. The company side probes the
 # LAN and gw through the SA (no door).

@@ -7,6 +7,9 @@
 # Seed addresses: ping, TCP both ways (the upload needs PMTU discovery through the
 # translation: the device's "fragmentation needed" is raised after the NAT), UDP,
 # NAPT, a port-forward, then all of it again behind a stateful nftables firewall on gw.
+# Before that, the NAT address is made a local address of gw for a while (strongSwan's virtual
+# IP): the device's "fragmentation needed" then arrives over lo and must still reach the LAN
+# host (natlib.sh nat_check_local_nat_pmtu).
 # The LAN is on a bridge on gw (br-lan, lan0 its port) with a second prefix, next to the uplink
 # eth0; attach is given only ipsec0 (no --inside), so it must find the LAN prefixes itself: both
 # are translated, never the uplink's. The seed's second rule is there before attach, in

@@ -59,10 +59,9 @@ const char* kLocals[] = {"10.50.1.1", "10.50.1.2", "10.50.2.1", "10.51.0.1", "17
 const char* kHosts[] = {"10.60.1.200", "10.60.1.130", "10.60.1.5", "10.60.2.9",
                         "10.60.3.3",   "10.61.4.4",   "10.70.0.1"};
 
-// Random policies. It remembers each live selector's priority: an update always changes it. (An
-// update that keeps the priority keeps the policy's place in its kernel list while making it
-// the newest, which a dump cannot show: not modeled, docs/spd.md,
-// SpdMirrorNetns.AnUpdateKeepingThePriorityKeepsItsPlaceInItsKernelList.)
+// Random policies. It remembers each live selector's priority: an update changes it or, as
+// often, keeps it (the policy keeps its place in its kernel list while it becomes the newest,
+// docs/spd.md).
 class RandomSpd {
  public:
   explicit RandomSpd(uint32_t seed) : rng_(seed) {}
@@ -85,8 +84,7 @@ class RandomSpd {
     std::vector<std::string> v;
     for (int i = 0; i < n && !live_.empty(); i++) {
       auto it = std::next(live_.begin(), static_cast<long>(rng_() % live_.size()));
-      uint32_t prio = priority();
-      while (prio == it->second) prio = priority();
+      uint32_t prio = rng_() % 2 ? it->second : priority();
       it->second = prio;
       v.push_back("xfrm policy update " + it->first + " priority " + std::to_string(prio) + action(it->first));
     }
@@ -161,7 +159,14 @@ class RandomSpd {
 struct Tally {
   int acquires = 0, blocks = 0, passes = 0, mismatches = 0;
   int refused = 0;  // flows compared with the reference only: the mirror refused the SPD
+  int unknown_places = 0;  // of those, flows the kernel gave to the other policy of an unknown tie
 };
+
+const Policy* find_index(const std::vector<const Policy*>& pols, uint32_t index) {
+  for (const Policy* p : pols)
+    if (p->index == index) return p;
+  return nullptr;
+}
 
 // What tc_spd_probe would say if the maps held the reference's choice.
 spd_probe_result as_probe_result(const Policy* p) {
@@ -194,6 +199,14 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
     if (refused) {
       t.refused++;
       r = as_probe_result(ref);
+      // A place the model does not know (a dump, a tree merge: docs/spd.md) is the reason for
+      // the refusal: the kernel's choice may be the reference's tie in the same list.
+      const Policy* other = kernel ? find_index(pols, kernel) : nullptr;
+      if (other && ref && other != ref && other->place_unknown && ref->place_unknown &&
+          other->priority == ref->priority && kernel_list(*other) == kernel_list(*ref)) {
+        t.unknown_places++;
+        continue;
+      }
     }
     bool ok;
     if (acquired) {
@@ -278,8 +291,9 @@ TEST(SpdDifferentialNetns, RandomSpdChoosesLikeTheKernelAcquire) {
   EXPECT_GT(mirror.stats().resyncs, resyncs) << "the burst did not force a resync";
 
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("seed %u: %d acquires, %d blocks, %d passes compared (%d with the reference only), %d mismatches, %.1f s\n",
-              seed, t.acquires, t.blocks, t.passes, t.refused, t.mismatches, secs);
+  std::printf("seed %u: %d acquires, %d blocks, %d passes compared (%d with the reference only, %d of them an "
+              "unknown tie), %d mismatches, %.1f s\n",
+              seed, t.acquires, t.blocks, t.passes, t.refused, t.unknown_places, t.mismatches, secs);
   EXPECT_GT(t.acquires, 30) << "too few flows reached an IPsec policy to judge";
   EXPECT_LT(t.refused * 2, t.acquires + t.blocks + t.passes) << "the maps were refused for most flows";
   EXPECT_LT(secs, 60.0);

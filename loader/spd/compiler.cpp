@@ -93,14 +93,19 @@ std::optional<std::string> kernel_sequence(std::vector<const Policy*>& cands) {
   size_t cut = cands.size();
   for (size_t i = 0; i < cands.size() && cut == cands.size(); i++)
     if (unconditional(*cands[i])) cut = i + 1;
-  for (size_t i = 0; i < cut; i++)
-    for (size_t j = 0; j < cands.size(); j++) {
+  // Both orders are by priority first: a tie lies in the same priority's run.
+  cut = std::min<size_t>(cut, SPD_MAX_CANDIDATES + 1);  // more are refused anyway
+  for (size_t i = 0, run = 0; i < cut; i++) {
+    if (cands[run]->priority != cands[i]->priority) run = i;
+    if (!cands[i]->place_unknown) continue;
+    for (size_t j = run; j < cands.size() && cands[j]->priority == cands[i]->priority; j++) {
       const Policy &a = *cands[i], &b = *cands[j];
-      if (i != j && a.place_unknown && b.place_unknown && a.priority == b.priority &&
-          kernel_list(a) == kernel_list(b) && may_match_together(a, b))
+      if (i != j && b.place_unknown && kernel_list(a) == kernel_list(b) && may_match_together(a, b))
         return "policies " + std::to_string(a.index) + " and " + std::to_string(b.index) +
-               " tie in one kernel list, whose order a dump does not show (docs/spd.md)";
+               " tie in one kernel list in an order the model does not know (a dump shows no places, a "
+               "tree merge may have re-sorted them; docs/spd.md)";
     }
+  }
   return std::nullopt;
 }
 

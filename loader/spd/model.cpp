@@ -54,11 +54,15 @@ bool SpdModel::apply(const PolicyEvent& ev, From from) {
         p.place = same->second.list_place();
         p.place_unknown = same->second.place_unknown;
       }
+    }
+    // Before the replaced policy goes: the kernel links the new one while the old one still
+    // holds its node.
+    if (from == From::Event && p.place == 0) note_possible_merge(p);
+    if (same != by_index_.end()) {
       changes_.indices.push_back(same->second.index);
       forget(same);
     }
     p.seq = from == From::Dump ? --oldest_seq_ : ++newest_seq_;
-    if (from == From::Event && p.place == 0) note_possible_merge(p);
     if (p.place) kept_places_++;
     changes_.indices.push_back(p.index);
     by_key_[key_of(p)] = p.index;

@@ -1,7 +1,7 @@
 // The model's age order is the kernel's (xfrm_policy `pos`): a dump lists newest first, a
 // notification announces the newest; an update that keeps the priority keeps its place in its
-// kernel list; a hard POLEXPIRE deletes. Transport-mode policies imply no
-// translation. The kernel itself judges the same rules in SpdDifferentialNetns.
+// kernel list; a hard POLEXPIRE deletes. Transport-mode policies imply no translation. The
+// kernel itself judges the same rules in SpdDifferentialNetns and SpdMirrorNetns.
 #include <gtest/gtest.h>
 #include <linux/xfrm.h>
 #include <netinet/in.h>
@@ -286,6 +286,16 @@ TEST(SpdModelOrder, ANodeMergeMakesAKeptPlaceUnderItUnknown) {
   other_bin.if_id = 5;
   n.apply(PolicyUpsert{other_bin});
   c = choose(n, f);
+  EXPECT_FALSE(c.refused);
+  EXPECT_EQ(1u, c.maps);
+  // An update with another priority: the kernel inserts it while the old one holds its node.
+  SpdModel o;
+  o.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 25), 300)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/25", 9)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  o.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 25), 301)});
+  c = choose(o, f);
   EXPECT_FALSE(c.refused);
   EXPECT_EQ(1u, c.maps);
 }

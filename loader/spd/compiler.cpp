@@ -34,6 +34,80 @@ spd_cand make_cand(const Policy& p) {
 bool unconditional(const spd_cand& c) {
   return c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 && c.mark_v == 0;
 }
+bool unconditional(const Policy& p) { return unconditional(make_cand(p)); }
+
+// Puts the candidates of one (source, destination) class in an order whose first match is the
+// kernel's choice for every flow of the class, or says why there is none. The kernel takes the
+// first match of each candidate list and of those the lowest priority, then the oldest
+// (xfrm_policy_lookup_bytype(), xfrm_policy_eval_candidates()). Ages order the lists too, except
+// where an update kept its place: there the order between two policies that can match one flow
+// is kernel_before(), and a first-match list needs it free of cycles (a kept place in one list
+// against a tie in another can make one). Pairs whose place is unknown (a dump, a tree merge)
+// may only meet behind an unconditional candidate that certainly comes first.
+std::optional<std::string> kernel_sequence(std::vector<const Policy*>& cands) {
+  std::sort(cands.begin(), cands.end(), kernel_order);
+  bool kept = false;
+  for (const Policy* p : cands) kept |= p->place != 0;
+  if (kept) {
+    // A candidate behind an unconditional one in its own list (a known place), or behind a lower
+    // priority, is never the kernel's choice here: left out, it takes no part in a cycle.
+    auto shadowed = [&cands](const Policy* x) {
+      for (const Policy* u : cands)
+        if (u != x && unconditional(*u) &&
+            (u->priority < x->priority ||
+             (u->priority == x->priority && kernel_list(*u) == kernel_list(*x) &&
+              u->list_place() < x->list_place() && !(u->place_unknown && x->place_unknown))))
+          return true;
+      return false;
+    };
+    std::vector<const Policy*> live;
+    for (const Policy* p : cands)
+      if (!shadowed(p)) live.push_back(p);
+    cands = std::move(live);
+    // Kahn's algorithm over "comes first for a flow both match", the oldest available first.
+    const size_t n = cands.size();
+    std::vector<size_t> preds(n, 0);
+    std::vector<std::vector<size_t>> next(n);
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n; j++)
+        if (i != j && kernel_before(*cands[i], *cands[j]) && may_match_together(*cands[i], *cands[j])) {
+          next[i].push_back(j);
+          preds[j]++;
+        }
+    std::vector<const Policy*> out;
+    std::vector<bool> done(n, false);
+    while (out.size() < n) {
+      size_t pick = n;
+      for (size_t i = 0; i < n && pick == n; i++)
+        if (!done[i] && preds[i] == 0) pick = i;
+      if (pick == n)
+        return "the kernel's choice among policies " + std::to_string(cands[0]->index) +
+               " and others of priority " + std::to_string(cands[0]->priority) +
+               " depends on which of them match (an update kept a place in one list against a tie in another)";
+      done[pick] = true;
+      out.push_back(cands[pick]);
+      for (size_t j : next[pick]) preds[j]--;
+    }
+    cands = std::move(out);
+  }
+  size_t cut = cands.size();
+  for (size_t i = 0; i < cands.size() && cut == cands.size(); i++)
+    if (unconditional(*cands[i])) cut = i + 1;
+  // Both orders are by priority first: a tie lies in the same priority's run.
+  cut = std::min<size_t>(cut, SPD_MAX_CANDIDATES + 1);  // more are refused anyway
+  for (size_t i = 0, run = 0; i < cut; i++) {
+    if (cands[run]->priority != cands[i]->priority) run = i;
+    if (!cands[i]->place_unknown) continue;
+    for (size_t j = run; j < cands.size() && cands[j]->priority == cands[i]->priority; j++) {
+      const Policy &a = *cands[i], &b = *cands[j];
+      if (i != j && b.place_unknown && kernel_list(a) == kernel_list(b) && may_match_together(a, b))
+        return "policies " + std::to_string(a.index) + " and " + std::to_string(b.index) +
+               " tie in one kernel list in an order the model does not know (a dump shows no places, a "
+               "tree merge may have re-sorted them; docs/spd.md)";
+    }
+  }
+  return std::nullopt;
+}
 
 // Prefix lengths present among a set of prefixes: bit l set when some prefix is /l.
 using LenMask = uint64_t;
@@ -113,7 +187,10 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
     std::vector<const Policy*> cands;
     for_each_ancestor(src_groups, src_lens, slen, snet,
                       [&](const auto& g) { cands.insert(cands.end(), g.begin(), g.end()); });
-    std::sort(cands.begin(), cands.end(), kernel_order);
+    if (auto why = kernel_sequence(cands)) {
+      refuse(*cands.front(), *why);
+      return out;
+    }
     spd_list l{};
     bool has_ipsec = false;
     for (const Policy* p : cands) {

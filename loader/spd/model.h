@@ -30,9 +30,11 @@ struct PolicyFlush {  // XFRM_MSG_FLUSHPOLICY
 using PolicyEvent = std::variant<PolicyUpsert, PolicyDelete, PolicyFlush>;
 
 // The kernel orders equal priorities by age (xfrm_policy `pos`: a policy inserted or updated is
-// the newest). A dump lists the policies newest first; a notification announces the newest.
-// So each dumped policy is older than every one before it in the dump, and each notified one
-// newer than everything known. docs/spd.md, SpdDifferentialNetns.
+// the newest) across its candidate lists, and by place inside one (kernel_list()). A dump lists
+// the policies newest first; a notification announces the newest. So each dumped policy is older
+// than every one before it in the dump, and each notified one newer than everything known. An
+// update that keeps the priority keeps the place of the policy it replaces; a dump shows no
+// places (Policy::place_unknown). docs/spd.md, SpdDifferentialNetns.
 class SpdModel {
  public:
   enum class From : uint8_t { Event, Dump };
@@ -44,6 +46,7 @@ class SpdModel {
     changes_ = Changes{};
     changes_.reset = true;
     newest_seq_ = oldest_seq_ = kFirstSeq;
+    kept_places_ = 0;
   }
   // What changed since the last take: the indices of the policies added, replaced or removed,
   // or `reset` after clear() (everything may have changed).
@@ -65,6 +68,9 @@ class SpdModel {
 
  private:
   static Key key_of(const Policy& p);
+  std::map<uint32_t, Policy>::iterator forget(std::map<uint32_t, Policy>::iterator it);
+  void note_possible_merge(const Policy& p);
+  size_t kept_places_ = 0;  // policies whose place is not their age's
   std::map<uint32_t, Policy> by_index_;
   std::unordered_map<Key, uint32_t, KeyHash> by_key_;  // same_key() identity -> index
   // Dumped policies count down from here, notified ones up: either side has 2^62 steps.

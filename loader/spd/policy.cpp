@@ -150,3 +150,44 @@ bool proto_has_ports(uint8_t proto) {
 }
 
 }  // namespace ipsnat::spd
+
+namespace ipsnat::spd {
+
+namespace {
+bool covers(const Prefix& outer, const Prefix& inner) { return outer.len <= inner.len && outer.contains(inner.addr); }
+bool nested(const Prefix& a, const Prefix& b) { return covers(a, b) || covers(b, a); }
+
+// xfrm_pol_inexact_addr_use_any_list(): INEXACT_PREFIXLEN_IPV4 16, _IPV6 48, or address 0.
+bool inexact_any(const Prefix& p, uint16_t family) {
+  const size_t n = family == AF_INET ? 4 : 16;
+  bool zero = true;
+  for (size_t i = 0; i < n; i++) zero &= p.addr.bytes[i] == 0;
+  return zero || p.len < (family == AF_INET ? 16 : 48);
+}
+}  // namespace
+
+KernelList kernel_list(const Policy& p) {
+  const Selector& s = p.sel;
+  const uint8_t full = s.family == AF_INET ? 32 : 128;  // the default hash thresholds
+  if (s.src.len >= full && s.dst.len >= full) return KernelList::Exact;
+  const bool src_any = inexact_any(s.src, s.family), dst_any = inexact_any(s.dst, s.family);
+  if (dst_any) return src_any ? KernelList::Any : KernelList::Src;
+  return src_any ? KernelList::Dst : KernelList::Both;
+}
+
+bool kernel_before(const Policy& a, const Policy& b) {
+  if (a.priority != b.priority) return a.priority < b.priority;
+  if (kernel_list(a) == kernel_list(b)) return a.list_place() < b.list_place();
+  return a.seq < b.seq;
+}
+
+bool may_match_together(const Policy& a, const Policy& b) {
+  const Selector &x = a.sel, &y = b.sel;
+  return a.dir == b.dir && a.type == b.type && x.family == y.family && a.if_id == b.if_id && nested(x.src, y.src) &&
+         nested(x.dst, y.dst) && (x.proto == 0 || y.proto == 0 || x.proto == y.proto) &&
+         ((x.sport ^ y.sport) & x.sport_mask & y.sport_mask) == 0 &&
+         ((x.dport ^ y.dport) & x.dport_mask & y.dport_mask) == 0 && ((a.mark_v ^ b.mark_v) & a.mark_m & b.mark_m) == 0 &&
+         (x.ifindex == 0 || y.ifindex == 0 || x.ifindex == y.ifindex);
+}
+
+}  // namespace ipsnat::spd

@@ -75,8 +75,17 @@ struct Policy {
   uint32_t if_id = 0;
   std::vector<Template> tmpls;
   // The kernel's age order (its `pos`), assigned by the model from the dump order and the
-  // notifications (SpdModel). Equal priorities are decided by it: the older wins.
+  // notifications (SpdModel). Equal priorities in different kernel lists are decided by it: the
+  // older wins.
   uint64_t seq = 0;
+  // The policy's place among equal priorities in its own kernel list (kernel_list()), where the
+  // first one that matches wins. 0: where its age puts it (after every older one). An update that
+  // keeps the priority keeps the place of the policy it replaces while its seq becomes the newest.
+  uint64_t place = 0;
+  // The place is a guess: it came from a dump (which shows ages, not places) or a merge of the
+  // kernel's tree may have re-sorted it. Two such policies tied in one list are not mirrored.
+  bool place_unknown = false;
+  uint64_t list_place() const { return place ? place : seq; }
 
   // Protection the kernel insists on: an allow policy with at least one required template. A
   // template marked optional (`level use`) is skipped when no state exists, so a policy whose
@@ -89,6 +98,20 @@ struct Policy {
   bool same_key(const Policy& o) const;
   std::string describe() const;  // one line, ip-xfrm-like
 };
+
+// The kernel's candidate lists for a lookup (net/xfrm/xfrm_policy.c): the exact hash chain for
+// selectors at the hash thresholds (the default: /32 -> /32, /128 -> /128), else the inexact
+// bin's any/any list, a source node's, a destination node's, or a (destination, source) node's
+// list. A prefix shorter than /16 (IPv6 /48) or of address 0 counts as "any". Two policies that
+// both match a flow and have the same kind sit in the same list (the tree's nodes are disjoint
+// prefixes: nested selectors share a node); of different kinds never.
+enum class KernelList : uint8_t { Exact, Any, Src, Dst, Both };
+KernelList kernel_list(const Policy& p);
+// True when the kernel evaluates `a` before `b` for a flow both match: lower priority first;
+// equal priorities in one list by place, in different lists by age.
+bool kernel_before(const Policy& a, const Policy& b);
+// True when some flow can match both (addresses, protocol, ports, mark, if_id, direction).
+bool may_match_together(const Policy& a, const Policy& b);
 
 // A flow as the kernel's xfrm lookup sees it (IPv4). Ports are the xfrm ports: for TCP, UDP,
 // UDP-Lite, SCTP and DCCP the transport ports; for ICMP type and code; otherwise 0.

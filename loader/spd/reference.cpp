@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 namespace ipsnat::spd {
@@ -17,12 +18,19 @@ bool reference_matches(const Policy& p, const Flow4& f, Dir dir) {
 }
 
 const Policy* reference_lookup(const std::vector<const Policy*>& pols, const Flow4& f, Dir dir) {
-  const Policy* best = nullptr;
+  // The first match of each kernel list (lists are sorted by priority, then place), then of
+  // those the lowest priority, then the oldest.
+  std::array<const Policy*, 5> first{};
   for (const Policy* p : pols) {
     if (!reference_matches(*p, f, dir)) continue;
-    if (!best || p->priority < best->priority || (p->priority == best->priority && p->seq < best->seq))
-      best = p;
+    const Policy*& head = first[static_cast<size_t>(kernel_list(*p))];
+    if (!head || p->priority < head->priority || (p->priority == head->priority && p->list_place() < head->list_place()))
+      head = p;
   }
+  const Policy* best = nullptr;
+  for (const Policy* p : first)
+    if (p && (!best || p->priority < best->priority || (p->priority == best->priority && p->seq < best->seq)))
+      best = p;
   return best;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// The kernel's out-policy lookup written as plainly as possible: every policy is checked, the
+// The kernel's out-policy lookup written as plainly as possible: every policy is checked; in each
+// kernel list (kernel_list()) the first match counts, by priority and then place; of those the
 // lowest priority value wins, equal priorities go to the policy inserted first
 // (xfrm_policy_lookup_bytype / __xfrm_policy_eval_candidates compare priority, then pos).
 // It is the specification the compiled maps are tested against.

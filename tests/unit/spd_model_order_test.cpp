@@ -1,10 +1,14 @@
 // The model's age order is the kernel's (xfrm_policy `pos`): a dump lists newest first, a
-// notification announces the newest; a hard POLEXPIRE deletes. Transport-mode policies imply no
-// translation. The kernel itself judges the same rules in SpdDifferentialNetns.
+// notification announces the newest; an update that keeps the priority keeps its place in its
+// kernel list; a hard POLEXPIRE deletes. Transport-mode policies imply no translation. The
+// kernel itself judges the same rules in SpdDifferentialNetns and SpdMirrorNetns.
 #include <gtest/gtest.h>
 #include <linux/xfrm.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <optional>
+#include <string>
 
 #include "spd/compiler.h"
 #include "spd/model.h"
@@ -114,4 +118,184 @@ TEST(SpdModelOrder, TransportModeImpliesNoTranslationButCovers) {
   CompiledEvaluator ev(c);
   EXPECT_TRUE(ev.out_covered(flow4("192.168.7.9", "10.1.2.3")));
   EXPECT_FALSE(ev.nat_target(flow4("192.168.7.9", "10.1.2.3")));
+}
+
+namespace {
+
+// The kernel's choice for a flow by the reference and by the compiled maps (0: none, or the
+// maps refused the SPD).
+struct Choice {
+  uint32_t reference = 0, maps = 0;
+  std::optional<std::string> refused;
+};
+Choice choose(const SpdModel& m, const Flow4& f) {
+  Choice c;
+  const Policy* p = reference_lookup(m.ordered(), f);
+  c.reference = p ? p->index : 0;
+  CompiledSpd spd = compile_spd(m.ordered(), NatConfig{});
+  c.refused = spd.refused;
+  if (!spd.refused) {
+    auto v = CompiledEvaluator(spd).lookup(f);
+    c.maps = v ? v->policy_index : 0;
+  }
+  return c;
+}
+
+PolicyDelete delete_index(uint32_t index) {
+  PolicyDelete d;
+  d.index = index;
+  return d;
+}
+
+Policy prio(Policy p, uint32_t priority) {
+  p.priority = priority;
+  return p;
+}
+
+}  // namespace
+
+TEST(SpdModelOrder, KernelListsFollowTheSelectorsPrefixes) {
+  EXPECT_EQ(KernelList::Exact, kernel_list(out_policy("10.9.0.1/32", "10.1.2.3/32", 1)));
+  EXPECT_EQ(KernelList::Any, kernel_list(out_policy("0.0.0.0/0", "10.0.0.0/8", 1)));  // /8 is shorter than /16
+  EXPECT_EQ(KernelList::Any, kernel_list(out_policy("0.0.0.0/24", "0.0.0.0/16", 1)));  // address 0
+  EXPECT_EQ(KernelList::Src, kernel_list(out_policy("10.20.30.2/32", "10.0.0.0/8", 1)));
+  EXPECT_EQ(KernelList::Dst, kernel_list(out_policy("10.48.0.0/12", "10.1.0.0/16", 1)));
+  EXPECT_EQ(KernelList::Both, kernel_list(out_policy("10.20.31.0/24", "10.0.0.0/16", 1)));
+  EXPECT_EQ(KernelList::Both, kernel_list(out_policy("10.9.0.1/32", "10.1.2.0/31", 1)));
+}
+
+// SpdMirrorNetns.AnUpdateKeepingThePriorityKeepsItsPlaceInItsKernelList on the kernel.
+TEST(SpdModelOrder, AnUpdateKeepingThePriorityKeepsItsPlaceInItsList) {
+  const Flow4 f = flow4("10.9.0.1", "10.1.2.3");
+  SpdModel m;
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 9)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});  // update, same priority
+  EXPECT_EQ((std::vector<uint32_t>{9, 1}), age_order(m));              // 1 is the newest ...
+  Choice c = choose(m, f);
+  EXPECT_EQ(1u, c.reference);  // ... and still first in the destination list
+  EXPECT_EQ(1u, c.maps);
+  // Another update keeps that place again; one with another priority gives it up.
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});
+  EXPECT_EQ(1u, choose(m, f).maps);
+  m.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 1), 50)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});  // back to 100: the back of the list
+  c = choose(m, f);
+  EXPECT_EQ(9u, c.reference);
+  EXPECT_EQ(9u, c.maps);
+}
+
+TEST(SpdModelOrder, AcrossListsTheOlderWinsAlsoAfterAnUpdateInPlace) {
+  const Flow4 f = flow4("10.9.0.1", "10.1.2.3");
+  SpdModel m;
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});  // destination list
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.0.0.0/8", 9)});   // any/any list
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});
+  Choice c = choose(m, f);
+  EXPECT_EQ(9u, c.reference);
+  EXPECT_EQ(9u, c.maps);
+  // The exact chain and a source node are lists of their own too.
+  m.apply(PolicyUpsert{out_policy("10.9.0.1/32", "10.1.2.3/32", 17)});
+  m.apply(PolicyUpsert{out_policy("10.9.0.1/32", "10.0.0.0/8", 25)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.0.0.0/8", 9)});  // 9 in place: now the newest
+  c = choose(m, f);
+  EXPECT_EQ(1u, c.reference);
+  EXPECT_EQ(1u, c.maps);
+}
+
+// Kept places in one list against ties in another: the kernel's choice for these three can be
+// no first-match order (tcp with mark: 2; tcp: 1; udp with mark: 3), so the SPD is refused.
+TEST(SpdModelOrder, AChoiceNoListOrderExpressesIsRefused) {
+  SpdModel m;
+  Policy u = out_policy("0.0.0.0/0", "10.1.0.0/16", 1);
+  u.sel.proto = IPPROTO_TCP;
+  Policy a = out_policy("0.0.0.0/0", "10.1.2.0/24", 3);
+  Policy b = out_policy("0.0.0.0/0", "10.0.0.0/8", 2);
+  b.mark_v = 1, b.mark_m = 0xff;
+  m.apply(PolicyUpsert{u});
+  m.apply(PolicyUpsert{a});
+  m.apply(PolicyUpsert{b});
+  m.apply(PolicyUpsert{u});  // u: the newest, first in its list
+  Flow4 f = flow4("10.9.0.1", "10.1.2.3");
+  f.proto = IPPROTO_TCP;
+  f.mark = 1;
+  EXPECT_EQ(2u, choose(m, f).reference);
+  f.mark = 0;
+  EXPECT_EQ(1u, choose(m, f).reference);
+  f.proto = IPPROTO_UDP;
+  f.mark = 1;
+  Choice c = choose(m, f);
+  EXPECT_EQ(3u, c.reference);
+  ASSERT_TRUE(c.refused);
+  EXPECT_NE(std::string::npos, c.refused->find("depends on which of them match")) << *c.refused;
+  // The same without the kept place is an order: 1 before 3 (one list), 3 before 2 (older).
+  m.apply(delete_index(1));
+  m.apply(PolicyUpsert{u});
+  EXPECT_FALSE(choose(m, f).refused);
+}
+
+TEST(SpdModelOrder, ADumpShowsNoPlacesSoATieInOneListIsRefused) {
+  const Flow4 f = flow4("10.9.0.1", "10.1.2.3");
+  SpdModel m;
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 9)}, SpdModel::From::Dump);
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)}, SpdModel::From::Dump);
+  // 9 is the newer; in the list it is behind 1 unless 1 was updated in place before the dump.
+  Choice c = choose(m, f);
+  ASSERT_TRUE(c.refused);
+  EXPECT_NE(std::string::npos, c.refused->find("does not know")) << *c.refused;
+  // In different lists the ages decide: no doubt.
+  m.apply(delete_index(9));
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.0.0.0/8", 17)}, SpdModel::From::Dump);
+  c = choose(m, f);
+  EXPECT_FALSE(c.refused);
+  // An update in place keeps the doubt; one with another priority ends it.
+  m.clear();
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 9)}, SpdModel::From::Dump);
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)}, SpdModel::From::Dump);
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});
+  EXPECT_TRUE(choose(m, f).refused);
+  m.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 1), 50)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.0.0/16", 1)});
+  c = choose(m, f);
+  EXPECT_FALSE(c.refused);
+  EXPECT_EQ(9u, c.maps);
+}
+
+// A new policy whose prefix no node holds may merge tree nodes, which re-sorts some of them:
+// a kept place under it becomes unknown. Under an existing wider prefix nothing merges.
+TEST(SpdModelOrder, ANodeMergeMakesAKeptPlaceUnderItUnknown) {
+  const Flow4 f = flow4("10.9.0.1", "10.1.2.3");
+  SpdModel m;
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/25", 9)});
+  m.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});  // kept place: before 9
+  EXPECT_EQ(1u, choose(m, f).maps);
+  m.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.2.0/26", 17), 300)});  // inside 10.1.2.0/24's node
+  EXPECT_EQ(1u, choose(m, f).maps);
+  m.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 25), 300)});  // may merge that node
+  Choice c = choose(m, f);
+  EXPECT_EQ(1u, c.reference);
+  ASSERT_TRUE(c.refused);
+  // Elsewhere (another tree, another bin) nothing changes.
+  SpdModel n;
+  n.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  n.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/25", 9)});
+  n.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  n.apply(PolicyUpsert{prio(out_policy("10.9.0.0/16", "10.0.0.0/8", 25), 300)});  // source tree
+  Policy other_bin = prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 33), 300);
+  other_bin.if_id = 5;
+  n.apply(PolicyUpsert{other_bin});
+  c = choose(n, f);
+  EXPECT_FALSE(c.refused);
+  EXPECT_EQ(1u, c.maps);
+  // An update with another priority: the kernel inserts it while the old one holds its node.
+  SpdModel o;
+  o.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 25), 300)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/25", 9)});
+  o.apply(PolicyUpsert{out_policy("0.0.0.0/0", "10.1.2.0/24", 1)});
+  o.apply(PolicyUpsert{prio(out_policy("0.0.0.0/0", "10.1.0.0/16", 25), 301)});
+  c = choose(o, f);
+  EXPECT_FALSE(c.refused);
+  EXPECT_EQ(1u, c.maps);
 }

@@ -13,7 +13,7 @@ namespace ipsnat::cli {
 
 void register_flows(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string addr, proto, state, pin_root;
+    std::string addr, proto, state;
     int port = -1;
     bool gc = false;
   };
@@ -24,7 +24,6 @@ void register_flows(CLI::App& app, Context& ctx) {
   cmd->add_option("--port", args->port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
   cmd->add_option("--state", args->state,
                   "Only this state: syn-sent established closing reset unreplied replied icmp other");
-  cmd->add_option("--pin-root", args->pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")");
   cmd->add_flag("--gc", args->gc, "Delete expired flows first (one sweep, as the daemon does)");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
@@ -41,7 +40,7 @@ void register_flows(CLI::App& app, Context& ctx) {
         throw UserError("unknown state \"" + args->state + "\"", "see: ipsnat flows --help");
       if (args->port >= 0) filter.port = static_cast<uint16_t>(args->port);
 
-      auto maps = ct::CtMaps::open_pinned(args->pin_root.empty() ? ct::default_pin_root() : args->pin_root);
+      auto maps = ct::CtMaps::open_pinned(ctx.global.pin_root);
       uint64_t now = ct::boottime_ns();
       if (args->gc) {
         auto r = ct::CtGc(maps).sweep(now);

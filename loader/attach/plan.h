@@ -14,6 +14,7 @@
 #include "attach/forward.h"
 #include "maps/config.h"
 #include "spd/policy.h"
+#include "sys/rtnl_values.h"
 
 namespace ipsnat::attach {
 
@@ -22,27 +23,9 @@ enum class ModeRequest { Auto, Route, Policy };
 const char* to_string(Mode m);
 ModeRequest parse_mode_request(const std::string& text);
 
-// The device given to attach, as rtnetlink describes it.
-struct LinkFacts {
-  std::string name;
-  int ifindex = 0;
-  std::string kind;    // IFLA_INFO_KIND: "xfrm", "vti", "veth", "" for a plain NIC...
-  uint32_t if_id = 0;  // xfrm interface: IFLA_XFRM_IF_ID
-  uint32_t okey = 0;   // VTI: the mark its policies carry (IFLA_VTI_OKEY)
-  uint32_t mtu = 1500;
-  bool up = false;
-  int link = 0;  // the underlay (IFLA_LINK): an xfrm interface's `dev`; 0 when none or in another netns
-};
-
-// The route the main routing decision gives for a destination (RTM_GETROUTE), used as the
-// nexthop of ipsnat's LWT route so a packet the program passes untouched goes where it would have.
-struct Nexthop {
-  spd::Prefix dst;
-  int oif = 0;
-  std::optional<spd::Address> gateway;
-  std::string oif_name;  // for the printed plan; "" when unknown
-  uint32_t mtu = 0;      // the route's mtu metric, else its device's MTU (0: not known)
-};
+// The planner reads and plans in rtnetlink's own values (sys/rtnl_values.h).
+using rtnl::LinkFacts;
+using rtnl::Nexthop;
 
 // An IPv4 address of the host, with its prefix length and device.
 struct HostAddress {
@@ -85,21 +68,8 @@ struct TcStep {
 };
 // The loopback device: route mode's hook for the kernel's errors to a local NAT address.
 inline constexpr const char* kLoopback = "lo";
-struct RuleStep {
-  uint32_t priority;
-  uint32_t table;
-};
-struct RouteStep {
-  spd::Prefix dst;
-  uint32_t table;
-  bool blackhole = false;
-  int oif = 0;
-  std::string oif_name;  // for the printed plan only (not part of the step's identity)
-  std::optional<spd::Address> gateway;
-  std::optional<spd::Address> prefsrc;
-  uint32_t mtu = 0;
-  std::string lwt_prog;  // empty: no encap
-};
+using RuleStep = rtnl::Rule;
+using RouteStep = rtnl::Route;
 struct XfrmPolicyStep {
   spd::Policy policy;
   std::string why;

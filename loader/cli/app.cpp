@@ -9,6 +9,8 @@
 #include "cli/command.h"
 #include "cli/docgen.h"
 #include "ipsnat/version.h"
+#include "maps/common.h"
+#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
@@ -74,7 +76,8 @@ int run(int argc, char** argv) {
   app.add_flag("-j,--json", ctx.global.json, "Machine-readable JSON output");
   app.add_flag("-p,--pretty", ctx.global.pretty, "Indent JSON output");
   app.add_flag("-v,--verbose", ctx.global.verbose, "More log output (repeat for debug)");
-  app.add_option("--pin-root", ctx.global.pin_root, "bpffs directory of ipsnat's pins (env IPSNAT_PIN_ROOT)")
+  app.add_option("--pin-root", ctx.global.pin_root,
+                 "bpffs directory of ipsnat's pins (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")")
       ->type_name("DIR");
   app.footer("Run 'ipsnat VERB --help' for a verb's options.");
 
@@ -114,6 +117,9 @@ int run(int argc, char** argv) {
     return 2;
   }
 
+  // The one place the pin root is decided: every verb reads ctx.global.pin_root. `ipsnat flows
+  // --pin-root X` reaches the same option (fallthrough).
+  ctx.global.pin_root = PinStore::resolve_root(ctx.global.pin_root);
   spdlog::set_level(ctx.global.verbose >= 2 ? spdlog::level::debug
                     : ctx.global.verbose == 1 ? spdlog::level::info
                                               : spdlog::level::warn);

@@ -8,7 +8,6 @@
 #include "maps/ct.h"
 #include "maps/spd.h"
 #include "spd/policy.h"
-#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
@@ -75,7 +74,7 @@ void register_attach(CLI::App& app, Context& ctx) {
       req.settings.mode = attach::parse_mode_request(args->mode);
       for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
       for (const auto& f : args->forwards) req.settings.forwards.push_back(attach::parse_forward_spec(f));
-      req.pin_root = PinStore::resolve_root(ctx.global.pin_root);
+      req.pin_root = ctx.global.pin_root;
       req.dry_run = args->dry_run;
       req.ct_max = args->ct_max;
       req.spd_max = args->spd_max;

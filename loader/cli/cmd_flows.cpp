@@ -7,7 +7,6 @@
 #include "ct/ct_map.h"
 #include "ct/flow_view.h"
 #include "ct/gc.h"
-#include "sys/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
@@ -16,7 +15,7 @@ namespace {
 
 // The options that select flows, the same for listing (`flows`) and deleting (`flows flush`).
 struct FilterArgs {
-  std::string addr, proto, state, pin_root;
+  std::string addr, proto, state;
   int port = -1;
 };
 
@@ -25,8 +24,6 @@ void add_filter_options(CLI::App* cmd, FilterArgs& a) {
   cmd->add_option("--proto", a.proto, "Only this protocol: tcp, udp, icmp or a number");
   cmd->add_option("--port", a.port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
   cmd->add_option("--state", a.state, "Only this state: syn-sent established closing reset unreplied replied icmp other");
-  cmd->add_option("--pin-root", a.pin_root, "bpffs directory of ipsnat's maps (default $IPSNAT_PIN_ROOT or " IPSNAT_PIN_ROOT ")")
-      ->type_name("DIR");
 }
 
 ct::FlowFilter filter_of(const FilterArgs& a) {
@@ -45,9 +42,10 @@ ct::FlowFilter filter_of(const FilterArgs& a) {
   return filter;
 }
 
-// The verb's --pin-root, else the global one, else the environment's or the default.
-ct::CtMaps open_maps(const FilterArgs& a, const Context& ctx) {
-  return ct::CtMaps::open_pinned(PinStore::resolve_root(a.pin_root.empty() ? ctx.global.pin_root : a.pin_root));
+// The pin root resolved once in cli/app.cpp (--pin-root before or after the verb, else the
+// environment's or the default).
+ct::CtMaps open_maps(const Context& ctx) {
+  return ct::CtMaps::open_pinned(ctx.global.pin_root);
 }
 
 void register_flush(CLI::App* flows, Context& ctx) {
@@ -58,7 +56,7 @@ void register_flush(CLI::App* flows, Context& ctx) {
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       ct::FlowFilter filter = filter_of(*args);
-      auto maps = open_maps(*args, ctx);
+      auto maps = open_maps(ctx);
       auto r = ct::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
       if (ctx.global.json)
         print_json(ctx.global, {{"flows", r.flows}, {"removed", r.removed}, {"entries_deleted", r.entries_deleted}});
@@ -82,7 +80,7 @@ void register_flows(CLI::App& app, Context& ctx) {
     if (cmd->got_subcommand("flush")) return;  // flush set the action (its callback ran first)
     ctx.action = [&ctx, args, gc] {
       ct::FlowFilter filter = filter_of(*args);
-      auto maps = open_maps(*args, ctx);
+      auto maps = open_maps(ctx);
       uint64_t now = ct::boottime_ns();
       if (*gc) {
         auto r = ct::CtGc(maps).sweep(now);

@@ -102,7 +102,7 @@ void register_run(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx, args] {
       daemon::DaemonOptions opts;
       opts.config_path = args->config;
-      opts.pin_root = PinStore::resolve_root(ctx.global.pin_root);
+      opts.pin_root = ctx.global.pin_root;
       if (!args->metrics.empty()) {
         auto a = config::parse_listen_address(args->metrics);
         if (!a) throw UserError("--metrics: expected ADDR:PORT like 127.0.0.1:9477, got \"" + args->metrics + "\"");

@@ -5,7 +5,6 @@
 #include "cli/output.h"
 #include "state/pinned.h"
 #include "state/status.h"
-#include "sys/pin_store.h"
 
 namespace ipsnat::cli {
 
@@ -27,7 +26,7 @@ void register_status(CLI::App& app, Context& ctx) {
                 "restarting the daemon would not fix it)");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      state::StatusOptions opts{PinStore::resolve_root(ctx.global.pin_root), args->state_dir};
+      state::StatusOptions opts{ctx.global.pin_root, args->state_dir};
       auto s = state::gather_status(opts);
       std::string why;
       bool healthy = state::status_healthy(s, why);

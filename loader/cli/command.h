@@ -12,7 +12,7 @@ struct GlobalOptions {
   bool json = false;
   bool pretty = false;
   int verbose = 0;
-  std::string pin_root;  // --pin-root; resolve with PinStore::resolve_root
+  std::string pin_root;  // --pin-root, $IPSNAT_PIN_ROOT or the default: resolved once after parsing
 };
 
 // Each verb adds its subcommand and sets `action` from its callback; main runs the action after

@@ -69,11 +69,6 @@ ipsnat_config CtMaps::config() const {
   return c;
 }
 
-std::string default_pin_root() {
-  const char* env = std::getenv("IPSNAT_PIN_ROOT");
-  return env && *env ? env : IPSNAT_PIN_ROOT;
-}
-
 uint64_t boottime_ns() {
   timespec ts{};
   clock_gettime(CLOCK_BOOTTIME, &ts);

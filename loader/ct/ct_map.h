@@ -31,8 +31,6 @@ class CtMaps {
   bool owned_ = false;
 };
 
-// The pin root: $IPSNAT_PIN_ROOT, else IPSNAT_PIN_ROOT of maps/common.h.
-std::string default_pin_root();
 
 // CLOCK_BOOTTIME in ns: the clock of bpf_ktime_get_boot_ns(), which the datapath stamps.
 uint64_t boottime_ns();

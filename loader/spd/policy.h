@@ -7,35 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "util/address.h"
+
 namespace ipsnat::spd {
 
-// An address of either family; IPv4 in the first 4 bytes (network order).
-struct Address {
-  uint16_t family = 0;  // AF_INET / AF_INET6
-  std::array<uint8_t, 16> bytes{};
-
-  static Address v4(uint32_t be_addr);
-  uint32_t v4_be() const;  // network order
-  uint32_t v4_host() const;
-  bool operator==(const Address&) const = default;
-  auto operator<=>(const Address&) const = default;
-  std::string str() const;
-};
-
-struct Prefix {
-  Address addr;
-  uint8_t len = 0;
-  bool operator==(const Prefix&) const = default;
-  auto operator<=>(const Prefix&) const = default;
-  bool contains(const Address& a) const;
-  std::string str() const;
-};
-
-// Parses "A.B.C.D", "A.B.C.D/N", IPv6 likewise. Throws UserError with `what` naming the input.
-Address parse_address(const std::string& text);
-Prefix parse_prefix(const std::string& text);
-// Host-order mask of `len` leading bits.
-uint32_t v4_mask(uint8_t len);
+using net::Address;
+using net::Prefix;
+using net::parse_address;
+using net::parse_prefix;
+using net::v4_mask;
 
 enum class Dir : uint8_t { In = 0, Out = 1, Fwd = 2 };  // XFRM_POLICY_IN/OUT/FWD
 enum class Action : uint8_t { Allow = 0, Block = 1 };   // XFRM_POLICY_ALLOW/BLOCK

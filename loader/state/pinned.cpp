@@ -58,11 +58,6 @@ std::string ipv4_be_str(uint32_t be) {
 
 }  // namespace
 
-std::string default_pin_root() {
-  const char* env = std::getenv("IPSNAT_PIN_ROOT");
-  return env && *env ? env : IPSNAT_PIN_ROOT;
-}
-
 std::string pinned_map_path(const std::string& pin_root, std::string_view map_name) {
   return pin_root + "/" + std::string(map_name);
 }

@@ -15,8 +15,6 @@
 
 namespace ipsnat::state {
 
-// $IPSNAT_PIN_ROOT when set, else IPSNAT_PIN_ROOT of maps/common.h.
-std::string default_pin_root();
 std::string pinned_map_path(const std::string& pin_root, std::string_view map_name);
 
 struct ReasonCount {

@@ -24,13 +24,13 @@ void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
   mnl_attr_put_u32(nlh, RTA_TABLE, table);
 }
 
-spd::Address v4(const void* p) {
+net::Address v4(const void* p) {
   uint32_t a;
   std::memcpy(&a, p, 4);
-  return spd::Address::v4(a);
+  return net::Address::v4(a);
 }
 
-void fill_route(NlRequest& req, const attach::RouteStep& r) {
+void fill_route(NlRequest& req, const Route& r) {
   auto* rtm = req.put_header<rtmsg>();
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = r.dst.len;
@@ -43,7 +43,7 @@ void fill_route(NlRequest& req, const attach::RouteStep& r) {
 
 }  // namespace
 
-attach::LinkFacts link_facts(const std::string& name) {
+LinkFacts link_facts(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     throw UserError("\"" + name + "\" is not a valid device name", "see: ip link");
   NlSocket nl(NETLINK_ROUTE);
@@ -51,7 +51,7 @@ attach::LinkFacts link_facts(const std::string& name) {
   auto* ifm = req.put_header<ifinfomsg>();
   ifm->ifi_family = AF_UNSPEC;
   mnl_attr_put_strz(req.hdr(), IFLA_IFNAME, name.c_str());
-  attach::LinkFacts f;
+  LinkFacts f;
   f.name = name;
   bool link_elsewhere = false;  // IFLA_LINK names a device of another namespace (a veth's peer)
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
@@ -100,8 +100,8 @@ std::vector<AddrEntry> ipv4_addresses() {
   return out;
 }
 
-std::vector<spd::Address> local_ipv4_addresses() {
-  std::vector<spd::Address> out;
+std::vector<net::Address> local_ipv4_addresses() {
+  std::vector<net::Address> out;
   for (const auto& a : ipv4_addresses()) out.push_back(a.prefix.addr);
   return out;
 }
@@ -115,7 +115,7 @@ struct MainRoute {
   uint32_t metric = 0;
   uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
   std::vector<int> oifs;
-  std::optional<spd::Address> gateway;
+  std::optional<net::Address> gateway;
 };
 
 std::vector<MainRoute> main_routes() {
@@ -170,7 +170,7 @@ std::vector<MainRoute> main_routes() {
 
 }  // namespace
 
-std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
+std::optional<Nexthop> route_get(const net::Prefix& dst) {
   // The main table's route, matched here on a dump of it: a kernel lookup (`ip route get`) would
   // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
   // (DHCP, failover) would never be picked up.
@@ -180,13 +180,13 @@ std::optional<attach::Nexthop> route_get(const spd::Prefix& dst) {
   const MainRoute* best = nullptr;
   auto routes = main_routes();
   for (const auto& r : routes) {
-    uint32_t mask = spd::v4_mask(r.len);
+    uint32_t mask = net::v4_mask(r.len);
     if ((host & mask) != (r.net & mask)) continue;
     if (best && (r.len < best->len || (r.len == best->len && r.metric >= best->metric))) continue;
     best = &r;
   }
   if (!best) return std::nullopt;
-  attach::Nexthop nh;
+  Nexthop nh;
   nh.dst = dst;
   nh.oif = best->oifs.empty() ? 0 : best->oifs.front();
   nh.gateway = best->gateway;
@@ -203,7 +203,7 @@ std::vector<int> default_route_oifs() {
   return out;
 }
 
-int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace) {
+int add_route(const Route& r, int lwt_prog_fd, bool replace) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL));
   fill_route(req, r);
@@ -231,7 +231,7 @@ int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace) {
   return nl.request(req);
 }
 
-int delete_route(const attach::RouteStep& r) {
+int delete_route(const Route& r) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_DELROUTE, 0);
   fill_route(req, r);
@@ -239,7 +239,7 @@ int delete_route(const attach::RouteStep& r) {
 }
 
 namespace {
-void fill_rule(NlRequest& req, const attach::RuleStep& r) {
+void fill_rule(NlRequest& req, const Rule& r) {
   auto* h = req.put_header<fib_rule_hdr>();
   h->family = AF_INET;
   h->action = FR_ACT_TO_TBL;
@@ -250,14 +250,14 @@ void fill_rule(NlRequest& req, const attach::RuleStep& r) {
 }
 }  // namespace
 
-int add_rule(const attach::RuleStep& r) {
+int add_rule(const Rule& r) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL);
   fill_rule(req, r);
   return nl.request(req);
 }
 
-int delete_rule(const attach::RuleStep& r) {
+int delete_rule(const Rule& r) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_DELRULE, 0);
   fill_rule(req, r);

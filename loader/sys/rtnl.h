@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "attach/plan.h"
+#include "sys/rtnl_values.h"
+#include "util/address.h"
 
 namespace ipsnat::rtnl {
 
@@ -14,25 +15,25 @@ namespace ipsnat::rtnl {
 // so deletes never match another tool's entries.
 inline constexpr uint8_t kRouteProtocol = 165;
 
-attach::LinkFacts link_facts(const std::string& name);  // UserError when the device is unknown
+LinkFacts link_facts(const std::string& name);  // UserError when the device is unknown
 struct AddrEntry {
   int ifindex;
-  spd::Prefix prefix;  // the address with its prefix length
+  net::Prefix prefix;  // the address with its prefix length
 };
 std::vector<AddrEntry> ipv4_addresses();
-std::vector<spd::Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
+std::vector<net::Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
 // The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
 // empty when it has none.
-std::optional<attach::Nexthop> route_get(const spd::Prefix& dst);
+std::optional<Nexthop> route_get(const net::Prefix& dst);
 
 // The devices of the main table's IPv4 default route(s), multipath nexthops included.
 std::vector<int> default_route_oifs();
 
 // replace: the route is ipsnat's already (recorded): swap it in place (a new program).
-int add_route(const attach::RouteStep& r, int lwt_prog_fd, bool replace = false);
-int delete_route(const attach::RouteStep& r);
-int add_rule(const attach::RuleStep& r);
-int delete_rule(const attach::RuleStep& r);
+int add_route(const Route& r, int lwt_prog_fd, bool replace = false);
+int delete_route(const Route& r);
+int add_rule(const Rule& r);
+int delete_rule(const Rule& r);
 
 // TC filters on the clsact hook of a device whose priority is not `prio` (other tools').
 int foreign_tc_filters(int ifindex, uint32_t prio);

@@ -2,8 +2,8 @@
 # Port-forwards (ipsnat attach --forward) end to end in route mode: a host on the tunnel side
 # opens a TCP connection to NAT_ADDR:PORT and reaches a server on a LAN host, which sees the
 # remote's own address; the answers leave from NAT_ADDR:PORT; the flow is listed as "forward";
-# detach removes the rule. Run for the seed addresses and for other prefixes (nothing in the
-# product may know the seed). The tunnel device is a veth given --mode route, as in
+# `--pin-root` names the root `flows` reads, before or after the verb; detach removes the rule.
+# Run for the seed addresses and for other prefixes (nothing in the product may know the seed). The tunnel device is a veth given --mode route, as in
 # t_attach_route_xlate.sh (this kernel has no ESP).
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
@@ -36,6 +36,11 @@ forward_case() {
     test "$out" == "$remote intact"
   t_expect "$name: the flow is tracked as a forward" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT -j flows | grep -q '\"kind\":\"forward\"'"
+  # The pin root given as an option, before or after the verb, is the one read (no environment).
+  t_expect "$name: ipsnat --pin-root ROOT flows lists the forward (env unset)" \
+    bash -c "nsenter --net=/run/netns/$gw env -u IPSNAT_PIN_ROOT $IPSNAT --pin-root $IPSNAT_PIN_ROOT -j flows | grep -q '\"kind\":\"forward\"'"
+  t_expect "$name: ipsnat flows --pin-root ROOT lists the forward (env unset)" \
+    bash -c "nsenter --net=/run/netns/$gw env -u IPSNAT_PIN_ROOT $IPSNAT -j flows --pin-root $IPSNAT_PIN_ROOT | grep -q '\"kind\":\"forward\"'"
   # A port without a rule is not forwarded (nothing listens on the NAT address: refused or
   # silently dropped, never delivered to the LAN host).
   ip netns exec "$lan" timeout 6 python3 "$peer" server tcp "$host" 8001 &

@@ -1,0 +1,29 @@
+#!/bin/bash
+# The layer check (cmake/CheckLayers.cmake) on a copy of loader/: passes on the tree as it is, and
+# fails, naming the file and the include, once a lower layer includes a higher one's header.
+set -euo pipefail
+src=${1:?usage: check-layers.sh SOURCE_DIR}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r "$src/loader" "$work/loader"
+check() { cmake -DLOADER_DIR="$work/loader" -DSTAMP="$work/stamp" -P "$src/cmake/CheckLayers.cmake" 2>&1; }
+
+check >/dev/null || { echo "FAIL: the check refuses the tree as it is:"; check; exit 1; }
+
+# base (util) including the CLI (the top layer) must fail the check, with the file named.
+echo '#include "cli/command.h"' >>"$work/loader/util/error.h"
+rm -f "$work/stamp"
+if out=$(check); then
+  echo "FAIL: util/error.h including cli/command.h passed the check"; exit 1
+fi
+grep -q 'loader/util/error.h (base) includes "cli/command.h" (cli)' <<<"$out" ||
+  { echo "FAIL: the message does not name the upward include:"; echo "$out"; exit 1; }
+[[ ! -e $work/stamp ]] || { echo "FAIL: a failed check left its stamp"; exit 1; }
+
+# A folder no layer names is refused too (a new folder must be placed in the order).
+sed -i '$d' "$work/loader/util/error.h"
+mkdir "$work/loader/orphan" && echo '#pragma once' >"$work/loader/orphan/x.h"
+if out=$(check); then echo "FAIL: a folder in no layer passed the check"; exit 1; fi
+grep -q 'loader/orphan/x.h: its folder is in no layer' <<<"$out" ||
+  { echo "FAIL: the message does not name the folder:"; echo "$out"; exit 1; }
+echo "ok: the tree passes; an upward include and an unplaced folder fail"

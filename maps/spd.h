@@ -103,8 +103,8 @@ enum spd_verdict {
 	/* A policy with a condition the datapath cannot evaluate (a selector bound to a device, an
 	 * ICMP type/code): the candidate holds only the conditions it can (proto, mark, transport
 	 * ports), so it matches every flow the kernel might give that policy. A flow whose lookup
-	 * ends here is not translated and its cleartext is dropped (drop-spd-unrepresentable); it
-	 * never ends a list (the kernel may step over it). */
+	 * ends here is not translated and its cleartext is dropped (drop-spd-unrepresentable).
+	 * Without such conditions it ends its list like any candidate: no flow gets past it. */
 	SPD_V_UNKNOWN = 3,
 };
 

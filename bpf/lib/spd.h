@@ -204,7 +204,7 @@ static __always_inline int spd_verdict_cover(__u32 verdict)
  * some ports the first match is an IPsec policy (SPD_OUT_UNREPRESENTABLE: one the maps cannot
  * express). A candidate with port conditions may or may not match, so it covers when it is
  * IPsec (or unknown) and is stepped over otherwise; one without port conditions matches every
- * port, so it ends the list (covering when IPsec). An unknown candidate never ends it. */
+ * port, so it ends the list (covering when IPsec). */
 static __always_inline int spd_list_covers_some_ports(const struct spd_q *q, __u32 list)
 {
 	struct spd_list_key k = { .gen = q->gen, .list = list };

@@ -39,9 +39,9 @@ spd_cand make_cand(const Policy& p) {
   return c;
 }
 
+// An SPD_V_UNKNOWN candidate without conditions ends the list too: every flow stops there.
 bool unconditional(const spd_cand& c) {
-  return c.verdict != SPD_V_UNKNOWN && c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 &&
-         c.mark_v == 0;
+  return c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 && c.mark_v == 0;
 }
 
 // Prefix lengths present among a set of prefixes: bit l set when some prefix is /l.

@@ -8,7 +8,9 @@
  *   3. spd_lists (hash) {G, list id}              -> <= SPD_MAX_CANDIDATES candidates in the
  *                                                     kernel's order (priority, then insertion),
  *                                                     cut after the first one without conditions;
- *                                                     the first whose proto/ports/mark match wins.
+ *                                                     the first whose proto/ports/mark match wins;
+ *                                                     SPD_V_UNKNOWN there: the kernel may choose a
+ *                                                     policy the maps cannot express (fail closed).
  * The active generation is spd_active[0]; the loader writes the other one completely, then flips
  * it (one array write), so the datapath never sees a half-written SPD. */
 #ifndef IPSNAT_MAPS_SPD_H
@@ -17,7 +19,7 @@
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of the maps below. */
-#define IPSNAT_SPD_SCHEMA 3
+#define IPSNAT_SPD_SCHEMA 4
 #define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
 /* `ipsnat attach --spd-max N` sizes spd_dst, spd_src and spd_lists (BPF_F_NO_PREALLOC: memory
  * is taken per entry in use, so N is a bound, not an allocation). */
@@ -68,6 +70,7 @@ IPSNAT_ASSERT_SIZE(struct spd_nat_target, 28);
 enum spd_cell_flags {
 	SPD_CELL_ALWAYS_COVERED = 1, /* some source's first candidate is an unconditional IPsec policy */
 };
+/* cover[] names the lists that can end in SPD_V_IPSEC or SPD_V_UNKNOWN. */
 
 struct spd_cell {
 	__u32 cell; /* key of spd_src */
@@ -97,6 +100,12 @@ enum spd_verdict {
 	SPD_V_BYPASS = 0, /* allow without templates: cleartext */
 	SPD_V_IPSEC = 1,  /* allow with templates */
 	SPD_V_BLOCK = 2,
+	/* A policy with a condition the datapath cannot evaluate (a selector bound to a device, an
+	 * ICMP type/code): the candidate holds only the conditions it can (proto, mark, transport
+	 * ports), so it matches every flow the kernel might give that policy. A flow whose lookup
+	 * ends here is not translated and its cleartext is dropped (drop-spd-unrepresentable).
+	 * Without such conditions it ends its list like any candidate: no flow gets past it. */
+	SPD_V_UNKNOWN = 3,
 };
 
 struct spd_cand {
@@ -138,12 +147,15 @@ IPSNAT_ASSERT_SIZE(struct spd_active, 16);
  * SPD_HEALTH_UNREPRESENTABLE comes with FAIL_CLOSED when the cause is not room but a policy the
  * maps cannot express exactly (the compiler's refusal, e.g. a selector bound to a device): the
  * active generation is just as stale. SPD_HEALTH_WRITE_FAILED: the cause was a write the kernel
- * refused for another reason than room (EPERM, ENOMEM, ...); the writer retries. Only userspace
- * reads the causes, to say why. */
+ * refused for another reason than room (EPERM, ENOMEM, ...); the writer retries.
+ * SPD_HEALTH_POLICY_UNKNOWN: the maps hold the current SPD exactly, but some policy in it has a
+ * condition they cannot express (SPD_V_UNKNOWN): only the flows that could meet it fail closed.
+ * Only userspace reads the causes, to say why. */
 enum spd_health_flags {
 	SPD_HEALTH_FAIL_CLOSED = 1,
 	SPD_HEALTH_UNREPRESENTABLE = 2,
 	SPD_HEALTH_WRITE_FAILED = 4,
+	SPD_HEALTH_POLICY_UNKNOWN = 8,
 };
 
 struct spd_health {

@@ -39,7 +39,8 @@
 	X(DROP_GUARD_UNPARSED, "drop-guard-unparsed")                              \
 	X(DROP_UNSOLICITED, "drop-unsolicited")                                  \
 	X(PASS_MASQUERADED, "pass-masqueraded")                                  \
-	X(PASS_LOOPBACK, "pass-loopback")
+	X(PASS_LOOPBACK, "pass-loopback") \
+	X(DROP_SPD_UNREPRESENTABLE, "drop-spd-unrepresentable")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

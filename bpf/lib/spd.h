@@ -6,7 +6,9 @@
  *   spd_out_covered(flow)     -> true when a cleartext packet of this flow must not leave: for some
  *                                 source the kernel would choose an IPsec out-policy for this
  *                                 destination, protocol, ports, mark and if_id (SPD_OUT_COVERED),
- *                                 or the maps are stale and fail closed (SPD_OUT_FAIL_CLOSED).
+ *                                 or the maps are stale and fail closed (SPD_OUT_FAIL_CLOSED), or
+ *                                 for some source the kernel might choose a policy the maps cannot
+ *                                 express (SPD_V_UNKNOWN; SPD_OUT_UNREPRESENTABLE).
  *   spd_out_covered_some_ports(flow) -> the same for a flow whose ports are unknown: covered when
  *                                 some ports would make it covered.
  * Cost: two LPM lookups and a list of <= SPD_MAX_CANDIDATES per evaluation, whatever the SPD size.
@@ -67,9 +69,12 @@ struct {
 } spd_health SEC(".maps");
 
 /* SPD_OUT_FAIL_CLOSED: the maps are stale (the SPD did not fit, maps/spd.h spd_health): every
- * flow the active generation does not cover is treated as covered. */
+ * flow the active generation does not cover is treated as covered. SPD_OUT_UNREPRESENTABLE: not
+ * covered by a policy the maps express, but the kernel might choose one they cannot
+ * (SPD_V_UNKNOWN) for this flow: treated as covered. */
 #define SPD_OUT_COVERED 1
 #define SPD_OUT_FAIL_CLOSED 2
+#define SPD_OUT_UNREPRESENTABLE 3
 
 static __always_inline int spd_fail_closed(void)
 {
@@ -188,10 +193,18 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 	return -1;
 }
 
-/* A list's candidates as they match a flow whose ports are unknown: true when for some ports
- * the first match is an IPsec policy. A candidate with port conditions may or may not match, so
- * it covers when it is IPsec and is stepped over otherwise; one without port conditions matches
- * every port, so it ends the list (covering when IPsec). */
+/* What a list's first match for the flow means for the guard: SPD_OUT_COVERED (IPsec),
+ * SPD_OUT_UNREPRESENTABLE (a policy the maps cannot express), or 0. */
+static __always_inline int spd_verdict_cover(__u32 verdict)
+{
+	return verdict == SPD_V_IPSEC ? SPD_OUT_COVERED : verdict == SPD_V_UNKNOWN ? SPD_OUT_UNREPRESENTABLE : 0;
+}
+
+/* A list's candidates as they match a flow whose ports are unknown: SPD_OUT_COVERED when for
+ * some ports the first match is an IPsec policy (SPD_OUT_UNREPRESENTABLE: one the maps cannot
+ * express). A candidate with port conditions may or may not match, so it covers when it is
+ * IPsec (or unknown) and is stepped over otherwise; one without port conditions matches every
+ * port, so it ends the list (covering when IPsec). */
 static __always_inline int spd_list_covers_some_ports(const struct spd_q *q, __u32 list)
 {
 	struct spd_list_key k = { .gen = q->gen, .list = list };
@@ -205,8 +218,9 @@ static __always_inline int spd_list_covers_some_ports(const struct spd_q *q, __u
 		struct spd_cand *c = &l->c[i];
 		if ((c->proto != 0 && c->proto != q->proto) || (q->mark & c->mark_m) != c->mark_v)
 			continue;
-		if (c->verdict == SPD_V_IPSEC)
-			return 1;
+		int cover = spd_verdict_cover(c->verdict);
+		if (cover)
+			return cover;
 		if (c->sport_mask == 0 && c->dport_mask == 0)
 			return 0;
 	}
@@ -224,15 +238,21 @@ static __always_inline int spd_out_covered_as(const struct ipsnat_flow4 *f, int 
 		return spd_fail_closed();
 	if (cell->flags & SPD_CELL_ALWAYS_COVERED)
 		return SPD_OUT_COVERED;
+	int unknown = 0;
 	for (int i = 0; i < SPD_MAX_COVER; i++) {
 		if (i >= cell->n_cover)
 			break;
 		__u32 index, verdict;
-		if (some_ports ? spd_list_covers_some_ports(&q, cell->cover[i])
-			       : spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0 && verdict == SPD_V_IPSEC)
+		int cover = 0;
+		if (some_ports)
+			cover = spd_list_covers_some_ports(&q, cell->cover[i]);
+		else if (spd_eval_list(&q, cell->cover[i], &index, &verdict, 0) == 0)
+			cover = spd_verdict_cover(verdict);
+		if (cover == SPD_OUT_COVERED)
 			return SPD_OUT_COVERED;
+		unknown |= cover;
 	}
-	return spd_fail_closed();
+	return unknown ? SPD_OUT_UNREPRESENTABLE : spd_fail_closed();
 }
 
 static __always_inline int spd_out_covered(const struct ipsnat_flow4 *f)

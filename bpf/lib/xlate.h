@@ -34,6 +34,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_LEAK_GUARD6:
 	case IPSNAT_R_DROP_GUARD_UNPARSED:
 	case IPSNAT_R_DROP_UNSOLICITED:
+	case IPSNAT_R_DROP_SPD_UNREPRESENTABLE:
 		return 1;
 	default:
 		return 0;
@@ -492,6 +493,8 @@ static __always_inline enum ipsnat_reason guard_covered_reason(int covered, enum
 		return IPSNAT_R_PASS_NOT_COVERED;
 	case SPD_OUT_FAIL_CLOSED:
 		return IPSNAT_R_DROP_SPD_INCOMPLETE;
+	case SPD_OUT_UNREPRESENTABLE:
+		return IPSNAT_R_DROP_SPD_UNREPRESENTABLE;
 	default:
 		return drop;
 	}

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "spd/compiler.h"
 #include "spd/nat.h"
 #include "util/error.h"
 
@@ -183,7 +184,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   std::vector<std::pair<const Policy*, spd::ImpliedNat>> nat;
   for (const Policy* p : policies) {
     auto n = spd::implied_nat(*p, cfg);
-    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), n.str(),
+    // The datapath never translates by a policy it cannot evaluate (SPD_V_UNKNOWN, docs/spd.md):
+    // the line says so instead of promising the NAT.
+    std::string nat_text = n.str();
+    if (auto why = spd::unknown_condition(*p))
+      nat_text += " (not applied: " + *why + "; cleartext it could apply to fails closed)";
+    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), nat_text,
                                  n.kind == SPD_NAT_NAPT ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
   }

@@ -95,7 +95,8 @@ void register_policies(CLI::App& app, Context& ctx) {
         for (const Policy* p : pols) arr.push_back(policy_json(*p, cfg));
         print_json(ctx.global, {{"policies", arr},
                                 {"mirrorable", !c.refused},
-                                {"refused", c.refused ? *c.refused : ""}});
+                                {"refused", c.refused ? *c.refused : ""},
+                                {"not_representable", c.unknown}});
         return 0;
       }
       for (const Policy* p : pols) {
@@ -103,6 +104,7 @@ void register_policies(CLI::App& app, Context& ctx) {
         if (p->dir == Dir::Out && p->is_ipsec()) std::printf("\tnat %s\n", implied_nat(*p, cfg).str().c_str());
       }
       if (c.refused) std::printf("not mirrorable: %s\n", c.refused->c_str());
+      for (const auto& u : c.unknown) std::printf("not representable: %s\n", u.c_str());
       return 0;
     };
   });
@@ -164,6 +166,7 @@ void register_explain(CLI::App& app, Context& ctx) {
       }
       CompiledSpd c = compile_spd(pols, cfg);
       if (c.refused) j["refused"] = *c.refused;
+      if (!c.unknown.empty()) j["not_representable"] = c.unknown;
       if (ctx.global.json) {
         print_json(ctx.global, j);
         return 0;
@@ -180,6 +183,7 @@ void register_explain(CLI::App& app, Context& ctx) {
         std::printf("nat     none: no IPsec out-policy for this destination implies a source this flow may take\n");
       }
       if (c.refused) std::printf("warning: the SPD cannot be mirrored exactly: %s\n", c.refused->c_str());
+      for (const auto& u : c.unknown) std::printf("warning: %s\n", u.c_str());
       return 0;
     };
   });

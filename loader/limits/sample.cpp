@@ -17,6 +17,7 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
     if (r.reason == IPSNAT_R_DROP_CT_FULL) s.ct_full_drops = r.packets;
     if (r.reason == IPSNAT_R_DROP_NO_PORT) s.no_port_drops = r.packets;
     if (r.reason == IPSNAT_R_DROP_SPD_INCOMPLETE) s.spd_incomplete_drops = r.packets;
+    if (r.reason == IPSNAT_R_DROP_SPD_UNREPRESENTABLE) s.spd_unrepresentable_drops = r.packets;
   }
   s.ct_max = pins.max_entries("ipsnat_ct").value_or(0);
   s.spd_max = pins.max_entries("spd_dst").value_or(0);
@@ -25,6 +26,7 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
   s.port_max = cfg.port_max ? cfg.port_max : IPSNAT_DEF_PORT_MAX;
   if (auto h = pins.spd_health_state()) {
     s.spd_fail_closed = h->flags & SPD_HEALTH_FAIL_CLOSED;
+    s.spd_policy_unknown = h->flags & SPD_HEALTH_POLICY_UNKNOWN;
     if (h->flags & SPD_HEALTH_UNREPRESENTABLE) s.spd_cause = SpdCause::kUnrepresentable;
     if (h->flags & SPD_HEALTH_WRITE_FAILED) s.spd_cause = SpdCause::kWriteFailed;
     s.spd_dst = h->dst, s.spd_src = h->src, s.spd_lists = h->lists;
@@ -49,8 +51,8 @@ void LimitReporter::tick() {
   auto now = LimitWatcher::Clock::now();
   if (!primed_ && from_zero_) {
     LimitSample zero = *s;
-    zero.ct_full_drops = zero.no_port_drops = zero.spd_incomplete_drops = 0;
-    zero.spd_fail_closed = false;
+    zero.ct_full_drops = zero.no_port_drops = zero.spd_incomplete_drops = zero.spd_unrepresentable_drops = 0;
+    zero.spd_fail_closed = zero.spd_policy_unknown = false;
     watcher_.observe(zero, now);
   }
   primed_ = true;

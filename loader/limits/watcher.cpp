@@ -11,6 +11,7 @@ uint64_t count_of(const LimitSample& s, Limit l) {
     case Limit::kCtFull: return s.ct_full_drops;
     case Limit::kNoPort: return s.no_port_drops;
     case Limit::kSpdTooLarge: return s.spd_incomplete_drops;
+    case Limit::kSpdPolicyUnknown: return s.spd_unrepresentable_drops;
   }
   return 0;
 }
@@ -50,6 +51,12 @@ std::string warning(const LimitSample& s, Limit l, uint64_t n, const std::string
              " spd_dst, " + std::to_string(s.spd_src) + " spd_src, " + std::to_string(s.spd_lists) +
              " spd_lists entries per generation; each map holds " + std::to_string(s.spd_max) +
              " for both generations; raise --spd-max)";
+    case Limit::kSpdPolicyUnknown:
+      return std::string("limit: a policy is not representable in the maps: ") +
+             (s.spd_policy_unknown ? "cleartext to its destinations fails closed, " : "gone, ") + pk +
+             " dropped in the last " + window +
+             " (drop-spd-unrepresentable; the rest of the SPD is mirrored exactly; `ipsnat policies` and the SPD "
+             "mirror's log name the policy; remove or change it)";
   }
   return "";
 }
@@ -63,6 +70,9 @@ std::string recovered(Limit l, const std::string& window, SpdCause cause) {
                          : cause == SpdCause::kWriteFailed   ? "limit: SPD maps not written"
                                                              : "limit: SPD larger than the maps") +
              ": recovered, the maps hold the SPD again and nothing was dropped in the last " + window;
+    case Limit::kSpdPolicyUnknown:
+      return "limit: a policy is not representable in the maps: recovered, every policy is mirrored exactly and "
+             "nothing was dropped in the last " + window;
   }
   return "";
 }
@@ -74,6 +84,7 @@ const char* limit_name(Limit l) {
     case Limit::kCtFull: return "ct-full";
     case Limit::kNoPort: return "no-port";
     case Limit::kSpdTooLarge: return "spd-too-large";
+    case Limit::kSpdPolicyUnknown: return "spd-policy-unknown";
   }
   return "unknown";
 }
@@ -90,7 +101,8 @@ std::vector<LimitLine> LimitWatcher::observe(const LimitSample& s, Clock::time_p
     }
     st.pending += c >= st.last ? c - st.last : c;
     st.last = c;
-    bool condition = l == Limit::kSpdTooLarge && s.spd_fail_closed;
+    bool condition = (l == Limit::kSpdTooLarge && s.spd_fail_closed) ||
+                     (l == Limit::kSpdPolicyUnknown && s.spd_policy_unknown);
     bool bad = st.pending > 0 || condition;
     if (!st.active) {
       if (bad) {

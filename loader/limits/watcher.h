@@ -2,7 +2,8 @@
 // Resource limits of the datapath, watched from successive counter readings (docs/robustness.md,
 // row 5): the conntrack table full (drop-ct-full), the NAT port range exhausted (drop-no-port),
 // the SPD maps stale: larger than the maps, not representable in them, or not written (spd_health
-// FAIL_CLOSED, drop-spd-incomplete). Pure logic: the
+// FAIL_CLOSED, drop-spd-incomplete), and a policy the maps carry as unknown, failing closed where
+// it could apply (spd_health POLICY_UNKNOWN, drop-spd-unrepresentable). Pure logic: the
 // caller reads the pinned maps (limits/sample.h) and logs the lines; tests feed samples and a
 // clock.
 //
@@ -16,12 +17,12 @@
 
 namespace ipsnat::limits {
 
-enum class Limit { kCtFull, kNoPort, kSpdTooLarge };
+enum class Limit { kCtFull, kNoPort, kSpdTooLarge, kSpdPolicyUnknown };
 // Why the SPD maps are stale (maps/spd.h spd_health): no room, a policy they cannot express, or a
 // write the kernel refused otherwise.
 enum class SpdCause { kTooLarge, kUnrepresentable, kWriteFailed };
-inline constexpr int kLimitCount = 3;
-const char* limit_name(Limit l);  // "ct-full", "no-port", "spd-too-large"
+inline constexpr int kLimitCount = 4;
+const char* limit_name(Limit l);  // "ct-full", "no-port", "spd-too-large", "spd-policy-unknown"
 
 // One reading. Counters are cumulative over CPUs (a smaller value than before means the map was
 // recreated: counted from 0). The rest only goes into the messages.
@@ -29,7 +30,9 @@ struct LimitSample {
   uint64_t ct_full_drops = 0;
   uint64_t no_port_drops = 0;
   uint64_t spd_incomplete_drops = 0;
+  uint64_t spd_unrepresentable_drops = 0;
   bool spd_fail_closed = false;
+  bool spd_policy_unknown = false;  // spd_health SPD_HEALTH_POLICY_UNKNOWN
   SpdCause spd_cause = SpdCause::kTooLarge;
   uint32_t ct_max = 0;  // ipsnat_ct entries (2 per flow)
   uint32_t port_min = 0, port_max = 0;

@@ -18,6 +18,7 @@ bool kernel_order(const Policy* a, const Policy* b) {
 
 spd_cand make_cand(const Policy& p) {
   spd_cand c{};
+  bool unknown = unknown_condition(p).has_value();
   c.policy_index = p.index;
   c.mark_v = p.mark_v;
   c.mark_m = p.mark_m;
@@ -28,9 +29,17 @@ spd_cand make_cand(const Policy& p) {
   c.dport_mask = p.sel.dport_mask;
   c.proto = p.sel.proto;
   c.verdict = p.action == Action::Block ? SPD_V_BLOCK : p.is_ipsec() ? SPD_V_IPSEC : SPD_V_BYPASS;
+  if (unknown) {
+    // Only the conditions the datapath can evaluate: the candidate matches at least every flow
+    // the kernel might give this policy.
+    c.verdict = SPD_V_UNKNOWN;
+    c.reqid = 0;
+    if (!proto_has_ports(p.sel.proto)) c.sport = c.sport_mask = c.dport = c.dport_mask = 0;
+  }
   return c;
 }
 
+// An SPD_V_UNKNOWN candidate without conditions ends the list too: every flow stops there.
 bool unconditional(const spd_cand& c) {
   return c.proto == 0 && c.sport_mask == 0 && c.dport_mask == 0 && c.mark_m == 0 && c.mark_v == 0;
 }
@@ -201,7 +210,7 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
         return out;
       }
       l.c[l.n++] = make_cand(*p);
-      has_ipsec |= l.c[l.n - 1].verdict == SPD_V_IPSEC;
+      has_ipsec |= l.c[l.n - 1].verdict == SPD_V_IPSEC || l.c[l.n - 1].verdict == SPD_V_UNKNOWN;
       if (unconditional(l.c[l.n - 1])) break;
     }
     out.src.push_back(CellCompile::Src{slen, htonl(snet), l});
@@ -225,7 +234,7 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
   out.cell.n_cover = static_cast<uint32_t>(out.cover.size());
   std::sort(cell_pols.begin(), cell_pols.end(), kernel_order);
   for (const Policy* p : cell_pols) {
-    if (!p->is_ipsec()) continue;
+    if (!p->is_ipsec() || unknown_condition(*p)) continue;
     ImpliedNat n = implied_nat(*p, cfg);
     if (n.kind == SPD_NAT_NONE) continue;
     if (out.cell.n_nat == SPD_MAX_NAT) {
@@ -239,15 +248,23 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
 }
 
 std::optional<std::string> mirror_refusal(const Policy& p) {
-  auto refusal = [&p](const std::string& why) {
-    return "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + "): " + why;
-  };
   if (p.type != PolicyType::Main)
-    return refusal("sub-type policies are looked up first by the kernel and are not mirrored");
-  if (p.sel.ifindex != 0) return refusal("a selector bound to a device is not known to the datapath");
-  if ((p.sel.sport_mask || p.sel.dport_mask) && !proto_has_ports(p.sel.proto))
-    return refusal("ports (or ICMP type/code) on a protocol without transport ports");
+    return "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() +
+           "): sub-type policies are looked up first by the kernel and are not mirrored";
   return std::nullopt;
+}
+
+std::optional<std::string> unknown_condition(const Policy& p) {
+  if (p.sel.ifindex != 0) return "a selector bound to a device is not known to the datapath";
+  if ((p.sel.sport_mask || p.sel.dport_mask) && !proto_has_ports(p.sel.proto))
+    return "ports (or ICMP type/code) on a protocol without transport ports";
+  return std::nullopt;
+}
+
+std::string unknown_policy_text(const Policy& p, const std::string& why) {
+  return "cannot mirror policy " + std::to_string(p.index) + " (" + p.describe() + ") exactly: " + why +
+         "; cleartext to " + p.sel.dst.str() + (p.if_id ? " (if_id " + std::to_string(p.if_id) + ")" : "") +
+         " that it could apply to fails closed (drop-spd-unrepresentable), the rest of the SPD is mirrored exactly";
 }
 
 bool compiled_kind(const Policy& p) { return p.dir == Dir::Out && p.sel.family == AF_INET; }
@@ -268,6 +285,7 @@ CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConf
       return out;
     }
     if (!mark_can_match(*p)) continue;  // the kernel's mark test never passes
+    if (auto why = unknown_condition(*p)) out.unknown.push_back(unknown_policy_text(*p, *why));
     // The kernel keeps a selector's host bits (10.0.247.255/8 and 10.0.0.0/8 are two policies)
     // but matches on the prefix only, like the LPM maps: group by the masked prefix, or the two
     // become separate cells of which the LPM keeps one (found by tests/fuzz/fuzz_xfrm_policy).
@@ -359,15 +377,17 @@ std::optional<spd_nat_target> CompiledEvaluator::nat_target(const Flow4& f) cons
   return std::nullopt;
 }
 
-bool CompiledEvaluator::out_covered(const Flow4& f) const {
+CompiledCover CompiledEvaluator::out_covered(const Flow4& f) const {
   const spd_cell* cell = dst_cell(f);
-  if (!cell) return false;
-  if (cell->flags & SPD_CELL_ALWAYS_COVERED) return true;
+  if (!cell) return CompiledCover::kNo;
+  if (cell->flags & SPD_CELL_ALWAYS_COVERED) return CompiledCover::kIpsec;
+  CompiledCover out = CompiledCover::kNo;
   for (uint32_t i = 0; i < cell->n_cover && i < SPD_MAX_COVER; i++) {
     auto v = eval_list(cell->cover[i], f);
-    if (v && v->verdict == SPD_V_IPSEC) return true;
+    if (v && v->verdict == SPD_V_IPSEC) return CompiledCover::kIpsec;
+    if (v && v->verdict == SPD_V_UNKNOWN) out = CompiledCover::kUnknown;
   }
-  return false;
+  return out;
 }
 
 }  // namespace ipsnat::spd

@@ -35,6 +35,8 @@ struct CompiledSpd {
   size_t policies = 0;          // IPv4 out main policies compiled
   // Set when the SPD cannot be represented exactly; nothing else is meaningful then.
   std::optional<std::string> refused;
+  // Policies compiled as SPD_V_UNKNOWN (unknown_condition), one line each saying so.
+  std::vector<std::string> unknown;
 };
 
 // Cell and list ids that stay the same from one compile to the next for unchanged content.
@@ -73,14 +75,23 @@ struct CellCompile {
 CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uint32_t dnet_host,
                          const NatConfig& cfg);
 
-// Which policies the maps carry (IPv4 out), which of those cannot be mirrored (why), and which
-// can never match (a mark value outside its mask).
+// Which policies the maps carry (IPv4 out), which of those cannot be mirrored at all (why: the
+// whole SPD is refused), which have a condition the datapath cannot evaluate (why: compiled as
+// SPD_V_UNKNOWN, failing closed where they could apply), and which can never match (a mark
+// value outside its mask).
 bool compiled_kind(const Policy& p);
 std::optional<std::string> mirror_refusal(const Policy& p);
+std::optional<std::string> unknown_condition(const Policy& p);
+// The line that names an SPD_V_UNKNOWN policy and what fails closed (logs, `ipsnat policies`).
+std::string unknown_policy_text(const Policy& p, const std::string& why);
 bool mark_can_match(const Policy& p);
 
 CompiledSpd compile_spd(const std::vector<const Policy*>& ordered, const NatConfig& cfg,
                         CompileIds* ids = nullptr);
+
+// What the guard makes of a flow: not covered, covered by an IPsec policy, or reaching a policy
+// the maps cannot express (SPD_V_UNKNOWN).
+enum class CompiledCover { kNo, kIpsec, kUnknown };
 
 struct CompiledVerdict {
   uint32_t policy_index = 0;
@@ -93,7 +104,7 @@ class CompiledEvaluator {
   explicit CompiledEvaluator(const CompiledSpd& c);
   std::optional<CompiledVerdict> lookup(const Flow4& f) const;
   std::optional<spd_nat_target> nat_target(const Flow4& f) const;
-  bool out_covered(const Flow4& f) const;
+  CompiledCover out_covered(const Flow4& f) const;
 
  private:
   const spd_cell* dst_cell(const Flow4& f) const;

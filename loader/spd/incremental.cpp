@@ -103,6 +103,7 @@ IncrementalSpd::Cell& IncrementalSpd::cell_at(uint32_t if_id, uint32_t net, uint
 
 void IncrementalSpd::remove_policy(uint32_t index, Dirty& dirty) {
   policy_refusals_.erase(index);
+  policy_unknown_.erase(index);
   auto it = pols_.find(index);
   if (it == pols_.end()) return;
   const Policy& p = it->second;
@@ -122,6 +123,7 @@ void IncrementalSpd::add_policy(const Policy& p, Dirty& dirty) {
     return;
   }
   if (!mark_can_match(p)) return;  // the kernel's mark test never passes
+  if (auto why = unknown_condition(p)) policy_unknown_[p.index] = unknown_policy_text(p, *why);
   uint32_t net = p.sel.dst.addr.v4_host() & v4_mask(p.sel.dst.len);  // host bits: see compile_spd
   cell_at(p.if_id, net, p.sel.dst.len).own.push_back(p.index);
   dirty.push_back({p.if_id, {net, p.sel.dst.len}});
@@ -142,6 +144,7 @@ void IncrementalSpd::rebuild(const SpdModel& model) {
   Dirty unused;
   pols_.clear();
   policy_refusals_.clear();
+  policy_unknown_.clear();
   for (auto& [if_id, cells] : cells_)
     for (auto& [net, c] : cells) c.own.clear();
   pols_.reserve(model.size());
@@ -273,6 +276,12 @@ std::optional<std::string> IncrementalSpd::refused() const {
   return std::nullopt;
 }
 
+std::vector<std::string> IncrementalSpd::unknown() const {
+  std::vector<std::string> out;
+  for (const auto& [index, text] : policy_unknown_) out.push_back(text);
+  return out;
+}
+
 SpdDelta IncrementalSpd::take_delta() {
   SpdDelta d = std::move(delta_);
   delta_ = SpdDelta{};
@@ -316,6 +325,7 @@ CompiledSpd IncrementalSpd::snapshot() const {
   CompiledSpd out;
   out.policies = pols_.size();
   out.refused = refused();
+  out.unknown = unknown();
   for (const auto& [if_id, cells] : cells_)
     for (const auto& [net, c] : cells) {
       if (!c.compiled) continue;

@@ -60,6 +60,8 @@ class IncrementalSpd {
   // Set while some policy or cell cannot be represented exactly: the maps must then keep the
   // last exact SPD. The compiled state of the other cells stays current.
   std::optional<std::string> refused() const;
+  // The compiled policies the maps carry as SPD_V_UNKNOWN (unknown_policy_text), by index.
+  std::vector<std::string> unknown() const;
   SpdDelta take_delta();
 
   // Current content.
@@ -109,6 +111,7 @@ class IncrementalSpd {
   NatConfig cfg_;
   std::unordered_map<uint32_t, Policy> pols_;                 // compiled policies by index
   std::map<uint32_t, std::string> policy_refusals_;            // index -> why
+  std::map<uint32_t, std::string> policy_unknown_;             // index -> unknown_policy_text
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, std::string> cell_refusals_;
   std::unordered_map<uint32_t, CellMap> cells_;               // by if_id
   // Per if_id, how many cells have each prefix length: a cell's ancestors are looked up only

@@ -423,6 +423,7 @@ void SpdMirror::publish(bool full) {
   stats_.last_refusal.clear();
   auto counts = compiled_.entry_counts();
   h.dst = counts.dst, h.src = counts.src, h.lists = counts.lists;
+  std::vector<std::string> unknown = compiled_.unknown();
   try {
     cover6_.write(model_);
     writer_.write(compiled_);
@@ -450,9 +451,15 @@ void SpdMirror::publish(bool full) {
   }
   if (!failed_before.empty()) spdlog::info("spd: the maps were written again");
   // Cleared after the swap: between the two the datapath only fails closed a moment longer.
-  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE | SPD_HEALTH_WRITE_FAILED);
+  h.flags &= ~uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE | SPD_HEALTH_WRITE_FAILED |
+                       SPD_HEALTH_POLICY_UNKNOWN);
+  if (!unknown.empty()) h.flags |= SPD_HEALTH_POLICY_UNKNOWN;
   h.since = 0;
   writer_.set_health(h);
+  for (const auto& u : unknown)
+    if (std::find(stats_.unknown_policies.begin(), stats_.unknown_policies.end(), u) == stats_.unknown_policies.end())
+      spdlog::warn("spd: {}", u);
+  stats_.unknown_policies = std::move(unknown);
   stats_.fail_closed = false;
   stats_.last_capacity_error.clear();
   stats_.swaps++;

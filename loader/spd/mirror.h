@@ -125,6 +125,9 @@ struct SpdMirrorStats {
   uint64_t refusals = 0;  // compiles refused: the maps keep the last exact SPD, failing closed
   uint64_t swaps = 0;
   std::string last_refusal;
+  // Policies carried as SPD_V_UNKNOWN (spd_health SPD_HEALTH_POLICY_UNKNOWN): only where they
+  // could apply does the datapath fail closed.
+  std::vector<std::string> unknown_policies;
   uint64_t write_errors = 0;       // writes refused for another reason than room; retried
   std::string last_write_error;    // while the last write failed: "writing spd_dst: Operation not permitted"
 };

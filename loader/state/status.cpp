@@ -105,6 +105,7 @@ nlohmann::json gather_limits(const PinnedState& pins) {
     spd["fail_closed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED);
     spd["unrepresentable"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED) && (h->flags & SPD_HEALTH_UNREPRESENTABLE);
     spd["write_failed"] = h && (h->flags & SPD_HEALTH_FAIL_CLOSED) && (h->flags & SPD_HEALTH_WRITE_FAILED);
+    spd["policy_unknown"] = h && (h->flags & SPD_HEALTH_POLICY_UNKNOWN);
     spd["fail_closed_since"] = h ? h->since : 0;
     spd["capacity_failures"] = h ? h->failures : 0;
     if (h) spd["needed_per_generation"] = {{"spd_dst", h->dst}, {"spd_src", h->src}, {"spd_lists", h->lists}};
@@ -113,6 +114,7 @@ nlohmann::json gather_limits(const PinnedState& pins) {
       maps.push_back({{"name", f.map}, {"max_entries", f.max_entries}, {"active_generation", f.active}, {"other_generation", f.other}});
     spd["maps"] = maps;
     spd["drops_spd_incomplete"] = reason_packets(reasons, IPSNAT_R_DROP_SPD_INCOMPLETE);
+    spd["drops_spd_unrepresentable"] = reason_packets(reasons, IPSNAT_R_DROP_SPD_UNREPRESENTABLE);
     spd["hint"] = "raise --spd-max (ipsnat attach; each map must hold two generations of the SPD)";
     l["spd"] = spd;
   }
@@ -178,6 +180,11 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
     } else {
       out += std::string("  spd: fits") + (s.value("health_map", false) ? "" : " (no spd_health map: cannot fail closed; attach again)") + "\n";
     }
+    if (s.value("policy_unknown", false))
+      out += "  spd: A POLICY IS NOT REPRESENTABLE: cleartext to its destinations fails closed (" +
+             std::to_string(s.value("drops_spd_unrepresentable", uint64_t(0))) +
+             " packets dropped, drop-spd-unrepresentable), the rest of the SPD is mirrored exactly; `ipsnat policies` "
+             "names the policy\n";
     out += "    entries (active+other generation/max): " + maps + "; " + std::to_string(drops) +
            " packets dropped (drop-spd-incomplete), " + std::to_string(s.value("capacity_failures", uint64_t(0))) +
            " writes refused for lack of room\n";

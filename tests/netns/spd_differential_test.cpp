@@ -5,7 +5,10 @@
 // pushed through a forced resync (a burst larger than the mirror's receive buffer). After each
 // step real packets are sent from the namespace: the policy named by the kernel's
 // XFRM_MSG_ACQUIRE (or the kernel's refusal, EPERM, for a block policy) must be the one the
-// compiled maps (tc_spd_probe) and the reference evaluator pick.
+// compiled maps (tc_spd_probe) and the reference evaluator pick. Some policies are bound to the
+// device every flow leaves through (`dev d0`) or to an ICMP type (8, which the echo requests have,
+// or 0, which they never have): the maps cannot express those (SPD_V_UNKNOWN) and must fail
+// closed exactly where the kernel could choose such a policy and be exact everywhere else.
 //
 // Updates keep the priority half of the time (the policy keeps its place in its kernel list).
 // While the mirror refuses the SPD for places it cannot know (a dump shows none), the kernel's
@@ -28,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "spd/compiler.h"
 #include "spd/mirror.h"
 #include "spd/reference.h"
 #include "support/datapath.h"
@@ -57,7 +61,11 @@ const char* kProtos[] = {"",
                          " proto udp dport 5000",
                          " proto tcp dport 5000",
                          " proto udp sport 40000",
-                         " proto icmp"};
+                         " proto icmp",
+                         " proto icmp type 8",
+                         " proto icmp type 0"};
+// Every flow leaves through d0: a policy bound to it applies to every flow its selector holds.
+const char* kDevs[] = {"", "", "", "", "", "", " dev d0"};
 // A policy's mark is part of its identity (and of `update`/`delete`); packets carry SO_MARK.
 const char* kMarks[] = {"", "", "", "", "", "", " mark 0x1 mask 0xff", " mark 0x102 mask 0xf0f"};
 const char* kLocals[] = {"10.50.1.1", "10.50.1.2", "10.50.2.1", "10.51.0.1", "172.20.0.5"};
@@ -131,7 +139,8 @@ class RandomSpd {
   std::string fresh_selector() {
     std::string s;
     for (int i = 0; i < 50; i++) {
-      s = std::string("src ") + pick(kSrcs) + " dst " + pick(kDsts) + pick(kProtos) + " dir out" + pick(kMarks);
+      s = std::string("src ") + pick(kSrcs) + " dst " + pick(kDsts) + pick(kDevs) + pick(kProtos) + " dir out" +
+          pick(kMarks);
       if (!live_.count(s)) break;
     }
     return s;
@@ -165,6 +174,26 @@ struct Tally {
   int acquires = 0, blocks = 0, passes = 0, mismatches = 0;
   int refused = 0;  // flows compared with the reference only: the mirror refused the SPD
   int unknown_places = 0;  // flows under a refusal for unknown places: checked as possible choices
+  int unknown = 0;          // flows the maps failed closed for (SPD_V_UNKNOWN)
+};
+
+// The policies as the kernel applies them to this test's flows (`kernel`: a device-bound policy
+// meets every flow, d0 being the only way out) and as the maps must assume they could
+// (`could`: also an ICMP type policy meets every ICMP flow).
+struct KernelWorlds {
+  std::vector<Policy> kernel_store, could_store;
+  std::vector<const Policy*> kernel, could;
+  explicit KernelWorlds(const std::vector<const Policy*>& pols) {
+    for (const Policy* p : pols) {
+      Policy k = *p;
+      k.sel.ifindex = 0;
+      kernel_store.push_back(k);
+      if (!proto_has_ports(k.sel.proto)) k.sel.sport = k.sel.sport_mask = k.sel.dport = k.sel.dport_mask = 0;
+      could_store.push_back(k);
+    }
+    for (const auto& k : kernel_store) kernel.push_back(&k);
+    for (const auto& k : could_store) could.push_back(&k);
+  }
 };
 
 // Whether the kernel may have chosen policy `index` for the flow when some places are unknown
@@ -214,6 +243,7 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
                    const char* step, Tally& t) {
   ASSERT_TRUE(converge(mirror)) << step;
   auto pols = mirror.model().ordered();
+  KernelWorlds worlds(pols);
   // A refused SPD leaves the last exact one in the maps: only the reference can be compared.
   const bool refused = mirror.stats().fail_closed;
   if (refused) std::printf("%s: maps not compared: %s\n", step, mirror.stats().last_refusal.c_str());
@@ -226,7 +256,7 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
     if (err == 0) acquired = acq.wait(f, 100);
     const uint32_t kernel = acquired.value_or(0);
     spd_probe_result r = spd_probe(dp, f);
-    const Policy* ref = reference_lookup(pols, f);
+    const Policy* ref = reference_lookup(worlds.kernel, f);
     std::string ctx = std::string(step) + ": " + f.str();
     if (refused) {
       r = as_probe_result(ref);
@@ -234,9 +264,9 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
       if (unknown_places) {
         t.unknown_places++;
         (acquired ? t.acquires : err == EPERM ? t.blocks : t.passes)++;
-        bool ok = acquired ? possible_choice(pols, f, kernel) : err == 0 && !ref;
+        bool ok = acquired ? possible_choice(worlds.kernel, f, kernel) : err == 0 && !ref;
         for (const Policy* p : pols)
-          if (!acquired && reference_matches(*p, f) && possible_choice(pols, f, p->index))
+          if (!acquired && reference_matches(*p, f) && possible_choice(worlds.kernel, f, p->index))
             ok |= err == EPERM ? p->action == Action::Block : p->is_bypass();
         EXPECT_TRUE(ok) << ctx << ": the kernel chose policy " << kernel
                         << ", which no order of the unknown places gives";
@@ -246,7 +276,18 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
       t.refused++;
     }
     bool ok;
-    if (acquired) {
+    if (r.found && r.verdict == SPD_V_UNKNOWN) {
+      // Fail closed: only for a policy the maps cannot express that the kernel could choose
+      // here, and the kernel's own choice (if it is that policy) agrees with the reference.
+      t.unknown++;
+      const Policy* could = reference_lookup(worlds.could, f);
+      const Policy* chosen = mirror.model().by_index().count(r.policy_index) ? &mirror.model().by_index().at(r.policy_index) : nullptr;
+      ok = could && could->index == r.policy_index && chosen && unknown_condition(*chosen) &&
+           (!acquired || (ref && ref->index == kernel));
+      EXPECT_TRUE(ok) << ctx << ": the maps fail closed for policy " << r.policy_index << ", the kernel "
+                      << (acquired ? "acquires " + std::to_string(kernel) : std::string("errno ") + std::to_string(err))
+                      << ", the reference could choose " << (could ? could->describe() : "none");
+    } else if (acquired) {
       t.acquires++;
       ok = r.found && r.policy_index == kernel && r.verdict == SPD_V_IPSEC && ref && ref->index == kernel;
       EXPECT_TRUE(ok) << ctx << ": the kernel's acquire names policy " << kernel << ", the maps "
@@ -287,8 +328,8 @@ uint32_t test_seed() {
 double report(const Tally& t, uint32_t seed, std::chrono::steady_clock::time_point started) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("seed %u: %d acquires, %d blocks, %d passes compared (%d with the reference only), %d under "
-              "unknown places, %d mismatches, %.1f s\n",
-              seed, t.acquires, t.blocks, t.passes, t.refused, t.unknown_places, t.mismatches, secs);
+              "unknown places, %d failed closed (not representable), %d mismatches, %.1f s\n",
+              seed, t.acquires, t.blocks, t.passes, t.refused, t.unknown_places, t.unknown, t.mismatches, secs);
   EXPECT_LT(t.refused * 2, t.acquires + t.blocks + t.passes) << "the maps were refused for most flows";
   return secs;
 }

@@ -278,32 +278,70 @@ uint32_t health_flags(int health_fd) {
 // A policy the datapath cannot evaluate exactly (bound to a device) is refused loudly: counted,
 // the maps keep the last exact SPD instead of an approximation and the datapath fails closed
 // (a policy added since would look uncovered); removing it recovers.
-TEST(SpdMirrorNetns, UnrepresentableSpdIsRefusedAndMapsKeepTheLastExactOne) {
+TEST(SpdMirrorNetns, AnSpdTooDenseForACellIsRefusedAndMapsKeepTheLastExactOne) {
   Datapath dp;
   NetnsGuard ns("spdref");
-  ns.sh("ip link add r0 type veth peer name r1");
   SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{});
   mirror.sync_once();
   ns.sh(std::string("ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 10 ") + kTmpl + " reqid 1");
   ASSERT_TRUE(converge(mirror));
   EXPECT_TRUE(spd_probe(dp, flow("10.20.30.2", "10.0.0.1")).found);
   uint64_t swaps = mirror.stats().swaps;
-  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out priority 1");
+  // Nine conditional candidates for one (source, destination) class: one more than a list holds.
+  std::vector<std::string> dense;
+  for (int port = 1; port <= SPD_MAX_CANDIDATES + 1; port++)
+    dense.push_back("xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16 proto tcp dport " + std::to_string(port) +
+                    " dir out priority 1");
+  ip_batch(ns, dense);
   ASSERT_TRUE(converge(mirror));
   EXPECT_GE(mirror.stats().refusals, 1u);
-  EXPECT_NE(std::string::npos, mirror.stats().last_refusal.find("device"));
+  EXPECT_NE(std::string::npos, mirror.stats().last_refusal.find("conditional policies overlap")) << mirror.stats().last_refusal;
   EXPECT_EQ(swaps, mirror.stats().swaps);
   auto r = spd_probe(dp, flow("10.20.30.2", "10.1.0.1"));
   EXPECT_TRUE(r.found);  // the last exact SPD
   int health = bpf_map__fd(dp.skel()->maps.spd_health);
   EXPECT_EQ(uint32_t(SPD_HEALTH_FAIL_CLOSED | SPD_HEALTH_UNREPRESENTABLE), health_flags(health));
   EXPECT_TRUE(mirror.stats().fail_closed);
-  ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out");
+  // Seven left: with the /8 behind them, eight candidates for the NAT address's class.
+  ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 proto tcp dport 1 dir out");
+  ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 proto tcp dport 2 dir out");
   ASSERT_TRUE(converge(mirror));
   EXPECT_TRUE(mirror.stats().last_refusal.empty());
   EXPECT_GT(mirror.stats().swaps, swaps);
   EXPECT_EQ(0u, health_flags(health));
   EXPECT_FALSE(mirror.stats().fail_closed);
+}
+
+// A policy bound to a device is mirrored as UNKNOWN (docs/spd.md): only its destination fails
+// closed, the rest of the SPD is written and exact; deleting it clears the health flag.
+TEST(SpdMirrorNetns, ADeviceBoundPolicyFailsClosedOnlyWhereItCouldApply) {
+  Datapath dp;
+  NetnsGuard ns("spdunk");
+  ns.sh("ip link add r0 type veth peer name r1");
+  SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), NatConfig{});
+  mirror.sync_once();
+  ns.sh(std::string("ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 10 ") + kTmpl + " reqid 1");
+  ns.sh("ip xfrm policy add src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out priority 1");
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_EQ(0u, mirror.stats().refusals);
+  ASSERT_EQ(1u, mirror.stats().unknown_policies.size());
+  EXPECT_NE(std::string::npos, mirror.stats().unknown_policies[0].find("device"));
+  int health = bpf_map__fd(dp.skel()->maps.spd_health);
+  EXPECT_EQ(uint32_t(SPD_HEALTH_POLICY_UNKNOWN), health_flags(health));
+  EXPECT_FALSE(mirror.stats().fail_closed);
+  auto r = spd_probe(dp, flow("10.20.30.2", "10.1.0.1"));
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(uint32_t(SPD_V_UNKNOWN), r.verdict);
+  EXPECT_FALSE(r.nat_found);
+  r = spd_probe(dp, flow("10.20.30.2", "10.2.0.1"));
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(uint32_t(SPD_V_IPSEC), r.verdict);
+  EXPECT_EQ(0u, spd_probe(dp, flow("10.20.30.2", "172.16.0.1")).covered);
+  ns.sh("ip xfrm policy delete src 0.0.0.0/0 dst 10.1.0.0/16 dev r0 dir out");
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_TRUE(mirror.stats().unknown_policies.empty());
+  EXPECT_EQ(0u, health_flags(health));
+  EXPECT_EQ(uint32_t(SPD_V_IPSEC), spd_probe(dp, flow("10.20.30.2", "10.1.0.1")).verdict);
 }
 
 // A map write the kernel refuses for another reason than room (here EPERM: spd_dst reached

@@ -9,8 +9,10 @@
 #  (c) SPD larger than the maps: `attach --spd-max 64` (policy mode), then 80 more out-policies:
 #      the old generation stays active and the datapath fails closed (the uplink guard drops
 #      cleartext to any destination, IKE passes); deleting them recovers.
-#  (d) SPD not representable: an out-policy bound to a device (the maps cannot express it) also
-#      fails closed, with its own status and log lines; deleting it recovers.
+#  (d) A policy the maps cannot express exactly: an out-policy for 172.31.0.0/16 bound to a device
+#      and one for ICMP echo requests only: cleartext to 172.31.0.0/16 is dropped
+#      (drop-spd-unrepresentable), every other destination passes as before, with their own
+#      status and log lines naming the policy; deleting them recovers.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -169,26 +171,42 @@ t_expect "the SPD fits again once the policies are gone" t_wait_for 20 fits
 t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
 t_expect "the host logs 'recovered'" t_wait_for 20 grep -q "SPD larger than the maps: recovered" "$flog"
 
-# ---- (d) SPD not representable (same host) ----------------------------------------------
-dev_bound=(src 10.20.30.2/32 dst 10.55.0.0/16 dev lan0 dir out)
+# ---- (d) A policy the maps cannot express (same host) -------------------------------------
+dev_bound=(src 10.20.30.2/32 dst 172.31.0.0/16 dev lan0 dir out)
+icmp_type=(src 0.0.0.0/0 dst 172.31.0.0/16 proto icmp type 8 dir out)
+ip -n "$gw" route add 172.31.0.0/16 via 200.2.2.1
 ip -n "$gw" xfrm policy add "${dev_bound[@]}" tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 6 mode tunnel
-unrepresentable() { [[ $(status_json | t_json 's["limits"]["spd"]["unrepresentable"]') == True ]]; }
-t_expect "a policy bound to a device cannot be mirrored: status says why" t_wait_for 20 unrepresentable
-t_expect "... and the datapath fails closed" fail_closed
-out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while the SPD is not representable" ||
-  t_pass "cleartext to an uncovered destination is dropped while the SPD is not representable"
+ip -n "$gw" xfrm policy add "${icmp_type[@]}" priority 5 tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 7 mode tunnel
+policy_unknown() { [[ $(status_json | t_json 's["limits"]["spd"]["policy_unknown"]') == True ]]; }
+t_expect "policies bound to a device and to an ICMP type are not representable: status says so" \
+  t_wait_for 20 policy_unknown
+t_expect "... and the SPD as a whole does not fail closed" fits
+t_expect "cleartext to an uncovered destination still passes" t_in "$gw" ping -c 1 -W 2 200.2.2.1
+unrep_drops() {
+  status_json | t_json 's["counters"][[c["reason"] for c in s["counters"]].index("drop-spd-unrepresentable")]["packets"]' 2>/dev/null || echo 0
+}
+# The gateway's own UDP from 200.2.2.2: the kernel chooses no policy (the device-bound one names
+# 10.20.30.2), but a translated flow could meet it, so its cleartext may not leave.
+t_in "$gw" python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): s.sendto(b"x", ("172.31.0.1", 9))'
+three_dropped() { (($(unrep_drops) >= 3)); }
+t_expect "cleartext to the policies' destination (172.31.0.0/16) is dropped as drop-spd-unrepresentable" \
+  t_wait_for 5 three_dropped
 text=$(status_text)
-t_expect "status text: NOT REPRESENTABLE, pointing at ipsnat policies" \
-  bash -c "grep -q 'spd: NOT REPRESENTABLE.*fails closed.*ipsnat policies' <<<'$text'"
-t_expect "ipsnat policies names the policy" \
-  bash -c "ip netns exec $gw $IPSNAT policies | grep -q 'not mirrorable: .*10.55.0.0/16.*device'"
-t_expect "the host's log names the policy" t_wait_for 5 grep -q "cannot mirror policy .*10.55.0.0/16.*fails closed" "$flog"
-t_expect "the limit line names the cause" \
-  t_wait_for 5 grep -q "SPD not representable in the maps: the datapath fails closed" "$flog"
+t_expect "status text: A POLICY IS NOT REPRESENTABLE, its destinations fail closed, pointing at ipsnat policies" \
+  bash -c "grep -q 'spd: A POLICY IS NOT REPRESENTABLE: cleartext to its destinations fails closed.*ipsnat policies' <<<'$text'"
+t_expect "ipsnat policies names both policies" \
+  bash -c "ip netns exec $gw $IPSNAT policies >$tmp/pol && grep -q 'not representable: .*172.31.0.0/16.*device' $tmp/pol && grep -q 'not representable: .*172.31.0.0/16.*ICMP' $tmp/pol"
+t_expect "the host's log names the policy and what fails closed" \
+  t_wait_for 5 grep -q "cannot mirror policy .*172.31.0.0/16.* exactly: a selector bound to a device.*cleartext to 172.31.0.0/16 that it could apply to fails closed" "$flog"
+t_expect "the limit line says only its destinations fail closed" \
+  t_wait_for 5 grep -q "a policy is not representable in the maps: cleartext to its destinations fails closed" "$flog"
 ip -n "$gw" xfrm policy delete "${dev_bound[@]}"
-t_expect "the SPD is mirrored exactly again once the policy is gone" t_wait_for 20 fits
-t_expect "cleartext to the uncovered destination passes again" t_in "$gw" ping -c 1 -W 2 200.2.2.1
-t_expect "the host logs 'recovered', naming the cause" \
-  t_wait_for 20 grep -q "SPD not representable in the maps: recovered" "$flog"
+ip -n "$gw" xfrm policy delete "${icmp_type[@]}"
+not_policy_unknown() { ! policy_unknown; }
+t_expect "every policy is mirrored exactly again once they are gone" t_wait_for 20 not_policy_unknown
+t_expect "the host logs 'recovered'" \
+  t_wait_for 20 grep -q "a policy is not representable in the maps: recovered" "$flog"
 t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
 t_done

@@ -101,6 +101,13 @@ void remove_nat_targets(Datapath& dp, const std::string& dst_prefix) {
   write_spd(dp, in);
 }
 
+void install_policy(Datapath& dp, const spd::Policy& p) {
+  auto& in = installed_in(dp);
+  in.policies.push_back(p);
+  in.policies.back().seq = 1000000 + in.policies.size();  // after every policy installed before
+  write_spd(dp, in);
+}
+
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
   auto& in = installed_in(dp);
   auto [daddr, dmask] = parse_prefix(dst_prefix);

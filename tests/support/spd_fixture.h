@@ -4,6 +4,7 @@
 #include <string>
 
 #include "maps/spd.h"
+#include "spd/policy.h"
 #include "support/datapath.h"
 
 namespace ipsnat::test {
@@ -20,5 +21,8 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
 // Removes the out-policies for dst_prefix that install_nat_target added (as when IKE deletes
 // them): the SPD is rewritten the way the mirror does, a new generation and version.
 void remove_nat_targets(Datapath& dp, const std::string& dst_prefix);
+// Adds out-policy p as it is (index, priority, selector; after the policies of its priority)
+// and rewrites the SPD.
+void install_policy(Datapath& dp, const spd::Policy& p);
 
 }  // namespace ipsnat::test

@@ -82,8 +82,8 @@ struct Gen {
 struct ChangeGen {
   explicit ChangeGen(Gen& gen, bool unmirrorable = false) : g(gen), with_unmirrorable(unmirrorable) {}
   Gen& g;
-  // Sometimes add a policy bound to a device, which the maps cannot carry (a refusal until it
-  // is deleted or flushed).
+  // Sometimes add a policy bound to a device, which the maps carry as SPD_V_UNKNOWN (failing
+  // closed where it could apply until it is deleted or flushed).
   bool with_unmirrorable;
   std::vector<Policy> live;
   uint32_t next_index = 1;

@@ -111,6 +111,17 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
 }
 
+// A policy bound to a device (strongSwan's interface=) is never translated by the datapath
+// (docs/spd.md, SPD_V_UNKNOWN): attach's line says so rather than promising the NAT.
+TEST(AttachPlan, ADeviceBoundPolicyIsPrintedAsNotTranslated) {
+  auto f = gateway(false);
+  f.policies[0].sel.ifindex = 3;
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_NE(plan.translations[0].nat.find("(not applied: a selector bound to a device"), std::string::npos)
+      << plan.translations[0].nat;
+}
+
 TEST(AttachPlan, LocalVirtualIpGetsPrefsrcAndNoBlackhole) {
   auto plan = make_plan(gateway(true), Settings{});
   auto routes = steps_of<RouteStep>(plan);

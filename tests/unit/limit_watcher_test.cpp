@@ -157,6 +157,30 @@ TEST(LimitWatcher, AnUnrepresentableSpdNamesItsCauseUntilItsEpisodeEnds) {
   EXPECT_EQ(l[0].text.rfind("limit: SPD not representable in the maps: recovered", 0), 0u) << l[0].text;
 }
 
+// A policy the maps carry as UNKNOWN: its own limit, saying that only its destinations fail
+// closed (drop-spd-unrepresentable), while the SPD limit stays quiet.
+TEST(LimitWatcher, AnUnknownPolicyFailsClosedOnlyItsDestinations) {
+  Feed r;
+  r.at(seconds(0));
+  r.s.spd_policy_unknown = true;
+  r.s.spd_unrepresentable_drops = 4;
+  auto l = r.at(seconds(1));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].limit, Limit::kSpdPolicyUnknown);
+  EXPECT_EQ(l[0].dropped, 4u);
+  EXPECT_EQ(l[0].text.rfind("limit: a policy is not representable in the maps: cleartext to its destinations fails "
+                            "closed, 4 packets dropped in the last 1s (drop-spd-unrepresentable; the rest of the SPD "
+                            "is mirrored exactly;",
+                            0),
+            0u)
+      << l[0].text;
+  r.s.spd_policy_unknown = false;  // the policy is gone
+  l = r.at(seconds(61));
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_TRUE(l[0].recovered);
+  EXPECT_EQ(l[0].text.rfind("limit: a policy is not representable in the maps: recovered", 0), 0u) << l[0].text;
+}
+
 TEST(LimitWatcher, AFailedMapWriteSaysSoAndThatItIsRetried) {
   Feed r;
   r.s.spd_fail_closed = true;

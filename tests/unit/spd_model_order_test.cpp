@@ -116,7 +116,7 @@ TEST(SpdModelOrder, TransportModeImpliesNoTranslationButCovers) {
   CompiledSpd c = compile_spd(pols, cfg);
   ASSERT_FALSE(c.refused);
   CompiledEvaluator ev(c);
-  EXPECT_TRUE(ev.out_covered(flow4("192.168.7.9", "10.1.2.3")));
+  EXPECT_EQ(CompiledCover::kIpsec, ev.out_covered(flow4("192.168.7.9", "10.1.2.3")));
   EXPECT_FALSE(ev.nat_target(flow4("192.168.7.9", "10.1.2.3")));
 }
 

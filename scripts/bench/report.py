@@ -40,6 +40,8 @@ VARIANT_NAMES = {
     "C10000": "C ipsnat, 10,000 policies",
     "A10000": "A plain forwarding, 10,000 policies",
     "Cct": "C ipsnat, conntrack filled",
+    "Bm": "Bm nftables masquerade",
+    "Cm": "Cm ipsnat --masquerade",
 }
 TARGETS = {  # (workload, variant) -> (limit, what)
     ("udp-est", "C"): 1.30,

@@ -114,6 +114,9 @@ ensure_tools() {
 #    xfrm interface the device's xfrm lookup and ESP would follow; on the veth the packet goes on
 #    to dst in cleartext. (Policy mode would reroute into the xfrm lookup, where the packet dies
 #    in an acquire for lack of a state, so it cannot be measured end to end here.)
+#  - Bm, Cm: the gateway's masquerade of traffic no IPsec policy covers (the policy is a bypass, as
+#    in A): Bm `oifname "u0" masquerade` in nftables, Cm `ipsnat attach u0 --masquerade` (policy
+#    mode: the leak guard's SPD lookup, then NAPT to 200.2.2.2 at TC egress).
 ns_of() { echo "${PFX}$1-$2"; }
 
 make_topology() {
@@ -151,7 +154,7 @@ make_topology() {
   ip -n "$dst" neigh replace 200.2.2.2 lladdr "$mac" dev d0 nud permanent
   mac=$(ip -n "$src" -br link show s0 | awk '{print $3}')
   ip -n "$gw" neigh replace 192.168.1.10 lladdr "$mac" dev l0 nud permanent
-  if [[ $v == C* ]]; then
+  if [[ $v == C* && $v != Cm ]]; then
     ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 379519 \
       tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
   else
@@ -192,13 +195,15 @@ add_policies() {
 
 # ---------------------------------------------------------------------------------------------
 # Variants: what is added on gw.
-setup_nft_snat() {  # B
+# setup_nft_nat V RULE: one nftables postrouting NAT rule on V's gw. B: `ip saddr 192.168.1.0/24
+# ip daddr 10.0.0.0/8 oifname "u0" snat to 10.20.30.2`; Bm: `oifname "u0" masquerade`.
+setup_nft_nat() {
   local gw; gw=$(ns_of "$1" gw)
-  in_ns "$gw" nft -f - <<'EOF'
+  in_ns "$gw" nft -f - <<EOF
 table ip ipsb_nat {
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
-    ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/8 oifname "u0" snat to 10.20.30.2
+    $2
   }
 }
 EOF
@@ -221,14 +226,15 @@ C_STATUS="not measured"
 # C: ipsnat attached on gw's uplink u0 in route mode, its own pin root. Sets C_STATUS on failure.
 pin_of() { echo "/sys/fs/bpf/ipsb$$-$1"; }
 setup_ipsnat() {
-  local v=$1 gw pin extra=()
-  [[ $v == Cct ]] && extra=(--ct-max "$CT_MAX")
+  local v=$1 gw pin extra=(--mode route)
+  [[ $v == Cct ]] && extra+=(--ct-max "$CT_MAX")
+  [[ $v == Cm ]] && extra=(--mode policy --masquerade)
   gw=$(ns_of "$v" gw)
   pin=$(pin_of "$v")
   PIN_ROOTS+=("$pin")
   mkdir -p "$pin"
   if [[ -x $IPSNAT_BIN ]] &&
-      in_ns "$gw" env IPSNAT_PIN_ROOT="$pin" "$IPSNAT_BIN" --pin-root "$pin" attach u0 --mode route "${extra[@]}" \
+      in_ns "$gw" env IPSNAT_PIN_ROOT="$pin" "$IPSNAT_BIN" --pin-root "$pin" attach u0 "${extra[@]}" \
         >"$WORK/attach-$v.log" 2>&1; then
     return 0
   fi
@@ -238,17 +244,17 @@ setup_ipsnat() {
 ct_map_of() { find "$(pin_of "$1")" -name ipsnat_ct 2>/dev/null | head -n1; }
 
 # What happens to 10 packets from src in variant V: prints translated (they reached dst from
-# 10.20.30.2), untranslated (from 192.168.1.10) or lost.
+# NAT, default 10.20.30.2), untranslated (from 192.168.1.10) or lost.
 translation_of() {
-  local v=$1 dst src
+  local v=$1 nat=${2:-10.20.30.2} dst src
   dst=$(ns_of "$v" dst); src=$(ns_of "$v" src)
-  in_ns "$dst" nft -f - <<'EOF'
+  in_ns "$dst" nft -f - <<EOF
 table ip ipsb_check {
   counter translated {}
   counter untranslated {}
   chain in {
     type filter hook input priority 0; policy accept;
-    udp dport 7 ip saddr 10.20.30.2 counter name translated
+    udp dport 7 ip saddr $nat counter name translated
     udp dport 7 ip saddr 192.168.1.10 counter name untranslated
   }
 }
@@ -299,7 +305,7 @@ main() {
   # Cct: ipsnat with its conntrack table filled to CT_FILL entries (or the table's capacity).
   local variants=(A B C Z) spd_variants=() ct_variants=() c_ok=0 v n
   for v in A B C Z "A$SPD_BIG"; do make_topology "$v"; done
-  setup_nft_snat B
+  setup_nft_nat B 'ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/8 oifname "u0" snat to 10.20.30.2'
   setup_drop Z
   add_policies "A$SPD_BIG" "$SPD_BIG"
   # The comparison means something only if A forwards untranslated and B translates.
@@ -316,6 +322,17 @@ main() {
     fi
   fi
   log "variant C: $C_STATUS"
+  # The masquerade pair: measured only when both translate to the uplink's address.
+  make_topology Bm; make_topology Cm
+  setup_nft_nat Bm 'oifname "u0" masquerade'
+  local bm cm="attach failed"
+  bm=$(translation_of Bm 200.2.2.2)
+  setup_ipsnat Cm && cm=$(translation_of Cm 200.2.2.2)
+  if [[ $bm == translated && $cm == translated ]]; then
+    variants=(A B C Bm Cm Z)
+  else
+    log "masquerade pair not measured: Bm $bm, Cm $cm"
+  fi
   : >"$OUT/extra.md"
   if ((c_ok)); then
     for n in 100 "$SPD_BIG"; do
@@ -345,6 +362,7 @@ main() {
   # and conntrack-fill variants run the established-flow packets, so they sit in udp-est's round.
   local round w est_variants=(A B C "${spd_variants[@]}" "A$SPD_BIG" "${ct_variants[@]}" Z)
   ((c_ok)) || est_variants=(A B "A$SPD_BIG" Z)
+  if [[ " ${variants[*]} " == *" Cm "* ]]; then unset 'est_variants[-1]'; est_variants+=(Bm Cm Z); fi
   for ((round = 1; round <= ROUNDS; round++)); do
     for v in "${est_variants[@]}"; do measure "$round" udp-est "$v"; done
     for w in udp-new tcp-cc; do

@@ -47,7 +47,14 @@ struct ipsnat_dev_cfg {
 	__u32 mode;  /* enum ipsnat_dev_mode */
 	__u32 if_id; /* xfrm interface if_id handed to the SPD lookup (0: none) */
 	__u32 mark;  /* flow mark the device's own xfrm lookup uses (VTI: its okey; 0: the skb's) */
+	/* Masquerade (`attach --masquerade`, policy mode): inside sources of packets that leave the
+	 * device with no IPsec out-policy covering them are translated to masq_addr (0: off), NAPT
+	 * ports from masq_port_min..masq_port_max (host order, inclusive; outside the host's
+	 * ip_local_port_range, so never a port of the gateway's own connections). */
+	__be32 masq_addr;
+	__u16 masq_port_min;
+	__u16 masq_port_max;
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 12);
+IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 20);
 
 #endif

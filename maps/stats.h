@@ -40,7 +40,8 @@
 	X(DROP_UNSOLICITED, "drop-unsolicited")                                  \
 	X(PASS_MASQUERADED, "pass-masqueraded")                                  \
 	X(PASS_LOOPBACK, "pass-loopback") \
-	X(DROP_SPD_UNREPRESENTABLE, "drop-spd-unrepresentable")
+	X(DROP_SPD_UNREPRESENTABLE, "drop-spd-unrepresentable") \
+	X(XLATE_MASQ, "xlate-masquerade")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

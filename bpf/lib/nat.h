@@ -123,64 +123,72 @@ static __always_inline int nat_bound(int result, const struct nat_new_flow *n, s
 	return 0;
 }
 
-/* Creates the flow's binding, its ORIG entry already accounting for packet p. Returns 0 with
- * the translation in *x, NAT_BOUND_RACED (another CPU created the flow meanwhile), or the
- * drop reason. spd_version: the SPD version read before the decision (docs/datapath.md). */
-static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t, __u64 spd_version,
-				    struct ct_xlat *x)
+/* What a new flow is bound to: the NAT address, how the binding was decided, the reqid of the
+ * policy that protects it (0: none), and the NAPT port range (host order, inclusive). */
+struct nat_request {
+	__be32 nat_addr;
+	__u32 reqid;
+	__u8 kind; /* enum ipsnat_ct_kind */
+	__u8 pad[3];
+	__u32 port_min;
+	__u32 port_max;
+};
+
+/* The two entries of a new flow of p bound as r asks (the NAT port still to be chosen). */
+static __always_inline void nat_new_flow_init(struct nat_new_flow *n, const struct pkt4 *p,
+					      const struct nat_request *r, __u64 spd_version)
 {
-	struct nat_new_flow n = {};
 	__u64 now = bpf_ktime_get_boot_ns();
-	__be32 nat_addr = t->kind == SPD_NAT_PREFIX ? nat_prefix_map(t, p->saddr) : t->nat_addr;
+
+	n->orig_k = ct_key_of(p, IPSNAT_CT_ORIG);
+	n->orig_e.xlat_addr = r->nat_addr;
+	n->orig_e.kind = r->kind;
+	n->orig_e.reqid = r->reqid;
+	n->orig_e.created_ns = now;
+	n->orig_e.last_ns = now;
+	n->orig_e.spd_version = spd_version;
+	n->reply_e = n->orig_e;
+	n->reply_e.xlat_addr = p->saddr;
+	n->reply_e.xlat_port = p->sport;
+	n->reply_k.saddr = p->daddr;
+	n->reply_k.daddr = r->nat_addr;
+	n->reply_k.sport = p->dport;
+	n->reply_k.proto = p->proto;
+	n->reply_k.dir = IPSNAT_CT_REPLY;
+	/* What ct_account would have recorded for this first packet. */
+	n->orig_e.packets = 1;
+	n->orig_e.bytes = p->ip_len;
+	if (p->proto == IPPROTO_TCP)
+		n->orig_e.seen = p->tcp_flags & CT_SEEN_MASK;
+}
+
+/* NAPT binding of new flow n (of packet p, as req asks) to req->nat_addr: the original port when
+ * it is in the range and free (an echo id whenever it is free), else a searched one. Returns as
+ * nat_bind. */
+static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pkt4 *p,
+					 const struct nat_request *req, struct ct_xlat *x)
+{
 	__u16 orig_port = bpf_ntohs(p->sport);
+	__u32 min = req->port_min, max = req->port_max;
 	int r;
 
-	n.orig_k = ct_key_of(p, IPSNAT_CT_ORIG);
-	n.orig_e.xlat_addr = nat_addr;
-	n.orig_e.kind = t->kind == SPD_NAT_PREFIX ? IPSNAT_CT_KIND_PREFIX : IPSNAT_CT_KIND_NAPT;
-	n.orig_e.reqid = t->reqid;
-	n.orig_e.created_ns = now;
-	n.orig_e.last_ns = now;
-	n.orig_e.spd_version = spd_version;
-	n.reply_e = n.orig_e;
-	n.reply_e.xlat_addr = p->saddr;
-	n.reply_e.xlat_port = p->sport;
-	n.reply_k.saddr = p->daddr;
-	n.reply_k.daddr = nat_addr;
-	n.reply_k.sport = p->dport;
-	n.reply_k.proto = p->proto;
-	n.reply_k.dir = IPSNAT_CT_REPLY;
-	/* What ct_account would have recorded for this first packet. */
-	n.orig_e.packets = 1;
-	n.orig_e.bytes = p->ip_len;
-	if (p->proto == IPPROTO_TCP)
-		n.orig_e.seen = p->tcp_flags & CT_SEEN_MASK;
-
-	if (t->kind == SPD_NAT_PREFIX) {
-		r = nat_try_port(&n, orig_port);
-		if (r == CT_CREATED || r == CT_RACED)
-			return nat_bound(r, &n, x);
-		return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
-	}
-
-	__u32 min, max;
-	cfg_port_range(&min, &max);
 	/* Echo identifiers are arbitrary 16-bit values: the original is kept whatever the range. */
 	int keep = p->proto == IPPROTO_ICMP || (orig_port >= min && orig_port <= max);
-	if (keep && !nat_port_reserved(p->proto, orig_port) && !fwd_port_reserved(nat_addr, p->proto, orig_port)) {
-		r = nat_try_port(&n, orig_port);
+	if (keep && !nat_port_reserved(p->proto, orig_port) &&
+	    !fwd_port_reserved(req->nat_addr, p->proto, orig_port)) {
+		r = nat_try_port(n, orig_port);
 		if (r == CT_CREATED || r == CT_RACED)
-			return nat_bound(r, &n, x);
+			return nat_bound(r, n, x);
 		if (r == CT_FULL)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
 	struct nat_search ns = {
-		.nat_addr = nat_addr,
+		.nat_addr = req->nat_addr,
 		.min = min,
 		.range = max - min + 1,
 		.orig_port = orig_port,
 		.proto = p->proto,
-		.reply_k = n.reply_k,
+		.reply_k = n->reply_k,
 	};
 	__u32 tries = ns.range < NAT_PORT_TRIES ? ns.range : NAT_PORT_TRIES;
 	/* A free port found by the search can be claimed by another CPU before this one inserts
@@ -192,13 +200,48 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 		bpf_loop(tries, nat_probe, &ns, 0);
 		if (!ns.found)
 			return IPSNAT_R_DROP_NO_PORT;
-		r = nat_try_port(&n, ns.found);
+		r = nat_try_port(n, ns.found);
 		if (r == CT_CREATED || r == CT_RACED)
-			return nat_bound(r, &n, x);
+			return nat_bound(r, n, x);
 		if (r == CT_FULL)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
 	return IPSNAT_R_DROP_NO_PORT;
+}
+
+/* Creates the binding req asks for, its ORIG entry already accounting for packet p: PREFIX
+ * kinds keep the port, the others are NAPT. Returns 0 with the translation in *x,
+ * NAT_BOUND_RACED (another CPU created the flow meanwhile), or the drop reason. spd_version:
+ * the SPD version read before the decision (docs/datapath.md). */
+static __always_inline int nat_bind_req(const struct pkt4 *p, const struct nat_request *req, __u64 spd_version,
+					struct ct_xlat *x)
+{
+	struct nat_new_flow n = {};
+
+	nat_new_flow_init(&n, p, req, spd_version);
+	if (req->kind != IPSNAT_CT_KIND_PREFIX)
+		return nat_bind_napt(&n, p, req, x);
+	int r = nat_try_port(&n, bpf_ntohs(p->sport));
+	if (r == CT_CREATED || r == CT_RACED)
+		return nat_bound(r, &n, x);
+	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
+}
+
+/* The binding SPD target t implies for a new flow of p. */
+static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_target *t, __u64 spd_version,
+				    struct ct_xlat *x)
+{
+	struct nat_request req = { .reqid = t->reqid };
+
+	if (t->kind == SPD_NAT_PREFIX) {
+		req.nat_addr = nat_prefix_map(t, p->saddr);
+		req.kind = IPSNAT_CT_KIND_PREFIX;
+	} else {
+		req.nat_addr = t->nat_addr;
+		req.kind = IPSNAT_CT_KIND_NAPT;
+		cfg_port_range(&req.port_min, &req.port_max);
+	}
+	return nat_bind_req(p, &req, spd_version, x);
 }
 
 /* Offset of the 16-bit L4 field that carries the source (src = 1) or destination port: the

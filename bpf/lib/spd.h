@@ -92,6 +92,16 @@ struct spd_q {
 	__u8 proto;
 };
 
+/* The SPD version the datapath reads now (maps/spd.h spd_active): conntrack entries remember
+ * the one their translation was last checked against. An array lookup the verifier inlines. */
+static __always_inline __u64 spd_version_now(void)
+{
+	__u32 zero = 0;
+	struct spd_active *a = bpf_map_lookup_elem(&spd_active, &zero);
+
+	return a ? a->version : 0;
+}
+
 static __always_inline void spd_q_init(struct spd_q *q, const struct ipsnat_flow4 *f)
 {
 	__u32 zero = 0;

@@ -15,6 +15,7 @@
 #include "lib/frag.h"
 #include "lib/fwd.h"
 #include "lib/icmp.h"
+#include "lib/masq.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
@@ -45,7 +46,7 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 {
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
 	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
-	       r == IPSNAT_R_XLATE_FORWARD;
+	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ;
 }
 
 /* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
@@ -95,16 +96,6 @@ static __always_inline struct ipsnat_flow4 snat_flow_of(struct __sk_buff *skb, c
 	if (use_dev)
 		d = dev_cfg(skb->ifindex);
 	return flow_of(p, d.mark ? d.mark : skb->mark, d.if_id);
-}
-
-/* The SPD version the datapath reads now (maps/spd.h spd_active): conntrack entries remember
- * the one their translation was last checked against. An array lookup the verifier inlines. */
-static __always_inline __u64 spd_version_now(void)
-{
-	__u32 zero = 0;
-	struct spd_active *a = bpf_map_lookup_elem(&spd_active, &zero);
-
-	return a ? a->version : 0;
 }
 
 /* Whether the SPD still sends flow f (the untranslated tuple as the SPD lookup sees it),
@@ -356,12 +347,27 @@ static __always_inline enum ipsnat_reason reply_sa_refusal(const struct ipsnat_c
 	return 0;
 }
 
+/* A reply of a masqueraded flow (lib/masq.h) needs no SA but the opposite: it arrives in
+ * cleartext, on the device that masquerades to its destination address. A decrypted packet for
+ * such a tuple is not this flow's; on another device neither. */
+static __always_inline enum ipsnat_reason masq_reply_refusal(struct __sk_buff *skb, __be32 masq_addr)
+{
+	__u32 reqid;
+
+	if (dev_cfg(skb->ifindex).masq_addr != masq_addr)
+		return IPSNAT_R_PASS_NO_CT;
+	return skb_sa_reqid(skb, &reqid) ? 0 : IPSNAT_R_PASS_WRONG_SA;
+}
+
 /* The SA check of a packet of the flow of REPLY entry e (key k); see the two above. */
 static __always_inline enum ipsnat_reason reverse_flow_sa_refusal(struct __sk_buff *skb, const struct ipsnat_ct_key *k,
 								  struct ipsnat_ct_entry *e)
 {
 	int checked;
 	__u32 sa_reqid;
+
+	if (e->kind == IPSNAT_CT_KIND_MASQ)
+		return masq_reply_refusal(skb, k->daddr);
 	enum ipsnat_reason refused = reverse_sa_of(skb, &checked, &sa_reqid);
 
 	if (refused || !checked)
@@ -428,8 +434,12 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		if (!fe)
 			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_FRAG_UNKNOWN);
 		/* The fragment memory keeps no reqid: an SA is required, its first fragment's
-		 * flow was checked against the reqid. */
-		refused = reverse_sa_refusal(skb, &sa_reqid);
+		 * flow was checked against the reqid; or, for the masquerade address of this
+		 * device, its absence. */
+		if (dev_cfg(skb->ifindex).masq_addr == p.daddr)
+			refused = masq_reply_refusal(skb, p.daddr);
+		else
+			refused = reverse_sa_refusal(skb, &sa_reqid);
 		if (refused)
 			return refused;
 		if (nat_rewrite(skb, &p, 0, fe->xlat_addr, 0))
@@ -556,11 +566,16 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	if (p.proto == IPPROTO_ESP || p.proto == IPPROTO_AH)
 		return IPSNAT_R_PASS_IPSEC;
 	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
-	if (p.frag == PKT_FRAG_LATER)
-		return guard_covered_reason(spd_out_covered_some_ports(&f), IPSNAT_R_DROP_LEAK_GUARD);
+	if (p.frag == PKT_FRAG_LATER) {
+		enum ipsnat_reason later = guard_covered_reason(spd_out_covered_some_ports(&f), IPSNAT_R_DROP_LEAK_GUARD);
+
+		return later == IPSNAT_R_PASS_NOT_COVERED ? masq_egress(skb, &p) : later;
+	}
 	if (guard_own_ike(skb, p.proto, p.sport, p.dport))
 		return IPSNAT_R_PASS_IPSEC;
-	return guard_covered_reason(spd_out_covered(&f), IPSNAT_R_DROP_LEAK_GUARD);
+	enum ipsnat_reason r = guard_covered_reason(spd_out_covered(&f), IPSNAT_R_DROP_LEAK_GUARD);
+	/* Cleartext no out-policy covers: the device's masquerade, if any, takes it. */
+	return r == IPSNAT_R_PASS_NOT_COVERED ? masq_egress(skb, &p) : r;
 }
 
 /* TC egress of lo: the host's packets to itself. Only an ICMP error the kernel raised about a

@@ -41,13 +41,26 @@ Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
   return tunnel ? Mode::Route : Mode::Policy;
 }
 
-ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode) {
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq) {
   ipsnat_dev_cfg c{};
   c.mode = mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY;
   c.if_id = dev.if_id;
   // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
   c.mark = mode == Mode::Route && dev.kind == "vti" ? dev.okey : 0u;
+  if (masq && masq->addr.family == AF_INET) {
+    c.masq_addr = masq->addr.v4_be();
+    c.masq_port_min = masq->port_min;
+    c.masq_port_max = masq->port_max;
+  }
   return c;
+}
+
+std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min, uint32_t local_max) {
+  if (local_max < 65535 && 65535 - local_max >= kMasqueradeMinPorts)
+    return std::pair<uint16_t, uint16_t>(static_cast<uint16_t>(local_max + 1), 65535);
+  if (local_min > 1024 && local_min - 1024 >= kMasqueradeMinPorts)
+    return std::pair<uint16_t, uint16_t>(1024, static_cast<uint16_t>(local_min - 1));
+  return std::nullopt;
 }
 
 namespace {
@@ -158,6 +171,38 @@ bool same_selector_exists(const HostFacts& f, const Policy& c) {
   return false;
 }
 
+// The masquerade of a policy-mode uplink: the configured address or the device's first (primary)
+// IPv4 address, and ports outside the host's ephemeral range.
+Masquerade plan_masquerade(const HostFacts& f, const Settings& s, Mode mode, std::vector<std::string>& warnings) {
+  if (mode != Mode::Policy)
+    throw UserError("--masquerade needs policy mode: \"" + f.dev.name + "\" is a " + f.dev.kind + " tunnel device",
+                    "attach the uplink with --masquerade");
+  auto ports = masquerade_ports(f.local_port_min, f.local_port_max);
+  if (!ports)
+    throw UserError("--masquerade: fewer than " + std::to_string(kMasqueradeMinPorts) +
+                        " ports lie outside net.ipv4.ip_local_port_range (" + std::to_string(f.local_port_min) + " " +
+                        std::to_string(f.local_port_max) + "), the gateway's own ephemeral ports",
+                    "narrow net.ipv4.ip_local_port_range");
+  Masquerade m;
+  m.port_min = ports->first;
+  m.port_max = ports->second;
+  if (s.masquerade_addr) {
+    m.addr = *s.masquerade_addr;
+    m.source = "configured";
+    return m;
+  }
+  m.source = "the address of " + f.dev.name;
+  for (const auto& a : f.addresses)
+    if (a.ifindex == f.dev.ifindex && !a.loopback) {
+      m.addr = a.prefix.addr;
+      return m;
+    }
+  if (!s.allow_empty)
+    throw UserError("--masquerade: \"" + f.dev.name + "\" has no IPv4 address", "name one: --masquerade ADDRESS");
+  warnings.push_back("\"" + f.dev.name + "\" has no IPv4 address: no masquerade until it has one");
+  return m;
+}
+
 }  // namespace
 
 std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings& settings) {
@@ -193,14 +238,15 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                                  n.kind == SPD_NAT_NAPT ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
   }
-  if (nat.empty() && !settings.allow_empty) {
+  if (settings.masquerade) plan.masquerade = plan_masquerade(facts, settings, plan.mode, plan.warnings);
+  if (nat.empty() && !settings.allow_empty && !settings.masquerade) {
     std::string what = policies.empty() ? "no IPsec out-policy concerns \"" + plan.dev + "\""
                                         : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
     if (plan.mode == Mode::Route && facts.dev.kind == "xfrm")
       what += " (if_id " + std::to_string(facts.dev.if_id) + ")";
     throw UserError(what, "see: ip xfrm policy; --allow-empty attaches anyway");
   }
-  if (cfg.inside.empty() && plan.mode == Mode::Policy && !nat.empty())
+  if (cfg.inside.empty() && plan.mode == Mode::Policy && (!nat.empty() || settings.masquerade))
     throw UserError("no inside prefix: no device with an address is a LAN (the uplink, the default route's "
                     "devices and loopback never are)",
                     "name the LAN with --inside PREFIX");
@@ -500,10 +546,29 @@ nlohmann::json plan_to_json(const AttachPlan& p) {
   nlohmann::json in = nlohmann::json::array();
   for (const auto& c : p.inside)
     in.push_back({{"prefix", c.prefix.str()}, {"dev", c.dev}, {"inside", c.inside}, {"why", c.why}});
-  return {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind}, {"inside", in},
-          {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
-          {"forwards", fw},           {"warnings", p.warnings}};
+  nlohmann::json j = {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind}, {"inside", in},
+                      {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
+                      {"forwards", fw},           {"warnings", p.warnings}};
+  if (p.masquerade)
+    j["masquerade"] = {{"addr", p.masquerade->addr.family == AF_INET ? p.masquerade->addr.str() : ""},
+                       {"source", p.masquerade->source},
+                       {"port_min", p.masquerade->port_min},
+                       {"port_max", p.masquerade->port_max}};
+  return j;
 }
+
+namespace {
+// "masquerade 192.168.1.0/24 -> 200.2.2.2 (the address of eth0) ports 61000-65535"
+std::string masquerade_text(const AttachPlan& p) {
+  std::string from;
+  for (const auto& c : p.inside)
+    if (c.inside) from += (from.empty() ? "" : ", ") + c.prefix.str();
+  const auto& m = *p.masquerade;
+  std::string to = m.addr.family == AF_INET ? m.addr.str() : "none";
+  return "masquerade " + from + " -> " + to + " (" + m.source + ") ports " + std::to_string(m.port_min) + "-" +
+         std::to_string(m.port_max);
+}
+}  // namespace
 
 std::string plan_to_text(const AttachPlan& p, bool with_warnings) {
   std::ostringstream o;
@@ -519,6 +584,7 @@ std::string plan_to_text(const AttachPlan& p, bool with_warnings) {
   for (const auto& s : p.steps) o << "  " << describe(s) << "\n";
   for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
   for (const auto& f : p.forwards) o << "  forward " << f.str() << "\n";
+  if (p.masquerade) o << "  " << masquerade_text(p) << "\n";
   if (with_warnings)
     for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
   return o.str();

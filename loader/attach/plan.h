@@ -43,6 +43,8 @@ struct HostFacts {
   std::vector<spd::Policy> policies;              // the SPD (not per-socket policies)
   std::vector<Nexthop> nexthops;                  // for the destinations of covered out-policies
   std::vector<Nexthop> sa_peers;                  // for the tunnel endpoints of their templates (/32)
+  uint32_t local_port_min = 32768;                // net.ipv4.ip_local_port_range: the host's own
+  uint32_t local_port_max = 60999;                // ephemeral ports, which masquerade never uses
 };
 
 struct Settings {
@@ -53,7 +55,24 @@ struct Settings {
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
   bool allow_empty = false;         // attach although no IPsec out-policy concerns the device
   std::vector<ForwardRule> forwards;  // port-forwards into the LAN (attach/forward.h)
+  // --masquerade [ADDRESS]: inside sources of what leaves the uplink uncovered by any IPsec
+  // out-policy are translated to ADDRESS, else to the uplink's primary IPv4 address.
+  bool masquerade = false;
+  std::optional<spd::Address> masquerade_addr;
 };
+
+// The masquerade the datapath applies on the uplink (ipsnat_dev_cfg.masq_*, maps/config.h).
+struct Masquerade {
+  spd::Address addr;     // unset (family 0) while the uplink has no IPv4 address: off
+  std::string source;    // "configured" or "the address of eth0"
+  uint16_t port_min = 0;  // NAPT ports, outside the host's ip_local_port_range
+  uint16_t port_max = 0;
+};
+
+// NAPT ports for masquerade: above the host's ephemeral range (ip_local_port_range) when at
+// least kMasqueradeMinPorts fit there, else below it down to 1024; none when neither fits.
+inline constexpr uint32_t kMasqueradeMinPorts = 1024;
+std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min, uint32_t local_max);
 
 // Worst-case ESP tunnel overhead over IPv4 (outer IP 20, ESP 8, IV 16, pad 15, trailer 2,
 // ICV 16, NAT-T UDP 8, rounded): packets up to MTU-overhead are encrypted without fragmentation.
@@ -107,6 +126,7 @@ struct AttachPlan {
   std::vector<Step> steps;  // in application order; detach reverses it
   std::vector<Translation> translations;
   std::vector<ForwardRule> forwards;  // resolved (NAT address filled in)
+  std::optional<Masquerade> masquerade;
   std::vector<std::string> warnings;
 };
 
@@ -125,7 +145,7 @@ std::vector<spd::Prefix> covered_destinations(const HostFacts& facts, const Sett
 // How the datapath treats the device (ipsnat_dev[ifindex], maps/config.h). Written on every
 // attach, re-attach, adoption and re-plan, so a changed device (another VTI okey, if_id, mode)
 // never keeps the values of an earlier attach.
-ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode);
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq = std::nullopt);
 
 nlohmann::json plan_to_json(const AttachPlan& p);
 // The plan in the ip/tc family's terse style, one line per hook, route, rule, policy,

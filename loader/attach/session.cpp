@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include <algorithm>
@@ -132,6 +133,8 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   }
   f.default_oifs = rtnl::default_route_oifs();
   f.policies = xfrm::dump_policies();
+  // This namespace's (/proc/sys/net follows the reader's network namespace).
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> f.local_port_min >> f.local_port_max;
   for (const auto& dst : covered_destinations(f, settings))
     if (auto nh = rtnl::route_get(dst)) {
       char name[IF_NAMESIZE];
@@ -239,6 +242,8 @@ AttachResult attach(const AttachRequest& req) {
   st.table = req.settings.table;
   st.rule_priority = req.settings.rule_priority;
   st.route_mtu = req.settings.route_mtu;
+  st.masquerade = req.settings.masquerade;
+  st.masquerade_addr = req.settings.masquerade_addr ? req.settings.masquerade_addr->str() : "";
   st.inside.clear();
   auto inside = inside_prefixes(facts, req.settings);
   for (const auto& p : inside) st.inside.push_back(p.str());
@@ -311,7 +316,7 @@ AttachResult attach(const AttachRequest& req) {
   // Before the programs are (re)attached, and on every attach, re-plan and adoption: the device
   // may have changed since the last one (docs/datapath.md "Knobs").
   write_device_config(skel ? bpf_map__fd(skel->maps.ipsnat_dev) : -1, pins.root(), facts.dev.ifindex,
-                      device_config(facts.dev, res.plan.mode));
+                      device_config(facts.dev, res.plan.mode, res.plan.masquerade));
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {

@@ -25,6 +25,7 @@ void register_attach(CLI::App& app, Context& ctx) {
     uint32_t ct_max = 0;
     uint32_t spd_max = 0;
     std::string limit_log_interval;
+    std::string masquerade;  // "" with the flag alone: the uplink's address
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("attach", "Translate traffic that leaves through DEV into IPsec");
@@ -42,6 +43,11 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->add_option("--rule-priority", args->settings.rule_priority, "Priority of ipsnat's ip rule (before 220)")
       ->capture_default_str();
   cmd->add_option("--route-mtu", args->settings.route_mtu, "MTU of the LWT routes (default: device MTU - 88)");
+  auto* masq = cmd->add_option("--masquerade", args->masquerade,
+                               "Also translate what leaves DEV (policy mode) towards no IPsec policy, from the LAN, to "
+                               "ADDRESS (default: DEV's IPv4 address, followed when it changes): NAPT, no netfilter")
+                   ->expected(0, 1)
+                   ->type_name("[ADDRESS]");
   cmd->add_flag("--allow-empty", args->settings.allow_empty,
                 "Attach although no IPsec out-policy concerns DEV yet");
   cmd->add_option("--ct-max", args->ct_max,
@@ -62,18 +68,21 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->footer(
       "Route mode (xfrm/vti DEV): TC egress translates, TC ingress translates back.\n"
       "Policy mode (uplink DEV): LWT routes in ipsnat's table translate and re-route, TC ingress\n"
-      "translates decrypted replies back, TC egress drops cleartext to covered destinations.\n"
+      "translates decrypted replies back, TC egress drops cleartext to covered destinations\n"
+      "(with --masquerade it translates the LAN's other traffic to the uplink's address).\n"
       "Unless one runs, attach starts the host process `ipsnat run --exit-when-detached` (SPD mirror,\n"
       "conntrack housekeeping, limit warnings), logging to STATE_DIR/<netns>@DEV.log; detaching the\n"
       "last device stops it.");
-  cmd->callback([&ctx, args] {
-    ctx.action = [&ctx, args] {
+  cmd->callback([&ctx, args, masq] {
+    ctx.action = [&ctx, args, masq] {
       attach::AttachRequest req;
       req.dev = args->dev;
       req.settings = args->settings;
       req.settings.mode = attach::parse_mode_request(args->mode);
       for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
       for (const auto& f : args->forwards) req.settings.forwards.push_back(attach::parse_forward_spec(f));
+      req.settings.masquerade = masq->count() > 0;
+      if (!args->masquerade.empty()) req.settings.masquerade_addr = spd::parse_address(args->masquerade);
       req.pin_root = ctx.global.pin_root;
       req.dry_run = args->dry_run;
       req.ct_max = args->ct_max;

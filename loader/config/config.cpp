@@ -184,7 +184,7 @@ std::pair<uint32_t, uint16_t> require_host_port(TableReader& r, const toml::node
 void read_devices(TableReader& top, Config& c) {
   for_each_table(top, "device", "device tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
-    r.allow({"name", "mode"}, "name, mode");
+    r.allow({"name", "mode", "masquerade"}, "name, mode, masquerade");
     Device d;
     d.line = line;
     d.name = r.require_string("name", "expected a network device name like \"eth0\"");
@@ -196,6 +196,18 @@ void read_devices(TableReader& top, Config& c) {
       else if (m == "route") d.mode = DeviceMode::kRoute;
       else if (m == "policy") d.mode = DeviceMode::kPolicy;
       else r.fail(n, "mode", "expected \"auto\", \"route\" or \"policy\", got \"" + m + "\"");
+    }
+    if (const toml::node* n = r.get("masquerade")) {
+      const char* expected = "expected true, false or an IPv4 address like \"200.2.2.2\"";
+      if (const auto* b = n->as_boolean()) {
+        d.masquerade = b->get();
+      } else if (const auto* s = n->as_string()) {
+        d.masquerade = true;
+        d.masquerade_addr = parse_ipv4(s->get());
+        if (!d.masquerade_addr) r.fail(n, "masquerade", std::string(expected) + ", got \"" + s->get() + "\"");
+      } else {
+        r.fail(n, "masquerade", std::string(expected) + ", got " + type_name(*n));
+      }
     }
     for (const auto& other : c.devices)
       if (other.name == d.name)

@@ -29,6 +29,9 @@ const char* to_string(DeviceMode m);
 struct Device {
   std::string name;
   DeviceMode mode = DeviceMode::kAuto;
+  // `masquerade = true` (the device's address) or `= "ADDRESS"`: attach --masquerade [ADDRESS].
+  bool masquerade = false;
+  std::optional<uint32_t> masquerade_addr;  // network order
   int line = 0;  // where it was configured, for later diagnostics ("device eth0 (line 7): ...")
 };
 

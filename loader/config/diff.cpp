@@ -22,7 +22,9 @@ DeviceChanges diff_devices(const Config& before, const Config& after) {
   for (const auto& dev : after.devices) {
     const Device* old = find(before.devices, dev.name);
     if (!old) d.added.push_back(dev);
-    else if (old->mode != dev.mode || inside_changed) d.changed.push_back(dev);
+    else if (old->mode != dev.mode || old->masquerade != dev.masquerade || old->masquerade_addr != dev.masquerade_addr ||
+             inside_changed)
+      d.changed.push_back(dev);
     else d.unchanged.push_back(dev);
   }
   for (const auto& dev : before.devices)

@@ -25,6 +25,15 @@ std::string addr_str(uint32_t a) {
   return buf;
 }
 
+const char* kind_name(uint8_t kind) {
+  switch (kind) {
+    case IPSNAT_CT_KIND_PREFIX: return "prefix";
+    case IPSNAT_CT_KIND_FORWARD: return "forward";
+    case IPSNAT_CT_KIND_MASQ: return "masquerade";
+    default: return "napt";
+  }
+}
+
 std::string proto_str(uint8_t p) {
   switch (p) {
     case 6: return "tcp";
@@ -78,9 +87,7 @@ nlohmann::json flow_json(const Flow& f, uint64_t now_ns) {
       {"proto", proto_str(f.proto())},
       {"original", {{"src", addr_str(t.inside)}, {"dst", addr_str(t.remote)}}},
       {"translated", {{"src", addr_str(t.nat)}, {"dst", addr_str(t.remote)}}},
-      {"kind", any.kind == IPSNAT_CT_KIND_PREFIX    ? "prefix"
-               : any.kind == IPSNAT_CT_KIND_FORWARD ? "forward"
-                                                    : "napt"},
+      {"kind", kind_name(any.kind)},
       {"reqid", any.reqid},
       {"state", std::string(state_name(classify(f)))},
       {"complete", f.complete()},
@@ -112,6 +119,9 @@ std::string flow_line(const Flow& f, uint64_t now_ns) {
     s << addr_str(t.inside) << ":" << t.inside_port << " -> " << addr_str(t.remote) << ":" << t.remote_port
       << " as " << addr_str(t.nat) << ":" << t.nat_port;
   }
+  // Masqueraded flows (no IPsec, the uplink's address) say so; the translations before IPsec
+  // are the rule.
+  if ((f.orig ? f.orig->value : f.reply->value).kind == IPSNAT_CT_KIND_MASQ) s << " masquerade";
   s << " " << state_name(classify(f)) << (f.complete() ? "" : " (half)");
   s << " age " << seconds_since(f.created_ns(), now_ns) << "s idle " << seconds_since(f.last_ns(), now_ns) << "s";
   s << " pkts " << (f.orig ? f.orig->value.packets : 0) << "/" << (f.reply ? f.reply->value.packets : 0);

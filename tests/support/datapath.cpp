@@ -99,7 +99,13 @@ void Datapath::set_inside(const std::string& prefix, uint32_t flags) {
 uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }
 
 void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id) {
-  ipsnat_dev_cfg d{mode, if_id, 0};
+  ipsnat_dev_cfg d{};
+  d.mode = mode;
+  d.if_id = if_id;
+  set_dev_cfg(ifindex, d);
+}
+
+void Datapath::set_dev_cfg(uint32_t ifindex, const ipsnat_dev_cfg& d) {
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_dev), &ifindex, &d, BPF_ANY) != 0)
     throw std::runtime_error("writing ipsnat_dev failed");
 }

@@ -280,6 +280,44 @@ TEST(AttachPlan, TextNamesEveryStepTranslationAndForward) {
   EXPECT_NE(plan_to_text(plan, true).find("  warning: something\n"), std::string::npos);
 }
 
+// --masquerade: the uplink's primary address (or the one given) and ports above the host's
+// ephemeral range, written into the device's datapath entry and printed; never on a tunnel device.
+TEST(AttachPlan, MasqueradeTakesTheUplinksAddressAndPortsOutsideTheEphemeralRange) {
+  auto facts = gateway(false);
+  facts.addresses.push_back(host_address("200.2.2.9", 24, 3, "eth0"));  // a secondary
+  facts.local_port_min = 32768;
+  facts.local_port_max = 60999;
+  Settings s;
+  s.masquerade = true;
+  auto plan = make_plan(facts, s);
+  ASSERT_TRUE(plan.masquerade);
+  EXPECT_EQ(plan.masquerade->addr.str(), "200.2.2.2");
+  EXPECT_EQ(plan.masquerade->port_min, 61000);
+  EXPECT_EQ(plan.masquerade->port_max, 65535);
+  EXPECT_NE(plan_to_text(plan).find("  masquerade 192.168.1.0/24 -> 200.2.2.2 (the address of eth0) ports 61000-65535\n"),
+            std::string::npos)
+      << plan_to_text(plan);
+  auto c = device_config(facts.dev, plan.mode, plan.masquerade);
+  EXPECT_EQ(c.masq_addr, spd::parse_address("200.2.2.2").v4_be());
+  EXPECT_EQ(c.masq_port_min, 61000);
+  EXPECT_EQ(device_config(facts.dev, plan.mode).masq_addr, 0u);  // without: off
+
+  s.masquerade_addr = spd::parse_address("198.18.0.5");
+  EXPECT_EQ(make_plan(facts, s).masquerade->addr.str(), "198.18.0.5");
+  // A gateway whose policies are all gone still masquerades.
+  facts.policies.clear();
+  EXPECT_NO_THROW(make_plan(facts, s));
+  s.mode = ModeRequest::Route;
+  EXPECT_THROW(make_plan(facts, s), UserError);
+}
+
+TEST(AttachPlan, MasqueradePortsAvoidTheHostsEphemeralPorts) {
+  EXPECT_EQ(masquerade_ports(32768, 60999), (std::pair<uint16_t, uint16_t>(61000, 65535)));
+  EXPECT_EQ(masquerade_ports(10000, 65000), (std::pair<uint16_t, uint16_t>(1024, 9999)));
+  EXPECT_EQ(masquerade_ports(1024, 65535), std::nullopt);
+  EXPECT_EQ(masquerade_ports(2000, 65000), std::nullopt);  // 976 below, 535 above: too few
+}
+
 // Route mode on an xfrm interface next to its uplink, two LANs (one on a bridge), loopback and a
 // host address: only the LANs are inside, each excluded prefix with its reason.
 HostFacts xfrm_gateway() {

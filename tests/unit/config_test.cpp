@@ -121,12 +121,30 @@ TEST(Config, UnknownKeysAreErrorsEverywhere) {
             "ipsnat.toml:2: metric: unknown key; expected one of: inside, port_range, metrics, log_format, "
             "log_level, gc_interval, limit_log_interval, state_dir, [[device]], [[nat]], [[forward]], [timeouts]");
   EXPECT_EQ(error_of("[[device]]\nname = \"eth0\"\nmod = \"route\"\n"),
-            "ipsnat.toml:3: device[0].mod: unknown key; expected one of: name, mode");
+            "ipsnat.toml:3: device[0].mod: unknown key; expected one of: name, mode, masquerade");
   EXPECT_EQ(error_of("[timeouts]\nudp = 30\ntcp = 5\n"),
             "ipsnat.toml:3: timeouts.tcp: unknown key; expected one of: tcp_established, tcp_transitory, udp, "
             "udp_stream, icmp");
   EXPECT_EQ(error_of("[[forward]]\nproto = \"tcp\"\nport = 1\naddress = \"1.2.3.4\"\nto = \"5.6.7.8:9\"\nprot = 1\n"),
             "ipsnat.toml:6: forward[0].prot: unknown key; expected one of: proto, port, address, to");
+}
+
+// [[device]] masquerade: true (the device's address), an address, or false; anything else is an error.
+TEST(Config, DeviceMasquerade) {
+  auto c = parse_config("[[device]]\nname = \"eth0\"\nmasquerade = true\n[[device]]\nname = \"eth1\"\n"
+                        "masquerade = \"198.18.0.5\"\n[[device]]\nname = \"eth2\"\n",
+                        "ipsnat.toml");
+  ASSERT_EQ(c.devices.size(), 3u);
+  EXPECT_TRUE(c.devices[0].masquerade);
+  EXPECT_FALSE(c.devices[0].masquerade_addr);
+  EXPECT_TRUE(c.devices[1].masquerade);
+  EXPECT_EQ(c.devices[1].masquerade_addr, parse_ipv4("198.18.0.5"));
+  EXPECT_FALSE(c.devices[2].masquerade);
+  EXPECT_EQ(error_of("[[device]]\nname = \"eth0\"\nmasquerade = \"eth0\"\n"),
+            "ipsnat.toml:3: device[0].masquerade: expected true, false or an IPv4 address like \"200.2.2.2\", got "
+            "\"eth0\"");
+  EXPECT_NE(error_of("[[device]]\nname = \"eth0\"\nmasquerade = 1\n").find("masquerade: expected true"),
+            std::string::npos);
 }
 
 TEST(Config, AddressesAndPrefixes) {
@@ -218,7 +236,7 @@ TEST(Config, UnreadableFile) {
 
 TEST(Config, TypoIsReportedAsTypoNotAsMissingKey) {
   EXPECT_EQ(error_of("[[device]]\nnme = \"eth0\"\n"),
-            "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode");
+            "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode, masquerade");
 }
 
 // The shipped example must stay valid (docs point users to it).

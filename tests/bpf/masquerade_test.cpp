@@ -1,0 +1,193 @@
+// Masquerade on the uplink (`attach --masquerade`, bpf/lib/masq.h) on golden packets through the
+// real guard and reverse programs: a LAN flow no out-policy covers leaves as the uplink's address
+// with ports from the masquerade range, its replies and ICMP errors come back through the same
+// conntrack; covered flows, the gateway's own traffic and IKE, ESP and unsolicited packets are not
+// touched. Expected packets are built from scratch; checksums by the independent routine.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include "spd/compiler.h"
+#include "spd/mirror.h"
+#include "spd/model.h"
+#include "support/seed_nat.h"
+
+namespace ipsnat::test {
+namespace {
+
+using spd::Policy;
+
+const std::string kUplink = "198.18.0.2", kInternet = "198.51.100.7", kRouter = "198.18.0.1",
+                  kHostToHost = "203.0.113.9";
+constexpr uint16_t kMasqMin = 61000, kMasqMax = 65535;
+constexpr uint32_t kLanIfindex = 7;  // a forwarded packet's input device
+
+Policy out_policy(uint32_t index, const std::string& src, const std::string& dst) {
+  Policy p;
+  p.sel.src = spd::parse_prefix(src);
+  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.family = AF_INET;
+  p.dir = spd::Dir::Out;
+  p.index = index;
+  p.priority = 100;
+  spd::Template t;
+  t.mode = 1;
+  t.proto = IPPROTO_ESP;
+  t.reqid = index;
+  t.family = AF_INET;
+  p.tmpls.push_back(t);
+  return p;
+}
+
+// The uplink (the test device) masquerades to kUplink; the company 10.0.0.0/8 is covered for
+// every source, 203.0.113.0/24 only from the uplink's own address (a host-to-host policy).
+class Masquerade : public ::testing::Test {
+ protected:
+  Masquerade() : dp(true) {
+    spd::SpdModel model;
+    model.apply(spd::PolicyUpsert{out_policy(9, "0.0.0.0/0", "10.0.0.0/8")});
+    model.apply(spd::PolicyUpsert{out_policy(17, kUplink + "/32", "203.0.113.0/24")});
+    auto compiled = spd::compile_spd(model.ordered(), spd::NatConfig{});
+    EXPECT_FALSE(compiled.refused);
+    spd::SpdMapWriter(spd::SpdMapFds::from_object(dp.skel()->obj)).write(compiled);
+    dp.set_inside("192.168.1.0/24", INSIDE_PREFIX);
+    set_masquerade(kUplink);
+  }
+  void set_masquerade(const std::string& addr) {
+    ipsnat_dev_cfg d{};
+    d.mode = IPSNAT_DEV_POLICY;
+    d.masq_addr = addr.empty() ? 0 : parse_ipv4(addr);
+    d.masq_port_min = kMasqMin;
+    d.masq_port_max = kMasqMax;
+    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+  }
+  RunResult out(const Bytes& p) { return dp.run_forwarded(dp.skel()->progs.tc_guard_egress, p, kLanIfindex); }
+  RunResult own(const Bytes& p) { return dp.run(dp.skel()->progs.tc_guard_egress, p); }
+  // mark: the SA reqid that decrypted it (0: cleartext), see Datapath.
+  RunResult in(const Bytes& p, uint32_t mark = 0) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, mark); }
+  std::optional<ipsnat_ct_entry> orig(const std::string& host, const std::string& remote, uint16_t sport, uint16_t dport,
+                                      uint8_t proto) {
+    return dp.ct_get(ct_key(host, remote, sport, dport, proto, IPSNAT_CT_ORIG));
+  }
+  uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
+
+  Datapath dp;
+  PacketBuilder eth, bare{false};
+};
+
+TEST_F(Masquerade, UdpLeavesAsTheUplinkAddressFromTheMasqueradeRangeAndTheReplyReturns) {
+  Bytes payload(33, 0x5a);
+  auto r = out(eth.udp({kLan, kInternet, kUdp, 63, 11}, 40000, 53, payload));
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  auto e = orig(kLan, kInternet, 40000, 53, kUdp);
+  ASSERT_TRUE(e) << dp.nonzero_reasons();
+  EXPECT_EQ(e->kind, IPSNAT_CT_KIND_MASQ);
+  EXPECT_EQ(e->xlat_addr, parse_ipv4(kUplink));
+  uint16_t port = ntohs(e->xlat_port);
+  // 40000 lies in the host's ephemeral range: moved into the masquerade range.
+  EXPECT_GE(port, kMasqMin);
+  EXPECT_LE(port, kMasqMax);
+  EXPECT_SAME_PACKET(r.out, eth.udp({kUplink, kInternet, kUdp, 63, 11}, port, 53, payload));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 1u);
+
+  auto back = in(eth.udp({kInternet, kUplink, kUdp, 50, 12}, 53, port, payload));
+  EXPECT_EQ(back.retval, TC_ACT_UNSPEC);
+  EXPECT_SAME_PACKET(back.out, eth.udp({kInternet, kLan, kUdp, 50, 12}, 53, 40000, payload));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_REVERSE), 1u);
+  EXPECT_EQ(dp.ct_all().size(), 2u);
+}
+
+TEST_F(Masquerade, TcpKeepsAPortInTheRangeAndEchoKeepsItsId) {
+  Bytes data(100, 7);
+  auto t = out(eth.tcp({kLan, kInternet}, 62000, 443, kSyn, {}));
+  EXPECT_SAME_PACKET(t.out, eth.tcp({kUplink, kInternet}, 62000, 443, kSyn, {}));
+  auto ta = in(eth.tcp({kInternet, kUplink}, 443, 62000, kSyn | kAck, data));
+  EXPECT_SAME_PACKET(ta.out, eth.tcp({kInternet, kLan}, 443, 62000, kSyn | kAck, data));
+
+  auto p = out(eth.icmp_echo({kLan, kInternet, kIcmp}, 8, 777, 1, data));
+  EXPECT_SAME_PACKET(p.out, eth.icmp_echo({kUplink, kInternet, kIcmp}, 8, 777, 1, data));
+  auto pr = in(eth.icmp_echo({kInternet, kUplink, kIcmp}, 0, 777, 1, data));
+  EXPECT_SAME_PACKET(pr.out, eth.icmp_echo({kInternet, kLan, kIcmp}, 0, 777, 1, data));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 2u);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_REVERSE), 2u);
+}
+
+TEST_F(Masquerade, IcmpErrorsAreTranslatedBothWays) {
+  Bytes payload(40, 0x61);
+  out(eth.udp({kLan, kInternet, kUdp, 63, 99}, 40000, 53, payload));
+  uint16_t port = ntohs(orig(kLan, kInternet, 40000, 53, kUdp)->xlat_port);
+
+  // A router on the way: fragmentation needed, quoting what left.
+  Bytes sent = bare.udp({kUplink, kInternet, kUdp, 62, 99}, port, 53, payload);
+  Bytes was = bare.udp({kLan, kInternet, kUdp, 62, 99}, 40000, 53, payload);
+  auto r = in(eth.icmp_error({kRouter, kUplink}, 3, 4, sent, 1400));
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r.out, eth.icmp_error({kRouter, kLan}, 3, 4, was, 1400)) << dp.nonzero_reasons();
+  EXPECT_TRUE(verify_quote_checksums(r.out, 14).l4_ok);
+
+  // The LAN host: port unreachable about the reply.
+  Bytes reply = bare.udp({kInternet, kLan, kUdp, 50, 5}, 53, 40000, payload);
+  Bytes reply_wire = bare.udp({kInternet, kUplink, kUdp, 50, 5}, 53, port, payload);
+  auto u = out(eth.icmp_error({kLan, kInternet}, 3, 3, reply));
+  EXPECT_EQ(u.out, eth.icmp_error({kUplink, kInternet}, 3, 3, reply_wire)) << dp.nonzero_reasons();
+  EXPECT_TRUE(verify_checksums(u.out, 14).l4_ok);
+  EXPECT_TRUE(verify_quote_checksums(u.out, 14).l4_ok);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 2u);
+}
+
+TEST_F(Masquerade, CoveredFlowsAreTheGuardsNotTheMasquerades) {
+  // To the company: cleartext that should have been encrypted (the LWT route translates it).
+  EXPECT_EQ(out(eth.udp({kLan, "10.0.0.1"}, 40000, 53, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 1u);
+  // A destination a policy covers only from the uplink's own address (host to host): covered for
+  // the guard whatever the source, so never masqueraded into a packet the kernel would encrypt.
+  EXPECT_EQ(out(eth.udp({kLan, kHostToHost}, 40000, 53, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 2u);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 0u);
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Masquerade, TheGatewaysOwnTrafficIkeAndEspAreUntouched) {
+  for (const Bytes& p : {eth.udp({kUplink, kInternet}, 41000, 53, {}), eth.udp({kUplink, "100.1.1.1"}, 500, 500, {}),
+                         eth.udp({kUplink, "100.1.1.1"}, 4500, 4500, Bytes(20, 1)),
+                         eth.ipv4({kUplink, "100.1.1.1", 50}, Bytes(64, 1))}) {
+    auto r = own(p);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+    EXPECT_EQ(r.out, p);
+  }
+  // A transit source (not inside) is not masqueraded either.
+  Bytes transit = eth.udp({"172.31.0.5", kInternet}, 41000, 53, {});
+  EXPECT_EQ(out(transit).out, transit);
+  EXPECT_EQ(n(IPSNAT_R_PASS_IPSEC), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
+  EXPECT_TRUE(dp.ct_all().empty());
+}
+
+TEST_F(Masquerade, NoDoorNoSaNoOtherDevice) {
+  // Unsolicited to the uplink's address: the gateway's, untouched.
+  Bytes syn = eth.tcp({kInternet, kUplink}, 50000, 22, kSyn, {});
+  EXPECT_EQ(in(syn).out, syn);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NO_CT), 1u);
+  out(eth.tcp({kLan, kInternet}, 62000, 443, kSyn, {}));
+  // A packet for that flow that came decrypted through an SA is not its reply.
+  Bytes decrypted = eth.tcp({kInternet, kUplink}, 443, 62000, kSyn | kAck, {});
+  EXPECT_EQ(in(decrypted, 5).out, decrypted);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 1u);
+  // Masquerade switched off on the device: its replies are no longer let in, and new flows pass.
+  set_masquerade("");
+  EXPECT_EQ(in(decrypted).out, decrypted);
+  Bytes udp = eth.udp({kLan, kInternet}, 40000, 53, {});
+  EXPECT_EQ(out(udp).out, udp);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_COVERED), 1u) << dp.nonzero_reasons();
+}
+
+TEST_F(Masquerade, AFlowFollowsTheUplinksNewAddress) {
+  out(eth.tcp({kLan, kInternet}, 62000, 443, kSyn, {}));
+  set_masquerade("198.18.7.7");
+  auto r = out(eth.tcp({kLan, kInternet}, 62000, 443, kAck, {}));
+  EXPECT_SAME_PACKET(r.out, eth.tcp({"198.18.7.7", kInternet}, 62000, 443, kAck, {}));
+  EXPECT_EQ(dp.ct_all().size(), 2u);  // the old binding is gone
+}
+
+}  // namespace
+}  // namespace ipsnat::test

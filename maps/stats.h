@@ -38,7 +38,10 @@
 	X(DROP_LEAK_GUARD6, "drop-leak-guard-ipv6")                              \
 	X(DROP_GUARD_UNPARSED, "drop-guard-unparsed")                              \
 	X(DROP_UNSOLICITED, "drop-unsolicited")                                  \
-	X(PASS_MASQUERADED, "pass-masqueraded")
+	X(PASS_MASQUERADED, "pass-masqueraded")                                  \
+	X(DROP_XDP_SPOOF, "drop-xdp-spoof")                                      \
+	X(PASS_XDP_IPSEC, "pass-xdp-ipsec")                                      \
+	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

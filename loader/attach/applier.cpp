@@ -11,6 +11,7 @@
 
 #include "sys/rtnl.h"
 #include "sys/tc_hook.h"
+#include "sys/xdp_hook.h"
 #include "sys/xfrm_policy.h"
 #include "util/error.h"
 
@@ -52,6 +53,10 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
+          if (v.hook == Hook::Xdp) {
+            XdpHook(st_.ifindex, v.prog).attach(prog_fd(v.prog), st_.dev);
+            return;
+          }
           if (!st_.clsact_created && !rtnl::has_clsact(st_.ifindex)) {
             st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
             save();
@@ -76,6 +81,10 @@ void Applier::remove(const Step& s) {
       [&](const auto& v) -> int {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
+          if (v.hook == Hook::Xdp) {
+            XdpHook(st_.ifindex, v.prog).detach();
+            return 0;
+          }
           TcHook(st_.ifindex, v.hook == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress).detach();
           return 0;
         } else if constexpr (std::is_same_v<T, RuleStep>) {

@@ -70,13 +70,16 @@ struct Settings {
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
   bool allow_empty = false;         // attach although no IPsec out-policy concerns the device
   std::vector<ForwardRule> forwards;  // port-forwards into the LAN (attach/forward.h)
+  bool xdp_prefilter = false;       // the XDP pre-filter on the uplink (policy mode)
 };
 
 // Worst-case ESP tunnel overhead over IPv4 (outer IP 20, ESP 8, IV 16, pad 15, trailer 2,
 // ICV 16, NAT-T UDP 8, rounded): packets up to MTU-overhead are encrypted without fragmentation.
 inline constexpr uint32_t kEspOverhead = 88;
 
-enum class Hook { TcIngress, TcEgress };
+// Xdp: native XDP of the device (the pre-filter); generic XDP is never used, it would see the
+// packets the kernel decrypted and re-injected on the device (docs/datapath.md).
+enum class Hook { TcIngress, TcEgress, Xdp };
 
 struct TcStep {
   Hook hook;

@@ -22,7 +22,8 @@ nlohmann::json AttachState::to_json() const {
           {"netns", netns},          {"mode", mode},        {"kind", kind},
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
           {"clsact_created", clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
-          {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"daemon_pid", daemon_pid},
+          {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"xdp_prefilter", xdp_prefilter},
+          {"daemon_pid", daemon_pid},
           {"steps", steps_j}};
 }
 
@@ -46,6 +47,7 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.table = j.value("table", s.table);
   s.rule_priority = j.value("rule_priority", s.rule_priority);
   s.route_mtu = j.value("route_mtu", s.route_mtu);
+  s.xdp_prefilter = j.value("xdp_prefilter", false);
   s.daemon_pid = j.value("daemon_pid", 0);
   for (const auto& st : j.at("steps")) s.steps.push_back(step_from_json(st));
   return s;

@@ -34,6 +34,7 @@ struct AttachState {
   uint32_t table = Settings{}.table;
   uint32_t rule_priority = Settings{}.rule_priority;
   uint32_t route_mtu = 0;
+  bool xdp_prefilter = false;
   int daemon_pid = 0;  // the host process (attach/host.h) when the device was attached
   std::vector<Step> steps;  // applied (or being applied), in order
 

@@ -11,34 +11,14 @@
 #include "spd/spoof.h"
 #include "support/datapath.h"
 #include "support/packet.h"
+#include "support/spd_fixture.h"
 
 namespace ipsnat::test {
 namespace {
 
 using spd::Dir;
-using spd::Policy;
 
 constexpr uint8_t kTcp = IPPROTO_TCP, kUdp = IPPROTO_UDP, kSyn = 0x02;
-
-Policy inbound(uint32_t index, Dir dir, const std::string& src, const std::string& dst, uint32_t priority,
-               bool ipsec = true) {
-  Policy p;
-  p.sel.src = spd::parse_prefix(src);
-  p.sel.dst = spd::parse_prefix(dst);
-  p.sel.family = AF_INET;
-  p.dir = dir;
-  p.index = index;
-  p.priority = priority;
-  if (ipsec) {
-    spd::Template t;
-    t.mode = 1;
-    t.proto = IPPROTO_ESP;
-    t.reqid = 1;
-    t.family = AF_INET;
-    p.tmpls.push_back(t);
-  }
-  return p;
-}
 
 // 10.0.0.0/8 -> 192.168.1.0/24 and 172.30.0.0/16 -> 192.168.7.0/24 protected in both directions;
 // 172.30.5.0/24 has a fwd bypass before that (nothing of 172.30.0.0/16 is dropped then), and
@@ -48,11 +28,11 @@ class XdpPrefilter : public ::testing::Test {
   XdpPrefilter() {
     uint32_t i = 8;
     for (Dir d : {Dir::In, Dir::Fwd}) {
-      model.apply(spd::PolicyUpsert{inbound(i++, d, "10.0.0.0/8", "192.168.1.0/24", 100)});
-      model.apply(spd::PolicyUpsert{inbound(i++, d, "172.30.0.0/16", "192.168.7.0/24", 100)});
+      model.apply(spd::PolicyUpsert{tunnel_policy(d, "10.0.0.0/8", "192.168.1.0/24", i++, 100)});
+      model.apply(spd::PolicyUpsert{tunnel_policy(d, "172.30.0.0/16", "192.168.7.0/24", i++, 100)});
     }
-    model.apply(spd::PolicyUpsert{inbound(i++, Dir::Fwd, "172.30.5.0/24", "192.168.7.0/24", 50, false)});
-    model.apply(spd::PolicyUpsert{inbound(i++, Dir::In, "172.31.0.0/16", "192.168.1.0/24", 100)});
+    model.apply(spd::PolicyUpsert{tunnel_policy(Dir::Fwd, "172.30.5.0/24", "192.168.7.0/24", i++, 50, false)});
+    model.apply(spd::PolicyUpsert{tunnel_policy(Dir::In, "172.31.0.0/16", "192.168.1.0/24", i++, 100)});
     writer.write(model);
   }
   uint32_t run(const Bytes& pkt) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "maps/spd.h"
+#include "spd/policy.h"
 #include "support/datapath.h"
 
 namespace ipsnat::test {
@@ -20,5 +21,9 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
 // Removes the out-policies for dst_prefix that install_nat_target added (as when IKE deletes
 // them): the SPD is rewritten the way the mirror does, a new generation and version.
 void remove_nat_targets(Datapath& dp, const std::string& dst_prefix);
+// A policy as an IKE daemon installs it: src -> dst in `dir`, with an ESP tunnel template (reqid 1)
+// unless !ipsec (an allow policy without templates: a bypass).
+spd::Policy tunnel_policy(spd::Dir dir, const std::string& src, const std::string& dst, uint32_t index,
+                          uint32_t priority, bool ipsec = true);
 
 }  // namespace ipsnat::test

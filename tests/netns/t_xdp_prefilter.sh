@@ -81,6 +81,7 @@ spoof 172.28.2.3 192.168.1.10
 sleep 0.5
 t_expect "without the fwd policy nothing is dropped in XDP" test "$(reason drop-xdp-spoof)" -eq "$x2"
 t_expect "and the spoofs reach the LAN host" test $(($(lan_rx) - r0)) -ge $((3 * N))
+t_expect "the host process's re-plan kept the XDP program" bash -c "ip -n $gw -d link show eth0 | grep -q 'prog/xdp id'"
 ((T_FAILED)) && { cat "$IPSNAT_STATE_DIR"/*.log; bpftool map dump pinned "$IPSNAT_PIN_ROOT/xdp_spoof_act"; ls "$IPSNAT_PIN_ROOT"; } >&2
 
 t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0

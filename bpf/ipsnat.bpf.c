@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "lib/config.h"
+#include "lib/spoof.h"
 #include "lib/stats.h"
 #include "lib/xlate.h"
 
@@ -108,6 +109,17 @@ int lwt_snat_xmit(struct __sk_buff *skb)
 	if (xlate_is_drop(r))
 		return BPF_DROP;
 	return xlate_is_translated(r) ? BPF_LWT_REROUTE : BPF_OK;
+}
+
+/* XDP on the uplink (`attach --xdp-prefilter`, native mode only): drops spoofed cleartext the
+ * kernel's inbound policy check would drop later (bpf/lib/spoof.h). */
+SEC("xdp")
+int xdp_spoof_drop(struct xdp_md *ctx)
+{
+	enum ipsnat_reason r = spoof_filter(ctx);
+
+	stats_count(r, (__u32)(ctx->data_end - ctx->data));
+	return r == IPSNAT_R_DROP_XDP_SPOOF ? XDP_DROP : XDP_PASS;
 }
 
 /* Test-only: runs the SPD lookups on a packet's flow and records the answers in spd_probe_res,

@@ -41,7 +41,10 @@
 	X(PASS_MASQUERADED, "pass-masqueraded")                                  \
 	X(PASS_LOOPBACK, "pass-loopback") \
 	X(DROP_SPD_UNREPRESENTABLE, "drop-spd-unrepresentable") \
-	X(XLATE_MASQ, "xlate-masquerade")
+	X(XLATE_MASQ, "xlate-masquerade") \
+	X(DROP_XDP_SPOOF, "drop-xdp-spoof")                                      \
+	X(PASS_XDP_IPSEC, "pass-xdp-ipsec")                                      \
+	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

@@ -13,6 +13,7 @@
 
 #include "sys/rtnl.h"
 #include "sys/tc_hook.h"
+#include "sys/xdp_hook.h"
 #include "sys/xfrm_policy.h"
 #include "util/error.h"
 
@@ -76,6 +77,10 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
+          if (v.hook == Hook::Xdp) {
+            XdpHook(st_.ifindex, v.prog).attach(prog_fd(v.prog), st_.dev);
+            return;
+          }
           if (!v.dev.empty()) return add_shared(v, prog_fd(v.prog));
           if (!st_.clsact_created && !rtnl::has_clsact(st_.ifindex)) {
             st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
@@ -137,6 +142,10 @@ void Applier::remove(const Step& s) {
       [&](const auto& v) -> int {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
+          if (v.hook == Hook::Xdp) {
+            XdpHook(st_.ifindex, v.prog).detach();
+            return 0;
+          }
           if (!v.dev.empty()) return remove_shared(v);
           TcHook(st_.ifindex, direction(v.hook)).detach();
           return 0;

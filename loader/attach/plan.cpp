@@ -120,7 +120,7 @@ std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& sett
 
 namespace {
 
-const char* hook_name(Hook h) { return h == Hook::TcIngress ? "ingress" : "egress"; }
+const char* hook_name(Hook h) { return h == Hook::TcIngress ? "ingress" : h == Hook::TcEgress ? "egress" : "xdp"; }
 
 bool is_local(const HostFacts& f, const Address& a) {
   return std::find(f.local_addrs.begin(), f.local_addrs.end(), a) != f.local_addrs.end();
@@ -305,6 +305,10 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     }
   };
 
+  if (settings.xdp_prefilter && plan.mode == Mode::Route)
+    throw UserError("--xdp-prefilter needs policy mode: it filters the uplink, and cleartext there meets only "
+                    "policies without an if_id",
+                    "attach the uplink (policy mode) with --xdp-prefilter");
   if (plan.mode == Mode::Route) {
     // xfrm interface: the fwd/in check runs after TC ingress of the device, on the translated
     // flow, with the device's if_id (docs/datapath.md, "Kernel path"; without a companion: XfrmInNoPols). A VTI
@@ -325,6 +329,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   // ever points at a complete table.
   add(TcStep{Hook::TcEgress, "tc_guard_egress", ""});
   add(TcStep{Hook::TcIngress, "tc_rev_ingress", ""});
+  if (settings.xdp_prefilter) add(TcStep{Hook::Xdp, "xdp_spoof_drop", ""});
   // Packets up to the route's MTU must fit the SA's path once encrypted: the device's MTU, or
   // the path to the SA's outer peer where that is smaller (a route with an mtu, a smaller
   // device). The kernel's own "fragmentation needed" for a translated packet would go to the NAT
@@ -409,7 +414,10 @@ std::string describe(const Step& s) {
         using T = std::decay_t<decltype(v)>;
         std::ostringstream o;
         if constexpr (std::is_same_v<T, TcStep>) {
-          o << "tc " << hook_name(v.hook) << " program " << v.prog;
+          if (v.hook == Hook::Xdp)
+            o << "xdp (native) program " << v.prog;
+          else
+            o << "tc " << hook_name(v.hook) << " program " << v.prog;
           if (!v.dev.empty()) o << " dev " << v.dev;
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           o << "rule priority " << v.priority << " lookup " << v.table;
@@ -512,7 +520,8 @@ nlohmann::json step_to_json(const Step& s) {
 Step step_from_json(const nlohmann::json& j) {
   std::string type = j.at("type");
   if (type == "tc")
-    return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : Hook::TcEgress, j.at("prog"), j.value("dev", "")};
+    return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : j.at("hook") == "xdp" ? Hook::Xdp : Hook::TcEgress,
+                  j.at("prog"), j.value("dev", "")};
   if (type == "rule") return RuleStep{j.at("priority"), j.at("table")};
   if (type == "route") {
     RouteStep r;

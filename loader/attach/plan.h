@@ -59,6 +59,7 @@ struct Settings {
   // out-policy are translated to ADDRESS, else to the uplink's primary IPv4 address.
   bool masquerade = false;
   std::optional<spd::Address> masquerade_addr;
+  bool xdp_prefilter = false;       // the XDP pre-filter on the uplink (policy mode)
 };
 
 // The masquerade the datapath applies on the uplink (ipsnat_dev_cfg.masq_*, maps/config.h).
@@ -78,7 +79,9 @@ std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min
 // ICV 16, NAT-T UDP 8, rounded): packets up to MTU-overhead are encrypted without fragmentation.
 inline constexpr uint32_t kEspOverhead = 88;
 
-enum class Hook { TcIngress, TcEgress };
+// Xdp: native XDP of the device (the pre-filter); generic XDP is never used, it would see the
+// packets the kernel decrypted and re-injected on the device (docs/datapath.md).
+enum class Hook { TcIngress, TcEgress, Xdp };
 
 struct TcStep {
   Hook hook;

@@ -244,6 +244,7 @@ AttachResult attach(const AttachRequest& req) {
   st.route_mtu = req.settings.route_mtu;
   st.masquerade = req.settings.masquerade;
   st.masquerade_addr = req.settings.masquerade_addr ? req.settings.masquerade_addr->str() : "";
+  st.xdp_prefilter = req.settings.xdp_prefilter;
   st.inside.clear();
   auto inside = inside_prefixes(facts, req.settings);
   for (const auto& p : inside) st.inside.push_back(p.str());
@@ -254,6 +255,7 @@ AttachResult attach(const AttachRequest& req) {
   std::vector<std::string> names = res.plan.mode == Mode::Route
                                        ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress", "tc_lo_egress"}
                                        : std::vector<std::string>{"tc_guard_egress", "tc_rev_ingress", "lwt_snat_xmit"};
+  if (req.settings.xdp_prefilter) names.push_back("xdp_spoof_drop");
   std::map<std::string, int> pinned_fds;
   if (!req.sync_spd && prev) {
     for (const auto& path : st.prog_pins) {

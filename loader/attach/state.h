@@ -39,6 +39,7 @@ struct AttachState {
   uint32_t route_mtu = 0;
   bool masquerade = false;
   std::string masquerade_addr;  // "" : the uplink's own address
+  bool xdp_prefilter = false;
   int daemon_pid = 0;  // the host process (attach/host.h) when the device was attached
   std::vector<Step> steps;  // applied (or being applied), in order
 

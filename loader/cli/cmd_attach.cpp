@@ -50,6 +50,9 @@ void register_attach(CLI::App& app, Context& ctx) {
                    ->type_name("[ADDRESS]");
   cmd->add_flag("--allow-empty", args->settings.allow_empty,
                 "Attach although no IPsec out-policy concerns DEV yet");
+  cmd->add_flag("--xdp-prefilter", args->settings.xdp_prefilter,
+                "Policy mode: drop spoofed cleartext from remote prefixes the SPD protects in the uplink's "
+                "native XDP (refused when the driver has none)");
   cmd->add_option("--ct-max", args->ct_max,
                   "Conntrack entries, 2 per flow (default: the pinned map's size, else " +
                       std::to_string(IPSNAT_CT_MAX_ENTRIES) + "; preallocated, ~128 bytes each)");

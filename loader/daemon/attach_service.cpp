@@ -53,6 +53,7 @@ void AttachService::replan_recorded(const attach::AttachState& st) {
   req.settings.route_mtu = st.route_mtu;
   req.settings.masquerade = st.masquerade;
   if (!st.masquerade_addr.empty()) req.settings.masquerade_addr = spd::parse_address(st.masquerade_addr);
+  req.settings.xdp_prefilter = st.xdp_prefilter;
   req.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
   req.sync_spd = false;             // the mirror owns the SPD maps
   req.start_host = false;           // this is the host
@@ -69,6 +70,7 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   req.settings.mode = mode_of(d.mode);
   req.settings.masquerade = d.masquerade;
   if (d.masquerade_addr) req.settings.masquerade_addr = spd::Address::v4(*d.masquerade_addr);
+  req.settings.xdp_prefilter = prev && prev->xdp_prefilter;  // no config key: kept as `ipsnat attach` set it
   for (const auto& p : config_.inside) req.settings.inside.push_back(spd::parse_prefix(p.str()));
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <tuple>
 #include <utility>
 
 #include "spd/inside_map.h"
@@ -52,7 +53,7 @@ SpdMapFull::SpdMapFull(std::string map, int err)
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
                    map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6"),
-                   map_fd(obj, "ipsnat_inside")};
+                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act")};
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -107,6 +108,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
       spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
                    health);
     f.cover6 = cover6_pin_fd(root);
+    std::tie(f.spoof_set, f.spoof_act) = spoof_pin_fds(root);
   } catch (...) {
     f.close_all();
     throw;
@@ -115,7 +117,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
 }
 
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside})
+  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act})
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -387,7 +389,8 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), nat_(std::move(nat)),
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6),
+      spoof_(fds.spoof_set, fds.spoof_act), nat_(std::move(nat)),
       inside_fd_(fds.inside) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
 }
@@ -406,6 +409,13 @@ void SpdMirror::publish(bool full) {
   writer_.stage(compiled_.take_delta());
   auto t1 = Clock::now();
   sync_times_.compile_ms = ms(t0, t1);
+  try {
+    // First and whatever happens to the other maps: a stale drop set could drop what the kernel
+    // accepts now.
+    spoof_.write(model_);
+  } catch (const std::exception& e) {
+    spdlog::error("spd: {}; the XDP pre-filter may drop by an older SPD", e.what());
+  }
   spd_health h = writer_.health();
   // Set again below only if this publish's write fails too: a stale error would be retried.
   std::string failed_before = std::exchange(stats_.last_write_error, {});

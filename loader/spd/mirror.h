@@ -21,6 +21,7 @@
 #include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"
+#include "spd/spoof.h"
 
 struct bpf_object;
 
@@ -35,6 +36,7 @@ struct SpdMapFds {
   int health = -1;  // spd_health; -1 when pins of an older build lack it (no fail-closed flag then)
   int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
   int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
+  int spoof_set = -1, spoof_act = -1;  // xdp_spoof4, xdp_spoof_act (XDP pre-filter); -1 likewise
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
@@ -162,6 +164,7 @@ class SpdMirror {
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   Cover6Writer cover6_;
+  SpoofWriter spoof_;
   NatConfig nat_;
   int inside_fd_ = -1;
   SpdModel model_;

@@ -13,6 +13,7 @@
 #include "spd/model.h"
 #include "support/datapath.h"
 #include "support/packet.h"
+#include "support/spd_fixture.h"
 
 namespace ipsnat::test {
 namespace {
@@ -23,21 +24,9 @@ constexpr uint8_t kTcp = IPPROTO_TCP, kUdp = IPPROTO_UDP, kSyn = 0x02;
 constexpr uint32_t kLanIfindex = 7;  // any nonzero ifindex: the packet was received, not sent by the host
 
 Policy out_policy(uint32_t index, const std::string& dst, uint32_t priority, bool ipsec = true) {
-  Policy p;
-  p.sel.dst = spd::parse_prefix(dst);
-  p.sel.family = p.sel.dst.addr.family;
-  p.sel.src.addr.family = p.sel.family;
-  p.dir = spd::Dir::Out;
-  p.index = index;
-  p.priority = priority;
-  if (ipsec) {
-    spd::Template t;
-    t.mode = 1;
-    t.proto = IPPROTO_ESP;
-    t.reqid = index;
-    t.family = p.sel.family;
-    p.tmpls.push_back(t);
-  }
+  Policy p = tunnel_policy(spd::Dir::Out, dst.find(':') == std::string::npos ? "0.0.0.0/0" : "::/0", dst, index,
+                           priority, ipsec);
+  for (auto& t : p.tmpls) t.reqid = index;
   return p;
 }
 

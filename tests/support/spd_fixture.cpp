@@ -146,4 +146,24 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   write_spd(dp, in);
 }
 
+spd::Policy tunnel_policy(spd::Dir dir, const std::string& src, const std::string& dst, uint32_t index,
+                          uint32_t priority, bool ipsec) {
+  spd::Policy p;
+  p.sel.src = spd::parse_prefix(src);
+  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.family = p.sel.src.addr.family;
+  p.dir = dir;
+  p.index = index;
+  p.priority = priority;
+  if (ipsec) {
+    spd::Template t;
+    t.mode = 1;
+    t.proto = IPPROTO_ESP;
+    t.reqid = 1;
+    t.family = p.sel.family;
+    p.tmpls.push_back(t);
+  }
+  return p;
+}
+
 }  // namespace ipsnat::test

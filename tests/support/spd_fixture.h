@@ -24,5 +24,9 @@ void remove_nat_targets(Datapath& dp, const std::string& dst_prefix);
 // Adds out-policy p as it is (index, priority, selector; after the policies of its priority)
 // and rewrites the SPD.
 void install_policy(Datapath& dp, const spd::Policy& p);
+// A policy as an IKE daemon installs it: src -> dst in `dir`, with an ESP tunnel template (reqid 1)
+// unless !ipsec (an allow policy without templates: a bypass).
+spd::Policy tunnel_policy(spd::Dir dir, const std::string& src, const std::string& dst, uint32_t index,
+                          uint32_t priority, bool ipsec = true);
 
 }  // namespace ipsnat::test

@@ -51,8 +51,10 @@ bool unconditional(const Policy& p) { return unconditional(make_cand(p)); }
 // (xfrm_policy_lookup_bytype(), xfrm_policy_eval_candidates()). Ages order the lists too, except
 // where an update kept its place: there the order between two policies that can match one flow
 // is kernel_before(), and a first-match list needs it free of cycles (a kept place in one list
-// against a tie in another can make one). Pairs whose place is unknown (a dump, a tree merge)
-// may only meet behind an unconditional candidate that certainly comes first.
+// against a tie in another can make one). Where a place is unknown (a dump, a tree merge) the
+// order the model holds is taken: a dump's ages are the kernel's list order unless an update kept
+// a place before the mirror started, and refusing would fail every tie of a restarted gateway
+// closed (docs/spd.md).
 std::optional<std::string> kernel_sequence(std::vector<const Policy*>& cands) {
   std::sort(cands.begin(), cands.end(), kernel_order);
   bool kept = false;
@@ -98,22 +100,6 @@ std::optional<std::string> kernel_sequence(std::vector<const Policy*>& cands) {
       for (size_t j : next[pick]) preds[j]--;
     }
     cands = std::move(out);
-  }
-  size_t cut = cands.size();
-  for (size_t i = 0; i < cands.size() && cut == cands.size(); i++)
-    if (unconditional(*cands[i])) cut = i + 1;
-  // Both orders are by priority first: a tie lies in the same priority's run.
-  cut = std::min<size_t>(cut, SPD_MAX_CANDIDATES + 1);  // more are refused anyway
-  for (size_t i = 0, run = 0; i < cut; i++) {
-    if (cands[run]->priority != cands[i]->priority) run = i;
-    if (!cands[i]->place_unknown) continue;
-    for (size_t j = run; j < cands.size() && cands[j]->priority == cands[i]->priority; j++) {
-      const Policy &a = *cands[i], &b = *cands[j];
-      if (i != j && b.place_unknown && kernel_list(a) == kernel_list(b) && may_match_together(a, b))
-        return "policies " + std::to_string(a.index) + " and " + std::to_string(b.index) +
-               " tie in one kernel list in an order the model does not know (a dump shows no places, a "
-               "tree merge may have re-sorted them; docs/spd.md)";
-    }
   }
   return std::nullopt;
 }

@@ -41,8 +41,6 @@ VARIANT_NAMES = {
     "P": "P ipsnat policy mode",
     "PN": "PN nftables SNAT + IPsec policy",
     "Cct": "C ipsnat, conntrack filled",
-    "Bm": "Bm nftables masquerade",
-    "Cm": "Cm ipsnat --masquerade",
 }
 
 

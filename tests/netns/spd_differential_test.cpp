@@ -11,8 +11,9 @@
 // closed exactly where the kernel could choose such a policy and be exact everywhere else.
 //
 // Updates keep the priority half of the time (the policy keeps its place in its kernel list).
-// While the mirror refuses the SPD for places it cannot know (a dump shows none), the kernel's
-// choice must be one some order of those places gives; UpdatesInPlaceChooseLikeTheKernelAcquire
+// Where a place is a guess (a dump shows none; a tree merge), the maps take the held order and
+// a different kernel choice must be one some order of those places gives;
+// UpdatesInPlaceChooseLikeTheKernelAcquire
 // starts from an empty SPD, where the notifications tell the places.
 //
 // Seeded: IPSNAT_SPD_SEED=N repeats a run; the seed is printed.
@@ -56,6 +57,9 @@ const char* kProtos[] = {"",
                          "",
                          "",
                          "",
+                         "",
+                         "",
+                         "",
                          " proto udp",
                          " proto tcp",
                          " proto udp dport 5000",
@@ -65,7 +69,7 @@ const char* kProtos[] = {"",
                          " proto icmp type 8",
                          " proto icmp type 0"};
 // Every flow leaves through d0: a policy bound to it applies to every flow its selector holds.
-const char* kDevs[] = {"", "", "", "", "", "", " dev d0"};
+const char* kDevs[] = {"", "", "", "", "", "", "", "", "", "", "", " dev d0"};
 // A policy's mark is part of its identity (and of `update`/`delete`); packets carry SO_MARK.
 const char* kMarks[] = {"", "", "", "", "", "", " mark 0x1 mask 0xff", " mark 0x102 mask 0xf0f"};
 const char* kLocals[] = {"10.50.1.1", "10.50.1.2", "10.50.2.1", "10.51.0.1", "172.20.0.5"};
@@ -173,7 +177,8 @@ class RandomSpd {
 struct Tally {
   int acquires = 0, blocks = 0, passes = 0, mismatches = 0;
   int refused = 0;  // flows compared with the reference only: the mirror refused the SPD
-  int unknown_places = 0;  // flows under a refusal for unknown places: checked as possible choices
+  int refused_for_order = 0;  // the same, for an order no candidate list expresses or capacity
+  int unknown_places = 0;  // flows the kernel decided by another order of guessed places
   int unknown = 0;          // flows the maps failed closed for (SPD_V_UNKNOWN)
 };
 
@@ -247,7 +252,24 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
   // A refused SPD leaves the last exact one in the maps: only the reference can be compared.
   const bool refused = mirror.stats().fail_closed;
   if (refused) std::printf("%s: maps not compared: %s\n", step, mirror.stats().last_refusal.c_str());
-  const bool unknown_places = refused && mirror.stats().last_refusal.find("does not know") != std::string::npos;
+  // Refusals the docs name (docs/spd.md: a kernel choice no candidate order expresses; more
+  // candidates than a cell holds) may take a whole random run; any other kind must stay rare.
+  const std::string& why = mirror.stats().last_refusal;
+  const bool refused_for_order = refused && (why.find("depends on which of them match") != std::string::npos ||
+                                             why.find("more than") != std::string::npos);
+  // Whether the kernel's decision is one some order of the guessed places (a dump, a tree merge:
+  // docs/spd.md) gives, when a policy matching the flow has such a place.
+  auto guessed_place_allows = [&](const Flow4& f, int err, std::optional<uint32_t> acquired) {
+    bool guessed = false;
+    for (const Policy* p : worlds.kernel) guessed |= p->place_unknown && reference_matches(*p, f);
+    if (!guessed) return false;
+    if (acquired) return possible_choice(worlds.kernel, f, *acquired);
+    bool ok = false;
+    for (const Policy* p : worlds.kernel)
+      if (reference_matches(*p, f) && possible_choice(worlds.kernel, f, p->index))
+        ok |= err == EPERM ? p->action == Action::Block : err == 0 && p->is_bypass();
+    return ok;
+  };
   for (int i = 0; i < flows; i++) {
     Flow4 f = gen.flow();
     flush_states();  // a larval state from an earlier acquire would swallow this one
@@ -259,21 +281,8 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
     const Policy* ref = reference_lookup(worlds.kernel, f);
     std::string ctx = std::string(step) + ": " + f.str();
     if (refused) {
+      (refused_for_order ? t.refused_for_order : t.refused)++;
       r = as_probe_result(ref);
-      // Refused for a place the model does not know: the kernel's choice must be one it allows.
-      if (unknown_places) {
-        t.unknown_places++;
-        (acquired ? t.acquires : err == EPERM ? t.blocks : t.passes)++;
-        bool ok = acquired ? possible_choice(worlds.kernel, f, kernel) : err == 0 && !ref;
-        for (const Policy* p : pols)
-          if (!acquired && reference_matches(*p, f) && possible_choice(worlds.kernel, f, p->index))
-            ok |= err == EPERM ? p->action == Action::Block : p->is_bypass();
-        EXPECT_TRUE(ok) << ctx << ": the kernel chose policy " << kernel
-                        << ", which no order of the unknown places gives";
-        if (!ok) t.mismatches++;
-        continue;
-      }
-      t.refused++;
     }
     bool ok;
     if (r.found && r.verdict == SPD_V_UNKNOWN) {
@@ -290,14 +299,14 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
     } else if (acquired) {
       t.acquires++;
       ok = r.found && r.policy_index == kernel && r.verdict == SPD_V_IPSEC && ref && ref->index == kernel;
-      EXPECT_TRUE(ok) << ctx << ": the kernel's acquire names policy " << kernel << ", the maps "
+      EXPECT_TRUE(ok || guessed_place_allows(f, err, acquired)) << ctx << ": the kernel's acquire names policy " << kernel << ", the maps "
                       << (r.found ? std::to_string(r.policy_index) : "none") << ", the reference "
                       << (ref ? ref->describe() : "none");
     } else if (err == EPERM) {
       t.blocks++;
       ok = r.found && r.verdict == SPD_V_BLOCK && ref && ref->action == Action::Block &&
            ref->index == r.policy_index;
-      EXPECT_TRUE(ok) << ctx << ": the kernel blocked it, the maps "
+      EXPECT_TRUE(ok || guessed_place_allows(f, err, acquired)) << ctx << ": the kernel blocked it, the maps "
                       << (r.found ? std::to_string(r.policy_index) + " verdict " + std::to_string(r.verdict)
                                   : "none")
                       << ", the reference " << (ref ? ref->describe() : "none");
@@ -306,10 +315,14 @@ void compare_round(Datapath& dp, SpdMirror& mirror, AcquireListener& acq, Random
       t.passes++;
       ok = (!r.found || r.verdict == SPD_V_BYPASS) && (!ref || ref->is_bypass()) &&
            (ref ? r.found && ref->index == r.policy_index : !r.found);
-      EXPECT_TRUE(ok) << ctx << ": the kernel let it pass without an acquire, the maps "
+      EXPECT_TRUE(ok || guessed_place_allows(f, err, acquired)) << ctx << ": the kernel let it pass without an acquire, the maps "
                       << (r.found ? std::to_string(r.policy_index) + " verdict " + std::to_string(r.verdict)
                                   : "none")
                       << ", the reference " << (ref ? ref->describe() : "none");
+    }
+    if (!ok && guessed_place_allows(f, err, acquired)) {
+      ok = true;  // the kernel took another order of the guessed places
+      t.unknown_places++;
     }
     if (!ok) t.mismatches++;
   }
@@ -327,10 +340,11 @@ uint32_t test_seed() {
 
 double report(const Tally& t, uint32_t seed, std::chrono::steady_clock::time_point started) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("seed %u: %d acquires, %d blocks, %d passes compared (%d with the reference only), %d under "
-              "unknown places, %d failed closed (not representable), %d mismatches, %.1f s\n",
-              seed, t.acquires, t.blocks, t.passes, t.refused, t.unknown_places, t.unknown, t.mismatches, secs);
-  EXPECT_LT(t.refused * 2, t.acquires + t.blocks + t.passes) << "the maps were refused for most flows";
+  std::printf("seed %u: %d acquires, %d blocks, %d passes compared (%d with the reference only, %d of them for an order "
+              "no candidate list expresses or capacity), %d under "
+              "another order of guessed places, %d failed closed (not representable), %d mismatches, %.1f s\n",
+              seed, t.acquires, t.blocks, t.passes, t.refused + t.refused_for_order, t.refused_for_order, t.unknown_places, t.unknown, t.mismatches, secs);
+  EXPECT_LT(t.refused * 2, t.acquires + t.blocks + t.passes + t.unknown) << "the maps were refused for most flows";
   return secs;
 }
 
@@ -419,7 +433,7 @@ TEST(SpdDifferentialNetns, RandomSpdChoosesLikeTheKernelAcquire) {
   EXPECT_GT(mirror.stats().resyncs, resyncs) << "the burst did not force a resync";
 
   const double secs = report(t, run.seed, run.started);
-  EXPECT_GT(t.acquires, 30) << "too few flows reached an IPsec policy to judge";
+  EXPECT_GT(t.acquires + t.unknown, 30) << "too few flows reached an IPsec policy to judge";
   EXPECT_LT(secs, 60.0);
 }
 

@@ -83,6 +83,17 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
     n.why = "source selector is any address: needs explicit configuration";
     return n;
   }
+  // A LAN addressed inside the policy's source block (plain site-to-site, or a LAN that holds
+  // part of the block) needs no translation, and no other LAN may be mapped onto its hosts'
+  // addresses: no NAT for this policy (a 1:1 map would also blackhole the block, docs/attach.md).
+  for (const auto& in : cfg.inside) {
+    if (in.addr.family != AF_INET || in.len == 32) continue;
+    if (src.contains(in.addr) || in.contains(src.addr)) {
+      n.why = "source selector " + src.str() + " overlaps the inside prefix " + in.str() +
+              ": its hosts are sent as they are";
+      return n;
+    }
+  }
   // A 1:1 map needs an inside prefix no larger than the policy's source block.
   for (const auto& in : cfg.inside) {
     if (in.addr.family != AF_INET || in.len < src.len) continue;

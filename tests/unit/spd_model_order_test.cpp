@@ -100,6 +100,23 @@ TEST(SpdModelOrder, AHardPolicyExpiryDeletesASoftOneDoesNot) {
   EXPECT_EQ(0u, m.size());
 }
 
+// A policy whose source block holds a LAN (site-to-site without NAT) or lies in one implies no
+// translation: mapping another LAN onto it would take its hosts' addresses, and the 1:1 map's
+// blackhole route would swallow the LAN's inbound traffic.
+TEST(SpdModelOrder, APolicySourceOverlappingALanImpliesNoTranslation) {
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  cfg.inside.push_back(parse_prefix("192.168.2.0/24"));
+  for (const char* src : {"192.168.1.0/24", "192.168.0.0/16", "192.168.1.128/25"}) {
+    ImpliedNat n = implied_nat(out_policy(src, "10.0.0.0/8", 1), cfg);
+    EXPECT_EQ(SPD_NAT_NONE, n.kind) << src << ": " << n.str();
+    EXPECT_NE(std::string::npos, n.why.find("overlaps the inside prefix")) << n.why;
+  }
+  // A block of its own (the translated range of overlapping sites) is still a 1:1 map.
+  ImpliedNat n = implied_nat(out_policy("172.16.1.0/24", "10.0.0.0/8", 1), cfg);
+  EXPECT_EQ(SPD_NAT_PREFIX, n.kind) << n.str();
+}
+
 TEST(SpdModelOrder, TransportModeImpliesNoTranslationButCovers) {
   NatConfig cfg;
   cfg.inside.push_back(parse_prefix("192.168.7.0/24"));

@@ -29,6 +29,9 @@ GROUPS = [
     ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "C"]),
     ("policy mode,\nUDP established", "udp-est", ["PN", "P"]),
     ("policy mode,\nUDP new", "udp-new", ["PN", "P"]),
+    ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm"]),
+    ("masquerade,\nUDP new", "udp-new", ["Bm", "Cm"]),
+    ("masquerade,\nTCP connect/close", "tcp-cc", ["Bm", "Cm"]),
     ("SPD size\n(UDP established)", "udp-est", ["C", "C100", "C1000", "C10000", "A1000", "A10000"]),
     ("conntrack filled\n(UDP established)", "udp-est", ["C", "Cct"]),
 ]
@@ -40,6 +43,8 @@ VARIANT_NAMES = {
     "F1": "F1 TC rewrite + one hash op",
     "P": "P ipsnat policy mode",
     "PN": "PN nftables SNAT + IPsec policy",
+    "Bm": "Bm nftables masquerade",
+    "Cm": "Cm ipsnat --masquerade",
     "Cct": "C ipsnat, conntrack filled",
 }
 
@@ -63,7 +68,19 @@ RELATIVE = [
     ("udp-est", "P", "PN", 1.0, "policy mode / nftables + policy, UDP established"),
     ("udp-new", "P", "PN", 1.0, "policy mode / nftables + policy, UDP new flows"),
     ("tcp-cc", "P", "PN", 1.0, "policy mode / nftables + policy, TCP connect (SYN)"),
+    ("udp-est", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP established"),
+    ("udp-new", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP new flows"),
+    ("tcp-cc", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, TCP connect/close"),
 ]
+
+
+PAIRS = {"P": "PN", "Cm": "Bm"}  # ipsnat variant -> the nftables variant it must beat
+
+
+def reference(v):
+    """The variant v is compared with directly (besides A): P with PN, Cm with Bm, C<n> and Cct
+    with C (1 policy, small table); None for the others."""
+    return PAIRS.get(v) or ("C" if v == "Cct" or (v[0] == "C" and v[1:].isdigit()) else None)
 
 
 def stats(xs):
@@ -130,9 +147,9 @@ def main(out, max_load=1.5):
                     ratios[(wl, v)].append(r)
                 w.writerow([rnd, wl, v, f"{x:.1f}", "" if r is None else f"{r:.3f}"])
             for v in per:
-                for against in ("C", "PN"):
-                    if v != against and v[0] == against[0] and against in per and per[against] > per["Z"]:
-                        rel[(wl, v, against)].append((per[v] - per["Z"]) / (per[against] - per["Z"]))
+                against = reference(v)
+                if against in per and per[against] > per["Z"]:
+                    rel[(wl, v, against)].append((per[v] - per["Z"]) / (per[against] - per["Z"]))
 
     machine = (out / "machine.txt").read_text() if (out / "machine.txt").exists() else ""
     status = json.loads((out / "status.json").read_text()) if (out / "status.json").exists() else {}
@@ -184,7 +201,8 @@ def main(out, max_load=1.5):
     if not quiet:
         md += ["Verdicts of a busy run say nothing about the targets.", ""]
     if rel:
-        md += ["## Against ipsnat with 1 policy and a small table (C), and policy mode against nftables (PN)", "",
+        md += ["## Against ipsnat with 1 policy and a small table (C), policy mode against nftables (PN), "
+               "masquerade against nftables masquerade (Bm)", "",
                "| workload | variant | (variant - Z) / (against - Z) median | min | max | CV |",
                "|---|---|---|---|---|---|"]
         for (wl, v, against), xs in sorted(rel.items()):
@@ -214,7 +232,7 @@ def chart(out, ratios):
     groups = [g for g in GROUPS if any((g[1], v) in ratios for v in g[2])]
     if not groups:
         return False
-    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "C100": "#6baed6", "C10000": "#08306b",
+    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "Bm": "#e377c2", "Cm": "#17becf", "C100": "#6baed6", "C10000": "#08306b",
               "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0

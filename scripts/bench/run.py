@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Per-packet forwarding cost of ipsnat against plain forwarding, nftables SNAT and two TC floors,
-as CPU time of the sending thread (method and how to read the results: docs/benchmarks.md).
+"""Per-packet forwarding cost of ipsnat against plain forwarding, nftables SNAT and masquerade and
+two TC floors, as CPU time of the sending thread (method and how to read the results: docs/benchmarks.md).
 
   sudo scripts/bench/run.py [--rounds N] [--quick] [--out DIR] [--ipsnat BIN] [--publish]
                             [--max-load L] [--load-wait S] [--variants A,B,...]
@@ -32,6 +32,11 @@ NAT_ADDR, REMOTE = "10.20.30.2", "10.0.0.0/8"
 PROBE_DST = "10.9.9.9"  # the xfrm-lookup probe's destination: no workload sends there
 POLICY_PRIO = 379519
 FLOWS = 1000
+# gw's ip_local_port_range in Bm and Cm: fewer than 1024 ports above it, so attach --masquerade
+# takes 1024..64511 (below it) for NAPT, room for a round's new flows to one destination.
+MASQ_LOCAL_PORTS = "64512 65535"
+SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
+MASQ_RULE = 'oifname "u0" masquerade'
 QUIET_LOAD = 1.5  # the summary calls a run quiet only below this (report.py), whatever --max-load was
 
 # Variants: what each gw adds. A, Z (the ratio's two ends) are always measured.
@@ -43,11 +48,13 @@ VARIANTS = {
     "F1": "floor: TC rewrite + one hash operation",
     "P": "ipsnat policy mode (attach u0)",
     "PN": "nftables SNAT, same IPsec policy",
+    "Bm": "nftables masquerade (oifname u0 masquerade)",
+    "Cm": "ipsnat masquerade (attach u0 --masquerade)",
     "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
     "CT": "1,000,000 tracked flows (Cct)",
     "Z": "drop on entry to gw (calibration)",
 }
-DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "SPD", "CT", "Z"]
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "SPD", "CT", "Z"]
 IPSEC_GW = ("C", "P", "PN")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PN")  # translated packets match that policy: no SA here, they end in the SA lookup
 
@@ -175,12 +182,13 @@ class Bench:
             self.lab.ip(self.ns(v, "gw"), "-batch", path, timeout=300)
 
     # -- what each gw adds ----------------------------------------------------------------------
-    def nft_snat(self, v):
+    def nft_nat(self, v, rule=SNAT_RULE):
+        """One nftables postrouting NAT rule in v's gw: SNAT_RULE (B, PN, U) or MASQ_RULE (Bm)."""
         gw = self.ns(v, "gw")
         self.lab.cmd(gw, "nft", "-f", "-", stdin=f"""table ip ipsb_nat {{
   chain post {{
     type nat hook postrouting priority srcnat; policy accept;
-    ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}
+    {rule}
   }}
 }}
 """)
@@ -235,17 +243,17 @@ class Bench:
 
     # -- what the kernel shows ------------------------------------------------------------------
     def fate(self, v):
-        """What 10 packets from src become in v: translated / untranslated (seen on dst),
-        held (the kernel's SA lookup found no state for them: XfrmOutNoStates in gw) or lost."""
+        """What 10 packets from src become in v: translated (seen on dst from NAT_ADDR),
+        masqueraded (from the uplink's address), untranslated (from the LAN host), held (the
+        kernel's SA lookup found no state for them: XfrmOutNoStates in gw) or lost."""
         dst, gw = self.ns(v, "dst"), self.ns(v, "gw")
+        sources = {"translated": NAT_ADDR, "masqueraded": UP_GW, "untranslated": LAN_HOST}
+        counters = "".join(f"  counter {c} {{}}\n" for c in sources)
+        rules = "".join(f"    udp dport 7 ip saddr {a} counter name {c}\n" for c, a in sources.items())
         self.lab.cmd(dst, "nft", "-f", "-", stdin=f"""table ip ipsb_check {{
-  counter translated {{}}
-  counter untranslated {{}}
-  chain in {{
+{counters}  chain in {{
     type filter hook input priority 0; policy accept;
-    udp dport 7 ip saddr {NAT_ADDR} counter name translated
-    udp dport 7 ip saddr {LAN_HOST} counter name untranslated
-  }}
+{rules}  }}
 }}
 """)
         before = xfrm_stat(self.lab, gw)
@@ -255,12 +263,11 @@ class Bench:
         def count(name):
             out = self.lab.cmd(dst, "nft", "-j", "list", "counter", "ip", "ipsb_check", name)
             return json.loads(out)["nftables"][1]["counter"]["packets"]
-        xl, plain = count("translated"), count("untranslated")
+        seen = {c: count(c) for c in sources}
         self.lab.cmd(dst, "nft", "delete", "table", "ip", "ipsb_check")
-        if xl >= 10:
-            return "translated"
-        if plain >= 10:
-            return "untranslated"
+        for c, n in seen.items():
+            if n >= 10:
+                return c
         return "held" if held >= 10 else "lost"
 
     def xfrm_lookup_probe(self, v):
@@ -305,7 +312,7 @@ class Bench:
         except CommandFailed as e:
             tunnel = f"refused ({str(e).rsplit(': ', 1)[-1]})"
         self.lab.ip(gw, "xfrm", "policy", "add", *sel, "priority", POLICY_PRIO, *tmpl, "transport", "level", "use")
-        self.nft_snat(v)
+        self.nft_nat(v)
         fate, acq = self.fate(v), self.acquires(v)
         return (f"Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode "
                 f"{tunnel}; with transport mode nftables' translated packets were {fate} and 1,100 of them "
@@ -318,15 +325,22 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
-                "F1": "translated", "P": "held", "PN": "held", "Z": "lost"}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "Z"] if v in chosen]
+                "F1": "translated", "P": "held", "PN": "held", "Bm": "masqueraded", "Cm": "masqueraded",
+                "Z": "lost"}
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "Z"] if v in chosen]
         spd, ct = [], []
         for v in main:
             self.topology(v)
         for v in main:
             err = None
             if v in ("B", "PN"):
-                self.nft_snat(v)
+                self.nft_nat(v)
+            elif v in ("Bm", "Cm"):
+                self.lab.sysctl(self.ns(v, "gw"), "net.ipv4.ip_local_port_range", MASQ_LOCAL_PORTS)
+                if v == "Bm":
+                    self.nft_nat(v, MASQ_RULE)
+                else:
+                    err = self.ipsnat(v, "--masquerade")
             elif v == "Z":
                 self.drop_on_entry(v)
             elif v in ("F0", "F1"):
@@ -580,7 +594,7 @@ def parse_args():
     p.add_argument("--quick", action="store_true",
                    help="smoke test of the script (2 rounds unless --rounds, small counts); numbers meaningless")
     p.add_argument("--out", help="results directory (default: $IPSNAT_BUILD_DIR/bench-results/<UTC time>)")
-    p.add_argument("--ipsnat", default=str(build / "loader/ipsnat"), help="the ipsnat binary for C, P, Cct, C<n>")
+    p.add_argument("--ipsnat", default=str(build / "loader/ipsnat"), help="the ipsnat binary for C, P, Cm, Cct, C<n>")
     p.add_argument("--publish", action="store_true", help="copy the results to docs/bench/")
     p.add_argument("--max-load", type=float, default=1.5,
                    help="a round starts only while the 1-minute load average is below this (default 1.5)")

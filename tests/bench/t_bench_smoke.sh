@@ -11,7 +11,7 @@ bench_namespaces() { ip netns list | awk '{print $1}' | grep -c '^ipsb[0-9]*-' |
 before=$(bench_namespaces)
 
 echo "== run.py --quick (load gate open: --max-load 1000)"
-python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,F0,F1,P,PN \
+python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,F0,F1,P,PN,Bm,Cm \
   --ipsnat "$IPSNAT" --out "$out/run"
 python3 - "$out/run" <<'PY'
 import csv, json, re, sys
@@ -23,18 +23,21 @@ assert not bad, f"variants not measured: {bad}"
 rows = list(csv.DictReader(open(out / "results.csv")))
 got = {(r["workload"], r["variant"]) for r in rows if int(r["packets"]) > 0 and int(r["cpu_ns"]) > 0}
 for w in ("udp-est", "udp-new", "tcp-cc"):
-    for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Z"):
+    for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "Z"):
         assert (w, v) in got, f"no measurement of {v} in {w}"
 machine = (out / "machine.txt").read_text()
 probe = {m[0]: int(m[1]) for m in re.findall(r"^  (\w+): packets .* xfrm out-lookup probe: (\d+) packets", machine, re.M)}
-assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "F0", "F1", "P", "PN")), probe
+assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm")), probe
+fates = dict(re.findall(r"^  (\w+): packets (\w+) \(want", machine, re.M))
+assert fates.get("Bm") == fates.get("Cm") == "masqueraded", fates
 assert probe.get("Z") == 0, probe
 summary = (out / "summary.md").read_text()
 load = float(next(csv.DictReader(open(out / "rounds.csv")))["load_start"])
 want = "**Quiet run**" if load < 1.5 else "**Not a quiet run**"
 assert want in summary, f"load {load}: summary lacks {want}"
 for part in ("Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
-             "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy", "## Profile of variant C"):
+             "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy",
+             "masquerade: ipsnat / nftables", "## Profile of variant C"):
     assert part in summary, f"summary lacks {part}"
 acq = re.search(r"without an SA: P (\d+), PN (\d+) ", summary)
 assert acq and max(map(int, acq.groups())) < 10, f"ACQUIREs for 1,100 held packets: {acq and acq.groups()}"

@@ -375,25 +375,44 @@ static __always_inline enum ipsnat_reason reverse_flow_sa_refusal(struct __sk_bu
 	return reply_sa_refusal(k, e, sa_reqid);
 }
 
-/* A packet for which no conntrack entry, fragment memory or port-forward exists. Decrypted
- * (on the uplink in policy mode, or on an xfrm interface) and addressed into an inside prefix, only ipsnat's companion in/fwd
- * policies would admit it (the IKE daemon's SAs carry no selector, so they admit whatever the
- * peer sends through them), and before attach the kernel dropped it (XfrmInNoPols): dropped as
- * drop-unsolicited. Anything else passes with reason `pass`. Cheapest test first: most of the
- * uplink's traffic is cleartext. */
-static __always_inline enum ipsnat_reason reverse_unexplained(struct __sk_buff *skb, __be32 daddr,
+/* Whether the kernel's out-policies send the reply direction of p (its destination, a LAN host
+ * or the gateway, towards its sender) through IPsec: then the IKE daemon's own in/fwd policies,
+ * which mirror that out-policy, admit p and decide as they did before attach. */
+static __always_inline int reply_direction_protected(const struct pkt4 *p, __u32 mark, __u32 if_id)
+{
+	struct ipsnat_flow4 f = { .saddr = p->daddr, .daddr = p->saddr, .sport = p->dport, .dport = p->sport,
+				  .proto = p->proto, .mark = mark, .if_id = if_id };
+	__u32 index = 0, verdict = 0, reqid = 0;
+
+	if (spd_lookup(&f, &index, &verdict, &reqid) != 0)
+		return 0;
+	return verdict == SPD_V_IPSEC;
+}
+
+/* A packet for which no conntrack entry, fragment memory or port-forward exists, decrypted (on
+ * the uplink in policy mode, or on an xfrm interface, which keeps the sec path for its fwd
+ * check; a VTI clears it before this hook and its own in-policy has decided). Admitted before
+ * attach only by the IKE daemon's in/fwd policies, which mirror its out-policies; after attach
+ * also by ipsnat's companions (`REMOTE -> LAN`, and on a policy-mode uplink `REMOTE -> the
+ * uplink's address` for replies to LAN flows the gateway's masquerade rewrote, which have a
+ * conntrack entry). The IKE daemon's SAs carry no selector, so a companion admits whatever the
+ * peer sends. So a packet into an inside prefix, or to one of the gateway's own addresses on a
+ * policy-mode uplink, whose reply direction no out-policy sends through IPsec is dropped as
+ * drop-unsolicited (the LAN host, or a netfilter DNAT port-forward on the uplink's address,
+ * would otherwise be open to the far side). Anything else passes with reason `pass`. Cheapest
+ * test first: most of the uplink's traffic is cleartext. */
+static __always_inline enum ipsnat_reason reverse_unexplained(struct __sk_buff *skb, const struct pkt4 *p,
 							      enum ipsnat_reason pass)
 {
 	__u32 reqid;
 
 	if (skb_sa_reqid(skb, &reqid))
 		return pass;
-	/* Route mode too: an xfrm interface keeps the sec path for its fwd check, which ipsnat's
-	 * companions (with the if_id) would pass; a VTI clears it before this hook, and its own
-	 * in-policy already decided. */
-	if (!(inside_flags(daddr) & INSIDE_PREFIX))
+	__u32 flags = inside_flags(p->daddr);
+	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
+	if (!(flags & INSIDE_PREFIX) && (!(flags & INSIDE_LOCAL) || d.mode == IPSNAT_DEV_ROUTE))
 		return pass;
-	return IPSNAT_R_DROP_UNSOLICITED;
+	return reply_direction_protected(p, skb->mark, d.if_id) ? pass : IPSNAT_R_DROP_UNSOLICITED;
 }
 
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
@@ -419,7 +438,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_ct_entry *e = ct_lookup(&k);
 
 		if (!e || p.daddr != p.inner.saddr)
-			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_ICMP_NO_CT);
+			return reverse_unexplained(skb, &p, IPSNAT_R_PASS_ICMP_NO_CT);
 		refused = reverse_flow_sa_refusal(skb, &k, e);
 		if (refused)
 			return refused;
@@ -432,7 +451,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		struct ipsnat_frag_entry *fe = frag_lookup(&p, IPSNAT_CT_REPLY);
 
 		if (!fe)
-			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_FRAG_UNKNOWN);
+			return reverse_unexplained(skb, &p, IPSNAT_R_PASS_FRAG_UNKNOWN);
 		/* The fragment memory keeps no reqid: an SA is required, its first fragment's
 		 * flow was checked against the reqid; or, for the masquerade address of this
 		 * device, its absence. */
@@ -459,7 +478,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 					       (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN))
 			t = fwd_lookup(p.daddr, p.proto, p.dport);
 		if (!t)
-			return reverse_unexplained(skb, p.daddr, IPSNAT_R_PASS_NO_CT);
+			return reverse_unexplained(skb, &p, IPSNAT_R_PASS_NO_CT);
 		refused = reverse_sa_refusal(skb, &sa_reqid);
 		if (refused)
 			return refused;

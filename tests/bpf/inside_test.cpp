@@ -7,6 +7,7 @@
 #include <linux/pkt_cls.h>
 
 #include "support/seed_nat.h"
+#include "support/spd_fixture.h"
 
 namespace ipsnat::test {
 namespace {
@@ -74,14 +75,58 @@ TEST_F(Unsolicited, DecryptedPacketsIntoTheLanAreDroppedUnlessReplies) {
   for (const auto& p : probes) EXPECT_EQ(rev(p).retval, TC_ACT_SHOT);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), probes.size()) << dp.nonzero_reasons();
 
-  // Not into an inside prefix: the virtual IP, the uplink's address (IKE's own business).
-  for (const auto& dst : {std::string("10.20.30.9"), kUplink}) {
-    Bytes p = eth.udp({kRemote, dst}, 50000, 53, {});
-    r = rev(p);
-    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dst;
+  // Not into an inside prefix nor to the gateway: another address of the far side's selector.
+  Bytes p = eth.udp({kRemote, "10.20.30.9"}, 50000, 53, {});
+  r = rev(p);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r.out, p);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 1u) << dp.nonzero_reasons();
+}
+
+// The gateway's own addresses outside the LANs on a policy-mode uplink: its virtual IP, which
+// the IKE daemon's policy protects towards the sender, is the kernel's business; its public
+// address only ipsnat's fwd companion (for replies to masqueraded LAN flows, which have an
+// entry) would admit, so a decrypted packet to it that explains nothing (a netfilter DNAT
+// port-forward would carry it into the LAN) is dropped.
+TEST_F(Unsolicited, DecryptedPacketsToTheUplinksOwnAddressAreDroppedUnlessAPolicyProtectsIt) {
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  dp.set_inside(kNat + "/32", INSIDE_LOCAL);
+  std::vector<Bytes> to_uplink = {
+      eth.tcp({kRemote, kUplink}, 50000, 8080, kSyn, {}),
+      eth.udp({kRemote, kUplink}, 50000, 8080, {}),
+      eth.icmp_echo({kRemote, kUplink, kIcmp}, 8, 1, 1, {}),
+  };
+  for (const auto& p : to_uplink) EXPECT_EQ(rev(p).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), to_uplink.size()) << dp.nonzero_reasons();
+
+  std::vector<Bytes> to_vip = {
+      eth.tcp({kRemote, kNat}, 50000, 22, kSyn, {}),
+      eth.icmp_echo({kRemote, kNat, kIcmp}, 8, 1, 1, {}),
+  };
+  for (const auto& p : to_vip) {
+    auto r = rev(p);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
     EXPECT_EQ(r.out, p);
   }
-  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NO_CT), 2u) << dp.nonzero_reasons();
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), to_uplink.size()) << dp.nonzero_reasons();
+
+  // An xfrm interface's own in-policies decide there (with its if_id): not this check.
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
+  EXPECT_EQ(rev(to_uplink[1]).retval, TC_ACT_UNSPEC);
+}
+
+// A LAN the IKE daemon's own policy tunnels as it is (site-to-site without NAT): the far side's
+// connections to its hosts are the kernel's business, as before attach (its in/fwd policies
+// decide); the other LAN, reachable only through ipsnat's companions, stays closed.
+TEST_F(Unsolicited, ALanTunneledAsItIsStaysTheKernelsBusiness) {
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  install_policy(dp, tunnel_policy(spd::Dir::Out, "172.16.0.0/20", "10.0.0.0/8", 41, 100));
+  Bytes p = eth.tcp({kRemote, kLanB}, 50000, 22, kSyn, {});
+  auto r = rev(p);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r.out, p);
+  EXPECT_EQ(rev(eth.tcp({kRemote, kLan}, 50000, 22, kSyn, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
 }
 
 // An xfrm interface keeps the sec path for its own fwd check, which the companions with its

@@ -29,7 +29,7 @@ zsh -f -c '
   }
   expect "ipsnat " "attach check detach explain flows policies run status"
   expect "ipsnat flows " "flush"
-  expect "ipsnat flows flush --p" "--pin-root --pin-root --port --pretty --proto"
+  expect "ipsnat flows flush --p" "--pin-root --port --pretty --proto"
   expect "ipsnat attach --mode " "auto policy route"
   expect "ipsnat run --config " "@files"
   expect "ipsnat --pin-root " "-/ @files"

@@ -63,7 +63,8 @@ struct Policy {
   // keeps the priority keeps the place of the policy it replaces while its seq becomes the newest.
   uint64_t place = 0;
   // The place is a guess: it came from a dump (which shows ages, not places) or a merge of the
-  // kernel's tree may have re-sorted it. Two such policies tied in one list are not mirrored.
+  // kernel's tree may have re-sorted it. Mirrored in the order held (a dump's: age); it only
+  // keeps such a pair from shadowing each other (compiler.cpp, docs/spd.md).
   bool place_unknown = false;
   uint64_t list_place() const { return place ? place : seq; }
 

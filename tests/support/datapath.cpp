@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/reasons.h"
+#include "support/spd_probe.h"
 
 namespace ipsnat::test {
 
@@ -21,7 +22,15 @@ Datapath::Datapath(bool sa_reqid_from_mark) {
   }
 }
 
-Datapath::~Datapath() { ipsnat_bpf__destroy(skel_); }
+Datapath::~Datapath() {
+  probe_.reset();
+  ipsnat_bpf__destroy(skel_);
+}
+
+SpdProbeProgram& Datapath::spd_probe() {
+  if (!probe_) probe_ = std::make_unique<SpdProbeProgram>(skel_->obj);
+  return *probe_;
+}
 
 RunResult Datapath::run(bpf_program* prog, const Bytes& pkt, uint32_t mark) { return run_ctx(prog, pkt, mark, 0); }
 

@@ -25,6 +25,8 @@ struct RunResult {
   uint32_t duration_ns = 0;  // the kernel's measure of the program run (BPF_PROG_TEST_RUN)
 };
 
+class SpdProbeProgram;
+
 class Datapath {
  public:
   // sa_reqid_from_mark: the reverse side takes a packet's SA reqid from skb->mark (0: no SA)
@@ -37,6 +39,8 @@ class Datapath {
   Datapath& operator=(const Datapath&) = delete;
 
   ipsnat_bpf* skel() { return skel_; }
+  // The test-only SPD probe (support/spd_probe.h) on this object's maps, loaded on first use.
+  SpdProbeProgram& spd_probe();
   RunResult run(bpf_program* prog, const Bytes& pkt, uint32_t mark = 0);
   // As a forwarded packet: __sk_buff.ingress_ifindex set (0 in run(): sent by the host itself).
   RunResult run_forwarded(bpf_program* prog, const Bytes& pkt, uint32_t ingress_ifindex);
@@ -62,6 +66,7 @@ class Datapath {
  private:
   RunResult run_ctx(bpf_program* prog, const Bytes& pkt, uint32_t mark, uint32_t ingress_ifindex);
   ipsnat_bpf* skel_ = nullptr;
+  std::unique_ptr<SpdProbeProgram> probe_;
 };
 
 // A CT key from dotted addresses and host-order ports.

@@ -61,6 +61,13 @@ t_wait_for() {
   shift
   until "$@"; do ((SECONDS < end)) || return 1; sleep 0.2; done
 }
+# t_wait_listening NS tcp|udp PORT: until a socket in NS listens on (is bound to) PORT, at most
+# 10 s; a server started in the background is ready only then (python starts slowly under load).
+t_wait_listening() {
+  local flag=-Hlnt
+  [[ $2 == udp ]] && flag=-Hlnu
+  t_wait_for 10 eval "[[ -n \$(ip netns exec '$1' ss $flag 'sport = :$3') ]]"
+}
 # t_json EXPR: EXPR of the JSON document on stdin (python, the document is `s`).
 t_json() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 

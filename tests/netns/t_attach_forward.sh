@@ -30,7 +30,7 @@ forward_case() {
 
   ip netns exec "$lan" timeout 15 python3 "$peer" server tcp "$host" 8000 &
   T_PIDS+=("$!")
-  sleep 0.5
+  t_wait_listening "$lan" tcp 8000
   out=$(ip netns exec "$wan" timeout 10 python3 "$peer" client tcp "$nat" 8080 200000 2>&1 || true)
   t_expect "$name: $remote -> $nat:8080 reaches $host:8000, which sees $remote; 200 kB intact ($out)" \
     test "$out" == "$remote intact"

@@ -63,7 +63,7 @@ while True:
     data, peer = s.recvfrom(100)
     print(peer[0], data.decode(), flush=True)' >"$tmp/far" &
 T_PIDS+=("$!")
-sleep 0.5
+t_wait_listening "$wan" udp 7002
 new_flows() {  # new_flows FIRST_PORT: 10 new flows, one datagram each, tagged with their port
   ip netns exec "$lan" python3 -c '
 import socket, sys

@@ -30,7 +30,8 @@ ip netns exec "$wan" timeout 15 python3 "$peer" server tcp 10.0.0.1 7000 &
 T_PIDS+=("$!")
 ip netns exec "$wan" timeout 15 python3 "$peer" server udp 10.0.0.1 7001 &
 T_PIDS+=("$!")
-sleep 0.5
+t_wait_listening "$wan" tcp 7000
+t_wait_listening "$wan" udp 7001
 out=$(ip netns exec "$lan" timeout 10 python3 "$peer" client tcp 10.0.0.1 7000 300000 2>&1 || true)
 t_expect "TCP (300 kB) arrives from 10.20.30.2, intact both ways ($out)" test "$out" == "10.20.30.2 intact"
 out=$(ip netns exec "$lan" timeout 10 python3 "$peer" client udp 10.0.0.1 7001 1200 2>&1 || true)

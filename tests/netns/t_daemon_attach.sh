@@ -63,7 +63,7 @@ t_expect "ICMP echo through the NAT" ip netns exec "$lan" ping -c 3 -i 0.2 -W 2 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 ip netns exec "$wan" timeout 15 python3 "$peer" server tcp 10.0.0.1 7000 &
 T_PIDS+=("$!")
-sleep 0.5
+t_wait_listening "$wan" tcp 7000
 out=$(ip netns exec "$lan" timeout 10 python3 "$peer" client tcp 10.0.0.1 7000 100000 2>&1 || true)
 t_expect "TCP arrives from 10.20.30.2, intact ($out)" test "$out" == "10.20.30.2 intact"
 # A UDP flow with a fixed source port, to find in the ct map across the restart.

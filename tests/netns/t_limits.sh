@@ -135,10 +135,10 @@ added_at=$SECONDS
 fail_closed() { [[ $(status_json | t_json 's["limits"]["spd"]["fail_closed"]') == True ]]; }
 t_expect "82 policies do not fit into 64 entries: the datapath fails closed" t_wait_for 20 fail_closed
 out=$(t_in "$gw" ping -c 2 -i 0.3 -W 1 200.2.2.1 2>&1) && t_fail "cleartext left while failing closed" || t_pass "cleartext to an uncovered destination is dropped while failing closed"
-ip netns exec "$wan" timeout 5 python3 -c '
-import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.1", 500)); s.settimeout(4)
+ip netns exec "$wan" timeout 20 python3 -c '
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.1", 500)); s.settimeout(15)
 print(s.recvfrom(100)[0].decode())' >"$tmp/ike" &
-sleep 0.5
+t_wait_listening "$wan" udp 500
 ip netns exec "$gw" python3 -c '
 import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("200.2.2.2", 500)); s.sendto(b"ike", ("200.2.2.1", 500))'
 wait $! || true

@@ -19,7 +19,7 @@
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of the maps below. */
-#define IPSNAT_SPD_SCHEMA 4
+#define IPSNAT_SPD_SCHEMA 5
 #define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
 /* `ipsnat attach --spd-max N` sizes spd_dst, spd_src and spd_lists (BPF_F_NO_PREALLOC: memory
  * is taken per entry in use, so N is a bound, not an allocation). */
@@ -53,19 +53,22 @@ enum spd_nat_flags {
 
 /* Translation: NAPT -> nat_addr; PREFIX -> (nat_addr & nat_mask) | (saddr & ~inside_mask), where
  * nat_mask == inside_mask (blocks of the same size). Eligible: (saddr & inside_mask) == inside_net,
- * and with SPD_NAT_INSIDE_SET a source of the inside set. */
+ * (daddr & dst_mask) == dst_net (a [[nat]] rule's `destinations`; 0/0 elsewhere), and with
+ * SPD_NAT_INSIDE_SET a source of the inside set. */
 struct spd_nat_target {
 	__be32 nat_addr;
 	__be32 nat_mask;
 	__be32 inside_net; /* sources eligible for translation */
 	__be32 inside_mask;
+	__be32 dst_net; /* destinations the translation is for, within the cell's prefix */
+	__be32 dst_mask;
 	__u32 policy_index; /* the kernel's index of the out-policy that requires this source */
 	__u32 reqid;
 	__u8 kind; /* enum spd_nat_kind */
 	__u8 flags; /* enum spd_nat_flags */
 	__u8 pad[2];
 };
-IPSNAT_ASSERT_SIZE(struct spd_nat_target, 28);
+IPSNAT_ASSERT_SIZE(struct spd_nat_target, 36);
 
 enum spd_cell_flags {
 	SPD_CELL_ALWAYS_COVERED = 1, /* some source's first candidate is an unconditional IPsec policy */
@@ -80,7 +83,7 @@ struct spd_cell {
 	__u32 n_nat;
 	struct spd_nat_target nat[SPD_MAX_NAT]; /* IPsec policies with a NAT, in the kernel's order */
 };
-IPSNAT_ASSERT_SIZE(struct spd_cell, 16 + 4 * SPD_MAX_COVER + 28 * SPD_MAX_NAT);
+IPSNAT_ASSERT_SIZE(struct spd_cell, 16 + 4 * SPD_MAX_COVER + 36 * SPD_MAX_NAT);
 
 struct spd_src_key {
 	__u32 prefixlen; /* 64 + source prefix length */
@@ -178,6 +181,6 @@ struct spd_probe_result {
 	__u32 covered;
 	__u32 runs;
 };
-IPSNAT_ASSERT_SIZE(struct spd_probe_result, 16 + 28 + 8);
+IPSNAT_ASSERT_SIZE(struct spd_probe_result, 16 + 36 + 8);
 
 #endif

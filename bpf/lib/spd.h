@@ -190,7 +190,7 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 		if (i >= cell->n_nat)
 			break;
 		struct spd_nat_target *t = &cell->nat[i];
-		if ((f->saddr & t->inside_mask) != t->inside_net)
+		if ((f->saddr & t->inside_mask) != t->inside_net || (f->daddr & t->dst_mask) != t->dst_net)
 			continue;
 		__be32 x = t->kind == SPD_NAT_PREFIX ? (t->nat_addr & t->nat_mask) | (f->saddr & ~t->inside_mask)
 						     : t->nat_addr;

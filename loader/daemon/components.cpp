@@ -15,6 +15,7 @@
 #include "maps/config.h"
 #include "maps/stats.h"
 #include "spd/mirror.h"
+#include "spd/nat.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
 #include "sys/rtnl.h"
@@ -33,7 +34,8 @@ bool pinned(const std::string& root, const char* name) {
 spd::Prefix to_spd(const config::Ipv4Prefix& p) { return spd::Prefix{spd::Address::v4(htonl(p.addr)), p.len}; }
 
 // [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
-// selector is the rule's `to` (the address or block the SPD names).
+// selector contains the rule's `to` (a source the kernel gives to those policies), restricted to
+// the rule's destinations (spd::NatOverride).
 spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::string>& inferred_inside) {
   spd::NatConfig n;
   for (const auto& p : c.inside) n.inside.push_back(to_spd(p));
@@ -45,13 +47,20 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
     o.nat = to_spd(r.to);
     o.inside = to_spd(r.inside);
+    for (const auto& d : r.destinations) o.destinations.push_back(to_spd(d));
+    o.origin = c.source + ":" + std::to_string(r.line);
     n.overrides.push_back(o);
-    if (!r.destinations.empty())
-      spdlog::warn("{}:{}: nat.destinations is not applied by the SPD mirror yet; the rule covers the destinations "
-                   "of the policies whose source is {}",
-                   c.source, r.line, r.to.str());
   }
   return n;
+}
+
+// A [[nat]] rule whose destination overlaps a policy's destination selector without lying inside
+// it does not apply to that policy: one error line per such pair.
+void log_rule_errors(const spd::SpdModel& model, const spd::NatConfig& nat) {
+  for (const auto& [index, p] : model.by_index())
+    for (const auto& n : spd::implied_nats(p, nat))
+      if (n.kind == SPD_NAT_NONE && n.why.rfind("nat rule", 0) == 0)
+        spdlog::error("spd_mirror: policy {} ({}): {}", index, p.describe(), n.why);
 }
 
 }  // namespace
@@ -74,6 +83,7 @@ void SpdMirrorService::try_adopt() {
     nat.local = rtnl::local_ipv4_addresses();
     mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat);
     mirror_->sync_once();
+    log_rule_errors(mirror_->model(), nat);
     last_resync_ = now_unix();
     last_error_.clear();
     spdlog::info("spd_mirror: following the SPD into {} ({} policies)", pin_root_, mirror_->model().size());

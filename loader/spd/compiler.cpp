@@ -221,14 +221,17 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
   std::sort(cell_pols.begin(), cell_pols.end(), kernel_order);
   for (const Policy* p : cell_pols) {
     if (!p->is_ipsec() || unknown_condition(*p)) continue;
-    ImpliedNat n = implied_nat(*p, cfg);
-    if (n.kind == SPD_NAT_NONE) continue;
-    if (out.cell.n_nat == SPD_MAX_NAT) {
-      refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translating policies cover destination " +
-                     Prefix{Address::v4(htonl(dnet)), dlen}.str());
-      return out;
+    for (const ImpliedNat& n : implied_nats(*p, cfg)) {
+      if (n.kind == SPD_NAT_NONE) continue;
+      spd_nat_target t = n.target(*p);
+      if (!target_meets_cell(t, dlen, dnet)) continue;
+      if (out.cell.n_nat == SPD_MAX_NAT) {
+        refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translations (policies, [[nat]] rules and their " +
+                       "destinations) cover destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str());
+        return out;
+      }
+      out.cell.nat[out.cell.n_nat++] = t;
     }
-    out.cell.nat[out.cell.n_nat++] = n.target(*p);
   }
   return out;
 }
@@ -354,7 +357,7 @@ std::optional<spd_nat_target> CompiledEvaluator::nat_target(const Flow4& f) cons
   if (!cell) return std::nullopt;
   for (uint32_t i = 0; i < cell->n_nat && i < SPD_MAX_NAT; i++) {
     const spd_nat_target& t = cell->nat[i];
-    if (!nat_eligible(t, f.saddr)) continue;
+    if (!nat_eligible(t, f.saddr, f.daddr)) continue;
     Flow4 x = f;
     x.saddr = nat_translate(t, f.saddr);
     auto v = lookup_in(*cell, x);

@@ -25,6 +25,8 @@ spd_nat_target ImpliedNat::target(const Policy& p) const {
   // Selectors may carry host bits (the kernel keeps them): the datapath ORs host parts in.
   t.nat_addr = nat.addr.v4_be() & t.nat_mask;
   t.inside_net = inside.addr.v4_be() & t.inside_mask;
+  t.dst_mask = htonl(v4_mask(dst.len));
+  t.dst_net = dst.addr.v4_be() & t.dst_mask;
   if (!inside_set.empty()) t.flags = SPD_NAT_INSIDE_SET;
   return t;
 }
@@ -36,15 +38,19 @@ std::string ImpliedNat::inside_str() const {
   return s;
 }
 
+std::string ImpliedNat::dst_str() const { return dst.len ? " for " + dst.str() : ""; }
+
 std::string ImpliedNat::str() const {
   switch (kind) {
-    case SPD_NAT_NAPT: return "napt " + inside_str() + " -> " + nat.addr.str();
-    case SPD_NAT_PREFIX: return "prefix " + inside.str() + " -> " + nat.str();
+    case SPD_NAT_NAPT: return "napt " + inside_str() + " -> " + nat.addr.str() + dst_str();
+    case SPD_NAT_PREFIX: return "prefix " + inside.str() + " -> " + nat.str() + dst_str();
     default: return "none (" + why + ")";
   }
 }
 
-ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
+namespace {
+// Why p implies no translation whatever the configuration says (empty why: it may imply one).
+ImpliedNat not_translatable(const Policy& p) {
   ImpliedNat n;
   if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET) {
     n.why = "not an IPv4 IPsec out-policy";
@@ -59,16 +65,45 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
     n.why = "transport mode: protects this host's own traffic";
     return n;
   }
+  return n;
+}
+
+// The translations of the [[nat]] rules that apply to p (an IPv4 tunnel out-policy); an error
+// (one element of kind NONE) when a rule's destination overlaps p's without lying inside it.
+std::vector<ImpliedNat> configured_nats(const Policy& p, const NatConfig& cfg) {
+  std::vector<ImpliedNat> out;
   for (const auto& o : cfg.overrides) {
-    if ((o.policy_index && *o.policy_index != p.index) || (o.policy_src && *o.policy_src != p.sel.src))
-      continue;
     if (!o.policy_index && !o.policy_src) continue;
+    if (o.policy_index && *o.policy_index != p.index) continue;
+    if (o.policy_src && !(p.sel.src.len <= o.policy_src->len && p.sel.src.contains(o.policy_src->addr))) continue;
+    ImpliedNat n;
     n.kind = o.kind;
     n.nat = o.nat;
     n.inside = o.inside;
-    n.why = "configured";
-    return n;
+    n.dst = any_v4();
+    n.why = "configured" + (o.origin.empty() ? "" : " (" + o.origin + ")");
+    if (o.destinations.empty()) out.push_back(n);
+    for (const Prefix& d : o.destinations) {
+      if (p.sel.dst.len <= d.len && p.sel.dst.contains(d.addr)) {
+        n.dst = d;
+        out.push_back(n);
+      } else if (d.len < p.sel.dst.len && d.contains(p.sel.dst.addr)) {
+        ImpliedNat bad;
+        bad.why = "nat rule" + (o.origin.empty() ? "" : " " + o.origin) + ": destination " + d.str() +
+                  " is not inside the policy's destination selector " + p.sel.dst.str() +
+                  "; name prefixes inside it";
+        return {bad};
+      }
+    }
   }
+  return out;
+}
+
+
+// What the SPD implies for p (an IPv4 tunnel out-policy no rule applies to).
+ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
+  ImpliedNat n;
+  n.dst = any_v4();
   const Prefix& src = p.sel.src;
   if (src.len == 32) {
     n.kind = SPD_NAT_NAPT;
@@ -106,9 +141,26 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) {
   n.why = "no configured inside prefix fits " + src.str();
   return n;
 }
+}  // namespace
 
-bool nat_eligible(const spd_nat_target& t, uint32_t saddr) {
-  return (saddr & t.inside_mask) == t.inside_net;
+ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) { return implied_nats(p, cfg).front(); }
+
+std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg) {
+  ImpliedNat n = not_translatable(p);
+  if (!n.why.empty()) return {n};
+  auto configured = configured_nats(p, cfg);
+  if (!configured.empty()) return configured;
+  return {spd_implied_nat(p, cfg)};
+}
+
+bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host) {
+  // Two prefixes meet when the shorter one contains the other.
+  uint32_t mask = v4_mask(dlen) & ntohl(t.dst_mask);
+  return (dnet_host & mask) == (ntohl(t.dst_net) & mask);
+}
+
+bool nat_eligible(const spd_nat_target& t, uint32_t saddr, uint32_t daddr) {
+  return (saddr & t.inside_mask) == t.inside_net && (daddr & t.dst_mask) == t.dst_net;
 }
 
 uint32_t nat_translate(const spd_nat_target& t, uint32_t saddr) {

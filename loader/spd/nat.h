@@ -11,12 +11,18 @@
 namespace ipsnat::spd {
 
 struct NatOverride {
-  // Which policies: by kernel index, or by the policy's source selector (either may be unset).
+  // Which policies: by kernel index, or those whose source selector contains policy_src (the
+  // rule's `to`: a translated source the kernel gives to that policy). Either may be unset.
   std::optional<uint32_t> policy_index;
   std::optional<Prefix> policy_src;
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;     // NAPT: nat.addr; PREFIX: the block the inside prefix maps onto
   Prefix inside;  // sources eligible for translation
+  // Where the translation applies; empty: the whole destination selector of each policy. A
+  // destination disjoint from a policy's destination selector is not that policy's concern; one
+  // that overlaps it without lying inside is an error (the rule does not apply to the policy).
+  std::vector<Prefix> destinations;
+  std::string origin;  // "ipsnat.toml:12": where the rule was written, for messages
 };
 
 struct NatConfig {
@@ -32,19 +38,30 @@ struct ImpliedNat {
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;
   Prefix inside;                     // the block eligible sources must be in (0/0 for the inside set)
+  Prefix dst;                        // destinations it applies to (0/0: the policy's selector)
   std::vector<Prefix> inside_set;    // NAPT implied by the SPD: every inside prefix (SPD_NAT_INSIDE_SET)
   std::string why;
   // The datapath's struct (policy_index and reqid filled from the policy).
   spd_nat_target target(const Policy& p) const;
   std::string str() const;
   std::string inside_str() const;  // "192.168.1.0/24, 192.168.2.0/24"
+  std::string dst_str() const;     // " for 10.1.0.0/16", or "" for the whole selector
 };
 
+// Every translation policy p implies, in the order the datapath tries them: one per (rule,
+// destination) of the [[nat]] rules that apply to it, else the one the SPD implies. A single
+// element of kind SPD_NAT_NONE (with why) when there is none.
+std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg);
+// The first of implied_nats (what `ipsnat policies` and attach's plan show).
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
 
-// Both take and return network order, as the datapath does. nat_eligible checks the block only:
+// Whether some destination of the target lies in the cell (dlen, dnet_host): it contains the
+// cell (then its dst test passes for every flow the cell holds) or lies inside it.
+bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host);
+
+// All take and return network order, as the datapath does. nat_eligible checks the blocks only:
 // an inside-set target's sources are narrowed by the datapath's ipsnat_inside lookup.
-bool nat_eligible(const spd_nat_target& t, uint32_t saddr);
+bool nat_eligible(const spd_nat_target& t, uint32_t saddr, uint32_t daddr);
 uint32_t nat_translate(const spd_nat_target& t, uint32_t saddr);
 
 }  // namespace ipsnat::spd

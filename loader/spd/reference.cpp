@@ -44,15 +44,15 @@ std::optional<spd_nat_target> reference_nat_target(const std::vector<const Polic
   std::sort(cands.begin(), cands.end(), [](const Policy* a, const Policy* b) {
     return a->priority != b->priority ? a->priority < b->priority : a->seq < b->seq;
   });
-  for (const Policy* p : cands) {
-    ImpliedNat n = implied_nat(*p, cfg);
-    if (n.kind == SPD_NAT_NONE) continue;
-    spd_nat_target t = n.target(*p);
-    if (!nat_eligible(t, f.saddr)) continue;
-    Flow4 x = f;
-    x.saddr = nat_translate(t, f.saddr);
-    if (reference_lookup(pols, x) == p) return t;
-  }
+  for (const Policy* p : cands)
+    for (const ImpliedNat& n : implied_nats(*p, cfg)) {
+      if (n.kind == SPD_NAT_NONE) continue;
+      spd_nat_target t = n.target(*p);
+      if (!nat_eligible(t, f.saddr, f.daddr)) continue;
+      Flow4 x = f;
+      x.saddr = nat_translate(t, f.saddr);
+      if (reference_lookup(pols, x) == p) return t;
+    }
   return std::nullopt;
 }
 

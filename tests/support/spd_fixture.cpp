@@ -51,6 +51,11 @@ spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& i
   return t;
 }
 
+spd_nat_target for_destination(spd_nat_target t, const std::string& dst_prefix) {
+  std::tie(t.dst_net, t.dst_mask) = parse_prefix(dst_prefix);
+  return t;
+}
+
 // The SPD maps are a compiled classifier now (maps/spd.h): each call adds one IPsec out-policy
 // for dst_prefix whose NAT is forced to `target` by an override, recompiles all of this
 // datapath's policies and writes them the way the mirror does.
@@ -142,6 +147,8 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   o.kind = static_cast<spd_nat_kind>(target.kind);
   o.nat = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
   o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
+  if (target.dst_mask)
+    o.destinations.push_back({spd::Address::v4(target.dst_net), static_cast<uint8_t>(__builtin_popcount(target.dst_mask))});
   in.cfg.overrides.push_back(o);
   write_spd(dp, in);
 }

@@ -16,6 +16,8 @@ spd_nat_target napt_target(const std::string& nat_addr, const std::string& insid
 spd_nat_target napt_set_target(const std::string& nat_addr, uint32_t reqid = 1);
 // "Map inside_prefix 1:1 onto nat_prefix".
 spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid = 1);
+// `t` only towards dst_prefix (a [[nat]] rule's `destinations`), inside the policy's destination.
+spd_nat_target for_destination(spd_nat_target t, const std::string& dst_prefix);
 // Makes dst_prefix covered by an out-policy that requires `target`.
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target);
 // Removes the out-policies for dst_prefix that install_nat_target added (as when IKE deletes

@@ -14,40 +14,19 @@
 #include "spd/model.h"
 #include "spd/nat.h"
 #include "spd/reference.h"
+#include "unit/spd_policies.h"
 #include "xfrm/policy_msg.h"
 
 using namespace ipsnat::spd;
 using namespace ipsnat::xfrm;
+using namespace ipsnat::spd::test;
 
 namespace {
-
-Policy out_policy(const char* src, const char* dst, uint32_t index, uint8_t mode = XFRM_MODE_TUNNEL) {
-  Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = parse_prefix(src);
-  p.sel.dst = parse_prefix(dst);
-  p.priority = 100;
-  p.index = index;
-  Template t;
-  t.mode = mode;
-  t.proto = IPPROTO_ESP;
-  t.reqid = index;
-  p.tmpls.push_back(t);
-  return p;
-}
 
 std::vector<uint32_t> age_order(const SpdModel& m) {
   std::vector<uint32_t> v;
   for (const Policy* p : m.ordered()) v.push_back(p->index);
   return v;
-}
-
-Flow4 flow4(const char* s, const char* d) {
-  Flow4 f;
-  f.saddr = parse_address(s).v4_be();
-  f.daddr = parse_address(d).v4_be();
-  f.proto = IPPROTO_UDP;
-  return f;
 }
 
 }  // namespace

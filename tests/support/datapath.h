@@ -2,6 +2,7 @@
 // The datapath loaded for BPF_PROG_TEST_RUN: the real skeleton, with map pinning switched off
 // so tests never touch /sys/fs/bpf/ipsnat.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <utility>

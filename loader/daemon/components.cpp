@@ -19,6 +19,7 @@
 #include "state/pinned.h"
 #include "sys/rtnl.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::daemon {
 
@@ -185,11 +186,11 @@ bool CtGcService::open() {
 
 void CtGcService::write_config() {
   if (!config_) return;
-  int fd = bpf_obj_get(state::pinned_map_path(pin_root_, "ipsnat_cfg").c_str());
-  if (fd < 0) throw SysError("opening ipsnat_cfg", errno);
+  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root_, "ipsnat_cfg").c_str()));
+  if (!fd) throw SysError("opening ipsnat_cfg", errno);
   uint32_t key = 0;
   ipsnat_config v{};
-  bpf_map_lookup_elem(fd, &key, &v);  // keep fields the file does not set (flags, rst, other)
+  bpf_map_lookup_elem(fd.get(), &key, &v);  // keep fields the file does not set (flags, rst, other)
   const auto& t = config_->timeouts;
   v.port_min = config_->port_range.min;
   v.port_max = config_->port_range.max;
@@ -199,10 +200,7 @@ void CtGcService::write_config() {
   v.udp_s = t.udp;
   v.udp_stream_s = t.udp_stream;
   v.icmp_s = t.icmp;
-  int rc = bpf_map_update_elem(fd, &key, &v, BPF_ANY);
-  int err = errno;
-  close(fd);
-  if (rc < 0) throw SysError("writing ipsnat_cfg", err);
+  if (bpf_map_update_elem(fd.get(), &key, &v, BPF_ANY) < 0) throw SysError("writing ipsnat_cfg", errno);
   spdlog::info("ct_gc: port range {}-{} and timeouts written to ipsnat_cfg", v.port_min, v.port_max);
 }
 

@@ -11,6 +11,7 @@
 #include "maps/cover6.h"
 #include "spd/mirror.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::spd {
 
@@ -79,14 +80,12 @@ void Cover6Writer::write(const SpdModel& model) {
 
 int cover6_pin_fd(const std::string& root) {
   std::string path = root + "/spd_cover6";
-  int fd = bpf_obj_get(path.c_str());
-  if (fd >= 0) {
+  if (Fd fd(bpf_obj_get(path.c_str())); fd) {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
         info.key_size == sizeof(spd_cover6_key) && info.value_size == sizeof(spd_cover6))
-      return fd;
-    close(fd);
+      return fd.release();
   }
   spdlog::warn("spd: no usable {}: IPv6 cleartext to IPv6-covered prefixes is not guarded (attach again to create it)",
                path);

@@ -17,6 +17,7 @@
 #include "spd/inside_map.h"
 #include "sys/pin_store.h"
 #include "util/error.h"
+#include "util/fd.h"
 #include "xfrm/policy_source.h"
 
 namespace ipsnat::spd {
@@ -53,7 +54,8 @@ SpdMapFull::SpdMapFull(std::string map, int err)
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
                    map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6"),
-                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act")};
+                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act"),
+                   {}};  // owns nothing: the skeleton does
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -93,13 +95,14 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
                         "attach again with this ipsnat to replace it");
     }
     std::string health = root + "/spd_health";
-    f.health = bpf_obj_get(health.c_str());  // optional: pins of an older build lack it
-    if (f.health >= 0) {
+    Fd health_fd(bpf_obj_get(health.c_str()));  // optional: pins of an older build lack it
+    if (health_fd) {
       bpf_map_info info{};
       uint32_t len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(f.health, &info, &len) != 0 || info.value_size != sizeof(spd_health))
-        close(f.health), f.health = -1;
+      if (bpf_obj_get_info_by_fd(health_fd.get(), &info, &len) != 0 || info.value_size != sizeof(spd_health))
+        health_fd.reset();
     }
+    f.health = health_fd.release();
     std::string inside = root + "/ipsnat_inside";
     f.inside = bpf_obj_get(inside.c_str());  // optional as spd_health
     if (f.inside < 0)
@@ -113,11 +116,22 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
     f.close_all();
     throw;
   }
+  f.owned = std::make_shared<std::vector<Fd>>();
+  for (int* fd : f.all())
+    if (*fd >= 0) f.owned->emplace_back(*fd);
   return f;
 }
 
+std::array<int*, 9> SpdMapFds::all() {
+  return {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act};
+}
+
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act})
+  if (owned)
+    for (Fd& fd : *owned) (void)fd.release();  // closed below, once
+  owned.reset();
+  // Also descriptors this struct does not own: those a caller opened by hand (the tests).
+  for (int* fd : all())
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::spd {
 
@@ -75,16 +76,15 @@ xdp_spoof_box to_map(const SpoofBox& b) {
                        b.dst.addr.v4_be() & htonl(v4_mask(b.dst.len)), htonl(v4_mask(b.dst.len))};
 }
 
-int open_pin(const std::string& path, uint32_t value_size, uint32_t entries) {
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return -1;
+Fd open_pin(const std::string& path, uint32_t value_size, uint32_t entries) {
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd) return fd;
   bpf_map_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
       info.value_size == value_size && info.max_entries == entries)
     return fd;
-  close(fd);
-  return -1;
+  return Fd();
 }
 
 }  // namespace
@@ -133,14 +133,10 @@ size_t SpoofWriter::write(const SpdModel& model) {
 }
 
 std::pair<int, int> spoof_pin_fds(const std::string& root) {
-  int set = open_pin(root + "/xdp_spoof4", sizeof(xdp_spoof_set), 2);
-  int act = open_pin(root + "/xdp_spoof_act", sizeof(uint32_t), 1);
-  if (set < 0 || act < 0) {
-    if (set >= 0) close(set);
-    if (act >= 0) close(act);
-    return {-1, -1};
-  }
-  return {set, act};
+  Fd set = open_pin(root + "/xdp_spoof4", sizeof(xdp_spoof_set), 2);
+  Fd act = open_pin(root + "/xdp_spoof_act", sizeof(uint32_t), 1);
+  if (!set || !act) return {-1, -1};
+  return {set.release(), act.release()};
 }
 
 }  // namespace ipsnat::spd

@@ -25,7 +25,9 @@
 #include "attach/state.h"
 #include "ipsnat_bpf.skel.h"
 #include "maps/config.h"
+#include "pins/names.h"
 #include "spd/mirror.h"
+#include "state/pinned.h"
 #include "sys/mirror_lock.h"
 #include "sys/features.h"
 #include "sys/hook_census.h"
@@ -93,8 +95,9 @@ void stop_attach_host(const std::string& pin_root) {
 void write_device_config(int fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg) {
   Fd own;
   if (fd < 0) {
-    own.reset(bpf_obj_get((pin_root + "/ipsnat_dev").c_str()));
-    if (!own) throw SysError("opening " + pin_root + "/ipsnat_dev", errno);
+    std::string path = state::pinned_map_path(pin_root, pins::kDevices);
+    own.reset(bpf_obj_get(path.c_str()));
+    if (!own) throw SysError("opening " + path, errno);
     fd = own.get();
   }
   uint32_t key = static_cast<uint32_t>(ifindex);
@@ -102,7 +105,7 @@ void write_device_config(int fd, const std::string& pin_root, int ifindex, const
 }
 
 void forget_device_config(const std::string& pin_root, int ifindex) {
-  Fd fd(bpf_obj_get((pin_root + "/ipsnat_dev").c_str()));
+  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root, pins::kDevices).c_str()));
   if (!fd) return;
   uint32_t key = static_cast<uint32_t>(ifindex);
   bpf_map_delete_elem(fd.get(), &key);
@@ -350,7 +353,7 @@ bool detach(const std::string& dev) {
   applier.remove_all();
   forget_device_config(pins.root(), st->ifindex);
   if (!st->forwards.empty()) {
-    std::string fwd_map = pins.root() + "/ipsnat_fwd";
+    std::string fwd_map = state::pinned_map_path(pins.root(), pins::kForwards);
     if (Fd ffd(bpf_obj_get(fwd_map.c_str())); ffd) {
       std::vector<ForwardRule> mine;
       for (const auto& s : st->forwards) mine.push_back(parse_forward_spec(s));

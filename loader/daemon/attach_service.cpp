@@ -11,7 +11,9 @@
 #include "attach/forward.h"
 #include "attach/session.h"
 #include "config/diff.h"
+#include "pins/names.h"
 #include "spd/policy.h"
+#include "state/pinned.h"
 #include "util/fd.h"
 
 namespace ipsnat::daemon {
@@ -89,7 +91,7 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
 }
 
 bool AttachService::sync_forwards() {
-  std::string path = pin_root_ + "/ipsnat_fwd";
+  std::string path = state::pinned_map_path(pin_root_, pins::kForwards);
   Fd fd(bpf_obj_get(path.c_str()));
   if (!fd) {
     if (errno != ENOENT) spdlog::error("forward: opening {}: {}", path, strerror(errno));

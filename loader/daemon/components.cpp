@@ -14,6 +14,7 @@
 #include "ct/gc.h"
 #include "maps/config.h"
 #include "maps/stats.h"
+#include "pins/names.h"
 #include "spd/mirror.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
@@ -66,8 +67,8 @@ int SpdMirrorService::fd() const { return mirror_ ? mirror_->fd() : -1; }
 
 void SpdMirrorService::try_adopt() {
   if (mirror_ || !config_) return;
-  if (!pinned(pin_root_, "spd_active")) {
-    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "spd_active");
+  if (!pinned(pin_root_, pins::kSpdActive)) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, pins::kSpdActive);
     return;
   }
   try {
@@ -168,8 +169,8 @@ CtGcService::~CtGcService() = default;
 
 bool CtGcService::open() {
   if (maps_) return true;
-  if (!pinned(pin_root_, "ipsnat_ct") || !pinned(pin_root_, "ipsnat_cfg")) {
-    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "ipsnat_ct");
+  if (!pinned(pin_root_, pins::kCt) || !pinned(pin_root_, pins::kConfig)) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, pins::kCt);
     return false;
   }
   try {
@@ -186,7 +187,7 @@ bool CtGcService::open() {
 
 void CtGcService::write_config() {
   if (!config_) return;
-  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root_, "ipsnat_cfg").c_str()));
+  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root_, pins::kConfig).c_str()));
   if (!fd) throw SysError("opening ipsnat_cfg", errno);
   uint32_t key = 0;
   ipsnat_config v{};
@@ -221,7 +222,7 @@ void CtGcService::on_timer() {
   uint64_t now = ct::boottime_ns();
   if (!pacer_->due(now, refused)) return;
   auto r = ct::CtGc(*maps_).sweep(now);
-  pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries("ipsnat_ct").value_or(0));
+  pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

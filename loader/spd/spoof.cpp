@@ -11,7 +11,6 @@
 #include <optional>
 
 #include "util/error.h"
-#include "util/fd.h"
 
 namespace ipsnat::spd {
 
@@ -76,17 +75,6 @@ xdp_spoof_box to_map(const SpoofBox& b) {
                        b.dst.addr.v4_be() & htonl(v4_mask(b.dst.len)), htonl(v4_mask(b.dst.len))};
 }
 
-Fd open_pin(const std::string& path, uint32_t value_size, uint32_t entries) {
-  Fd fd(bpf_obj_get(path.c_str()));
-  if (!fd) return fd;
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
-      info.value_size == value_size && info.max_entries == entries)
-    return fd;
-  return Fd();
-}
-
 }  // namespace
 
 std::vector<SpoofBox> spoof_boxes(const SpdModel& model) {
@@ -130,13 +118,6 @@ size_t SpoofWriter::write(const SpdModel& model) {
   last_ = std::move(boxes);
   written_ = true;
   return last_.size();
-}
-
-std::pair<int, int> spoof_pin_fds(const std::string& root) {
-  Fd set = open_pin(root + "/xdp_spoof4", sizeof(xdp_spoof_set), 2);
-  Fd act = open_pin(root + "/xdp_spoof_act", sizeof(uint32_t), 1);
-  if (!set || !act) return {-1, -1};
-  return {set.release(), act.release()};
 }
 
 }  // namespace ipsnat::spd

@@ -16,6 +16,7 @@
 #include "sys/xdp_hook.h"
 #include "sys/xfrm_policy.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::attach {
 namespace {
@@ -117,10 +118,7 @@ int Applier::remove_shared(const TcStep& v) {
   // (this one reads this attach's maps) and, when this attach created it, the qdisc.
   for (auto& [other_id, other] : store_.list_netns()) {
     if (other_id == id_ || !has_step(other, v)) continue;
-    if (int fd = pinned_program(other, v.prog); fd >= 0) {
-      TcHook(ifindex, direction(v.hook)).attach(fd);
-      close(fd);
-    }
+    if (Fd fd(pinned_program(other, v.prog)); fd) TcHook(ifindex, direction(v.hook)).attach(fd.get());
     if (st_.lo_clsact_created) {
       other.lo_clsact_created = true;
       store_.save(other_id, other);

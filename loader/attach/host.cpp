@@ -13,6 +13,7 @@
 #include "state/daemon_state.h"
 #include "sys/mirror_lock.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::attach {
 
@@ -36,13 +37,16 @@ int start_host(const HostLaunch& how) {
     args.insert(args.end(), {"--limit-log-interval", std::to_string(how.limit_log_interval) + "s"});
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw SysError("pipe", errno);
+  Fd read_end(pipefd[0]), write_end(pipefd[1]);
   pid_t child = fork();
   if (child < 0) throw SysError("fork", errno);
+  // The child ends in _exit or execv and runs no destructor, so it closes nothing itself: the
+  // pipe's ends close on exec (O_CLOEXEC) or with the process.
   if (child == 0) {
     setsid();
     pid_t grandchild = fork();
     if (grandchild != 0) {
-      (void)!write(pipefd[1], &grandchild, sizeof(grandchild));
+      (void)!write(write_end.get(), &grandchild, sizeof(grandchild));
       _exit(grandchild < 0 ? 1 : 0);
     }
     int devnull = open("/dev/null", O_RDONLY);
@@ -55,10 +59,10 @@ int start_host(const HostLaunch& how) {
     execv("/proc/self/exe", argv.data());
     _exit(127);
   }
-  close(pipefd[1]);
+  write_end.reset();  // or the read below waits for this process's own copy
   pid_t host = -1;
-  (void)!read(pipefd[0], &host, sizeof(host));
-  close(pipefd[0]);
+  (void)!read(read_end.get(), &host, sizeof(host));
+  read_end.reset();
   waitpid(child, nullptr, 0);
   if (host <= 0) throw SysError("starting the ipsnat host process", ECHILD);
   return host;

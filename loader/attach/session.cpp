@@ -25,7 +25,9 @@
 #include "attach/state.h"
 #include "ipsnat_bpf.skel.h"
 #include "maps/config.h"
+#include "pins/names.h"
 #include "spd/mirror.h"
+#include "state/pinned.h"
 #include "sys/mirror_lock.h"
 #include "sys/features.h"
 #include "sys/hook_census.h"
@@ -33,6 +35,7 @@
 #include "sys/rtnl.h"
 #include "sys/xfrm_policy.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 #ifndef CAP_BPF
 #define CAP_BPF 39
@@ -90,24 +93,22 @@ void stop_attach_host(const std::string& pin_root) {
 
 // ipsnat_dev[ifindex] = cfg, through fd or else the pinned map.
 void write_device_config(int fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg) {
-  int own = -1;
+  Fd own;
   if (fd < 0) {
-    own = bpf_obj_get((pin_root + "/ipsnat_dev").c_str());
-    if (own < 0) throw SysError("opening " + pin_root + "/ipsnat_dev", errno);
-    fd = own;
+    std::string path = state::pinned_map_path(pin_root, pins::kDevices);
+    own.reset(bpf_obj_get(path.c_str()));
+    if (!own) throw SysError("opening " + path, errno);
+    fd = own.get();
   }
   uint32_t key = static_cast<uint32_t>(ifindex);
-  int err = bpf_map_update_elem(fd, &key, &cfg, BPF_ANY) != 0 ? errno : 0;
-  if (own >= 0) close(own);
-  if (err) throw SysError("writing ipsnat_dev", err);
+  if (bpf_map_update_elem(fd, &key, &cfg, BPF_ANY) != 0) throw SysError("writing ipsnat_dev", errno);
 }
 
 void forget_device_config(const std::string& pin_root, int ifindex) {
-  int fd = bpf_obj_get((pin_root + "/ipsnat_dev").c_str());
-  if (fd < 0) return;
+  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root, pins::kDevices).c_str()));
+  if (!fd) return;
   uint32_t key = static_cast<uint32_t>(ifindex);
-  bpf_map_delete_elem(fd, &key);
-  close(fd);
+  bpf_map_delete_elem(fd.get(), &key);
 }
 
 }  // namespace
@@ -256,20 +257,13 @@ AttachResult attach(const AttachRequest& req) {
                                        ? std::vector<std::string>{"tc_rev_ingress", "tc_snat_egress", "tc_lo_egress"}
                                        : std::vector<std::string>{"tc_guard_egress", "tc_rev_ingress", "lwt_snat_xmit"};
   if (req.settings.xdp_prefilter) names.push_back("xdp_spoof_drop");
-  std::map<std::string, int> pinned_fds;
+  std::map<std::string, Fd> pinned_fds;
   if (!req.sync_spd && prev) {
     for (const auto& path : st.prog_pins) {
-      int fd = bpf_obj_get(path.c_str());
-      if (fd >= 0) pinned_fds[path.substr(path.rfind('/') + 1)] = fd;
+      if (Fd fd(bpf_obj_get(path.c_str())); fd) pinned_fds[path.substr(path.rfind('/') + 1)] = std::move(fd);
     }
   }
   bool from_pins = std::all_of(names.begin(), names.end(), [&](const std::string& n) { return pinned_fds.count(n); });
-  struct FdCloser {
-    std::map<std::string, int>& fds;
-    ~FdCloser() {
-      for (auto& [n, fd] : fds) close(fd);
-    }
-  } closer{pinned_fds};
 
   Skel skel;
   if (!from_pins) {
@@ -322,7 +316,7 @@ AttachResult attach(const AttachRequest& req) {
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {
-    if (from_pins) return pinned_fds.at(name);
+    if (from_pins) return pinned_fds.at(name).get();
     return bpf_program__fd(bpf_object__find_program_by_name(skel->obj, name.c_str()));
   });
   // One host process per pin root (attach/host.h): a running one takes this device over (its
@@ -359,13 +353,11 @@ bool detach(const std::string& dev) {
   applier.remove_all();
   forget_device_config(pins.root(), st->ifindex);
   if (!st->forwards.empty()) {
-    std::string fwd_map = pins.root() + "/ipsnat_fwd";
-    int ffd = bpf_obj_get(fwd_map.c_str());
-    if (ffd >= 0) {
+    std::string fwd_map = state::pinned_map_path(pins.root(), pins::kForwards);
+    if (Fd ffd(bpf_obj_get(fwd_map.c_str())); ffd) {
       std::vector<ForwardRule> mine;
       for (const auto& s : st->forwards) mine.push_back(parse_forward_spec(s));
-      delete_forward_entries(ffd, forward_entries(mine));
-      close(ffd);
+      delete_forward_entries(ffd.get(), forward_entries(mine));
     }
   }
   pins.unpin_programs(id);

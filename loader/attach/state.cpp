@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::attach {
 
@@ -85,13 +86,13 @@ std::optional<AttachState> StateStore::load(const std::string& id) const {
 void StateStore::save(const std::string& id, const AttachState& s) const {
   if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) throw SysError("creating " + dir_, errno);
   std::string tmp = path(id) + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw SysError("writing " + tmp, errno);
+  Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) throw SysError("writing " + tmp, errno);
   std::string text = s.to_json().dump(1) + "\n";
-  ssize_t n = write(fd, text.data(), text.size());
+  ssize_t n = write(fd.get(), text.data(), text.size());
   int err = errno;
-  fsync(fd);
-  close(fd);
+  fsync(fd.get());
+  fd.reset();
   if (n != static_cast<ssize_t>(text.size())) throw SysError("writing " + tmp, n < 0 ? err : EIO);
   if (rename(tmp.c_str(), path(id).c_str()) != 0) throw SysError("renaming " + tmp, errno);
 }

@@ -12,26 +12,16 @@
 namespace ipsnat::ct {
 
 CtMaps CtMaps::open_pinned(const std::string& root) {
-  int ct = bpf_obj_get((root + "/ipsnat_ct").c_str());
-  if (ct < 0)
+  Fd ct(bpf_obj_get((root + "/ipsnat_ct").c_str()));
+  if (!ct)
     throw UserError("no conntrack map at " + root + "/ipsnat_ct", "is ipsnat attached? see: ipsnat status");
-  int cfg = bpf_obj_get((root + "/ipsnat_cfg").c_str());
-  if (cfg < 0) {
-    close(ct);
+  Fd cfg(bpf_obj_get((root + "/ipsnat_cfg").c_str()));
+  if (!cfg)
     throw UserError("no config map at " + root + "/ipsnat_cfg", "is ipsnat attached? see: ipsnat status");
-  }
-  CtMaps m(ct, cfg);
-  m.owned_ = true;
+  CtMaps m(ct.get(), cfg.get());
+  m.owned_ct_ = std::move(ct);
+  m.owned_cfg_ = std::move(cfg);
   return m;
-}
-
-CtMaps::CtMaps(CtMaps&& o) noexcept : ct_fd_(o.ct_fd_), cfg_fd_(o.cfg_fd_), owned_(o.owned_) { o.owned_ = false; }
-
-CtMaps::~CtMaps() {
-  if (owned_) {
-    close(ct_fd_);
-    close(cfg_fd_);
-  }
 }
 
 std::vector<Entry> CtMaps::entries() const {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ct/flow.h"
+#include "util/fd.h"
 
 namespace ipsnat::ct {
 
@@ -14,8 +15,7 @@ class CtMaps {
   CtMaps(int ct_fd, int cfg_fd) : ct_fd_(ct_fd), cfg_fd_(cfg_fd) {}
   // Opens <pin_root>/ipsnat_ct and <pin_root>/ipsnat_cfg; throws UserError when not pinned.
   static CtMaps open_pinned(const std::string& pin_root);
-  ~CtMaps();
-  CtMaps(CtMaps&& o) noexcept;
+  CtMaps(CtMaps&&) noexcept = default;
   CtMaps(const CtMaps&) = delete;
   CtMaps& operator=(const CtMaps&) = delete;
   CtMaps& operator=(CtMaps&&) = delete;
@@ -28,7 +28,7 @@ class CtMaps {
  private:
   int ct_fd_;
   int cfg_fd_;
-  bool owned_ = false;
+  Fd owned_ct_, owned_cfg_;  // what open_pinned opened; empty when borrowed
 };
 
 

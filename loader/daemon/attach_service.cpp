@@ -11,7 +11,10 @@
 #include "attach/forward.h"
 #include "attach/session.h"
 #include "config/diff.h"
+#include "pins/names.h"
 #include "spd/policy.h"
+#include "state/pinned.h"
+#include "util/fd.h"
 
 namespace ipsnat::daemon {
 
@@ -88,9 +91,9 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
 }
 
 bool AttachService::sync_forwards() {
-  std::string path = pin_root_ + "/ipsnat_fwd";
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) {
+  std::string path = state::pinned_map_path(pin_root_, pins::kForwards);
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd) {
     if (errno != ENOENT) spdlog::error("forward: opening {}: {}", path, strerror(errno));
     return false;
   }
@@ -101,18 +104,13 @@ bool AttachService::sync_forwards() {
   for (const auto& entry : store.list_here(pin_root_))
     for (const auto& spec : entry.second.forwards) rules.push_back(attach::parse_forward_spec(spec));
   for (const auto& f : config_.forwards) rules.push_back(attach::forward_rule_of(f));
-  try {
-    size_t removed = attach::sync_forward_map(fd, attach::forward_entries(rules));
-    close(fd);
-    if (forwards_ != config_.forwards.size() || removed)
-      spdlog::info("forward: {} port-forwards from the configuration in ipsnat_fwd ({} removed)",
-                   config_.forwards.size(), removed);
-    forwards_ = config_.forwards.size();
-    return true;
-  } catch (...) {
-    close(fd);
-    throw;
-  }
+  size_t removed = attach::sync_forward_map(fd.get(), attach::forward_entries(rules));
+  fd.reset();
+  if (forwards_ != config_.forwards.size() || removed)
+    spdlog::info("forward: {} port-forwards from the configuration in ipsnat_fwd ({} removed)",
+                 config_.forwards.size(), removed);
+  forwards_ = config_.forwards.size();
+  return true;
 }
 
 void AttachService::publish_inside() const {

@@ -14,12 +14,14 @@
 #include "ct/gc.h"
 #include "maps/config.h"
 #include "maps/stats.h"
+#include "pins/names.h"
 #include "spd/mirror.h"
 #include "spd/nat.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
 #include "sys/rtnl.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::daemon {
 
@@ -74,8 +76,8 @@ int SpdMirrorService::fd() const { return mirror_ ? mirror_->fd() : -1; }
 
 void SpdMirrorService::try_adopt() {
   if (mirror_ || !config_) return;
-  if (!pinned(pin_root_, "spd_active")) {
-    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "spd_active");
+  if (!pinned(pin_root_, pins::kSpdActive)) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, pins::kSpdActive);
     return;
   }
   try {
@@ -177,8 +179,8 @@ CtGcService::~CtGcService() = default;
 
 bool CtGcService::open() {
   if (maps_) return true;
-  if (!pinned(pin_root_, "ipsnat_ct") || !pinned(pin_root_, "ipsnat_cfg")) {
-    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, "ipsnat_ct");
+  if (!pinned(pin_root_, pins::kCt) || !pinned(pin_root_, pins::kConfig)) {
+    last_error_ = "nothing attached: no " + state::pinned_map_path(pin_root_, pins::kCt);
     return false;
   }
   try {
@@ -195,11 +197,11 @@ bool CtGcService::open() {
 
 void CtGcService::write_config() {
   if (!config_) return;
-  int fd = bpf_obj_get(state::pinned_map_path(pin_root_, "ipsnat_cfg").c_str());
-  if (fd < 0) throw SysError("opening ipsnat_cfg", errno);
+  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root_, pins::kConfig).c_str()));
+  if (!fd) throw SysError("opening ipsnat_cfg", errno);
   uint32_t key = 0;
   ipsnat_config v{};
-  bpf_map_lookup_elem(fd, &key, &v);  // keep fields the file does not set (flags, rst, other)
+  bpf_map_lookup_elem(fd.get(), &key, &v);  // keep fields the file does not set (flags, rst, other)
   const auto& t = config_->timeouts;
   v.port_min = config_->port_range.min;
   v.port_max = config_->port_range.max;
@@ -209,10 +211,7 @@ void CtGcService::write_config() {
   v.udp_s = t.udp;
   v.udp_stream_s = t.udp_stream;
   v.icmp_s = t.icmp;
-  int rc = bpf_map_update_elem(fd, &key, &v, BPF_ANY);
-  int err = errno;
-  close(fd);
-  if (rc < 0) throw SysError("writing ipsnat_cfg", err);
+  if (bpf_map_update_elem(fd.get(), &key, &v, BPF_ANY) < 0) throw SysError("writing ipsnat_cfg", errno);
   spdlog::info("ct_gc: port range {}-{} and timeouts written to ipsnat_cfg", v.port_min, v.port_max);
 }
 
@@ -233,7 +232,7 @@ void CtGcService::on_timer() {
   uint64_t now = ct::boottime_ns();
   if (!pacer_->due(now, refused)) return;
   auto r = ct::CtGc(*maps_).sweep(now);
-  pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries("ipsnat_ct").value_or(0));
+  pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

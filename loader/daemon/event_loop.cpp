@@ -11,18 +11,14 @@
 namespace ipsnat::daemon {
 
 EventLoop::EventLoop() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {
-  if (epfd_ < 0) throw SysError("epoll_create1", errno);
-}
-
-EventLoop::~EventLoop() {
-  if (epfd_ >= 0) close(epfd_);
+  if (!epfd_) throw SysError("epoll_create1", errno);
 }
 
 void EventLoop::add(int fd, uint32_t events, Handler handler) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw SysError("epoll_ctl(ADD)", errno);
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) throw SysError("epoll_ctl(ADD)", errno);
   handlers_[fd] = std::make_shared<Handler>(std::move(handler));
 }
 
@@ -30,11 +26,11 @@ void EventLoop::modify(int fd, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
-  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw SysError("epoll_ctl(MOD)", errno);
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) throw SysError("epoll_ctl(MOD)", errno);
 }
 
 void EventLoop::remove(int fd) {
-  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   handlers_.erase(fd);
 }
 
@@ -42,7 +38,7 @@ void EventLoop::run() {
   running_ = true;
   epoll_event events[32];
   while (running_) {
-    int n = epoll_wait(epfd_, events, 32, -1);
+    int n = epoll_wait(epfd_.get(), events, 32, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw SysError("epoll_wait", errno);
@@ -58,17 +54,16 @@ void EventLoop::run() {
 
 PeriodicTimer::PeriodicTimer(EventLoop& loop, std::chrono::milliseconds period, std::function<void()> fn)
     : loop_(loop), fd_(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)), fn_(std::move(fn)) {
-  if (fd_ < 0) throw SysError("timerfd_create", errno);
+  if (!fd_) throw SysError("timerfd_create", errno);
   set_period(period);
-  loop_.add(fd_, EPOLLIN, [this](uint32_t) {
+  loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) {
     uint64_t expirations;
-    if (read(fd_, &expirations, sizeof(expirations)) == sizeof(expirations)) fn_();
+    if (read(fd_.get(), &expirations, sizeof(expirations)) == sizeof(expirations)) fn_();
   });
 }
 
 PeriodicTimer::~PeriodicTimer() {
-  loop_.remove(fd_);
-  close(fd_);
+  loop_.remove(fd_.get());
 }
 
 void PeriodicTimer::set_period(std::chrono::milliseconds period) {
@@ -76,7 +71,7 @@ void PeriodicTimer::set_period(std::chrono::milliseconds period) {
   spec.it_interval.tv_sec = period.count() / 1000;
   spec.it_interval.tv_nsec = (period.count() % 1000) * 1000000;
   spec.it_value = spec.it_interval;
-  if (timerfd_settime(fd_, 0, &spec, nullptr) < 0) throw SysError("timerfd_settime", errno);
+  if (timerfd_settime(fd_.get(), 0, &spec, nullptr) < 0) throw SysError("timerfd_settime", errno);
 }
 
 }  // namespace ipsnat::daemon

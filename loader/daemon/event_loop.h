@@ -8,6 +8,8 @@
 #include <memory>
 #include <unordered_map>
 
+#include "util/fd.h"
+
 namespace ipsnat::daemon {
 
 class EventLoop {
@@ -15,7 +17,6 @@ class EventLoop {
   using Handler = std::function<void(uint32_t events)>;
 
   EventLoop();
-  ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -30,7 +31,7 @@ class EventLoop {
   void stop() { running_ = false; }
 
  private:
-  int epfd_ = -1;
+  Fd epfd_;
   bool running_ = false;
   // shared_ptr so a handler that removes itself is not destroyed while it runs.
   std::unordered_map<int, std::shared_ptr<Handler>> handlers_;
@@ -48,7 +49,7 @@ class PeriodicTimer {
 
  private:
   EventLoop& loop_;
-  int fd_ = -1;
+  Fd fd_;
   std::function<void()> fn_;
 };
 

@@ -14,8 +14,8 @@ SignalFd::SignalFd(std::vector<int> signals) {
   sigemptyset(&mask);
   for (int s : signals) sigaddset(&mask, s);
   if (sigprocmask(SIG_BLOCK, &mask, &old_mask_) < 0) throw SysError("sigprocmask", errno);
-  fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd_ < 0) {
+  fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!fd_) {
     int err = errno;
     sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
     throw SysError("signalfd", err);
@@ -23,13 +23,13 @@ SignalFd::SignalFd(std::vector<int> signals) {
 }
 
 SignalFd::~SignalFd() {
-  close(fd_);
+  fd_.reset();
   sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
 }
 
 int SignalFd::read_signal() {
   signalfd_siginfo info;
-  ssize_t n = read(fd_, &info, sizeof(info));
+  ssize_t n = read(fd_.get(), &info, sizeof(info));
   return n == sizeof(info) ? static_cast<int>(info.ssi_signo) : 0;
 }
 

@@ -4,6 +4,8 @@
 #include <csignal>
 #include <vector>
 
+#include "util/fd.h"
+
 namespace ipsnat::daemon {
 
 class SignalFd {
@@ -13,12 +15,12 @@ class SignalFd {
   SignalFd(const SignalFd&) = delete;
   SignalFd& operator=(const SignalFd&) = delete;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // The next pending signal number, or 0 when none is pending.
   int read_signal();
 
  private:
-  int fd_ = -1;
+  Fd fd_;
   sigset_t old_mask_;
 };
 

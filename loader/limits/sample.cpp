@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "maps/stats.h"
+#include "pins/names.h"
 #include "state/pinned.h"
 
 namespace ipsnat::limits {
@@ -19,8 +20,8 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
     if (r.reason == IPSNAT_R_DROP_SPD_INCOMPLETE) s.spd_incomplete_drops = r.packets;
     if (r.reason == IPSNAT_R_DROP_SPD_UNREPRESENTABLE) s.spd_unrepresentable_drops = r.packets;
   }
-  s.ct_max = pins.max_entries("ipsnat_ct").value_or(0);
-  s.spd_max = pins.max_entries("spd_dst").value_or(0);
+  s.ct_max = pins.max_entries(pins::kCt).value_or(0);
+  s.spd_max = pins.max_entries(pins::kSpdDst).value_or(0);
   ipsnat_config cfg = pins.datapath_config().value_or(ipsnat_config{});
   s.port_min = cfg.port_min ? cfg.port_min : IPSNAT_DEF_PORT_MIN;
   s.port_max = cfg.port_max ? cfg.port_max : IPSNAT_DEF_PORT_MAX;
@@ -37,7 +38,7 @@ std::optional<LimitSample> read_limit_sample(const std::string& pin_root) {
 LimitReporter::LimitReporter(std::string pin_root, std::chrono::seconds interval)
     : root_(std::move(pin_root)),
       watcher_(interval),
-      from_zero_(access(state::pinned_map_path(root_, "ipsnat_stats").c_str(), F_OK) != 0) {}
+      from_zero_(access(state::pinned_map_path(root_, pins::kStats).c_str(), F_OK) != 0) {}
 
 void LimitReporter::tick() {
   std::optional<LimitSample> s;

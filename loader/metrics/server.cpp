@@ -20,26 +20,19 @@ namespace ipsnat::metrics {
 
 MetricsServer::MetricsServer(daemon::EventLoop& loop, const config::ListenAddress& addr, Render render)
     : loop_(loop), addr_(addr), render_(std::move(render)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw SysError("socket", errno);
+  listen_.reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!listen_) throw SysError("socket", errno);
   int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(addr.port);
   sa.sin_addr.s_addr = htonl(addr.addr);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
-    int err = errno;
-    close(listen_fd_);
-    throw UserError("cannot listen for metrics on " + addr.str() + ": " + std::strerror(err),
+  if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
+    throw UserError("cannot listen for metrics on " + addr.str() + ": " + std::strerror(errno),
                     "is the address local and the port free?");
-  }
-  if (listen(listen_fd_, 16) < 0) {
-    int err = errno;
-    close(listen_fd_);
-    throw SysError("listen", err);
-  }
-  loop_.add(listen_fd_, EPOLLIN, [this](uint32_t) { accept_all(); });
+  if (listen(listen_.get(), 16) < 0) throw SysError("listen", errno);
+  loop_.add(listen_.get(), EPOLLIN, [this](uint32_t) { accept_all(); });
   reaper_ = std::make_unique<daemon::PeriodicTimer>(loop_, std::chrono::seconds(1), [this] { reap_stalled(); });
 }
 
@@ -48,23 +41,22 @@ MetricsServer::~MetricsServer() {
   std::vector<int> fds;
   for (auto& [fd, _] : conns_) fds.push_back(fd);
   for (int fd : fds) close_connection(fd);
-  loop_.remove(listen_fd_);
-  close(listen_fd_);
+  loop_.remove(listen_.get());
 }
 
 void MetricsServer::accept_all() {
   for (;;) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
+    Fd conn(accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!conn) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
         spdlog::warn("metrics: accept: {}", std::strerror(errno));
       return;
     }
-    if (conns_.size() >= kMaxConnections) {
-      close(fd);  // overload: the scraper retries on its next interval
-      continue;
-    }
-    conns_[fd].deadline = std::chrono::steady_clock::now() + kDeadline;
+    if (conns_.size() >= kMaxConnections) continue;  // overload: closed, the scraper retries next time
+    int fd = conn.get();
+    Connection& c = conns_[fd];
+    c.socket = std::move(conn);
+    c.deadline = std::chrono::steady_clock::now() + kDeadline;
     loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](uint32_t ev) { on_connection(fd, ev); });
   }
 }
@@ -155,8 +147,7 @@ void MetricsServer::flush(int fd, Connection& c) {
 
 void MetricsServer::close_connection(int fd) {
   loop_.remove(fd);
-  conns_.erase(fd);
-  close(fd);
+  conns_.erase(fd);  // closes the socket
 }
 
 void MetricsServer::reap_stalled() {

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "daemon/event_loop.h"
+#include "util/fd.h"
 
 namespace ipsnat::metrics {
 
@@ -31,6 +32,7 @@ class MetricsServer {
 
  private:
   struct Connection {
+    Fd socket;
     std::string in;
     std::string out;
     size_t sent = 0;
@@ -47,7 +49,7 @@ class MetricsServer {
   daemon::EventLoop& loop_;
   config::ListenAddress addr_;
   Render render_;
-  int listen_fd_ = -1;
+  Fd listen_;
   uint64_t scrapes_ = 0;
   std::unordered_map<int, Connection> conns_;
   std::unique_ptr<daemon::PeriodicTimer> reaper_;

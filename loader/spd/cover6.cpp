@@ -9,8 +9,11 @@
 #include <cstring>
 
 #include "maps/cover6.h"
+#include "pins/names.h"
 #include "spd/mirror.h"
+#include "state/pinned.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::spd {
 
@@ -61,7 +64,7 @@ void Cover6Writer::write(const SpdModel& model) {
     spd_cover6 v{n};
     if (bpf_map_update_elem(fd_, &k, &v, BPF_ANY) != 0) {
       int err = errno;
-      if (err == E2BIG || err == ENOSPC) throw SpdMapFull("spd_cover6", err);
+      if (err == E2BIG || err == ENOSPC) throw SpdMapFull(pins::kSpdCover6, err);
       throw SysError("writing spd_cover6", err);
     }
     written_[prefix] = n;
@@ -78,15 +81,13 @@ void Cover6Writer::write(const SpdModel& model) {
 }
 
 int cover6_pin_fd(const std::string& root) {
-  std::string path = root + "/spd_cover6";
-  int fd = bpf_obj_get(path.c_str());
-  if (fd >= 0) {
+  std::string path = state::pinned_map_path(root, pins::kSpdCover6);
+  if (Fd fd(bpf_obj_get(path.c_str())); fd) {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
         info.key_size == sizeof(spd_cover6_key) && info.value_size == sizeof(spd_cover6))
-      return fd;
-    close(fd);
+      return fd.release();
   }
   spdlog::warn("spd: no usable {}: IPv6 cleartext to IPv6-covered prefixes is not guarded (attach again to create it)",
                path);

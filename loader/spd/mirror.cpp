@@ -14,9 +14,12 @@
 #include <tuple>
 #include <utility>
 
+#include "pins/names.h"
 #include "spd/inside_map.h"
+#include "state/pinned.h"
 #include "sys/pin_store.h"
 #include "util/error.h"
+#include "util/fd.h"
 #include "xfrm/policy_source.h"
 
 namespace ipsnat::spd {
@@ -29,11 +32,31 @@ int map_fd(bpf_object* obj, const char* name) {
 }
 
 int pinned_fd(const std::string& root, const char* name) {
-  std::string path = root + "/" + name;
+  std::string path = state::pinned_map_path(root, name);
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0)
     throw UserError("cannot open pinned map " + path + ": " + std::strerror(errno), "is ipsnat attached?");
   return fd;
+}
+
+Fd open_pin(const std::string& path, uint32_t value_size, uint32_t entries) {
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd) return fd;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
+      info.value_size == value_size && info.max_entries == entries)
+    return fd;
+  return Fd();
+}
+
+// ROOT/xdp_spoof4 and ROOT/xdp_spoof_act when they have this build's layout, else -1 (pins of an
+// older build: no pre-filter can be attached to them).
+std::pair<int, int> spoof_pin_fds(const std::string& root) {
+  Fd set = open_pin(state::pinned_map_path(root, pins::kSpoofSet), sizeof(xdp_spoof_set), 2);
+  Fd act = open_pin(state::pinned_map_path(root, pins::kSpoofActive), sizeof(uint32_t), 1);
+  if (!set || !act) return {-1, -1};
+  return {set.release(), act.release()};
 }
 
 bool map_full(int err) { return err == E2BIG || err == ENOSPC; }
@@ -51,9 +74,11 @@ SpdMapFull::SpdMapFull(std::string map, int err)
     : std::runtime_error(map + " is full (" + std::strerror(err) + ")"), map_(std::move(map)) {}
 
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
-  return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
-                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6"),
-                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act")};
+  using namespace pins;
+  return SpdMapFds{map_fd(obj, kSpdActive), map_fd(obj, kSpdDst),      map_fd(obj, kSpdSrc),
+                   map_fd(obj, kSpdLists),  map_fd(obj, kSpdHealth),   map_fd(obj, kSpdCover6),
+                   map_fd(obj, kInside),    map_fd(obj, kSpoofSet),    map_fd(obj, kSpoofActive),
+                   {}};  // owns nothing: the skeleton does
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -66,17 +91,17 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
     int SpdMapFds::*fd;
   };
   static const Expect expect[] = {
-      {"spd_active", BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(spd_active), &SpdMapFds::active},
-      {"spd_dst", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_dst_key), sizeof(spd_cell), &SpdMapFds::dst},
-      {"spd_src", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_src_key), sizeof(uint32_t), &SpdMapFds::src},
-      {"spd_lists", BPF_MAP_TYPE_HASH, sizeof(spd_list_key), sizeof(spd_list), &SpdMapFds::lists},
+      {pins::kSpdActive, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(spd_active), &SpdMapFds::active},
+      {pins::kSpdDst, BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_dst_key), sizeof(spd_cell), &SpdMapFds::dst},
+      {pins::kSpdSrc, BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_src_key), sizeof(uint32_t), &SpdMapFds::src},
+      {pins::kSpdLists, BPF_MAP_TYPE_HASH, sizeof(spd_list_key), sizeof(spd_list), &SpdMapFds::lists},
   };
   PinStore pins(root);
   SpdMapFds f;
   try {
     for (const Expect& e : expect) {
       int fd = f.*(e.fd) = pinned_fd(root, e.name);
-      std::string path = root + "/" + e.name;
+      std::string path = state::pinned_map_path(root, e.name);
       bpf_map_info info{};
       uint32_t len = sizeof(info);
       if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SysError("reading " + path, errno);
@@ -92,15 +117,16 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
                             ", this ipsnat writes schema " + std::to_string(IPSNAT_SPD_SCHEMA),
                         "attach again with this ipsnat to replace it");
     }
-    std::string health = root + "/spd_health";
-    f.health = bpf_obj_get(health.c_str());  // optional: pins of an older build lack it
-    if (f.health >= 0) {
+    std::string health = state::pinned_map_path(root, pins::kSpdHealth);
+    Fd health_fd(bpf_obj_get(health.c_str()));  // optional: pins of an older build lack it
+    if (health_fd) {
       bpf_map_info info{};
       uint32_t len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(f.health, &info, &len) != 0 || info.value_size != sizeof(spd_health))
-        close(f.health), f.health = -1;
+      if (bpf_obj_get_info_by_fd(health_fd.get(), &info, &len) != 0 || info.value_size != sizeof(spd_health))
+        health_fd.reset();
     }
-    std::string inside = root + "/ipsnat_inside";
+    f.health = health_fd.release();
+    std::string inside = state::pinned_map_path(root, pins::kInside);
     f.inside = bpf_obj_get(inside.c_str());  // optional as spd_health
     if (f.inside < 0)
       spdlog::warn("spd: no {}: NAPT translates no source of an inside set (attach again to create it)", inside);
@@ -113,11 +139,22 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
     f.close_all();
     throw;
   }
+  f.owned = std::make_shared<std::vector<Fd>>();
+  for (int* fd : f.all())
+    if (*fd >= 0) f.owned->emplace_back(*fd);
   return f;
 }
 
+std::array<int*, 9> SpdMapFds::all() {
+  return {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act};
+}
+
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act})
+  if (owned)
+    for (Fd& fd : *owned) (void)fd.release();  // closed below, once
+  owned.reset();
+  // Also descriptors this struct does not own: those a caller opened by hand (the tests).
+  for (int* fd : all())
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -198,7 +235,7 @@ spd_health SpdMapWriter::health() const {
 
 void SpdMapWriter::set_health(const spd_health& h) {
   uint32_t zero = 0;
-  if (fds_.health >= 0) update(fds_.health, &zero, &h, "spd_health");
+  if (fds_.health >= 0) update(fds_.health, &zero, &h, pins::kSpdHealth);
 }
 
 void SpdMapWriter::write(const CompiledSpd& c) {
@@ -225,7 +262,7 @@ void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
     auto it = w.lists.find(id);
     if (it != w.lists.end() && same(it->second, l)) continue;
     spd_list_key k{gen, id};
-    update(fds_.lists, &k, &l, "spd_lists");
+    update(fds_.lists, &k, &l, pins::kSpdLists);
     ops++;
   }
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
@@ -234,7 +271,7 @@ void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
     auto it = w.src.find(t);
     if (it != w.src.end() && it->second == list) continue;
     spd_src_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-    update(fds_.src, &k, &list, "spd_src");
+    update(fds_.src, &k, &list, pins::kSpdSrc);
     ops++;
   }
   std::map<std::tuple<uint32_t, uint8_t, uint32_t>, spd_cell> dst;
@@ -243,7 +280,7 @@ void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
     auto it = w.dst.find(t);
     if (it != w.dst.end() && same(it->second, cell)) continue;
     spd_dst_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-    update(fds_.dst, &k, &cell, "spd_dst");
+    update(fds_.dst, &k, &cell, pins::kSpdDst);
     ops++;
   }
   // Stale entries go after the new ones are in (this generation is not read anyway).
@@ -270,7 +307,7 @@ void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
   w.lists = std::move(lists);
   spd_active a{gen, IPSNAT_SPD_SCHEMA, next_version()};
   uint32_t zero = 0;
-  update(fds_.active, &zero, &a, "spd_active");
+  update(fds_.active, &zero, &a, pins::kSpdActive);
   active_ = gen;
   last_ops_ = ops;
 }
@@ -364,16 +401,16 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   // The generation is not read until the switch below; the order only keeps every reference
   // resolvable at all times anyway (lists, then sources, then cells; removals in reverse).
   try {
-    put(2, fds_.lists, lk, lv, "spd_lists");
-    put(1, fds_.src, sk, sv, "spd_src");
-    put(0, fds_.dst, dk, dv, "spd_dst");
+    put(2, fds_.lists, lk, lv, pins::kSpdLists);
+    put(1, fds_.src, sk, sv, pins::kSpdSrc);
+    put(0, fds_.dst, dk, dv, pins::kSpdDst);
     auto del = [](int fd, const auto& keys, const char* what) {
       for (const auto& k : keys)
         if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) throw SysError(std::string("deleting from ") + what, errno);
     };
-    del(fds_.dst, ddel, "spd_dst");
-    del(fds_.src, sdel, "spd_src");
-    del(fds_.lists, ldel, "spd_lists");
+    del(fds_.dst, ddel, pins::kSpdDst);
+    del(fds_.src, sdel, pins::kSpdSrc);
+    del(fds_.lists, ldel, pins::kSpdLists);
   } catch (...) {
     forget_partial(gen);
     p = SpdDelta{};
@@ -384,7 +421,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   pending_distinct_[gen] = 0;
   spd_active a{gen, IPSNAT_SPD_SCHEMA, next_version()};
   uint32_t zero = 0;
-  update(fds_.active, &zero, &a, "spd_active");
+  update(fds_.active, &zero, &a, pins::kSpdActive);
   active_ = gen;
 }
 

@@ -5,9 +5,11 @@
 //   SpdMirror mirror(fds, nat_config);
 //   mirror.sync_once();          // dump, compile, write, swap
 //   mirror.run(stop_token);      // follow notifications until stop is requested
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <tuple>
@@ -22,6 +24,7 @@
 #include "spd/model.h"
 #include "spd/nat.h"
 #include "spd/spoof.h"
+#include "util/fd.h"
 
 struct bpf_object;
 
@@ -37,10 +40,17 @@ struct SpdMapFds {
   int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
   int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
   int spoof_set = -1, spoof_act = -1;  // xdp_spoof4, xdp_spoof_act (XDP pre-filter); -1 likewise
+  // The descriptors from_pins opened, closed with the last copy of this struct; none for
+  // from_object's (the skeleton owns those).
+  std::shared_ptr<std::vector<Fd>> owned;
   static SpdMapFds from_object(bpf_object* obj);
-  // Opens the pinned maps (the caller owns the fds; close_all() closes them).
+  // Opens the pinned maps, owned by the result and its copies.
   static SpdMapFds from_pins(const std::string& pin_root);
+  // Closes every descriptor now, owned or not, for every copy.
   void close_all();
+
+ private:
+  std::array<int*, 9> all();
 };
 
 // A write found a map full (E2BIG/ENOSPC): the SPD does not fit next to the active generation.

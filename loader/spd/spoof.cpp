@@ -75,18 +75,6 @@ xdp_spoof_box to_map(const SpoofBox& b) {
                        b.dst.addr.v4_be() & htonl(v4_mask(b.dst.len)), htonl(v4_mask(b.dst.len))};
 }
 
-int open_pin(const std::string& path, uint32_t value_size, uint32_t entries) {
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return -1;
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
-      info.value_size == value_size && info.max_entries == entries)
-    return fd;
-  close(fd);
-  return -1;
-}
-
 }  // namespace
 
 std::vector<SpoofBox> spoof_boxes(const SpdModel& model) {
@@ -130,17 +118,6 @@ size_t SpoofWriter::write(const SpdModel& model) {
   last_ = std::move(boxes);
   written_ = true;
   return last_.size();
-}
-
-std::pair<int, int> spoof_pin_fds(const std::string& root) {
-  int set = open_pin(root + "/xdp_spoof4", sizeof(xdp_spoof_set), 2);
-  int act = open_pin(root + "/xdp_spoof_act", sizeof(uint32_t), 1);
-  if (set < 0 || act < 0) {
-    if (set >= 0) close(set);
-    if (act >= 0) close(act);
-    return {-1, -1};
-  }
-  return {set, act};
 }
 
 }  // namespace ipsnat::spd

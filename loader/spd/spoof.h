@@ -43,8 +43,4 @@ class SpoofWriter {
   std::vector<SpoofBox> last_;
 };
 
-// ROOT/xdp_spoof4 and ROOT/xdp_spoof_act when they have this build's layout, else -1 (pins of an
-// older build: no pre-filter can be attached to them).
-std::pair<int, int> spoof_pin_fds(const std::string& pin_root);
-
 }  // namespace ipsnat::spd

@@ -16,29 +16,17 @@
 #include "maps/common.h"
 #include "maps/ct.h"
 #include "maps/stats.h"
+#include "pins/names.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat::state {
 
 namespace {
 
-// The maps ipsnat pins, by their names in the BPF object.
-constexpr std::string_view kMaps[] = {"ipsnat_stats", "ipsnat_ct", "ipsnat_frag", "ipsnat_cfg", "ipsnat_dev",
-                                      "ipsnat_fwd",   "spd_dst",   "spd_src",     "spd_lists", "spd_cover6"};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+// The pinned maps whose fill `ipsnat status` shows.
+constexpr std::string_view kMaps[] = {pins::kStats,    pins::kCt,     pins::kFrag,   pins::kConfig,    pins::kDevices,
+                                      pins::kForwards, pins::kSpdDst, pins::kSpdSrc, pins::kSpdLists, pins::kSpdCover6};
 
 std::optional<int> open_pinned(const std::string& root, std::string_view name) {
   std::string path = pinned_map_path(root, name);

@@ -18,20 +18,18 @@
 #include "state/pinned.h"
 #include "sys/hook_census.h"
 #include "sys/tc_hook.h"
+#include "util/fd.h"
 
 namespace ipsnat::state {
 
 namespace {
 
 std::string prog_name(uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return "";
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd) return "";
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  std::string name;
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) name = info.name;
-  close(fd);
-  return name;
+  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.name : "";
 }
 
 nlohmann::json hooks_of_this_netns() {

@@ -16,6 +16,7 @@
 
 #include "maps/common.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 #ifndef CAP_BPF
 #define CAP_BPF 39
@@ -43,9 +44,7 @@ std::pair<int, int> kernel_version() {
 
 Feature probe_bpf_syscall() {
   Feature f{"bpf-syscall", false, true, ""};
-  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ipsnat_probe", 4, 4, 1, nullptr);
-  if (fd >= 0) {
-    close(fd);
+  if (Fd probe(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ipsnat_probe", 4, 4, 1, nullptr)); probe) {
     f.ok = true;
     f.detail = "map creation works";
   } else {
@@ -106,12 +105,11 @@ std::vector<Feature> FeatureProbe::probe() const {
   out.push_back({"tcx", tcx, false,
                  tcx ? "kernel >= 6.6: tcx links" : "kernel < 6.6: legacy clsact filters are used"});
 
-  int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM);
-  out.push_back({"netlink-xfrm", nl >= 0, true,
-                 nl >= 0 ? "NETLINK_XFRM socket opens"
+  Fd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM));
+  out.push_back({"netlink-xfrm", nl.valid(), true,
+                 nl ? "NETLINK_XFRM socket opens"
                          : std::string("cannot open NETLINK_XFRM: ") + strerror(errno) +
                                " (load the xfrm_user module)"});
-  if (nl >= 0) close(nl);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "sys/rtnl.h"
+#include "util/fd.h"
 
 namespace ipsnat {
 
@@ -19,12 +20,11 @@ constexpr int kBpfTcxEgress = 47;
 
 std::string prog_label(uint32_t id) {
   std::string label = "tcx program " + std::to_string(id);
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return label;
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd) return label;
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.name[0]) label += " (" + std::string(info.name) + ")";
-  close(fd);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.name[0]) label += " (" + std::string(info.name) + ")";
   return label;
 }
 

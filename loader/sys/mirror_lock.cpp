@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat {
 
@@ -33,19 +34,13 @@ std::string MirrorLock::Holder::str() const {
 std::optional<MirrorLock> MirrorLock::try_acquire(const std::string& pin_root) {
   std::string dir = path(pin_root);
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw SysError("creating " + dir, errno);
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw SysError("opening " + dir, errno);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) return std::nullopt;
-    throw SysError("locking " + dir, err);
+  Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw SysError("opening " + dir, errno);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::nullopt;
+    throw SysError("locking " + dir, errno);
   }
-  return MirrorLock(fd);
-}
-
-MirrorLock::~MirrorLock() {
-  if (fd_ >= 0) close(fd_);
+  return MirrorLock(std::move(fd));
 }
 
 // A line: "3: FLOCK  ADVISORY  WRITE 4242 00:1f:5678 0 EOF" (blocked waiters have "->").

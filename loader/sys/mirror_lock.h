@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "util/fd.h"
+
 namespace ipsnat {
 
 class MirrorLock {
@@ -23,14 +25,12 @@ class MirrorLock {
   static std::optional<Holder> holder(const std::string& pin_root);
   static std::string path(const std::string& pin_root) { return pin_root + "/mirror_lock"; }
 
-  MirrorLock(MirrorLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  MirrorLock(MirrorLock&&) noexcept = default;
   MirrorLock& operator=(MirrorLock&&) = delete;
-  MirrorLock(const MirrorLock&) = delete;
-  ~MirrorLock();
 
  private:
-  explicit MirrorLock(int fd) : fd_(fd) {}
-  int fd_;
+  explicit MirrorLock(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;
 };
 
 // Parses /proc/locks text for the holder of a flock on device MAJ:MIN inode INO (pure, unit-tested).

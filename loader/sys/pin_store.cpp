@@ -22,6 +22,7 @@
 #include "maps/inside.h"
 #include "maps/spd.h"
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat {
 namespace {
@@ -39,17 +40,13 @@ MetaKey meta_key(const std::string& name) {
 }
 
 // The meta map, opened from its pin or created and pinned.
-int open_meta(const std::string& root, bool create) {
+Fd open_meta(const std::string& root, bool create) {
   std::string path = root + "/" + PinStore::kMetaMap;
-  int fd = bpf_obj_get(path.c_str());
-  if (fd >= 0 || !create) return fd;
-  fd = bpf_map_create(BPF_MAP_TYPE_HASH, PinStore::kMetaMap, sizeof(MetaKey), sizeof(uint32_t), 128, nullptr);
-  if (fd < 0) throw SysError("creating " + path, errno);
-  if (bpf_obj_pin(fd, path.c_str()) != 0) {
-    int err = errno;
-    close(fd);
-    throw SysError("pinning " + path, err);
-  }
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (fd || !create) return fd;
+  fd.reset(bpf_map_create(BPF_MAP_TYPE_HASH, PinStore::kMetaMap, sizeof(MetaKey), sizeof(uint32_t), 128, nullptr));
+  if (!fd) throw SysError("creating " + path, errno);
+  if (bpf_obj_pin(fd.get(), path.c_str()) != 0) throw SysError("pinning " + path, errno);
   chmod(path.c_str(), 0600);
   return fd;
 }
@@ -101,15 +98,9 @@ void PinStore::prepare() const {
 }
 
 PinStore::Lock::Lock(const std::string& dir) : fd_(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-  if (fd_ < 0) throw SysError("opening " + dir, errno);
-  if (flock(fd_, LOCK_EX) != 0) {
-    int err = errno;
-    close(fd_);
-    throw SysError("locking " + dir, err);
-  }
+  if (!fd_) throw SysError("opening " + dir, errno);
+  if (flock(fd_.get(), LOCK_EX) != 0) throw SysError("locking " + dir, errno);
 }
-
-PinStore::Lock::~Lock() { close(fd_); }
 
 namespace {
 // The size to give a shared pinned map: see ct_entries_for.
@@ -120,12 +111,11 @@ uint32_t entries_for(const std::string& root, const char* map, const char* what,
                     std::string(even ? "an even number of entries (2 per flow)" : "a number of entries") + " from " +
                         std::to_string(min) + " to " + std::to_string(limit));
   std::string pin = root + "/" + map;
-  int fd = bpf_obj_get(pin.c_str());
-  if (fd < 0) return requested ? requested : dflt;
+  Fd fd(bpf_obj_get(pin.c_str()));
+  if (!fd) return requested ? requested : dflt;
   bpf_map_info info{};
   uint32_t len = sizeof(info);
-  int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
-  close(fd);
+  int rc = bpf_obj_get_info_by_fd(fd.get(), &info, &len);
   if (rc != 0 || info.max_entries == 0) return requested ? requested : dflt;
   if (requested == 0 || requested == info.max_entries) return info.max_entries;
   throw UserError("pinned " + std::string(what) + " map " + pin + " holds " + std::to_string(info.max_entries) +
@@ -148,17 +138,17 @@ uint32_t PinStore::spd_entries_for(uint32_t requested) const {
 
 std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
   std::vector<std::string> messages;
-  int meta = open_meta(root_, false);
+  Fd meta = open_meta(root_, false);
   bpf_map* map;
   bpf_object__for_each_map(map, obj) {
     const char* pin = bpf_map__pin_path(map);
     if (!pin) continue;  // not pinned by name (.bss, probes)
-    int fd = bpf_obj_get(pin);
-    if (fd < 0) continue;  // nothing pinned yet
+    Fd fd(bpf_obj_get(pin));
+    if (!fd) continue;  // nothing pinned yet
     bpf_map_info info{};
     uint32_t len = sizeof(info);
     std::string why;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
       why = "unreadable";
     } else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
                info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
@@ -167,57 +157,49 @@ std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
     } else {
       uint32_t recorded = 0;
       auto key = meta_key(bpf_map__name(map));
-      if (meta < 0 || bpf_map_lookup_elem(meta, &key, &recorded) != 0)
+      if (!meta || bpf_map_lookup_elem(meta.get(), &key, &recorded) != 0)
         why = "it has no recorded schema version";
       else if (recorded != schema_of(bpf_map__name(map)))
         why = "it has schema " + std::to_string(recorded) + ", this build needs " +
               std::to_string(schema_of(bpf_map__name(map)));
     }
-    close(fd);
+    fd.reset();
     if (why.empty()) continue;
     if (unlink(pin) != 0) throw SysError(std::string("removing incompatible pinned map ") + pin, errno);
     messages.push_back(std::string("pinned map ") + pin + " replaced: " + why + " (its entries are lost)");
   }
-  if (meta >= 0) close(meta);
   return messages;
 }
 
 std::optional<unsigned> PinStore::recorded_schema(const std::string& map_name) const {
-  int meta = open_meta(root_, false);
-  if (meta < 0) return std::nullopt;
+  Fd meta = open_meta(root_, false);
+  if (!meta) return std::nullopt;
   uint32_t recorded = 0;
   auto key = meta_key(map_name);
-  bool found = bpf_map_lookup_elem(meta, &key, &recorded) == 0;
-  close(meta);
-  if (!found) return std::nullopt;
+  if (bpf_map_lookup_elem(meta.get(), &key, &recorded) != 0) return std::nullopt;
   return recorded;
 }
 
 void PinStore::record_schema(const std::string& map_name, unsigned schema) const {
-  int meta = open_meta(root_, true);
+  Fd meta = open_meta(root_, true);
   auto key = meta_key(map_name);
   uint32_t value = schema;
-  int rc = bpf_map_update_elem(meta, &key, &value, BPF_ANY), err = errno;
-  close(meta);
-  if (rc != 0) throw SysError("recording the schema of " + map_name, err);
+  if (bpf_map_update_elem(meta.get(), &key, &value, BPF_ANY) != 0)
+    throw SysError("recording the schema of " + map_name, errno);
 }
 
 void PinStore::record(bpf_object* obj) const {
-  int meta = open_meta(root_, true);
+  Fd meta = open_meta(root_, true);
   bpf_map* map;
   bpf_object__for_each_map(map, obj) {
     const char* pin = bpf_map__pin_path(map);
     if (!pin || !bpf_map__is_pinned(map)) continue;
     auto key = meta_key(bpf_map__name(map));
     uint32_t schema = schema_of(bpf_map__name(map));
-    if (bpf_map_update_elem(meta, &key, &schema, BPF_ANY) != 0) {
-      int err = errno;
-      close(meta);
-      throw SysError("recording the schema of " + std::string(pin), err);
-    }
+    if (bpf_map_update_elem(meta.get(), &key, &schema, BPF_ANY) != 0)
+      throw SysError("recording the schema of " + std::string(pin), errno);
     chmod(pin, 0600);
   }
-  close(meta);
 }
 
 namespace {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "util/fd.h"
+
 struct bpf_object;
 struct bpf_program;
 
@@ -31,12 +33,11 @@ class PinStore {
   class Lock {
    public:
     explicit Lock(const std::string& dir);
-    ~Lock();
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
    private:
-    int fd_;
+    Fd fd_;
   };
   Lock lock() const { return Lock(root_); }
 

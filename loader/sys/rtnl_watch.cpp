@@ -16,20 +16,13 @@
 namespace ipsnat::rtnl {
 
 RtnlWatch::RtnlWatch() {
-  fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
-  if (fd_ < 0) throw SysError("opening an rtnetlink socket", errno);
+  fd_.reset(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+  if (!fd_) throw SysError("opening an rtnetlink socket", errno);
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE;
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    int err = errno;
-    close(fd_);
-    throw SysError("subscribing to link, address and route changes", err);
-  }
-}
-
-RtnlWatch::~RtnlWatch() {
-  if (fd_ >= 0) close(fd_);
+  if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    throw SysError("subscribing to link, address and route changes", errno);
 }
 
 namespace {
@@ -58,7 +51,7 @@ bool RtnlWatch::drain() {
   bool changed = false;
   // Bounded: a storm of notifications is handled in several turns of the event loop.
   for (int i = 0; i < 64; ++i) {
-    ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+    ssize_t n = recv(fd_.get(), buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == ENOBUFS) {  // notifications were lost: everything may have changed

@@ -6,23 +6,24 @@
 // are not changes of the host: re-planning must not wake itself up.
 #include <cstdint>
 
+#include "util/fd.h"
+
 namespace ipsnat::rtnl {
 
 class RtnlWatch {
  public:
   RtnlWatch();  // SysError when the socket cannot be opened
-  ~RtnlWatch();
   RtnlWatch(const RtnlWatch&) = delete;
   RtnlWatch& operator=(const RtnlWatch&) = delete;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Reads every pending notification without blocking. True when one of them changed the host
   // (also after lost notifications, ENOBUFS: the caller must re-read everything anyway).
   bool drain();
   uint64_t changes() const { return changes_; }
 
  private:
-  int fd_ = -1;
+  Fd fd_;
   uint64_t changes_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/fd.h"
 
 namespace ipsnat {
 namespace {
@@ -20,13 +21,11 @@ uint32_t attached_id(int ifindex) {
 }
 
 std::string prog_name(uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return "";
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd) return "";
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  std::string name = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.name : "";
-  close(fd);
-  return name;
+  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.name : "";
 }
 
 }  // namespace

@@ -2,12 +2,15 @@
 // layout, of another recorded schema, or with none recorded is refused with a message naming the
 // map and the way out — never written into. (Replacement by `ipsnat attach`: t_attach_pins.sh.)
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "maps/spd.h"
 #include "spd/mirror.h"
@@ -113,6 +116,26 @@ TEST(SpdPins, AWriterOfAnotherSchemaInSpdActiveIsRefused) {
         << e.what();
   }
   f.close_all();
+}
+
+// The daemon opens the pinned maps again after each failure of its mirror: the descriptors go
+// with the last copy (the writer's), or every retry would keep nine more open.
+TEST(SpdPins, TheOpenedMapsCloseWithTheLastCopy) {
+  PinRoot root;
+  root.pin_current_schema();
+  std::vector<int> opened;
+  {
+    SpdMapFds f = SpdMapFds::from_pins(root.path());
+    opened = {f.active, f.dst, f.src, f.lists};
+    SpdMapWriter writer(f);
+    f = SpdMapFds{};
+    for (int fd : opened) EXPECT_NE(-1, fcntl(fd, F_GETFD)) << "fd " << fd << " closed while the writer uses it";
+  }
+  for (int fd : opened) {
+    errno = 0;
+    EXPECT_EQ(-1, fcntl(fd, F_GETFD)) << "fd " << fd << " left open";
+    EXPECT_EQ(EBADF, errno);
+  }
 }
 
 }  // namespace ipsnat::test

@@ -40,7 +40,7 @@ int start_host(const HostLaunch& how) {
   Fd read_end(pipefd[0]), write_end(pipefd[1]);
   pid_t child = fork();
   if (child < 0) throw SysError("fork", errno);
-  // The child ends in _exit or execv and runs no destructor, so it closes nothing itself: the
+  // The child ends in _exit or execv and runs no destructor: the
   // pipe's ends close on exec (O_CLOEXEC) or with the process.
   if (child == 0) {
     setsid();
@@ -53,6 +53,9 @@ int start_host(const HostLaunch& how) {
     int out = open(how.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     dup2(devnull, 0);
     if (out >= 0) dup2(out, 1), dup2(out, 2);
+    // Only the copies 0, 1 and 2 go on to the host (an original that already is one of them stays).
+    if (devnull > 2) close(devnull);
+    if (out > 2) close(out);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -33,6 +33,9 @@ holds_lock() { [[ $(lock_holder) == "$host" ]]; }
 t_expect "the host process is up and holds the mirror lock (pid $host)" t_wait_for 10 holds_lock
 t_expect "it is ipsnat run, started to exit when detached" \
   bash -c "tr '\0' ' ' </proc/$host/cmdline | grep -q ' run --exit-when-detached'"
+fd_targets() { ls -l "/proc/$host/fd" | grep -c -- "-> $1\$"; }
+t_expect "it holds its log only as stdout and stderr and /dev/null only as stdin (no stray copies)" \
+  test "$(fd_targets "$log") $(fd_targets /dev/null)" == "2 1"
 published() {
   [[ $(status_json | t_json 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
 }

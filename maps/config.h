@@ -43,6 +43,12 @@ enum ipsnat_dev_mode {
 
 #define IPSNAT_DEV_MAX_ENTRIES 256
 
+enum ipsnat_dev_flags {
+	/* BINAT (`attach --binat`): a connection the far side opens through this device's SAs to an
+	 * address of a 1:1 map's NAT block reaches the LAN host mapped to it (bpf/lib/binat.h). */
+	IPSNAT_DEV_BINAT = 1,
+};
+
 struct ipsnat_dev_cfg {
 	__u32 mode;  /* enum ipsnat_dev_mode */
 	__u32 if_id; /* xfrm interface if_id handed to the SPD lookup (0: none) */
@@ -54,7 +60,8 @@ struct ipsnat_dev_cfg {
 	__be32 masq_addr;
 	__u16 masq_port_min;
 	__u16 masq_port_max;
+	__u32 flags; /* enum ipsnat_dev_flags */
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 20);
+IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 24);
 
 #endif

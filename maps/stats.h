@@ -44,7 +44,8 @@
 	X(XLATE_MASQ, "xlate-masquerade") \
 	X(DROP_XDP_SPOOF, "drop-xdp-spoof")                                      \
 	X(PASS_XDP_IPSEC, "pass-xdp-ipsec")                                      \
-	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")
+	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")                            \
+	X(XLATE_BINAT, "xlate-binat")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

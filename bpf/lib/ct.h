@@ -204,4 +204,51 @@ static __always_inline int ct_create(const struct ipsnat_ct_key *orig_k, const s
 	return CT_CREATED;
 }
 
+/* A flow the far side opens (a port-forward, BINAT): how it is bound. */
+struct ct_inbound {
+	__be32 inside_addr;
+	__be16 inside_port;
+	__u8 kind; /* enum ipsnat_ct_kind */
+	__u8 pad;
+	__u32 reqid;
+	__u64 spd_version;
+};
+
+/* Creates the two entries of a flow packet p (from the tunnel) opens to the inside host of in:
+ * REPLY entry = the arriving tuple, translated to the inside host; ORIG entry = the inside host's
+ * answers, translated back to p's destination address and port. Returns the REPLY entry, or NULL
+ * when the table is full. */
+static __always_inline struct ipsnat_ct_entry *ct_open_inbound(const struct pkt4 *p, const struct ct_inbound *in)
+{
+	struct ipsnat_ct_key reply_k = ct_key_of(p, IPSNAT_CT_REPLY);
+	struct ipsnat_ct_key orig_k = {
+		.saddr = in->inside_addr,
+		.daddr = p->saddr,
+		.sport = in->inside_port,
+		.dport = p->sport,
+		.proto = p->proto,
+		.dir = IPSNAT_CT_ORIG,
+	};
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct ipsnat_ct_entry reply_e = {
+		.xlat_addr = in->inside_addr,
+		.xlat_port = in->inside_port,
+		.kind = in->kind,
+		.reqid = in->reqid,
+		.created_ns = now,
+		.last_ns = now,
+		.spd_version = in->spd_version,
+	};
+	struct ipsnat_ct_entry orig_e = reply_e;
+
+	orig_e.xlat_addr = p->daddr;
+	orig_e.xlat_port = p->dport;
+	/* CT_PORT_TAKEN: another CPU opened this very flow first; its REPLY entry is the one to
+	 * follow. CT_RACED: the inside host already uses that port towards this remote endpoint
+	 * (an outgoing flow): no entry is created and the packet is not translated. */
+	if (ct_create(&orig_k, &orig_e, &reply_k, &reply_e) == CT_FULL)
+		return 0;
+	return ct_lookup(&reply_k);
+}
+
 #endif

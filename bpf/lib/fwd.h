@@ -36,43 +36,21 @@ static __always_inline int fwd_port_reserved(__be32 nat_addr, __u8 proto, __u16 
 }
 
 /* A packet from the tunnel for a forwarded port without a conntrack entry: creates the flow
- * (REPLY entry = the arriving tuple, translated to the inside host; ORIG entry = the inside
- * host's answers, translated to the NAT address and the outside port). Returns the REPLY entry,
- * or NULL when the table is full. */
+ * (lib/ct.h ct_open_inbound). Returns the REPLY entry, or NULL when the table is full. */
 static __always_inline struct ipsnat_ct_entry *fwd_open(const struct pkt4 *p, const struct ipsnat_fwd_target *t,
 							__u32 reqid)
 {
-	struct ipsnat_ct_key reply_k = ct_key_of(p, IPSNAT_CT_REPLY);
-	struct ipsnat_ct_key orig_k = {
-		.saddr = t->inside_addr,
-		.daddr = p->saddr,
-		.sport = t->inside_port,
-		.dport = p->sport,
-		.proto = p->proto,
-		.dir = IPSNAT_CT_ORIG,
-	};
-	__u64 now = bpf_ktime_get_boot_ns();
-	struct ipsnat_ct_entry reply_e = {
-		.xlat_addr = t->inside_addr,
-		.xlat_port = t->inside_port,
+	struct ct_inbound in = {
+		.inside_addr = t->inside_addr,
+		.inside_port = t->inside_port,
 		.kind = IPSNAT_CT_KIND_FORWARD,
 		.reqid = reqid,
-		.created_ns = now,
-		.last_ns = now,
 		/* The forward's address is configured, not found in the SPD: the first answer out
 		 * is checked against it like any flow after an SPD change. */
 		.spd_version = IPSNAT_CT_SPD_UNCHECKED,
 	};
-	struct ipsnat_ct_entry orig_e = reply_e;
 
-	orig_e.xlat_addr = p->daddr;
-	orig_e.xlat_port = p->dport;
-	/* CT_PORT_TAKEN: another CPU opened this very flow first; its REPLY entry is the one to
-	 * follow. CT_RACED: the inside host already uses that port towards this remote endpoint
-	 * (an outgoing flow): no entry is created and the packet is not forwarded. */
-	if (ct_create(&orig_k, &orig_e, &reply_k, &reply_e) == CT_FULL)
-		return 0;
-	return ct_lookup(&reply_k);
+	return ct_open_inbound(p, &in);
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include "maps/config.h"
 #include "maps/ct.h"
 #include "maps/stats.h"
+#include "lib/binat.h"
 #include "lib/config.h"
 #include "lib/cover6.h"
 #include "lib/ct.h"
@@ -46,7 +47,7 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 {
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
 	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
-	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ;
+	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ || r == IPSNAT_R_XLATE_BINAT;
 }
 
 /* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
@@ -415,6 +416,34 @@ static __always_inline enum ipsnat_reason reverse_unexplained(struct __sk_buff *
 	return reply_direction_protected(p, skb->mark, d.if_id) ? pass : IPSNAT_R_DROP_UNSOLICITED;
 }
 
+/* BINAT (lib/binat.h) for a packet p that opens a flow and that no conntrack entry or
+ * port-forward explains: 0 and the new flow's REPLY entry in *e, drop-ct-full, or the pass reason
+ * with which the caller decides as without BINAT: pass-no-ct (the device has no --binat, the
+ * packet is cleartext on a policy-mode uplink, no 1:1 map of the policy for its reply direction
+ * holds its destination) or pass-wrong-sa (in policy mode another policy's SA decrypted it). The
+ * SA check is the reverse path's (reverse_sa_of). */
+static __always_inline enum ipsnat_reason reverse_binat(struct __sk_buff *skb, const struct pkt4 *p,
+							struct ipsnat_ct_entry **e)
+{
+	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
+	struct binat_target b;
+	__u32 sa_reqid;
+	int checked;
+
+	if (!(d.flags & IPSNAT_DEV_BINAT) || reverse_sa_of(skb, &checked, &sa_reqid))
+		return IPSNAT_R_PASS_NO_CT;
+	/* Read before the SPD decision, as on the SNAT side. */
+	__u64 spd_ver = spd_version_now();
+	struct ipsnat_flow4 reply = { .saddr = p->daddr, .daddr = p->saddr, .sport = p->dport, .dport = p->sport,
+				      .proto = p->proto, .mark = skb->mark, .if_id = d.if_id };
+	if (binat_host(&reply, &b))
+		return IPSNAT_R_PASS_NO_CT;
+	if (checked && !reqid_admits(b.reqid, sa_reqid))
+		return IPSNAT_R_PASS_WRONG_SA;
+	*e = binat_open(p, &b, spd_ver);
+	return *e ? 0 : IPSNAT_R_DROP_CT_FULL;
+}
+
 /* Reverse side: replies to translated flows, and ICMP errors about them. On a device in policy
  * mode only decrypted packets (with an SA in their sec path) are translated: a cleartext
  * packet from the WAN that looks like a reply must never be let into the LAN. Everything that
@@ -470,23 +499,28 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
 	enum ipsnat_reason done = IPSNAT_R_XLATE_REVERSE;
 	if (!e) {
-		/* A new connection to a port-forward: TCP only from its SYN, so a stray segment
-		 * never opens a flow. */
-		struct ipsnat_fwd_target *t = 0;
+		/* A new connection to a port-forward, else to a 1:1-mapped address (BINAT): TCP only
+		 * from its SYN, so a stray segment never opens a flow. */
+		int opens = inbound_opens(&p);
+		struct ipsnat_fwd_target *t = opens ? fwd_lookup(p.daddr, p.proto, p.dport) : 0;
 
-		if (p.proto == IPPROTO_UDP || (p.proto == IPPROTO_TCP &&
-					       (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN))
-			t = fwd_lookup(p.daddr, p.proto, p.dport);
-		if (!t)
-			return reverse_unexplained(skb, &p, IPSNAT_R_PASS_NO_CT);
-		refused = reverse_sa_refusal(skb, &sa_reqid);
-		if (refused)
-			return refused;
-		/* The flow is bound to the SA that opened it. */
-		e = fwd_open(&p, t, sa_reqid);
-		if (!e)
-			return IPSNAT_R_DROP_CT_FULL;
-		done = IPSNAT_R_XLATE_FORWARD;
+		if (t) {
+			refused = reverse_sa_refusal(skb, &sa_reqid);
+			if (refused)
+				return refused;
+			/* The flow is bound to the SA that opened it. */
+			e = fwd_open(&p, t, sa_reqid);
+			if (!e)
+				return IPSNAT_R_DROP_CT_FULL;
+			done = IPSNAT_R_XLATE_FORWARD;
+		} else {
+			refused = opens ? reverse_binat(skb, &p, &e) : IPSNAT_R_PASS_NO_CT;
+			if (refused == IPSNAT_R_DROP_CT_FULL)
+				return refused;
+			if (refused)
+				return reverse_unexplained(skb, &p, refused);
+			done = IPSNAT_R_XLATE_BINAT;
+		}
 	} else {
 		refused = reverse_flow_sa_refusal(skb, &k, e);
 		if (refused)

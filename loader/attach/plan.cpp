@@ -41,7 +41,7 @@ Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
   return tunnel ? Mode::Route : Mode::Policy;
 }
 
-ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq) {
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq, bool binat) {
   ipsnat_dev_cfg c{};
   c.mode = mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY;
   c.if_id = dev.if_id;
@@ -52,7 +52,13 @@ ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optiona
     c.masq_port_min = masq->port_min;
     c.masq_port_max = masq->port_max;
   }
+  if (binat) c.flags |= IPSNAT_DEV_BINAT;
   return c;
+}
+
+std::string BinatMap::str() const {
+  return "binat " + nat.str() + " = " + inside.str() + " from " + remote.str() + " (policy " +
+         std::to_string(policy_index) + ")";
 }
 
 std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min, uint32_t local_max) {
@@ -239,6 +245,14 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
   }
   if (settings.masquerade) plan.masquerade = plan_masquerade(facts, settings, plan.mode, plan.warnings);
+  plan.binat = settings.binat;
+  if (settings.binat) {
+    for (const auto& [p, n] : nat)
+      if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
+    if (plan.binat_maps.empty())
+      plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
+                              "\" implies a 1:1 map: nothing is reachable until one does");
+  }
   if (nat.empty() && !settings.allow_empty && !settings.masquerade) {
     std::string what = policies.empty() ? "no IPsec out-policy concerns \"" + plan.dev + "\""
                                         : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
@@ -558,6 +572,13 @@ nlohmann::json plan_to_json(const AttachPlan& p) {
   nlohmann::json j = {{"dev", p.dev},     {"ifindex", p.ifindex}, {"kind", p.kind}, {"inside", in},
                       {"mode", to_string(p.mode)}, {"steps", steps},     {"translations", tr},
                       {"forwards", fw},           {"warnings", p.warnings}};
+  if (p.binat) {
+    nlohmann::json maps = nlohmann::json::array();
+    for (const auto& b : p.binat_maps)
+      maps.push_back({{"policy_index", b.policy_index}, {"nat", b.nat.str()}, {"inside", b.inside.str()},
+                      {"remote", b.remote.str()}});
+    j["binat"] = maps;
+  }
   if (p.masquerade)
     j["masquerade"] = {{"addr", p.masquerade->addr.family == AF_INET ? p.masquerade->addr.str() : ""},
                        {"source", p.masquerade->source},
@@ -594,6 +615,7 @@ std::string plan_to_text(const AttachPlan& p, bool with_warnings) {
   for (const auto& t : p.translations) o << "  translate policy " << t.policy_index << " " << t.policy << ": " << t.nat << "\n";
   for (const auto& f : p.forwards) o << "  forward " << f.str() << "\n";
   if (p.masquerade) o << "  " << masquerade_text(p) << "\n";
+  for (const auto& b : p.binat_maps) o << "  " << b.str() << "\n";
   if (with_warnings)
     for (const auto& w : p.warnings) o << "  warning: " << w << "\n";
   return o.str();

@@ -60,6 +60,19 @@ struct Settings {
   bool masquerade = false;
   std::optional<spd::Address> masquerade_addr;
   bool xdp_prefilter = false;       // the XDP pre-filter on the uplink (policy mode)
+  // --binat: the far side may open connections, through a policy's SA, to the addresses of the
+  // policy's 1:1 map, which reach the LAN hosts mapped to them (IPSNAT_DEV_BINAT).
+  bool binat = false;
+};
+
+// A 1:1 map the far side reaches with --binat: policy policy_index's block nat stands for the
+// LAN inside, for senders in remote.
+struct BinatMap {
+  uint32_t policy_index = 0;
+  spd::Prefix nat;
+  spd::Prefix inside;
+  spd::Prefix remote;
+  std::string str() const;  // "binat 10.20.40.0/24 = 172.31.7.0/24 from 10.99.0.0/16 (policy 9)"
 };
 
 // The masquerade the datapath applies on the uplink (ipsnat_dev_cfg.masq_*, maps/config.h).
@@ -130,6 +143,8 @@ struct AttachPlan {
   std::vector<Translation> translations;
   std::vector<ForwardRule> forwards;  // resolved (NAT address filled in)
   std::optional<Masquerade> masquerade;
+  bool binat = false;             // --binat (whether or not a 1:1 map exists now)
+  std::vector<BinatMap> binat_maps;
   std::vector<std::string> warnings;
 };
 
@@ -148,7 +163,8 @@ std::vector<spd::Prefix> covered_destinations(const HostFacts& facts, const Sett
 // How the datapath treats the device (ipsnat_dev[ifindex], maps/config.h). Written on every
 // attach, re-attach, adoption and re-plan, so a changed device (another VTI okey, if_id, mode)
 // never keeps the values of an earlier attach.
-ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq = std::nullopt);
+ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optional<Masquerade>& masq = std::nullopt,
+                             bool binat = false);
 
 nlohmann::json plan_to_json(const AttachPlan& p);
 // The plan in the ip/tc family's terse style, one line per hook, route, rule, policy,

@@ -246,6 +246,7 @@ AttachResult attach(const AttachRequest& req) {
   st.masquerade = req.settings.masquerade;
   st.masquerade_addr = req.settings.masquerade_addr ? req.settings.masquerade_addr->str() : "";
   st.xdp_prefilter = req.settings.xdp_prefilter;
+  st.binat = req.settings.binat;
   st.inside.clear();
   auto inside = inside_prefixes(facts, req.settings);
   for (const auto& p : inside) st.inside.push_back(p.str());
@@ -312,7 +313,7 @@ AttachResult attach(const AttachRequest& req) {
   // Before the programs are (re)attached, and on every attach, re-plan and adoption: the device
   // may have changed since the last one (docs/datapath.md "Knobs").
   write_device_config(skel ? bpf_map__fd(skel->maps.ipsnat_dev) : -1, pins.root(), facts.dev.ifindex,
-                      device_config(facts.dev, res.plan.mode, res.plan.masquerade));
+                      device_config(facts.dev, res.plan.mode, res.plan.masquerade, res.plan.binat));
 
   Applier applier(store, id, st);
   applier.apply(res.plan, [&](const std::string& name) {

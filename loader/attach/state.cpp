@@ -24,7 +24,7 @@ nlohmann::json AttachState::to_json() const {
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
           {"clsact_created", clsact_created}, {"lo_clsact_created", lo_clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
           {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"masquerade", masquerade},
-          {"masquerade_addr", masquerade_addr}, {"xdp_prefilter", xdp_prefilter},
+          {"masquerade_addr", masquerade_addr}, {"xdp_prefilter", xdp_prefilter}, {"binat", binat},
           {"daemon_pid", daemon_pid},
           {"steps", steps_j}};
 }
@@ -53,6 +53,7 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.masquerade = j.value("masquerade", false);
   s.masquerade_addr = j.value("masquerade_addr", "");
   s.xdp_prefilter = j.value("xdp_prefilter", false);
+  s.binat = j.value("binat", false);
   s.daemon_pid = j.value("daemon_pid", 0);
   for (const auto& st : j.at("steps")) s.steps.push_back(step_from_json(st));
   return s;

@@ -40,6 +40,7 @@ struct AttachState {
   bool masquerade = false;
   std::string masquerade_addr;  // "" : the uplink's own address
   bool xdp_prefilter = false;
+  bool binat = false;
   int daemon_pid = 0;  // the host process (attach/host.h) when the device was attached
   std::vector<Step> steps;  // applied (or being applied), in order
 

@@ -50,6 +50,9 @@ void register_attach(CLI::App& app, Context& ctx) {
                    ->type_name("[ADDRESS]");
   cmd->add_flag("--allow-empty", args->settings.allow_empty,
                 "Attach although no IPsec out-policy concerns DEV yet");
+  cmd->add_flag("--binat", args->settings.binat,
+                "Let the far side open connections, through a policy's SA, to the addresses of the policy's "
+                "1:1 map: they reach the LAN hosts mapped to them");
   cmd->add_flag("--xdp-prefilter", args->settings.xdp_prefilter,
                 "Policy mode: drop spoofed cleartext from remote prefixes the SPD protects in the uplink's "
                 "native XDP (refused when the driver has none)");

@@ -184,7 +184,7 @@ std::pair<uint32_t, uint16_t> require_host_port(TableReader& r, const toml::node
 void read_devices(TableReader& top, Config& c) {
   for_each_table(top, "device", "device tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
-    r.allow({"name", "mode", "masquerade"}, "name, mode, masquerade");
+    r.allow({"name", "mode", "masquerade", "binat"}, "name, mode, masquerade, binat");
     Device d;
     d.line = line;
     d.name = r.require_string("name", "expected a network device name like \"eth0\"");
@@ -208,6 +208,10 @@ void read_devices(TableReader& top, Config& c) {
       } else {
         r.fail(n, "masquerade", std::string(expected) + ", got " + type_name(*n));
       }
+    }
+    if (const toml::node* n = r.get("binat")) {
+      if (const auto* b = n->as_boolean()) d.binat = b->get();
+      else r.fail(n, "binat", std::string("expected true or false, got ") + type_name(*n));
     }
     for (const auto& other : c.devices)
       if (other.name == d.name)

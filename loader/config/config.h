@@ -32,6 +32,7 @@ struct Device {
   // `masquerade = true` (the device's address) or `= "ADDRESS"`: attach --masquerade [ADDRESS].
   bool masquerade = false;
   std::optional<uint32_t> masquerade_addr;  // network order
+  bool binat = false;  // `binat = true`: attach --binat
   int line = 0;  // where it was configured, for later diagnostics ("device eth0 (line 7): ...")
 };
 

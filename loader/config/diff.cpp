@@ -23,6 +23,7 @@ DeviceChanges diff_devices(const Config& before, const Config& after) {
     const Device* old = find(before.devices, dev.name);
     if (!old) d.added.push_back(dev);
     else if (old->mode != dev.mode || old->masquerade != dev.masquerade || old->masquerade_addr != dev.masquerade_addr ||
+             old->binat != dev.binat ||
              inside_changed)
       d.changed.push_back(dev);
     else d.unchanged.push_back(dev);

@@ -30,6 +30,7 @@ const char* kind_name(uint8_t kind) {
     case IPSNAT_CT_KIND_PREFIX: return "prefix";
     case IPSNAT_CT_KIND_FORWARD: return "forward";
     case IPSNAT_CT_KIND_MASQ: return "masquerade";
+    case IPSNAT_CT_KIND_BINAT: return "binat";
     default: return "napt";
   }
 }

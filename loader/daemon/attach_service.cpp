@@ -57,6 +57,7 @@ void AttachService::replan_recorded(const attach::AttachState& st) {
   req.settings.masquerade = st.masquerade;
   if (!st.masquerade_addr.empty()) req.settings.masquerade_addr = spd::parse_address(st.masquerade_addr);
   req.settings.xdp_prefilter = st.xdp_prefilter;
+  req.settings.binat = st.binat;
   req.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
   req.sync_spd = false;             // the mirror owns the SPD maps
   req.start_host = false;           // this is the host
@@ -74,6 +75,7 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   req.settings.masquerade = d.masquerade;
   if (d.masquerade_addr) req.settings.masquerade_addr = spd::Address::v4(*d.masquerade_addr);
   req.settings.xdp_prefilter = prev && prev->xdp_prefilter;  // no config key: kept as `ipsnat attach` set it
+  req.settings.binat = d.binat;
   for (const auto& p : config_.inside) req.settings.inside.push_back(spd::parse_prefix(p.str()));
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;

@@ -31,7 +31,7 @@ spoil() {
   i=$(ifindex wan0)
   # shellcheck disable=SC2046
   bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((i & 255)) $((i >> 8 & 255)) 0 0) \
-    value 2 0 0 0 99 0 0 0 7 0 0 0 0 0 0 0 0 0 0 0
+    value 2 0 0 0 99 0 0 0 7 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 }
 attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daemon -q 2>&1; }
 

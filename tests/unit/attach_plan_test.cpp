@@ -311,6 +311,32 @@ TEST(AttachPlan, MasqueradeTakesTheUplinksAddressAndPortsOutsideTheEphemeralRang
   EXPECT_THROW(make_plan(facts, s), UserError);
 }
 
+// --binat: each 1:1 map the far side then reaches is printed, the device's entry carries the
+// flag; a policy with a one-address source (NAPT) is no 1:1 map: a warning says nothing is reachable.
+TEST(AttachPlan, BinatNamesEveryOneToOneMapAndSetsTheDevicesFlag) {
+  auto facts = gateway(false);
+  Settings s;
+  s.binat = true;
+  auto napt_only = make_plan(facts, s);
+  EXPECT_TRUE(napt_only.binat_maps.empty());
+  ASSERT_EQ(napt_only.warnings.size(), 1u);
+  EXPECT_NE(napt_only.warnings[0].find("--binat: no out-policy of \"eth0\" implies a 1:1 map"), std::string::npos);
+
+  facts.policies = {ipsec("10.20.40.0/24", "10.99.0.0/16", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1)};
+  facts.nexthops = {{spd::parse_prefix("10.99.0.0/16"), 3, spd::parse_address("200.2.2.1"), "eth0"}};
+  auto plan = make_plan(facts, s);
+  ASSERT_EQ(plan.binat_maps.size(), 1u);
+  EXPECT_NE(plan_to_text(plan).find("  binat 10.20.40.0/24 = 192.168.1.0/24 from 10.99.0.0/16 (policy 9)\n"),
+            std::string::npos)
+      << plan_to_text(plan);
+  EXPECT_EQ(plan_to_json(plan)["binat"][0]["inside"], "192.168.1.0/24");
+  EXPECT_EQ(device_config(facts.dev, plan.mode, plan.masquerade, plan.binat).flags, unsigned(IPSNAT_DEV_BINAT));
+  // Without the flag: no line, no flag.
+  auto off = make_plan(facts, Settings{});
+  EXPECT_EQ(plan_to_text(off).find("binat"), std::string::npos);
+  EXPECT_EQ(device_config(facts.dev, off.mode, off.masquerade, off.binat).flags, 0u);
+}
+
 TEST(AttachPlan, MasqueradePortsAvoidTheHostsEphemeralPorts) {
   EXPECT_EQ(masquerade_ports(32768, 60999), (std::pair<uint16_t, uint16_t>(61000, 65535)));
   EXPECT_EQ(masquerade_ports(10000, 65000), (std::pair<uint16_t, uint16_t>(1024, 9999)));

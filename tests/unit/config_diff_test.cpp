@@ -31,6 +31,13 @@ TEST(ConfigDiff, AddedRemovedChangedUnchanged) {
   EXPECT_FALSE(d.empty());
 }
 
+// Turning binat on or off re-plans the device (its ipsnat_dev entry carries the flag).
+TEST(ConfigDiff, BinatChangesTheDevice) {
+  auto d = diff_devices(parse("[[device]]\nname = \"eth0\"\n"), parse("[[device]]\nname = \"eth0\"\nbinat = true\n"));
+  EXPECT_EQ(names(d.changed), Names{"eth0"});
+  EXPECT_TRUE(d.changed[0].binat);
+}
+
 TEST(ConfigDiff, SameConfigIsEmpty) {
   const char* text = "inside = [\"192.168.1.0/24\"]\n[[device]]\nname = \"eth0\"\n";
   auto d = diff_devices(parse(text), parse(text));

@@ -121,7 +121,7 @@ TEST(Config, UnknownKeysAreErrorsEverywhere) {
             "ipsnat.toml:2: metric: unknown key; expected one of: inside, port_range, metrics, log_format, "
             "log_level, gc_interval, limit_log_interval, state_dir, [[device]], [[nat]], [[forward]], [timeouts]");
   EXPECT_EQ(error_of("[[device]]\nname = \"eth0\"\nmod = \"route\"\n"),
-            "ipsnat.toml:3: device[0].mod: unknown key; expected one of: name, mode, masquerade");
+            "ipsnat.toml:3: device[0].mod: unknown key; expected one of: name, mode, masquerade, binat");
   EXPECT_EQ(error_of("[timeouts]\nudp = 30\ntcp = 5\n"),
             "ipsnat.toml:3: timeouts.tcp: unknown key; expected one of: tcp_established, tcp_transitory, udp, "
             "udp_stream, icmp");
@@ -145,6 +145,16 @@ TEST(Config, DeviceMasquerade) {
             "\"eth0\"");
   EXPECT_NE(error_of("[[device]]\nname = \"eth0\"\nmasquerade = 1\n").find("masquerade: expected true"),
             std::string::npos);
+}
+
+// [[device]] binat: a bool (attach --binat), off unless set.
+TEST(Config, DeviceBinat) {
+  auto c = parse_config("[[device]]\nname = \"eth0\"\nbinat = true\n[[device]]\nname = \"ipsec0\"\n", "ipsnat.toml");
+  ASSERT_EQ(c.devices.size(), 2u);
+  EXPECT_TRUE(c.devices[0].binat);
+  EXPECT_FALSE(c.devices[1].binat);
+  EXPECT_EQ(error_of("[[device]]\nname = \"eth0\"\nbinat = \"yes\"\n"),
+            "ipsnat.toml:3: device[0].binat: expected true or false, got a string");
 }
 
 TEST(Config, AddressesAndPrefixes) {
@@ -236,7 +246,7 @@ TEST(Config, UnreadableFile) {
 
 TEST(Config, TypoIsReportedAsTypoNotAsMissingKey) {
   EXPECT_EQ(error_of("[[device]]\nnme = \"eth0\"\n"),
-            "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode, masquerade");
+            "ipsnat.toml:2: device[0].nme: unknown key; expected one of: name, mode, masquerade, binat");
 }
 
 // The shipped example must stay valid (docs point users to it).

@@ -45,7 +45,8 @@
 	X(DROP_XDP_SPOOF, "drop-xdp-spoof")                                      \
 	X(PASS_XDP_IPSEC, "pass-xdp-ipsec")                                      \
 	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")                            \
-	X(XLATE_BINAT, "xlate-binat")
+	X(XLATE_BINAT, "xlate-binat")                                            \
+	X(PASS_REROUTE_PORTS, "pass-reroute-ports")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

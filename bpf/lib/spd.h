@@ -1,8 +1,12 @@
 /* SPD lookups for the datapath, on the maps the loader compiles (maps/spd.h, docs/spd.md).
  * Contract used by the entry points:
- *   spd_nat_target(flow, &t)  -> 0 and t filled when an IPsec out-policy covers flow's destination
- *                                 and, with the flow's source translated by t, is the very policy
- *                                 the kernel would choose; -1 otherwise.
+ *   spd_nat_target(flow, &t, reroute) -> 0 and t filled when an IPsec out-policy covers flow's
+ *                                 destination and, with the flow's source translated by t, is the
+ *                                 very policy the kernel would choose; with reroute (LWT
+ *                                 BPF_LWT_REROUTE, whose lookup carries no ports) also the policy it
+ *                                 chooses for the translated flow with ports 0. -1 otherwise;
+ *                                 SPD_NAT_PORTS_LOST when only the reroute's lost ports stood in
+ *                                 the way (a port-restricted policy, or one ahead that port 0 meets).
  *   spd_out_covered(flow)     -> true when a cleartext packet of this flow must not leave: for some
  *                                 source the kernel would choose an IPsec out-policy for this
  *                                 destination, protocol, ports, mark and if_id (SPD_OUT_COVERED),
@@ -178,14 +182,20 @@ static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index
 	return spd_lookup_in(&q, cell->cell, f->saddr, index, verdict, reqid);
 }
 
-static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct spd_nat_target *out)
+#define SPD_NAT_PORTS_LOST (-2)
+
+static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct spd_nat_target *out, int reroute)
 {
 	struct spd_q q;
+	int lost = 0;
 
 	spd_q_init(&q, f);
 	struct spd_cell *cell = spd_dst_cell(&q, f);
 	if (!cell)
 		return -1;
+	struct spd_q portless = q;
+	portless.sport = 0;
+	portless.dport = 0;
 	for (int i = 0; i < SPD_MAX_NAT; i++) {
 		if (i >= cell->n_nat)
 			break;
@@ -195,12 +205,16 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 		__be32 x = t->kind == SPD_NAT_PREFIX ? (t->nat_addr & t->nat_mask) | (f->saddr & ~t->inside_mask)
 						     : t->nat_addr;
 		__u32 index, verdict;
-		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict, 0) == 0 && index == t->policy_index) {
-			*out = *t;
-			return 0;
+		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict, 0) || index != t->policy_index)
+			continue;
+		if (reroute && (spd_lookup_in(&portless, cell->cell, x, &index, &verdict, 0) || index != t->policy_index)) {
+			lost = 1;
+			continue;
 		}
+		*out = *t;
+		return 0;
 	}
-	return -1;
+	return lost ? SPD_NAT_PORTS_LOST : -1;
 }
 
 /* What a list's first match for the flow means for the guard: SPD_OUT_COVERED (IPsec),

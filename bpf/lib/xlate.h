@@ -136,8 +136,11 @@ static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, 
 							 struct spd_nat_target *t)
 {
 	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
+	int found = spd_nat_target(&f, t, !use_dev);
 
-	if (spd_nat_target(&f, t))
+	if (found == SPD_NAT_PORTS_LOST)
+		return IPSNAT_R_PASS_REROUTE_PORTS;
+	if (found)
 		return IPSNAT_R_PASS_NOT_COVERED;
 	if (t->kind == SPD_NAT_NONE)
 		return IPSNAT_R_PASS_NO_TARGET;
@@ -215,7 +218,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 			return IPSNAT_R_XLATE_FRAG;
 		}
 		struct ipsnat_flow4 f = snat_flow_of(skb, &p, use_dev);
-		if (spd_nat_target(&f, &t))
+		if (spd_nat_target(&f, &t, !use_dev))
 			return IPSNAT_R_PASS_NOT_COVERED;
 		if (t.kind == SPD_NAT_NONE)
 			return IPSNAT_R_PASS_NO_TARGET;

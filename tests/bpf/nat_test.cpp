@@ -365,5 +365,27 @@ TEST_F(Nat, LwtTranslatesAndAsksForAReroute) {
   EXPECT_EQ(drop.retval, unsigned(BPF_DROP));
 }
 
+// The kernel's lookup after BPF_LWT_REROUTE carries no ports (docs/datapath.md, "Kernel path"):
+// a flow the port-restricted policy ahead takes is not translated at the LWT hook, where the
+// reroute would hand it to the port-less policy behind (another SA); the tunnel device's egress,
+// before a lookup that keeps the ports, translates it.
+TEST_F(Nat, LwtLeavesAFlowTheRerouteWouldGiveAnotherPolicyUntranslated) {
+  auto ssh = tunnel_policy(spd::Dir::Out, kNat + "/32", "10.0.0.0/8", 41, 1);
+  ssh.sel.proto = kTcp;
+  ssh.sel.dport = 22;
+  ssh.sel.dport_mask = 0xffff;
+  install_policy(dp, ssh);
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  Bytes syn = eth.tcp({kLan, kRemote}, 40000, 22, kSyn, {});
+  auto r = dp.run(lwt, syn);
+  EXPECT_EQ(r.retval, unsigned(BPF_OK));
+  EXPECT_TRUE(std::equal(r.out.begin() + 14, r.out.end(), syn.begin() + 14));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_REROUTE_PORTS), 1u);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 0u);
+  // Another port meets the port-less policy with its ports and without: translated.
+  EXPECT_EQ(dp.run(lwt, eth.tcp({kLan, kRemote}, 40001, 80, kSyn, {})).retval, unsigned(BPF_LWT_REROUTE));
+  EXPECT_SAME_PACKET(snat(syn).out, eth.tcp({kNat, kRemote}, 40000, 22, kSyn, {}));
+}
+
 }  // namespace
 }  // namespace ipsnat::test

@@ -52,7 +52,7 @@ int tc_spd_probe(struct __sk_buff *skb)
 	r->found = spd_lookup(&f, &index, &verdict, 0) == 0;
 	r->policy_index = index;
 	r->verdict = verdict;
-	r->nat_found = spd_nat_target(&f, &r->nat) == 0;
+	r->nat_found = spd_nat_target(&f, &r->nat, 0) == 0;
 	r->covered = spd_out_covered(&f);
 	r->runs++;
 	return TC_ACT_OK;

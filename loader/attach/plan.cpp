@@ -216,7 +216,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   if (choose_mode(facts.dev, settings.mode) != Mode::Policy) return out;
   auto cfg = nat_config(facts, settings);
   for (const Policy* p : relevant(facts, Mode::Policy))
-    if (spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE &&
+    if (spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p) &&
         std::find(out.begin(), out.end(), p->sel.dst) == out.end())
       out.push_back(p->sel.dst);
   return out;
@@ -233,6 +233,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   auto policies = relevant(facts, plan.mode);
 
   std::vector<std::pair<const Policy*, spd::ImpliedNat>> nat;
+  std::string refused;  // the first policy policy mode cannot translate, for an empty plan's error
   for (const Policy* p : policies) {
     auto n = spd::implied_nat(*p, cfg);
     // The datapath never translates by a policy it cannot evaluate (SPD_V_UNKNOWN, docs/spd.md):
@@ -240,9 +241,21 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     std::string nat_text = n.str();
     if (auto why = spd::unknown_condition(*p))
       nat_text += " (not applied: " + *why + "; cleartext it could apply to fails closed)";
-    plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), nat_text,
-                                 n.kind == SPD_NAT_NAPT ? n.nat.addr.v4_be() : 0u});
-    if (n.kind != SPD_NAT_NONE) nat.emplace_back(p, n);
+    // Translated in LWT xmit, its packets would miss it after the reroute (or meet another
+    // policy, another SA): nothing is planned for it, and the datapath's reroute check
+    // (spd_nat_target) keeps a destination it shares with another policy untranslated for it.
+    auto misses = n.kind != SPD_NAT_NONE && plan.mode == Mode::Policy ? spd::reroute_misses(*p) : std::nullopt;
+    std::string sel = p->sel.src.str() + " -> " + p->sel.dst.str();
+    if (misses) {
+      nat_text = "none (not translated in policy mode: " + *misses + ")";
+      std::string line = "policy " + std::to_string(p->index) + " (" + sel + " " + spd::proto_name(p->sel.proto) +
+                         spd::ports_text(p->sel) + ") is not translated in policy mode: it " + *misses +
+                         "; its destination is left alone (route mode, an xfrm interface, translates it)";
+      plan.warnings.push_back(line);
+      if (refused.empty()) refused = line;
+    }
+    plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && !misses ? n.nat.addr.v4_be() : 0u});
+    if (n.kind != SPD_NAT_NONE && !misses) nat.emplace_back(p, n);
   }
   if (settings.masquerade) plan.masquerade = plan_masquerade(facts, settings, plan.mode, plan.warnings);
   plan.binat = settings.binat;
@@ -254,8 +267,9 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                               "\" implies a 1:1 map: nothing is reachable until one does");
   }
   if (nat.empty() && !settings.allow_empty && !settings.masquerade) {
-    std::string what = policies.empty() ? "no IPsec out-policy concerns \"" + plan.dev + "\""
-                                        : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
+    std::string what = policies.empty()    ? "no IPsec out-policy concerns \"" + plan.dev + "\""
+                       : !refused.empty() ? refused
+                                          : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
     if (plan.mode == Mode::Route && facts.dev.kind == "xfrm")
       what += " (if_id " + std::to_string(facts.dev.if_id) + ")";
     throw UserError(what, "see: ip xfrm policy; --allow-empty attaches anyway");
@@ -357,12 +371,6 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
           path = peer.mtu;
     return path > kEspOverhead + 576 ? path - kEspOverhead : 576u;
   };
-  for (const auto& [p, n] : nat)
-    if (p->sel.sport_mask || p->sel.dport_mask)
-      plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
-                              p->sel.dst.str() +
-                              ") restricts ports: the kernel's lookup after the LWT reroute carries none, so "
-                              "translated packets of it will not match it (the guard drops what would leak)");
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
     add_masquerade_companions(*p, n);

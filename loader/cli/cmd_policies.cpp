@@ -30,6 +30,13 @@ NatConfig nat_config(const std::vector<std::string>& inside) {
   return cfg;
 }
 
+// Why policy mode (the uplink, LWT xmit) does not apply an out-policy's NAT after all: the
+// reroute's lookup would miss the policy. "" when it applies (or the policy is a tunnel device's).
+std::string policy_mode_refusal(const Policy& p, const ImpliedNat& n) {
+  if (n.kind == SPD_NAT_NONE || p.if_id) return "";
+  return reroute_misses(p).value_or("");
+}
+
 nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
   nlohmann::json t = nlohmann::json::array();
   for (const auto& tm : p.tmpls)
@@ -62,6 +69,7 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
                 {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
                 {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
                 {"why", n.why}};
+    j["nat"]["policy_mode_refusal"] = policy_mode_refusal(p, n);
   }
   return j;
 }
@@ -101,7 +109,11 @@ void register_policies(CLI::App& app, Context& ctx) {
       }
       for (const Policy* p : pols) {
         std::printf("%s\n", p->describe().c_str());
-        if (p->dir == Dir::Out && p->is_ipsec()) std::printf("\tnat %s\n", implied_nat(*p, cfg).str().c_str());
+        if (p->dir != Dir::Out || !p->is_ipsec()) continue;
+        ImpliedNat n = implied_nat(*p, cfg);
+        std::printf("\tnat %s\n", n.str().c_str());
+        if (std::string why = policy_mode_refusal(*p, n); !why.empty())
+          std::printf("\tpolicy mode: not translated: %s\n", why.c_str());
       }
       if (c.refused) std::printf("not mirrorable: %s\n", c.refused->c_str());
       for (const auto& u : c.unknown) std::printf("not representable: %s\n", u.c_str());

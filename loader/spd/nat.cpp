@@ -143,6 +143,13 @@ ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
 }
 }  // namespace
 
+std::optional<std::string> reroute_misses(const Policy& p) {
+  const Selector& s = p.sel;
+  if ((s.sport & s.sport_mask) == 0 && (s.dport & s.dport_mask) == 0) return std::nullopt;
+  return "restricts ports (" + proto_name(s.proto) + ports_text(s) +
+         "), which the kernel's lookup after the LWT reroute does not carry";
+}
+
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) { return implied_nats(p, cfg).front(); }
 
 std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg) {

@@ -55,6 +55,12 @@ std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg);
 // The first of implied_nats (what `ipsnat policies` and attach's plan show).
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
 
+// Policy mode translates in LWT xmit, and the kernel's lookup after BPF_LWT_REROUTE carries no
+// ports (docs/datapath.md, "Kernel path"): a policy whose port conditions port 0 does not meet is
+// never found for a packet translated there. Why such a policy is not translated in policy mode
+// ("restricts ports (tcp dport 443), which ..."), or nullopt.
+std::optional<std::string> reroute_misses(const Policy& p);
+
 // Whether some destination of the target lies in the cell (dlen, dnet_host): it contains the
 // cell (then its dst test passes for every flow the cell holds) or lies inside it.
 bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host);

@@ -34,18 +34,27 @@ bool Policy::same_key(const Policy& o) const {
          (mark_v & mark_m) == (o.mark_v & o.mark_m) && mark_m == o.mark_m;
 }
 
-static std::string proto_name(uint8_t p) {
+std::string proto_name(uint8_t p) {
   if (p == 0) return "any";
   if (const protoent* e = getprotobynumber(p)) return e->p_name;
   return std::to_string(p);
+}
+
+std::string ports_text(const Selector& sel) {
+  std::string o;
+  auto port = [&](const char* what, uint16_t v, uint16_t mask) {
+    if (mask) o += std::string(" ") + what + " " + std::to_string(v) + (mask != 0xffff ? "/" + std::to_string(mask) : "");
+  };
+  port("sport", sel.sport, sel.sport_mask);
+  port("dport", sel.dport, sel.dport_mask);
+  return o;
 }
 
 std::string Policy::describe() const {
   std::ostringstream o;
   o << "src " << sel.src.str() << " dst " << sel.dst.str();
   if (sel.proto) o << " proto " << proto_name(sel.proto);
-  if (sel.sport_mask) o << " sport " << sel.sport << (sel.sport_mask != 0xffff ? "/" + std::to_string(sel.sport_mask) : "");
-  if (sel.dport_mask) o << " dport " << sel.dport << (sel.dport_mask != 0xffff ? "/" + std::to_string(sel.dport_mask) : "");
+  o << ports_text(sel);
   if (sel.ifindex) o << " dev#" << sel.ifindex;
   o << " dir " << to_string(dir) << " priority " << priority << " index " << index;
   if (action == Action::Block) o << " action block";

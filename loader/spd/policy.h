@@ -44,6 +44,10 @@ struct Selector {
   bool operator==(const Selector&) const = default;
 };
 
+std::string proto_name(uint8_t p);  // "tcp", "any", "132"
+// The selector's port conditions as ip-xfrm writes them: " sport 500 dport 443/65280", or "".
+std::string ports_text(const Selector& sel);
+
 struct Policy {
   Selector sel;
   Dir dir = Dir::Out;

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+
 #include "attach/plan.h"
 #include "attach/state.h"
 #include "util/error.h"
@@ -171,15 +173,80 @@ TEST(AttachPlan, ExistingCompanionSelectorIsNotTouched) {
   EXPECT_FALSE(plan.warnings.empty());
 }
 
-TEST(AttachPlan, PortRestrictedPolicyIsFlaggedInPolicyMode) {
+void restrict_to_https(spd::Policy& p) {
+  p.sel.proto = IPPROTO_TCP;
+  p.sel.dport = 443;
+  p.sel.dport_mask = 0xffff;
+}
+
+// The seed's gateway with its policy restricted to tcp/443, and a port-less one to 172.16.0.0/12.
+HostFacts gateway_with_https_policy() {
+  auto f = gateway(false);
+  restrict_to_https(f.policies[0]);
+  auto other = ipsec("10.20.30.2/32", "172.16.0.0/12", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 2);
+  other.index = 17;
+  f.policies.push_back(other);
+  f.nexthops.push_back({spd::parse_prefix("172.16.0.0/12"), 3, spd::parse_address("200.2.2.1"), "eth0"});
+  return f;
+}
+
+TEST(AttachPlan, PortRestrictedPolicyIsNotTranslatedInPolicyMode) {
+  auto f = gateway_with_https_policy();
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.warnings.size(), 1u);
+  EXPECT_EQ(plan.warnings[0].find('\n'), std::string::npos);
+  EXPECT_EQ(plan.warnings[0].rfind("policy 9 (10.20.30.2/32 -> 10.0.0.0/8 tcp dport 443) is not translated in policy "
+                                   "mode: it restricts ports",
+                                   0),
+            0u)
+      << plan.warnings[0];
+  // Nothing planned for its destination: no LWT route, no companion for its replies.
+  for (const auto& r : steps_of<RouteStep>(plan)) EXPECT_NE(r.dst.str(), "10.0.0.0/8");
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_NE(c.policy.sel.src.str(), "10.0.0.0/8");
+  EXPECT_EQ(covered_destinations(f, Settings{}), std::vector<spd::Prefix>{spd::parse_prefix("172.16.0.0/12")});
+  ASSERT_EQ(plan.translations.size(), 2u);
+  EXPECT_EQ(plan.translations[0].nat.rfind("none (not translated in policy mode: restricts ports", 0), 0u);
+  EXPECT_EQ(plan.translations[0].napt_addr_be, 0u);
+  // The port-less policy keeps its route.
+  auto routes = steps_of<RouteStep>(plan);
+  EXPECT_TRUE(std::any_of(routes.begin(), routes.end(), [](const RouteStep& r) {
+    return r.dst.str() == "172.16.0.0/12" && r.lwt_prog == "lwt_snat_xmit";
+  }));
+  EXPECT_TRUE(make_plan(gateway(false), Settings{}).warnings.empty());
+}
+
+TEST(AttachPlan, OnlyPortRestrictedPoliciesRefuseTheAttachNamingThePolicy) {
+  auto f = gateway(false);
+  restrict_to_https(f.policies[0]);
+  try {
+    make_plan(f, Settings{});
+    FAIL() << "attach planned a translation the LWT reroute would lose";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("policy 9 (10.20.30.2/32 -> 10.0.0.0/8 tcp dport 443) is not translated"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(AttachPlan, PortConditionsPortZeroMeetsAreTranslatedInPolicyMode) {
   auto f = gateway(false);
   f.policies[0].sel.proto = IPPROTO_TCP;
-  f.policies[0].sel.dport = 443;
-  f.policies[0].sel.dport_mask = 0xffff;
+  f.policies[0].sel.dport = 0;  // ports 0-255: the reroute's port 0 meets it
+  f.policies[0].sel.dport_mask = 0xff00;
   auto plan = make_plan(f, Settings{});
-  ASSERT_FALSE(plan.warnings.empty());
-  EXPECT_NE(plan.warnings[0].find("restricts ports"), std::string::npos);
-  EXPECT_TRUE(make_plan(gateway(false), Settings{}).warnings.empty());
+  EXPECT_TRUE(plan.warnings.empty());
+  EXPECT_EQ(plan.translations[0].nat.rfind("napt", 0), 0u);
+}
+
+TEST(AttachPlan, RouteModeTranslatesPortRestrictedPolicies) {
+  auto f = gateway(false);
+  f.dev = {"ipsec0", 7, "xfrm", 42, 0, 1500, true};
+  f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1, 42)};
+  restrict_to_https(f.policies[0]);
+  auto plan = make_plan(f, Settings{});
+  EXPECT_TRUE(plan.warnings.empty());
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_EQ(plan.translations[0].nat.rfind("napt", 0), 0u);
 }
 
 TEST(AttachPlan, RouteModeHooksTheTunnelDeviceWithCompanionsForXfrmOnly) {

@@ -53,9 +53,9 @@ int start_host(const HostLaunch& how) {
     int out = open(how.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     dup2(devnull, 0);
     if (out >= 0) dup2(out, 1), dup2(out, 2);
-    // Only the copies 0, 1 and 2 go on to the host (an original that already is one of them stays).
-    if (devnull > 2) close(devnull);
-    if (out > 2) close(out);
+    // The host gets 0, 1 and 2 and nothing else: not the originals above, not whatever the
+    // caller of attach left open without O_CLOEXEC (a shell's or a supervisor's descriptors).
+    close_range(3, ~0U, 0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

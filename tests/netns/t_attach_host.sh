@@ -33,9 +33,10 @@ holds_lock() { [[ $(lock_holder) == "$host" ]]; }
 t_expect "the host process is up and holds the mirror lock (pid $host)" t_wait_for 10 holds_lock
 t_expect "it is ipsnat run, started to exit when detached" \
   bash -c "tr '\0' ' ' </proc/$host/cmdline | grep -q ' run --exit-when-detached'"
-fd_targets() { ls -l "/proc/$host/fd" | grep -c -- "-> $1\$"; }
-t_expect "it holds its log only as stdout and stderr and /dev/null only as stdin (no stray copies)" \
-  test "$(fd_targets "$log") $(fd_targets /dev/null)" == "2 1"
+fd_targets() { local n=0 fd; for fd in /proc/"$host"/fd/*; do [[ $(readlink "$fd") == "$1" ]] && n=$((n + 1)); done; echo "$n"; }
+log_fds=$(fd_targets "$(readlink -f "$log")") null_fds=$(fd_targets /dev/null)
+t_expect "it holds its log only as stdout and stderr ($log_fds) and /dev/null only as stdin ($null_fds)" \
+  test "$log_fds $null_fds" == "2 1"
 published() {
   [[ $(status_json | t_json 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
 }

@@ -51,9 +51,10 @@ SpdMapFull::SpdMapFull(std::string map, int err)
     : std::runtime_error(map + " is full (" + std::strerror(err) + ")"), map_(std::move(map)) {}
 
 SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
-  return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"), map_fd(obj, "spd_src"),
-                   map_fd(obj, "spd_lists"), map_fd(obj, "spd_health"), map_fd(obj, "spd_cover6"),
-                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act")};
+  return SpdMapFds{map_fd(obj, "spd_active"), map_fd(obj, "spd_dst"),       map_fd(obj, "spd_src"),
+                   map_fd(obj, "spd_lists"),  map_fd(obj, "spd_health"),    map_fd(obj, "spd_cover6"),
+                   map_fd(obj, "ipsnat_inside"), map_fd(obj, "xdp_spoof4"), map_fd(obj, "xdp_spoof_act"),
+                   map_fd(obj, "ipsnat_npt6")};
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -108,6 +109,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
       spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
                    health);
     f.cover6 = cover6_pin_fd(root);
+    f.npt6 = npt6_pin_fd(root);
     std::tie(f.spoof_set, f.spoof_act) = spoof_pin_fds(root);
   } catch (...) {
     f.close_all();
@@ -117,7 +119,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
 }
 
 void SpdMapFds::close_all() {
-  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act})
+  for (int* fd : {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act, &npt6})
     if (*fd >= 0) close(*fd), *fd = -1;
 }
 
@@ -389,7 +391,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6),
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), npt6_(fds.npt6),
       spoof_(fds.spoof_set, fds.spoof_act), nat_(std::move(nat)),
       inside_fd_(fds.inside) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
@@ -436,6 +438,7 @@ void SpdMirror::publish(bool full) {
   std::vector<std::string> unknown = compiled_.unknown();
   try {
     cover6_.write(model_);
+    npt6_.write(model_, nat_.inside);
     writer_.write(compiled_);
   } catch (const SpdMapFull& e) {
     // The limit watcher (loader/limits) logs the condition once per interval; here only the

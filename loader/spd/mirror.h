@@ -18,6 +18,7 @@
 #include "maps/spd.h"
 #include "spd/compiler.h"
 #include "spd/cover6.h"
+#include "spd/npt6_map.h"
 #include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"
@@ -37,6 +38,7 @@ struct SpdMapFds {
   int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
   int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
   int spoof_set = -1, spoof_act = -1;  // xdp_spoof4, xdp_spoof_act (XDP pre-filter); -1 likewise
+  int npt6 = -1;  // ipsnat_npt6 (IPv6 prefix translation); -1 likewise
   static SpdMapFds from_object(bpf_object* obj);
   // Opens the pinned maps (the caller owns the fds; close_all() closes them).
   static SpdMapFds from_pins(const std::string& pin_root);
@@ -164,6 +166,7 @@ class SpdMirror {
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   Cover6Writer cover6_;
+  Npt6Writer npt6_;
   SpoofWriter spoof_;
   NatConfig nat_;
   int inside_fd_ = -1;

@@ -42,6 +42,10 @@ struct ImpliedNat {
 
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
 
+// A required template in tunnel (or BEET) mode: the policy carries other hosts' packets. Transport
+// mode protects this host's own, addressed as they are (L2TP or GRE over IPsec): never translated.
+bool tunnel_mode(const Policy& p);
+
 // Both take and return network order, as the datapath does. nat_eligible checks the block only:
 // an inside-set target's sources are narrowed by the datapath's ipsnat_inside lookup.
 bool nat_eligible(const spd_nat_target& t, uint32_t saddr);

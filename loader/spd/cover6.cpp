@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "maps/cover6.h"
+#include "spd/map_diff.h"
 #include "spd/mirror.h"
 #include "util/error.h"
 
@@ -53,41 +54,14 @@ Cover6Writer::Cover6Writer(int fd) : fd_(fd) {
 
 void Cover6Writer::write(const SpdModel& model) {
   if (fd_ < 0) return;
-  auto want = cover6_prefixes(model);
-  for (const auto& [prefix, n] : want) {
-    auto it = written_.find(prefix);
-    if (it != written_.end() && it->second == n) continue;
-    spd_cover6_key k = key_of(prefix);
-    spd_cover6 v{n};
-    if (bpf_map_update_elem(fd_, &k, &v, BPF_ANY) != 0) {
-      int err = errno;
-      if (err == E2BIG || err == ENOSPC) throw SpdMapFull("spd_cover6", err);
-      throw SysError("writing spd_cover6", err);
-    }
-    written_[prefix] = n;
-  }
-  for (auto it = written_.begin(); it != written_.end();) {
-    if (want.count(it->first)) {
-      ++it;
-      continue;
-    }
-    spd_cover6_key k = key_of(it->first);
-    if (bpf_map_delete_elem(fd_, &k) != 0 && errno != ENOENT) throw SysError("deleting from spd_cover6", errno);
-    it = written_.erase(it);
-  }
+  write_by_difference(
+      fd_, "spd_cover6", cover6_prefixes(model), written_, key_of, [](uint32_t n) { return spd_cover6{n}; },
+      [](uint32_t a, uint32_t b) { return a == b; });
 }
 
 int cover6_pin_fd(const std::string& root) {
   std::string path = root + "/spd_cover6";
-  int fd = bpf_obj_get(path.c_str());
-  if (fd >= 0) {
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
-        info.key_size == sizeof(spd_cover6_key) && info.value_size == sizeof(spd_cover6))
-      return fd;
-    close(fd);
-  }
+  if (int fd = pinned_lpm_fd(path, sizeof(spd_cover6_key), sizeof(spd_cover6)); fd >= 0) return fd;
   spdlog::warn("spd: no usable {}: IPv6 cleartext to IPv6-covered prefixes is not guarded (attach again to create it)",
                path);
   return -1;

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "spd/compiler.h"
+#include "spd/npt6.h"
 #include "spd/reference.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
@@ -20,14 +21,29 @@ using namespace ipsnat::spd;
 
 namespace {
 
+// IPv4 prefixes go to the NAT of IPv4 policies, IPv6 ones to NPTv6 (spd/npt6.h) only.
 NatConfig nat_config(const std::vector<std::string>& inside) {
   NatConfig cfg;
-  for (const auto& s : inside) {
-    Prefix p = parse_prefix(s);
-    if (p.addr.family != AF_INET) throw UserError("inside prefix '" + s + "' is not IPv4");
-    cfg.inside.push_back(p);
-  }
+  for (const auto& s : inside) cfg.inside.push_back(parse_prefix(s));
   return cfg;
+}
+
+// What an IPv4 or IPv6 IPsec out-policy implies: {kind, to, inside, why}.
+nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
+  if (p.sel.family == AF_INET6) {
+    auto m = npt6_of(p, cfg.inside);
+    return {{"kind", m.ok ? "nptv6" : "none"}, {"to", m.ok ? m.outside.str() : ""},
+            {"inside", m.ok ? m.inside.str() : ""}, {"why", m.why}};
+  }
+  ImpliedNat n = implied_nat(p, cfg);
+  return {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
+          {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
+          {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
+          {"why", n.why}};
+}
+
+std::string implied_text(const Policy& p, const NatConfig& cfg) {
+  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).str() : implied_nat(p, cfg).str();
 }
 
 nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
@@ -56,13 +72,7 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
                       {"mark_mask", p.mark_m},
                       {"if_id", p.if_id},
                       {"templates", t}};
-  if (p.dir == Dir::Out && p.is_ipsec()) {
-    ImpliedNat n = implied_nat(p, cfg);
-    j["nat"] = {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
-                {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
-                {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
-                {"why", n.why}};
-  }
+  if (p.dir == Dir::Out && p.is_ipsec()) j["nat"] = implied_json(p, cfg);
   return j;
 }
 
@@ -83,7 +93,8 @@ std::string mismatch(const Policy& p, const Flow4& f) {
 void register_policies(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("policies", "Show the kernel's XFRM policies and the NAT each out-policy implies");
   static std::vector<std::string> inside;
-  cmd->add_option("--inside", inside, "Inside IPv4 prefix (repeatable) for the implied NAT");
+  cmd->add_option("--inside", inside,
+                  "Inside prefix (repeatable) for the implied NAT: IPv4 for IPv4 policies, IPv6 for NPTv6");
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       NatConfig cfg = nat_config(inside);
@@ -101,7 +112,7 @@ void register_policies(CLI::App& app, Context& ctx) {
       }
       for (const Policy* p : pols) {
         std::printf("%s\n", p->describe().c_str());
-        if (p->dir == Dir::Out && p->is_ipsec()) std::printf("\tnat %s\n", implied_nat(*p, cfg).str().c_str());
+        if (p->dir == Dir::Out && p->is_ipsec()) std::printf("\tnat %s\n", implied_text(*p, cfg).c_str());
       }
       if (c.refused) std::printf("not mirrorable: %s\n", c.refused->c_str());
       for (const auto& u : c.unknown) std::printf("not representable: %s\n", u.c_str());

@@ -177,15 +177,18 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
 	return IPSNAT_R_XLATE_ICMP_LOCAL;
 }
 
-/* IPv6 on a tunnel device in route mode: NPTv6 in the given direction (bpf/lib/npt6.h), by the
- * device's if_id. Anything else that is not IPv4 passes as before: a policy-mode uplink has no
- * IPv6 translation (its guard drops IPv6 cleartext to covered prefixes). */
+/* IPv6 on a tunnel device in route mode with --binat: NPTv6 in the given direction
+ * (bpf/lib/npt6.h), by the device's if_id. NPTv6 is stateless: the reverse rule that brings
+ * replies back also lets the far side open connections to every mapped LAN host, so only a device
+ * whose user asked for that (IPSNAT_DEV_BINAT, as lib/binat.h) translates. Anything else that is
+ * not IPv4 passes as before attach: a policy-mode uplink has no IPv6 translation (its guard drops
+ * IPv6 cleartext to covered prefixes). */
 static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, enum npt6_dir dir)
 {
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
 		return IPSNAT_R_PASS_NOT_IPV4;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
-	if (d.mode != IPSNAT_DEV_ROUTE)
+	if (d.mode != IPSNAT_DEV_ROUTE || !(d.flags & IPSNAT_DEV_BINAT))
 		return IPSNAT_R_PASS_NOT_IPV4;
 	return dir == NPT6_OUT ? npt6_egress(skb, d.if_id) : npt6_reverse(skb, d.if_id);
 }

@@ -261,6 +261,11 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         // "NPTv6"); its guard keeps the LAN's IPv6 cleartext from leaving.
         m.ok = false;
         m.why = "IPv6 is translated in route mode only: the leak guard drops the LAN's IPv6 cleartext";
+      } else if (m.ok && !settings.binat) {
+        // The reverse rule that brings replies back opens every mapped host to the far side
+        // (the datapath checks the device's IPSNAT_DEV_BINAT too, bpf/lib/xlate.h).
+        m.ok = false;
+        m.why = "nptv6 is stateless both ways: --binat allows it";
       }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
       if (m.ok) npt6.emplace_back(p, m);
@@ -281,6 +286,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   if (settings.binat) {
     for (const auto& [p, n] : nat)
       if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
+    for (const auto& [p, m] : npt6) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
     if (plan.binat_maps.empty())
       plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
                               "\" implies a 1:1 map: nothing is reachable until one does");

@@ -46,7 +46,15 @@ class Npt6 : public ::testing::Test {
                           policy6(17, "2001:db8:b:7::/64", "2001:db8:e00::/40")})
       model.apply(spd::PolicyUpsert{p});
     writer.write(model, inside);
-    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, kIfId);
+    set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
+  }
+  // The device's ipsnat_dev entry: NPTv6 translates on a route-mode device with --binat only.
+  void set_dev(ipsnat_dev_mode mode, uint32_t if_id, uint32_t flags) {
+    ipsnat_dev_cfg d{};
+    d.mode = mode;
+    d.if_id = if_id;
+    d.flags = flags;
+    dp.set_dev_cfg(Datapath::test_ifindex(), d);
   }
   RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
   RunResult back(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }
@@ -151,11 +159,36 @@ TEST_F(Npt6, WhatNoRuleConcernsIsUntouched) {
   EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 1u);
   Bytes reply_elsewhere = eth.ipv6_l4("2001:db8:f00::1", "2001:db8:c::1", kUdp, udp_header(2, 1));
   unchanged(back(reply_elsewhere), reply_elsewhere);
-  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, 7);
+  set_dev(IPSNAT_DEV_ROUTE, 7, IPSNAT_DEV_BINAT);
   unchanged(out(lan), lan);
-  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY);
+  set_dev(IPSNAT_DEV_POLICY, 0, IPSNAT_DEV_BINAT);
   unchanged(out(lan), lan);
   EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 0u);
+}
+
+// Without --binat (IPSNAT_DEV_BINAT) a route-mode device translates no IPv6 either way: the
+// LAN's packet leaves with its own source (the kernel's xfrm lookup then finds no policy for it,
+// as before attach), and a packet from the far side to a translated address, which a stateless
+// reverse rule would hand to the LAN host, stays addressed as it came.
+TEST_F(Npt6, WithoutBinatNothingIsTranslatedEitherWay) {
+  set_dev(IPSNAT_DEV_ROUTE, kIfId, 0);
+  Bytes lan = eth.ipv6_l4("fd00:9:9:9::10", "2001:db8:e00::5", kTcp, tcp_header(40000, 443, 0x02));
+  RunResult o = out(lan);
+  EXPECT_EQ(o.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(o.out, lan);
+  Bytes opening = eth.ipv6_l4("2001:db8:e00::5", "2001:db8:b:7:1::10", kTcp, tcp_header(40000, 22, 0x02));
+  RunResult b = back(opening);
+  EXPECT_EQ(b.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(b.out, opening);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 0u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 0u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_IPV4), 2u) << dp.nonzero_reasons();
+  // The same device with the flag translates both (the packets above were in the rules' reach).
+  set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
+  EXPECT_NE(out(lan).out, lan);
+  EXPECT_NE(back(opening).out, opening);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 1u) << dp.nonzero_reasons();
 }
 
 // The writer follows the SPD: a removed policy's rules go, so its LAN leaves untranslated.

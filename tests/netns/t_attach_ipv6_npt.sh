@@ -6,6 +6,11 @@
 # saw, to which the reply must find its way back (the reverse translation). The expected
 # address is computed here from RFC 6296's arithmetic, not by ipsnat. Before attach and after
 # detach the same lab shows the LAN's own address (so the test cannot pass vacuously).
+# NPTv6 is stateless, so its reverse rule also lets the far side open connections to the LAN host
+# at its translated address: only `attach --binat` translates IPv6. Without it the plan says so,
+# the far side sees the LAN's own address as before attach (the kernel decides as it did), and a
+# connection the far side opens to the translated address reaches nobody; with it, it reaches the
+# LAN host.
 # This kernel has no xfrm interfaces: the tunnel device is a veth given --mode route (the kind
 # only selects the mode); the xfrm lookup after TC egress is the VM tier's (docs/datapath.md).
 source "$(dirname "$0")/lib.sh"
@@ -36,7 +41,7 @@ ip -n "$gw" -6 route add 2001:db8:f00::/40 via 2001:db8:ff::2 dev ipsec0
 # The far side routes the policies' sources back, and the IPv6 LAN too (so an untranslated
 # packet is answered and shows its source).
 ip -n "$far" route add 10.20.30.2/32 via 198.18.0.1
-ip -n "$far" -6 route add 2001:db8:b:7::/64 via 2001:db8:ff::1
+ip -n "$far" -6 route add 2001:db8:b:7::/64 via 2001:db8:ff::1 src 2001:db8:f00::1
 ip -n "$far" -6 route add fd00:9:9:9::/64 via 2001:db8:ff::1
 t_in "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
@@ -46,15 +51,24 @@ ip -n "$gw" xfrm policy add src 2001:db8:b:7::/64 dst 2001:db8:f00::/40 dir out 
 sleep 1  # carrier settles
 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
-# listening PROTO PORT: the far side's server is bound.
-listening() { t_in "$far" ss -Hln"${1:0:1}" "sport = :$2" | grep -q .; }
+# listening NS PROTO PORT: the server in NS is bound.
+listening() { t_in "$1" ss -Hln"${2:0:1}" "sport = :$3" | grep -q .; }
 # through PROTO ADDR PORT: what the far side saw (one client per server, started once it listens;
 # bounded generously: a loaded machine takes seconds to start python).
 through() {
   t_in "$far" timeout 60 python3 "$peer" server "$1" "$2" "$3" &
   local srv=$!
-  t_wait_for 40 listening "$1" "$3" || echo "no server on $1 port $3" >&2
+  t_wait_for 40 listening "$far" "$1" "$3" || echo "no server on $1 port $3" >&2
   t_in "$lan" timeout 40 python3 "$peer" client "$1" "$2" "$3" 3000 2>&1 | tail -1 || true
+  kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
+}
+# inward PORT: what the LAN host's TCP server saw when the far side (from 2001:db8:f00::1, inside
+# the policy's remote selector) connected to the LAN host's translated address $want.
+inward() {
+  t_in "$lan" timeout 60 python3 "$peer" server tcp fd00:9:9:9::10 "$1" &
+  local srv=$!
+  t_wait_for 40 listening "$lan" tcp "$1" || echo "no server on tcp port $1" >&2
+  t_in "$far" timeout 20 python3 "$peer" client tcp "$want" "$1" 3000 2>&1 | tail -1 || true
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
 }
 # The LAN host's address as NPTv6 writes it: prefix replaced, the first interface-identifier word
@@ -74,9 +88,27 @@ t_expect "before attach the far side sees the LAN's own address ($out)" test "$o
 
 plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || t_fail "attach failed: $plan"
 echo "$plan"
+t_expect "without --binat the plan says why IPv6 is not translated" \
+  grep -q '^  translate policy [0-9]* 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (nptv6 is stateless both ways: --binat allows it)$' <<<"$plan"
+out=$(through udp 2001:db8:f00::1 7210)
+t_expect "without --binat the far side sees the LAN's own address, as before attach ($out)" \
+  test "$out" == "fd00:9:9:9::10 intact"
+out=$(through udp 10.0.0.1 7211)
+t_expect "without --binat IPv4 beside it still arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+out=$(inward 7212)
+t_expect "without --binat the far side's connection to $want reaches nobody ($out)" \
+  test "$out" != "2001:db8:f00::1 intact"
+status=$(t_in "$gw" "$IPSNAT" status 2>&1)
+t_expect "without --binat nothing is counted as xlate-npt6" bash -c '! grep -Eq "xlate-npt6(-reverse)? +[1-9]" <<<"$1"' _ "$status"
+t_expect "detach (without --binat)" t_in "$gw" "$IPSNAT" detach ipsec0
+
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route --binat 2>&1) || t_fail "attach --binat failed: $plan"
+echo "$plan"
 t_expect "the IPv6 LAN is inside" grep -q '^  inside fd00:9:9:9::/64 (lan0)$' <<<"$plan"
 t_expect "the plan names the IPv6 translation" \
   grep -q '^  translate policy [0-9]* 2001:db8:b:7::/64 -> 2001:db8:f00::/40: nptv6 fd00:9:9:9::/64 -> 2001:db8:b:7::/64$' <<<"$plan"
+t_expect "the plan names what the far side reaches" \
+  grep -q '^  binat 2001:db8:b:7::/64 = fd00:9:9:9::/64 from 2001:db8:f00::/40 (policy [0-9]*)$' <<<"$plan"
 t_expect "the plan names the IPv4 translation" grep -q 'napt 192.168.1.0/24 -> 10.20.30.2$' <<<"$plan"
 
 # From here until detach only the translated address is answered, so a ping answer proves it too.
@@ -87,6 +119,9 @@ out=$(through tcp 2001:db8:f00::1 7202)
 t_expect "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
 t_expect "ping over IPv6 is answered through the translation" \
   t_in "$lan" ping -6 -c 2 -i 0.2 -W 2 2001:db8:f00::1
+out=$(inward 7206)
+t_expect "with --binat the far side's connection to $want reaches the LAN host, which sees 2001:db8:f00::1 ($out)" \
+  test "$out" == "2001:db8:f00::1 intact"
 out=$(through udp 10.0.0.1 7203)
 t_expect "IPv4 beside it arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(through tcp 10.0.0.1 7204)

@@ -408,7 +408,9 @@ TEST(AttachPlan, AnIpv6PrefixPolicyImpliesNptv6InRouteModeBesideTheIpv4Nat) {
   f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 5, "br0"));
   f.addresses.push_back(host_address("2001:db8:ff::2", 64, 3, "eth0"));
   f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42));
-  auto plan = make_plan(f, Settings{});
+  Settings binat;
+  binat.binat = true;
+  auto plan = make_plan(f, binat);
   auto text = plan_to_text(plan);
   EXPECT_NE(text.find("  inside fd00:9:9:9::/64 (br0)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("  not inside 2001:db8:ff::/64 (eth0): the uplink: the underlay of ipsec0\n"), std::string::npos)
@@ -418,6 +420,9 @@ TEST(AttachPlan, AnIpv6PrefixPolicyImpliesNptv6InRouteModeBesideTheIpv4Nat) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find(": napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  binat 2001:db8:b:7::/64 = fd00:9:9:9::/64 from 2001:db8:f00::/40 (policy 17)\n"),
+            std::string::npos)
+      << text;
   std::vector<std::string> comps;
   for (const auto& c : steps_of<XfrmPolicyStep>(plan))
     comps.push_back(std::string(spd::to_string(c.policy.dir)) + " " + c.policy.sel.src.str() + " -> " +
@@ -428,6 +433,30 @@ TEST(AttachPlan, AnIpv6PrefixPolicyImpliesNptv6InRouteModeBesideTheIpv4Nat) {
                                              "in 10.0.0.0/8 -> 172.16.0.0/20 if_id 42",
                                              "fwd 2001:db8:f00::/40 -> fd00:9:9:9::/64 if_id 42",
                                              "in 2001:db8:f00::/40 -> fd00:9:9:9::/64 if_id 42"}));
+}
+
+// Without --binat the IPv6 LAN is not translated (NPTv6 would open it to the far side), the plan
+// line says so, and no companion lets decrypted IPv6 to the LAN pass; the IPv4 NAT is as before.
+TEST(AttachPlan, Nptv6NeedsBinat) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 5, "br0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42));
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (nptv6 is stateless both "
+                      "ways: --binat allows it)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(": napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\n  binat "), std::string::npos) << text;
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_NE(c.policy.sel.family, AF_INET6) << text;
+  f.policies = {ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42)};
+  try {
+    make_plan(f, Settings{});
+    ADD_FAILURE() << "planned with only an IPv6 policy and no --binat";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--binat allows it"), std::string::npos) << e.what();
+  }
 }
 
 // What NPTv6 does not do is said, never half done: policy mode (the guard keeps the IPv6 cleartext

@@ -45,7 +45,9 @@ enum ipsnat_dev_mode {
 
 enum ipsnat_dev_flags {
 	/* BINAT (`attach --binat`): a connection the far side opens through this device's SAs to an
-	 * address of a 1:1 map's NAT block reaches the LAN host mapped to it (bpf/lib/binat.h). */
+	 * address of a 1:1 map's NAT block reaches the LAN host mapped to it (bpf/lib/binat.h). On a
+	 * route-mode device also NPTv6, which is stateless and so reachable both ways (lib/xlate.h,
+	 * ipv6_on_device): without the flag IPv6 is not translated. */
 	IPSNAT_DEV_BINAT = 1,
 };
 

@@ -46,7 +46,10 @@
 	X(PASS_XDP_IPSEC, "pass-xdp-ipsec")                                      \
 	X(PASS_XDP_KERNEL, "pass-xdp-kernel-decides")                            \
 	X(XLATE_BINAT, "xlate-binat")                                            \
-	X(PASS_REROUTE_PORTS, "pass-reroute-ports")
+	X(PASS_REROUTE_PORTS, "pass-reroute-ports")                              \
+	X(XLATE_NPT6, "xlate-npt6")                                              \
+	X(XLATE_NPT6_REVERSE, "xlate-npt6-reverse")                              \
+	X(DROP_NPT6_UNMAPPABLE, "drop-npt6-unmappable")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

@@ -18,6 +18,7 @@
 #include "lib/icmp.h"
 #include "lib/masq.h"
 #include "lib/nat.h"
+#include "lib/npt6.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
 #include "lib/spd.h"
@@ -37,6 +38,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_GUARD_UNPARSED:
 	case IPSNAT_R_DROP_UNSOLICITED:
 	case IPSNAT_R_DROP_SPD_UNREPRESENTABLE:
+	case IPSNAT_R_DROP_NPT6_UNMAPPABLE:
 		return 1;
 	default:
 		return 0;
@@ -47,7 +49,8 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 {
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
 	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
-	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ || r == IPSNAT_R_XLATE_BINAT;
+	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ || r == IPSNAT_R_XLATE_BINAT ||
+	       r == IPSNAT_R_XLATE_NPT6 || r == IPSNAT_R_XLATE_NPT6_REVERSE;
 }
 
 /* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
@@ -177,6 +180,22 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
 	return IPSNAT_R_XLATE_ICMP_LOCAL;
 }
 
+/* IPv6 on a tunnel device in route mode with --binat: NPTv6 in the given direction
+ * (bpf/lib/npt6.h), by the device's if_id. NPTv6 is stateless: the reverse rule that brings
+ * replies back also lets the far side open connections to every mapped LAN host, so only a device
+ * whose user asked for that (IPSNAT_DEV_BINAT, as lib/binat.h) translates. Anything else that is
+ * not IPv4 passes as before attach: a policy-mode uplink has no IPv6 translation (its guard drops
+ * IPv6 cleartext to covered prefixes). */
+static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, enum npt6_dir dir)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return IPSNAT_R_PASS_NOT_IPV4;
+	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
+	if (d.mode != IPSNAT_DEV_ROUTE || !(d.flags & IPSNAT_DEV_BINAT))
+		return IPSNAT_R_PASS_NOT_IPV4;
+	return dir == NPT6_OUT ? npt6_egress(skb, d.if_id) : npt6_reverse(skb, d.if_id);
+}
+
 /* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
  * truncated packets are dropped: nothing here may leave half-understood. */
 static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
@@ -188,7 +207,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return IPSNAT_R_PASS_NOT_IPV4;
+		return use_dev ? ipv6_on_device(skb, NPT6_OUT) : IPSNAT_R_PASS_NOT_IPV4;
 	case PARSE_TRUNCATED:
 		return IPSNAT_R_DROP_TRUNCATED;
 	default:
@@ -461,7 +480,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return IPSNAT_R_PASS_NOT_IPV4;
+		return ipv6_on_device(skb, NPT6_IN);
 	default:
 		return IPSNAT_R_PASS_MALFORMED;
 	}

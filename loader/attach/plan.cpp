@@ -10,6 +10,7 @@
 
 #include "spd/compiler.h"
 #include "spd/nat.h"
+#include "spd/npt6.h"
 #include "util/error.h"
 
 namespace ipsnat::attach {
@@ -72,7 +73,21 @@ std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min
 namespace {
 
 Prefix network_of(const Prefix& p) {
-  return {Address::v4(htonl(ntohl(p.addr.v4_be()) & spd::v4_mask(p.len))), p.len};
+  if (p.addr.family == AF_INET) return {Address::v4(htonl(ntohl(p.addr.v4_be()) & spd::v4_mask(p.len))), p.len};
+  Prefix n = p;
+  for (unsigned i = 0; i < 16; ++i)
+    if (8 * i >= p.len)
+      n.addr.bytes[i] = 0;
+    else if (8 * (i + 1) > p.len)
+      n.addr.bytes[i] &= static_cast<uint8_t>(0xff << (8 * (i + 1) - p.len));
+  return n;
+}
+
+// An address whose connected prefix can be a LAN: IPv4 shorter than /32, IPv6 global unicast
+// shorter than /128 (the address dump has no link-local ones).
+bool names_a_lan(const Prefix& p) {
+  if (p.addr.family == AF_INET) return p.len < 32;
+  return p.addr.family == AF_INET6 && p.len < 128;
 }
 
 // Why the device of address a can never be a LAN, "" when it can.
@@ -103,10 +118,10 @@ std::vector<InsideChoice> choose_inside(const HostFacts& facts, const Settings& 
   }
   Mode mode = choose_mode(facts.dev, settings.mode);
   for (const auto& a : facts.addresses) {
-    if (a.prefix.addr.family != AF_INET || a.prefix.len >= 32) continue;  // a host address names no LAN
+    if (!names_a_lan(a.prefix)) continue;  // a host address names no LAN
     InsideChoice c{network_of(a.prefix), a.dev, true, not_a_lan(facts, a, mode)};
     if (!c.why.empty()) c.inside = false;
-    if (c.prefix.addr.v4_be() == 0) continue;
+    if (c.prefix.len == 0) continue;
     auto same = std::find_if(out.begin(), out.end(), [&](const InsideChoice& o) { return o.prefix == c.prefix; });
     if (same == out.end()) {
       out.push_back(c);
@@ -135,7 +150,8 @@ bool is_local(const HostFacts& f, const Address& a) {
 // The out-policies whose traffic leaves through the device: route mode by the device's if_id
 // (xfrm) or mark (VTI); policy mode those bound to no interface.
 bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
-  if (p.dir != spd::Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET || p.type != spd::PolicyType::Main)
+  if (p.dir != spd::Dir::Out || !p.is_ipsec() || (p.sel.family != AF_INET && p.sel.family != AF_INET6) ||
+      p.type != spd::PolicyType::Main)
     return false;
   if (mode == Mode::Policy) return p.if_id == 0;
   if (dev.kind == "xfrm") return p.if_id == dev.if_id;
@@ -143,9 +159,11 @@ bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
   return p.if_id == 0;
 }
 
+// The IPv4 NAT's: IPv4 inside prefixes only (IPv6 ones are NPTv6's, spd/npt6.h).
 spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   spd::NatConfig cfg;
-  cfg.inside = inside_prefixes(f, s);
+  for (const auto& p : inside_prefixes(f, s))
+    if (p.addr.family == AF_INET) cfg.inside.push_back(p);
   return cfg;
 }
 
@@ -199,7 +217,7 @@ Masquerade plan_masquerade(const HostFacts& f, const Settings& s, Mode mode, std
   }
   m.source = "the address of " + f.dev.name;
   for (const auto& a : f.addresses)
-    if (a.ifindex == f.dev.ifindex && !a.loopback) {
+    if (a.ifindex == f.dev.ifindex && !a.loopback && a.prefix.addr.family == AF_INET) {
       m.addr = a.prefix.addr;
       return m;
     }
@@ -216,7 +234,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   if (choose_mode(facts.dev, settings.mode) != Mode::Policy) return out;
   auto cfg = nat_config(facts, settings);
   for (const Policy* p : relevant(facts, Mode::Policy))
-    if (spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p) &&
+    if (p->sel.family == AF_INET && spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p) &&
         std::find(out.begin(), out.end(), p->sel.dst) == out.end())
       out.push_back(p->sel.dst);
   return out;
@@ -234,7 +252,26 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
 
   std::vector<std::pair<const Policy*, spd::ImpliedNat>> nat;
   std::string refused;  // the first policy policy mode cannot translate, for an empty plan's error
+  std::vector<std::pair<const Policy*, spd::Npt6Mapping>> npt6;
+  auto inside_all = inside_prefixes(facts, settings);
   for (const Policy* p : policies) {
+    if (p->sel.family == AF_INET6) {
+      auto m = spd::npt6_of(*p, inside_all);
+      if (m.ok && plan.mode != Mode::Route) {
+        // Policy mode has no IPv6 hook before the kernel's xfrm lookup yet (docs/datapath.md,
+        // "NPTv6"); its guard keeps the LAN's IPv6 cleartext from leaving.
+        m.ok = false;
+        m.why = "IPv6 is translated in route mode only: the leak guard drops the LAN's IPv6 cleartext";
+      } else if (m.ok && !settings.binat) {
+        // The reverse rule that brings replies back opens every mapped host to the far side
+        // (the datapath checks the device's IPSNAT_DEV_BINAT too, bpf/lib/xlate.h).
+        m.ok = false;
+        m.why = "nptv6 is stateless both ways: --binat allows it";
+      }
+      plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
+      if (m.ok) npt6.emplace_back(p, m);
+      continue;
+    }
     auto n = spd::implied_nat(*p, cfg);
     // The datapath never translates by a policy it cannot evaluate (SPD_V_UNKNOWN, docs/spd.md):
     // the line says so instead of promising the NAT.
@@ -262,16 +299,21 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   if (settings.binat) {
     for (const auto& [p, n] : nat)
       if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
+    for (const auto& [p, m] : npt6) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
     if (plan.binat_maps.empty())
       plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
                               "\" implies a 1:1 map: nothing is reachable until one does");
   }
-  if (nat.empty() && !settings.allow_empty && !settings.masquerade) {
+  if (nat.empty() && npt6.empty() && !settings.allow_empty && !settings.masquerade) {
     std::string what = policies.empty()    ? "no IPsec out-policy concerns \"" + plan.dev + "\""
                        : !refused.empty() ? refused
                                           : "no IPsec out-policy of \"" + plan.dev + "\" implies a translation";
     if (plan.mode == Mode::Route && facts.dev.kind == "xfrm")
       what += " (if_id " + std::to_string(facts.dev.if_id) + ")";
+    // Why not, for the first of them (the others are alike or in `ipsnat policies`).
+    if (refused.empty() && !plan.translations.empty())
+      what += ": policy " + std::to_string(plan.translations.front().policy_index) + " " +
+              plan.translations.front().policy + ": " + plan.translations.front().nat;
     throw UserError(what, "see: ip xfrm policy; --allow-empty attaches anyway");
   }
   if (cfg.inside.empty() && plan.mode == Mode::Policy && (!nat.empty() || settings.masquerade))
@@ -324,7 +366,9 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   auto add_masquerade_companions = [&](const Policy& p, const spd::ImpliedNat& n) {
     if (n.kind != SPD_NAT_NAPT) return;
     for (const auto& a : facts.addresses) {
-      if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr == n.nat.addr) continue;
+      if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr.family != AF_INET ||
+          a.prefix.addr == n.nat.addr)
+        continue;
       if (std::any_of(cfg.inside.begin(), cfg.inside.end(), [&](const Prefix& in) { return in.contains(a.prefix.addr); }))
         continue;  // the LAN's own companions cover it
       Prefix self{a.prefix.addr, 32};
@@ -341,8 +385,13 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     // xfrm interface: the fwd/in check runs after TC ingress of the device, on the translated
     // flow, with the device's if_id (docs/datapath.md, "Kernel path"; without a companion: XfrmInNoPols). A VTI
     // checks its in-policy before TC ingress and clears the secpath, so it needs none.
-    if (facts.dev.kind == "xfrm")
+    if (facts.dev.kind == "xfrm") {
       for (const auto& [p, n] : nat) add_companions(*p, n);
+      for (const auto& [p, m] : npt6)
+        for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
+          add_companion(*p, m.inside, dir,
+                        "decrypted packets to " + m.inside.str() + " pass the " + spd::to_string(dir) + " check");
+    }
     add(TcStep{Hook::TcIngress, "tc_rev_ingress", ""});
     add(TcStep{Hook::TcEgress, "tc_snat_egress", ""});
     // The device's "fragmentation needed" for a translated packet goes to the NAT address; when
@@ -600,7 +649,7 @@ namespace {
 std::string masquerade_text(const AttachPlan& p) {
   std::string from;
   for (const auto& c : p.inside)
-    if (c.inside) from += (from.empty() ? "" : ", ") + c.prefix.str();
+    if (c.inside && c.prefix.addr.family == AF_INET) from += (from.empty() ? "" : ", ") + c.prefix.str();
   const auto& m = *p.masquerade;
   std::string to = m.addr.family == AF_INET ? m.addr.str() : "none";
   return "masquerade " + from + " -> " + to + " (" + m.source + ") ports " + std::to_string(m.port_min) + "-" +

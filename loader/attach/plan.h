@@ -65,8 +65,8 @@ struct Settings {
   bool binat = false;
 };
 
-// A 1:1 map the far side reaches with --binat: policy policy_index's block nat stands for the
-// LAN inside, for senders in remote.
+// A 1:1 map the far side reaches with --binat (an IPv4 block's, or an NPTv6 prefix's): policy
+// policy_index's block nat stands for the LAN inside, for senders in remote.
 struct BinatMap {
   uint32_t policy_index = 0;
   spd::Prefix nat;

@@ -132,6 +132,12 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
     bool loopback = (ntohl(a.prefix.addr.v4_be()) >> 24) == 127 || std::string(name) == "lo";
     f.addresses.push_back({a.prefix, a.ifindex, name, loopback});
   }
+  // IPv6 LANs for NPTv6 (spd/npt6.h); not in local_addrs, which the IPv4 NAT reads.
+  for (const auto& a : rtnl::ipv6_addresses()) {
+    char name[IF_NAMESIZE] = "";
+    if_indextoname(static_cast<unsigned>(a.ifindex), name);
+    f.addresses.push_back({a.prefix, a.ifindex, name, std::string(name) == "lo"});
+  }
   f.default_oifs = rtnl::default_route_oifs();
   f.policies = xfrm::dump_policies();
   // This namespace's (/proc/sys/net follows the reader's network namespace).

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "spd/compiler.h"
+#include "spd/npt6.h"
 #include "spd/reference.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
@@ -20,13 +21,10 @@ using namespace ipsnat::spd;
 
 namespace {
 
+// IPv4 prefixes go to the NAT of IPv4 policies, IPv6 ones to NPTv6 (spd/npt6.h) only.
 NatConfig nat_config(const std::vector<std::string>& inside) {
   NatConfig cfg;
-  for (const auto& s : inside) {
-    Prefix p = parse_prefix(s);
-    if (p.addr.family != AF_INET) throw UserError("inside prefix '" + s + "' is not IPv4");
-    cfg.inside.push_back(p);
-  }
+  for (const auto& s : inside) cfg.inside.push_back(parse_prefix(s));
   return cfg;
 }
 
@@ -35,6 +33,24 @@ NatConfig nat_config(const std::vector<std::string>& inside) {
 std::string policy_mode_refusal(const Policy& p, const ImpliedNat& n) {
   if (n.kind == SPD_NAT_NONE || p.if_id) return "";
   return reroute_misses(p).value_or("");
+}
+
+// What an IPv4 or IPv6 IPsec out-policy implies: {kind, to, inside, why}.
+nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
+  if (p.sel.family == AF_INET6) {
+    auto m = npt6_of(p, cfg.inside);
+    return {{"kind", m.ok ? "nptv6" : "none"}, {"to", m.ok ? m.outside.str() : ""},
+            {"inside", m.ok ? m.inside.str() : ""}, {"why", m.why}};
+  }
+  ImpliedNat n = implied_nat(p, cfg);
+  return {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
+          {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
+          {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
+          {"why", n.why}};
+}
+
+std::string implied_text(const Policy& p, const NatConfig& cfg) {
+  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).str() : implied_nat(p, cfg).str();
 }
 
 nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
@@ -64,12 +80,8 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
                       {"if_id", p.if_id},
                       {"templates", t}};
   if (p.dir == Dir::Out && p.is_ipsec()) {
-    ImpliedNat n = implied_nat(p, cfg);
-    j["nat"] = {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
-                {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
-                {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
-                {"why", n.why}};
-    j["nat"]["policy_mode_refusal"] = policy_mode_refusal(p, n);
+    j["nat"] = implied_json(p, cfg);
+    j["nat"]["policy_mode_refusal"] = p.sel.family == AF_INET ? policy_mode_refusal(p, implied_nat(p, cfg)) : "";
   }
   return j;
 }
@@ -91,7 +103,8 @@ std::string mismatch(const Policy& p, const Flow4& f) {
 void register_policies(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("policies", "Show the kernel's XFRM policies and the NAT each out-policy implies");
   static std::vector<std::string> inside;
-  cmd->add_option("--inside", inside, "Inside IPv4 prefix (repeatable) for the implied NAT");
+  cmd->add_option("--inside", inside,
+                  "Inside prefix (repeatable) for the implied NAT: IPv4 for IPv4 policies, IPv6 for NPTv6");
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
       NatConfig cfg = nat_config(inside);
@@ -110,9 +123,9 @@ void register_policies(CLI::App& app, Context& ctx) {
       for (const Policy* p : pols) {
         std::printf("%s\n", p->describe().c_str());
         if (p->dir != Dir::Out || !p->is_ipsec()) continue;
-        ImpliedNat n = implied_nat(*p, cfg);
-        std::printf("\tnat %s\n", n.str().c_str());
-        if (std::string why = policy_mode_refusal(*p, n); !why.empty())
+        std::printf("\tnat %s\n", implied_text(*p, cfg).c_str());
+        if (p->sel.family != AF_INET) continue;
+        if (std::string why = policy_mode_refusal(*p, implied_nat(*p, cfg)); !why.empty())
           std::printf("\tpolicy mode: not translated: %s\n", why.c_str());
       }
       if (c.refused) std::printf("not mirrorable: %s\n", c.refused->c_str());

@@ -21,9 +21,10 @@ inline constexpr char kSpdHealth[] = "spd_health";
 inline constexpr char kSpdCover6[] = "spd_cover6";     // maps/cover6.h
 inline constexpr char kSpoofSet[] = "xdp_spoof4";      // maps/spoof.h
 inline constexpr char kSpoofActive[] = "xdp_spoof_act";
+inline constexpr char kNpt6[] = "ipsnat_npt6";         // maps/npt6.h
 
 inline constexpr std::string_view kPinnedMaps[] = {
     kStats,     kCt,     kFrag,      kConfig,    kDevices,   kForwards,  kInside,      kSpdActive,
-    kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive};
+    kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive, kNpt6};
 
 }  // namespace ipsnat::pins

@@ -10,10 +10,10 @@
 
 #include "maps/cover6.h"
 #include "pins/names.h"
+#include "spd/map_diff.h"
 #include "spd/mirror.h"
 #include "state/pinned.h"
 #include "util/error.h"
-#include "util/fd.h"
 
 namespace ipsnat::spd {
 
@@ -56,39 +56,14 @@ Cover6Writer::Cover6Writer(int fd) : fd_(fd) {
 
 void Cover6Writer::write(const SpdModel& model) {
   if (fd_ < 0) return;
-  auto want = cover6_prefixes(model);
-  for (const auto& [prefix, n] : want) {
-    auto it = written_.find(prefix);
-    if (it != written_.end() && it->second == n) continue;
-    spd_cover6_key k = key_of(prefix);
-    spd_cover6 v{n};
-    if (bpf_map_update_elem(fd_, &k, &v, BPF_ANY) != 0) {
-      int err = errno;
-      if (err == E2BIG || err == ENOSPC) throw SpdMapFull(pins::kSpdCover6, err);
-      throw SysError("writing spd_cover6", err);
-    }
-    written_[prefix] = n;
-  }
-  for (auto it = written_.begin(); it != written_.end();) {
-    if (want.count(it->first)) {
-      ++it;
-      continue;
-    }
-    spd_cover6_key k = key_of(it->first);
-    if (bpf_map_delete_elem(fd_, &k) != 0 && errno != ENOENT) throw SysError("deleting from spd_cover6", errno);
-    it = written_.erase(it);
-  }
+  write_by_difference(
+      fd_, pins::kSpdCover6, cover6_prefixes(model), written_, key_of, [](uint32_t n) { return spd_cover6{n}; },
+      [](uint32_t a, uint32_t b) { return a == b; });
 }
 
 int cover6_pin_fd(const std::string& root) {
   std::string path = state::pinned_map_path(root, pins::kSpdCover6);
-  if (Fd fd(bpf_obj_get(path.c_str())); fd) {
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.type == BPF_MAP_TYPE_LPM_TRIE &&
-        info.key_size == sizeof(spd_cover6_key) && info.value_size == sizeof(spd_cover6))
-      return fd.release();
-  }
+  if (int fd = pinned_lpm_fd(path, sizeof(spd_cover6_key), sizeof(spd_cover6)); fd >= 0) return fd;
   spdlog::warn("spd: no usable {}: IPv6 cleartext to IPv6-covered prefixes is not guarded (attach again to create it)",
                path);
   return -1;

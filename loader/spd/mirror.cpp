@@ -78,7 +78,7 @@ SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
   return SpdMapFds{map_fd(obj, kSpdActive), map_fd(obj, kSpdDst),      map_fd(obj, kSpdSrc),
                    map_fd(obj, kSpdLists),  map_fd(obj, kSpdHealth),   map_fd(obj, kSpdCover6),
                    map_fd(obj, kInside),    map_fd(obj, kSpoofSet),    map_fd(obj, kSpoofActive),
-                   {}};  // owns nothing: the skeleton does
+                   map_fd(obj, kNpt6),      {}};  // owns nothing: the skeleton does
 }
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
@@ -134,6 +134,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
       spdlog::warn("spd: no usable {}: an SPD larger than the maps cannot fail closed (attach again to create it)",
                    health);
     f.cover6 = cover6_pin_fd(root);
+    f.npt6 = npt6_pin_fd(root);
     std::tie(f.spoof_set, f.spoof_act) = spoof_pin_fds(root);
   } catch (...) {
     f.close_all();
@@ -145,8 +146,8 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
   return f;
 }
 
-std::array<int*, 9> SpdMapFds::all() {
-  return {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act};
+std::array<int*, 10> SpdMapFds::all() {
+  return {&active, &dst, &src, &lists, &health, &cover6, &inside, &spoof_set, &spoof_act, &npt6};
 }
 
 void SpdMapFds::close_all() {
@@ -426,7 +427,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
 }
 
 SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
-    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6),
+    : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), npt6_(fds.npt6),
       spoof_(fds.spoof_set, fds.spoof_act), nat_(std::move(nat)),
       inside_fd_(fds.inside) {
   stats_.fail_closed = writer_.health().flags & SPD_HEALTH_FAIL_CLOSED;
@@ -473,6 +474,7 @@ void SpdMirror::publish(bool full) {
   std::vector<std::string> unknown = compiled_.unknown();
   try {
     cover6_.write(model_);
+    npt6_.write(model_, nat_.inside);
     writer_.write(compiled_);
   } catch (const SpdMapFull& e) {
     // The limit watcher (loader/limits) logs the condition once per interval; here only the

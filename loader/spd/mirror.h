@@ -20,6 +20,7 @@
 #include "maps/spd.h"
 #include "spd/compiler.h"
 #include "spd/cover6.h"
+#include "spd/npt6_map.h"
 #include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"
@@ -40,6 +41,7 @@ struct SpdMapFds {
   int cover6 = -1;  // spd_cover6 (IPv6 guard); -1 when pins of an older build lack it
   int inside = -1;  // ipsnat_inside (maps/inside.h); -1 when pins of an older build lack it
   int spoof_set = -1, spoof_act = -1;  // xdp_spoof4, xdp_spoof_act (XDP pre-filter); -1 likewise
+  int npt6 = -1;  // ipsnat_npt6 (IPv6 prefix translation); -1 likewise
   // The descriptors from_pins opened, closed with the last copy of this struct; none for
   // from_object's (the skeleton owns those).
   std::shared_ptr<std::vector<Fd>> owned;
@@ -50,7 +52,7 @@ struct SpdMapFds {
   void close_all();
 
  private:
-  std::array<int*, 9> all();
+  std::array<int*, 10> all();
 };
 
 // A write found a map full (E2BIG/ENOSPC): the SPD does not fit next to the active generation.
@@ -174,6 +176,7 @@ class SpdMirror {
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   Cover6Writer cover6_;
+  Npt6Writer npt6_;
   SpoofWriter spoof_;
   NatConfig nat_;
   int inside_fd_ = -1;

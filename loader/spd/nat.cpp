@@ -48,6 +48,12 @@ std::string ImpliedNat::str() const {
   }
 }
 
+bool tunnel_mode(const Policy& p) {
+  for (const Template& t : p.tmpls)
+    if (!t.optional && (t.mode == XFRM_MODE_TUNNEL || t.mode == XFRM_MODE_BEET)) return true;
+  return false;
+}
+
 namespace {
 // Why p implies no translation whatever the configuration says (empty why: it may imply one).
 ImpliedNat not_translatable(const Policy& p) {
@@ -59,9 +65,7 @@ ImpliedNat not_translatable(const Policy& p) {
   // Transport (and other non-tunnel) modes protect this host's own packets, addressed as they
   // are (L2TP or GRE over IPsec): a LAN source translated into such a selector would be the
   // host's address on a packet that is not the host's. Covered all the same (is_ipsec()).
-  bool tunnel = false;
-  for (const Template& t : p.tmpls) tunnel |= !t.optional && (t.mode == XFRM_MODE_TUNNEL || t.mode == XFRM_MODE_BEET);
-  if (!tunnel) {
+  if (!tunnel_mode(p)) {
     n.why = "transport mode: protects this host's own traffic";
     return n;
   }
@@ -110,7 +114,8 @@ ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
     n.nat = src;
     // Every inside prefix, not one: the datapath asks the inside set (maps/inside.h).
     n.inside = any_v4();
-    n.inside_set = cfg.inside;
+    for (const auto& in : cfg.inside)
+      if (in.addr.family == AF_INET) n.inside_set.push_back(in);
     n.why = "source selector is one address";
     return n;
   }

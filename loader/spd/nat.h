@@ -65,6 +65,10 @@ std::optional<std::string> reroute_misses(const Policy& p);
 // cell (then its dst test passes for every flow the cell holds) or lies inside it.
 bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host);
 
+// A required template in tunnel (or BEET) mode: the policy carries other hosts' packets. Transport
+// mode protects this host's own, addressed as they are (L2TP or GRE over IPsec): never translated.
+bool tunnel_mode(const Policy& p);
+
 // All take and return network order, as the datapath does. nat_eligible checks the blocks only:
 // an inside-set target's sources are narrowed by the datapath's ipsnat_inside lookup.
 bool nat_eligible(const spd_nat_target& t, uint32_t saddr, uint32_t daddr);

@@ -81,24 +81,42 @@ LinkFacts link_facts(const std::string& name) {
   return f;
 }
 
-std::vector<AddrEntry> ipv4_addresses() {
+namespace {
+
+// The addresses of one family: IPv4 by IFA_LOCAL (the host's own, also on point-to-point
+// links), IPv6 by IFA_ADDRESS, global scope only.
+std::vector<AddrEntry> addresses(uint8_t family) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_GETADDR, NLM_F_DUMP);
   auto* ifa = req.put_header<ifaddrmsg>();
-  ifa->ifa_family = AF_INET;
+  ifa->ifa_family = family;
   std::vector<AddrEntry> out;
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWADDR) return;
     const auto* m = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (m->ifa_family != AF_INET) return;
+    if (m->ifa_family != family || (family == AF_INET6 && m->ifa_scope != RT_SCOPE_UNIVERSE)) return;
     for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
-      if (mnl_attr_get_type(a) == IFA_LOCAL)
-        out.push_back({static_cast<int>(m->ifa_index), {v4(mnl_attr_get_payload(a)), m->ifa_prefixlen}});
+      if (mnl_attr_get_type(a) != (family == AF_INET ? IFA_LOCAL : IFA_ADDRESS)) return;
+      net::Prefix p;
+      p.len = m->ifa_prefixlen;
+      if (family == AF_INET) {
+        p.addr = v4(mnl_attr_get_payload(a));
+      } else {
+        p.addr.family = AF_INET6;
+        std::memcpy(p.addr.bytes.data(), mnl_attr_get_payload(a), 16);
+      }
+      out.push_back({static_cast<int>(m->ifa_index), p});
     });
   });
-  if (err) throw SysError("reading addresses", err);
+  if (err) throw SysError(family == AF_INET ? "reading addresses" : "reading IPv6 addresses", err);
   return out;
 }
+
+}  // namespace
+
+std::vector<AddrEntry> ipv4_addresses() { return addresses(AF_INET); }
+
+std::vector<AddrEntry> ipv6_addresses() { return addresses(AF_INET6); }
 
 std::vector<net::Address> local_ipv4_addresses() {
   std::vector<net::Address> out;

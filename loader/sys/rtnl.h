@@ -21,6 +21,8 @@ struct AddrEntry {
   net::Prefix prefix;  // the address with its prefix length
 };
 std::vector<AddrEntry> ipv4_addresses();
+// Global-scope IPv6 addresses (link-local and host-scope ones name no LAN).
+std::vector<AddrEntry> ipv6_addresses();
 std::vector<net::Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
 // The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
 // empty when it has none.

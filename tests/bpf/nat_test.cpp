@@ -263,6 +263,7 @@ TEST_F(Nat, NonIpv4IsPassed) {
     EXPECT_EQ(guard(p).out, p);
   }
   // The guard judges IPv6 (tests/bpf/guard_test.cpp): this zero-filled one goes to ::, uncovered.
+  // This device has no --binat, so no NPTv6 either (tests/bpf/npt6_test.cpp).
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_IPV4), 8u);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_COVERED), 1u);
 }

@@ -4,6 +4,7 @@ client come from and a SHA-256 of what it received, so a test sees the translate
 that the payload crossed intact (a wrong L4 checksum after NAT means the data never arrives).
 
 echo_peer.py server PROTO ADDR PORT [COUNT]   (UDP: answers COUNT datagrams, default 1)
+(ADDR IPv4 or IPv6)
 echo_peer.py client PROTO ADDR PORT SIZE [SPORT]"""
 import hashlib
 import socket
@@ -12,9 +13,13 @@ import sys
 TIMEOUT = 5
 
 
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def server(proto, addr, port, count=1):
     if proto == "tcp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family(addr), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((addr, port))
         s.listen(1)
@@ -33,7 +38,7 @@ def server(proto, addr, port, count=1):
         c.sendall(f"{peer[0]} {h.hexdigest()}".encode())
         c.close()
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family(addr), socket.SOCK_DGRAM)
         s.bind((addr, port))
         s.settimeout(TIMEOUT * 2)
         for _ in range(count):
@@ -48,7 +53,7 @@ def client(proto, addr, port, size, sport=0):
         s.sendall(len(data).to_bytes(4, "big") + data)
         reply = s.recv(4096).decode()
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family(addr), socket.SOCK_DGRAM)
         s.settimeout(TIMEOUT)
         s.bind(("", sport))
         s.sendto(data, (addr, port))

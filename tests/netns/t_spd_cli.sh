@@ -8,10 +8,16 @@ t_in "$ns" ip xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out priority 
 t_in "$ns" ip xfrm policy add src 172.31.0.0/24 dst 198.51.100.0/24 dir out priority 5 \
   tmpl src 203.0.113.1 dst 203.0.113.2 proto esp mode tunnel reqid 9
 t_in "$ns" ip xfrm policy add src fd00::/64 dst fd01::/64 dir out priority 7
+t_in "$ns" ip xfrm policy add src 2001:db8:a:1::/64 dst 2001:db8:f00::/40 dir out priority 9 \
+  tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp mode tunnel reqid 11
 
-json=$(t_in "$ns" "$IPSNAT" -j policies --inside 192.168.1.0/24 --inside 10.99.0.0/24)
-t_expect "policies -j lists all three (IPv6 included)" \
-  test "$(jq '.policies | length' <<<"$json")" = 3
+json=$(t_in "$ns" "$IPSNAT" -j policies --inside 192.168.1.0/24 --inside 10.99.0.0/24 --inside fd00:9:9:9::/64)
+t_expect "policies -j lists all four (IPv6 included)" \
+  test "$(jq '.policies | length' <<<"$json")" = 4
+t_expect "implied NPTv6 from the IPv6 inside prefix of the same length" \
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:a:1::/64") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nptv6 fd00:9:9:9::/64 2001:db8:a:1::/64"
+t_expect "policies prints the NPTv6 line" \
+  grep -q "nat nptv6 fd00:9:9:9::/64 -> 2001:db8:a:1::/64" <<<"$(t_in "$ns" "$IPSNAT" policies --inside fd00:9:9:9::/64)"
 t_expect "implied NAPT to the /32 source" \
   test "$(jq -r '.policies[] | select(.src=="10.20.30.2/32") | .nat.kind + " " + .nat.to' <<<"$json")" = "napt 10.20.30.2/32"
 t_expect "implied 1:1 prefix map for the /24 source" \

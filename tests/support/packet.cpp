@@ -140,6 +140,41 @@ Bytes PacketBuilder::ipv6(const std::string& src, const std::string& dst, uint8_
   return out;
 }
 
+namespace {
+size_t ipv6_csum_offset(uint8_t nexthdr) {
+  switch (nexthdr) {
+    case 6: return 16;
+    case 17: return 6;
+    case 58: return 2;
+    default: throw std::invalid_argument("no checksum known for next header " + std::to_string(nexthdr));
+  }
+}
+}  // namespace
+
+uint16_t ipv6_l4_checksum(const Bytes& pkt, size_t l3) {
+  const uint8_t* ip = pkt.data() + l3;
+  size_t l4len = pkt.size() - l3 - 40;
+  Bytes l4(ip + 40, ip + 40 + l4len);
+  size_t at = ipv6_csum_offset(ip[6]);
+  l4[at] = l4[at + 1] = 0;
+  uint32_t pseudo = static_cast<uint32_t>(l4len) + ip[6];
+  for (int i = 8; i < 40; i += 2) pseudo += (uint32_t(ip[i]) << 8) | ip[i + 1];
+  uint16_t c = inet_checksum(l4.data(), l4.size(), pseudo);
+  return ip[6] == 17 && c == 0 ? 0xffff : c;  // UDP sends a computed 0 as 0xffff
+}
+
+bool ipv6_l4_checksum_ok(const Bytes& pkt, size_t l3) {
+  size_t at = l3 + 40 + ipv6_csum_offset(pkt[l3 + 6]);
+  return ((uint16_t(pkt[at]) << 8) | pkt[at + 1]) == ipv6_l4_checksum(pkt, l3);
+}
+
+Bytes PacketBuilder::ipv6_l4(const std::string& src, const std::string& dst, uint8_t nexthdr, const Bytes& l4) const {
+  Bytes out = ipv6(src, dst, nexthdr, l4);
+  size_t l3 = ethernet_ ? 14 : 0;
+  put16(out, l3 + 40 + ipv6_csum_offset(nexthdr), ipv6_l4_checksum(out, l3));
+  return out;
+}
+
 Bytes udp_header(uint16_t sport, uint16_t dport, size_t payload_len) {
   Bytes h(8, 0);
   put16(h, 0, sport);

@@ -40,6 +40,9 @@ class PacketBuilder {
   // An IPv6 packet: fixed header (next header `nexthdr`) and `rest` (extension headers and
   // upper layer as given; the guard reads no IPv6 checksum).
   Bytes ipv6(const std::string& src, const std::string& dst, uint8_t nexthdr, const Bytes& rest) const;
+  // An IPv6 packet whose upper layer `l4` (TCP, UDP or ICMPv6, directly after the fixed header)
+  // gets its checksum from ipv6_l4_checksum below.
+  Bytes ipv6_l4(const std::string& src, const std::string& dst, uint8_t nexthdr, const Bytes& l4) const;
 
  private:
   bool ethernet_;
@@ -53,6 +56,12 @@ struct ChecksumReport {
   std::string detail;
 };
 ChecksumReport verify_checksums(const Bytes& pkt, size_t l3_offset);
+
+// The checksum field value of an IPv6 packet's upper layer (TCP, UDP, ICMPv6 directly after the
+// fixed header at l3_offset), computed whole over the pseudo-header (RFC 8200 section 8.1); and
+// whether the packet's field holds it.
+uint16_t ipv6_l4_checksum(const Bytes& pkt, size_t l3_offset);
+bool ipv6_l4_checksum_ok(const Bytes& pkt, size_t l3_offset);
 
 // The IP packet without its L2 header, and the L4 part (after the IP header and options).
 Bytes l3_of(const Bytes& pkt, size_t l3_offset);

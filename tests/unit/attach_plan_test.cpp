@@ -460,6 +460,98 @@ TEST(InsidePrefixes, XfrmInterfaceUplinkIsNeverALanAndEveryLanIs) {
   EXPECT_EQ(plan_to_json(plan)["inside"].size(), 4u);
 }
 
+spd::Policy ipsec6(const std::string& src, const std::string& dst, uint32_t if_id) {
+  spd::Policy p = ipsec(src, dst, spd::Dir::Out, "2001:db8:ff::2", "2001:db8:ff::1", 2, if_id);
+  p.sel.family = AF_INET6;
+  p.tmpls[0].family = AF_INET6;
+  p.index = 17;
+  return p;
+}
+
+// Dual stack on the xfrm interface: the IPv6 LAN of the policy's length is NPTv6's, with its own
+// companions; the IPv4 NAPT and its companions keep to the IPv4 LANs.
+TEST(AttachPlan, AnIpv6PrefixPolicyImpliesNptv6InRouteModeBesideTheIpv4Nat) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 5, "br0"));
+  f.addresses.push_back(host_address("2001:db8:ff::2", 64, 3, "eth0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42));
+  Settings binat;
+  binat.binat = true;
+  auto plan = make_plan(f, binat);
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("  inside fd00:9:9:9::/64 (br0)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  not inside 2001:db8:ff::/64 (eth0): the uplink: the underlay of ipsec0\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: nptv6 fd00:9:9:9::/64 -> "
+                      "2001:db8:b:7::/64\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(": napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  binat 2001:db8:b:7::/64 = fd00:9:9:9::/64 from 2001:db8:f00::/40 (policy 17)\n"),
+            std::string::npos)
+      << text;
+  std::vector<std::string> comps;
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan))
+    comps.push_back(std::string(spd::to_string(c.policy.dir)) + " " + c.policy.sel.src.str() + " -> " +
+                    c.policy.sel.dst.str() + " if_id " + std::to_string(c.policy.if_id));
+  EXPECT_EQ(comps, (std::vector<std::string>{"fwd 10.0.0.0/8 -> 192.168.1.0/24 if_id 42",
+                                             "in 10.0.0.0/8 -> 192.168.1.0/24 if_id 42",
+                                             "fwd 10.0.0.0/8 -> 172.16.0.0/20 if_id 42",
+                                             "in 10.0.0.0/8 -> 172.16.0.0/20 if_id 42",
+                                             "fwd 2001:db8:f00::/40 -> fd00:9:9:9::/64 if_id 42",
+                                             "in 2001:db8:f00::/40 -> fd00:9:9:9::/64 if_id 42"}));
+}
+
+// Without --binat the IPv6 LAN is not translated (NPTv6 would open it to the far side), the plan
+// line says so, and no companion lets decrypted IPv6 to the LAN pass; the IPv4 NAT is as before.
+TEST(AttachPlan, Nptv6NeedsBinat) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 5, "br0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42));
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (nptv6 is stateless both "
+                      "ways: --binat allows it)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(": napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\n  binat "), std::string::npos) << text;
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_NE(c.policy.sel.family, AF_INET6) << text;
+  f.policies = {ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 42)};
+  try {
+    make_plan(f, Settings{});
+    ADD_FAILURE() << "planned with only an IPv6 policy and no --binat";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--binat allows it"), std::string::npos) << e.what();
+  }
+}
+
+// What NPTv6 does not do is said, never half done: policy mode (the guard keeps the IPv6 cleartext
+// in), a one-address source (NAT66 with ports), no IPv6 LAN of the policy's length.
+TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
+  auto why = [](const HostFacts& f) {
+    try {
+      make_plan(f, Settings{});
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("planned");
+  };
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.policies = {ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 0)};
+  EXPECT_NE(why(f).find("implies a translation: policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (IPv6 is "
+                        "translated in route mode only"),
+            std::string::npos)
+      << why(f);
+  auto x = xfrm_gateway();
+  x.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
+  x.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
+  EXPECT_NE(why(x).find("NAT66 with ports is not implemented"), std::string::npos) << why(x);
+  x.policies = {ipsec6("2001:db8:b::/48", "2001:db8:f00::/40", 42)};
+  EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
+}
+
 TEST(InsidePrefixes, UplinkFoundByTheSasOuterAddressWithoutALink) {
   auto f = xfrm_gateway();
   f.dev.link = 0;     // an xfrm interface created without `dev`

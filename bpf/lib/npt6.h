@@ -1,0 +1,151 @@
+/* NPTv6 (RFC 6296) on route-mode devices (maps/npt6.h): the source prefix of an inside host's
+ * packet at TC egress, before the device's xfrm lookup; the destination prefix of a decrypted
+ * packet at TC ingress. Stateless: each packet is translated by the rule its destination finds.
+ * Checksum-neutral: the one's-complement sum of the address does not change, so the TCP, UDP and
+ * ICMPv6 checksums (whose pseudo-header holds the address) stay valid untouched, for every
+ * fragment and for packets with a partial (offloaded) checksum alike. */
+#ifndef IPSNAT_BPF_LIB_NPT6_H
+#define IPSNAT_BPF_LIB_NPT6_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in6.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps/npt6.h"
+#include "maps/stats.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, IPSNAT_NPT6_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct npt6_key);
+	__type(value, struct npt6_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_npt6 SEC(".maps");
+
+static __always_inline int ipv6_hdr_equal(const struct ipv6hdr *a, const struct ipv6hdr *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* Offset of the IPv6 header from skb->data, or -1: 0 on the egress of an L3 device, 14 where a
+ * (stale) Ethernet header precedes it (docs/datapath.md, "Kernel path"). */
+static __always_inline int npt6_l3_offset(struct __sk_buff *skb, struct ipv6hdr *ip6)
+{
+	struct ipv6hdr at;
+	int zero, eth;
+
+	if (bpf_skb_load_bytes_relative(skb, 0, ip6, sizeof(*ip6), BPF_HDR_START_NET) < 0)
+		return -1;
+	zero = bpf_skb_load_bytes(skb, 0, &at, sizeof(at)) == 0 && ipv6_hdr_equal(&at, ip6);
+	eth = bpf_skb_load_bytes(skb, ETH_HLEN, &at, sizeof(at)) == 0 && ipv6_hdr_equal(&at, ip6);
+	if (zero && eth) /* identical bytes at both places: the payload length decides */
+		return skb->len == sizeof(*ip6) + bpf_ntohs(ip6->payload_len) ? 0 : ETH_HLEN;
+	return zero ? 0 : eth ? ETH_HLEN : -1;
+}
+
+/* The mask of byte i of a prefix of len bits (len <= 64, i < 8). */
+static __always_inline __u8 npt6_byte_mask(__u8 len, int i)
+{
+	int bits = (int)len - 8 * i;
+
+	return bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
+}
+
+static __always_inline int npt6_in_prefix(const __u8 *addr, const struct npt6_rule *r)
+{
+	for (int i = 0; i < 8; i++)
+		if ((addr[i] ^ r->from[i]) & npt6_byte_mask(r->len, i))
+			return 0;
+	return 1;
+}
+
+/* w + v in one's complement; 0xffff (negative zero) becomes 0 (RFC 6296 section 3.5). */
+static __always_inline __u16 npt6_add(__u16 w, __u16 v)
+{
+	__u32 s = (__u32)w + v;
+
+	s = (s & 0xffff) + (s >> 16);
+	return s == 0xffff ? 0 : (__u16)s;
+}
+
+/* Adds the rule's adjustment to word i of addr, unless that word is 0xffff: 0 done, -1 not. */
+static __always_inline int npt6_adjust_word(__u8 *addr, int i, __u16 adjust)
+{
+	__u16 w = ((__u16)addr[2 * i] << 8) | addr[2 * i + 1];
+
+	if (w == 0xffff)
+		return -1;
+	w = npt6_add(w, adjust);
+	addr[2 * i] = w >> 8;
+	addr[2 * i + 1] = w & 0xff;
+	return 0;
+}
+
+/* Maps addr (in rule.from) into rule.to in place: 0, or -1 when RFC 6296 leaves it unmapped
+ * (the word to adjust is 0xffff: a prefix up to /48 with subnet 0xffff, or a longer one whose
+ * interface identifier is all ones). */
+static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
+{
+	for (int i = 0; i < 8; i++) {
+		__u8 m = npt6_byte_mask(r->len, i);
+
+		addr[i] = (addr[i] & ~m) | (r->to[i] & m);
+	}
+	if (r->word == 3)
+		return npt6_adjust_word(addr, 3, r->adjust);
+	/* Words 4..7 are never changed by the prefix, so both directions pick the same one. */
+	for (int i = 4; i < 8; i++)
+		if (npt6_adjust_word(addr, i, r->adjust) == 0)
+			return 0;
+	return -1;
+}
+
+/* Translates the address at offset `at` of the IPv6 header (source or destination) by the rule
+ * of (if_id, dir, destination); `done` is the reason when it did. */
+static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, __u32 if_id, enum npt6_dir dir,
+							 enum ipsnat_reason done)
+{
+	struct ipv6hdr ip6;
+	int l3 = npt6_l3_offset(skb, &ip6);
+
+	if (l3 < 0)
+		return dir == NPT6_OUT ? IPSNAT_R_DROP_TRUNCATED : IPSNAT_R_PASS_MALFORMED;
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = dir };
+	__builtin_memcpy(k.addr, &ip6.daddr, 16);
+	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	if (!r)
+		return IPSNAT_R_PASS_NOT_COVERED;
+	__u8 addr[16];
+	__u32 off = dir == NPT6_OUT ? __builtin_offsetof(struct ipv6hdr, saddr) : __builtin_offsetof(struct ipv6hdr, daddr);
+	__builtin_memcpy(addr, dir == NPT6_OUT ? (void *)&ip6.saddr : (void *)&ip6.daddr, 16);
+	if (!npt6_in_prefix(addr, r))
+		return dir == NPT6_OUT ? IPSNAT_R_PASS_NOT_INSIDE : IPSNAT_R_PASS_NOT_COVERED;
+	if (npt6_map(addr, r))
+		return IPSNAT_R_DROP_NPT6_UNMAPPABLE;
+	/* The sum of the bytes is unchanged; the flag keeps a CHECKSUM_COMPLETE skb exact anyway. */
+	if (bpf_skb_store_bytes(skb, l3 + off, addr, 16, BPF_F_RECOMPUTE_CSUM))
+		return IPSNAT_R_DROP_REWRITE;
+	return done;
+}
+
+/* TC egress of a route-mode device: a source in the inside prefix of the rule the destination
+ * finds (the policy's destination) leaves with the policy's source prefix, so the device's xfrm
+ * lookup matches that policy. */
+static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u32 if_id)
+{
+	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6);
+}
+
+/* TC ingress of a route-mode device (decrypted by its SAs): a destination in the policy's source
+ * prefix goes back to the inside prefix. */
+static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id)
+{
+	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE);
+}
+
+#endif

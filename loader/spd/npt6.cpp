@@ -1,0 +1,124 @@
+#include "spd/npt6.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "spd/nat.h"
+
+namespace ipsnat::spd {
+
+namespace {
+
+Prefix network(const Prefix& p) {
+  Prefix n = p;
+  for (int i = 0; i < 16; ++i) {
+    int bits = int(p.len) - 8 * i;
+    uint8_t m = bits >= 8 ? 0xff : bits <= 0 ? 0 : uint8_t(0xff << (8 - bits));
+    n.addr.bytes[i] &= m;
+  }
+  return n;
+}
+
+uint32_t sum16(const Prefix& p) {
+  uint32_t s = 0;
+  for (int i = 0; i < 16; i += 2) s += uint32_t(p.addr.bytes[i]) << 8 | p.addr.bytes[i + 1];
+  return s;
+}
+
+uint16_t fold(uint32_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return uint16_t(s);
+}
+
+bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
+
+npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
+  npt6_rule r{};
+  std::memcpy(r.from, network(from).addr.bytes.data(), 16);
+  std::memcpy(r.to, network(to).addr.bytes.data(), 16);
+  r.len = from.len;
+  r.word = from.len <= 48 ? 3 : 4;
+  r.adjust = npt6_adjustment(from, to);
+  r.policy_index = p.index;
+  return r;
+}
+
+std::vector<uint8_t> key_bytes(uint32_t if_id, npt6_dir dir, const Prefix& p) {
+  npt6_key k{};
+  k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
+  k.if_id = if_id;
+  k.dir = dir;
+  std::memcpy(k.addr, network(p).addr.bytes.data(), 16);
+  auto* b = reinterpret_cast<const uint8_t*>(&k);
+  return {b, b + sizeof(k)};
+}
+
+}  // namespace
+
+std::string Npt6Mapping::str() const {
+  return ok ? "nptv6 " + inside.str() + " -> " + outside.str() : "none (" + why + ")";
+}
+
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
+  Npt6Mapping m;
+  if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET6 || p.type != PolicyType::Main) {
+    m.why = "not an IPv6 IPsec out-policy";
+    return m;
+  }
+  if (!tunnel_mode(p)) {
+    m.why = "transport mode: protects this host's own traffic";
+    return m;
+  }
+  const Prefix& src = p.sel.src;
+  if (src.len == 128) {
+    m.why = "source selector is one address: NAT66 with ports is not implemented";
+    return m;
+  }
+  if (src.len == 0 || src.len > IPSNAT_NPT6_MAX_LEN) {
+    m.why = "source selector " + src.str() + " is not a prefix /1../" + std::to_string(IPSNAT_NPT6_MAX_LEN);
+    return m;
+  }
+  std::vector<Prefix> fit;
+  for (const auto& in : inside) {
+    if (in.addr.family != AF_INET6) continue;
+    if (overlaps(in, src)) {
+      m.why = "source selector " + src.str() + " overlaps the inside prefix " + in.str() +
+              ": its hosts are sent as they are";
+      return m;
+    }
+    if (in.len == src.len) fit.push_back(network(in));
+  }
+  if (fit.size() != 1) {
+    m.why = (fit.empty() ? "no IPv6 inside prefix /" : "more than one IPv6 inside prefix /") +
+            std::to_string(src.len) + " to map onto " + src.str();
+    return m;
+  }
+  m.ok = true;
+  m.inside = fit.front();
+  m.outside = network(src);
+  return m;
+}
+
+uint16_t npt6_adjustment(const Prefix& from, const Prefix& to) {
+  return fold(sum16(network(from)) + (0xffff - fold(sum16(network(to)))));
+}
+
+std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside) {
+  std::vector<const Policy*> order;
+  for (const auto& [index, p] : model.by_index()) order.push_back(&p);
+  std::stable_sort(order.begin(), order.end(), [](const Policy* a, const Policy* b) {
+    return a->priority != b->priority ? a->priority < b->priority : a->index < b->index;
+  });
+  std::map<std::vector<uint8_t>, npt6_rule> out;
+  for (const Policy* p : order) {
+    auto m = npt6_of(*p, inside);
+    if (!m.ok) continue;
+    out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), rule_of(*p, m.inside, m.outside));
+    out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside));
+  }
+  return out;
+}
+
+}  // namespace ipsnat::spd

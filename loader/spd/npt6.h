@@ -1,0 +1,39 @@
+#pragma once
+// NPTv6 (RFC 6296) from the SPD: which IPv6 out-policies imply a stateless prefix translation, and
+// the entries of the ipsnat_npt6 map (maps/npt6.h; written by spd/npt6_map.h).
+//
+//   auto m = npt6_of(policy, inside);   // the mapping, or why there is none (attach prints it)
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "maps/npt6.h"
+#include "spd/model.h"
+#include "spd/policy.h"
+
+namespace ipsnat::spd {
+
+struct Npt6Mapping {
+  bool ok = false;
+  Prefix inside;   // the LAN prefix the hosts are addressed in
+  Prefix outside;  // the policy's source selector (host bits cleared): what they become
+  std::string why;  // when !ok
+  std::string str() const;  // "nptv6 2001:db8:1::/48 -> 2001:db8:a::/48", or "none (why)"
+};
+
+// An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../64 maps the one
+// IPv6 inside prefix of the same length onto it. The datapath applies the mapping on route-mode
+// devices only, keyed by the policy's if_id (bpf/lib/npt6.h).
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
+
+// The one's-complement value added to the adjusted word when an address of `from` becomes one of
+// `to` (RFC 6296 section 3.2): sum(from) - sum(to), host order.
+uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
+
+// The map's entries for the SPD: per mapped policy an NPT6_OUT key (if_id, its destination) and
+// an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
+// evaluate first (lower priority value, then lower index) has it.
+std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);
+
+}  // namespace ipsnat::spd

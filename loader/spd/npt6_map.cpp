@@ -1,0 +1,49 @@
+#include "spd/npt6_map.h"
+
+#include <bpf/bpf.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "pins/names.h"
+#include "spd/map_diff.h"
+#include "spd/mirror.h"
+#include "state/pinned.h"
+#include "util/error.h"
+
+namespace ipsnat::spd {
+
+Npt6Writer::Npt6Writer(int fd) : fd_(fd) {
+  if (fd_ < 0) return;
+  npt6_key k{}, next{};
+  const void* prev = nullptr;
+  for (int i = 0; i < IPSNAT_NPT6_MAX_ENTRIES && bpf_map_get_next_key(fd_, prev, &next) == 0; ++i) {
+    auto* b = reinterpret_cast<const uint8_t*>(&next);
+    written_[{b, b + sizeof(next)}] = npt6_rule{};  // value unknown: rewritten by the first write()
+    k = next;
+    prev = &k;
+  }
+}
+
+void Npt6Writer::write(const SpdModel& model, const std::vector<Prefix>& inside) {
+  if (fd_ < 0) return;
+  auto key_of = [](const std::vector<uint8_t>& bytes) {
+    npt6_key k{};
+    std::memcpy(&k, bytes.data(), sizeof(k));
+    return k;
+  };
+  write_by_difference(fd_, pins::kNpt6, npt6_entries(model, inside), written_, key_of,
+                      [](const npt6_rule& r) { return r; },
+                      [](const npt6_rule& a, const npt6_rule& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; });
+}
+
+int npt6_pin_fd(const std::string& root) {
+  std::string path = state::pinned_map_path(root, pins::kNpt6);
+  if (int fd = pinned_lpm_fd(path, sizeof(npt6_key), sizeof(npt6_rule)); fd >= 0) return fd;
+  spdlog::warn("spd: no usable {}: IPv6 is not translated (attach again to create it)", path);
+  return -1;
+}
+
+}  // namespace ipsnat::spd

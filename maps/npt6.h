@@ -1,0 +1,49 @@
+/* NPTv6 (RFC 6296): stateless, checksum-neutral IPv6 prefix translation on route-mode devices
+ * (xfrm interface, VTI, or a device attached with --mode route). Map "ipsnat_npt6", an LPM trie written by the SPD mirror
+ * (loader/spd/npt6.*) from the kernel's IPv6 IPsec out-policies whose source selector is a prefix
+ * (/1../64) and the one IPv6 inside prefix of the same length; read by bpf/lib/npt6.h.
+ *
+ * Two kinds of key, both looked up with the packet's destination:
+ *   NPT6_OUT, the policy's destination prefix: at TC egress of the device, a source in rule.from
+ *             (the inside prefix) becomes rule.to (the policy's source prefix);
+ *   NPT6_IN,  the policy's source prefix: at TC ingress, a destination in rule.from (the outside
+ *             prefix) becomes rule.to (the inside prefix).
+ * Only the prefix bits and one 16-bit word of the host part change; `adjust` is chosen so the
+ * one's-complement sum of the address stays the same, so no L4 checksum changes. */
+#ifndef IPSNAT_MAPS_NPT6_H
+#define IPSNAT_MAPS_NPT6_H
+
+#include "maps/common.h"
+
+/* Bump on any layout or meaning change of ipsnat_npt6. */
+#define IPSNAT_NPT6_SCHEMA 1
+#define IPSNAT_NPT6_MAX_ENTRIES 4096
+/* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7). */
+#define IPSNAT_NPT6_MAX_LEN 64
+/* The key's bits before the address: if_id and dir, matched exactly. */
+#define IPSNAT_NPT6_KEY_FIXED_BITS 64
+
+enum npt6_dir {
+	NPT6_OUT = 1,
+	NPT6_IN = 2,
+};
+
+struct npt6_key {
+	__u32 prefixlen; /* IPSNAT_NPT6_KEY_FIXED_BITS + the address prefix length */
+	__u32 if_id;     /* the policy's if_id; the datapath asks with the device's (ipsnat_dev) */
+	__u32 dir;       /* enum npt6_dir */
+	__u8 addr[16];
+};
+IPSNAT_ASSERT_SIZE(struct npt6_key, 28);
+
+struct npt6_rule {
+	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */
+	__u8 to[16];   /* the prefix it becomes (host bits zero) */
+	__u8 len;      /* prefix length, 1..IPSNAT_NPT6_MAX_LEN */
+	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4: the first of words 4..7 that is not 0xffff */
+	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */
+	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
+};
+IPSNAT_ASSERT_SIZE(struct npt6_rule, 40);
+
+#endif

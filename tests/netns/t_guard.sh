@@ -51,9 +51,10 @@ for i in range(3):
     s.sendto(b"guard-probe", (dst, dport))
 ' "$2" "$3" "$4" "$5"
 }
-# tcp_syn NS DST DPORT: one connection attempt from an ephemeral port (SYNs for 2 s).
+# tcp_syn NS DST DPORT: one connection attempt from an ephemeral port (SYNs for 2 s; the outer
+# bound leaves python room to start on a loaded machine).
 tcp_syn() {
-  t_in "$1" timeout 3 python3 -c '
+  t_in "$1" timeout 10 python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.settimeout(2)

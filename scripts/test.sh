@@ -22,7 +22,9 @@ if (($# == 0)); then
   IPSNAT_SANITIZE_STEP=build nice -n 19 scripts/sanitize.sh >"$sanitize_log" 2>&1 &
   sanitize_build=$!
 fi
-(cd "${IPSNAT_BUILD_DIR:-build}" && ctest --output-on-failure --timeout 1500 "${default[@]}" "$@") || status=$?
+# -j2: the VM tier (its own kernel) runs beside the host tiers; those hold RESOURCE_LOCK host and
+# so run one at a time (tests/CMakeLists.txt).
+(cd "${IPSNAT_BUILD_DIR:-build}" && ctest --output-on-failure --timeout 1500 -j2 "${default[@]}" "$@") || status=$?
 if (($# == 0)); then
   built=0
   wait "$sanitize_build" || built=$?

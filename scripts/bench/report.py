@@ -123,11 +123,17 @@ def fmt(s, digits=2):
 
 def main(out, max_load=1.5):
     out = Path(out)
-    ns = defaultdict(dict)  # (round, workload) -> variant -> ns/packet
+    # A and Z are measured at both ends of every workload group (run.py): a variant's round value
+    # is its CPU time over its packets, summed over its measurements in that round.
+    sums = defaultdict(lambda: [0, 0])  # (round, workload, variant) -> [cpu_ns, packets]
     for row in csv.DictReader(open(out / "results.csv")):
-        pkts = int(row["packets"])
+        acc = sums[(int(row["round"]), row["workload"], row["variant"])]
+        acc[0] += int(row["cpu_ns"])
+        acc[1] += int(row["packets"])
+    ns = defaultdict(dict)  # (round, workload) -> variant -> ns/packet
+    for (rnd, wl, v), (cpu, pkts) in sums.items():
         if pkts > 0:
-            ns[(int(row["round"]), row["workload"])][row["variant"]] = int(row["cpu_ns"]) / pkts
+            ns[(rnd, wl)][v] = cpu / pkts
 
     ratios = defaultdict(list)  # (workload, variant) -> [ratio per round]
     raw = defaultdict(list)  # (workload, variant) -> [ns/packet per round]

@@ -76,9 +76,9 @@ class Bench:
     def __init__(self, args, lab, work, out):
         self.a, self.lab, self.work, self.out = args, lab, work, out
         q = args.quick
-        self.est_pkts = 20000 if q else 100000
-        self.new_pkts = 4000 if q else 40000
-        self.tcp_conns = 200 if q else 2000
+        self.est_pkts = 20000 if q else 500000
+        self.new_pkts = 4000 if q else 100000
+        self.tcp_conns = 200 if q else 5000
         self.ct_fill = 100000 if q else 1000000
         self.spd_big = 1000 if q else 10000
         self.prof_runs = 10000 if q else 50000
@@ -442,6 +442,16 @@ class Bench:
         r = self.sender(v, *args)
         csv.write(f"{rnd},{workload},{v},{r['packets']},{r['cpu_ns']},{r['wall_ns']},{r.get('errors', 0)}\n")
 
+    @staticmethod
+    def round_order(rnd, variants):
+        """A and Z, the two ends of every ratio, at both ends of the group, so a drift of the
+        machine during the group moves them as much as the variants between them; the others
+        rotated by one place per round, so no variant always runs right after the same one."""
+        mid = [v for v in variants if v not in ("A", "Z")]
+        k = rnd % len(mid) if mid else 0
+        ends = [v for v in ("A", "Z") if v in variants]
+        return [*ends, *mid[k:], *mid[:k], *reversed(ends)]
+
     def rounds(self, est, others):
         t0 = time.monotonic()
         with open(self.out / "results.csv", "w") as csv, open(self.out / "rounds.csv", "w") as rcsv:
@@ -452,10 +462,10 @@ class Bench:
                 start = load1()
                 if not quiet:
                     log(f"round {rnd}: load {start:.2f} still >= {self.a.max_load} after {waited:.0f} s; running anyway")
-                for v in est:
+                for v in self.round_order(rnd, est):
                     self.measure(rnd, "udp-est", v, csv)
                 for w in ("udp-new", "tcp-cc"):
-                    for v in others:
+                    for v in self.round_order(rnd, others):
                         self.measure(rnd, w, v, csv)
                 csv.flush()
                 rcsv.write(f"{rnd},{start:.2f},{load1():.2f},{waited:.0f},{int(quiet)}\n")

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "state/daemon_state.h"
-#include "sys/mirror_lock.h"
+#include "pins/mirror_lock.h"
 #include "util/error.h"
 #include "util/fd.h"
 

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "attach/facts.h"
 #include "attach/host.h"
 #include "attach/session.h"
 #include "attach/state.h"

@@ -1,7 +1,7 @@
 /* IPv6 destinations the leak guard must not let out in cleartext. ipsnat translates no IPv6,
  * so the guard fails closed for IPv6: every destination prefix of a kernel IPv6 out-policy that
  * requires IPsec (templates, if_id 0: the lookup at the uplink) is a key here, whatever the
- * policy's source, protocol, ports, mark or priority. The loader (loader/spd/cover6.*) writes it
+ * policy's source, protocol, ports, mark or priority. The loader (loader/mirror/cover6.*) writes it
  * on every SPD change, new keys before old ones are deleted, so no covered prefix is ever absent.
  * Map: "spd_cover6", an LPM trie; the value counts the policies with that destination prefix. */
 #ifndef IPSNAT_MAPS_COVER6_H

@@ -1,5 +1,5 @@
 /* The inside set: which sources NAPT translates. Map "ipsnat_inside", an LPM_TRIE written by the
- * SPD mirror (loader/spd/inside_map.*) from the inside prefixes attach chose (or --inside) and
+ * SPD mirror (loader/mirror/inside_map.*) from the inside prefixes attach chose (or --inside) and
  * the gateway's own addresses; read by bpf/lib/inside.h for every NAPT target the loader marks
  * SPD_NAT_INSIDE_SET (maps/spd.h). PREFIX (1:1) targets keep their own block. */
 #ifndef IPSNAT_MAPS_INSIDE_H

@@ -14,7 +14,7 @@
 #include "sys/rtnl.h"
 #include "sys/tc_hook.h"
 #include "sys/xdp_hook.h"
-#include "sys/xfrm_policy.h"
+#include "xfrm/policy_requests.h"
 #include "util/error.h"
 #include "util/fd.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "state/daemon_state.h"
-#include "sys/mirror_lock.h"
+#include "pins/mirror_lock.h"
 #include "util/error.h"
 #include "util/fd.h"
 
@@ -82,6 +82,20 @@ bool stop_host(const Host& host, const std::string& pin_root) {
   for (int i = 0; i < 125 && (holds() || kill(host.pid, 0) == 0); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
   return !holds();
+}
+
+void stop_host_started_by_attach(const std::string& pin_root, const std::string& state_dir) {
+  auto host = running_host(pin_root, state_dir);
+  if (!host || !host->started_by_attach) return;
+  if (!stop_host(*host, pin_root)) {
+    kill(host->pid, SIGKILL);
+    for (int i = 0; i < 50 && MirrorLock::holder(pin_root); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+}
+
+int ensure_host(const HostLaunch& how) {
+  if (auto host = running_host(how.pin_root, how.state_dir)) return host->pid;
+  return start_host(how);
 }
 
 }  // namespace ipsnat::attach

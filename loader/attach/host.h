@@ -1,6 +1,6 @@
 #pragma once
 // The one long-running ipsnat process per pin root: `ipsnat run` (daemon/daemon.h), which holds
-// the mirror lock (sys/mirror_lock.h) for its whole life, so the lock's holder IS the host. When
+// the mirror lock (pins/mirror_lock.h) for its whole life, so the lock's holder IS the host. When
 // none runs, `ipsnat attach` starts one: `ipsnat --pin-root ROOT run --exit-when-detached
 // --state-dir STATE_DIR`, double-forked (re-parented, its own session), its output appended to
 // STATE_DIR/<id>.log of the device whose attach started it. Such a host publishes
@@ -32,5 +32,13 @@ int start_host(const HostLaunch& how);
 // SIGTERM to the host, then waits (up to 5 s) until it no longer holds ROOT's mirror lock and
 // has been reaped. Returns false when it still holds the lock.
 bool stop_host(const Host& host, const std::string& pin_root);
+
+// ROOT's host stopped when attach started it (SIGKILL after a failed SIGTERM: the applier records
+// each step before applying it, so a kill leaves nothing detach misses); any other left alone.
+void stop_host_started_by_attach(const std::string& pin_root, const std::string& state_dir);
+
+// The pid of ROOT's host: the running one, which takes a newly attached device over (its attach
+// service re-plans every device recorded under its pin root), else one started as `how` says.
+int ensure_host(const HostLaunch& how);
 
 }  // namespace ipsnat::attach

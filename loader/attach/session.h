@@ -22,11 +22,6 @@ struct AttachRequest {
   bool only_if_attached = false;  // a re-plan: do nothing if DEV was detached meanwhile
 };
 
-// Reads links, addresses, the SPD and routes (needs CAP_NET_ADMIN for the SPD).
-HostFacts gather_facts(const std::string& dev, const Settings& settings);
-// Throws UserError naming the first missing capability.
-void require_privileges(bool need_bpf);
-
 struct AttachResult {
   AttachPlan plan;
   std::vector<std::string> warnings;  // replaced pins, plan warnings

@@ -10,7 +10,7 @@
 #include "cli/docgen.h"
 #include "ipsnat/version.h"
 #include "maps/common.h"
-#include "sys/pin_store.h"
+#include "pins/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {

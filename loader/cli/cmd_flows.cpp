@@ -4,9 +4,9 @@
 
 #include "cli/command.h"
 #include "cli/output.h"
-#include "ct/ct_map.h"
+#include "pins/ct_map.h"
 #include "ct/flow_view.h"
-#include "ct/gc.h"
+#include "pins/ct_gc.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "attach/facts.h"
 #include "attach/host.h"
 #include "attach/session.h"
 #include "attach/state.h"
@@ -18,8 +19,8 @@
 #include "daemon/plugins.h"
 #include "state/daemon_state.h"
 #include "state/pinned.h"
-#include "sys/mirror_lock.h"
-#include "sys/pin_store.h"
+#include "pins/mirror_lock.h"
+#include "pins/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {

@@ -10,12 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include "config/diff.h"
-#include "ct/ct_map.h"
-#include "ct/gc.h"
+#include "pins/ct_map.h"
+#include "pins/ct_gc.h"
 #include "maps/config.h"
 #include "maps/stats.h"
 #include "pins/names.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/nat.h"
 #include "spd/policy.h"
 #include "state/pinned.h"

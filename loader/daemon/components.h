@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's adapters around the SPD mirror (spd/mirror.h) and the conntrack GC (ct/gc.h).
+// The daemon's adapters around the SPD mirror (mirror/mirror.h) and the conntrack GC (pins/ct_gc.h).
 // Both adopt the pinned maps lazily: when nothing is attached yet they report so and retry on
 // their timer, so `ipsnat run` may start before `ipsnat attach` (or the attach service) pins.
 #include <functional>

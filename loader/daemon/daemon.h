@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "daemon/event_loop.h"
+#include "sys/event_loop.h"
 #include "daemon/service.h"
 #include "state/daemon_state.h"
 

@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "config/config.h"
-#include "daemon/event_loop.h"
+#include "sys/event_loop.h"
 #include "util/fd.h"
 
 namespace ipsnat::metrics {

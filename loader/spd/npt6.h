@@ -1,6 +1,6 @@
 #pragma once
 // NPTv6 (RFC 6296) from the SPD: which IPv6 out-policies imply a stateless prefix translation, and
-// the entries of the ipsnat_npt6 map (maps/npt6.h; written by spd/npt6_map.h).
+// the entries of the ipsnat_npt6 map (maps/npt6.h; written by mirror/npt6_map.h).
 //
 //   auto m = npt6_of(policy, inside);   // the mapping, or why there is none (attach prints it)
 #include <cstdint>

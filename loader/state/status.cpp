@@ -1,6 +1,5 @@
 #include "state/status.h"
 
-#include <bpf/bpf.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -16,21 +15,13 @@
 #include "maps/stats.h"
 #include "state/daemon_state.h"
 #include "state/pinned.h"
+#include "sys/bpf_prog.h"
 #include "sys/hook_census.h"
 #include "sys/tc_hook.h"
-#include "util/fd.h"
 
 namespace ipsnat::state {
 
 namespace {
-
-std::string prog_name(uint32_t id) {
-  Fd fd(bpf_prog_get_fd_by_id(id));
-  if (!fd) return "";
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.name : "";
-}
 
 nlohmann::json hooks_of_this_netns() {
   nlohmann::json devices = nlohmann::json::array();
@@ -43,7 +34,7 @@ nlohmann::json hooks_of_this_netns() {
       if (id)
         hooks.push_back({{"hook", label},
                          {"prog_id", id},
-                         {"prog", prog_name(id)},
+                         {"prog", bpf_prog_name(id)},
                          {"runs_before", programs_before_ipsnat(static_cast<int>(i->if_index), dir)}});
     }
     if (!hooks.empty()) devices.push_back({{"dev", i->if_name}, {"ifindex", i->if_index}, {"hooks", hooks}});

@@ -6,8 +6,8 @@
 
 #include <cerrno>
 
+#include "sys/bpf_prog.h"
 #include "sys/rtnl.h"
-#include "util/fd.h"
 
 namespace ipsnat {
 
@@ -20,11 +20,7 @@ constexpr int kBpfTcxEgress = 47;
 
 std::string prog_label(uint32_t id) {
   std::string label = "tcx program " + std::to_string(id);
-  Fd fd(bpf_prog_get_fd_by_id(id));
-  if (!fd) return label;
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.name[0]) label += " (" + std::string(info.name) + ")";
+  if (std::string name = bpf_prog_name(id); !name.empty()) label += " (" + name + ")";
   return label;
 }
 

@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sys/bpf_prog.h"
 #include "util/error.h"
-#include "util/fd.h"
 
 namespace ipsnat {
 namespace {
@@ -20,19 +20,11 @@ uint32_t attached_id(int ifindex) {
   return id;
 }
 
-std::string prog_name(uint32_t id) {
-  Fd fd(bpf_prog_get_fd_by_id(id));
-  if (!fd) return "";
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.name : "";
-}
-
 }  // namespace
 
 uint32_t XdpHook::ours_or_throw(const std::string& dev) const {
   uint32_t id = attached_id(ifindex_);
-  if (id && prog_name(id) != prog_name_)
+  if (id && bpf_prog_name(id) != prog_name_)
     throw UserError("\"" + dev + "\" has another XDP program (id " + std::to_string(id) + ")",
                     "remove it, or attach without --xdp-prefilter");
   return id;
@@ -50,7 +42,7 @@ void XdpHook::attach(int prog_fd, const std::string& dev) const {
 
 bool XdpHook::detach() const {
   uint32_t id = attached_id(ifindex_);
-  if (!id || prog_name(id) != prog_name_) return false;
+  if (!id || bpf_prog_name(id) != prog_name_) return false;
   int err = bpf_xdp_detach(ifindex_, XDP_FLAGS_DRV_MODE, nullptr);
   if (err && err != -ENODEV) throw SysError("removing the XDP program", err);
   return true;

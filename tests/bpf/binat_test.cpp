@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "support/inbound_flow.h"
 #include "support/seed_nat.h"
 
 namespace ipsnat::test {
@@ -64,17 +65,9 @@ TEST_F(Binat, AConnectionFromTheRemoteReachesTheMappedHostAndItsAnswersLeaveAsTh
   EXPECT_SAME_PACKET(r.out, eth.tcp({kFar, kHost, kTcp, 60, 5}, 50000, 22, kSyn, {}));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_BINAT), 1u) << dp.nonzero_reasons();
 
-  auto reply = dp.ct_get(ct_key(kFar, kMapped, 50000, 22, kTcp, IPSNAT_CT_REPLY));
-  auto orig = dp.ct_get(ct_key(kHost, kFar, 22, 50000, kTcp, IPSNAT_CT_ORIG));
-  ASSERT_TRUE(reply && orig);
-  EXPECT_EQ(reply->xlat_addr, parse_ipv4(kHost));
-  EXPECT_EQ(ntohs(reply->xlat_port), 22);
-  EXPECT_EQ(reply->kind, IPSNAT_CT_KIND_BINAT);
+  auto reply = expect_inbound_flow(dp, {kFar, 50000, kMapped, 22, kHost, 22, kTcp}, IPSNAT_CT_KIND_BINAT);
+  ASSERT_TRUE(reply);
   EXPECT_EQ(reply->reqid, kReqid);
-  EXPECT_EQ(orig->xlat_addr, parse_ipv4(kMapped));
-  EXPECT_EQ(ntohs(orig->xlat_port), 22);
-  EXPECT_EQ(orig->kind, IPSNAT_CT_KIND_BINAT);
-  EXPECT_EQ(dp.ct_all().size(), 2u);
 
   // The host's SYN-ACK leaves from the mapped address, its port kept, every checksum right.
   Bytes payload(23, 0x5a);
@@ -96,7 +89,7 @@ TEST_F(Binat, UdpAndTheSmallerLansFirstQuarterToo) {
   auto a = lwt(PacketBuilder().udp({"172.31.8.33", "10.97.0.9"}, 53, 40001, Bytes(30, 4)));
   EXPECT_SAME_PACKET(a.out, without_l2(eth.udp({"10.20.50.33", "10.97.0.9"}, 53, 40001, Bytes(30, 4))));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_BINAT), 1u) << dp.nonzero_reasons();
-  EXPECT_EQ(dp.ct_all().size(), 2u);
+  expect_inbound_flow(dp, {"10.97.0.9", 40001, "10.20.50.33", 53, "172.31.8.33", 53, kUdp}, IPSNAT_CT_KIND_BINAT);
 }
 
 TEST_F(Binat, WithoutTheFlagNothingIsOpened) {

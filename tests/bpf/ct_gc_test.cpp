@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
-#include "ct/ct_map.h"
+#include "pins/ct_map.h"
 #include "ct/flow_view.h"
-#include "ct/gc.h"
+#include "pins/ct_gc.h"
 #include "support/datapath.h"
 #include "support/packet.h"
 #include "support/spd_fixture.h"

@@ -4,9 +4,9 @@
 // state's short timeout mid-connection (docs/datapath.md "Connection tracking").
 #include <linux/pkt_cls.h>
 
-#include "ct/ct_map.h"
+#include "pins/ct_map.h"
 #include "ct/flow.h"
-#include "ct/gc.h"
+#include "pins/ct_gc.h"
 #include "support/seed_nat.h"
 
 namespace ipsnat::test {

@@ -8,6 +8,7 @@
 #include <linux/pkt_cls.h>
 
 #include "maps/fwd.h"
+#include "support/inbound_flow.h"
 #include "support/seed_nat.h"
 
 namespace ipsnat::test {
@@ -37,18 +38,10 @@ TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNa
   EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan, kTcp, 60, 5}, 50000, 80, kSyn, {}));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FORWARD), 1u);
 
-  auto reply = dp.ct_get(ct_key(kRemote, kNat, 50000, 8080, kTcp, IPSNAT_CT_REPLY));
-  auto orig = dp.ct_get(ct_key(kLan, kRemote, 80, 50000, kTcp, IPSNAT_CT_ORIG));
-  ASSERT_TRUE(reply && orig);
-  EXPECT_EQ(reply->xlat_addr, parse_ipv4(kLan));
-  EXPECT_EQ(ntohs(reply->xlat_port), 80);
-  EXPECT_EQ(reply->kind, IPSNAT_CT_KIND_FORWARD);
+  auto reply = expect_inbound_flow(dp, {kRemote, 50000, kNat, 8080, kLan, 80, kTcp}, IPSNAT_CT_KIND_FORWARD);
+  ASSERT_TRUE(reply);
   EXPECT_EQ(reply->seen, unsigned(IPSNAT_CT_SEEN_SYN));
   EXPECT_EQ(reply->packets, 1u);
-  EXPECT_EQ(orig->xlat_addr, parse_ipv4(kNat));
-  EXPECT_EQ(ntohs(orig->xlat_port), 8080);
-  EXPECT_EQ(orig->kind, IPSNAT_CT_KIND_FORWARD);
-  EXPECT_EQ(dp.ct_all().size(), 2u);
 
   // The inside host's SYN-ACK leaves from the NAT address and the outside port.
   Bytes payload(17, 0x42);
@@ -69,7 +62,7 @@ TEST_F(Forward, UdpIsForwardedAndAnswered) {
   EXPECT_SAME_PACKET(r.out, eth.udp({kRemote, kLan2}, 40001, 53, Bytes(12, 3)));
   auto a = snat(eth.udp({kLan2, kRemote}, 53, 40001, Bytes(30, 4)));
   EXPECT_SAME_PACKET(a.out, eth.udp({kNat, kRemote}, 5353, 40001, Bytes(30, 4)));
-  EXPECT_EQ(dp.ct_all().size(), 2u);
+  expect_inbound_flow(dp, {kRemote, 40001, kNat, 5353, kLan2, 53, kUdp}, IPSNAT_CT_KIND_FORWARD);
 }
 
 TEST_F(Forward, OnlyATcpSynOpensAForwardedFlow) {

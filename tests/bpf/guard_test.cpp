@@ -8,8 +8,8 @@
 
 #include "maps/stats.h"
 #include "spd/compiler.h"
-#include "spd/cover6.h"
-#include "spd/mirror.h"
+#include "mirror/cover6.h"
+#include "mirror/mirror.h"
 #include "spd/model.h"
 #include "support/datapath.h"
 #include "support/packet.h"

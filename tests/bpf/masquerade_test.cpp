@@ -8,7 +8,7 @@
 #include <linux/pkt_cls.h>
 
 #include "spd/compiler.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/model.h"
 #include "support/seed_nat.h"
 

@@ -9,7 +9,7 @@
 
 #include "maps/stats.h"
 #include "spd/model.h"
-#include "spd/npt6_map.h"
+#include "mirror/npt6_map.h"
 #include "support/datapath.h"
 #include "support/packet.h"
 #include "support/spd_fixture.h"

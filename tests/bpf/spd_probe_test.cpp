@@ -7,7 +7,7 @@
 
 #include "spd/compiler.h"
 #include "spd/incremental.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/model.h"
 #include "spd/reference.h"
 #include "support/datapath.h"

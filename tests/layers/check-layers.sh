@@ -1,6 +1,7 @@
 #!/bin/bash
 # The layer check (cmake/CheckLayers.cmake) on a copy of loader/: passes on the tree as it is, and
-# fails, naming the file and the include, once a lower layer includes a higher one's header.
+# fails, naming the file and the include, once a lower layer includes a higher one's header; a
+# layer is made of whole folders.
 set -euo pipefail
 src=${1:?usage: check-layers.sh SOURCE_DIR}
 work=$(mktemp -d)
@@ -26,4 +27,18 @@ mkdir "$work/loader/orphan" && echo '#pragma once' >"$work/loader/orphan/x.h"
 if out=$(check); then echo "FAIL: a folder in no layer passed the check"; exit 1; fi
 grep -q 'loader/orphan/x.h: its folder is in no layer' <<<"$out" ||
   { echo "FAIL: the message does not name the folder:"; echo "$out"; exit 1; }
-echo "ok: the tree passes; an upward include and an unplaced folder fail"
+rm -rf "$work/loader/orphan"
+
+# The folder a file lies in tells its layer: layers.txt placing one file (folder/stem) in another
+# layer than its folder's is refused, and so is a folder two layers name.
+cp "$work/loader/layers.txt" "$work/layers.txt"
+sed -i 's|^pins .*|& sys/netdev|' "$work/loader/layers.txt"
+if out=$(check); then echo "FAIL: a file placed outside its folder's layer passed the check"; exit 1; fi
+grep -q 'layer pins names "sys/netdev", not a folder' <<<"$(tr -s ' \n' ' ' <<<"$out")" ||
+  { echo "FAIL: the message does not name the entry:"; echo "$out"; exit 1; }
+cp "$work/layers.txt" "$work/loader/layers.txt"
+sed -i 's|^cli .*|& util|' "$work/loader/layers.txt"
+if out=$(check); then echo "FAIL: a folder named by two layers passed the check"; exit 1; fi
+grep -q 'folder util is named by two layers' <<<"$(tr -s ' \n' ' ' <<<"$out")" ||
+  { echo "FAIL: the message does not name the folder:"; echo "$out"; exit 1; }
+echo "ok: the tree passes; an upward include, an unplaced folder, a file placed outside its folder's layer and a folder in two layers fail"

@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "support/datapath.h"
 #include "support/netns_guard.h"
 #include "xfrm/policy_msg.h"

@@ -14,7 +14,7 @@
 
 #include "maps/spd.h"
 #include "spd/compiler.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 
 namespace ipsnat::test {
 namespace {

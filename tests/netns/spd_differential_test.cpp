@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "spd/compiler.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/reference.h"
 #include "support/datapath.h"
 #include "support/netns_guard.h"

@@ -24,7 +24,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/reference.h"
 #include "support/datapath.h"
 #include "support/netns_guard.h"

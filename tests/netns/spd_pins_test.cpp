@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "maps/spd.h"
-#include "spd/mirror.h"
-#include "sys/pin_store.h"
+#include "mirror/mirror.h"
+#include "pins/pin_store.h"
 #include "util/error.h"
 
 namespace ipsnat::test {

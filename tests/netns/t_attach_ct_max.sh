@@ -8,10 +8,7 @@ t_require_bpffs
 t_private_roots
 
 ns=$(t_netns gw)
-for d in wan0 wan2; do
-  ip -n "$ns" link add "$d" type veth peer name "${d}p"
-  ip -n "$ns" link set "$d" up
-done
+for d in wan0 wan2; do t_veth_pair "$ns" "$d" "${d}p"; done
 attach() { t_in "$ns" "$IPSNAT" attach "$@" --mode route --allow-empty --no-daemon -q 2>&1; }
 ct_field() { bpftool -j map show pinned "$IPSNAT_PIN_ROOT/ipsnat_ct" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 

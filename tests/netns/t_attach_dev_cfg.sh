@@ -12,11 +12,7 @@ t_private_roots
 ns=$(t_netns gw)
 t_tmpdir
 tmp=$T_TMP
-mkwan() {
-  ip -n "$ns" link add wan0 type veth peer name wan1
-  ip -n "$ns" link set wan0 up
-  ip -n "$ns" link set wan1 up
-}
+mkwan() { t_veth_pair "$ns" wan0 wan1; }
 ifindex() { ip -n "$ns" -o link show "$1" | cut -d: -f1; }
 # The map as "IFINDEX:MODE/IF_ID/MARK" sorted.
 dev_map() {

@@ -12,9 +12,7 @@ tmp=$T_TMP
 pin_root=/sys/fs/bpf/ipsnat-test-$$   # removed by t_cleanup; the state dir is the config's
 export IPSNAT_PIN_ROOT=$pin_root
 
-ip -n "$ns" link add wan0 type veth peer name wan1
-ip -n "$ns" link set wan0 up
-ip -n "$ns" link set wan1 up
+t_veth_pair "$ns" wan0 wan1
 port=$((20000 + $$ % 20000))
 
 cat >"$tmp/good.toml" <<TOML

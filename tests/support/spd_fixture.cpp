@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "spd/compiler.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 
 namespace ipsnat::test {
 namespace {

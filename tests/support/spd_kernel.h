@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/policy.h"
 #include "support/netns_guard.h"
 

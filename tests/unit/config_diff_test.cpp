@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "config/diff.h"
-#include "sys/mirror_lock.h"
+#include "pins/mirror_lock.h"
 
 using namespace ipsnat::config;
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ct/gc.h"
+#include "pins/ct_gc.h"
 
 namespace ipsnat::ct {
 namespace {

@@ -1,4 +1,4 @@
-#include "sys/mirror_lock.h"
+#include "pins/mirror_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

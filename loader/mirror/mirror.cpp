@@ -1,4 +1,4 @@
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -15,9 +15,9 @@
 #include <utility>
 
 #include "pins/names.h"
-#include "spd/inside_map.h"
+#include "mirror/inside_map.h"
 #include "state/pinned.h"
-#include "sys/pin_store.h"
+#include "pins/pin_store.h"
 #include "util/error.h"
 #include "util/fd.h"
 #include "xfrm/policy_source.h"

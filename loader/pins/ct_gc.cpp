@@ -1,4 +1,4 @@
-#include "ct/gc.h"
+#include "pins/ct_gc.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "spd/inside_map.h"
+#include "mirror/inside_map.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "ct/ct_map.h"
+#include "pins/ct_map.h"
 
 namespace ipsnat::ct {
 

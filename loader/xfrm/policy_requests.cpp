@@ -1,4 +1,4 @@
-#include "sys/xfrm_policy.h"
+#include "xfrm/policy_requests.h"
 
 #include <linux/xfrm.h>
 

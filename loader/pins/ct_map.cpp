@@ -1,4 +1,4 @@
-#include "ct/ct_map.h"
+#include "pins/ct_map.h"
 
 #include <bpf/bpf.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "spd/npt6_map.h"
+#include "mirror/npt6_map.h"
 
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "pins/names.h"
-#include "spd/map_diff.h"
-#include "spd/mirror.h"
+#include "mirror/map_diff.h"
+#include "mirror/mirror.h"
 #include "state/pinned.h"
 #include "util/error.h"
 

@@ -1,4 +1,4 @@
-#include "sys/pin_store.h"
+#include "pins/pin_store.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -1,4 +1,4 @@
-#include "spd/cover6.h"
+#include "mirror/cover6.h"
 
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
@@ -10,8 +10,8 @@
 
 #include "maps/cover6.h"
 #include "pins/names.h"
-#include "spd/map_diff.h"
-#include "spd/mirror.h"
+#include "mirror/map_diff.h"
+#include "mirror/mirror.h"
 #include "state/pinned.h"
 #include "util/error.h"
 

@@ -1,6 +1,6 @@
 #pragma once
 // XFRM policies over NETLINK_XFRM: a one-shot dump into spd::Policy, and add/delete of single
-// policies (ipsnat's companion policies). The live mirror (events, resync) is loader/spd's.
+// policies (ipsnat's companion policies). The live mirror (events, resync) is loader/mirror's.
 #include <optional>
 #include <vector>
 

@@ -19,8 +19,8 @@
 
 #include "maps/spd.h"
 #include "spd/compiler.h"
-#include "spd/cover6.h"
-#include "spd/npt6_map.h"
+#include "mirror/cover6.h"
+#include "mirror/npt6_map.h"
 #include "spd/incremental.h"
 #include "spd/model.h"
 #include "spd/nat.h"

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "util/error.h"
 #include "util/fd.h"
 

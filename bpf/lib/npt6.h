@@ -105,6 +105,23 @@ static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
 	return -1;
 }
 
+/* The way back is the policy's only for a sender in its destination selector: the NPT6_OUT rule
+ * the sender finds as a destination (its remote selector) must map onto the prefix that `in`
+ * maps back. On an xfrm interface the dir fwd/in companions say the same; on any other route-mode
+ * device (a veth given --mode route) nothing else would. */
+static __always_inline int npt6_sender_is_remote(const struct in6_addr *saddr, __u32 if_id, const struct npt6_rule *in)
+{
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
+	__builtin_memcpy(k.addr, saddr, 16);
+	struct npt6_rule *out = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	if (!out || out->len != in->len)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		if (out->to[i] != in->from[i])
+			return 0;
+	return 1;
+}
+
 /* Translates the address at offset `at` of the IPv6 header (source or destination) by the rule
  * of (if_id, dir, destination); `done` is the reason when it did. */
 static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, __u32 if_id, enum npt6_dir dir,
@@ -125,6 +142,8 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 	__builtin_memcpy(addr, dir == NPT6_OUT ? (void *)&ip6.saddr : (void *)&ip6.daddr, 16);
 	if (!npt6_in_prefix(addr, r))
 		return dir == NPT6_OUT ? IPSNAT_R_PASS_NOT_INSIDE : IPSNAT_R_PASS_NOT_COVERED;
+	if (dir == NPT6_IN && !npt6_sender_is_remote(&ip6.saddr, if_id, r))
+		return IPSNAT_R_PASS_NOT_COVERED;
 	if (npt6_map(addr, r))
 		return IPSNAT_R_DROP_NPT6_UNMAPPABLE;
 	/* The sum of the bytes is unchanged; the flag keeps a CHECKSUM_COMPLETE skb exact anyway. */
@@ -142,7 +161,7 @@ static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u
 }
 
 /* TC ingress of a route-mode device (decrypted by its SAs): a destination in the policy's source
- * prefix goes back to the inside prefix. */
+ * prefix, from a sender in its destination selector, goes back to the inside prefix. */
 static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id)
 {
 	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE);

@@ -166,6 +166,24 @@ TEST_F(Npt6, WhatNoRuleConcernsIsUntouched) {
   EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 0u);
 }
 
+// The way back only for a sender in the policy's destination selector: on a device given --mode
+// route nothing else (no dir fwd/in companion) stops a sender elsewhere, here one outside every
+// remote selector and one in the other policy's, from reaching a LAN host at its translated
+// address; the policy's own remote still does.
+TEST_F(Npt6, TheWayBackOnlyFromThePolicysRemote) {
+  for (const std::string sender : {"2001:db8:99::1", "2001:db8:f00::1"}) {
+    Bytes opening = eth.ipv6_l4(sender, "2001:db8:b:7:1::10", kTcp, tcp_header(40000, 22, 0x02));
+    RunResult b = back(opening);
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << sender;
+    EXPECT_EQ(b.out, opening) << sender << " reached the LAN host";
+  }
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 0u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_COVERED), 2u) << dp.nonzero_reasons();
+  Bytes remote = eth.ipv6_l4("2001:db8:e00::5", "2001:db8:b:7:1::10", kTcp, tcp_header(40000, 22, 0x02));
+  EXPECT_EQ(addr_at(back(remote).out, kDst).rfind("fd00:9:9:9:", 0), 0u);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 1u) << dp.nonzero_reasons();
+}
+
 // Without --binat (IPSNAT_DEV_BINAT) a route-mode device translates no IPv6 either way: the
 // LAN's packet leaves with its own source (the kernel's xfrm lookup then finds no policy for it,
 // as before attach), and a packet from the far side to a translated address, which a stateless

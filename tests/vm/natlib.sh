@@ -52,14 +52,10 @@ ipsnat_gw() {
 }
 
 # _nat_reason_counts: "REASON PACKETS" for each non-zero datapath counter (summed over CPUs,
-# named as `ipsnat status` names them, e.g. pass-wrong-sa).
+# named as `ipsnat status` names them, e.g. pass-wrong-sa), from its text ("  REASON N pkts B
+# bytes"): awk, not python parsing the JSON, which takes seconds to start under TCG.
 _nat_reason_counts() {
-  ipsnat_gw status -j 2>/dev/null | python3 -c '
-import json, sys
-for c in json.load(sys.stdin).get("counters", []):
-    if c["packets"]:
-        print(c["reason"], c["packets"])
-' || true
+  ipsnat_gw status 2>/dev/null | awk '$3 == "pkts" { print $1, $2 }' || true
 }
 
 # nat_stats: the non-zero datapath counters, for diagnostics.
@@ -413,22 +409,31 @@ nat_check_napt() {
     test -n "${p1#* }" -a "${p1#* }" != "${p1}" -a "${p1#* }" != "${p2#* }"
 }
 
+# nat_chost_to_lanhost tcp|udp ADDR PORT INSIDE_PORT: chost connects to ADDR:PORT over TCP, or
+# sends it a UDP datagram; a server on lanhost:INSIDE_PORT answers "PROTO PEER" with the address it saw. Prints
+# chost's answer, empty when none came back (TCP gives up connecting after 4 s, UDP waits 3 s).
+nat_chost_to_lanhost() {
+  local proto=$1 lport=$4 srv i listen=TCP4-LISTEN connect=TCP4:$2:$3,connect-timeout=4 ss=t
+  [[ $proto == udp ]] && listen=UDP4-RECVFROM connect=UDP4:$2:$3 ss=u
+  # shellcheck disable=SC2016 # expanded by socat's shell
+  # nsenter itself (it execs timeout), so that $! is what the kill below must end when nothing came.
+  nsenter --net="/run/netns/$(lab_ns lanhost)" -- timeout 90 socat "$listen:$lport,reuseaddr" \
+    SYSTEM:"echo $proto "'$SOCAT_PEERADDR' & srv=$!
+  for ((i = 0; i < 150; i++)); do
+    lab_exec lanhost ss -Hn"$ss"l "sport = :$lport" 2>/dev/null | grep -q . && break
+    sleep 0.2
+  done
+  if [[ $proto == udp ]]; then echo probe | lab_exec chost timeout 20 socat -t 3 - "$connect" 2>/dev/null || true
+  else lab_exec chost timeout 20 socat -u "$connect" STDOUT 2>/dev/null || true; fi
+  kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
+}
+
 # nat_check_forward NAT_PORT INSIDE_PORT: chost opens a TCP connection to NAT_IP:NAT_PORT
 # (attach was given --forward tcp:NAT_PORT=LANHOST:INSIDE_PORT) and reaches a server on
 # lanhost, which sees the company host's own address.
 nat_check_forward() {
-  local srv got
-  # shellcheck disable=SC2016 # expanded by socat's shell
-  lab_exec lanhost timeout 90 socat "TCP4-LISTEN:$2,reuseaddr" SYSTEM:'echo fwd $SOCAT_PEERADDR' & srv=$!
-  local i
-  for ((i = 0; i < 150; i++)); do
-    lab_exec lanhost ss -Hntl "sport = :$2" 2>/dev/null | grep -q . && break
-    sleep 0.2
-  done
-  got=$(lab_exec chost timeout 30 socat -u "TCP4:$LAB_NAT_IP:$1" STDOUT || true)
-  kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
   expect_eq "port-forward: chost -> $LAB_NAT_IP:$1 reached lanhost:$2, which saw $LAB_CHOST_IP" \
-    "$got" "fwd $LAB_CHOST_IP"
+    "$(nat_chost_to_lanhost tcp "$LAB_NAT_IP" "$1" "$2")" "tcp $LAB_CHOST_IP"
 }
 
 # nat_check_all MIB PORT: every check after ping, for lanhost (and lanhost2 for NAPT), with

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
+# vm-cost: 340
 # shellcheck source-path=SCRIPTDIR
 # The product on policy-based IPsec (strongSwan's default): manual-key SAs and
 # policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->
@@ -17,9 +17,111 @@
 # as strongSwan installs for a second virtual IP): the LAN's IPv6 to the company's IPv6 prefix
 # must never cross the transit in cleartext; and the company side probes the LAN and the gateway
 # through the real SA (nat_check_no_door): nothing unsolicited may arrive.
+# The plain phase also has two more policies (extra_policies_add). One for tcp dport PORT_ONLY
+# only, on its own SA, ahead of the lab's: policy mode refuses it in one line; a LAN flow to that
+# port is neither translated nor sent through any SA, the leak guard drops its cleartext
+# (check_port_policy), and everything else keeps working through the lab's SA. One whose source is
+# a block, onto which the LAN is mapped 1:1 (BINAT) for a second address of the company host:
+# from there TCP and UDP to lanhost's mapped address go through the SA and reach nobody while
+# attached without --binat (check_binat_closed), and reach lanhost, which sees the company
+# address, once re-attached with --binat (check_binat_open); detach then restores the gateway.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require
+
+PORT_ONLY=9443
+
+# _logged FILE CMD...: CMD with its output (both streams) shown and kept in FILE.
+_logged() { local f=$1; shift; "$@" 2>&1 | tee "$f"; }
+
+# extra_policies_add: two more policies on gw (cgw can decrypt what either sends):
+# - the lab's out-policy moves to priority 200; ahead of it (priority 100) one for tcp dport
+#   PORT_ONLY only, with its own reqid and an SA gw -> cgw;
+# - BINAT_BLOCK <-> BINAT_REMOTE/32 (a second address of chost) on the lab's SAs, gw and cgw:
+#   the LAN is mapped 1:1 onto the block for that remote.
+extra_policies_add() {
+  local reqid=$((LAB_REQID + 1)) sa tmpl
+  # The 1:1 map: the LAN onto BINAT_BLOCK (lanhost is BINAT_MAPPED) towards BINAT_REMOTE only.
+  BINAT_REMOTE=${LAB_CHOST_IP%.*}.2
+  BINAT_BLOCK=${LAB_NAT_IP%.*.*}.99.0/24
+  BINAT_MAPPED=${BINAT_BLOCK%.*}.${LAB_LANHOST_IP##*.}
+  PORT_SPI=$(printf '0x%08x' $((LAB_SPI_OUT + 0x100)))
+  sa="xfrm state add src $LAB_GW_WAN_IP dst $LAB_CGW_WAN_IP proto esp spi $PORT_SPI reqid $reqid mode tunnel aead $LAB_AEAD $LAB_KEY_OUT 128"
+  tmpl="tmpl src $LAB_GW_WAN_IP dst $LAB_CGW_WAN_IP proto esp"
+  {
+    echo "xfrm policy update src $LAB_NAT_IP/32 dst $LAB_COMPANY_NET dir out priority 200 $tmpl reqid $LAB_REQID mode tunnel"
+    echo "$sa"
+    echo "xfrm policy add src $LAB_NAT_IP/32 dst $LAB_COMPANY_NET proto tcp dport $PORT_ONLY dir out priority 100 $tmpl reqid $reqid mode tunnel"
+    _lab_policies "$BINAT_BLOCK" "$BINAT_REMOTE/32" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP"
+  } | _lab_batch gw
+  {
+    echo "$sa"
+    _lab_policies "$BINAT_REMOTE/32" "$BINAT_BLOCK" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP"
+  } | _lab_batch cgw
+  _lab_batch chost <<EOF2
+addr add $BINAT_REMOTE/32 dev lan0
+route add $BINAT_BLOCK via $LAB_CGW_LAN_IP src $BINAT_REMOTE
+EOF2
+}
+
+# _reason_delta BEFORE AFTER REASON: packets counted for REASON between two _nat_reason_counts.
+_reason_delta() { awk -v r="$3" 'FNR == NR { if ($1 == r) b = $2; next } $1 == r { a = $2 } END { print a - b }' "$1" "$2"; }
+
+# check_port_policy ATTACH_OUTPUT: attach named the port-restricted policy in one line; lanhost's
+# connection attempt to chost:PORT_ONLY is not translated (pass-reroute-ports), its cleartext is
+# dropped by the leak guard, nothing is sent through the port policy's SA (judged on transit at
+# the end), and chost never sees it (judged on its capture).
+check_port_policy() {
+  local b=$LAB_STATE/counts.before a=$LAB_STATE/counts.after
+  expect_eq "attach names the tcp/$PORT_ONLY policy in one line: not translated in policy mode" \
+    "$(grep -c "policy [0-9]* ($LAB_NAT_IP/32 -> $LAB_COMPANY_NET tcp dport $PORT_ONLY) is not translated in policy mode" "$1")" 1
+  _nat_reason_counts >"$b"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  lab_exec lanhost timeout 3 bash -c ': </dev/tcp/$0/$1' "$LAB_CHOST_IP" "$PORT_ONLY" 2>/dev/null || true
+  _nat_reason_counts >"$a"
+  expect_eq "tcp/$PORT_ONLY: not counted as translated (xlate-snat)" "$(_reason_delta "$b" "$a" xlate-snat)" 0
+  expect_gt "tcp/$PORT_ONLY: left untranslated at the LWT hook (pass-reroute-ports)" \
+    "$(_reason_delta "$b" "$a" pass-reroute-ports)" 0
+  expect_gt "tcp/$PORT_ONLY: its cleartext dropped by the leak guard (drop-leak-guard)" \
+    "$(_reason_delta "$b" "$a" drop-leak-guard)" 0
+}
+
+# binat_probe TCP_PORT UDP_PORT: nat_chost_to_lanhost by TCP and by UDP to BINAT_MAPPED at once;
+# the answers in $LAB_STATE/binat.tcp and binat.udp.
+binat_probe() {
+  local t
+  nat_chost_to_lanhost tcp "$BINAT_MAPPED" "$1" "$1" >"$LAB_STATE/binat.tcp" & t=$!
+  nat_chost_to_lanhost udp "$BINAT_MAPPED" "$2" "$2" >"$LAB_STATE/binat.udp"
+  wait "$t" || true
+}
+
+# check_binat_closed: attached without --binat, BINAT_REMOTE's TCP and UDP to lanhost's mapped
+# address go through cgw's SA and reach nobody (lanhost's capture).
+check_binat_closed() {
+  local sa0 n
+  step "BINAT closed: $BINAT_REMOTE -> $BINAT_MAPPED ($LAB_LANHOST_IP in $BINAT_BLOCK) without --binat"
+  sa0=$(_nat_cgw_out_sa packets)
+  lab_capture_start binat-door lan0 lanhost
+  binat_probe 8443 8444
+  expect_eq "without --binat: tcp to $BINAT_MAPPED reaches nobody" "$(<"$LAB_STATE/binat.tcp")" ""
+  expect_eq "without --binat: udp to $BINAT_MAPPED reaches nobody" "$(<"$LAB_STATE/binat.udp")" ""
+  lab_capture_stop binat-door >/dev/null
+  expect_gt "without --binat: the attempts went through cgw's SA" "$(($(_nat_cgw_out_sa packets) - sa0))" 0
+  n=$(lab_capture_count binat-door "ip and src host $BINAT_REMOTE")
+  expect_eq "without --binat: packets from $BINAT_REMOTE at lanhost" "$n" 0
+}
+
+# check_binat_open ATTACH_ARGS...: re-attached with --binat, BINAT_REMOTE reaches lanhost at its
+# mapped address by TCP and UDP, lanhost sees BINAT_REMOTE's own address, the answers come back.
+check_binat_open() {
+  step "BINAT open: $BINAT_REMOTE -> $BINAT_MAPPED with --binat"
+  expect_ok "ipsnat attach eth0 --binat (again)" ipsnat_gw attach eth0 -q --binat "$@"
+  binat_probe 8445 8446
+  expect_eq "--binat: tcp to $BINAT_MAPPED:8445 reached lanhost, which saw $BINAT_REMOTE" \
+    "$(<"$LAB_STATE/binat.tcp")" "tcp $BINAT_REMOTE"
+  expect_eq "--binat: udp to $BINAT_MAPPED:8446 reached lanhost, which saw $BINAT_REMOTE; the answer came back" \
+    "$(<"$LAB_STATE/binat.udp")" "udp $BINAT_REMOTE"
+}
 
 # policy_nat PROFILE FIREWALL(0|1) FULL(0|1) [MASQUERADE_FORM before|after]
 # MASQUERADE_FORM "ipsnat" is `ipsnat attach --masquerade` (WHEN ignored).
@@ -33,7 +135,7 @@ policy_nat() {
   step "$prof: policy-based on eth0 ($what${masq:+, $masq $when attach}), LAN $LAB_LAN_NET -> $LAB_COMPANY_NET as $LAB_NAT_IP"
   lab_up
   lab_esp_policy_tunnel
-  ((dual)) && { lab_ipv6_up; lab_esp_policy6; }
+  ((dual)) && { lab_ipv6_up; lab_esp_policy6; extra_policies_add; }
   ((fw)) && nat_gw_firewall eth0 8000
   local own=()
   if [[ $masq == ipsnat ]]; then own=(--masquerade) when=; fi
@@ -54,7 +156,7 @@ policy_nat() {
   lab_capture_start transit
   lab_capture_start chost lan0 chost
   expect_ok "ipsnat attach eth0 --forward tcp:8080=$LAB_LANHOST_IP:8000 ${own[*]}" \
-    ipsnat_gw attach eth0 --forward "tcp:8080=$LAB_LANHOST_IP:8000" "${own[@]}"
+    _logged "$LAB_STATE/attach.out" ipsnat_gw attach eth0 --forward "tcp:8080=$LAB_LANHOST_IP:8000" "${own[@]}"
   ((${#own[@]})) && expect_eq "no netfilter rule on gw: nft list ruleset is empty" \
     "$(lab_exec gw nft list ruleset | grep -c .)" 0
   [[ $when == after ]] && nat_gw_masquerade add "$masq"
@@ -64,10 +166,14 @@ policy_nat() {
   if ((dual)); then
     lab_ping lanhost "$LAB_CHOST_IP6" || true   # judged on the transit capture at the end
     nat_check_no_door
+    check_port_policy "$LAB_STATE/attach.out"
+    check_binat_closed
   fi
   if ((full && FAILS == FAILS_BEFORE)); then nat_check_all 2 5001; fi
+  ((dual)) && check_binat_open --forward "tcp:8080=$LAB_LANHOST_IP:8000" "${own[@]}"
   lab_capture_stop chost >/dev/null
   nat_chost_capture_check chost
+  ((dual)) && expect_eq "chost saw nothing for tcp/$PORT_ONLY" "$(lab_capture_count chost "tcp port $PORT_ONLY")" 0
   [[ $when == after ]] && nat_gw_masquerade del "$masq"
 
   step "$prof ($what): detach"
@@ -79,6 +185,8 @@ policy_nat() {
   expect_no_leak "policy ($what): no cleartext on transit while attached" transit
   ((dual)) && expect_eq "policy ($what): no IPv6 cleartext on transit while attached" \
     "$(lab_capture_cleartext6 transit)" 0
+  ((dual)) && expect_eq "policy ($what): nothing sent through the tcp/$PORT_ONLY policy's SA" \
+    "$(lab_capture_count transit "esp and ip[20:4] = $PORT_SPI")" 0
   lab_down
 }
 

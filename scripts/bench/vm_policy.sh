@@ -1,0 +1,156 @@
+#!/bin/bash
+# vm_policy.sh OUT_DIR: policy mode on real ESP, as ratios (docs/benchmarks.md, "Policy mode on
+# real ESP"). Run INSIDE the VM, in one boot:
+#   scripts/vm/ipsnat-vm -d REPO -t 1200 -- bash scripts/bench/vm_policy.sh OUT_DIR
+# Four copies of the lab (scripts/vm/lab.sh), one per gateway configuration, with manual-key ESP
+# tunnel SAs between gw and the company gateway:
+#   base    plain IPsec without NAT: the LAN's own prefix in the policy (LAN_NET <-> COMPANY_NET)
+#   nft     the netfilter recipe: nftables SNAT to the NAT address + the policy NAT_IP/32 -> COMPANY_NET
+#   ipsnat  the same policy, `ipsnat attach eth0 --no-daemon`, nothing else
+#   Z       calibration: gw drops the LAN's IP packets on entry (what the sender costs by itself)
+# Each configuration is verified first (the company host sees the expected source, the SA carried
+# the packets as ESP, nothing in cleartext on transit); a configuration that fails is not measured
+# and the script exits non-zero. Then transit drops the ESP on entry (so the timed path is the
+# sender, gw's forwarding, NAT and encryption, and one veth hop) and ROUNDS rounds measure
+# scripts/bench/sender.c: PACKETS UDP packets over FLOWS established flows, CPU time of the
+# sending thread per packet. Raw data: OUT_DIR/results.csv (run.py's format), summary in
+# OUT_DIR/summary.md (scripts/bench/vm_report.py).
+# Environment: VMB_ROUNDS (6), VMB_PACKETS (20000), VMB_FLOWS (100).
+# shellcheck source-path=SCRIPTDIR
+set -eEuo pipefail
+out=${1:?usage: vm_policy.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd -P)
+bench=$(cd "${BASH_SOURCE[0]%/*}" && pwd -P)
+# natlib.sh: the lab, require_esp, the ipsnat binary and ipsnat_gw.
+# shellcheck source=../../tests/vm/natlib.sh
+source "$bench/../../tests/vm/natlib.sh"
+nat_require
+
+ROUNDS=${VMB_ROUNDS:-6} PACKETS=${VMB_PACKETS:-20000} FLOWS=${VMB_FLOWS:-100}
+CONFIGS=(Z base nft ipsnat)
+PORT=9
+work=$(mktemp -d "${TMPDIR:-/tmp}/vmb.XXXXXX")
+cleanup() {
+  local st=$? c
+  for c in "${CONFIGS[@]}"; do use_lab "$c"; lab_down; done
+  rm -rf "$NAT_PIN_ROOT" "$NAT_STATE_DIR" "$work"
+  exit "$st"
+}
+trap cleanup EXIT
+
+# use_lab CONFIG: the lab functions act on CONFIG's copy of the lab from now on.
+# shellcheck disable=SC2034 # LAB_PREFIX is exported by lab.sh
+use_lab() { LAB_PREFIX=vmb-$1 LAB_STATE=$work/$1.lab; }
+send() { lab_nsenter lanhost "$work/sender" udp --src "$LAB_LANHOST_IP" --dst "$LAB_CHOST_IP" --dport "$PORT" "$@"; }
+# drop_ip_on_entry NS DEV: nftables drops IP packets arriving on NS's DEV (ARP passes, so the
+# neighbour entries of the sending side stay valid).
+drop_ip_on_entry() {
+  lab_exec "$1" nft -f - <<EOF
+table netdev vmb_drop {
+  chain in {
+    type filter hook ingress device "$2" priority 0; policy accept;
+    ether type ip counter drop
+  }
+}
+EOF
+}
+gw_out_sa_packets() {
+  _lab_ip gw -s xfrm state list src "$LAB_GW_WAN_IP" dst "$LAB_CGW_WAN_IP" |
+    awk '/lifetime current:/ { cur = 1; next } cur { n += $2 + 0; cur = 0 } END { print n + 0 }'
+}
+
+setup() {
+  use_lab "$1"
+  lab_up
+  case $1 in
+    base)
+      {
+        _lab_gw_sas
+        _lab_policies "$LAB_LAN_NET" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP"
+      } | _lab_batch gw
+      {
+        _lab_sa_pair "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP" "$LAB_SPI_IN" "$LAB_KEY_IN" "$LAB_SPI_OUT" "$LAB_KEY_OUT"
+        _lab_policies "$LAB_COMPANY_NET" "$LAB_LAN_NET" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP"
+      } | _lab_batch cgw
+      _lab_ip chost route add "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP" ;;
+    nft)
+      lab_esp_policy_tunnel
+      lab_exec gw nft -f - <<EOF
+table ip vmb_nat {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr $LAB_LAN_NET ip daddr $LAB_COMPANY_NET oifname "eth0" snat to $LAB_NAT_IP
+  }
+}
+EOF
+      ;;
+    ipsnat)
+      lab_esp_policy_tunnel
+      ipsnat_gw attach eth0 --no-daemon >"$out/attach-ipsnat.log" ;;
+    Z)
+      lab_esp_policy_tunnel
+      drop_ip_on_entry gw lan0 ;;
+  esac
+}
+
+# verify CONFIG: 10 flows x (warm-up + 1) packets; the company host must see them all from the
+# expected source (none for Z), gw's out SA must have carried them, transit must see no cleartext.
+verify() {
+  local c=$1 want_src=$LAB_NAT_IP want=20 got other sa0 sa
+  use_lab "$c"
+  [[ $c == base ]] && want_src=$LAB_LANHOST_IP
+  [[ $c == Z ]] && want=0
+  sa0=$(gw_out_sa_packets)
+  lab_capture_start transit
+  lab_capture_start chost lan0 chost
+  send --flows 10 --packets 10 >/dev/null || true
+  lab_capture_stop chost >/dev/null
+  lab_capture_stop transit >/dev/null
+  sa=$(($(gw_out_sa_packets) - sa0))
+  got=$(lab_capture_count chost "udp and dst port $PORT and src host $want_src")
+  other=$(lab_capture_count chost "udp and dst port $PORT and not src host $want_src")
+  expect_eq "$c: packets the company host saw from $want_src" "$got" "$want"
+  expect_eq "$c: ... and none from another source" "$other" 0
+  expect_eq "$c: gw's out SA carried them" "$sa" "$want"
+  expect_eq "$c: no cleartext on transit" "$(lab_capture_cleartext transit)" 0
+  echo "$c: company host saw $got packets from $want_src, $other from others; out SA +$sa" >>"$out/checks.txt"
+}
+
+step "build the sender"
+cc -O2 -Wall -Wextra -Werror -o "$work/sender" "$bench/sender.c"
+: >"$out/checks.txt"
+for c in "${CONFIGS[@]}"; do
+  step "configuration $c"
+  setup "$c"
+  verify "$c"
+done
+((FAILS == 0)) || { echo "a configuration is broken: nothing measured"; exit 1; }
+for c in "${CONFIGS[@]}"; do use_lab "$c"; drop_ip_on_entry transit to-gw; done
+
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "kernel=$(uname -r)"
+  echo "cpus=$(nproc)"
+  echo "accel=${IPSNAT_VM_ACCEL:-tcg}"
+  echo "ipsnat=$IPSNAT_BIN"
+  echo "workload=$ROUNDS rounds; per measurement $PACKETS UDP packets over $FLOWS established flows"
+} >"$out/machine.txt"
+echo "round,workload,variant,packets,cpu_ns,wall_ns,errors" >"$out/results.csv"
+for ((r = 1; r <= ROUNDS; r++)); do
+  # Z and base, the two ends of every ratio, at both ends of the round; the two NAT
+  # configurations swap places every round (as run.py orders its variants).
+  mid=(nft ipsnat)
+  ((r % 2)) || mid=(ipsnat nft)
+  for c in Z base "${mid[@]}" base Z; do
+    use_lab "$c"
+    res=$(send --flows "$FLOWS" --packets "$PACKETS" --cpu 1)
+    [[ $res =~ cpu_ns=([0-9]+)\ wall_ns=([0-9]+)\ packets=([0-9]+)\ errors=([0-9]+) ]] ||
+      { echo "sender said: $res" >&2; exit 1; }
+    echo "$r,udp-est,$c,${BASH_REMATCH[3]},${BASH_REMATCH[1]},${BASH_REMATCH[2]},${BASH_REMATCH[4]}" >>"$out/results.csv"
+  done
+  step "round $r/$ROUNDS done (load in the VM: $(cut -d' ' -f1 /proc/loadavg))"
+done
+python3 "$bench/vm_report.py" "$out"
+cat "$out/summary.md"
+finish

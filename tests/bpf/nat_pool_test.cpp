@@ -68,12 +68,14 @@ TEST_F(NatPool, EachHostGetsOneAddressInsideTheBlockForAllItsFlows) {
 }
 
 TEST_F(NatPool, RepliesReachTheHostBehindEachAddress) {
+  std::set<std::string> nats;
   for (int h : {3, 77, 200}) {
     std::string host = kPoolLan + std::to_string(h);
     auto r = snat(eth.tcp({host, kPoolRemote, kTcp, 64, 11}, 41000, 22, kSyn, {}));
     auto e = orig(host, 41000, 22, kTcp);
     ASSERT_TRUE(e) << dp.nonzero_reasons();
     std::string nat = addr_str(e->xlat_addr);
+    nats.insert(nat);
     uint16_t port = ntohs(e->xlat_port);
     EXPECT_SAME_PACKET(r.out, eth.tcp({nat, kPoolRemote, kTcp, 64, 11}, port, 22, kSyn, {}));
     auto b = rev(eth.tcp({kPoolRemote, nat, kTcp, 60, 12}, 22, port, kSyn | kAck, Bytes(9, 0x61)));
@@ -81,9 +83,12 @@ TEST_F(NatPool, RepliesReachTheHostBehindEachAddress) {
     EXPECT_SAME_PACKET(b.out, eth.tcp({kPoolRemote, host, kTcp, 60, 12}, 22, 41000, kSyn | kAck, Bytes(9, 0x61)));
   }
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_REVERSE), 3u);
+  // These three hosts prefer three different addresses of the pool.
+  EXPECT_EQ(nats.size(), 3u);
 }
 
-// Two hosts that share an address and a source port towards one remote endpoint get two ports.
+// Two hosts that share an address and a source port towards one remote endpoint get two ports
+// (a guard: single-address NAPT passes it too).
 TEST_F(NatPool, HostsSharingAnAddressGetDistinctPorts) {
   std::map<uint32_t, std::string> first_host;
   for (int h = 1; h <= 40; h++) {

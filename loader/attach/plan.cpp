@@ -291,7 +291,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       plan.warnings.push_back(line);
       if (refused.empty()) refused = line;
     }
-    plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && !misses ? n.nat.addr.v4_be() : 0u});
+    plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && n.nat_count == 1 && !misses ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE && !misses) nat.emplace_back(p, n);
   }
   if (settings.masquerade) plan.masquerade = plan_masquerade(facts, settings, plan.mode, plan.warnings);
@@ -423,11 +423,11 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
     add_masquerade_companions(*p, n);
-    Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;
-    bool nat_local = n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr);
-    if (!nat_local) {
+    bool nat_local = n.kind == SPD_NAT_NAPT && n.nat_count == 1 && is_local(facts, n.nat.addr);
+    if (nat_local) continue;
+    for (const Prefix& block : n.nat_blocks()) {
       RouteStep bh;
-      bh.dst = nat_block;
+      bh.dst = block;
       bh.table = settings.table;
       bh.blackhole = true;
       add(bh);

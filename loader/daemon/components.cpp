@@ -48,6 +48,12 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     o.policy_src = to_spd(r.to);
     o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
     o.nat = to_spd(r.to);
+    if (r.to_count > 1) {
+      // A pool: its first address and size (the rule's `to` prefix, or range, still names the
+      // policies it applies to).
+      o.nat = spd::Prefix{spd::Address::v4(htonl(r.to.addr)), 32};
+      o.nat_count = r.to_count;
+    }
     o.inside = to_spd(r.inside);
     for (const auto& d : r.destinations) o.destinations.push_back(to_spd(d));
     o.origin = c.source + ":" + std::to_string(r.line);

@@ -6,6 +6,7 @@
 
 #include "attach/plan.h"
 #include "attach/state.h"
+#include "spd/nat.h"
 #include "util/error.h"
 
 namespace ipsnat::attach {
@@ -111,6 +112,30 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   EXPECT_EQ(comp[2].policy.dir, spd::Dir::Fwd);
   ASSERT_EQ(plan.translations.size(), 1u);
   EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
+}
+
+// Unequal sizes: the seed's /24 LAN behind a /27 selector is NAPT over the /27 (it was refused:
+// "no configured inside prefix fits"); the pool's addresses are blackholed as one block, and no
+// port-forward defaults to a pool.
+TEST(AttachPlan, APoolIsBlackholedPerBlock) {
+  auto f = gateway(false);
+  f.policies = {ipsec("10.20.30.0/27", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1)};
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_EQ(plan.translations[0].nat, "napt 192.168.1.0/24 -> 10.20.30.0-10.20.30.31");
+  EXPECT_EQ(plan.translations[0].napt_addr_be, 0u);
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_TRUE(routes[0].blackhole);
+  EXPECT_EQ(routes[0].dst.str(), "10.20.30.0/27");
+
+  spd::ImpliedNat range;
+  range.kind = SPD_NAT_NAPT;
+  range.nat = spd::parse_prefix("10.20.30.3");
+  range.nat_count = 6;  // .3-.8
+  std::string blocks;
+  for (const auto& b : range.nat_blocks()) blocks += b.str() + " ";
+  EXPECT_EQ(blocks, "10.20.30.3/32 10.20.30.4/30 10.20.30.8/32 ");
 }
 
 // A policy bound to a device (strongSwan's interface=) is never translated by the datapath

@@ -251,6 +251,23 @@ static long nat66_probe(__u32 i, void *ctx)
 	return 1;
 }
 
+#define NAT66_PORT_TAKEN (-2)
+
+/* Claims `port` for flow n: nat66_bind's answer (0 with *out set, NAT_BOUND_RACED,
+ * drop-ct-full), or NAT66_PORT_TAKEN when another flow holds it. */
+static __always_inline int nat66_take(struct nat66_flow *n, __u16 port, __be16 *out)
+{
+	int r = nat66_claim(n, port);
+
+	if (r == CT_CREATED) {
+		*out = bpf_htons(port);
+		return 0;
+	}
+	if (r == CT_RACED)
+		return NAT_BOUND_RACED;
+	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : NAT66_PORT_TAKEN;
+}
+
 /* Binds a new flow of p to the rule's address: 0 and the NAT port in *port, NAT_BOUND_RACED
  * (another CPU created the flow: look it up), or the drop reason. */
 static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __be16 *port)
@@ -284,15 +301,9 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	cfg_port_range(&min, &max);
 	int echo = p->h.proto == IPPROTO_ICMPV6;
 	if ((echo || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(echo ? IPPROTO_ICMP : p->h.proto, orig_port)) {
-		r = nat66_claim(n, orig_port);
-		if (r == CT_CREATED) {
-			*port = p->sport;
-			return 0;
-		}
-		if (r == CT_RACED)
-			return NAT_BOUND_RACED;
-		if (r == CT_FULL)
-			return IPSNAT_R_DROP_CT_FULL;
+		r = nat66_take(n, orig_port, port);
+		if (r != NAT66_PORT_TAKEN)
+			return r;
 	}
 	struct nat66_search s = {
 		.min = min,
@@ -307,15 +318,9 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 		bpf_loop(tries, nat66_probe, &s, 0);
 		if (!s.found)
 			return IPSNAT_R_DROP_NO_PORT;
-		r = nat66_claim(n, s.found);
-		if (r == CT_CREATED) {
-			*port = bpf_htons(s.found);
-			return 0;
-		}
-		if (r == CT_RACED)
-			return NAT_BOUND_RACED;
-		if (r == CT_FULL)
-			return IPSNAT_R_DROP_CT_FULL;
+		r = nat66_take(n, s.found, port);
+		if (r != NAT66_PORT_TAKEN)
+			return r;
 	}
 	return IPSNAT_R_DROP_NO_PORT;
 }

@@ -262,7 +262,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         // "NPTv6"); its guard keeps the LAN's IPv6 cleartext from leaving.
         m.ok = false;
         m.why = "IPv6 is translated in route mode only: the leak guard drops the LAN's IPv6 cleartext";
-      } else if (m.ok && !settings.binat) {
+      } else if (m.ok && !m.nat66 && !settings.binat) {
         // The reverse rule that brings replies back opens every mapped host to the far side
         // (the datapath checks the device's IPSNAT_DEV_BINAT too, bpf/lib/xlate.h).
         m.ok = false;
@@ -299,7 +299,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   if (settings.binat) {
     for (const auto& [p, n] : nat)
       if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
-    for (const auto& [p, m] : npt6) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
+    for (const auto& [p, m] : npt6)
+      if (!m.nat66) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
     if (plan.binat_maps.empty())
       plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
                               "\" implies a 1:1 map: nothing is reachable until one does");

@@ -10,8 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "config/diff.h"
-#include "pins/ct_map.h"
+#include "pins/ct6_map.h"
 #include "pins/ct_gc.h"
+#include "pins/ct_map.h"
 #include "maps/config.h"
 #include "maps/stats.h"
 #include "pins/names.h"
@@ -239,6 +240,13 @@ void CtGcService::on_timer() {
   if (!pacer_->due(now, refused)) return;
   auto r = ct::CtGc(*maps_).sweep(now);
   pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
+  // IPv6 (NAT66) flows, by the same timeouts; no ipsnat_ct6 under an older build's attach.
+  if (auto ct6 = ct::Ct6Map::open_pinned(pin_root_)) {
+    auto r6 = ct::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
+    r.flows += r6.flows;
+    r.expired += r6.expired;
+    r.entries_deleted += r6.entries_deleted;
+  }
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

@@ -551,8 +551,9 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
   }
 }
 
-// What NPTv6 does not do is said, never half done: policy mode (the guard keeps the IPv6 cleartext
-// in), a one-address source (NAT66 with ports), no IPv6 LAN of the policy's length.
+// What NPTv6 and NAT66 do not do is said, never half done: policy mode (the guard keeps the IPv6
+// cleartext in), a one-address source with two IPv6 LANs (NAT66 takes one), no IPv6 LAN of the
+// policy's length.
 TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto why = [](const HostFacts& f) {
     try {
@@ -572,9 +573,39 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto x = xfrm_gateway();
   x.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
   x.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
-  EXPECT_NE(why(x).find("NAT66 with ports is not implemented"), std::string::npos) << why(x);
+  auto two = x;
+  two.addresses.push_back(host_address("fd00:72::1", 64, 5, "br0"));
+  EXPECT_NE(why(two).find("none (more than one IPv6 inside prefix to translate to 2001:db8:b:7::2)"),
+            std::string::npos)
+      << why(two);
   x.policies = {ipsec6("2001:db8:b::/48", "2001:db8:f00::/40", 42)};
   EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
+}
+
+// A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in
+// route mode without --binat (stateful: only replies come back, so nothing is opened), with the
+// fwd/in companions of the inside prefix on an xfrm interface; it is no 1:1 map even with --binat.
+TEST(AttachPlan, AnIpv6OneAddressPolicyImpliesNat66WithoutBinat) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
+  f.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
+  for (bool binat : {false, true}) {
+    Settings s;
+    s.binat = binat;
+    auto plan = make_plan(f, s);
+    auto text = plan_to_text(plan);
+    EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::2/128 -> 2001:db8:f00::/40: nat66 fd00:71::/64 -> "
+                        "2001:db8:b:7::2 (ports)\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("\n  binat 2001:db8:b:7::2"), std::string::npos) << text;
+    std::vector<std::string> comps;
+    for (const auto& c : steps_of<XfrmPolicyStep>(plan))
+      comps.push_back(std::string(spd::to_string(c.policy.dir)) + " " + c.policy.sel.src.str() + " -> " +
+                      c.policy.sel.dst.str());
+    EXPECT_EQ(comps, (std::vector<std::string>{"fwd 2001:db8:f00::/40 -> fd00:71::/64",
+                                               "in 2001:db8:f00::/40 -> fd00:71::/64"}));
+  }
 }
 
 TEST(InsidePrefixes, UplinkFoundByTheSasOuterAddressWithoutALink) {

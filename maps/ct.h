@@ -6,8 +6,9 @@
  * The partner of an entry is derived from its key and value (ct_partner_key below), so GC and
  * `ipsnat flows` can always find and delete both together. ICMP echo: the identifier is the
  * "port"; a request is keyed (id, 0), a reply (0, id), so a reply's key is the request's with
- * addresses and ports swapped, like TCP/UDP. Timestamps are bpf_ktime_get_boot_ns()
- * (CLOCK_BOOTTIME in userspace). See docs/datapath.md for why there is no LRU here. */
+ * addresses and ports swapped, like TCP/UDP. Timestamps are bpf_ktime_get_boot_ns() (CLOCK_BOOTTIME
+ * in userspace), read about once per jiffy (bpf/lib/ct.h ct_now). See docs/datapath.md for why
+ * there is no LRU here. */
 #ifndef IPSNAT_MAPS_CT_H
 #define IPSNAT_MAPS_CT_H
 

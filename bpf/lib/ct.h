@@ -115,10 +115,30 @@ static __always_inline int ct_tcp_restart(const struct ipsnat_ct_key *k, struct 
 	return 1;
 }
 
+/* The conntrack clock: bpf_ktime_get_boot_ns() read at most about once per jiffy (the read
+ * costs tens of ns under kvm-clock, on every packet), shared by every CPU and program of the
+ * object. bpf_jiffies64 is a plain load once the verifier inlines it (x86-64 and arm64 JITs, Linux
+ * 5.5 on). Entries' times are thus up to a jiffy or two old (4 ms at HZ 250), and on a CPU that
+ * raced another may step back by as much: the GC's timeouts are seconds. */
+__u64 ct_clock_jiffies = 0;
+__u64 ct_clock_boot_ns = 0;
+
+static __always_inline __u64 ct_now(void)
+{
+	__u64 j = bpf_jiffies64();
+
+	if (ct_clock_jiffies != j) {
+		ct_clock_boot_ns = bpf_ktime_get_boot_ns();
+		asm volatile("" ::: "memory");
+		ct_clock_jiffies = j;
+	}
+	return ct_clock_boot_ns;
+}
+
 static __always_inline void ct_account(const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e,
 				       const struct pkt4 *p, __u32 bytes)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = ct_now();
 
 	if (e->last_ns != now)
 		e->last_ns = now;
@@ -229,7 +249,7 @@ static __always_inline struct ipsnat_ct_entry *ct_open_inbound(const struct pkt4
 		.proto = p->proto,
 		.dir = IPSNAT_CT_ORIG,
 	};
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = ct_now();
 	struct ipsnat_ct_entry reply_e = {
 		.xlat_addr = in->inside_addr,
 		.xlat_port = in->inside_port,

@@ -179,7 +179,7 @@ struct nat_request {
 static __always_inline void nat_new_flow_init(struct nat_new_flow *n, const struct pkt4 *p,
 					      const struct nat_request *r, __u64 spd_version)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = ct_now();
 
 	n->orig_k = ct_key_of(p, IPSNAT_CT_ORIG);
 	n->orig_e.xlat_addr = r->nat_addr;

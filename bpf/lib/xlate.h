@@ -136,9 +136,11 @@ static __always_inline int icmp_error_flow_stale(struct __sk_buff *skb, const st
 	return !snat_still_protected(f, &x, 0);
 }
 
-/* What a new flow of p is translated to: 0 and *t, or the pass reason. */
-static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
-							 struct spd_nat_target *t)
+/* What the SPD and the inside set say about translating p's source: 0 and the target in *t, or
+ * the pass reason. Shared by a packet that opens a flow and a later fragment whose first one is
+ * unknown (no ports: the lookups use ports 0), so both judge a source alike. */
+static __always_inline enum ipsnat_reason snat_target_head(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
+							   struct spd_nat_target *t)
 {
 	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
 	int found = spd_nat_target(&f, t, !use_dev);
@@ -160,9 +162,35 @@ static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, 
 		if (t->kind != SPD_NAT_NAPT || !(t->flags & SPD_NAT_INSIDE_SET))
 			return IPSNAT_R_PASS_MASQUERADED;
 	}
-	if (!nat_tuple_supported(p))
-		return IPSNAT_R_PASS_PROTO;
 	return 0;
+}
+
+/* What a new flow of p is translated to: 0 and *t, or the pass reason. */
+static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
+							 struct spd_nat_target *t)
+{
+	enum ipsnat_reason why = snat_target_head(skb, p, use_dev, t);
+
+	if (why)
+		return why;
+	return nat_tuple_supported(p) ? 0 : IPSNAT_R_PASS_PROTO;
+}
+
+/* A later fragment whose first fragment left no memory (lost, or not arrived yet): what its
+ * first fragment would have met. Where that is a translation, the fragment cannot be translated
+ * consistently and is dropped; otherwise it passes for the same reason. Its ICMP type is
+ * unknown: an ICMP fragment counts as an echo request's. */
+static __always_inline enum ipsnat_reason snat_later_fragment(struct __sk_buff *skb, const struct pkt4 *p,
+							      int use_dev)
+{
+	struct spd_nat_target t;
+	enum ipsnat_reason why = snat_target_head(skb, p, use_dev, &t);
+
+	if (why)
+		return why;
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_ICMP)
+		return IPSNAT_R_PASS_PROTO;
+	return IPSNAT_R_DROP_FRAG_NO_FIRST;
 }
 
 /* An error this host raised about a packet already translated here: the tunnel device's
@@ -270,16 +298,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_FRAG;
 		}
-		struct ipsnat_flow4 f = snat_flow_of(skb, &p, use_dev);
-		if (spd_nat_target(&f, &t, !use_dev))
-			return IPSNAT_R_PASS_NOT_COVERED;
-		if (t.kind == SPD_NAT_NONE)
-			return IPSNAT_R_PASS_NO_TARGET;
-		if (nat_source_ok(&t, p.saddr))
-			return IPSNAT_R_PASS_ALREADY_OK;
-		if (!nat_source_inside(&t, p.saddr))
-			return IPSNAT_R_PASS_NOT_INSIDE;
-		return IPSNAT_R_DROP_FRAG_NO_FIRST;
+		return snat_later_fragment(skb, &p, use_dev);
 	}
 
 	struct ipsnat_ct_key k = ct_key_of(&p, IPSNAT_CT_ORIG);

@@ -1,6 +1,7 @@
 // The userspace GC over the datapath's real maps: flows created by packets, swept at chosen
 // times, both directions always deleted together.
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
@@ -124,6 +125,24 @@ TEST_F(CtGcTest, RemoveIfTakesTheOrigEntryThatLandsAfterItReadAHalfFlow) {
   EXPECT_EQ(r.removed, 1u);
   EXPECT_EQ(r.entries_deleted, 2u);
   EXPECT_TRUE(dp.ct_all().empty());
+}
+
+// The datapath's clock (ct_now in bpf/lib/ct.h) reads CLOCK_BOOTTIME about once per jiffy: a
+// packet's time is the GC's clock within a few jiffies, and it follows that clock as it moves.
+TEST_F(CtGcTest, EntryTimesFollowTheBoottimeClockWithinJiffies) {
+  constexpr uint64_t kSlack = 50000000ull;  // 50 ms: a few jiffies at any HZ, and scheduling
+  auto key = ct_key("192.168.1.10", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG);
+  auto send = [&] { dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {})); };
+  for (int round = 0; round < 3; ++round) {
+    uint64_t before = ct::boottime_ns();
+    send();
+    uint64_t after = ct::boottime_ns();
+    auto e = dp.ct_get(key);
+    ASSERT_TRUE(e);
+    EXPECT_GE(e->last_ns + kSlack, before) << "round " << round;
+    EXPECT_LE(e->last_ns, after) << "round " << round;
+    usleep(200000);
+  }
 }
 
 }  // namespace

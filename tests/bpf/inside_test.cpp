@@ -48,6 +48,25 @@ TEST_F(Inside, EveryLanPrefixIsTranslatedAndNothingElse) {
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
 }
 
+// At the LWT hook a LAN packet netfilter masqueraded to the gateway's address is NAPT'ed with
+// the inside set; a later fragment whose first fragment left no memory is judged the same way:
+// dropped (it cannot be translated consistently), not passed with the gateway's source.
+TEST_F(Inside, ALaterFragmentOfAMasqueradedDatagramIsJudgedLikeItsFirst) {
+  constexpr uint32_t kLanDev = 9;  // no ipsnat device: the packet was forwarded from the LAN
+  auto frag = [&](uint16_t id, uint16_t off_bytes, bool more) {
+    Ipv4Spec s{kUplink, kRemote, kUdp, 64, id};
+    s.frag_off = static_cast<uint16_t>((more ? 0x2000 : 0) | (off_bytes / 8));
+    return s;
+  };
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  Bytes head = l4_of(eth.udp({kUplink, kRemote}, 40000, 53, Bytes(40, 1)), 14);
+  auto first = dp.run_forwarded(lwt, eth.ipv4(frag(0x61, 0, true), head), kLanDev);
+  EXPECT_EQ(first.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  auto later = dp.run_forwarded(lwt, eth.ipv4(frag(0x62, 48, false), Bytes(40, 2)), kLanDev);
+  EXPECT_EQ(later.retval, unsigned(BPF_DROP));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_FRAG_NO_FIRST), 1u) << dp.nonzero_reasons();
+}
+
 // Decrypted on the uplink of policy-based SAs (reqid 7).
 class Unsolicited : public Inside {
  protected:

@@ -44,14 +44,17 @@ Policy out_policy(uint32_t index, const std::string& src, const std::string& dst
 class Masquerade : public ::testing::Test {
  protected:
   Masquerade() : dp(true) {
-    spd::SpdModel model;
     model.apply(spd::PolicyUpsert{out_policy(9, "0.0.0.0/0", "10.0.0.0/8")});
-    model.apply(spd::PolicyUpsert{out_policy(17, kUplink + "/32", "203.0.113.0/24")});
+    add_policy(out_policy(17, kUplink + "/32", "203.0.113.0/24"));
+    dp.set_inside("192.168.1.0/24", INSIDE_PREFIX);
+    set_masquerade(kUplink);
+  }
+  // Adds p to the SPD and writes it as the mirror does (a new generation and version).
+  void add_policy(const Policy& p) {
+    model.apply(spd::PolicyUpsert{p});
     auto compiled = spd::compile_spd(model.ordered(), spd::NatConfig{});
     EXPECT_FALSE(compiled.refused);
     spd::SpdMapWriter(spd::SpdMapFds::from_object(dp.skel()->obj)).write(compiled);
-    dp.set_inside("192.168.1.0/24", INSIDE_PREFIX);
-    set_masquerade(kUplink);
   }
   void set_masquerade(const std::string& addr) {
     ipsnat_dev_cfg d{};
@@ -72,6 +75,7 @@ class Masquerade : public ::testing::Test {
   uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
 
   Datapath dp;
+  spd::SpdModel model;
   PacketBuilder eth, bare{false};
 };
 
@@ -187,6 +191,47 @@ TEST_F(Masquerade, AFlowFollowsTheUplinksNewAddress) {
   auto r = out(eth.tcp({kLan, kInternet}, 62000, 443, kAck, {}));
   EXPECT_SAME_PACKET(r.out, eth.tcp({"198.18.7.7", kInternet}, 62000, 443, kAck, {}));
   EXPECT_EQ(dp.ct_all().size(), 2u);  // the old binding is gone
+}
+
+// The guard judges every packet of an established masqueraded flow, not the flow once: a packet
+// whose mark a policy covers, the maps turning stale (fail-closed, no new SPD version) and a
+// policy that comes to cover the destination each drop the next packet, and then only those.
+TEST_F(Masquerade, AnEstablishedFlowIsJudgedAgainForAMarkTheMapsHealthAndANewPolicy) {
+  Bytes udp = eth.udp({kLan, kInternet}, 40000, 53, {});
+  auto flow_packets = [&] { return orig(kLan, kInternet, 40000, 53, kUdp)->packets; };
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 3u);
+
+  // A policy for the mark 0x10 only: packets without a mark stay masqueraded, a marked one is
+  // cleartext the kernel would have encrypted.
+  Policy marked = out_policy(21, "0.0.0.0/0", kInternet + "/32");
+  marked.mark_v = 0x10;
+  marked.mark_m = 0xff;
+  add_policy(marked);
+  EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(dp.run(dp.skel()->progs.tc_guard_egress, udp, 0x10).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(flow_packets(), 5u);
+
+  // The maps turn stale (no new version): every destination is covered.
+  spd_health h{};
+  h.flags = SPD_HEALTH_FAIL_CLOSED;
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.spd_health), &zero, &h, BPF_ANY), 0);
+  EXPECT_EQ(out(udp).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_SPD_INCOMPLETE), 1u) << dp.nonzero_reasons();
+  h.flags = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.spd_health), &zero, &h, BPF_ANY), 0);
+  EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+
+  // A policy for every mark: dropped as a leak from now on, never masqueraded.
+  add_policy(out_policy(25, "0.0.0.0/0", kInternet + "/32"));
+  EXPECT_EQ(out(udp).retval, TC_ACT_SHOT);
+  EXPECT_EQ(out(udp).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 6u);
+  EXPECT_EQ(flow_packets(), 6u);
 }
 
 }  // namespace

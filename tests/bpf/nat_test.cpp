@@ -255,6 +255,25 @@ TEST_F(Nat, FragmentsAreTranslatedConsistently) {
   EXPECT_EQ(b2.out, eth.ipv4(frag(rp_out, 160, false), Bytes(rfull_out.begin() + 160, rfull_out.end())));
 }
 
+// A later fragment whose first fragment left no memory is judged as its first fragment is: a
+// protocol NAT cannot translate passes (both fragments, pass-proto), only a datagram whose first
+// fragment would have been translated is dropped.
+TEST_F(Nat, ALaterFragmentOfAnUntranslatableProtocolPassesLikeItsFirst) {
+  auto frag = [](uint16_t off_bytes, bool more) {
+    Ipv4Spec s{kLan, "10.3.0.9", 47, 64, 0x5151};
+    s.frag_off = static_cast<uint16_t>((more ? 0x2000 : 0) | (off_bytes / 8));
+    return s;
+  };
+  Bytes first = eth.ipv4(frag(0, true), Bytes(48, 0x47)), later = eth.ipv4(frag(48, false), Bytes(40, 0x47));
+  auto r1 = snat(first);
+  EXPECT_EQ(r1.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r1.out, first);
+  auto r2 = snat(later);
+  EXPECT_EQ(r2.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r2.out, later);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_PROTO), 2u) << dp.nonzero_reasons();
+}
+
 TEST_F(Nat, NonIpv4IsPassed) {
   for (uint16_t type : {0x0806, 0x86dd, 0x8100}) {
     Bytes p = eth.non_ip(type, 80);

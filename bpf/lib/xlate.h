@@ -258,8 +258,8 @@ static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, 
 	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, d.if_id) : IPSNAT_R_PASS_NOT_IPV4;
 }
 
-/* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
- * truncated packets are dropped: nothing here may leave half-understood. */
+/* SNAT side of IPv4, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed
+ * and truncated packets are dropped: nothing here may leave half-understood. */
 static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
 {
 	struct pkt4 p;
@@ -269,7 +269,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return use_dev ? ipv6_on_device(skb, NPT6_OUT) : IPSNAT_R_PASS_NOT_IPV4;
+		return IPSNAT_R_PASS_NOT_IPV4;
 	case PARSE_TRUNCATED:
 		return IPSNAT_R_DROP_TRUNCATED;
 	default:
@@ -354,6 +354,13 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_ORIG, x.addr);
 	return IPSNAT_R_XLATE_SNAT;
+}
+
+/* IPv6 on the egress of a route-mode device (tc_snat_egress dispatches it before the IPv4 parse:
+ * bpf/ipsnat.bpf.c says why). */
+static __always_inline enum ipsnat_reason xlate_snat6_dev(struct __sk_buff *skb)
+{
+	return ipv6_on_device(skb, NPT6_OUT);
 }
 
 /* The SA a reply came with. On a device in policy mode (or unknown) it must have come with an

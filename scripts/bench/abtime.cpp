@@ -39,7 +39,7 @@
 #include "maps/inside.h"
 #include "maps/stats.h"
 #include "spd/compiler.h"
-#include "spd/mirror.h"
+#include "mirror/mirror.h"
 #include "spd/model.h"
 #include "support/packet.h"
 

@@ -16,6 +16,7 @@
 #include "mirror/npt6_map.h"
 #include "support/datapath.h"
 #include "support/packet.h"
+#include "support/ipv6_packet.h"
 #include "support/spd_fixture.h"
 
 namespace ipsnat::test {
@@ -28,20 +29,12 @@ constexpr size_t kSrc = kL3 + 8, kDst = kL3 + 24, kL4 = kL3 + 40;
 constexpr uint32_t kSa = 7;  // the reqid a packet "decrypted" by an SA carries (skb->mark here)
 
 spd::Policy policy6(uint32_t index, const std::string& src, const std::string& dst) {
-  spd::Policy p = tunnel_policy(spd::Dir::Out, src, dst, index, 100);
-  p.if_id = kIfId;
-  return p;
+  return ipv6_out_policy(index, src, dst, kIfId);
 }
 
-std::string addr_at(const Bytes& pkt, size_t off) {
-  char text[INET6_ADDRSTRLEN];
-  inet_ntop(AF_INET6, pkt.data() + off, text, sizeof(text));
-  return text;
-}
+std::string addr_at(const Bytes& pkt, size_t off) { return ipv6_at(pkt, off); }
 
 uint16_t u16_at(const Bytes& pkt, size_t off) { return uint16_t(pkt[off] << 8 | pkt[off + 1]); }
-
-Bytes icmp6_echo(uint8_t type, uint16_t id) { return Bytes{type, 0, 0, 0, uint8_t(id >> 8), uint8_t(id), 0, 1, 'p', 'i', 'n', 'g'}; }
 
 void put_addr(uint8_t* to, const std::string& a) { ASSERT_EQ(inet_pton(AF_INET6, a.c_str(), to), 1) << a; }
 

@@ -31,6 +31,7 @@
 #include "lib/fwd.h"
 #include "lib/inside.h"
 #include "lib/parse.h"
+#include "lib/scratch.h"
 #include "lib/stats.h"
 
 #define NAT_PORT_TRIES 256
@@ -74,13 +75,6 @@ static __always_inline __be32 nat_prefix_map(const struct spd_nat_target *t, __b
 		return 0;
 	return (t->nat_addr & t->nat_mask) | host;
 }
-
-struct nat_new_flow {
-	struct ipsnat_ct_key orig_k;
-	struct ipsnat_ct_key reply_k;
-	struct ipsnat_ct_entry orig_e;
-	struct ipsnat_ct_entry reply_e;
-};
 
 /* Tries one NAT port; returns an enum ct_create_result. */
 static __always_inline int nat_try_port(struct nat_new_flow *n, __u16 port)
@@ -270,14 +264,17 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 static __always_inline int nat_bind_req(const struct pkt4 *p, const struct nat_request *req, __u64 spd_version,
 					struct ct_xlat *x)
 {
-	struct nat_new_flow n = {};
+	struct nat_new_flow *n = nat_scratch();
 
-	nat_new_flow_init(&n, p, req, spd_version);
+	if (!n)
+		return IPSNAT_R_DROP_CT_FULL;
+	__builtin_memset(n, 0, sizeof(*n));
+	nat_new_flow_init(n, p, req, spd_version);
 	if (req->kind != IPSNAT_CT_KIND_PREFIX)
-		return nat_bind_napt(&n, p, req, x);
-	int r = nat_try_port(&n, bpf_ntohs(p->sport));
+		return nat_bind_napt(n, p, req, x);
+	int r = nat_try_port(n, bpf_ntohs(p->sport));
 	if (r == CT_CREATED || r == CT_RACED)
-		return nat_bound(r, &n, x);
+		return nat_bound(r, n, x);
 	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
 }
 

@@ -28,6 +28,7 @@
 #include "lib/nat.h"
 #include "lib/npt6.h"
 #include "lib/parse6.h"
+#include "lib/scratch.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -179,13 +180,6 @@ static __always_inline int nat66_rewrite(struct __sk_buff *skb, const struct pkt
 	return bpf_skb_store_bytes(skb, p->port_off[src ? 1 : 0], &port, 2, 0);
 }
 
-struct nat66_flow {
-	struct ipsnat_ct6_key orig_k;
-	struct ipsnat_ct6_key reply_k;
-	struct ipsnat_ct6_entry orig_e;
-	struct ipsnat_ct6_entry reply_e;
-};
-
 /* Claims NAT port `port` for flow n: REPLY entry first with BPF_NOEXIST, then ORIG (ct_create's
  * order and results). */
 static __always_inline int nat66_claim(struct nat66_flow *n, __u16 port)
@@ -203,23 +197,6 @@ static __always_inline int nat66_claim(struct nat66_flow *n, __u16 port)
 		return err == -EEXIST ? CT_RACED : CT_FULL;
 	}
 	return CT_CREATED;
-}
-
-/* The new flow's keys and entries (192 bytes) live in a per-CPU scratch slot, not on the stack:
- * the IPv6 path runs as a subprogram of the IPv4 pipeline (lib/xlate.h), and their frames share
- * the verifier's 512-byte limit. Not pinned: it holds nothing between two packets. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct nat66_flow);
-} ipsnat_scr6 SEC(".maps");
-
-static __always_inline struct nat66_flow *nat66_scratch(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&ipsnat_scr6, &zero);
 }
 
 struct nat66_search {

@@ -68,10 +68,26 @@ static __always_inline int tc_verdict_local(struct __sk_buff *skb, enum ipsnat_r
 
 /* TC egress of a route-based tunnel device (xfrm interface, VTI): translate before the
  * device's own xfrm lookup, with the if_id / mark that lookup will use. */
+/* Its IPv4 and IPv6 paths are two BPF subprograms, each with its own stack frame: inlined into
+ * one function their locals together exceed the BPF stack's 512 bytes (clang does not lay the
+ * two paths' locals into the same slots), and the verdict's locals live in each so that the
+ * entry's own frame stays empty (the verifier adds the frames of a call chain). */
+static __noinline int tc_snat_egress4(struct __sk_buff *skb)
+{
+	return tc_verdict_local(skb, xlate_snat(skb, 1, 0));
+}
+
+static __noinline int tc_snat_egress6(struct __sk_buff *skb)
+{
+	return tc_verdict(skb, xlate_snat6_dev(skb));
+}
+
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	return tc_verdict_local(skb, xlate_snat(skb, 1, 0));
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return tc_snat_egress6(skb);
+	return tc_snat_egress4(skb);
 }
 
 /* TC egress of lo (route mode): the kernel's own ICMP errors about translated packets when the

@@ -56,6 +56,7 @@ enum ipsnat_ct_kind {
 	IPSNAT_CT_KIND_FORWARD = 3, /* opened from outside through a port-forward (maps/fwd.h) */
 	IPSNAT_CT_KIND_MASQ = 4,    /* masqueraded to the uplink's address: no IPsec, cleartext both ways */
 	IPSNAT_CT_KIND_BINAT = 5,   /* opened from outside to a 1:1-mapped address (`attach --binat`) */
+	IPSNAT_CT_KIND_NAT66 = 6,   /* IPv6 to one address with ports (maps/ct6.h only) */
 };
 
 struct ipsnat_ct_entry {

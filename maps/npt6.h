@@ -9,19 +9,30 @@
  *   NPT6_IN,  the policy's source prefix: at TC ingress, a destination in rule.from (the outside
  *             prefix) becomes rule.to (the inside prefix).
  * Only the prefix bits and one 16-bit word of the host part change; `adjust` is chosen so the
- * one's-complement sum of the address stays the same, so no L4 checksum changes. */
+ * one's-complement sum of the address stays the same, so no L4 checksum changes.
+ *
+ * A policy whose source selector is one address (/128, strongSwan's virtual IPv6) has an NPT6_OUT
+ * key only, with a rule of kind NPT6_KIND_NAT66: a source in rule.from (the one IPv6 inside
+ * prefix, any length) becomes rule.to (that address) with a port from the NAPT range, and the
+ * reply is translated back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule. */
 #ifndef IPSNAT_MAPS_NPT6_H
 #define IPSNAT_MAPS_NPT6_H
 
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of ipsnat_npt6. */
-#define IPSNAT_NPT6_SCHEMA 1
+/* Schema 2: rules carry a kind (NAT66 rules). */
+#define IPSNAT_NPT6_SCHEMA 2
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7). */
 #define IPSNAT_NPT6_MAX_LEN 64
 /* The key's bits before the address: if_id and dir, matched exactly. */
 #define IPSNAT_NPT6_KEY_FIXED_BITS 64
+
+enum npt6_kind {
+	NPT6_KIND_PREFIX = 0, /* RFC 6296, stateless */
+	NPT6_KIND_NAT66 = 1,  /* to one address with ports, stateful */
+};
 
 enum npt6_dir {
 	NPT6_OUT = 1,
@@ -39,11 +50,13 @@ IPSNAT_ASSERT_SIZE(struct npt6_key, 28);
 struct npt6_rule {
 	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */
 	__u8 to[16];   /* the prefix it becomes (host bits zero) */
-	__u8 len;      /* prefix length, 1..IPSNAT_NPT6_MAX_LEN */
+	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (NAT66: 1..128) */
 	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4: the first of words 4..7 that is not 0xffff */
 	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */
 	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
+	__u8 kind;     /* enum npt6_kind; NAT66: `to` is the address, word and adjust are 0 */
+	__u8 pad[3];
 };
-IPSNAT_ASSERT_SIZE(struct npt6_rule, 40);
+IPSNAT_ASSERT_SIZE(struct npt6_rule, 44);
 
 #endif

@@ -19,7 +19,7 @@
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of the maps below. */
-#define IPSNAT_SPD_SCHEMA 5
+#define IPSNAT_SPD_SCHEMA 6
 #define IPSNAT_SPD_MAX_ENTRIES 262144 /* per LPM / list map, both generations together */
 /* `ipsnat attach --spd-max N` sizes spd_dst, spd_src and spd_lists (BPF_F_NO_PREALLOC: memory
  * is taken per entry in use, so N is a bound, not an allocation). */
@@ -28,6 +28,7 @@
 #define SPD_MAX_CANDIDATES 8
 #define SPD_MAX_NAT 4
 #define SPD_MAX_COVER 4
+#define SPD_NAT_MAX_POOL 65536 /* addresses of a NAPT pool: nat_span is 16 bits */
 
 /* LPM keys: prefixlen counts bits after the prefixlen field, so the 64 bits of generation and
  * if_id (resp. cell) are always part of the match. */
@@ -41,7 +42,7 @@ IPSNAT_ASSERT_SIZE(struct spd_dst_key, 16);
 
 enum spd_nat_kind {
 	SPD_NAT_NONE = 0,   /* covered, but the policy implies no translation (needs explicit config) */
-	SPD_NAT_NAPT = 1,   /* every inside host to nat_addr, ports translated */
+	SPD_NAT_NAPT = 1,   /* every inside host to nat_addr (or its pool), ports translated */
 	SPD_NAT_PREFIX = 2, /* 1:1 map of inside_net/inside_mask onto nat_addr/nat_mask */
 };
 
@@ -51,7 +52,9 @@ enum spd_nat_flags {
 	SPD_NAT_INSIDE_SET = 1,
 };
 
-/* Translation: NAPT -> nat_addr; PREFIX -> (nat_addr & nat_mask) | (saddr & ~inside_mask), where
+/* Translation: NAPT -> nat_addr, or with nat_span > 0 an address of the pool nat_addr ..
+ * nat_addr + nat_span (a LAN larger than the policy's source block, or a [[nat]] rule's range):
+ * the one spd_nat_pool_pick() gives the LAN source, the next ones when its ports run out; PREFIX -> (nat_addr & nat_mask) | (saddr & ~inside_mask), where
  * nat_mask == inside_mask (blocks of the same size). Eligible: (saddr & inside_mask) == inside_net,
  * (daddr & dst_mask) == dst_net (a [[nat]] rule's `destinations`; 0/0 elsewhere), and with
  * SPD_NAT_INSIDE_SET a source of the inside set. */
@@ -66,9 +69,19 @@ struct spd_nat_target {
 	__u32 reqid;
 	__u8 kind; /* enum spd_nat_kind */
 	__u8 flags; /* enum spd_nat_flags */
-	__u8 pad[2];
+	__u16 nat_span; /* NAPT: addresses after nat_addr in its pool (0: nat_addr alone) */
 };
 IPSNAT_ASSERT_SIZE(struct spd_nat_target, 36);
+
+/* NAPT over a pool of span + 1 addresses: the index of the address LAN source saddr (host order)
+ * prefers. A hash of the source alone, so one host keeps one address for all its flows (as nft's
+ * `persistent`): protocols that open several connections and expect one peer address (FTP's data
+ * channel, SIP/RTP, IKE-like pairs) keep working. Knuth's multiplicative hash, bits 16 and up
+ * modulo the pool size: neighbouring addresses may pair up on one NAT address. */
+static inline __u32 spd_nat_pool_pick(__u32 saddr, __u32 span)
+{
+	return ((saddr * 2654435761u) >> 16) % (span + 1);
+}
 
 enum spd_cell_flags {
 	SPD_CELL_ALWAYS_COVERED = 1, /* some source's first candidate is an unconditional IPsec policy */

@@ -49,7 +49,10 @@
 	X(PASS_REROUTE_PORTS, "pass-reroute-ports")                              \
 	X(XLATE_NPT6, "xlate-npt6")                                              \
 	X(XLATE_NPT6_REVERSE, "xlate-npt6-reverse")                              \
-	X(DROP_NPT6_UNMAPPABLE, "drop-npt6-unmappable")
+	X(DROP_NPT6_UNMAPPABLE, "drop-npt6-unmappable")                          \
+	X(NAT_POOL_ADDR_FULL, "nat-pool-address-full")                          \
+	X(XLATE_NAT66, "xlate-nat66")                                            \
+	X(XLATE_NAT66_REVERSE, "xlate-nat66-reverse")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

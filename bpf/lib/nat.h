@@ -9,6 +9,11 @@
  * many remote endpoints. UDP and TCP ports 500 and 4500 are never used on the NAT address:
  * they belong to IKE/NAT-T (and IKE over TCP, RFC 8229), nor is a port-forward's outside port
  * (lib/fwd.h) on its address.
+ * NAPT over a pool (nat_span > 0, maps/spd.h): the address is chosen per LAN source, not per
+ * flow (spd_nat_pool_pick: one host keeps one address); the port search goes on to the pool's
+ * next addresses (NAT_POOL_TRIES at most) only when it finds no free port on that one towards
+ * the flow's remote endpoint, each address passed over counted as nat-pool-address-full. One
+ * bpf_loop walks (address, port) pairs, so a pool costs the verifier nothing more.
  * PREFIX: 1:1 map of the inside prefix onto the NAT prefix; ports are kept. */
 #ifndef IPSNAT_BPF_LIB_NAT_H
 #define IPSNAT_BPF_LIB_NAT_H
@@ -26,8 +31,11 @@
 #include "lib/fwd.h"
 #include "lib/inside.h"
 #include "lib/parse.h"
+#include "lib/scratch.h"
+#include "lib/stats.h"
 
 #define NAT_PORT_TRIES 256
+#define NAT_POOL_TRIES 4
 #define NAT_CLAIM_ROUNDS 2
 
 /* The tuples NAT can translate: TCP, UDP, ICMP echo requests. */
@@ -48,7 +56,8 @@ static __always_inline int nat_source_ok(const struct spd_nat_target *t, __be32 
 {
 	if (t->kind == SPD_NAT_PREFIX)
 		return (saddr & t->nat_mask) == (t->nat_addr & t->nat_mask);
-	return saddr == t->nat_addr;
+	/* Unsigned: an address below the pool wraps round above its span. */
+	return bpf_ntohl(saddr) - bpf_ntohl(t->nat_addr) <= t->nat_span;
 }
 
 static __always_inline int nat_source_inside(const struct spd_nat_target *t, __be32 saddr)
@@ -67,13 +76,6 @@ static __always_inline __be32 nat_prefix_map(const struct spd_nat_target *t, __b
 	return (t->nat_addr & t->nat_mask) | host;
 }
 
-struct nat_new_flow {
-	struct ipsnat_ct_key orig_k;
-	struct ipsnat_ct_key reply_k;
-	struct ipsnat_ct_entry orig_e;
-	struct ipsnat_ct_entry reply_e;
-};
-
 /* Tries one NAT port; returns an enum ct_create_result. */
 static __always_inline int nat_try_port(struct nat_new_flow *n, __u16 port)
 {
@@ -82,33 +84,61 @@ static __always_inline int nat_try_port(struct nat_new_flow *n, __u16 port)
 	return ct_create(&n->orig_k, &n->orig_e, &n->reply_k, &n->reply_e);
 }
 
+/* The a-th address the NAPT of one source tries: its preferred one (first) and the next ones of
+ * the pool of `size` addresses from base (host order). */
+static __always_inline __be32 nat_pool_addr(__u32 base, __u32 size, __u32 first, __u32 a)
+{
+	return bpf_htonl(base + (first + a) % size);
+}
+
 struct nat_search {
-	__be32 nat_addr;
+	__u32 base; /* the pool (host order): size addresses from base, the source's is first */
+	__u32 size;
+	__u32 first;
+	__u32 per_addr; /* probes per address */
 	__u32 min;
 	__u32 range;
 	__u32 start;
 	__u16 orig_port;
 	__u8 proto;
 	__u16 found; /* 0: none free */
+	__u32 found_at; /* the address's place in the order tried (0: the preferred one) */
 	struct ipsnat_ct_key reply_k;
 };
 
 /* Looks only: a port is a candidate when no REPLY entry holds it for this remote endpoint;
- * the caller claims it. (On the 6.1 kernel the claim after a taken port fails with
- * drop-ct-full, inside or outside the callback alike: docs/datapath.md, open.) */
+ * the caller claims it. Probe i looks at the (i / per_addr)-th address tried. (On the 6.1
+ * kernel the claim after a taken port fails with drop-ct-full, inside or outside the callback
+ * alike: docs/datapath.md, open.) */
 static long nat_probe(__u32 i, void *ctx)
 {
 	struct nat_search *s = ctx;
+	__u32 at = i / s->per_addr;
+	__be32 addr = nat_pool_addr(s->base, s->size, s->first, at);
 	__u16 port = s->min + (s->start + i) % s->range;
 
-	if (port == s->orig_port || nat_port_reserved(s->proto, port) ||
-	    fwd_port_reserved(s->nat_addr, s->proto, port))
+	if ((!at && port == s->orig_port) || nat_port_reserved(s->proto, port) ||
+	    fwd_port_reserved(addr, s->proto, port))
 		return 0;
+	s->reply_k.daddr = addr;
 	s->reply_k.dport = bpf_htons(port);
 	if (bpf_map_lookup_elem(&ipsnat_ct, &s->reply_k))
 		return 0;
 	s->found = port;
+	s->found_at = at;
 	return 1; /* stops the loop */
+}
+
+/* The addresses of a pool the port search passed over because each had no free port. */
+static __always_inline void nat_pool_count_full(__u32 n, __u32 bytes)
+{
+	__u32 key = IPSNAT_R_NAT_POOL_ADDR_FULL;
+	struct ipsnat_counter *c = n ? bpf_map_lookup_elem(&ipsnat_stats, &key) : 0;
+
+	if (c) {
+		c->packets += n;
+		c->bytes += (__u64)n * bytes;
+	}
 }
 
 /* nat_bind's answer when another CPU created the flow first: look its entry up. */
@@ -124,7 +154,9 @@ static __always_inline int nat_bound(int result, const struct nat_new_flow *n, s
 }
 
 /* What a new flow is bound to: the NAT address, how the binding was decided, the reqid of the
- * policy that protects it (0: none), and the NAPT port range (host order, inclusive). */
+ * policy that protects it (0: none), and the NAPT port range (host order, inclusive). A NAPT
+ * pool: pool_size addresses from pool_base (host order), nat_addr the preferred one, at place
+ * pool_first; pool_size 0 or 1: nat_addr alone. */
 struct nat_request {
 	__be32 nat_addr;
 	__u32 reqid;
@@ -132,6 +164,9 @@ struct nat_request {
 	__u8 pad[3];
 	__u32 port_min;
 	__u32 port_max;
+	__u32 pool_base;
+	__u32 pool_size;
+	__u32 pool_first;
 };
 
 /* The two entries of a new flow of p bound as r asks (the NAT port still to be chosen). */
@@ -183,26 +218,39 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 			return IPSNAT_R_DROP_CT_FULL;
 	}
 	struct nat_search ns = {
-		.nat_addr = req->nat_addr,
+		.base = bpf_ntohl(req->nat_addr),
+		.size = 1,
 		.min = min,
 		.range = max - min + 1,
 		.orig_port = orig_port,
 		.proto = p->proto,
 		.reply_k = n->reply_k,
 	};
-	__u32 tries = ns.range < NAT_PORT_TRIES ? ns.range : NAT_PORT_TRIES;
+	if (req->pool_size > 1) {
+		ns.base = req->pool_base;
+		ns.size = req->pool_size;
+		ns.first = req->pool_first;
+	}
+	ns.per_addr = ns.range < NAT_PORT_TRIES ? ns.range : NAT_PORT_TRIES;
+	__u32 addrs = ns.size < NAT_POOL_TRIES ? ns.size : NAT_POOL_TRIES;
 	/* A free port found by the search can be claimed by another CPU before this one inserts
 	 * it: the claim (BPF_NOEXIST) tells, and the search runs again from elsewhere. */
 	for (int round = 0; round < NAT_CLAIM_ROUNDS; round++) {
 		ns.start = bpf_get_prandom_u32();
 		ns.found = 0;
 		/* bpf_loop: the verifier checks the probe once, not NAT_PORT_TRIES times. */
-		bpf_loop(tries, nat_probe, &ns, 0);
-		if (!ns.found)
+		bpf_loop(ns.per_addr * addrs, nat_probe, &ns, 0);
+		if (!ns.found) {
+			nat_pool_count_full(addrs > 1 ? addrs : 0, p->ip_len);
 			return IPSNAT_R_DROP_NO_PORT;
+		}
+		n->orig_e.xlat_addr = ns.reply_k.daddr;
+		n->reply_k.daddr = ns.reply_k.daddr;
 		r = nat_try_port(n, ns.found);
-		if (r == CT_CREATED || r == CT_RACED)
+		if (r == CT_CREATED || r == CT_RACED) {
+			nat_pool_count_full(ns.found_at, p->ip_len);
 			return nat_bound(r, n, x);
+		}
 		if (r == CT_FULL)
 			return IPSNAT_R_DROP_CT_FULL;
 	}
@@ -216,14 +264,17 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 static __always_inline int nat_bind_req(const struct pkt4 *p, const struct nat_request *req, __u64 spd_version,
 					struct ct_xlat *x)
 {
-	struct nat_new_flow n = {};
+	struct nat_new_flow *n = nat_scratch();
 
-	nat_new_flow_init(&n, p, req, spd_version);
+	if (!n)
+		return IPSNAT_R_DROP_CT_FULL;
+	__builtin_memset(n, 0, sizeof(*n));
+	nat_new_flow_init(n, p, req, spd_version);
 	if (req->kind != IPSNAT_CT_KIND_PREFIX)
-		return nat_bind_napt(&n, p, req, x);
-	int r = nat_try_port(&n, bpf_ntohs(p->sport));
+		return nat_bind_napt(n, p, req, x);
+	int r = nat_try_port(n, bpf_ntohs(p->sport));
 	if (r == CT_CREATED || r == CT_RACED)
-		return nat_bound(r, &n, x);
+		return nat_bound(r, n, x);
 	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : IPSNAT_R_DROP_NO_PORT;
 }
 
@@ -237,9 +288,12 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 		req.nat_addr = nat_prefix_map(t, p->saddr);
 		req.kind = IPSNAT_CT_KIND_PREFIX;
 	} else {
-		req.nat_addr = t->nat_addr;
 		req.kind = IPSNAT_CT_KIND_NAPT;
 		cfg_port_range(&req.port_min, &req.port_max);
+		req.pool_base = bpf_ntohl(t->nat_addr);
+		req.pool_size = (__u32)t->nat_span + 1;
+		req.pool_first = spd_nat_pool_pick(bpf_ntohl(p->saddr), t->nat_span);
+		req.nat_addr = nat_pool_addr(req.pool_base, req.pool_size, req.pool_first, 0);
 	}
 	return nat_bind_req(p, &req, spd_version, x);
 }

@@ -1,5 +1,5 @@
-/* IPv6 headers as far as the leak guard needs them: the destination, and the upper-layer protocol
- * and ports after walking the extension headers. Read relative to the kernel's network header
+/* IPv6 headers as far as the leak guard and NAT66 need them: the addresses, and the upper-layer
+ * protocol, its offset and ports after walking the extension headers. Read relative to the kernel's network header
  * (bpf_skb_load_bytes_relative), so the link-header length does not matter. */
 #ifndef IPSNAT_BPF_LIB_PARSE6_H
 #define IPSNAT_BPF_LIB_PARSE6_H
@@ -17,6 +17,7 @@
 #define IPV6_FRAG_OFFSET_MASK 0xfff8
 
 struct pkt6 {
+	__u8 saddr[16];
 	__u8 daddr[16];
 	__be16 sport; /* TCP/UDP only, when `ports` */
 	__be16 dport;
@@ -25,7 +26,10 @@ struct pkt6 {
 	__u8 unparsed; /* the walk did not reach the upper layer (too long, truncated) */
 	__u8 hop_limit;
 	__u8 icmp6_type; /* ICMPv6 only, when `ports` */
-	__u8 pad[3];
+	__u8 fragment;   /* a fragment header was walked (any offset) */
+	__u16 l4;        /* offset of the upper layer from the network header, when `ports` */
+	__u16 payload_len;
+	__u16 pad;
 };
 
 /* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
@@ -37,7 +41,9 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 	__builtin_memset(p, 0, sizeof(*p));
 	if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
 		return -1;
+	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	p->payload_len = bpf_ntohs(ip6.payload_len);
 	p->hop_limit = ip6.hop_limit;
 	__u8 next = ip6.nexthdr;
 	__u32 off = sizeof(ip6);
@@ -53,6 +59,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 			return 0;
 		}
 		if (next == IPPROTO_FRAGMENT) {
+			p->fragment = 1;
 			if (bpf_ntohs(*(__be16 *)&h[2]) & IPV6_FRAG_OFFSET_MASK)
 				later_fragment = 1;
 			off += 8;
@@ -72,6 +79,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 	}
 	if (later_fragment)
 		return 0;
+	p->l4 = off;
 	if (next == IPPROTO_ICMPV6) {
 		if (bpf_skb_load_bytes_relative(skb, off, &p->icmp6_type, 1, BPF_HDR_START_NET) < 0)
 			p->unparsed = 1;

@@ -184,6 +184,17 @@ static __always_inline int spd_lookup(const struct ipsnat_flow4 *f, __u32 *index
 
 #define SPD_NAT_PORTS_LOST (-2)
 
+/* The source target t gives saddr: PREFIX maps the host part; NAPT names nat_addr, or over a pool
+ * the address this source prefers (spd_nat_pool_pick). */
+static __always_inline __be32 spd_nat_source(const struct spd_nat_target *t, __be32 saddr)
+{
+	if (t->kind == SPD_NAT_PREFIX)
+		return (t->nat_addr & t->nat_mask) | (saddr & ~t->inside_mask);
+	if (!t->nat_span)
+		return t->nat_addr;
+	return bpf_htonl(bpf_ntohl(t->nat_addr) + spd_nat_pool_pick(bpf_ntohl(saddr), t->nat_span));
+}
+
 static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct spd_nat_target *out, int reroute)
 {
 	struct spd_q q;
@@ -202,8 +213,7 @@ static __always_inline int spd_nat_target(const struct ipsnat_flow4 *f, struct s
 		struct spd_nat_target *t = &cell->nat[i];
 		if ((f->saddr & t->inside_mask) != t->inside_net || (f->daddr & t->dst_mask) != t->dst_net)
 			continue;
-		__be32 x = t->kind == SPD_NAT_PREFIX ? (t->nat_addr & t->nat_mask) | (f->saddr & ~t->inside_mask)
-						     : t->nat_addr;
+		__be32 x = spd_nat_source(t, f->saddr);
 		__u32 index, verdict;
 		if (spd_lookup_in(&q, cell->cell, x, &index, &verdict, 0) || index != t->policy_index)
 			continue;

@@ -18,6 +18,7 @@
 #include "lib/icmp.h"
 #include "lib/masq.h"
 #include "lib/nat.h"
+#include "lib/nat66.h"
 #include "lib/npt6.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
@@ -50,7 +51,8 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 	return r == IPSNAT_R_XLATE_SNAT || r == IPSNAT_R_XLATE_REVERSE ||
 	       r == IPSNAT_R_XLATE_ICMP_ERROR || r == IPSNAT_R_XLATE_FRAG || r == IPSNAT_R_XLATE_ICMP_LOCAL ||
 	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ || r == IPSNAT_R_XLATE_BINAT ||
-	       r == IPSNAT_R_XLATE_NPT6 || r == IPSNAT_R_XLATE_NPT6_REVERSE;
+	       r == IPSNAT_R_XLATE_NPT6 || r == IPSNAT_R_XLATE_NPT6_REVERSE || r == IPSNAT_R_XLATE_NAT66 ||
+	       r == IPSNAT_R_XLATE_NAT66_REVERSE;
 }
 
 /* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
@@ -208,24 +210,56 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
 	return IPSNAT_R_XLATE_ICMP_LOCAL;
 }
 
-/* IPv6 on a tunnel device in route mode with --binat: NPTv6 in the given direction
- * (bpf/lib/npt6.h), by the device's if_id. NPTv6 is stateless: the reverse rule that brings
- * replies back also lets the far side open connections to every mapped LAN host, so only a device
- * whose user asked for that (IPSNAT_DEV_BINAT, as lib/binat.h) translates. Anything else that is
- * not IPv4 passes as before attach: a policy-mode uplink has no IPv6 translation (its guard drops
- * IPv6 cleartext to covered prefixes). */
+/* The reverse side of IPv6 on a route-mode device (if_id): NAT66 replies (lib/nat66.h), then
+ * NPTv6 under --binat (flags), else the packet passes as before attach, unless it enters a NAT66
+ * rule's inside prefix from the far side with an SA: nothing the LAN sent explains it, and only an
+ * fwd companion would admit it (drop-unsolicited, as reverse_unexplained for IPv4). */
+static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __u32 if_id, __u32 flags)
+{
+	enum ipsnat_reason why;
+	struct pkt66 p;
+	int parsed;
+	__u32 reqid;
+
+	if (nat66_reverse(skb, &p, &parsed, &why))
+		return why;
+	if (flags & IPSNAT_DEV_BINAT) {
+		why = npt6_reverse(skb, if_id);
+		if (why != IPSNAT_R_PASS_NOT_COVERED)
+			return why;
+	} else {
+		why = IPSNAT_R_PASS_NOT_IPV4;
+	}
+	if (parsed && !skb_sa_reqid(skb, &reqid) && nat66_into_inside(if_id, p.h.saddr, p.h.daddr))
+		return IPSNAT_R_DROP_UNSOLICITED;
+	return why;
+}
+
+/* IPv6 on a tunnel device in route mode: NAT66 with ports for policies whose source is one
+ * address (bpf/lib/nat66.h: stateful, replies only), and NPTv6 with --binat (bpf/lib/npt6.h).
+ * NPTv6 is stateless: the reverse rule that brings replies back also lets the far side open
+ * connections to every mapped LAN host, so only a device whose user asked for that
+ * (IPSNAT_DEV_BINAT, as lib/binat.h) applies it. Anything else that is not IPv4 passes as before
+ * attach: a policy-mode uplink has no IPv6 translation (its guard drops IPv6 cleartext to covered
+ * prefixes). */
 static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, enum npt6_dir dir)
 {
+	enum ipsnat_reason why;
+
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
 		return IPSNAT_R_PASS_NOT_IPV4;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
-	if (d.mode != IPSNAT_DEV_ROUTE || !(d.flags & IPSNAT_DEV_BINAT))
+	if (d.mode != IPSNAT_DEV_ROUTE)
 		return IPSNAT_R_PASS_NOT_IPV4;
-	return dir == NPT6_OUT ? npt6_egress(skb, d.if_id) : npt6_reverse(skb, d.if_id);
+	if (dir == NPT6_IN)
+		return ipv6_reverse(skb, d.if_id, d.flags);
+	if (nat66_egress(skb, d.if_id, &why))
+		return why;
+	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, d.if_id) : IPSNAT_R_PASS_NOT_IPV4;
 }
 
-/* SNAT side, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed and
- * truncated packets are dropped: nothing here may leave half-understood. */
+/* SNAT side of IPv4, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed
+ * and truncated packets are dropped: nothing here may leave half-understood. */
 static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int use_dev, int l3_at_data)
 {
 	struct pkt4 p;
@@ -235,7 +269,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return use_dev ? ipv6_on_device(skb, NPT6_OUT) : IPSNAT_R_PASS_NOT_IPV4;
+		return IPSNAT_R_PASS_NOT_IPV4;
 	case PARSE_TRUNCATED:
 		return IPSNAT_R_DROP_TRUNCATED;
 	default:
@@ -320,6 +354,13 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_ORIG, x.addr);
 	return IPSNAT_R_XLATE_SNAT;
+}
+
+/* IPv6 on the egress of a route-mode device (tc_snat_egress dispatches it before the IPv4 parse:
+ * bpf/ipsnat.bpf.c says why). */
+static __always_inline enum ipsnat_reason xlate_snat6_dev(struct __sk_buff *skb)
+{
+	return ipv6_on_device(skb, NPT6_OUT);
 }
 
 /* The SA a reply came with. On a device in policy mode (or unknown) it must have come with an

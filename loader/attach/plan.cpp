@@ -262,7 +262,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         // "NPTv6"); its guard keeps the LAN's IPv6 cleartext from leaving.
         m.ok = false;
         m.why = "IPv6 is translated in route mode only: the leak guard drops the LAN's IPv6 cleartext";
-      } else if (m.ok && !settings.binat) {
+      } else if (m.ok && !m.nat66 && !settings.binat) {
         // The reverse rule that brings replies back opens every mapped host to the far side
         // (the datapath checks the device's IPSNAT_DEV_BINAT too, bpf/lib/xlate.h).
         m.ok = false;
@@ -291,7 +291,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       plan.warnings.push_back(line);
       if (refused.empty()) refused = line;
     }
-    plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && !misses ? n.nat.addr.v4_be() : 0u});
+    plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && n.nat_count == 1 && !misses ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE && !misses) nat.emplace_back(p, n);
   }
   if (settings.masquerade) plan.masquerade = plan_masquerade(facts, settings, plan.mode, plan.warnings);
@@ -299,7 +299,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   if (settings.binat) {
     for (const auto& [p, n] : nat)
       if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
-    for (const auto& [p, m] : npt6) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
+    for (const auto& [p, m] : npt6)
+      if (!m.nat66) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
     if (plan.binat_maps.empty())
       plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
                               "\" implies a 1:1 map: nothing is reachable until one does");
@@ -423,11 +424,11 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
     add_masquerade_companions(*p, n);
-    Prefix nat_block = n.kind == SPD_NAT_NAPT ? Prefix{n.nat.addr, 32} : n.nat;
-    bool nat_local = n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr);
-    if (!nat_local) {
+    bool nat_local = n.kind == SPD_NAT_NAPT && n.nat_count == 1 && is_local(facts, n.nat.addr);
+    if (nat_local) continue;
+    for (const Prefix& block : n.nat_blocks()) {
       RouteStep bh;
-      bh.dst = nat_block;
+      bh.dst = block;
       bh.table = settings.table;
       bh.blackhole = true;
       add(bh);

@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/output.h"
+#include "pins/ct6_map.h"
 #include "pins/ct_map.h"
 #include "ct/flow_view.h"
 #include "pins/ct_gc.h"
@@ -42,6 +43,19 @@ ct::FlowFilter filter_of(const FilterArgs& a) {
   return filter;
 }
 
+// An IPv6 (NAT66) flow against the filter: --addr takes IPv4 addresses only, so it selects none;
+// --proto icmp selects ICMPv6 echoes too.
+bool matches6(const ct::FlowFilter& filter, const ct::Flow6& f) {
+  if (filter.addr) return false;
+  ct::Flow v = f.as_flow();
+  if (filter.proto && *filter.proto != v.proto()) return false;
+  ipsnat_ct6_key o = f.orig_key(), r = f.reply_key();
+  if (filter.port && *filter.port != ntohs(o.sport) && *filter.port != ntohs(o.dport) &&
+      *filter.port != ntohs(r.dport))
+    return false;
+  return !filter.state || *filter.state == ct::classify(v);
+}
+
 // The pin root resolved once in cli/app.cpp (--pin-root before or after the verb, else the
 // environment's or the default).
 ct::CtMaps open_maps(const Context& ctx) {
@@ -58,6 +72,12 @@ void register_flush(CLI::App* flows, Context& ctx) {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
       auto r = ct::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
+      if (auto ct6 = ct::Ct6Map::open_pinned(ctx.global.pin_root)) {
+        auto r6 = ct::Ct6Gc(*ct6).remove_if([&filter](const ct::Flow6& f) { return matches6(filter, f); });
+        r.flows += r6.flows;
+        r.removed += r6.removed;
+        r.entries_deleted += r6.entries_deleted;
+      }
       if (ctx.global.json)
         print_json(ctx.global, {{"flows", r.flows}, {"removed", r.removed}, {"entries_deleted", r.entries_deleted}});
       else
@@ -82,8 +102,14 @@ void register_flows(CLI::App& app, Context& ctx) {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
       uint64_t now = ct::boottime_ns();
+      auto ct6 = ct::Ct6Map::open_pinned(ctx.global.pin_root);
       if (*gc) {
         auto r = ct::CtGc(maps).sweep(now);
+        if (ct6) {
+          auto r6 = ct::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
+          r.flows += r6.flows;
+          r.expired += r6.expired;
+        }
         if (!ctx.global.json) std::cout << "gc: " << r.expired << " of " << r.flows << " flows expired\n";
       }
       auto flows = ct::pair_entries(maps.entries());
@@ -94,6 +120,13 @@ void register_flows(CLI::App& app, Context& ctx) {
           out.push_back(ct::flow_json(f, now));
         else
           std::cout << ct::flow_line(f, now) << "\n";
+      }
+      for (const auto& f : ct6 ? ct::pair_entries6(ct6->entries()) : std::vector<ct::Flow6>{}) {
+        if (!matches6(filter, f)) continue;
+        if (ctx.global.json)
+          out.push_back(ct::flow6_json(f, now));
+        else
+          std::cout << ct::flow6_line(f, now) << "\n";
       }
       if (ctx.global.json) print_json(ctx.global, out);
       return 0;

@@ -44,7 +44,7 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
   }
   ImpliedNat n = implied_nat(p, cfg);
   return {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},
-          {"to", n.kind == SPD_NAT_NONE ? "" : n.nat.str()},
+          {"to", n.kind == SPD_NAT_NONE ? "" : n.nat_count > 1 ? n.nat_str() : n.nat.str()},
           {"inside", n.kind == SPD_NAT_NONE ? "" : n.inside_str()},
           {"why", n.why}};
 }

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "maps/spd.h"
+
 #include <netinet/in.h>
 
 #include <cerrno>
@@ -221,6 +223,34 @@ void read_devices(TableReader& top, Config& c) {
   });
 }
 
+// A [[nat]] rule's `to`: NAPT to one address or over a pool (a range "A-B", or a prefix smaller
+// than the inside prefix), or a 1:1 map (a prefix of the inside prefix's length).
+void read_nat_to(TableReader& r, const toml::node* to, NatRule& rule) {
+  std::string text = to->as_string()->get();
+  auto dash = text.find('-');
+  if (dash != std::string::npos) {
+    auto first = parse_ipv4(std::string_view(text).substr(0, dash));
+    auto last = parse_ipv4(std::string_view(text).substr(dash + 1));
+    if (!first || !last || *last < *first || *last - *first >= SPD_NAT_MAX_POOL)
+      r.fail(to, "to", "expected a pool \"FIRST-LAST\" of at most " + std::to_string(SPD_NAT_MAX_POOL) +
+                           " addresses, FIRST <= LAST, like \"10.20.30.2-10.20.30.5\", got \"" + text + "\"");
+    rule.to = Ipv4Prefix{*first, 32};
+    rule.to_count = *last - *first + 1;
+    return;
+  }
+  rule.to = require_prefix(r, to, "to", true);
+  if (rule.to.len == 32) return;
+  if (rule.to.len == rule.inside.len) {
+    rule.kind = NatRule::Kind::kPrefixMap;
+    return;
+  }
+  if (rule.to.len < rule.inside.len || 32 - rule.to.len > 16)
+    r.fail(to, "to", "expected a /" + std::to_string(rule.inside.len) + " (1:1 map of inside " + rule.inside.str() +
+                         "), a pool (a longer prefix, /16 to /31) or a single address, got /" +
+                         std::to_string(rule.to.len));
+  rule.to_count = uint32_t(1) << (32 - rule.to.len);
+}
+
 void read_nat(TableReader& top, Config& c) {
   for_each_table(top, "nat", "NAT rule tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
@@ -231,15 +261,12 @@ void read_nat(TableReader& top, Config& c) {
     const toml::node* inside = r.get_string_node("inside", pfx);
     if (!inside) r.fail(nullptr, "inside", std::string("missing; ") + pfx);
     rule.inside = require_prefix(r, inside, "inside", true);
-    const char* to_expected = "expected the NAT address (\"10.20.30.2\") or a prefix of the inside prefix's length";
+    const char* to_expected =
+        "expected the NAT address (\"10.20.30.2\"), a pool (\"10.20.30.2-10.20.30.5\" or a prefix longer than "
+        "inside's) or a prefix of the inside prefix's length";
     const toml::node* to = r.get_string_node("to", to_expected);
     if (!to) r.fail(nullptr, "to", std::string("missing; ") + to_expected);
-    rule.to = require_prefix(r, to, "to", true);
-    rule.kind = rule.to.len == 32 ? NatRule::Kind::kNapt : NatRule::Kind::kPrefixMap;
-    if (rule.kind == NatRule::Kind::kPrefixMap && rule.to.len != rule.inside.len)
-      r.fail(to, "to", "expected a /" + std::to_string(rule.inside.len) +
-                           " (1:1 map of inside " + rule.inside.str() + ") or a single address, got /" +
-                           std::to_string(rule.to.len));
+    read_nat_to(r, to, rule);
     rule.destinations = read_prefix_list(r, "destinations");
     for (const auto& other : c.nat)
       if (other.inside == rule.inside)

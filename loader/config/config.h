@@ -43,7 +43,11 @@ struct NatRule {
   enum class Kind { kNapt, kPrefixMap };
   Kind kind = Kind::kNapt;
   Ipv4Prefix inside;
+  // As written: one address, a prefix, or the first address (/32) of a range "A-B".
   Ipv4Prefix to;
+  // NAPT: the pool's size, addresses from to.addr on (1: to.addr alone); a prefix smaller than
+  // `inside` or a range is a pool (docs/config.md).
+  uint32_t to_count = 1;
   std::vector<Ipv4Prefix> destinations;
   int line = 0;
 };

@@ -11,7 +11,7 @@ const Device* find(const std::vector<Device>& v, const std::string& name) {
 }
 
 bool same_rule(const NatRule& a, const NatRule& b) {
-  return a.kind == b.kind && a.inside == b.inside && a.to == b.to && a.destinations == b.destinations;
+  return a.kind == b.kind && a.inside == b.inside && a.to == b.to && a.to_count == b.to_count && a.destinations == b.destinations;
 }
 }  // namespace
 

@@ -10,8 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "config/diff.h"
-#include "pins/ct_map.h"
+#include "pins/ct6_map.h"
 #include "pins/ct_gc.h"
+#include "pins/ct_map.h"
 #include "maps/config.h"
 #include "maps/stats.h"
 #include "pins/names.h"
@@ -48,6 +49,12 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     o.policy_src = to_spd(r.to);
     o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
     o.nat = to_spd(r.to);
+    if (r.to_count > 1) {
+      // A pool: its first address and size (the rule's `to` prefix, or range, still names the
+      // policies it applies to).
+      o.nat = spd::Prefix{spd::Address::v4(htonl(r.to.addr)), 32};
+      o.nat_count = r.to_count;
+    }
     o.inside = to_spd(r.inside);
     for (const auto& d : r.destinations) o.destinations.push_back(to_spd(d));
     o.origin = c.source + ":" + std::to_string(r.line);
@@ -233,6 +240,13 @@ void CtGcService::on_timer() {
   if (!pacer_->due(now, refused)) return;
   auto r = ct::CtGc(*maps_).sweep(now);
   pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
+  // IPv6 (NAT66) flows, by the same timeouts; no ipsnat_ct6 under an older build's attach.
+  if (auto ct6 = ct::Ct6Map::open_pinned(pin_root_)) {
+    auto r6 = ct::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
+    r.flows += r6.flows;
+    r.expired += r6.expired;
+    r.entries_deleted += r6.entries_deleted;
+  }
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

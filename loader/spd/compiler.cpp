@@ -164,6 +164,25 @@ void CompileIds::sweep() {
   sweep_one(lists_, list_pool_);
 }
 
+namespace {
+// Why NAPT pool t cannot go into a cell with these source classes: one of them divides it (meets
+// it without containing it all), so the SPD may give its addresses to different policies. The
+// datapath checks the policy of the address a source prefers and moves on to the next addresses
+// of the pool without asking again (bpf/lib/nat.h), which is exact only for an undivided pool.
+std::optional<std::string> pool_divided(const spd_nat_target& t, const std::vector<CellCompile::Src>& src) {
+  if (t.kind != SPD_NAT_NAPT || !t.nat_span) return std::nullopt;
+  uint32_t first = ntohl(t.nat_addr), last = first + t.nat_span;
+  for (const auto& s : src) {
+    uint32_t lo = ntohl(s.saddr) & v4_mask(s.len), hi = lo | ~v4_mask(s.len);
+    if (hi < first || lo > last || (lo <= first && last <= hi)) continue;
+    return "its NAT pool " + Address::v4(t.nat_addr).str() + "-" + Address::v4(htonl(last)).str() +
+           " is divided by the source selector " + Prefix{Address::v4(s.saddr), s.len}.str() +
+           " of another policy towards the same destination; name a pool on one side of it";
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uint32_t dnet, const NatConfig& cfg) {
   CellCompile out;
   auto refuse = [&](const Policy& p, const std::string& why) {
@@ -225,6 +244,10 @@ CellCompile compile_cell(std::vector<const Policy*> cell_pols, uint8_t dlen, uin
       if (n.kind == SPD_NAT_NONE) continue;
       spd_nat_target t = n.target(*p);
       if (!target_meets_cell(t, dlen, dnet)) continue;
+      if (auto why = pool_divided(t, out.src)) {
+        refuse(*p, *why);
+        return out;
+      }
       if (out.cell.n_nat == SPD_MAX_NAT) {
         refuse(*p, "more than " + std::to_string(SPD_MAX_NAT) + " translations (policies, [[nat]] rules and their " +
                        "destinations) cover destination " + Prefix{Address::v4(htonl(dnet)), dlen}.str());

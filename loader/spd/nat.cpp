@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <linux/xfrm.h>
 
+#include <algorithm>
+
 namespace ipsnat::spd {
 
 namespace {
@@ -28,7 +30,27 @@ spd_nat_target ImpliedNat::target(const Policy& p) const {
   t.dst_mask = htonl(v4_mask(dst.len));
   t.dst_net = dst.addr.v4_be() & t.dst_mask;
   if (!inside_set.empty()) t.flags = SPD_NAT_INSIDE_SET;
+  if (kind == SPD_NAT_NAPT && nat_count > 1) t.nat_span = static_cast<__u16>(std::min<uint32_t>(nat_count, SPD_NAT_MAX_POOL) - 1);
   return t;
+}
+
+std::string ImpliedNat::nat_str() const {
+  if (nat_count <= 1) return nat.addr.str();
+  return nat.addr.str() + "-" + Address::v4(htonl(ntohl(nat.addr.v4_be()) + nat_count - 1)).str();
+}
+
+std::vector<Prefix> ImpliedNat::nat_blocks() const {
+  if (kind != SPD_NAT_NAPT) return {nat};
+  std::vector<Prefix> out;
+  uint64_t a = ntohl(nat.addr.v4_be()), end = a + nat_count;
+  while (a < end) {
+    // The largest aligned block at a that ends inside the pool.
+    uint8_t len = 32;
+    while (len > 0 && (a & ((uint64_t(1) << (33 - len)) - 1)) == 0 && a + (uint64_t(1) << (33 - len)) <= end) len--;
+    out.push_back(Prefix{Address::v4(htonl(static_cast<uint32_t>(a))), len});
+    a += uint64_t(1) << (32 - len);
+  }
+  return out;
 }
 
 std::string ImpliedNat::inside_str() const {
@@ -42,7 +64,7 @@ std::string ImpliedNat::dst_str() const { return dst.len ? " for " + dst.str() :
 
 std::string ImpliedNat::str() const {
   switch (kind) {
-    case SPD_NAT_NAPT: return "napt " + inside_str() + " -> " + nat.addr.str() + dst_str();
+    case SPD_NAT_NAPT: return "napt " + inside_str() + " -> " + nat_str() + dst_str();
     case SPD_NAT_PREFIX: return "prefix " + inside.str() + " -> " + nat.str() + dst_str();
     default: return "none (" + why + ")";
   }
@@ -83,7 +105,15 @@ std::vector<ImpliedNat> configured_nats(const Policy& p, const NatConfig& cfg) {
     ImpliedNat n;
     n.kind = o.kind;
     n.nat = o.nat;
+    n.nat_count = o.nat_count;
     n.inside = o.inside;
+    Address last = Address::v4(htonl(ntohl(o.nat.addr.v4_be()) + o.nat_count - 1));
+    if (o.kind == SPD_NAT_NAPT && !p.sel.src.contains(last)) {
+      ImpliedNat bad;
+      bad.why = "nat rule" + (o.origin.empty() ? "" : " " + o.origin) + ": pool " + n.nat_str() +
+                " is not inside the policy's source selector " + p.sel.src.str() + "; name addresses inside it";
+      return {bad};
+    }
     n.dst = any_v4();
     n.why = "configured" + (o.origin.empty() ? "" : " (" + o.origin + ")");
     if (o.destinations.empty()) out.push_back(n);
@@ -143,7 +173,19 @@ ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
     n.why = "source selector is a prefix";
     return n;
   }
-  n.why = "no configured inside prefix fits " + src.str();
+  // A LAN larger than the source block: NAPT over the block's addresses (every inside prefix, as
+  // for one address); each LAN host keeps one of them (maps/spd.h spd_nat_pool_pick).
+  if (std::none_of(cfg.inside.begin(), cfg.inside.end(), [](const Prefix& in) { return in.addr.family == AF_INET; })) {
+    n.why = "no configured inside prefix fits " + src.str();
+    return n;
+  }
+  n.kind = SPD_NAT_NAPT;
+  n.nat = Prefix{Address::v4(src.addr.v4_be() & htonl(v4_mask(src.len))), 32};
+  n.nat_count = src.len >= 16 ? uint32_t(1) << (32 - src.len) : SPD_NAT_MAX_POOL;
+  n.inside = any_v4();
+  for (const auto& in : cfg.inside)
+    if (in.addr.family == AF_INET) n.inside_set.push_back(in);
+  n.why = "inside prefixes larger than the source selector: napt over its addresses";
   return n;
 }
 }  // namespace
@@ -177,7 +219,7 @@ bool nat_eligible(const spd_nat_target& t, uint32_t saddr, uint32_t daddr) {
 
 uint32_t nat_translate(const spd_nat_target& t, uint32_t saddr) {
   if (t.kind == SPD_NAT_PREFIX) return (t.nat_addr & t.nat_mask) | (saddr & ~t.inside_mask);
-  return t.nat_addr;
+  return htonl(ntohl(t.nat_addr) + spd_nat_pool_pick(ntohl(saddr), t.nat_span));
 }
 
 }  // namespace ipsnat::spd

@@ -17,6 +17,7 @@ struct NatOverride {
   std::optional<Prefix> policy_src;
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;     // NAPT: nat.addr; PREFIX: the block the inside prefix maps onto
+  uint32_t nat_count = 1;  // NAPT: a pool of this many addresses from nat.addr on
   Prefix inside;  // sources eligible for translation
   // Where the translation applies; empty: the whole destination selector of each policy. A
   // destination disjoint from a policy's destination selector is not that policy's concern; one
@@ -37,6 +38,7 @@ struct NatConfig {
 struct ImpliedNat {
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;
+  uint32_t nat_count = 1;            // NAPT: a pool of this many addresses from nat.addr on
   Prefix inside;                     // the block eligible sources must be in (0/0 for the inside set)
   Prefix dst;                        // destinations it applies to (0/0: the policy's selector)
   std::vector<Prefix> inside_set;    // NAPT implied by the SPD: every inside prefix (SPD_NAT_INSIDE_SET)
@@ -46,6 +48,9 @@ struct ImpliedNat {
   std::string str() const;
   std::string inside_str() const;  // "192.168.1.0/24, 192.168.2.0/24"
   std::string dst_str() const;     // " for 10.1.0.0/16", or "" for the whole selector
+  std::string nat_str() const;     // "10.20.30.2", or a pool "10.20.30.0-10.20.30.7"
+  // The NAPT addresses as prefixes (a pool split into aligned blocks), or the PREFIX block.
+  std::vector<Prefix> nat_blocks() const;
 };
 
 // Every translation policy p implies, in the order the datapath tries them: one per (rule,

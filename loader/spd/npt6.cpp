@@ -34,6 +34,16 @@ uint16_t fold(uint32_t s) {
 
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
+npt6_rule nat66_rule_of(const Policy& p, const Prefix& inside, const Prefix& addr) {
+  npt6_rule r{};
+  std::memcpy(r.from, network(inside).addr.bytes.data(), 16);
+  std::memcpy(r.to, addr.addr.bytes.data(), 16);
+  r.len = inside.len;
+  r.kind = NPT6_KIND_NAT66;
+  r.policy_index = p.index;
+  return r;
+}
+
 npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   npt6_rule r{};
   std::memcpy(r.from, network(from).addr.bytes.data(), 16);
@@ -55,10 +65,35 @@ std::vector<uint8_t> key_bytes(uint32_t if_id, npt6_dir dir, const Prefix& p) {
   return {b, b + sizeof(k)};
 }
 
+// NAT66: the one IPv6 inside prefix (any length) to the policy's one address.
+Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
+  Npt6Mapping m;
+  m.nat66 = true;
+  std::vector<Prefix> six;
+  for (const auto& in : inside)
+    if (in.addr.family == AF_INET6) six.push_back(network(in));
+  if (six.size() != 1) {
+    m.why = (six.empty() ? std::string("no IPv6 inside prefix") : "more than one IPv6 inside prefix") +
+            " to translate to " + addr.addr.str();
+    return m;
+  }
+  if (six.front().contains(addr.addr)) {
+    m.why = "the address " + addr.addr.str() + " is in the inside prefix " + six.front().str() +
+            ": its hosts are sent as they are";
+    return m;
+  }
+  m.ok = true;
+  m.inside = six.front();
+  m.outside = addr;
+  return m;
+}
+
 }  // namespace
 
 std::string Npt6Mapping::str() const {
-  return ok ? "nptv6 " + inside.str() + " -> " + outside.str() : "none (" + why + ")";
+  if (!ok) return "none (" + why + ")";
+  if (nat66) return "nat66 " + inside.str() + " -> " + outside.addr.str() + " (ports)";
+  return "nptv6 " + inside.str() + " -> " + outside.str();
 }
 
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
@@ -72,10 +107,7 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     return m;
   }
   const Prefix& src = p.sel.src;
-  if (src.len == 128) {
-    m.why = "source selector is one address: NAT66 with ports is not implemented";
-    return m;
-  }
+  if (src.len == 128) return nat66_of(src, inside);
   if (src.len == 0 || src.len > IPSNAT_NPT6_MAX_LEN) {
     m.why = "source selector " + src.str() + " is not a prefix /1../" + std::to_string(IPSNAT_NPT6_MAX_LEN);
     return m;
@@ -115,6 +147,10 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   for (const Policy* p : order) {
     auto m = npt6_of(*p, inside);
     if (!m.ok) continue;
+    if (m.nat66) {
+      out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.inside, m.outside));
+      continue;
+    }
     out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), rule_of(*p, m.inside, m.outside));
     out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside));
   }

@@ -16,23 +16,28 @@ namespace ipsnat::spd {
 
 struct Npt6Mapping {
   bool ok = false;
+  bool nat66 = false;  // the policy's source is one address: NAT66 with ports, not NPTv6
   Prefix inside;   // the LAN prefix the hosts are addressed in
   Prefix outside;  // the policy's source selector (host bits cleared): what they become
   std::string why;  // when !ok
-  std::string str() const;  // "nptv6 2001:db8:1::/48 -> 2001:db8:a::/48", or "none (why)"
+  // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64 -> 2001:db8:b::5 (ports)", or
+  // "none (why)"
+  std::string str() const;
 };
 
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../64 maps the one
-// IPv6 inside prefix of the same length onto it. The datapath applies the mapping on route-mode
-// devices only, keyed by the policy's if_id (bpf/lib/npt6.h).
+// IPv6 inside prefix of the same length onto it (NPTv6); one whose source is one address (/128)
+// takes the one IPv6 inside prefix, of any length, to that address with ports (NAT66). The
+// datapath applies the mapping on route-mode devices only, keyed by the policy's if_id
+// (bpf/lib/npt6.h, bpf/lib/nat66.h).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 
 // The one's-complement value added to the adjusted word when an address of `from` becomes one of
 // `to` (RFC 6296 section 3.2): sum(from) - sum(to), host order.
 uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 
-// The map's entries for the SPD: per mapped policy an NPT6_OUT key (if_id, its destination) and
-// an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
+// The map's entries for the SPD: per mapped policy an NPT6_OUT key (if_id, its destination) and,
+// for NPTv6, an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
 // evaluate first (lower priority value, then lower index) has it.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);
 

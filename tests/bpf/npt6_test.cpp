@@ -12,6 +12,7 @@
 #include "mirror/npt6_map.h"
 #include "support/datapath.h"
 #include "support/packet.h"
+#include "support/ipv6_packet.h"
 #include "support/spd_fixture.h"
 
 namespace ipsnat::test {
@@ -23,18 +24,10 @@ constexpr size_t kL3 = 14;  // PacketBuilder's Ethernet header
 constexpr size_t kSrc = kL3 + 8, kDst = kL3 + 24;
 
 spd::Policy policy6(uint32_t index, const std::string& src, const std::string& dst) {
-  spd::Policy p = tunnel_policy(spd::Dir::Out, src, dst, index, 100);
-  p.if_id = kIfId;
-  return p;
+  return ipv6_out_policy(index, src, dst, kIfId);
 }
 
-std::string addr_at(const Bytes& pkt, size_t off) {
-  char text[INET6_ADDRSTRLEN];
-  inet_ntop(AF_INET6, pkt.data() + off, text, sizeof(text));
-  return text;
-}
-
-Bytes icmp6_echo(uint8_t type, uint16_t id) { return Bytes{type, 0, 0, 0, uint8_t(id >> 8), uint8_t(id), 0, 1, 'p', 'i', 'n', 'g'}; }
+std::string addr_at(const Bytes& pkt, size_t off) { return ipv6_at(pkt, off); }
 
 // Two sites behind the xfrm interface of if_id 42: the LAN fd00:1:2::/48 is the policy's
 // 2001:db8:a::/48 towards 2001:db8:f00::/40, the LAN fd00:9:9:9::/64 is 2001:db8:b:7::/64

@@ -42,6 +42,13 @@ spd_nat_target napt_set_target(const std::string& nat_addr, uint32_t reqid) {
   return t;
 }
 
+spd_nat_target napt_pool_target(const std::string& first, uint32_t count, const std::string& inside_prefix,
+                                uint32_t reqid) {
+  spd_nat_target t = napt_target(first, inside_prefix, reqid);
+  t.nat_span = static_cast<uint16_t>(count - 1);
+  return t;
+}
+
 spd_nat_target prefix_target(const std::string& nat_prefix, const std::string& inside_prefix, uint32_t reqid) {
   spd_nat_target t{};
   t.kind = SPD_NAT_PREFIX;
@@ -114,11 +121,17 @@ void install_policy(Datapath& dp, const spd::Policy& p) {
 }
 
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
+  spd::Prefix src{spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  install_nat_target_from(dp, src.str(), dst_prefix, target);
+}
+
+void install_nat_target_from(Datapath& dp, const std::string& src_selector, const std::string& dst_prefix,
+                             const spd_nat_target& target, uint32_t priority) {
   auto& in = installed_in(dp);
   auto [daddr, dmask] = parse_prefix(dst_prefix);
   spd::Policy p;
   p.sel.family = AF_INET;
-  p.sel.src = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  p.sel.src = spd::parse_prefix(src_selector);
   p.sel.dst = {spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
   p.dir = spd::Dir::Out;
   // Like the kernel's: a policy added again gets a new index.
@@ -127,7 +140,7 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   p.seq = next;
   // The old single-LPM fixture let the longest destination win; keep that meaning in the
   // kernel's terms (lower priority value first).
-  p.priority = 100 - p.sel.dst.len;
+  p.priority = priority ? priority : 100 - p.sel.dst.len;
   spd::Template t;
   t.mode = 1;
   t.proto = IPPROTO_ESP;
@@ -146,6 +159,7 @@ void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_n
   o.policy_index = p.index;
   o.kind = static_cast<spd_nat_kind>(target.kind);
   o.nat = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  o.nat_count = target.nat_span + 1u;
   o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
   if (target.dst_mask)
     o.destinations.push_back({spd::Address::v4(target.dst_net), static_cast<uint8_t>(__builtin_popcount(target.dst_mask))});

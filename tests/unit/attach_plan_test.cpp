@@ -6,6 +6,7 @@
 
 #include "attach/plan.h"
 #include "attach/state.h"
+#include "spd/nat.h"
 #include "util/error.h"
 
 namespace ipsnat::attach {
@@ -111,6 +112,30 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   EXPECT_EQ(comp[2].policy.dir, spd::Dir::Fwd);
   ASSERT_EQ(plan.translations.size(), 1u);
   EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
+}
+
+// Unequal sizes: the seed's /24 LAN behind a /27 selector is NAPT over the /27 (it was refused:
+// "no configured inside prefix fits"); the pool's addresses are blackholed as one block, and no
+// port-forward defaults to a pool.
+TEST(AttachPlan, APoolIsBlackholedPerBlock) {
+  auto f = gateway(false);
+  f.policies = {ipsec("10.20.30.0/27", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1)};
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_EQ(plan.translations[0].nat, "napt 192.168.1.0/24 -> 10.20.30.0-10.20.30.31");
+  EXPECT_EQ(plan.translations[0].napt_addr_be, 0u);
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_TRUE(routes[0].blackhole);
+  EXPECT_EQ(routes[0].dst.str(), "10.20.30.0/27");
+
+  spd::ImpliedNat range;
+  range.kind = SPD_NAT_NAPT;
+  range.nat = spd::parse_prefix("10.20.30.3");
+  range.nat_count = 6;  // .3-.8
+  std::string blocks;
+  for (const auto& b : range.nat_blocks()) blocks += b.str() + " ";
+  EXPECT_EQ(blocks, "10.20.30.3/32 10.20.30.4/30 10.20.30.8/32 ");
 }
 
 // A policy bound to a device (strongSwan's interface=) is never translated by the datapath
@@ -526,8 +551,9 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
   }
 }
 
-// What NPTv6 does not do is said, never half done: policy mode (the guard keeps the IPv6 cleartext
-// in), a one-address source (NAT66 with ports), no IPv6 LAN of the policy's length.
+// What NPTv6 and NAT66 do not do is said, never half done: policy mode (the guard keeps the IPv6
+// cleartext in), a one-address source with two IPv6 LANs (NAT66 takes one), no IPv6 LAN of the
+// policy's length.
 TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto why = [](const HostFacts& f) {
     try {
@@ -547,9 +573,39 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto x = xfrm_gateway();
   x.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
   x.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
-  EXPECT_NE(why(x).find("NAT66 with ports is not implemented"), std::string::npos) << why(x);
+  auto two = x;
+  two.addresses.push_back(host_address("fd00:72::1", 64, 5, "br0"));
+  EXPECT_NE(why(two).find("none (more than one IPv6 inside prefix to translate to 2001:db8:b:7::2)"),
+            std::string::npos)
+      << why(two);
   x.policies = {ipsec6("2001:db8:b::/48", "2001:db8:f00::/40", 42)};
   EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
+}
+
+// A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in
+// route mode without --binat (stateful: only replies come back, so nothing is opened), with the
+// fwd/in companions of the inside prefix on an xfrm interface; it is no 1:1 map even with --binat.
+TEST(AttachPlan, AnIpv6OneAddressPolicyImpliesNat66WithoutBinat) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
+  f.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
+  for (bool binat : {false, true}) {
+    Settings s;
+    s.binat = binat;
+    auto plan = make_plan(f, s);
+    auto text = plan_to_text(plan);
+    EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::2/128 -> 2001:db8:f00::/40: nat66 fd00:71::/64 -> "
+                        "2001:db8:b:7::2 (ports)\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("\n  binat 2001:db8:b:7::2"), std::string::npos) << text;
+    std::vector<std::string> comps;
+    for (const auto& c : steps_of<XfrmPolicyStep>(plan))
+      comps.push_back(std::string(spd::to_string(c.policy.dir)) + " " + c.policy.sel.src.str() + " -> " +
+                      c.policy.sel.dst.str());
+    EXPECT_EQ(comps, (std::vector<std::string>{"fwd 2001:db8:f00::/40 -> fd00:71::/64",
+                                               "in 2001:db8:f00::/40 -> fd00:71::/64"}));
+  }
 }
 
 TEST(InsidePrefixes, UplinkFoundByTheSasOuterAddressWithoutALink) {

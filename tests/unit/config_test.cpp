@@ -180,15 +180,41 @@ TEST(Config, NatRules) {
             "ipsnat.toml:3: nat[0].to: expected a network prefix with the host bits zero (\"10.20.0.0/16\"), got "
             "\"10.20.31.0/16\"");
   EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.0.0/16\"\n"),
-            "ipsnat.toml:3: nat[0].to: expected a /24 (1:1 map of inside 192.168.1.0/24) or a single address, got "
-            "/16");
+            "ipsnat.toml:3: nat[0].to: expected a /24 (1:1 map of inside 192.168.1.0/24), a pool (a longer prefix, "
+            "/16 to /31) or a single address, got /16");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"10.0.0.0/8\"\nto = \"172.16.0.0/12\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a /8 (1:1 map of inside 10.0.0.0/8), a pool (a longer prefix, "
+            "/16 to /31) or a single address, got /12");
   EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\n"),
-            "ipsnat.toml:1: nat[0].to: missing; expected the NAT address (\"10.20.30.2\") or a prefix of the "
-            "inside prefix's length");
+            "ipsnat.toml:1: nat[0].to: missing; expected the NAT address (\"10.20.30.2\"), a pool "
+            "(\"10.20.30.2-10.20.30.5\" or a prefix longer than inside's) or a prefix of the inside prefix's length");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.30.5-10.20.30.2\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a pool \"FIRST-LAST\" of at most 65536 addresses, FIRST <= LAST, like "
+            "\"10.20.30.2-10.20.30.5\", got \"10.20.30.5-10.20.30.2\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.0.0.0-10.1.0.0\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a pool \"FIRST-LAST\" of at most 65536 addresses, FIRST <= LAST, like "
+            "\"10.20.30.2-10.20.30.5\", got \"10.0.0.0-10.1.0.0\"");
   EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"1.1.1.1\"\n[[nat]]\ninside = "
                      "\"192.168.1.0/24\"\nto = \"1.1.1.2\"\n"),
             "ipsnat.toml:5: nat[1].inside: expected one rule per inside prefix; 192.168.1.0/24 already has a rule "
             "at line 1");
+}
+
+// A pool: a range or a prefix longer than the inside prefix means NAPT over its addresses.
+TEST(Config, NatRulePools) {
+  auto range = parse_config("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.30.2-10.20.30.4\"\n", "ipsnat.toml");
+  ASSERT_EQ(range.nat.size(), 1u);
+  EXPECT_EQ(range.nat[0].kind, NatRule::Kind::kNapt);
+  EXPECT_EQ(range.nat[0].to.str(), "10.20.30.2/32");
+  EXPECT_EQ(range.nat[0].to_count, 3u);
+  auto block = parse_config("[[nat]]\ninside = \"172.22.0.0/16\"\nto = \"100.64.9.8/29\"\n", "ipsnat.toml");
+  EXPECT_EQ(block.nat[0].kind, NatRule::Kind::kNapt);
+  EXPECT_EQ(block.nat[0].to.str(), "100.64.9.8/29");
+  EXPECT_EQ(block.nat[0].to_count, 8u);
+  auto one = parse_config("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.30.2\"\n", "ipsnat.toml");
+  EXPECT_EQ(one.nat[0].to_count, 1u);
+  auto map = parse_config("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.40.0/24\"\n", "ipsnat.toml");
+  EXPECT_EQ(map.nat[0].kind, NatRule::Kind::kPrefixMap);
 }
 
 TEST(Config, PortForwards) {

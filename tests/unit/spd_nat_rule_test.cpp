@@ -4,6 +4,7 @@
 // the datapath reads, which must agree.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -110,4 +111,81 @@ TEST(SpdNatRule, ADestinationOutsideThePolicysSelectorIsAnError) {
   // Disjoint: the rule is not this policy's, which keeps the NAPT the SPD implies.
   cfg.overrides = {rule("192.168.5.0/24", "198.51.100.7", {"172.20.0.0/16"})};
   EXPECT_EQ("napt 192.168.5.0/24 -> 198.51.100.7", implied_nat(p, cfg).str());
+}
+
+// Unequal sizes: LANs larger than the policy's source block are translated by NAPT over the
+// block's addresses (every inside prefix, as for one address), each LAN host keeping one address.
+// A LAN that fits is still mapped 1:1 onto the block's first part.
+TEST(SpdNatPool, ALanLargerThanTheSourceBlockIsNaptOverTheBlock) {
+  Policy p = out_policy("100.70.8.0/29", "10.44.0.0/16", 51);
+  NatConfig cfg;
+  cfg.inside = {parse_prefix("172.22.0.0/16"), parse_prefix("192.168.1.0/24")};
+  ImpliedNat n = implied_nat(p, cfg);
+  EXPECT_EQ("napt 172.22.0.0/16, 192.168.1.0/24 -> 100.70.8.0-100.70.8.7", n.str());
+  spd_nat_target t = n.target(p);
+  EXPECT_EQ(7u, t.nat_span);
+  EXPECT_EQ(SPD_NAT_INSIDE_SET, t.flags);
+  std::vector<const Policy*> pols{&p};
+  std::set<std::string> used;
+  for (int h = 1; h <= 30; h++) {
+    std::string host = "172.22.3." + std::to_string(h);
+    std::string x = translated(pols, cfg, flow4(host.c_str(), "10.44.1.1"));
+    EXPECT_EQ(0u, x.rfind("100.70.8.", 0)) << host << " -> " << x;
+    EXPECT_EQ(x, translated(pols, cfg, flow4(host.c_str(), "10.44.200.2"))) << host;
+    used.insert(x);
+  }
+  EXPECT_GE(used.size(), 6u);
+
+  // The seed's sizes: a /24 behind a /27.
+  Policy seed = out_policy("10.20.30.0/27", "10.0.0.0/8", 52);
+  cfg.inside = {parse_prefix("192.168.1.0/24")};
+  EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.0-10.20.30.31", implied_nat(seed, cfg).str());
+  // A LAN that fits: 1:1 onto the first part, as before.
+  cfg.inside = {parse_prefix("192.168.1.0/29")};
+  EXPECT_EQ("prefix 192.168.1.0/29 -> 10.20.30.0/29", implied_nat(seed, cfg).str());
+}
+
+// A [[nat]] rule's pool: NAPT over its addresses, which must lie inside the policy's source
+// selector, or the rule does not apply to the policy and says so in one line.
+TEST(SpdNatPool, ARulesPoolSpreadsHostsAndMustLieInsideTheSelector) {
+  Policy p = out_policy("10.20.30.0/29", "10.0.0.0/8", 61);
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  NatOverride o = rule("192.168.1.0/24", "10.20.30.2");
+  o.nat_count = 2;
+  cfg.overrides.push_back(o);
+  EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.2-10.20.30.3", implied_nat(p, cfg).str());
+  std::vector<const Policy*> pols{&p};
+  std::set<std::string> used;
+  for (int h = 1; h <= 20; h++) used.insert(translated(pols, cfg, flow4(("192.168.1." + std::to_string(h)).c_str(), "10.1.1.1")));
+  EXPECT_EQ((std::set<std::string>{"10.20.30.2", "10.20.30.3"}), used);
+
+  cfg.overrides[0].nat = parse_prefix("10.20.30.6");
+  cfg.overrides[0].policy_src = cfg.overrides[0].nat;
+  cfg.overrides[0].nat_count = 4;
+  ImpliedNat n = implied_nat(p, cfg);
+  EXPECT_EQ(SPD_NAT_NONE, n.kind);
+  EXPECT_EQ("nat rule t.toml:7: pool 10.20.30.6-10.20.30.9 is not inside the policy's source selector "
+            "10.20.30.0/29; name addresses inside it",
+            n.why);
+}
+
+// A pool another policy's source selector divides (towards the same destination) could hand a
+// flow's next address to that policy: the SPD is not mirrored (fails closed) and says why.
+TEST(SpdNatPool, APoolDividedByAnotherPolicysSourceIsRefused) {
+  Policy pool = out_policy("10.20.30.0/29", "10.0.0.0/8", 71);
+  Policy one = out_policy("10.20.30.5/32", "10.0.0.0/8", 72);
+  one.priority = 1;
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
+  std::vector<const Policy*> pols{&one, &pool};
+  CompiledSpd c = compile_spd(pols, cfg);
+  ASSERT_TRUE(c.refused);
+  EXPECT_NE(std::string::npos, c.refused->find("its NAT pool 10.20.30.0-10.20.30.7 is divided by the source selector "
+                                               "10.20.30.5/32 of another policy towards the same destination"))
+      << *c.refused;
+  // Towards another destination the two do not meet: mirrored.
+  Policy elsewhere = out_policy("10.20.30.5/32", "172.31.0.0/16", 73);
+  std::vector<const Policy*> apart{&elsewhere, &pool};
+  EXPECT_FALSE(compile_spd(apart, cfg).refused);
 }

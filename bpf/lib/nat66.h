@@ -1,0 +1,387 @@
+/* NAT66 with ports on route-mode devices: an IPv6 out-policy whose source selector is one address
+ * (a NPT6_KIND_NAT66 rule of ipsnat_npt6, maps/npt6.h) takes every source of the IPv6 inside
+ * prefix to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
+ * original port when it is in the range and free, an echo identifier whenever it is free, else a
+ * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
+ * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
+ * opens a flow. TCP, UDP and ICMPv6 echo; fragments and other protocols are not translated (their
+ * LAN source then matches no policy at the device's xfrm lookup, as before attach).
+ * Checksums: the TCP, UDP and ICMPv6 checksums cover the addresses (pseudo-header); their change
+ * is applied by difference with BPF_F_PSEUDO_HDR. Within IPv6 the address's change and the
+ * checksum field's change cancel out in the packet's sum, so a CHECKSUM_COMPLETE skb->csum stays
+ * as it is (BPF_F_IPV6; a kernel older than 6.16 refuses that flag and gets the call without it). */
+#ifndef IPSNAT_BPF_LIB_NAT66_H
+#define IPSNAT_BPF_LIB_NAT66_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps/ct.h"
+#include "maps/ct6.h"
+#include "maps/npt6.h"
+#include "maps/stats.h"
+#include "lib/config.h"
+#include "lib/ct.h"
+#include "lib/nat.h"
+#include "lib/npt6.h"
+#include "lib/parse6.h"
+#include "lib/scratch.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IPSNAT_CT6_MAX_ENTRIES);
+	__type(key, struct ipsnat_ct6_key);
+	__type(value, struct ipsnat_ct6_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_ct6 SEC(".maps");
+
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+#define IPV6_SADDR_OFF 8
+#define IPV6_DADDR_OFF 24
+
+/* An IPv6 packet NAT66 can translate: its tuple and where its fields lie. */
+struct pkt66 {
+	struct pkt6 h;
+	__u32 l3;      /* offset of the IPv6 header from skb->data */
+	__u32 csum;    /* absolute offset of the upper layer's checksum */
+	__u32 port_off[2]; /* absolute offsets of the source [1] / destination [0] "port" field */
+	__be16 sport;  /* ICMPv6 echo: (id, 0) for a request, (0, id) for a reply, as ipsnat_ct */
+	__be16 dport;
+	__u8 tcp_flags;
+	__u8 pad[3];
+};
+
+/* Completes p, whose headers p->h parse_ipv6 read: 0, or -1 when the packet is not one NAT66
+ * translates (a fragment, an unfinished header chain, another protocol, an ICMPv6 message other
+ * than an echo of `echo_type`). */
+static __always_inline int nat66_parse(struct __sk_buff *skb, struct pkt66 *p, __u8 echo_type)
+{
+	struct ipv6hdr ip6;
+	int l3 = npt6_l3_offset(skb, &ip6);
+
+	if (l3 < 0 || p->h.unparsed || p->h.fragment || !p->h.ports)
+		return -1;
+	p->l3 = l3;
+	__u32 l4 = l3 + p->h.l4;
+	p->tcp_flags = 0;
+	if (p->h.proto == IPPROTO_ICMPV6) {
+		__be16 id;
+
+		if (p->h.icmp6_type != echo_type || bpf_skb_load_bytes(skb, l4 + 4, &id, 2) < 0)
+			return -1;
+		p->sport = echo_type == ICMPV6_ECHO_REQUEST ? id : 0;
+		p->dport = echo_type == ICMPV6_ECHO_REQUEST ? 0 : id;
+		p->csum = l4 + 2;
+		p->port_off[0] = p->port_off[1] = l4 + 4;
+		return 0;
+	}
+	p->sport = p->h.sport;
+	p->dport = p->h.dport;
+	p->port_off[1] = l4;
+	p->port_off[0] = l4 + 2;
+	if (p->h.proto == IPPROTO_UDP) {
+		p->csum = l4 + 6;
+		return 0;
+	}
+	p->csum = l4 + 16;
+	if (bpf_skb_load_bytes(skb, l4 + 13, &p->tcp_flags, 1) < 0)
+		return -1;
+	return 0;
+}
+
+static __always_inline struct ipsnat_ct6_key ct6_key_of(const struct pkt66 *p, __u8 dir)
+{
+	struct ipsnat_ct6_key k = { .sport = p->sport, .dport = p->dport, .proto = p->h.proto, .dir = dir };
+
+	__builtin_memcpy(k.saddr, p->h.saddr, 16);
+	__builtin_memcpy(k.daddr, p->h.daddr, 16);
+	return k;
+}
+
+static __always_inline void ct6_account(struct ipsnat_ct6_entry *e, const struct pkt66 *p)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	if (e->last_ns != now)
+		e->last_ns = now;
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, sizeof(struct ipv6hdr) + p->h.payload_len);
+	__u32 seen = p->tcp_flags & CT_SEEN_MASK;
+	/* A new connection on a tuple whose previous one ended starts with fresh flags (as
+	 * ct_tcp_restart, for this direction: the GC then sees it opening, not closing). */
+	if ((p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+	    (e->seen & (IPSNAT_CT_SEEN_FIN | IPSNAT_CT_SEEN_RST))) {
+		e->seen = seen;
+		return;
+	}
+	if ((e->seen | seen) != e->seen)
+		e->seen |= seen;
+}
+
+/* The lookup key of a NAT66 rule: the policy's destination prefix holds `remote`. */
+static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *remote)
+{
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
+
+	__builtin_memcpy(k.addr, remote, 16);
+	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	return r && r->kind == NPT6_KIND_NAT66 ? r : 0;
+}
+
+/* Whether addr lies in the rule's inside prefix (from/len, up to /128). */
+static __always_inline int nat66_inside(const __u8 *addr, const struct npt6_rule *r)
+{
+	for (int i = 0; i < 16; i++) {
+		int bits = (int)r->len - 8 * i;
+		__u8 m = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
+
+		if ((addr[i] ^ r->from[i]) & m)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* Rewrites the source (src = 1) or destination address to `to` and its port field to `port`,
+ * with the upper layer's checksum. */
+static __always_inline int nat66_rewrite(struct __sk_buff *skb, const struct pkt66 *p, int src, const __u8 *to,
+					 __be16 port)
+{
+	__u32 from_w[4], to_w[4];
+	__u64 pseudo = BPF_F_PSEUDO_HDR | (p->h.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+
+	__builtin_memcpy(from_w, src ? p->h.saddr : p->h.daddr, 16);
+	__builtin_memcpy(to_w, to, 16);
+	__s64 diff = bpf_csum_diff(from_w, 16, to_w, 16, 0);
+	if (diff < 0)
+		return -1;
+	if (bpf_l4_csum_replace(skb, p->csum, 0, diff, pseudo | BPF_F_IPV6) &&
+	    bpf_l4_csum_replace(skb, p->csum, 0, diff, pseudo))
+		return -1;
+	if (bpf_skb_store_bytes(skb, p->l3 + (src ? IPV6_SADDR_OFF : IPV6_DADDR_OFF), to_w, 16, 0))
+		return -1;
+	__be16 old = src ? p->sport : p->dport;
+	if (p->h.proto == IPPROTO_ICMPV6)
+		old = p->sport | p->dport; /* the identifier, whichever side holds it */
+	if (old == port)
+		return 0;
+	if (bpf_l4_csum_replace(skb, p->csum, old, port, 2 | (pseudo & BPF_F_MARK_MANGLED_0)))
+		return -1;
+	return bpf_skb_store_bytes(skb, p->port_off[src ? 1 : 0], &port, 2, 0);
+}
+
+/* Claims NAT port `port` for flow n: REPLY entry first with BPF_NOEXIST, then ORIG (ct_create's
+ * order and results). */
+static __always_inline int nat66_claim(struct nat66_flow *n, __u16 port)
+{
+	n->orig_e.xlat_port = bpf_htons(port);
+	n->reply_k.dport = bpf_htons(port);
+	int err = (int)bpf_map_update_elem(&ipsnat_ct6, &n->reply_k, &n->reply_e, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return CT_PORT_TAKEN;
+	if (err)
+		return CT_FULL;
+	err = (int)bpf_map_update_elem(&ipsnat_ct6, &n->orig_k, &n->orig_e, BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&ipsnat_ct6, &n->reply_k);
+		return err == -EEXIST ? CT_RACED : CT_FULL;
+	}
+	return CT_CREATED;
+}
+
+struct nat66_search {
+	__u32 min;
+	__u32 range;
+	__u32 start;
+	__u16 orig_port;
+	__u8 proto;
+	__u8 pad;
+	__u32 found; /* 0: none free */
+};
+
+/* Looks only, as nat_probe: a candidate is a port no REPLY entry holds for this remote endpoint
+ * (the scratch flow's REPLY key with that port). */
+static long nat66_probe(__u32 i, void *ctx)
+{
+	struct nat66_search *s = ctx;
+	struct nat66_flow *n = nat66_scratch();
+	__u16 port = s->min + (s->start + i) % s->range;
+
+	if (!n)
+		return 1;
+	if (port == s->orig_port || nat_port_reserved(s->proto, port))
+		return 0;
+	n->reply_k.dport = bpf_htons(port);
+	if (bpf_map_lookup_elem(&ipsnat_ct6, &n->reply_k))
+		return 0;
+	s->found = port;
+	return 1;
+}
+
+#define NAT66_PORT_TAKEN (-2)
+
+/* Claims `port` for flow n: nat66_bind's answer (0 with *out set, NAT_BOUND_RACED,
+ * drop-ct-full), or NAT66_PORT_TAKEN when another flow holds it. */
+static __always_inline int nat66_take(struct nat66_flow *n, __u16 port, __be16 *out)
+{
+	int r = nat66_claim(n, port);
+
+	if (r == CT_CREATED) {
+		*out = bpf_htons(port);
+		return 0;
+	}
+	if (r == CT_RACED)
+		return NAT_BOUND_RACED;
+	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : NAT66_PORT_TAKEN;
+}
+
+/* Binds a new flow of p to the rule's address: 0 and the NAT port in *port, NAT_BOUND_RACED
+ * (another CPU created the flow: look it up), or the drop reason. */
+static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __be16 *port)
+{
+	struct nat66_flow *n = nat66_scratch();
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u16 orig_port = bpf_ntohs(p->sport);
+	__u32 min, max;
+	int r;
+
+	if (!n)
+		return IPSNAT_R_DROP_CT_FULL;
+	__builtin_memset(n, 0, sizeof(*n));
+	n->orig_k = ct6_key_of(p, IPSNAT_CT_ORIG);
+	__builtin_memcpy(n->orig_e.xlat_addr, rule->to, 16);
+	n->orig_e.kind = IPSNAT_CT_KIND_NAT66;
+	n->orig_e.created_ns = now;
+	n->orig_e.last_ns = now;
+	n->reply_e = n->orig_e;
+	__builtin_memcpy(n->reply_e.xlat_addr, p->h.saddr, 16);
+	n->reply_e.xlat_port = p->sport;
+	__builtin_memcpy(n->reply_k.saddr, p->h.daddr, 16);
+	__builtin_memcpy(n->reply_k.daddr, rule->to, 16);
+	n->reply_k.sport = p->dport;
+	n->reply_k.proto = p->h.proto;
+	n->reply_k.dir = IPSNAT_CT_REPLY;
+	n->orig_e.packets = 1;
+	n->orig_e.bytes = sizeof(struct ipv6hdr) + p->h.payload_len;
+	n->orig_e.seen = p->tcp_flags & CT_SEEN_MASK;
+
+	cfg_port_range(&min, &max);
+	int echo = p->h.proto == IPPROTO_ICMPV6;
+	if ((echo || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(echo ? IPPROTO_ICMP : p->h.proto, orig_port)) {
+		r = nat66_take(n, orig_port, port);
+		if (r != NAT66_PORT_TAKEN)
+			return r;
+	}
+	struct nat66_search s = {
+		.min = min,
+		.range = max - min + 1,
+		.orig_port = orig_port,
+		.proto = echo ? IPPROTO_ICMP : p->h.proto,
+	};
+	__u32 tries = s.range < NAT_PORT_TRIES ? s.range : NAT_PORT_TRIES;
+	for (int round = 0; round < NAT_CLAIM_ROUNDS; round++) {
+		s.start = bpf_get_prandom_u32();
+		s.found = 0;
+		bpf_loop(tries, nat66_probe, &s, 0);
+		if (!s.found)
+			return IPSNAT_R_DROP_NO_PORT;
+		r = nat66_take(n, s.found, port);
+		if (r != NAT66_PORT_TAKEN)
+			return r;
+	}
+	return IPSNAT_R_DROP_NO_PORT;
+}
+
+/* TC egress of a route-mode device (if_id): 1 with the outcome in *why when the packet's
+ * destination is a NAT66 policy's; 0 when no NAT66 rule concerns it (NPTv6 may). */
+static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, enum ipsnat_reason *why)
+{
+	struct pkt66 p;
+
+	if (parse_ipv6(skb, &p.h) < 0)
+		return 0;
+	struct npt6_rule *rule = nat66_rule(if_id, p.h.daddr);
+	if (!rule)
+		return 0;
+	if (nat66_addr_equal(p.h.saddr, rule->to)) {
+		*why = IPSNAT_R_PASS_ALREADY_OK;
+		return 1;
+	}
+	if (!nat66_inside(p.h.saddr, rule)) {
+		*why = IPSNAT_R_PASS_NOT_INSIDE;
+		return 1;
+	}
+	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST)) {
+		*why = p.h.unparsed ? IPSNAT_R_DROP_MALFORMED : IPSNAT_R_PASS_PROTO;
+		return 1;
+	}
+	struct ipsnat_ct6_key k = ct6_key_of(&p, IPSNAT_CT_ORIG);
+	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
+	__u8 to[16];
+	__be16 port;
+	if (e) {
+		__builtin_memcpy(to, e->xlat_addr, 16);
+		port = e->xlat_port;
+		ct6_account(e, &p);
+	} else {
+		__builtin_memcpy(to, rule->to, 16);
+		int r = nat66_bind(&p, rule, &port);
+		if (r == NAT_BOUND_RACED) {
+			e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
+			if (!e) {
+				*why = IPSNAT_R_DROP_CT_FULL;
+				return 1;
+			}
+			__builtin_memcpy(to, e->xlat_addr, 16);
+			port = e->xlat_port;
+			ct6_account(e, &p);
+		} else if (r) {
+			*why = r;
+			return 1;
+		}
+	}
+	*why = nat66_rewrite(skb, &p, 1, to, port) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_NAT66;
+	return 1;
+}
+
+/* TC ingress of a route-mode device: 1 with the outcome in *why for a reply of a NAT66 flow,
+ * translated back to the inside host; 0 for anything else (p->h is then what parse_ipv6 read, or
+ * unset when even that failed: *parsed says). */
+static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p, int *parsed,
+					 enum ipsnat_reason *why)
+{
+	*parsed = parse_ipv6(skb, &p->h) == 0;
+	if (!*parsed || nat66_parse(skb, p, ICMPV6_ECHO_REPLY))
+		return 0;
+	struct ipsnat_ct6_key k = ct6_key_of(p, IPSNAT_CT_REPLY);
+	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
+	if (!e)
+		return 0;
+	__u8 to[16];
+	__builtin_memcpy(to, e->xlat_addr, 16);
+	__be16 port = e->xlat_port;
+	ct6_account(e, p);
+	*why = nat66_rewrite(skb, p, 0, to, port) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_NAT66_REVERSE;
+	return 1;
+}
+
+/* Whether a packet from `remote` to `local` enters the inside prefix of a NAT66 rule: the policy
+ * sends only its one address, so nothing but that address's replies comes back for the LAN. */
+static __always_inline int nat66_into_inside(__u32 if_id, const __u8 *remote, const __u8 *local)
+{
+	struct npt6_rule *rule = nat66_rule(if_id, remote);
+
+	return rule && nat66_inside(local, rule);
+}
+
+#endif

@@ -1,0 +1,218 @@
+// NAT66 with ports (bpf/lib/nat66.h) on golden packets: the rule comes from the SPD mirror's own
+// writer (loader/spd/npt6.*) for a policy whose source is one address; the oracle for the
+// checksums is a whole recomputation of the translated packet's TCP, UDP or ICMPv6 checksum
+// (tests/support/packet.*), and the ct6 entries are read back from the map by the keys the schema
+// (maps/ct6.h) defines.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include <cstring>
+
+#include "maps/ct6.h"
+#include "maps/stats.h"
+#include "spd/model.h"
+#include "mirror/npt6_map.h"
+#include "support/datapath.h"
+#include "support/packet.h"
+#include "support/ipv6_packet.h"
+#include "support/spd_fixture.h"
+
+namespace ipsnat::test {
+namespace {
+
+constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp6 = 58;
+constexpr uint32_t kIfId = 42;
+constexpr size_t kL3 = 14;  // PacketBuilder's Ethernet header
+constexpr size_t kSrc = kL3 + 8, kDst = kL3 + 24, kL4 = kL3 + 40;
+constexpr uint32_t kSa = 7;  // the reqid a packet "decrypted" by an SA carries (skb->mark here)
+
+spd::Policy policy6(uint32_t index, const std::string& src, const std::string& dst) {
+  return ipv6_out_policy(index, src, dst, kIfId);
+}
+
+std::string addr_at(const Bytes& pkt, size_t off) { return ipv6_at(pkt, off); }
+
+uint16_t u16_at(const Bytes& pkt, size_t off) { return uint16_t(pkt[off] << 8 | pkt[off + 1]); }
+
+void put_addr(uint8_t* to, const std::string& a) { ASSERT_EQ(inet_pton(AF_INET6, a.c_str(), to), 1) << a; }
+
+// strongSwan's virtual IPv6 2001:db8:b:7::5 is the source of the policy towards 2001:db8:f00::/40
+// on the xfrm interface of if_id 42; the LAN is fd00:9:9:9::/64 (and an IPv4 LAN beside it).
+class Nat66 : public ::testing::Test {
+ protected:
+  Nat66() : dp(true) {
+    model.apply(spd::PolicyUpsert{policy6(9, "2001:db8:b:7::5/128", "2001:db8:f00::/40")});
+    writer.write(model, inside);
+    set_dev(IPSNAT_DEV_ROUTE, kIfId, 0);  // no --binat: NAT66 needs none
+  }
+  void set_dev(ipsnat_dev_mode mode, uint32_t if_id, uint32_t flags) {
+    ipsnat_dev_cfg d{};
+    d.mode = mode;
+    d.if_id = if_id;
+    d.flags = flags;
+    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+  }
+  RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
+  RunResult back(const Bytes& p, uint32_t sa = 0) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa); }
+  uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
+  int ct6_fd() { return bpf_map__fd(dp.skel()->maps.ipsnat_ct6); }
+
+  // Egress: the source becomes `nat` with a valid checksum; returns the NAT port (echo id).
+  uint16_t leaves(const std::string& host, const std::string& remote, uint8_t proto, const Bytes& l4,
+                  const std::string& nat) {
+    Bytes pkt = eth.ipv6_l4(host, remote, proto, l4);
+    EXPECT_TRUE(ipv6_l4_checksum_ok(pkt, kL3));
+    RunResult r = out(pkt);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(addr_at(r.out, kSrc), nat) << host;
+    EXPECT_EQ(addr_at(r.out, kDst), remote);
+    EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kL3)) << "proto " << int(proto) << " " << host;
+    return proto == kIcmp6 ? u16_at(r.out, kL4 + 4) : u16_at(r.out, kL4);
+  }
+  // The reply to the NAT address and port comes back to `host` at `port`, checksum valid.
+  void returns(const std::string& remote, const std::string& nat, uint8_t proto, const Bytes& reply_l4,
+               const std::string& host, uint16_t port) {
+    RunResult b = back(eth.ipv6_l4(remote, nat, proto, reply_l4));
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(addr_at(b.out, kDst), host);
+    EXPECT_EQ(addr_at(b.out, kSrc), remote);
+    EXPECT_EQ(proto == kIcmp6 ? u16_at(b.out, kL4 + 4) : u16_at(b.out, kL4 + 2), port);
+    EXPECT_TRUE(ipv6_l4_checksum_ok(b.out, kL3)) << "reply proto " << int(proto);
+  }
+  std::optional<ipsnat_ct6_entry> ct6(const std::string& s, const std::string& d, uint16_t sp, uint16_t dp_,
+                                      uint8_t proto, uint8_t dir) {
+    ipsnat_ct6_key k{};
+    put_addr(k.saddr, s);
+    put_addr(k.daddr, d);
+    k.sport = htons(sp);
+    k.dport = htons(dp_);
+    k.proto = proto;
+    k.dir = dir;
+    ipsnat_ct6_entry e{};
+    if (bpf_map_lookup_elem(ct6_fd(), &k, &e) != 0) return std::nullopt;
+    return e;
+  }
+
+  Datapath dp;
+  spd::SpdModel model;
+  std::vector<spd::Prefix> inside{spd::parse_prefix("fd00:9:9:9::/64"), spd::parse_prefix("192.168.1.0/24")};
+  spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
+  PacketBuilder eth;
+};
+
+const std::string kVip = "2001:db8:b:7::5", kHost = "fd00:9:9:9::10", kRemote = "2001:db8:f00::1";
+
+TEST_F(Nat66, TcpUdpAndEchoLeaveAsTheOneAddressAndTheirRepliesComeBack) {
+  uint16_t tcp = leaves(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x02), kVip);
+  EXPECT_EQ(tcp, 40000) << "a free port in the range is kept";
+  returns(kRemote, kVip, kTcp, tcp_header(443, tcp, 0x12), kHost, 40000);
+  uint16_t udp = leaves(kHost, "2001:db8:f12::77", kUdp, udp_header(40001, 53, 30), kVip);
+  returns("2001:db8:f12::77", kVip, kUdp, udp_header(53, udp, 9), kHost, 40001);
+  uint16_t id = leaves(kHost, kRemote, kIcmp6, icmp6_echo(128, 7), kVip);
+  EXPECT_EQ(id, 7);
+  returns(kRemote, kVip, kIcmp6, icmp6_echo(129, id), kHost, 7);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 3u) << dp.nonzero_reasons();
+}
+
+// Two LAN hosts with the same source port towards one remote endpoint get two NAT ports; each
+// reply reaches its own host. A port below the NAPT range is moved into it.
+TEST_F(Nat66, TwoHostsOnePortTwoNatPortsEachReplyToItsHost) {
+  const std::string other = "fd00:9:9:9:abcd::99";
+  uint16_t a = leaves(kHost, kRemote, kUdp, udp_header(5353, 53, 8), kVip);
+  uint16_t b = leaves(other, kRemote, kUdp, udp_header(5353, 53, 8), kVip);
+  EXPECT_EQ(a, 5353);
+  EXPECT_NE(a, b);
+  EXPECT_GE(b, IPSNAT_DEF_PORT_MIN);
+  returns(kRemote, kVip, kUdp, udp_header(53, b, 4), other, 5353);
+  returns(kRemote, kVip, kUdp, udp_header(53, a, 4), kHost, 5353);
+  uint16_t low = leaves(kHost, kRemote, kTcp, tcp_header(80, 443, 0x02), kVip);
+  EXPECT_GE(low, IPSNAT_DEF_PORT_MIN);
+  returns(kRemote, kVip, kTcp, tcp_header(443, low, 0x12), kHost, 80);
+  // A second packet of a flow keeps its binding.
+  EXPECT_EQ(leaves(other, kRemote, kUdp, udp_header(5353, 53, 8), kVip), b);
+}
+
+TEST_F(Nat66, BothDirectionsAreInConntrackAndPointAtEachOther) {
+  uint16_t port = leaves(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x02), kVip);
+  auto o = ct6(kHost, kRemote, 40000, 443, kTcp, IPSNAT_CT_ORIG);
+  auto r = ct6(kRemote, kVip, 443, port, kTcp, IPSNAT_CT_REPLY);
+  ASSERT_TRUE(o && r);
+  EXPECT_EQ(o->kind, IPSNAT_CT_KIND_NAT66);
+  EXPECT_EQ(addr_at(Bytes(o->xlat_addr, o->xlat_addr + 16), 0), kVip);
+  EXPECT_EQ(ntohs(o->xlat_port), port);
+  EXPECT_EQ(addr_at(Bytes(r->xlat_addr, r->xlat_addr + 16), 0), kHost);
+  EXPECT_EQ(ntohs(r->xlat_port), 40000);
+  EXPECT_EQ(o->packets, 1u);
+  EXPECT_EQ(o->seen, uint32_t(IPSNAT_CT_SEEN_SYN));
+  EXPECT_EQ(r->packets, 0u);
+  returns(kRemote, kVip, kTcp, tcp_header(443, port, 0x12), kHost, 40000);
+  r = ct6(kRemote, kVip, 443, port, kTcp, IPSNAT_CT_REPLY);
+  EXPECT_EQ(r->packets, 1u);
+  EXPECT_EQ(r->seen, uint32_t(IPSNAT_CT_SEEN_SYN | IPSNAT_CT_SEEN_ACK));
+  // The echo: a request is keyed (id, 0), its reply (0, id).
+  leaves(kHost, kRemote, kIcmp6, icmp6_echo(128, 9), kVip);
+  EXPECT_TRUE(ct6(kHost, kRemote, 9, 0, kIcmp6, IPSNAT_CT_ORIG));
+  EXPECT_TRUE(ct6(kRemote, kVip, 0, 9, kIcmp6, IPSNAT_CT_REPLY));
+}
+
+// Nothing from the far side opens a flow: to the NAT address it passes untouched (to the host
+// itself, as before attach); into the LAN with an SA it is dropped; a reply with a wrong port or
+// from another remote endpoint is not translated.
+TEST_F(Nat66, TheFarSideOpensNothing) {
+  auto untouched = [&](const Bytes& p, uint32_t sa) {
+    RunResult b = back(p, sa);
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(b.out, p);
+  };
+  uint16_t port = leaves(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x02), kVip);
+  untouched(eth.ipv6_l4(kRemote, kVip, kTcp, tcp_header(443, port + 1, 0x02)), kSa);
+  untouched(eth.ipv6_l4("2001:db8:f00::2", kVip, kTcp, tcp_header(443, port, 0x12)), kSa);
+  untouched(eth.ipv6_l4(kRemote, kVip, kTcp, tcp_header(5555, 22, 0x02)), kSa);
+  untouched(eth.ipv6_l4(kRemote, kVip, kIcmp6, icmp6_echo(128, 7)), kSa);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 0u);
+  Bytes into_lan = eth.ipv6_l4(kRemote, kHost, kTcp, tcp_header(5555, 22, 0x02));
+  EXPECT_EQ(back(into_lan, kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+  // Without an SA (cleartext the tunnel device did not decrypt) the kernel decides, as before.
+  untouched(into_lan, 0);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u);
+}
+
+// What the rule does not concern: another destination, a source outside the LAN, the NAT address
+// itself, a device of another if_id or in policy mode, a protocol NAT66 does not translate.
+TEST_F(Nat66, WhatTheRuleDoesNotConcernLeavesUntouched) {
+  auto unchanged = [&](const Bytes& p, ipsnat_reason why) {
+    uint64_t before = n(why);
+    RunResult r = out(p);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+    EXPECT_EQ(r.out, p);
+    EXPECT_EQ(n(why), before + 1) << dp.nonzero_reasons();
+  };
+  unchanged(eth.ipv6_l4(kHost, "2001:db8:99::1", kUdp, udp_header(1, 2)), IPSNAT_R_PASS_NOT_IPV4);
+  unchanged(eth.ipv6_l4("fd00:7::10", kRemote, kUdp, udp_header(1, 2)), IPSNAT_R_PASS_NOT_INSIDE);
+  unchanged(eth.ipv6_l4(kVip, kRemote, kUdp, udp_header(1, 2)), IPSNAT_R_PASS_ALREADY_OK);
+  unchanged(eth.ipv6(kHost, kRemote, 132 /* SCTP */, Bytes(12, 0)), IPSNAT_R_PASS_PROTO);
+  Bytes lan = eth.ipv6_l4(kHost, kRemote, kUdp, udp_header(1, 2));
+  set_dev(IPSNAT_DEV_ROUTE, 7, 0);
+  unchanged(lan, IPSNAT_R_PASS_NOT_IPV4);
+  set_dev(IPSNAT_DEV_POLICY, kIfId, 0);
+  unchanged(lan, IPSNAT_R_PASS_NOT_IPV4);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 0u);
+}
+
+// Other prefixes: a /48 LAN to another address, towards another remote prefix, with --binat set
+// (which NAT66 neither needs nor changes).
+TEST_F(Nat66, AnotherLanAndAddressAlsoWithBinat) {
+  model.apply(spd::PolicyUpsert{policy6(13, "2001:db8:77::1/128", "2001:db8:e00::/40")});
+  inside = {spd::parse_prefix("fd12:3456:789a::/48")};
+  writer.write(model, inside);
+  set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
+  uint16_t p = leaves("fd12:3456:789a:1::42", "2001:db8:e00::9", kUdp, udp_header(61000, 4789, 17), "2001:db8:77::1");
+  returns("2001:db8:e00::9", "2001:db8:77::1", kUdp, udp_header(4789, p, 3), "fd12:3456:789a:1::42", 61000);
+}
+
+}  // namespace
+}  // namespace ipsnat::test

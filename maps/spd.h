@@ -76,11 +76,13 @@ IPSNAT_ASSERT_SIZE(struct spd_nat_target, 36);
 /* NAPT over a pool of span + 1 addresses: the index of the address LAN source saddr (host order)
  * prefers. A hash of the source alone, so one host keeps one address for all its flows (as nft's
  * `persistent`): protocols that open several connections and expect one peer address (FTP's data
- * channel, SIP/RTP, IKE-like pairs) keep working. Knuth's multiplicative hash, bits 16 and up
- * modulo the pool size: neighbouring addresses may pair up on one NAT address. */
+ * channel, SIP/RTP, IKE-like pairs) keep working. Knuth's multiplicative hash scaled to the pool
+ * by its top bits (as netfilter's reciprocal_scale): the low bits of the product pair neighbours
+ * up on one address, the top bits of n * golden ratio spread consecutive hosts evenly
+ * (SpdNatPool.NeighbouringHostsSpreadOverThePool). No division on the datapath. */
 static inline __u32 spd_nat_pool_pick(__u32 saddr, __u32 span)
 {
-	return ((saddr * 2654435761u) >> 16) % (span + 1);
+	return (__u32)(((__u64)(__u32)(saddr * 2654435761u) * (span + 1)) >> 32);
 }
 
 enum spd_cell_flags {

@@ -170,6 +170,27 @@ TEST(SpdNatPool, ARulesPoolSpreadsHostsAndMustLieInsideTheSelector) {
             n.why);
 }
 
+// Neighbouring LAN hosts spread over a pool: any run of consecutive hosts as long as the pool
+// uses most of its addresses (a hash's top bits, as netfilter's reciprocal_scale; low product bits
+// pair neighbours up), for pool sizes that are and are not a power of two, on several LANs.
+TEST(SpdNatPool, NeighbouringHostsSpreadOverThePool) {
+  int crowded = 0;
+  std::string first;
+  for (uint32_t lan : {0xAC160500u, 0xC0A80100u, 0x0A010200u, 0x64400000u}) {
+    for (uint32_t size : {4u, 6u, 8u, 13u}) {
+      for (uint32_t h = 1; h + size < 255; h++) {
+        std::set<uint32_t> used;
+        for (uint32_t k = 0; k < size; k++) used.insert(spd_nat_pool_pick(lan + h + k, size - 1));
+        ASSERT_LT(*used.rbegin(), size);
+        // More than half the pool (a uniformly random pick averages 1 - 1/e of it, about 63 %).
+        if (used.size() >= (size + 1) / 2 + 1) continue;
+        if (!crowded++) first = "pool " + std::to_string(size) + ": " + std::to_string(used.size()) + " addresses for hosts from ." + std::to_string(h);
+      }
+    }
+  }
+  EXPECT_EQ(0, crowded) << "first: " << first;
+}
+
 // A pool another policy's source selector divides (towards the same destination) could hand a
 // flow's next address to that policy: the SPD is not mirrored (fails closed) and says why.
 TEST(SpdNatPool, APoolDividedByAnotherPolicysSourceIsRefused) {

@@ -123,6 +123,9 @@ t.bind(('2001:db8:e77::1', 0))
 t.settimeout(2)
 try: t.connect(('fd00:77:1::a', 22))
 except OSError: pass" || true
+# The uplink's reverse hook has seen the reply once pass-no-sa counts it (bounded: 10 s).
+no_sa() { t_in "$gw" "$IPSNAT" status 2>&1 | grep -Eq 'pass-no-sa +[1-9]'; }
+t_wait_for 10 no_sa || true
 sleep 1
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
 echo "$status" | grep -E 'nat66|leak-guard-ipv6|no-sa' || true

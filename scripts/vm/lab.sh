@@ -477,11 +477,15 @@ lab_capture_cleartext() {
   lab_capture_count "$name" "$(lab_cleartext_filter "$@")"
 }
 
-# lab_capture_cleartext6 NAME: IPv6 packets that are not ESP and involve the company's IPv6
-# prefix or the LAN's (the IPv6 counterpart of lab_capture_cleartext).
-lab_capture_cleartext6() {
-  lab_capture_count "$1" "ip6 and not esp and (net $LAB_COMPANY6_NET or net $LAB_LAN6_NET)"
+# lab_cleartext6_filter: pcap filter for IPv6 packets that are not ESP and involve the company's
+# IPv6 prefix or the LAN's (the IPv6 counterpart of lab_cleartext_filter), neighbour discovery
+# (ICMPv6 133-137) aside: the gateway's probes of an on-link neighbour carry no one's data.
+lab_cleartext6_filter() {
+  echo "ip6 and not esp and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137) and (net $LAB_COMPANY6_NET or net $LAB_LAN6_NET)"
 }
+
+# lab_capture_cleartext6 NAME: count of leaked cleartext IPv6 packets.
+lab_capture_cleartext6() { lab_capture_count "$1" "$(lab_cleartext6_filter)"; }
 
 # lab_capture_natt NAME SRC DST: count of UDP-encapsulated ESP (NAT-T, port 4500; non-ESP
 # markers and IKE included) from SRC to DST.

@@ -115,16 +115,31 @@ int tc_guard_egress(struct __sk_buff *skb)
 
 /* LWT xmit on the routes ipsnat installs for SPD-covered destinations (policy-based): the
  * packet missed the SPD because of its source; translate and let the kernel re-route it
- * through a fresh xfrm lookup. */
-SEC("lwt_xmit")
-int lwt_snat_xmit(struct __sk_buff *skb)
+ * through a fresh xfrm lookup. IPv4 and IPv6 are two subprograms, as in tc_snat_egress. */
+static __always_inline int lwt_verdict(struct __sk_buff *skb, enum ipsnat_reason r)
 {
-	enum ipsnat_reason r = xlate_snat(skb, 0, 1);
-
 	stats_count(r, skb->len);
 	if (xlate_is_drop(r))
 		return BPF_DROP;
 	return xlate_is_translated(r) ? BPF_LWT_REROUTE : BPF_OK;
+}
+
+static __noinline int lwt_snat_xmit4(struct __sk_buff *skb)
+{
+	return lwt_verdict(skb, xlate_snat(skb, 0, 1));
+}
+
+static __noinline int lwt_snat_xmit6(struct __sk_buff *skb)
+{
+	return lwt_verdict(skb, xlate_snat6_lwt(skb));
+}
+
+SEC("lwt_xmit")
+int lwt_snat_xmit(struct __sk_buff *skb)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return lwt_snat_xmit6(skb);
+	return lwt_snat_xmit4(skb);
 }
 
 /* XDP on the uplink (`attach --xdp-prefilter`, native mode only): drops spoofed cleartext the

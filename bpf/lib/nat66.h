@@ -28,6 +28,7 @@
 #include "lib/nat.h"
 #include "lib/npt6.h"
 #include "lib/parse6.h"
+#include "lib/sa.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -57,10 +58,10 @@ struct pkt66 {
 /* Completes p, whose headers p->h parse_ipv6 read: 0, or -1 when the packet is not one NAT66
  * translates (a fragment, an unfinished header chain, another protocol, an ICMPv6 message other
  * than an echo of `echo_type`). */
-static __always_inline int nat66_parse(struct __sk_buff *skb, struct pkt66 *p, __u8 echo_type)
+static __always_inline int nat66_parse(struct __sk_buff *skb, struct pkt66 *p, __u8 echo_type, int l3_at_data)
 {
 	struct ipv6hdr ip6;
-	int l3 = npt6_l3_offset(skb, &ip6);
+	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
 
 	if (l3 < 0 || p->h.unparsed || p->h.fragment || !p->h.ports)
 		return -1;
@@ -325,13 +326,14 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	return IPSNAT_R_DROP_NO_PORT;
 }
 
-/* TC egress of a route-mode device (if_id): 1 with the outcome in *why when the packet's
- * destination is a NAT66 policy's; 0 when no NAT66 rule concerns it (NPTv6 may). */
-static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, enum ipsnat_reason *why)
+/* TC egress of a route-mode device (if_id), or LWT xmit of a policy-mode route (if_id 0,
+ * l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
+ * concerns it (NPTv6 may). */
+static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int l3_at_data, enum ipsnat_reason *why)
 {
 	struct pkt66 p;
 
-	if (parse_ipv6(skb, &p.h) < 0)
+	if (parse_ipv6(skb, &p.h, l3_at_data) < 0)
 		return 0;
 	struct npt6_rule *rule = nat66_rule(if_id, p.h.daddr);
 	if (!rule)
@@ -344,7 +346,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, enum
 		*why = IPSNAT_R_PASS_NOT_INSIDE;
 		return 1;
 	}
-	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST)) {
+	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
 		*why = p.h.unparsed ? IPSNAT_R_DROP_MALFORMED : IPSNAT_R_PASS_PROTO;
 		return 1;
 	}
@@ -377,19 +379,26 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, enum
 	return 1;
 }
 
-/* TC ingress of a route-mode device: 1 with the outcome in *why for a reply of a NAT66 flow,
- * translated back to the inside host; 0 for anything else (p->h is then what parse_ipv6 read, or
- * unset when even that failed: *parsed says). */
-static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p, int *parsed,
+/* TC ingress of a route-mode device, or of a policy-mode uplink (need_sa): 1 with the outcome in
+ * *why for a reply of a NAT66 flow, translated back to the inside host; on the uplink only when an
+ * SA decrypted it (cleartext that looks like a reply passes untouched: pass-no-sa). 0 for anything
+ * else (p->h is then what parse_ipv6 read, or unset when even that failed: *parsed says). */
+static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p, int *parsed, int need_sa,
 					 enum ipsnat_reason *why)
 {
-	*parsed = parse_ipv6(skb, &p->h) == 0;
-	if (!*parsed || nat66_parse(skb, p, ICMPV6_ECHO_REPLY))
+	__u32 reqid;
+
+	*parsed = parse_ipv6(skb, &p->h, 0) == 0;
+	if (!*parsed || nat66_parse(skb, p, ICMPV6_ECHO_REPLY, 0))
 		return 0;
 	struct ipsnat_ct6_key k = ct6_key_of(p, IPSNAT_CT_REPLY);
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	if (!e)
 		return 0;
+	if (need_sa && skb_sa_reqid(skb, &reqid)) {
+		*why = IPSNAT_R_PASS_NO_SA;
+		return 1;
+	}
 	__u8 to[16];
 	__builtin_memcpy(to, e->xlat_addr, 16);
 	__be16 port = e->xlat_port;

@@ -32,13 +32,15 @@ static __always_inline int ipv6_hdr_equal(const struct ipv6hdr *a, const struct 
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
 }
 
-/* Offset of the IPv6 header from skb->data, or -1: 0 on the egress of an L3 device, 14 where a
- * (stale) Ethernet header precedes it (docs/datapath.md, "Kernel path"). */
-static __always_inline int npt6_l3_offset(struct __sk_buff *skb, struct ipv6hdr *ip6)
+/* Offset of the IPv6 header from skb->data, or -1: 0 on the egress of an L3 device and in LWT xmit
+ * (l3_at_data), 14 where a (stale) Ethernet header precedes it (docs/datapath.md, "Kernel path"). */
+static __always_inline int npt6_l3_offset(struct __sk_buff *skb, struct ipv6hdr *ip6, int l3_at_data)
 {
 	struct ipv6hdr at;
 	int zero, eth;
 
+	if (l3_at_data)
+		return bpf_skb_load_bytes(skb, 0, ip6, sizeof(*ip6)) < 0 ? -1 : 0;
 	if (bpf_skb_load_bytes_relative(skb, 0, ip6, sizeof(*ip6), BPF_HDR_START_NET) < 0)
 		return -1;
 	zero = bpf_skb_load_bytes(skb, 0, &at, sizeof(at)) == 0 && ipv6_hdr_equal(&at, ip6);
@@ -125,10 +127,10 @@ static __always_inline int npt6_sender_is_remote(const struct in6_addr *saddr, _
 /* Translates the address at offset `at` of the IPv6 header (source or destination) by the rule
  * of (if_id, dir, destination); `done` is the reason when it did. */
 static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, __u32 if_id, enum npt6_dir dir,
-							 enum ipsnat_reason done)
+							 enum ipsnat_reason done, int l3_at_data)
 {
 	struct ipv6hdr ip6;
-	int l3 = npt6_l3_offset(skb, &ip6);
+	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
 
 	if (l3 < 0)
 		return dir == NPT6_OUT ? IPSNAT_R_DROP_TRUNCATED : IPSNAT_R_PASS_MALFORMED;
@@ -152,19 +154,19 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 	return done;
 }
 
-/* TC egress of a route-mode device: a source in the inside prefix of the rule the destination
- * finds (the policy's destination) leaves with the policy's source prefix, so the device's xfrm
- * lookup matches that policy. */
-static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u32 if_id)
+/* TC egress of a route-mode device, or LWT xmit (l3_at_data) of a policy-mode route: a source in
+ * the inside prefix of the rule the destination finds (the policy's destination) leaves with the
+ * policy's source prefix, so the kernel's xfrm lookup after it matches that policy. */
+static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u32 if_id, int l3_at_data)
 {
-	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6);
+	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6, l3_at_data);
 }
 
 /* TC ingress of a route-mode device (decrypted by its SAs): a destination in the policy's source
  * prefix, from a sender in its destination selector, goes back to the inside prefix. */
 static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id)
 {
-	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE);
+	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE, 0);
 }
 
 #endif

@@ -1,6 +1,7 @@
 /* IPv6 headers as far as the leak guard and NAT66 need them: the addresses, and the upper-layer
- * protocol, its offset and ports after walking the extension headers. Read relative to the kernel's network header
- * (bpf_skb_load_bytes_relative), so the link-header length does not matter. */
+ * protocol, its offset and ports after walking the extension headers. Read relative to the
+ * kernel's network header at TC (bpf_skb_load_bytes_relative), so the link-header length does not
+ * matter; from skb->data in LWT xmit (ipv6_load). */
 #ifndef IPSNAT_BPF_LIB_PARSE6_H
 #define IPSNAT_BPF_LIB_PARSE6_H
 
@@ -32,14 +33,24 @@ struct pkt6 {
 	__u16 pad;
 };
 
+/* Reads len bytes at offset off of the IPv6 header: relative to the kernel's network header at TC;
+ * from skb->data where the hook guarantees the header there (l3_at_data: LWT xmit, which cannot
+ * use bpf_skb_load_bytes_relative). */
+static __always_inline long ipv6_load(struct __sk_buff *skb, __u32 off, void *to, __u32 len, int l3_at_data)
+{
+	if (l3_at_data)
+		return bpf_skb_load_bytes(skb, off, to, len);
+	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
+}
+
 /* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
- * the fixed header is there. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
+ * the fixed header is there. l3_at_data as ipv6_load. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int l3_at_data)
 {
 	struct ipv6hdr ip6;
 
 	__builtin_memset(p, 0, sizeof(*p));
-	if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
+	if (ipv6_load(skb, 0, &ip6, sizeof(ip6), l3_at_data) < 0)
 		return -1;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
@@ -54,7 +65,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
 		    next != IPPROTO_FRAGMENT)
 			break;
-		if (bpf_skb_load_bytes_relative(skb, off, h, sizeof(h), BPF_HDR_START_NET) < 0) {
+		if (ipv6_load(skb, off, h, sizeof(h), l3_at_data) < 0) {
 			p->unparsed = 1;
 			return 0;
 		}
@@ -81,7 +92,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 		return 0;
 	p->l4 = off;
 	if (next == IPPROTO_ICMPV6) {
-		if (bpf_skb_load_bytes_relative(skb, off, &p->icmp6_type, 1, BPF_HDR_START_NET) < 0)
+		if (ipv6_load(skb, off, &p->icmp6_type, 1, l3_at_data) < 0)
 			p->unparsed = 1;
 		else
 			p->ports = 1;
@@ -90,7 +101,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 	if (next != IPPROTO_TCP && next != IPPROTO_UDP)
 		return 0;
 	__be16 ports[2];
-	if (bpf_skb_load_bytes_relative(skb, off, ports, sizeof(ports), BPF_HDR_START_NET) < 0) {
+	if (ipv6_load(skb, off, ports, sizeof(ports), l3_at_data) < 0) {
 		p->unparsed = 1;
 		return 0;
 	}

@@ -22,6 +22,7 @@
 #include "lib/npt6.h"
 #include "lib/parse.h"
 #include "lib/parse6.h"
+#include "lib/sa.h"
 #include "lib/spd.h"
 
 static __always_inline int xlate_is_drop(enum ipsnat_reason r)
@@ -53,28 +54,6 @@ static __always_inline int xlate_is_translated(enum ipsnat_reason r)
 	       r == IPSNAT_R_XLATE_FORWARD || r == IPSNAT_R_XLATE_MASQ || r == IPSNAT_R_XLATE_BINAT ||
 	       r == IPSNAT_R_XLATE_NPT6 || r == IPSNAT_R_XLATE_NPT6_REVERSE || r == IPSNAT_R_XLATE_NAT66 ||
 	       r == IPSNAT_R_XLATE_NAT66_REVERSE;
-}
-
-/* Test seam: set only by the bpf tier before load (tests/support/datapath.h); the loader never
- * sets it. BPF_PROG_TEST_RUN cannot give a packet a sec path, so there the SA's reqid is read
- * from skb->mark (0: no SA). Read-only data: the verifier removes the branch not taken. */
-const volatile __u32 ipsnat_test_sa_from_mark = 0;
-
-/* The reqid of the SA that decrypted skb: 0 and *reqid, or -1 for a cleartext packet. */
-static __always_inline int skb_sa_reqid(struct __sk_buff *skb, __u32 *reqid)
-{
-	struct bpf_xfrm_state st;
-
-	if (ipsnat_test_sa_from_mark) {
-		if (!skb->mark)
-			return -1;
-		*reqid = skb->mark;
-		return 0;
-	}
-	if (bpf_skb_get_xfrm_state(skb, 0, &st, sizeof(st), 0))
-		return -1;
-	*reqid = st.reqid;
-	return 0;
 }
 
 static __always_inline struct ipsnat_flow4 flow_of(const struct pkt4 *p, __u32 mark, __u32 if_id)
@@ -210,38 +189,38 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
 	return IPSNAT_R_XLATE_ICMP_LOCAL;
 }
 
-/* The reverse side of IPv6 on a route-mode device (if_id): NAT66 replies (lib/nat66.h), then
- * NPTv6 under --binat (flags), else the packet passes as before attach, unless it enters a NAT66
- * rule's inside prefix from the far side with an SA: nothing the LAN sent explains it, and only an
- * fwd companion would admit it (drop-unsolicited, as reverse_unexplained for IPv4). */
-static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __u32 if_id, __u32 flags)
+/* The reverse side of IPv6 (TC ingress): NAT66 replies (lib/nat66.h), then NPTv6 under --binat
+ * (flags), else the packet passes as before attach, unless it enters a NAT66 rule's inside prefix
+ * from the far side with an SA: nothing the LAN sent explains it, and only an fwd companion would
+ * admit it (drop-unsolicited, as reverse_unexplained for IPv4). On a policy-mode uplink (need_sa)
+ * only what an SA decrypted is translated: cleartext that looks like a reply never reaches the LAN
+ * (its NPTv6 address finds no route there: the blackhole or nothing). */
+static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __u32 if_id, __u32 flags, int need_sa)
 {
-	enum ipsnat_reason why;
+	enum ipsnat_reason why = IPSNAT_R_PASS_NOT_IPV4;
 	struct pkt66 p;
 	int parsed;
 	__u32 reqid;
 
-	if (nat66_reverse(skb, &p, &parsed, &why))
+	if (nat66_reverse(skb, &p, &parsed, need_sa, &why))
 		return why;
-	if (flags & IPSNAT_DEV_BINAT) {
+	int decrypted = parsed && !skb_sa_reqid(skb, &reqid);
+	if ((flags & IPSNAT_DEV_BINAT) && (decrypted || !need_sa)) {
 		why = npt6_reverse(skb, if_id);
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
-	} else {
-		why = IPSNAT_R_PASS_NOT_IPV4;
 	}
-	if (parsed && !skb_sa_reqid(skb, &reqid) && nat66_into_inside(if_id, p.h.saddr, p.h.daddr))
+	if (decrypted && nat66_into_inside(if_id, p.h.saddr, p.h.daddr))
 		return IPSNAT_R_DROP_UNSOLICITED;
 	return why;
 }
 
-/* IPv6 on a tunnel device in route mode: NAT66 with ports for policies whose source is one
- * address (bpf/lib/nat66.h: stateful, replies only), and NPTv6 with --binat (bpf/lib/npt6.h).
- * NPTv6 is stateless: the reverse rule that brings replies back also lets the far side open
- * connections to every mapped LAN host, so only a device whose user asked for that
- * (IPSNAT_DEV_BINAT, as lib/binat.h) applies it. Anything else that is not IPv4 passes as before
- * attach: a policy-mode uplink has no IPv6 translation (its guard drops IPv6 cleartext to covered
- * prefixes). */
+/* IPv6 on a device: NAT66 with ports for policies whose source is one address (bpf/lib/nat66.h:
+ * stateful, replies only), and NPTv6 with --binat (bpf/lib/npt6.h). NPTv6 is stateless: the
+ * reverse rule that brings replies back also lets the far side open connections to every mapped
+ * LAN host, so only a device whose user asked for that (IPSNAT_DEV_BINAT, as lib/binat.h) applies
+ * it. A tunnel device (route mode) translates both ways at TC, with its if_id; a policy-mode uplink
+ * only the reverse side here, with if_id 0 (its out side is LWT xmit: xlate_snat6_lwt). */
 static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, enum npt6_dir dir)
 {
 	enum ipsnat_reason why;
@@ -250,12 +229,26 @@ static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, 
 		return IPSNAT_R_PASS_NOT_IPV4;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
 	if (d.mode != IPSNAT_DEV_ROUTE)
-		return IPSNAT_R_PASS_NOT_IPV4;
+		return dir == NPT6_IN ? ipv6_reverse(skb, 0, d.flags, 1) : IPSNAT_R_PASS_NOT_IPV4;
 	if (dir == NPT6_IN)
-		return ipv6_reverse(skb, d.if_id, d.flags);
-	if (nat66_egress(skb, d.if_id, &why))
+		return ipv6_reverse(skb, d.if_id, d.flags, 0);
+	if (nat66_egress(skb, d.if_id, 0, &why))
 		return why;
-	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, d.if_id) : IPSNAT_R_PASS_NOT_IPV4;
+	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, d.if_id, 0) : IPSNAT_R_PASS_NOT_IPV4;
+}
+
+/* IPv6 in LWT xmit on the routes policy mode installs for an IPv6 out-policy's destination: the
+ * LAN source becomes the policy's (NAT66 with ports; NPTv6 when the route's device has --binat),
+ * before the kernel's xfrm lookup after the reroute. The policies bound to no interface: if_id 0. */
+static __always_inline enum ipsnat_reason xlate_snat6_lwt(struct __sk_buff *skb)
+{
+	enum ipsnat_reason why;
+
+	if (nat66_egress(skb, 0, 1, &why))
+		return why;
+	if (dev_cfg(skb->ifindex).flags & IPSNAT_DEV_BINAT)
+		return npt6_egress(skb, 0, 1);
+	return IPSNAT_R_PASS_NOT_COVERED;
 }
 
 /* SNAT side of IPv4, before the xfrm lookup (TC egress of a tunnel device, LWT xmit). Malformed
@@ -667,7 +660,7 @@ static __always_inline enum ipsnat_reason guard_ipv6(struct __sk_buff *skb)
 {
 	struct pkt6 p;
 
-	if (parse_ipv6(skb, &p) < 0)
+	if (parse_ipv6(skb, &p, 0) < 0)
 		return IPSNAT_R_PASS_MALFORMED;
 	if (!p.unparsed && (p.proto == IPPROTO_ESP || p.proto == IPPROTO_AH))
 		return IPSNAT_R_PASS_IPSEC;

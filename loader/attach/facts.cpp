@@ -68,8 +68,8 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   // The path to each SA's outer peer: its MTU bounds the translated packets' (the LWT route's).
   for (const auto& p : f.policies)
     for (const auto& t : p.tmpls) {
-      if (t.mode != XFRM_MODE_TUNNEL || t.family != AF_INET) continue;
-      spd::Prefix peer{t.tunnel_dst, 32};
+      if (t.mode != XFRM_MODE_TUNNEL || (t.family != AF_INET && t.family != AF_INET6)) continue;
+      spd::Prefix peer = net::host_prefix(t.tunnel_dst);
       if (std::any_of(f.sa_peers.begin(), f.sa_peers.end(), [&](const Nexthop& n) { return n.dst == peer; })) continue;
       auto nh = rtnl::route_get(peer);
       if (!nh) continue;

@@ -167,6 +167,28 @@ spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   return cfg;
 }
 
+// What an IPv6 out-policy implies on the device (spd/npt6.h): NPTv6 only with --binat, whose
+// reverse rule opens every mapped host to the far side (the datapath checks the device's
+// IPSNAT_DEV_BINAT too, bpf/lib/xlate.h); in policy mode nothing for a policy the LWT reroute
+// would miss (its ports), as for IPv4.
+spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode) {
+  auto m = spd::npt6_of(p, inside);
+  if (!m.ok) return m;
+  if (!m.nat66 && !s.binat) {
+    m.ok = false;
+    m.why = "nptv6 is stateless both ways: --binat allows it";
+  } else if (auto misses = mode == Mode::Policy ? spd::reroute_misses(p) : std::nullopt) {
+    m.ok = false;
+    m.why = "not translated in policy mode: " + *misses;
+  }
+  return m;
+}
+
+// An IPv6 address of the host (strongSwan's virtual IPv6): local_addrs holds IPv4 only.
+bool is_local6(const HostFacts& f, const Address& a) {
+  return std::any_of(f.addresses.begin(), f.addresses.end(), [&](const HostAddress& h) { return h.prefix.addr == a; });
+}
+
 std::vector<const Policy*> relevant(const HostFacts& f, Mode mode) {
   std::vector<const Policy*> out;
   for (const auto& p : f.policies)
@@ -233,10 +255,13 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   std::vector<Prefix> out;
   if (choose_mode(facts.dev, settings.mode) != Mode::Policy) return out;
   auto cfg = nat_config(facts, settings);
-  for (const Policy* p : relevant(facts, Mode::Policy))
-    if (p->sel.family == AF_INET && spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p) &&
-        std::find(out.begin(), out.end(), p->sel.dst) == out.end())
-      out.push_back(p->sel.dst);
+  auto inside = inside_prefixes(facts, settings);
+  for (const Policy* p : relevant(facts, Mode::Policy)) {
+    bool routed = p->sel.family == AF_INET6
+                      ? ipv6_mapping(*p, inside, settings, Mode::Policy).ok
+                      : spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p);
+    if (routed && std::find(out.begin(), out.end(), p->sel.dst) == out.end()) out.push_back(p->sel.dst);
+  }
   return out;
 }
 
@@ -256,18 +281,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   auto inside_all = inside_prefixes(facts, settings);
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
-      auto m = spd::npt6_of(*p, inside_all);
-      if (m.ok && plan.mode != Mode::Route) {
-        // Policy mode has no IPv6 hook before the kernel's xfrm lookup yet (docs/datapath.md,
-        // "NPTv6"); its guard keeps the LAN's IPv6 cleartext from leaving.
-        m.ok = false;
-        m.why = "IPv6 is translated in route mode only: the leak guard drops the LAN's IPv6 cleartext";
-      } else if (m.ok && !m.nat66 && !settings.binat) {
-        // The reverse rule that brings replies back opens every mapped host to the far side
-        // (the datapath checks the device's IPSNAT_DEV_BINAT too, bpf/lib/xlate.h).
-        m.ok = false;
-        m.why = "nptv6 is stateless both ways: --binat allows it";
-      }
+      auto m = ipv6_mapping(*p, inside_all, settings, plan.mode);
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
       if (m.ok) npt6.emplace_back(p, m);
       continue;
@@ -417,7 +431,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     uint32_t path = facts.dev.mtu;
     for (const auto& t : p.tmpls)
       for (const auto& peer : facts.sa_peers)
-        if (t.mode == XFRM_MODE_TUNNEL && peer.dst == Prefix{t.tunnel_dst, 32} && peer.mtu && peer.mtu < path)
+        if (t.mode == XFRM_MODE_TUNNEL && peer.dst == net::host_prefix(t.tunnel_dst) && peer.mtu && peer.mtu < path)
           path = peer.mtu;
     return path > kEspOverhead + 576 ? path - kEspOverhead : 576u;
   };
@@ -434,11 +448,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       add(bh);
     }
   }
-  for (const auto& [p, n] : nat) {
+  // The LWT route for a policy's destination, through the main table's nexthop for it.
+  auto lwt_route = [&](const Policy& p) {
     RouteStep r;
-    r.dst = p->sel.dst;
+    r.dst = p.sel.dst;
     r.table = settings.table;
-    r.mtu = route_mtu_for(*p);
+    r.mtu = route_mtu_for(p);
     r.lwt_prog = "lwt_snat_xmit";
     r.oif = facts.dev.ifindex;
     r.oif_name = facts.dev.name;
@@ -450,15 +465,44 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         }
         r.gateway = nh.gateway;
       }
-    // The gateway's own connections pick the address the policy wants, as strongSwan's
-    // table 220 would have made them do.
-    if (n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr)) r.prefsrc = n.nat.addr;
     if (r.oif != facts.dev.ifindex)
       plan.warnings.push_back("the main table routes " + r.dst.str() + " through another device than \"" +
                               plan.dev + "\"");
+    return r;
+  };
+  for (const auto& [p, n] : nat) {
+    RouteStep r = lwt_route(*p);
+    // The gateway's own connections pick the address the policy wants, as strongSwan's
+    // table 220 would have made them do.
+    if (n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr)) r.prefsrc = n.nat.addr;
     add(r);
   }
-  add(RuleStep{settings.rule_priority, settings.table});
+  if (!nat.empty() || npt6.empty()) add(RuleStep{settings.rule_priority, settings.table});
+  // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for the IPv6 LAN, the NAT
+  // address (NAT66) or prefix (NPTv6) blackholed unless local, an LWT route per destination, and
+  // the IPv6 rule last. An IPv6 packet is at least 1280 bytes on any link (RFC 8200).
+  for (const auto& [p, m] : npt6) {
+    for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
+      add_companion(*p, m.inside, dir,
+                    "decrypted replies to " + m.inside.str() + " pass the " + spd::to_string(dir) + " check");
+    if (m.nat66 && is_local6(facts, m.outside.addr)) continue;
+    RouteStep bh;
+    bh.dst = m.outside;
+    bh.table = settings.table;
+    bh.blackhole = true;
+    add(bh);
+  }
+  for (const auto& [p, m] : npt6) {
+    RouteStep r = lwt_route(*p);
+    if (!settings.route_mtu) {
+      bool outer6 = std::any_of(p->tmpls.begin(), p->tmpls.end(),
+                                [](const spd::Template& t) { return t.tunnel_dst.family == AF_INET6; });
+      r.mtu = std::max(outer6 ? r.mtu - kEspOuterIpv6Extra : r.mtu, kIpv6MinMtu);
+    }
+    if (m.nat66 && is_local6(facts, m.outside.addr)) r.prefsrc = m.outside.addr;
+    add(r);
+  }
+  if (!npt6.empty()) add(RuleStep{settings.rule_priority, settings.table, AF_INET6});
   return plan;
 }
 
@@ -470,7 +514,8 @@ std::string step_key(const Step& s) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>)
           return std::string("tc/") + hook_name(v.hook) + (v.dev.empty() ? "" : "/" + v.dev);
-        if constexpr (std::is_same_v<T, RuleStep>) return "rule/" + std::to_string(v.priority);
+        if constexpr (std::is_same_v<T, RuleStep>)
+          return std::string(v.family == AF_INET6 ? "rule6/" : "rule/") + std::to_string(v.priority);
         if constexpr (std::is_same_v<T, RouteStep>) return "route/" + std::to_string(v.table) + "/" + v.dst.str();
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
           return std::string("xfrm/") + spd::to_string(v.policy.dir) + "/" + v.policy.sel.src.str() + "/" +
@@ -492,13 +537,13 @@ std::string describe(const Step& s) {
             o << "tc " << hook_name(v.hook) << " program " << v.prog;
           if (!v.dev.empty()) o << " dev " << v.dev;
         } else if constexpr (std::is_same_v<T, RuleStep>) {
-          o << "rule priority " << v.priority << " lookup " << v.table;
+          o << (v.family == AF_INET6 ? "rule -6 priority " : "rule priority ") << v.priority << " lookup " << v.table;
         } else if constexpr (std::is_same_v<T, RouteStep>) {
           o << "route " << (v.blackhole ? "blackhole " : "") << v.dst.str() << " table " << v.table;
           if (v.gateway) o << " via " << v.gateway->str();
           if (!v.blackhole) o << " dev " << (v.oif_name.empty() ? "#" + std::to_string(v.oif) : v.oif_name);
           if (v.prefsrc) o << " src " << v.prefsrc->str();
-          if (v.mtu) o << " mtu " << v.mtu;
+          if (v.mtu) o << (v.dst.addr.family == AF_INET6 ? " mtu lock " : " mtu ") << v.mtu;
           if (!v.lwt_prog.empty()) o << " encap bpf xmit " << v.lwt_prog;
         } else {
           // A planned policy has no kernel index yet: leave out the meaningless "index 0".
@@ -573,7 +618,9 @@ nlohmann::json step_to_json(const Step& s) {
           return j;
         }
         if constexpr (std::is_same_v<T, RuleStep>)
-          return {{"type", "rule"}, {"priority", v.priority}, {"table", v.table}};
+          return v.family == AF_INET6
+                     ? nlohmann::json{{"type", "rule"}, {"priority", v.priority}, {"table", v.table}, {"family", 6}}
+                     : nlohmann::json{{"type", "rule"}, {"priority", v.priority}, {"table", v.table}};
         if constexpr (std::is_same_v<T, RouteStep>) {
           nlohmann::json j = {{"type", "route"}, {"dst", prefix_json(v.dst)}, {"table", v.table},
                               {"blackhole", v.blackhole}, {"oif", v.oif}, {"mtu", v.mtu},
@@ -594,7 +641,8 @@ Step step_from_json(const nlohmann::json& j) {
   if (type == "tc")
     return TcStep{j.at("hook") == "ingress" ? Hook::TcIngress : j.at("hook") == "xdp" ? Hook::Xdp : Hook::TcEgress,
                   j.at("prog"), j.value("dev", "")};
-  if (type == "rule") return RuleStep{j.at("priority"), j.at("table")};
+  if (type == "rule")
+    return RuleStep{j.at("priority"), j.at("table"), uint16_t(j.value("family", 4) == 6 ? AF_INET6 : AF_INET)};
   if (type == "route") {
     RouteStep r;
     r.dst = prefix_from(j.at("dst"));

@@ -91,6 +91,9 @@ std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min
 // Worst-case ESP tunnel overhead over IPv4 (outer IP 20, ESP 8, IV 16, pad 15, trailer 2,
 // ICV 16, NAT-T UDP 8, rounded): packets up to MTU-overhead are encrypted without fragmentation.
 inline constexpr uint32_t kEspOverhead = 88;
+// An IPv6 outer header is 20 bytes longer than IPv4's; no IPv6 link is below 1280 (RFC 8200).
+inline constexpr uint32_t kEspOuterIpv6Extra = 20;
+inline constexpr uint32_t kIpv6MinMtu = 1280;
 
 // Xdp: native XDP of the device (the pre-filter); generic XDP is never used, it would see the
 // packets the kernel decrypted and re-injected on the device (docs/datapath.md).

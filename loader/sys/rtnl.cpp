@@ -30,15 +30,17 @@ net::Address v4(const void* p) {
   return net::Address::v4(a);
 }
 
+size_t addr_len(const net::Address& a) { return a.family == AF_INET6 ? 16 : 4; }
+
 void fill_route(NlRequest& req, const Route& r) {
   auto* rtm = req.put_header<rtmsg>();
-  rtm->rtm_family = AF_INET;
+  rtm->rtm_family = static_cast<unsigned char>(r.dst.addr.family);
   rtm->rtm_dst_len = r.dst.len;
   rtm->rtm_protocol = kRouteProtocol;
   rtm->rtm_type = r.blackhole ? RTN_BLACKHOLE : RTN_UNICAST;
   rtm->rtm_scope = r.blackhole || r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
   put_table(req.hdr(), rtm, r.table);
-  mnl_attr_put(req.hdr(), RTA_DST, 4, r.dst.addr.bytes.data());
+  mnl_attr_put(req.hdr(), RTA_DST, addr_len(r.dst.addr), r.dst.addr.bytes.data());
 }
 
 }  // namespace
@@ -128,34 +130,42 @@ namespace {
 
 // A unicast route of the main table: every nexthop's device, the first nexthop's gateway.
 struct MainRoute {
-  uint32_t net = 0;  // host order
-  uint8_t len = 0;
+  net::Prefix dst;
   uint32_t metric = 0;
   uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
   std::vector<int> oifs;
   std::optional<net::Address> gateway;
 };
 
-std::vector<MainRoute> main_routes() {
+net::Address addr_of(uint16_t family, const void* p) {
+  if (family == AF_INET) return v4(p);
+  net::Address a;
+  a.family = AF_INET6;
+  std::memcpy(a.bytes.data(), p, 16);
+  return a;
+}
+
+std::vector<MainRoute> main_routes(uint16_t family = AF_INET) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_GETROUTE, NLM_F_DUMP);
   auto* rtm = req.put_header<rtmsg>();
-  rtm->rtm_family = AF_INET;
+  rtm->rtm_family = static_cast<unsigned char>(family);
   std::vector<MainRoute> out;
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWROUTE) return;
     const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (r->rtm_type != RTN_UNICAST || r->rtm_dst_len > 32) return;
+    if (r->rtm_type != RTN_UNICAST || r->rtm_dst_len > (family == AF_INET ? 32 : 128)) return;
     uint32_t table = r->rtm_table;
     MainRoute m;
-    m.len = r->rtm_dst_len;
+    m.dst.addr.family = family;
+    m.dst.len = r->rtm_dst_len;
     for_each_attr(nlh, sizeof(*r), [&](const nlattr* a) {
       switch (mnl_attr_get_type(a)) {
         case RTA_TABLE: table = mnl_attr_get_u32(a); break;
-        case RTA_DST: m.net = ntohl(v4(mnl_attr_get_payload(a)).v4_be()); break;
+        case RTA_DST: m.dst.addr = addr_of(family, mnl_attr_get_payload(a)); break;
         case RTA_PRIORITY: m.metric = mnl_attr_get_u32(a); break;
         case RTA_OIF: m.oifs.push_back(static_cast<int>(mnl_attr_get_u32(a))); break;
-        case RTA_GATEWAY: m.gateway = v4(mnl_attr_get_payload(a)); break;
+        case RTA_GATEWAY: m.gateway = addr_of(family, mnl_attr_get_payload(a)); break;
         case RTA_METRICS:  // nested RTAX_* u32 attributes
           for (auto* m2 = static_cast<const nlattr*>(mnl_attr_get_payload(a));
                mnl_attr_ok(m2, static_cast<int>(reinterpret_cast<const char*>(a) + a->nla_len -
@@ -171,7 +181,7 @@ std::vector<MainRoute> main_routes() {
             m.oifs.push_back(n->rtnh_ifindex);
             int alen = n->rtnh_len - static_cast<int>(sizeof(rtnexthop));
             for (auto* na = reinterpret_cast<const rtattr*>(RTNH_DATA(n)); RTA_OK(na, alen); na = RTA_NEXT(na, alen))
-              if (na->rta_type == RTA_GATEWAY && !m.gateway) m.gateway = v4(RTA_DATA(na));
+              if (na->rta_type == RTA_GATEWAY && !m.gateway) m.gateway = addr_of(family, RTA_DATA(na));
             left -= RTNH_ALIGN(n->rtnh_len);
             n = RTNH_NEXT(n);
           }
@@ -193,14 +203,14 @@ std::optional<Nexthop> route_get(const net::Prefix& dst) {
   // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
   // (DHCP, failover) would never be picked up.
   // A host inside the prefix, not its network address (a /8's .0 could be special-cased).
-  uint32_t host = ntohl(dst.addr.v4_be());
-  if (dst.len < 31) host |= 1;
+  net::Address host = dst.addr;
+  if (host.family == AF_INET && dst.len < 31) host = net::Address::v4(htonl(ntohl(host.v4_be()) | 1));
+  if (host.family == AF_INET6 && dst.len < 127) host.bytes[15] |= 1;
   const MainRoute* best = nullptr;
-  auto routes = main_routes();
+  auto routes = main_routes(dst.addr.family);
   for (const auto& r : routes) {
-    uint32_t mask = net::v4_mask(r.len);
-    if ((host & mask) != (r.net & mask)) continue;
-    if (best && (r.len < best->len || (r.len == best->len && r.metric >= best->metric))) continue;
+    if (!r.dst.contains(host)) continue;
+    if (best && (r.dst.len < best->dst.len || (r.dst.len == best->dst.len && r.metric >= best->metric))) continue;
     best = &r;
   }
   if (!best) return std::nullopt;
@@ -215,7 +225,7 @@ std::optional<Nexthop> route_get(const net::Prefix& dst) {
 std::vector<int> default_route_oifs() {
   std::vector<int> out;
   for (const auto& r : main_routes())
-    if (r.len == 0)
+    if (r.dst.len == 0)
       for (int oif : r.oifs)
         if (oif && std::find(out.begin(), out.end(), oif) == out.end()) out.push_back(oif);
   return out;
@@ -228,11 +238,13 @@ int add_route(const Route& r, int lwt_prog_fd, bool replace) {
   nlmsghdr* nlh = req.hdr();
   if (!r.blackhole) {
     mnl_attr_put_u32(nlh, RTA_OIF, r.oif);
-    if (r.gateway) mnl_attr_put(nlh, RTA_GATEWAY, 4, r.gateway->bytes.data());
-    if (r.prefsrc) mnl_attr_put(nlh, RTA_PREFSRC, 4, r.prefsrc->bytes.data());
+    if (r.gateway) mnl_attr_put(nlh, RTA_GATEWAY, addr_len(*r.gateway), r.gateway->bytes.data());
+    if (r.prefsrc) mnl_attr_put(nlh, RTA_PREFSRC, addr_len(*r.prefsrc), r.prefsrc->bytes.data());
   }
   if (r.mtu) {
     nlattr* m = mnl_attr_nest_start(nlh, RTA_METRICS);
+    // IPv6 forwarding honours a route's mtu only when it is locked (ip6_dst_mtu_maybe_forward).
+    if (r.dst.addr.family == AF_INET6) mnl_attr_put_u32(nlh, RTAX_LOCK, 1u << RTAX_MTU);
     mnl_attr_put_u32(nlh, RTAX_MTU, r.mtu);
     mnl_attr_nest_end(nlh, m);
   }
@@ -259,7 +271,7 @@ int delete_route(const Route& r) {
 namespace {
 void fill_rule(NlRequest& req, const Rule& r) {
   auto* h = req.put_header<fib_rule_hdr>();
-  h->family = AF_INET;
+  h->family = static_cast<uint8_t>(r.family);
   h->action = FR_ACT_TO_TBL;
   h->table = r.table < 256 ? r.table : RT_TABLE_UNSPEC;
   mnl_attr_put_u32(req.hdr(), FRA_PRIORITY, r.priority);

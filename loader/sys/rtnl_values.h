@@ -35,6 +35,7 @@ struct Nexthop {
 struct Rule {
   uint32_t priority;
   uint32_t table;
+  uint16_t family = 2;  // AF_INET, or AF_INET6 (10): a rule holds one family's lookups
 };
 // One of ipsnat's routes (protocol kRouteProtocol).
 struct Route {

@@ -39,6 +39,8 @@ bool Prefix::contains(const Address& a) const {
   return (a.bytes[full] & m) == (addr.bytes[full] & m);
 }
 
+Prefix host_prefix(const Address& a) { return {a, static_cast<uint8_t>(a.family == AF_INET6 ? 128 : 32)}; }
+
 std::string Prefix::str() const { return addr.str() + "/" + std::to_string(len); }
 
 uint32_t v4_mask(uint8_t len) { return len == 0 ? 0 : (len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1)); }

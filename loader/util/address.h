@@ -32,6 +32,8 @@ struct Prefix {
 // Parses "A.B.C.D", "A.B.C.D/N", IPv6 likewise. Throws UserError with `what` naming the input.
 Address parse_address(const std::string& text);
 Prefix parse_prefix(const std::string& text);
+// The prefix of the one address a: /32 or /128.
+Prefix host_prefix(const Address& a);
 // Host-order mask of `len` leading bits.
 uint32_t v4_mask(uint8_t len);
 

@@ -551,9 +551,9 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
   }
 }
 
-// What NPTv6 and NAT66 do not do is said, never half done: policy mode (the guard keeps the IPv6
-// cleartext in), a one-address source with two IPv6 LANs (NAT66 takes one), no IPv6 LAN of the
-// policy's length.
+// What NPTv6 and NAT66 do not do is said, never half done: NPTv6 without --binat in policy mode
+// too (the guard keeps the IPv6 cleartext in), a one-address source with two IPv6 LANs (NAT66 takes
+// one), no IPv6 LAN of the policy's length.
 TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto why = [](const HostFacts& f) {
     try {
@@ -566,8 +566,8 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto f = gateway(false);
   f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
   f.policies = {ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 0)};
-  EXPECT_NE(why(f).find("implies a translation: policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (IPv6 is "
-                        "translated in route mode only"),
+  EXPECT_NE(why(f).find("implies a translation: policy 17 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (nptv6 is "
+                        "stateless both ways: --binat allows it)"),
             std::string::npos)
       << why(f);
   auto x = xfrm_gateway();
@@ -580,6 +580,70 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
       << why(two);
   x.policies = {ipsec6("2001:db8:b::/48", "2001:db8:f00::/40", 42)};
   EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
+}
+
+// Policy mode translates IPv6 as it does IPv4 (docs/attach.md, "IPv6 in policy mode"): NAT66 for
+// a one-address source with the fwd/in companions of the IPv6 LAN, the address blackholed in the
+// table while it is not local (else the route's preferred source), an LWT route per destination
+// through the main table's IPv6 nexthop with a locked MTU (an IPv6 outer header costs 20 bytes
+// more, never below 1280), and the IPv6 rule last; NPTv6 with --binat, its prefix blackholed; a
+// port-restricted policy is left alone as for IPv4. Nothing of IPv6 without an IPv6 policy.
+TEST(AttachPlan, PolicyModeRoutesIpv6ThroughLwtLikeIpv4) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0));
+  f.nexthops.push_back({spd::parse_prefix("2001:db8:f00::/40"), 3, spd::parse_address("fe80::1"), "eth0"});
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find(": nat66 fd00:71::/64 -> 2001:db8:b:7::2 (ports)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:b:7::2/128 table 421\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route 2001:db8:f00::/40 table 421 via fe80::1 dev eth0 mtu lock 1392 encap bpf xmit "
+                      "lwt_snat_xmit\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst fd00:71::/64 dir fwd"), std::string::npos) << text;
+  EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst fd00:71::/64 dir in"), std::string::npos) << text;
+  auto rules = steps_of<RuleStep>(plan);
+  ASSERT_EQ(rules.size(), 2u) << text;
+  EXPECT_EQ(rules[0].family, AF_INET);
+  EXPECT_EQ(rules[1].family, AF_INET6);
+  EXPECT_TRUE(std::holds_alternative<RuleStep>(plan.steps.back())) << "the IPv6 rule comes last";
+  EXPECT_NE(step_key(plan.steps[plan.steps.size() - 2]), step_key(plan.steps.back()));
+  // The state keeps the family: detach from a fresh process removes the IPv6 rule.
+  EXPECT_EQ(std::get<RuleStep>(step_from_json(step_to_json(plan.steps.back()))).family, AF_INET6);
+
+  Settings small;
+  small.route_mtu = 0;
+  f.dev.mtu = 1300;
+  f.addresses.push_back(host_address("2001:db8:b:7::2", 128, 1, "lo"));
+  plan = make_plan(f, small);
+  text = plan_to_text(plan);
+  EXPECT_NE(text.find("lwt_snat_xmit"), std::string::npos);
+  EXPECT_EQ(text.find("blackhole 2001:db8:b:7::2"), std::string::npos) << "a local address is no blackhole\n" << text;
+  EXPECT_NE(text.find("  route 2001:db8:f00::/40 table 421 via fe80::1 dev eth0 src 2001:db8:b:7::2 mtu lock 1280 "),
+            std::string::npos)
+      << text;
+
+  f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 0));
+  Settings binat;
+  binat.binat = true;
+  text = plan_to_text(make_plan(f, binat));
+  EXPECT_NE(text.find(": nptv6 fd00:71::/64 -> 2001:db8:b:7::/64\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:b:7::/64 table 421\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  rule -6 priority 210 lookup 421\n"), std::string::npos) << text;
+
+  auto port = ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0);
+  port.sel.proto = 6;
+  port.sel.dport = 443;
+  port.sel.dport_mask = 0xffff;
+  f.policies.back() = port;
+  text = plan_to_text(make_plan(f, Settings{}));
+  EXPECT_NE(text.find("2001:db8:f00::/40: none (not translated in policy mode: restricts ports"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("rule -6"), std::string::npos) << text;
+  EXPECT_EQ(text.find("2001:db8:f00::/40 table"), std::string::npos) << text;
 }
 
 // A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in

@@ -1,0 +1,151 @@
+// IPv6 in policy mode on golden packets: lwt_snat_xmit translates a LAN host's IPv6 packet on the
+// LWT route of a policy-mode uplink (NAT66 with ports for a policy whose source is one address,
+// NPTv6 under --binat for a prefix) and asks for the reroute; tc_rev_ingress of the uplink takes
+// back only what an SA decrypted. The rules come from the SPD mirror's own writer
+// (loader/spd/npt6.*) for policies bound to no interface (if_id 0); every checksum is recomputed
+// whole by tests/support (ipv6_l4_checksum_ok).
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include "maps/stats.h"
+#include "mirror/npt6_map.h"
+#include "spd/model.h"
+#include "support/datapath.h"
+#include "support/ipv6_packet.h"
+#include "support/packet.h"
+#include "support/spd_fixture.h"
+
+namespace ipsnat::test {
+namespace {
+
+constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp6 = 58;
+constexpr uint32_t kSa = 5;  // the reqid a "decrypted" packet carries (skb->mark in the bpf tier)
+
+uint16_t u16_at(const Bytes& pkt, size_t off) { return uint16_t(pkt[off] << 8 | pkt[off + 1]); }
+
+// The uplink in policy mode; strongSwan's virtual IPv6 2001:db8:c:5::9 is the source of the
+// policy towards 2001:db8:a00::/40, the prefix 2001:db8:d:1::/64 that of the policy towards
+// 2001:db8:b00::/40; the LAN is fd00:42:7:1::/64.
+class Lwt6 : public ::testing::Test {
+ protected:
+  Lwt6() : dp(true) {
+    model.apply(spd::PolicyUpsert{ipv6_out_policy(21, kVip + "/128", "2001:db8:a00::/40", 0)});
+    model.apply(spd::PolicyUpsert{ipv6_out_policy(22, "2001:db8:d:1::/64", "2001:db8:b00::/40", 0)});
+    writer.write(model, inside);
+    set_dev(0);
+  }
+  void set_dev(uint32_t flags) {
+    ipsnat_dev_cfg d{};
+    d.mode = IPSNAT_DEV_POLICY;
+    d.flags = flags;
+    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+  }
+  // The LWT program sees the packet from its IPv6 header on; the run gives back 14 zero bytes in
+  // place of the Ethernet header, so the IPv6 header stays at kIpv6L3 in both.
+  RunResult lwt(const Bytes& p) { return dp.run(dp.skel()->progs.lwt_snat_xmit, p); }
+  RunResult back(const Bytes& p, uint32_t sa) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa); }
+  uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
+
+  // Leaves as `nat`, rerouted, with a valid checksum: the NAT port (echo id).
+  uint16_t leaves(const std::string& host, const std::string& remote, uint8_t proto, const Bytes& l4,
+                  const std::string& nat) {
+    Bytes pkt = eth.ipv6_l4(host, remote, proto, l4);
+    RunResult r = lwt(pkt);
+    EXPECT_EQ(r.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+    EXPECT_EQ(ipv6_at(r.out, kIpv6Src), nat) << host;
+    EXPECT_EQ(ipv6_at(r.out, kIpv6Dst), remote);
+    EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kIpv6L3)) << "proto " << int(proto);
+    return proto == kIcmp6 ? u16_at(r.out, kIpv6L4 + 4) : u16_at(r.out, kIpv6L4);
+  }
+  // The decrypted reply reaches `host`, checksum valid.
+  void returns(const Bytes& reply, const std::string& host) {
+    RunResult b = back(reply, kSa);
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(ipv6_at(b.out, kIpv6Dst), host);
+    EXPECT_TRUE(ipv6_l4_checksum_ok(b.out, kIpv6L3));
+  }
+  void passes_untouched(const Bytes& p, uint32_t sa) {
+    RunResult b = back(p, sa);
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(b.out, p);
+  }
+
+  static inline const std::string kVip = "2001:db8:c:5::9", kHost = "fd00:42:7:1::10",
+                                  kRemote = "2001:db8:a00::1";
+  Datapath dp;
+  spd::SpdModel model;
+  std::vector<spd::Prefix> inside{spd::parse_prefix("fd00:42:7:1::/64"), spd::parse_prefix("172.16.9.0/24")};
+  spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
+  PacketBuilder eth;
+};
+
+TEST_F(Lwt6, Nat66TranslatesTcpUdpAndEchoRerouteAndOnlyDecryptedRepliesComeBack) {
+  uint16_t tcp = leaves(kHost, kRemote, kTcp, tcp_header(41000, 443, 0x02), kVip);
+  uint16_t udp = leaves(kHost, "2001:db8:a00:7::3", kUdp, udp_header(41001, 53, 12), kVip);
+  uint16_t id = leaves(kHost, kRemote, kIcmp6, icmp6_echo(128, 77), kVip);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 3u) << dp.nonzero_reasons();
+
+  // Cleartext from the WAN that looks like a reply is never let into the LAN.
+  Bytes syn_ack = eth.ipv6_l4(kRemote, kVip, kTcp, tcp_header(443, tcp, 0x12));
+  passes_untouched(syn_ack, 0);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NO_SA), 1u) << dp.nonzero_reasons();
+
+  returns(syn_ack, kHost);
+  returns(eth.ipv6_l4("2001:db8:a00:7::3", kVip, kUdp, udp_header(53, udp, 5)), kHost);
+  returns(eth.ipv6_l4(kRemote, kVip, kIcmp6, icmp6_echo(129, id)), kHost);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 3u) << dp.nonzero_reasons();
+}
+
+// Nothing from the far side opens a flow into the LAN: decrypted, it is dropped (the companion
+// fwd policy would admit it); in cleartext the kernel decides as before attach.
+TEST_F(Lwt6, TheFarSideOpensNothing) {
+  Bytes into_lan = eth.ipv6_l4(kRemote, kHost, kTcp, tcp_header(5555, 22, 0x02));
+  EXPECT_EQ(back(into_lan, kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+  passes_untouched(into_lan, 0);
+  passes_untouched(eth.ipv6_l4(kRemote, kVip, kTcp, tcp_header(443, 41000, 0x02)), kSa);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 0u);
+}
+
+// NPTv6 needs --binat (IPSNAT_DEV_BINAT on the route's device): without it the packet stays as it
+// is (the leak guard drops it on the uplink); with it the prefix changes and the checksum stays
+// valid untouched. Its decrypted answers come back; cleartext ones do not.
+TEST_F(Lwt6, Nptv6OnlyWithBinatAndChecksumNeutral) {
+  Bytes pkt = eth.ipv6_l4(kHost, "2001:db8:b00::7", kUdp, udp_header(40000, 4500, 20));
+  RunResult r = lwt(pkt);
+  EXPECT_EQ(r.retval, unsigned(BPF_OK));
+  EXPECT_TRUE(std::equal(r.out.begin() + kIpv6L3, r.out.end(), pkt.begin() + kIpv6L3));
+  set_dev(IPSNAT_DEV_BINAT);
+  r = lwt(pkt);
+  EXPECT_EQ(r.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  std::string mapped = ipv6_at(r.out, kIpv6Src);
+  EXPECT_EQ(mapped.rfind("2001:db8:d:1:", 0), 0u) << mapped;
+  EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kIpv6L3));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
+
+  Bytes answer = eth.ipv6_l4("2001:db8:b00::7", mapped, kUdp, udp_header(4500, 40000, 3));
+  passes_untouched(answer, 0);
+  returns(answer, kHost);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 1u) << dp.nonzero_reasons();
+}
+
+// What no policy-mode rule concerns passes with BPF_OK, unchanged: another destination, a source
+// outside the LAN, the NAT address itself, a rule of an xfrm interface (if_id 7).
+TEST_F(Lwt6, WhatNoRuleConcernsIsNotRerouted) {
+  model.apply(spd::PolicyUpsert{ipv6_out_policy(23, "2001:db8:c:6::1/128", "2001:db8:e00::/40", 7)});
+  writer.write(model, inside);
+  for (const Bytes& p : {eth.ipv6_l4(kHost, "2001:db8:99::1", kUdp, udp_header(1, 2)),
+                         eth.ipv6_l4("fd00:7::10", kRemote, kUdp, udp_header(1, 2)),
+                         eth.ipv6_l4(kVip, kRemote, kUdp, udp_header(1, 2)),
+                         eth.ipv6_l4(kHost, "2001:db8:e00::1", kUdp, udp_header(1, 2))}) {
+    RunResult r = lwt(p);
+    EXPECT_EQ(r.retval, unsigned(BPF_OK)) << dp.nonzero_reasons();
+    EXPECT_TRUE(std::equal(r.out.begin() + kIpv6L3, r.out.end(), p.begin() + kIpv6L3));
+  }
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66) + n(IPSNAT_R_XLATE_NPT6), 0u);
+}
+
+}  // namespace
+}  // namespace ipsnat::test

@@ -1,0 +1,168 @@
+#!/bin/bash
+# IPv6 in policy mode (the default: `ipsnat attach eth0`), dual stack: a LAN on a bridge (IPv4
+# 172.16.77.0/24, IPv6 fd00:77:1::/64) behind a gateway whose uplink carries policy-based SAs.
+# The IPv6 out-policy 2001:db8:77::5/128 -> 2001:db8:e77::/48 (strongSwan's virtual IPv6, here not
+# a local address) implies NAT66 with ports; 2001:db8:d77:1::/64 -> 2001:db8:b77::/48 implies
+# NPTv6, only with --binat. This kernel has no ESP: the oracle is the kernel's ACQUIRE, raised when
+# the translated packet matches the out-policy at the xfrm lookup after the LWT reroute; it names
+# the selector the kernel saw, whose source must be the policy's, never a LAN address. Replies:
+# without ESP no packet can arrive with an SA, and on a policy-mode uplink only a decrypted reply
+# is translated back (the bpf tier proves that path: tests/bpf/lwt6_test.cpp); here a reply
+# injected in cleartext on the uplink must not reach the LAN host, nor an unsolicited packet.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+lana=$(t_netns lana) gw=$(t_netns gw) wan=$(t_netns wan)
+for ns in "$lana" "$gw" "$wan"; do
+  t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+    net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+done
+ip -n "$gw" link add br0 type bridge
+ip link add a1 netns "$lana" type veth peer name a0 netns "$gw"
+ip -n "$gw" link set a0 master br0
+ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
+ip -n "$gw" addr add 172.16.77.1/24 dev br0
+ip -n "$gw" addr add fd00:77:1::1/64 dev br0 nodad
+ip -n "$lana" addr add 172.16.77.10/24 dev a1
+ip -n "$lana" addr add fd00:77:1::a/64 dev a1 nodad
+ip -n "$gw" addr add 198.18.77.1/24 dev eth0
+ip -n "$gw" addr add 2001:db8:ff77::1/64 dev eth0 nodad
+ip -n "$wan" addr add 198.18.77.2/24 dev eth1
+ip -n "$wan" addr add 2001:db8:ff77::2/64 dev eth1 nodad
+for l in "$lana a1" "$gw a0" "$gw br0" "$gw eth0" "$wan eth1"; do
+  set -- $l
+  ip -n "$1" link set "$2" up
+done
+ip -n "$lana" route add default via 172.16.77.1
+ip -n "$lana" -6 route add default via fd00:77:1::1
+ip -n "$gw" route add default via 198.18.77.2
+ip -n "$gw" -6 route add default via 2001:db8:ff77::2
+ip -n "$wan" -6 addr add 2001:db8:e77::1/128 dev lo
+ip -n "$wan" -6 addr add 2001:db8:b77::1/128 dev lo
+ip -n "$wan" -6 route add fd00:77:1::/64 via 2001:db8:ff77::1
+ip -n "$wan" -6 route add 2001:db8:77::/48 via 2001:db8:ff77::1
+t_in "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n "$gw" xfrm policy add src 10.77.0.2/32 dst 10.77.9.0/24 dir out \
+  tmpl src 198.18.77.1 dst 198.18.77.2 proto esp reqid 1 mode tunnel
+ip -n "$gw" xfrm policy add src 2001:db8:77::5/128 dst 2001:db8:e77::/48 dir out \
+  tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 2 mode tunnel
+ip -n "$gw" xfrm policy add src 2001:db8:d77:1::/64 dst 2001:db8:b77::/48 dir out \
+  tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 3 mode tunnel
+sleep 1  # carrier settles
+t_in "$lana" ping -6 -c 2 -i 0.3 -W 2 2001:db8:e77::1 >/dev/null || true  # neighbours resolved
+
+# What ipsnat installs and the kernel holds (IPv6 side), for the before/after comparison.
+snapshot() {
+  ip -n "$gw" -6 rule show
+  ip -n "$gw" -6 route show table all | grep -v 'proto kernel\|^local\|^multicast\|fe80::' || true
+  ip -n "$gw" xfrm policy show
+  tc -n "$gw" filter show dev eth0 egress
+  tc -n "$gw" filter show dev eth0 ingress
+}
+before=$(snapshot)
+
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || t_fail "attach failed: $plan"
+echo "$plan"
+t_expect "policy mode" grep -q '^attach eth0 mode policy' <<<"$plan"
+t_expect "the plan names the NAT66 translation" \
+  grep -Eq '^  translate policy [0-9]+ 2001:db8:77::5(/128)? -> 2001:db8:e77::/48: nat66 fd00:77:1::/64 -> 2001:db8:77::5 \(ports\)$' <<<"$plan"
+t_expect "NPTv6 waits for --binat" grep -q '2001:db8:b77::/48: none (nptv6 is stateless both ways: --binat allows it)' <<<"$plan"
+t_expect "the plan names the IPv4 translation" grep -q 'napt 172.16.77.0/24 -> 10.77.0.2$' <<<"$plan"
+t_expect "an IPv6 LWT route with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
+  grep -q '^  route 2001:db8:e77::/48 table 421 via 2001:db8:ff77::2 dev eth0 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+t_expect "the NAT66 address blackholed" grep -q '^  route blackhole 2001:db8:77::5/128 table 421$' <<<"$plan"
+t_expect "the IPv6 rule" grep -q '^  rule -6 priority 210 lookup 421$' <<<"$plan"
+t_expect "the kernel holds the IPv6 LWT route (proto 165)" \
+  bash -c "ip -n $gw -6 route show table 421 | grep -Eq '^2001:db8:e77::/48 +encap bpf .*lwt_snat_xmit.* via 2001:db8:ff77::2 dev eth0 proto 165 .*mtu lock 1392'"
+t_expect "and the blackhole" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:77::5 dev lo proto 165'"
+t_expect "the kernel holds the IPv6 rule 210" bash -c "ip -n $gw -6 rule show | grep -q '^210:.*lookup 421 proto 165'"
+t_expect "no IPv6 route for the NPTv6 policy without --binat" bash -c "! ip -n $gw -6 route show table 421 | grep -q 2001:db8:b77"
+for dir in fwd in; do
+  t_expect "companion $dir policy for the IPv6 LAN" \
+    bash -c "ip -n $gw xfrm policy show dir $dir | grep -q 'src 2001:db8:e77::/48 dst fd00:77:1::/64'"
+done
+
+# The LAN host's IPv6 flows reach the xfrm lookup translated; nothing leaves in cleartext.
+acq=$(mktemp) leak=$(mktemp) lanseen=$(mktemp)
+timeout 25 ip -n "$gw" xfrm monitor acquire >"$acq" &
+T_PIDS+=("$!")
+mon=$!
+timeout 25 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' >"$leak" 2>/dev/null &
+T_PIDS+=("$!")
+timeout 25 ip netns exec "$lana" tcpdump -l -n -i a1 --immediate-mode -Q in 'ip6 and (udp port 40077 or tcp port 22)' >"$lanseen" 2>/dev/null &
+T_PIDS+=("$!")
+sleep 1
+t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e77::1 >/dev/null 2>&1 || true
+# One ACQUIRE per SA while its larval state lives: drop that state so the next flow asks again.
+ip -n "$gw" xfrm state flush
+t_in "$lana" timeout 5 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(('fd00:77:1::a', 40077))
+s.sendto(b'x' * 64, ('2001:db8:e77::1', 7400))" || true
+ip -n "$gw" xfrm state flush
+# NPTv6 without --binat: not translated, and the leak guard drops the cleartext.
+t_in "$lana" ping -6 -c 1 -W 1 2001:db8:b77::1 >/dev/null 2>&1 || true
+sleep 1
+flows=$(t_in "$gw" "$IPSNAT" flows 2>&1)
+echo "$flows"
+t_expect "ipsnat flows shows the IPv6 UDP flow" \
+  grep -Eq '^udp \[fd00:77:1::a\]:40077 -> \[2001:db8:e77::1\]:7400 as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows"
+port=$(grep -Eo 'as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows" | head -1 | sed -E 's/.*\]:([0-9]+) nat66/\1/')
+# A reply injected in cleartext on the uplink (the NAT66 address and port of the flow), and an
+# unsolicited connection from the policy's remote prefix straight at the LAN host (the kernel's
+# fwd check of the companion refuses cleartext): neither reaches it.
+t_in "$wan" timeout 5 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(('2001:db8:e77::1', 7400))
+s.sendto(b'reply', ('2001:db8:77::5', int('${port:-1}')))
+t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+t.bind(('2001:db8:e77::1', 0))
+t.settimeout(2)
+try: t.connect(('fd00:77:1::a', 22))
+except OSError: pass" || true
+sleep 1
+status=$(t_in "$gw" "$IPSNAT" status 2>&1)
+echo "$status" | grep -E 'nat66|leak-guard-ipv6|no-sa' || true
+for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+wait 2>/dev/null || true
+cat "$acq"
+t_expect "an ACQUIRE for the translated ICMPv6 flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto ipv6-icmp' "$acq"
+t_expect "an ACQUIRE for the translated UDP flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto udp' "$acq"
+t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
+t_expect "nothing reached the WAN in cleartext" bash -c "! grep -Eq 'fd00:77:1|2001:db8:77::5|2001:db8:d77' '$leak'"
+t_expect "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
+t_expect "status counts the NPTv6 cleartext the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
+t_expect "status counts the cleartext reply it did not translate (pass-no-sa)" grep -Eq 'pass-no-sa +[1-9]' <<<"$status"
+t_expect "neither the cleartext reply nor the unsolicited packet reached the LAN host" bash -c "! grep -q 'IP6' '$lanseen'"
+((T_FAILED)) && cat "$leak" "$lanseen" >&2
+
+# Too big for the SA's path: the route's PTB reaches the LAN host before the translation.
+ptb=$(t_in "$lana" ping -6 -c 1 -W 2 -s 1400 -M do 2001:db8:e77::1 2>&1 || true)
+t_expect "Packet Too Big to the LAN host with the route's MTU ($ptb)" grep -Eqi 'too big.*mtu ?= ?1392' <<<"$ptb"
+
+# With --binat the NPTv6 policy gets its route, and its flows reach the xfrm lookup mapped.
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat 2>&1) || t_fail "attach --binat failed: $plan"
+t_expect "with --binat the plan names NPTv6" \
+  grep -q '2001:db8:b77::/48: nptv6 fd00:77:1::/64 -> 2001:db8:d77:1::/64' <<<"$plan"
+t_expect "and its LWT route" grep -q '^  route 2001:db8:b77::/48 table 421 .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+ip -n "$gw" xfrm state flush
+timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
+mon=$!
+sleep 1
+t_in "$lana" ping -6 -c 1 -W 1 2001:db8:b77::1 >/dev/null 2>&1 || true
+sleep 1
+kill "$mon" 2>/dev/null || true
+wait "$mon" 2>/dev/null || true
+cat "$acq"
+t_expect "an ACQUIRE for the NPTv6-mapped source" grep -Eq 'sel src 2001:db8:d77:1:[0-9a-f:]+/128 dst 2001:db8:b77::1/128' "$acq"
+t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
+rm -f "$acq" "$leak" "$lanseen"
+
+t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+after=$(snapshot)
+t_expect "detach removed the IPv6 routes, rule and companions" test "$before" == "$after"
+[[ "$before" == "$after" ]] || diff <(echo "$before") <(echo "$after") >&2 || true
+t_done

@@ -2,7 +2,8 @@
 # ike.sh: a real IKE daemon for the lab (source it after lab.sh). strongSwan's
 # charon runs in gw (the homeworker's gateway, initiator, asks for a virtual IP)
 # and in cgw (the company gateway, responder, hands out LAB_NAT_IP from a
-# one-address pool); IKEv2 with a pre-shared key. The company side's traffic
+# one-address pool; with IKE_IPV6=yes also LAB_NAT_IP6 from a second one); IKEv2
+# with a pre-shared key. The company side's traffic
 # selector is LAB_COMPANY_NET, so charon on gw installs what docs/datapath.md
 # ("What strongSwan installs") describes: out LAB_NAT_IP/32 -> LAB_COMPANY_NET,
 # in/fwd back, the virtual IP on eth0, and table 220 with a src route.
@@ -27,6 +28,14 @@ IKE_ESP=aes128gcm16
 # IKE_ENCAP=yes: both sides force UDP encapsulation (NAT-T: IKE and ESP on UDP 4500) as if a NAT
 # were between them, the homeworker's usual case.
 IKE_ENCAP=${IKE_ENCAP:-no}
+# IKE_IPV6=yes: dual stack inside the (IPv4) tunnel: gw asks for a virtual IPv6 address too
+# (`vips = 0.0.0.0, ::`), cgw hands out LAB_NAT_IP6 from a second one-address pool, and both
+# sides' company traffic selector adds LAB_COMPANY6_NET (the lab needs lab_ipv6_up and
+# lab_ipv6_company_up for traffic to use it).
+IKE_IPV6=${IKE_IPV6:-no}
+
+# _ike_v6 TEXT: TEXT when IKE_IPV6=yes, nothing otherwise (for the configs below).
+_ike_v6() { [[ $IKE_IPV6 != yes ]] || printf '%s' "$1"; }
 
 # ike_supported: 0 if charon and swanctl are installed.
 ike_supported() { [[ -x $IKE_CHARON ]] && command -v swanctl >/dev/null; }
@@ -86,7 +95,7 @@ _ike_gw_conf() {
     remote_addrs = $LAB_CGW_WAN_IP
     proposals = $IKE_PROPOSALS
     encap = $IKE_ENCAP
-    vips = 0.0.0.0
+    vips = 0.0.0.0$(_ike_v6 ", ::")
     local {
       auth = psk
       id = gw.lab
@@ -97,7 +106,7 @@ _ike_gw_conf() {
     }
     children {
       company {
-        remote_ts = $LAB_COMPANY_NET${IKE_GW_REQID:+
+        remote_ts = $LAB_COMPANY_NET$(_ike_v6 ", $LAB_COMPANY6_NET")${IKE_GW_REQID:+
         reqid = $IKE_GW_REQID}
         esp_proposals = $IKE_ESP
         mode = tunnel
@@ -124,7 +133,7 @@ ike_up() {
     remote_addrs = $LAB_GW_WAN_IP
     proposals = $IKE_PROPOSALS
     encap = $IKE_ENCAP
-    pools = homeworker
+    pools = homeworker$(_ike_v6 ", homeworker6")
     local {
       auth = psk
       id = cgw.lab
@@ -135,7 +144,7 @@ ike_up() {
     }
     children {
       company {
-        local_ts = $LAB_COMPANY_NET
+        local_ts = $LAB_COMPANY_NET$(_ike_v6 ", $LAB_COMPANY6_NET")
         esp_proposals = $IKE_ESP
         mode = tunnel
       }
@@ -145,7 +154,10 @@ ike_up() {
 pools {
   homeworker {
     addrs = $LAB_NAT_IP-$LAB_NAT_IP
-  }
+  }$(_ike_v6 "
+  homeworker6 {
+    addrs = $LAB_NAT_IP6-$LAB_NAT_IP6
+  }")
 }
 secrets {
   ike-lab {

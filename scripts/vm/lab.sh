@@ -7,7 +7,8 @@
 #   internet router; no route to private nets) ── cgw (eth0 | lan0) ── chost (lan0)
 #
 # Variants on top of lab_up: lab_gw_lan_bridge (gw's LAN on a bridge, a second LAN prefix),
-# lab_ipv6_up (dual stack on the homeworker side; lab_esp_policy6 adds an IPv6 out-policy).
+# lab_ipv6_up (dual stack on the homeworker side; lab_esp_policy6 adds an IPv6 out-policy;
+# lab_ipv6_company_up adds the company side's IPv6 LAN).
 # The transit router's far address (LAB_TRANSIT_CGW_IP) doubles as an internet host.
 #
 # Usable on any kernel with netns/veth/bridge (host netns tests, the demo); only
@@ -52,6 +53,7 @@ lab_profile() {
       LAB_LAN6_NET=fd00:192:168:1::/64 LAB_GW_LAN6_IP=fd00:192:168:1::1 LAB_LANHOST_IP6=fd00:192:168:1::10
       LAB_GW_WAN6_IP=2001:db8:200::2 LAB_TRANSIT_GW6_IP=2001:db8:200::1
       LAB_COMPANY6_NET=fd00:10::/32 LAB_CHOST_IP6=fd00:10::1 LAB_NAT_IP6=fd00:10:20:30::2
+      LAB_CGW_LAN_IP6=fd00:10::fe LAB_CLAN6_PLEN=64
     ) ;;
     alt) vals=(
       LAB_LAN_NET=172.16.5.0/24 LAB_LAN_PLEN=24
@@ -65,6 +67,7 @@ lab_profile() {
       LAB_LAN6_NET=fd00:172:16:5::/64 LAB_GW_LAN6_IP=fd00:172:16:5::1 LAB_LANHOST_IP6=fd00:172:16:5::10
       LAB_GW_WAN6_IP=2001:db8:198::2 LAB_TRANSIT_GW6_IP=2001:db8:198::1
       LAB_COMPANY6_NET=fd00:64::/32 LAB_CHOST_IP6=fd00:64::1 LAB_NAT_IP6=fd00:64:99::7
+      LAB_CGW_LAN_IP6=fd00:64::fe LAB_CLAN6_PLEN=64
     ) ;;
     *) echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2 ;;
   esac
@@ -260,6 +263,33 @@ EOF
   lab_nsenter gw sysctl -qw net.ipv6.conf.all.forwarding=1
 }
 
+# lab_ipv6_company_up: the company's IPv6 LAN: cgw (LAB_CGW_LAN_IP6) and chost (LAB_CHOST_IP6)
+# on lan0, forwarding on cgw, link-local addresses by hand as in lab_ipv6_up. As for IPv4, chost
+# has no default route, only one to the IPv6 NAT address via cgw: it can answer the tunnel only.
+# cgw gets no IPv6 uplink: IPv6 reaches it inside the IPv4 tunnel or not at all.
+lab_ipv6_company_up() {
+  _lab_batch cgw <<EOF
+addr add fe80::fe/64 dev lan0 nodad
+addr add $LAB_CGW_LAN_IP6/$LAB_CLAN6_PLEN dev lan0 nodad
+EOF
+  _lab_batch chost <<EOF
+addr add fe80::1/64 dev lan0 nodad
+addr add $LAB_CHOST_IP6/$LAB_CLAN6_PLEN dev lan0 nodad
+route add $LAB_NAT_IP6/128 via $LAB_CGW_LAN_IP6 dev lan0
+EOF
+  lab_nsenter cgw sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# lab_transit_ndp_proxy ADDR: transit answers neighbour solicitations for ADDR on its gw link
+# (proxy NDP), as an uplink whose router takes on-link traffic would. strongSwan's route for a
+# remote IPv6 network over IPv4 peers is on-link (table 220: REMOTE6 dev eth0, no gateway), so
+# without this a cleartext packet to ADDR stops at neighbour discovery on gw and never reaches
+# the capture; with it, it leaves gw and transit drops it (no route). Needs lab_ipv6_up.
+lab_transit_ndp_proxy() {
+  lab_nsenter transit sysctl -qw net.ipv6.conf.to-gw.forwarding=1 net.ipv6.conf.to-gw.proxy_ndp=1
+  _lab_ip transit -6 neigh add proxy "$1" dev to-gw
+}
+
 # lab_esp_policy6: what strongSwan adds on gw for a second (IPv6) virtual IP over the same
 # IPv4 peers: LAB_NAT_IP6 on eth0, out NAT_IP6/128 -> COMPANY6_NET and in/fwd back, tunnel
 # templates with the IPv4 endpoints. No IPv6 SA: nothing of the LAN's may match it anyway.
@@ -447,11 +477,15 @@ lab_capture_cleartext() {
   lab_capture_count "$name" "$(lab_cleartext_filter "$@")"
 }
 
-# lab_capture_cleartext6 NAME: IPv6 packets that are not ESP and involve the company's IPv6
-# prefix or the LAN's (the IPv6 counterpart of lab_capture_cleartext).
-lab_capture_cleartext6() {
-  lab_capture_count "$1" "ip6 and not esp and (net $LAB_COMPANY6_NET or net $LAB_LAN6_NET)"
+# lab_cleartext6_filter: pcap filter for IPv6 packets that are not ESP and involve the company's
+# IPv6 prefix or the LAN's (the IPv6 counterpart of lab_cleartext_filter), neighbour discovery
+# (ICMPv6 133-137) aside: the gateway's probes of an on-link neighbour carry no one's data.
+lab_cleartext6_filter() {
+  echo "ip6 and not esp and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137) and (net $LAB_COMPANY6_NET or net $LAB_LAN6_NET)"
 }
+
+# lab_capture_cleartext6 NAME: count of leaked cleartext IPv6 packets.
+lab_capture_cleartext6() { lab_capture_count "$1" "$(lab_cleartext6_filter)"; }
 
 # lab_capture_natt NAME SRC DST: count of UDP-encapsulated ESP (NAT-T, port 4500; non-ESP
 # markers and IKE included) from SRC to DST.

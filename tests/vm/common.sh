@@ -44,6 +44,14 @@ expect_no_leak() {
   ((n == 0)) || lab_capture_show "$2" "$(lab_cleartext_filter)" | head -20 | sed 's/^/      /'
 }
 
+# expect_no_leak6 DESC CAPTURE: the same for IPv6 (the company's and the LAN's IPv6 prefixes).
+expect_no_leak6() {
+  local n
+  n=$(lab_capture_cleartext6 "$2")
+  expect_eq "$1" "$n" 0
+  ((n == 0)) || lab_capture_show "$2" "$(lab_cleartext6_filter)" | head -20 | sed 's/^/      /'
+}
+
 # expect_esp_both_ways DESC CAPTURE: ESP seen gw->cgw and cgw->gw on transit.
 expect_esp_both_ways() {
   expect_gt "$1: ESP gw->cgw" "$(lab_capture_esp "$2" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP")" 0

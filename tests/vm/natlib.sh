@@ -186,47 +186,59 @@ _nat_cgw_out_sa() {
 }
 
 # _nat_gw_accepted: what gw's kernel accepted for local delivery after its IPsec policy check,
-# summed from /proc/net/snmp: echo requests (IcmpMsg InType8), UDP to a closed port (Udp
-# NoPorts), TCP answered with a reset (Tcp OutRsts). Each is counted only after
-# xfrm4_policy_check let the packet in. (/proc/net/snmp: a header line, then a value line.)
+# summed from /proc/net/snmp and /proc/net/snmp6: echo requests (IcmpMsg InType8,
+# Icmp6InEchos), UDP to a closed port (Udp NoPorts, Udp6NoPorts), TCP answered with a reset (Tcp
+# OutRsts, both families). Each is counted only after xfrm4/6_policy_check let the packet in.
+# (/proc/net/snmp: a header line, then a value line; /proc/net/snmp6: "NAME VALUE" lines.)
 _nat_gw_accepted() {
-  lab_exec gw cat /proc/net/snmp | awk '
+  lab_exec gw cat /proc/net/snmp /proc/net/snmp6 | awk '
+    $1 !~ /:$/ { if ($1 == "Icmp6InEchos" || $1 == "Udp6NoPorts") v6 += $2; next }
     !($1 in hdr) { hdr[$1] = 1; for (i = 2; i <= NF; i++) name[$1, i] = $i; next }
     { for (i = 2; i <= NF; i++) v[$1 name[$1, i]] = $i }
-    END { print v["IcmpMsg:InType8"] + v["Udp:NoPorts"] + v["Tcp:OutRsts"] }'
+    END { print v["IcmpMsg:InType8"] + v["Udp:NoPorts"] + v["Tcp:OutRsts"] + v6 }'
 }
 
-# nat_check_no_door: the company side sends what nobody asked for through the real SA.
+# nat_check_no_door [6]: the company side sends what nobody asked for through the real SA.
 # cgw gets one extra out-policy COMPANY_NET -> LAN_NET on its SA's reqid, chost a route to the
 # LAN; chost then pings lanhost and gw's LAN address and sends each a TCP SYN and UDP datagrams.
 # Without ipsnat the kernel drops them (no in/fwd policy covers the LAN); after attach it must
 # still: 0 packets from the company at lanhost (a capture on its lan0), 0 of them accepted by
 # gw itself (kernel counters, _nat_gw_accepted). cgw's SA counting packets shows the probe
-# really went through the tunnel.
+# really went through the tunnel. With 6: the same in IPv6 (COMPANY6_NET -> LAN6_NET, inside
+# the IPv4 SA; lab_ipv6_up and lab_ipv6_company_up); cgw, which has no IPv6 route out, gets one
+# for the LAN's prefix on eth0 for the time of the probe, so it reaches the xfrm lookup.
+# shellcheck disable=SC2120 # the family argument is optional
 nat_check_no_door() {
-  local reqid sa0 acc0 n t
+  local reqid sa0 acc0 n t cnet=$LAB_COMPANY_NET lnet=$LAB_LAN_NET via=$LAB_CGW_LAN_IP ip=ip
+  local -a targets=("$LAB_LANHOST_IP" "$LAB_GW_LAN_IP")
+  if [[ ${1:-} == 6 ]]; then
+    cnet=$LAB_COMPANY6_NET lnet=$LAB_LAN6_NET via=$LAB_CGW_LAN_IP6 ip=ip6
+    targets=("$LAB_LANHOST_IP6" "$LAB_GW_LAN6_IP")
+  fi
   reqid=$(_nat_cgw_out_sa reqid)
-  step "no door: chost probes $LAB_LANHOST_IP and $LAB_GW_LAN_IP through cgw's SA (reqid $reqid)"
-  _lab_ip cgw xfrm policy add src "$LAB_COMPANY_NET" dst "$LAB_LAN_NET" dir out \
+  step "no door: chost probes ${targets[*]} through cgw's SA (reqid $reqid)"
+  _lab_ip cgw xfrm policy add src "$cnet" dst "$lnet" dir out \
     tmpl src "$LAB_CGW_WAN_IP" dst "$LAB_GW_WAN_IP" proto esp reqid "$reqid" mode tunnel
-  _lab_ip chost route add "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP"
+  _lab_ip chost route add "$lnet" via "$via"
+  [[ $ip == ip ]] || _lab_ip cgw route add "$lnet" dev eth0
   sa0=$(_nat_cgw_out_sa packets) acc0=$(_nat_gw_accepted)
   lab_capture_start door lan0 lanhost
-  for t in "$LAB_LANHOST_IP" "$LAB_GW_LAN_IP"; do
+  for t in "${targets[@]}"; do
     lab_ping chost "$t" || true
     # shellcheck disable=SC2016 # expanded by the inner bash
     lab_exec chost timeout 2 bash -c 'for i in 1 2 3; do echo probe >/dev/udp/$0/9; done; : </dev/tcp/$0/22' "$t" \
       2>/dev/null || true
   done
   lab_capture_stop door >/dev/null
-  n=$(lab_capture_count door "ip and src net $LAB_COMPANY_NET")
+  n=$(lab_capture_count door "$ip and src net $cnet")
   expect_gt "no door: the probe went through cgw's SA (ESP packets)" "$(($(_nat_cgw_out_sa packets) - sa0))" 0
   expect_eq "no door: unsolicited packets from the company at lanhost" "$n" 0
-  ((n == 0)) || lab_capture_show door "ip and src net $LAB_COMPANY_NET" | head -8 | sed 's/^/      /'
+  ((n == 0)) || lab_capture_show door "$ip and src net $cnet" | head -8 | sed 's/^/      /'
   expect_eq "no door: unsolicited packets gw accepted for itself (echo, UDP, TCP)" \
     "$(($(_nat_gw_accepted) - acc0))" 0
-  _lab_ip cgw xfrm policy del src "$LAB_COMPANY_NET" dst "$LAB_LAN_NET" dir out
-  _lab_ip chost route del "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP"
+  _lab_ip cgw xfrm policy del src "$cnet" dst "$lnet" dir out
+  _lab_ip chost route del "$lnet" via "$via"
+  [[ $ip == ip ]] || _lab_ip cgw route del "$lnet" dev eth0
 }
 
 # nat_udp_flow_start NS PORT SPORT: one steady UDP flow from NS:SPORT to the echo server on
@@ -305,45 +317,47 @@ nat_forget_pmtu() {
 }
 
 # --- traffic checks ---------------------------------------------------------
-# nat_check_ping NS: ICMP echo from NS to the company host works.
+# nat_check_ping NS [DST]: ICMP echo from NS to the company host (DST, default LAB_CHOST_IP) works.
 nat_check_ping() {
-  expect_ok "$1 pings $LAB_CHOST_IP" lab_ping "$1" "$LAB_CHOST_IP"
+  expect_ok "$1 pings ${2:-$LAB_CHOST_IP}" lab_ping "$1" "${2:-$LAB_CHOST_IP}"
 }
 
-# nat_check_tcp NS MIB PORT: a file of MIB MiB sent NS -> chost and one chost -> NS,
-# both over connections opened by NS; sha256 compared on both ends.
+# nat_check_tcp NS MIB PORT [DST]: a file of MIB MiB sent NS -> chost and one chost -> NS,
+# both over connections opened by NS; sha256 compared on both ends. DST: chost's address
+# (default LAB_CHOST_IP; IPv6 when it has a colon).
 nat_check_tcp() {
-  local ns=$1 mib=$2 port=$3 d=$LAB_STATE/tcp.$1.$3
+  local ns=$1 mib=$2 port=$3 dst=${4:-$LAB_CHOST_IP} d=$LAB_STATE/tcp.$1.$3 v=4
+  [[ $dst == *:* ]] && v=6 dst="[$dst]"
   mkdir -p "$d"
   head -c "$((mib << 20))" /dev/urandom >"$d/up"
   head -c "$((mib << 20))" /dev/urandom >"$d/down"
   # upload: chost receives
-  lab_exec chost timeout 120 socat -u "TCP4-LISTEN:$port,reuseaddr" "CREATE:$d/up.rx" &
+  lab_exec chost timeout 120 socat -u "TCP$v-LISTEN:$port,reuseaddr" "CREATE:$d/up.rx" &
   local srv=$!
   nat_wait_listen "$port" t
   local t0=$SECONDS
-  lab_exec "$ns" timeout 110 socat -u "OPEN:$d/up" "TCP4:$LAB_CHOST_IP:$port" || true
+  lab_exec "$ns" timeout 110 socat -u "OPEN:$d/up" "TCP$v:$dst:$port" || true
   wait "$srv" || true
-  expect_eq "$ns -> chost: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
+  expect_eq "$ns -> chost${4:+ $4}: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
     "$(sha256sum <"$d/up.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum <"$d/up" | cut -c1-16)"
   # download: chost sends on a connection NS opened
-  lab_exec chost timeout 120 socat -u "OPEN:$d/down" "TCP4-LISTEN:$((port + 1)),reuseaddr" &
+  lab_exec chost timeout 120 socat -u "OPEN:$d/down" "TCP$v-LISTEN:$((port + 1)),reuseaddr" &
   srv=$!
   nat_wait_listen "$((port + 1))" t
   t0=$SECONDS
-  lab_exec "$ns" timeout 110 socat -u "TCP4:$LAB_CHOST_IP:$((port + 1))" "CREATE:$d/down.rx" || true
+  lab_exec "$ns" timeout 110 socat -u "TCP$v:$dst:$((port + 1))" "CREATE:$d/down.rx" || true
   wait "$srv" || true
-  expect_eq "chost -> $ns: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
+  expect_eq "chost${4:+ $4} -> $ns: $mib MiB over TCP, sha256 ($((SECONDS - t0))s)" \
     "$(sha256sum <"$d/down.rx" 2>/dev/null | cut -c1-16)" "$(sha256sum <"$d/down" | cut -c1-16)"
   rm -rf "$d"
 }
 
-# nat_udp_server PORT OUTFILE: the echo server on chost, in the background; it writes each
-# peer it sees to OUTFILE at once. nat_udp_server_stop ends it: its own limit (120 s) only
-# bounds a forgotten one, since under TCG on a loaded host starting python can take longer
-# than any fixed window a check would give it.
+# nat_udp_server PORT OUTFILE [BIND]: the echo server on chost (on BIND, default 0.0.0.0; "::"
+# for IPv6), in the background; it writes each peer it sees to OUTFILE at once.
+# nat_udp_server_stop ends it: its own limit (120 s) only bounds a forgotten one, since under
+# TCG on a loaded host starting python can take longer than any fixed window a check would give it.
 nat_udp_server() {
-  lab_exec chost timeout 120 python3 "$NAT_TOOL" udp-echo-server "$1" 110 >"$2" &
+  lab_exec chost timeout 120 python3 "$NAT_TOOL" udp-echo-server "$1" 110 "${3:-0.0.0.0}" >"$2" &
   NAT_UDP_SRV=$! NAT_UDP_PORT=$1
   nat_wait_listen "$1" u
 }
@@ -363,13 +377,17 @@ nat_wait_listen() {
   echo "   (chost: nothing listening on port $1 after 90 s)"
 }
 
-# nat_check_udp NS PORT: 20 datagrams echoed by chost.
+# nat_check_udp NS PORT [DST SOURCE]: 20 datagrams echoed by chost (at DST, default
+# LAB_CHOST_IP; IPv6 when it has a colon); with SOURCE, chost saw them all from SOURCE.
 nat_check_udp() {
-  local got peers=$LAB_STATE/udp.peers
-  nat_udp_server "$2" "$peers"
-  got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$2" 20 || true)
+  local got peers=$LAB_STATE/udp.peers dst=${3:-$LAB_CHOST_IP} bind=0.0.0.0
+  [[ $dst == *:* ]] && bind=::
+  nat_udp_server "$2" "$peers" "$bind"
+  got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$dst" "$2" 20 || true)
   nat_udp_server_stop
-  expect_eq "$1: UDP echoes from $LAB_CHOST_IP" "${got:-0}" 20
+  expect_eq "$1: UDP echoes from $dst" "${got:-0}" 20
+  [[ -z ${4:-} ]] || expect_eq "... chost saw one peer, from $4" \
+    "$(grep -c "^$4:" "$peers" || true)/$(wc -l <"$peers")" 1/1
 }
 
 # nat_check_napt PORT: both LAN hosts at once, with the same ICMP echo id, the same UDP

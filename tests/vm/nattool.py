@@ -4,12 +4,14 @@
 Every mode is bounded in packets and time, so a broken tunnel makes a scenario
 fail, never hang.
 
-  udp-echo-server PORT SECONDS
+  udp-echo-server PORT SECONDS [BIND]
       Echo every datagram back to its sender until SECONDS have passed.
       Prints each distinct peer (addr:port) when it first appears, one per line.
+      BIND: the local address (default 0.0.0.0; "::" for IPv6).
   udp-echo-client DST PORT COUNT [SPORT]
       Send COUNT numbered datagrams (from SPORT when given), wait up to 1 s for
       each echo; prints the number of correct echoes. Exit 0 iff all came back.
+      DST may be IPv6.
   udp-flow DST PORT SPORT STOPFILE SECONDS
       One steady flow (one 5-tuple): a datagram every 0.2 s until STOPFILE exists
       or SECONDS have passed. Prints the wall-clock time (time.time()) of each
@@ -35,10 +37,16 @@ def csum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def udp_bound(port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def udp_socket(addr: str) -> socket.socket:
+    """A UDP socket of addr's family (IPv6 if it has a colon)."""
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    return s
+
+
+def udp_bound(port: int, addr: str = "0.0.0.0") -> socket.socket:
+    s = udp_socket(addr)
+    s.bind((addr, port))
     return s
 
 
@@ -55,8 +63,8 @@ def recv_until(s: socket.socket, deadline: float):
             return
 
 
-def udp_echo_server(port: int, seconds: float) -> int:
-    s = udp_bound(port)
+def udp_echo_server(port: int, seconds: float, bind: str = "0.0.0.0") -> int:
+    s = udp_bound(port, bind)
     peers = []
     for data, peer in recv_until(s, time.monotonic() + seconds):
         if peer not in peers:
@@ -68,10 +76,9 @@ def udp_echo_server(port: int, seconds: float) -> int:
 
 
 def udp_echo_client(dst: str, port: int, count: int, sport: int = 0) -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s = udp_socket(dst)
     if sport:
-        s.bind(("0.0.0.0", sport))
+        s.bind(("::" if ":" in dst else "0.0.0.0", sport))
     s.settimeout(1.0)
     good = 0
     for i in range(count):
@@ -80,7 +87,7 @@ def udp_echo_client(dst: str, port: int, count: int, sport: int = 0) -> int:
         try:
             while True:
                 data, peer = s.recvfrom(65535)
-                if data == msg and peer == (dst, port):
+                if data == msg and peer[:2] == (dst, port):
                     good += 1
                     break
         except socket.timeout:
@@ -137,7 +144,7 @@ def main(argv):
         return 2
     mode, a = argv[1], argv[2:]
     if mode == "udp-echo-server":
-        return udp_echo_server(int(a[0]), float(a[1]))
+        return udp_echo_server(int(a[0]), float(a[1]), *a[2:3])
     if mode == "udp-echo-client":
         return udp_echo_client(a[0], int(a[1]), int(a[2]), int(a[3]) if len(a) > 3 else 0)
     if mode == "udp-flow":

@@ -32,14 +32,15 @@ struct pkt6 {
 	__u16 pad;
 };
 
-/* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
- * the fixed header is there. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
+/* The IPv6 packet that starts `base` bytes after the network header (0: the packet itself; an
+ * ICMPv6 error's quote further on): 0 when the fixed header was read (daddr valid, the rest as far
+ * as it could be read; l4 counts from base); -1: not even the fixed header is there. */
+static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, struct pkt6 *p)
 {
 	struct ipv6hdr ip6;
 
 	__builtin_memset(p, 0, sizeof(*p));
-	if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
+	if (bpf_skb_load_bytes_relative(skb, base, &ip6, sizeof(ip6), BPF_HDR_START_NET) < 0)
 		return -1;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
@@ -54,7 +55,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
 		    next != IPPROTO_FRAGMENT)
 			break;
-		if (bpf_skb_load_bytes_relative(skb, off, h, sizeof(h), BPF_HDR_START_NET) < 0) {
+		if (bpf_skb_load_bytes_relative(skb, base + off, h, sizeof(h), BPF_HDR_START_NET) < 0) {
 			p->unparsed = 1;
 			return 0;
 		}
@@ -81,7 +82,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 		return 0;
 	p->l4 = off;
 	if (next == IPPROTO_ICMPV6) {
-		if (bpf_skb_load_bytes_relative(skb, off, &p->icmp6_type, 1, BPF_HDR_START_NET) < 0)
+		if (bpf_skb_load_bytes_relative(skb, base + off, &p->icmp6_type, 1, BPF_HDR_START_NET) < 0)
 			p->unparsed = 1;
 		else
 			p->ports = 1;
@@ -90,7 +91,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 	if (next != IPPROTO_TCP && next != IPPROTO_UDP)
 		return 0;
 	__be16 ports[2];
-	if (bpf_skb_load_bytes_relative(skb, off, ports, sizeof(ports), BPF_HDR_START_NET) < 0) {
+	if (bpf_skb_load_bytes_relative(skb, base + off, ports, sizeof(ports), BPF_HDR_START_NET) < 0) {
 		p->unparsed = 1;
 		return 0;
 	}
@@ -98,6 +99,13 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 	p->dport = ports[1];
 	p->ports = 1;
 	return 0;
+}
+
+/* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
+ * the fixed header is there. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
+{
+	return parse_ipv6_at(skb, 0, p);
 }
 
 /* Neighbour discovery (RFC 4861: router/neighbour solicitation and advertisement, redirect) the

@@ -82,11 +82,27 @@ static __noinline int tc_snat_egress6(struct __sk_buff *skb)
 	return tc_verdict(skb, xlate_snat6_dev(skb));
 }
 
+/* Not a TC verdict: the packet is no ICMPv6 error about a translated flow. */
+#define TC_NOT_ICMP6_ERROR 0x7fffffff
+
+/* ICMPv6 errors about translated flows (egress: dir NPT6_OUT, ingress: NPT6_IN): the verdict, or
+ * TC_NOT_ICMP6_ERROR. A subprogram beside the IPv6 path rather than inside it: the frames of a
+ * call chain add up, and the IPv6 path's with this one's would exceed 512 bytes. */
+static __noinline int tc_icmp6_error(struct __sk_buff *skb, __u32 dir)
+{
+	enum ipsnat_reason r = xlate_icmp6_dev(skb, dir);
+
+	return r == IPSNAT_R_MAX ? TC_NOT_ICMP6_ERROR : tc_verdict(skb, r);
+}
+
 SEC("tc")
 int tc_snat_egress(struct __sk_buff *skb)
 {
-	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return tc_snat_egress6(skb);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		int verdict = tc_icmp6_error(skb, NPT6_OUT);
+
+		return verdict != TC_NOT_ICMP6_ERROR ? verdict : tc_snat_egress6(skb);
+	}
 	return tc_snat_egress4(skb);
 }
 
@@ -100,10 +116,27 @@ int tc_lo_egress(struct __sk_buff *skb)
 
 /* TC ingress of the tunnel device (route-based) or of the uplink (policy-based, decrypted
  * packets only): translate replies back to the inside host. */
+/* Its IPv4 and IPv6 paths are two subprograms, as tc_snat_egress's: the IPv4 path's frame would
+ * otherwise add to the ICMPv6 error subprogram's. */
+static __noinline int tc_rev_ingress4(struct __sk_buff *skb)
+{
+	return tc_verdict(skb, xlate_reverse(skb));
+}
+
+static __noinline int tc_rev_ingress6(struct __sk_buff *skb)
+{
+	return tc_verdict(skb, xlate_reverse6_dev(skb));
+}
+
 SEC("tc")
 int tc_rev_ingress(struct __sk_buff *skb)
 {
-	return tc_verdict(skb, xlate_reverse(skb));
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		int verdict = tc_icmp6_error(skb, NPT6_IN);
+
+		return verdict != TC_NOT_ICMP6_ERROR ? verdict : tc_rev_ingress6(skb);
+	}
+	return tc_rev_ingress4(skb);
 }
 
 /* TC egress of the uplink of policy-based SAs: nothing SPD-covered may leave in cleartext. */

@@ -1,7 +1,7 @@
 /* NPTv6 (RFC 6296): stateless, checksum-neutral IPv6 prefix translation on route-mode devices
  * (xfrm interface, VTI, or a device attached with --mode route). Map "ipsnat_npt6", an LPM trie written by the SPD mirror
  * (loader/spd/npt6.*) from the kernel's IPv6 IPsec out-policies whose source selector is a prefix
- * (/1../64) and the one IPv6 inside prefix of the same length; read by bpf/lib/npt6.h.
+ * (/1../112) and the one IPv6 inside prefix of the same length; read by bpf/lib/npt6.h.
  *
  * Two kinds of key, both looked up with the packet's destination:
  *   NPT6_OUT, the policy's destination prefix: at TC egress of the device, a source in rule.from
@@ -21,11 +21,13 @@
 #include "maps/common.h"
 
 /* Bump on any layout or meaning change of ipsnat_npt6. */
-/* Schema 2: rules carry a kind (NAT66 rules). */
-#define IPSNAT_NPT6_SCHEMA 2
+/* Schema 2: rules carry a kind (NAT66 rules). Schema 3: `word` names the first adjustable word
+ * (prefixes longer than /64). */
+#define IPSNAT_NPT6_SCHEMA 3
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
-/* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7). */
-#define IPSNAT_NPT6_MAX_LEN 64
+/* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
+ * and a prefix longer than /112 leaves no whole 16-bit word of them. */
+#define IPSNAT_NPT6_MAX_LEN 112
 /* The key's bits before the address: if_id and dir, matched exactly. */
 #define IPSNAT_NPT6_KEY_FIXED_BITS 64
 
@@ -51,7 +53,8 @@ struct npt6_rule {
 	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */
 	__u8 to[16];   /* the prefix it becomes (host bits zero) */
 	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (NAT66: 1..128) */
-	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4: the first of words 4..7 that is not 0xffff */
+	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4..7: the first of words `word`..7 that is
+			* not 0xffff, `word` being the first word the prefix does not touch (/49../112) */
 	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */
 	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
 	__u8 kind;     /* enum npt6_kind; NAT66: `to` is the address, word and adjust are 0 */

@@ -52,7 +52,8 @@
 	X(DROP_NPT6_UNMAPPABLE, "drop-npt6-unmappable")                          \
 	X(NAT_POOL_ADDR_FULL, "nat-pool-address-full")                          \
 	X(XLATE_NAT66, "xlate-nat66")                                            \
-	X(XLATE_NAT66_REVERSE, "xlate-nat66-reverse")
+	X(XLATE_NAT66_REVERSE, "xlate-nat66-reverse")                            \
+	X(DROP_ICMP_NO_FLOW, "drop-icmp-no-flow")
 
 enum ipsnat_reason {
 #define IPSNAT_REASON_ENUM(name, text) IPSNAT_R_##name,

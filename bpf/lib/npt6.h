@@ -50,7 +50,7 @@ static __always_inline int npt6_l3_offset(struct __sk_buff *skb, struct ipv6hdr 
 	return zero ? 0 : eth ? ETH_HLEN : -1;
 }
 
-/* The mask of byte i of a prefix of len bits (len <= 64, i < 8). */
+/* The mask of byte i of a prefix of len bits (len <= 128, i < 16). */
 static __always_inline __u8 npt6_byte_mask(__u8 len, int i)
 {
 	int bits = (int)len - 8 * i;
@@ -60,7 +60,7 @@ static __always_inline __u8 npt6_byte_mask(__u8 len, int i)
 
 static __always_inline int npt6_in_prefix(const __u8 *addr, const struct npt6_rule *r)
 {
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 16; i++)
 		if ((addr[i] ^ r->from[i]) & npt6_byte_mask(r->len, i))
 			return 0;
 	return 1;
@@ -90,19 +90,19 @@ static __always_inline int npt6_adjust_word(__u8 *addr, int i, __u16 adjust)
 
 /* Maps addr (in rule.from) into rule.to in place: 0, or -1 when RFC 6296 leaves it unmapped
  * (the word to adjust is 0xffff: a prefix up to /48 with subnet 0xffff, or a longer one whose
- * interface identifier is all ones). */
+ * host words are all ones). */
 static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
 {
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 16; i++) {
 		__u8 m = npt6_byte_mask(r->len, i);
 
 		addr[i] = (addr[i] & ~m) | (r->to[i] & m);
 	}
 	if (r->word == 3)
 		return npt6_adjust_word(addr, 3, r->adjust);
-	/* Words 4..7 are never changed by the prefix, so both directions pick the same one. */
+	/* Words `word`..7 are never changed by the prefix, so both directions pick the same one. */
 	for (int i = 4; i < 8; i++)
-		if (npt6_adjust_word(addr, i, r->adjust) == 0)
+		if (i >= r->word && npt6_adjust_word(addr, i, r->adjust) == 0)
 			return 0;
 	return -1;
 }

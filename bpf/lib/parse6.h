@@ -43,14 +43,16 @@ static __always_inline long ipv6_load(struct __sk_buff *skb, __u32 off, void *to
 	return bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET);
 }
 
-/* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
- * the fixed header is there. l3_at_data as ipv6_load. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int l3_at_data)
+/* The IPv6 packet that starts `base` bytes after the network header (0: the packet itself; an
+ * ICMPv6 error's quote further on): 0 when the fixed header was read (daddr valid, the rest as far
+ * as it could be read; l4 counts from base); -1: not even the fixed header is there. l3_at_data
+ * as ipv6_load. */
+static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, struct pkt6 *p, int l3_at_data)
 {
 	struct ipv6hdr ip6;
 
 	__builtin_memset(p, 0, sizeof(*p));
-	if (ipv6_load(skb, 0, &ip6, sizeof(ip6), l3_at_data) < 0)
+	if (ipv6_load(skb, base, &ip6, sizeof(ip6), l3_at_data) < 0)
 		return -1;
 	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
@@ -65,7 +67,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
 		    next != IPPROTO_FRAGMENT)
 			break;
-		if (ipv6_load(skb, off, h, sizeof(h), l3_at_data) < 0) {
+		if (ipv6_load(skb, base + off, h, sizeof(h), l3_at_data) < 0) {
 			p->unparsed = 1;
 			return 0;
 		}
@@ -92,7 +94,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int
 		return 0;
 	p->l4 = off;
 	if (next == IPPROTO_ICMPV6) {
-		if (ipv6_load(skb, off, &p->icmp6_type, 1, l3_at_data) < 0)
+		if (ipv6_load(skb, base + off, &p->icmp6_type, 1, l3_at_data) < 0)
 			p->unparsed = 1;
 		else
 			p->ports = 1;
@@ -101,7 +103,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int
 	if (next != IPPROTO_TCP && next != IPPROTO_UDP)
 		return 0;
 	__be16 ports[2];
-	if (ipv6_load(skb, off, ports, sizeof(ports), l3_at_data) < 0) {
+	if (ipv6_load(skb, base + off, ports, sizeof(ports), l3_at_data) < 0) {
 		p->unparsed = 1;
 		return 0;
 	}
@@ -109,6 +111,13 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int
 	p->dport = ports[1];
 	p->ports = 1;
 	return 0;
+}
+
+/* 0: the fixed header was read (daddr valid, the rest as far as it could be read); -1: not even
+ * the fixed header is there. l3_at_data as ipv6_load. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p, int l3_at_data)
+{
+	return parse_ipv6_at(skb, 0, p, l3_at_data);
 }
 
 /* Neighbour discovery (RFC 4861: router/neighbour solicitation and advertisement, redirect) the

@@ -16,6 +16,7 @@
 #include "lib/frag.h"
 #include "lib/fwd.h"
 #include "lib/icmp.h"
+#include "lib/icmp6.h"
 #include "lib/masq.h"
 #include "lib/nat.h"
 #include "lib/nat66.h"
@@ -41,6 +42,7 @@ static __always_inline int xlate_is_drop(enum ipsnat_reason r)
 	case IPSNAT_R_DROP_UNSOLICITED:
 	case IPSNAT_R_DROP_SPD_UNREPRESENTABLE:
 	case IPSNAT_R_DROP_NPT6_UNMAPPABLE:
+	case IPSNAT_R_DROP_ICMP_NO_FLOW:
 		return 1;
 	default:
 		return 0;
@@ -533,7 +535,7 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-		return ipv6_on_device(skb, NPT6_IN);
+		return IPSNAT_R_PASS_NOT_IPV4; /* IPv6: xlate_reverse6_dev */
 	default:
 		return IPSNAT_R_PASS_MALFORMED;
 	}
@@ -607,6 +609,26 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(&p, IPSNAT_CT_REPLY, x.addr);
 	return done;
+}
+
+/* An ICMPv6 error about a translated flow on a route-mode device (bpf/lib/icmp6.h), at egress
+ * (NPT6_OUT) or ingress (NPT6_IN): the outcome, or IPSNAT_R_MAX when the IPv6 path decides. The
+ * entry points call it before that path, each in a subprogram of its own (bpf/ipsnat.bpf.c). */
+static __always_inline enum ipsnat_reason xlate_icmp6_dev(struct __sk_buff *skb, enum npt6_dir dir)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb))
+		return IPSNAT_R_MAX;
+	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
+	if (d.mode != IPSNAT_DEV_ROUTE)
+		return IPSNAT_R_MAX;
+	return icmp6_error(skb, d.if_id, d.flags, dir);
+}
+
+/* IPv6 on the ingress of a route-mode device (tc_rev_ingress dispatches it before the IPv4
+ * parse, as tc_snat_egress does). */
+static __always_inline enum ipsnat_reason xlate_reverse6_dev(struct __sk_buff *skb)
+{
+	return ipv6_on_device(skb, NPT6_IN);
 }
 
 static __always_inline int is_ike_port(__be16 port)

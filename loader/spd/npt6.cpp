@@ -49,7 +49,8 @@ npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   std::memcpy(r.from, network(from).addr.bytes.data(), 16);
   std::memcpy(r.to, network(to).addr.bytes.data(), 16);
   r.len = from.len;
-  r.word = from.len <= 48 ? 3 : 4;
+  // RFC 6296 section 3.7: up to /48 the subnet word, else the first word the prefix leaves whole.
+  r.word = from.len <= 48 ? 3 : uint8_t((from.len + 15) / 16);
   r.adjust = npt6_adjustment(from, to);
   r.policy_index = p.index;
   return r;
@@ -108,8 +109,13 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   }
   const Prefix& src = p.sel.src;
   if (src.len == 128) return nat66_of(src, inside);
-  if (src.len == 0 || src.len > IPSNAT_NPT6_MAX_LEN) {
-    m.why = "source selector " + src.str() + " is not a prefix /1../" + std::to_string(IPSNAT_NPT6_MAX_LEN);
+  if (src.len == 0) {
+    m.why = "source selector " + src.str() + " is no prefix";
+    return m;
+  }
+  if (src.len > IPSNAT_NPT6_MAX_LEN) {
+    m.why = "source selector " + src.str() + " is longer than /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
+            ": no 16-bit word of its interface identifier is left for RFC 6296's checksum-neutral adjustment";
     return m;
   }
   std::vector<Prefix> fit;

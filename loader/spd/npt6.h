@@ -25,7 +25,7 @@ struct Npt6Mapping {
   std::string str() const;
 };
 
-// An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../64 maps the one
+// An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
 // IPv6 inside prefix of the same length onto it (NPTv6); one whose source is one address (/128)
 // takes the one IPv6 inside prefix, of any length, to that address with ports (NAT66). The
 // datapath applies the mapping on route-mode devices only, keyed by the policy's if_id

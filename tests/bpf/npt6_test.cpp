@@ -128,6 +128,35 @@ TEST_F(Npt6, SlashSixtyFourAdjustsTheFirstInterfaceIdWordThatIsNotAllOnes) {
   EXPECT_EQ(n(IPSNAT_R_DROP_NPT6_UNMAPPABLE), 1u);
 }
 
+// Longer than /64 (RFC 6296 section 3.7): the adjustment goes into the first word wholly in the
+// interface identifier that is not 0xffff (/80: word 5, or 6 when 5 is all ones; /72: word 5, the
+// host byte of word 4 kept); the other host bits pass unchanged and the way back finds the word.
+TEST_F(Npt6, LongerThanSlashSixtyFourAdjustsAWordOutsideThePrefix) {
+  model.apply(spd::PolicyUpsert{policy6(31, "2001:db8:c:8:9::/80", "2001:db8:d00::/40")});
+  model.apply(spd::PolicyUpsert{policy6(33, "2001:db8:c:8:aa00::/72", "2001:db8:d01::/48")});
+  inside.push_back(spd::parse_prefix("fd00:5:5:5:7::/80"));
+  inside.push_back(spd::parse_prefix("fd00:5:5:6:bb00::/72"));
+  writer.write(model, inside);
+  struct Case {
+    std::string host, remote, prefix, same;  // same: the host bits that must pass unchanged
+  };
+  for (const Case& c : {Case{"fd00:5:5:5:7:1:2:3", "2001:db8:d00::5", "2001:db8:c:8:9:", ":2:3"},
+                        Case{"fd00:5:5:5:7:ffff:2:3", "2001:db8:d00::5", "2001:db8:c:8:9:ffff:", ":3"},
+                        Case{"fd00:5:5:6:bb12:1:2:3", "2001:db8:d01::5", "2001:db8:c:8:aa12:", ":2:3"}}) {
+    Bytes pkt = eth.ipv6_l4(c.host, c.remote, kUdp, udp_header(5000, 6000, 12));
+    RunResult r = out(pkt);
+    ASSERT_EQ(r.retval, TC_ACT_UNSPEC) << c.host << " " << dp.nonzero_reasons();
+    std::string got = addr_at(r.out, kSrc);
+    EXPECT_EQ(got.rfind(c.prefix, 0), 0u) << c.host << " -> " << got;
+    EXPECT_EQ(got.substr(got.size() - c.same.size()), c.same) << c.host << " -> " << got;
+    EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kL3)) << c.host << " -> " << got;
+    round_trip(c.host, c.remote, kUdp, udp_header(5000, 6000, 12), got, udp_header(6000, 5000, 4));
+  }
+  Bytes ones = eth.ipv6_l4("fd00:5:5:5:7:ffff:ffff:ffff", "2001:db8:d00::5", kUdp, udp_header(1, 2));
+  EXPECT_EQ(out(ones).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_NPT6_UNMAPPABLE), 1u);
+}
+
 // A /48 host in subnet 0xffff has no checksum-neutral mapping (RFC 6296 section 3.5): dropped,
 // never sent with a wrong checksum or untranslated.
 TEST_F(Npt6, SubnetAllOnesIsDropped) {

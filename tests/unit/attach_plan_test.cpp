@@ -646,6 +646,33 @@ TEST(AttachPlan, PolicyModeRoutesIpv6ThroughLwtLikeIpv4) {
   EXPECT_EQ(text.find("2001:db8:f00::/40 table"), std::string::npos) << text;
 }
 
+// NPTv6 takes prefixes up to /112 (RFC 6296 section 3.7: the adjustment goes into a 16-bit word of
+// the interface identifier that the prefix does not touch); a longer one leaves no such word and
+// is refused with that reason.
+TEST(AttachPlan, Nptv6UpToSlash112AndWhyNotLonger) {
+  auto plan_text = [](const HostFacts& f) {
+    Settings binat;
+    binat.binat = true;
+    try {
+      return plan_to_text(make_plan(f, binat));
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+  };
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:5:5:5:7::1", 80, 5, "br0"));
+  f.policies.push_back(ipsec6("2001:db8:c:8:9::/80", "2001:db8:d00::/40", 42));
+  EXPECT_NE(plan_text(f).find(": nptv6 fd00:5:5:5:7::/80 -> 2001:db8:c:8:9::/80\n"), std::string::npos)
+      << plan_text(f);
+  auto g = xfrm_gateway();
+  g.addresses.push_back(host_address("fd00:5:5:5:7:8:9:100", 120, 5, "br0"));
+  g.policies.push_back(ipsec6("2001:db8:c:8:9:a:b:c00/120", "2001:db8:d00::/40", 42));
+  EXPECT_NE(plan_text(g).find("none (source selector 2001:db8:c:8:9:a:b:c00/120 is longer than /112: no 16-bit word "
+                              "of its interface identifier is left for RFC 6296's checksum-neutral adjustment)"),
+            std::string::npos)
+      << plan_text(g);
+}
+
 // A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in
 // route mode without --binat (stateful: only replies come back, so nothing is opened), with the
 // fwd/in companions of the inside prefix on an xfrm interface; it is no 1:1 map even with --binat.

@@ -44,8 +44,8 @@ ct::FlowFilter filter_of(const FilterArgs& a) {
 
 // The pin root resolved once in cli/app.cpp (--pin-root before or after the verb, else the
 // environment's or the default).
-ct::CtMaps open_maps(const Context& ctx) {
-  return ct::CtMaps::open_pinned(ctx.global.pin_root);
+pins::CtMaps open_maps(const Context& ctx) {
+  return pins::CtMaps::open_pinned(ctx.global.pin_root);
 }
 
 void register_flush(CLI::App* flows, Context& ctx) {
@@ -57,7 +57,7 @@ void register_flush(CLI::App* flows, Context& ctx) {
     ctx.action = [&ctx, args] {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
-      auto r = ct::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
+      auto r = pins::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
       if (ctx.global.json)
         print_json(ctx.global, {{"flows", r.flows}, {"removed", r.removed}, {"entries_deleted", r.entries_deleted}});
       else
@@ -81,9 +81,9 @@ void register_flows(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx, args, gc] {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
-      uint64_t now = ct::boottime_ns();
+      uint64_t now = pins::boottime_ns();
       if (*gc) {
-        auto r = ct::CtGc(maps).sweep(now);
+        auto r = pins::CtGc(maps).sweep(now);
         if (!ctx.global.json) std::cout << "gc: " << r.expired << " of " << r.flows << " flows expired\n";
       }
       auto flows = ct::pair_entries(maps.entries());

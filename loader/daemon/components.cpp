@@ -33,7 +33,7 @@ bool pinned(const std::string& root, const char* name) {
   return access(state::pinned_map_path(root, name).c_str(), F_OK) == 0;
 }
 
-spd::Prefix to_spd(const config::Ipv4Prefix& p) { return spd::Prefix{spd::Address::v4(htonl(p.addr)), p.len}; }
+Prefix to_spd(const config::Ipv4Prefix& p) { return Prefix{Address::v4(htonl(p.addr)), p.len}; }
 
 // [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
 // selector contains the rule's `to` (a source the kernel gives to those policies), restricted to
@@ -42,7 +42,7 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
   spd::NatConfig n;
   for (const auto& p : c.inside) n.inside.push_back(to_spd(p));
   if (c.inside.empty())
-    for (const auto& p : inferred_inside) n.inside.push_back(spd::parse_prefix(p));
+    for (const auto& p : inferred_inside) n.inside.push_back(parse_prefix(p));
   for (const auto& r : c.nat) {
     spd::NatOverride o;
     o.policy_src = to_spd(r.to);
@@ -82,8 +82,8 @@ void SpdMirrorService::try_adopt() {
   }
   try {
     auto nat = nat_config_of(*config_, inferred_inside_);
-    nat.local = rtnl::local_ipv4_addresses();
-    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat);
+    nat.local = sys::local_ipv4_addresses();
+    mirror_ = std::make_unique<mirror::SpdMirror>(mirror::SpdMapFds::from_pins(pin_root_), nat);
     mirror_->sync_once();
     log_rule_errors(mirror_->model(), nat);
     last_resync_ = now_unix();
@@ -109,7 +109,7 @@ void SpdMirrorService::set_inferred_inside(std::vector<std::string> inside) {
 void SpdMirrorService::refresh_local() {
   if (!mirror_) return;
   try {
-    mirror_->set_local(rtnl::local_ipv4_addresses());
+    mirror_->set_local(sys::local_ipv4_addresses());
   } catch (const std::exception& e) {
     spdlog::error("spd_mirror: updating the gateway's addresses in ipsnat_inside: {}", e.what());
   }
@@ -174,7 +174,7 @@ constexpr uint64_t kNsPerSecond = 1000000000ull;
 }  // namespace
 
 CtGcService::CtGcService(std::string pin_root)
-    : pin_root_(std::move(pin_root)), pacer_(std::make_unique<ct::GcPacer>(10 * kNsPerSecond, kNsPerSecond)) {}
+    : pin_root_(std::move(pin_root)), pacer_(std::make_unique<pins::GcPacer>(10 * kNsPerSecond, kNsPerSecond)) {}
 CtGcService::~CtGcService() = default;
 
 bool CtGcService::open() {
@@ -184,7 +184,7 @@ bool CtGcService::open() {
     return false;
   }
   try {
-    maps_ = std::make_unique<ct::CtMaps>(ct::CtMaps::open_pinned(pin_root_));
+    maps_ = std::make_unique<pins::CtMaps>(pins::CtMaps::open_pinned(pin_root_));
     last_error_.clear();
     write_config();
     return true;
@@ -229,9 +229,9 @@ void CtGcService::on_timer() {
   if (auto reasons = pins.reasons())
     for (const auto& r : *reasons)
       if (r.reason == IPSNAT_R_DROP_CT_FULL) refused = r.packets;
-  uint64_t now = ct::boottime_ns();
+  uint64_t now = pins::boottime_ns();
   if (!pacer_->due(now, refused)) return;
-  auto r = ct::CtGc(*maps_).sweep(now);
+  auto r = pins::CtGc(*maps_).sweep(now);
   pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
   ++runs_;
   evicted_ += r.expired;

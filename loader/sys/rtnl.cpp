@@ -16,7 +16,7 @@
 #include "sys/netlink.h"
 #include "util/error.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 namespace {
 
 void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
@@ -24,10 +24,10 @@ void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
   mnl_attr_put_u32(nlh, RTA_TABLE, table);
 }
 
-net::Address v4(const void* p) {
+Address v4(const void* p) {
   uint32_t a;
   std::memcpy(&a, p, 4);
-  return net::Address::v4(a);
+  return Address::v4(a);
 }
 
 void fill_route(NlRequest& req, const Route& r) {
@@ -97,7 +97,7 @@ std::vector<AddrEntry> addresses(uint8_t family) {
     if (m->ifa_family != family || (family == AF_INET6 && m->ifa_scope != RT_SCOPE_UNIVERSE)) return;
     for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
       if (mnl_attr_get_type(a) != (family == AF_INET ? IFA_LOCAL : IFA_ADDRESS)) return;
-      net::Prefix p;
+      Prefix p;
       p.len = m->ifa_prefixlen;
       if (family == AF_INET) {
         p.addr = v4(mnl_attr_get_payload(a));
@@ -118,8 +118,8 @@ std::vector<AddrEntry> ipv4_addresses() { return addresses(AF_INET); }
 
 std::vector<AddrEntry> ipv6_addresses() { return addresses(AF_INET6); }
 
-std::vector<net::Address> local_ipv4_addresses() {
-  std::vector<net::Address> out;
+std::vector<Address> local_ipv4_addresses() {
+  std::vector<Address> out;
   for (const auto& a : ipv4_addresses()) out.push_back(a.prefix.addr);
   return out;
 }
@@ -133,7 +133,7 @@ struct MainRoute {
   uint32_t metric = 0;
   uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
   std::vector<int> oifs;
-  std::optional<net::Address> gateway;
+  std::optional<Address> gateway;
 };
 
 std::vector<MainRoute> main_routes() {
@@ -188,7 +188,7 @@ std::vector<MainRoute> main_routes() {
 
 }  // namespace
 
-std::optional<Nexthop> route_get(const net::Prefix& dst) {
+std::optional<Nexthop> route_get(const Prefix& dst) {
   // The main table's route, matched here on a dump of it: a kernel lookup (`ip route get`) would
   // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
   // (DHCP, failover) would never be picked up.
@@ -198,7 +198,7 @@ std::optional<Nexthop> route_get(const net::Prefix& dst) {
   const MainRoute* best = nullptr;
   auto routes = main_routes();
   for (const auto& r : routes) {
-    uint32_t mask = net::v4_mask(r.len);
+    uint32_t mask = v4_mask(r.len);
     if ((host & mask) != (r.net & mask)) continue;
     if (best && (r.len < best->len || (r.len == best->len && r.metric >= best->metric))) continue;
     best = &r;
@@ -350,4 +350,4 @@ bool has_clsact(int ifindex) {
   return found;
 }
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

@@ -30,7 +30,7 @@ void check(int err, const Step& s) {
 
 bool gone(int err) { return err == -ENOENT || err == -ESRCH || err == -ENODEV || err == -EADDRNOTAVAIL; }
 
-TcDirection direction(Hook h) { return h == Hook::TcIngress ? TcDirection::kIngress : TcDirection::kEgress; }
+sys::TcDirection direction(Hook h) { return h == Hook::TcIngress ? sys::TcDirection::kIngress : sys::TcDirection::kEgress; }
 
 void destroy_clsact(int ifindex, const char* why) {
   bpf_tc_hook hook{};
@@ -79,21 +79,21 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
           if (v.hook == Hook::Xdp) {
-            XdpHook(st_.ifindex, v.prog).attach(prog_fd(v.prog), st_.dev);
+            sys::XdpHook(st_.ifindex, v.prog).attach(prog_fd(v.prog), st_.dev);
             return;
           }
           if (!v.dev.empty()) return add_shared(v, prog_fd(v.prog));
-          if (!st_.clsact_created && !rtnl::has_clsact(st_.ifindex)) {
+          if (!st_.clsact_created && !sys::has_clsact(st_.ifindex)) {
             st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
             save();
           }
-          TcHook(st_.ifindex, direction(v.hook)).attach(prog_fd(v.prog));
+          sys::TcHook(st_.ifindex, direction(v.hook)).attach(prog_fd(v.prog));
         } else if constexpr (std::is_same_v<T, RuleStep>) {
-          int err = rtnl::add_rule(v);
+          int err = sys::add_rule(v);
           if (ours && err == -EEXIST) err = 0;
           check(err, s);
         } else if constexpr (std::is_same_v<T, RouteStep>) {
-          check(rtnl::add_route(v, v.lwt_prog.empty() ? -1 : prog_fd(v.lwt_prog), ours), s);
+          check(sys::add_route(v, v.lwt_prog.empty() ? -1 : prog_fd(v.lwt_prog), ours), s);
         } else {
           check(xfrm::add_policy(v.policy, ours), s);
         }
@@ -104,11 +104,11 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
 void Applier::add_shared(const TcStep& v, int prog_fd) {
   int ifindex = static_cast<int>(if_nametoindex(v.dev.c_str()));
   if (!ifindex) throw SysError("tc hook on " + v.dev, ENODEV);
-  if (!st_.lo_clsact_created && !rtnl::has_clsact(ifindex)) {
+  if (!st_.lo_clsact_created && !sys::has_clsact(ifindex)) {
     st_.lo_clsact_created = true;  // recorded before the qdisc exists, like clsact_created
     save();
   }
-  TcHook(ifindex, direction(v.hook)).attach(prog_fd);
+  sys::TcHook(ifindex, direction(v.hook)).attach(prog_fd);
 }
 
 int Applier::remove_shared(const TcStep& v) {
@@ -118,7 +118,7 @@ int Applier::remove_shared(const TcStep& v) {
   // (this one reads this attach's maps) and, when this attach created it, the qdisc.
   for (auto& [other_id, other] : store_.list_netns()) {
     if (other_id == id_ || !has_step(other, v)) continue;
-    if (Fd fd(pinned_program(other, v.prog)); fd) TcHook(ifindex, direction(v.hook)).attach(fd.get());
+    if (Fd fd(pinned_program(other, v.prog)); fd) sys::TcHook(ifindex, direction(v.hook)).attach(fd.get());
     if (st_.lo_clsact_created) {
       other.lo_clsact_created = true;
       store_.save(other_id, other);
@@ -127,8 +127,8 @@ int Applier::remove_shared(const TcStep& v) {
     }
     return 0;
   }
-  TcHook(ifindex, direction(v.hook)).detach();
-  if (st_.lo_clsact_created && rtnl::foreign_tc_filters(ifindex, TcHook::kPriority) == 0)
+  sys::TcHook(ifindex, direction(v.hook)).detach();
+  if (st_.lo_clsact_created && sys::foreign_tc_filters(ifindex, sys::TcHook::kPriority) == 0)
     destroy_clsact(ifindex, ("removing the clsact qdisc ipsnat created on " + v.dev).c_str());
   st_.lo_clsact_created = false;
   save();
@@ -141,16 +141,16 @@ void Applier::remove(const Step& s) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, TcStep>) {
           if (v.hook == Hook::Xdp) {
-            XdpHook(st_.ifindex, v.prog).detach();
+            sys::XdpHook(st_.ifindex, v.prog).detach();
             return 0;
           }
           if (!v.dev.empty()) return remove_shared(v);
-          TcHook(st_.ifindex, direction(v.hook)).detach();
+          sys::TcHook(st_.ifindex, direction(v.hook)).detach();
           return 0;
         } else if constexpr (std::is_same_v<T, RuleStep>) {
-          return rtnl::delete_rule(v);
+          return sys::delete_rule(v);
         } else if constexpr (std::is_same_v<T, RouteStep>) {
-          return rtnl::delete_route(v);
+          return sys::delete_route(v);
         } else {
           return remove_own_policy(v.policy);
         }
@@ -214,7 +214,7 @@ void Applier::remove_all() {
     save();
   }
   bool device_exists = if_indextoname(static_cast<unsigned>(st_.ifindex), std::array<char, IF_NAMESIZE>{}.data());
-  if (st_.clsact_created && device_exists && rtnl::foreign_tc_filters(st_.ifindex, TcHook::kPriority) == 0) {
+  if (st_.clsact_created && device_exists && sys::foreign_tc_filters(st_.ifindex, sys::TcHook::kPriority) == 0) {
     destroy_clsact(st_.ifindex, "removing the clsact qdisc ipsnat created");
     st_.clsact_created = false;
     save();

@@ -31,18 +31,18 @@ const char* cap_name(int cap) {
 }  // namespace
 
 void require_privileges(bool need_bpf) {
-  if (!has_capability(CAP_NET_ADMIN))
+  if (!sys::has_capability(CAP_NET_ADMIN))
     throw UserError(std::string("missing capability ") + cap_name(CAP_NET_ADMIN),
                     "ipsnat needs CAP_NET_ADMIN and CAP_BPF: run as root");
-  if (need_bpf && !has_capability(CAP_BPF) && !has_capability(CAP_SYS_ADMIN))
+  if (need_bpf && !sys::has_capability(CAP_BPF) && !sys::has_capability(CAP_SYS_ADMIN))
     throw UserError(std::string("missing capability ") + cap_name(CAP_BPF),
                     "ipsnat needs CAP_NET_ADMIN and CAP_BPF: run as root");
 }
 
 HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   HostFacts f;
-  f.dev = rtnl::link_facts(dev);
-  for (const auto& a : rtnl::ipv4_addresses()) {
+  f.dev = sys::link_facts(dev);
+  for (const auto& a : sys::ipv4_addresses()) {
     f.local_addrs.push_back(a.prefix.addr);
     char name[IF_NAMESIZE] = "";
     if_indextoname(static_cast<unsigned>(a.ifindex), name);
@@ -50,17 +50,17 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
     f.addresses.push_back({a.prefix, a.ifindex, name, loopback});
   }
   // IPv6 LANs for NPTv6 (spd/npt6.h); not in local_addrs, which the IPv4 NAT reads.
-  for (const auto& a : rtnl::ipv6_addresses()) {
+  for (const auto& a : sys::ipv6_addresses()) {
     char name[IF_NAMESIZE] = "";
     if_indextoname(static_cast<unsigned>(a.ifindex), name);
     f.addresses.push_back({a.prefix, a.ifindex, name, std::string(name) == "lo"});
   }
-  f.default_oifs = rtnl::default_route_oifs();
+  f.default_oifs = sys::default_route_oifs();
   f.policies = xfrm::dump_policies();
   // This namespace's (/proc/sys/net follows the reader's network namespace).
   if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> f.local_port_min >> f.local_port_max;
   for (const auto& dst : covered_destinations(f, settings))
-    if (auto nh = rtnl::route_get(dst)) {
+    if (auto nh = sys::route_get(dst)) {
       char name[IF_NAMESIZE];
       if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) nh->oif_name = name;
       f.nexthops.push_back(*nh);
@@ -69,16 +69,16 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   for (const auto& p : f.policies)
     for (const auto& t : p.tmpls) {
       if (t.mode != XFRM_MODE_TUNNEL || (t.family != AF_INET && t.family != AF_INET6)) continue;
-      spd::Prefix peer = net::host_prefix(t.tunnel_dst);
+      Prefix peer = host_prefix(t.tunnel_dst);
       if (std::any_of(f.sa_peers.begin(), f.sa_peers.end(), [&](const Nexthop& n) { return n.dst == peer; })) continue;
-      auto nh = rtnl::route_get(peer);
+      auto nh = sys::route_get(peer);
       if (!nh) continue;
       char name[IF_NAMESIZE];
       if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) {
         nh->oif_name = name;
         if (!nh->mtu) {
           try {
-            nh->mtu = rtnl::link_facts(name).mtu;
+            nh->mtu = sys::link_facts(name).mtu;
           } catch (const std::exception&) {
             // gone meanwhile: the next re-plan sees the host as it is then
           }

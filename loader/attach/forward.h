@@ -10,9 +10,7 @@
 
 #include "maps/fwd.h"
 
-namespace ipsnat::config {
-struct PortForward;
-}
+namespace ipsnat::config { struct PortForward; }
 
 namespace ipsnat::attach {
 

@@ -18,7 +18,7 @@
 namespace ipsnat::attach {
 
 std::optional<Host> running_host(const std::string& pin_root, const std::string& state_dir) {
-  auto holder = MirrorLock::holder(pin_root);
+  auto holder = pins::MirrorLock::holder(pin_root);
   if (!holder) return std::nullopt;
   Host h{holder->pid, false, holder->str()};
   try {
@@ -73,7 +73,7 @@ int start_host(const HostLaunch& how) {
 
 bool stop_host(const Host& host, const std::string& pin_root) {
   auto holds = [&] {
-    auto h = MirrorLock::holder(pin_root);
+    auto h = pins::MirrorLock::holder(pin_root);
     return h && h->pid == host.pid;
   };
   if (!holds()) return true;
@@ -89,7 +89,7 @@ void stop_host_started_by_attach(const std::string& pin_root, const std::string&
   if (!host || !host->started_by_attach) return;
   if (!stop_host(*host, pin_root)) {
     kill(host->pid, SIGKILL);
-    for (int i = 0; i < 50 && MirrorLock::holder(pin_root); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    for (int i = 0; i < 50 && pins::MirrorLock::holder(pin_root); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(40));
   }
 }
 

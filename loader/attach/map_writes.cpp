@@ -41,7 +41,7 @@ void forget_device_config(const std::string& pin_root, int ifindex) {
 }
 
 std::vector<std::string> sync_spd_once(bpf_object* obj, const spd::NatConfig& nat) {
-  spd::SpdMirror mirror(spd::SpdMapFds::from_object(obj), nat);
+  mirror::SpdMirror mirror(mirror::SpdMapFds::from_object(obj), nat);
   mirror.sync_once();
   const auto& stats = mirror.stats();
   const std::string closed = ": the datapath fails closed, cleartext to every destination is dropped at the uplink";

@@ -15,9 +15,7 @@
 
 namespace ipsnat::attach {
 
-using spd::Address;
 using spd::Policy;
-using spd::Prefix;
 
 const char* to_string(Mode m) { return m == Mode::Route ? "route" : "policy"; }
 
@@ -73,7 +71,7 @@ std::optional<std::pair<uint16_t, uint16_t>> masquerade_ports(uint32_t local_min
 namespace {
 
 Prefix network_of(const Prefix& p) {
-  if (p.addr.family == AF_INET) return {Address::v4(htonl(ntohl(p.addr.v4_be()) & spd::v4_mask(p.len))), p.len};
+  if (p.addr.family == AF_INET) return {Address::v4(htonl(ntohl(p.addr.v4_be()) & v4_mask(p.len))), p.len};
   Prefix n = p;
   for (unsigned i = 0; i < 16; ++i)
     if (8 * i >= p.len)
@@ -431,7 +429,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     uint32_t path = facts.dev.mtu;
     for (const auto& t : p.tmpls)
       for (const auto& peer : facts.sa_peers)
-        if (t.mode == XFRM_MODE_TUNNEL && peer.dst == net::host_prefix(t.tunnel_dst) && peer.mtu && peer.mtu < path)
+        if (t.mode == XFRM_MODE_TUNNEL && peer.dst == host_prefix(t.tunnel_dst) && peer.mtu && peer.mtu < path)
           path = peer.mtu;
     return path > kEspOverhead + 576 ? path - kEspOverhead : 576u;
   };
@@ -559,7 +557,7 @@ std::string describe(const Step& s) {
 namespace {
 
 nlohmann::json prefix_json(const Prefix& p) { return p.str(); }
-Prefix prefix_from(const nlohmann::json& j) { return spd::parse_prefix(j.get<std::string>()); }
+Prefix prefix_from(const nlohmann::json& j) { return parse_prefix(j.get<std::string>()); }
 
 nlohmann::json policy_json(const Policy& p) {
   nlohmann::json t = nlohmann::json::array();
@@ -599,8 +597,8 @@ Policy policy_from(const nlohmann::json& j) {
     t.spi = x.at("spi");
     t.optional = x.at("optional");
     t.family = x.at("family");
-    t.tunnel_src = spd::parse_address(x.at("src"));
-    t.tunnel_dst = spd::parse_address(x.at("dst"));
+    t.tunnel_src = parse_address(x.at("src"));
+    t.tunnel_dst = parse_address(x.at("dst"));
     p.tmpls.push_back(t);
   }
   return p;
@@ -651,8 +649,8 @@ Step step_from_json(const nlohmann::json& j) {
     r.oif = j.at("oif");
     r.mtu = j.at("mtu");
     r.lwt_prog = j.at("lwt_prog");
-    if (j.contains("gateway")) r.gateway = spd::parse_address(j.at("gateway"));
-    if (j.contains("prefsrc")) r.prefsrc = spd::parse_address(j.at("prefsrc"));
+    if (j.contains("gateway")) r.gateway = parse_address(j.at("gateway"));
+    if (j.contains("prefsrc")) r.prefsrc = parse_address(j.at("prefsrc"));
     r.oif_name = j.value("dev", "");
     return r;
   }

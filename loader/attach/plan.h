@@ -24,12 +24,12 @@ const char* to_string(Mode m);
 ModeRequest parse_mode_request(const std::string& text);
 
 // The planner reads and plans in rtnetlink's own values (sys/rtnl_values.h).
-using rtnl::LinkFacts;
-using rtnl::Nexthop;
+using sys::LinkFacts;
+using sys::Nexthop;
 
 // An IPv4 address of the host, with its prefix length and device.
 struct HostAddress {
-  spd::Prefix prefix;  // 192.168.1.1/24
+  Prefix prefix;  // 192.168.1.1/24
   int ifindex = 0;
   std::string dev;
   bool loopback = false;  // on a loopback device
@@ -37,7 +37,7 @@ struct HostAddress {
 
 struct HostFacts {
   LinkFacts dev;
-  std::vector<spd::Address> local_addrs;          // every local IPv4 address of the namespace
+  std::vector<Address> local_addrs;          // every local IPv4 address of the namespace
   std::vector<HostAddress> addresses;             // the same, with their devices
   std::vector<int> default_oifs;                  // devices of the main table's default route(s)
   std::vector<spd::Policy> policies;              // the SPD (not per-socket policies)
@@ -49,7 +49,7 @@ struct HostFacts {
 
 struct Settings {
   ModeRequest mode = ModeRequest::Auto;
-  std::vector<spd::Prefix> inside;  // empty: the LAN prefixes (choose_inside)
+  std::vector<Prefix> inside;  // empty: the LAN prefixes (choose_inside)
   uint32_t table = 421;             // ipsnat's routing table (policy mode)
   uint32_t rule_priority = 210;     // ahead of strongSwan's 220
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
@@ -58,7 +58,7 @@ struct Settings {
   // --masquerade [ADDRESS]: inside sources of what leaves the uplink uncovered by any IPsec
   // out-policy are translated to ADDRESS, else to the uplink's primary IPv4 address.
   bool masquerade = false;
-  std::optional<spd::Address> masquerade_addr;
+  std::optional<Address> masquerade_addr;
   bool xdp_prefilter = false;       // the XDP pre-filter on the uplink (policy mode)
   // --binat: the far side may open connections, through a policy's SA, to the addresses of the
   // policy's 1:1 map, which reach the LAN hosts mapped to them (IPSNAT_DEV_BINAT).
@@ -69,15 +69,15 @@ struct Settings {
 // policy_index's block nat stands for the LAN inside, for senders in remote.
 struct BinatMap {
   uint32_t policy_index = 0;
-  spd::Prefix nat;
-  spd::Prefix inside;
-  spd::Prefix remote;
+  Prefix nat;
+  Prefix inside;
+  Prefix remote;
   std::string str() const;  // "binat 10.20.40.0/24 = 172.31.7.0/24 from 10.99.0.0/16 (policy 9)"
 };
 
 // The masquerade the datapath applies on the uplink (ipsnat_dev_cfg.masq_*, maps/config.h).
 struct Masquerade {
-  spd::Address addr;     // unset (family 0) while the uplink has no IPv4 address: off
+  Address addr;     // unset (family 0) while the uplink has no IPv4 address: off
   std::string source;    // "configured" or "the address of eth0"
   uint16_t port_min = 0;  // NAPT ports, outside the host's ip_local_port_range
   uint16_t port_max = 0;
@@ -106,8 +106,8 @@ struct TcStep {
 };
 // The loopback device: route mode's hook for the kernel's errors to a local NAT address.
 inline constexpr const char* kLoopback = "lo";
-using RuleStep = rtnl::Rule;
-using RouteStep = rtnl::Route;
+using RuleStep = sys::Rule;
+using RouteStep = sys::Route;
 struct XfrmPolicyStep {
   spd::Policy policy;
   std::string why;
@@ -130,7 +130,7 @@ struct Translation {
 
 // One connected prefix and whether it is inside (translated), with the reason.
 struct InsideChoice {
-  spd::Prefix prefix;
+  Prefix prefix;
   std::string dev;  // "" for a configured prefix
   bool inside = false;
   std::string why;  // for an excluded prefix: "the uplink: carries the SAs' outer address 200.2.2.2"
@@ -157,11 +157,11 @@ Mode choose_mode(const LinkFacts& dev, ModeRequest req);
 // (the uplink), the default route's devices and loopback (docs/attach.md "Inside prefixes").
 std::vector<InsideChoice> choose_inside(const HostFacts& facts, const Settings& settings);
 // The chosen inside prefixes. The SPD mirror must be given the same list as the plan.
-std::vector<spd::Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings);
+std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings);
 // Throws UserError when the plan would be empty or unsafe (no policy for the device, ...).
 AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
 // The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.
-std::vector<spd::Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
+std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
 
 // How the datapath treats the device (ipsnat_dev[ifindex], maps/config.h). Written on every
 // attach, re-attach, adoption and re-plan, so a changed device (another VTI okey, if_id, mode)

@@ -27,7 +27,7 @@ std::vector<std::string> program_names(Mode mode, bool xdp_prefilter) {
   return names;
 }
 
-Programs Programs::load(const PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings) {
+Programs Programs::load(const pins::PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
@@ -68,7 +68,7 @@ int Programs::fd(const std::string& name) const {
   return bpf_program__fd(find_program(skel_->obj, name));
 }
 
-std::vector<std::string> Programs::pin(const PinStore& pins, const std::string& id,
+std::vector<std::string> Programs::pin(const pins::PinStore& pins, const std::string& id,
                                        const std::vector<std::string>& names) const {
   std::vector<bpf_program*> progs;
   for (const auto& name : names) progs.push_back(find_program(skel_->obj, name));

@@ -24,7 +24,7 @@ class Programs {
   // Opens the object with its maps pinned under `pins` (a map this build must not reuse is
   // replaced, with a warning), gives ipsnat_ct ct_max entries and the SPD maps spd_max (0: the
   // pinned map's size, else the default), loads it and records the maps' schemas.
-  static Programs load(const PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings);
+  static Programs load(const pins::PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings);
   // `names` from the recorded program pins; nullopt unless every one of them is pinned.
   static std::optional<Programs> open_pinned(const std::vector<std::string>& prog_pins,
                                              const std::vector<std::string>& names);
@@ -34,7 +34,7 @@ class Programs {
   // The program's descriptor; throws UserError when there is no such program.
   int fd(const std::string& name) const;
   // Pins `names` of the loaded object under the pin root for attachment `id`; returns the paths.
-  std::vector<std::string> pin(const PinStore& pins, const std::string& id, const std::vector<std::string>& names) const;
+  std::vector<std::string> pin(const pins::PinStore& pins, const std::string& id, const std::vector<std::string>& names) const;
 
  private:
   struct SkelDeleter {

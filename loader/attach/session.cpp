@@ -44,7 +44,7 @@ AttachResult plan_attach(const HostFacts& facts, const Settings& settings, const
       napt.push_back(t.napt_addr_be);
   res.plan.forwards = resolve_forwards(settings.forwards, napt);
   res.warnings = res.plan.warnings;
-  for (auto& w : warnings_for_programs_before_ipsnat(facts.dev.ifindex, dev)) res.warnings.push_back(std::move(w));
+  for (auto& w : sys::warnings_for_programs_before_ipsnat(facts.dev.ifindex, dev)) res.warnings.push_back(std::move(w));
   return res;
 }
 
@@ -74,7 +74,7 @@ AttachState carry_over(const AttachState& prev, const std::string& dev, int ifin
 // The device as it is now and the attach's own knobs, so that the host process re-plans the
 // device as it was attached.
 void record_device(AttachState& st, const AttachRequest& req, const HostFacts& facts, const AttachPlan& plan,
-                   const std::string& pin_root, const std::vector<spd::Prefix>& inside) {
+                   const std::string& pin_root, const std::vector<Prefix>& inside) {
   st.dev = req.dev;
   st.ifindex = facts.dev.ifindex;
   st.netns = StateStore::current_netns();
@@ -107,8 +107,8 @@ AttachResult attach(const AttachRequest& req) {
   std::string id = StateStore::id_for(req.dev);
   // The lock before the plan: the plan is made from the host, the SPD and the state as they are
   // under it, so another attach, detach or re-plan cannot change them between plan and apply.
-  PinStore pins(req.pin_root);
-  std::optional<PinStore::Lock> lock;
+  pins::PinStore pins(req.pin_root);
+  std::optional<pins::PinStore::Lock> lock;
   if (!req.dry_run) {
     pins.prepare();
     lock.emplace(pins.root());
@@ -174,8 +174,8 @@ bool detach(const std::string& dev) {
   std::string id = StateStore::id_for(dev);
   auto st = store.load(id);
   if (!st) return false;
-  PinStore pins(st->pin_root);
-  std::optional<PinStore::Lock> lock;
+  pins::PinStore pins(st->pin_root);
+  std::optional<pins::PinStore::Lock> lock;
   if (access(pins.root().c_str(), F_OK) == 0) lock.emplace(pins.root());
   // The host serves every device under its pin root: one that attach started is stopped (first,
   // or it would re-plan what is being removed) with the last device; a user's `ipsnat run` stays.

@@ -119,7 +119,7 @@ int run(int argc, char** argv) {
 
   // The one place the pin root is decided: every verb reads ctx.global.pin_root. `ipsnat flows
   // --pin-root X` reaches the same option (fallthrough).
-  ctx.global.pin_root = PinStore::resolve_root(ctx.global.pin_root);
+  ctx.global.pin_root = pins::PinStore::resolve_root(ctx.global.pin_root);
   spdlog::set_level(ctx.global.verbose >= 2 ? spdlog::level::debug
                     : ctx.global.verbose == 1 ? spdlog::level::info
                                               : spdlog::level::warn);

@@ -22,7 +22,7 @@ uint16_t parse_port_arg(const std::string& s) {
 }
 
 uint32_t parse_v4_arg(const std::string& s, const char* what) {
-  spd::Address a = spd::parse_address(s);
+  Address a = parse_address(s);
   if (a.family != AF_INET) throw UserError(std::string(what) + " '" + s + "' is not IPv4", "the datapath acts on IPv4");
   return a.v4_be();
 }

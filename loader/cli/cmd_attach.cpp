@@ -85,10 +85,10 @@ void register_attach(CLI::App& app, Context& ctx) {
       req.dev = args->dev;
       req.settings = args->settings;
       req.settings.mode = attach::parse_mode_request(args->mode);
-      for (const auto& p : args->inside) req.settings.inside.push_back(spd::parse_prefix(p));
+      for (const auto& p : args->inside) req.settings.inside.push_back(parse_prefix(p));
       for (const auto& f : args->forwards) req.settings.forwards.push_back(attach::parse_forward_spec(f));
       req.settings.masquerade = masq->count() > 0;
-      if (!args->masquerade.empty()) req.settings.masquerade_addr = spd::parse_address(args->masquerade);
+      if (!args->masquerade.empty()) req.settings.masquerade_addr = parse_address(args->masquerade);
       req.pin_root = ctx.global.pin_root;
       req.dry_run = args->dry_run;
       req.ct_max = args->ct_max;

@@ -11,11 +11,11 @@ void register_check(CLI::App& app, Context& ctx) {
   cmd->footer("Exit status 0 when every required feature is present.");
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
-      auto features = FeatureProbe().probe();
+      auto features = sys::FeatureProbe().probe();
       bool all = true;
       for (const auto& f : features) all &= !f.required || f.ok;
       if (ctx.global.json) {
-        print_json(ctx.global, {{"ok", all}, {"features", FeatureProbe::to_json(features)}});
+        print_json(ctx.global, {{"ok", all}, {"features", sys::FeatureProbe::to_json(features)}});
       } else {
         for (const auto& f : features)
           std::printf("%-18s %-8s %s\n", f.name.c_str(),

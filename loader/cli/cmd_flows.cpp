@@ -58,8 +58,8 @@ bool matches6(const ct::FlowFilter& filter, const ct::Flow6& f) {
 
 // The pin root resolved once in cli/app.cpp (--pin-root before or after the verb, else the
 // environment's or the default).
-ct::CtMaps open_maps(const Context& ctx) {
-  return ct::CtMaps::open_pinned(ctx.global.pin_root);
+pins::CtMaps open_maps(const Context& ctx) {
+  return pins::CtMaps::open_pinned(ctx.global.pin_root);
 }
 
 void register_flush(CLI::App* flows, Context& ctx) {
@@ -71,9 +71,9 @@ void register_flush(CLI::App* flows, Context& ctx) {
     ctx.action = [&ctx, args] {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
-      auto r = ct::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
-      if (auto ct6 = ct::Ct6Map::open_pinned(ctx.global.pin_root)) {
-        auto r6 = ct::Ct6Gc(*ct6).remove_if([&filter](const ct::Flow6& f) { return matches6(filter, f); });
+      auto r = pins::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
+      if (auto ct6 = pins::Ct6Map::open_pinned(ctx.global.pin_root)) {
+        auto r6 = pins::Ct6Gc(*ct6).remove_if([&filter](const ct::Flow6& f) { return matches6(filter, f); });
         r.flows += r6.flows;
         r.removed += r6.removed;
         r.entries_deleted += r6.entries_deleted;
@@ -101,12 +101,12 @@ void register_flows(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx, args, gc] {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
-      uint64_t now = ct::boottime_ns();
-      auto ct6 = ct::Ct6Map::open_pinned(ctx.global.pin_root);
+      uint64_t now = pins::boottime_ns();
+      auto ct6 = pins::Ct6Map::open_pinned(ctx.global.pin_root);
       if (*gc) {
-        auto r = ct::CtGc(maps).sweep(now);
+        auto r = pins::CtGc(maps).sweep(now);
         if (ct6) {
-          auto r6 = ct::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
+          auto r6 = pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
           r.flows += r6.flows;
           r.expired += r6.expired;
         }

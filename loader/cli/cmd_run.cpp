@@ -30,16 +30,16 @@ namespace {
 // One host per pin root (attach/host.h). One that `ipsnat attach` started hands over to a user's
 // daemon (it is stopped); started by attach too, this one leaves the running host alone (nullopt);
 // any other holder is an error naming it.
-std::optional<std::pair<std::string, MirrorLock>> take_mirror_lock(const std::string& pin_root,
+std::optional<std::pair<std::string, pins::MirrorLock>> take_mirror_lock(const std::string& pin_root,
                                                                    bool exit_when_detached) {
   attach::require_privileges(true);
-  PinStore(pin_root).prepare();
+  pins::PinStore(pin_root).prepare();
   const std::string state_dir = attach::StateStore::resolve_dir();
   bool asked = false;
   // An attach-started host publishes that it is one right after taking the lock; a holder still
   // unknown after a second is someone else. Asked to stop, a host gets 5 s.
   for (int attempt = 0; attempt < 50; ++attempt) {
-    if (auto lock = MirrorLock::try_acquire(pin_root)) return std::make_pair(pin_root, std::move(*lock));
+    if (auto lock = pins::MirrorLock::try_acquire(pin_root)) return std::make_pair(pin_root, std::move(*lock));
     auto h = attach::running_host(pin_root, state_dir);
     if (h && !h->started_by_attach && !asked && attempt >= 10) break;
     if (h && exit_when_detached) {
@@ -57,10 +57,10 @@ std::optional<std::pair<std::string, MirrorLock>> take_mirror_lock(const std::st
   }
   auto h = attach::running_host(pin_root, state_dir);
   if (asked)
-    throw UserError("the host process holding " + MirrorLock::path(pin_root) + " did not stop",
+    throw UserError("the host process holding " + pins::MirrorLock::path(pin_root) + " did not stop",
                     "ipsnat detach its devices, or kill it");
   throw UserError("another ipsnat already mirrors the SPD into " + pin_root + ": " +
-                      (h ? h->description : std::string("a process holding ") + MirrorLock::path(pin_root)),
+                      (h ? h->description : std::string("a process holding ") + pins::MirrorLock::path(pin_root)),
                   "stop it, or give this daemon its own --pin-root");
 }
 

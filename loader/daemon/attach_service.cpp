@@ -50,12 +50,12 @@ void AttachService::replan_recorded(const attach::AttachState& st) {
   req.dev = st.dev;
   req.pin_root = pin_root_;
   req.settings.mode = st.mode == "route" ? attach::ModeRequest::Route : attach::ModeRequest::Policy;
-  for (const auto& p : st.inside) req.settings.inside.push_back(spd::parse_prefix(p));
+  for (const auto& p : st.inside) req.settings.inside.push_back(parse_prefix(p));
   req.settings.table = st.table;
   req.settings.rule_priority = st.rule_priority;
   req.settings.route_mtu = st.route_mtu;
   req.settings.masquerade = st.masquerade;
-  if (!st.masquerade_addr.empty()) req.settings.masquerade_addr = spd::parse_address(st.masquerade_addr);
+  if (!st.masquerade_addr.empty()) req.settings.masquerade_addr = parse_address(st.masquerade_addr);
   req.settings.xdp_prefilter = st.xdp_prefilter;
   req.settings.binat = st.binat;
   req.settings.allow_empty = true;  // policies may all go away and come back (IKE rekey, restart)
@@ -73,10 +73,10 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   req.pin_root = pin_root_;
   req.settings.mode = mode_of(d.mode);
   req.settings.masquerade = d.masquerade;
-  if (d.masquerade_addr) req.settings.masquerade_addr = spd::Address::v4(*d.masquerade_addr);
+  if (d.masquerade_addr) req.settings.masquerade_addr = Address::v4(*d.masquerade_addr);
   req.settings.xdp_prefilter = prev && prev->xdp_prefilter;  // no config key: kept as `ipsnat attach` set it
   req.settings.binat = d.binat;
-  for (const auto& p : config_.inside) req.settings.inside.push_back(spd::parse_prefix(p.str()));
+  for (const auto& p : config_.inside) req.settings.inside.push_back(parse_prefix(p.str()));
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;
   req.start_host = false;  // this daemon is the host

@@ -67,7 +67,7 @@ class AttachService : public Service {
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
   uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
   bool forwards_synced_ = false;
-  rtnl::RtnlWatch watch_;
+  sys::RtnlWatch watch_;
   std::function<void()> on_host_change_;
   uint64_t host_changes_ = 0;
   size_t forwards_ = 0;

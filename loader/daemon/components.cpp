@@ -34,7 +34,7 @@ bool pinned(const std::string& root, const char* name) {
   return access(state::pinned_map_path(root, name).c_str(), F_OK) == 0;
 }
 
-spd::Prefix to_spd(const config::Ipv4Prefix& p) { return spd::Prefix{spd::Address::v4(htonl(p.addr)), p.len}; }
+Prefix to_spd(const config::Ipv4Prefix& p) { return Prefix{Address::v4(htonl(p.addr)), p.len}; }
 
 // [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
 // selector contains the rule's `to` (a source the kernel gives to those policies), restricted to
@@ -43,7 +43,7 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
   spd::NatConfig n;
   for (const auto& p : c.inside) n.inside.push_back(to_spd(p));
   if (c.inside.empty())
-    for (const auto& p : inferred_inside) n.inside.push_back(spd::parse_prefix(p));
+    for (const auto& p : inferred_inside) n.inside.push_back(parse_prefix(p));
   for (const auto& r : c.nat) {
     spd::NatOverride o;
     o.policy_src = to_spd(r.to);
@@ -52,7 +52,7 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     if (r.to_count > 1) {
       // A pool: its first address and size (the rule's `to` prefix, or range, still names the
       // policies it applies to).
-      o.nat = spd::Prefix{spd::Address::v4(htonl(r.to.addr)), 32};
+      o.nat = Prefix{Address::v4(htonl(r.to.addr)), 32};
       o.nat_count = r.to_count;
     }
     o.inside = to_spd(r.inside);
@@ -89,8 +89,8 @@ void SpdMirrorService::try_adopt() {
   }
   try {
     auto nat = nat_config_of(*config_, inferred_inside_);
-    nat.local = rtnl::local_ipv4_addresses();
-    mirror_ = std::make_unique<spd::SpdMirror>(spd::SpdMapFds::from_pins(pin_root_), nat);
+    nat.local = sys::local_ipv4_addresses();
+    mirror_ = std::make_unique<mirror::SpdMirror>(mirror::SpdMapFds::from_pins(pin_root_), nat);
     mirror_->sync_once();
     log_rule_errors(mirror_->model(), nat);
     last_resync_ = now_unix();
@@ -116,7 +116,7 @@ void SpdMirrorService::set_inferred_inside(std::vector<std::string> inside) {
 void SpdMirrorService::refresh_local() {
   if (!mirror_) return;
   try {
-    mirror_->set_local(rtnl::local_ipv4_addresses());
+    mirror_->set_local(sys::local_ipv4_addresses());
   } catch (const std::exception& e) {
     spdlog::error("spd_mirror: updating the gateway's addresses in ipsnat_inside: {}", e.what());
   }
@@ -181,7 +181,7 @@ constexpr uint64_t kNsPerSecond = 1000000000ull;
 }  // namespace
 
 CtGcService::CtGcService(std::string pin_root)
-    : pin_root_(std::move(pin_root)), pacer_(std::make_unique<ct::GcPacer>(10 * kNsPerSecond, kNsPerSecond)) {}
+    : pin_root_(std::move(pin_root)), pacer_(std::make_unique<pins::GcPacer>(10 * kNsPerSecond, kNsPerSecond)) {}
 CtGcService::~CtGcService() = default;
 
 bool CtGcService::open() {
@@ -191,7 +191,7 @@ bool CtGcService::open() {
     return false;
   }
   try {
-    maps_ = std::make_unique<ct::CtMaps>(ct::CtMaps::open_pinned(pin_root_));
+    maps_ = std::make_unique<pins::CtMaps>(pins::CtMaps::open_pinned(pin_root_));
     last_error_.clear();
     write_config();
     return true;
@@ -236,13 +236,13 @@ void CtGcService::on_timer() {
   if (auto reasons = pins.reasons())
     for (const auto& r : *reasons)
       if (r.reason == IPSNAT_R_DROP_CT_FULL) refused = r.packets;
-  uint64_t now = ct::boottime_ns();
+  uint64_t now = pins::boottime_ns();
   if (!pacer_->due(now, refused)) return;
-  auto r = ct::CtGc(*maps_).sweep(now);
+  auto r = pins::CtGc(*maps_).sweep(now);
   pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
   // IPv6 (NAT66) flows, by the same timeouts; no ipsnat_ct6 under an older build's attach.
-  if (auto ct6 = ct::Ct6Map::open_pinned(pin_root_)) {
-    auto r6 = ct::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
+  if (auto ct6 = pins::Ct6Map::open_pinned(pin_root_)) {
+    auto r6 = pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
     r.flows += r6.flows;
     r.expired += r6.expired;
     r.entries_deleted += r6.entries_deleted;

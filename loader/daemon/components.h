@@ -9,13 +9,8 @@
 
 #include "daemon/service.h"
 
-namespace ipsnat::spd {
-class SpdMirror;
-}
-namespace ipsnat::ct {
-class CtMaps;
-class GcPacer;
-}
+namespace ipsnat::mirror { class SpdMirror; }
+namespace ipsnat::pins { class CtMaps; class GcPacer; }
 
 namespace ipsnat::daemon {
 
@@ -47,14 +42,14 @@ class SpdMirrorService : public Service {
   std::vector<std::string> inferred_inside_;
   std::string pin_root_;
   std::unique_ptr<config::Config> config_;
-  std::unique_ptr<spd::SpdMirror> mirror_;
+  std::unique_ptr<mirror::SpdMirror> mirror_;
   int64_t last_resync_ = 0;
   uint64_t resyncs_before_ = 0;
   std::string last_error_;
 };
 
 // Sweeps every gc_interval, and at most once a second while the table is under pressure
-// (ct::GcPacer): a full table is cleared of expired flows before new ones are refused for long.
+// (pins::GcPacer): a full table is cleared of expired flows before new ones are refused for long.
 class CtGcService : public Service {
  public:
   explicit CtGcService(std::string pin_root);
@@ -72,8 +67,8 @@ class CtGcService : public Service {
   void write_config();
   std::string pin_root_;
   std::unique_ptr<config::Config> config_;
-  std::unique_ptr<ct::CtMaps> maps_;
-  std::unique_ptr<ct::GcPacer> pacer_;
+  std::unique_ptr<pins::CtMaps> maps_;
+  std::unique_ptr<pins::GcPacer> pacer_;
   uint64_t runs_ = 0, evicted_ = 0, entries_deleted_ = 0;
   int64_t last_run_ = 0;
   std::string last_error_;

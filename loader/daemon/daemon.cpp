@@ -96,7 +96,7 @@ void Daemon::rearm_timers() {
     auto period = s->period();
     if (period.count() <= 0) continue;
     Service* raw = s.get();
-    timers_.push_back(std::make_unique<PeriodicTimer>(loop_, period, [this, raw] {
+    timers_.push_back(std::make_unique<sys::PeriodicTimer>(loop_, period, [this, raw] {
       try {
         raw->on_timer();
       } catch (const std::exception& e) {
@@ -202,7 +202,7 @@ int Daemon::run() {
   state_.started = now_unix();
 
   loop_.add(signals_->fd(), EPOLLIN, [this](uint32_t) { on_signal(); });
-  publisher_ = std::make_unique<PeriodicTimer>(loop_, state::kPublishInterval, [this] { publish(); });
+  publisher_ = std::make_unique<sys::PeriodicTimer>(loop_, state::kPublishInterval, [this] { publish(); });
   publish();
   spdlog::info("ipsnat daemon started (pid {}, config {}, {} devices, pin root {})", getpid(),
                opts_.config_path.empty() ? "(defaults)" : opts_.config_path, config_.devices.size(), opts_.pin_root);

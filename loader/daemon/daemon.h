@@ -14,9 +14,7 @@
 #include "daemon/service.h"
 #include "state/daemon_state.h"
 
-namespace ipsnat::metrics {
-class MetricsServer;
-}
+namespace ipsnat::metrics { class MetricsServer; }
 
 namespace ipsnat::daemon {
 
@@ -36,7 +34,6 @@ struct DaemonOptions {
   bool exit_when_detached = false;  // started by `ipsnat attach` (attach/host.h): published
 };
 
-class PeriodicTimer;
 class SignalFd;
 
 class Daemon {
@@ -72,11 +69,11 @@ class Daemon {
 
   DaemonOptions opts_;
   config::Config config_;
-  EventLoop loop_;
+  sys::EventLoop loop_;
   std::unique_ptr<SignalFd> signals_;
   std::vector<std::unique_ptr<Service>> services_;
-  std::vector<std::unique_ptr<PeriodicTimer>> timers_;
-  std::unique_ptr<PeriodicTimer> publisher_;
+  std::vector<std::unique_ptr<sys::PeriodicTimer>> timers_;
+  std::unique_ptr<sys::PeriodicTimer> publisher_;
   std::unique_ptr<metrics::MetricsServer> metrics_;
   state::DaemonState state_;
   std::string published_state_dir_;

@@ -7,13 +7,13 @@
 
 namespace ipsnat::daemon {
 
-// The SPD mirror (spd::SpdMirror): fd() is its NETLINK_XFRM socket, on_readable() applies the
+// The SPD mirror (mirror::SpdMirror): fd() is its NETLINK_XFRM socket, on_readable() applies the
 // notifications and rewrites the maps, report() fills state.mirror.
 std::unique_ptr<SpdMirrorService> make_spd_mirror_service(const ServiceContext& ctx) {
   return std::make_unique<SpdMirrorService>(ctx.pin_root);
 }
 
-// Conntrack housekeeping (ct::CtGc) every gc_interval; apply() writes the port range and the
+// Conntrack housekeeping (pins::CtGc) every gc_interval; apply() writes the port range and the
 // timeouts into ipsnat_cfg, report() fills state.gc.
 std::unique_ptr<Service> make_ct_gc_service(const ServiceContext& ctx) {
   return std::make_unique<CtGcService>(ctx.pin_root);

@@ -18,7 +18,7 @@
 
 namespace ipsnat::metrics {
 
-MetricsServer::MetricsServer(daemon::EventLoop& loop, const config::ListenAddress& addr, Render render)
+MetricsServer::MetricsServer(sys::EventLoop& loop, const config::ListenAddress& addr, Render render)
     : loop_(loop), addr_(addr), render_(std::move(render)) {
   listen_.reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!listen_) throw SysError("socket", errno);
@@ -33,7 +33,7 @@ MetricsServer::MetricsServer(daemon::EventLoop& loop, const config::ListenAddres
                     "is the address local and the port free?");
   if (listen(listen_.get(), 16) < 0) throw SysError("listen", errno);
   loop_.add(listen_.get(), EPOLLIN, [this](uint32_t) { accept_all(); });
-  reaper_ = std::make_unique<daemon::PeriodicTimer>(loop_, std::chrono::seconds(1), [this] { reap_stalled(); });
+  reaper_ = std::make_unique<sys::PeriodicTimer>(loop_, std::chrono::seconds(1), [this] { reap_stalled(); });
 }
 
 MetricsServer::~MetricsServer() {

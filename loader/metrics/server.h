@@ -22,7 +22,7 @@ class MetricsServer {
   static constexpr size_t kMaxConnections = 32;
   static constexpr std::chrono::seconds kDeadline{5};
 
-  MetricsServer(daemon::EventLoop& loop, const config::ListenAddress& addr, Render render);
+  MetricsServer(sys::EventLoop& loop, const config::ListenAddress& addr, Render render);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -46,13 +46,13 @@ class MetricsServer {
   void close_connection(int fd);
   void reap_stalled();
 
-  daemon::EventLoop& loop_;
+  sys::EventLoop& loop_;
   config::ListenAddress addr_;
   Render render_;
   Fd listen_;
   uint64_t scrapes_ = 0;
   std::unordered_map<int, Connection> conns_;
-  std::unique_ptr<daemon::PeriodicTimer> reaper_;
+  std::unique_ptr<sys::PeriodicTimer> reaper_;
 };
 
 }  // namespace ipsnat::metrics

@@ -15,7 +15,7 @@
 #include "state/pinned.h"
 #include "util/error.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 namespace {
 
@@ -36,10 +36,10 @@ Prefix prefix_of(const spd_cover6_key& k) {
 
 }  // namespace
 
-std::map<Prefix, uint32_t> cover6_prefixes(const SpdModel& model) {
+std::map<Prefix, uint32_t> cover6_prefixes(const spd::SpdModel& model) {
   std::map<Prefix, uint32_t> out;
   for (const auto& [index, p] : model.by_index())
-    if (p.dir == Dir::Out && p.sel.family == AF_INET6 && p.if_id == 0 && p.is_ipsec()) ++out[p.sel.dst];
+    if (p.dir == spd::Dir::Out && p.sel.family == AF_INET6 && p.if_id == 0 && p.is_ipsec()) ++out[p.sel.dst];
   return out;
 }
 
@@ -54,7 +54,7 @@ Cover6Writer::Cover6Writer(int fd) : fd_(fd) {
   }
 }
 
-void Cover6Writer::write(const SpdModel& model) {
+void Cover6Writer::write(const spd::SpdModel& model) {
   if (fd_ < 0) return;
   write_by_difference(
       fd_, pins::kSpdCover6, cover6_prefixes(model), written_, key_of, [](uint32_t n) { return spd_cover6{n}; },
@@ -69,4 +69,4 @@ int cover6_pin_fd(const std::string& root) {
   return -1;
 }
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

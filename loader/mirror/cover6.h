@@ -11,18 +11,18 @@
 #include "spd/model.h"
 #include "spd/policy.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 // The destination prefixes the guard must treat as covered, with how many policies name each:
 // out-policies of family AF_INET6 that require IPsec and apply at the uplink (if_id 0). Source,
 // protocol, ports, mark and priority are not evaluated (failing closed).
-std::map<Prefix, uint32_t> cover6_prefixes(const SpdModel& model);
+std::map<Prefix, uint32_t> cover6_prefixes(const spd::SpdModel& model);
 
 class Cover6Writer {
  public:
   explicit Cover6Writer(int fd);
   // Throws SpdMapFull when the map has no room, SysError for another refused write.
-  void write(const SpdModel& model);
+  void write(const spd::SpdModel& model);
 
  private:
   int fd_;
@@ -33,4 +33,4 @@ class Cover6Writer {
 // build: IPv6 cleartext is not guarded until attach replaces them).
 int cover6_pin_fd(const std::string& pin_root);
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

@@ -9,7 +9,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 std::vector<InsideEntry> inside_entries(const std::vector<Prefix>& inside, const std::vector<Address>& local) {
   std::vector<InsideEntry> out;
@@ -65,4 +65,4 @@ void write_inside_map(int fd, const std::vector<InsideEntry>& want) {
   for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
 }
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

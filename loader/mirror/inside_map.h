@@ -7,7 +7,7 @@
 #include "maps/inside.h"
 #include "spd/policy.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 struct InsideEntry {
   Prefix prefix;
@@ -22,4 +22,4 @@ std::vector<InsideEntry> inside_entries(const std::vector<Prefix>& inside, const
 // Makes map fd hold exactly `want` (IPv4 entries); SysError on a refused write.
 void write_inside_map(int fd, const std::vector<InsideEntry>& want);
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

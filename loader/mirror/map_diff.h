@@ -12,7 +12,7 @@
 #include "util/error.h"
 #include "util/fd.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 // `written` is what the map holds, kept up to date. key_of / value_of make the map's structs;
 // same(a, b) tells an unchanged value. Throws SpdMapFull when the map has no room, SysError for
@@ -56,4 +56,4 @@ inline int pinned_lpm_fd(const std::string& path, uint32_t key_size, uint32_t va
   return -1;
 }
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

@@ -22,7 +22,7 @@
 #include "util/fd.h"
 #include "xfrm/policy_source.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 namespace {
 int map_fd(bpf_object* obj, const char* name) {
@@ -83,7 +83,7 @@ SpdMapFds SpdMapFds::from_object(bpf_object* obj) {
 
 SpdMapFds SpdMapFds::from_pins(const std::string& root) {
   // The daemon writes into maps that attached programs read: it must never write into a map
-  // of another layout or meaning. `ipsnat attach` replaces such pins (PinStore); here they are
+  // of another layout or meaning. `ipsnat attach` replaces such pins (pins::PinStore); here they are
   // refused.
   struct Expect {
     const char* name;
@@ -96,7 +96,7 @@ SpdMapFds SpdMapFds::from_pins(const std::string& root) {
       {pins::kSpdSrc, BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_src_key), sizeof(uint32_t), &SpdMapFds::src},
       {pins::kSpdLists, BPF_MAP_TYPE_HASH, sizeof(spd_list_key), sizeof(spd_list), &SpdMapFds::lists},
   };
-  PinStore pins(root);
+  pins::PinStore pins(root);
   SpdMapFds f;
   try {
     for (const Expect& e : expect) {
@@ -239,7 +239,7 @@ void SpdMapWriter::set_health(const spd_health& h) {
   if (fds_.health >= 0) update(fds_.health, &zero, &h, pins::kSpdHealth);
 }
 
-void SpdMapWriter::write(const CompiledSpd& c) {
+void SpdMapWriter::write(const spd::CompiledSpd& c) {
   uint32_t gen = active_ ^ 1;
   // The inactive generation was last read a whole update ago: no datapath program still walks
   // it. It holds the SPD of two updates ago: bring it to `c` by difference.
@@ -252,7 +252,7 @@ void SpdMapWriter::write(const CompiledSpd& c) {
   }
 }
 
-void SpdMapWriter::write_diff(const CompiledSpd& c, uint32_t gen) {
+void SpdMapWriter::write_diff(const spd::CompiledSpd& c, uint32_t gen) {
   Written& w = written_[gen];
   size_t ops = 0;
   auto same = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; };
@@ -332,11 +332,11 @@ void SpdMapWriter::put(int slot, int fd, const std::vector<K>& keys, const std::
   for (size_t i = done; i < keys.size(); i++) update(fd, &keys[i], &values[i], what);
 }
 
-void SpdMapWriter::stage(const SpdDelta& d) {
+void SpdMapWriter::stage(const spd::SpdDelta& d) {
   // A generation not written yet gets every entry at its first write: nothing to record.
   for (uint32_t gen : {0u, 1u}) {
     if (!written_[gen].known) continue;
-    SpdDelta& p = pending_[gen];
+    spd::SpdDelta& p = pending_[gen];
     p.merge(d);
     // While a refusal stands, deltas pile up without writes: repeats are dropped now and then.
     if (p.size() > 2 * pending_distinct_[gen] + 65536) {
@@ -346,9 +346,9 @@ void SpdMapWriter::stage(const SpdDelta& d) {
   }
 }
 
-void SpdMapWriter::write(const IncrementalSpd& s) {
+void SpdMapWriter::write(const spd::IncrementalSpd& s) {
   uint32_t gen = active_ ^ 1;
-  SpdDelta& p = pending_[gen];
+  spd::SpdDelta& p = pending_[gen];
   p.dedupe();
   bool whole = !written_[gen].known;
   if (whole) purge(gen);  // what an earlier process left; then every entry
@@ -369,7 +369,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
       ldel.push_back(k);
     }
   };
-  auto on_src = [&](const SrcKey& t) {
+  auto on_src = [&](const spd::SrcKey& t) {
     spd_src_key k{64u + t.len, gen, t.cell, t.saddr};
     if (auto l = s.src(t)) {
       sk.push_back(k), sv.push_back(*l);
@@ -377,7 +377,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
       sdel.push_back(k);
     }
   };
-  auto on_dst = [&](const DstKey& t) {
+  auto on_dst = [&](const spd::DstKey& t) {
     spd_dst_key k{64u + t.len, gen, t.if_id, t.daddr};
     if (const spd_cell* c = s.dst(t)) {
       dk.push_back(k), dv.push_back(*c);
@@ -387,10 +387,10 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   };
   if (whole) {
     s.for_each(
-        [&](const DstKey& t, const spd_cell& c) {
+        [&](const spd::DstKey& t, const spd_cell& c) {
           dk.push_back(spd_dst_key{64u + t.len, gen, t.if_id, t.daddr}), dv.push_back(c);
         },
-        [&](const SrcKey& t, uint32_t list) {
+        [&](const spd::SrcKey& t, uint32_t list) {
           sk.push_back(spd_src_key{64u + t.len, gen, t.cell, t.saddr}), sv.push_back(list);
         },
         [&](uint32_t id, const spd_list& l) { lk.push_back(spd_list_key{gen, id}), lv.push_back(l); });
@@ -414,11 +414,11 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
     del(fds_.lists, ldel, pins::kSpdLists);
   } catch (...) {
     forget_partial(gen);
-    p = SpdDelta{};
+    p = spd::SpdDelta{};
     throw;
   }
   last_ops_ = lk.size() + sk.size() + dk.size() + ldel.size() + sdel.size() + ddel.size();
-  p = SpdDelta{};
+  p = spd::SpdDelta{};
   pending_distinct_[gen] = 0;
   spd_active a{gen, IPSNAT_SPD_SCHEMA, next_version()};
   uint32_t zero = 0;
@@ -426,7 +426,7 @@ void SpdMapWriter::write(const IncrementalSpd& s) {
   active_ = gen;
 }
 
-SpdMirror::SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf)
+SpdMirror::SpdMirror(SpdMapFds fds, spd::NatConfig nat, int rcvbuf)
     : compiled_(nat), source_(new xfrm::PolicySource(rcvbuf)), writer_(fds), cover6_(fds.cover6), npt6_(fds.npt6),
       spoof_(fds.spoof_set, fds.spoof_act), nat_(std::move(nat)),
       inside_fd_(fds.inside) {
@@ -439,7 +439,7 @@ void SpdMirror::publish(bool full) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   auto t0 = Clock::now();
-  SpdModel::Changes ch = model_.take_changes();
+  spd::SpdModel::Changes ch = model_.take_changes();
   if (full || ch.reset)
     compiled_.rebuild(model_);
   else
@@ -597,4 +597,4 @@ void SpdMirror::run(std::stop_token stop) {
   while (!stop.stop_requested()) poll_once(200);
 }
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

@@ -29,11 +29,9 @@
 
 struct bpf_object;
 
-namespace ipsnat::xfrm {
-class PolicySource;
-}
+namespace ipsnat::xfrm { class PolicySource; }
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 struct SpdMapFds {
   int active = -1, dst = -1, src = -1, lists = -1;
@@ -67,16 +65,16 @@ class SpdMapFull : public std::runtime_error {
 };
 
 // Writes compiled SPDs into the inactive generation, then flips the one-entry switch.
-// Two modes (one per writer): write(CompiledSpd) brings the generation to a whole compiled SPD
-// by difference; stage()+write(IncrementalSpd) rewrites only the keys the deltas named since
+// Two modes (one per writer): write(spd::CompiledSpd) brings the generation to a whole compiled SPD
+// by difference; stage()+write(spd::IncrementalSpd) rewrites only the keys the deltas named since
 // that generation was last written (each generation is one write behind the other).
 class SpdMapWriter {
  public:
   explicit SpdMapWriter(SpdMapFds fds);
-  void write(const CompiledSpd& c);
+  void write(const spd::CompiledSpd& c);
   // Records changed keys for both generations (also while the compiled state is refused).
-  void stage(const SpdDelta& d);
-  void write(const IncrementalSpd& s);
+  void stage(const spd::SpdDelta& d);
+  void write(const spd::IncrementalSpd& s);
   // Batched map updates were refused by this kernel for some map (per-element fallback used).
   bool batch_fallback() const { return batch_off_[0] || batch_off_[1] || batch_off_[2]; }
   uint32_t active_gen() const { return active_; }
@@ -94,11 +92,11 @@ class SpdMapWriter {
   void find_stale();
   void forget_partial(uint32_t gen);
   void purge(uint32_t gen);
-  void write_diff(const CompiledSpd& c, uint32_t gen);
+  void write_diff(const spd::CompiledSpd& c, uint32_t gen);
   template <class K, class V>
   void put(int slot, int fd, const std::vector<K>& keys, const std::vector<V>& values, const char* what);
   SpdMapFds fds_;
-  SpdDelta pending_[2];
+  spd::SpdDelta pending_[2];
   size_t pending_distinct_[2] = {0, 0};  // size of pending_ after its last dedupe()
   bool batch_off_[3] = {false, false, false};
   uint64_t next_version();
@@ -148,7 +146,7 @@ struct SpdMirrorStats {
 
 class SpdMirror {
  public:
-  SpdMirror(SpdMapFds fds, NatConfig nat, int rcvbuf = 0);
+  SpdMirror(SpdMapFds fds, spd::NatConfig nat, int rcvbuf = 0);
   ~SpdMirror();
   // Writes the inside set (ipsnat_inside) from the NAT config first, then the SPD.
   void sync_once();
@@ -164,7 +162,7 @@ class SpdMirror {
   void run(std::stop_token stop);
   // The NETLINK_XFRM socket, for an event loop that calls poll_once(0) when it is readable.
   int fd() const;
-  const SpdModel& model() const { return model_; }
+  const spd::SpdModel& model() const { return model_; }
   const SpdMirrorStats& stats() const { return stats_; }
   const SpdSyncTimes& last_sync() const { return sync_times_; }
 
@@ -172,17 +170,17 @@ class SpdMirror {
   void publish(bool full);
   void fail_closed(spd_health h, uint32_t cause);
   std::chrono::steady_clock::time_point retry_at_{};  // of a failed write (stats_.last_write_error)
-  IncrementalSpd compiled_;
+  spd::IncrementalSpd compiled_;
   xfrm::PolicySource* source_;
   SpdMapWriter writer_;
   Cover6Writer cover6_;
   Npt6Writer npt6_;
-  SpoofWriter spoof_;
-  NatConfig nat_;
+  spd::SpoofWriter spoof_;
+  spd::NatConfig nat_;
   int inside_fd_ = -1;
-  SpdModel model_;
+  spd::SpdModel model_;
   SpdMirrorStats stats_;
   SpdSyncTimes sync_times_;
 };
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

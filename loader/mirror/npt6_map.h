@@ -11,13 +11,13 @@
 
 #include "spd/npt6.h"
 
-namespace ipsnat::spd {
+namespace ipsnat::mirror {
 
 class Npt6Writer {
  public:
   explicit Npt6Writer(int fd);
   // Throws SpdMapFull when the map has no room, SysError for another refused write.
-  void write(const SpdModel& model, const std::vector<Prefix>& inside);
+  void write(const spd::SpdModel& model, const std::vector<Prefix>& inside);
 
  private:
   int fd_;
@@ -28,4 +28,4 @@ class Npt6Writer {
 // build: no IPv6 translation until attach replaces them).
 int npt6_pin_fd(const std::string& pin_root);
 
-}  // namespace ipsnat::spd
+}  // namespace ipsnat::mirror

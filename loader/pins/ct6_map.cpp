@@ -8,23 +8,23 @@
 #include "state/pinned.h"
 #include "util/error.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 
 std::optional<Ct6Map> Ct6Map::open_pinned(const std::string& root) {
-  Fd fd(bpf_obj_get(state::pinned_map_path(root, pins::kCt6).c_str()));
+  Fd fd(bpf_obj_get(state::pinned_map_path(root, kCt6).c_str()));
   if (!fd) return std::nullopt;
   std::optional<Ct6Map> m(std::in_place, fd.get());
   m->owned_ = std::move(fd);
   return m;
 }
 
-std::vector<Entry6> Ct6Map::entries() const {
-  std::vector<Entry6> all;
+std::vector<ct::Entry6> Ct6Map::entries() const {
+  std::vector<ct::Entry6> all;
   ipsnat_ct6_key key{}, next{};
   const void* prev = nullptr;
   // As CtMaps::entries: a restart after a concurrent delete yields duplicates, dropped by pairing.
   for (size_t i = 0; i < 4 * size_t(IPSNAT_CT6_MAX_ENTRIES) && bpf_map_get_next_key(fd_, prev, &next) == 0; ++i) {
-    Entry6 e;
+    ct::Entry6 e;
     e.key = next;
     if (bpf_map_lookup_elem(fd_, &next, &e.value) == 0) all.push_back(e);
     key = next;
@@ -45,22 +45,22 @@ bool Ct6Map::erase(const ipsnat_ct6_key& k) {
   throw SysError("deleting an IPv6 conntrack entry", errno);
 }
 
-GcResult Ct6Gc::sweep(uint64_t now_ns, const Timeouts& t) {
-  Removal r = remove_if([&](const Flow6& f) { return expired(f.as_flow(), now_ns, t); });
+GcResult Ct6Gc::sweep(uint64_t now_ns, const ct::Timeouts& t) {
+  Removal r = remove_if([&](const ct::Flow6& f) { return ct::expired(f.as_flow(), now_ns, t); });
   return GcResult{r.flows, r.removed, r.entries_deleted};
 }
 
-Removal Ct6Gc::remove_if(const std::function<bool(const Flow6&)>& doomed) {
+Removal Ct6Gc::remove_if(const std::function<bool(const ct::Flow6&)>& doomed) {
   Removal r;
-  for (const Flow6& snapshot : pair_entries6(map_.entries())) {
+  for (const ct::Flow6& snapshot : ct::pair_entries6(map_.entries())) {
     ++r.flows;
     if (!doomed(snapshot)) continue;
     // Re-read right before deleting (a packet may have refreshed the flow); never delete a
     // partner that does not point back (its key belongs to another flow by now).
-    Flow6 f;
+    ct::Flow6 f;
     ipsnat_ct6_key ok = snapshot.orig_key(), rk = snapshot.reply_key();
-    if (auto e = map_.lookup(ok)) f.orig = Entry6{ok, *e};
-    if (auto e = map_.lookup(rk)) f.reply = Entry6{rk, *e};
+    if (auto e = map_.lookup(ok)) f.orig = ct::Entry6{ok, *e};
+    if (auto e = map_.lookup(rk)) f.reply = ct::Entry6{rk, *e};
     if (f.orig && f.reply && !points_to(*f.orig, rk)) f.orig.reset();
     if (f.orig && f.reply && !points_to(*f.reply, ok)) f.reply.reset();
     if ((!f.orig && !f.reply) || !doomed(f)) continue;
@@ -71,4 +71,4 @@ Removal Ct6Gc::remove_if(const std::function<bool(const Flow6&)>& doomed) {
   return r;
 }
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

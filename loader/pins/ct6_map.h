@@ -13,7 +13,7 @@
 #include "pins/ct_gc.h"
 #include "util/fd.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 
 class Ct6Map {
  public:
@@ -24,7 +24,7 @@ class Ct6Map {
   Ct6Map& operator=(const Ct6Map&) = delete;
   Ct6Map& operator=(Ct6Map&&) = delete;
 
-  std::vector<Entry6> entries() const;
+  std::vector<ct::Entry6> entries() const;
   std::optional<ipsnat_ct6_entry> lookup(const ipsnat_ct6_key& k) const;
   bool erase(const ipsnat_ct6_key& k);
 
@@ -36,12 +36,12 @@ class Ct6Map {
 class Ct6Gc {
  public:
   explicit Ct6Gc(Ct6Map& map) : map_(map) {}
-  GcResult sweep(uint64_t now_ns, const Timeouts& t);
+  GcResult sweep(uint64_t now_ns, const ct::Timeouts& t);
   // As CtGc::remove_if: both entries of every flow `doomed` selects (judged again on a fresh read).
-  Removal remove_if(const std::function<bool(const Flow6&)>& doomed);
+  Removal remove_if(const std::function<bool(const ct::Flow6&)>& doomed);
 
  private:
   Ct6Map& map_;
 };
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

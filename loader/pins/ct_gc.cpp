@@ -2,10 +2,10 @@
 
 #include <cstring>
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 namespace {
 
-bool points_to(const Entry& e, const ipsnat_ct_key& partner) {
+bool points_to(const ct::Entry& e, const ipsnat_ct_key& partner) {
   ipsnat_ct_key p = ct_partner_key(&e.key, &e.value);
   return std::memcmp(&p, &partner, sizeof(p)) == 0;
 }
@@ -13,21 +13,21 @@ bool points_to(const Entry& e, const ipsnat_ct_key& partner) {
 }  // namespace
 
 GcResult CtGc::sweep(uint64_t now_ns) {
-  Timeouts t = Timeouts::from_config(maps_.config());
-  Removal r = remove_if([&](const Flow& f) { return expired(f, now_ns, t); });
+  ct::Timeouts t = ct::Timeouts::from_config(maps_.config());
+  Removal r = remove_if([&](const ct::Flow& f) { return ct::expired(f, now_ns, t); });
   return GcResult{r.flows, r.removed, r.entries_deleted};
 }
 
-Removal CtGc::remove_if(const std::function<bool(const Flow&)>& doomed) {
+Removal CtGc::remove_if(const std::function<bool(const ct::Flow&)>& doomed) {
   Removal r;
-  for (const Flow& snapshot : pair_entries(maps_.entries())) {
+  for (const ct::Flow& snapshot : ct::pair_entries(maps_.entries())) {
     ++r.flows;
     if (!doomed(snapshot)) continue;
     // Re-read right before deleting: a packet may have refreshed the flow since the dump.
-    Flow f;
+    ct::Flow f;
     ipsnat_ct_key ok = snapshot.orig_key(), rk = snapshot.reply_key();
-    if (auto e = maps_.lookup(ok)) f.orig = Entry{ok, *e};
-    if (auto e = maps_.lookup(rk)) f.reply = Entry{rk, *e};
+    if (auto e = maps_.lookup(ok)) f.orig = ct::Entry{ok, *e};
+    if (auto e = maps_.lookup(rk)) f.reply = ct::Entry{rk, *e};
     // Of a half flow, the derived partner key may by now belong to another flow (its port
     // was claimed again): never delete an entry that does not point back.
     if (f.orig && f.reply && !points_to(*f.orig, rk)) f.orig.reset();
@@ -41,7 +41,7 @@ Removal CtGc::remove_if(const std::function<bool(const Flow&)>& doomed) {
     // ORIG that arrived after the read would outlive its REPLY, refreshed by its own packets.
     if (!f.orig) {
       auto late = maps_.lookup(ok);
-      if (late && points_to(Entry{ok, *late}, rk) && maps_.erase(ok)) ++r.entries_deleted;
+      if (late && points_to(ct::Entry{ok, *late}, rk) && maps_.erase(ok)) ++r.entries_deleted;
     }
   }
   return r;
@@ -63,4 +63,4 @@ void GcPacer::swept(uint64_t now_ns, uint64_t entries, uint64_t max_entries) {
   near_full_ = max_entries && entries * 8 >= max_entries * 7;
 }
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

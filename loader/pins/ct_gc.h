@@ -9,7 +9,7 @@
 
 #include "pins/ct_map.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 
 struct GcResult {
   size_t flows = 0;            // flows seen
@@ -53,10 +53,10 @@ class CtGc {
   GcResult sweep(uint64_t now_ns);
   // Deletes both entries of every flow `doomed` selects, judged again on a fresh read of the
   // flow right before its delete (`ipsnat flows flush`; the sweep with "expired").
-  Removal remove_if(const std::function<bool(const Flow&)>& doomed);
+  Removal remove_if(const std::function<bool(const ct::Flow&)>& doomed);
 
  private:
   CtMaps& maps_;
 };
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

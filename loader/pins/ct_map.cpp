@@ -9,7 +9,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 
 CtMaps CtMaps::open_pinned(const std::string& root) {
   Fd ct(bpf_obj_get((root + "/ipsnat_ct").c_str()));
@@ -24,14 +24,14 @@ CtMaps CtMaps::open_pinned(const std::string& root) {
   return m;
 }
 
-std::vector<Entry> CtMaps::entries() const {
-  std::vector<Entry> all;
+std::vector<ct::Entry> CtMaps::entries() const {
+  std::vector<ct::Entry> all;
   ipsnat_ct_key key{}, next{};
   const void* prev = nullptr;
   // get_next_key restarts from the first key when `prev` was deleted meanwhile; the datapath
   // adds and the GC deletes concurrently, so duplicates are possible and dropped by pairing.
   while (bpf_map_get_next_key(ct_fd_, prev, &next) == 0) {
-    Entry e;
+    ct::Entry e;
     e.key = next;
     if (bpf_map_lookup_elem(ct_fd_, &next, &e.value) == 0) all.push_back(e);
     key = next;
@@ -65,4 +65,4 @@ uint64_t boottime_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

@@ -7,7 +7,7 @@
 #include "ct/flow.h"
 #include "util/fd.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 
 class CtMaps {
  public:
@@ -20,7 +20,7 @@ class CtMaps {
   CtMaps& operator=(const CtMaps&) = delete;
   CtMaps& operator=(CtMaps&&) = delete;
 
-  std::vector<Entry> entries() const;
+  std::vector<ct::Entry> entries() const;
   std::optional<ipsnat_ct_entry> lookup(const ipsnat_ct_key& k) const;
   bool erase(const ipsnat_ct_key& k);
   ipsnat_config config() const;
@@ -35,4 +35,4 @@ class CtMaps {
 // CLOCK_BOOTTIME in ns: the clock of bpf_ktime_get_boot_ns(), which the datapath stamps.
 uint64_t boottime_ns();
 
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

@@ -14,7 +14,7 @@
 #include "util/error.h"
 #include "util/fd.h"
 
-namespace ipsnat {
+namespace ipsnat::pins {
 
 namespace {
 std::string read_cmdline(int pid) {
@@ -74,4 +74,4 @@ std::optional<MirrorLock::Holder> MirrorLock::holder(const std::string& pin_root
   return Holder{*pid, read_cmdline(*pid)};
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::pins

@@ -1,5 +1,5 @@
 #pragma once
-// One SPD mirror per pin root. The SPD maps are written in generations (spd::SpdMapWriter keeps
+// One SPD mirror per pin root. The SPD maps are written in generations (mirror::SpdMapWriter keeps
 // the active generation in memory), so two live writers on the same pins would overwrite each
 // other's active generation. The mirroring process — `ipsnat run`, also when `ipsnat attach`
 // started it (attach/host.h) — holds an exclusive flock on ROOT/mirror_lock (a directory: bpffs holds no regular files, and no names with a dot) for
@@ -9,7 +9,7 @@
 
 #include "util/fd.h"
 
-namespace ipsnat {
+namespace ipsnat::pins {
 
 class MirrorLock {
  public:
@@ -37,4 +37,4 @@ class MirrorLock {
 std::optional<int> lock_holder_pid(const std::string& proc_locks, unsigned dev_major, unsigned dev_minor,
                                    unsigned long ino);
 
-}  // namespace ipsnat
+}  // namespace ipsnat::pins

@@ -27,7 +27,7 @@
 #include "util/error.h"
 #include "util/fd.h"
 
-namespace ipsnat {
+namespace ipsnat::pins {
 namespace {
 
 constexpr unsigned kDefaultSchema = 1;
@@ -243,4 +243,4 @@ void PinStore::unpin_programs(const std::string& id) const {
   rmdir(dir.c_str());
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::pins

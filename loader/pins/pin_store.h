@@ -15,7 +15,7 @@
 struct bpf_object;
 struct bpf_program;
 
-namespace ipsnat {
+namespace ipsnat::pins {
 
 class PinStore {
  public:
@@ -69,4 +69,4 @@ class PinStore {
   std::string root_;
 };
 
-}  // namespace ipsnat
+}  // namespace ipsnat::pins

@@ -11,12 +11,6 @@
 
 namespace ipsnat::spd {
 
-using net::Address;
-using net::Prefix;
-using net::parse_address;
-using net::parse_prefix;
-using net::v4_mask;
-
 enum class Dir : uint8_t { In = 0, Out = 1, Fwd = 2 };  // XFRM_POLICY_IN/OUT/FWD
 enum class Action : uint8_t { Allow = 0, Block = 1 };   // XFRM_POLICY_ALLOW/BLOCK
 enum class PolicyType : uint8_t { Main = 0, Sub = 1 };  // XFRM_POLICY_TYPE_MAIN/SUB

@@ -29,13 +29,13 @@ nlohmann::json hooks_of_this_netns() {
   if (!all) return devices;
   for (struct if_nameindex* i = all; i->if_index != 0; ++i) {
     nlohmann::json hooks = nlohmann::json::array();
-    for (auto [dir, label] : {std::pair{TcDirection::kIngress, "tc-ingress"}, std::pair{TcDirection::kEgress, "tc-egress"}}) {
-      uint32_t id = TcHook(static_cast<int>(i->if_index), dir).query();
+    for (auto [dir, label] : {std::pair{sys::TcDirection::kIngress, "tc-ingress"}, std::pair{sys::TcDirection::kEgress, "tc-egress"}}) {
+      uint32_t id = sys::TcHook(static_cast<int>(i->if_index), dir).query();
       if (id)
         hooks.push_back({{"hook", label},
                          {"prog_id", id},
-                         {"prog", bpf_prog_name(id)},
-                         {"runs_before", programs_before_ipsnat(static_cast<int>(i->if_index), dir)}});
+                         {"prog", sys::bpf_prog_name(id)},
+                         {"runs_before", sys::programs_before_ipsnat(static_cast<int>(i->if_index), dir)}});
     }
     if (!hooks.empty()) devices.push_back({{"dev", i->if_name}, {"ifindex", i->if_index}, {"hooks", hooks}});
   }

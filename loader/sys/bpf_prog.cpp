@@ -4,7 +4,7 @@
 
 #include "util/fd.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 std::string bpf_prog_name(uint32_t id) {
   Fd fd(bpf_prog_get_fd_by_id(id));
@@ -14,4 +14,4 @@ std::string bpf_prog_name(uint32_t id) {
   return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.name : "";
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

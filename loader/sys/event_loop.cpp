@@ -8,7 +8,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat::daemon {
+namespace ipsnat::sys {
 
 EventLoop::EventLoop() : epfd_(epoll_create1(EPOLL_CLOEXEC)) {
   if (!epfd_) throw SysError("epoll_create1", errno);
@@ -74,4 +74,4 @@ void PeriodicTimer::set_period(std::chrono::milliseconds period) {
   if (timerfd_settime(fd_.get(), 0, &spec, nullptr) < 0) throw SysError("timerfd_settime", errno);
 }
 
-}  // namespace ipsnat::daemon
+}  // namespace ipsnat::sys

@@ -10,7 +10,7 @@
 
 #include "util/fd.h"
 
-namespace ipsnat::daemon {
+namespace ipsnat::sys {
 
 class EventLoop {
  public:
@@ -53,4 +53,4 @@ class PeriodicTimer {
   std::function<void()> fn_;
 };
 
-}  // namespace ipsnat::daemon
+}  // namespace ipsnat::sys

@@ -22,7 +22,7 @@
 #define CAP_BPF 39
 #endif
 
-namespace ipsnat {
+namespace ipsnat::sys {
 namespace {
 
 unsigned long long effective_caps() {
@@ -126,4 +126,4 @@ nlohmann::json FeatureProbe::to_json(const std::vector<Feature>& features) {
   return arr;
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 // What the running kernel and process can do, probed without changing anything.
 struct Feature {
@@ -25,4 +25,4 @@ class FeatureProbe {
 // Capability bits from /proc/self/status "CapEff".
 bool has_capability(int cap);
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

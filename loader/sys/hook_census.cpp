@@ -9,7 +9,7 @@
 #include "sys/bpf_prog.h"
 #include "sys/rtnl.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 namespace {
 
@@ -34,7 +34,7 @@ std::vector<std::string> programs_before_ipsnat(int ifindex, TcDirection dir) {
   if (bpf_prog_query(ifindex, static_cast<bpf_attach_type>(ingress ? kBpfTcxIngress : kBpfTcxEgress), 0, &flags, ids,
                      &count) == 0)
     for (uint32_t i = 0; i < count; ++i) out.push_back(prog_label(ids[i]));
-  for (const auto& f : rtnl::tc_filters(ifindex, ingress))
+  for (const auto& f : sys::tc_filters(ifindex, ingress))
     if (f.prio < TcHook::kPriority)
       out.push_back("filter prio " + std::to_string(f.prio) + " " + f.kind + (f.bpf_name.empty() ? "" : " " + f.bpf_name));
   return out;
@@ -50,4 +50,4 @@ std::vector<std::string> warnings_for_programs_before_ipsnat(int ifindex, const 
   return out;
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

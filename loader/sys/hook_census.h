@@ -8,7 +8,7 @@
 
 #include "sys/tc_hook.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 // One description per program or filter, e.g. "tcx program 42 (cil_to_netdev)",
 // "filter prio 1 matchall". Empty when nothing runs first (or the kernel has no tcx).
@@ -17,4 +17,4 @@ std::vector<std::string> programs_before_ipsnat(int ifindex, TcDirection dir);
 // "eth0 egress: filter prio 1 matchall runs before ipsnat and may end classification (...)".
 std::vector<std::string> warnings_for_programs_before_ipsnat(int ifindex, const std::string& dev);
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -4,7 +4,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 NetDevice NetDevice::resolve(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ)
@@ -14,4 +14,4 @@ NetDevice NetDevice::resolve(const std::string& name) {
   return NetDevice{name, static_cast<int>(idx)};
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -1,7 +1,7 @@
 #pragma once
 #include <string>
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 // A network device named by the user, resolved once; unknown names are a UserError.
 struct NetDevice {
@@ -11,4 +11,4 @@ struct NetDevice {
   static NetDevice resolve(const std::string& name);
 };
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -5,7 +5,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 NlRequest::NlRequest() : buf_(MNL_SOCKET_BUFFER_SIZE * 2, 0), hdr_(mnl_nlmsg_put_header(buf_.data())) {}
 
@@ -69,4 +69,4 @@ int NlSocket::exchange(NlRequest& req, const std::function<void(const nlmsghdr*)
   }
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

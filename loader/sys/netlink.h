@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 // A message under construction, in a buffer large enough for any request ipsnat sends.
 class NlRequest {
@@ -66,4 +66,4 @@ class NlSocket {
   uint32_t seq_;
 };
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -16,7 +16,7 @@
 #include "sys/netlink.h"
 #include "util/error.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 namespace {
 
 void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
@@ -24,13 +24,13 @@ void put_table(nlmsghdr* nlh, rtmsg* rtm, uint32_t table) {
   mnl_attr_put_u32(nlh, RTA_TABLE, table);
 }
 
-net::Address v4(const void* p) {
+Address v4(const void* p) {
   uint32_t a;
   std::memcpy(&a, p, 4);
-  return net::Address::v4(a);
+  return Address::v4(a);
 }
 
-size_t addr_len(const net::Address& a) { return a.family == AF_INET6 ? 16 : 4; }
+size_t addr_len(const Address& a) { return a.family == AF_INET6 ? 16 : 4; }
 
 void fill_route(NlRequest& req, const Route& r) {
   auto* rtm = req.put_header<rtmsg>();
@@ -99,7 +99,7 @@ std::vector<AddrEntry> addresses(uint8_t family) {
     if (m->ifa_family != family || (family == AF_INET6 && m->ifa_scope != RT_SCOPE_UNIVERSE)) return;
     for_each_attr(nlh, sizeof(*m), [&](const nlattr* a) {
       if (mnl_attr_get_type(a) != (family == AF_INET ? IFA_LOCAL : IFA_ADDRESS)) return;
-      net::Prefix p;
+      Prefix p;
       p.len = m->ifa_prefixlen;
       if (family == AF_INET) {
         p.addr = v4(mnl_attr_get_payload(a));
@@ -120,8 +120,8 @@ std::vector<AddrEntry> ipv4_addresses() { return addresses(AF_INET); }
 
 std::vector<AddrEntry> ipv6_addresses() { return addresses(AF_INET6); }
 
-std::vector<net::Address> local_ipv4_addresses() {
-  std::vector<net::Address> out;
+std::vector<Address> local_ipv4_addresses() {
+  std::vector<Address> out;
   for (const auto& a : ipv4_addresses()) out.push_back(a.prefix.addr);
   return out;
 }
@@ -130,16 +130,16 @@ namespace {
 
 // A unicast route of the main table: every nexthop's device, the first nexthop's gateway.
 struct MainRoute {
-  net::Prefix dst;
+  Prefix dst;
   uint32_t metric = 0;
   uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
   std::vector<int> oifs;
-  std::optional<net::Address> gateway;
+  std::optional<Address> gateway;
 };
 
-net::Address addr_of(uint16_t family, const void* p) {
+Address addr_of(uint16_t family, const void* p) {
   if (family == AF_INET) return v4(p);
-  net::Address a;
+  Address a;
   a.family = AF_INET6;
   std::memcpy(a.bytes.data(), p, 16);
   return a;
@@ -198,13 +198,13 @@ std::vector<MainRoute> main_routes(uint16_t family = AF_INET) {
 
 }  // namespace
 
-std::optional<Nexthop> route_get(const net::Prefix& dst) {
+std::optional<Nexthop> route_get(const Prefix& dst) {
   // The main table's route, matched here on a dump of it: a kernel lookup (`ip route get`) would
   // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
   // (DHCP, failover) would never be picked up.
   // A host inside the prefix, not its network address (a /8's .0 could be special-cased).
-  net::Address host = dst.addr;
-  if (host.family == AF_INET && dst.len < 31) host = net::Address::v4(htonl(ntohl(host.v4_be()) | 1));
+  Address host = dst.addr;
+  if (host.family == AF_INET && dst.len < 31) host = Address::v4(htonl(ntohl(host.v4_be()) | 1));
   if (host.family == AF_INET6 && dst.len < 127) host.bytes[15] |= 1;
   const MainRoute* best = nullptr;
   auto routes = main_routes(dst.addr.family);
@@ -362,4 +362,4 @@ bool has_clsact(int ifindex) {
   return found;
 }
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

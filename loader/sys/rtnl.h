@@ -9,7 +9,7 @@
 #include "sys/rtnl_values.h"
 #include "util/address.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 
 // Protocol number on ipsnat's routes and rule ("proto 165" in ip route/rule): identifies them
 // so deletes never match another tool's entries.
@@ -18,15 +18,15 @@ inline constexpr uint8_t kRouteProtocol = 165;
 LinkFacts link_facts(const std::string& name);  // UserError when the device is unknown
 struct AddrEntry {
   int ifindex;
-  net::Prefix prefix;  // the address with its prefix length
+  Prefix prefix;  // the address with its prefix length
 };
 std::vector<AddrEntry> ipv4_addresses();
 // Global-scope IPv6 addresses (link-local and host-scope ones name no LAN).
 std::vector<AddrEntry> ipv6_addresses();
-std::vector<net::Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
+std::vector<Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
 // The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
 // empty when it has none.
-std::optional<Nexthop> route_get(const net::Prefix& dst);
+std::optional<Nexthop> route_get(const Prefix& dst);
 
 // The devices of the main table's IPv4 default route(s), multipath nexthops included.
 std::vector<int> default_route_oifs();
@@ -48,4 +48,4 @@ struct TcFilter {
 };
 std::vector<TcFilter> tc_filters(int ifindex, bool ingress);
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

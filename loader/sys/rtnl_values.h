@@ -7,7 +7,7 @@
 
 #include "util/address.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 
 // The device given to attach, as rtnetlink describes it.
 struct LinkFacts {
@@ -24,9 +24,9 @@ struct LinkFacts {
 // The route the main routing decision gives for a destination (RTM_GETROUTE), used as the
 // nexthop of ipsnat's LWT route so a packet the program passes untouched goes where it would have.
 struct Nexthop {
-  net::Prefix dst;
+  Prefix dst;
   int oif = 0;
-  std::optional<net::Address> gateway;
+  std::optional<Address> gateway;
   std::string oif_name;  // for the printed plan; "" when unknown
   uint32_t mtu = 0;      // the route's mtu metric, else its device's MTU (0: not known)
 };
@@ -39,15 +39,15 @@ struct Rule {
 };
 // One of ipsnat's routes (protocol kRouteProtocol).
 struct Route {
-  net::Prefix dst;
+  Prefix dst;
   uint32_t table;
   bool blackhole = false;
   int oif = 0;
   std::string oif_name;  // for the printed plan only (not part of the step's identity)
-  std::optional<net::Address> gateway;
-  std::optional<net::Address> prefsrc;
+  std::optional<Address> gateway;
+  std::optional<Address> prefsrc;
   uint32_t mtu = 0;
   std::string lwt_prog;  // empty: no encap
 };
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

@@ -13,7 +13,7 @@
 #include "sys/rtnl.h"
 #include "util/error.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 
 RtnlWatch::RtnlWatch() {
   fd_.reset(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
@@ -69,4 +69,4 @@ bool RtnlWatch::drain() {
   return changed;
 }
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

@@ -2,13 +2,13 @@
 // Notifications of the host's links, IPv4 addresses and IPv4 routes (RTNLGRP_LINK,
 // RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE), for an event loop: watch fd(), call drain() when it is
 // readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
-// own addresses) is then derived again. ipsnat's own routes (protocol rtnl::kRouteProtocol)
+// own addresses) is then derived again. ipsnat's own routes (protocol sys::kRouteProtocol)
 // are not changes of the host: re-planning must not wake itself up.
 #include <cstdint>
 
 #include "util/fd.h"
 
-namespace ipsnat::rtnl {
+namespace ipsnat::sys {
 
 class RtnlWatch {
  public:
@@ -27,4 +27,4 @@ class RtnlWatch {
   uint64_t changes_ = 0;
 };
 
-}  // namespace ipsnat::rtnl
+}  // namespace ipsnat::sys

@@ -6,7 +6,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 namespace {
 
 bpf_tc_hook make_hook(int ifindex, TcDirection dir) {
@@ -54,4 +54,4 @@ uint32_t TcHook::query() const {
   return opts.prog_id;
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

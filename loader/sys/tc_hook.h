@@ -1,7 +1,7 @@
 #pragma once
 #include <cstdint>
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 enum class TcDirection { kIngress, kEgress };
 
@@ -27,4 +27,4 @@ class TcHook {
   TcDirection dir_;
 };
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -11,7 +11,7 @@
 #include "sys/bpf_prog.h"
 #include "util/error.h"
 
-namespace ipsnat {
+namespace ipsnat::sys {
 namespace {
 
 uint32_t attached_id(int ifindex) {
@@ -48,4 +48,4 @@ bool XdpHook::detach() const {
   return true;
 }
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <string>
 
-namespace ipsnat {
+namespace ipsnat::sys {
 
 // ipsnat's program on a device's native (driver) XDP hook. Never generic XDP: that runs on every
 // skb the device receives, including the packets the kernel decrypted and re-injected on it.
@@ -22,4 +22,4 @@ class XdpHook {
   std::string prog_name_;
 };
 
-}  // namespace ipsnat
+}  // namespace ipsnat::sys

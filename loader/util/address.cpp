@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 
-namespace ipsnat::net {
+namespace ipsnat {
 
 Address Address::v4(uint32_t be_addr) {
   Address a;
@@ -84,4 +84,4 @@ Prefix parse_prefix(const std::string& text) {
   return p;
 }
 
-}  // namespace ipsnat::net
+}  // namespace ipsnat

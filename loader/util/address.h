@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-namespace ipsnat::net {
+namespace ipsnat {
 
 // An address of either family; IPv4 in the first 4 bytes (network order).
 struct Address {
@@ -37,4 +37,4 @@ Prefix host_prefix(const Address& a);
 // Host-order mask of `len` leading bits.
 uint32_t v4_mask(uint8_t len);
 
-}  // namespace ipsnat::net
+}  // namespace ipsnat

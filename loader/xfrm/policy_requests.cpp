@@ -14,8 +14,8 @@ namespace ipsnat::xfrm {
 // Messages are parsed and built by xfrm/policy_msg (pure, unit-tested and fuzzed); this file
 // only exchanges them with the kernel.
 std::vector<spd::Policy> dump_policies() {
-  NlSocket nl(NETLINK_XFRM);
-  NlRequest req(XFRM_MSG_GETPOLICY, NLM_F_DUMP);
+  sys::NlSocket nl(NETLINK_XFRM);
+  sys::NlRequest req(XFRM_MSG_GETPOLICY, NLM_F_DUMP);
   std::vector<spd::Policy> out;
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != XFRM_MSG_NEWPOLICY) return;
@@ -28,25 +28,25 @@ std::vector<spd::Policy> dump_policies() {
 }
 
 int add_policy(const spd::Policy& p, bool update) {
-  NlSocket nl(NETLINK_XFRM);
+  sys::NlSocket nl(NETLINK_XFRM);
   spd::Policy fresh = p;
   fresh.index = 0;  // the kernel assigns it (a copied index of another direction is refused)
-  auto req = NlRequest::built(NLM_F_CREATE | (update ? 0 : NLM_F_EXCL), [&](char* buf, size_t size) {
+  auto req = sys::NlRequest::built(NLM_F_CREATE | (update ? 0 : NLM_F_EXCL), [&](char* buf, size_t size) {
     return build_policy_msg(buf, size, update ? XFRM_MSG_UPDPOLICY : XFRM_MSG_NEWPOLICY, fresh);
   });
   return nl.request(req);
 }
 
 int delete_policy(const spd::Policy& p, bool by_index) {
-  NlSocket nl(NETLINK_XFRM);
-  auto req = NlRequest::built(0, [&](char* buf, size_t size) { return build_delpolicy_msg(buf, size, p, by_index); });
+  sys::NlSocket nl(NETLINK_XFRM);
+  auto req = sys::NlRequest::built(0, [&](char* buf, size_t size) { return build_delpolicy_msg(buf, size, p, by_index); });
   return nl.request(req);
 }
 
 std::optional<spd::Policy> get_policy(const spd::Policy& p) {
-  NlSocket nl(NETLINK_XFRM);
+  sys::NlSocket nl(NETLINK_XFRM);
   // XFRM_MSG_GETPOLICY takes the same xfrm_userpolicy_id as a delete.
-  auto req = NlRequest::built(0, [&](char* buf, size_t size) {
+  auto req = sys::NlRequest::built(0, [&](char* buf, size_t size) {
     nlmsghdr* nlh = build_delpolicy_msg(buf, size, p, p.index != 0);
     nlh->nlmsg_type = XFRM_MSG_GETPOLICY;
     return nlh;

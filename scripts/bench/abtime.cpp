@@ -45,6 +45,7 @@
 
 namespace {
 
+namespace mirror = ipsnat::mirror;
 namespace spd = ipsnat::spd;
 
 using ipsnat::test::Bytes;
@@ -76,8 +77,8 @@ const std::vector<Case> kCases = {
 spd::Policy out_policy(uint32_t index, const std::string& src, const std::string& dst) {
   spd::Policy p;
   p.sel.family = AF_INET;
-  p.sel.src = spd::parse_prefix(src);
-  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.src = ipsnat::parse_prefix(src);
+  p.sel.dst = ipsnat::parse_prefix(dst);
   p.dir = spd::Dir::Out;
   p.index = index;
   p.priority = 100;
@@ -180,10 +181,10 @@ class Datapath {
     spd::SpdModel model;
     model.apply(spd::PolicyUpsert{out_policy(9, std::string(kNat) + "/32", "10.0.0.0/8")});
     spd::NatConfig nat;
-    nat.inside.push_back(spd::parse_prefix(kInside));
+    nat.inside.push_back(ipsnat::parse_prefix(kInside));
     auto compiled = spd::compile_spd(model.ordered(), nat);
     if (compiled.refused) throw std::runtime_error("SPD refused: " + *compiled.refused);
-    spd::SpdMapWriter(spd::SpdMapFds::from_object(obj_)).write(compiled);
+    mirror::SpdMapWriter(mirror::SpdMapFds::from_object(obj_)).write(compiled);
     ipsnat_inside_key k{};
     k.prefixlen = 16;
     k.addr = parse_ipv4("172.16.0.0");

@@ -1,4 +1,4 @@
-// bpf_prog_name (loader/sys/bpf_prog.h): the kernel's name of a loaded program by its id, which
+// sys::bpf_prog_name (loader/sys/bpf_prog.h): the kernel's name of a loaded program by its id, which
 // `ipsnat status`, the XDP hook's ownership check and the tcx census print or compare.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -27,12 +27,12 @@ TEST(BpfProgName, IsTheLoadedProgramsNameAndEmptyOnceItIsGone) {
     guard = prog_id(dp.skel()->progs.tc_guard_egress);
     ASSERT_NE(0u, rev);
     ASSERT_NE(rev, guard);
-    EXPECT_EQ("tc_rev_ingress", bpf_prog_name(rev));
-    EXPECT_EQ("tc_guard_egress", bpf_prog_name(guard));  // 15 characters: the kernel's longest
+    EXPECT_EQ("tc_rev_ingress", sys::bpf_prog_name(rev));
+    EXPECT_EQ("tc_guard_egress", sys::bpf_prog_name(guard));  // 15 characters: the kernel's longest
   }
   // The skeleton closed its programs: the kernel freed them and their ids.
-  EXPECT_EQ("", bpf_prog_name(rev));
-  EXPECT_EQ("", bpf_prog_name(0));
+  EXPECT_EQ("", sys::bpf_prog_name(rev));
+  EXPECT_EQ("", sys::bpf_prog_name(0));
 }
 
 }  // namespace

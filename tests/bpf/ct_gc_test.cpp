@@ -24,7 +24,7 @@ class CtGcTest : public ::testing::Test {
     dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE);
   }
   Datapath dp;
-  ct::CtMaps maps;
+  pins::CtMaps maps;
   PacketBuilder eth;
 };
 
@@ -36,8 +36,8 @@ TEST_F(CtGcTest, ExpiredFlowsLoseBothEntriesLiveOnesKeepThem) {
   dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {}));
   dp.run(dp.skel()->progs.tc_snat_egress, eth.tcp({"192.168.1.11", "10.0.0.1"}, 40000, 80, 0x02, {}));
   ASSERT_EQ(dp.ct_all().size(), 4u);
-  uint64_t now = ct::boottime_ns();
-  ct::CtGc gc(maps);
+  uint64_t now = pins::boottime_ns();
+  pins::CtGc gc(maps);
 
   auto r = gc.sweep(now + 10 * kSec);
   EXPECT_EQ(r.flows, 2u);
@@ -75,7 +75,7 @@ TEST_F(CtGcTest, AHalfFlowIsReclaimedAndAnotherFlowsEntryIsSpared) {
   auto e = dp.ct_get(orig_key);
   e->last_ns = 1;
   bpf_map_update_elem(dp.ct_fd(), &orig_key, &*e, BPF_EXIST);
-  auto r = ct::CtGc(maps).sweep(ct::boottime_ns());
+  auto r = pins::CtGc(maps).sweep(pins::boottime_ns());
   EXPECT_EQ(r.expired, 1u);
   EXPECT_EQ(r.entries_deleted, 1u);
   EXPECT_FALSE(dp.ct_get(orig_key));
@@ -91,7 +91,7 @@ TEST_F(CtGcTest, RemoveIfDeletesBothEntriesOfTheSelectedFlowsOnly) {
   ct::FlowFilter udp_53;
   udp_53.proto = 17;
   udp_53.port = 53;
-  auto r = ct::CtGc(maps).remove_if([&](const ct::Flow& f) { return udp_53.matches(f); });
+  auto r = pins::CtGc(maps).remove_if([&](const ct::Flow& f) { return udp_53.matches(f); });
   EXPECT_EQ(r.flows, 3u);
   EXPECT_EQ(r.removed, 1u);
   EXPECT_EQ(r.entries_deleted, 2u);
@@ -114,7 +114,7 @@ TEST_F(CtGcTest, RemoveIfTakesTheOrigEntryThatLandsAfterItReadAHalfFlow) {
   ASSERT_TRUE(orig);
   ASSERT_TRUE(maps.erase(orig_key));  // mid-creation: the REPLY is in, the ORIG not yet
   int judged = 0;
-  auto r = ct::CtGc(maps).remove_if([&](const ct::Flow& f) {
+  auto r = pins::CtGc(maps).remove_if([&](const ct::Flow& f) {
     // The second judgement is on the fresh read: the datapath's second insert lands right after.
     if (++judged == 2) {
       EXPECT_EQ(bpf_map_update_elem(dp.ct_fd(), &orig_key, &*orig, BPF_NOEXIST), 0);
@@ -134,9 +134,9 @@ TEST_F(CtGcTest, EntryTimesFollowTheBoottimeClockWithinJiffies) {
   auto key = ct_key("192.168.1.10", "10.0.0.1", 5353, 53, 17, IPSNAT_CT_ORIG);
   auto send = [&] { dp.run(dp.skel()->progs.tc_snat_egress, eth.udp({"192.168.1.10", "10.0.0.1"}, 5353, 53, {})); };
   for (int round = 0; round < 3; ++round) {
-    uint64_t before = ct::boottime_ns();
+    uint64_t before = pins::boottime_ns();
     send();
-    uint64_t after = ct::boottime_ns();
+    uint64_t after = pins::boottime_ns();
     auto e = dp.ct_get(key);
     ASSERT_TRUE(e);
     EXPECT_GE(e->last_ns + kSlack, before) << "round " << round;

@@ -44,11 +44,11 @@ class CtTcpReuse : public SeedNat {
   // The state the GC sees, and whether a sweep past the reset timeout keeps the flow.
   void expect_established_and_kept() {
     EXPECT_EQ(ct::state_name(ct::classify(flow())), "established");
-    ct::CtMaps maps(dp.ct_fd(), dp.cfg_fd());
-    auto r = ct::CtGc(maps).sweep(ct::boottime_ns() + (cfg.tcp_rst_s + 1) * kSec);
+    pins::CtMaps maps(dp.ct_fd(), dp.cfg_fd());
+    auto r = pins::CtGc(maps).sweep(pins::boottime_ns() + (cfg.tcp_rst_s + 1) * kSec);
     EXPECT_EQ(r.expired, 0u) << "the new connection expired with the old one's timeout";
     EXPECT_EQ(dp.ct_all().size(), 2u);
-    r = ct::CtGc(maps).sweep(ct::boottime_ns() + (cfg.tcp_fin_s + 1) * kSec);
+    r = pins::CtGc(maps).sweep(pins::boottime_ns() + (cfg.tcp_fin_s + 1) * kSec);
     EXPECT_EQ(r.expired, 0u);
   }
 

@@ -59,10 +59,10 @@ class Guard : public ::testing::Test {
     write();
   }
   void write() {
-    auto fds = spd::SpdMapFds::from_object(dp.skel()->obj);
+    auto fds = mirror::SpdMapFds::from_object(dp.skel()->obj);
     auto compiled = spd::compile_spd(model.ordered(), spd::NatConfig{});
     ASSERT_FALSE(compiled.refused) << *compiled.refused;
-    spd::SpdMapWriter(fds).write(compiled);
+    mirror::SpdMapWriter(fds).write(compiled);
     cover6.write(model);
   }
   RunResult own(const Bytes& p) { return dp.run(dp.skel()->progs.tc_guard_egress, p); }
@@ -71,7 +71,7 @@ class Guard : public ::testing::Test {
 
   Datapath dp;
   spd::SpdModel model;
-  spd::Cover6Writer cover6{bpf_map__fd(dp.skel()->maps.spd_cover6)};
+  mirror::Cover6Writer cover6{bpf_map__fd(dp.skel()->maps.spd_cover6)};
   PacketBuilder eth;
 };
 
@@ -232,7 +232,7 @@ TEST_F(Guard, Ipv6CoverageFollowsPolicyChanges) {
   model.apply(spd::PolicyUpsert{tunnel_dev});
   write();
   EXPECT_EQ(fwd(to_covered).retval, TC_ACT_UNSPEC);
-  EXPECT_EQ(spd::cover6_prefixes(model).count(spd::parse_prefix("2001:db8:10::/48")), 0u);
+  EXPECT_EQ(mirror::cover6_prefixes(model).count(ipsnat::parse_prefix("2001:db8:10::/48")), 0u);
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ class Lwt6 : public ::testing::Test {
                                   kRemote = "2001:db8:a00::1";
   Datapath dp;
   spd::SpdModel model;
-  std::vector<spd::Prefix> inside{spd::parse_prefix("fd00:42:7:1::/64"), spd::parse_prefix("172.16.9.0/24")};
+  std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:42:7:1::/64"), ipsnat::parse_prefix("172.16.9.0/24")};
   spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
   PacketBuilder eth;
 };

@@ -24,8 +24,8 @@ constexpr uint32_t kLanIfindex = 7;  // a forwarded packet's input device
 
 Policy out_policy(uint32_t index, const std::string& src, const std::string& dst) {
   Policy p;
-  p.sel.src = spd::parse_prefix(src);
-  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.src = ipsnat::parse_prefix(src);
+  p.sel.dst = ipsnat::parse_prefix(dst);
   p.sel.family = AF_INET;
   p.dir = spd::Dir::Out;
   p.index = index;
@@ -54,7 +54,7 @@ class Masquerade : public ::testing::Test {
     model.apply(spd::PolicyUpsert{p});
     auto compiled = spd::compile_spd(model.ordered(), spd::NatConfig{});
     EXPECT_FALSE(compiled.refused);
-    spd::SpdMapWriter(spd::SpdMapFds::from_object(dp.skel()->obj)).write(compiled);
+    mirror::SpdMapWriter(mirror::SpdMapFds::from_object(dp.skel()->obj)).write(compiled);
   }
   void set_masquerade(const std::string& addr) {
     ipsnat_dev_cfg d{};

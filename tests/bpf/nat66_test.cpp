@@ -97,7 +97,7 @@ class Nat66 : public ::testing::Test {
 
   Datapath dp;
   spd::SpdModel model;
-  std::vector<spd::Prefix> inside{spd::parse_prefix("fd00:9:9:9::/64"), spd::parse_prefix("192.168.1.0/24")};
+  std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:9:9:9::/64"), ipsnat::parse_prefix("192.168.1.0/24")};
   spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
   PacketBuilder eth;
 };
@@ -207,7 +207,7 @@ TEST_F(Nat66, WhatTheRuleDoesNotConcernLeavesUntouched) {
 // (which NAT66 neither needs nor changes).
 TEST_F(Nat66, AnotherLanAndAddressAlsoWithBinat) {
   model.apply(spd::PolicyUpsert{policy6(13, "2001:db8:77::1/128", "2001:db8:e00::/40")});
-  inside = {spd::parse_prefix("fd12:3456:789a::/48")};
+  inside = {ipsnat::parse_prefix("fd12:3456:789a::/48")};
   writer.write(model, inside);
   set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
   uint16_t p = leaves("fd12:3456:789a:1::42", "2001:db8:e00::9", kUdp, udp_header(61000, 4789, 17), "2001:db8:77::1");

@@ -76,9 +76,9 @@ class Npt6 : public ::testing::Test {
 
   Datapath dp;
   spd::SpdModel model;
-  std::vector<spd::Prefix> inside{spd::parse_prefix("fd00:1:2::/48"), spd::parse_prefix("fd00:9:9:9::/64"),
-                                  spd::parse_prefix("192.168.1.0/24")};
-  spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
+  std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:1:2::/48"), ipsnat::parse_prefix("fd00:9:9:9::/64"),
+                                  ipsnat::parse_prefix("192.168.1.0/24")};
+  mirror::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
   PacketBuilder eth;
 };
 
@@ -105,7 +105,7 @@ TEST_F(Npt6, TheRfcsExampleTranslatesAsTheRfcSays) {
   d.index = 9;
   model.apply(d);
   model.apply(spd::PolicyUpsert{policy6(25, "2001:db8:1::/48", "2001:db8:c00::/40")});
-  inside = {spd::parse_prefix("fd01:203:405::/48")};
+  inside = {ipsnat::parse_prefix("fd01:203:405::/48")};
   writer.write(model, inside);
   round_trip("fd01:203:405:1::1234", "2001:db8:c00::9", kUdp, udp_header(1234, 53, 20), "2001:db8:1:d550::1234",
              udp_header(53, 1234, 3));
@@ -134,8 +134,8 @@ TEST_F(Npt6, SlashSixtyFourAdjustsTheFirstInterfaceIdWordThatIsNotAllOnes) {
 TEST_F(Npt6, LongerThanSlashSixtyFourAdjustsAWordOutsideThePrefix) {
   model.apply(spd::PolicyUpsert{policy6(31, "2001:db8:c:8:9::/80", "2001:db8:d00::/40")});
   model.apply(spd::PolicyUpsert{policy6(33, "2001:db8:c:8:aa00::/72", "2001:db8:d01::/48")});
-  inside.push_back(spd::parse_prefix("fd00:5:5:5:7::/80"));
-  inside.push_back(spd::parse_prefix("fd00:5:5:6:bb00::/72"));
+  inside.push_back(ipsnat::parse_prefix("fd00:5:5:5:7::/80"));
+  inside.push_back(ipsnat::parse_prefix("fd00:5:5:6:bb00::/72"));
   writer.write(model, inside);
   struct Case {
     std::string host, remote, prefix, same;  // same: the host bits that must pass unchanged

@@ -71,8 +71,8 @@ class SpdUnknownPolicy : public SeedNat {
   void add(uint32_t index, uint32_t priority, bool dev_bound) {
     spd::Policy p;
     p.sel.family = AF_INET;
-    p.sel.src = spd::parse_prefix("0.0.0.0/0");
-    p.sel.dst = spd::parse_prefix("10.99.0.0/16");
+    p.sel.src = ipsnat::parse_prefix("0.0.0.0/0");
+    p.sel.dst = ipsnat::parse_prefix("10.99.0.0/16");
     p.index = index;
     p.priority = priority;
     if (dev_bound) {

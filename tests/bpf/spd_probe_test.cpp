@@ -21,7 +21,7 @@ spd_probe_result probe(Datapath& dp, const Flow4& f) { return spd_probe(dp, f); 
 
 TEST(SpdProbe, KernelLookupEqualsReferenceOnRandomSpds) {
   Datapath dp;
-  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  mirror::SpdMapWriter writer(mirror::SpdMapFds::from_object(dp.skel()->obj));
   NatConfig cfg;
   cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
   cfg.inside.push_back(parse_prefix("10.1.2.0/29"));
@@ -73,7 +73,7 @@ TEST(SpdProbe, KernelLookupEqualsReferenceOnRandomSpds) {
 // probed through the BPF code after every step.
 TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
   Datapath dp;
-  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  mirror::SpdMapWriter writer(mirror::SpdMapFds::from_object(dp.skel()->obj));
   NatConfig cfg;
   cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
   cfg.inside.push_back(parse_prefix("10.1.2.0/29"));
@@ -127,10 +127,10 @@ TEST(SpdProbe, IncrementalWritesEqualReferenceAfterEveryChange) {
 // new SPD's answers.
 TEST(SpdProbe, AWriterOverAnEarlierProcesssMapsLeavesOnlyItsOwnEntries) {
   Datapath dp;
-  spd::SpdMapFds fds = spd::SpdMapFds::from_object(dp.skel()->obj);
+  mirror::SpdMapFds fds = mirror::SpdMapFds::from_object(dp.skel()->obj);
   NatConfig cfg;
   cfg.inside.push_back(parse_prefix("192.168.1.0/24"));
-  auto first_sync = [&](spd::SpdMapWriter& w, spd::IncrementalSpd& inc, const SpdModel& m) {
+  auto first_sync = [&](mirror::SpdMapWriter& w, spd::IncrementalSpd& inc, const SpdModel& m) {
     inc.rebuild(m);
     w.stage(inc.take_delta());
     ASSERT_FALSE(inc.refused());
@@ -158,11 +158,11 @@ TEST(SpdProbe, AWriterOverAnEarlierProcesssMapsLeavesOnlyItsOwnEntries) {
   fill(earlier, 20, 1);
   fill(now, 12, 5);
   {
-    spd::SpdMapWriter w(fds);
+    mirror::SpdMapWriter w(fds);
     spd::IncrementalSpd inc(cfg);
     first_sync(w, inc, earlier);
   }
-  spd::SpdMapWriter w(fds);
+  mirror::SpdMapWriter w(fds);
   spd::IncrementalSpd inc(cfg);
   first_sync(w, inc, now);
   CompiledSpd snap = inc.snapshot();

@@ -109,23 +109,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 4: {  // --inside / explain addresses: IPv4 or IPv6, exactly what inet_pton accepts
-      auto a = user_error_as_nullopt([&] { return spd::parse_address(word); });
+      auto a = user_error_as_nullopt([&] { return ipsnat::parse_address(word); });
       in6_addr a6{};
       bool v4 = inet_pton4(word).has_value();
       bool v6 = !has_nul(word) && inet_pton(AF_INET6, word.c_str(), &a6) == 1;
-      if (a.has_value() != (v4 || v6)) finding("spd::parse_address", word, "disagrees with inet_pton");
+      if (a.has_value() != (v4 || v6)) finding("parse_address", word, "disagrees with inet_pton");
       break;
     }
     case 5: {  // --inside PREFIX: canonical (host bits zero), printed form parses back
-      auto p = user_error_as_nullopt([&] { return spd::parse_prefix(word); });
+      auto p = user_error_as_nullopt([&] { return ipsnat::parse_prefix(word); });
       if (p) {
         unsigned max = p->addr.family == AF_INET ? 32 : 128;
-        if (p->len > max) finding("spd::parse_prefix", word, "length beyond the family");
-        auto q = user_error_as_nullopt([&] { return spd::parse_prefix(p->str()); });
-        if (q != p) finding("spd::parse_prefix", word, "no round trip");
+        if (p->len > max) finding("parse_prefix", word, "length beyond the family");
+        auto q = user_error_as_nullopt([&] { return ipsnat::parse_prefix(p->str()); });
+        if (q != p) finding("parse_prefix", word, "no round trip");
         auto slash = word.find('/');
-        if (!user_error_as_nullopt([&] { return spd::parse_address(word.substr(0, slash)); }))
-          finding("spd::parse_prefix", word, "accepted a prefix whose address is invalid");
+        if (!user_error_as_nullopt([&] { return ipsnat::parse_address(word.substr(0, slash)); }))
+          finding("parse_prefix", word, "accepted a prefix whose address is invalid");
       }
       break;
     }

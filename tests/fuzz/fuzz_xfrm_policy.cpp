@@ -18,6 +18,7 @@
 #include "spd/reference.h"
 #include "xfrm/policy_msg.h"
 
+using namespace ipsnat;
 using namespace ipsnat::spd;
 
 namespace {

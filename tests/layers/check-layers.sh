@@ -41,4 +41,22 @@ sed -i 's|^cli .*|& util|' "$work/loader/layers.txt"
 if out=$(check); then echo "FAIL: a folder named by two layers passed the check"; exit 1; fi
 grep -q 'folder util is named by two layers' <<<"$(tr -s ' \n' ' ' <<<"$out")" ||
   { echo "FAIL: the message does not name the folder:"; echo "$out"; exit 1; }
-echo "ok: the tree passes; an upward include, an unplaced folder, a file placed outside its folder's layer and a folder in two layers fail"
+cp "$work/layers.txt" "$work/loader/layers.txt"
+
+# A file's namespace follows its folder: mirror/ opening ipsnat::spd (where the mirror's code was
+# before it got its own folder) is refused, naming the file; a one-line forward declaration of
+# another folder's type is not.
+check >/dev/null || { echo "FAIL: the restored tree fails the check"; check; exit 1; }
+sed -i 's/^namespace ipsnat::mirror {$/namespace ipsnat::spd {/' "$work/loader/mirror/cover6.h"
+if out=$(check); then echo "FAIL: mirror/cover6.h in namespace ipsnat::spd passed the check"; exit 1; fi
+grep -q 'loader/mirror/cover6.h: namespace ipsnat::spd, not its folder.s ipsnat::mirror' <<<"$out" ||
+  { echo "FAIL: the message does not name the namespace:"; echo "$out"; exit 1; }
+sed -i 's/^namespace ipsnat::spd {$/namespace ipsnat::mirror {/' "$work/loader/mirror/cover6.h"
+sed -i 's/^namespace ipsnat {$/namespace ipsnat::sys {/' "$work/loader/util/error.h"
+if out=$(check); then echo "FAIL: util/error.h (a root-namespace folder) in ipsnat::sys passed"; exit 1; fi
+grep -q 'loader/util/error.h: namespace ipsnat::sys, not its folder.s ipsnat$' <<<"$out" ||
+  { echo "FAIL: the message does not name the namespace:"; echo "$out"; exit 1; }
+sed -i 's/^namespace ipsnat::sys {$/namespace ipsnat {/' "$work/loader/util/error.h"
+rm -f "$work/stamp"
+check >/dev/null && [[ -e $work/stamp ]] || { echo "FAIL: the restored tree fails the check"; check; exit 1; }
+echo "ok: the tree passes; an upward include, an unplaced folder, a file placed outside its folder's layer, a folder in two layers and a namespace other than the folder's fail"

@@ -23,6 +23,7 @@
 namespace ipsnat::test {
 
 using namespace ipsnat::spd;
+using namespace ipsnat::mirror;
 using Clock = std::chrono::steady_clock;
 
 namespace {

@@ -20,6 +20,7 @@ namespace ipsnat::test {
 namespace {
 
 using namespace ipsnat::spd;
+using namespace ipsnat::mirror;
 
 int create(bpf_map_type type, uint32_t key, uint32_t value, uint32_t max, uint32_t flags) {
   LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = flags);

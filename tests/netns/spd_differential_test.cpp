@@ -44,6 +44,7 @@
 namespace ipsnat::test {
 
 using namespace ipsnat::spd;
+using namespace ipsnat::mirror;
 
 namespace {
 

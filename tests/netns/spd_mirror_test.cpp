@@ -35,6 +35,7 @@
 namespace ipsnat::test {
 
 using namespace ipsnat::spd;
+using namespace ipsnat::mirror;
 
 namespace {
 

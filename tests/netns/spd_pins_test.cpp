@@ -20,6 +20,7 @@
 namespace ipsnat::test {
 
 using namespace ipsnat::spd;
+using namespace ipsnat::mirror;
 
 namespace {
 
@@ -45,7 +46,7 @@ class PinRoot {
     pin("spd_dst", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_dst_key), sizeof(spd_cell), BPF_F_NO_PREALLOC);
     pin("spd_src", BPF_MAP_TYPE_LPM_TRIE, sizeof(spd_src_key), sizeof(uint32_t), BPF_F_NO_PREALLOC);
     pin("spd_lists", BPF_MAP_TYPE_HASH, sizeof(spd_list_key), sizeof(spd_list), BPF_F_NO_PREALLOC);
-    PinStore store(path_);
+    pins::PinStore store(path_);
     for (const char* n : {"spd_active", "spd_dst", "spd_src", "spd_lists"}) store.record_schema(n, IPSNAT_SPD_SCHEMA);
   }
 
@@ -77,7 +78,7 @@ TEST(SpdPins, CompatiblePinsAreOpened) {
 TEST(SpdPins, AnOlderRecordedSchemaIsRefused) {
   PinRoot root;
   root.pin_current_schema();
-  PinStore(root.path()).record_schema("spd_dst", IPSNAT_SPD_SCHEMA - 1);
+  pins::PinStore(root.path()).record_schema("spd_dst", IPSNAT_SPD_SCHEMA - 1);
   std::string msg = refusal(root.path());
   EXPECT_NE(std::string::npos, msg.find(root.path() + "/spd_dst has SPD schema " + std::to_string(IPSNAT_SPD_SCHEMA - 1)))
       << msg;
@@ -87,7 +88,7 @@ TEST(SpdPins, AnOlderRecordedSchemaIsRefused) {
 TEST(SpdPins, AMapWithoutRecordedSchemaIsRefused) {
   PinRoot root;
   root.pin_current_schema();
-  unlink((root.path() + "/" + PinStore::kMetaMap).c_str());
+  unlink((root.path() + "/" + pins::PinStore::kMetaMap).c_str());
   std::string msg = refusal(root.path());
   EXPECT_NE(std::string::npos, msg.find("spd_active has no recorded schema")) << msg;
 }

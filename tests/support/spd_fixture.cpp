@@ -91,7 +91,7 @@ void write_spd(Datapath& dp, const Installed& in) {
                    [](const spd::Policy* a, const spd::Policy* b) { return a->priority < b->priority; });
   auto compiled = spd::compile_spd(ordered, in.cfg);
   if (compiled.refused) throw std::runtime_error("SPD compile refused: " + *compiled.refused);
-  spd::SpdMapWriter writer(spd::SpdMapFds::from_object(dp.skel()->obj));
+  mirror::SpdMapWriter writer(mirror::SpdMapFds::from_object(dp.skel()->obj));
   writer.write(compiled);
 }
 
@@ -100,7 +100,7 @@ void write_spd(Datapath& dp, const Installed& in) {
 void remove_nat_targets(Datapath& dp, const std::string& dst_prefix) {
   auto& in = installed_in(dp);
   auto [daddr, dmask] = parse_prefix(dst_prefix);
-  spd::Prefix dst{spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
+  Prefix dst{Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
   std::vector<uint32_t> gone;
   std::erase_if(in.policies, [&](const spd::Policy& p) {
     if (!(p.sel.dst == dst)) return false;
@@ -121,7 +121,7 @@ void install_policy(Datapath& dp, const spd::Policy& p) {
 }
 
 void install_nat_target(Datapath& dp, const std::string& dst_prefix, const spd_nat_target& target) {
-  spd::Prefix src{spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  Prefix src{Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
   install_nat_target_from(dp, src.str(), dst_prefix, target);
 }
 
@@ -131,8 +131,8 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
   auto [daddr, dmask] = parse_prefix(dst_prefix);
   spd::Policy p;
   p.sel.family = AF_INET;
-  p.sel.src = spd::parse_prefix(src_selector);
-  p.sel.dst = {spd::Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
+  p.sel.src = ipsnat::parse_prefix(src_selector);
+  p.sel.dst = {Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
   p.dir = spd::Dir::Out;
   // Like the kernel's: a policy added again gets a new index.
   static uint32_t next = 0;
@@ -151,18 +151,18 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
   if (target.flags & SPD_NAT_INSIDE_SET) {
     // No override: the NAT the SPD implies for a one-address source. Any inside prefix makes it
     // ask the inside set; the set itself is the map the test writes.
-    if (in.cfg.inside.empty()) in.cfg.inside.push_back(spd::parse_prefix("0.0.0.0/0"));
+    if (in.cfg.inside.empty()) in.cfg.inside.push_back(ipsnat::parse_prefix("0.0.0.0/0"));
     write_spd(dp, in);
     return;
   }
   spd::NatOverride o;
   o.policy_index = p.index;
   o.kind = static_cast<spd_nat_kind>(target.kind);
-  o.nat = {spd::Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
+  o.nat = {Address::v4(target.nat_addr), static_cast<uint8_t>(__builtin_popcount(target.nat_mask))};
   o.nat_count = target.nat_span + 1u;
-  o.inside = {spd::Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
+  o.inside = {Address::v4(target.inside_net), static_cast<uint8_t>(__builtin_popcount(target.inside_mask))};
   if (target.dst_mask)
-    o.destinations.push_back({spd::Address::v4(target.dst_net), static_cast<uint8_t>(__builtin_popcount(target.dst_mask))});
+    o.destinations.push_back({Address::v4(target.dst_net), static_cast<uint8_t>(__builtin_popcount(target.dst_mask))});
   in.cfg.overrides.push_back(o);
   write_spd(dp, in);
 }
@@ -170,8 +170,8 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
 spd::Policy tunnel_policy(spd::Dir dir, const std::string& src, const std::string& dst, uint32_t index,
                           uint32_t priority, bool ipsec) {
   spd::Policy p;
-  p.sel.src = spd::parse_prefix(src);
-  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.src = ipsnat::parse_prefix(src);
+  p.sel.dst = ipsnat::parse_prefix(dst);
   p.sel.family = p.sel.src.addr.family;
   p.dir = dir;
   p.index = index;

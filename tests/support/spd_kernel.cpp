@@ -135,7 +135,7 @@ Summary summarize(const spd::SpdModel& m) {
 }
 }  // namespace
 
-bool converge(spd::SpdMirror& mirror, int timeout_ms) {
+bool converge(mirror::SpdMirror& mirror, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     while (mirror.poll_once(50)) {

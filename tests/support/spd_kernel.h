@@ -39,6 +39,6 @@ void flush_states();
 // Writes `ip -batch` lines and runs them in the namespace; `force` goes on past failing lines.
 void ip_batch(const NetnsGuard& ns, const std::vector<std::string>& lines, bool force = false);
 // Polls the mirror until its model holds what a fresh dump of the kernel's SPD holds.
-bool converge(spd::SpdMirror& mirror, int timeout_ms = 10000);
+bool converge(mirror::SpdMirror& mirror, int timeout_ms = 10000);
 
 }  // namespace ipsnat::test

@@ -30,7 +30,7 @@ SpdProbeProgram::SpdProbeProgram(bpf_object* datapath) {
 SpdProbeProgram::~SpdProbeProgram() { spd_probe_bpf__destroy(skel_); }
 
 spd_probe_result SpdProbeProgram::run(const spd::Flow4& f) {
-  Ipv4Spec ip{spd::Address::v4(f.saddr).str(), spd::Address::v4(f.daddr).str(), f.proto};
+  Ipv4Spec ip{Address::v4(f.saddr).str(), Address::v4(f.daddr).str(), f.proto};
   PacketBuilder b;
   Bytes pkt = f.proto == IPPROTO_TCP   ? b.tcp(ip, f.sport, f.dport, 0x02, {})
               : f.proto == IPPROTO_UDP ? b.udp(ip, f.sport, f.dport, Bytes(4, 1))

@@ -16,8 +16,8 @@ spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, 
                   const std::string& tdst, uint32_t reqid, uint32_t if_id = 0) {
   spd::Policy p;
   p.sel.family = AF_INET;
-  p.sel.src = spd::parse_prefix(src);
-  p.sel.dst = spd::parse_prefix(dst);
+  p.sel.src = ipsnat::parse_prefix(src);
+  p.sel.dst = ipsnat::parse_prefix(dst);
   p.dir = dir;
   p.priority = 379519;
   p.index = dir == spd::Dir::Out ? 9 : 16;
@@ -27,8 +27,8 @@ spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, 
   t.proto = IPPROTO_ESP;
   t.reqid = reqid;
   t.family = AF_INET;
-  t.tunnel_src = spd::parse_address(tsrc);
-  t.tunnel_dst = spd::parse_address(tdst);
+  t.tunnel_src = ipsnat::parse_address(tsrc);
+  t.tunnel_dst = ipsnat::parse_address(tdst);
   p.tmpls.push_back(t);
   return p;
 }
@@ -36,20 +36,20 @@ spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, 
 // An address as the kernel reports it: the host's own address (host bits set) and its length.
 HostAddress host_address(const std::string& addr, uint8_t len, int ifindex, const std::string& dev,
                          bool loopback = false) {
-  return {spd::Prefix{spd::parse_address(addr), len}, ifindex, dev, loopback};
+  return {Prefix{ipsnat::parse_address(addr), len}, ifindex, dev, loopback};
 }
 
 // The seed's gateway: uplink eth0 200.2.2.2, LAN 192.168.1.0/24, strongSwan-like policies.
 HostFacts gateway(bool vip_local) {
   HostFacts f;
   f.dev = {"eth0", 3, "", 0, 0, 1500, true};
-  f.local_addrs = {spd::parse_address("200.2.2.2"), spd::parse_address("192.168.1.1")};
-  if (vip_local) f.local_addrs.push_back(spd::parse_address("10.20.30.2"));
+  f.local_addrs = {ipsnat::parse_address("200.2.2.2"), ipsnat::parse_address("192.168.1.1")};
+  if (vip_local) f.local_addrs.push_back(ipsnat::parse_address("10.20.30.2"));
   f.addresses = {host_address("200.2.2.2", 24, 3, "eth0"), host_address("192.168.1.1", 24, 4, "lan0")};
   f.default_oifs = {3};
   f.policies = {ipsec("10.20.30.2/32", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1),
                 ipsec("10.0.0.0/8", "10.20.30.2/32", spd::Dir::In, "100.1.1.1", "200.2.2.2", 1)};
-  f.nexthops = {{spd::parse_prefix("10.0.0.0/8"), 3, spd::parse_address("200.2.2.1"), "eth0"}};
+  f.nexthops = {{ipsnat::parse_prefix("10.0.0.0/8"), 3, ipsnat::parse_address("200.2.2.1"), "eth0"}};
   return f;
 }
 
@@ -131,7 +131,7 @@ TEST(AttachPlan, APoolIsBlackholedPerBlock) {
 
   spd::ImpliedNat range;
   range.kind = SPD_NAT_NAPT;
-  range.nat = spd::parse_prefix("10.20.30.3");
+  range.nat = ipsnat::parse_prefix("10.20.30.3");
   range.nat_count = 6;  // .3-.8
   std::string blocks;
   for (const auto& b : range.nat_blocks()) blocks += b.str() + " ";
@@ -160,7 +160,7 @@ TEST(AttachPlan, LocalVirtualIpGetsPrefsrcAndNoBlackhole) {
 
 TEST(AttachPlan, ConfiguredInsideAndTableAreUsed) {
   Settings s;
-  s.inside = {spd::parse_prefix("172.16.5.0/24")};
+  s.inside = {ipsnat::parse_prefix("172.16.5.0/24")};
   s.table = 77;
   s.rule_priority = 150;
   s.route_mtu = 1400;
@@ -176,14 +176,14 @@ TEST(AttachPlan, ConfiguredInsideAndTableAreUsed) {
 
 TEST(AttachPlan, TheSasPathMtuBoundsTheRouteMtuBelowTheDevices) {
   HostFacts f = gateway(false);
-  Nexthop peer{spd::parse_prefix("100.1.1.1/32"), 3, spd::parse_address("200.2.2.1"), "eth0", 1280};
+  Nexthop peer{ipsnat::parse_prefix("100.1.1.1/32"), 3, ipsnat::parse_address("200.2.2.1"), "eth0", 1280};
   f.sa_peers = {peer};
   EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1280 - kEspOverhead);
   // A larger path than the device's: the device's MTU counts.
   f.sa_peers[0].mtu = 9000;
   EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1500 - kEspOverhead);
   // Another policy's peer does not bound this one.
-  f.sa_peers[0] = {spd::parse_prefix("100.9.9.9/32"), 3, std::nullopt, "eth0", 1280};
+  f.sa_peers[0] = {ipsnat::parse_prefix("100.9.9.9/32"), 3, std::nullopt, "eth0", 1280};
   EXPECT_EQ(steps_of<RouteStep>(make_plan(f, Settings{})).back().mtu, 1500 - kEspOverhead);
 }
 
@@ -211,7 +211,7 @@ HostFacts gateway_with_https_policy() {
   auto other = ipsec("10.20.30.2/32", "172.16.0.0/12", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 2);
   other.index = 17;
   f.policies.push_back(other);
-  f.nexthops.push_back({spd::parse_prefix("172.16.0.0/12"), 3, spd::parse_address("200.2.2.1"), "eth0"});
+  f.nexthops.push_back({ipsnat::parse_prefix("172.16.0.0/12"), 3, ipsnat::parse_address("200.2.2.1"), "eth0"});
   return f;
 }
 
@@ -228,7 +228,7 @@ TEST(AttachPlan, PortRestrictedPolicyIsNotTranslatedInPolicyMode) {
   // Nothing planned for its destination: no LWT route, no companion for its replies.
   for (const auto& r : steps_of<RouteStep>(plan)) EXPECT_NE(r.dst.str(), "10.0.0.0/8");
   for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_NE(c.policy.sel.src.str(), "10.0.0.0/8");
-  EXPECT_EQ(covered_destinations(f, Settings{}), std::vector<spd::Prefix>{spd::parse_prefix("172.16.0.0/12")});
+  EXPECT_EQ(covered_destinations(f, Settings{}), std::vector<Prefix>{ipsnat::parse_prefix("172.16.0.0/12")});
   ASSERT_EQ(plan.translations.size(), 2u);
   EXPECT_EQ(plan.translations[0].nat.rfind("none (not translated in policy mode: restricts ports", 0), 0u);
   EXPECT_EQ(plan.translations[0].napt_addr_be, 0u);
@@ -390,11 +390,11 @@ TEST(AttachPlan, MasqueradeTakesTheUplinksAddressAndPortsOutsideTheEphemeralRang
             std::string::npos)
       << plan_to_text(plan);
   auto c = device_config(facts.dev, plan.mode, plan.masquerade);
-  EXPECT_EQ(c.masq_addr, spd::parse_address("200.2.2.2").v4_be());
+  EXPECT_EQ(c.masq_addr, ipsnat::parse_address("200.2.2.2").v4_be());
   EXPECT_EQ(c.masq_port_min, 61000);
   EXPECT_EQ(device_config(facts.dev, plan.mode).masq_addr, 0u);  // without: off
 
-  s.masquerade_addr = spd::parse_address("198.18.0.5");
+  s.masquerade_addr = ipsnat::parse_address("198.18.0.5");
   EXPECT_EQ(make_plan(facts, s).masquerade->addr.str(), "198.18.0.5");
   // A gateway whose policies are all gone still masquerades.
   facts.policies.clear();
@@ -415,7 +415,7 @@ TEST(AttachPlan, BinatNamesEveryOneToOneMapAndSetsTheDevicesFlag) {
   EXPECT_NE(napt_only.warnings[0].find("--binat: no out-policy of \"eth0\" implies a 1:1 map"), std::string::npos);
 
   facts.policies = {ipsec("10.20.40.0/24", "10.99.0.0/16", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1)};
-  facts.nexthops = {{spd::parse_prefix("10.99.0.0/16"), 3, spd::parse_address("200.2.2.1"), "eth0"}};
+  facts.nexthops = {{ipsnat::parse_prefix("10.99.0.0/16"), 3, ipsnat::parse_address("200.2.2.1"), "eth0"}};
   auto plan = make_plan(facts, s);
   ASSERT_EQ(plan.binat_maps.size(), 1u);
   EXPECT_NE(plan_to_text(plan).find("  binat 10.20.40.0/24 = 192.168.1.0/24 from 10.99.0.0/16 (policy 9)\n"),
@@ -592,7 +592,7 @@ TEST(AttachPlan, PolicyModeRoutesIpv6ThroughLwtLikeIpv4) {
   auto f = gateway(false);
   f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
   f.policies.push_back(ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0));
-  f.nexthops.push_back({spd::parse_prefix("2001:db8:f00::/40"), 3, spd::parse_address("fe80::1"), "eth0"});
+  f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
   auto plan = make_plan(f, Settings{});
   auto text = plan_to_text(plan);
   EXPECT_NE(text.find(": nat66 fd00:71::/64 -> 2001:db8:b:7::2 (ports)\n"), std::string::npos) << text;
@@ -728,7 +728,7 @@ TEST(InsidePrefixes, PolicyModeAttachedDeviceAndAPrefixSharedWithTheUplink) {
 
 TEST(InsidePrefixes, ConfiguredPrefixesReplaceTheChoice) {
   Settings s;
-  s.inside = {spd::parse_prefix("10.99.0.0/16")};
+  s.inside = {ipsnat::parse_prefix("10.99.0.0/16")};
   EXPECT_EQ(inside_of(xfrm_gateway(), s), (std::vector<std::string>{"10.99.0.0/16"}));
   auto text = plan_to_text(make_plan(xfrm_gateway(), s));
   EXPECT_NE(text.find("  inside 10.99.0.0/16: configured\n"), std::string::npos) << text;

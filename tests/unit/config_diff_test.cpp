@@ -86,11 +86,11 @@ TEST(MirrorLockHolder, ParsesProcLocks) {
       "2: FLOCK  ADVISORY  WRITE 4242 00:2a:5678 0 EOF\n"
       "2: -> FLOCK  ADVISORY  WRITE 4343 00:2a:5678 0 EOF\n"
       "3: FLOCK  ADVISORY  WRITE 777 00:1f:5678 0 EOF\n";
-  EXPECT_EQ(ipsnat::lock_holder_pid(locks, 0x1f, 0, 5678), std::nullopt);  // other minor
-  EXPECT_EQ(ipsnat::lock_holder_pid(locks, 0, 0x1f, 5678), std::optional<int>(777));
-  EXPECT_EQ(ipsnat::lock_holder_pid(locks, 0, 0x2a, 5678), std::optional<int>(4242));  // not the waiter
-  EXPECT_EQ(ipsnat::lock_holder_pid(locks, 0, 0x2a, 5679), std::nullopt);
-  EXPECT_EQ(ipsnat::lock_holder_pid("", 0, 0x2a, 5678), std::nullopt);
+  EXPECT_EQ(ipsnat::pins::lock_holder_pid(locks, 0x1f, 0, 5678), std::nullopt);  // other minor
+  EXPECT_EQ(ipsnat::pins::lock_holder_pid(locks, 0, 0x1f, 5678), std::optional<int>(777));
+  EXPECT_EQ(ipsnat::pins::lock_holder_pid(locks, 0, 0x2a, 5678), std::optional<int>(4242));  // not the waiter
+  EXPECT_EQ(ipsnat::pins::lock_holder_pid(locks, 0, 0x2a, 5679), std::nullopt);
+  EXPECT_EQ(ipsnat::pins::lock_holder_pid("", 0, 0x2a, 5678), std::nullopt);
 }
 
 }  // namespace

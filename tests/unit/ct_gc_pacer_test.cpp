@@ -2,7 +2,7 @@
 
 #include "pins/ct_gc.h"
 
-namespace ipsnat::ct {
+namespace ipsnat::pins {
 namespace {
 
 constexpr uint64_t kSec = 1000000000ull;
@@ -50,4 +50,4 @@ TEST_F(Paced, TheIntervalFollowsTheConfiguration) {
 }
 
 }  // namespace
-}  // namespace ipsnat::ct
+}  // namespace ipsnat::pins

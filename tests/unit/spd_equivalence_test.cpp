@@ -16,6 +16,7 @@
 #include "spd/reference.h"
 #include "support/spd_gen.h"
 
+using namespace ipsnat;
 using namespace ipsnat::spd;
 
 using ipsnat::test::ChangeGen;

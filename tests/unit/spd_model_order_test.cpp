@@ -17,6 +17,7 @@
 #include "unit/spd_policies.h"
 #include "xfrm/policy_msg.h"
 
+using namespace ipsnat;
 using namespace ipsnat::spd;
 using namespace ipsnat::xfrm;
 using namespace ipsnat::spd::test;

@@ -13,6 +13,7 @@
 #include "spd/reference.h"
 #include "unit/spd_policies.h"
 
+using namespace ipsnat;
 using namespace ipsnat::spd;
 using namespace ipsnat::spd::test;
 

@@ -7,6 +7,7 @@
 #include "spd/model.h"
 #include "xfrm/policy_msg.h"
 
+using namespace ipsnat;
 using namespace ipsnat::spd;
 using namespace ipsnat::xfrm;
 

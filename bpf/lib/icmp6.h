@@ -95,7 +95,7 @@ static __always_inline int icmp6_parse(struct __sk_buff *skb, struct icmp6_err *
 	if (parse_ipv6(skb, &m->o.h, 0) < 0 || m->o.h.proto != IPPROTO_ICMPV6 || !m->o.h.ports ||
 	    m->o.h.icmp6_type < ICMPV6_DEST_UNREACH || m->o.h.icmp6_type > ICMPV6_PARAMPROB)
 		return -1;
-	int l3 = npt6_l3_offset(skb, &ip6);
+	int l3 = npt6_l3_offset(skb, &ip6, 0);
 	if (l3 < 0)
 		return -1;
 	m->o.l3 = l3;

@@ -77,7 +77,7 @@ class Lwt6 : public ::testing::Test {
   Datapath dp;
   spd::SpdModel model;
   std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:42:7:1::/64"), ipsnat::parse_prefix("172.16.9.0/24")};
-  spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
+  mirror::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
   PacketBuilder eth;
 };
 

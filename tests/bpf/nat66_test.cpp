@@ -98,7 +98,7 @@ class Nat66 : public ::testing::Test {
   Datapath dp;
   spd::SpdModel model;
   std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:9:9:9::/64"), ipsnat::parse_prefix("192.168.1.0/24")};
-  spd::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
+  mirror::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
   PacketBuilder eth;
 };
 

@@ -136,6 +136,7 @@ static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *rem
 /* Whether addr lies in the rule's inside prefix (from/len, up to /128). */
 static __always_inline int nat66_inside(const __u8 *addr, const struct npt6_rule *r)
 {
+	#pragma unroll
 	for (int i = 0; i < 16; i++) {
 		int bits = (int)r->len - 8 * i;
 		__u8 m = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));

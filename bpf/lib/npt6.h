@@ -58,8 +58,12 @@ static __always_inline __u8 npt6_byte_mask(__u8 len, int i)
 	return bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
 }
 
+/* The loops over an address's bytes and words are unrolled: Linux 6.1's CFG check refuses a loop
+ * clang lays out with a fall-through back-edge ("back-edge from insn N to N+1"), which it did here
+ * once icmp6.h inlined these into one more subprogram (VM t_bpf_kernel). */
 static __always_inline int npt6_in_prefix(const __u8 *addr, const struct npt6_rule *r)
 {
+	#pragma unroll
 	for (int i = 0; i < 16; i++)
 		if ((addr[i] ^ r->from[i]) & npt6_byte_mask(r->len, i))
 			return 0;
@@ -93,6 +97,7 @@ static __always_inline int npt6_adjust_word(__u8 *addr, int i, __u16 adjust)
  * host words are all ones). */
 static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
 {
+	#pragma unroll
 	for (int i = 0; i < 16; i++) {
 		__u8 m = npt6_byte_mask(r->len, i);
 
@@ -101,6 +106,7 @@ static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
 	if (r->word == 3)
 		return npt6_adjust_word(addr, 3, r->adjust);
 	/* Words `word`..7 are never changed by the prefix, so both directions pick the same one. */
+	#pragma unroll
 	for (int i = 4; i < 8; i++)
 		if (i >= r->word && npt6_adjust_word(addr, i, r->adjust) == 0)
 			return 0;
@@ -118,6 +124,7 @@ static __always_inline int npt6_sender_is_remote(const struct in6_addr *saddr, _
 	struct npt6_rule *out = bpf_map_lookup_elem(&ipsnat_npt6, &k);
 	if (!out || out->len != in->len)
 		return 0;
+	#pragma unroll
 	for (int i = 0; i < 16; i++)
 		if (out->to[i] != in->from[i])
 			return 0;

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The leak guard on this kernel after `ipsnat attach eth0` (policy mode), captured on the next hop:
-# - dual stack: an IPv6 out-policy covers 2001:db8:10::/48 (strongSwan's second virtual IP); ipsnat
-#   translates no IPv6, so the LAN's cleartext IPv6 to it is dropped (drop-leak-guard-ipv6 in
-#   `ipsnat status`) while uncovered IPv6 still flows;
+# - dual stack: an IPv6 out-policy from a prefix covers 2001:db8:10::/48; its translation would be
+#   NPTv6, which needs --binat, so without it ipsnat translates none of its IPv6 and the LAN's
+#   cleartext IPv6 to it is dropped (drop-leak-guard-ipv6 in `ipsnat status`) while uncovered IPv6
+#   still flows (a one-address source is NAT66 in policy mode: t_attach_ipv6_policy.sh);
 # - IKE ports are exempt only for the gateway's own packets: a routed host's UDP from port 500 to
 #   a covered destination is dropped, the gateway's own UDP 500 and its IKE-over-TCP (RFC 8229,
 #   ephemeral source port to 4500) leave.
@@ -36,7 +37,7 @@ ip -n "$gw" route add 172.16.5.0/24 via 192.168.1.10
 ip -n "$wan" route add 172.16.5.0/24 via 200.2.2.2
 
 t_seed_out_policy "$gw"
-ip -n "$gw" xfrm policy add src fd00:72::2/128 dst 2001:db8:10::/48 dir out priority 379519 \
+ip -n "$gw" xfrm policy add src fd00:72::/64 dst 2001:db8:10::/48 dir out priority 379519 \
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 2 mode tunnel
 sleep 1  # carrier settles
 
@@ -118,7 +119,7 @@ cover6_entries() { bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/spd_cover6" | py
 wait_entries() { for _ in $(seq 100); do [[ $(cover6_entries) == "$1" ]] && return 0; sleep 0.1; done; return 1; }
 ip -n "$wan" addr add 2001:db8:30::1/128 dev lo
 t_expect "before the policy, 2001:db8:30::1 answers" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
-ip -n "$gw" xfrm policy add src fd00:72::2/128 dst 2001:db8:30::/48 dir out priority 379519 \
+ip -n "$gw" xfrm policy add src fd00:72::/64 dst 2001:db8:30::/48 dir out priority 379519 \
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 3 mode tunnel
 t_expect "the follower adds the later IPv6 policy's prefix" wait_entries 2
 capture later-v6 'ip6 and dst net 2001:db8:30::/48'
@@ -126,7 +127,7 @@ sleep 1
 ip netns exec "$lan" ping -6 -c 3 -i 0.2 -W 1 2001:db8:30::1 >/dev/null 2>&1 || true
 stop_captures
 t_expect "no cleartext IPv6 to the later policy's prefix" test "$(count later-v6 'IP6')" == 0
-ip -n "$gw" xfrm policy del src fd00:72::2/128 dst 2001:db8:30::/48 dir out
+ip -n "$gw" xfrm policy del src fd00:72::/64 dst 2001:db8:30::/48 dir out
 t_expect "the follower removes it with the policy" wait_entries 1
 t_expect "and 2001:db8:30::1 answers again" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "config/config.h"
+#include "maps/spd.h"
 
 using namespace ipsnat::config;
 
@@ -38,7 +39,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& d : c.devices) require(!d.name.empty() && d.name.size() <= 15, "device name length");
   for (const auto& r : c.nat) {
     require(network(r.inside) && network(r.to), "nat prefixes");
-    require(r.kind == (r.to.len == 32 ? NatRule::Kind::kNapt : NatRule::Kind::kPrefixMap), "nat kind");
+    // A 1:1 map is a prefix of the inside prefix's length; NAPT names one address, a range (to
+    // its first address, /32) or a longer prefix, whose addresses are all the pool.
+    if (r.kind == NatRule::Kind::kPrefixMap)
+      require(r.to.len == r.inside.len && r.to.len < 32 && r.to_count == 1, "nat kind (1:1 map)");
+    else
+      require(r.to_count >= 1 && r.to_count <= SPD_NAT_MAX_POOL &&
+                  (r.to.len == 32 || (r.to.len > r.inside.len && r.to_count == uint32_t(1) << (32 - r.to.len))),
+              "nat kind (NAPT pool)");
     require(r.kind == NatRule::Kind::kNapt || r.to.len == r.inside.len, "1:1 map of unequal lengths");
   }
   for (const auto& f : c.forwards) {

@@ -31,12 +31,7 @@ class Binat : public ::testing::Test {
     install_nat_target(dp, "10.97.0.0/16", prefix_target("10.20.50.0/24", "172.31.8.0/26", kReqid));
     set_dev(IPSNAT_DEV_POLICY, IPSNAT_DEV_BINAT);
   }
-  void set_dev(ipsnat_dev_mode mode, uint32_t flags) {
-    ipsnat_dev_cfg d{};
-    d.mode = mode;
-    d.flags = flags;
-    dp.set_dev_cfg(Datapath::test_ifindex(), d);
-  }
+  void set_dev(ipsnat_dev_mode mode, uint32_t flags) { dp.set_dev_mode(Datapath::test_ifindex(), mode, 0, flags); }
   // As decrypted by an SA of sa_reqid (0: cleartext).
   RunResult rev(const Bytes& p, uint32_t sa_reqid = kReqid) {
     return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa_reqid);

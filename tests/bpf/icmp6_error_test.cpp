@@ -50,11 +50,7 @@ class Icmp6Error : public ::testing::Test {
     model.apply(spd::PolicyUpsert{ipv6_out_policy(9, kVip + "/128", "2001:db8:f00::/40", kIfId)});
     model.apply(spd::PolicyUpsert{ipv6_out_policy(17, "2001:db8:c:8::/64", "2001:db8:e00::/40", kIfId)});
     writer.write(model, inside);
-    ipsnat_dev_cfg d{};
-    d.mode = IPSNAT_DEV_ROUTE;
-    d.if_id = kIfId;
-    d.flags = IPSNAT_DEV_BINAT;
-    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
   }
   RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
   RunResult back(const Bytes& p, uint32_t sa = kSa) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa); }

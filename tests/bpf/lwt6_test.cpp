@@ -36,12 +36,7 @@ class Lwt6 : public ::testing::Test {
     writer.write(model, inside);
     set_dev(0);
   }
-  void set_dev(uint32_t flags) {
-    ipsnat_dev_cfg d{};
-    d.mode = IPSNAT_DEV_POLICY;
-    d.flags = flags;
-    dp.set_dev_cfg(Datapath::test_ifindex(), d);
-  }
+  void set_dev(uint32_t flags) { dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY, 0, flags); }
   // The LWT program sees the packet from its IPv6 header on; the run gives back 14 zero bytes in
   // place of the Ethernet header, so the IPv6 header stays at kIpv6L3 in both.
   RunResult lwt(const Bytes& p) { return dp.run(dp.skel()->progs.lwt_snat_xmit, p); }

@@ -48,11 +48,7 @@ class Nat66 : public ::testing::Test {
     set_dev(IPSNAT_DEV_ROUTE, kIfId, 0);  // no --binat: NAT66 needs none
   }
   void set_dev(ipsnat_dev_mode mode, uint32_t if_id, uint32_t flags) {
-    ipsnat_dev_cfg d{};
-    d.mode = mode;
-    d.if_id = if_id;
-    d.flags = flags;
-    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+    dp.set_dev_mode(Datapath::test_ifindex(), mode, if_id, flags);
   }
   RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
   RunResult back(const Bytes& p, uint32_t sa = 0) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa); }

@@ -43,11 +43,7 @@ class Npt6 : public ::testing::Test {
   }
   // The device's ipsnat_dev entry: NPTv6 translates on a route-mode device with --binat only.
   void set_dev(ipsnat_dev_mode mode, uint32_t if_id, uint32_t flags) {
-    ipsnat_dev_cfg d{};
-    d.mode = mode;
-    d.if_id = if_id;
-    d.flags = flags;
-    dp.set_dev_cfg(Datapath::test_ifindex(), d);
+    dp.set_dev_mode(Datapath::test_ifindex(), mode, if_id, flags);
   }
   RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
   RunResult back(const Bytes& p) { return dp.run(dp.skel()->progs.tc_rev_ingress, p); }

@@ -107,10 +107,11 @@ void Datapath::set_inside(const std::string& prefix, uint32_t flags) {
 
 uint32_t Datapath::test_ifindex() { return if_nametoindex("lo"); }
 
-void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id) {
+void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id, uint32_t flags) {
   ipsnat_dev_cfg d{};
   d.mode = mode;
   d.if_id = if_id;
+  d.flags = flags;
   set_dev_cfg(ifindex, d);
 }
 

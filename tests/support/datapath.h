@@ -54,7 +54,8 @@ class Datapath {
   void set_port_range(uint16_t min, uint16_t max);
   // BPF_PROG_TEST_RUN runs TC programs on the loopback device: its ifindex.
   static uint32_t test_ifindex();
-  void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0);
+  // ipsnat_dev[ifindex]: the device's mode, if_id and flags (IPSNAT_DEV_BINAT, ...).
+  void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0, uint32_t flags = 0);
   void set_dev_cfg(uint32_t ifindex, const ipsnat_dev_cfg& d);
   // ipsnat_inside[prefix] = flags (maps/inside.h).
   void set_inside(const std::string& prefix, uint32_t flags);

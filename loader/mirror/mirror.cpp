@@ -257,52 +257,47 @@ void SpdMapWriter::write_diff(const spd::CompiledSpd& c, uint32_t gen) {
   size_t ops = 0;
   auto same = [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; };
 
+  // The entries of `want` the generation lacks or holds otherwise, written; then (delete_stale)
+  // the ones it holds and `want` lacks, deleted.
+  auto write_changed = [&](const auto& want, const auto& had, int fd, const char* map, auto key_of) {
+    for (const auto& [t, v] : want) {
+      auto it = had.find(t);
+      if (it != had.end() && same(it->second, v)) continue;
+      auto k = key_of(t);
+      update(fd, &k, &v, map);
+      ops++;
+    }
+  };
+  auto delete_stale = [&](const auto& had, const auto& want, int fd, auto key_of) {
+    for (const auto& entry : had)
+      if (!want.count(entry.first)) {
+        auto k = key_of(entry.first);
+        bpf_map_delete_elem(fd, &k);
+        ops++;
+      }
+  };
+  using Lpm = std::tuple<uint32_t, uint8_t, uint32_t>;  // (cell or if_id, prefix length, address)
+  auto list_key = [gen](uint32_t id) { return spd_list_key{gen, id}; };
+  auto src_key = [gen](const Lpm& t) {
+    return spd_src_key{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+  };
+  auto dst_key = [gen](const Lpm& t) {
+    return spd_dst_key{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
+  };
+
   std::map<uint32_t, spd_list> lists;
   for (const auto& [id, l] : c.lists) lists.emplace(id, l);
-  for (const auto& [id, l] : lists) {
-    auto it = w.lists.find(id);
-    if (it != w.lists.end() && same(it->second, l)) continue;
-    spd_list_key k{gen, id};
-    update(fds_.lists, &k, &l, pins::kSpdLists);
-    ops++;
-  }
-  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, uint32_t> src;
+  write_changed(lists, w.lists, fds_.lists, pins::kSpdLists, list_key);
+  std::map<Lpm, uint32_t> src;
   for (const auto& e : c.src) src.emplace(std::make_tuple(e.cell, e.len, e.saddr), e.list);
-  for (const auto& [t, list] : src) {
-    auto it = w.src.find(t);
-    if (it != w.src.end() && it->second == list) continue;
-    spd_src_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-    update(fds_.src, &k, &list, pins::kSpdSrc);
-    ops++;
-  }
-  std::map<std::tuple<uint32_t, uint8_t, uint32_t>, spd_cell> dst;
+  write_changed(src, w.src, fds_.src, pins::kSpdSrc, src_key);
+  std::map<Lpm, spd_cell> dst;
   for (const auto& e : c.dst) dst.emplace(std::make_tuple(e.if_id, e.len, e.daddr), e.cell);
-  for (const auto& [t, cell] : dst) {
-    auto it = w.dst.find(t);
-    if (it != w.dst.end() && same(it->second, cell)) continue;
-    spd_dst_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-    update(fds_.dst, &k, &cell, pins::kSpdDst);
-    ops++;
-  }
+  write_changed(dst, w.dst, fds_.dst, pins::kSpdDst, dst_key);
   // Stale entries go after the new ones are in (this generation is not read anyway).
-  for (const auto& [t, cell] : w.dst)
-    if (!dst.count(t)) {
-      spd_dst_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-      bpf_map_delete_elem(fds_.dst, &k);
-      ops++;
-    }
-  for (const auto& [t, list] : w.src)
-    if (!src.count(t)) {
-      spd_src_key k{64u + std::get<1>(t), gen, std::get<0>(t), std::get<2>(t)};
-      bpf_map_delete_elem(fds_.src, &k);
-      ops++;
-    }
-  for (const auto& [id, l] : w.lists)
-    if (!lists.count(id)) {
-      spd_list_key k{gen, id};
-      bpf_map_delete_elem(fds_.lists, &k);
-      ops++;
-    }
+  delete_stale(w.dst, dst, fds_.dst, dst_key);
+  delete_stale(w.src, src, fds_.src, src_key);
+  delete_stale(w.lists, lists, fds_.lists, list_key);
   w.dst = std::move(dst);
   w.src = std::move(src);
   w.lists = std::move(lists);

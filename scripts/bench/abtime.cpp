@@ -38,9 +38,10 @@
 #include "maps/config.h"
 #include "maps/inside.h"
 #include "maps/stats.h"
-#include "spd/compiler.h"
 #include "mirror/mirror.h"
+#include "spd/compiler.h"
 #include "spd/model.h"
+#include "spd/tunnel_policy.h"
 #include "support/packet.h"
 
 namespace {
@@ -74,21 +75,12 @@ const std::vector<Case> kCases = {
     {"lwt", "lwt_snat_xmit", false, false, true},
 };
 
+// An ESP tunnel out-policy src -> dst whose reqid is its index.
 spd::Policy out_policy(uint32_t index, const std::string& src, const std::string& dst) {
-  spd::Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = ipsnat::parse_prefix(src);
-  p.sel.dst = ipsnat::parse_prefix(dst);
-  p.dir = spd::Dir::Out;
+  spd::Policy p = spd::tunnel_policy(spd::Dir::Out, ipsnat::parse_prefix(src), ipsnat::parse_prefix(dst), index);
   p.index = index;
   p.priority = 100;
   p.seq = index;
-  spd::Template t;
-  t.mode = 1;
-  t.proto = IPPROTO_ESP;
-  t.reqid = index;
-  t.family = AF_INET;
-  p.tmpls.push_back(t);
   return p;
 }
 

@@ -7,9 +7,10 @@
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
-#include "spd/compiler.h"
 #include "mirror/mirror.h"
+#include "spd/compiler.h"
 #include "spd/model.h"
+#include "spd/tunnel_policy.h"
 #include "support/seed_nat.h"
 
 namespace ipsnat::test {
@@ -22,20 +23,11 @@ const std::string kUplink = "198.18.0.2", kInternet = "198.51.100.7", kRouter = 
 constexpr uint16_t kMasqMin = 61000, kMasqMax = 65535;
 constexpr uint32_t kLanIfindex = 7;  // a forwarded packet's input device
 
+// An ESP tunnel out-policy src -> dst whose reqid is its index.
 Policy out_policy(uint32_t index, const std::string& src, const std::string& dst) {
-  Policy p;
-  p.sel.src = ipsnat::parse_prefix(src);
-  p.sel.dst = ipsnat::parse_prefix(dst);
-  p.sel.family = AF_INET;
-  p.dir = spd::Dir::Out;
+  Policy p = spd::tunnel_policy(spd::Dir::Out, ipsnat::parse_prefix(src), ipsnat::parse_prefix(dst), index);
   p.index = index;
   p.priority = 100;
-  spd::Template t;
-  t.mode = 1;
-  t.proto = IPPROTO_ESP;
-  t.reqid = index;
-  t.family = AF_INET;
-  p.tmpls.push_back(t);
   return p;
 }
 

@@ -16,6 +16,7 @@
 
 #include "mirror/mirror.h"
 #include "support/datapath.h"
+#include "spd/tunnel_policy.h"
 #include "support/netns_guard.h"
 #include "xfrm/policy_msg.h"
 #include "xfrm/policy_source.h"
@@ -29,20 +30,11 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 Policy bench_policy(uint32_t i) {
-  Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = Prefix{Address::v4(htonl(0x0a140000 + (i & 0xffff))), 32};
-  p.sel.dst = Prefix{Address::v4(htonl(0x0b000000 + (i << 6))), 26};
-  p.dir = Dir::Out;
+  Policy p = tunnel_policy(Dir::Out, Prefix{Address::v4(htonl(0x0a140000 + (i & 0xffff))), 32},
+                           Prefix{Address::v4(htonl(0x0b000000 + (i << 6))), 26}, i + 1);
   p.priority = 100 + i % 7;
-  Template t;
-  t.mode = 1;
-  t.proto = IPPROTO_ESP;
-  t.reqid = i + 1;
-  t.family = AF_INET;
-  t.tunnel_src = parse_address("200.2.2.2");
-  t.tunnel_dst = parse_address("100.1.1.1");
-  p.tmpls.push_back(t);
+  p.tmpls[0].tunnel_src = parse_address("200.2.2.2");
+  p.tmpls[0].tunnel_dst = parse_address("100.1.1.1");
   return p;
 }
 

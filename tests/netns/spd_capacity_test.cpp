@@ -15,6 +15,7 @@
 #include "maps/spd.h"
 #include "spd/compiler.h"
 #include "mirror/mirror.h"
+#include "spd/tunnel_policy.h"
 
 namespace ipsnat::test {
 namespace {
@@ -65,17 +66,10 @@ struct SmallMaps {
 std::vector<Policy> policies(int n) {
   std::vector<Policy> out;
   for (int i = 0; i < n; ++i) {
-    Policy p;
-    p.sel.family = AF_INET;
-    p.sel.src = Prefix{Address::v4(htonl(0x0a141e02)), 32};
-    p.sel.dst = Prefix{Address::v4(htonl(0x0a630000 | (i << 8))), 24};
+    Policy p = tunnel_policy(Dir::Out, Prefix{Address::v4(htonl(0x0a141e02)), 32},
+                             Prefix{Address::v4(htonl(0x0a630000 | (i << 8))), 24}, 1);
     p.index = 8 * (i + 1);
     p.seq = i;
-    Template t;
-    t.mode = XFRM_MODE_TUNNEL;
-    t.proto = IPPROTO_ESP;
-    t.reqid = 1;
-    p.tmpls.push_back(t);
     out.push_back(p);
   }
   return out;

@@ -10,8 +10,9 @@
 #include <tuple>
 #include <vector>
 
-#include "spd/compiler.h"
 #include "mirror/mirror.h"
+#include "spd/compiler.h"
+#include "spd/tunnel_policy.h"
 
 namespace ipsnat::test {
 namespace {
@@ -129,11 +130,9 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
                              const spd_nat_target& target, uint32_t priority) {
   auto& in = installed_in(dp);
   auto [daddr, dmask] = parse_prefix(dst_prefix);
-  spd::Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = ipsnat::parse_prefix(src_selector);
-  p.sel.dst = {Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))};
-  p.dir = spd::Dir::Out;
+  spd::Policy p = spd::tunnel_policy(spd::Dir::Out, ipsnat::parse_prefix(src_selector),
+                                     {Address::v4(daddr), static_cast<uint8_t>(__builtin_popcount(dmask))},
+                                     target.reqid);
   // Like the kernel's: a policy added again gets a new index.
   static uint32_t next = 0;
   p.index = 8 * ++next + 1;
@@ -141,12 +140,6 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
   // The old single-LPM fixture let the longest destination win; keep that meaning in the
   // kernel's terms (lower priority value first).
   p.priority = priority ? priority : 100 - p.sel.dst.len;
-  spd::Template t;
-  t.mode = 1;
-  t.proto = IPPROTO_ESP;
-  t.reqid = target.reqid;
-  t.family = AF_INET;
-  p.tmpls.push_back(t);
   in.policies.push_back(p);
   if (target.flags & SPD_NAT_INSIDE_SET) {
     // No override: the NAT the SPD implies for a one-address source. Any inside prefix makes it
@@ -169,21 +162,10 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
 
 spd::Policy tunnel_policy(spd::Dir dir, const std::string& src, const std::string& dst, uint32_t index,
                           uint32_t priority, bool ipsec) {
-  spd::Policy p;
-  p.sel.src = ipsnat::parse_prefix(src);
-  p.sel.dst = ipsnat::parse_prefix(dst);
-  p.sel.family = p.sel.src.addr.family;
-  p.dir = dir;
+  spd::Policy p = spd::tunnel_policy(dir, ipsnat::parse_prefix(src), ipsnat::parse_prefix(dst),
+                                     ipsec ? std::optional<uint32_t>(1) : std::nullopt);
   p.index = index;
   p.priority = priority;
-  if (ipsec) {
-    spd::Template t;
-    t.mode = 1;
-    t.proto = IPPROTO_ESP;
-    t.reqid = 1;
-    t.family = p.sel.family;
-    p.tmpls.push_back(t);
-  }
   return p;
 }
 

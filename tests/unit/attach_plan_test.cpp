@@ -7,6 +7,7 @@
 #include "attach/plan.h"
 #include "attach/state.h"
 #include "spd/nat.h"
+#include "spd/tunnel_policy.h"
 #include "util/error.h"
 
 namespace ipsnat::attach {
@@ -14,22 +15,12 @@ namespace {
 
 spd::Policy ipsec(const std::string& src, const std::string& dst, spd::Dir dir, const std::string& tsrc,
                   const std::string& tdst, uint32_t reqid, uint32_t if_id = 0) {
-  spd::Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = ipsnat::parse_prefix(src);
-  p.sel.dst = ipsnat::parse_prefix(dst);
-  p.dir = dir;
+  spd::Policy p = spd::tunnel_policy(dir, ipsnat::parse_prefix(src), ipsnat::parse_prefix(dst), reqid);
   p.priority = 379519;
   p.index = dir == spd::Dir::Out ? 9 : 16;
   p.if_id = if_id;
-  spd::Template t;
-  t.mode = 1;
-  t.proto = IPPROTO_ESP;
-  t.reqid = reqid;
-  t.family = AF_INET;
-  t.tunnel_src = ipsnat::parse_address(tsrc);
-  t.tunnel_dst = ipsnat::parse_address(tdst);
-  p.tmpls.push_back(t);
+  p.tmpls[0].tunnel_src = ipsnat::parse_address(tsrc);
+  p.tmpls[0].tunnel_dst = ipsnat::parse_address(tdst);
   return p;
 }
 

@@ -6,22 +6,16 @@
 #include <sys/socket.h>
 
 #include "spd/policy.h"
+#include "spd/tunnel_policy.h"
 
 namespace ipsnat::spd::test {
 
 // src -> dst out, priority 100, one ESP template in `mode` (reqid = index).
 inline Policy out_policy(const char* src, const char* dst, uint32_t index, uint8_t mode = XFRM_MODE_TUNNEL) {
-  Policy p;
-  p.sel.family = AF_INET;
-  p.sel.src = parse_prefix(src);
-  p.sel.dst = parse_prefix(dst);
+  Policy p = tunnel_policy(Dir::Out, parse_prefix(src), parse_prefix(dst), index);
+  p.tmpls[0].mode = mode;
   p.priority = 100;
   p.index = index;
-  Template t;
-  t.mode = mode;
-  t.proto = IPPROTO_ESP;
-  t.reqid = index;
-  p.tmpls.push_back(t);
   return p;
 }
 

@@ -6,26 +6,17 @@
 
 #include "spd/model.h"
 #include "spd/spoof.h"
+#include "spd/tunnel_policy.h"
 
 namespace ipsnat::spd {
 namespace {
 
 Policy pol(uint32_t index, Dir dir, const std::string& src, const std::string& dst, uint32_t priority,
            bool ipsec = true) {
-  Policy p;
-  p.sel.src = parse_prefix(src);
-  p.sel.dst = parse_prefix(dst);
-  p.sel.family = p.sel.src.addr.family;
-  p.dir = dir;
+  Policy p = tunnel_policy(dir, parse_prefix(src), parse_prefix(dst),
+                           ipsec ? std::optional<uint32_t>(0) : std::nullopt);
   p.index = index;
   p.priority = priority;
-  if (ipsec) {
-    Template t;
-    t.mode = 1;
-    t.proto = IPPROTO_ESP;
-    t.family = p.sel.family;
-    p.tmpls.push_back(t);
-  }
   return p;
 }
 

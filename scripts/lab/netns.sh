@@ -12,6 +12,7 @@
 
 [[ -n ${_LAB_NETNS_SH_LOADED:-} ]] && return 0
 _LAB_NETNS_SH_LOADED=1
+# shellcheck disable=SC2034 # used by the callers (lab.sh, tests/netns/lib.sh)
 LAB_DIR=$(cd "${BASH_SOURCE[0]%/*}" && pwd)   # scripts/lab: the topology files
 
 lab_ns() { echo "$LAB_PREFIX-$1"; }
@@ -42,7 +43,7 @@ lab_netns() {
 # `ip -batch`, in file order with the sysctl lines. The locals are _lt_*: the file's ${NAME}
 # must see the caller's variables, not this function's.
 lab_topology() {
-  local _lt_file=$1 _lt_kv _lt_line _lt_role= _lt_n _lt_i _lt_no=0
+  local _lt_file=$1 _lt_kv _lt_line _lt_role='' _lt_n _lt_i _lt_no=0
   shift
   local -A _lt_ns=() _lt_new=()
   local -a _lt_lines=() _lt_batch=() _lt_add=()

@@ -234,36 +234,35 @@ lab_esp_policy_tunnel() {
   _lab_esp_cgw
 }
 
-# lab_esp_xfrmi [DEV]: route-based with an xfrm interface (default ipsec0) on gw:
-# SAs and policies carry if_id LAB_IF_ID; COMPANY_NET is routed into the device.
-# LAB_TUN_MTU, if set, is the device MTU (kernel default otherwise).
-lab_esp_xfrmi() {
-  local dev=${1:-ipsec0}
+# _lab_esp_route_based DEV "LINK ADD ARGS" "SA ARGS" "POLICY ARGS": a route-based tunnel device
+# DEV on gw (LAB_TUN_MTU, if set, is its MTU; kernel default otherwise), the SAs and policies with
+# the extra selector arguments, COMPANY_NET routed into DEV; cgw mirrors.
+_lab_esp_route_based() {
+  local dev=$1 link=$2 sa=$3 pol=$4
   {
-    echo "link add name $dev type xfrm dev eth0 if_id $LAB_IF_ID"
+    echo "link add name $dev $link"
     [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
     echo "link set $dev up"
-    _lab_gw_sas if_id "$LAB_IF_ID"
-    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" if_id "$LAB_IF_ID"
+    # shellcheck disable=SC2086 # the extra arguments are words
+    _lab_gw_sas $sa
+    # shellcheck disable=SC2086
+    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" $pol
     echo "route add $LAB_COMPANY_NET dev $dev"
   } | _lab_batch gw
   _lab_esp_cgw
 }
 
+# lab_esp_xfrmi [DEV]: route-based with an xfrm interface (default ipsec0) on gw:
+# SAs and policies carry if_id LAB_IF_ID.
+lab_esp_xfrmi() {
+  _lab_esp_route_based "${1:-ipsec0}" "type xfrm dev eth0 if_id $LAB_IF_ID" "if_id $LAB_IF_ID" "if_id $LAB_IF_ID"
+}
+
 # lab_esp_vti [DEV]: route-based with a VTI (default vti0) on gw, ikey=okey=
 # LAB_VTI_KEY; the policies carry that value as mark (the SAs need none).
 lab_esp_vti() {
-  local dev=${1:-vti0}
-  {
-    echo "link add name $dev type vti local $LAB_GW_WAN_IP remote $LAB_CGW_WAN_IP key $LAB_VTI_KEY"
-    [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
-    echo "link set $dev up"
-    _lab_gw_sas
-    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" \
-      mark "$LAB_VTI_KEY" mask 0xffffffff
-    echo "route add $LAB_COMPANY_NET dev $dev"
-  } | _lab_batch gw
-  _lab_esp_cgw
+  _lab_esp_route_based "${1:-vti0}" "type vti local $LAB_GW_WAN_IP remote $LAB_CGW_WAN_IP key $LAB_VTI_KEY" "" \
+    "mark $LAB_VTI_KEY mask 0xffffffff"
 }
 
 # --- captures on the transit router (the next hop: where leaks are judged) ----

@@ -16,7 +16,7 @@
 # the lab_esp_* functions need ESP (run lab_esp_supported first, e.g. to skip).
 # All addresses are variables: `lab_profile seed` (the HOWTO's addresses, the
 # default) or `lab_profile alt` (other prefixes, SPIs, reqid, if_id, VTI key, so
-# nothing may hard-code the seed). LAB_PROFILE=alt in the environment selects the
+# nothing may hard-code the seed), from scripts/lab/seed.profile and alt.profile. LAB_PROFILE=alt in the environment selects the
 # alternative at source time; a LAB_* variable already set in the environment
 # overrides its profile value then.
 #
@@ -32,47 +32,16 @@ LAB_STATE=${LAB_STATE:-${TMPDIR:-/tmp}/$LAB_PREFIX.lab}   # pcaps, pids
 # shellcheck source=netns.sh
 source "${BASH_SOURCE[0]%/*}/netns.sh"
 
-# lab_profile seed|alt [--keep-env]: set every address/ESP parameter.
+# lab_profile seed|alt [--keep-env]: set every address/ESP parameter from scripts/lab/NAME.profile.
 # With --keep-env, variables already set keep their value (used at source time).
 lab_profile() {
-  local keep=${2:-} kv n
-  local -a vals
-  case ${1:-} in
-    seed) vals=(
-      LAB_LAN_NET=192.168.1.0/24 LAB_LAN_PLEN=24
-      LAB_LANHOST_IP=192.168.1.10 LAB_LANHOST2_IP=192.168.1.11 LAB_GW_LAN_IP=192.168.1.1
-      LAB_GW_WAN_IP=200.2.2.2 LAB_TRANSIT_GW_IP=200.2.2.1 LAB_WAN_PLEN=24
-      LAB_TRANSIT_CGW_IP=100.1.1.254 LAB_CGW_WAN_IP=100.1.1.1 LAB_CWAN_PLEN=24
-      LAB_CGW_LAN_IP=10.0.0.254 LAB_CHOST_IP=10.0.0.1 LAB_CLAN_PLEN=24
-      LAB_COMPANY_NET=10.0.0.0/8 LAB_NAT_IP=10.20.30.2
-      LAB_SPI_OUT=0x00001001 LAB_SPI_IN=0x00001002 LAB_REQID=1 LAB_IF_ID=42 LAB_VTI_KEY=42
-      LAB_LAN2_NET=192.168.2.0/24 LAB_GW_LAN2_IP=192.168.2.1 LAB_LANHOST2_LAN2_IP=192.168.2.11
-      LAB_LAN6_NET=fd00:192:168:1::/64 LAB_GW_LAN6_IP=fd00:192:168:1::1 LAB_LANHOST_IP6=fd00:192:168:1::10
-      LAB_GW_WAN6_IP=2001:db8:200::2 LAB_TRANSIT_GW6_IP=2001:db8:200::1
-      LAB_COMPANY6_NET=fd00:10::/32 LAB_CHOST_IP6=fd00:10::1 LAB_NAT_IP6=fd00:10:20:30::2
-      LAB_CGW_LAN_IP6=fd00:10::fe LAB_CLAN6_PLEN=64
-    ) ;;
-    alt) vals=(
-      LAB_LAN_NET=172.16.5.0/24 LAB_LAN_PLEN=24
-      LAB_LANHOST_IP=172.16.5.10 LAB_LANHOST2_IP=172.16.5.11 LAB_GW_LAN_IP=172.16.5.1
-      LAB_GW_WAN_IP=198.51.100.2 LAB_TRANSIT_GW_IP=198.51.100.1 LAB_WAN_PLEN=24
-      LAB_TRANSIT_CGW_IP=203.0.113.254 LAB_CGW_WAN_IP=203.0.113.1 LAB_CWAN_PLEN=24
-      LAB_CGW_LAN_IP=10.64.1.254 LAB_CHOST_IP=10.64.1.1 LAB_CLAN_PLEN=24
-      LAB_COMPANY_NET=10.64.0.0/10 LAB_NAT_IP=10.99.0.7
-      LAB_SPI_OUT=0x0badc0de LAB_SPI_IN=0x0000beef LAB_REQID=9 LAB_IF_ID=7 LAB_VTI_KEY=77
-      LAB_LAN2_NET=172.17.8.0/24 LAB_GW_LAN2_IP=172.17.8.1 LAB_LANHOST2_LAN2_IP=172.17.8.11
-      LAB_LAN6_NET=fd00:172:16:5::/64 LAB_GW_LAN6_IP=fd00:172:16:5::1 LAB_LANHOST_IP6=fd00:172:16:5::10
-      LAB_GW_WAN6_IP=2001:db8:198::2 LAB_TRANSIT_GW6_IP=2001:db8:198::1
-      LAB_COMPANY6_NET=fd00:64::/32 LAB_CHOST_IP6=fd00:64::1 LAB_NAT_IP6=fd00:64:99::7
-      LAB_CGW_LAN_IP6=fd00:64::fe LAB_CLAN6_PLEN=64
-    ) ;;
-    *) echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2 ;;
-  esac
-  for kv in "${vals[@]}"; do
-    n=${kv%%=*}
+  local keep=${2:-} n v file=$LAB_DIR/${1:-}.profile
+  [[ -n ${1:-} && -f $file ]] || { echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2; }
+  while IFS='=' read -r n v; do          # builtins only: cheap under TCG
+    [[ -z $n || $n == \#* ]] && continue
     [[ $keep == --keep-env && -n ${!n:-} ]] && continue
-    printf -v "$n" '%s' "${kv#*=}"
-  done
+    printf -v "$n" '%s' "$v"
+  done <"$file"
   LAB_PROFILE=$1
   LAB_GW_LAN_DEV=lan0                    # gw's LAN device (lab_gw_lan_bridge: br-lan)
   # GCM-128: 16-byte key + 4-byte salt; one key per direction.

@@ -1,11 +1,11 @@
 # Sourced by demo-esp.sh and demo-lab.sh (after they set LAB_PROFILE): the lab network
-# (scripts/vm/lab.sh) under a private prefix, with a private pin root and state directory; all
+# (scripts/lab/lab.sh) under a private prefix, with a private pin root and state directory; all
 # of it, and whatever ipsnat attached to gw's eth0, is removed on exit.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 IPSNAT=${IPSNAT:-$root/build/loader/ipsnat}
 export LAB_PREFIX=${LAB_PREFIX:-ipsnat-demo$$} LAB_PROFILE
-# shellcheck source=vm/lab.sh
-source "$root/scripts/vm/lab.sh"
+# shellcheck source=lab/lab.sh
+source "$root/scripts/lab/lab.sh"
 export IPSNAT_PIN_ROOT=/sys/fs/bpf/ipsnat-demo$$ IPSNAT_STATE_DIR=${TMPDIR:-/tmp}/ipsnat-demo$$.state
 
 demo_cleanup() {

@@ -19,7 +19,7 @@ build/loader/ipsnat --version
 build/loader/ipsnat check
 
 export LAB_PREFIX=ipsnat-demo$$
-source scripts/vm/lab.sh
+source scripts/lab/lab.sh
 if lab_esp_supported; then
   echo "demo.sh: this kernel has ESP: real tunnel here"
   exec scripts/demo-esp.sh "$profile"

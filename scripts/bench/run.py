@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import CommandFailed, Lab, run, wait_for  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lab"))
+from netns import CommandFailed, Lab, run, wait_for  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -29,6 +29,7 @@ REPO = HERE.parent.parent
 LAN_HOST, LAN_GW, LAN_NET, LAN_LEN = "192.168.1.10", "192.168.1.1", "192.168.1.0", 24
 UP_GW, UP_PEER = "200.2.2.2", "200.2.2.1"
 NAT_ADDR, REMOTE = "10.20.30.2", "10.0.0.0/8"
+REMOTE_HOST = "10.0.0.1"  # gateway.topo's address on dst's lo; all of REMOTE is local there
 PROBE_DST = "10.9.9.9"  # the xfrm-lookup probe's destination: no workload sends there
 POLICY_PRIO = 379519
 FLOWS = 1000
@@ -122,18 +123,14 @@ class Bench:
 
     # -- topology -------------------------------------------------------------------------------
     def topology(self, v):
-        """src s0 LAN_HOST --- l0 LAN_GW [gw] u0 UP_GW --- d0 UP_PEER dst (owns REMOTE on lo)."""
+        """src s0 LAN_HOST --- l0 LAN_GW [gw] u0 UP_GW --- d0 UP_PEER dst (owns REMOTE on lo):
+        scripts/lab/gateway.topo, the netns tests' gateway, with the bench's names and addresses."""
         lab = self.lab
-        src, gw, dst = (lab.netns(f"{v}-{r}") for r in ("src", "gw", "dst"))
-        lab.veth(src, "s0", gw, "l0")
-        lab.veth(gw, "u0", dst, "d0")
-        lab.addr(src, "s0", f"{LAN_HOST}/{LAN_LEN}")
-        lab.ip(src, "route", "add", "default", "via", LAN_GW)
-        lab.addr(gw, "l0", f"{LAN_GW}/{LAN_LEN}")
-        lab.addr(gw, "u0", f"{UP_GW}/24")
-        lab.ip(gw, "route", "add", REMOTE, "via", UP_PEER)
-        lab.sysctl(gw, "net.ipv4.ip_forward", 1)
-        lab.addr(dst, "d0", f"{UP_PEER}/24")
+        ns = lab.topology("gateway", {"lan": f"{v}-src", "gw": f"{v}-gw", "wan": f"{v}-dst"},
+                          lan_dev="s0", gw_lan_dev="l0", uplink="u0", wan_dev="d0",
+                          host=LAN_HOST, gw_lan=LAN_GW, lan_plen=LAN_LEN, gw_wan=UP_GW, wan_ip=UP_PEER,
+                          wan_plen=24, remote=REMOTE_HOST, remote_net=REMOTE)
+        src, gw, dst = ns["lan"], ns["gw"], ns["wan"]
         lab.ip(dst, "route", "add", "local", REMOTE, "dev", "lo")
         lab.ip(dst, "route", "add", f"{LAN_NET}/{LAN_LEN}", "via", UP_GW)
         lab.ip(dst, "route", "add", f"{NAT_ADDR}/32", "via", UP_GW)

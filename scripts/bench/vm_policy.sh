@@ -2,7 +2,7 @@
 # vm_policy.sh OUT_DIR: policy mode on real ESP, as ratios (docs/benchmarks.md, "Policy mode on
 # real ESP"). Run INSIDE the VM, in one boot:
 #   scripts/vm/ipsnat-vm -d REPO -t 1200 -- bash scripts/bench/vm_policy.sh OUT_DIR
-# Four copies of the lab (scripts/vm/lab.sh), one per gateway configuration, with manual-key ESP
+# Four copies of the lab (scripts/lab/lab.sh), one per gateway configuration, with manual-key ESP
 # tunnel SAs between gw and the company gateway:
 #   base    plain IPsec without NAT: the LAN's own prefix in the policy (LAN_NET <-> COMPANY_NET)
 #   nft     the netfilter recipe: nftables SNAT to the NAT address + the policy NAT_IP/32 -> COMPANY_NET

@@ -3,7 +3,7 @@
 
     sudo scripts/bench/xdp_flood.py [--ipsnat build/loader/ipsnat] [--packets N] [--rounds R]
 
-Topology (scripts/bench/lab.py): atk a0 (WAN peer) --- u0 [gw] l0 --- s0 sink (LAN host). The gateway has
+Topology (scripts/lab/netns.py): atk a0 (WAN peer) --- u0 [gw] l0 --- s0 sink (LAN host). The gateway has
 the in/fwd policies an IKE daemon installs for a remote prefix (ESP template, no SA) and ipsnat attached
 in policy mode. The attacker sends UDP with sources in that remote prefix to the LAN host: cleartext the
 kernel refuses in its fwd check (XfrmInTmplMismatch), or, with the pre-filter, the uplink's XDP drops.
@@ -24,8 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import Lab, run  # noqa: E402
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lab"))
+from netns import Lab, run  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -41,22 +42,18 @@ class Flood:
         self.lab, self.args, self.work = lab, args, work
         self.cpu = str(os.cpu_count() - 1)
         p = lab.prefix
-        self.atk, self.gw, self.sink = lab.netns("atk"), lab.netns("gw"), lab.netns("sink")
+        self.atk, self.gw, self.sink = p + "atk", p + "gw", p + "sink"
         self.env = {"IPSNAT_PIN_ROOT": lab.own_path(f"/sys/fs/bpf/{p}pins"),
                     "IPSNAT_STATE_DIR": lab.own_path(f"{work}/state")}
 
     def topology(self):
         lab, atk, gw, sink = self.lab, self.atk, self.gw, self.sink
-        lab.veth(atk, "a0", gw, "u0")
-        lab.veth(gw, "l0", sink, "s0")
-        lab.addr(atk, "a0", f"{UP_PEER}/24")
-        lab.addr(gw, "u0", f"{UP_GW}/24")
-        lab.addr(gw, "l0", f"{LAN_GW}/24")
-        lab.addr(sink, "s0", f"{LAN_HOST}/24")
+        # scripts/lab/gateway.topo: the LAN host is the sink, the WAN peer the attacker (it owns the
+        # spoofed source on lo).
+        lab.topology("gateway", {"lan": "sink", "gw": "gw", "wan": "atk"},
+                     lan_dev="s0", gw_lan_dev="l0", uplink="u0", wan_dev="a0", host=LAN_HOST, gw_lan=LAN_GW,
+                     lan_plen=24, gw_wan=UP_GW, wan_ip=UP_PEER, wan_plen=24, remote=SPOOF_SRC, remote_net="default")
         lab.ip(atk, "route", "add", LAN_NET, "via", UP_GW)
-        lab.ip(gw, "route", "add", "default", "via", UP_PEER)
-        lab.ip(sink, "route", "add", "default", "via", LAN_GW)
-        lab.sysctl(gw, "net.ipv4.ip_forward", 1)
         for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.u0.rp_filter"):
             lab.sysctl(gw, key, 0)
         lab.static_neighbour(atk, "a0", UP_GW, gw, "u0")

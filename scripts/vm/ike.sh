@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# ike.sh: a real IKE daemon for the lab (source it after lab.sh). strongSwan's
+# ike.sh: a real IKE daemon for the lab (source it after scripts/lab/lab.sh). strongSwan's
 # charon runs in gw (the homeworker's gateway, initiator, asks for a virtual IP)
 # and in cgw (the company gateway, responder, hands out LAB_NAT_IP from a
 # one-address pool; with IKE_IPV6=yes also LAB_NAT_IP6 from a second one); IKEv2

@@ -1,4 +1,6 @@
 # Sourced by netns-tier scenarios: unique namespace names, cleanup on any exit, assertions.
+# Namespaces, topologies and their cleanup are the lab library's (scripts/lab/netns.sh), the same
+# the VM lab and the demo use; this file adds the netns tier's assertions and gateway options.
 # IPSNAT (the binary) and IPSNAT_SRC come from CTest; defaults serve a manual run from build/.
 set -eEuo pipefail
 # set -e ends a test at an unexpected failing command: name it, or the log just stops.
@@ -7,15 +9,17 @@ trap '_err_rc=$?; ((BASH_SUBSHELL)) || echo "   error: \"$BASH_COMMAND\" exited 
 IPSNAT=${IPSNAT:-$(dirname "${BASH_SOURCE[0]}")/../../build/loader/ipsnat}
 IPSNAT_BPF_OBJ=${IPSNAT_BPF_OBJ:-$(dirname "${BASH_SOURCE[0]}")/../../build/generated/bpf/ipsnat_bpf.bpf.o}
 IPSNAT_SRC=${IPSNAT_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}
-T_PREFIX="ipsnat-t$$-"
-T_NAMESPACES=()
+# shellcheck source=../../scripts/lab/netns.sh
+source "${BASH_SOURCE[0]%/*}/../../scripts/lab/netns.sh"
+LAB_PREFIX="ipsnat-t$$"   # every namespace of the scenario: ipsnat-tPID-ROLE
+LAB_STATE=                # no lab state directory (t_tmpdir is the scratch space)
 T_FAILED=0
 
 T_PIDS=()
 T_TMP=
 daemon_pid=   # a scenario's `ipsnat run`, killed on exit
 t_cleanup() {
-  local ns pid f
+  local pid f
   [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null || true
   for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   # Host processes a hand-run attach started (their pid is in the state records; ours only if
@@ -27,10 +31,7 @@ t_cleanup() {
       kill "$pid" 2>/dev/null || true
   done
   if [[ -n $T_TMP && $T_TMP == /tmp/ipsnat-t* ]]; then rm -rf "$T_TMP"; fi
-  # By prefix: `ns=$(t_netns x)` runs t_netns in a subshell, so T_NAMESPACES stays empty there.
-  for ns in "${T_NAMESPACES[@]}" $(ip netns list | awk '{print $1}' | grep "^$T_PREFIX"); do
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  lab_down   # by prefix: also what `ns=$(t_netns x)` created in a subshell, and its processes
   if [[ -n ${IPSNAT_PIN_ROOT:-} && $IPSNAT_PIN_ROOT == /sys/fs/bpf/ipsnat-t* ]]; then rm -rf "$IPSNAT_PIN_ROOT"; fi
   if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then rm -rf "$IPSNAT_STATE_DIR"; fi
 }
@@ -39,21 +40,14 @@ trap t_cleanup EXIT
 # t_tmpdir: a scratch directory in $T_TMP, removed on exit.
 t_tmpdir() { T_TMP=$(mktemp -d "/tmp/ipsnat-t$$-XXXXXX"); }
 
-# Creates a namespace with lo up; prints its name.
+# t_netns ROLE: creates namespace ipsnat-tPID-ROLE with lo up; prints its name.
 t_netns() {
-  local ns="${T_PREFIX}$1"
-  ip netns add "$ns"
-  T_NAMESPACES+=("$ns")
-  ip -n "$ns" link set lo up
-  echo "$ns"
+  lab_netns "$LAB_PREFIX-$1"
+  echo "$LAB_PREFIX-$1"
 }
 
-# Runs a command in NS without remounting /sys (unlike `ip netns exec`), so bpffs pins work.
-t_in() {
-  local ns=$1
-  shift
-  nsenter --net="/run/netns/$ns" "$@"
-}
+# t_in NS command...: the netns tier's name for lab_in (nsenter --net: bpffs pins resolve).
+t_in() { lab_in "$@"; }
 
 # t_wait_for SECONDS command...: until the command succeeds (polled every 0.2 s); 1 on timeout.
 t_wait_for() {
@@ -141,14 +135,14 @@ t_gateway_scenario() {
   tmp=$T_TMP
 }
 
-# t_gateway LAN GW WAN [OPTION=VALUE...]: the seed's gateway in three namespaces, no IPv6
-# (autoconfiguration would spoil snapshots): LAN host (lan1) -- (lan0) GW (UPLINK) -- (eth1) WAN,
-# the remote network's address on WAN's lo. Options and their seed defaults:
+# t_gateway LAN GW WAN [OPTION=VALUE...]: the seed's gateway (scripts/lab/gateway.topo) in the
+# namespaces LAN, GW and WAN: LAN host (lan1) -- (lan0) GW (UPLINK) -- (eth1) WAN, the remote
+# network's address on WAN's lo. Options and their seed defaults:
 #   uplink=tun0 host=192.168.1.10/24 gw_lan=192.168.1.1 gw_wan=200.2.2.2/24 wan=200.2.2.1
 #   remote=10.0.0.1 remote_net=10.0.0.0/8 (GW's route to WAN; "default" for a default route)
 #   nat= (if set: WAN routes NAT/32 back to GW, from REMOTE)
 t_gateway() {
-  local lan=$1 gw=$2 wan=$3 ns
+  local lan=$1 gw=$2 wan=$3
   shift 3
   local uplink=tun0 host=192.168.1.10/24 gw_lan=192.168.1.1 gw_wan=200.2.2.2/24 wan_ip=200.2.2.1
   local remote=10.0.0.1 remote_net=10.0.0.0/8 nat=
@@ -161,24 +155,11 @@ t_gateway() {
     esac
     shift
   done
-  for ns in "$lan" "$gw" "$wan"; do
-    t_in "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
-  done
-  ip link add lan1 netns "$lan" type veth peer name lan0 netns "$gw"
-  ip link add "$uplink" netns "$gw" type veth peer name eth1 netns "$wan"
-  ip -n "$lan" addr add "$host" dev lan1
-  ip -n "$lan" link set lan1 up
-  ip -n "$lan" route add default via "$gw_lan"
-  ip -n "$gw" addr add "$gw_lan/${host#*/}" dev lan0
-  ip -n "$gw" addr add "$gw_wan" dev "$uplink"
-  ip -n "$gw" link set lan0 up
-  ip -n "$gw" link set "$uplink" up
-  ip -n "$gw" route add "$remote_net" via "$wan_ip"
-  t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
-  ip -n "$wan" addr add "$wan_ip/${gw_wan#*/}" dev eth1
-  ip -n "$wan" link set eth1 up
-  ip -n "$wan" addr add "$remote/32" dev lo
-  if [[ -n $nat ]]; then ip -n "$wan" route add "$nat/32" via "${gw_wan%/*}" src "$remote"; fi
+  # gateway.topo's variables: devices, and the addresses apart from their prefix lengths.
+  local lan_dev=lan1 gw_lan_dev=lan0 wan_dev=eth1 lan_plen=${host#*/} wan_plen=${gw_wan#*/}
+  host=${host%/*} gw_wan=${gw_wan%/*}
+  lab_topology "$LAB_DIR/gateway.topo" lan="$lan" gw="$gw" wan="$wan"
+  if [[ -n $nat ]]; then ip -n "$wan" route add "$nat/32" via "$gw_wan" src "$remote"; fi
 }
 
 # t_seed_out_policy GW: the seed's IPv4 out-policy on GW (10.20.30.2 -> 10.0.0.0/8, ESP tunnel

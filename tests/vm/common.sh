@@ -13,8 +13,8 @@ VM_TESTS_DIR=${BASH_SOURCE[0]%/*}
 [[ $VM_TESTS_DIR != "${BASH_SOURCE[0]}" ]] || VM_TESTS_DIR=.
 [[ $VM_TESTS_DIR == /* ]] || VM_TESTS_DIR=$PWD/$VM_TESTS_DIR
 REPO_ROOT=$VM_TESTS_DIR/../..
-# shellcheck source=../../scripts/vm/lab.sh
-source "$REPO_ROOT/scripts/vm/lab.sh"
+# shellcheck source=../../scripts/lab/lab.sh
+source "$REPO_ROOT/scripts/lab/lab.sh"
 trap lab_down EXIT
 
 FAILS=0

@@ -44,8 +44,8 @@ fi
 # One prefix for the runner and all scenarios, so the runner's lab_down also
 # removes whatever a crashed or timed-out scenario left behind.
 export LAB_PREFIX=ipsnat-vm$$
-# shellcheck source=../../scripts/vm/lab.sh
-source "$here/../../scripts/vm/lab.sh"
+# shellcheck source=../../scripts/lab/lab.sh
+source "$here/../../scripts/lab/lab.sh"
 
 logdir=${IPSNAT_VM_LOGDIR:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vm-tests.XXXXXX")

@@ -1,4 +1,6 @@
-"""Network namespaces, veth pairs, addresses and helper processes for scripts/bench/run.py.
+"""The lab library for Python (scripts/bench/run.py, scripts/bench/xdp_flood.py): the topology files
+scripts/lab/*.topo, which the shell side (scripts/lab/netns.sh) builds too (format:
+scripts/lab/README.md), commands inside their namespaces, static neighbours, helper processes.
 
 Everything a Lab creates (namespaces named PREFIX*, processes, bpffs pins, scratch files) is removed
 when the `with Lab(...)` block ends, whatever ends it: an exception, Ctrl-C or SIGTERM (turned into
@@ -6,10 +8,14 @@ KeyboardInterrupt). Every command has a timeout, every wait a bound.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
+
+LAB_DIR = Path(__file__).resolve().parent
 
 
 class CommandFailed(RuntimeError):
@@ -61,12 +67,60 @@ class Lab:
         return False
 
     # -- namespaces and links -------------------------------------------------------------------
-    def netns(self, name):
-        """Creates namespace PREFIX+name with lo up; returns its full name."""
-        ns = self.prefix + name
-        self.namespaces.append(ns)  # first: a signal during `ip netns add` must not orphan it
-        run(["ip", "netns", "add", ns])
-        self.ip(ns, "link", "set", "lo", "up")
+    def topology(self, name, roles, **values):
+        """Builds scripts/lab/NAME.topo: section [ROLE] in namespace PREFIX+roles[ROLE] (created, lo up,
+        if it does not exist), ${KEY} from values, @ROLE the namespace of ROLE. Consecutive ip lines
+        of a section run as one `ip -batch`, in file order with the sysctl lines (as lab_topology in
+        scripts/lab/netns.sh does)."""
+        path = LAB_DIR / f"{name}.topo"
+        sections, role = [], None  # [(role, [(line number, line)])]
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            header = re.fullmatch(r"\[(\w+)\]", line)
+            if header:
+                role = header[1]
+                sections.append((role, []))
+            elif role is None:
+                raise CommandFailed(f"{path}:{no}: outside a [ROLE] section")
+            else:
+                sections[-1][1].append((no, line))
+        ns = {r: self.prefix + roles.get(r, r) for r, _ in sections}
+        fresh = set()
+        for r, full in ns.items():
+            if not os.path.exists(f"/run/netns/{full}"):
+                self.namespaces.append(full)  # first: a signal during `ip netns add` must not orphan it
+                run(["ip", "netns", "add", full])
+                fresh.add(full)
+
+        def expand(no, line):
+            def var(m):
+                if m[1] not in values:
+                    raise CommandFailed(f"{path}:{no}: ${{{m[1]}}} is not set")
+                return str(values[m[1]])
+
+            def role_ns(m):
+                if m[1] not in ns:
+                    raise CommandFailed(f"{path}:{no}: no section [{m[1]}]")
+                return ns[m[1]]
+            return re.sub(r"@(\w+)", role_ns, re.sub(r"\$\{([A-Za-z_]\w*)\}", var, line))
+
+        for r, lines in sections:
+            batch = []
+            if ns[r] in fresh:
+                batch.append("link set lo up")
+                fresh.discard(ns[r])
+            for no, line in lines + [(None, None)]:
+                if (line is None or line.startswith("sysctl ")) and batch:
+                    self.ip(ns[r], "-batch", "-", stdin="\n".join(batch) + "\n")
+                    batch = []
+                if line is None:
+                    break
+                line = expand(no, line)
+                if line.startswith("sysctl "):
+                    self.cmd(ns[r], "sysctl", "-qw", *line.split()[1:])
+                else:
+                    batch.append(line)
         return ns
 
     def ip(self, ns, *args, **kw):
@@ -76,13 +130,6 @@ class Lab:
         """Runs a command in ns's network namespace only (unlike `ip netns exec`, /sys stays the
         host's, so bpffs pins resolve)."""
         return run(["nsenter", f"--net=/run/netns/{ns}", *map(str, args)], **kw)
-
-    def veth(self, ns_a, dev_a, ns_b, dev_b):
-        run(["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b])
-
-    def addr(self, ns, dev, cidr):
-        self.ip(ns, "addr", "add", cidr, "dev", dev)
-        self.ip(ns, "link", "set", dev, "up")
 
     def mac(self, ns, dev):
         return json.loads(self.ip(ns, "-j", "link", "show", "dev", dev))[0]["address"]

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# lab.sh: the ipsnat lab network as network namespaces joined by veth pairs.
-# Source it; it defines functions and LAB_* variables and runs nothing.
+# lab.sh: the ipsnat lab network (scripts/lab/lab.topo) built with the lab library's primitives
+# (scripts/lab/netns.sh), plus its variants, ESP tunnels and captures. Source it; it defines
+# functions and LAB_* variables and runs nothing.
 #
 #   lanhost  (lan0 .10) ┐
 #   lanhost2 (lan0 .11) ┴ lansw (bridge br0) ── gw (lan0 LAN .1 | eth0 WAN) ── transit (the
@@ -15,17 +16,12 @@
 # the lab_esp_* functions need ESP (run lab_esp_supported first, e.g. to skip).
 # All addresses are variables: `lab_profile seed` (the HOWTO's addresses, the
 # default) or `lab_profile alt` (other prefixes, SPIs, reqid, if_id, VTI key, so
-# nothing may hard-code the seed). LAB_PROFILE=alt in the environment selects the
+# nothing may hard-code the seed), from scripts/lab/seed.profile and alt.profile. LAB_PROFILE=alt in the environment selects the
 # alternative at source time; a LAB_* variable already set in the environment
 # overrides its profile value then.
 #
-# Names: every namespace is "$LAB_PREFIX-<role>", so parallel runs and other
-# test suites (which use other prefixes) never collide; lab_down removes exactly
-# the namespaces with this prefix and the processes running in them.
-#
-# Run namespaced commands with lab_exec (ip netns exec: fine for ip, ping,
-# tcpdump) or lab_nsenter (nsenter --net: keeps the caller's /sys, so bpffs
-# pins under /sys/fs/bpf work — ip netns exec remounts /sys; see docs/datapath.md, "Kernel path").
+# Names, namespaced commands (lab_nsenter, lab_exec) and cleanup (lab_down: exactly the
+# namespaces of LAB_PREFIX, the processes in them, LAB_STATE) come from scripts/lab/netns.sh.
 # Every traffic generator here is bounded in count and time.
 
 [[ -n ${_LAB_SH_LOADED:-} ]] && return 0
@@ -33,49 +29,19 @@ _LAB_SH_LOADED=1
 
 export LAB_PREFIX=${LAB_PREFIX:-ipsnat-lab$$}
 LAB_STATE=${LAB_STATE:-${TMPDIR:-/tmp}/$LAB_PREFIX.lab}   # pcaps, pids
-LAB_ROLES=(lanhost lanhost2 lansw gw transit cgw chost)
+# shellcheck source=netns.sh
+source "${BASH_SOURCE[0]%/*}/netns.sh"
 
-# lab_profile seed|alt [--keep-env]: set every address/ESP parameter.
+# lab_profile seed|alt [--keep-env]: set every address/ESP parameter from scripts/lab/NAME.profile.
 # With --keep-env, variables already set keep their value (used at source time).
 lab_profile() {
-  local keep=${2:-} kv n
-  local -a vals
-  case ${1:-} in
-    seed) vals=(
-      LAB_LAN_NET=192.168.1.0/24 LAB_LAN_PLEN=24
-      LAB_LANHOST_IP=192.168.1.10 LAB_LANHOST2_IP=192.168.1.11 LAB_GW_LAN_IP=192.168.1.1
-      LAB_GW_WAN_IP=200.2.2.2 LAB_TRANSIT_GW_IP=200.2.2.1 LAB_WAN_PLEN=24
-      LAB_TRANSIT_CGW_IP=100.1.1.254 LAB_CGW_WAN_IP=100.1.1.1 LAB_CWAN_PLEN=24
-      LAB_CGW_LAN_IP=10.0.0.254 LAB_CHOST_IP=10.0.0.1 LAB_CLAN_PLEN=24
-      LAB_COMPANY_NET=10.0.0.0/8 LAB_NAT_IP=10.20.30.2
-      LAB_SPI_OUT=0x00001001 LAB_SPI_IN=0x00001002 LAB_REQID=1 LAB_IF_ID=42 LAB_VTI_KEY=42
-      LAB_LAN2_NET=192.168.2.0/24 LAB_GW_LAN2_IP=192.168.2.1 LAB_LANHOST2_LAN2_IP=192.168.2.11
-      LAB_LAN6_NET=fd00:192:168:1::/64 LAB_GW_LAN6_IP=fd00:192:168:1::1 LAB_LANHOST_IP6=fd00:192:168:1::10
-      LAB_GW_WAN6_IP=2001:db8:200::2 LAB_TRANSIT_GW6_IP=2001:db8:200::1
-      LAB_COMPANY6_NET=fd00:10::/32 LAB_CHOST_IP6=fd00:10::1 LAB_NAT_IP6=fd00:10:20:30::2
-      LAB_CGW_LAN_IP6=fd00:10::fe LAB_CLAN6_PLEN=64
-    ) ;;
-    alt) vals=(
-      LAB_LAN_NET=172.16.5.0/24 LAB_LAN_PLEN=24
-      LAB_LANHOST_IP=172.16.5.10 LAB_LANHOST2_IP=172.16.5.11 LAB_GW_LAN_IP=172.16.5.1
-      LAB_GW_WAN_IP=198.51.100.2 LAB_TRANSIT_GW_IP=198.51.100.1 LAB_WAN_PLEN=24
-      LAB_TRANSIT_CGW_IP=203.0.113.254 LAB_CGW_WAN_IP=203.0.113.1 LAB_CWAN_PLEN=24
-      LAB_CGW_LAN_IP=10.64.1.254 LAB_CHOST_IP=10.64.1.1 LAB_CLAN_PLEN=24
-      LAB_COMPANY_NET=10.64.0.0/10 LAB_NAT_IP=10.99.0.7
-      LAB_SPI_OUT=0x0badc0de LAB_SPI_IN=0x0000beef LAB_REQID=9 LAB_IF_ID=7 LAB_VTI_KEY=77
-      LAB_LAN2_NET=172.17.8.0/24 LAB_GW_LAN2_IP=172.17.8.1 LAB_LANHOST2_LAN2_IP=172.17.8.11
-      LAB_LAN6_NET=fd00:172:16:5::/64 LAB_GW_LAN6_IP=fd00:172:16:5::1 LAB_LANHOST_IP6=fd00:172:16:5::10
-      LAB_GW_WAN6_IP=2001:db8:198::2 LAB_TRANSIT_GW6_IP=2001:db8:198::1
-      LAB_COMPANY6_NET=fd00:64::/32 LAB_CHOST_IP6=fd00:64::1 LAB_NAT_IP6=fd00:64:99::7
-      LAB_CGW_LAN_IP6=fd00:64::fe LAB_CLAN6_PLEN=64
-    ) ;;
-    *) echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2 ;;
-  esac
-  for kv in "${vals[@]}"; do
-    n=${kv%%=*}
+  local keep=${2:-} n v file=$LAB_DIR/${1:-}.profile
+  [[ -n ${1:-} && -f $file ]] || { echo "lab_profile: unknown profile '${1:-}' (seed|alt)" >&2; return 2; }
+  while IFS='=' read -r n v; do          # builtins only: cheap under TCG
+    [[ -z $n || $n == \#* ]] && continue
     [[ $keep == --keep-env && -n ${!n:-} ]] && continue
-    printf -v "$n" '%s' "${kv#*=}"
-  done
+    printf -v "$n" '%s' "$v"
+  done <"$file"
   LAB_PROFILE=$1
   LAB_GW_LAN_DEV=lan0                    # gw's LAN device (lab_gw_lan_bridge: br-lan)
   # GCM-128: 16-byte key + 4-byte salt; one key per direction.
@@ -85,137 +51,12 @@ lab_profile() {
 }
 lab_profile "${LAB_PROFILE:-seed}" --keep-env
 
-# --- names and namespaced execution ------------------------------------------
-# Process starts are the expensive part in the TCG VM (an exec of a dynamically
-# linked tool costs ~0.2-0.4 s of emulated CPU, seconds on a loaded host), so the
-# lab is built with a few `ip -batch` runs instead of one `ip` per setting, and
-# internally uses nsenter (one exec lighter than ip netns exec's /sys remount).
-lab_ns() { echo "$LAB_PREFIX-$1"; }
-lab_exec() { local ns=$1; shift; ip netns exec "$(lab_ns "$ns")" "$@"; }
-lab_nsenter() { local ns=$1; shift; nsenter --net="/run/netns/$(lab_ns "$ns")" -- "$@"; }
-_lab_ip() { local ns=$1; shift; ip -n "$(lab_ns "$ns")" "$@"; }
-# _lab_batch NS: ip commands from stdin, one per line, all inside NS; stops at
-# the first failing line and says which.
-_lab_batch() { ip -n "$(lab_ns "$1")" -batch -; }
-
 # --- topology ----------------------------------------------------------------
+# lab_up: the lab network of scripts/lab/lab.topo (after removing any lab of this prefix).
 lab_up() {
   lab_down
   mkdir "$LAB_STATE"
-  local r sw transit chost
-  sw=$(lab_ns lansw) transit=$(lab_ns transit) chost=$(lab_ns chost)
-  for r in "${LAB_ROLES[@]}"; do echo "netns add $(lab_ns "$r")"; done | ip -batch -
-  # Veth pairs are created from one side straight into both namespaces (no
-  # temporary names in the caller's namespace to collide on); each side is
-  # configured in its own namespace's batch. "addrgenmode none": no IPv6
-  # link-local address, so no DAD/router solicitations as capture noise.
-  # The LAN is a bridge in its own namespace so gw's lan0 stays a plain veth
-  # (like the seed's NIC) while two LAN hosts share the subnet.
-  _lab_batch lansw <<EOF
-link set lo up
-link add name br0 type bridge
-link set br0 addrgenmode none
-link set br0 up
-EOF
-  _lab_batch gw <<EOF
-link set lo up
-link add name lan0 type veth peer name p-gw netns $sw
-link add name eth0 type veth peer name to-gw netns $transit
-link set lan0 addrgenmode none
-link set eth0 addrgenmode none
-link set lan0 up
-link set eth0 up
-addr add $LAB_GW_LAN_IP/$LAB_LAN_PLEN dev lan0
-addr add $LAB_GW_WAN_IP/$LAB_WAN_PLEN dev eth0
-route add default via $LAB_TRANSIT_GW_IP
-EOF
-  _lab_batch lanhost <<EOF
-link set lo up
-link add name lan0 type veth peer name p-h1 netns $sw
-link set lan0 addrgenmode none
-link set lan0 up
-addr add $LAB_LANHOST_IP/$LAB_LAN_PLEN dev lan0
-route add default via $LAB_GW_LAN_IP
-EOF
-  _lab_batch lanhost2 <<EOF
-link set lo up
-link add name lan0 type veth peer name p-h2 netns $sw
-link set lan0 addrgenmode none
-link set lan0 up
-addr add $LAB_LANHOST2_IP/$LAB_LAN_PLEN dev lan0
-route add default via $LAB_GW_LAN_IP
-EOF
-  _lab_batch cgw <<EOF
-link set lo up
-link add name eth0 type veth peer name to-cgw netns $transit
-link add name lan0 type veth peer name lan0 netns $chost
-link set eth0 addrgenmode none
-link set lan0 addrgenmode none
-link set eth0 up
-link set lan0 up
-addr add $LAB_CGW_WAN_IP/$LAB_CWAN_PLEN dev eth0
-addr add $LAB_CGW_LAN_IP/$LAB_CLAN_PLEN dev lan0
-route add default via $LAB_TRANSIT_CGW_IP
-EOF
-  for r in p-gw p-h1 p-h2; do
-    printf 'link set %s addrgenmode none\nlink set %s master br0\nlink set %s up\n' "$r" "$r" "$r"
-  done | _lab_batch lansw
-  # transit knows only its two links: anything private that reaches it is a
-  # leak, which the captures here detect; it is then dropped (unreachable).
-  _lab_batch transit <<EOF
-link set lo up
-link set to-gw addrgenmode none
-link set to-cgw addrgenmode none
-link set to-gw up
-link set to-cgw up
-addr add $LAB_TRANSIT_GW_IP/$LAB_WAN_PLEN dev to-gw
-addr add $LAB_TRANSIT_CGW_IP/$LAB_CWAN_PLEN dev to-cgw
-EOF
-  # The NAT address lies inside the company range (docs/datapath.md, "Kernel path"): without this
-  # /32 the company host would ARP for it on its own LAN. No default route: the
-  # company host can answer the tunnel only.
-  _lab_batch chost <<EOF
-link set lo up
-link set lan0 addrgenmode none
-link set lan0 up
-addr add $LAB_CHOST_IP/$LAB_CLAN_PLEN dev lan0
-route add $LAB_NAT_IP/32 via $LAB_CGW_LAN_IP
-EOF
-  for r in gw transit cgw; do lab_nsenter "$r" sysctl -qw net.ipv4.ip_forward=1; done
-}
-
-# lab_down: remove every namespace with our prefix, the processes in them, and
-# our state dir. Idempotent; safe to call from traps.
-lab_down() {
-  local f ino
-  local -a pids=() del=()
-  local -A ours=()
-  for f in "$LAB_STATE"/*.pid; do       # our captures (also caught below)
-    [[ -f $f ]] || continue
-    ino=$(_lab_first_line "$f")
-    [[ -z $ino ]] || kill "$ino" 2>/dev/null || true
-  done
-  # Our namespaces by inode, then every process whose netns is one of them:
-  # what `ip netns pids` does, in two processes instead of two per namespace.
-  while read -r ino f; do
-    ours[$ino]=1
-    del+=("netns del ${f##*/}")
-  done < <(stat -L -c '%i %n' /run/netns/"$LAB_PREFIX"-* 2>/dev/null || true)
-  if ((${#del[@]})); then
-    while read -r f ino; do              # "/proc/PID/ns net:[INODE]"
-      ino=${ino#net:[} ino=${ino%]} f=${f#/proc/} f=${f%/ns}
-      [[ -n $ino && -n ${ours[$ino]:-} ]] && pids+=("$f")
-    done < <(find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/net' \
-               -printf '%h %l\n' 2>/dev/null || true)
-    if ((${#pids[@]})); then
-      kill "${pids[@]}" 2>/dev/null || true
-      _lab_sleep 0.2
-      kill -KILL "${pids[@]}" 2>/dev/null || true
-    fi
-    printf '%s\n' "${del[@]}" | ip -force -batch - 2>/dev/null || true
-  fi
-  [[ ! -e $LAB_STATE ]] || rm -rf "$LAB_STATE"
-  return 0
+  lab_topology "$LAB_DIR/lab.topo"
 }
 
 # lab_gw_addr_add ADDR [DEV]: a local /32 on the gateway, like the virtual IP that
@@ -362,46 +203,38 @@ lab_esp_policy_tunnel() {
   _lab_esp_cgw
 }
 
-# lab_esp_xfrmi [DEV]: route-based with an xfrm interface (default ipsec0) on gw:
-# SAs and policies carry if_id LAB_IF_ID; COMPANY_NET is routed into the device.
-# LAB_TUN_MTU, if set, is the device MTU (kernel default otherwise).
-lab_esp_xfrmi() {
-  local dev=${1:-ipsec0}
+# _lab_esp_route_based DEV "LINK ADD ARGS" "SA ARGS" "POLICY ARGS": a route-based tunnel device
+# DEV on gw (LAB_TUN_MTU, if set, is its MTU; kernel default otherwise), the SAs and policies with
+# the extra selector arguments, COMPANY_NET routed into DEV; cgw mirrors.
+_lab_esp_route_based() {
+  local dev=$1 link=$2 sa=$3 pol=$4
   {
-    echo "link add name $dev type xfrm dev eth0 if_id $LAB_IF_ID"
+    echo "link add name $dev $link"
     [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
     echo "link set $dev up"
-    _lab_gw_sas if_id "$LAB_IF_ID"
-    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" if_id "$LAB_IF_ID"
+    # shellcheck disable=SC2086 # the extra arguments are words
+    _lab_gw_sas $sa
+    # shellcheck disable=SC2086
+    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" $pol
     echo "route add $LAB_COMPANY_NET dev $dev"
   } | _lab_batch gw
   _lab_esp_cgw
+}
+
+# lab_esp_xfrmi [DEV]: route-based with an xfrm interface (default ipsec0) on gw:
+# SAs and policies carry if_id LAB_IF_ID.
+lab_esp_xfrmi() {
+  _lab_esp_route_based "${1:-ipsec0}" "type xfrm dev eth0 if_id $LAB_IF_ID" "if_id $LAB_IF_ID" "if_id $LAB_IF_ID"
 }
 
 # lab_esp_vti [DEV]: route-based with a VTI (default vti0) on gw, ikey=okey=
 # LAB_VTI_KEY; the policies carry that value as mark (the SAs need none).
 lab_esp_vti() {
-  local dev=${1:-vti0}
-  {
-    echo "link add name $dev type vti local $LAB_GW_WAN_IP remote $LAB_CGW_WAN_IP key $LAB_VTI_KEY"
-    [[ -z ${LAB_TUN_MTU:-} ]] || echo "link set $dev mtu $LAB_TUN_MTU"
-    echo "link set $dev up"
-    _lab_gw_sas
-    _lab_policies "$LAB_NAT_IP/32" "$LAB_COMPANY_NET" "$LAB_GW_WAN_IP" "$LAB_CGW_WAN_IP" \
-      mark "$LAB_VTI_KEY" mask 0xffffffff
-    echo "route add $LAB_COMPANY_NET dev $dev"
-  } | _lab_batch gw
-  _lab_esp_cgw
+  _lab_esp_route_based "${1:-vti0}" "type vti local $LAB_GW_WAN_IP remote $LAB_CGW_WAN_IP key $LAB_VTI_KEY" "" \
+    "mark $LAB_VTI_KEY mask 0xffffffff"
 }
 
 # --- captures on the transit router (the next hop: where leaks are judged) ----
-# Polling loops here use builtins only (read, kill -0, _lab_sleep): under TCG
-# an exec of grep/sleep costs more than the wait itself.
-_lab_sleep() {
-  [[ -n ${_LAB_SLEEP_FD:-} ]] || exec {_LAB_SLEEP_FD}<> <(:)   # a pipe nobody writes
-  read -r -t "$1" -u "$_LAB_SLEEP_FD" _ || true
-}
-_lab_first_line() { local l=; read -r l <"$1" 2>/dev/null; echo "$l"; }
 
 # lab_capture_start NAME [IFACE] [NS]: tcpdump into $LAB_STATE/NAME.pcap (default
 # IFACE any, NS transit). With "any", a forwarded packet is seen twice.

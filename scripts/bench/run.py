@@ -466,10 +466,11 @@ class Bench:
             args += ["--ns-no-wait" if nowait else "--ns", f"/run/netns/{self.ns(v, 'src')}"]
         index = {v: j for j, v in enumerate(variants)}
         args += ["--plan", ",".join(str(index[v]) for _, _, v in plan), "--cpu", self.send_cpu]
-        out = run([f"{self.work}/sender", *args], timeout=900, check=False)
-        lines = [dict((k, int(x)) for k, x in re.findall(r"(\w+)=(\d+)", line)) for line in out.splitlines()]
+        p = subprocess.run([f"{self.work}/sender", *map(str, args)], capture_output=True, text=True, timeout=900)
+        lines = [dict((k, int(x)) for k, x in re.findall(r"(\w+)=(\d+)", line)) for line in p.stdout.splitlines()]
         if len(lines) != len(plan):
-            raise CommandFailed(f"sender ran {len(lines)} of {len(plan)} slices of {workload} in round {rnd}")
+            raise CommandFailed(f"sender ran {len(lines)} of {len(plan)} slices of {workload} in round {rnd}: "
+                                f"{p.stderr.strip()[:600]}")
         for (k, pos, v), r in zip(plan, lines):
             csv.write(f"{rnd},{workload},{v},{k},{pos},{r['packets']},{r['cpu_ns']},{r['wall_ns']},{r['errors']},"
                       f"{r['steal_ns']},{r['spin_ns']}\n")

@@ -38,6 +38,14 @@ FLOWS = 1000
 MASQ_LOCAL_PORTS = "64512 65535"
 SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
 MASQ_RULE = 'oifname "u0" masquerade'
+NFT_CT = ("B", "PN", "Bm")  # gws whose nftables NAT keeps netfilter conntrack entries
+# Flushes netfilter's conntrack table of the namespace it runs in: IPCTNL_MSG_CT_DELETE without
+# attributes over ctnetlink (what `conntrack -F` sends), exit status = the kernel's error.
+CT_FLUSH = """import socket, struct
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+s.sendto(struct.pack("=IHHIIBBH", 20, (1 << 8) | 2, 1 | 4, 1, 0, 0, 0, 0), (0, 0))
+raise SystemExit(-struct.unpack("=i", s.recv(4096)[16:20])[0])
+"""
 QUIET_LOAD = 1.5  # the summary calls a run quiet only below this (report.py), whatever --max-load was
 
 # Variants: what each gw adds. A, Z (the ratio's two ends) are always measured.
@@ -237,10 +245,17 @@ class Bench:
         return str(found[0]) if found else None
 
     def flush_state(self, v):
-        """Empties the table a new-flow workload fills (ipsnat's conntrack, F1's hash map)."""
+        """Empties the table a workload fills: ipsnat's conntrack, F1's hash map, netfilter's
+        conntrack of the nftables variants (ctnetlink flush in gw)."""
         m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v == "F1" else None
         if m:
             run([f"{self.work}/ctfill", "flush", m], timeout=120)
+        if v in NFT_CT:
+            gw = self.ns(v, "gw")
+            self.lab.cmd(gw, "/usr/bin/python3", "-c", CT_FLUSH)
+            left = int(self.lab.cmd(gw, "sysctl", "-n", "net.netfilter.nf_conntrack_count"))
+            if left:
+                raise CommandFailed(f"{v}: {left} netfilter conntrack entries left in gw after the flush")
 
     # -- what the kernel shows ------------------------------------------------------------------
     def fate(self, v):
@@ -451,8 +466,8 @@ class Bench:
         (sender.c --ns/--plan); each slice is a row of results.csv."""
         per = self.a.slices
         for v in variants:
-            if workload != "tcp-cc" and v != "Cct":  # Cct's filled table is what it measures
-                self.flush_state(v)  # udp-est: no flows left from the last round's udp-new
+            if v != "Cct":  # Cct's filled table is what it measures
+                self.flush_state(v)  # every workload starts with no flows left by another
         if workload == "udp-est":
             args = ["udp", "--flows", FLOWS, "--packets", self.est_pkts // per]
         elif workload == "udp-new":

@@ -3,11 +3,13 @@
 
   report.py OUT_DIR [MAX_LOAD]   (MAX_LOAD: the threshold of a quiet round, default 1.5)
 
-Per round and workload, ns/packet of each variant v gives the forwarding-cost ratio
+Per pass (one slice of every variant, interleaved: run.py), ns/packet of each variant v gives the
+forwarding-cost ratio
     r(v) = (v - Z) / (A - Z)
-(Z: packets dropped on entry to gw, so v - Z is what forwarding through gw adds). Pairing within a
-round cancels most of the drift of a shared machine; min/median/max and the coefficient of
-variation over rounds say how much is left.
+(Z: packets dropped on entry to gw, so v - Z is what forwarding through gw adds); a round's ratio is
+the median over its passes, so a slow phase of the vCPU that hits some slices and not others does
+not move it. min/median/max and the coefficient of variation over rounds say how much noise is left;
+the summary also gives two other estimators on the same slices (min, pooled) beside it.
 """
 import csv
 import json
@@ -121,41 +123,115 @@ def fmt(s, digits=2):
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f}, CV {100 * s['cv']:.1f}%)"
 
 
+ESTIMATORS = {
+    "paired": "median over the round's passes of the ratio within each pass",
+    "min": "each variant's fastest slice of the round",
+    "pooled": "CPU time over packets of all the round's slices (one long measurement)",
+}
+ESTIMATOR = "paired"  # the one the tables, targets and chart use
+
+
+def read_passes(out):
+    """results.csv as (round, workload) -> [{variant: (cpu_ns, packets)} per pass], the warm-up
+    pass (0) left out. A file without passes (one measurement per variant, A and Z twice) is one
+    pass per round with a variant's measurements summed."""
+    acc = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0, 0])))
+    for row in csv.DictReader(open(out / "results.csv")):
+        k = int(row.get("pass") or 1)
+        if k == 0 or int(row["packets"]) <= 0:
+            continue
+        cell = acc[(int(row["round"]), row["workload"])][k][row["variant"]]
+        cell[0] += int(row["cpu_ns"])
+        cell[1] += int(row["packets"])
+    return {key: [dict(per[k]) for k in sorted(per)] for key, per in acc.items()}
+
+
+def round_ns(passes, v, est):
+    """v's ns/packet in one round by estimator est (None when v has no slice in it)."""
+    cells = [p[v] for p in passes if v in p]
+    if not cells:
+        return None
+    if est == "pooled":
+        return sum(c for c, _ in cells) / sum(n for _, n in cells)
+    per = [c / n for c, n in cells]
+    return min(per) if est == "min" else statistics.median(per)
+
+
+def round_ratio(passes, v, against, est):
+    """(v - Z) / (against - Z) in one round by estimator est; None when not computable."""
+    if est == "paired":
+        rs = [(p[v][0] / p[v][1] - z) / (p[against][0] / p[against][1] - z)
+              for p in passes if v in p and against in p and "Z" in p
+              for z in [p["Z"][0] / p["Z"][1]] if p[against][0] / p[against][1] > z]
+        return statistics.median(rs) if rs else None
+    x, a, z = (round_ns(passes, u, est) for u in (v, against, "Z"))
+    return (x - z) / (a - z) if None not in (x, a, z) and a > z else None
+
+
+def estimate(rounds, est):
+    """Per estimator: ns (workload, variant) -> [per round], ratios (workload, variant) -> [ratio to A
+    per round], rel (workload, variant, against) -> [ratio to its reference per round]."""
+    raw, ratios, rel, per_round = defaultdict(list), defaultdict(list), defaultdict(list), {}
+    for (rnd, wl), passes in sorted(rounds.items()):
+        variants = sorted({v for p in passes for v in p})
+        for v in variants:
+            x = round_ns(passes, v, est)
+            raw[(wl, v)].append(x)
+            r = round_ratio(passes, v, "A", est) if v not in ("A", "Z") else None
+            if r is not None:
+                ratios[(wl, v)].append(r)
+            per_round[(rnd, wl, v)] = (x, r)
+            against = reference(v)
+            if against in variants:
+                r = round_ratio(passes, v, against, est)
+                if r is not None:
+                    rel[(wl, v, against)].append(r)
+    return raw, ratios, rel, per_round
+
+
+def noise_section(out):
+    """What the vCPU did during the slices: steal, the spin probe's spread, wall against CPU time."""
+    rows = [r for r in csv.DictReader(open(out / "results.csv")) if r.get("pass") not in (None, "", "0")]
+    if not rows or "spin_ns" not in rows[0]:
+        return []
+    spin = sorted(int(r["spin_ns"]) for r in rows)
+    med = statistics.median(spin)
+    slow = sum(x > 1.2 * med for x in spin)
+    steal = sum(int(r["steal_ns"]) for r in rows)
+    cpu = sum(int(r["cpu_ns"]) for r in rows)
+    wall = sum(int(r["wall_ns"]) for r in rows)
+    errors = sum(int(r["errors"]) for r in rows)
+    return ["## Noise", "",
+            f"{len(rows)} timed slices (warm-up pass left out): steal time of the sender's CPU (/proc/stat) "
+            f"{steal / 1e6:.0f} ms in all, {100 * steal / max(wall, 1):.2f} % of their wall time; wall time "
+            f"{wall / max(cpu, 1):.3f} × CPU time (above 1: the sender waited for its CPU); send errors {errors}. "
+            f"Spin probe (a fixed user-space loop before each slice): median {med / 1e3:.0f} µs, "
+            f"min {spin[0] / 1e3:.0f}, max {spin[-1] / 1e3:.0f}; {slow} slices "
+            f"({100 * slow / len(spin):.0f} %) ran it over 20 % slower than the median.", ""]
+
+
+def estimator_section(rounds):
+    """The coefficient of variation over rounds of each estimator, side by side."""
+    got = {e: estimate(rounds, e)[1] for e in ESTIMATORS}
+    md = ["## Estimators", "", "Ratio to A per round by each estimator: median over rounds (CV). "
+          f"The tables above use **{ESTIMATOR}**. " + "; ".join(f"{e}: {d}" for e, d in ESTIMATORS.items()) + ".", "",
+          "| workload | variant | " + " | ".join(ESTIMATORS) + " |", "|---|---|" + "---|" * len(ESTIMATORS)]
+    for wl, v in sorted(got[ESTIMATOR]):
+        cells = [f"{stats(got[e][(wl, v)])['median']:.2f} ({100 * stats(got[e][(wl, v)])['cv']:.1f}%)"
+                 if got[e].get((wl, v)) else "-" for e in ESTIMATORS]
+        md.append(f"| {wl} | {name(v)} | " + " | ".join(cells) + " |")
+    return md + [""]
+
+
 def main(out, max_load=1.5):
     out = Path(out)
-    # A and Z are measured at both ends of every workload group (run.py): a variant's round value
-    # is its CPU time over its packets, summed over its measurements in that round.
-    sums = defaultdict(lambda: [0, 0])  # (round, workload, variant) -> [cpu_ns, packets]
-    for row in csv.DictReader(open(out / "results.csv")):
-        acc = sums[(int(row["round"]), row["workload"], row["variant"])]
-        acc[0] += int(row["cpu_ns"])
-        acc[1] += int(row["packets"])
-    ns = defaultdict(dict)  # (round, workload) -> variant -> ns/packet
-    for (rnd, wl, v), (cpu, pkts) in sums.items():
-        if pkts > 0:
-            ns[(rnd, wl)][v] = cpu / pkts
-
-    ratios = defaultdict(list)  # (workload, variant) -> [ratio per round]
-    raw = defaultdict(list)  # (workload, variant) -> [ns/packet per round]
-    rel = defaultdict(list)  # (workload, variant, against) -> [(v - Z) / (against - Z) per round]
+    rounds = read_passes(out)
+    raw, ratios, rel, per_round = estimate(rounds, ESTIMATOR)
     with open(out / "ratios.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["round", "workload", "variant", "ns_per_packet", "ratio_to_A"])
-        for (rnd, wl), per in sorted(ns.items()):
-            for v, x in per.items():
-                raw[(wl, v)].append(x)
-            if "A" not in per or "Z" not in per:
-                continue
-            base = per["A"] - per["Z"]
-            for v, x in sorted(per.items()):
-                r = (x - per["Z"]) / base if v not in ("A", "Z") and base > 0 else None
-                if r is not None:
-                    ratios[(wl, v)].append(r)
-                w.writerow([rnd, wl, v, f"{x:.1f}", "" if r is None else f"{r:.3f}"])
-            for v in per:
-                against = reference(v)
-                if against in per and per[against] > per["Z"]:
-                    rel[(wl, v, against)].append((per[v] - per["Z"]) / (per[against] - per["Z"]))
+        for (rnd, wl, v), (x, r) in sorted(per_round.items()):
+            w.writerow([rnd, wl, v, f"{x:.1f}", "" if r is None else f"{r:.3f}"])
 
     machine = (out / "machine.txt").read_text() if (out / "machine.txt").exists() else ""
     status = json.loads((out / "status.json").read_text()) if (out / "status.json").exists() else {}
@@ -163,8 +239,9 @@ def main(out, max_load=1.5):
     load_md, quiet = load_section(out, max_load)
     title = "forwarding cost relative to plain forwarding" + ("" if quiet else " (busy machine, not a quiet run)")
     md = [f"# ipsnat benchmark: {title}", "", "```", machine.strip(), "```", ""] + load_md
-    md += ["Ratio = (variant - Z) / (A - Z) per round, ns = CPU time of the sending thread per packet",
-           "(per connection for TCP). Lower is better; A = 1 by definition. P and PN end in the kernel's SA lookup",
+    md += ["Ratio = (variant - Z) / (A - Z) per round: the median over the round's passes of that ratio within",
+           "each pass (every variant's slices interleaved); ns = CPU time of the sending thread per packet",
+           "(per connection for TCP), median of the round's slices. Lower is better; A = 1 by definition. P and PN end in the kernel's SA lookup",
            "(no SA on this kernel), so their ratios to A leave out what A does after it; compare P with PN.", ""]
     md += ["| workload | variant | ratio median | min | max | CV | ns/pkt median | rounds |",
            "|---|---|---|---|---|---|---|---|"]
@@ -219,6 +296,7 @@ def main(out, max_load=1.5):
     unmeasured = [f"- {v}: {s}" for v, s in status.items() if not s.startswith("measured")]
     if unmeasured:
         md += ["## Not measured", ""] + unmeasured + [""]
+    md += noise_section(out) + estimator_section(rounds)
     if extra.strip():
         md += [extra.strip(), ""]
     if not chart(out, ratios):

@@ -2,7 +2,7 @@
 """Per-packet forwarding cost of ipsnat against plain forwarding, nftables SNAT and masquerade and
 two TC floors, as CPU time of the sending thread (method and how to read the results: docs/benchmarks.md).
 
-  sudo scripts/bench/run.py [--rounds N] [--quick] [--out DIR] [--ipsnat BIN] [--publish]
+  sudo scripts/bench/run.py [--rounds N] [--slices N] [--quick] [--out DIR] [--ipsnat BIN] [--publish]
                             [--max-load L] [--load-wait S] [--variants A,B,...]
 
 Everything runs in namespaces this script creates (prefix ipsb<pid>-) and removes on every exit.
@@ -10,6 +10,7 @@ Everything runs in namespaces this script creates (prefix ipsb<pid>-) and remove
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -38,6 +39,14 @@ FLOWS = 1000
 MASQ_LOCAL_PORTS = "64512 65535"
 SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
 MASQ_RULE = 'oifname "u0" masquerade'
+NFT_CT = ("B", "PN", "Bm")  # gws whose nftables NAT keeps netfilter conntrack entries
+# Flushes netfilter's conntrack table of the namespace it runs in: IPCTNL_MSG_CT_DELETE without
+# attributes over ctnetlink (what `conntrack -F` sends), exit status = the kernel's error.
+CT_FLUSH = """import socket, struct
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+s.sendto(struct.pack("=IHHIIBBH", 20, (1 << 8) | 2, 1 | 4, 1, 0, 0, 0, 0), (0, 0))
+raise SystemExit(-struct.unpack("=i", s.recv(4096)[16:20])[0])
+"""
 QUIET_LOAD = 1.5  # the summary calls a run quiet only below this (report.py), whatever --max-load was
 
 # Variants: what each gw adds. A, Z (the ratio's two ends) are always measured.
@@ -233,10 +242,17 @@ class Bench:
         return str(found[0]) if found else None
 
     def flush_state(self, v):
-        """Empties the table a new-flow workload fills (ipsnat's conntrack, F1's hash map)."""
+        """Empties the table a workload fills: ipsnat's conntrack, F1's hash map, netfilter's
+        conntrack of the nftables variants (ctnetlink flush in gw)."""
         m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v == "F1" else None
         if m:
             run([f"{self.work}/ctfill", "flush", m], timeout=120)
+        if v in NFT_CT:
+            gw = self.ns(v, "gw")
+            self.lab.cmd(gw, "/usr/bin/python3", "-c", CT_FLUSH)
+            left = int(self.lab.cmd(gw, "sysctl", "-n", "net.netfilter.nf_conntrack_count"))
+            if left:
+                raise CommandFailed(f"{v}: {left} netfilter conntrack entries left in gw after the flush")
 
     # -- what the kernel shows ------------------------------------------------------------------
     def fate(self, v):
@@ -426,44 +442,64 @@ class Bench:
         quiet = wait_for(lambda: load1() < self.a.max_load, self.a.load_wait, interval=5)
         return bool(quiet), time.monotonic() - t0
 
-    def measure(self, rnd, workload, v, csv):
-        if workload == "udp-est":
-            args = ["udp", "--flows", FLOWS, "--packets", self.est_pkts]
-        elif workload == "udp-new":
-            self.flush_state(v)
-            args = ["udp", "--new", "--base", rnd * self.new_pkts, "--dst", "10.1.0.0", "--packets", self.new_pkts]
-        else:
-            args = ["tcp", "--dport", 80, "--count", self.tcp_conns, "--dst", f"10.{2 + rnd // 250}.{rnd % 250}.1"]
-            if v == "Z" or v in HELD:
-                args.append("--no-wait")  # no SYN-ACK comes: the SYN dies in gw
-        r = self.sender(v, *args)
-        csv.write(f"{rnd},{workload},{v},{r['packets']},{r['cpu_ns']},{r['wall_ns']},{r.get('errors', 0)}\n")
+    def new_base(self, rnd):
+        """First new-flow tuple of round rnd (rounds + 1, + 2: the profile's and perf's runs): every
+        variant's slices take their tuples from there on (sender.c), unique over the whole run."""
+        return rnd * self.new_pkts * (self.a.slices + 1) // self.a.slices
 
-    @staticmethod
-    def round_order(rnd, variants):
-        """A and Z, the two ends of every ratio, at both ends of the group, so a drift of the
-        machine during the group moves them as much as the variants between them; the others
-        rotated by one place per round, so no variant always runs right after the same one."""
-        mid = [v for v in variants if v not in ("A", "Z")]
-        k = rnd % len(mid) if mid else 0
-        ends = [v for v in ("A", "Z") if v in variants]
-        return [*ends, *mid[k:], *mid[:k], *reversed(ends)]
+    def plan(self, rnd, workload, variants):
+        """Slice order of one round and workload: a warm-up pass (pass 0, not used by report.py),
+        then --slices passes, each every variant once in an order of its own (seeded random, so a
+        run can be repeated): a variant meets every position and every neighbour."""
+        passes = [list(variants)]
+        for k in range(1, self.a.slices + 1):
+            order = list(variants)
+            random.Random(f"{rnd}/{workload}/{k}").shuffle(order)
+            passes.append(order)
+        return [(k, pos, v) for k, order in enumerate(passes) for pos, v in enumerate(order)]
+
+    def measure(self, rnd, workload, variants, csv):
+        """One sender process runs every variant's slices of this round and workload interleaved
+        (sender.c --ns/--plan); each slice is a row of results.csv."""
+        per = self.a.slices
+        for v in variants:
+            if v != "Cct":  # Cct's filled table is what it measures
+                self.flush_state(v)  # every workload starts with no flows left by another
+        if workload == "udp-est":
+            args = ["udp", "--flows", FLOWS, "--packets", self.est_pkts // per]
+        elif workload == "udp-new":
+            args = ["udp", "--new", "--base", self.new_base(rnd), "--dst", "10.1.0.0", "--packets", self.new_pkts // per]
+        else:
+            args = ["tcp", "--dport", 80, "--count", self.tcp_conns // per, "--dst", f"10.{2 + rnd // 250}.{rnd % 250}.1"]
+        plan = self.plan(rnd, workload, variants)
+        for v in variants:
+            # no SYN-ACK comes in Z and the held variants: the SYN dies in gw
+            nowait = workload == "tcp-cc" and (v == "Z" or v in HELD)
+            args += ["--ns-no-wait" if nowait else "--ns", f"/run/netns/{self.ns(v, 'src')}"]
+        index = {v: j for j, v in enumerate(variants)}
+        args += ["--plan", ",".join(str(index[v]) for _, _, v in plan), "--cpu", self.send_cpu]
+        p = subprocess.run([f"{self.work}/sender", *map(str, args)], capture_output=True, text=True, timeout=900)
+        lines = [dict((k, int(x)) for k, x in re.findall(r"(\w+)=(\d+)", line)) for line in p.stdout.splitlines()]
+        if len(lines) != len(plan):
+            raise CommandFailed(f"sender ran {len(lines)} of {len(plan)} slices of {workload} in round {rnd}: "
+                                f"{p.stderr.strip()[:600]}")
+        for (k, pos, v), r in zip(plan, lines):
+            csv.write(f"{rnd},{workload},{v},{k},{pos},{r['packets']},{r['cpu_ns']},{r['wall_ns']},{r['errors']},"
+                      f"{r['steal_ns']},{r['spin_ns']}\n")
 
     def rounds(self, est, others):
         t0 = time.monotonic()
         with open(self.out / "results.csv", "w") as csv, open(self.out / "rounds.csv", "w") as rcsv:
-            csv.write("round,workload,variant,packets,cpu_ns,wall_ns,errors\n")
+            csv.write("round,workload,variant,pass,position,packets,cpu_ns,wall_ns,errors,steal_ns,spin_ns\n")
             rcsv.write("round,load_start,load_end,waited_s,quiet\n")
             for rnd in range(1, self.a.rounds + 1):
                 quiet, waited = self.wait_quiet()
                 start = load1()
                 if not quiet:
                     log(f"round {rnd}: load {start:.2f} still >= {self.a.max_load} after {waited:.0f} s; running anyway")
-                for v in self.round_order(rnd, est):
-                    self.measure(rnd, "udp-est", v, csv)
+                self.measure(rnd, "udp-est", est, csv)
                 for w in ("udp-new", "tcp-cc"):
-                    for v in self.round_order(rnd, others):
-                        self.measure(rnd, w, v, csv)
+                    self.measure(rnd, w, others, csv)
                 csv.flush()
                 rcsv.write(f"{rnd},{start:.2f},{load1():.2f},{waited:.0f},{int(quiet)}\n")
                 self.loud_rounds += not quiet
@@ -501,7 +537,7 @@ class Bench:
                     self.flush_state(v)
                 before = {i: self.prog_stats(i) for i, *_ in progs}
                 args = (["udp", "--flows", FLOWS, "--packets", self.est_pkts] if w == "udp-est" else
-                        ["udp", "--new", "--base", (self.a.rounds + 1) * self.new_pkts, "--dst", "10.1.0.0",
+                        ["udp", "--new", "--base", self.new_base(self.a.rounds + 1), "--dst", "10.1.0.0",
                          "--packets", self.new_pkts])
                 r = self.sender(v, *args)
                 for i, name, *_ in progs:
@@ -554,7 +590,7 @@ class Bench:
             if w == "udp-new":
                 self.flush_state(x)
             args = (["udp", "--flows", FLOWS, "--packets", self.est_pkts] if w == "udp-est" else
-                    ["udp", "--new", "--base", (self.a.rounds + 2) * self.new_pkts, "--dst", "10.1.0.0",
+                    ["udp", "--new", "--base", self.new_base(self.a.rounds + 2), "--dst", "10.1.0.0",
                      "--packets", self.new_pkts])
             line = run(["perf", "record", "-q", "-e", "cpu-clock", "-o", f"{self.work}/perf-{x}.data", "--",
                         "nsenter", f"--net=/run/netns/{self.ns(x, 'src')}", f"{self.work}/sender", *map(str, args),
@@ -582,8 +618,9 @@ class Bench:
                  f"rounds started at or above max load: {self.loud_rounds} of {self.a.rounds}; highest load at a "
                  f"round's start: {self.peak_start:.2f}: "
                  + ("quiet run" if not self.loud_rounds and self.peak_start < QUIET_LOAD else "NOT a quiet run"),
-                 f"rounds: {self.a.rounds}; udp-est packets: {self.est_pkts} over {FLOWS} flows; udp-new packets: "
-                 f"{self.new_pkts}; tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
+                 f"rounds: {self.a.rounds}; per variant and round, in {self.a.slices} interleaved slices and a warm-up "
+                 f"slice: udp-est packets: {self.est_pkts} over {FLOWS} flows; udp-new packets: {self.new_pkts}; "
+                 f"tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
                  f"ipsnat: {git} ({self.a.ipsnat})"]
         lines += [f"variant {v}: {s}" for v, s in self.status.items()]
         lines += ["checks (before the rounds):"] + [f"  {c}" for c in self.checks]
@@ -598,6 +635,9 @@ def parse_args():
     build = Path(os.environ.get("IPSNAT_BUILD_DIR", "build"))
     build = build if build.is_absolute() else REPO / build
     p.add_argument("--rounds", type=int, help="rounds (default 8; --quick: 2)")
+    p.add_argument("--slices", type=int,
+                   help="slices per variant, workload and round, interleaved with the other variants' "
+                   "(default 20; --quick: 4)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test of the script (2 rounds unless --rounds, small counts); numbers meaningless")
     p.add_argument("--out", help="results directory (default: $IPSNAT_BUILD_DIR/bench-results/<UTC time>)")
@@ -615,6 +655,10 @@ def parse_args():
         a.rounds = 2 if a.quick else 8
     if a.rounds < 1:
         p.error("--rounds must be >= 1")
+    if a.slices is None:
+        a.slices = 4 if a.quick else 20
+    if a.slices < 1:
+        p.error("--slices must be >= 1")
     if a.load_wait is None:
         a.load_wait = 0 if a.quick else 900
     chosen = {v.strip() for v in a.variants.split(",") if v.strip()} | {"A", "Z"}

@@ -7,16 +7,25 @@
  * current task (no CONFIG_IRQ_TIME_ACCOUNTING). All packets are built before the clock starts.
  *
  *   sender udp  --src A --dst A --dport P --flows N --packets P [--new --base K] [--cpu C]
- *   sender tcp  --dst A --dport P --count N [--no-wait] [--cpu C]
+ *               [--ns PATH ... --plan J,J,...]
+ *   sender tcp  --dst A --dport P --count N [--no-wait] [--cpu C] [--ns PATH|--ns-no-wait PATH ... --plan ...]
  *   sender sink-udp --port P          (bound socket nobody reads: receive path ends in the socket)
  *   sender sink-tcp --port P          (accepts and closes)
  *
- * Prints one line "cpu_ns=N wall_ns=N packets=N errors=N"; for tcp, packets counts connections
- * (one unit = socket + connect + close).
+ * Prints one line "slice=K ns=J cpu_ns=N wall_ns=N packets=N errors=N steal_ns=N spin_ns=N" per
+ * slice; for tcp, packets counts connections (one unit = socket + connect + close).
+ *
+ * Interleaved slices: with --ns PATH (repeated; --ns-no-wait PATH for a namespace whose SYNs die,
+ * see run_tcp) and --plan J,J,... the sender runs one slice of --packets (--count) per plan entry
+ * in namespace number J of the --ns list, in that order, in one process: every namespace's slices
+ * meet the same slow phases of the vCPU. Without --ns: one slice where the sender was started.
+ * steal_ns: /proc/stat steal of the sender's CPU during the slice. spin_ns: CPU time of a fixed
+ * user-space loop just before it (the vCPU's speed then).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -108,17 +117,127 @@ static void build_udp(struct pkt *p, uint32_t saddr, uint32_t daddr, uint16_t sp
 	p->udp.check = htons(c ? c : 0xffff);
 }
 
+#define MAX_NS 64
+#define MAX_PLAN 8192
+#define SPIN_ITERS (1u << 18)
+
 struct opts {
 	const char *src, *dst;
 	int dport, flows, cpu, is_new, no_wait;
 	long packets, base, count;
+	int n_ns, plan_len;
+	const char *ns[MAX_NS];
+	int ns_no_wait[MAX_NS];
+	int plan[MAX_PLAN];
 };
 
-/* Established: flows differ by source port, the timed loop cycles through them after one
- * untimed warm-up pass (so conntrack entries exist). New: tuple k = base + i is unique over the
- * whole run: source port 1024 + k % 64000, destination 10.x.y.z-style address daddr + k / 64000
- * (dst accepts its whole prefix on lo). */
-static int run_udp(const struct opts *o)
+/* One namespace the slices run in: its raw socket (UDP) and how many of its slices ran. */
+struct target {
+	int nsfd, rawfd, no_wait;
+	long slices_done;
+};
+
+struct slice {
+	uint64_t cpu_ns, wall_ns, steal_ns, spin_ns;
+	long sent, errors;
+};
+
+static void enter_ns(const struct target *t)
+{
+	if (t->nsfd >= 0 && setns(t->nsfd, CLONE_NEWNET) < 0)
+		die("setns");
+}
+
+/* Steal time of `cpu` so far (/proc/stat, in ns): what the hypervisor took from this vCPU. */
+static uint64_t steal_ns(int cpu)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	if (!f)
+		return 0;
+	char want[16], line[512];
+	snprintf(want, sizeof(want), "cpu%d ", cpu);
+	unsigned long long v[8] = {0};
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want))) {
+			sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+			       &v[4], &v[5], &v[6], &v[7]);
+			break;
+		}
+	}
+	fclose(f);
+	return v[7] * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+/* CPU time of a fixed user-space loop: the vCPU's speed right before a slice. It moves with
+ * host-side contention the guest cannot see as steal, and not with anything in the network path. */
+static uint64_t spin_probe(void)
+{
+	volatile uint64_t x = 1;
+	uint64_t t0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	for (uint32_t i = 0; i < SPIN_ITERS; i++)
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+	return now_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+}
+
+static void print_slice(int k, int ns, const struct slice *s)
+{
+	printf("slice=%d ns=%d cpu_ns=%llu wall_ns=%llu packets=%ld errors=%ld steal_ns=%llu spin_ns=%llu\n", k, ns,
+	       (unsigned long long)s->cpu_ns, (unsigned long long)s->wall_ns, s->sent, s->errors,
+	       (unsigned long long)s->steal_ns, (unsigned long long)s->spin_ns);
+}
+
+static void build_new(struct pkt *pkts, struct sockaddr_in *to, long n, uint32_t saddr, uint32_t daddr, long base,
+		      int dport)
+{
+	for (long i = 0; i < n; i++) {
+		long k = base + i;
+		uint32_t d = htonl(ntohl(daddr) + (uint32_t)(k / 64000));
+		build_udp(&pkts[i], saddr, d, (uint16_t)(1024 + k % 64000), (uint16_t)dport);
+		to[i] = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = d};
+	}
+}
+
+/* The timed loop: `packets` packets cycling through pkts[0..n). */
+static struct slice send_slice(int fd, const struct pkt *pkts, const struct sockaddr_in *to, long n, long packets)
+{
+	struct iovec iov[BATCH];
+	struct mmsghdr msgs[BATCH];
+	struct slice s = {0};
+	uint64_t wall0 = now_ns(CLOCK_MONOTONIC);
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	long idx = 0;
+	while (s.sent < packets) {
+		int b = 0;
+		for (; b < BATCH && s.sent + b < packets; b++) {
+			long i = idx++ % n;
+			iov[b].iov_base = (void *)&pkts[i];
+			iov[b].iov_len = sizeof(pkts[i]);
+			memset(&msgs[b].msg_hdr, 0, sizeof(msgs[b].msg_hdr));
+			msgs[b].msg_hdr.msg_name = (void *)&to[i];
+			msgs[b].msg_hdr.msg_namelen = sizeof(to[i]);
+			msgs[b].msg_hdr.msg_iov = &iov[b];
+			msgs[b].msg_hdr.msg_iovlen = 1;
+		}
+		int r = sendmmsg(fd, msgs, (unsigned)b, 0);
+		if (r <= 0) {
+			s.errors++;
+			r = 1; /* a message that fails is skipped, not retried forever */
+		}
+		s.sent += r;
+		idx -= b - r;
+		if (now_ns(CLOCK_MONOTONIC) - wall0 > MAX_TIME_NS)
+			break;
+	}
+	s.cpu_ns = now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	s.wall_ns = now_ns(CLOCK_MONOTONIC) - wall0;
+	return s;
+}
+
+/* Established: flows differ by source port; every namespace gets one untimed warm-up pass (so
+ * conntrack entries exist) before the first slice. New: tuple k = base + s * packets + i for a
+ * namespace's s-th slice is unique per namespace over the whole run: source port 1024 + k % 64000,
+ * destination daddr + k / 64000 (dst accepts its whole prefix on lo). */
+static int run_udp(const struct opts *o, struct target *t, int cpu)
 {
 	uint32_t saddr, daddr;
 	if (inet_pton(AF_INET, o->src, &saddr) != 1 || inet_pton(AF_INET, o->dst, &daddr) != 1) {
@@ -130,83 +249,55 @@ static int run_udp(const struct opts *o)
 	struct sockaddr_in *to = calloc((size_t)n, sizeof(*to));
 	if (!pkts || !to)
 		die("calloc");
-	for (long i = 0; i < n; i++) {
-		uint32_t d = daddr;
-		uint16_t sport = (uint16_t)(1024 + i);
-		if (o->is_new) {
-			long k = o->base + i;
-			sport = (uint16_t)(1024 + k % 64000);
-			d = htonl(ntohl(daddr) + (uint32_t)(k / 64000));
+	if (!o->is_new)
+		for (long i = 0; i < n; i++) {
+			build_udp(&pkts[i], saddr, daddr, (uint16_t)(1024 + i), (uint16_t)o->dport);
+			to[i] = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = daddr};
 		}
-		build_udp(&pkts[i], saddr, d, sport, (uint16_t)o->dport);
-		to[i].sin_family = AF_INET;
-		to[i].sin_addr.s_addr = d;
+
+	int n_t = o->n_ns ? o->n_ns : 1;
+	for (int j = 0; j < n_t; j++) {
+		enter_ns(&t[j]);
+		t[j].rawfd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+		if (t[j].rawfd < 0)
+			die("socket(raw)");
+		int sndbuf = 4 << 20;
+		setsockopt(t[j].rawfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		if (!o->is_new) /* warm-up: create the flows' state everywhere */
+			for (long i = 0; i < n; i++)
+				sendto(t[j].rawfd, &pkts[i], sizeof(pkts[i]), 0, (struct sockaddr *)&to[i], sizeof(to[i]));
 	}
-
-	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-	if (fd < 0)
-		die("socket(raw)");
-	int sndbuf = 4 << 20;
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-
-	struct iovec iov[BATCH];
-	struct mmsghdr msgs[BATCH];
-	long sent = 0, errors = 0;
-
-	if (!o->is_new) { /* warm-up: create the flows' state everywhere */
-		for (long i = 0; i < n; i++)
-			if (sendto(fd, &pkts[i], sizeof(pkts[i]), 0, (struct sockaddr *)&to[i], sizeof(to[i])) < 0)
-				errors++;
+	if (!o->is_new)
 		usleep(20000);
-	}
 
-	uint64_t wall0 = now_ns(CLOCK_MONOTONIC);
-	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-	long idx = 0;
-	while (sent < o->packets) {
-		int b = 0;
-		for (; b < BATCH && sent + b < o->packets; b++) {
-			long i = idx++ % n;
-			iov[b].iov_base = &pkts[i];
-			iov[b].iov_len = sizeof(pkts[i]);
-			memset(&msgs[b].msg_hdr, 0, sizeof(msgs[b].msg_hdr));
-			msgs[b].msg_hdr.msg_name = &to[i];
-			msgs[b].msg_hdr.msg_namelen = sizeof(to[i]);
-			msgs[b].msg_hdr.msg_iov = &iov[b];
-			msgs[b].msg_hdr.msg_iovlen = 1;
-		}
-		int r = sendmmsg(fd, msgs, (unsigned)b, 0);
-		if (r <= 0) {
-			errors++;
-			r = 1; /* a message that fails is skipped, not retried forever */
-		}
-		sent += r;
-		idx -= b - r;
-		if (now_ns(CLOCK_MONOTONIC) - wall0 > MAX_TIME_NS)
-			break;
+	int ok = 1;
+	for (int k = 0; k < o->plan_len; k++) {
+		struct target *tg = &t[o->plan[k]];
+		if (o->is_new)
+			build_new(pkts, to, n, saddr, daddr, o->base + tg->slices_done * o->packets, o->dport);
+		tg->slices_done++;
+		uint64_t steal0 = steal_ns(cpu);
+		uint64_t spin = spin_probe();
+		struct slice s = send_slice(tg->rawfd, pkts, to, n, o->packets);
+		s.steal_ns = steal_ns(cpu) - steal0;
+		s.spin_ns = spin;
+		print_slice(k, o->plan[k], &s);
+		ok &= s.sent == o->packets;
 	}
-	uint64_t cpu1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t wall1 = now_ns(CLOCK_MONOTONIC);
-	printf("cpu_ns=%llu wall_ns=%llu packets=%ld errors=%ld\n", (unsigned long long)(cpu1 - cpu0),
-	       (unsigned long long)(wall1 - wall0), sent, errors);
-	close(fd);
+	for (int j = 0; j < n_t; j++)
+		close(t[j].rawfd);
 	free(pkts);
 	free(to);
-	return sent == o->packets ? 0 : 1;
+	return ok ? 0 : 1;
 }
 
 /* One unit = socket + connect + close (FIN; the client keeps TIME_WAIT). On veth the handshake
  * completes inside connect() (the SYN-ACK is processed when connect releases the socket), so the
  * poll below normally returns at once. --no-wait (the Z calibration, where gw drops the SYN)
  * closes right after the SYN went out. The listener in dst accepts and closes on another CPU. */
-static int run_tcp(const struct opts *o)
+static struct slice tcp_slice(const struct opts *o, const struct sockaddr_in *to, int no_wait)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->dport)};
-	if (inet_pton(AF_INET, o->dst, &to.sin_addr) != 1) {
-		fprintf(stderr, "sender: bad --dst\n");
-		return 2;
-	}
-	long done = 0, errors = 0;
+	struct slice s = {0};
 	int last_err = 0;
 	uint64_t wall0 = now_ns(CLOCK_MONOTONIC);
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
@@ -214,36 +305,72 @@ static int run_tcp(const struct opts *o)
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			die("socket(tcp)");
-		int r = connect(fd, (struct sockaddr *)&to, sizeof(to));
+		int r = connect(fd, (const struct sockaddr *)to, sizeof(*to));
 		if (r < 0 && errno != EINPROGRESS) {
 			last_err = errno;
-			errors++;
-		} else if (o->no_wait) {
-			done++;
+			s.errors++;
+		} else if (no_wait) {
+			s.sent++;
 		} else {
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t len = sizeof(soerr);
 			if (r == 0 || (poll(&pfd, 1, 1000) == 1 &&
 				       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)) {
-				done++;
+				s.sent++;
 			} else {
 				last_err = soerr ? soerr : ETIMEDOUT;
-				errors++;
+				s.errors++;
 			}
 		}
 		close(fd);
-		if (errors > 10 || now_ns(CLOCK_MONOTONIC) - wall0 > MAX_TIME_NS)
+		if (s.errors > 10 || now_ns(CLOCK_MONOTONIC) - wall0 > MAX_TIME_NS)
 			break;
 	}
-	uint64_t cpu1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t wall1 = now_ns(CLOCK_MONOTONIC);
-	printf("cpu_ns=%llu wall_ns=%llu packets=%ld errors=%ld\n", (unsigned long long)(cpu1 - cpu0),
-	       (unsigned long long)(wall1 - wall0), done, errors);
-	if (errors)
-		fprintf(stderr, "sender: connect to %s:%d failed %ld times (last: %s)\n", o->dst, o->dport,
-			errors, strerror(last_err));
-	return done == o->count ? 0 : 1;
+	s.cpu_ns = now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	s.wall_ns = now_ns(CLOCK_MONOTONIC) - wall0;
+	if (s.errors)
+		fprintf(stderr, "sender: connect to %s:%d failed %ld times (last: %s)\n", o->dst, o->dport, s.errors,
+			strerror(last_err));
+	return s;
+}
+
+static int run_tcp(const struct opts *o, struct target *t, int cpu)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->dport)};
+	if (inet_pton(AF_INET, o->dst, &to.sin_addr) != 1) {
+		fprintf(stderr, "sender: bad --dst\n");
+		return 2;
+	}
+	int ok = 1;
+	for (int k = 0; k < o->plan_len; k++) {
+		struct target *tg = &t[o->plan[k]];
+		enter_ns(tg); /* socket() takes the thread's namespace */
+		uint64_t steal0 = steal_ns(cpu);
+		uint64_t spin = spin_probe();
+		struct slice s = tcp_slice(o, &to, tg->no_wait);
+		s.steal_ns = steal_ns(cpu) - steal0;
+		s.spin_ns = spin;
+		print_slice(k, o->plan[k], &s);
+		ok &= s.sent == o->count;
+	}
+	return ok ? 0 : 1;
+}
+
+/* --plan "0,2,1,...": the namespace (index into the --ns list) of each slice, in run order. */
+static int parse_plan(struct opts *o, const char *arg)
+{
+	char *copy = strdup(arg), *save = NULL;
+	o->plan_len = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (o->plan_len == MAX_PLAN) {
+			free(copy);
+			return -1;
+		}
+		o->plan[o->plan_len++] = atoi(tok);
+	}
+	free(copy);
+	return 0;
 }
 
 static _Noreturn void run_sink(int port, int tcp)
@@ -286,7 +413,8 @@ int main(int argc, char **argv)
 		{"flows", required_argument, 0, 'f'},  {"packets", required_argument, 0, 'n'},
 		{"new", no_argument, 0, 'N'},          {"base", required_argument, 0, 'b'},
 		{"count", required_argument, 0, 'c'},  {"cpu", required_argument, 0, 'C'},
-		{"no-wait", no_argument, 0, 'W'},
+		{"no-wait", no_argument, 0, 'W'},     {"ns", required_argument, 0, 'S'},
+		{"ns-no-wait", required_argument, 0, 'w'}, {"plan", required_argument, 0, 'P'},
 		{0, 0, 0, 0},
 	};
 	int ch;
@@ -303,6 +431,21 @@ int main(int argc, char **argv)
 		case 'c': o.count = atol(optarg); break;
 		case 'C': o.cpu = atoi(optarg); break;
 		case 'W': o.no_wait = 1; break;
+		case 'S':
+		case 'w':
+			if (o.n_ns == MAX_NS) {
+				fprintf(stderr, "sender: at most %d --ns\n", MAX_NS);
+				return 2;
+			}
+			o.ns_no_wait[o.n_ns] = ch == 'w';
+			o.ns[o.n_ns++] = optarg;
+			break;
+		case 'P':
+			if (parse_plan(&o, optarg) < 0) {
+				fprintf(stderr, "sender: --plan has more than %d slices\n", MAX_PLAN);
+				return 2;
+			}
+			break;
 		default: return 2;
 		}
 	}
@@ -310,12 +453,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sender: --flows 1..64000, --packets and --count >= 1\n");
 		return 2;
 	}
+	/* Without --ns: one slice in the namespace the sender was started in. */
+	struct target t[MAX_NS];
+	int n_t = o.n_ns ? o.n_ns : 1;
+	for (int j = 0; j < n_t; j++) {
+		t[j] = (struct target){.nsfd = -1, .rawfd = -1, .no_wait = o.n_ns ? o.ns_no_wait[j] : o.no_wait};
+		if (o.n_ns && (t[j].nsfd = open(o.ns[j], O_RDONLY | O_CLOEXEC)) < 0)
+			die(o.ns[j]);
+	}
+	if (!o.plan_len)
+		for (int j = 0; j < n_t; j++)
+			o.plan[o.plan_len++] = j;
+	for (int k = 0; k < o.plan_len; k++)
+		if (o.plan[k] < 0 || o.plan[k] >= n_t) {
+			fprintf(stderr, "sender: --plan names namespace %d of %d\n", o.plan[k], n_t);
+			return 2;
+		}
 	signal(SIGPIPE, SIG_IGN);
 	pin_cpu(o.cpu);
+	int cpu = o.cpu >= 0 ? o.cpu : sched_getcpu();
 	if (!strcmp(mode, "udp"))
-		return run_udp(&o);
+		return run_udp(&o, t, cpu);
 	if (!strcmp(mode, "tcp"))
-		return run_tcp(&o);
+		return run_tcp(&o, t, cpu);
 	if (!strcmp(mode, "sink-udp"))
 		run_sink(o.dport, 0);
 	if (!strcmp(mode, "sink-tcp"))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # scripts/bench/run.py end to end (--quick, 1 round, the variants that need no big SPD or table),
-# then what its outputs must say; report.py's quiet verdict on synthetic loads; cleanup after
-# SIGTERM. Numbers are not judged (performance targets live in the benchmark, not in tests).
+# then what its outputs must say (every variant's slices interleaved); report.py's quiet verdict on
+# synthetic loads and its estimator on synthetic slices; cleanup after SIGTERM. Numbers are not judged (performance targets live in the benchmark, not in tests).
 set -euo pipefail
 IPSNAT=${IPSNAT:-$(dirname "$0")/../../build/loader/ipsnat}
 SRC=${IPSNAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd -P)}
@@ -20,9 +20,20 @@ bad = {v: s for v, s in status.items() if not s.startswith("measured")}
 assert not bad, f"variants not measured: {bad}"
 rows = list(csv.DictReader(open(out / "results.csv")))
 got = {(r["workload"], r["variant"]) for r in rows if int(r["packets"]) > 0 and int(r["cpu_ns"]) > 0}
+variants = ("A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "Z")
 for w in ("udp-est", "udp-new", "tcp-cc"):
-    for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "Z"):
+    for v in variants:
         assert (w, v) in got, f"no measurement of {v} in {w}"
+    # interleaved slices: a warm-up pass and --quick's 4 passes, each every variant once; the
+    # passes' orders differ, so no variant always runs at the same place
+    passes = {}
+    for r in rows:
+        if r["workload"] == w and r["variant"] in variants:
+            passes.setdefault(int(r["pass"]), []).append(r["variant"])
+    assert sorted(passes) == [0, 1, 2, 3, 4], f"{w}: passes {sorted(passes)}"
+    assert all(sorted(o) == sorted(variants) for o in passes.values()), f"{w}: {passes}"
+    assert len({tuple(o) for k, o in passes.items() if k}) > 1, f"{w}: every pass in the same order {passes}"
+assert all(int(r["spin_ns"]) > 0 and r["steal_ns"].isdigit() for r in rows), "slices without steal/spin"
 machine = (out / "machine.txt").read_text()
 probe = {m[0]: int(m[1]) for m in re.findall(r"^  (\w+): packets .* xfrm out-lookup probe: (\d+) packets", machine, re.M)}
 assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm")), probe
@@ -33,7 +44,7 @@ summary = (out / "summary.md").read_text()
 load = float(next(csv.DictReader(open(out / "rounds.csv")))["load_start"])
 want = "**Quiet run**" if load < 1.5 else "**Not a quiet run**"
 assert want in summary, f"load {load}: summary lacks {want}"
-for part in ("Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
+for part in ("## Noise", "## Estimators", "Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
              "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy",
              "masquerade: ipsnat / nftables", "## Profile of variant C"):
     assert part in summary, f"summary lacks {part}"
@@ -52,6 +63,30 @@ python3 "$SRC/scripts/bench/report.py" "$out/calm" 1.5 >/dev/null
 grep -q '^\*\*Not a quiet run\*\*' "$out/loud/summary.md"
 grep -q 'Verdicts of a busy run say nothing' "$out/loud/summary.md"
 grep -q '^\*\*Quiet run\*\*' "$out/calm/summary.md"
+echo "ok"
+
+echo "== report.py: the ratio is the median of the passes' paired ratios, warm-up pass left out"
+# A, Z, C at 1500, 800, 1710 ns (ratio 1.30) in every round at another speed; a slow phase (x1.5)
+# hits A in pass 2 and C in pass 4, the warm-up pass runs A at x3. One long measurement per
+# variant (pooled) gives 1.27 here; the paired median must give 1.30 exactly, in every round.
+mkdir -p "$out/synth"
+python3 - "$out/synth" <<'PY'
+import sys
+slow = {(0, "A"): 3.0, (2, "A"): 1.5, (4, "C"): 1.5}
+rows = ["round,workload,variant,pass,position,packets,cpu_ns,wall_ns,errors,steal_ns,spin_ns"]
+for rnd, speed in ((1, 1.0), (2, 1.2), (3, 0.9)):
+    for k in range(6):
+        for pos, (v, ns) in enumerate((("A", 1500), ("C", 1710), ("Z", 800))):
+            cpu = round(ns * 1000 * speed * slow.get((k, v), 1.0))
+            rows.append(f"{rnd},udp-est,{v},{k},{pos},1000,{cpu},{cpu},0,0,300000")
+open(sys.argv[1] + "/results.csv", "w").write("\n".join(rows) + "\n")
+PY
+printf 'round,load_start,load_end,waited_s,quiet\n1,0.40,1.10,0,1\n' >"$out/synth/rounds.csv"
+python3 "$SRC/scripts/bench/report.py" "$out/synth" 1.5 >/dev/null
+grep -F '| udp-est | C ipsnat route mode (1 policy) | **1.30** | 1.30 | 1.30 | 0.0% |' "$out/synth/summary.md" ||
+  { grep -F '| udp-est | C ipsnat' "$out/synth/summary.md"; echo "paired ratio is not 1.30 in every round"; exit 1; }
+grep -F '| udp-est | C ipsnat route mode (1 policy) | 1.30 (0.0%) | 1.30 (0.0%) | 1.27 (' "$out/synth/summary.md" ||
+  { grep -A8 '## Estimators' "$out/synth/summary.md"; echo "estimator table wrong"; exit 1; }
 echo "ok"
 
 echo "== SIGTERM during setup leaves no namespace behind"

@@ -160,7 +160,7 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
 }
 
 /* NPTv6: the rule of the quoted translated address (reverse: an NPT6_IN rule, and the quoted
- * destination is the policy's remote, as npt6_sender_is_remote asks of a sender) or of the error's
+ * destination is the policy's remote, as npt6_sender_rule asks of a sender) or of the error's
  * destination (egress: NPT6_OUT). IPSNAT_R_MAX when no rule explains the quote. */
 static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id, int out)
 {
@@ -172,7 +172,7 @@ static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struc
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
 	if (!r || r->kind != NPT6_KIND_PREFIX || !npt6_in_prefix(quoted, r) ||
 	    !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, quoted) ||
-	    (!out && !npt6_sender_is_remote((const struct in6_addr *)m->q.daddr, if_id, r)))
+	    (!out && !npt6_sender_rule((const struct in6_addr *)m->q.daddr, if_id, r)))
 		return IPSNAT_R_MAX;
 	__u8 addr[16];
 	__builtin_memcpy(addr, quoted, 16);

@@ -202,13 +202,13 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __
 	enum ipsnat_reason why = IPSNAT_R_PASS_NOT_IPV4;
 	struct pkt66 p;
 	int parsed;
-	__u32 reqid;
+	__u32 reqid = 0;
 
 	if (nat66_reverse(skb, &p, &parsed, need_sa, &why))
 		return why;
 	int decrypted = parsed && !skb_sa_reqid(skb, &reqid);
 	if ((flags & IPSNAT_DEV_BINAT) && (decrypted || !need_sa)) {
-		why = npt6_reverse(skb, if_id);
+		why = npt6_reverse(skb, if_id, need_sa, reqid);
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
 	}
@@ -372,13 +372,6 @@ static __always_inline enum ipsnat_reason reverse_sa_of(struct __sk_buff *skb, i
 	if (skb_sa_reqid(skb, sa_reqid))
 		return IPSNAT_R_PASS_NO_SA;
 	return 0;
-}
-
-/* An SA of sa_reqid may deliver a flow's packet when the flow's policy names it (reqid 0:
- * not known, any SA). */
-static __always_inline int reqid_admits(__u32 flow_reqid, __u32 sa_reqid)
-{
-	return !flow_reqid || flow_reqid == sa_reqid;
 }
 
 /* Whether a packet that opens a flow, or one whose flow is not known by its reqid (a later

@@ -604,17 +604,20 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	return done;
 }
 
-/* An ICMPv6 error about a translated flow on a route-mode device (bpf/lib/icmp6.h), at egress
- * (NPT6_OUT) or ingress (NPT6_IN): the outcome, or IPSNAT_R_MAX when the IPv6 path decides. The
- * entry points call it before that path, each in a subprogram of its own (bpf/ipsnat.bpf.c). */
+/* An ICMPv6 error about a translated flow (bpf/lib/icmp6.h) on a route-mode device, at egress
+ * (NPT6_OUT) or ingress (NPT6_IN), or at the ingress of a policy-mode uplink (the rules of no
+ * interface, through an SA only; its out side is LWT xmit): the outcome, or IPSNAT_R_MAX when the
+ * IPv6 path decides. The entry points call it before that path, each in a subprogram of its own
+ * (bpf/ipsnat.bpf.c). */
 static __always_inline enum ipsnat_reason xlate_icmp6_dev(struct __sk_buff *skb, enum npt6_dir dir)
 {
 	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb))
 		return IPSNAT_R_MAX;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
-	if (d.mode != IPSNAT_DEV_ROUTE)
+	int route = d.mode == IPSNAT_DEV_ROUTE;
+	if (!route && dir != NPT6_IN)
 		return IPSNAT_R_MAX;
-	return icmp6_error(skb, d.if_id, d.flags, dir);
+	return icmp6_error(skb, route ? d.if_id : 0, d.flags, dir, !route);
 }
 
 /* IPv6 on the ingress of a route-mode device (tc_rev_ingress dispatches it before the IPv4

@@ -8,16 +8,19 @@
  * `ipsnat flows` find and delete both together. ICMPv6 echo: the identifier is the "port"; a
  * request is keyed (id, 0), a reply (0, id). A separate map, not a wider ipsnat_ct: the IPv4 key
  * stays 16 bytes, so IPv4 lookups hash no more than before. Timestamps and TCP flags as in
- * ipsnat_ct (bpf_ktime_get_boot_ns(); IPSNAT_CT_SEEN_*). */
+ * ipsnat_ct (bpf_ktime_get_boot_ns(); IPSNAT_CT_SEEN_*). Both entries carry the reqid of the policy
+ * that protects the flow (its NAT66 rule's, maps/npt6.h): a policy-mode uplink takes a reply back
+ * only from an SA of that reqid (bpf/lib/nat66.h). */
 #ifndef IPSNAT_MAPS_CT6_H
 #define IPSNAT_MAPS_CT6_H
 
 #include "maps/common.h"
 #include "maps/ct.h"
 
-/* Bump when the layout or meaning of ipsnat_ct6 entries changes. */
-#define IPSNAT_CT6_SCHEMA 1
-/* Entries (2 per flow): 32768 flows, about 160 bytes per entry preallocated. */
+/* Bump when the layout or meaning of ipsnat_ct6 entries changes.
+ * Schema 2: entries carry the protecting policy's reqid (64 B, was 56). */
+#define IPSNAT_CT6_SCHEMA 2
+/* Entries (2 per flow): 32768 flows, about 170 bytes per entry preallocated. */
 #define IPSNAT_CT6_MAX_ENTRIES 65536
 
 struct ipsnat_ct6_key {
@@ -37,12 +40,14 @@ struct ipsnat_ct6_entry {
 	__u8 kind;          /* enum ipsnat_ct_kind: IPSNAT_CT_KIND_NAT66 */
 	__u8 pad0;
 	__u32 seen;         /* IPSNAT_CT_SEEN_* of this direction */
+	__u32 reqid;        /* of the out-policy protecting the flow, as its rule last said (0: any SA) */
+	__u32 pad1;
 	__u64 created_ns;   /* bpf_ktime_get_boot_ns() */
 	__u64 last_ns;      /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;        /* IPv6 bytes (header included) */
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_ct6_entry, 56);
+IPSNAT_ASSERT_SIZE(struct ipsnat_ct6_entry, 64);
 
 /* The key of the other direction's entry of the same flow. */
 static inline struct ipsnat_ct6_key ct6_partner_key(const struct ipsnat_ct6_key *k,

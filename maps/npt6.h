@@ -22,8 +22,8 @@
 
 /* Bump on any layout or meaning change of ipsnat_npt6. */
 /* Schema 2: rules carry a kind (NAT66 rules). Schema 3: `word` names the first adjustable word
- * (prefixes longer than /64). */
-#define IPSNAT_NPT6_SCHEMA 3
+ * (prefixes longer than /64). Schema 4: rules carry the policy's reqid. */
+#define IPSNAT_NPT6_SCHEMA 4
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -59,7 +59,8 @@ struct npt6_rule {
 	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
 	__u8 kind;     /* enum npt6_kind; NAT66: `to` is the address, word and adjust are 0 */
 	__u8 pad[3];
+	__u32 reqid;   /* of the policy's first template: its SAs' (0: none named, any SA) */
 };
-IPSNAT_ASSERT_SIZE(struct npt6_rule, 44);
+IPSNAT_ASSERT_SIZE(struct npt6_rule, 48);
 
 #endif

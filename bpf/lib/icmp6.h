@@ -1,9 +1,10 @@
 /* ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem) about
- * flows NAT66 (lib/nat66.h) or NPTv6 (lib/npt6.h) translated, on route-mode devices: lib/icmp.h's
- * design for IPv6. The quote is a packet of the flow going the other way: a NAT66 flow is found by
- * the quote's tuple swapped (the entry of the other direction), an NPTv6 rule by the quoted
- * translated address. The outer address is translated only when it is the quoted one (the error
- * goes to the sender of the quoted packet), as for IPv4.
+ * flows NAT66 (lib/nat66.h) or NPTv6 (lib/npt6.h) translated, on route-mode devices both ways and
+ * on a policy-mode uplink the way back (need_sa: only through an SA of the flow's policy, as a
+ * reply; lib/sa.h): lib/icmp.h's design for IPv6. The quote is a packet of the flow going the
+ * other way: a NAT66 flow is found by the quote's tuple swapped (the entry of the other
+ * direction), an NPTv6 rule by the quoted translated address. The outer address is translated only
+ * when it is the quoted one (the error goes to the sender of the quoted packet), as for IPv4.
  *   egress  (a LAN host reports an error about a reply): quote remote -> inside; the outer source,
  *           the quoted destination and, for NAT66, its port / echo identifier become the
  *           translated ones;
@@ -31,6 +32,7 @@
 #include "lib/nat66.h"
 #include "lib/npt6.h"
 #include "lib/parse6.h"
+#include "lib/sa.h"
 
 #define ICMPV6_DEST_UNREACH 1
 #define ICMPV6_PARAMPROB 4
@@ -49,7 +51,7 @@ struct icmp6_err {
 };
 
 /* Whether the packet may be an ICMPv6 error, from its first next-header byte alone: TCP and UDP,
- * nearly all the traffic, cost one byte's load. */
+ * nearly all the traffic, and ESP, all of a policy-mode uplink's IPsec, cost one byte's load. */
 static __always_inline int icmp6_may_be_error(struct __sk_buff *skb)
 {
 	__u8 next;
@@ -57,7 +59,7 @@ static __always_inline int icmp6_may_be_error(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes_relative(skb, __builtin_offsetof(struct ipv6hdr, nexthdr), &next, 1,
 					BPF_HDR_START_NET) < 0)
 		return 0;
-	return next != IPPROTO_TCP && next != IPPROTO_UDP;
+	return next != IPPROTO_TCP && next != IPPROTO_UDP && next != IPPROTO_ESP;
 }
 
 /* Reads the quote's ports (TCP, UDP, ICMPv6 echo) and where its checksum is; leaves q.ports 0 for
@@ -140,9 +142,22 @@ static __always_inline int icmp6_rewrite_quote(struct __sk_buff *skb, const stru
 	return icmp_quote_store(skb, m->o.csum, at, old, port, 2);
 }
 
-/* NAT66: the flow's entry of the other direction; pass-icmp-no-ct when there is none. */
-static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, int out)
+/* The SA check of a policy-mode uplink (need_sa) for an error about a flow: 0 and the SA's reqid
+ * in *sa_reqid, or pass-no-sa for cleartext (it stays addressed to the translated address). */
+static __always_inline enum ipsnat_reason icmp6_sa_of(struct __sk_buff *skb, int need_sa, __u32 *sa_reqid)
 {
+	*sa_reqid = 0;
+	return need_sa && skb_sa_reqid(skb, sa_reqid) ? IPSNAT_R_PASS_NO_SA : 0;
+}
+
+/* NAT66: the flow's entry of the other direction; pass-icmp-no-ct when there is none. need_sa
+ * (the way back on a policy-mode uplink): the SA must be one the flow's reply may come through
+ * (nat66_reply_admits), else pass-no-sa / pass-wrong-sa. */
+static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, int out,
+						      int need_sa)
+{
+	__u32 sa_reqid;
+
 	struct ipsnat_ct6_key k = { .sport = m->qdport, .dport = m->qsport, .proto = m->q.proto,
 				    .dir = out ? IPSNAT_CT_ORIG : IPSNAT_CT_REPLY };
 
@@ -151,6 +166,10 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	if (!e || !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, out ? m->q.daddr : m->q.saddr))
 		return IPSNAT_R_PASS_ICMP_NO_CT;
+	if (icmp6_sa_of(skb, need_sa, &sa_reqid))
+		return IPSNAT_R_PASS_NO_SA;
+	if (need_sa && !nat66_reply_admits(&k, e, sa_reqid))
+		return IPSNAT_R_PASS_WRONG_SA;
 	__u8 to[16];
 	__builtin_memcpy(to, e->xlat_addr, 16);
 	__be16 port = e->xlat_port;
@@ -160,10 +179,14 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
 }
 
 /* NPTv6: the rule of the quoted translated address (reverse: an NPT6_IN rule, and the quoted
- * destination is the policy's remote, as npt6_sender_is_remote asks of a sender) or of the error's
- * destination (egress: NPT6_OUT). IPSNAT_R_MAX when no rule explains the quote. */
-static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id, int out)
+ * destination is the policy's remote, as npt6_sender_rule asks of a sender) or of the error's
+ * destination (egress: NPT6_OUT). IPSNAT_R_MAX when no rule explains the quote. need_sa: only
+ * through an SA of the remote's policy (npt6_sa_admits), else pass-no-sa / pass-wrong-sa. */
+static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id, int out,
+						    int need_sa)
 {
+	__u32 sa_reqid;
+
 	const __u8 *quoted = out ? m->q.daddr : m->q.saddr;
 	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id,
 			      .dir = out ? NPT6_OUT : NPT6_IN };
@@ -171,9 +194,18 @@ static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struc
 	__builtin_memcpy(k.addr, out ? m->o.h.daddr : quoted, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
 	if (!r || r->kind != NPT6_KIND_PREFIX || !npt6_in_prefix(quoted, r) ||
-	    !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, quoted) ||
-	    (!out && !npt6_sender_is_remote((const struct in6_addr *)m->q.daddr, if_id, r)))
+	    !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, quoted))
 		return IPSNAT_R_MAX;
+	if (!out) {
+		struct npt6_rule *sender = npt6_sender_rule((const struct in6_addr *)m->q.daddr, if_id, r);
+
+		if (!sender)
+			return IPSNAT_R_MAX;
+		if (icmp6_sa_of(skb, need_sa, &sa_reqid))
+			return IPSNAT_R_PASS_NO_SA;
+		if (!npt6_sa_admits(sender, need_sa, sa_reqid))
+			return IPSNAT_R_PASS_WRONG_SA;
+	}
 	__u8 addr[16];
 	__builtin_memcpy(addr, quoted, 16);
 	if (npt6_map(addr, r))
@@ -203,14 +235,16 @@ static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, __u32 
 	return r && nat66_addr_equal(r->to, m->q.saddr) && nat66_addr_equal(m->o.h.daddr, m->q.saddr);
 }
 
-/* An ICMPv6 error on a route-mode device (if_id; flags: IPSNAT_DEV_BINAT enables NPTv6), at
- * egress (dir NPT6_OUT) or ingress (NPT6_IN): the outcome, or IPSNAT_R_MAX when the packet is no
- * error about a flow ipsnat knows and the caller goes on as for any packet. No flow on the way
- * back: to an NPTv6 prefix it is dropped (drop-icmp-no-flow; stateless NPTv6 would otherwise take
- * it to a LAN host as a plain packet); to a NAT66 address about a packet from that address it
- * passes untouched to the gateway, whose own flows it may concern (pass-icmp-no-ct, as IPv4's
- * reverse_unexplained in route mode); into the LAN the caller's drop-unsolicited applies. */
-static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u32 if_id, __u32 flags, __u32 dir)
+/* An ICMPv6 error on a route-mode device (if_id; flags: IPSNAT_DEV_BINAT enables NPTv6), at egress
+ * (dir NPT6_OUT) or ingress (NPT6_IN), or at the ingress of a policy-mode uplink (need_sa, if_id
+ * 0): the outcome, or IPSNAT_R_MAX when the packet is no error about a flow ipsnat knows and the
+ * caller goes on as for any packet. No flow on the way back: to an NPTv6 prefix it is dropped
+ * (drop-icmp-no-flow; stateless NPTv6 would otherwise take it to a LAN host as a plain packet); to
+ * a NAT66 address about a packet from that address it passes untouched to the gateway, whose own
+ * flows it may concern (pass-icmp-no-ct, as IPv4's reverse_unexplained in route mode); into the
+ * LAN the caller's drop-unsolicited applies. */
+static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u32 if_id, __u32 flags, __u32 dir,
+						      int need_sa)
 {
 	int out = dir == NPT6_OUT;
 	struct icmp6_err m;
@@ -219,12 +253,12 @@ static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u
 	if (icmp6_parse(skb, &m) || !m.quoted)
 		return IPSNAT_R_MAX;
 	if (m.q.ports && (!out || nat66_rule(if_id, m.o.h.daddr))) {
-		why = icmp6_nat66(skb, &m, out);
+		why = icmp6_nat66(skb, &m, out, need_sa);
 		if (why != IPSNAT_R_PASS_ICMP_NO_CT)
 			return why;
 	}
 	if (flags & IPSNAT_DEV_BINAT) {
-		why = icmp6_npt(skb, &m, if_id, out);
+		why = icmp6_npt(skb, &m, if_id, out, need_sa);
 		if (why != IPSNAT_R_MAX)
 			return why;
 	}

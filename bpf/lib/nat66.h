@@ -4,7 +4,8 @@
  * original port when it is in the range and free, an echo identifier whenever it is free, else a
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
- * opens a flow. TCP, UDP and ICMPv6 echo; fragments and other protocols are not translated (their
+ * opens a flow. On a policy-mode uplink a reply comes back only from an SA of the reqid of the
+ * policy protecting its flow (the flow's entries keep the rule's reqid, as IPv4's keep the SPD's). TCP, UDP and ICMPv6 echo; fragments and other protocols are not translated (their
  * LAN source then matches no policy at the device's xfrm lookup, as before attach).
  * Checksums: the TCP, UDP and ICMPv6 checksums cover the addresses (pseudo-header); their change
  * is applied by difference with BPF_F_PSEUDO_HDR. Within IPv6 the address's change and the
@@ -263,6 +264,7 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	n->orig_k = ct6_key_of(p, IPSNAT_CT_ORIG);
 	__builtin_memcpy(n->orig_e.xlat_addr, rule->to, 16);
 	n->orig_e.kind = IPSNAT_CT_KIND_NAT66;
+	n->orig_e.reqid = rule->reqid;
 	n->orig_e.created_ns = now;
 	n->orig_e.last_ns = now;
 	n->reply_e = n->orig_e;
@@ -304,6 +306,51 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	return IPSNAT_R_DROP_NO_PORT;
 }
 
+/* The other direction's entry of the flow of entry e (key k), or NULL: absent, or its key by now
+ * belongs to another flow (it does not point back at k). */
+static __always_inline struct ipsnat_ct6_entry *ct6_partner(const struct ipsnat_ct6_key *k,
+							    const struct ipsnat_ct6_entry *e)
+{
+	struct ipsnat_ct6_key pk = ct6_partner_key(k, e);
+	struct ipsnat_ct6_entry *pe = bpf_map_lookup_elem(&ipsnat_ct6, &pk);
+	int orig = k->dir == IPSNAT_CT_ORIG;
+
+	if (pe && nat66_addr_equal(pe->xlat_addr, orig ? k->saddr : k->daddr) &&
+	    pe->xlat_port == (orig ? k->sport : k->dport))
+		return pe;
+	return 0;
+}
+
+/* The flow of ORIG entry e (key k) leaves under a rule of another reqid (IKE re-established the
+ * policy's SA): both entries take it, for the reply side compares the SA's reqid with the REPLY
+ * entry's (as lib/ct.h ct_flow_protected). One partner lookup per change. */
+static __always_inline void nat66_restamp(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e, __u32 reqid)
+{
+	struct ipsnat_ct6_entry *pe = ct6_partner(k, e);
+
+	if (pe)
+		pe->reqid = reqid;
+	e->reqid = reqid;
+}
+
+/* Whether the SA of sa_reqid may deliver a packet of the flow of REPLY entry e (key k): the reqid
+ * that counts is that of the policy whose NAT66 rule the flow's remote endpoint finds now, with
+ * the flow's address. The entry's reqid is that one unless IKE re-established the SA under a new
+ * reqid and no packet of the flow went out since; on a mismatch the rule is asked, and the entry
+ * takes its reqid: a reply through the current SA is never refused by a stale entry. Where no
+ * such rule is left, the entry's reqid decides. Policy mode only: its rules have if_id 0. */
+static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e,
+					      __u32 sa_reqid)
+{
+	if (reqid_admits(e->reqid, sa_reqid))
+		return 1;
+	struct npt6_rule *rule = nat66_rule(0, k->saddr);
+	if (!rule || !nat66_addr_equal(rule->to, k->daddr) || !reqid_admits(rule->reqid, sa_reqid))
+		return 0;
+	e->reqid = rule->reqid;
+	return 1;
+}
+
 /* TC egress of a route-mode device (if_id), or LWT xmit of a policy-mode route (if_id 0,
  * l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
  * concerns it (NPTv6 may). */
@@ -336,6 +383,8 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		__builtin_memcpy(to, e->xlat_addr, 16);
 		port = e->xlat_port;
 		ct6_account(e, &p);
+		if (e->reqid != rule->reqid)
+			nat66_restamp(&k, e, rule->reqid);
 	} else {
 		__builtin_memcpy(to, rule->to, 16);
 		int r = nat66_bind(&p, rule, &port);
@@ -359,7 +408,8 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 
 /* TC ingress of a route-mode device, or of a policy-mode uplink (need_sa): 1 with the outcome in
  * *why for a reply of a NAT66 flow, translated back to the inside host; on the uplink only when an
- * SA decrypted it (cleartext that looks like a reply passes untouched: pass-no-sa). 0 for anything
+ * SA of the flow's policy decrypted it (cleartext that looks like a reply passes untouched:
+ * pass-no-sa; a reply another tunnel's SA brought, pass-wrong-sa). 0 for anything
  * else (p->h is then what parse_ipv6 read, or unset when even that failed: *parsed says). */
 static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p, int *parsed, int need_sa,
 					 enum ipsnat_reason *why)
@@ -375,6 +425,10 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 		return 0;
 	if (need_sa && skb_sa_reqid(skb, &reqid)) {
 		*why = IPSNAT_R_PASS_NO_SA;
+		return 1;
+	}
+	if (need_sa && !nat66_reply_admits(&k, e, reqid)) {
+		*why = IPSNAT_R_PASS_WRONG_SA;
 		return 1;
 	}
 	__u8 to[16];

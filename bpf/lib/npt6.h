@@ -15,6 +15,7 @@
 #include <bpf/bpf_endian.h>
 #include "maps/npt6.h"
 #include "maps/stats.h"
+#include "lib/sa.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -116,8 +117,10 @@ static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
 /* The way back is the policy's only for a sender in its destination selector: the NPT6_OUT rule
  * the sender finds as a destination (its remote selector) must map onto the prefix that `in`
  * maps back. On an xfrm interface the dir fwd/in companions say the same; on any other route-mode
- * device (a veth given --mode route) nothing else would. */
-static __always_inline int npt6_sender_is_remote(const struct in6_addr *saddr, __u32 if_id, const struct npt6_rule *in)
+ * device (a veth given --mode route) nothing else would. Returns that rule (the sender's policy),
+ * or NULL. */
+static __always_inline struct npt6_rule *npt6_sender_rule(const struct in6_addr *saddr, __u32 if_id,
+							  const struct npt6_rule *in)
 {
 	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
 	__builtin_memcpy(k.addr, saddr, 16);
@@ -128,13 +131,23 @@ static __always_inline int npt6_sender_is_remote(const struct in6_addr *saddr, _
 	for (int i = 0; i < 16; i++)
 		if (out->to[i] != in->from[i])
 			return 0;
-	return 1;
+	return out;
+}
+
+/* On a policy-mode uplink (need_sa) the way back is the policy's only through its SAs: the SA
+ * that decrypted the packet (sa_reqid) must have the reqid of the sender's policy, as a NAT66 or
+ * IPv4 reply (a packet another tunnel's SA brought: pass-wrong-sa). */
+static __always_inline int npt6_sa_admits(const struct npt6_rule *out, int need_sa, __u32 sa_reqid)
+{
+	return !need_sa || reqid_admits(out->reqid, sa_reqid);
 }
 
 /* Translates the address at offset `at` of the IPv6 header (source or destination) by the rule
- * of (if_id, dir, destination); `done` is the reason when it did. */
+ * of (if_id, dir, destination); `done` is the reason when it did. need_sa, sa_reqid: NPT6_IN on a
+ * policy-mode uplink, as npt6_sa_admits. */
 static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, __u32 if_id, enum npt6_dir dir,
-							 enum ipsnat_reason done, int l3_at_data)
+							 enum ipsnat_reason done, int l3_at_data, int need_sa,
+							 __u32 sa_reqid)
 {
 	struct ipv6hdr ip6;
 	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
@@ -151,8 +164,14 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 	__builtin_memcpy(addr, dir == NPT6_OUT ? (void *)&ip6.saddr : (void *)&ip6.daddr, 16);
 	if (!npt6_in_prefix(addr, r))
 		return dir == NPT6_OUT ? IPSNAT_R_PASS_NOT_INSIDE : IPSNAT_R_PASS_NOT_COVERED;
-	if (dir == NPT6_IN && !npt6_sender_is_remote(&ip6.saddr, if_id, r))
-		return IPSNAT_R_PASS_NOT_COVERED;
+	if (dir == NPT6_IN) {
+		struct npt6_rule *out = npt6_sender_rule(&ip6.saddr, if_id, r);
+
+		if (!out)
+			return IPSNAT_R_PASS_NOT_COVERED;
+		if (!npt6_sa_admits(out, need_sa, sa_reqid))
+			return IPSNAT_R_PASS_WRONG_SA;
+	}
 	if (npt6_map(addr, r))
 		return IPSNAT_R_DROP_NPT6_UNMAPPABLE;
 	/* The sum of the bytes is unchanged; the flag keeps a CHECKSUM_COMPLETE skb exact anyway. */
@@ -166,14 +185,15 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
  * policy's source prefix, so the kernel's xfrm lookup after it matches that policy. */
 static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u32 if_id, int l3_at_data)
 {
-	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6, l3_at_data);
+	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6, l3_at_data, 0, 0);
 }
 
-/* TC ingress of a route-mode device (decrypted by its SAs): a destination in the policy's source
- * prefix, from a sender in its destination selector, goes back to the inside prefix. */
-static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id)
+/* TC ingress of a route-mode device (decrypted by its SAs) or of a policy-mode uplink (need_sa,
+ * decrypted by the SA of sa_reqid): a destination in the policy's source prefix, from a sender in
+ * its destination selector, goes back to the inside prefix. */
+static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id, int need_sa, __u32 sa_reqid)
 {
-	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE, 0);
+	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE, 0, need_sa, sa_reqid);
 }
 
 #endif

@@ -28,4 +28,11 @@ static __always_inline int skb_sa_reqid(struct __sk_buff *skb, __u32 *reqid)
 	return 0;
 }
 
+/* An SA of sa_reqid may deliver a flow's packet when the flow's policy names it (reqid 0:
+ * not known, any SA). */
+static __always_inline int reqid_admits(__u32 flow_reqid, __u32 sa_reqid)
+{
+	return !flow_reqid || flow_reqid == sa_reqid;
+}
+
 #endif

@@ -202,13 +202,13 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __
 	enum ipsnat_reason why = IPSNAT_R_PASS_NOT_IPV4;
 	struct pkt66 p;
 	int parsed;
-	__u32 reqid;
+	__u32 reqid = 0;
 
 	if (nat66_reverse(skb, &p, &parsed, need_sa, &why))
 		return why;
 	int decrypted = parsed && !skb_sa_reqid(skb, &reqid);
 	if ((flags & IPSNAT_DEV_BINAT) && (decrypted || !need_sa)) {
-		why = npt6_reverse(skb, if_id);
+		why = npt6_reverse(skb, if_id, need_sa, reqid);
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
 	}
@@ -372,13 +372,6 @@ static __always_inline enum ipsnat_reason reverse_sa_of(struct __sk_buff *skb, i
 	if (skb_sa_reqid(skb, sa_reqid))
 		return IPSNAT_R_PASS_NO_SA;
 	return 0;
-}
-
-/* An SA of sa_reqid may deliver a flow's packet when the flow's policy names it (reqid 0:
- * not known, any SA). */
-static __always_inline int reqid_admits(__u32 flow_reqid, __u32 sa_reqid)
-{
-	return !flow_reqid || flow_reqid == sa_reqid;
 }
 
 /* Whether a packet that opens a flow, or one whose flow is not known by its reqid (a later
@@ -611,17 +604,20 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
 	return done;
 }
 
-/* An ICMPv6 error about a translated flow on a route-mode device (bpf/lib/icmp6.h), at egress
- * (NPT6_OUT) or ingress (NPT6_IN): the outcome, or IPSNAT_R_MAX when the IPv6 path decides. The
- * entry points call it before that path, each in a subprogram of its own (bpf/ipsnat.bpf.c). */
+/* An ICMPv6 error about a translated flow (bpf/lib/icmp6.h) on a route-mode device, at egress
+ * (NPT6_OUT) or ingress (NPT6_IN), or at the ingress of a policy-mode uplink (the rules of no
+ * interface, through an SA only; its out side is LWT xmit): the outcome, or IPSNAT_R_MAX when the
+ * IPv6 path decides. The entry points call it before that path, each in a subprogram of its own
+ * (bpf/ipsnat.bpf.c). */
 static __always_inline enum ipsnat_reason xlate_icmp6_dev(struct __sk_buff *skb, enum npt6_dir dir)
 {
 	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb))
 		return IPSNAT_R_MAX;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
-	if (d.mode != IPSNAT_DEV_ROUTE)
+	int route = d.mode == IPSNAT_DEV_ROUTE;
+	if (!route && dir != NPT6_IN)
 		return IPSNAT_R_MAX;
-	return icmp6_error(skb, d.if_id, d.flags, dir);
+	return icmp6_error(skb, route ? d.if_id : 0, d.flags, dir, !route);
 }
 
 /* IPv6 on the ingress of a route-mode device (tc_rev_ingress dispatches it before the IPv4

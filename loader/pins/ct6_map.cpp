@@ -13,6 +13,12 @@ namespace ipsnat::pins {
 std::optional<Ct6Map> Ct6Map::open_pinned(const std::string& root) {
   Fd fd(bpf_obj_get(state::pinned_map_path(root, kCt6).c_str()));
   if (!fd) return std::nullopt;
+  // Entries of another layout (an older build's schema) are not read as this build's.
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.key_size != sizeof(ipsnat_ct6_key) ||
+      info.value_size != sizeof(ipsnat_ct6_entry))
+    return std::nullopt;
   std::optional<Ct6Map> m(std::in_place, fd.get());
   m->owned_ = std::move(fd);
   return m;

@@ -2,7 +2,7 @@
 // The IPv6 conntrack map (ipsnat_ct6, maps/ct6.h) and its housekeeping: the same sweep as CtGc
 // (ct/gc.h) over IPv6 flows, by the same timeouts (ipsnat_cfg).
 //
-//   auto m = Ct6Map::open_pinned(root);       // nullopt: no ipsnat_ct6 (attached by an older build)
+//   auto m = Ct6Map::open_pinned(root);       // nullopt: no ipsnat_ct6 of this layout (an older build's)
 //   Ct6Gc(*m).sweep(now, timeouts);           // deletes both entries of every expired flow
 #include <functional>
 #include <optional>

@@ -34,6 +34,10 @@ uint16_t fold(uint32_t s) {
 
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
+// The reqid of the policy's SAs (its first template's, as the IPv4 NAT target's): the datapath
+// compares it with the reqid of the SA that decrypted a reply on a policy-mode uplink.
+uint32_t reqid_of(const Policy& p) { return p.tmpls.empty() ? 0 : p.tmpls.front().reqid; }
+
 npt6_rule nat66_rule_of(const Policy& p, const Prefix& inside, const Prefix& addr) {
   npt6_rule r{};
   std::memcpy(r.from, network(inside).addr.bytes.data(), 16);
@@ -41,6 +45,7 @@ npt6_rule nat66_rule_of(const Policy& p, const Prefix& inside, const Prefix& add
   r.len = inside.len;
   r.kind = NPT6_KIND_NAT66;
   r.policy_index = p.index;
+  r.reqid = reqid_of(p);
   return r;
 }
 
@@ -53,6 +58,7 @@ npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   r.word = from.len <= 48 ? 3 : uint8_t((from.len + 15) / 16);
   r.adjust = npt6_adjustment(from, to);
   r.policy_index = p.index;
+  r.reqid = reqid_of(p);
   return r;
 }
 

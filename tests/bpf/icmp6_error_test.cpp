@@ -4,6 +4,7 @@
 // quoted TCP/UDP checksums come from the independent routine of tests/support/packet.*; the
 // translated error must equal it byte for byte.
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
 #include <algorithm>
@@ -46,20 +47,31 @@ Bytes l3_of(const Bytes& pkt) { return Bytes(pkt.begin() + kIpv6L3, pkt.end()); 
 
 class Icmp6Error : public ::testing::Test {
  protected:
-  Icmp6Error() : dp(true) {
-    model.apply(spd::PolicyUpsert{ipv6_out_policy(9, kVip + "/128", "2001:db8:f00::/40", kIfId)});
-    model.apply(spd::PolicyUpsert{ipv6_out_policy(17, "2001:db8:c:8::/64", "2001:db8:e00::/40", kIfId)});
+  Icmp6Error() : Icmp6Error(IPSNAT_DEV_ROUTE, kIfId) {}
+  // mode IPSNAT_DEV_POLICY: the uplink of policy-based SAs, whose policies have if_id 0 and whose
+  // LAN packets leave through LWT xmit.
+  Icmp6Error(ipsnat_dev_mode mode, uint32_t if_id) : dp(true), policy_mode(mode == IPSNAT_DEV_POLICY) {
+    model.apply(spd::PolicyUpsert{policy6(9, kVip + "/128", "2001:db8:f00::/40", if_id)});
+    model.apply(spd::PolicyUpsert{policy6(17, "2001:db8:c:8::/64", "2001:db8:e00::/40", if_id)});
     writer.write(model, inside);
-    dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
+    dp.set_dev_mode(Datapath::test_ifindex(), mode, if_id, IPSNAT_DEV_BINAT);
   }
-  RunResult out(const Bytes& p) { return dp.run(dp.skel()->progs.tc_snat_egress, p); }
+  // The policy's SAs have the reqid kSa.
+  static spd::Policy policy6(uint32_t index, const std::string& src, const std::string& dst, uint32_t if_id) {
+    spd::Policy p = ipv6_out_policy(index, src, dst, if_id);
+    p.tmpls.front().reqid = kSa;
+    return p;
+  }
+  RunResult out(const Bytes& p) {
+    return dp.run(policy_mode ? dp.skel()->progs.lwt_snat_xmit : dp.skel()->progs.tc_snat_egress, p);
+  }
   RunResult back(const Bytes& p, uint32_t sa = kSa) { return dp.run(dp.skel()->progs.tc_rev_ingress, p, sa); }
   uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
 
   // The LAN host's packet as it leaves the device (translated).
   Bytes leaves(const Bytes& pkt) {
     RunResult r = out(pkt);
-    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(r.retval, policy_mode ? unsigned(BPF_LWT_REROUTE) : unsigned(TC_ACT_UNSPEC)) << dp.nonzero_reasons();
     EXPECT_NE(r.out, pkt) << "not translated";
     return r.out;
   }
@@ -70,14 +82,19 @@ class Icmp6Error : public ::testing::Test {
     EXPECT_NE(r.out, pkt) << "not translated";
     return r.out;
   }
-  // The far side's error about `sent` (as the LAN host sent it) reaches the host as the error it
-  // would have got without translation: outer destination, quoted source and port translated
-  // back, every checksum right.
-  void error_comes_back(const std::string& router, uint8_t type, uint8_t code, uint32_t extra, const Bytes& sent) {
+  // The far side's error about `sent` (as the LAN host sent it), as it arrives for the translated
+  // address.
+  Bytes error_about(const std::string& router, uint8_t type, uint8_t code, uint32_t extra, const Bytes& sent) {
     Bytes on_wire = leaves(sent);
     std::string outside = ipv6_at(on_wire, kIpv6Src);
     Bytes err = eth.ipv6_l4(router, outside, kIcmp6, icmp6_error(type, code, extra, l3_of(on_wire)));
-    ASSERT_TRUE(ipv6_l4_checksum_ok(err, kIpv6L3));
+    EXPECT_TRUE(ipv6_l4_checksum_ok(err, kIpv6L3));
+    return err;
+  }
+  // The far side's error about `sent` reaches the host as the error it would have got without
+  // translation: outer destination, quoted source and port translated back, every checksum right.
+  void error_comes_back(const std::string& router, uint8_t type, uint8_t code, uint32_t extra, const Bytes& sent) {
+    Bytes err = error_about(router, type, code, extra, sent);
     uint64_t before = n(IPSNAT_R_XLATE_ICMP_ERROR);
     RunResult r = back(err);
     EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
@@ -107,6 +124,7 @@ class Icmp6Error : public ::testing::Test {
   }
 
   Datapath dp;
+  bool policy_mode;
   spd::SpdModel model;
   std::vector<Prefix> inside{ipsnat::parse_prefix("fd00:9:9:9::/64"), ipsnat::parse_prefix("192.168.1.0/24")};
   mirror::Npt6Writer writer{bpf_map__fd(dp.skel()->maps.ipsnat_npt6)};
@@ -189,6 +207,44 @@ TEST_F(Icmp6Error, AnErrorAboutNoFlowOpensNothing) {
   err = eth.ipv6_l4(kNatRouter, kHost, kIcmp6, icmp6_error(kTooBig, 0, 1280, l3_of(lan)));
   EXPECT_EQ(back(err).retval, TC_ACT_SHOT);
   EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
+}
+
+// Policy mode: the uplink's tc_rev_ingress takes the far side's error back to the LAN host only
+// when the SA of the flow's policy decrypted it, as a reply.
+class Icmp6ErrorPolicy : public Icmp6Error {
+ protected:
+  Icmp6ErrorPolicy() : Icmp6Error(IPSNAT_DEV_POLICY, 0) {}
+  // Passes untouched to the translated address, for `why`.
+  void stays_out(const Bytes& err, uint32_t sa, ipsnat_reason why) {
+    uint64_t before = n(why);
+    RunResult r = back(err, sa);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(r.out, err);
+    EXPECT_EQ(n(why), before + 1) << dp.nonzero_reasons();
+  }
+};
+
+TEST_F(Icmp6ErrorPolicy, Nat66ErrorsThroughTheSaReachTheLanHost) {
+  error_comes_back(kNatRouter, kTooBig, 0, 1400, eth.ipv6_l4(kHost, kNatRemote, kTcp, tcp_header(80, 443, 0x18)));
+  error_comes_back(kNatRemote, kUnreachable, 4, 0, eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 21)));
+  error_comes_back(kNatRouter, kTimeExceeded, 0, 0, eth.ipv6_l4(kHost, kNatRemote, kIcmp6, icmp6_echo(128, 77)));
+}
+
+TEST_F(Icmp6ErrorPolicy, Nptv6ErrorsThroughTheSaReachTheLanHost) {
+  error_comes_back(kNptRouter, kTooBig, 0, 1380, eth.ipv6_l4(kHost, kNptRemote, kTcp, tcp_header(40000, 443, 0x10)));
+  error_comes_back(kNptRemote, kUnreachable, 1, 0, eth.ipv6_l4(kHost, kNptRemote, kUdp, udp_header(5000, 53, 3)));
+}
+
+// In cleartext (pass-no-sa) or through another tunnel's SA (pass-wrong-sa) the error is not the
+// flow's: it stays addressed to the translated address (the gateway itself, or its blackhole).
+TEST_F(Icmp6ErrorPolicy, AnErrorInCleartextOrThroughAnotherSaStaysOutOfTheLan) {
+  Bytes nat66 = error_about(kNatRouter, kTooBig, 0, 1280, eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 4)));
+  stays_out(nat66, 0, IPSNAT_R_PASS_NO_SA);
+  stays_out(nat66, kSa + 1, IPSNAT_R_PASS_WRONG_SA);
+  Bytes npt = error_about(kNptRouter, kTooBig, 0, 1280, eth.ipv6_l4(kHost, kNptRemote, kUdp, udp_header(5000, 53, 3)));
+  stays_out(npt, 0, IPSNAT_R_PASS_NO_SA);
+  stays_out(npt, kSa + 1, IPSNAT_R_PASS_WRONG_SA);
   EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
 }
 

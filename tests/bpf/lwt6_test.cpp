@@ -21,18 +21,27 @@ namespace ipsnat::test {
 namespace {
 
 constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp6 = 58;
-constexpr uint32_t kSa = 5;  // the reqid a "decrypted" packet carries (skb->mark in the bpf tier)
+// The reqids of the two policies' SAs: a "decrypted" packet carries its SA's (skb->mark in the bpf
+// tier).
+constexpr uint32_t kSa = 5, kSaB = 6;
 
 uint16_t u16_at(const Bytes& pkt, size_t off) { return uint16_t(pkt[off] << 8 | pkt[off + 1]); }
 
+// A policy-mode IPv6 out-policy (if_id 0) whose SAs have this reqid.
+spd::Policy policy6(uint32_t index, const std::string& src, const std::string& dst, uint32_t reqid) {
+  spd::Policy p = ipv6_out_policy(index, src, dst, 0);
+  p.tmpls.front().reqid = reqid;
+  return p;
+}
+
 // The uplink in policy mode; strongSwan's virtual IPv6 2001:db8:c:5::9 is the source of the
 // policy towards 2001:db8:a00::/40, the prefix 2001:db8:d:1::/64 that of the policy towards
-// 2001:db8:b00::/40; the LAN is fd00:42:7:1::/64.
+// 2001:db8:b00::/40 (the SAs of reqid kSa and kSaB); the LAN is fd00:42:7:1::/64.
 class Lwt6 : public ::testing::Test {
  protected:
   Lwt6() : dp(true) {
-    model.apply(spd::PolicyUpsert{ipv6_out_policy(21, kVip + "/128", "2001:db8:a00::/40", 0)});
-    model.apply(spd::PolicyUpsert{ipv6_out_policy(22, "2001:db8:d:1::/64", "2001:db8:b00::/40", 0)});
+    model.apply(spd::PolicyUpsert{policy6(21, kVip + "/128", "2001:db8:a00::/40", kSa)});
+    model.apply(spd::PolicyUpsert{policy6(22, "2001:db8:d:1::/64", "2001:db8:b00::/40", kSaB)});
     writer.write(model, inside);
     set_dev(0);
   }
@@ -55,8 +64,8 @@ class Lwt6 : public ::testing::Test {
     return proto == kIcmp6 ? u16_at(r.out, kIpv6L4 + 4) : u16_at(r.out, kIpv6L4);
   }
   // The decrypted reply reaches `host`, checksum valid.
-  void returns(const Bytes& reply, const std::string& host) {
-    RunResult b = back(reply, kSa);
+  void returns(const Bytes& reply, const std::string& host, uint32_t sa = kSa) {
+    RunResult b = back(reply, sa);
     EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
     EXPECT_EQ(ipv6_at(b.out, kIpv6Dst), host);
     EXPECT_TRUE(ipv6_l4_checksum_ok(b.out, kIpv6L3));
@@ -122,8 +131,45 @@ TEST_F(Lwt6, Nptv6OnlyWithBinatAndChecksumNeutral) {
 
   Bytes answer = eth.ipv6_l4("2001:db8:b00::7", mapped, kUdp, udp_header(4500, 40000, 3));
   passes_untouched(answer, 0);
-  returns(answer, kHost);
+  returns(answer, kHost, kSaB);
   EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 1u) << dp.nonzero_reasons();
+}
+
+// A reply is the flow's only through the SA of the policy that protects the flow: one decrypted by
+// another tunnel's SA (kSaB) does not reach the LAN (pass-wrong-sa), as for IPv4. IKE re-keys the
+// policy under a new reqid: the reply through the new SA comes back before any packet went out, the
+// old SA's no longer.
+TEST_F(Lwt6, Nat66ReplyOnlyThroughTheSaOfTheFlowsPolicy) {
+  uint16_t port = leaves(kHost, kRemote, kUdp, udp_header(41000, 53, 12), kVip);
+  Bytes reply = eth.ipv6_l4(kRemote, kVip, kUdp, udp_header(53, port, 5));
+  passes_untouched(reply, kSaB);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 1u) << dp.nonzero_reasons();
+  returns(reply, kHost, kSa);
+
+  constexpr uint32_t kRekeyed = 77;
+  model.apply(spd::PolicyUpsert{policy6(21, kVip + "/128", "2001:db8:a00::/40", kRekeyed)});
+  writer.write(model, inside);
+  returns(reply, kHost, kRekeyed);
+  passes_untouched(reply, kSa);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 2u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 2u) << dp.nonzero_reasons();
+  // The flow's next packet out takes the policy's reqid too; the old SA stays refused.
+  EXPECT_EQ(leaves(kHost, kRemote, kUdp, udp_header(41000, 53, 12), kVip), port);
+  passes_untouched(reply, kSa);
+  returns(reply, kHost, kRekeyed);
+}
+
+// NPTv6 is stateless: the way back is the policy's of the answer's sender, and only through that
+// policy's SA.
+TEST_F(Lwt6, Nptv6AnswerOnlyThroughTheSaOfThePolicy) {
+  set_dev(IPSNAT_DEV_BINAT);
+  RunResult r = lwt(eth.ipv6_l4(kHost, "2001:db8:b00::7", kUdp, udp_header(40000, 4500, 20)));
+  ASSERT_EQ(r.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  Bytes answer = eth.ipv6_l4("2001:db8:b00::7", ipv6_at(r.out, kIpv6Src), kUdp, udp_header(4500, 40000, 3));
+  passes_untouched(answer, kSa);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6_REVERSE), 0u);
+  returns(answer, kHost, kSaB);
 }
 
 // What no policy-mode rule concerns passes with BPF_OK, unchanged: another destination, a source

@@ -7,8 +7,9 @@
 # the translated packet matches the out-policy at the xfrm lookup after the LWT reroute; it names
 # the selector the kernel saw, whose source must be the policy's, never a LAN address. Replies:
 # without ESP no packet can arrive with an SA, and on a policy-mode uplink only a decrypted reply
-# is translated back (the bpf tier proves that path: tests/bpf/lwt6_test.cpp); here a reply
-# injected in cleartext on the uplink must not reach the LAN host, nor an unsolicited packet.
+# is translated back (the bpf tier proves that path: tests/bpf/lwt6_test.cpp, and for ICMPv6
+# errors tests/bpf/icmp6_error_test.cpp); here a reply and a Packet Too Big about the flow injected
+# in cleartext on the uplink must not reach the LAN host, nor an unsolicited packet.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -90,7 +91,8 @@ T_PIDS+=("$!")
 mon=$!
 timeout 25 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' >"$leak" 2>/dev/null &
 T_PIDS+=("$!")
-timeout 25 ip netns exec "$lana" tcpdump -l -n -i a1 --immediate-mode -Q in 'ip6 and (udp port 40077 or tcp port 22)' >"$lanseen" 2>/dev/null &
+timeout 25 ip netns exec "$lana" tcpdump -l -n -i a1 --immediate-mode -Q in \
+  'ip6 and (udp port 40077 or tcp port 22 or (icmp6 and ip6[40] == 2))' >"$lanseen" 2>/dev/null &
 T_PIDS+=("$!")
 sleep 1
 t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e77::1 >/dev/null 2>&1 || true
@@ -110,21 +112,29 @@ echo "$flows"
 t_expect "ipsnat flows shows the IPv6 UDP flow" \
   grep -Eq '^udp \[fd00:77:1::a\]:40077 -> \[2001:db8:e77::1\]:7400 as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows"
 port=$( (grep -Eo 'as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows" || true) | head -1 | sed -E 's/.*\]:([0-9]+) nat66/\1/')
-# A reply injected in cleartext on the uplink (the NAT66 address and port of the flow), and an
-# unsolicited connection from the policy's remote prefix straight at the LAN host (the kernel's
-# fwd check of the companion refuses cleartext): neither reaches it.
+# A reply injected in cleartext on the uplink (the NAT66 address and port of the flow), a Packet
+# Too Big quoting the flow's translated packet (the kernel fills in the ICMPv6 checksum of a raw
+# socket), and an unsolicited connection from the policy's remote prefix straight at the LAN host
+# (the kernel's fwd check of the companion refuses cleartext): none reaches it.
 t_in "$wan" timeout 5 python3 -c "
-import socket
+import socket, struct
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind(('2001:db8:e77::1', 7400))
 s.sendto(b'reply', ('2001:db8:77::5', int('${port:-1}')))
+vip, remote = socket.inet_pton(socket.AF_INET6, '2001:db8:77::5'), socket.inet_pton(socket.AF_INET6, '2001:db8:e77::1')
+udp = struct.pack('!HHHH', int('${port:-1}'), 7400, 8 + 64, 0) + b'x' * 64
+quote = struct.pack('!IHBB', 6 << 28, len(udp), 17, 64) + vip + remote + udp
+ptb = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+ptb.bind(('2001:db8:e77::1', 0))
+ptb.sendto(struct.pack('!BBHI', 2, 0, 0, 1280) + quote, ('2001:db8:77::5', 0))
 t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 t.bind(('2001:db8:e77::1', 0))
 t.settimeout(2)
 try: t.connect(('fd00:77:1::a', 22))
 except OSError: pass" || true
-# The uplink's reverse hook has seen the reply once pass-no-sa counts it (bounded: 10 s).
-no_sa() { t_in "$gw" "$IPSNAT" status 2>&1 | grep -Eq 'pass-no-sa +[1-9]'; }
+# The uplink's reverse hook has seen the reply and the Packet Too Big once pass-no-sa counts both
+# (bounded: 10 s).
+no_sa() { t_in "$gw" "$IPSNAT" status 2>&1 | grep -Eq 'pass-no-sa +([2-9]|[1-9][0-9])'; }
 t_wait_for 10 no_sa || true
 sleep 1
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
@@ -138,8 +148,10 @@ t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
 t_expect "nothing reached the WAN in cleartext" bash -c "! grep -Eq 'fd00:77:1|2001:db8:77::5|2001:db8:d77' '$leak'"
 t_expect "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
 t_expect "status counts the NPTv6 cleartext the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
-t_expect "status counts the cleartext reply it did not translate (pass-no-sa)" grep -Eq 'pass-no-sa +[1-9]' <<<"$status"
-t_expect "neither the cleartext reply nor the unsolicited packet reached the LAN host" bash -c "! grep -q 'IP6' '$lanseen'"
+t_expect "status counts the cleartext reply and Packet Too Big it did not translate (pass-no-sa 2)" \
+  grep -Eq 'pass-no-sa +2( |$)' <<<"$status"
+t_expect "neither the cleartext reply, nor the cleartext Packet Too Big, nor the unsolicited packet reached the LAN host" \
+  bash -c "! grep -q 'IP6' '$lanseen'"
 ((T_FAILED)) && cat "$leak" "$lanseen" >&2
 
 # Too big for the SA's path: the route's PTB reaches the LAN host before the translation.

@@ -13,10 +13,7 @@ t_private_roots
 t_tmpdir
 
 lan=$(t_netns lan) gw=$(t_netns gw) wan=$(t_netns wan)
-for ns in "$lan" "$gw" "$wan"; do
-  t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
-    net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
-done
+t_ipv6_on "$lan" "$gw" "$wan"
 ip link add l1 netns "$lan" type veth peer name l0 netns "$gw"
 ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
 ip -n "$lan" addr add fd00:61:1::a/64 dev l1 nodad

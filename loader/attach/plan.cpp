@@ -165,21 +165,9 @@ spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   return cfg;
 }
 
-// What an IPv6 out-policy implies on the device (spd/npt6.h): NPTv6 only with --binat, whose
-// reverse rule opens every mapped host to the far side (the datapath checks the device's
-// IPSNAT_DEV_BINAT too, bpf/lib/xlate.h); in policy mode nothing for a policy the LWT reroute
-// would miss (its ports), as for IPv4.
+// What an IPv6 out-policy implies on the device (spd/npt6.h).
 spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode) {
-  auto m = spd::npt6_of(p, inside);
-  if (!m.ok) return m;
-  if (!m.nat66 && !s.binat) {
-    m.ok = false;
-    m.why = "nptv6 is stateless both ways: --binat allows it";
-  } else if (auto misses = mode == Mode::Policy ? spd::reroute_misses(p) : std::nullopt) {
-    m.ok = false;
-    m.why = "not translated in policy mode: " + *misses;
-  }
-  return m;
+  return spd::npt6_applied(p, inside, s.binat, mode == Mode::Policy);
 }
 
 // An IPv6 address of the host (strongSwan's virtual IPv6): local_addrs holds IPv4 only.

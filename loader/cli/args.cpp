@@ -21,10 +21,4 @@ uint16_t parse_port_arg(const std::string& s) {
   return static_cast<uint16_t>(std::stoul(s));
 }
 
-uint32_t parse_v4_arg(const std::string& s, const char* what) {
-  Address a = parse_address(s);
-  if (a.family != AF_INET) throw UserError(std::string(what) + " '" + s + "' is not IPv4", "the datapath acts on IPv4");
-  return a.v4_be();
-}
-
 }  // namespace ipsnat::cli

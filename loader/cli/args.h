@@ -10,7 +10,5 @@ namespace ipsnat::cli {
 uint8_t parse_proto_arg(const std::string& s);
 // 0..65535, decimal digits only.
 uint16_t parse_port_arg(const std::string& s);
-// An IPv4 address, network order; `what` names the argument in the error.
-uint32_t parse_v4_arg(const std::string& s, const char* what);
 
 }  // namespace ipsnat::cli

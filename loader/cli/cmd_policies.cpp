@@ -10,8 +10,8 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "spd/compiler.h"
+#include "spd/explain.h"
 #include "spd/npt6.h"
-#include "spd/reference.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
 
@@ -30,8 +30,9 @@ NatConfig nat_config(const std::vector<std::string>& inside) {
 
 // Why policy mode (the uplink, LWT xmit) does not apply an out-policy's NAT after all: the
 // reroute's lookup would miss the policy. "" when it applies (or the policy is a tunnel device's).
-std::string policy_mode_refusal(const Policy& p, const ImpliedNat& n) {
-  if (n.kind == SPD_NAT_NONE || p.if_id) return "";
+std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
+  bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
+  if (!translates || p.if_id) return "";
   return reroute_misses(p).value_or("");
 }
 
@@ -81,21 +82,9 @@ nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
                       {"templates", t}};
   if (p.dir == Dir::Out && p.is_ipsec()) {
     j["nat"] = implied_json(p, cfg);
-    j["nat"]["policy_mode_refusal"] = p.sel.family == AF_INET ? policy_mode_refusal(p, implied_nat(p, cfg)) : "";
+    j["nat"]["policy_mode_refusal"] = policy_mode_refusal(p, cfg);
   }
   return j;
-}
-
-// Why a policy whose destination covers the flow was not chosen.
-std::string mismatch(const Policy& p, const Flow4& f) {
-  if (p.if_id != f.if_id) return "if_id " + std::to_string(p.if_id) + " != " + std::to_string(f.if_id);
-  if ((f.mark & p.mark_m) != p.mark_v) return "mark does not match";
-  if (!p.sel.src.contains(Address::v4(f.saddr))) return "source not in " + p.sel.src.str();
-  if (p.sel.proto && p.sel.proto != f.proto) return "protocol " + std::to_string(p.sel.proto);
-  if (((f.sport ^ p.sel.sport) & p.sel.sport_mask) != 0) return "source port";
-  if (((f.dport ^ p.sel.dport) & p.sel.dport_mask) != 0) return "destination port";
-  if (p.sel.ifindex) return "bound to a device";
-  return "";
 }
 
 }  // namespace
@@ -124,8 +113,7 @@ void register_policies(CLI::App& app, Context& ctx) {
         std::printf("%s\n", p->describe().c_str());
         if (p->dir != Dir::Out || !p->is_ipsec()) continue;
         std::printf("\tnat %s\n", implied_text(*p, cfg).c_str());
-        if (p->sel.family != AF_INET) continue;
-        if (std::string why = policy_mode_refusal(*p, implied_nat(*p, cfg)); !why.empty())
+        if (std::string why = policy_mode_refusal(*p, cfg); !why.empty())
           std::printf("\tpolicy mode: not translated: %s\n", why.c_str());
       }
       if (c.refused) std::printf("not mirrorable: %s\n", c.refused->c_str());
@@ -137,57 +125,42 @@ void register_policies(CLI::App& app, Context& ctx) {
 
 void register_explain(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("explain", "Which out-policy a flow matches before and after translation, and why");
-  static std::string src, dst, proto = "udp", sport = "0", dport = "0";
+  static std::string src, dst, proto = "udp", sport, dport;
   static std::vector<std::string> inside;
   static uint32_t mark = 0, if_id = 0;
-  cmd->add_option("SRC", src, "Source IPv4 address")->required();
-  cmd->add_option("DST", dst, "Destination IPv4 address")->required();
+  static bool binat = false;
+  cmd->add_option("SRC", src, "Source address (IPv4 or IPv6)")->required();
+  cmd->add_option("DST", dst, "Destination address, of the source's family")->required();
   cmd->add_option("PROTO", proto, "Protocol (name or number)");
-  cmd->add_option("SPORT", sport, "Source port");
-  cmd->add_option("DPORT", dport, "Destination port");
+  auto* sport_opt = cmd->add_option("SPORT", sport, "Source port (protocols with ports only)");
+  auto* dport_opt = cmd->add_option("DPORT", dport, "Destination port (protocols with ports only)");
   cmd->add_option("--mark", mark, "Packet mark");
-  cmd->add_option("--if-id", if_id, "xfrm interface if_id (route-based IPsec)");
-  cmd->add_option("--inside", inside, "Inside IPv4 prefix (repeatable) for the implied NAT");
-  cmd->callback([&ctx] {
-    ctx.action = [&ctx] {
-      Flow4 f;
-      f.saddr = parse_v4_arg(src, "source");
-      f.daddr = parse_v4_arg(dst, "destination");
-      f.proto = parse_proto_arg(proto);
-      if (proto_has_ports(f.proto)) {
-        f.sport = parse_port_arg(sport);
-        f.dport = parse_port_arg(dport);
-      }
-      f.mark = mark;
-      f.if_id = if_id;
+  cmd->add_option("--if-id", if_id, "xfrm interface if_id (route-based IPsec); 0: the uplink, policy mode");
+  cmd->add_option("--inside", inside, "Inside prefix (repeatable) for the implied NAT: IPv4, or the one IPv6 one");
+  cmd->add_flag("--binat", binat, "As on a device attached with --binat: IPv6 prefix policies translate (NPTv6)");
+  cmd->callback([&ctx, sport_opt, dport_opt] {
+    ctx.action = [&ctx, sport_opt, dport_opt] {
+      FlowArgs a{src, dst, parse_proto_arg(proto), std::nullopt, std::nullopt, mark, if_id};
+      if (sport_opt->count()) a.sport = parse_port_arg(sport);
+      if (dport_opt->count()) a.dport = parse_port_arg(dport);
+      AnyFlow flow = parse_flow(a);
       NatConfig cfg = nat_config(inside);
       SpdModel m = xfrm::PolicySource::read_once();
       auto pols = m.ordered();
-      const Policy* before = reference_lookup(pols, f);
-      auto target = reference_nat_target(pols, cfg, f);
-      nlohmann::json j = {{"flow", f.str()}};
+      Explanation e = explain(pols, cfg, cfg.inside, binat, flow);
       auto verdict = [](const Policy* p) {
         return !p ? "no out-policy: leaves in cleartext" : p->is_ipsec() ? "protected" : p->is_bypass() ? "bypass (cleartext)" : "blocked";
       };
-      j["before"] = {{"policy", before ? nlohmann::json(before->index) : nlohmann::json()}, {"verdict", verdict(before)}};
+      auto index = [](const Policy* p) { return p ? nlohmann::json(p->index) : nlohmann::json(); };
+      nlohmann::json j = {{"flow", e.flow}, {"before", {{"policy", index(e.before)}, {"verdict", verdict(e.before)}}}};
       nlohmann::json skipped = nlohmann::json::array();
-      for (const Policy* p : pols) {
-        if (p->dir != Dir::Out || p->sel.family != AF_INET || !p->sel.dst.contains(Address::v4(f.daddr))) continue;
-        std::string why = mismatch(*p, f);
-        if (why.empty() && p != before) why = "matches, but policy " + std::to_string(before->index) + " comes first (priority " + std::to_string(before->priority) + ")";
-        if (!why.empty()) skipped.push_back({{"policy", p->index}, {"why", why}});
-      }
+      for (const auto& s : e.not_chosen) skipped.push_back({{"policy", s.policy}, {"why", s.why}});
       j["not_chosen"] = skipped;
-      const Policy* after = nullptr;
-      Flow4 x = f;
-      if (target) {
-        x.saddr = nat_translate(*target, f.saddr);
-        after = reference_lookup(pols, x);
-        j["translation"] = {{"kind", target->kind == SPD_NAT_NAPT ? "napt" : "prefix"},
-                            {"to", Address::v4(x.saddr).str()},
-                            {"policy", target->policy_index},
-                            {"reqid", target->reqid}};
-        j["after"] = {{"flow", x.str()}, {"policy", after ? nlohmann::json(after->index) : nlohmann::json()}, {"verdict", verdict(after)}};
+      if (!e.kind.empty()) {
+        j["translation"] = {{"kind", e.kind}, {"to", e.to.str()}, {"ports", e.ports}, {"policy", e.nat_policy}, {"reqid", e.reqid}};
+        j["after"] = {{"flow", e.after_flow}, {"policy", index(e.after)}, {"verdict", verdict(e.after)}};
+      } else {
+        j["no_translation"] = e.none_why;
       }
       CompiledSpd c = compile_spd(pols, cfg);
       if (c.refused) j["refused"] = *c.refused;
@@ -196,16 +169,15 @@ void register_explain(CLI::App& app, Context& ctx) {
         print_json(ctx.global, j);
         return 0;
       }
-      std::printf("flow    %s\n", f.str().c_str());
-      std::printf("before  %s%s\n", verdict(before), before ? (": " + before->describe()).c_str() : "");
-      for (const auto& s : skipped)
-        std::printf("        not policy %u: %s\n", s["policy"].get<uint32_t>(), s["why"].get<std::string>().c_str());
-      if (target) {
-        std::printf("nat     %s to %s (policy %u reqid %u)\n", target->kind == SPD_NAT_NAPT ? "napt" : "prefix",
-                    Address::v4(x.saddr).str().c_str(), target->policy_index, target->reqid);
-        std::printf("after   %s%s\n", verdict(after), after ? (": " + after->describe()).c_str() : "");
+      std::printf("flow    %s\n", e.flow.c_str());
+      std::printf("before  %s%s\n", verdict(e.before), e.before ? (": " + e.before->describe()).c_str() : "");
+      for (const auto& s : e.not_chosen) std::printf("        not policy %u: %s\n", s.policy, s.why.c_str());
+      if (!e.kind.empty()) {
+        std::printf("nat     %s to %s%s (policy %u reqid %u)\n", e.kind.c_str(), e.to.str().c_str(),
+                    e.ports ? " with a port of the NAPT range" : "", e.nat_policy, e.reqid);
+        std::printf("after   %s%s\n", verdict(e.after), e.after ? (": " + e.after->describe()).c_str() : "");
       } else {
-        std::printf("nat     none: no IPsec out-policy for this destination implies a source this flow may take\n");
+        std::printf("nat     none: %s\n", e.none_why.c_str());
       }
       if (c.refused) std::printf("warning: the SPD cannot be mirrored exactly: %s\n", c.refused->c_str());
       for (const auto& u : c.unknown) std::printf("warning: %s\n", u.c_str());

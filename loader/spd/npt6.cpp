@@ -32,6 +32,11 @@ uint16_t fold(uint32_t s) {
   return uint16_t(s);
 }
 
+// The 16-bit word RFC 6296 adjusts for a prefix of len bits (section 3.7): up to /48 the subnet
+// word, else the first word the prefix leaves whole (the datapath takes the first of it and the
+// words after it that is not 0xffff).
+uint8_t adjusted_word(uint8_t len) { return len <= 48 ? 3 : uint8_t((len + 15) / 16); }
+
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
 // The reqid of the policy's SAs (its first template's, as the IPv4 NAT target's): the datapath
@@ -54,8 +59,7 @@ npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   std::memcpy(r.from, network(from).addr.bytes.data(), 16);
   std::memcpy(r.to, network(to).addr.bytes.data(), 16);
   r.len = from.len;
-  // RFC 6296 section 3.7: up to /48 the subnet word, else the first word the prefix leaves whole.
-  r.word = from.len <= 48 ? 3 : uint8_t((from.len + 15) / 16);
+  r.word = adjusted_word(from.len);
   r.adjust = npt6_adjustment(from, to);
   r.policy_index = p.index;
   r.reqid = reqid_of(p);
@@ -143,6 +147,41 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   m.inside = fit.front();
   m.outside = network(src);
   return m;
+}
+
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode) {
+  auto m = npt6_of(p, inside);
+  if (!m.ok) return m;
+  if (!m.nat66 && !binat) {
+    m.ok = false;
+    m.why = "nptv6 is stateless both ways: --binat allows it";
+  } else if (auto misses = policy_mode ? reroute_misses(p) : std::nullopt) {
+    m.ok = false;
+    m.why = "not translated in policy mode: " + *misses;
+  }
+  return m;
+}
+
+std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a) {
+  Address out = a;
+  const Prefix& to = m.outside;
+  for (int i = 0; i < 16; ++i) {
+    int bits = int(to.len) - 8 * i;
+    uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : uint8_t(0xff << (8 - bits));
+    out.bytes[i] = uint8_t((a.bytes[i] & ~mask) | (to.addr.bytes[i] & mask));
+  }
+  uint16_t adjust = npt6_adjustment(m.inside, m.outside);
+  uint8_t first = adjusted_word(m.inside.len);
+  for (int w = first; w < (first == 3 ? 4 : 8); ++w) {
+    uint16_t word = uint16_t(out.bytes[2 * w] << 8 | out.bytes[2 * w + 1]);
+    if (word == 0xffff) continue;
+    uint16_t sum = fold(uint32_t(word) + adjust);
+    if (sum == 0xffff) sum = 0;  // negative zero (RFC 6296 section 3.5)
+    out.bytes[2 * w] = uint8_t(sum >> 8);
+    out.bytes[2 * w + 1] = uint8_t(sum);
+    return out;
+  }
+  return std::nullopt;
 }
 
 uint16_t npt6_adjustment(const Prefix& from, const Prefix& to) {

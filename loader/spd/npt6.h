@@ -5,6 +5,7 @@
 //   auto m = npt6_of(policy, inside);   // the mapping, or why there is none (attach prints it)
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,16 @@ struct Npt6Mapping {
 // datapath applies the mapping on route-mode devices only, keyed by the policy's if_id
 // (bpf/lib/npt6.h, bpf/lib/nat66.h).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
+
+// The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens
+// every mapped host to the far side; the datapath checks the device's IPSNAT_DEV_BINAT too,
+// bpf/lib/xlate.h); in policy mode nothing for a policy the LWT reroute would miss (its ports),
+// as for IPv4 (reroute_misses).
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode);
+
+// Where NPTv6 maps the inside address `a` (in m.inside) in m.outside, as bpf/lib/npt6.h does
+// (RFC 6296 section 3.7); nullopt when RFC 6296 leaves it unmapped (the word to adjust is 0xffff).
+std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a);
 
 // The one's-complement value added to the adjusted word when an address of `from` becomes one of
 // `to` (RFC 6296 section 3.2): sum(from) - sum(to), host order.

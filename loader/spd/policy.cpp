@@ -71,14 +71,23 @@ std::string Policy::describe() const {
   return o.str();
 }
 
-std::string Flow4::str() const {
+namespace {
+std::string flow_str(const Address& saddr, const Address& daddr, uint8_t proto, uint16_t sport, uint16_t dport,
+                     uint32_t mark, uint32_t if_id) {
   std::ostringstream o;
-  o << Address::v4(saddr).str() << " -> " << Address::v4(daddr).str() << " proto " << proto_name(proto);
-  if (proto_has_ports(proto) || proto == IPPROTO_ICMP) o << " " << sport << " " << dport;
+  o << saddr.str() << " -> " << daddr.str() << " proto " << proto_name(proto);
+  if (proto_has_ports(proto) || proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) o << " " << sport << " " << dport;
   if (mark) o << " mark 0x" << std::hex << mark << std::dec;
   if (if_id) o << " if_id " << if_id;
   return o.str();
 }
+}  // namespace
+
+std::string Flow4::str() const {
+  return flow_str(Address::v4(saddr), Address::v4(daddr), proto, sport, dport, mark, if_id);
+}
+
+std::string Flow6::str() const { return flow_str(saddr, daddr, proto, sport, dport, mark, if_id); }
 
 bool proto_has_ports(uint8_t proto) {
   return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||

@@ -103,6 +103,16 @@ struct Flow4 {
   std::string str() const;
 };
 
+// The same for IPv6 (ports of ICMPv6: type and code).
+struct Flow6 {
+  Address saddr, daddr;
+  uint8_t proto = 0;
+  uint16_t sport = 0, dport = 0;  // host order
+  uint32_t mark = 0;
+  uint32_t if_id = 0;
+  std::string str() const;
+};
+
 bool proto_has_ports(uint8_t proto);
 
 }  // namespace ipsnat::spd

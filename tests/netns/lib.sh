@@ -37,6 +37,15 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# t_ipv6_on NS...: IPv6 on in each namespace, without router advertisements (addresses are static).
+t_ipv6_on() {
+  local ns
+  for ns in "$@"; do
+    t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+  done
+}
+
 # t_tmpdir: a scratch directory in $T_TMP, removed on exit.
 t_tmpdir() { T_TMP=$(mktemp -d "/tmp/ipsnat-t$$-XXXXXX"); }
 

@@ -1,0 +1,191 @@
+// `ipsnat explain`'s logic (spd/explain.h) and the IPv6 reference it rests on (spd/reference.h):
+// the flow parser's refusals, the kernel's IPv6 out-policy lookup, and what the datapath does to
+// an IPv6 source (NAT66, NPTv6 only with --binat, nothing for a port-restricted policy on the
+// uplink). The netns test t_explain_ipv6.sh holds the same answers against the kernel's ACQUIRE.
+#include <gtest/gtest.h>
+
+#include "spd/explain.h"
+#include "spd/reference.h"
+#include "unit/spd_policies.h"
+#include "util/error.h"
+
+namespace ipsnat::spd {
+namespace {
+
+using test::out_policy;
+
+Policy out6(const char* src, const char* dst, uint32_t index, uint32_t priority) {
+  Policy p = out_policy(src, dst, index);
+  p.sel.family = AF_INET6;
+  p.priority = priority;
+  p.seq = index;  // inserted in index order
+  return p;
+}
+
+Flow6 flow6(const char* s, const char* d, uint8_t proto = IPPROTO_UDP, uint16_t sport = 4000, uint16_t dport = 53) {
+  Flow6 f;
+  f.saddr = parse_address(s);
+  f.daddr = parse_address(d);
+  f.proto = proto;
+  f.sport = sport;
+  f.dport = dport;
+  return f;
+}
+
+std::vector<const Policy*> ptrs(const std::vector<Policy>& v) {
+  std::vector<const Policy*> out;
+  for (const auto& p : v) out.push_back(&p);
+  return out;
+}
+
+FlowArgs args(const char* src, const char* dst, uint8_t proto, std::optional<uint16_t> sport = std::nullopt,
+              std::optional<uint16_t> dport = std::nullopt) {
+  FlowArgs a;
+  a.src = src;
+  a.dst = dst;
+  a.proto = proto;
+  a.sport = sport;
+  a.dport = dport;
+  return a;
+}
+
+std::string refusal(const FlowArgs& a) {
+  try {
+    parse_flow(a);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ExplainParse, Ipv6AddressesGiveAnIpv6Flow) {
+  AnyFlow f = parse_flow(args("fd00:1::a", "2001:db8:e::1", IPPROTO_TCP, 40000, 443));
+  ASSERT_TRUE(std::holds_alternative<Flow6>(f));
+  const auto& f6 = std::get<Flow6>(f);
+  EXPECT_EQ(f6.saddr, parse_address("fd00:1::a"));
+  EXPECT_EQ(f6.dport, 443);
+  EXPECT_EQ(f6.str(), "fd00:1::a -> 2001:db8:e::1 proto tcp 40000 443");
+  EXPECT_TRUE(std::holds_alternative<Flow4>(parse_flow(args("192.0.2.1", "198.51.100.2", IPPROTO_UDP, 1, 2))));
+}
+
+TEST(ExplainParse, BadAddressIsRefusedByName) {
+  EXPECT_NE(refusal(args("fd00:1::g", "2001:db8::1", IPPROTO_UDP)).find("'fd00:1::g'"), std::string::npos);
+  EXPECT_NE(refusal(args("192.0.2.1", "192.0.2.300", IPPROTO_UDP)).find("'192.0.2.300'"), std::string::npos);
+}
+
+TEST(ExplainParse, MixedFamiliesAreRefused) {
+  std::string why = refusal(args("192.0.2.1", "2001:db8::1", IPPROTO_UDP));
+  EXPECT_NE(why.find("different address families"), std::string::npos) << why;
+  EXPECT_NE(refusal(args("fd00::1", "198.51.100.2", IPPROTO_UDP)), "");
+}
+
+TEST(ExplainParse, IcmpHasNoPorts) {
+  std::string why = refusal(args("fd00::1", "2001:db8::1", IPPROTO_ICMPV6, 1, std::nullopt));
+  EXPECT_NE(why.find("has no ports"), std::string::npos) << why;
+  EXPECT_NE(refusal(args("fd00::1", "2001:db8::1", IPPROTO_ICMPV6, std::nullopt, 0)), "");
+  EXPECT_NE(refusal(args("192.0.2.1", "198.51.100.2", IPPROTO_ICMP, 8, std::nullopt)), "");
+  EXPECT_EQ(refusal(args("fd00::1", "2001:db8::1", IPPROTO_ICMPV6)), "");
+}
+
+// Equal priority: the policy inserted first; a port-restricted one only for its port; a more
+// specific destination does not beat a lower priority value.
+TEST(ReferenceLookup6, PriorityThenAgeAndPorts) {
+  std::vector<Policy> v{out6("::/0", "2001:db8:e2::/48", 1, 300), out6("2001:db8:a5::9/128", "2001:db8:e2::/48", 2, 300),
+                        out6("::/0", "2001:db8:e2:1::/64", 3, 400), out6("::/0", "2001:db8:e2::/48", 4, 50)};
+  v[3].sel.proto = IPPROTO_TCP;
+  v[3].sel.dport = 443;
+  v[3].sel.dport_mask = 0xffff;
+  auto pols = ptrs(v);
+  EXPECT_EQ(reference_lookup(pols, flow6("2001:db8:a5::9", "2001:db8:e2::1"))->index, 1u);
+  EXPECT_EQ(reference_lookup(pols, flow6("2001:db8:a5::9", "2001:db8:e2:1::1"))->index, 1u);
+  EXPECT_EQ(reference_lookup(pols, flow6("fd00::1", "2001:db8:e2::1", IPPROTO_TCP, 1, 443))->index, 4u);
+  EXPECT_EQ(reference_lookup(pols, flow6("fd00::1", "2001:db8:e3::1")), nullptr);
+  EXPECT_EQ(reference_mismatch(v[3], flow6("fd00::1", "2001:db8:e2::1")), "protocol tcp");
+  EXPECT_EQ(reference_mismatch(v[3], flow6("fd00::1", "2001:db8:e2::1", IPPROTO_TCP, 1, 80)), "destination port");
+  EXPECT_EQ(reference_mismatch(v[1], flow6("fd00::1", "2001:db8:e2::1")), "source not in 2001:db8:a5::9/128");
+  // An IPv4 flow never matches an IPv6 policy.
+  EXPECT_EQ(reference_mismatch(v[0], test::flow4("192.0.2.1", "198.51.100.1")), "another address family");
+}
+
+const std::vector<Prefix> kInside{parse_prefix("fd00:61:1::/64"), parse_prefix("192.168.61.0/24")};
+
+// The rule of the longest destination selector translates, NAT66 to the policy's address, and
+// nothing checks the kernel's choice: an older any-source policy of equal priority takes the
+// translated flow (explain says so in `after`).
+TEST(ReferenceNat6, LongestDestinationRuleThenTheKernelDecides) {
+  std::vector<Policy> v{out6("::/0", "2001:db8:e2::/48", 1, 300), out6("2001:db8:a5::9/128", "2001:db8:e2::/48", 2, 300),
+                        out6("2001:db8:a1::5/128", "2001:db8:e1::/48", 3, 200),
+                        out6("2001:db8:a2::6/128", "2001:db8:e1:5::/64", 4, 250)};
+  auto pols = ptrs(v);
+  auto n = reference_nat6(pols, kInside, false, flow6("fd00:61:1::a", "2001:db8:e1:5::1"));
+  ASSERT_TRUE(n.to);
+  EXPECT_EQ(n.policy->index, 4u);
+  EXPECT_EQ(n.to->str(), "2001:db8:a2::6");
+  EXPECT_EQ(reference_nat6(pols, kInside, false, flow6("fd00:61:1::a", "2001:db8:e1:6::1")).to->str(), "2001:db8:a1::5");
+  // Not from the inside prefix, or not TCP/UDP/ICMPv6: untouched, and said why.
+  EXPECT_NE(reference_nat6(pols, kInside, false, flow6("fd00:99::a", "2001:db8:e1::1")).why.find("inside prefix"),
+            std::string::npos);
+  EXPECT_NE(reference_nat6(pols, kInside, false, flow6("fd00:61:1::a", "2001:db8:e1::1", IPPROTO_SCTP)).why.find("only"),
+            std::string::npos);
+  // Policy mode: the any-source policy takes the LAN flow at the kernel's first lookup, before
+  // the LWT route could translate it.
+  Explanation e = explain(pols, {}, kInside, false, AnyFlow(flow6("fd00:61:1::a", "2001:db8:e2::7")));
+  EXPECT_EQ(e.before->index, 1u);
+  EXPECT_EQ(e.kind, "");
+  EXPECT_NE(e.none_why.find("first lookup"), std::string::npos) << e.none_why;
+  // Route mode (an xfrm interface's if_id): TC egress translates before the device's lookup.
+  for (auto& p : v) p.if_id = 9;
+  auto f = flow6("fd00:61:1::a", "2001:db8:e2::7");
+  f.if_id = 9;
+  e = explain(pols, {}, kInside, false, AnyFlow(f));
+  EXPECT_EQ(e.before->index, 1u);
+  EXPECT_EQ(e.kind, "nat66");
+  EXPECT_EQ(e.nat_policy, 2u);
+  EXPECT_TRUE(e.ports);
+  EXPECT_EQ(e.after->index, 1u);
+  ASSERT_EQ(e.not_chosen.size(), 1u);
+  EXPECT_EQ(e.not_chosen[0].why, "source not in 2001:db8:a5::9/128");
+}
+
+// RFC 6296 appendix B: fd01:203:405:1::1234 in fd01:203:405::/48 becomes 2001:db8:1:d550::1234
+// in 2001:db8:1::/48. Only with --binat.
+TEST(ReferenceNat6, Nptv6OnlyWithBinatAsRfc6296MapsIt) {
+  std::vector<Policy> v{out6("2001:db8:1::/48", "2001:db8:e3::/48", 7, 100)};
+  auto pols = ptrs(v);
+  std::vector<Prefix> inside{parse_prefix("fd01:203:405::/48")};
+  auto f = flow6("fd01:203:405:1::1234", "2001:db8:e3::1");
+  auto without = reference_nat6(pols, inside, false, f);
+  EXPECT_FALSE(without.to);
+  EXPECT_NE(without.why.find("--binat"), std::string::npos) << without.why;
+  auto with = reference_nat6(pols, inside, true, f);
+  ASSERT_TRUE(with.to) << with.why;
+  EXPECT_EQ(with.to->str(), "2001:db8:1:d550::1234");
+  Explanation e = explain(pols, {}, inside, true, AnyFlow(f));
+  EXPECT_EQ(e.kind, "nptv6");
+  EXPECT_FALSE(e.ports);
+  ASSERT_NE(e.after, nullptr);
+  EXPECT_EQ(e.after->index, 7u);
+}
+
+// Policy mode (if_id 0): a port-restricted policy gets no LWT route, so its destination is not
+// translated at all; through an xfrm interface (route mode) it is.
+TEST(ReferenceNat6, PortRestrictedPolicyIsNotTranslatedOnTheUplink) {
+  std::vector<Policy> v{out6("2001:db8:a3::7/128", "2001:db8:e4::/48", 5, 50)};
+  v[0].sel.proto = IPPROTO_TCP;
+  v[0].sel.dport = 443;
+  v[0].sel.dport_mask = 0xffff;
+  auto pols = ptrs(v);
+  auto f = flow6("fd00:61:1::a", "2001:db8:e4::1", IPPROTO_TCP, 40000, 443);
+  auto n = reference_nat6(pols, kInside, true, f);
+  EXPECT_FALSE(n.to);
+  EXPECT_EQ(n.why, "no LWT route in policy mode for 2001:db8:e4::1: policy 5: none (not translated in policy mode: "
+                   "restricts ports (tcp dport 443), which the kernel's lookup after the LWT reroute does not carry)");
+  v[0].if_id = 9;
+  f.if_id = 9;
+  n = reference_nat6(pols, kInside, false, f);
+  ASSERT_TRUE(n.to) << n.why;
+  EXPECT_EQ(n.to->str(), "2001:db8:a3::7");
+}
+
+}  // namespace
+}  // namespace ipsnat::spd

@@ -155,7 +155,7 @@ sliced() {
   declare -A index
   for c in "${CONFIGS[@]}"; do
     use_lab "$c"
-    index[$c]=${#ns[@]}
+    index[$c]=$((${#ns[@]} / 2)) # its number in the --ns list
     ns+=(--ns "/run/netns/$(lab_ns lanhost)")
   done
   while read -r k idx c; do

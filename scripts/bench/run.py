@@ -82,6 +82,18 @@ def xfrm_stat(lab, ns):
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
 
 
+def slice_plan(rnd, workload, variants, slices):
+    """Slice order of one round and workload as (pass, position, variant): a warm-up pass (pass 0,
+    not used by report.py), then `slices` passes, each every variant once in an order of its own
+    (seeded random, so a run can be repeated): a variant meets every position and every neighbour."""
+    passes = [list(variants)]
+    for k in range(1, slices + 1):
+        order = list(variants)
+        random.Random(f"{rnd}/{workload}/{k}").shuffle(order)
+        passes.append(order)
+    return [(k, pos, v) for k, order in enumerate(passes) for pos, v in enumerate(order)]
+
+
 class Bench:
     def __init__(self, args, lab, work, out):
         self.a, self.lab, self.work, self.out = args, lab, work, out
@@ -447,17 +459,6 @@ class Bench:
         variant's slices take their tuples from there on (sender.c), unique over the whole run."""
         return rnd * self.new_pkts * (self.a.slices + 1) // self.a.slices
 
-    def plan(self, rnd, workload, variants):
-        """Slice order of one round and workload: a warm-up pass (pass 0, not used by report.py),
-        then --slices passes, each every variant once in an order of its own (seeded random, so a
-        run can be repeated): a variant meets every position and every neighbour."""
-        passes = [list(variants)]
-        for k in range(1, self.a.slices + 1):
-            order = list(variants)
-            random.Random(f"{rnd}/{workload}/{k}").shuffle(order)
-            passes.append(order)
-        return [(k, pos, v) for k, order in enumerate(passes) for pos, v in enumerate(order)]
-
     def measure(self, rnd, workload, variants, csv):
         """One sender process runs every variant's slices of this round and workload interleaved
         (sender.c --ns/--plan); each slice is a row of results.csv."""
@@ -471,7 +472,7 @@ class Bench:
             args = ["udp", "--new", "--base", self.new_base(rnd), "--dst", "10.1.0.0", "--packets", self.new_pkts // per]
         else:
             args = ["tcp", "--dport", 80, "--count", self.tcp_conns // per, "--dst", f"10.{2 + rnd // 250}.{rnd % 250}.1"]
-        plan = self.plan(rnd, workload, variants)
+        plan = slice_plan(rnd, workload, variants, self.a.slices)
         for v in variants:
             # no SYN-ACK comes in Z and the held variants: the SYN dies in gw
             nowait = workload == "tcp-cc" and (v == "Z" or v in HELD)

@@ -12,10 +12,14 @@
 # the packets as ESP, nothing in cleartext on transit); a configuration that fails is not measured
 # and the script exits non-zero. Then transit drops the ESP on entry (so the timed path is the
 # sender, gw's forwarding, NAT and encryption, and one veth hop) and ROUNDS rounds measure
-# scripts/bench/sender.c: PACKETS UDP packets over FLOWS established flows, CPU time of the
-# sending thread per packet. Raw data: OUT_DIR/results.csv (run.py's format), summary in
-# OUT_DIR/summary.md (scripts/bench/vm_report.py).
-# Environment: VMB_ROUNDS (6), VMB_PACKETS (20000), VMB_FLOWS (100).
+# scripts/bench/sender.c: per configuration PACKETS UDP packets over FLOWS established flows, CPU
+# time of the sending thread per packet, in SLICES slices interleaved with the other
+# configurations' in one sender process per round (run.py's method); with VMB_SEQUENTIAL=1 each
+# round also runs one sender per configuration (workload udp-est-seq), to compare the two methods.
+# Raw data: OUT_DIR/results.csv (run.py's format), summary in OUT_DIR/summary.md
+# (scripts/bench/vm_report.py, report.py's estimators).
+# Environment: VMB_ROUNDS (6), VMB_PACKETS (20000), VMB_FLOWS (100), VMB_SLICES (10),
+# VMB_SEQUENTIAL (0).
 # shellcheck source-path=SCRIPTDIR
 set -eEuo pipefail
 out=${1:?usage: vm_policy.sh OUT_DIR}
@@ -28,6 +32,7 @@ source "$bench/../../tests/vm/natlib.sh"
 nat_require
 
 ROUNDS=${VMB_ROUNDS:-6} PACKETS=${VMB_PACKETS:-20000} FLOWS=${VMB_FLOWS:-100}
+SLICES=${VMB_SLICES:-10} SEQUENTIAL=${VMB_SEQUENTIAL:-0}
 CONFIGS=(Z base nft ipsnat)
 PORT=9
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmb.XXXXXX")
@@ -134,21 +139,48 @@ for c in "${CONFIGS[@]}"; do use_lab "$c"; drop_ip_on_entry transit to-gw; done
   echo "cpus=$(nproc)"
   echo "accel=${IPSNAT_VM_ACCEL:-tcg}"
   echo "ipsnat=$IPSNAT_BIN"
-  echo "workload=$ROUNDS rounds; per measurement $PACKETS UDP packets over $FLOWS established flows"
+  echo "workload=$ROUNDS rounds; per configuration and round $PACKETS UDP packets over $FLOWS established flows in $SLICES interleaved slices$( ((SEQUENTIAL)) && echo ", and $PACKETS in each of its sequential runs")"
 } >"$out/machine.txt"
-echo "round,workload,variant,packets,cpu_ns,wall_ns,errors" >"$out/results.csv"
-for ((r = 1; r <= ROUNDS; r++)); do
-  # Z and base, the two ends of every ratio, at both ends of the round; the two NAT
-  # configurations swap places every round (as run.py orders its variants).
-  mid=(nft ipsnat)
+echo "round,workload,variant,pass,position,packets,cpu_ns,wall_ns,errors,steal_ns,spin_ns" >"$out/results.csv"
+# record ROUND WORKLOAD PASS POSITION CONFIG SENDER_LINE: one row of results.csv (run.py's format).
+record() {
+  local re='cpu_ns=([0-9]+) wall_ns=([0-9]+) packets=([0-9]+) errors=([0-9]+) steal_ns=([0-9]+) spin_ns=([0-9]+)'
+  [[ $6 =~ $re ]] || { echo "sender said: $6" >&2; exit 1; }
+  echo "$1,$2,$5,$3,$4,${BASH_REMATCH[3]},${BASH_REMATCH[1]},${BASH_REMATCH[2]},${BASH_REMATCH[4]},${BASH_REMATCH[5]},${BASH_REMATCH[6]}" >>"$out/results.csv"
+}
+# sliced ROUND: one sender process with a socket in every configuration's LAN host; a warm-up pass
+# and SLICES passes, each configuration once per pass in a shuffled order (run.py's plan).
+sliced() {
+  local r=$1 c ns=() plan=() passes=() positions=() names=() lines k idx
+  declare -A index
+  for c in "${CONFIGS[@]}"; do
+    use_lab "$c"
+    index[$c]=$((${#ns[@]} / 2)) # its number in the --ns list
+    ns+=(--ns "/run/netns/$(lab_ns lanhost)")
+  done
+  while read -r k idx c; do
+    passes+=("$k") positions+=("$idx") names+=("$c") plan+=("${index[$c]}")
+  done < <(python3 "$bench/vm_report.py" plan "$r" "$SLICES" "${CONFIGS[@]}")
+  mapfile -t lines < <("$work/sender" udp --src "$LAB_LANHOST_IP" --dst "$LAB_CHOST_IP" --dport "$PORT" \
+    --flows "$FLOWS" --packets $((PACKETS / SLICES)) --cpu 1 "${ns[@]}" --plan "$(IFS=,; echo "${plan[*]}")")
+  ((${#lines[@]} == ${#plan[@]})) || { echo "sender ran ${#lines[@]} of ${#plan[@]} slices in round $r" >&2; exit 1; }
+  for k in "${!lines[@]}"; do
+    record "$r" udp-est "${passes[k]}" "${positions[k]}" "${names[k]}" "${lines[k]}"
+  done
+}
+# sequential ROUND: one sender run per configuration, Z and base (the ratios' two ends) at both
+# ends of the round, the two NAT configurations swapped every round.
+sequential() {
+  local r=$1 c pos=0 mid=(nft ipsnat)
   ((r % 2)) || mid=(ipsnat nft)
   for c in Z base "${mid[@]}" base Z; do
     use_lab "$c"
-    res=$(send --flows "$FLOWS" --packets "$PACKETS" --cpu 1)
-    [[ $res =~ cpu_ns=([0-9]+)\ wall_ns=([0-9]+)\ packets=([0-9]+)\ errors=([0-9]+) ]] ||
-      { echo "sender said: $res" >&2; exit 1; }
-    echo "$r,udp-est,$c,${BASH_REMATCH[3]},${BASH_REMATCH[1]},${BASH_REMATCH[2]},${BASH_REMATCH[4]}" >>"$out/results.csv"
+    record "$r" udp-est-seq 1 $((pos++)) "$c" "$(send --flows "$FLOWS" --packets "$PACKETS" --cpu 1)"
   done
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+  sliced "$r"
+  ((SEQUENTIAL)) && sequential "$r"
   step "round $r/$ROUNDS done (load in the VM: $(cut -d' ' -f1 /proc/loadavg))"
 done
 python3 "$bench/vm_report.py" "$out"

@@ -8,7 +8,7 @@
  * `ipsnat flows` find and delete both together. ICMPv6 echo: the identifier is the "port"; a
  * request is keyed (id, 0), a reply (0, id). A separate map, not a wider ipsnat_ct: the IPv4 key
  * stays 16 bytes, so IPv4 lookups hash no more than before. Timestamps and TCP flags as in
- * ipsnat_ct (bpf_ktime_get_boot_ns(); IPSNAT_CT_SEEN_*). */
+ * ipsnat_ct (the conntrack clock, bpf/lib/ct.h ct_now; IPSNAT_CT_SEEN_*). */
 #ifndef IPSNAT_MAPS_CT6_H
 #define IPSNAT_MAPS_CT6_H
 
@@ -37,7 +37,7 @@ struct ipsnat_ct6_entry {
 	__u8 kind;          /* enum ipsnat_ct_kind: IPSNAT_CT_KIND_NAT66 */
 	__u8 pad0;
 	__u32 seen;         /* IPSNAT_CT_SEEN_* of this direction */
-	__u64 created_ns;   /* bpf_ktime_get_boot_ns() */
+	__u64 created_ns;   /* bpf_ktime_get_boot_ns(), via ct_now (bpf/lib/ct.h) */
 	__u64 last_ns;      /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;        /* IPv6 bytes (header included) */

@@ -8,9 +8,9 @@
  * `ipsnat flows` find and delete both together. ICMPv6 echo: the identifier is the "port"; a
  * request is keyed (id, 0), a reply (0, id). A separate map, not a wider ipsnat_ct: the IPv4 key
  * stays 16 bytes, so IPv4 lookups hash no more than before. Timestamps and TCP flags as in
- * ipsnat_ct (bpf_ktime_get_boot_ns(); IPSNAT_CT_SEEN_*). Both entries carry the reqid of the policy
- * that protects the flow (its NAT66 rule's, maps/npt6.h): a policy-mode uplink takes a reply back
- * only from an SA of that reqid (bpf/lib/nat66.h). */
+ * ipsnat_ct (the conntrack clock, bpf/lib/ct.h ct_now; IPSNAT_CT_SEEN_*). Both entries carry the
+ * reqid of the policy that protects the flow (its NAT66 rule's, maps/npt6.h): a policy-mode uplink
+ * takes a reply back only from an SA of that reqid (bpf/lib/nat66.h). */
 #ifndef IPSNAT_MAPS_CT6_H
 #define IPSNAT_MAPS_CT6_H
 
@@ -42,7 +42,7 @@ struct ipsnat_ct6_entry {
 	__u32 seen;         /* IPSNAT_CT_SEEN_* of this direction */
 	__u32 reqid;        /* of the out-policy protecting the flow, as its rule last said (0: any SA) */
 	__u32 pad1;
-	__u64 created_ns;   /* bpf_ktime_get_boot_ns() */
+	__u64 created_ns;   /* bpf_ktime_get_boot_ns(), via ct_now (bpf/lib/ct.h) */
 	__u64 last_ns;      /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;        /* IPv6 bytes (header included) */

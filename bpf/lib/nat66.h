@@ -106,7 +106,7 @@ static __always_inline struct ipsnat_ct6_key ct6_key_of(const struct pkt66 *p, _
 
 static __always_inline void ct6_account(struct ipsnat_ct6_entry *e, const struct pkt66 *p)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = ct_now();
 
 	if (e->last_ns != now)
 		e->last_ns = now;
@@ -253,7 +253,7 @@ static __always_inline int nat66_take(struct nat66_flow *n, __u16 port, __be16 *
 static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __be16 *port)
 {
 	struct nat66_flow *n = nat66_scratch();
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = ct_now();
 	__u16 orig_port = bpf_ntohs(p->sport);
 	__u32 min, max;
 	int r;

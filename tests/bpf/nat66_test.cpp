@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -208,6 +209,27 @@ TEST_F(Nat66, AnotherLanAndAddressAlsoWithBinat) {
   set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
   uint16_t p = leaves("fd12:3456:789a:1::42", "2001:db8:e00::9", kUdp, udp_header(61000, 4789, 17), "2001:db8:77::1");
   returns("2001:db8:e00::9", "2001:db8:77::1", kUdp, udp_header(4789, p, 3), "fd12:3456:789a:1::42", 61000);
+}
+
+// ct6 entries take their times from the conntrack clock IPv4 uses (bpf/lib/ct.h ct_now: the
+// boottime read at most once per jiffy, kept in the object's global data), on a new flow and on
+// every later packet: each entry time is the value that clock holds right after the packet.
+TEST_F(Nat66, EntryTimesComeFromTheConntrackClock) {
+  auto clock = [&] { return dp.skel()->bss->ct_clock_boot_ns; };
+  leaves(kHost, kRemote, kUdp, udp_header(40002, 53, 8), kVip);
+  auto o = ct6(kHost, kRemote, 40002, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(o);
+  EXPECT_NE(clock(), 0u);
+  EXPECT_EQ(o->created_ns, clock());
+  EXPECT_EQ(o->last_ns, clock());
+  uint64_t first = clock();
+  usleep(30000);  // several jiffies at any HZ: the clock is read again
+  leaves(kHost, kRemote, kUdp, udp_header(40002, 53, 8), kVip);
+  o = ct6(kHost, kRemote, 40002, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(o);
+  EXPECT_GT(clock(), first);
+  EXPECT_EQ(o->last_ns, clock());
+  EXPECT_EQ(o->created_ns, first);
 }
 
 }  // namespace

@@ -165,6 +165,14 @@ spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   return cfg;
 }
 
+// The one line attach prints for a policy policy mode leaves alone: the kernel's lookup after the
+// LWT reroute carries no ports (docs/attach.md, "Port-restricted policies").
+std::string port_refusal(const Policy& p, const std::string& misses) {
+  return "policy " + std::to_string(p.index) + " (" + p.sel.src.str() + " -> " + p.sel.dst.str() + " " +
+         spd::proto_name(p.sel.proto) + spd::ports_text(p.sel) + ") is not translated in policy mode: it " + misses +
+         "; its destination is left alone (route mode, an xfrm interface, translates it)";
+}
+
 // What an IPv6 out-policy implies on the device (spd/npt6.h).
 spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode) {
   return spd::npt6_applied(p, inside, s.binat, mode == Mode::Policy);
@@ -268,6 +276,11 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
       auto m = ipv6_mapping(*p, inside_all, settings, plan.mode);
+      auto misses = plan.mode == Mode::Policy && spd::npt6_of(*p, inside_all).ok ? spd::reroute_misses(*p) : std::nullopt;
+      if (misses) {
+        plan.warnings.push_back(port_refusal(*p, *misses));
+        if (refused.empty()) refused = plan.warnings.back();
+      }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
       if (m.ok) npt6.emplace_back(p, m);
       continue;
@@ -285,11 +298,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     std::string sel = p->sel.src.str() + " -> " + p->sel.dst.str();
     if (misses) {
       nat_text = "none (not translated in policy mode: " + *misses + ")";
-      std::string line = "policy " + std::to_string(p->index) + " (" + sel + " " + spd::proto_name(p->sel.proto) +
-                         spd::ports_text(p->sel) + ") is not translated in policy mode: it " + *misses +
-                         "; its destination is left alone (route mode, an xfrm interface, translates it)";
-      plan.warnings.push_back(line);
-      if (refused.empty()) refused = line;
+      plan.warnings.push_back(port_refusal(*p, *misses));
+      if (refused.empty()) refused = plan.warnings.back();
     }
     plan.translations.push_back({p->index, sel, nat_text, n.kind == SPD_NAT_NAPT && n.nat_count == 1 && !misses ? n.nat.addr.v4_be() : 0u});
     if (n.kind != SPD_NAT_NONE && !misses) nat.emplace_back(p, n);

@@ -150,12 +150,18 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
 }
 
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode) {
-  auto m = npt6_of(p, inside);
-  if (!m.ok) return m;
-  if (!m.nat66 && !binat) {
+  auto m = policy_mode ? npt6_mapped(p, inside) : npt6_of(p, inside);
+  if (m.ok && !m.nat66 && !binat) {
     m.ok = false;
     m.why = "nptv6 is stateless both ways: --binat allows it";
-  } else if (auto misses = policy_mode ? reroute_misses(p) : std::nullopt) {
+  }
+  return m;
+}
+
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside) {
+  auto m = npt6_of(p, inside);
+  if (!m.ok || p.if_id != 0) return m;
+  if (auto misses = reroute_misses(p)) {
     m.ok = false;
     m.why = "not translated in policy mode: " + *misses;
   }
@@ -196,7 +202,7 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   });
   std::map<std::vector<uint8_t>, npt6_rule> out;
   for (const Policy* p : order) {
-    auto m = npt6_of(*p, inside);
+    auto m = npt6_mapped(*p, inside);
     if (!m.ok) continue;
     if (m.nat66) {
       out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.inside, m.outside));

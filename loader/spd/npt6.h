@@ -39,6 +39,14 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 // as for IPv4 (reroute_misses).
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode);
 
+// The mapping the ipsnat_npt6 map holds for p (npt6_entries): npt6_of's, but none for a policy
+// bound to no interface that restricts ports. Those are translated in LWT xmit (policy mode),
+// whose reroute's lookup carries no ports, and the datapath picks a rule by destination alone: such
+// a policy's rule would take a destination from a port-less policy (the same one with a better
+// priority, or a longer one inside it) and translate all its flows to an address the lookup after
+// the reroute finds no policy for. A device in route mode without an if_id (a VTI) shares these rules.
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside);
+
 // Where NPTv6 maps the inside address `a` (in m.inside) in m.outside, as bpf/lib/npt6.h does
 // (RFC 6296 section 3.7); nullopt when RFC 6296 leaves it unmapped (the word to adjust is 0xffff).
 std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a);
@@ -47,7 +55,7 @@ std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a);
 // `to` (RFC 6296 section 3.2): sum(from) - sum(to), host order.
 uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 
-// The map's entries for the SPD: per mapped policy an NPT6_OUT key (if_id, its destination) and,
+// The map's entries for the SPD: per policy npt6_mapped maps an NPT6_OUT key (if_id, its destination) and,
 // for NPTv6, an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
 // evaluate first (lower priority value, then lower index) has it.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);

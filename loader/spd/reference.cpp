@@ -116,7 +116,7 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
   }
   for (const Policy* p : pols) {
     if (!candidate(*p)) continue;
-    auto m = npt6_of(*p, inside);
+    auto m = npt6_mapped(*p, inside);
     if (!m.ok) continue;
     const Policy* r = out.policy;
     if (!r || p->sel.dst.len > r->sel.dst.len ||

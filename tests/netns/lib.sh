@@ -46,6 +46,39 @@ t_ipv6_on() {
   done
 }
 
+# t_ipv6_gateway LAN WAN: namespaces $lan, $gw and $wan with IPv6 on (static addresses): the LAN
+# host LAN::a/64 behind the gateway's l0 (LAN::1), the gateway's uplink eth0 (WAN::1/64) to the
+# WAN's eth1 (WAN::2), its default route; the gateway forwards. LAN and WAN are /64 prefixes
+# without the "::/64", e.g. fd00:61:1 and 2001:db8:ff61.
+t_ipv6_gateway() {
+  local lannet=$1 wannet=$2 l
+  lan=$(t_netns lan) gw=$(t_netns gw) wan=$(t_netns wan)
+  t_ipv6_on "$lan" "$gw" "$wan"
+  ip link add l1 netns "$lan" type veth peer name l0 netns "$gw"
+  ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
+  ip -n "$lan" addr add "$lannet::a/64" dev l1 nodad
+  ip -n "$gw" addr add "$lannet::1/64" dev l0 nodad
+  ip -n "$gw" addr add "$wannet::1/64" dev eth0 nodad
+  ip -n "$wan" addr add "$wannet::2/64" dev eth1 nodad
+  for l in "$lan l1" "$gw l0" "$gw eth0" "$wan eth1"; do
+    set -- $l
+    ip -n "$1" link set "$2" up
+  done
+  ip -n "$lan" -6 route add default via "$lannet::1"
+  ip -n "$gw" -6 route add default via "$wannet::2"
+  t_in "$gw" sysctl -qw net.ipv6.conf.all.forwarding=1
+  T_WAN6=$wannet
+}
+
+# t_out6 REQID PRIORITY SRC DST [selector words...]: an IPv6 out-policy on t_ipv6_gateway's $gw,
+# tunnel mode from its uplink to the WAN's address (no SA: a packet it covers raises an ACQUIRE).
+t_out6() {
+  local reqid=$1 prio=$2 src=$3 dst=$4
+  shift 4
+  ip -n "$gw" xfrm policy add src "$src" dst "$dst" "$@" dir out priority "$prio" \
+    tmpl src "$T_WAN6::1" dst "$T_WAN6::2" proto esp reqid "$reqid" mode tunnel
+}
+
 # t_tmpdir: a scratch directory in $T_TMP, removed on exit.
 t_tmpdir() { T_TMP=$(mktemp -d "/tmp/ipsnat-t$$-XXXXXX"); }
 

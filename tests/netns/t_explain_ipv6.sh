@@ -12,36 +12,16 @@ t_require_bpffs
 t_private_roots
 t_tmpdir
 
-lan=$(t_netns lan) gw=$(t_netns gw) wan=$(t_netns wan)
-t_ipv6_on "$lan" "$gw" "$wan"
-ip link add l1 netns "$lan" type veth peer name l0 netns "$gw"
-ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
-ip -n "$lan" addr add fd00:61:1::a/64 dev l1 nodad
-ip -n "$gw" addr add fd00:61:1::1/64 dev l0 nodad
-ip -n "$gw" addr add 2001:db8:ff61::1/64 dev eth0 nodad
-ip -n "$wan" addr add 2001:db8:ff61::2/64 dev eth1 nodad
-for l in "$lan l1" "$gw l0" "$gw eth0" "$wan eth1"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
-ip -n "$lan" -6 route add default via fd00:61:1::1
-ip -n "$gw" -6 route add default via 2001:db8:ff61::2
-t_in "$gw" sysctl -qw net.ipv6.conf.all.forwarding=1
+t_ipv6_gateway fd00:61:1 2001:db8:ff61  # sets $lan, $gw, $wan
 
 # The policies (reqid = the letter's place); sources of the one-address policies are local
 # addresses of the gateway only while the flows before attach are sent from it.
-pol() {  # pol REQID PRIORITY SRC DST [selector words...]
-  local reqid=$1 prio=$2 src=$3 dst=$4
-  shift 4
-  ip -n "$gw" xfrm policy add src "$src" dst "$dst" "$@" dir out priority "$prio" \
-    tmpl src 2001:db8:ff61::1 dst 2001:db8:ff61::2 proto esp reqid "$reqid" mode tunnel
-}
-pol 1 200 2001:db8:a1::5/128 2001:db8:e1::/48                 # NAT66
-pol 2 250 2001:db8:a2::6/128 2001:db8:e1:5::/64               # more specific, worse priority
-pol 3 50 2001:db8:a3::7/128 2001:db8:e4::/48 proto tcp dport 443  # port-restricted: not in policy mode
-pol 4 300 ::/0 2001:db8:e2::/48                               # any source ...
-pol 5 300 2001:db8:a5::9/128 2001:db8:e2::/48                 # ... and, equal priority, younger
-pol 6 150 2001:db8:a6::/64 2001:db8:e3::/48                   # NPTv6 with --binat
+t_out6 1 200 2001:db8:a1::5/128 2001:db8:e1::/48                 # NAT66
+t_out6 2 250 2001:db8:a2::6/128 2001:db8:e1:5::/64               # more specific, worse priority
+t_out6 3 50 2001:db8:a3::7/128 2001:db8:e4::/48 proto tcp dport 443  # port-restricted: not in policy mode
+t_out6 4 300 ::/0 2001:db8:e2::/48                               # any source ...
+t_out6 5 300 2001:db8:a5::9/128 2001:db8:e2::/48                 # ... and, equal priority, younger
+t_out6 6 150 2001:db8:a6::/64 2001:db8:e3::/48                   # NPTv6 with --binat
 own=(2001:db8:a1::5 2001:db8:a2::6 2001:db8:a3::7 2001:db8:a5::9 2001:db8:a6::1)
 for a in "${own[@]}"; do ip -n "$gw" addr add "$a/128" dev lo nodad; done
 sleep 1  # carrier settles

@@ -630,9 +630,16 @@ TEST(AttachPlan, PolicyModeRoutesIpv6ThroughLwtLikeIpv4) {
   port.sel.dport = 443;
   port.sel.dport_mask = 0xffff;
   f.policies.back() = port;
-  text = plan_to_text(make_plan(f, Settings{}));
+  auto port_plan = make_plan(f, Settings{});
+  text = plan_to_text(port_plan);
   EXPECT_NE(text.find("2001:db8:f00::/40: none (not translated in policy mode: restricts ports"), std::string::npos)
       << text;
+  // One line names it, as an IPv4 one.
+  ASSERT_EQ(port_plan.warnings.size(), 1u) << text;
+  EXPECT_NE(port_plan.warnings[0].find("(2001:db8:b:7::2/128 -> 2001:db8:f00::/40 tcp dport 443) is not translated in "
+                                       "policy mode: it restricts ports (tcp dport 443)"),
+            std::string::npos)
+      << port_plan.warnings[0];
   EXPECT_EQ(text.find("rule -6"), std::string::npos) << text;
   EXPECT_EQ(text.find("2001:db8:f00::/40 table"), std::string::npos) << text;
 }

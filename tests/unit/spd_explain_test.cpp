@@ -4,7 +4,11 @@
 // uplink). The netns test t_explain_ipv6.sh holds the same answers against the kernel's ACQUIRE.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <tuple>
+
 #include "spd/explain.h"
+#include "spd/model.h"
 #include "spd/reference.h"
 #include "unit/spd_policies.h"
 #include "util/error.h"
@@ -185,6 +189,64 @@ TEST(ReferenceNat6, PortRestrictedPolicyIsNotTranslatedOnTheUplink) {
   n = reference_nat6(pols, kInside, false, f);
   ASSERT_TRUE(n.to) << n.why;
   EXPECT_EQ(n.to->str(), "2001:db8:a3::7");
+}
+
+// The npt6 map's OUT rule for (if_id, dst) in `entries`, or nullptr.
+const npt6_rule* out_rule(const std::map<std::vector<uint8_t>, npt6_rule>& entries, uint32_t if_id, const char* dst) {
+  Prefix p = parse_prefix(dst);
+  npt6_key k{};
+  k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
+  k.if_id = if_id;
+  k.dir = NPT6_OUT;
+  std::memcpy(k.addr, p.addr.bytes.data(), 16);
+  auto* b = reinterpret_cast<const uint8_t*>(&k);
+  auto it = entries.find({b, b + sizeof(k)});
+  return it == entries.end() ? nullptr : &it->second;
+}
+
+// Policy mode (if_id 0): the rule is picked by destination alone, so a port-restricted policy's
+// rule would take a port-less policy's destination (equal with a better priority, or longer
+// inside it) and translate its flows to an address the lookup after the reroute (no ports) finds
+// no policy for. Such a policy takes no rule: the port-less one translates every flow there, the
+// restricted ports' too. Through an xfrm interface (route mode, if_id 9) it keeps its rule.
+TEST(ReferenceNat6, APortRestrictedPolicyTakesNoRuleFromAPortlessOneOnTheUplink) {
+  auto ports = [](Policy p, uint8_t proto, uint16_t dport) {
+    p.sel.proto = proto;
+    p.sel.dport = dport;
+    p.sel.dport_mask = 0xffff;
+    return p;
+  };
+  std::vector<Policy> v{out6("2001:db8:b7::5/128", "2001:db8:e7::/48", 1, 200),
+                        ports(out6("2001:db8:b8::6/128", "2001:db8:e7::/48", 2, 100), IPPROTO_TCP, 443),
+                        out6("2001:db8:b9::7/128", "2001:db8:e9::/48", 3, 200),
+                        ports(out6("2001:db8:ba::8/128", "2001:db8:e9:5::/64", 4, 300), IPPROTO_UDP, 53)};
+  SpdModel model;
+  for (const auto& p : v) model.apply(PolicyUpsert{p});
+  auto entries = npt6_entries(model, kInside);
+  EXPECT_EQ(entries.size(), 2u);
+  ASSERT_NE(out_rule(entries, 0, "2001:db8:e7::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 0, "2001:db8:e7::/48")->policy_index, 1u);
+  EXPECT_EQ(out_rule(entries, 0, "2001:db8:e9:5::/64"), nullptr);
+  auto pols = ptrs(v);
+  for (auto [dst, proto, dport, to, index] :
+       {std::tuple{"2001:db8:e7::1", IPPROTO_TCP, 443, "2001:db8:b7::5", 1u},
+        std::tuple{"2001:db8:e7::1", IPPROTO_UDP, 7001, "2001:db8:b7::5", 1u},
+        std::tuple{"2001:db8:e9:5::1", IPPROTO_UDP, 53, "2001:db8:b9::7", 3u}}) {
+    auto f = flow6("fd00:61:1::a", dst, uint8_t(proto), 40000, uint16_t(dport));
+    auto n = reference_nat6(pols, kInside, false, f);
+    ASSERT_TRUE(n.to) << dst << " " << n.why;
+    EXPECT_EQ(n.to->str(), to);
+    Explanation e = explain(pols, {}, kInside, false, AnyFlow(f));
+    ASSERT_NE(e.after, nullptr) << dst;
+    EXPECT_EQ(e.after->index, index) << dst;
+  }
+  for (auto& p : v) p.if_id = 9;
+  model.clear();
+  for (const auto& p : v) model.apply(PolicyUpsert{p});
+  entries = npt6_entries(model, kInside);
+  ASSERT_NE(out_rule(entries, 9, "2001:db8:e7::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:e7::/48")->policy_index, 2u);
+  EXPECT_NE(out_rule(entries, 9, "2001:db8:e9:5::/64"), nullptr);
 }
 
 }  // namespace

@@ -5,8 +5,13 @@
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
  * opens a flow. On a policy-mode uplink a reply comes back only from an SA of the reqid of the
- * policy protecting its flow (the flow's entries keep the rule's reqid, as IPv4's keep the SPD's). TCP, UDP and ICMPv6 echo; fragments and other protocols are not translated (their
- * LAN source then matches no policy at the device's xfrm lookup, as before attach).
+ * policy protecting its flow (the flow's entries keep the rule's reqid, as IPv4's keep the SPD's).
+ * TCP, UDP and ICMPv6 echo; other protocols are not translated (their LAN source then matches no
+ * policy at the device's xfrm lookup, as before attach). Fragments as IPv4's (lib/frag6.h): the
+ * first one is translated by its flow and remembered, later ones take the remembered address; a
+ * later fragment nothing remembers is dropped going out where its first would have been translated
+ * (drop-frag-no-first: it must not leave with the LAN source) and passes untouched coming back
+ * (pass-frag-unknown).
  * Checksums: the TCP, UDP and ICMPv6 checksums cover the addresses (pseudo-header); their change
  * is applied by difference with BPF_F_PSEUDO_HDR. Within IPv6 the address's change and the
  * checksum field's change cancel out in the packet's sum, so a CHECKSUM_COMPLETE skb->csum stays
@@ -26,6 +31,7 @@
 #include "maps/stats.h"
 #include "lib/config.h"
 #include "lib/ct.h"
+#include "lib/frag6.h"
 #include "lib/nat.h"
 #include "lib/npt6.h"
 #include "lib/parse6.h"
@@ -58,14 +64,14 @@ struct pkt66 {
 };
 
 /* Completes p, whose headers p->h parse_ipv6 read: 0, or -1 when the packet is not one NAT66
- * translates (a fragment, an unfinished header chain, another protocol, an ICMPv6 message other
+ * translates (a later fragment, an unfinished header chain, another protocol, an ICMPv6 message other
  * than an echo of `echo_type`). */
 static __always_inline int nat66_parse(struct __sk_buff *skb, struct pkt66 *p, __u8 echo_type, int l3_at_data)
 {
 	struct ipv6hdr ip6;
 	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
 
-	if (l3 < 0 || p->h.unparsed || p->h.fragment || !p->h.ports)
+	if (l3 < 0 || p->h.unparsed || !p->h.ports)
 		return -1;
 	p->l3 = l3;
 	__u32 l4 = l3 + p->h.l4;
@@ -181,6 +187,58 @@ static __always_inline int nat66_rewrite(struct __sk_buff *skb, const struct pkt
 	if (bpf_l4_csum_replace(skb, p->csum, old, port, 2 | (pseudo & BPF_F_MARK_MANGLED_0)))
 		return -1;
 	return bpf_skb_store_bytes(skb, p->port_off[src ? 1 : 0], &port, 2, 0);
+}
+
+/* Rewrites only the source (src = 1) or destination address, of a later fragment: its upper-layer
+ * checksum lies in the first fragment. No checksum field balances the change in the packet's sum
+ * here, so a CHECKSUM_COMPLETE skb->csum is updated (BPF_F_RECOMPUTE_CSUM). */
+static __always_inline int nat66_rewrite_addr(struct __sk_buff *skb, int l3_at_data, int src, const __u8 *to)
+{
+	struct ipv6hdr ip6;
+	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
+	__u32 to_w[4];
+
+	if (l3 < 0)
+		return -1;
+	__builtin_memcpy(to_w, to, 16);
+	return bpf_skb_store_bytes(skb, l3 + (src ? IPV6_SADDR_OFF : IPV6_DADDR_OFF), to_w, 16, BPF_F_RECOMPUTE_CSUM);
+}
+
+/* A later fragment going out from the inside prefix: the address its first fragment left, or what
+ * that first fragment would have met (a protocol NAT66 translates: drop-frag-no-first; another:
+ * pass-proto; an ICMPv6 fragment counts as an echo request's). */
+static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_buff *skb, const struct pkt6 *h,
+								   int l3_at_data)
+{
+	struct ipsnat_frag6_entry *fe = frag6_lookup(h, IPSNAT_CT_ORIG);
+
+	if (fe)
+		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
+	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6)
+		return IPSNAT_R_PASS_PROTO;
+	return IPSNAT_R_DROP_FRAG_NO_FIRST;
+}
+
+/* A later fragment coming back (TC ingress): 1 with the outcome in *why when its first fragment was
+ * translated back, under nat66_reverse's SA rule (the reqid its first fragment was admitted with);
+ * 0 with pass-frag-unknown otherwise. */
+static __always_inline int nat66_later_fragment_back(struct __sk_buff *skb, const struct pkt6 *h, int need_sa,
+						     enum ipsnat_reason *why)
+{
+	struct ipsnat_frag6_entry *fe = frag6_lookup(h, IPSNAT_CT_REPLY);
+	__u32 reqid;
+
+	if (!fe) {
+		*why = IPSNAT_R_PASS_FRAG_UNKNOWN;
+		return 0;
+	}
+	if (need_sa && skb_sa_reqid(skb, &reqid))
+		*why = IPSNAT_R_PASS_NO_SA;
+	else if (need_sa && !reqid_admits(fe->reqid, reqid))
+		*why = IPSNAT_R_PASS_WRONG_SA;
+	else
+		*why = nat66_rewrite_addr(skb, 0, 0, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
+	return 1;
 }
 
 /* Claims NAT port `port` for flow n: REPLY entry first with BPF_NOEXIST, then ORIG (ct_create's
@@ -371,6 +429,10 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		*why = IPSNAT_R_PASS_NOT_INSIDE;
 		return 1;
 	}
+	if (p.h.fragment == PKT6_FRAG_LATER && !p.h.unparsed) {
+		*why = nat66_later_fragment_out(skb, &p.h, l3_at_data);
+		return 1;
+	}
 	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
 		*why = p.h.unparsed ? IPSNAT_R_DROP_MALFORMED : IPSNAT_R_PASS_PROTO;
 		return 1;
@@ -402,7 +464,12 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 			return 1;
 		}
 	}
-	*why = nat66_rewrite(skb, &p, 1, to, port) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_NAT66;
+	if (nat66_rewrite(skb, &p, 1, to, port)) {
+		*why = IPSNAT_R_DROP_REWRITE;
+		return 1;
+	}
+	frag6_remember(&p.h, IPSNAT_CT_ORIG, to, 0);
+	*why = IPSNAT_R_XLATE_NAT66;
 	return 1;
 }
 
@@ -417,7 +484,11 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 	__u32 reqid;
 
 	*parsed = parse_ipv6(skb, &p->h, 0) == 0;
-	if (!*parsed || nat66_parse(skb, p, ICMPV6_ECHO_REPLY, 0))
+	if (!*parsed)
+		return 0;
+	if (p->h.fragment == PKT6_FRAG_LATER && !p->h.unparsed)
+		return nat66_later_fragment_back(skb, &p->h, need_sa, why);
+	if (nat66_parse(skb, p, ICMPV6_ECHO_REPLY, 0))
 		return 0;
 	struct ipsnat_ct6_key k = ct6_key_of(p, IPSNAT_CT_REPLY);
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
@@ -435,7 +506,12 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 	__builtin_memcpy(to, e->xlat_addr, 16);
 	__be16 port = e->xlat_port;
 	ct6_account(e, p);
-	*why = nat66_rewrite(skb, p, 0, to, port) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_NAT66_REVERSE;
+	if (nat66_rewrite(skb, p, 0, to, port)) {
+		*why = IPSNAT_R_DROP_REWRITE;
+		return 1;
+	}
+	frag6_remember(&p->h, IPSNAT_CT_REPLY, to, e->reqid);
+	*why = IPSNAT_R_XLATE_NAT66_REVERSE;
 	return 1;
 }
 

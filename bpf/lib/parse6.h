@@ -16,6 +16,15 @@
  * destination options twice). A chain longer than this is "unparsed": the guard fails closed. */
 #define IPV6_MAX_EXT_HDRS 8
 #define IPV6_FRAG_OFFSET_MASK 0xfff8
+#define IPV6_FRAG_MORE 0x0001
+
+/* pkt6.fragment: where the packet lies in its datagram. An atomic fragment (offset 0, M clear)
+ * holds the whole datagram: PKT6_FRAG_NONE. */
+enum pkt6_frag {
+	PKT6_FRAG_NONE = 0,
+	PKT6_FRAG_FIRST = 1, /* offset 0, M set: carries the upper-layer header */
+	PKT6_FRAG_LATER = 2, /* offset > 0: no upper-layer header */
+};
 
 struct pkt6 {
 	__u8 saddr[16];
@@ -27,10 +36,10 @@ struct pkt6 {
 	__u8 unparsed; /* the walk did not reach the upper layer (too long, truncated) */
 	__u8 hop_limit;
 	__u8 icmp6_type; /* ICMPv6 only, when `ports` */
-	__u8 fragment;   /* a fragment header was walked (any offset) */
+	__u8 fragment;   /* enum pkt6_frag */
 	__u16 l4;        /* offset of the upper layer from the network header, when `ports` */
 	__u16 payload_len;
-	__u16 pad;
+	__be32 frag_id;  /* the fragment header's identification, when `fragment` */
 };
 
 /* Reads len bytes at offset off of the IPv6 header: relative to the kernel's network header at TC;
@@ -72,9 +81,12 @@ static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, stru
 			return 0;
 		}
 		if (next == IPPROTO_FRAGMENT) {
-			p->fragment = 1;
-			if (bpf_ntohs(*(__be16 *)&h[2]) & IPV6_FRAG_OFFSET_MASK)
+			__u16 frag = bpf_ntohs(*(__be16 *)&h[2]);
+
+			if (frag & IPV6_FRAG_OFFSET_MASK)
 				later_fragment = 1;
+			p->fragment = later_fragment ? PKT6_FRAG_LATER : frag & IPV6_FRAG_MORE ? PKT6_FRAG_FIRST : PKT6_FRAG_NONE;
+			__builtin_memcpy(&p->frag_id, &h[4], 4);
 			off += 8;
 		} else {
 			off += (h[1] + 1) * 8;

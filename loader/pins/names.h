@@ -23,9 +23,10 @@ inline constexpr char kSpoofSet[] = "xdp_spoof4";      // maps/spoof.h
 inline constexpr char kSpoofActive[] = "xdp_spoof_act";
 inline constexpr char kNpt6[] = "ipsnat_npt6";         // maps/npt6.h
 inline constexpr char kCt6[] = "ipsnat_ct6";           // maps/ct6.h
+inline constexpr char kFrag6[] = "ipsnat_frag6";       // maps/frag6.h
 
 inline constexpr std::string_view kPinnedMaps[] = {
     kStats,     kCt,     kFrag,      kConfig,    kDevices,   kForwards,  kInside,      kSpdActive,
-    kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive, kNpt6, kCt6};
+    kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive, kNpt6, kCt6, kFrag6};
 
 }  // namespace ipsnat::pins

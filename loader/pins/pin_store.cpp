@@ -19,6 +19,7 @@
 #include "maps/ct.h"
 #include "maps/cover6.h"
 #include "maps/ct6.h"
+#include "maps/frag6.h"
 #include "maps/npt6.h"
 #include "maps/spoof.h"
 #include "maps/inside.h"
@@ -71,6 +72,7 @@ unsigned PinStore::schema_of(const std::string& name) {
   if (name == pins::kSpdCover6) return IPSNAT_COVER6_SCHEMA;
   if (name == pins::kNpt6) return IPSNAT_NPT6_SCHEMA;
   if (name == pins::kCt6) return IPSNAT_CT6_SCHEMA;
+  if (name == pins::kFrag6) return IPSNAT_FRAG6_SCHEMA;  // before the ipsnat_frag prefix below
   if (name.rfind("xdp_spoof", 0) == 0) return IPSNAT_SPOOF_SCHEMA;
   if (name.rfind("spd_", 0) == 0) return IPSNAT_SPD_SCHEMA;
 #ifdef IPSNAT_CT_SCHEMA

@@ -26,7 +26,8 @@ namespace {
 
 // The pinned maps whose fill `ipsnat status` shows.
 constexpr std::string_view kMaps[] = {pins::kStats,    pins::kCt,     pins::kFrag,   pins::kConfig,    pins::kDevices,
-                                      pins::kForwards, pins::kSpdDst, pins::kSpdSrc, pins::kSpdLists, pins::kSpdCover6, pins::kCt6};
+                                      pins::kForwards, pins::kSpdDst, pins::kSpdSrc, pins::kSpdLists, pins::kSpdCover6, pins::kCt6,
+                                      pins::kFrag6};
 
 std::optional<int> open_pinned(const std::string& root, std::string_view name) {
   std::string path = pinned_map_path(root, name);

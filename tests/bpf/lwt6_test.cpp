@@ -159,6 +159,40 @@ TEST_F(Lwt6, Nat66ReplyOnlyThroughTheSaOfTheFlowsPolicy) {
   returns(reply, kHost, kRekeyed);
 }
 
+// A fragmented UDP datagram in policy mode: both fragments leave as the policy's address and are
+// rerouted; coming back, each fragment reaches the LAN host only through the SA of the flow's
+// policy (the later one as its first: untouched without an SA or through another policy's). The
+// reassembled datagrams' UDP checksums verify.
+TEST_F(Lwt6, FragmentsLeaveAsTheAddressAndComeBackOnlyThroughTheFlowsSa) {
+  auto l3 = [](const Bytes& p) { return Bytes(p.begin() + long(kIpv6L3), p.end()); };
+  const uint32_t id = 0xfeed0042;
+  Ipv6Fragments lan = ipv6_fragments(eth, kHost, kRemote, kUdp, ipv6_udp_l4(eth, kHost, kRemote, 41003, 53, 1300),
+                                     1240, id);
+  Ipv6Fragments want = ipv6_fragments(eth, kVip, kRemote, kUdp, ipv6_udp_l4(eth, kVip, kRemote, 41003, 53, 1300),
+                                      1240, id);
+  RunResult r1 = lwt(lan.first), r2 = lwt(lan.later);
+  EXPECT_EQ(r1.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_EQ(r2.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_EQ(l3(r1.out), l3(want.first));
+  EXPECT_EQ(l3(r2.out), l3(want.later));
+  EXPECT_TRUE(ipv6_l4_checksum_ok(eth.ipv6(kVip, kRemote, kUdp, ipv6_reassembled_l4(r1.out, r2.out)), kIpv6L3));
+
+  const uint32_t rid = 0x0badcafe;
+  Ipv6Fragments wan = ipv6_fragments(eth, kRemote, kVip, kUdp, ipv6_udp_l4(eth, kRemote, kVip, 53, 41003, 600), 296, rid);
+  Ipv6Fragments back_want =
+      ipv6_fragments(eth, kRemote, kHost, kUdp, ipv6_udp_l4(eth, kRemote, kHost, 53, 41003, 600), 296, rid);
+  RunResult b1 = back(wan.first, kSa);
+  EXPECT_EQ(b1.out, back_want.first) << dp.nonzero_reasons();
+  passes_untouched(wan.later, 0);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NO_SA), 1u) << dp.nonzero_reasons();
+  passes_untouched(wan.later, kSaB);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 1u) << dp.nonzero_reasons();
+  RunResult b2 = back(wan.later, kSa);
+  EXPECT_EQ(b2.out, back_want.later) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_FRAG), 2u) << dp.nonzero_reasons();
+  EXPECT_TRUE(ipv6_l4_checksum_ok(eth.ipv6(kRemote, kHost, kUdp, ipv6_reassembled_l4(b1.out, b2.out)), kIpv6L3));
+}
+
 // NPTv6 is stateless: the way back is the policy's of the answer's sender, and only through that
 // policy's SA.
 TEST_F(Lwt6, Nptv6AnswerOnlyThroughTheSaOfThePolicy) {

@@ -200,6 +200,42 @@ TEST_F(Nat66, WhatTheRuleDoesNotConcernLeavesUntouched) {
   EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 0u);
 }
 
+// A fragmented UDP datagram (a large DNS answer, say) both ways: the first fragment is translated
+// by its flow, the later one by the address the first left (maps/frag6.h); each equals the fragment
+// of the datagram built with the translated address, and the reassembled datagram's UDP checksum
+// verifies. A later fragment whose first is unknown does not leave with the LAN source
+// (drop-frag-no-first) and comes back untouched (pass-frag-unknown).
+TEST_F(Nat66, AFragmentedUdpDatagramIsTranslatedBothWays) {
+  auto datagram = [&](const std::string& s, const std::string& d, uint16_t sp, uint16_t dp_) {
+    return ipv6_udp_l4(eth, s, d, sp, dp_, 300);
+  };
+  const uint32_t id = 0x1234abcd;
+  Ipv6Fragments lan = ipv6_fragments(eth, kHost, kRemote, kUdp, datagram(kHost, kRemote, 40002, 53), 160, id);
+  Ipv6Fragments want = ipv6_fragments(eth, kVip, kRemote, kUdp, datagram(kVip, kRemote, 40002, 53), 160, id);
+
+  EXPECT_EQ(out(lan.later).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_FRAG_NO_FIRST), 1u) << dp.nonzero_reasons();
+  RunResult r1 = out(lan.first);
+  EXPECT_EQ(r1.out, want.first) << dp.nonzero_reasons();
+  RunResult r2 = out(lan.later);
+  EXPECT_EQ(r2.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r2.out, want.later) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_FRAG), 1u);
+  EXPECT_TRUE(ipv6_l4_checksum_ok(eth.ipv6(kVip, kRemote, kUdp, ipv6_reassembled_l4(r1.out, r2.out)), kL3));
+
+  const uint32_t rid = 0x55aa0001;
+  Ipv6Fragments wan = ipv6_fragments(eth, kRemote, kVip, kUdp, datagram(kRemote, kVip, 53, 40002), 160, rid);
+  Ipv6Fragments back_want = ipv6_fragments(eth, kRemote, kHost, kUdp, datagram(kRemote, kHost, 53, 40002), 160, rid);
+  EXPECT_EQ(back(wan.later).out, wan.later);
+  EXPECT_EQ(n(IPSNAT_R_PASS_FRAG_UNKNOWN), 1u) << dp.nonzero_reasons();
+  RunResult b1 = back(wan.first);
+  EXPECT_EQ(b1.out, back_want.first) << dp.nonzero_reasons();
+  RunResult b2 = back(wan.later);
+  EXPECT_EQ(b2.out, back_want.later) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_FRAG), 2u);
+  EXPECT_TRUE(ipv6_l4_checksum_ok(eth.ipv6(kRemote, kHost, kUdp, ipv6_reassembled_l4(b1.out, b2.out)), kL3));
+}
+
 // Other prefixes: a /48 LAN to another address, towards another remote prefix, with --binat set
 // (which NAT66 neither needs nor changes).
 TEST_F(Nat66, AnotherLanAndAddressAlsoWithBinat) {

@@ -1,9 +1,10 @@
 #!/bin/bash
 # IPv6 in policy mode with two IPv6 LANs behind one NAT66 one-address policy (2001:db8:78::5/128
-# -> 2001:db8:e78::/48): LAN 1 on a bridge (br0, a veth port), LAN 2 on a plain device. NAT66
+# -> 2001:db8:e78::/48): LAN 1 on a bridge (br0, a veth port) with a second IPv6 prefix (a ULA
+# and another, as a router with a delegated prefix has), LAN 2 on a plain device. NAT66
 # takes one IPv6 inside prefix: attach without --inside says so and translates neither, and the
 # leak guard keeps both LANs' IPv6 cleartext off the WAN; --inside with one prefix covering both
-# LANs translates both. The oracle is the kernel's ACQUIRE: it names the selector the kernel saw
+# LANs translates all three prefixes. The oracle is the kernel's ACQUIRE: it names the selector the kernel saw
 # after the LWT reroute, whose source must be the policy's address for each LAN's host, never a
 # LAN address.
 source "$(dirname "$0")/lib.sh"
@@ -19,9 +20,11 @@ ip link add b1 netns "$lanb" type veth peer name lan2 netns "$gw"
 ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
 ip -n "$gw" addr add 172.16.78.1/24 dev br0
 ip -n "$gw" addr add fd00:78:1::1/64 dev br0 nodad
+ip -n "$gw" addr add fd00:78:3::1/64 dev br0 nodad
 ip -n "$gw" addr add fd00:78:2::1/64 dev lan2 nodad
 ip -n "$lana" addr add 172.16.78.10/24 dev a1
 ip -n "$lana" addr add fd00:78:1::a/64 dev a1 nodad
+ip -n "$lana" addr add fd00:78:3::a/64 dev a1 nodad
 ip -n "$lanb" addr add fd00:78:2::b/64 dev b1 nodad
 ip -n "$gw" addr add 198.18.78.1/24 dev eth0
 ip -n "$gw" addr add 2001:db8:ff78::1/64 dev eth0 nodad
@@ -41,7 +44,7 @@ ip -n "$gw" xfrm policy add src 2001:db8:78::5/128 dst 2001:db8:e78::/48 dir out
 sleep 1  # carrier settles
 
 # traffic ATTACH_ARGS...: attach with them, each LAN host pings its own destination in the
-# policy's remote prefix (a: ::1, b: ::2); sets $plan, $acq (the ACQUIREs) and $leak (the WAN).
+# policy's remote prefix (a: ::1, from its second prefix ::3, b: ::2); sets $plan, $acq (the ACQUIREs) and $leak (the WAN).
 traffic() {
   plan=$(t_in "$gw" "$IPSNAT" attach eth0 "$@" 2>&1) || t_fail "attach $* failed: $plan"
   echo "$plan"
@@ -55,7 +58,9 @@ traffic() {
   T_PIDS+=("$!")
   sleep 1
   t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e78::1 >/dev/null 2>&1 || true
-  # One ACQUIRE per SA while its larval state lives: drop that state so LAN 2's flow asks again.
+  # One ACQUIRE per SA while its larval state lives: drop that state so the next flow asks again.
+  ip -n "$gw" xfrm state flush
+  t_in "$lana" ping -6 -c 1 -W 1 -I fd00:78:3::a 2001:db8:e78::3 >/dev/null 2>&1 || true
   ip -n "$gw" xfrm state flush
   t_in "$lanb" ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1 || true
   sleep 1
@@ -70,9 +75,10 @@ no_lan_source() { ! grep -q 'fd00:78:' <<<"$1"; }
 no_wan_cleartext() { ! grep -Eq 'fd00:78:|2001:db8:78::5' <<<"$1"; }
 
 traffic
-t_expect "without --inside NAT66 says it has two IPv6 LANs" \
+t_expect "without --inside NAT66 says it has several IPv6 inside prefixes" \
   grep -q '2001:db8:e78::/48: none (more than one IPv6 inside prefix to translate to 2001:db8:78::5)$' <<<"$plan"
 t_expect "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
+t_expect "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
 t_expect "no IPv6 LWT route then" bash -c "! ip -n $gw -6 route show table 421 2>/dev/null | grep -q 2001:db8:e78"
 t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
 t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
@@ -87,6 +93,8 @@ t_expect "the fwd companion covers both LANs" \
   ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst fd00:78::/46 dir fwd
 t_expect "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
   grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
+t_expect "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
+  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
 t_expect "an ACQUIRE for LAN 2's host with the policy's address" \
   grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
 t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"

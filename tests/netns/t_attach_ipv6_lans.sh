@@ -79,6 +79,8 @@ t_expect "without --inside NAT66 says it has several IPv6 inside prefixes" \
   grep -q '2001:db8:e78::/48: none (more than one IPv6 inside prefix to translate to 2001:db8:78::5)$' <<<"$plan"
 t_expect "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
 t_expect "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
+t_expect "attach warns, naming the prefixes and the way out" \
+  grep -Eq 'warning: policy [0-9]+ \(2001:db8:78::5/128 -> 2001:db8:e78::/48\) is not translated: NAT66 takes one IPv6 inside prefix, not fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 \(--inside names one, or one covering them\)$' <<<"$plan"
 t_expect "no IPv6 LWT route then" bash -c "! ip -n $gw -6 route show table 421 2>/dev/null | grep -q 2001:db8:e78"
 t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
 t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"

@@ -4,7 +4,9 @@
 # deletes the out-policy and adds it again with another reqid (the kernel gives it a new index):
 # the companions take the new templates, the LWT route and the blackhole stay, and the next
 # packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's address. Then
-# the gateway's IPv6 default route moves to another router: the LWT route follows it.
+# the gateway's IPv6 default route moves to another router: the LWT route follows it. Last, a
+# second IPv6 LAN prefix appears: NAT66 takes one, so the re-plan removes the IPv6 route and the
+# host process's log says why.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -91,7 +93,13 @@ ticks() { awk '{print $14 + $15}' "/proc/$host/stat"; }
 t0=$(ticks)
 sleep 3
 t_expect "the host process is idle after the re-plans ($(($(ticks) - t0)) ticks in 3 s)" test $(($(ticks) - t0)) -lt 100
+
+ip -n "$gw" addr add fd00:79:2::1/64 dev lan0 nodad
+no_lwt6() { test -z "$(lwt6)"; }
+t_expect "a second IPv6 LAN prefix: the re-plan removes the NAT66 route" t_wait_for 10 no_lwt6
+t_expect "and the host process logs why" grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
+  "$IPSNAT_STATE_DIR"/*.log
 ((T_FAILED)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
 t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_expect "detach removed the IPv6 LWT route" test -z "$(lwt6)"
+t_expect "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
 t_done

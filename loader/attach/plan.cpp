@@ -282,6 +282,15 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         if (refused.empty()) refused = plan.warnings.back();
       }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
+      // A second IPv6 LAN (or prefix) that appears later turns NAT66 off for all of them: say so,
+      // also in the host process's log when its re-plan finds it.
+      if (!m.ambiguous.empty()) {
+        std::string list;
+        for (const auto& a : m.ambiguous) list += (list.empty() ? "" : ", ") + a.str();
+        plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
+                                p->sel.dst.str() + ") is not translated: NAT66 takes one IPv6 inside prefix, not " +
+                                list + " (--inside names one, or one covering them)");
+      }
       if (m.ok) npt6.emplace_back(p, m);
       continue;
     }

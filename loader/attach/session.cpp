@@ -91,6 +91,8 @@ void record_device(AttachState& st, const AttachRequest& req, const HostFacts& f
   st.binat = req.settings.binat;
   st.inside.clear();
   for (const auto& p : inside) st.inside.push_back(p.str());
+  st.inside_configured.clear();
+  for (const auto& p : req.settings.inside) st.inside_configured.push_back(p.str());
 }
 
 // STATE_DIR/<id>.log, where the host an attach starts writes.

@@ -22,7 +22,8 @@ nlohmann::json AttachState::to_json() const {
   return {{"format", kFormat},       {"dev", dev},          {"ifindex", ifindex},
           {"netns", netns},          {"mode", mode},        {"kind", kind},
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
-          {"clsact_created", clsact_created}, {"lo_clsact_created", lo_clsact_created}, {"inside", inside}, {"forwards", forwards}, {"table", table},
+          {"clsact_created", clsact_created}, {"lo_clsact_created", lo_clsact_created}, {"inside", inside},
+          {"inside_configured", inside_configured}, {"forwards", forwards}, {"table", table},
           {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"masquerade", masquerade},
           {"masquerade_addr", masquerade_addr}, {"xdp_prefilter", xdp_prefilter}, {"binat", binat},
           {"daemon_pid", daemon_pid},
@@ -46,6 +47,8 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.clsact_created = j.value("clsact_created", false);
   s.lo_clsact_created = j.value("lo_clsact_created", false);
   s.inside = j.value("inside", std::vector<std::string>{});
+  // A record without the key kept its inside prefixes fixed: so does its re-plan.
+  s.inside_configured = j.value("inside_configured", s.inside);
   s.forwards = j.value("forwards", std::vector<std::string>{});
   s.table = j.value("table", s.table);
   s.rule_priority = j.value("rule_priority", s.rule_priority);

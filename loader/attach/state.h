@@ -32,6 +32,9 @@ struct AttachState {
   // attach that created it): the last attach using lo removes it.
   bool lo_clsact_created = false;
   std::vector<std::string> inside;  // NAT inside prefixes the SPD mirror is configured with
+  // The --inside prefixes attach was given; empty: the host's re-plan infers them again, so a LAN
+  // (or an IPv6 prefix) that appears after attach is seen.
+  std::vector<std::string> inside_configured;
   std::vector<std::string> forwards;  // port-forwards this attach wrote (ForwardRule::spec())
   // The attach's own knobs, so that the host process re-plans the device as it was attached.
   uint32_t table = Settings{}.table;

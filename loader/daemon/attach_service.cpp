@@ -50,7 +50,7 @@ void AttachService::replan_recorded(const attach::AttachState& st) {
   req.dev = st.dev;
   req.pin_root = pin_root_;
   req.settings.mode = st.mode == "route" ? attach::ModeRequest::Route : attach::ModeRequest::Policy;
-  for (const auto& p : st.inside) req.settings.inside.push_back(parse_prefix(p));
+  for (const auto& p : st.inside_configured) req.settings.inside.push_back(parse_prefix(p));
   req.settings.table = st.table;
   req.settings.rule_priority = st.rule_priority;
   req.settings.route_mtu = st.route_mtu;

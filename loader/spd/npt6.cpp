@@ -84,6 +84,7 @@ Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
   for (const auto& in : inside)
     if (in.addr.family == AF_INET6) six.push_back(network(in));
   if (six.size() != 1) {
+    if (six.size() > 1) m.ambiguous = six;
     m.why = (six.empty() ? std::string("no IPv6 inside prefix") : "more than one IPv6 inside prefix") +
             " to translate to " + addr.addr.str();
     return m;

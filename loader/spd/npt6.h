@@ -21,6 +21,7 @@ struct Npt6Mapping {
   Prefix inside;   // the LAN prefix the hosts are addressed in
   Prefix outside;  // the policy's source selector (host bits cleared): what they become
   std::string why;  // when !ok
+  std::vector<Prefix> ambiguous;  // NAT66 without a mapping: the IPv6 inside prefixes it cannot choose among
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64 -> 2001:db8:b::5 (ports)", or
   // "none (why)"
   std::string str() const;

@@ -20,7 +20,7 @@ RtnlWatch::RtnlWatch() {
   if (!fd_) throw SysError("opening an rtnetlink socket", errno);
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE;
   if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
     throw SysError("subscribing to link, address and route changes", errno);
 }
@@ -32,8 +32,12 @@ bool is_host_change(const nlmsghdr* h) {
     case RTM_NEWLINK:
     case RTM_DELLINK:
     case RTM_NEWADDR:
-    case RTM_DELADDR:
-      return true;
+    case RTM_DELADDR: {
+      // Every link gets an IPv6 link-local address: attach never reads those (no LAN, no NAT address).
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return false;
+      const auto* a = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+      return !(a->ifa_family == AF_INET6 && a->ifa_scope == RT_SCOPE_LINK);
+    }
     case RTM_NEWROUTE:
     case RTM_DELROUTE: {
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return false;

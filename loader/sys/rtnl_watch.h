@@ -1,7 +1,7 @@
 #pragma once
-// Notifications of the host's links, IPv4 addresses and IPv4 routes (RTNLGRP_LINK,
-// RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE), for an event loop: watch fd(), call drain() when it is
-// readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
+// Notifications of the host's links, addresses and routes, IPv4 and IPv6 (RTNLGRP_LINK,
+// RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE), for an event
+// loop: watch fd(), call drain() when it is readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
 // own addresses) is then derived again. ipsnat's own routes (protocol sys::kRouteProtocol)
 // are not changes of the host: re-planning must not wake itself up.
 #include <cstdint>

@@ -155,6 +155,22 @@ t_veth_pair() {
   ip -n "$1" link set "$3" up
 }
 
+# t_ipv6_on NS...: IPv6 enabled in each namespace, router advertisements ignored (addresses and
+# routes are the scenario's only).
+t_ipv6_on() {
+  local ns
+  for ns; do
+    t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+  done
+}
+
+# t_links_up NS:DEV...: sets each device up in its namespace.
+t_links_up() {
+  local l
+  for l; do ip -n "${l%%:*}" link set "${l#*:}" up; done
+}
+
 # t_pinned_map_id NAME: the kernel id of the map pinned as $IPSNAT_PIN_ROOT/NAME.
 t_pinned_map_id() {
   bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'

@@ -573,6 +573,27 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
 }
 
+// NAT66 takes one IPv6 inside prefix: with several (a second LAN, a bridge's second prefix) the
+// plan warns, naming them and the way out, so the host process's re-plan logs it when the second
+// appears later; one --inside prefix covering them translates them all.
+TEST(AttachPlan, Nat66WithSeveralIpv6LansWarnsAndNamesThem) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.addresses.push_back(host_address("fd00:72::1", 64, 4, "lan0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0));
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.warnings.size(), 1u) << plan_to_text(plan);
+  EXPECT_EQ(plan.warnings[0], "policy 17 (2001:db8:b:7::2/128 -> 2001:db8:f00::/40) is not translated: NAT66 takes "
+                              "one IPv6 inside prefix, not fd00:71::/64, fd00:72::/64 (--inside names one, or one "
+                              "covering them)");
+  Settings covering;
+  covering.inside = {ipsnat::parse_prefix("192.168.1.0/24"), ipsnat::parse_prefix("fd00:70::/30")};
+  plan = make_plan(f, covering);
+  EXPECT_TRUE(plan.warnings.empty()) << plan.warnings.front();
+  EXPECT_NE(plan_to_text(plan).find(": nat66 fd00:70::/30 -> 2001:db8:b:7::2 (ports)\n"), std::string::npos)
+      << plan_to_text(plan);
+}
+
 // Policy mode translates IPv6 as it does IPv4 (docs/attach.md, "IPv6 in policy mode"): NAT66 for
 // a one-address source with the fwd/in companions of the IPv6 LAN, the address blackholed in the
 // table while it is not local (else the route's preferred source), an LWT route per destination

@@ -1,0 +1,106 @@
+#!/bin/bash
+# IPv6 in policy mode with two IPv6 LANs behind one NAT66 one-address policy (2001:db8:78::5/128
+# -> 2001:db8:e78::/48): LAN 1 on a bridge (br0, a veth port) with a second IPv6 prefix (a ULA
+# and another, as a router with a delegated prefix has), LAN 2 on a plain device. NAT66
+# takes one IPv6 inside prefix: attach without --inside says so and translates neither, and the
+# leak guard keeps both LANs' IPv6 cleartext off the WAN; --inside with one prefix covering both
+# LANs translates all three prefixes. The oracle is the kernel's ACQUIRE: it names the selector the kernel saw
+# after the LWT reroute, whose source must be the policy's address for each LAN's host, never a
+# LAN address.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+lana=$(t_netns lana) lanb=$(t_netns lanb) gw=$(t_netns gw) wan=$(t_netns wan)
+t_ipv6_on "$lana" "$lanb" "$gw" "$wan"
+ip -n "$gw" link add br0 type bridge
+ip link add a1 netns "$lana" type veth peer name a0 netns "$gw"
+ip -n "$gw" link set a0 master br0
+ip link add b1 netns "$lanb" type veth peer name lan2 netns "$gw"
+ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
+ip -n "$gw" addr add 172.16.78.1/24 dev br0
+ip -n "$gw" addr add fd00:78:1::1/64 dev br0 nodad
+ip -n "$gw" addr add fd00:78:3::1/64 dev br0 nodad
+ip -n "$gw" addr add fd00:78:2::1/64 dev lan2 nodad
+ip -n "$lana" addr add 172.16.78.10/24 dev a1
+ip -n "$lana" addr add fd00:78:1::a/64 dev a1 nodad
+ip -n "$lana" addr add fd00:78:3::a/64 dev a1 nodad
+ip -n "$lanb" addr add fd00:78:2::b/64 dev b1 nodad
+ip -n "$gw" addr add 198.18.78.1/24 dev eth0
+ip -n "$gw" addr add 2001:db8:ff78::1/64 dev eth0 nodad
+ip -n "$wan" addr add 198.18.78.2/24 dev eth1
+ip -n "$wan" addr add 2001:db8:ff78::2/64 dev eth1 nodad
+t_links_up "$lana:a1" "$lanb:b1" "$gw:a0" "$gw:br0" "$gw:lan2" "$gw:eth0" "$wan:eth1"
+ip -n "$lana" route add default via 172.16.78.1
+ip -n "$lana" -6 route add default via fd00:78:1::1
+ip -n "$lanb" -6 route add default via fd00:78:2::1
+ip -n "$gw" route add default via 198.18.78.2
+ip -n "$gw" -6 route add default via 2001:db8:ff78::2
+t_in "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n "$gw" xfrm policy add src 10.78.0.2/32 dst 10.78.9.0/24 dir out \
+  tmpl src 198.18.78.1 dst 198.18.78.2 proto esp reqid 1 mode tunnel
+ip -n "$gw" xfrm policy add src 2001:db8:78::5/128 dst 2001:db8:e78::/48 dir out \
+  tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
+sleep 1  # carrier settles
+
+# traffic ATTACH_ARGS...: attach with them, each LAN host pings its own destination in the
+# policy's remote prefix (a: ::1, from its second prefix ::3, b: ::2); sets $plan, $acq (the ACQUIREs) and $leak (the WAN).
+traffic() {
+  plan=$(t_in "$gw" "$IPSNAT" attach eth0 "$@" 2>&1) || t_fail "attach $* failed: $plan"
+  echo "$plan"
+  local acqf leakf
+  acqf=$(mktemp) leakf=$(mktemp)
+  ip -n "$gw" xfrm state flush
+  timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
+  T_PIDS+=("$!")
+  timeout 15 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' \
+    >"$leakf" 2>/dev/null &
+  T_PIDS+=("$!")
+  sleep 1
+  t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e78::1 >/dev/null 2>&1 || true
+  # One ACQUIRE per SA while its larval state lives: drop that state so the next flow asks again.
+  ip -n "$gw" xfrm state flush
+  t_in "$lana" ping -6 -c 1 -W 1 -I fd00:78:3::a 2001:db8:e78::3 >/dev/null 2>&1 || true
+  ip -n "$gw" xfrm state flush
+  t_in "$lanb" ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1 || true
+  sleep 1
+  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  T_PIDS=()
+  acq=$(cat "$acqf") leak=$(cat "$leakf")
+  rm -f "$acqf" "$leakf"
+  echo "$acq"
+}
+no_lan_source() { ! grep -q 'fd00:78:' <<<"$1"; }
+no_wan_cleartext() { ! grep -Eq 'fd00:78:|2001:db8:78::5' <<<"$1"; }
+
+traffic
+t_expect "without --inside NAT66 says it has several IPv6 inside prefixes" \
+  grep -q '2001:db8:e78::/48: none (more than one IPv6 inside prefix to translate to 2001:db8:78::5)$' <<<"$plan"
+t_expect "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
+t_expect "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
+t_expect "attach warns, naming the prefixes and the way out" \
+  grep -Eq 'warning: policy [0-9]+ \(2001:db8:78::5/128 -> 2001:db8:e78::/48\) is not translated: NAT66 takes one IPv6 inside prefix, not fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 \(--inside names one, or one covering them\)$' <<<"$plan"
+t_expect "no IPv6 LWT route then" bash -c "! ip -n $gw -6 route show table 421 2>/dev/null | grep -q 2001:db8:e78"
+t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
+t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
+t_expect "the leak guard dropped it" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$(t_in "$gw" "$IPSNAT" status 2>&1)"
+((T_FAILED)) && echo "$leak" >&2
+
+# One inside prefix covering both LANs (the IPv4 LAN named too: --inside replaces the inference).
+traffic --inside 172.16.78.0/24 --inside fd00:78::/46
+t_expect "with --inside both LANs are one NAT66 inside prefix" \
+  grep -q 'nat66 fd00:78::/46 -> 2001:db8:78::5 (ports)$' <<<"$plan"
+t_expect "the fwd companion covers both LANs" \
+  ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst fd00:78::/46 dir fwd
+t_expect "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
+  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
+t_expect "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
+  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
+t_expect "an ACQUIRE for LAN 2's host with the policy's address" \
+  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
+t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
+t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
+((T_FAILED)) && echo "$leak" >&2
+t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+t_done

@@ -1,0 +1,105 @@
+#!/bin/bash
+# IPv6 in policy mode while attached: the host process (started by `ipsnat attach eth0`) follows
+# the SPD and the host for IPv6 as for IPv4. An IKE daemon re-establishing the IPv6 CHILD_SA
+# deletes the out-policy and adds it again with another reqid (the kernel gives it a new index):
+# the companions take the new templates, the LWT route and the blackhole stay, and the next
+# packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's address. Then
+# the gateway's IPv6 default route moves to another router: the LWT route follows it. Last, a
+# second IPv6 LAN prefix appears: NAT66 takes one, so the re-plan removes the IPv6 route and the
+# host process's log says why.
+source "$(dirname "$0")/lib.sh"
+t_require_bpffs
+t_private_roots
+
+lana=$(t_netns lana) gw=$(t_netns gw) wan=$(t_netns wan)
+t_ipv6_on "$lana" "$gw" "$wan"
+ip link add a1 netns "$lana" type veth peer name lan0 netns "$gw"
+ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
+ip -n "$gw" addr add 172.16.79.1/24 dev lan0
+ip -n "$gw" addr add fd00:79:1::1/64 dev lan0 nodad
+ip -n "$lana" addr add 172.16.79.10/24 dev a1
+ip -n "$lana" addr add fd00:79:1::a/64 dev a1 nodad
+ip -n "$gw" addr add 198.18.79.1/24 dev eth0
+ip -n "$gw" addr add 2001:db8:ff79::1/64 dev eth0 nodad
+ip -n "$wan" addr add 198.18.79.2/24 dev eth1
+ip -n "$wan" addr add 2001:db8:ff79::2/64 dev eth1 nodad
+ip -n "$wan" addr add 2001:db8:ff79::3/64 dev eth1 nodad
+t_links_up "$lana:a1" "$gw:lan0" "$gw:eth0" "$wan:eth1"
+ip -n "$lana" route add default via 172.16.79.1
+ip -n "$lana" -6 route add default via fd00:79:1::1
+ip -n "$gw" route add default via 198.18.79.2
+ip -n "$gw" -6 route add default via 2001:db8:ff79::2
+t_in "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n "$gw" xfrm policy add src 10.79.0.2/32 dst 10.79.9.0/24 dir out \
+  tmpl src 198.18.79.1 dst 198.18.79.2 proto esp reqid 1 mode tunnel
+policy6() {  # policy6 REQID: the IPv6 out-policy as the IKE daemon installs it
+  ip -n "$gw" xfrm policy add src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out \
+    tmpl src 2001:db8:ff79::1 dst 2001:db8:ff79::2 proto esp reqid "$1" mode tunnel
+}
+policy6 2
+sleep 1  # carrier settles
+
+index6() { ip -s -n "$gw" xfrm policy get src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out | grep -o 'index [0-9]*'; }
+fwd_companion() { ip -n "$gw" xfrm policy get src 2001:db8:e79::/48 dst fd00:79:1::/64 dir fwd 2>/dev/null || true; }
+lwt6() { ip -n "$gw" -6 route show table 421 proto 165 | grep '^2001:db8:e79::/48' || true; }
+# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST (larval states flushed first).
+acquire_for() {
+  local acq
+  acq=$(mktemp)
+  ip -n "$gw" xfrm state flush
+  timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
+  local mon=$!
+  sleep 1
+  t_in "$lana" ping -6 -c 1 -W 1 "$1" >/dev/null 2>&1 || true
+  sleep 1
+  kill "$mon" 2>/dev/null || true
+  wait "$mon" 2>/dev/null || true
+  cat "$acq"
+  rm -f "$acq"
+}
+
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || t_fail "attach failed: $plan"
+echo "$plan"
+t_expect "the plan names the NAT66 translation" grep -q 'nat66 fd00:79:1::/64 -> 2001:db8:79::5 (ports)$' <<<"$plan"
+t_expect "the companion carries the first reqid" grep -q 'reqid 2 ' <<<"$(fwd_companion)"
+acq=$(acquire_for 2001:db8:e79::1)
+echo "$acq"
+t_expect "an ACQUIRE names the policy's address and reqid 2" \
+  grep -Pzq 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::1/128 proto ipv6-icmp(.|\n)*reqid 2 ' <<<"$acq"
+
+# IKE re-establishes the CHILD_SA: same selector, another reqid, a new kernel index.
+old=$(index6)
+ip -n "$gw" xfrm policy del src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out
+policy6 7
+t_expect "the re-added out-policy got another index ($old)" test "$old" != "$(index6)"
+companion_reqid7() { grep -q 'reqid 7 ' <<<"$(fwd_companion)"; }
+t_expect "the host process re-plans: the companion takes reqid 7" t_wait_for 10 companion_reqid7
+t_expect "the LWT route stays" grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"
+t_expect "the blackhole stays" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
+acq=$(acquire_for 2001:db8:e79::2)
+echo "$acq"
+t_expect "the next ACQUIRE names the new policy (reqid 7) with the policy's address" \
+  grep -Pzq 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::2/128 proto ipv6-icmp(.|\n)*reqid 7 ' <<<"$acq"
+t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:79:1' <<<\"\$1\"" _ "$acq"
+
+# The IPv6 default route moves to another router: the re-plan takes it as the route's nexthop.
+ip -n "$gw" -6 route replace default via 2001:db8:ff79::3
+via3() { grep -q 'via 2001:db8:ff79::3 dev eth0' <<<"$(lwt6)"; }
+t_expect "a new IPv6 default gateway becomes the LWT route's nexthop" t_wait_for 10 via3
+lwt6
+# Its own routes (proto 165) never wake the host: idle, it stays idle (CPU ticks over 3 s).
+host=$(jq -r .daemon_pid "$IPSNAT_STATE_DIR"/*@eth0.json)
+ticks() { awk '{print $14 + $15}' "/proc/$host/stat"; }
+t0=$(ticks)
+sleep 3
+t_expect "the host process is idle after the re-plans ($(($(ticks) - t0)) ticks in 3 s)" test $(($(ticks) - t0)) -lt 100
+
+ip -n "$gw" addr add fd00:79:2::1/64 dev lan0 nodad
+no_lwt6() { test -z "$(lwt6)"; }
+t_expect "a second IPv6 LAN prefix: the re-plan removes the NAT66 route" t_wait_for 10 no_lwt6
+t_expect "and the host process logs why" grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
+  "$IPSNAT_STATE_DIR"/*.log
+((T_FAILED)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
+t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+t_expect "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
+t_done

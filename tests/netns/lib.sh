@@ -1,6 +1,7 @@
 # Sourced by netns-tier scenarios: unique namespace names, cleanup on any exit, assertions.
 # Namespaces, topologies and their cleanup are the lab library's (scripts/lab/netns.sh), the same
-# the VM lab and the demo use; this file adds the netns tier's assertions and gateway options.
+# the VM lab and the demo use; so are the assertions (scripts/lab/assert.sh, also the VM tier's).
+# This file adds the netns tier's gateway options.
 # IPSNAT (the binary) and IPSNAT_SRC come from CTest; defaults serve a manual run from build/.
 set -eEuo pipefail
 # set -e ends a test at an unexpected failing command: name it, or the log just stops.
@@ -11,9 +12,10 @@ IPSNAT_BPF_OBJ=${IPSNAT_BPF_OBJ:-$(dirname "${BASH_SOURCE[0]}")/../../build/gene
 IPSNAT_SRC=${IPSNAT_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}
 # shellcheck source=../../scripts/lab/netns.sh
 source "${BASH_SOURCE[0]%/*}/../../scripts/lab/netns.sh"
+# shellcheck source=../../scripts/lab/assert.sh
+source "${BASH_SOURCE[0]%/*}/../../scripts/lab/assert.sh"
 LAB_PREFIX="ipsnat-t$$"   # every namespace of the scenario: ipsnat-tPID-ROLE
 LAB_STATE=                # no lab state directory (t_tmpdir is the scratch space)
-T_FAILED=0
 
 T_PIDS=()
 T_TMP=
@@ -107,17 +109,6 @@ t_wait_listening() {
 # t_json EXPR: EXPR of the JSON document on stdin (python, the document is `s`).
 t_json() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
-t_pass() { echo "ok: $*"; }
-t_fail() { echo "FAIL: $*" >&2; T_FAILED=1; }
-t_expect() {  # t_expect "description" command...
-  local what=$1
-  shift
-  if "$@"; then t_pass "$what"; else t_fail "$what"; fi
-}
-t_done() {
-  if ((T_FAILED)); then echo "scenario failed"; exit 1; fi
-  echo "scenario passed"
-}
 
 # A private pin root and state directory for this scenario (removed on exit): never the real ones.
 t_private_roots() {

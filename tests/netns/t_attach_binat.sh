@@ -32,24 +32,24 @@ binat_case() {
   # One server per port: a connection the test expects to fail leaves its server listening.
   ip netns exec "$lan" timeout 20 python3 "$peer" server tcp "$host" 8000 2>/dev/null &
   T_PIDS+=("$!")
-  t_expect "$name: attach without --binat" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
+  expect_ok "$name: attach without --binat" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
   sleep 0.3
   out=$(client "$wan" "$mapped" 8000 100)
-  t_expect "$name: without --binat $remote -> $mapped:8000 reaches nobody ($out)" test "$out" != "$remote intact"
-  t_expect "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
+  expect_ok "$name: without --binat $remote -> $mapped:8000 reaches nobody ($out)" test "$out" != "$remote intact"
+  expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
 
-  t_expect "$name: dry-run names the 1:1 map the far side reaches" \
+  expect_ok "$name: dry-run names the 1:1 map the far side reaches" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT attach tun0 --mode route --binat --dry-run | grep -q '^  binat $block = ${host%.*}.0/24 from $rnet (policy '"
-  t_expect "$name: attach --binat" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q --binat
-  t_expect "$name: the device's ipsnat_dev entry has the binat flag" \
+  expect_ok "$name: attach --binat" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q --binat
+  expect_ok "$name: the device's ipsnat_dev entry has the binat flag" \
     bash -c "bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_dev | grep -q '\"flags\":1'"
   ip netns exec "$lan" timeout 25 python3 "$peer" server tcp "$host" 8001 2>/dev/null &
   T_PIDS+=("$!")
   sleep 0.3
   out=$(client "$wan" "$mapped" 8001 20000)
-  t_expect "$name: $remote -> $mapped:8001 reaches $host:8001, which sees $remote; 20 kB intact ($out)" \
+  expect_ok "$name: $remote -> $mapped:8001 reaches $host:8001, which sees $remote; 20 kB intact ($out)" \
     test "$out" == "$remote intact"
-  t_expect "$name: the flow is tracked as binat" \
+  expect_ok "$name: the flow is tracked as binat" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT -j flows | grep -q '\"kind\":\"binat\"'"
 
   # From the WAN's own address, outside the policy's remote selector: nobody.
@@ -58,10 +58,10 @@ binat_case() {
   T_PIDS+=("$!")
   sleep 0.3
   out=$(client "$wan" "$mapped" 8002 100)
-  t_expect "$name: $wanip (not in $rnet) -> $mapped:8002 reaches nobody ($out)" test "$out" != "$wanip intact"
-  t_expect "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
+  expect_ok "$name: $wanip (not in $rnet) -> $mapped:8002 reaches nobody ($out)" test "$out" != "$wanip intact"
+  expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
 }
 
 binat_case alt 172.16.5.10 172.16.5.1 198.51.100.2 198.51.100.1 10.64.1.1 10.64.0.0/10 10.99.7.0/24 10.99.7.10
 binat_case seed 192.168.1.10 192.168.1.1 200.2.2.2 200.2.2.1 10.0.0.1 10.0.0.0/8 10.20.40.0/24 10.20.40.10
-t_done
+finish

@@ -14,29 +14,29 @@ tc -n "$ns" qdisc add dev wan0 clsact
 tc -n "$ns" filter add dev wan0 egress pref 7 bpf obj "$IPSNAT_BPF_OBJ" sec tc direct-action
 before=$(tc -n "$ns" filter show dev wan0 egress)
 
-t_expect "attach succeeds" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
-t_expect "ipsnat's filter is on egress" \
+expect_ok "attach succeeds" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
+expect_ok "ipsnat's filter is on egress" \
   bash -c "tc -n '$ns' filter show dev wan0 egress | grep -q 'handle 0x1a5.*tc_snat_egress'"
-t_expect "the foreign filter is still there" \
+expect_ok "the foreign filter is still there" \
   bash -c "tc -n '$ns' filter show dev wan0 egress | grep -q 'pref 7 bpf'"
-t_expect "attach again replaces in place" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
-t_expect "exactly one ipsnat filter" \
+expect_ok "attach again replaces in place" t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty
+expect_ok "exactly one ipsnat filter" \
   bash -c "[[ \$(tc -n '$ns' filter show dev wan0 egress | grep -c 'handle 0x1a5') == 1 ]]"
 
-t_expect "detach succeeds" t_in "$ns" "$IPSNAT" detach wan0
+expect_ok "detach succeeds" t_in "$ns" "$IPSNAT" detach wan0
 after=$(tc -n "$ns" filter show dev wan0 egress)
-t_expect "egress filters are as before attach" test "$before" == "$after"
-t_expect "the foreign tool's clsact qdisc stays" bash -c "tc -n '$ns' qdisc show dev wan0 | grep -q clsact"
+expect_ok "egress filters are as before attach" test "$before" == "$after"
+expect_ok "the foreign tool's clsact qdisc stays" bash -c "tc -n '$ns' qdisc show dev wan0 | grep -q clsact"
 
-err=$(t_in "$ns" "$IPSNAT" detach wan0 2>&1) && t_fail "second detach should fail" || true
-t_expect "second detach says it is not attached" grep -q 'not attached to "wan0"' <<<"$err"
-err=$(t_in "$ns" "$IPSNAT" attach nosuch0 2>&1) && t_fail "attach to a missing device should fail" || true
-t_expect "missing device named in one line" \
+err=$(t_in "$ns" "$IPSNAT" detach wan0 2>&1) && fail "second detach should fail" || true
+expect_ok "second detach says it is not attached" grep -q 'not attached to "wan0"' <<<"$err"
+err=$(t_in "$ns" "$IPSNAT" attach nosuch0 2>&1) && fail "attach to a missing device should fail" || true
+expect_ok "missing device named in one line" \
   bash -c "[[ \$(wc -l <<<'$err') == 1 ]] && grep -q 'cannot find device \"nosuch0\"' <<<'$err'"
 # The device vanished while attached: detach still clears the record (and whatever else is left).
 ip -n "$ns" link add gone0 type veth peer name gone1
-t_expect "attach gone0" t_in "$ns" "$IPSNAT" attach gone0 --mode route --allow-empty --no-daemon
+expect_ok "attach gone0" t_in "$ns" "$IPSNAT" attach gone0 --mode route --allow-empty --no-daemon
 ip -n "$ns" link del gone0
-t_expect "detach after the device was deleted" t_in "$ns" "$IPSNAT" detach gone0
-t_expect "no state left for gone0" bash -c "! ls $IPSNAT_STATE_DIR/*@gone0.json 2>/dev/null"
-t_done
+expect_ok "detach after the device was deleted" t_in "$ns" "$IPSNAT" detach gone0
+expect_ok "no state left for gone0" bash -c "! ls $IPSNAT_STATE_DIR/*@gone0.json 2>/dev/null"
+finish

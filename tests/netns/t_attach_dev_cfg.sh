@@ -34,21 +34,21 @@ attach() { t_in "$ns" "$IPSNAT" attach wan0 --mode route --allow-empty --no-daem
 mkwan
 out=$(attach)
 i1=$(ifindex wan0)
-t_expect "attach: ipsnat_dev[$i1] = route, no if_id/mark ($(dev_map))" test "$(dev_map)" == "$i1:1/0/0"
+expect_ok "attach: ipsnat_dev[$i1] = route, no if_id/mark ($(dev_map))" test "$(dev_map)" == "$i1:1/0/0"
 spoil
-t_expect "spoiled for the test ($(dev_map))" test "$(dev_map)" == "$i1:2/99/7"
+expect_ok "spoiled for the test ($(dev_map))" test "$(dev_map)" == "$i1:2/99/7"
 out=$(attach)
-t_expect "re-attach rewrites it ($(dev_map))" test "$(dev_map)" == "$i1:1/0/0"
+expect_ok "re-attach rewrites it ($(dev_map))" test "$(dev_map)" == "$i1:1/0/0"
 
 # The device is re-created under its name: a new ifindex.
 ip -n "$ns" link del wan0
 mkwan
 i2=$(ifindex wan0)
-t_expect "the device has a new ifindex ($i1 -> $i2)" test "$i1" != "$i2"
+expect_ok "the device has a new ifindex ($i1 -> $i2)" test "$i1" != "$i2"
 out=$(attach)
-t_expect "attach to the re-created device succeeds, saying so ($out)" grep -q "was re-created (ifindex $i1 -> $i2)" <<<"$out"
-t_expect "its new ifindex configured, the old entry removed ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
-t_expect "its hooks are on the new device" bash -c "tc -n $ns filter show dev wan0 egress | grep -q tc_snat_egress && tc -n $ns filter show dev wan0 ingress | grep -q tc_rev_ingress"
+expect_ok "attach to the re-created device succeeds, saying so ($out)" grep -q "was re-created (ifindex $i1 -> $i2)" <<<"$out"
+expect_ok "its new ifindex configured, the old entry removed ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
+expect_ok "its hooks are on the new device" bash -c "tc -n $ns filter show dev wan0 egress | grep -q tc_snat_egress && tc -n $ns filter show dev wan0 ingress | grep -q tc_rev_ingress"
 
 # The daemon adopts the attachment (programs from the pins, no reload) and reloads on SIGHUP:
 # both write the entry too.
@@ -61,23 +61,23 @@ wait_log() {  # wait_log COUNT PATTERN (5 s)
   for _ in $(seq 50); do (($(grep -c -- "$2" "$tmp/log" || true) >= $1)) && return 0; sleep 0.1; done
   return 1
 }
-t_expect "daemon adopts wan0" wait_log 1 "attach wan0: route mode, adopted the pinned state"
-t_expect "adoption rewrites the entry ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
+expect_ok "daemon adopts wan0" wait_log 1 "attach wan0: route mode, adopted the pinned state"
+expect_ok "adoption rewrites the entry ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
 spoil
 kill -HUP "$daemon_pid"
-t_expect "reload logged" wait_log 1 "reload: configuration"
-t_expect "SIGHUP with the device unchanged in the file rewrites the entry ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
+expect_ok "reload logged" wait_log 1 "reload: configuration"
+expect_ok "SIGHUP with the device unchanged in the file rewrites the entry ($(dev_map))" test "$(dev_map)" == "$i2:1/0/0"
 ip -n "$ns" link del wan0
 mkwan
 i3=$(ifindex wan0)
 kill -HUP "$daemon_pid"
-t_expect "second reload logged" wait_log 2 "reload: configuration"
-t_expect "SIGHUP after the device was re-created: new ifindex $i3 configured ($(dev_map))" test "$(dev_map)" == "$i3:1/0/0"
-t_expect "and hooked" bash -c "tc -n $ns filter show dev wan0 egress | grep -q tc_snat_egress"
+expect_ok "second reload logged" wait_log 2 "reload: configuration"
+expect_ok "SIGHUP after the device was re-created: new ifindex $i3 configured ($(dev_map))" test "$(dev_map)" == "$i3:1/0/0"
+expect_ok "and hooked" bash -c "tc -n $ns filter show dev wan0 egress | grep -q tc_snat_egress"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
 
-t_expect "detach" t_in "$ns" "$IPSNAT" detach wan0
-t_expect "detach removed the entry ($(dev_map))" test -z "$(dev_map)"
-t_done
+expect_ok "detach" t_in "$ns" "$IPSNAT" detach wan0
+expect_ok "detach removed the entry ($(dev_map))" test -z "$(dev_map)"
+finish

@@ -21,38 +21,38 @@ forward_case() {
     tmpl src "$gww" dst "$wanip" proto esp reqid 1 mode tunnel
   sleep 0.5
 
-  t_expect "$name: dry-run names the forward on the NAPT address" \
+  expect_ok "$name: dry-run names the forward on the NAPT address" \
     bash -c "t() { nsenter --net=/run/netns/$gw \"\$@\"; }; t $IPSNAT attach tun0 --mode route --forward tcp:8080=$host:8000 --dry-run | grep -q 'forward tcp $nat:8080 -> $host:8000'"
   out=$(t_in "$gw" "$IPSNAT" attach tun0 --mode route --forward "tcp:8080=$host:9" --forward "tcp:8080=$host:8000" 2>&1) &&
-    t_fail "$name: two forwards of one port accepted" || t_pass "$name: two forwards of one port refused ($out)"
-  t_expect "$name: attach --forward tcp:8080=$host:8000" \
+    fail "$name: two forwards of one port accepted" || ok "$name: two forwards of one port refused ($out)"
+  expect_ok "$name: attach --forward tcp:8080=$host:8000" \
     t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon --forward "tcp:8080=$host:8000"
 
   ip netns exec "$lan" timeout 15 python3 "$peer" server tcp "$host" 8000 &
   T_PIDS+=("$!")
   t_wait_listening "$lan" tcp 8000
   out=$(ip netns exec "$wan" timeout 10 python3 "$peer" client tcp "$nat" 8080 200000 2>&1 || true)
-  t_expect "$name: $remote -> $nat:8080 reaches $host:8000, which sees $remote; 200 kB intact ($out)" \
+  expect_ok "$name: $remote -> $nat:8080 reaches $host:8000, which sees $remote; 200 kB intact ($out)" \
     test "$out" == "$remote intact"
-  t_expect "$name: the flow is tracked as a forward" \
+  expect_ok "$name: the flow is tracked as a forward" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT -j flows | grep -q '\"kind\":\"forward\"'"
   # The pin root given as an option, before or after the verb, is the one read (no environment).
-  t_expect "$name: ipsnat --pin-root ROOT flows lists the forward (env unset)" \
+  expect_ok "$name: ipsnat --pin-root ROOT flows lists the forward (env unset)" \
     bash -c "nsenter --net=/run/netns/$gw env -u IPSNAT_PIN_ROOT $IPSNAT --pin-root $IPSNAT_PIN_ROOT -j flows | grep -q '\"kind\":\"forward\"'"
-  t_expect "$name: ipsnat flows --pin-root ROOT lists the forward (env unset)" \
+  expect_ok "$name: ipsnat flows --pin-root ROOT lists the forward (env unset)" \
     bash -c "nsenter --net=/run/netns/$gw env -u IPSNAT_PIN_ROOT $IPSNAT -j flows --pin-root $IPSNAT_PIN_ROOT | grep -q '\"kind\":\"forward\"'"
   # A port without a rule is not forwarded (nothing listens on the NAT address: refused or
   # silently dropped, never delivered to the LAN host).
   ip netns exec "$lan" timeout 6 python3 "$peer" server tcp "$host" 8001 &
   T_PIDS+=("$!")
   out=$(ip netns exec "$wan" timeout 4 python3 "$peer" client tcp "$nat" 8001 100 2>&1 || true)
-  t_expect "$name: no rule, no forward ($out)" test "$out" != "$remote intact"
+  expect_ok "$name: no rule, no forward ($out)" test "$out" != "$remote intact"
 
-  t_expect "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
-  t_expect "$name: detach removed the forward from ipsnat_fwd" \
+  expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
+  expect_ok "$name: detach removed the forward from ipsnat_fwd" \
     bash -c "[[ \$(bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd) == '[]' ]]"
 }
 
 forward_case seed 24 192.168.1.10 192.168.1.1 200.2.2.2 200.2.2.1 10.0.0.1 10.0.0.0/8 10.20.30.2
 forward_case alt 24 172.16.5.10 172.16.5.1 198.51.100.2 198.51.100.1 10.64.1.1 10.64.0.0/10 10.99.0.7
-t_done
+finish

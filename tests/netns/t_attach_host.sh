@@ -25,39 +25,39 @@ lock_holder() {  # the pid holding the mirror lock, from /proc/locks
   awk -v ino=":$ino" '$2 == "FLOCK" && $0 !~ /->/ && substr($6, length($6) - length(ino) + 1) == ino {print $5}' /proc/locks
 }
 
-t_expect "attach --ct-max 1024 --limit-log-interval 2s" \
+expect_ok "attach --ct-max 1024 --limit-log-interval 2s" \
   t_in "$gw" "$IPSNAT" attach tun0 --mode route --ct-max 1024 --limit-log-interval 2s
 host=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@tun0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
 log=$(compgen -G "$IPSNAT_STATE_DIR/*@tun0.log")
 holds_lock() { [[ $(lock_holder) == "$host" ]]; }
-t_expect "the host process is up and holds the mirror lock (pid $host)" t_wait_for 10 holds_lock
-t_expect "it is ipsnat run, started to exit when detached" \
+expect_ok "the host process is up and holds the mirror lock (pid $host)" t_wait_for 10 holds_lock
+expect_ok "it is ipsnat run, started to exit when detached" \
   bash -c "tr '\0' ' ' </proc/$host/cmdline | grep -q ' run --exit-when-detached'"
 fd_targets() { local n=0 fd; for fd in /proc/"$host"/fd/*; do [[ $(readlink "$fd") == "$1" ]] && n=$((n + 1)); done; echo "$n"; }
 log_fds=$(fd_targets "$(readlink -f "$log")") null_fds=$(fd_targets /dev/null)
-t_expect "it holds its log only as stdout and stderr ($log_fds) and /dev/null only as stdin ($null_fds)" \
+expect_ok "it holds its log only as stdout and stderr ($log_fds) and /dev/null only as stdin ($null_fds)" \
   test "$log_fds $null_fds" == "2 1"
 published() {
   [[ $(status_json | t_json 's["daemon"].get("alive") and s["daemon"].get("exit_when_detached") and s["daemon"]["pid"]') == "$host" ]]
 }
-t_expect "it publishes its state: alive, exit_when_detached" t_wait_for 10 published
+expect_ok "it publishes its state: alive, exit_when_detached" t_wait_for 10 published
 
 # The SPD mirror in attach mode: a policy IKE adds later reaches the maps.
 policies() { [[ $(status_json | t_json 's["daemon"].get("mirror", {}).get("policies")') == "$1" ]]; }
-t_expect "the mirror follows the SPD (1 policy)" t_wait_for 10 policies 1
+expect_ok "the mirror follows the SPD (1 policy)" t_wait_for 10 policies 1
 ip -n "$gw" xfrm policy add src 10.66.0.5/32 dst 192.0.2.0/24 dir out \
   tmpl src 203.0.113.2 dst 203.0.113.1 proto esp reqid 2 mode tunnel
-t_expect "the mirror applies a policy added later (2 policies)" t_wait_for 10 policies 2
+expect_ok "the mirror applies a policy added later (2 policies)" t_wait_for 10 policies 2
 
 # Fill the table: 600 flows for 3 s, none replied.
 rounds=$(ip netns exec "$lan" timeout 20 python3 "$flows" 172.16.9.10 40000 600 198.51.100.7 7001 3)
 filled=$SECONDS
 s=$(status_json)
-t_expect "conntrack: 1024/1024 entries, 512 flows" \
+expect_ok "conntrack: 1024/1024 entries, 512 flows" \
   test "$(t_json '(s["limits"]["conntrack"]["entries"], s["limits"]["conntrack"]["flows"])' <<<"$s")" == "(1024, 512)"
 drops=$(t_json 's["limits"]["conntrack"]["drops_ct_full"]' <<<"$s")
-t_expect "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
-t_expect "the limit reporter warns in attach mode" t_wait_for 5 grep -q "conntrack table full: [0-9]* packet" "$log"
+expect_ok "88 flows x $rounds rounds dropped as drop-ct-full ($drops)" test "$drops" -ge $((88 * (rounds - 1)))
+expect_ok "the limit reporter warns in attach mode" t_wait_for 5 grep -q "conntrack table full: [0-9]* packet" "$log"
 
 # The far end records who sends to port 7002.
 ip netns exec "$wan" timeout 100 python3 -c '
@@ -78,9 +78,9 @@ for port in range(int(sys.argv[1]), int(sys.argv[1]) + 10):
 refused=$(counter drop-ct-full)
 new_flows 50000
 sleep 0.5
-t_expect "while the table is full, new flows are refused ($(counter drop-ct-full) > $refused)" \
+expect_ok "while the table is full, new flows are refused ($(counter drop-ct-full) > $refused)" \
   test "$(counter drop-ct-full)" -ge $((refused + 10))
-t_expect "and none arrives" test ! -s "$tmp/far"
+expect_ok "and none arrives" test ! -s "$tmp/far"
 
 # The flows expire 60 s after their last packet; the sweep follows within seconds.
 sleep $((filled + 60 - SECONDS))
@@ -89,29 +89,29 @@ arrived() { grep -q "^10.66.0.5 5100[0-9]$" "$tmp/far"; }
 evicted() { (($(status_json | t_json 's["daemon"].get("gc", {}).get("evicted", 0)') >= 512)); }
 # Under pressure the sweep runs at most 1 s apart; the host publishes its state every 5 s
 # (state::kPublishInterval); $SECONDS counts whole seconds.
-t_expect "within 10 s of the timeout the expired flows are evicted and published (gc)" t_wait_for 10 evicted
+expect_ok "within 10 s of the timeout the expired flows are evicted and published (gc)" t_wait_for 10 evicted
 new_flows 51000
-t_expect "new flows reach the far namespace from the NAT address" t_wait_for 3 arrived
-t_expect "all 10 of them ($(grep -c '^10.66.0.5 5100' "$tmp/far"))" test "$(grep -c '^10.66.0.5 5100' "$tmp/far")" == 10
-t_expect "counted as xlate-snat ($(counter xlate-snat) >= $snat + 10)" test "$(counter xlate-snat)" -ge $((snat + 10))
-t_expect "the limit reporter logs 'recovered'" t_wait_for 5 grep -q "conntrack table full: recovered" "$log"
+expect_ok "new flows reach the far namespace from the NAT address" t_wait_for 3 arrived
+expect_ok "all 10 of them ($(grep -c '^10.66.0.5 5100' "$tmp/far"))" test "$(grep -c '^10.66.0.5 5100' "$tmp/far")" == 10
+expect_ok "counted as xlate-snat ($(counter xlate-snat) >= $snat + 10)" test "$(counter xlate-snat)" -ge $((snat + 10))
+expect_ok "the limit reporter logs 'recovered'" t_wait_for 5 grep -q "conntrack table full: recovered" "$log"
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach tun0
-t_expect "the host process ended with the last device" t_wait_for 5 bash -c "! kill -0 $host 2>/dev/null"
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach tun0
+expect_ok "the host process ended with the last device" t_wait_for 5 bash -c "! kill -0 $host 2>/dev/null"
 
 # A user's `ipsnat run` is the host too: attach starts none, and detaching the last device
 # leaves the daemon running.
 nsenter --net="/run/netns/$gw" "$IPSNAT" run --state-dir "$tmp/run" 2>>"$tmp/daemon.log" &
 daemon_pid=$!
 host=$daemon_pid
-t_expect "ipsnat run holds the mirror lock" t_wait_for 10 holds_lock
-t_expect "attach with the daemon running" t_in "$gw" "$IPSNAT" attach tun0 --mode route -q
+expect_ok "ipsnat run holds the mirror lock" t_wait_for 10 holds_lock
+expect_ok "attach with the daemon running" t_in "$gw" "$IPSNAT" attach tun0 --mode route -q
 recorded=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1]+"/*@tun0.json")[0]))["daemon_pid"])' "$IPSNAT_STATE_DIR")
-t_expect "starts no second host: the daemon serves tun0 ($recorded)" test "$recorded" == "$daemon_pid"
-t_expect "detach the last device" t_in "$gw" "$IPSNAT" detach tun0
+expect_ok "starts no second host: the daemon serves tun0 ($recorded)" test "$recorded" == "$daemon_pid"
+expect_ok "detach the last device" t_in "$gw" "$IPSNAT" detach tun0
 sleep 1.5
-t_expect "the user's daemon keeps running" kill -0 "$daemon_pid"
+expect_ok "the user's daemon keeps running" kill -0 "$daemon_pid"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
-t_done
+finish

@@ -50,14 +50,14 @@ t_in "$gw" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
 
-plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "the bridge's LAN is inside" grep -q '^  inside 192.168.1.0/24 (br0)$' <<<"$plan"
-t_expect "the second LAN is inside" grep -q '^  inside 172.16.0.0/20 (lan2)$' <<<"$plan"
-t_expect "the uplink's prefix is not inside, with its reason" \
+expect_ok "the bridge's LAN is inside" grep -q '^  inside 192.168.1.0/24 (br0)$' <<<"$plan"
+expect_ok "the second LAN is inside" grep -q '^  inside 172.16.0.0/20 (lan2)$' <<<"$plan"
+expect_ok "the uplink's prefix is not inside, with its reason" \
   grep -q "^  not inside 200.2.2.0/24 (eth0): the uplink: carries the SAs' outer address 200.2.2.2$" <<<"$plan"
-t_expect "the tunnel device's prefix is not inside" grep -q '^  not inside 198.18.0.0/30 (ipsec0): the tunnel device$' <<<"$plan"
-t_expect "NAPT from both LANs" grep -q 'napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2$' <<<"$plan"
+expect_ok "the tunnel device's prefix is not inside" grep -q '^  not inside 198.18.0.0/30 (ipsec0): the tunnel device$' <<<"$plan"
+expect_ok "NAPT from both LANs" grep -q 'napt 192.168.1.0/24, 172.16.0.0/20 -> 10.20.30.2$' <<<"$plan"
 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 # One client at a time: each server answers one connection.
@@ -69,13 +69,13 @@ through() {  # through NS PROTO PORT: what the far side saw
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
 }
 out=$(through "$lan" tcp 7100)
-t_expect "TCP from the bridge's LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "TCP from the bridge's LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(through "$lan2" tcp 7101)
-t_expect "TCP from the second LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "TCP from the second LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(through "$lan2" udp 7102)
-t_expect "UDP from the second LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "UDP from the second LAN arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(through "$isp" udp 7103)
-t_expect "a host on the uplink's segment is not translated ($out)" test "$out" == "200.2.2.1 intact"
+expect_ok "a host on the uplink's segment is not translated ($out)" test "$out" == "200.2.2.1 intact"
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach ipsec0
-t_done
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach ipsec0
+finish

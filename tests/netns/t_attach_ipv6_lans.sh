@@ -46,7 +46,7 @@ sleep 1  # carrier settles
 # traffic ATTACH_ARGS...: attach with them, each LAN host pings its own destination in the
 # policy's remote prefix (a: ::1, from its second prefix ::3, b: ::2); sets $plan, $acq (the ACQUIREs) and $leak (the WAN).
 traffic() {
-  plan=$(t_in "$gw" "$IPSNAT" attach eth0 "$@" 2>&1) || t_fail "attach $* failed: $plan"
+  plan=$(t_in "$gw" "$IPSNAT" attach eth0 "$@" 2>&1) || fail "attach $* failed: $plan"
   echo "$plan"
   local acqf leakf
   acqf=$(mktemp) leakf=$(mktemp)
@@ -75,32 +75,32 @@ no_lan_source() { ! grep -q 'fd00:78:' <<<"$1"; }
 no_wan_cleartext() { ! grep -Eq 'fd00:78:|2001:db8:78::5' <<<"$1"; }
 
 traffic
-t_expect "without --inside NAT66 says it has several IPv6 inside prefixes" \
+expect_ok "without --inside NAT66 says it has several IPv6 inside prefixes" \
   grep -q '2001:db8:e78::/48: none (more than one IPv6 inside prefix to translate to 2001:db8:78::5)$' <<<"$plan"
-t_expect "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
-t_expect "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
-t_expect "attach warns, naming the prefixes and the way out" \
+expect_ok "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
+expect_ok "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
+expect_ok "attach warns, naming the prefixes and the way out" \
   grep -Eq 'warning: policy [0-9]+ \(2001:db8:78::5/128 -> 2001:db8:e78::/48\) is not translated: NAT66 takes one IPv6 inside prefix, not fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 \(--inside names one, or one covering them\)$' <<<"$plan"
-t_expect "no IPv6 LWT route then" bash -c "! ip -n $gw -6 route show table 421 2>/dev/null | grep -q 2001:db8:e78"
-t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
-t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
-t_expect "the leak guard dropped it" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$(t_in "$gw" "$IPSNAT" status 2>&1)"
-((T_FAILED)) && echo "$leak" >&2
+expect_ok "no IPv6 LWT route then" bash -c "! ip -n $gw -6 route show table 421 2>/dev/null | grep -q 2001:db8:e78"
+expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
+expect_ok "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
+expect_ok "the leak guard dropped it" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$(t_in "$gw" "$IPSNAT" status 2>&1)"
+((FAILS)) && echo "$leak" >&2
 
 # One inside prefix covering both LANs (the IPv4 LAN named too: --inside replaces the inference).
 traffic --inside 172.16.78.0/24 --inside fd00:78::/46
-t_expect "with --inside both LANs are one NAT66 inside prefix" \
+expect_ok "with --inside both LANs are one NAT66 inside prefix" \
   grep -q 'nat66 fd00:78::/46 -> 2001:db8:78::5 (ports)$' <<<"$plan"
-t_expect "the fwd companion covers both LANs" \
+expect_ok "the fwd companion covers both LANs" \
   ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst fd00:78::/46 dir fwd
-t_expect "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
+expect_ok "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
   grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
-t_expect "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
+expect_ok "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
   grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
-t_expect "an ACQUIRE for LAN 2's host with the policy's address" \
+expect_ok "an ACQUIRE for LAN 2's host with the policy's address" \
   grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
-t_expect "no ACQUIRE names a LAN address" no_lan_source "$acq"
-t_expect "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
-((T_FAILED)) && echo "$leak" >&2
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
+expect_ok "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
+((FAILS)) && echo "$leak" >&2
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+finish

@@ -86,40 +86,40 @@ inward() {
 t_in "$lana" ping -6 -c 3 -i 0.3 -W 2 "$remote" >/dev/null || true
 t_in "$lanb" ping -6 -c 3 -i 0.3 -W 2 "$remote" >/dev/null || true
 out=$(through "$lana" udp "$remote" 7300)
-t_expect "before attach the far side sees the LAN's own address ($out)" test "$out" == "fd00:66:1::a intact"
+expect_ok "before attach the far side sees the LAN's own address ($out)" test "$out" == "fd00:66:1::a intact"
 
-plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "the plan names the NAT66 translation" \
+expect_ok "the plan names the NAT66 translation" \
   grep -Eq "^  translate policy [0-9]+ 2001:db8:66::5(/128)? -> 2001:db8:e66::/48: nat66 fd00:66:1::/64 -> $vip \(ports\)$" <<<"$plan"
-t_expect "the plan names the IPv4 translation" grep -q 'napt 172.16.66.0/24 -> 10.66.0.2$' <<<"$plan"
+expect_ok "the plan names the IPv4 translation" grep -q 'napt 172.16.66.0/24 -> 10.66.0.2$' <<<"$plan"
 
 # From here until detach only the NAT66 address is answered.
 ip -n "$far" -6 route del fd00:66:1::/64
 out=$(through "$lana" udp "$remote" 7301)
-t_expect "UDP over IPv6 arrives as $vip, checksum intact, and its answer comes back ($out)" test "$out" == "$vip intact"
+expect_ok "UDP over IPv6 arrives as $vip, checksum intact, and its answer comes back ($out)" test "$out" == "$vip intact"
 out=$(through "$lanb" tcp "$remote" 7302)
-t_expect "TCP over IPv6 from the other host arrives as $vip, intact, answered ($out)" test "$out" == "$vip intact"
-t_expect "ping over IPv6 is answered through the translation" t_in "$lana" ping -6 -c 2 -i 0.2 -W 2 "$remote"
+expect_ok "TCP over IPv6 from the other host arrives as $vip, intact, answered ($out)" test "$out" == "$vip intact"
+expect_ok "ping over IPv6 is answered through the translation" t_in "$lana" ping -6 -c 2 -i 0.2 -W 2 "$remote"
 # Both LAN hosts with one source port towards one server: two NAT ports, each answer to its host.
 outa=$(through "$lana" udp "$remote" 7303 40066)
 outb=$(through "$lanb" udp "$remote" 7303 40066)
-t_expect "host a's datagram from port 40066 is answered ($outa)" test "$outa" == "$vip intact"
-t_expect "host b's datagram from port 40066 is answered ($outb)" test "$outb" == "$vip intact"
+expect_ok "host a's datagram from port 40066 is answered ($outa)" test "$outa" == "$vip intact"
+expect_ok "host b's datagram from port 40066 is answered ($outb)" test "$outb" == "$vip intact"
 flows=$(t_in "$gw" "$IPSNAT" flows --proto udp --port 40066 2>&1)
 echo "$flows"
-t_expect "ipsnat flows shows host a's IPv6 flow" \
+expect_ok "ipsnat flows shows host a's IPv6 flow" \
   grep -Eq "^udp \[fd00:66:1::a\]:40066 -> \[$remote\]:7303 as \[$vip\]:[0-9]+ nat66 replied" <<<"$flows"
-t_expect "ipsnat flows shows host b's IPv6 flow" \
+expect_ok "ipsnat flows shows host b's IPv6 flow" \
   grep -Eq "^udp \[fd00:66:1::b\]:40066 -> \[$remote\]:7303 as \[$vip\]:[0-9]+ nat66 replied" <<<"$flows"
 ports=$( (grep -Eo "as \[$vip\]:[0-9]+" <<<"$flows" || true) | sort -u | wc -l)
-t_expect "the two flows have two NAT ports ($ports)" test "$ports" -eq 2
+expect_ok "the two flows have two NAT ports ($ports)" test "$ports" -eq 2
 out=$(through "$lana" udp 10.66.9.1 7304)
-t_expect "IPv4 beside it arrives as 10.66.0.2 ($out)" test "$out" == "10.66.0.2 intact"
+expect_ok "IPv4 beside it arrives as 10.66.0.2 ($out)" test "$out" == "10.66.0.2 intact"
 
 # The far side cannot open a connection to the LAN host through the NAT66 address.
 out=$(inward 7305)
-t_expect "the far side's connection to $vip port 7305 reaches no LAN host ($out)" test "$out" != "$remote intact"
+expect_ok "the far side's connection to $vip port 7305 reaches no LAN host ($out)" test "$out" != "$remote intact"
 
 # GC: a connection the far side refuses (RST) expires after the reset timeout (10 s by default).
 t_in "$lana" timeout 10 python3 -c "
@@ -128,26 +128,26 @@ try: socket.create_connection(('$remote', 7399), timeout=5)
 except OSError: pass" || true
 refused=$(t_in "$gw" "$IPSNAT" flows --port 7399 2>&1)
 echo "$refused"
-t_expect "the refused IPv6 connection is tracked as reset" \
+expect_ok "the refused IPv6 connection is tracked as reset" \
   grep -Eq "^tcp \[fd00:66:1::a\]:[0-9]+ -> \[$remote\]:7399 as \[$vip\]:[0-9]+ nat66 reset" <<<"$refused"
 sleep 11
 # The host process sweeps too (in every mode), so it may have expired the flow before flows --gc.
 swept=$(t_in "$gw" "$IPSNAT" flows --port 7399 2>&1)
 gc=$(t_in "$gw" "$IPSNAT" flows --gc --port 7399 2>&1)
 echo "$gc"
-t_expect "the GC expires it (the host's sweep or flows --gc)" \
+expect_ok "the GC expires it (the host's sweep or flows --gc)" \
   bash -c 'grep -Eq "^gc: [1-9][0-9]* of [0-9]+ flows expired" <<<"$2" || ! grep -q 7399 <<<"$1"' _ "$swept" "$gc"
-t_expect "and it is gone" bash -c '! grep -q "7399" <<<"$(sed 1d <<<"$1")"' _ "$gc"
+expect_ok "and it is gone" bash -c '! grep -q "7399" <<<"$(sed 1d <<<"$1")"' _ "$gc"
 live=$(t_in "$gw" "$IPSNAT" flows --port 40066 2>&1)
 echo "$live"
-t_expect "live flows stay" grep -q "nat66 replied" <<<"$live"
+expect_ok "live flows stay" grep -q "nat66 replied" <<<"$live"
 
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
-t_expect "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
-t_expect "status counts xlate-nat66-reverse" grep -Eq 'xlate-nat66-reverse +[1-9]' <<<"$status"
+expect_ok "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
+expect_ok "status counts xlate-nat66-reverse" grep -Eq 'xlate-nat66-reverse +[1-9]' <<<"$status"
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach ipsec0
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach ipsec0
 ip -n "$far" -6 route add fd00:66:1::/64 via 2001:db8:ff66::1
 out=$(through "$lana" udp "$remote" 7306)
-t_expect "after detach the far side sees the LAN's own address again ($out)" test "$out" == "fd00:66:1::a intact"
-t_done
+expect_ok "after detach the far side sees the LAN's own address again ($out)" test "$out" == "fd00:66:1::a intact"
+finish

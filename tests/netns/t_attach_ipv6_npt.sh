@@ -84,55 +84,55 @@ print("2001:db8:b:7:%x::10" % (0 if w == 0xffff else w))')
 # Neighbour discovery on every hop first (bounded), so the first datagram is not the one that waits.
 t_in "$lan" ping -6 -c 3 -i 0.3 -W 2 2001:db8:f00::1 >/dev/null || true
 out=$(through udp 2001:db8:f00::1 7200)
-t_expect "before attach the far side sees the LAN's own address ($out)" test "$out" == "fd00:9:9:9::10 intact"
+expect_ok "before attach the far side sees the LAN's own address ($out)" test "$out" == "fd00:9:9:9::10 intact"
 
-plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "without --binat the plan says why IPv6 is not translated" \
+expect_ok "without --binat the plan says why IPv6 is not translated" \
   grep -q '^  translate policy [0-9]* 2001:db8:b:7::/64 -> 2001:db8:f00::/40: none (nptv6 is stateless both ways: --binat allows it)$' <<<"$plan"
 out=$(through udp 2001:db8:f00::1 7210)
-t_expect "without --binat the far side sees the LAN's own address, as before attach ($out)" \
+expect_ok "without --binat the far side sees the LAN's own address, as before attach ($out)" \
   test "$out" == "fd00:9:9:9::10 intact"
 out=$(through udp 10.0.0.1 7211)
-t_expect "without --binat IPv4 beside it still arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "without --binat IPv4 beside it still arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(inward 7212)
-t_expect "without --binat the far side's connection to $want reaches nobody ($out)" \
+expect_ok "without --binat the far side's connection to $want reaches nobody ($out)" \
   test "$out" != "2001:db8:f00::1 intact"
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
-t_expect "without --binat nothing is counted as xlate-npt6" bash -c '! grep -Eq "xlate-npt6(-reverse)? +[1-9]" <<<"$1"' _ "$status"
-t_expect "detach (without --binat)" t_in "$gw" "$IPSNAT" detach ipsec0
+expect_ok "without --binat nothing is counted as xlate-npt6" bash -c '! grep -Eq "xlate-npt6(-reverse)? +[1-9]" <<<"$1"' _ "$status"
+expect_ok "detach (without --binat)" t_in "$gw" "$IPSNAT" detach ipsec0
 
-plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route --binat 2>&1) || t_fail "attach --binat failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route --binat 2>&1) || fail "attach --binat failed: $plan"
 echo "$plan"
-t_expect "the IPv6 LAN is inside" grep -q '^  inside fd00:9:9:9::/64 (lan0)$' <<<"$plan"
-t_expect "the plan names the IPv6 translation" \
+expect_ok "the IPv6 LAN is inside" grep -q '^  inside fd00:9:9:9::/64 (lan0)$' <<<"$plan"
+expect_ok "the plan names the IPv6 translation" \
   grep -q '^  translate policy [0-9]* 2001:db8:b:7::/64 -> 2001:db8:f00::/40: nptv6 fd00:9:9:9::/64 -> 2001:db8:b:7::/64$' <<<"$plan"
-t_expect "the plan names what the far side reaches" \
+expect_ok "the plan names what the far side reaches" \
   grep -q '^  binat 2001:db8:b:7::/64 = fd00:9:9:9::/64 from 2001:db8:f00::/40 (policy [0-9]*)$' <<<"$plan"
-t_expect "the plan names the IPv4 translation" grep -q 'napt 192.168.1.0/24 -> 10.20.30.2$' <<<"$plan"
+expect_ok "the plan names the IPv4 translation" grep -q 'napt 192.168.1.0/24 -> 10.20.30.2$' <<<"$plan"
 
 # From here until detach only the translated address is answered, so a ping answer proves it too.
 ip -n "$far" -6 route del fd00:9:9:9::/64
 out=$(through udp 2001:db8:f00::1 7201)
-t_expect "UDP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+expect_ok "UDP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
 out=$(through tcp 2001:db8:f00::1 7202)
-t_expect "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
-t_expect "ping over IPv6 is answered through the translation" \
+expect_ok "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+expect_ok "ping over IPv6 is answered through the translation" \
   t_in "$lan" ping -6 -c 2 -i 0.2 -W 2 2001:db8:f00::1
 out=$(inward 7206)
-t_expect "with --binat the far side's connection to $want reaches the LAN host, which sees 2001:db8:f00::1 ($out)" \
+expect_ok "with --binat the far side's connection to $want reaches the LAN host, which sees 2001:db8:f00::1 ($out)" \
   test "$out" == "2001:db8:f00::1 intact"
 out=$(through udp 10.0.0.1 7203)
-t_expect "IPv4 beside it arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "IPv4 beside it arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 out=$(through tcp 10.0.0.1 7204)
-t_expect "IPv4 TCP beside it arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "IPv4 TCP beside it arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
 
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
-t_expect "status counts xlate-npt6" grep -Eq 'xlate-npt6 +[1-9]' <<<"$status"
-t_expect "status counts xlate-npt6-reverse" grep -Eq 'xlate-npt6-reverse +[1-9]' <<<"$status"
+expect_ok "status counts xlate-npt6" grep -Eq 'xlate-npt6 +[1-9]' <<<"$status"
+expect_ok "status counts xlate-npt6-reverse" grep -Eq 'xlate-npt6-reverse +[1-9]' <<<"$status"
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach ipsec0
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach ipsec0
 ip -n "$far" -6 route add fd00:9:9:9::/64 via 2001:db8:ff::1
 out=$(through udp 2001:db8:f00::1 7205)
-t_expect "after detach the far side sees the LAN's own address again ($out)" test "$out" == "fd00:9:9:9::10 intact"
-t_done
+expect_ok "after detach the far side sees the LAN's own address again ($out)" test "$out" == "fd00:9:9:9::10 intact"
+finish

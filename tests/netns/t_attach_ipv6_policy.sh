@@ -63,24 +63,24 @@ snapshot() {
 }
 before=$(snapshot)
 
-plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "policy mode" grep -q '^attach eth0 mode policy' <<<"$plan"
-t_expect "the plan names the NAT66 translation" \
+expect_ok "policy mode" grep -q '^attach eth0 mode policy' <<<"$plan"
+expect_ok "the plan names the NAT66 translation" \
   grep -Eq '^  translate policy [0-9]+ 2001:db8:77::5(/128)? -> 2001:db8:e77::/48: nat66 fd00:77:1::/64 -> 2001:db8:77::5 \(ports\)$' <<<"$plan"
-t_expect "NPTv6 waits for --binat" grep -q '2001:db8:b77::/48: none (nptv6 is stateless both ways: --binat allows it)' <<<"$plan"
-t_expect "the plan names the IPv4 translation" grep -q 'napt 172.16.77.0/24 -> 10.77.0.2$' <<<"$plan"
-t_expect "an IPv6 LWT route with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
+expect_ok "NPTv6 waits for --binat" grep -q '2001:db8:b77::/48: none (nptv6 is stateless both ways: --binat allows it)' <<<"$plan"
+expect_ok "the plan names the IPv4 translation" grep -q 'napt 172.16.77.0/24 -> 10.77.0.2$' <<<"$plan"
+expect_ok "an IPv6 LWT route with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
   grep -q '^  route 2001:db8:e77::/48 table 421 via 2001:db8:ff77::2 dev eth0 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
-t_expect "the NAT66 address blackholed" grep -q '^  route blackhole 2001:db8:77::5/128 table 421$' <<<"$plan"
-t_expect "the IPv6 rule" grep -q '^  rule -6 priority 210 lookup 421$' <<<"$plan"
-t_expect "the kernel holds the IPv6 LWT route (proto 165)" \
+expect_ok "the NAT66 address blackholed" grep -q '^  route blackhole 2001:db8:77::5/128 table 421$' <<<"$plan"
+expect_ok "the IPv6 rule" grep -q '^  rule -6 priority 210 lookup 421$' <<<"$plan"
+expect_ok "the kernel holds the IPv6 LWT route (proto 165)" \
   bash -c "ip -n $gw -6 route show table 421 | grep -Eq '^2001:db8:e77::/48 +encap bpf .*lwt_snat_xmit.* via 2001:db8:ff77::2 dev eth0 proto 165 .*mtu lock 1392'"
-t_expect "and the blackhole" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:77::5 dev lo proto 165'"
-t_expect "the kernel holds the IPv6 rule 210" bash -c "ip -n $gw -6 rule show | grep -q '^210:.*lookup 421 proto 165'"
-t_expect "no IPv6 route for the NPTv6 policy without --binat" bash -c "! ip -n $gw -6 route show table 421 | grep -q 2001:db8:b77"
+expect_ok "and the blackhole" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:77::5 dev lo proto 165'"
+expect_ok "the kernel holds the IPv6 rule 210" bash -c "ip -n $gw -6 rule show | grep -q '^210:.*lookup 421 proto 165'"
+expect_ok "no IPv6 route for the NPTv6 policy without --binat" bash -c "! ip -n $gw -6 route show table 421 | grep -q 2001:db8:b77"
 for dir in fwd in; do
-  t_expect "companion $dir policy for the IPv6 LAN" \
+  expect_ok "companion $dir policy for the IPv6 LAN" \
     bash -c "ip -n $gw xfrm policy show dir $dir | grep -q 'src 2001:db8:e77::/48 dst fd00:77:1::/64'"
 done
 
@@ -109,7 +109,7 @@ t_in "$lana" ping -6 -c 1 -W 1 2001:db8:b77::1 >/dev/null 2>&1 || true
 sleep 1
 flows=$(t_in "$gw" "$IPSNAT" flows 2>&1)
 echo "$flows"
-t_expect "ipsnat flows shows the IPv6 UDP flow" \
+expect_ok "ipsnat flows shows the IPv6 UDP flow" \
   grep -Eq '^udp \[fd00:77:1::a\]:40077 -> \[2001:db8:e77::1\]:7400 as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows"
 port=$( (grep -Eo 'as \[2001:db8:77::5\]:[0-9]+ nat66' <<<"$flows" || true) | head -1 | sed -E 's/.*\]:([0-9]+) nat66/\1/')
 # A reply injected in cleartext on the uplink (the NAT66 address and port of the flow), a Packet
@@ -142,27 +142,27 @@ echo "$status" | grep -E 'nat66|leak-guard-ipv6|no-sa' || true
 for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 wait 2>/dev/null || true
 cat "$acq"
-t_expect "an ACQUIRE for the translated ICMPv6 flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto ipv6-icmp' "$acq"
-t_expect "an ACQUIRE for the translated UDP flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto udp' "$acq"
-t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
-t_expect "nothing reached the WAN in cleartext" bash -c "! grep -Eq 'fd00:77:1|2001:db8:77::5|2001:db8:d77' '$leak'"
-t_expect "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
-t_expect "status counts the NPTv6 cleartext the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
-t_expect "status counts the cleartext reply and Packet Too Big it did not translate (pass-no-sa 2)" \
+expect_ok "an ACQUIRE for the translated ICMPv6 flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto ipv6-icmp' "$acq"
+expect_ok "an ACQUIRE for the translated UDP flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto udp' "$acq"
+expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
+expect_ok "nothing reached the WAN in cleartext" bash -c "! grep -Eq 'fd00:77:1|2001:db8:77::5|2001:db8:d77' '$leak'"
+expect_ok "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
+expect_ok "status counts the NPTv6 cleartext the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
+expect_ok "status counts the cleartext reply and Packet Too Big it did not translate (pass-no-sa 2)" \
   grep -Eq 'pass-no-sa +2( |$)' <<<"$status"
-t_expect "neither the cleartext reply, nor the cleartext Packet Too Big, nor the unsolicited packet reached the LAN host" \
+expect_ok "neither the cleartext reply, nor the cleartext Packet Too Big, nor the unsolicited packet reached the LAN host" \
   bash -c "! grep -q 'IP6' '$lanseen'"
-((T_FAILED)) && cat "$leak" "$lanseen" >&2
+((FAILS)) && cat "$leak" "$lanseen" >&2
 
 # Too big for the SA's path: the route's PTB reaches the LAN host before the translation.
 ptb=$(t_in "$lana" ping -6 -c 1 -W 2 -s 1400 -M do 2001:db8:e77::1 2>&1 || true)
-t_expect "Packet Too Big to the LAN host with the route's MTU ($ptb)" grep -Eqi 'too big.*mtu ?= ?1392' <<<"$ptb"
+expect_ok "Packet Too Big to the LAN host with the route's MTU ($ptb)" grep -Eqi 'too big.*mtu ?= ?1392' <<<"$ptb"
 
 # With --binat the NPTv6 policy gets its route, and its flows reach the xfrm lookup mapped.
-plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat 2>&1) || t_fail "attach --binat failed: $plan"
-t_expect "with --binat the plan names NPTv6" \
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat 2>&1) || fail "attach --binat failed: $plan"
+expect_ok "with --binat the plan names NPTv6" \
   grep -q '2001:db8:b77::/48: nptv6 fd00:77:1::/64 -> 2001:db8:d77:1::/64' <<<"$plan"
-t_expect "and its LWT route" grep -q '^  route 2001:db8:b77::/48 table 421 .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+expect_ok "and its LWT route" grep -q '^  route 2001:db8:b77::/48 table 421 .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
 ip -n "$gw" xfrm state flush
 timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
 mon=$!
@@ -172,12 +172,12 @@ sleep 1
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
 cat "$acq"
-t_expect "an ACQUIRE for the NPTv6-mapped source" grep -Eq 'sel src 2001:db8:d77:1:[0-9a-f:]+/128 dst 2001:db8:b77::1/128' "$acq"
-t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
+expect_ok "an ACQUIRE for the NPTv6-mapped source" grep -Eq 'sel src 2001:db8:d77:1:[0-9a-f:]+/128 dst 2001:db8:b77::1/128' "$acq"
+expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
 rm -f "$acq" "$leak" "$lanseen"
 
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 after=$(snapshot)
-t_expect "detach removed the IPv6 routes, rule and companions" test "$before" == "$after"
+expect_ok "detach removed the IPv6 routes, rule and companions" test "$before" == "$after"
 [[ "$before" == "$after" ]] || diff <(echo "$before") <(echo "$after") >&2 || true
-t_done
+finish

@@ -25,13 +25,13 @@ sleep 1  # carrier settles
 t_in "$lan" ping -6 -c 1 -W 2 fd00:73:1::1 >/dev/null || true  # neighbours resolved
 
 x=(--inside fd00:73:1::/64)
-plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${x[@]}" 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${x[@]}" 2>&1) || fail "attach failed: $plan"
 for s in "2001:db8:b8::6/128 -> 2001:db8:e7::/48 tcp dport 443" "2001:db8:ba::8/128 -> 2001:db8:e9:5::/64 udp dport 53" \
   "2001:db8:bb::9/128 -> 2001:db8:eb::/48 tcp dport 22"; do
-  t_expect "attach names policy ($s) in one line: not translated in policy mode, ports" \
+  expect_ok "attach names policy ($s) in one line: not translated in policy mode, ports" \
     test "$(grep -c "^.*policy [0-9]* ($s) is not translated in policy mode: it restricts ports" <<<"$plan")" = 1
 done
-t_expect "no LWT route for the tcp/22 policy's destination" \
+expect_ok "no LWT route for the tcp/22 policy's destination" \
   bash -c "! ip -n $gw -6 route show table all | grep -q '2001:db8:eb::/48'"
 
 acq="$T_TMP/acquire"
@@ -70,9 +70,9 @@ acquire_of() {
 expect_flow() {
   local got ex
   got=$(acquire_of "$1" "$2" "$3")
-  t_expect "$2/$3 to $1: the ACQUIRE is [$4] ($got)" test "$got" = "$4"
-  ex=$(t_in "$gw" "$IPSNAT" -j explain fd00:73:1::a "$1" "$2" 40000 "$3" "${x[@]}") || t_fail "explain $1 failed"
-  t_expect "$2/$3 to $1: explain translates to [${4%% *}] ($(jq -c .translation <<<"$ex"))" \
+  expect_ok "$2/$3 to $1: the ACQUIRE is [$4] ($got)" test "$got" = "$4"
+  ex=$(t_in "$gw" "$IPSNAT" -j explain fd00:73:1::a "$1" "$2" 40000 "$3" "${x[@]}") || fail "explain $1 failed"
+  expect_ok "$2/$3 to $1: explain translates to [${4%% *}] ($(jq -c .translation <<<"$ex"))" \
     test "$(jq -r '.translation.to // empty' <<<"$ex")" = "${4%% *}"
 }
 routed1="2001:db8:b7::5 2001:db8:b7::5/128 2001:db8:e7::/48 200"
@@ -85,7 +85,7 @@ expect_flow 2001:db8:e9:1::1 tcp 8080 "$routed3"
 guard() { t_in "$gw" "$IPSNAT" -j status | jq '[.counters[] | select(.reason == "drop-leak-guard-ipv6") | .packets] | add // 0'; }
 dropped=$(guard)
 expect_flow 2001:db8:eb::1 tcp 22 ""
-t_expect "tcp/22 alone: its cleartext is dropped by the guard" test "$(guard)" -gt "$dropped"
-((T_FAILED)) && { echo "$plan"; t_in "$gw" "$IPSNAT" status 2>&1 | grep -E '(xlate|drop|pass)-[a-z0-9-]+ +[1-9]' || true; } >&2
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "tcp/22 alone: its cleartext is dropped by the guard" test "$(guard)" -gt "$dropped"
+((FAILS)) && { echo "$plan"; t_in "$gw" "$IPSNAT" status 2>&1 | grep -E '(xlate|drop|pass)-[a-z0-9-]+ +[1-9]' || true; } >&2
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+finish

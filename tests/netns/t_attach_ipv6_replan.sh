@@ -58,48 +58,48 @@ acquire_for() {
   rm -f "$acq"
 }
 
-plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "the plan names the NAT66 translation" grep -q 'nat66 fd00:79:1::/64 -> 2001:db8:79::5 (ports)$' <<<"$plan"
-t_expect "the companion carries the first reqid" grep -q 'reqid 2 ' <<<"$(fwd_companion)"
+expect_ok "the plan names the NAT66 translation" grep -q 'nat66 fd00:79:1::/64 -> 2001:db8:79::5 (ports)$' <<<"$plan"
+expect_ok "the companion carries the first reqid" grep -q 'reqid 2 ' <<<"$(fwd_companion)"
 acq=$(acquire_for 2001:db8:e79::1)
 echo "$acq"
-t_expect "an ACQUIRE names the policy's address and reqid 2" \
+expect_ok "an ACQUIRE names the policy's address and reqid 2" \
   grep -Pzq 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::1/128 proto ipv6-icmp(.|\n)*reqid 2 ' <<<"$acq"
 
 # IKE re-establishes the CHILD_SA: same selector, another reqid, a new kernel index.
 old=$(index6)
 ip -n "$gw" xfrm policy del src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out
 policy6 7
-t_expect "the re-added out-policy got another index ($old)" test "$old" != "$(index6)"
+expect_ok "the re-added out-policy got another index ($old)" test "$old" != "$(index6)"
 companion_reqid7() { grep -q 'reqid 7 ' <<<"$(fwd_companion)"; }
-t_expect "the host process re-plans: the companion takes reqid 7" t_wait_for 10 companion_reqid7
-t_expect "the LWT route stays" grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"
-t_expect "the blackhole stays" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
+expect_ok "the host process re-plans: the companion takes reqid 7" t_wait_for 10 companion_reqid7
+expect_ok "the LWT route stays" grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"
+expect_ok "the blackhole stays" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
 acq=$(acquire_for 2001:db8:e79::2)
 echo "$acq"
-t_expect "the next ACQUIRE names the new policy (reqid 7) with the policy's address" \
+expect_ok "the next ACQUIRE names the new policy (reqid 7) with the policy's address" \
   grep -Pzq 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::2/128 proto ipv6-icmp(.|\n)*reqid 7 ' <<<"$acq"
-t_expect "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:79:1' <<<\"\$1\"" _ "$acq"
+expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:79:1' <<<\"\$1\"" _ "$acq"
 
 # The IPv6 default route moves to another router: the re-plan takes it as the route's nexthop.
 ip -n "$gw" -6 route replace default via 2001:db8:ff79::3
 via3() { grep -q 'via 2001:db8:ff79::3 dev eth0' <<<"$(lwt6)"; }
-t_expect "a new IPv6 default gateway becomes the LWT route's nexthop" t_wait_for 10 via3
+expect_ok "a new IPv6 default gateway becomes the LWT route's nexthop" t_wait_for 10 via3
 lwt6
 # Its own routes (proto 165) never wake the host: idle, it stays idle (CPU ticks over 3 s).
 host=$(jq -r .daemon_pid "$IPSNAT_STATE_DIR"/*@eth0.json)
 ticks() { awk '{print $14 + $15}' "/proc/$host/stat"; }
 t0=$(ticks)
 sleep 3
-t_expect "the host process is idle after the re-plans ($(($(ticks) - t0)) ticks in 3 s)" test $(($(ticks) - t0)) -lt 100
+expect_ok "the host process is idle after the re-plans ($(($(ticks) - t0)) ticks in 3 s)" test $(($(ticks) - t0)) -lt 100
 
 ip -n "$gw" addr add fd00:79:2::1/64 dev lan0 nodad
 no_lwt6() { test -z "$(lwt6)"; }
-t_expect "a second IPv6 LAN prefix: the re-plan removes the NAT66 route" t_wait_for 10 no_lwt6
-t_expect "and the host process logs why" grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
+expect_ok "a second IPv6 LAN prefix: the re-plan removes the NAT66 route" t_wait_for 10 no_lwt6
+expect_ok "and the host process logs why" grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
   "$IPSNAT_STATE_DIR"/*.log
-((T_FAILED)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_expect "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
-t_done
+((FAILS)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+expect_ok "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
+finish

@@ -83,35 +83,35 @@ check_error() {
   if port=$(nat_port "$1"); then
     gw_frag_needed "$port" "$2"
   else
-    t_fail "no flow from 192.168.1.10:$1 in ipsnat flows"
+    fail "no flow from 192.168.1.10:$1 in ipsnat flows"
   fi
   wait "$lan_pid" || true
-  t_expect "$3: the LAN host learned path MTU $2 (got $(cat "$T_TMP/pmtu"))" test "$(cat "$T_TMP/pmtu")" == "$2"
+  expect_ok "$3: the LAN host learned path MTU $2 (got $(cat "$T_TMP/pmtu"))" test "$(cat "$T_TMP/pmtu")" == "$2"
 }
 
 t_tmpdir
-t_expect "attach tun0 --mode route" t_in "$gw" "$IPSNAT" attach tun0 --mode route
-t_expect "tc_lo_egress on lo's egress" bash -c "tc -n $gw filter show dev lo egress | grep -q 'handle 0x1a5.*tc_lo_egress'"
+expect_ok "attach tun0 --mode route" t_in "$gw" "$IPSNAT" attach tun0 --mode route
+expect_ok "tc_lo_egress on lo's egress" bash -c "tc -n $gw filter show dev lo egress | grep -q 'handle 0x1a5.*tc_lo_egress'"
 check_error 40000 1300 "fragmentation needed to the local NAT address"
-t_expect "the host's own traffic over lo still flows" t_in "$gw" ping -c 2 -i 0.2 -W 1 10.20.30.2
-t_expect "counted as pass-loopback" bash -c "nsenter --net=/run/netns/$gw $IPSNAT status | grep -q pass-loopback"
+expect_ok "the host's own traffic over lo still flows" t_in "$gw" ping -c 2 -i 0.2 -W 1 10.20.30.2
+expect_ok "counted as pass-loopback" bash -c "nsenter --net=/run/netns/$gw $IPSNAT status | grep -q pass-loopback"
 
 # A second route-mode device shares lo's hook; detaching the first hands it over: tun1's own
 # program (the filter's program id is the one pinned for tun1), which still sends the errors
 # back for flows translated on tun1 (10.0.0.0/8 routed into tun1, a permanent neighbour so the
 # packets reach its egress).
 lo_prog_id() { tc -n "$gw" filter show dev lo egress | sed -n 's/.*tc_lo_egress.* id \([0-9]*\).*/\1/p'; }
-t_expect "attach tun1 --mode route (a second device)" t_in "$gw" "$IPSNAT" attach tun1 --mode route
-t_expect "detach tun0" t_in "$gw" "$IPSNAT" detach tun0
+expect_ok "attach tun1 --mode route (a second device)" t_in "$gw" "$IPSNAT" attach tun1 --mode route
+expect_ok "detach tun0" t_in "$gw" "$IPSNAT" detach tun0
 tun1_prog=$(bpftool -j prog show pinned "$(echo "$IPSNAT_PIN_ROOT"/dev/*tun1/tc_lo_egress)" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null || echo none)
-t_expect "lo keeps the hook, with tun1's program ($(lo_prog_id) = $tun1_prog)" test "$(lo_prog_id)" == "$tun1_prog"
+expect_ok "lo keeps the hook, with tun1's program ($(lo_prog_id) = $tun1_prog)" test "$(lo_prog_id)" == "$tun1_prog"
 ip -n "$gw" neigh replace 10.0.0.1 lladdr 02:00:00:00:00:01 dev tun1 nud permanent
 ip -n "$gw" route replace 10.0.0.0/8 dev tun1
 check_error 40001 1280 "flows of tun1 after the hand-over"
 ip -n "$gw" route replace 10.0.0.0/8 via 200.2.2.1
-t_expect "detach tun1" t_in "$gw" "$IPSNAT" detach tun1
+expect_ok "detach tun1" t_in "$gw" "$IPSNAT" detach tun1
 after=$(t_snapshot "$gw")
-t_expect "gateway exactly as before (lo's qdisc and filter gone)" test "$before" == "$after"
+expect_ok "gateway exactly as before (lo's qdisc and filter gone)" test "$before" == "$after"
 [[ $before == "$after" ]] || diff <(echo "$before") <(echo "$after") | head -20 || true
-t_done
+finish

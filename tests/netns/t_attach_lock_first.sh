@@ -16,8 +16,8 @@ attach_pid=$!
 sleep 1  # attach waits for the lock now
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 172.30.0.0/16 dir out priority 379519 \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
-t_expect "attach succeeds once the lock is free" wait "$attach_pid"
-t_expect "its plan has the policy added while it waited" \
+expect_ok "attach succeeds once the lock is free" wait "$attach_pid"
+expect_ok "its plan has the policy added while it waited" \
   bash -c "ip -n $gw route show table 421 | grep -q '^172.30.0.0/16 *encap bpf xmit lwt_snat_xmit'"
-t_expect "detach" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach eth0
+finish

@@ -52,37 +52,37 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
   kill "$mon" "$dump" 2>/dev/null || true
   wait "$mon" "$dump" 2>/dev/null || true
   for proto in udp tcp icmp; do
-    t_expect "$what: the ACQUIRE for the $proto flow names the NAT address" \
+    expect_ok "$what: the ACQUIRE for the $proto flow names the NAT address" \
       grep -q "sel src 10.20.30.2/32 dst 10.0.0.1/32 proto $proto" "$acq"
   done
-  t_expect "$what: no ACQUIRE names the LAN host or the uplink address" \
+  expect_ok "$what: no ACQUIRE names the LAN host or the uplink address" \
     bash -c "! grep -q 'sel src \(192.168.1.10\|200.2.2.2\)' '$acq'"
-  t_expect "$what: nothing reached the next hop in cleartext to 10.0.0.0/8" bash -c "! grep -q 'IP ' '$leak'"
-  ((T_FAILED)) && cat "$acq" "$leak" >&2
+  expect_ok "$what: nothing reached the next hop in cleartext to 10.0.0.0/8" bash -c "! grep -q 'IP ' '$leak'"
+  ((FAILS)) && cat "$acq" "$leak" >&2
   rm -f "$acq" "$leak"
   ip netns exec "$wan" timeout 10 python3 "$peer" server udp 198.51.100.7 5001 &
   local srv=$!
   t_wait_listening "$wan" udp 5001
   out=$(ip netns exec "$lan" timeout 8 python3 "$peer" client udp 198.51.100.7 5001 64 2>&1 || true)
   wait "$srv" 2>/dev/null || true
-  t_expect "$what: traffic to an uncovered address still leaves masqueraded ($out)" test "$out" == "200.2.2.2 intact"
+  expect_ok "$what: traffic to an uncovered address still leaves masqueraded ($out)" test "$out" == "200.2.2.2 intact"
 }
 
 flavours=(nft iptables-nft)
 if ip netns exec "$gw" iptables-legacy -t nat -L >/dev/null 2>&1; then flavours+=(iptables-legacy); else echo "skip: no iptables-legacy"; fi
 for f in "${flavours[@]}"; do
   add_rule "$f"
-  t_expect "$f: attach with the rule present" t_in "$gw" "$IPSNAT" attach eth0 -q
+  expect_ok "$f: attach with the rule present" t_in "$gw" "$IPSNAT" attach eth0 -q
   check "$f, rule before attach"
-  t_expect "$f: detach" t_in "$gw" "$IPSNAT" detach eth0
+  expect_ok "$f: detach" t_in "$gw" "$IPSNAT" detach eth0
   del_rule "$f"
   ip netns exec "$gw" conntrack -F >/dev/null 2>&1 || true
 
-  t_expect "$f: attach without the rule" t_in "$gw" "$IPSNAT" attach eth0 -q
+  expect_ok "$f: attach without the rule" t_in "$gw" "$IPSNAT" attach eth0 -q
   add_rule "$f"
   check "$f, rule added after attach"
-  t_expect "$f: detach" t_in "$gw" "$IPSNAT" detach eth0
+  expect_ok "$f: detach" t_in "$gw" "$IPSNAT" detach eth0
   del_rule "$f"
   ip netns exec "$gw" conntrack -F >/dev/null 2>&1 || true
 done
-t_done
+finish

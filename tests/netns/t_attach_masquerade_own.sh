@@ -15,12 +15,12 @@ t_policy_gateway
 ip -n "$wan" addr add 198.51.100.7/32 dev lo  # an "internet" host no policy covers
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 
-t_expect "no netfilter rule in the gateway" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
+expect_ok "no netfilter rule in the gateway" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 --masquerade 2>&1) || true
 echo "$plan"
-t_expect "attach --masquerade prints the masquerade" \
+expect_ok "attach --masquerade prints the masquerade" \
   grep -qE "^  masquerade 192.168.1.0/24 -> 200.2.2.2 \(the address of eth0\) ports [0-9]+-65535$" <<<"$plan"
-t_expect "still no netfilter rule after attach" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
+expect_ok "still no netfilter rule after attach" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
 
 # Everything the internet side receives from the gateway, for the first part.
 wire=$T_TMP/wire
@@ -40,10 +40,10 @@ echo_client() {  # PROTO PORT SIZE [NS]: the source the internet host saw, and w
   wait "$srv" 2>/dev/null || true
 }
 out=$(echo_client udp 5001 1200)
-t_expect "UDP: the internet host saw the uplink address, the reply came back ($out)" test "$out" == "200.2.2.2 intact"
+expect_ok "UDP: the internet host saw the uplink address, the reply came back ($out)" test "$out" == "200.2.2.2 intact"
 out=$(echo_client tcp 5002 200000)
-t_expect "TCP: the internet host saw the uplink address, 200 kB both ways ($out)" test "$out" == "200.2.2.2 intact"
-t_expect "ping: echo replies reach the LAN host" ip netns exec "$lan" ping -c 2 -W 2 198.51.100.7
+expect_ok "TCP: the internet host saw the uplink address, 200 kB both ways ($out)" test "$out" == "200.2.2.2 intact"
+expect_ok "ping: echo replies reach the LAN host" ip netns exec "$lan" ping -c 2 -W 2 198.51.100.7
 
 # The gateway's own traffic: IKE from port 500 and an ordinary TCP connection of its own.
 ip netns exec "$gw" python3 -c '
@@ -55,24 +55,24 @@ s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s2.bind(("200.2.2.2", 4500))
 s2.sendto(b"natt", ("198.51.100.7", 4500))'
 out=$(echo_client tcp 5003 1000 "$gw")
-t_expect "the gateway's own TCP connection works as itself ($out)" test "$out" == "200.2.2.2 intact"
+expect_ok "the gateway's own TCP connection works as itself ($out)" test "$out" == "200.2.2.2 intact"
 sleep 1
 kill "$dump" 2>/dev/null || true
 wait "$dump" 2>/dev/null || true
-t_expect "the internet side saw no LAN address" bash -c "! grep -q '192\.168\.1\.' '$wire'"
-t_expect "the internet side saw UDP, TCP and ICMP from 200.2.2.2" bash -c \
+expect_ok "the internet side saw no LAN address" bash -c "! grep -q '192\.168\.1\.' '$wire'"
+expect_ok "the internet side saw UDP, TCP and ICMP from 200.2.2.2" bash -c \
   "grep -q '200.2.2.2.[0-9]* > 198.51.100.7.5001: UDP' '$wire' && grep -q '200.2.2.2.[0-9]* > 198.51.100.7.5002: Flags \[S\]' '$wire' &&
    grep -q '200.2.2.2 > 198.51.100.7: ICMP echo request' '$wire'"
-t_expect "the gateway's IKE left from ports 500 and 4500, untouched" bash -c \
+expect_ok "the gateway's IKE left from ports 500 and 4500, untouched" bash -c \
   "grep -q '200.2.2.2.500 > 198.51.100.7.500: ' '$wire' && grep -q '200.2.2.2.4500 > 198.51.100.7.4500: ' '$wire'"
-((T_FAILED)) && cat "$wire" >&2
+((FAILS)) && cat "$wire" >&2
 
 flows=$(t_in "$gw" "$IPSNAT" flows 2>&1 || true)
-t_expect "ipsnat flows shows the masqueraded flows" \
+expect_ok "ipsnat flows shows the masqueraded flows" \
   grep -qE "^tcp 192.168.1.10:[0-9]+ -> 198.51.100.7:5002 as 200.2.2.2:[0-9]+ masquerade " <<<"$flows"
 status=$(t_in "$gw" "$IPSNAT" status 2>&1 || true)
-t_expect "ipsnat status counts xlate-masquerade" grep -qE "^  xlate-masquerade +[1-9]" <<<"$status"
-((T_FAILED)) && echo "$flows" "$status" >&2
+expect_ok "ipsnat status counts xlate-masquerade" grep -qE "^  xlate-masquerade +[1-9]" <<<"$status"
+((FAILS)) && echo "$flows" "$status" >&2
 
 # The company flow: translated to the policy's address before the xfrm lookup (not masqueraded).
 acq=$T_TMP/acq
@@ -83,8 +83,8 @@ ip netns exec "$lan" python3 "$peer" client udp 10.0.0.1 5000 64 >/dev/null 2>&1
 sleep 1
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
-t_expect "the company flow's ACQUIRE names the NAT address" grep -q "sel src 10.20.30.2/32 dst 10.0.0.1/32 proto udp" "$acq"
-t_expect "no ACQUIRE names the LAN host or the uplink address" bash -c "! grep -q 'sel src \(192.168.1.10\|200.2.2.2\)' '$acq'"
+expect_ok "the company flow's ACQUIRE names the NAT address" grep -q "sel src 10.20.30.2/32 dst 10.0.0.1/32 proto udp" "$acq"
+expect_ok "no ACQUIRE names the LAN host or the uplink address" bash -c "! grep -q 'sel src \(192.168.1.10\|200.2.2.2\)' '$acq'"
 
 # No door: unsolicited SYNs to the uplink address (a masquerade port and another) stay out of the LAN.
 port=$(grep -oE "as 200.2.2.2:[0-9]+ masquerade" <<<"$flows" | head -1 | grep -oE "[0-9]+ masquerade" | cut -d' ' -f1 || true)
@@ -106,8 +106,8 @@ for port in (5001, 61000, 65535):
 sleep 1
 kill "$ldump" 2>/dev/null || true
 wait "$ldump" 2>/dev/null || true
-t_expect "unsolicited packets to the uplink address never reached the LAN" bash -c "! grep -q 'IP ' '$lanseen'"
-((T_FAILED)) && cat -A "$lanseen" >&2
+expect_ok "unsolicited packets to the uplink address never reached the LAN" bash -c "! grep -q 'IP ' '$lanseen'"
+((FAILS)) && cat -A "$lanseen" >&2
 
 # A new uplink address (the old one removed): followed on the host process's re-plan.
 t_in "$gw" sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
@@ -116,10 +116,10 @@ ip -n "$gw" addr del 200.2.2.2/24 dev eth0
 ip -n "$gw" route replace default via 200.2.2.1
 
 followed() { [[ $(echo_client udp $((5100 + RANDOM % 800)) 100) == "200.2.2.3 intact" ]]; }
-t_expect "a new flow leaves as the uplink's new address" t_wait_for 10 followed
+expect_ok "a new flow leaves as the uplink's new address" t_wait_for 10 followed
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach eth0
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach eth0
 out=$(echo_client udp 5005 100)
-t_expect "after detach nothing is masqueraded: no reply reaches the LAN ($out)" test "$out" != "200.2.2.3 intact"
-t_expect "no netfilter rule after detach" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
-t_done
+expect_ok "after detach nothing is masqueraded: no reply reaches the LAN ($out)" test "$out" != "200.2.2.3 intact"
+expect_ok "no netfilter rule after detach" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
+finish

@@ -94,18 +94,18 @@ pool_case() {
   last=${first%.*}.$((${first##*.} + 7))
 
   # (a) unequal sizes, the pool the SPD implies.
-  t_expect "$name: dry-run plans napt over the /29" \
+  expect_ok "$name: dry-run plans napt over the /29" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT attach tun0 --mode route --dry-run | grep -q 'napt $net.0/24 -> $first-$last'"
-  t_expect "$name: attach" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
+  expect_ok "$name: attach" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
   servers "$wan" "$remote" 7000 12
   out=$(send "$lan" "$remote" 7000 "${hosts[@]}")
   [[ -n ${T_KEEP:-} ]] && echo "$out"
   used=$(judge "$name" "$out" "$first" "$last" 3) && ok=1 || ok=0
   if [[ $ok == 0 ]]; then echo "$out"; { t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run" | sed -n "/^counters:/,/^limits/p"; t_in "$gw" "$IPSNAT" flows | head -4; } || true; fi
-  t_expect "$name: the far side saw each of 12 hosts from one address of $block for both flows, replies reached them all ($used)" test $ok == 1
+  expect_ok "$name: the far side saw each of 12 hosts from one address of $block for both flows, replies reached them all ($used)" test $ok == 1
   want=$(python3 -c "import sys,collections; c=collections.Counter(l.split()[1] for l in sys.argv[1].splitlines()); print(' '.join(sorted(f'{a}={2*n}' for a,n in c.items())))" "$out")
-  t_expect "$name: status counts the bindings per NAT address ($(by_address) == $want)" test "$(by_address)" == "$want"
-  t_expect "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
+  expect_ok "$name: status counts the bindings per NAT address ($(by_address) == $want)" test "$(by_address)" == "$want"
+  expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
   rm -rf "$IPSNAT_PIN_ROOT"
 
   # (b) a pool the config names, inside the policy's /29.
@@ -123,21 +123,21 @@ CONF
   local daemon=$!
   T_PIDS+=("$daemon")
   hooked() { tc -n "$gw" filter show dev tun0 egress | grep -q tc_snat_egress; }
-  t_expect "$name: the daemon attached tun0" t_wait_for 15 hooked
+  expect_ok "$name: the daemon attached tun0" t_wait_for 15 hooked
   servers "$wan" "$remote" 7100 12
   out=$(send "$lan" "$remote" 7100 "${hosts[@]}")
   [[ -n ${T_KEEP:-} ]] && echo "$out"
   used=$(judge "$name" "$out" "$rfirst" "$rlast" 2) && ok=1 || ok=0
-  t_expect "$name: [[nat]] to = \"$rfirst-$rlast\": the far side saw only those two, one per host ($used)" test $ok == 1
+  expect_ok "$name: [[nat]] to = \"$rfirst-$rlast\": the far side saw only those two, one per host ($used)" test $ok == 1
   want=$(python3 -c "import sys,collections; c=collections.Counter(l.split()[1] for l in sys.argv[1].splitlines()); print(' '.join(sorted(f'{a}={2*n}' for a,n in c.items())))" "$out")
-  t_expect "$name: status per pool address ($(by_address) == $want)" test "$(by_address)" == "$want"
+  expect_ok "$name: status per pool address ($(by_address) == $want)" test "$(by_address)" == "$want"
 
   # (c) a pool reaching beyond the policy's /29: one line naming the file and line, no NAT.
   local beyond=${first%.*}.$((${first##*.} + 6))-${first%.*}.$((${first##*.} + 9))
   sed -i "s/^to = .*/to = \"$beyond\"/" "$tmp/$name.toml"
   kill -HUP "$daemon"
   logged() { grep -q "nat rule $tmp/$name.toml:6: pool $beyond is not inside the policy's source selector $block" "$tmp/$name.log"; }
-  t_expect "$name: to = \"$beyond\": the daemon names the file and line" t_wait_for 10 logged
+  expect_ok "$name: to = \"$beyond\": the daemon names the file and line" t_wait_for 10 logged
   kill "$daemon"
   wait "$daemon" 2>/dev/null || true
   t_in "$gw" "$IPSNAT" detach tun0 >/dev/null 2>&1 || true
@@ -146,4 +146,4 @@ CONF
 
 pool_case alt 172.22.5 10.64.1.1 10.64.0.0/10 198.51.100.2 198.51.100.1 100.70.8.8/29 100.70.8.10 100.70.8.11
 pool_case seed 192.168.1 10.0.0.1 10.0.0.0/8 200.2.2.2 200.2.2.1 10.20.30.0/29 10.20.30.2 10.20.30.3
-t_done
+finish

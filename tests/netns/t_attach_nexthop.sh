@@ -10,10 +10,10 @@ t_policy_gateway
 ip -n "$wan" addr add 200.2.2.3/24 dev eth1
 lwt_via() { ip -n "$gw" route show table 421 proto 165 | grep '^10.0.0.0/8' | grep -o 'via [0-9.]*' || true; }
 
-t_expect "attach" t_in "$gw" "$IPSNAT" attach eth0 -q --no-daemon
-t_expect "the LWT route goes via the default gateway ($(lwt_via))" test "$(lwt_via)" == "via 200.2.2.1"
+expect_ok "attach" t_in "$gw" "$IPSNAT" attach eth0 -q --no-daemon
+expect_ok "the LWT route goes via the default gateway ($(lwt_via))" test "$(lwt_via)" == "via 200.2.2.1"
 ip -n "$gw" route replace default via 200.2.2.3
-t_expect "attach again" t_in "$gw" "$IPSNAT" attach eth0 -q --no-daemon
-t_expect "the LWT route follows the new default gateway ($(lwt_via))" test "$(lwt_via)" == "via 200.2.2.3"
-t_expect "detach" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "attach again" t_in "$gw" "$IPSNAT" attach eth0 -q --no-daemon
+expect_ok "the LWT route follows the new default gateway ($(lwt_via))" test "$(lwt_via)" == "via 200.2.2.3"
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach eth0
+finish

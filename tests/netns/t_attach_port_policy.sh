@@ -67,57 +67,57 @@ counter() {
 
 # Without ipsnat: the LAN's source matches no policy, so no ACQUIRE, and the flow leaves as it is.
 probe plain-443 172.31.5.7 443
-t_expect "without ipsnat: no ACQUIRE for the tcp/443 flow" test "$(acquires plain-443)" == 0
-t_expect "without ipsnat: the tcp/443 flow leaves in cleartext" grep -q '10.77.1.10.[0-9]* > 172.31.5.7.443' "$tmp/plain-443.wan"
+expect_ok "without ipsnat: no ACQUIRE for the tcp/443 flow" test "$(acquires plain-443)" == 0
+expect_ok "without ipsnat: the tcp/443 flow leaves in cleartext" grep -q '10.77.1.10.[0-9]* > 172.31.5.7.443' "$tmp/plain-443.wan"
 
 out=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1)
-t_expect "attach succeeds" test -n "$(ip -n "$gw" rule | grep 'lookup 421')"
+expect_ok "attach succeeds" test -n "$(ip -n "$gw" rule | grep 'lookup 421')"
 refusal=$(grep 'policy [0-9]* (10.99.0.2/32 -> 172.31.5.0/24' <<<"$out" || true)
 one_refusal() { [[ $(wc -l <<<"$refusal") == 1 ]] && grep -q 'not translated in policy mode.*ports' <<<"$refusal"; }
-t_expect "attach names the tcp/443 policy in one line: not translated, ports ($refusal)" one_refusal
-t_expect "and the tcp/22 policy" grep -q 'policy [0-9]* (10.99.0.2/32 -> 172.31.6.0/24 tcp dport 22) .*not translated' <<<"$out"
-t_expect "no LWT route for the tcp/443 policy's destination" \
+expect_ok "attach names the tcp/443 policy in one line: not translated, ports ($refusal)" one_refusal
+expect_ok "and the tcp/22 policy" grep -q 'policy [0-9]* (10.99.0.2/32 -> 172.31.6.0/24 tcp dport 22) .*not translated' <<<"$out"
+expect_ok "no LWT route for the tcp/443 policy's destination" \
   bash -c "! ip -n $gw route show table 421 | grep -q '172.31.5.0/24'"
-t_expect "no companion policy for it" bash -c "! ip -n $gw xfrm policy | grep -q 'src 172.31.5.0/24'"
-t_expect "the port-less policies keep their routes" \
+expect_ok "no companion policy for it" bash -c "! ip -n $gw xfrm policy | grep -q 'src 172.31.5.0/24'"
+expect_ok "the port-less policies keep their routes" \
   bash -c "ip -n $gw route show table 421 | grep -q '172.31.6.0/24 .*lwt_snat_xmit' && ip -n $gw route show table 421 | grep -q '172.31.9.0/24 .*lwt_snat_xmit'"
 pol=$(t_in "$gw" "$IPSNAT" policies)
 policies_say_why() { grep -A2 'src 10.99.0.2/32 dst 172.31.5.0/24 proto tcp' <<<"$pol" | grep -q 'policy mode: not translated.*ports'; }
-t_expect "ipsnat policies: the tcp/443 policy is not translated in policy mode, and why" policies_say_why
+expect_ok "ipsnat policies: the tcp/443 policy is not translated in policy mode, and why" policies_say_why
 
 probe port-443 172.31.5.7 443
-t_expect "tcp/443: no ACQUIRE, as without ipsnat" test "$(acquires port-443)" == 0
-t_expect "tcp/443: not counted as translated" test "$(counter xlate-snat)" == 0
-t_expect "tcp/443: no cleartext on the WAN (the guard drops it)" bash -c "! grep -q 'IP ' '$tmp/port-443.wan'"
-t_expect "tcp/443: counted drop-leak-guard" test "$(counter drop-leak-guard)" -ge 1
+expect_ok "tcp/443: no ACQUIRE, as without ipsnat" test "$(acquires port-443)" == 0
+expect_ok "tcp/443: not counted as translated" test "$(counter xlate-snat)" == 0
+expect_ok "tcp/443: no cleartext on the WAN (the guard drops it)" bash -c "! grep -q 'IP ' '$tmp/port-443.wan'"
+expect_ok "tcp/443: counted drop-leak-guard" test "$(counter drop-leak-guard)" -ge 1
 
 probe port-22 172.31.6.7 22
-t_expect "tcp/22 ahead of a port-less policy: no ACQUIRE (the port-less policy's SA is not its)" \
+expect_ok "tcp/22 ahead of a port-less policy: no ACQUIRE (the port-less policy's SA is not its)" \
   test "$(acquires port-22)" == 0
-t_expect "tcp/22: not counted as translated" test "$(counter xlate-snat)" == 0
-t_expect "tcp/22: counted pass-reroute-ports at the LWT hook" test "$(counter pass-reroute-ports)" -ge 1
-t_expect "tcp/22: no cleartext on the WAN" bash -c "! grep -q 'IP ' '$tmp/port-22.wan'"
+expect_ok "tcp/22: not counted as translated" test "$(counter xlate-snat)" == 0
+expect_ok "tcp/22: counted pass-reroute-ports at the LWT hook" test "$(counter pass-reroute-ports)" -ge 1
+expect_ok "tcp/22: no cleartext on the WAN" bash -c "! grep -q 'IP ' '$tmp/port-22.wan'"
 
 probe port-80 172.31.6.7 80
-t_expect "tcp/80 to the same destination: the ACQUIRE names the translated source and the port-less policy" \
+expect_ok "tcp/80 to the same destination: the ACQUIRE names the translated source and the port-less policy" \
   bash -c "grep -q 'sel src 10.99.0.2/32 dst 172.31.6.7/32 proto tcp' '$tmp/port-80.acq' && grep -q 'priority 200' '$tmp/port-80.acq'"
 probe other 172.31.9.7 443
-t_expect "another destination's port-less policy keeps working (ACQUIRE for 10.99.0.2)" \
+expect_ok "another destination's port-less policy keeps working (ACQUIRE for 10.99.0.2)" \
   grep -q 'sel src 10.99.0.2/32 dst 172.31.9.7/32 proto tcp' "$tmp/other.acq"
-t_expect "nothing names the untranslated source" bash -c "! cat $tmp/*.acq | grep -q 'src 10.77.1.10'"
-t_expect "the two translated flows are counted" test "$(counter xlate-snat)" -ge 2
-((T_FAILED)) && { echo "$out"; echo "$pol"; for f in "$tmp"/*; do echo "== $f"; head -20 "$f"; done; } >&2
+expect_ok "nothing names the untranslated source" bash -c "! cat $tmp/*.acq | grep -q 'src 10.77.1.10'"
+expect_ok "the two translated flows are counted" test "$(counter xlate-snat)" -ge 2
+((FAILS)) && { echo "$out"; echo "$pol"; for f in "$tmp"/*; do echo "== $f"; head -20 "$f"; done; } >&2
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach eth0
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach eth0
 
 # Route mode: the device kind only selects the mode, so eth0 is given --mode route; the tcp/443
 # policy is translated at its egress (an xfrm interface's own lookup then carries the ports).
 out=$(t_in "$gw" "$IPSNAT" attach eth0 --mode route 2>&1)
-t_expect "route mode: no refusal" test -z "$(grep 'not translated in policy mode' <<<"$out" || true)"
+expect_ok "route mode: no refusal" test -z "$(grep 'not translated in policy mode' <<<"$out" || true)"
 probe route-443 172.31.5.7 443
-t_expect "route mode: the tcp/443 flow leaves translated" grep -q '10.99.0.2.[0-9]* > 172.31.5.7.443' "$tmp/route-443.wan"
+expect_ok "route mode: the tcp/443 flow leaves translated" grep -q '10.99.0.2.[0-9]* > 172.31.5.7.443' "$tmp/route-443.wan"
 probe route-80 172.31.5.7 80
-t_expect "route mode: tcp/80 to it is not the policy's: untranslated" grep -q '10.77.1.10.[0-9]* > 172.31.5.7.80' "$tmp/route-80.wan"
-((T_FAILED)) && { echo "$out"; cat "$tmp"/route-*; } >&2
-t_expect "detach (route mode)" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "route mode: tcp/80 to it is not the policy's: untranslated" grep -q '10.77.1.10.[0-9]* > 172.31.5.7.80' "$tmp/route-80.wan"
+((FAILS)) && { echo "$out"; cat "$tmp"/route-*; } >&2
+expect_ok "detach (route mode)" t_in "$gw" "$IPSNAT" detach eth0
+finish

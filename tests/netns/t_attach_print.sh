@@ -29,53 +29,53 @@ before_pol=$(ip -n "$gw" xfrm policy | grep -c '^src' || true)
 plan=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon --forward udp:5353=172.16.5.10:53)
 echo "$plan" | sed 's/^/  | /'
 dry=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon --forward udp:5353=172.16.5.10:53 --dry-run)
-t_expect "attach prints the same lines as --dry-run" test "$plan" == "$dry"
-t_expect "first line: device and mode" grep -q '^attach up0 mode policy (veth)$' <<<"$plan"
+expect_ok "attach prints the same lines as --dry-run" test "$plan" == "$dry"
+expect_ok "first line: device and mode" grep -q '^attach up0 mode policy (veth)$' <<<"$plan"
 
 tc_lines=$(grep -c '^  tc ' <<<"$plan" || true)
-t_expect "two hooks printed" test "$tc_lines" == 2
+expect_ok "two hooks printed" test "$tc_lines" == 2
 while read -r _ hook _ prog; do
-  t_expect "printed hook $hook $prog is attached" \
+  expect_ok "printed hook $hook $prog is attached" \
     bash -c "tc -n $gw filter show dev up0 $hook | grep -q 'handle 0x1a5 .*$prog'"
 done < <(grep '^  tc ' <<<"$plan")
 
 routes=$(ip -n "$gw" route show table 421 proto 165)
 n_routes=$(grep -c . <<<"$routes" || true)
-t_expect "printed routes == installed routes in table 421 ($n_routes)" test "$(grep -c '^  route ' <<<"$plan" || true)" == "$n_routes"
+expect_ok "printed routes == installed routes in table 421 ($n_routes)" test "$(grep -c '^  route ' <<<"$plan" || true)" == "$n_routes"
 while read -r line; do
   dst=$(awk '{print ($2 == "blackhole") ? $3 : $2}' <<<"$line")
   if [[ $line == *blackhole* ]]; then
-    t_expect "printed blackhole $dst is installed" grep -q "^blackhole ${dst%/32} " <<<"$routes"
+    expect_ok "printed blackhole $dst is installed" grep -q "^blackhole ${dst%/32} " <<<"$routes"
   else
     mtu=$(grep -o 'mtu [0-9]*' <<<"$line")
-    t_expect "printed route $dst is installed (lwt, via, dev, $mtu)" \
+    expect_ok "printed route $dst is installed (lwt, via, dev, $mtu)" \
       grep -q "^$dst *encap bpf xmit lwt_snat_xmit.* via 198.51.100.1 dev up0 .*$mtu" <<<"$routes"
-    t_expect "printed route $dst names its device" grep -q "via 198.51.100.1 dev up0 " <<<"$line"
+    expect_ok "printed route $dst names its device" grep -q "via 198.51.100.1 dev up0 " <<<"$line"
   fi
 done < <(grep '^  route ' <<<"$plan")
 for dst in 10.128.0.0/12 10.200.0.0/16; do
-  t_expect "an LWT route for $dst is printed" grep -q "^  route $dst table 421 " <<<"$plan"
+  expect_ok "an LWT route for $dst is printed" grep -q "^  route $dst table 421 " <<<"$plan"
 done
 
-t_expect "printed rule is installed" bash -c "grep -q '^  rule priority 210 lookup 421$' <<<'$plan' && ip -n $gw rule | grep -q '^210:.*lookup 421 proto 165'"
+expect_ok "printed rule is installed" bash -c "grep -q '^  rule priority 210 lookup 421$' <<<'$plan' && ip -n $gw rule | grep -q '^210:.*lookup 421 proto 165'"
 
 after_pol=$(ip -n "$gw" xfrm policy | grep -c '^src' || true)
 n_comp=$(grep -c '^  xfrm policy ' <<<"$plan" || true)
-t_expect "printed companion policies == policies added ($n_comp)" test $((after_pol - before_pol)) == "$n_comp"
-t_expect "six companions (fwd and in for the LAN, fwd for the uplink's address; two destinations)" test "$n_comp" == 6
+expect_ok "printed companion policies == policies added ($n_comp)" test $((after_pol - before_pol)) == "$n_comp"
+expect_ok "six companions (fwd and in for the LAN, fwd for the uplink's address; two destinations)" test "$n_comp" == 6
 while read -r _ _ _ src _ dst _ dir _; do
-  t_expect "printed companion $src -> $dst dir $dir is installed" \
+  expect_ok "printed companion $src -> $dst dir $dir is installed" \
     bash -c "ip -n $gw xfrm policy | grep -A1 '^src $src dst $dst' | grep -q 'dir $dir'"
 done < <(grep '^  xfrm policy ' <<<"$plan")
 
-t_expect "the translations are printed" \
+expect_ok "the translations are printed" \
   bash -c "[[ \$(grep -c '^  translate policy [0-9]* 10.77.0.9/32 -> 10.\(128.0.0/12\|200.0.0/16\): napt 172.16.5.0/24 -> 10.77.0.9$' <<<'$plan') == 2 ]]"
-t_expect "the forward is printed" grep -q '^  forward udp 10.77.0.9:5353 -> 172.16.5.10:53$' <<<"$plan"
-t_expect "the printed forward is in ipsnat_fwd" \
+expect_ok "the forward is printed" grep -q '^  forward udp 10.77.0.9:5353 -> 172.16.5.10:53$' <<<"$plan"
+expect_ok "the printed forward is in ipsnat_fwd" \
   bash -c "bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if len(d) == 1 and d[0][\"formatted\"][\"key\"][\"port\"] == 0xe914 else 1)'"
 
 json=$(t_in "$gw" "$IPSNAT" -j attach up0 --no-daemon --forward udp:5353=172.16.5.10:53)
-t_expect "-j: the same plan as JSON, carried out" python3 -c '
+expect_ok "-j: the same plan as JSON, carried out" python3 -c '
 import json, sys
 j = json.loads(sys.argv[1]); text = sys.argv[2].splitlines()
 assert j["dry_run"] is False and j["mode"] == "policy", j
@@ -84,9 +84,9 @@ assert steps == [l[2:] for l in text if l.startswith(("  tc ", "  route ", "  ru
 assert len(j["translations"]) == 2 and j["forwards"] == ["udp:10.77.0.9:5353=172.16.5.10:53"], j
 ' "$json" "$plan"
 out=$(t_in "$gw" "$IPSNAT" attach up0 --no-daemon -q --forward udp:5353=172.16.5.10:53 2>&1)
-t_expect "-q prints nothing ($out)" test -z "$out"
+expect_ok "-q prints nothing ($out)" test -z "$out"
 
-t_expect "detach" t_in "$gw" "$IPSNAT" detach up0
-t_expect "detach removed the printed routes" test -z "$(ip -n "$gw" route show table 421 proto 165)"
-t_expect "detach removed the printed companions" test "$(ip -n "$gw" xfrm policy | grep -c '^src' || true)" == "$before_pol"
-t_done
+expect_ok "detach" t_in "$gw" "$IPSNAT" detach up0
+expect_ok "detach removed the printed routes" test -z "$(ip -n "$gw" route show table 421 proto 165)"
+expect_ok "detach removed the printed companions" test "$(ip -n "$gw" xfrm policy | grep -c '^src' || true)" == "$before_pol"
+finish

@@ -52,20 +52,20 @@ cfg_ports() {  # the port range the datapath reads from ipsnat_cfg
 }
 
 write_conf 20000-29999 tun0
-t_expect "daemon starts, serves metrics" start_daemon
-t_expect "configured device attached (egress)" bash -c "tc -n $gw filter show dev tun0 egress | grep -q 'tc_snat_egress'"
-t_expect "configured device attached (ingress)" bash -c "tc -n $gw filter show dev tun0 ingress | grep -q 'tc_rev_ingress'"
-t_expect "attach logged" grep -q 'attach tun0: route mode, attached' "$tmp/log"
-t_expect "port range written to ipsnat_cfg" test "$(cfg_ports)" == "20000 29999"
+expect_ok "daemon starts, serves metrics" start_daemon
+expect_ok "configured device attached (egress)" bash -c "tc -n $gw filter show dev tun0 egress | grep -q 'tc_snat_egress'"
+expect_ok "configured device attached (ingress)" bash -c "tc -n $gw filter show dev tun0 ingress | grep -q 'tc_rev_ingress'"
+expect_ok "attach logged" grep -q 'attach tun0: route mode, attached' "$tmp/log"
+expect_ok "port range written to ipsnat_cfg" test "$(cfg_ports)" == "20000 29999"
 
 # Translation: a long-lived UDP flow (fixed source port) and pings.
-t_expect "ICMP echo through the NAT" ip netns exec "$lan" ping -c 3 -i 0.2 -W 2 10.0.0.1
+expect_ok "ICMP echo through the NAT" ip netns exec "$lan" ping -c 3 -i 0.2 -W 2 10.0.0.1
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 ip netns exec "$wan" timeout 15 python3 "$peer" server tcp 10.0.0.1 7000 &
 T_PIDS+=("$!")
 t_wait_listening "$wan" tcp 7000
 out=$(ip netns exec "$lan" timeout 10 python3 "$peer" client tcp 10.0.0.1 7000 100000 2>&1 || true)
-t_expect "TCP arrives from 10.20.30.2, intact ($out)" test "$out" == "10.20.30.2 intact"
+expect_ok "TCP arrives from 10.20.30.2, intact ($out)" test "$out" == "10.20.30.2 intact"
 # A UDP flow with a fixed source port, to find in the ct map across the restart.
 udp_once() { ip netns exec "$lan" python3 -c '
 import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,87 +77,87 @@ d=json.load(sys.stdin); fl=d["flows"] if isinstance(d,dict) else d
 m=[f for f in fl if f["original"].get("sport")==40404]
 print(json.dumps(m[0]["translated"], sort_keys=True) if m else "none")'; }
 flow1=$(udp_flow)
-t_expect "the UDP flow is tracked ($flow1)" grep -q '"src": "10.20.30.2"' <<<"$flow1"
+expect_ok "the UDP flow is tracked ($flow1)" grep -q '"src": "10.20.30.2"' <<<"$flow1"
 
 metrics=$(scrape)
-t_expect "metrics: device attached" grep -q '^ipsnat_device_attached{device="tun0",mode="route"} 1' <<<"$metrics"
-t_expect "metrics: translated packets by reason" bash -c "(( \$(grep -E '^ipsnat_packets_total\\{verdict=\"xlate\",reason=\"xlate-snat\"\\}' <<<\"\$1\" | awk '{print \$NF}') >= 3 ))" _ "$metrics"
-t_expect "metrics: drops by reason (a family per reason, zero or not)" grep -q '^ipsnat_packets_total{verdict="drop",reason="drop-leak-guard"}' <<<"$metrics"
-t_expect "metrics: active flows" bash -c "(( \$(grep -E '^ipsnat_active_flows\\{proto=\"udp\"\\}' <<<\"\$1\" | awk '{print \$NF}') >= 1 ))" _ "$metrics"
-t_expect "metrics: per-policy translated packets/bytes" \
+expect_ok "metrics: device attached" grep -q '^ipsnat_device_attached{device="tun0",mode="route"} 1' <<<"$metrics"
+expect_ok "metrics: translated packets by reason" bash -c "(( \$(grep -E '^ipsnat_packets_total\\{verdict=\"xlate\",reason=\"xlate-snat\"\\}' <<<\"\$1\" | awk '{print \$NF}') >= 3 ))" _ "$metrics"
+expect_ok "metrics: drops by reason (a family per reason, zero or not)" grep -q '^ipsnat_packets_total{verdict="drop",reason="drop-leak-guard"}' <<<"$metrics"
+expect_ok "metrics: active flows" bash -c "(( \$(grep -E '^ipsnat_active_flows\\{proto=\"udp\"\\}' <<<\"\$1\" | awk '{print \$NF}') >= 1 ))" _ "$metrics"
+expect_ok "metrics: per-policy translated packets/bytes" \
   bash -c "grep -Eq '^ipsnat_policy_tracked_packets\\{reqid=\"1\"\\} [1-9]' <<<\"\$1\" && grep -Eq '^ipsnat_policy_tracked_bytes\\{reqid=\"1\"\\} [1-9]' <<<\"\$1\"" _ "$metrics"
-t_expect "metrics: port-range use" grep -Eq '^ipsnat_nat_port_range_use_ratio\{nat_address="10.20.30.2"\} 0\.0' <<<"$metrics"
-t_expect "metrics: mirror resyncs and policies" \
+expect_ok "metrics: port-range use" grep -Eq '^ipsnat_nat_port_range_use_ratio\{nat_address="10.20.30.2"\} 0\.0' <<<"$metrics"
+expect_ok "metrics: mirror resyncs and policies" \
   bash -c "grep -q '^ipsnat_mirror_resyncs_total 0' <<<\"\$1\" && grep -q '^ipsnat_mirror_policies 1' <<<\"\$1\"" _ "$metrics"
 
 # The mirror follows the SPD live.
 ip -n "$gw" xfrm policy add src 10.20.31.2/32 dst 172.16.0.0/12 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 2 mode tunnel
 for _ in $(seq 30); do metrics=$(scrape); grep -q '^ipsnat_mirror_policies 2' <<<"$metrics" && break; sleep 0.1; done
-t_expect "a new policy reaches the mirror" grep -q '^ipsnat_mirror_policies 2' <<<"$metrics"
-t_expect "and the devices are re-planned" grep -Eq '^ipsnat_attach_replans_total [1-9]' <<<"$metrics"
+expect_ok "a new policy reaches the mirror" grep -q '^ipsnat_mirror_policies 2' <<<"$metrics"
+expect_ok "and the devices are re-planned" grep -Eq '^ipsnat_attach_replans_total [1-9]' <<<"$metrics"
 
 # Two mirrors on one pin root: the second daemon is refused, naming the first.
-err=$(t_in "$gw" timeout 5 "$IPSNAT" run --config "$conf" 2>&1) && t_fail "a second daemon must be refused" || true
-t_expect "second daemon refused clearly ($err)" grep -q "another ipsnat already mirrors the SPD into $IPSNAT_PIN_ROOT: pid $daemon_pid (.*ipsnat run" <<<"$err"
-t_expect "a hand-run attach" t_in "$gw" "$IPSNAT" attach tun1p --mode route --allow-empty
+err=$(t_in "$gw" timeout 5 "$IPSNAT" run --config "$conf" 2>&1) && fail "a second daemon must be refused" || true
+expect_ok "second daemon refused clearly ($err)" grep -q "another ipsnat already mirrors the SPD into $IPSNAT_PIN_ROOT: pid $daemon_pid (.*ipsnat run" <<<"$err"
+expect_ok "a hand-run attach" t_in "$gw" "$IPSNAT" attach tun1p --mode route --allow-empty
 hand_host=$(python3 -c "import json,glob; print([json.load(open(f))['daemon_pid'] for f in glob.glob('$IPSNAT_STATE_DIR/*@tun1p.json')][0])")
-t_expect "starts no second host: the daemon serves it ($hand_host)" test "$hand_host" == "$daemon_pid"
+expect_ok "starts no second host: the daemon serves it ($hand_host)" test "$hand_host" == "$daemon_pid"
 t_in "$gw" "$IPSNAT" detach tun1p
-t_expect "detaching it leaves the user's daemon running" kill -0 "$daemon_pid"
+expect_ok "detaching it leaves the user's daemon running" kill -0 "$daemon_pid"
 
 # SIGHUP: add tun1, change the port range.
 write_conf 30000-39999 tun0 tun1
 kill -HUP "$daemon_pid"
-t_expect "reload applied" wait_log 1 'reload: configuration .* applied (2 devices)'
-t_expect "added device attached" bash -c "tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
-t_expect "new port range in ipsnat_cfg" test "$(cfg_ports)" == "30000 39999"
+expect_ok "reload applied" wait_log 1 'reload: configuration .* applied (2 devices)'
+expect_ok "added device attached" bash -c "tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
+expect_ok "new port range in ipsnat_cfg" test "$(cfg_ports)" == "30000 39999"
 ids_tun0=$(prog_ids tun0 egress)
 # A bad file: kept (tun1 stays, the range stays), logged with file:line.
 printf '[[device]]\nname = "tun2"\nmod = "route"\n' >>"$conf"
 kill -HUP "$daemon_pid"
-t_expect "bad reload logged with file:line" wait_log 1 "ipsnat.toml:.*: device\[2\].mod: unknown key.*keeping the running configuration"
-t_expect "bad reload kept tun1" bash -c "tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
-t_expect "bad reload kept the port range" test "$(cfg_ports)" == "30000 39999"
+expect_ok "bad reload logged with file:line" wait_log 1 "ipsnat.toml:.*: device\[2\].mod: unknown key.*keeping the running configuration"
+expect_ok "bad reload kept tun1" bash -c "tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
+expect_ok "bad reload kept the port range" test "$(cfg_ports)" == "30000 39999"
 # Remove tun1.
 write_conf 30000-39999 tun0
 kill -HUP "$daemon_pid"
-t_expect "second reload applied" wait_log 1 'reload: configuration .* applied (1 devices)'
-t_expect "removed device detached" bash -c "! tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
-t_expect "removed device's state record gone" bash -c "! ls $IPSNAT_STATE_DIR | grep -q '@tun1.json'"
-t_expect "tun0 untouched by the reloads (same program)" test "$(prog_ids tun0 egress)" == "$ids_tun0"
+expect_ok "second reload applied" wait_log 1 'reload: configuration .* applied (1 devices)'
+expect_ok "removed device detached" bash -c "! tc -n $gw filter show dev tun1 egress | grep -q tc_snat_egress"
+expect_ok "removed device's state record gone" bash -c "! ls $IPSNAT_STATE_DIR | grep -q '@tun1.json'"
+expect_ok "tun0 untouched by the reloads (same program)" test "$(prog_ids tun0 egress)" == "$ids_tun0"
 
 # SIGTERM: nothing detached, pins stay.
 ids_in=$(prog_ids tun0 ingress)
 kill -TERM "$daemon_pid"
 rc=0; wait "$daemon_pid" || rc=$?; daemon_pid=
-t_expect "SIGTERM exits 0" test "$rc" == 0
-t_expect "programs stay attached" test "$(prog_ids tun0 egress)" == "$ids_tun0"
-t_expect "maps and program pins stay" bash -c "test -e $IPSNAT_PIN_ROOT/ipsnat_ct && ls $IPSNAT_PIN_ROOT/dev/*tun0/tc_snat_egress"
-t_expect "translation works with no daemon" ip netns exec "$lan" ping -c 1 -W 2 10.0.0.1
+expect_ok "SIGTERM exits 0" test "$rc" == 0
+expect_ok "programs stay attached" test "$(prog_ids tun0 egress)" == "$ids_tun0"
+expect_ok "maps and program pins stay" bash -c "test -e $IPSNAT_PIN_ROOT/ipsnat_ct && ls $IPSNAT_PIN_ROOT/dev/*tun0/tc_snat_egress"
+expect_ok "translation works with no daemon" ip netns exec "$lan" ping -c 1 -W 2 10.0.0.1
 
 # A hand-run attach while no daemon runs starts the host process; the user's daemon takes over.
-t_expect "hand attach starts the host process" t_in "$gw" "$IPSNAT" attach tun1 --mode route --allow-empty
+expect_ok "hand attach starts the host process" t_in "$gw" "$IPSNAT" attach tun1 --mode route --allow-empty
 hand_host=$(python3 -c "import json,glob; print([json.load(open(f))['daemon_pid'] for f in glob.glob('$IPSNAT_STATE_DIR/*@tun1.json')][0])")
 for _ in $(seq 30); do grep -q "spd_mirror: following" "$IPSNAT_STATE_DIR"/*@tun1.log 2>/dev/null && break; sleep 0.1; done
-t_expect "host $hand_host holds the mirror" kill -0 "$hand_host"
+expect_ok "host $hand_host holds the mirror" kill -0 "$hand_host"
 
 # Restart: adopt (same program ids), the UDP flow is still in the ct map, translation works.
-t_expect "daemon restarts" start_daemon
-t_expect "adoption logged" wait_log 1 'attach tun0: route mode, adopted the pinned state'
-t_expect "took over from the host process" grep -q "taking over from the host process that ipsnat attach started, pid $hand_host" "$tmp/log"
+expect_ok "daemon restarts" start_daemon
+expect_ok "adoption logged" wait_log 1 'attach tun0: route mode, adopted the pinned state'
+expect_ok "took over from the host process" grep -q "taking over from the host process that ipsnat attach started, pid $hand_host" "$tmp/log"
 gone() { ! kill -0 "$1" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
-t_expect "the attach-started host stopped" gone "$hand_host"
-t_expect "no flap: same egress program id" test "$(prog_ids tun0 egress)" == "$ids_tun0"
-t_expect "no flap: same ingress program id" test "$(prog_ids tun0 ingress)" == "$ids_in"
+expect_ok "the attach-started host stopped" gone "$hand_host"
+expect_ok "no flap: same egress program id" test "$(prog_ids tun0 egress)" == "$ids_tun0"
+expect_ok "no flap: same ingress program id" test "$(prog_ids tun0 ingress)" == "$ids_in"
 flow2=$(udp_flow)
-t_expect "the UDP flow survived the restart with its translation ($flow2)" test "$flow2" == "$flow1"
+expect_ok "the UDP flow survived the restart with its translation ($flow2)" test "$flow2" == "$flow1"
 udp_once
-t_expect "the same flow is reused after the restart" test "$(udp_flow)" == "$flow1"
-t_expect "translation works after the restart" ip netns exec "$lan" ping -c 2 -i 0.2 -W 2 10.0.0.1
-t_expect "status --check is healthy" t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run" --check
+expect_ok "the same flow is reused after the restart" test "$(udp_flow)" == "$flow1"
+expect_ok "translation works after the restart" ip netns exec "$lan" ping -c 2 -i 0.2 -W 2 10.0.0.1
+expect_ok "status --check is healthy" t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run" --check
 
 kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
 t_in "$gw" "$IPSNAT" detach tun0
 t_in "$gw" "$IPSNAT" detach tun1
-t_done
+finish

@@ -63,32 +63,32 @@ reaches() {  # reaches PORT SERVER_PORT: a TCP connection from the remote to NAT
 }
 
 write_conf "tcp 8080 8000" "udp 5353 53"
-t_expect "daemon starts" start_daemon 1
-t_expect "the configured forwards are in ipsnat_fwd" test "$(fwd_map)" == "tcp:$nat:8080=8000 udp:$nat:5353=53"
-t_expect "$remote -> $nat:8080 reaches $host:8000" reaches 8080 8000
+expect_ok "daemon starts" start_daemon 1
+expect_ok "the configured forwards are in ipsnat_fwd" test "$(fwd_map)" == "tcp:$nat:8080=8000 udp:$nat:5353=53"
+expect_ok "$remote -> $nat:8080 reaches $host:8000" reaches 8080 8000
 
 # A forward a hand-run attach recorded on another device is not the daemon's to remove.
-t_expect "hand-run attach --forward on tun1" \
+expect_ok "hand-run attach --forward on tun1" \
   t_in "$gw" "$IPSNAT" attach tun1 --mode route --allow-empty --no-daemon -q --forward "udp:$nat:9999=$host:99"
 
 write_conf "tcp 8081 8001"
 kill -HUP "$daemon_pid"
-t_expect "reload logged" wait_log 1 "reload: configuration"
-t_expect "after SIGHUP: added in, removed out, the hand-run one kept ($(fwd_map))" \
+expect_ok "reload logged" wait_log 1 "reload: configuration"
+expect_ok "after SIGHUP: added in, removed out, the hand-run one kept ($(fwd_map))" \
   test "$(fwd_map)" == "tcp:$nat:8081=8001 udp:$nat:9999=99"
-t_expect "the added forward $nat:8081 reaches $host:8001" reaches 8081 8001
-if reaches 8080 8002; then t_fail "the removed forward $nat:8080 still reaches the LAN"
-else t_pass "the removed forward $nat:8080 no longer reaches the LAN"; fi
+expect_ok "the added forward $nat:8081 reaches $host:8001" reaches 8081 8001
+if reaches 8080 8002; then fail "the removed forward $nat:8080 still reaches the LAN"
+else ok "the removed forward $nat:8080 no longer reaches the LAN"; fi
 
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
 write_conf
-t_expect "restart without [[forward]]" start_daemon 2
-t_expect "the forwards removed while the daemon was down are gone ($(fwd_map))" test "$(fwd_map)" == "udp:$nat:9999=99"
-t_expect "detach tun1 removes its forward" bash -c "nsenter --net=/run/netns/$gw $IPSNAT detach tun1 && [[ \$(bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd) == '[]' ]]"
+expect_ok "restart without [[forward]]" start_daemon 2
+expect_ok "the forwards removed while the daemon was down are gone ($(fwd_map))" test "$(fwd_map)" == "udp:$nat:9999=99"
+expect_ok "detach tun1 removes its forward" bash -c "nsenter --net=/run/netns/$gw $IPSNAT detach tun1 && [[ \$(bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd) == '[]' ]]"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
 t_in "$gw" "$IPSNAT" detach tun0 || true
-t_done
+finish

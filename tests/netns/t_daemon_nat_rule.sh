@@ -35,9 +35,9 @@ sleep 1  # carrier settles
 nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$conf" 2>>"$tmp/log" &
 daemon_pid=$!
 T_PIDS+=("$daemon_pid")
-t_expect "daemon starts" t_wait_for 30 grep -q "ipsnat daemon started" "$tmp/log"
-t_expect "no 'not applied yet' warning" bash -c "! grep -q 'not applied' '$tmp/log'"
-t_expect "a destination wider than the policy's selector: one error line naming the rule" \
+expect_ok "daemon starts" t_wait_for 30 grep -q "ipsnat daemon started" "$tmp/log"
+expect_ok "no 'not applied yet' warning" bash -c "! grep -q 'not applied' '$tmp/log'"
+expect_ok "a destination wider than the policy's selector: one error line naming the rule" \
   grep -q "ipsnat.toml:6: destination 100.0.0.0/8 is not inside the policy's destination selector 100.64.0.0/16" "$tmp/log"
 
 acq=$tmp/acq leak=$tmp/leak
@@ -58,17 +58,17 @@ probe() {
   done
 }
 for dst in 10.1.0.1 10.2.0.1 172.31.0.1 100.64.0.1; do probe "$dst"; done
-t_expect "towards the rule's destination: ACQUIRE names the NAT address" \
+expect_ok "towards the rule's destination: ACQUIRE names the NAT address" \
   grep -q 'sel src 198.18.7.2/32 dst 10.1.0.1/32 proto udp' "$acq"
-t_expect "elsewhere in the policy (10.2.0.1): no ACQUIRE at all" bash -c "! grep -q 'dst 10.2.0.1/32' '$acq'"
-t_expect "\`to\` inside the /24 selector: ACQUIRE names exactly 172.16.40.9" \
+expect_ok "elsewhere in the policy (10.2.0.1): no ACQUIRE at all" bash -c "! grep -q 'dst 10.2.0.1/32' '$acq'"
+expect_ok "\`to\` inside the /24 selector: ACQUIRE names exactly 172.16.40.9" \
   grep -q 'sel src 172.16.40.9/32 dst 172.31.0.1/32 proto udp' "$acq"
-t_expect "the policy the rule is refused for: no translation, no ACQUIRE" bash -c "! grep -q 'dst 100.64.0.1/32' '$acq'"
-t_expect "no ACQUIRE names the LAN source" bash -c "! grep -q 'src 192.168.61' '$acq'"
-t_expect "nothing reached the WAN in cleartext" bash -c "! grep -q 'IP ' '$leak'"
-((T_FAILED)) && { cat "$acq" "$leak" "$tmp/log"; t_in "$gw" "$IPSNAT" status; ip -n "$gw" route show table all | grep -v local; } >&2
+expect_ok "the policy the rule is refused for: no translation, no ACQUIRE" bash -c "! grep -q 'dst 100.64.0.1/32' '$acq'"
+expect_ok "no ACQUIRE names the LAN source" bash -c "! grep -q 'src 192.168.61' '$acq'"
+expect_ok "nothing reached the WAN in cleartext" bash -c "! grep -q 'IP ' '$leak'"
+((FAILS)) && { cat "$acq" "$leak" "$tmp/log"; t_in "$gw" "$IPSNAT" status; ip -n "$gw" route show table all | grep -v local; } >&2
 
 kill -TERM "$daemon_pid" 2>/dev/null || true
 wait "$daemon_pid" 2>/dev/null || true
 t_in "$gw" "$IPSNAT" detach eth0 || true
-t_done
+finish

@@ -32,20 +32,20 @@ wait_for() {  # wait_for COMMAND...: up to 10 s
 has_entry() { grep -qx "$1" <<<"$(inside_set)"; }
 via_is() { test "$(lwt_via)" == "via $1"; }
 
-t_expect "the daemon attaches eth0" wait_for companion 192.168.1.0/24
-t_expect "the LAN is in the inside set" wait_for has_entry "192.168.1.0/24 1"
-t_expect "the uplink address is local only" has_entry "200.2.2.2/32 2"
-t_expect "the gateway's LAN address is local and inside" has_entry "192.168.1.1/32 3"
+expect_ok "the daemon attaches eth0" wait_for companion 192.168.1.0/24
+expect_ok "the LAN is in the inside set" wait_for has_entry "192.168.1.0/24 1"
+expect_ok "the uplink address is local only" has_entry "200.2.2.2/32 2"
+expect_ok "the gateway's LAN address is local and inside" has_entry "192.168.1.1/32 3"
 
 ip -n "$gw" link add br0 type bridge
 ip -n "$gw" addr add 172.16.9.1/20 dev br0
 ip -n "$gw" link set br0 up
-t_expect "a bridge created later gets its companion policy" wait_for companion 172.16.0.0/20
-t_expect "and joins the inside set" wait_for has_entry "172.16.0.0/20 1"
+expect_ok "a bridge created later gets its companion policy" wait_for companion 172.16.0.0/20
+expect_ok "and joins the inside set" wait_for has_entry "172.16.0.0/20 1"
 ip -n "$gw" addr add 200.2.2.9/24 dev eth0
-t_expect "an address added to the uplink joins as the gateway's own" wait_for has_entry "200.2.2.9/32 2"
-t_expect "the uplink's prefix never joins" bash -c "! grep -q '^200.2.2.0/24' <<<\"\$1\"" _ "$(inside_set)"
+expect_ok "an address added to the uplink joins as the gateway's own" wait_for has_entry "200.2.2.9/32 2"
+expect_ok "the uplink's prefix never joins" bash -c "! grep -q '^200.2.2.0/24' <<<\"\$1\"" _ "$(inside_set)"
 ip -n "$gw" route replace default via 200.2.2.3
-t_expect "a new default gateway becomes the LWT route's nexthop" wait_for via_is 200.2.2.3
-((T_FAILED)) && { inside_set; cat "$tmp/log"; } >&2
-t_done
+expect_ok "a new default gateway becomes the LWT route's nexthop" wait_for via_is 200.2.2.3
+((FAILS)) && { inside_set; cat "$tmp/log"; } >&2
+finish

@@ -4,6 +4,6 @@
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 for profile in seed alt; do
-  t_expect "demo-lab $profile" env IPSNAT="$IPSNAT" bash "$IPSNAT_SRC/scripts/demo-lab.sh" "$profile"
+  expect_ok "demo-lab $profile" env IPSNAT="$IPSNAT" bash "$IPSNAT_SRC/scripts/demo-lab.sh" "$profile"
 done
-t_done
+finish

@@ -70,7 +70,7 @@ check() {
   local args=("$src" "$dst" "$proto")
   [[ $proto != ipv6-icmp ]] && args+=("$sport" "$dport")
   local ex want_pol want_src
-  ex=$(t_in "$gw" "$IPSNAT" -j explain "${args[@]}" "$@") || { t_fail "explain ${args[*]} failed"; return; }
+  ex=$(t_in "$gw" "$IPSNAT" -j explain "${args[@]}" "$@") || { fail "explain ${args[*]} failed"; return; }
   if [[ $phase == before ]]; then
     want_pol=$(jq -r '.before.policy // empty' <<<"$ex")
     want_src=$src
@@ -93,14 +93,14 @@ check() {
     [[ -n $rec ]] && break
   done
   if [[ -z $want_pol ]]; then
-    t_expect "$phase: ${args[*]}: explain names no policy, and no ACQUIRE came" test -z "$rec"
+    expect_ok "$phase: ${args[*]}: explain names no policy, and no ACQUIRE came" test -z "$rec"
     return
   fi
   [[ -n $rec ]] || { echo "no ACQUIRE for it; the monitor has:"; cat "$acq"; t_in "$gw" "$IPSNAT" status 2>&1 | grep -E '(xlate|drop|pass)-[a-z0-9-]+ +[1-9]' || true; } >&2
   local sel pol
   sel=$(sed -E 's/.*sel src ([^ ]+) dst ([^ ]+).*/\1 \2/' <<<"$rec")
   pol=$(sed -E 's/.*policy src ([^ ]+) dst ([^ ]+) .*priority ([0-9]+).*/\1 \2 \3/' <<<"$rec")
-  t_expect "$phase: ${args[*]}: explain names policy $want_pol ($(selector_of "$want_pol")), the ACQUIRE [$pol] from [$sel]" \
+  expect_ok "$phase: ${args[*]}: explain names policy $want_pol ($(selector_of "$want_pol")), the ACQUIRE [$pol] from [$sel]" \
     test "$pol" = "$(selector_of "$want_pol")" -a "$sel" = "$want_src/128 $dst/128"
   : >"$acq"  # the next flow's records only (the monitor appends)
 }
@@ -129,11 +129,11 @@ done
 
 # Attached: the gateway's own addresses go (NAT66 addresses are blackholed, not local).
 for a in "${own[@]}"; do ip -n "$gw" addr del "$a/128" dev lo; done
-plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat --inside fd00:61:1::/64 2>&1) || t_fail "attach failed: $plan"
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat --inside fd00:61:1::/64 2>&1) || fail "attach failed: $plan"
 echo "$plan"
-t_expect "the port-restricted policy is not translated in policy mode" \
+expect_ok "the port-restricted policy is not translated in policy mode" \
   grep -q '2001:db8:e4::/48: none (not translated in policy mode: restricts ports' <<<"$plan"
-t_expect "policies says so too" grep -q 'policy mode: not translated: restricts ports (tcp dport 443)' \
+expect_ok "policies says so too" grep -q 'policy mode: not translated: restricts ports (tcp dport 443)' \
   <<<"$(t_in "$gw" "$IPSNAT" policies --inside fd00:61:1::/64)"
 x=(--binat --inside fd00:61:1::/64)
 check after "$lan" $lanhost 2001:db8:e1::1 udp 40011 7011 "${x[@]}"       # nat66 policy 1
@@ -148,15 +148,15 @@ for i in 1 2 3 4; do
   check after "$lan" $lanhost "$d" "$p" $((42000 + i)) "$dp" "${x[@]}"
 done
 ex=$(t_in "$gw" "$IPSNAT" -j explain $lanhost 2001:db8:e2::7 udp 1 2 "${x[@]}") || true
-t_expect "explain: the any-source policy takes the LAN flow before the LWT route" \
+expect_ok "explain: the any-source policy takes the LAN flow before the LWT route" \
   grep -q "first lookup .* policy $(jq -r .before.policy <<<"$ex") before the LWT route" <<<"$(jq -r .no_translation <<<"$ex")"
 ex=$(t_in "$gw" "$IPSNAT" -j explain $lanhost 2001:db8:e3::1 udp 1 2 --inside fd00:61:1::/64) || true
-t_expect "explain: nptv6 needs --binat" grep -q 'binat' <<<"$(jq -r .no_translation <<<"$ex")"
+expect_ok "explain: nptv6 needs --binat" grep -q 'binat' <<<"$(jq -r .no_translation <<<"$ex")"
 
 # The command line's refusals: one line each.
 for bad in "fd00:61:1::g 2001:db8:e1::1" "fd00:61:1::a 198.51.100.1" "fd00:61:1::a 2001:db8:e1::1 ipv6-icmp 1 0"; do
-  err=$(t_in "$gw" "$IPSNAT" explain $bad 2>&1 >/dev/null) && t_fail "explain $bad succeeded"
-  t_expect "explain $bad: a one-line error ($err)" test "$(wc -l <<<"$err")" = 1
+  err=$(t_in "$gw" "$IPSNAT" explain $bad 2>&1 >/dev/null) && fail "explain $bad succeeded"
+  expect_ok "explain $bad: a one-line error ($err)" test "$(wc -l <<<"$err")" = 1
 done
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+finish

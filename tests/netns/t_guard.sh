@@ -91,45 +91,45 @@ capture before-v4 'ip and dst host 10.0.0.1'
 sleep 1
 traffic
 stop_captures
-t_expect "without ipsnat the lab leaks IPv6 to the covered prefix" test "$(count before-v6 'IP6')" -ge 6
-t_expect "without ipsnat the routed host's UDP from port 500 leaks" test "$(count before-v4 '172.16.5.9.500 >')" -ge 3
+expect_ok "without ipsnat the lab leaks IPv6 to the covered prefix" test "$(count before-v6 'IP6')" -ge 6
+expect_ok "without ipsnat the routed host's UDP from port 500 leaks" test "$(count before-v4 '172.16.5.9.500 >')" -ge 3
 
-t_expect "attach succeeds" t_in "$gw" "$IPSNAT" attach eth0
+expect_ok "attach succeeds" t_in "$gw" "$IPSNAT" attach eth0
 
 capture after-v6 'ip6 and dst net 2001:db8:10::/48'
 capture after-v4 'ip and dst host 10.0.0.1'
 capture after-other 'ip6 and host 2001:db8:77::1'
 sleep 1
 traffic
-t_expect "uncovered IPv6 still flows (ping answered)" \
+expect_ok "uncovered IPv6 still flows (ping answered)" \
   ip netns exec "$lan" ping -6 -c 2 -i 0.2 -W 2 2001:db8:77::1
 stop_captures
-t_expect "no cleartext IPv6 to the covered prefix" test "$(count after-v6 'IP6')" == 0
-t_expect "the routed host's UDP from port 500 is dropped" test "$(count after-v4 '172.16.5.9.500 >')" == 0
-t_expect "the gateway's own UDP 500 leaves" test "$(count after-v4 '200.2.2.2.500 > 10.0.0.1.500')" -ge 3
-t_expect "the gateway's own IKE over TCP (ephemeral port to 4500) leaves" \
+expect_ok "no cleartext IPv6 to the covered prefix" test "$(count after-v6 'IP6')" == 0
+expect_ok "the routed host's UDP from port 500 is dropped" test "$(count after-v4 '172.16.5.9.500 >')" == 0
+expect_ok "the gateway's own UDP 500 leaves" test "$(count after-v4 '200.2.2.2.500 > 10.0.0.1.500')" -ge 3
+expect_ok "the gateway's own IKE over TCP (ephemeral port to 4500) leaves" \
   test "$(grep -c '200.2.2.2.[0-9]* > 10.0.0.1.4500: Flags \[S\]' "$T_TMP/after-v4" || true)" -ge 1
 status=$(t_in "$gw" "$IPSNAT" status)
-t_expect "status names drop-leak-guard-ipv6" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
-((T_FAILED)) && { for f in "$T_TMP"/*; do echo "== $f"; head -20 "$f"; done; echo "$status"; } >&2
+expect_ok "status names drop-leak-guard-ipv6" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
+((FAILS)) && { for f in "$T_TMP"/*; do echo "== $f"; head -20 "$f"; done; echo "$status"; } >&2
 
 # The follower started by attach keeps spd_cover6 current: an IPv6 policy added later covers its
 # prefix, and its deletion uncovers it again.
 cover6_entries() { bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/spd_cover6" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 wait_entries() { for _ in $(seq 100); do [[ $(cover6_entries) == "$1" ]] && return 0; sleep 0.1; done; return 1; }
 ip -n "$wan" addr add 2001:db8:30::1/128 dev lo
-t_expect "before the policy, 2001:db8:30::1 answers" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
+expect_ok "before the policy, 2001:db8:30::1 answers" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
 ip -n "$gw" xfrm policy add src fd00:72::/64 dst 2001:db8:30::/48 dir out priority 379519 \
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 3 mode tunnel
-t_expect "the follower adds the later IPv6 policy's prefix" wait_entries 2
+expect_ok "the follower adds the later IPv6 policy's prefix" wait_entries 2
 capture later-v6 'ip6 and dst net 2001:db8:30::/48'
 sleep 1
 ip netns exec "$lan" ping -6 -c 3 -i 0.2 -W 1 2001:db8:30::1 >/dev/null 2>&1 || true
 stop_captures
-t_expect "no cleartext IPv6 to the later policy's prefix" test "$(count later-v6 'IP6')" == 0
+expect_ok "no cleartext IPv6 to the later policy's prefix" test "$(count later-v6 'IP6')" == 0
 ip -n "$gw" xfrm policy del src fd00:72::/64 dst 2001:db8:30::/48 dir out
-t_expect "the follower removes it with the policy" wait_entries 1
-t_expect "and 2001:db8:30::1 answers again" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
+expect_ok "the follower removes it with the policy" wait_entries 1
+expect_ok "and 2001:db8:30::1 answers again" ip netns exec "$lan" ping -6 -c 1 -W 2 2001:db8:30::1
 
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+finish

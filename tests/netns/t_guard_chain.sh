@@ -44,8 +44,8 @@ pings() { ip netns exec "$gw" ping -c 3 -i 0.2 -W 1 200.2.2.1 >/dev/null 2>&1; }
 no_pings() { ! pings; }
 
 out=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1)
-t_expect "attach succeeds without warnings about earlier programs" bash -c '! grep -q "runs before ipsnat" <<<"$1"' _ "$out"
-t_expect "the gateway reaches its next hop" pings
+expect_ok "attach succeeds without warnings about earlier programs" bash -c '! grep -q "runs before ipsnat" <<<"$1"' _ "$out"
+expect_ok "the gateway reaches its next hop" pings
 
 # (`tc -n` remounts /sys and would not see the pins: t_in.)
 # A later filter (higher priority number) that drops everything: it runs only when ipsnat's
@@ -53,27 +53,27 @@ t_expect "the gateway reaches its next hop" pings
 prog 2 t_shot
 for hook in egress ingress; do
   t_in "$gw" tc filter add dev eth0 "$hook" prio 1000 handle 7 bpf da object-pinned "$progs/t_shot"
-  t_expect "a later $hook filter runs after ipsnat passed the packet" no_pings
+  expect_ok "a later $hook filter runs after ipsnat passed the packet" no_pings
   tc -n "$gw" filter del dev eth0 "$hook" prio 1000
-  t_expect "and without it the pings pass again" pings
+  expect_ok "and without it the pings pass again" pings
 done
 
 # An earlier filter that passes everything would skip the guard: attach (again) and status warn.
-prog 0 t_pass
-t_in "$gw" tc filter add dev eth0 egress prio 1 handle 9 bpf da object-pinned "$progs/t_pass"
+prog 0 ok
+t_in "$gw" tc filter add dev eth0 egress prio 1 handle 9 bpf da object-pinned "$progs/ok"
 out=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1)
-t_expect "attach warns about the earlier filter" grep -q 'eth0 egress: filter prio 1 bpf.* runs before ipsnat' <<<"$out"
+expect_ok "attach warns about the earlier filter" grep -q 'eth0 egress: filter prio 1 bpf.* runs before ipsnat' <<<"$out"
 status=$(t_in "$gw" "$IPSNAT" status)
-t_expect "status warns about the earlier filter" grep -q 'warning: filter prio 1 bpf.* runs before it' <<<"$status"
+expect_ok "status warns about the earlier filter" grep -q 'warning: filter prio 1 bpf.* runs before it' <<<"$status"
 tc -n "$gw" filter del dev eth0 egress prio 1
 
 # A tcx program runs before every clsact filter.
 prog 0 t_tcx_pass tcx-egress
 out=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1)
-t_expect "attach warns about the tcx program" grep -q 'eth0 egress: tcx program [0-9]* (t_tcx_pass) runs before ipsnat' <<<"$out"
+expect_ok "attach warns about the tcx program" grep -q 'eth0 egress: tcx program [0-9]* (t_tcx_pass) runs before ipsnat' <<<"$out"
 status=$(t_in "$gw" "$IPSNAT" status)
-t_expect "status warns about the tcx program" grep -q 'warning: tcx program [0-9]* (t_tcx_pass) runs before it' <<<"$status"
-((T_FAILED)) && echo "$out" "$status" >&2
+expect_ok "status warns about the tcx program" grep -q 'warning: tcx program [0-9]* (t_tcx_pass) runs before it' <<<"$status"
+((FAILS)) && echo "$out" "$status" >&2
 
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_done
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+finish

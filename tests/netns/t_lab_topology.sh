@@ -44,11 +44,11 @@ TV_lan_dev=lan1 TV_gw_lan_dev=lan0 TV_uplink=up0 TV_wan_dev=eth1 TV_host=172.31.
   TV_remote_net=10.77.0.0/16 py_topology "$LAB_PREFIX-py-" gateway lan gw wan
 dump "$lan" "$gw" "$wan" >"$T_TMP/gw.sh"
 dump "$LAB_PREFIX-py-lan" "$LAB_PREFIX-py-gw" "$LAB_PREFIX-py-wan" >"$T_TMP/gw.py"
-t_expect "gateway.topo: Python builds what the shell builds" diff "$T_TMP/gw.sh" "$T_TMP/gw.py"
-t_expect "gateway.topo: the dump is not empty (lan1, up0, routes)" \
+expect_ok "gateway.topo: Python builds what the shell builds" diff "$T_TMP/gw.sh" "$T_TMP/gw.py"
+expect_ok "gateway.topo: the dump is not empty (lan1, up0, routes)" \
   grep -q "default via 172.31.7.1 dev lan1" "$T_TMP/gw.sh"
-t_expect "gateway.topo: the LAN host reaches gw's uplink address" t_in "$lan" ping -n -q -c 1 -W 2 198.51.100.2
-t_expect "gateway.topo: gw reaches the remote address on wan's lo" t_in "$gw" ping -n -q -c 1 -W 2 10.77.0.1
+expect_ok "gateway.topo: the LAN host reaches gw's uplink address" t_in "$lan" ping -n -q -c 1 -W 2 198.51.100.2
+expect_ok "gateway.topo: gw reaches the remote address on wan's lo" t_in "$gw" ping -n -q -c 1 -W 2 10.77.0.1
 
 echo "== lab.topo (profile alt): lab_up and Python"
 (
@@ -61,13 +61,13 @@ echo "== lab.topo (profile alt): lab_up and Python"
 roles=(lanhost lanhost2 lansw gw transit cgw chost)
 dump "${roles[@]/#/$LAB_PREFIX-sh-}" >"$T_TMP/lab.sh"
 dump "${roles[@]/#/$LAB_PREFIX-sh-py2-}" >"$T_TMP/lab.py"
-t_expect "lab.topo: Python builds what lab_up builds" diff "$T_TMP/lab.sh" "$T_TMP/lab.py"
-t_expect "lab.topo: lanhost2's port is in the bridge" grep -q "p-h2: .* master br0" "$T_TMP/lab.sh"
+expect_ok "lab.topo: Python builds what lab_up builds" diff "$T_TMP/lab.sh" "$T_TMP/lab.py"
+expect_ok "lab.topo: lanhost2's port is in the bridge" grep -q "p-h2: .* master br0" "$T_TMP/lab.sh"
 
 echo "== an unset variable fails both readers, naming the file and line"
 unset_var() { local lan_dev=x; lab_topology "$lib/gateway.topo" lan="$lan" gw="$gw" wan="$wan"; }
 out=$(unset_var 2>&1) && rc=0 || rc=$?
-t_expect "shell: refused ($out)" eval '((rc != 0)) && [[ $out == *"gateway.topo:"*"is not set"* ]]'
+expect_ok "shell: refused ($out)" eval '((rc != 0)) && [[ $out == *"gateway.topo:"*"is not set"* ]]'
 out=$(py_topology "$LAB_PREFIX-py3-" gateway lan gw wan 2>&1) && rc=0 || rc=$?
-t_expect "Python: refused (${out##*$'\n'})" eval '((rc != 0)) && [[ $out == *"gateway.topo:"*"is not set"* ]]'
-t_done
+expect_ok "Python: refused (${out##*$'\n'})" eval '((rc != 0)) && [[ $out == *"gateway.topo:"*"is not set"* ]]'
+finish

@@ -12,26 +12,26 @@ t_in "$ns" ip xfrm policy add src 2001:db8:a:1::/64 dst 2001:db8:f00::/40 dir ou
   tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp mode tunnel reqid 11
 
 json=$(t_in "$ns" "$IPSNAT" -j policies --inside 192.168.1.0/24 --inside 10.99.0.0/24 --inside fd00:9:9:9::/64)
-t_expect "policies -j lists all four (IPv6 included)" \
+expect_ok "policies -j lists all four (IPv6 included)" \
   test "$(jq '.policies | length' <<<"$json")" = 4
-t_expect "implied NPTv6 from the IPv6 inside prefix of the same length" \
+expect_ok "implied NPTv6 from the IPv6 inside prefix of the same length" \
   test "$(jq -r '.policies[] | select(.src=="2001:db8:a:1::/64") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nptv6 fd00:9:9:9::/64 2001:db8:a:1::/64"
-t_expect "policies prints the NPTv6 line" \
+expect_ok "policies prints the NPTv6 line" \
   grep -q "nat nptv6 fd00:9:9:9::/64 -> 2001:db8:a:1::/64" <<<"$(t_in "$ns" "$IPSNAT" policies --inside fd00:9:9:9::/64)"
-t_expect "implied NAPT to the /32 source" \
+expect_ok "implied NAPT to the /32 source" \
   test "$(jq -r '.policies[] | select(.src=="10.20.30.2/32") | .nat.kind + " " + .nat.to' <<<"$json")" = "napt 10.20.30.2/32"
-t_expect "implied 1:1 prefix map for the /24 source" \
+expect_ok "implied 1:1 prefix map for the /24 source" \
   test "$(jq -r '.policies[] | select(.src=="172.31.0.0/24") | .nat.kind + " " + .nat.inside' <<<"$json")" = "prefix 192.168.1.0/24"
 
 ex=$(t_in "$ns" "$IPSNAT" -j explain 192.168.1.10 10.0.0.1 udp 4000 53 --inside 192.168.1.0/24)
-t_expect "explain: cleartext before" test "$(jq -r .before.verdict <<<"$ex")" = "no out-policy: leaves in cleartext"
-t_expect "explain: translated to 10.20.30.2" test "$(jq -r .translation.to <<<"$ex")" = "10.20.30.2"
-t_expect "explain: protected after" test "$(jq -r .after.verdict <<<"$ex")" = "protected"
+expect_ok "explain: cleartext before" test "$(jq -r .before.verdict <<<"$ex")" = "no out-policy: leaves in cleartext"
+expect_ok "explain: translated to 10.20.30.2" test "$(jq -r .translation.to <<<"$ex")" = "10.20.30.2"
+expect_ok "explain: protected after" test "$(jq -r .after.verdict <<<"$ex")" = "protected"
 ex2=$(t_in "$ns" "$IPSNAT" -j explain 192.168.1.77 198.51.100.9 tcp 1 2 --inside 192.168.1.0/24)
-t_expect "explain: 1:1 map keeps the host part" test "$(jq -r .translation.to <<<"$ex2")" = "172.31.0.77"
+expect_ok "explain: 1:1 map keeps the host part" test "$(jq -r .translation.to <<<"$ex2")" = "172.31.0.77"
 
 err=$(t_in "$ns" "$IPSNAT" explain 192.168.1.300 10.0.0.1 2>&1 >/dev/null || true)
-t_expect "bad address: one-line error" test "$(wc -l <<<"$err")" = 1
-t_expect "bad address: names the input" grep -q "192.168.1.300" <<<"$err"
-t_expect "bad port exits 1" bash -c "! nsenter --net=/run/netns/$ns $IPSNAT explain 1.1.1.1 2.2.2.2 tcp 1 70000 2>/dev/null"
-t_done
+expect_ok "bad address: one-line error" test "$(wc -l <<<"$err")" = 1
+expect_ok "bad address: names the input" grep -q "192.168.1.300" <<<"$err"
+expect_ok "bad port exits 1" bash -c "! nsenter --net=/run/netns/$ns $IPSNAT explain 1.1.1.1 2.2.2.2 tcp 1 70000 2>/dev/null"
+finish

@@ -48,28 +48,28 @@ tmpl_mismatch() { ip netns exec "$gw" awk '$1 == "XfrmInTmplMismatch" {print $2}
 reason() { t_in "$gw" "$IPSNAT" status | awk -v r="$1" '$1 == r {print $2; f=1} END {if (!f) print 0}'; }
 lan_rx() { ip -n "$lan" -j -s link show lan1 | t_json 's[0]["stats64"]["rx"]["packets"]'; }
 
-t_expect "attach without the filter" t_in "$gw" "$IPSNAT" attach eth0
+expect_ok "attach without the filter" t_in "$gw" "$IPSNAT" attach eth0
 k0=$(tmpl_mismatch)
 spoof 172.28.2.3 192.168.1.10
 sleep 0.5
 k1=$(tmpl_mismatch)
-t_expect "without the filter the kernel refuses all $((3 * N)) spoofs (XfrmInTmplMismatch)" test $((k1 - k0)) -eq $((3 * N))
+expect_ok "without the filter the kernel refuses all $((3 * N)) spoofs (XfrmInTmplMismatch)" test $((k1 - k0)) -eq $((3 * N))
 
-t_expect "attach --xdp-prefilter" t_in "$gw" "$IPSNAT" attach eth0 --xdp-prefilter
-t_expect "native XDP program on eth0" bash -c "ip -n $gw -d link show eth0 | grep -q 'prog/xdp id'"
+expect_ok "attach --xdp-prefilter" t_in "$gw" "$IPSNAT" attach eth0 --xdp-prefilter
+expect_ok "native XDP program on eth0" bash -c "ip -n $gw -d link show eth0 | grep -q 'prog/xdp id'"
 x0=$(reason drop-xdp-spoof)
 spoof 172.28.2.3 192.168.1.10
 sleep 0.5
 k2=$(tmpl_mismatch)
 x1=$(reason drop-xdp-spoof)
-t_expect "with the filter the kernel sees none of them" test "$k2" -eq "$k1"
-t_expect "XDP dropped exactly what the kernel dropped before ($((3 * N)))" test $((x1 - x0)) -eq $((3 * N))
+expect_ok "with the filter the kernel sees none of them" test "$k2" -eq "$k1"
+expect_ok "XDP dropped exactly what the kernel dropped before ($((3 * N)))" test $((x1 - x0)) -eq $((3 * N))
 
-t_expect "legitimate traffic flows (WAN pings the LAN host)" ip netns exec "$wan" ping -c 2 -i 0.2 -W 2 192.168.1.10
+expect_ok "legitimate traffic flows (WAN pings the LAN host)" ip netns exec "$wan" ping -c 2 -i 0.2 -W 2 192.168.1.10
 i0=$(reason pass-xdp-ipsec)
 spoof 172.28.2.3 200.2.2.2 ike
 sleep 0.3
-t_expect "IKE/NAT-T from the protected prefix to the gateway passes XDP" \
+expect_ok "IKE/NAT-T from the protected prefix to the gateway passes XDP" \
   test $(($(reason pass-xdp-ipsec) - i0)) -eq $((2 * N))
 
 # The kernel forwards cleartext again once the fwd policy is gone: so must the filter.
@@ -79,11 +79,11 @@ r0=$(lan_rx)
 x2=$(reason drop-xdp-spoof)
 spoof 172.28.2.3 192.168.1.10
 sleep 0.5
-t_expect "without the fwd policy nothing is dropped in XDP" test "$(reason drop-xdp-spoof)" -eq "$x2"
-t_expect "and the spoofs reach the LAN host" test $(($(lan_rx) - r0)) -ge $((3 * N))
-t_expect "the host process's re-plan kept the XDP program" bash -c "ip -n $gw -d link show eth0 | grep -q 'prog/xdp id'"
-((T_FAILED)) && { cat "$IPSNAT_STATE_DIR"/*.log; bpftool map dump pinned "$IPSNAT_PIN_ROOT/xdp_spoof_act"; ls "$IPSNAT_PIN_ROOT"; } >&2
+expect_ok "without the fwd policy nothing is dropped in XDP" test "$(reason drop-xdp-spoof)" -eq "$x2"
+expect_ok "and the spoofs reach the LAN host" test $(($(lan_rx) - r0)) -ge $((3 * N))
+expect_ok "the host process's re-plan kept the XDP program" bash -c "ip -n $gw -d link show eth0 | grep -q 'prog/xdp id'"
+((FAILS)) && { cat "$IPSNAT_STATE_DIR"/*.log; bpftool map dump pinned "$IPSNAT_PIN_ROOT/xdp_spoof_act"; ls "$IPSNAT_PIN_ROOT"; } >&2
 
-t_expect "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-t_expect "no XDP program left on eth0" bash -c "! ip -n $gw -d link show eth0 | grep -q 'prog/xdp'"
-t_done
+expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+expect_ok "no XDP program left on eth0" bash -c "! ip -n $gw -d link show eth0 | grep -q 'prog/xdp'"
+finish

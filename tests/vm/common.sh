@@ -17,24 +17,8 @@ REPO_ROOT=$VM_TESTS_DIR/../..
 source "$REPO_ROOT/scripts/lab/lab.sh"
 trap lab_down EXIT
 
-FAILS=0
-step() { echo "== [${SECONDS}s] $*"; }
-ok() { echo "   ok [${SECONDS}s]: $*"; }
-# fail: record and continue, so one run reports every broken expectation;
-# the scenario exits non-zero at the end (finish) or at the next hard error.
-fail() { echo "   FAIL: $*"; FAILS=$((FAILS + 1)); }
-skip() { echo "SKIP: $*"; exit 77; }
-finish() {
-  if ((FAILS)); then echo "$FAILS expectation(s) failed"; exit 1; fi
-  exit 0
-}
-
-# expect_ok DESC CMD...: CMD must succeed.  expect_fail DESC CMD...: must fail.
-expect_ok() { local d=$1; shift; if "$@"; then ok "$d"; else fail "$d (command failed: $*)"; fi; }
-expect_fail() { local d=$1; shift; if "$@"; then fail "$d (command unexpectedly succeeded: $*)"; else ok "$d"; fi; }
-# expect_eq DESC GOT WANT / expect_gt DESC GOT MIN (integers).
-expect_eq() { if [[ $2 == "$3" ]]; then ok "$1 ($2)"; else fail "$1: got $2, want $3"; fi; }
-expect_gt() { if (($2 > $3)); then ok "$1 ($2)"; else fail "$1: got $2, want > $3"; fi; }
+# shellcheck source=../../scripts/lab/assert.sh
+source "$REPO_ROOT/scripts/lab/assert.sh"
 
 # expect_no_leak DESC CAPTURE: zero cleartext private-address packets on transit.
 expect_no_leak() {

@@ -53,7 +53,7 @@ t_ipv6_on() {
 # WAN's eth1 (WAN::2), its default route; the gateway forwards. LAN and WAN are /64 prefixes
 # without the "::/64", e.g. fd00:61:1 and 2001:db8:ff61.
 t_ipv6_gateway() {
-  local lannet=$1 wannet=$2 l
+  local lannet=$1 wannet=$2
   lan=$(t_netns lan) gw=$(t_netns gw) wan=$(t_netns wan)
   t_ipv6_on "$lan" "$gw" "$wan"
   ip link add l1 netns "$lan" type veth peer name l0 netns "$gw"
@@ -62,10 +62,7 @@ t_ipv6_gateway() {
   ip -n "$gw" addr add "$lannet::1/64" dev l0 nodad
   ip -n "$gw" addr add "$wannet::1/64" dev eth0 nodad
   ip -n "$wan" addr add "$wannet::2/64" dev eth1 nodad
-  for l in "$lan l1" "$gw l0" "$gw eth0" "$wan eth1"; do
-    set -- $l
-    ip -n "$1" link set "$2" up
-  done
+  t_links_up "$lan:l1" "$gw:l0" "$gw:eth0" "$wan:eth1"
   ip -n "$lan" -6 route add default via "$lannet::1"
   ip -n "$gw" -6 route add default via "$wannet::2"
   t_in "$gw" sysctl -qw net.ipv6.conf.all.forwarding=1
@@ -144,16 +141,6 @@ t_veth_pair() {
   ip -n "$1" link add "$2" type veth peer name "$3"
   ip -n "$1" link set "$2" up
   ip -n "$1" link set "$3" up
-}
-
-# t_ipv6_on NS...: IPv6 enabled in each namespace, router advertisements ignored (addresses and
-# routes are the scenario's only).
-t_ipv6_on() {
-  local ns
-  for ns; do
-    t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
-      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
-  done
 }
 
 # t_links_up NS:DEV...: sets each device up in its namespace.

@@ -19,7 +19,8 @@ struct Npt6Mapping {
   bool ok = false;
   bool nat66 = false;  // the policy's source is one address: NAT66 with ports, not NPTv6
   Prefix inside;   // the LAN prefix the hosts are addressed in
-  Prefix outside;  // the policy's source selector (host bits cleared): what they become
+  Prefix outside;  // what they become: the policy's source selector's first part of inside's length
+                   // (the whole selector when the lengths are equal), host bits cleared
   std::string why;  // when !ok
   std::vector<Prefix> ambiguous;  // NAT66 without a mapping: the IPv6 inside prefixes it cannot choose among
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64 -> 2001:db8:b::5 (ports)", or
@@ -28,7 +29,8 @@ struct Npt6Mapping {
 };
 
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
-// IPv6 inside prefix of the same length onto it (NPTv6); one whose source is one address (/128)
+// IPv6 inside prefix of that length or longer (up to /112) onto the selector's first part of the
+// inside prefix's length (NPTv6); one whose source is one address (/128)
 // takes the one IPv6 inside prefix, of any length, to that address with ports (NAT66). The
 // datapath applies the mapping on route-mode devices only, keyed by the policy's if_id
 // (bpf/lib/npt6.h, bpf/lib/nat66.h).

@@ -43,21 +43,23 @@ sleep 1  # carrier settles
 index6() { ip -s -n "$gw" xfrm policy get src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out | grep -o 'index [0-9]*'; }
 fwd_companion() { ip -n "$gw" xfrm policy get src 2001:db8:e79::/48 dst fd00:79:1::/64 dir fwd 2>/dev/null || true; }
 lwt6() { ip -n "$gw" -6 route show table 421 proto 165 | grep '^2001:db8:e79::/48' || true; }
-# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST (larval states flushed first).
-acquire_for() {
+# acquire_while CMD...: the ACQUIREs while the LAN host runs CMD (larval states flushed first).
+acquire_while() {
   local acq
   acq=$(mktemp)
   ip -n "$gw" xfrm state flush
   timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
   local mon=$!
   sleep 1
-  t_in "$lana" ping -6 -c 1 -W 1 "$1" >/dev/null 2>&1 || true
+  t_in "$lana" "$@" >/dev/null 2>&1 || true
   sleep 1
   kill "$mon" 2>/dev/null || true
   wait "$mon" 2>/dev/null || true
   cat "$acq"
   rm -f "$acq"
 }
+# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST.
+acquire_for() { acquire_while ping -6 -c 1 -W 1 "$1"; }
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
@@ -87,18 +89,7 @@ expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:79:1' <<<\"\
 # packet is translated to the new address (its ct6 entry is checked again under the new SPD
 # version, docs/datapath.md "Established flows and SPD changes"), never left with the old one.
 acquire_udp() {  # the ACQUIRE of one datagram of the LAN host's flow [fd00:79:1::a]:40079 -> [2001:db8:e79::3]:53
-  local acq
-  acq=$(mktemp)
-  ip -n "$gw" xfrm state flush
-  timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
-  local mon=$!
-  sleep 1
-  t_in "$lana" timeout 5 python3 -c 'import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("fd00:79:1::a", 40079)); s.sendto(b"x" * 20, ("2001:db8:e79::3", 53))' >/dev/null 2>&1 || true
-  sleep 1
-  kill "$mon" 2>/dev/null || true
-  wait "$mon" 2>/dev/null || true
-  cat "$acq"
-  rm -f "$acq"
+  acquire_while timeout 5 python3 -c 'import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("fd00:79:1::a", 40079)); s.sendto(b"x" * 20, ("2001:db8:e79::3", 53))'
 }
 expect_ok "the UDP flow's ACQUIRE names the policy's address" \
   grep -q 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::3/128 proto udp ' <<<"$(acquire_udp)"

@@ -10,7 +10,9 @@
  * stays 16 bytes, so IPv4 lookups hash no more than before. Timestamps and TCP flags as in
  * ipsnat_ct (the conntrack clock, bpf/lib/ct.h ct_now; IPSNAT_CT_SEEN_*). Both entries carry the
  * reqid of the policy that protects the flow (its NAT66 rule's, maps/npt6.h): a policy-mode uplink
- * takes a reply back only from an SA of that reqid (bpf/lib/nat66.h). */
+ * takes a reply back only from an SA of that reqid (bpf/lib/nat66.h); and the SPD version under
+ * which that was last checked, as ipsnat_ct's: another version makes the next packet check the
+ * flow against the rule again. */
 #ifndef IPSNAT_MAPS_CT6_H
 #define IPSNAT_MAPS_CT6_H
 
@@ -18,9 +20,10 @@
 #include "maps/ct.h"
 
 /* Bump when the layout or meaning of ipsnat_ct6 entries changes.
- * Schema 2: entries carry the protecting policy's reqid (64 B, was 56). */
-#define IPSNAT_CT6_SCHEMA 2
-/* Entries (2 per flow): 32768 flows, about 170 bytes per entry preallocated. */
+ * Schema 2: entries carry the protecting policy's reqid (64 B, was 56).
+ * Schema 3: entries carry the SPD version they were last checked against (72 B). */
+#define IPSNAT_CT6_SCHEMA 3
+/* Entries (2 per flow): 32768 flows, about 180 bytes per entry preallocated. */
 #define IPSNAT_CT6_MAX_ENTRIES 65536
 
 struct ipsnat_ct6_key {
@@ -46,8 +49,12 @@ struct ipsnat_ct6_entry {
 	__u64 last_ns;      /* last packet in this direction */
 	__u64 packets;
 	__u64 bytes;        /* IPv6 bytes (header included) */
+	/* spd_active.version under which the flow's translation was last found to be its rule's
+	 * (ORIG) or its reqid confirmed (REPLY); another version makes the next packet of that
+	 * direction check it again (bpf/lib/nat66.h). */
+	__u64 spd_version;
 };
-IPSNAT_ASSERT_SIZE(struct ipsnat_ct6_entry, 64);
+IPSNAT_ASSERT_SIZE(struct ipsnat_ct6_entry, 72);
 
 /* The key of the other direction's entry of the same flow. */
 static inline struct ipsnat_ct6_key ct6_partner_key(const struct ipsnat_ct6_key *k,

@@ -6,6 +6,9 @@
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
  * opens a flow. On a policy-mode uplink a reply comes back only from an SA of the reqid of the
  * policy protecting its flow (the flow's entries keep the rule's reqid, as IPv4's keep the SPD's).
+ * An established flow is checked against its rule again after every SPD change (the entries'
+ * spd_version, as IPv4's, docs/datapath.md "Established flows and SPD changes"): a flow whose rule
+ * now names another address is bound anew, so it never leaves with an address no policy covers.
  * TCP, UDP and ICMPv6 echo; other protocols are not translated (their LAN source then matches no
  * policy at the device's xfrm lookup, as before attach). Fragments as IPv4's (lib/frag6.h): the
  * first one is translated by its flow and remembered, later ones take the remembered address; a
@@ -37,6 +40,7 @@
 #include "lib/parse6.h"
 #include "lib/sa.h"
 #include "lib/scratch.h"
+#include "lib/spd.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -307,9 +311,11 @@ static __always_inline int nat66_take(struct nat66_flow *n, __u16 port, __be16 *
 	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : NAT66_PORT_TAKEN;
 }
 
-/* Binds a new flow of p to the rule's address: 0 and the NAT port in *port, NAT_BOUND_RACED
- * (another CPU created the flow: look it up), or the drop reason. */
-static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __be16 *port)
+/* Binds a new flow of p to the rule's address, checked under SPD version spd_version: 0 and the
+ * NAT port in *port, NAT_BOUND_RACED (another CPU created the flow: look it up), or the drop
+ * reason. */
+static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __u64 spd_version,
+				      __be16 *port)
 {
 	struct nat66_flow *n = nat66_scratch();
 	__u64 now = ct_now();
@@ -324,6 +330,7 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	__builtin_memcpy(n->orig_e.xlat_addr, rule->to, 16);
 	n->orig_e.kind = IPSNAT_CT_KIND_NAT66;
 	n->orig_e.reqid = rule->reqid;
+	n->orig_e.spd_version = spd_version;
 	n->orig_e.created_ns = now;
 	n->orig_e.last_ns = now;
 	n->reply_e = n->orig_e;
@@ -380,33 +387,61 @@ static __always_inline struct ipsnat_ct6_entry *ct6_partner(const struct ipsnat_
 	return 0;
 }
 
-/* The flow of ORIG entry e (key k) leaves under a rule of another reqid (IKE re-established the
- * policy's SA): both entries take it, for the reply side compares the SA's reqid with the REPLY
- * entry's (as lib/ct.h ct_flow_protected). One partner lookup per change. */
-static __always_inline void nat66_restamp(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e, __u32 reqid)
+/* Records that entry e's flow is its rule's, of this reqid, under SPD version `version`: the
+ * reqid before the version, as lib/ct.h ct_stamp (whose comment says what a race may pair). */
+static __always_inline void ct6_stamp(struct ipsnat_ct6_entry *e, __u32 reqid, __u64 version)
+{
+	if (e->reqid != reqid)
+		e->reqid = reqid;
+	asm volatile("" ::: "memory");
+	e->spd_version = version;
+}
+
+/* The flow of ORIG entry e (key k) still leaves as its rule's address under SPD version
+ * `version`: both entries take the rule's reqid (IKE may have re-established the policy's SA
+ * under a new one; the reply side compares the SA's reqid with the REPLY entry's) and the
+ * version. One partner lookup per flow per SPD version, as lib/ct.h ct_flow_protected. */
+static __always_inline void nat66_flow_protected(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e,
+						 __u32 reqid, __u64 version)
 {
 	struct ipsnat_ct6_entry *pe = ct6_partner(k, e);
 
 	if (pe)
-		pe->reqid = reqid;
-	e->reqid = reqid;
+		ct6_stamp(pe, reqid, version);
+	ct6_stamp(e, reqid, version);
+}
+
+/* Removes a flow whose rule now names another address, so that its tuple is bound anew: REPLY
+ * first (the old address's port stops answering), then ORIG, as lib/ct.h ct_forget. */
+static __always_inline void ct6_forget(const struct ipsnat_ct6_key *k, const struct ipsnat_ct6_entry *e)
+{
+	struct ipsnat_ct6_key pk = ct6_partner_key(k, e);
+
+	if (ct6_partner(k, e))
+		bpf_map_delete_elem(&ipsnat_ct6, &pk);
+	bpf_map_delete_elem(&ipsnat_ct6, k);
 }
 
 /* Whether the SA of sa_reqid may deliver a packet of the flow of REPLY entry e (key k): the reqid
  * that counts is that of the policy whose NAT66 rule the flow's remote endpoint finds now, with
- * the flow's address. The entry's reqid is that one unless IKE re-established the SA under a new
- * reqid and no packet of the flow went out since; on a mismatch the rule is asked, and the entry
- * takes its reqid: a reply through the current SA is never refused by a stale entry. Where no
- * such rule is left, the entry's reqid decides. Policy mode only: its rules have if_id 0. */
+ * the flow's address. The entry's reqid is that one while it carries the current SPD version;
+ * otherwise (IKE re-established the SA under a new reqid and no packet of the flow went out
+ * since), or on a mismatch, the rule is asked and the entry takes its reqid and the version: a
+ * reply through the current SA is never refused by a stale entry, one through the SA the policy
+ * no longer names is refused. Where no such rule is left, the entry's reqid decides (as IPv4's
+ * lib/xlate.h reply_sa_refusal). Policy mode only: its rules have if_id 0. */
 static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e,
 					      __u32 sa_reqid)
 {
-	if (reqid_admits(e->reqid, sa_reqid))
+	__u64 now = spd_version_now();
+
+	if (e->spd_version == now && reqid_admits(e->reqid, sa_reqid))
 		return 1;
 	struct npt6_rule *rule = nat66_rule(0, k->saddr);
-	if (!rule || !nat66_addr_equal(rule->to, k->daddr) || !reqid_admits(rule->reqid, sa_reqid))
+	__u32 reqid = rule && nat66_addr_equal(rule->to, k->daddr) ? rule->reqid : e->reqid;
+	if (!reqid_admits(reqid, sa_reqid))
 		return 0;
-	e->reqid = rule->reqid;
+	ct6_stamp(e, reqid, now);
 	return 1;
 }
 
@@ -419,6 +454,8 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 
 	if (parse_ipv6(skb, &p.h, l3_at_data) < 0)
 		return 0;
+	/* Read before the rule: an entry stamped with it was checked on this SPD or a newer one. */
+	__u64 spd_ver = spd_version_now();
 	struct npt6_rule *rule = nat66_rule(if_id, p.h.daddr);
 	if (!rule)
 		return 0;
@@ -442,15 +479,26 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	__u8 to[16];
 	__be16 port;
+	/* The SPD changed since the flow was last checked: it keeps its binding while its rule still
+	 * names its address (and takes the rule's reqid); a rule of another address (the policy
+	 * replaced, another virtual IP) makes it a new flow, or it would leave with an address no
+	 * policy covers. Without a rule the packet did not get here: it passes untranslated and the
+	 * entry stays, for the policy's return. */
+	if (e && e->spd_version != spd_ver) {
+		if (nat66_addr_equal(e->xlat_addr, rule->to)) {
+			nat66_flow_protected(&k, e, rule->reqid, spd_ver);
+		} else {
+			ct6_forget(&k, e);
+			e = 0;
+		}
+	}
 	if (e) {
 		__builtin_memcpy(to, e->xlat_addr, 16);
 		port = e->xlat_port;
 		ct6_account(e, &p);
-		if (e->reqid != rule->reqid)
-			nat66_restamp(&k, e, rule->reqid);
 	} else {
 		__builtin_memcpy(to, rule->to, 16);
-		int r = nat66_bind(&p, rule, &port);
+		int r = nat66_bind(&p, rule, spd_ver, &port);
 		if (r == NAT_BOUND_RACED) {
 			e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 			if (!e) {

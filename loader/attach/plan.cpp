@@ -173,9 +173,17 @@ std::string port_refusal(const Policy& p, const std::string& misses) {
          "; its destination is left alone (route mode, an xfrm interface, translates it)";
 }
 
+// The kernel's policies, for the rules that depend on the others (spd/npt6.h npt6_mapped).
+std::vector<const Policy*> spd_of(const HostFacts& f) {
+  std::vector<const Policy*> out;
+  for (const auto& p : f.policies) out.push_back(&p);
+  return out;
+}
+
 // What an IPv6 out-policy implies on the device (spd/npt6.h).
-spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode) {
-  return spd::npt6_applied(p, inside, s.binat, mode == Mode::Policy);
+spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode,
+                              const std::vector<const Policy*>& spd) {
+  return spd::npt6_applied(p, inside, s.binat, mode == Mode::Policy, spd);
 }
 
 // An IPv6 address of the host (strongSwan's virtual IPv6): local_addrs holds IPv4 only.
@@ -252,7 +260,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   auto inside = inside_prefixes(facts, settings);
   for (const Policy* p : relevant(facts, Mode::Policy)) {
     bool routed = p->sel.family == AF_INET6
-                      ? ipv6_mapping(*p, inside, settings, Mode::Policy).ok
+                      ? ipv6_mapping(*p, inside, settings, Mode::Policy, spd_of(facts)).ok
                       : spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p);
     if (routed && std::find(out.begin(), out.end(), p->sel.dst) == out.end()) out.push_back(p->sel.dst);
   }
@@ -273,12 +281,19 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   std::string refused;  // the first policy policy mode cannot translate, for an empty plan's error
   std::vector<std::pair<const Policy*, spd::Npt6Mapping>> npt6;
   auto inside_all = inside_prefixes(facts, settings);
+  auto spd = spd_of(facts);
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
-      auto m = ipv6_mapping(*p, inside_all, settings, plan.mode);
-      auto misses = plan.mode == Mode::Policy && spd::npt6_of(*p, inside_all).ok ? spd::reroute_misses(*p) : std::nullopt;
+      auto m = ipv6_mapping(*p, inside_all, settings, plan.mode, spd);
+      bool mappable = spd::npt6_of(*p, inside_all).ok;
+      auto misses = plan.mode == Mode::Policy && mappable ? spd::reroute_misses(*p) : std::nullopt;
       if (misses) {
         plan.warnings.push_back(port_refusal(*p, *misses));
+        if (refused.empty()) refused = plan.warnings.back();
+      } else if (plan.mode == Mode::Route && mappable && spd::npt6_port_shadow(*p, spd)) {
+        plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
+                                p->sel.dst.str() + ") is not translated through \"" + plan.dev + "\" (if_id " +
+                                std::to_string(p->if_id) + "): it " + m.why);
         if (refused.empty()) refused = plan.warnings.back();
       }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});

@@ -153,8 +153,9 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   return m;
 }
 
-Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode) {
-  auto m = policy_mode ? npt6_mapped(p, inside) : npt6_of(p, inside);
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode,
+                         const std::vector<const Policy*>& spd) {
+  auto m = policy_mode || p.if_id != 0 ? npt6_mapped(p, inside, spd) : npt6_of(p, inside);
   if (m.ok && !m.nat66 && !binat) {
     m.ok = false;
     m.why = "nptv6 is stateless both ways: --binat allows it";
@@ -162,14 +163,33 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
   return m;
 }
 
-Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside) {
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd) {
   auto m = npt6_of(p, inside);
-  if (!m.ok || p.if_id != 0) return m;
-  if (auto misses = reroute_misses(p)) {
+  if (!m.ok) return m;
+  if (p.if_id == 0) {
+    if (auto misses = reroute_misses(p)) {
+      m.ok = false;
+      m.why = "not translated in policy mode: " + *misses;
+    }
+  } else if (const Policy* q = npt6_port_shadow(p, spd)) {
     m.ok = false;
-    m.why = "not translated in policy mode: " + *misses;
+    m.why = "restricts ports (" + proto_name(p.sel.proto) + ports_text(p.sel) + ") on a destination the port-less policy " +
+            std::to_string(q->index) + " (" + q->sel.src.str() + " -> " + q->sel.dst.str() +
+            ") also covers: rules are chosen by destination alone, and its rule would take that policy's flows on "
+            "other ports to an address no policy covers";
   }
   return m;
+}
+
+const Policy* npt6_port_shadow(const Policy& p, const std::vector<const Policy*>& spd) {
+  auto restricts_ports = [](const Selector& s) { return s.sport_mask != 0 || s.dport_mask != 0; };
+  if (p.if_id == 0 || !restricts_ports(p.sel)) return nullptr;
+  for (const Policy* q : spd)
+    if (q->index != p.index && q->dir == Dir::Out && q->type == PolicyType::Main && q->is_ipsec() &&
+        q->sel.family == AF_INET6 && q->if_id == p.if_id && !restricts_ports(q->sel) &&
+        q->sel.dst.len <= p.sel.dst.len && q->sel.dst.contains(p.sel.dst.addr))
+      return q;
+  return nullptr;
 }
 
 std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a) {
@@ -206,7 +226,7 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   });
   std::map<std::vector<uint8_t>, npt6_rule> out;
   for (const Policy* p : order) {
-    auto m = npt6_mapped(*p, inside);
+    auto m = npt6_mapped(*p, inside, order);
     if (!m.ok) continue;
     if (m.nat66) {
       out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.inside, m.outside));

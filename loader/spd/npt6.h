@@ -38,17 +38,31 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 
 // The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens
 // every mapped host to the far side; the datapath checks the device's IPSNAT_DEV_BINAT too,
-// bpf/lib/xlate.h); in policy mode nothing for a policy the LWT reroute would miss (its ports),
-// as for IPv4 (reroute_misses).
-Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode);
+// bpf/lib/xlate.h); npt6_mapped's in policy mode and for a policy of an xfrm interface (if_id).
+// spd: the policies the kernel holds (p among them or not).
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode,
+                         const std::vector<const Policy*>& spd);
 
-// The mapping the ipsnat_npt6 map holds for p (npt6_entries): npt6_of's, but none for a policy
-// bound to no interface that restricts ports. Those are translated in LWT xmit (policy mode),
-// whose reroute's lookup carries no ports, and the datapath picks a rule by destination alone: such
-// a policy's rule would take a destination from a port-less policy (the same one with a better
-// priority, or a longer one inside it) and translate all its flows to an address the lookup after
-// the reroute finds no policy for. A device in route mode without an if_id (a VTI) shares these rules.
-Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside);
+// The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, but none
+// for a policy that restricts ports where its rule would take flows the kernel gives to another
+// policy. The datapath picks a rule by destination alone (the longest, then the first by priority),
+// never by ports:
+// - bound to no interface (if_id 0): always. Those are translated in LWT xmit (policy mode), whose
+//   reroute's lookup carries no ports: such a policy's rule would take a destination from a
+//   port-less policy (the same one with a better priority, or a longer one inside it) and translate
+//   all its flows to an address the lookup after the reroute finds no policy for. A device in route
+//   mode without an if_id (a VTI) shares these rules.
+// - of an xfrm interface (if_id): when a port-less IPsec out-policy of that if_id covers its
+//   destination (npt6_port_shadow): its rule would translate that policy's flows on other ports
+//   to an address no policy covers for them. Alone on its destination it keeps its rule, as IPv4's
+//   route mode translates such a policy: the interface's lookup carries the ports, so the
+//   restricted ports' flows reach it, and other flows there find no policy with or without ipsnat.
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd);
+
+// For p of an xfrm interface that restricts ports: the first port-less IPv6 IPsec out-policy of its
+// if_id whose destination holds p's (equal or shorter); nullptr when there is none or p restricts
+// no ports.
+const Policy* npt6_port_shadow(const Policy& p, const std::vector<const Policy*>& spd);
 
 // Where NPTv6 maps the inside address `a` (in m.inside) in m.outside, as bpf/lib/npt6.h does
 // (RFC 6296 section 3.7); nullopt when RFC 6296 leaves it unmapped (the word to adjust is 0xffff).

@@ -105,18 +105,18 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     bool routed = false;
     for (const Policy* p : pols) {
       if (!candidate(*p)) continue;
-      routed = routed || npt6_applied(*p, inside, binat, true).ok;
+      routed = routed || npt6_applied(*p, inside, binat, true, pols).ok;
       if (!first || std::pair(p->priority, p->index) < std::pair(first->priority, first->index)) first = p;
     }
     if (first && !routed) {
       out.why = "no LWT route in policy mode for " + f.daddr.str() + ": policy " + std::to_string(first->index) + ": " +
-                npt6_applied(*first, inside, binat, true).str();
+                npt6_applied(*first, inside, binat, true, pols).str();
       return out;
     }
   }
   for (const Policy* p : pols) {
     if (!candidate(*p)) continue;
-    auto m = npt6_mapped(*p, inside);
+    auto m = npt6_mapped(*p, inside, pols);
     if (!m.ok) continue;
     const Policy* r = out.policy;
     if (!r || p->sel.dst.len > r->sel.dst.len ||

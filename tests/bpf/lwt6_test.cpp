@@ -151,6 +151,7 @@ TEST_F(Lwt6, Nat66ReplyOnlyThroughTheSaOfTheFlowsPolicy) {
   constexpr uint32_t kRekeyed = 77;
   model.apply(spd::PolicyUpsert{policy6(21, kVip + "/128", "2001:db8:a00::/40", kRekeyed)});
   writer.write(model, inside);
+  publish_spd(dp);
   returns(reply, kHost, kRekeyed);
   passes_untouched(reply, kSa);
   EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 2u) << dp.nonzero_reasons();
@@ -159,6 +160,24 @@ TEST_F(Lwt6, Nat66ReplyOnlyThroughTheSaOfTheFlowsPolicy) {
   EXPECT_EQ(leaves(kHost, kRemote, kUdp, udp_header(41000, 53, 12), kVip), port);
   passes_untouched(reply, kSa);
   returns(reply, kHost, kRekeyed);
+}
+
+// The same with the reply through the old SA first, before any packet of the flow went out since the
+// re-key: the SPD version changed, so the REPLY entry's reqid is checked against the rule's and the
+// old SA is refused (as IPv4's, tests/bpf/ct_reqid_test.cpp).
+TEST_F(Lwt6, Nat66ReplyThroughTheOldSaAfterARekeyIsRefused) {
+  uint16_t port = leaves(kHost, kRemote, kUdp, udp_header(41001, 53, 12), kVip);
+  Bytes reply = eth.ipv6_l4(kRemote, kVip, kUdp, udp_header(53, port, 5));
+  returns(reply, kHost, kSa);
+  constexpr uint32_t kRekeyed = 78;
+  model.apply(spd::PolicyUpsert{policy6(21, kVip + "/128", "2001:db8:a00::/40", kRekeyed)});
+  writer.write(model, inside);
+  publish_spd(dp);
+  passes_untouched(reply, kSa);
+  EXPECT_EQ(n(IPSNAT_R_PASS_WRONG_SA), 1u) << dp.nonzero_reasons();
+  returns(reply, kHost, kRekeyed);
+  passes_untouched(reply, kSa);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 2u) << dp.nonzero_reasons();
 }
 
 // A fragmented UDP datagram in policy mode: both fragments leave as the policy's address and are

@@ -268,5 +268,88 @@ TEST_F(Nat66, EntryTimesComeFromTheConntrackClock) {
   EXPECT_EQ(o->created_ns, first);
 }
 
+// Established NAT66 flows and SPD changes (docs/datapath.md "Established flows and SPD changes"):
+// the rules are rewritten the way the mirror does (ipsnat_npt6, then a new SPD version).
+class Nat66Revalidate : public Nat66 {
+ protected:
+  void publish() {
+    writer.write(model, inside);
+    publish_spd(dp);
+  }
+  uint64_t spd_version() {
+    uint32_t zero = 0;
+    spd_active a{};
+    if (bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &a) != 0) ADD_FAILURE() << "spd_active";
+    return a.version;
+  }
+  void replies_pass_untouched(const Bytes& p) {
+    RunResult b = back(p);
+    EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+    EXPECT_EQ(b.out, p) << "a reply to the flow's old binding was translated";
+  }
+};
+
+// IKE replaces the policy with one of another source address (another virtual IP): the flow's
+// next packet must not leave as the old address, which no policy covers any more; it is bound
+// anew to the new one, and the old binding no longer answers.
+TEST_F(Nat66Revalidate, APolicyOfAnotherAddressRebindsTheFlow) {
+  const std::string vip2 = "2001:db8:b:7::6";
+  uint16_t port = leaves(kHost, kRemote, kUdp, udp_header(40000, 53, 8), kVip);
+  model.apply(spd::PolicyUpsert{policy6(9, vip2 + "/128", "2001:db8:f00::/40")});
+  publish();
+  uint16_t port2 = leaves(kHost, kRemote, kUdp, udp_header(40000, 53, 8), vip2);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 2u) << dp.nonzero_reasons();
+  auto o = ct6(kHost, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(addr_at(Bytes(o->xlat_addr, o->xlat_addr + 16), 0), vip2);
+  EXPECT_EQ(o->spd_version, spd_version());
+  EXPECT_EQ(o->packets, 1u) << "a new binding";
+  EXPECT_FALSE(ct6(kRemote, kVip, 53, port, kUdp, IPSNAT_CT_REPLY)) << "the old binding is removed";
+  replies_pass_untouched(eth.ipv6_l4(kRemote, kVip, kUdp, udp_header(53, port, 4)));
+  returns(kRemote, vip2, kUdp, udp_header(53, port2, 4), kHost, 40000);
+}
+
+// IKE removes the policy: the flow's packets pass untranslated (the kernel finds no policy for
+// them, as before attach) and the binding stays; the policy comes back with the same address:
+// the same entry carries on, checked under the new version.
+TEST_F(Nat66Revalidate, RemovedPolicyStopsTheTranslationReAddedOneResumesIt) {
+  Bytes pkt = eth.ipv6_l4(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x10));
+  uint16_t port = leaves(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x10), kVip);
+  spd::PolicyDelete gone;
+  gone.index = 9;
+  model.apply(gone);
+  publish();
+  for (int i = 0; i < 2; ++i) {
+    RunResult r = out(pkt);
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+    EXPECT_EQ(r.out, pkt) << "left translated without its policy; " << dp.nonzero_reasons();
+  }
+  EXPECT_TRUE(ct6(kHost, kRemote, 40000, 443, kTcp, IPSNAT_CT_ORIG)) << "the binding is kept for the policy's return";
+  model.apply(spd::PolicyUpsert{policy6(9, kVip + "/128", "2001:db8:f00::/40")});
+  publish();
+  EXPECT_EQ(leaves(kHost, kRemote, kTcp, tcp_header(40000, 443, 0x10), kVip), port);
+  auto o = ct6(kHost, kRemote, 40000, 443, kTcp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->packets, 2u) << "the same entry carries on";
+  EXPECT_EQ(o->spd_version, spd_version());
+  EXPECT_EQ(ct6(kRemote, kVip, 443, port, kTcp, IPSNAT_CT_REPLY)->spd_version, spd_version());
+}
+
+// A change that leaves the flow's rule as it was (another destination's policy) keeps the flow on
+// its binding; both entries take the new version.
+TEST_F(Nat66Revalidate, UnrelatedSpdChangeKeepsTheFlow) {
+  uint16_t port = leaves(kHost, kRemote, kUdp, udp_header(40000, 53, 8), kVip);
+  uint64_t before = spd_version();
+  model.apply(spd::PolicyUpsert{policy6(14, "2001:db8:77::1/128", "2001:db8:e00::/40")});
+  publish();
+  ASSERT_NE(spd_version(), before);
+  EXPECT_EQ(leaves(kHost, kRemote, kUdp, udp_header(40000, 53, 8), kVip), port);
+  auto o = ct6(kHost, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->packets, 2u);
+  EXPECT_EQ(o->spd_version, spd_version());
+  returns(kRemote, kVip, kUdp, udp_header(53, port, 4), kHost, 40000);
+}
+
 }  // namespace
 }  // namespace ipsnat::test

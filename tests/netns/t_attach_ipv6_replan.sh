@@ -3,7 +3,8 @@
 # the SPD and the host for IPv6 as for IPv4. An IKE daemon re-establishing the IPv6 CHILD_SA
 # deletes the out-policy and adds it again with another reqid (the kernel gives it a new index):
 # the companions take the new templates, the LWT route and the blackhole stay, and the next
-# packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's address. Then
+# packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's address; the
+# policy replaced by one of another address while a UDP flow runs: the flow's next ACQUIRE names that address. Then
 # the gateway's IPv6 default route moves to another router: the LWT route follows it. Last, a
 # second IPv6 LAN prefix appears: NAT66 takes one, so the re-plan removes the IPv6 route and the
 # host process's log says why.
@@ -42,21 +43,23 @@ sleep 1  # carrier settles
 index6() { ip -s -n "$gw" xfrm policy get src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out | grep -o 'index [0-9]*'; }
 fwd_companion() { ip -n "$gw" xfrm policy get src 2001:db8:e79::/48 dst fd00:79:1::/64 dir fwd 2>/dev/null || true; }
 lwt6() { ip -n "$gw" -6 route show table 421 proto 165 | grep '^2001:db8:e79::/48' || true; }
-# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST (larval states flushed first).
-acquire_for() {
+# acquire_while CMD...: the ACQUIREs while the LAN host runs CMD (larval states flushed first).
+acquire_while() {
   local acq
   acq=$(mktemp)
   ip -n "$gw" xfrm state flush
   timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
   local mon=$!
   sleep 1
-  t_in "$lana" ping -6 -c 1 -W 1 "$1" >/dev/null 2>&1 || true
+  t_in "$lana" "$@" >/dev/null 2>&1 || true
   sleep 1
   kill "$mon" 2>/dev/null || true
   wait "$mon" 2>/dev/null || true
   cat "$acq"
   rm -f "$acq"
 }
+# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST.
+acquire_for() { acquire_while ping -6 -c 1 -W 1 "$1"; }
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
@@ -82,6 +85,24 @@ expect_ok "the next ACQUIRE names the new policy (reqid 7) with the policy's add
   grep -Pzq 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::2/128 proto ipv6-icmp(.|\n)*reqid 7 ' <<<"$acq"
 expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:79:1' <<<\"\$1\"" _ "$acq"
 
+# IKE replaces the policy with one of another virtual IP while a UDP flow runs: the flow's next
+# packet is translated to the new address (its ct6 entry is checked again under the new SPD
+# version, docs/datapath.md "Established flows and SPD changes"), never left with the old one.
+acquire_udp() {  # the ACQUIRE of one datagram of the LAN host's flow [fd00:79:1::a]:40079 -> [2001:db8:e79::3]:53
+  acquire_while timeout 5 python3 -c 'import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("fd00:79:1::a", 40079)); s.sendto(b"x" * 20, ("2001:db8:e79::3", 53))'
+}
+expect_ok "the UDP flow's ACQUIRE names the policy's address" \
+  grep -q 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::3/128 proto udp ' <<<"$(acquire_udp)"
+ip -n "$gw" xfrm policy del src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:79::6/128 dst 2001:db8:e79::/48 dir out \
+  tmpl src 2001:db8:ff79::1 dst 2001:db8:ff79::2 proto esp reqid 8 mode tunnel
+blackhole6() { ip -n "$gw" -6 route show table 421 | grep -q '^blackhole 2001:db8:79::6 '; }
+expect_ok "the host process re-plans for the new address" t_wait_for 10 blackhole6
+acq=$(acquire_udp)
+echo "$acq"
+expect_ok "the flow's next ACQUIRE names the new policy's address" \
+  grep -q 'sel src 2001:db8:79::6/128 dst 2001:db8:e79::3/128 proto udp ' <<<"$acq"
+
 # The IPv6 default route moves to another router: the re-plan takes it as the route's nexthop.
 ip -n "$gw" -6 route replace default via 2001:db8:ff79::3
 via3() { grep -q 'via 2001:db8:ff79::3 dev eth0' <<<"$(lwt6)"; }
@@ -97,8 +118,11 @@ expect_ok "the host process is idle after the re-plans ($(($(ticks) - t0)) ticks
 ip -n "$gw" addr add fd00:79:2::1/64 dev lan0 nodad
 no_lwt6() { test -z "$(lwt6)"; }
 expect_ok "a second IPv6 LAN prefix: the re-plan removes the NAT66 route" t_wait_for 10 no_lwt6
-expect_ok "and the host process logs why" grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
-  "$IPSNAT_STATE_DIR"/*.log
+logs_why() {
+  grep -Eq 'is not translated: NAT66 takes one IPv6 inside prefix, not fd00:79:[12]::/64, fd00:79:[12]::/64' \
+    "$IPSNAT_STATE_DIR"/*.log
+}
+expect_ok "and the host process logs why" t_wait_for 5 logs_why
 ((FAILS)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 expect_ok "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"

@@ -114,6 +114,8 @@ void remove_nat_targets(Datapath& dp, const std::string& dst_prefix) {
   write_spd(dp, in);
 }
 
+void publish_spd(Datapath& dp) { write_spd(dp, installed_in(dp)); }
+
 void install_policy(Datapath& dp, const spd::Policy& p) {
   auto& in = installed_in(dp);
   in.policies.push_back(p);

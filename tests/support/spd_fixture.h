@@ -31,6 +31,9 @@ void install_nat_target_from(Datapath& dp, const std::string& src_selector, cons
 // Removes the out-policies for dst_prefix that install_nat_target added (as when IKE deletes
 // them): the SPD is rewritten the way the mirror does, a new generation and version.
 void remove_nat_targets(Datapath& dp, const std::string& dst_prefix);
+// Writes this datapath's SPD again, a new generation and version, as the mirror does after any
+// change of the kernel's SPD (an IPv6 policy's too: it writes ipsnat_npt6 first, then flips).
+void publish_spd(Datapath& dp);
 // Adds out-policy p as it is (index, priority, selector; after the policies of its priority)
 // and rewrites the SPD.
 void install_policy(Datapath& dp, const spd::Policy& p);

@@ -741,6 +741,43 @@ TEST(AttachPlan, AnIpv6OneAddressPolicyImpliesNat66WithoutBinat) {
   }
 }
 
+// Through the xfrm interface (if_id 42) a port-restricted IPv6 policy whose destination a
+// port-less one of the interface also covers takes no rule (spd/npt6.h npt6_mapped): attach says
+// so in one line naming both; alone on its destination it is translated, as IPv4's route mode does.
+TEST(AttachPlan, RouteModeRefusesAPortRestrictedIpv6PolicyOnAPortlessOnesDestination) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
+  auto https = ipsec6("2001:db8:b:7::3/128", "2001:db8:f00:1::/64", 42);
+  https.index = 18;
+  https.sel.proto = IPPROTO_TCP;
+  https.sel.dport = 443;
+  https.sel.dport_mask = 0xffff;
+  f.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42), https};
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  ASSERT_EQ(plan.warnings.size(), 1u) << text;
+  EXPECT_EQ(plan.warnings[0],
+            "policy 18 (2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64) is not translated through \"ipsec0\" (if_id 42): it "
+            "restricts ports (tcp dport 443) on a destination the port-less policy 17 (2001:db8:b:7::2/128 -> "
+            "2001:db8:f00::/40) also covers: rules are chosen by destination alone, and its rule would take that "
+            "policy's flows on other ports to an address no policy covers");
+  EXPECT_NE(text.find("  translate policy 18 2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64: none (restricts ports"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::2/128 -> 2001:db8:f00::/40: nat66 fd00:71::/64"),
+            std::string::npos)
+      << text;
+
+  f.policies = {https};
+  plan = make_plan(f, Settings{});
+  text = plan_to_text(plan);
+  EXPECT_TRUE(plan.warnings.empty()) << text;
+  EXPECT_NE(text.find("  translate policy 18 2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64: nat66 fd00:71::/64 -> "
+                      "2001:db8:b:7::3 (ports)"),
+            std::string::npos)
+      << text;
+}
+
 TEST(InsidePrefixes, UplinkFoundByTheSasOuterAddressWithoutALink) {
   auto f = xfrm_gateway();
   f.dev.link = 0;     // an xfrm interface created without `dev`

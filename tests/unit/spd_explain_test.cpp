@@ -204,18 +204,19 @@ const npt6_rule* out_rule(const std::map<std::vector<uint8_t>, npt6_rule>& entri
   return it == entries.end() ? nullptr : &it->second;
 }
 
+Policy ports(Policy p, uint8_t proto, uint16_t dport) {
+  p.sel.proto = proto;
+  p.sel.dport = dport;
+  p.sel.dport_mask = 0xffff;
+  return p;
+}
+
 // Policy mode (if_id 0): the rule is picked by destination alone, so a port-restricted policy's
 // rule would take a port-less policy's destination (equal with a better priority, or longer
 // inside it) and translate its flows to an address the lookup after the reroute (no ports) finds
 // no policy for. Such a policy takes no rule: the port-less one translates every flow there, the
-// restricted ports' too. Through an xfrm interface (route mode, if_id 9) it keeps its rule.
+// restricted ports' too.
 TEST(ReferenceNat6, APortRestrictedPolicyTakesNoRuleFromAPortlessOneOnTheUplink) {
-  auto ports = [](Policy p, uint8_t proto, uint16_t dport) {
-    p.sel.proto = proto;
-    p.sel.dport = dport;
-    p.sel.dport_mask = 0xffff;
-    return p;
-  };
   std::vector<Policy> v{out6("2001:db8:b7::5/128", "2001:db8:e7::/48", 1, 200),
                         ports(out6("2001:db8:b8::6/128", "2001:db8:e7::/48", 2, 100), IPPROTO_TCP, 443),
                         out6("2001:db8:b9::7/128", "2001:db8:e9::/48", 3, 200),
@@ -240,13 +241,54 @@ TEST(ReferenceNat6, APortRestrictedPolicyTakesNoRuleFromAPortlessOneOnTheUplink)
     ASSERT_NE(e.after, nullptr) << dst;
     EXPECT_EQ(e.after->index, index) << dst;
   }
+}
+
+// Through an xfrm interface (route mode, if_id 9) the kernel's lookup after TC egress carries the
+// ports, but the rule is still picked by destination alone: a port-restricted policy whose
+// destination a port-less policy of its if_id also covers (the same destination with a worse
+// priority, or a shorter one holding it) takes no rule, and the port-less policy's rule translates
+// every flow there, as on the uplink. Alone on its destination (tcp/22 to 2001:db8:eb::/48) it
+// keeps its rule, as IPv4's route mode translates such a policy; a port-less policy of another
+// if_id (7) does not count.
+TEST(ReferenceNat6, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoRuleFromAPortlessOne) {
+  std::vector<Policy> v{out6("2001:db8:b7::5/128", "2001:db8:e7::/48", 1, 200),
+                        ports(out6("2001:db8:b8::6/128", "2001:db8:e7::/48", 2, 100), IPPROTO_TCP, 443),
+                        out6("2001:db8:b9::7/128", "2001:db8:e9::/48", 3, 200),
+                        ports(out6("2001:db8:ba::8/128", "2001:db8:e9:5::/64", 4, 300), IPPROTO_UDP, 53),
+                        ports(out6("2001:db8:bb::9/128", "2001:db8:eb::/48", 5, 100), IPPROTO_TCP, 22),
+                        out6("2001:db8:bc::1/128", "2001:db8::/40", 6, 300)};
   for (auto& p : v) p.if_id = 9;
-  model.clear();
+  v.back().if_id = 7;
+  SpdModel model;
   for (const auto& p : v) model.apply(PolicyUpsert{p});
-  entries = npt6_entries(model, kInside);
+  auto entries = npt6_entries(model, kInside);
   ASSERT_NE(out_rule(entries, 9, "2001:db8:e7::/48"), nullptr);
-  EXPECT_EQ(out_rule(entries, 9, "2001:db8:e7::/48")->policy_index, 2u);
-  EXPECT_NE(out_rule(entries, 9, "2001:db8:e9:5::/64"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:e7::/48")->policy_index, 1u);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:e9:5::/64"), nullptr);
+  ASSERT_NE(out_rule(entries, 9, "2001:db8:eb::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:eb::/48")->policy_index, 5u);
+  auto pols = ptrs(v);
+  for (auto [dst, proto, dport, to, index] :
+       {std::tuple{"2001:db8:e7::1", IPPROTO_TCP, 443, "2001:db8:b7::5", 1u},
+        std::tuple{"2001:db8:e7::1", IPPROTO_UDP, 7001, "2001:db8:b7::5", 1u},
+        std::tuple{"2001:db8:e9:5::1", IPPROTO_UDP, 53, "2001:db8:b9::7", 3u},
+        std::tuple{"2001:db8:e9:5::1", IPPROTO_UDP, 123, "2001:db8:b9::7", 3u},
+        std::tuple{"2001:db8:eb::1", IPPROTO_TCP, 22, "2001:db8:bb::9", 5u}}) {
+    auto f = flow6("fd00:61:1::a", dst, uint8_t(proto), 40000, uint16_t(dport));
+    f.if_id = 9;
+    auto n = reference_nat6(pols, kInside, false, f);
+    ASSERT_TRUE(n.to) << dst << " " << n.why;
+    EXPECT_EQ(n.to->str(), to) << dst << " " << dport;
+    Explanation e = explain(pols, {}, kInside, false, AnyFlow(f));
+    ASSERT_NE(e.after, nullptr) << dst << " " << dport;
+    EXPECT_EQ(e.after->index, index) << dst << " " << dport;
+  }
+  auto m = npt6_mapped(v[1], kInside, pols);
+  EXPECT_FALSE(m.ok);
+  EXPECT_EQ(m.str(),
+            "none (restricts ports (tcp dport 443) on a destination the port-less policy 1 (2001:db8:b7::5/128 -> "
+            "2001:db8:e7::/48) also covers: rules are chosen by destination alone, and its rule would take that "
+            "policy's flows on other ports to an address no policy covers)");
 }
 
 }  // namespace

@@ -24,7 +24,9 @@
  * sizes: a loader then replaces the pinned maps (with a warning: their flows are lost) instead of
  * reading old entries with new rules (PinStore::drop_incompatible).
  * Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value.
- * Schema 3: entries carry the SPD version they were last checked against (spd_version). */
+ * Schema 3: entries carry the SPD version they were last checked against (spd_version).
+ * IPSNAT_CT_SPD_CLEAR below needs no bump: an entry without it is checked in full, and one with
+ * it fails an older datapath's version compare, which checks it again. */
 #define IPSNAT_CT_SCHEMA 3
 
 enum ipsnat_ct_dir {
@@ -80,6 +82,14 @@ IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 56);
 /* spd_version of an entry no SPD check has approved yet (a port-forward's, created at the
  * reverse hook): its first packet out is checked. No SPD version reaches it. */
 #define IPSNAT_CT_SPD_UNCHECKED (~(__u64)0)
+
+/* In a masqueraded flow's ORIG entry (kind IPSNAT_CT_KIND_MASQ): spd_version is
+ * (version | IPSNAT_CT_SPD_CLEAR) when the leak guard found, under that version, that no
+ * out-policy covers the flow for packets without a mark. While that version is current and the
+ * SPD maps are healthy, such a packet skips the guard's SPD lookup (bpf/lib/masq.h). Versions
+ * are wall-clock nanoseconds (loader/mirror), so no version has this bit; the SNAT side compares
+ * the version without it (ct_checked_under). */
+#define IPSNAT_CT_SPD_CLEAR ((__u64)1 << 63)
 
 /* The key of the other direction's entry of the same flow. */
 static inline struct ipsnat_ct_key ct_partner_key(const struct ipsnat_ct_key *k,

@@ -83,6 +83,13 @@ static __always_inline struct ct_xlat ct_xlat_of(const struct ipsnat_ct_entry *e
 	return x;
 }
 
+/* Whether entry e was last checked under SPD version `version` (a masquerade stamp's
+ * IPSNAT_CT_SPD_CLEAR aside: that check found the flow not covered, maps/ct.h). */
+static __always_inline int ct_checked_under(const struct ipsnat_ct_entry *e, __u64 version)
+{
+	return (e->spd_version & ~IPSNAT_CT_SPD_CLEAR) == version;
+}
+
 /* The other direction's entry of the flow of entry e, or NULL: absent, or its key by now
  * belongs to another flow (it does not point back at k). */
 static __always_inline struct ipsnat_ct_entry *ct_partner(const struct ipsnat_ct_key *k,

@@ -50,20 +50,59 @@ static __always_inline enum ipsnat_reason masq_icmp_error(struct __sk_buff *skb,
 	return IPSNAT_R_XLATE_ICMP_ERROR;
 }
 
-/* A flow conntrack does not know as masqueraded to d's address: new, or bound elsewhere (another
- * address, a translation before IPsec). 0 with the translation in *x (the packet accounted), or
- * the reason. The entry records the SPD version: the LWT hook checks the flow again when a
- * policy comes to cover it (lib/xlate.h, xlate_snat). */
-static __always_inline enum ipsnat_reason masq_bind(const struct pkt4 *p, const struct ipsnat_dev_cfg *d,
-						    const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e,
-						    struct ct_xlat *x)
+/* The device's masquerade and, for a packet with ports (no ICMP error, no later fragment), its
+ * flow's ORIG entry (or NULL): looked up once, before the guard's SPD decision, whose lookup an
+ * established flow may skip (masq_cleared). */
+struct masq_flow {
+	struct ipsnat_dev_cfg d;
+	struct ipsnat_ct_key k;
+	struct ipsnat_ct_entry *e;
+};
+
+static __always_inline void masq_flow_of(struct __sk_buff *skb, const struct pkt4 *p, struct masq_flow *m)
 {
+	m->d = dev_cfg(skb->ifindex);
+	m->e = 0;
+	if (!m->d.masq_addr || p->icmp_error || p->frag == PKT_FRAG_LATER)
+		return;
+	m->k = ct_key_of(p, IPSNAT_CT_ORIG);
+	m->e = ct_lookup(&m->k);
+}
+
+/* The stamp of a masqueraded flow that the guard found not covered under SPD version spd_ver
+ * with the packet's mark: IPSNAT_CT_SPD_CLEAR only for packets without a mark (the entry keeps
+ * no mark, and a policy may cover one mark and not another). */
+static __always_inline __u64 masq_stamp(struct __sk_buff *skb, __u64 spd_ver)
+{
+	return skb->mark ? spd_ver : spd_ver | IPSNAT_CT_SPD_CLEAR;
+}
+
+/* Whether the guard may let the packet of m go without its SPD lookup: its flow is masqueraded
+ * to the device's address and was found covered by no out-policy under the current SPD version
+ * spd_ver (read before any decision of this packet) for packets without a mark, this packet has
+ * none, and the maps are healthy (fail-closed changes no version). What the lookup would
+ * answer depends on nothing else: the destination, protocol and ports are the entry's key. */
+static __always_inline int masq_cleared(struct __sk_buff *skb, const struct masq_flow *m, __u64 spd_ver)
+{
+	return m->e && !skb->mark && m->e->spd_version == (spd_ver | IPSNAT_CT_SPD_CLEAR) &&
+	       masq_entry_current(m->e, m->d.masq_addr) && !spd_fail_closed();
+}
+
+/* A flow conntrack does not know as masqueraded to the device's address: new, or bound
+ * elsewhere (another address, a translation before IPsec). 0 with the translation in *x (the
+ * packet accounted), or the reason. The entries take the guard's stamp (masq_stamp); the LWT
+ * hook checks the flow again when a policy comes to cover it (lib/xlate.h, xlate_snat). */
+static __always_inline enum ipsnat_reason masq_bind(struct __sk_buff *skb, const struct pkt4 *p,
+						    const struct masq_flow *m, __u64 spd_ver, struct ct_xlat *x)
+{
+	const struct ipsnat_dev_cfg *d = &m->d;
+
 	if (!(inside_flags(p->saddr) & INSIDE_PREFIX))
 		return IPSNAT_R_PASS_NOT_INSIDE;
 	if (!nat_tuple_supported(p))
 		return IPSNAT_R_PASS_PROTO;
-	if (e)
-		ct_forget(k, e);
+	if (m->e)
+		ct_forget(&m->k, m->e);
 	struct nat_request req = {
 		.nat_addr = d->masq_addr,
 		.kind = IPSNAT_CT_KIND_MASQ,
@@ -72,49 +111,62 @@ static __always_inline enum ipsnat_reason masq_bind(const struct pkt4 *p, const 
 	};
 	if (!req.port_min)
 		cfg_port_range(&req.port_min, &req.port_max);
-	int r = nat_bind_req(p, &req, spd_version_now(), x);
+	int r = nat_bind_req(p, &req, masq_stamp(skb, spd_ver), x);
 	if (r != NAT_BOUND_RACED)
 		return r;
-	e = ct_lookup(k);
+	struct ipsnat_ct_entry *e = ct_lookup(&m->k);
 	if (!e)
 		return IPSNAT_R_DROP_CT_FULL;
 	*x = ct_xlat_of(e);
-	ct_account(k, e, p, p->ip_len);
+	ct_account(&m->k, e, p, p->ip_len);
 	return 0;
 }
 
-/* TC egress of the uplink, for a packet the leak guard let pass as not covered. */
-static __always_inline enum ipsnat_reason masq_egress(struct __sk_buff *skb, const struct pkt4 *p)
+/* A packet of the established masqueraded flow of entry e (key k): accounted and rewritten. */
+static __always_inline enum ipsnat_reason masq_translate(struct __sk_buff *skb, const struct pkt4 *p,
+							 const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
 {
-	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
+	struct ct_xlat x = ct_xlat_of(e);
 
-	if (!d.masq_addr)
+	ct_account(k, e, p, p->ip_len);
+	if (nat_rewrite(skb, p, 1, x.addr, x.port))
+		return IPSNAT_R_DROP_REWRITE;
+	frag_remember(p, IPSNAT_CT_ORIG, x.addr);
+	return IPSNAT_R_XLATE_MASQ;
+}
+
+/* TC egress of the uplink, for a packet the leak guard let pass as not covered under SPD
+ * version spd_ver; m from masq_flow_of. */
+static __always_inline enum ipsnat_reason masq_egress(struct __sk_buff *skb, const struct pkt4 *p,
+						      const struct masq_flow *m, __u64 spd_ver)
+{
+	__be32 addr = m->d.masq_addr;
+
+	if (!addr)
 		return IPSNAT_R_PASS_NOT_COVERED;
 	if (p->icmp_error)
-		return masq_icmp_error(skb, p, d.masq_addr);
+		return masq_icmp_error(skb, p, addr);
 	if (p->frag == PKT_FRAG_LATER) {
 		struct ipsnat_frag_entry *fe = frag_lookup(p, IPSNAT_CT_ORIG);
 
-		if (!fe || fe->xlat_addr != d.masq_addr)
+		if (!fe || fe->xlat_addr != addr)
 			return IPSNAT_R_PASS_FRAG_UNKNOWN;
-		if (nat_rewrite(skb, p, 1, d.masq_addr, 0))
+		if (nat_rewrite(skb, p, 1, addr, 0))
 			return IPSNAT_R_DROP_REWRITE;
 		return IPSNAT_R_XLATE_FRAG;
 	}
-
-	struct ipsnat_ct_key k = ct_key_of(p, IPSNAT_CT_ORIG);
-	struct ipsnat_ct_entry *e = ct_lookup(&k);
-	struct ct_xlat x;
-
-	if (e && masq_entry_current(e, d.masq_addr)) {
-		x = ct_xlat_of(e);
-		ct_account(&k, e, p, p->ip_len);
-	} else {
-		enum ipsnat_reason why = masq_bind(p, &d, &k, e, &x);
-
-		if (why)
-			return why;
+	struct ipsnat_ct_entry *e = m->e;
+	if (e && masq_entry_current(e, addr)) {
+		/* Checked now: the next packets of the flow skip the lookup (masq_cleared). */
+		__u64 stamp = masq_stamp(skb, spd_ver);
+		if (!skb->mark && e->spd_version != stamp)
+			e->spd_version = stamp;
+		return masq_translate(skb, p, &m->k, e);
 	}
+	struct ct_xlat x;
+	enum ipsnat_reason why = masq_bind(skb, p, m, spd_ver, &x);
+	if (why)
+		return why;
 	if (nat_rewrite(skb, p, 1, x.addr, x.port))
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(p, IPSNAT_CT_ORIG, x.addr);

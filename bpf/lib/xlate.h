@@ -103,7 +103,7 @@ static __always_inline int snat_still_protected(struct ipsnat_flow4 f, const str
 static __always_inline int icmp_error_flow_stale(struct __sk_buff *skb, const struct pkt4 *p, int use_dev,
 						 const struct ipsnat_ct_entry *e)
 {
-	if (e->spd_version == spd_version_now())
+	if (ct_checked_under(e, spd_version_now()))
 		return 0;
 	struct ipsnat_flow4 f = snat_flow_of(skb, p, use_dev);
 	struct ct_xlat x = ct_xlat_of(e);
@@ -306,7 +306,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	/* The SPD changed since this flow was last checked: its translated source must still be
 	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP); the
 	 * flow takes the reqid of the policy that protects it now (IKE re-established the SA). */
-	if (e && e->spd_version != spd_ver) {
+	if (e && !ct_checked_under(e, spd_ver)) {
 		__u32 reqid;
 
 		x = ct_xlat_of(e);
@@ -722,17 +722,19 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	}
 	if (p.proto == IPPROTO_ESP || p.proto == IPPROTO_AH)
 		return IPSNAT_R_PASS_IPSEC;
-	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
-	if (p.frag == PKT_FRAG_LATER) {
-		enum ipsnat_reason later = guard_covered_reason(spd_out_covered_some_ports(&f), IPSNAT_R_DROP_LEAK_GUARD);
-
-		return later == IPSNAT_R_PASS_NOT_COVERED ? masq_egress(skb, &p) : later;
-	}
-	if (guard_own_ike(skb, p.proto, p.sport, p.dport))
+	if (p.frag != PKT_FRAG_LATER && guard_own_ike(skb, p.proto, p.sport, p.dport))
 		return IPSNAT_R_PASS_IPSEC;
-	enum ipsnat_reason r = guard_covered_reason(spd_out_covered(&f), IPSNAT_R_DROP_LEAK_GUARD);
+	/* Read before the SPD decision: a stamp made with it is never newer than that decision. */
+	__u64 spd_ver = spd_version_now();
+	struct masq_flow m;
+	masq_flow_of(skb, &p, &m);
+	if (masq_cleared(skb, &m, spd_ver))
+		return masq_translate(skb, &p, &m.k, m.e);
+	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
+	int covered = p.frag == PKT_FRAG_LATER ? spd_out_covered_some_ports(&f) : spd_out_covered(&f);
+	enum ipsnat_reason r = guard_covered_reason(covered, IPSNAT_R_DROP_LEAK_GUARD);
 	/* Cleartext no out-policy covers: the device's masquerade, if any, takes it. */
-	return r == IPSNAT_R_PASS_NOT_COVERED ? masq_egress(skb, &p) : r;
+	return r == IPSNAT_R_PASS_NOT_COVERED ? masq_egress(skb, &p, &m, spd_ver) : r;
 }
 
 /* TC egress of lo: the host's packets to itself. Only an ICMP error the kernel raised about a

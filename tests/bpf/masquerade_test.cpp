@@ -65,6 +65,12 @@ class Masquerade : public ::testing::Test {
     return dp.ct_get(ct_key(host, remote, sport, dport, proto, IPSNAT_CT_ORIG));
   }
   uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
+  spd_active active() {
+    uint32_t zero = 0;
+    spd_active a{};
+    if (bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &a) != 0) ADD_FAILURE() << "spd_active";
+    return a;
+  }
 
   Datapath dp;
   spd::SpdModel model;
@@ -224,6 +230,41 @@ TEST_F(Masquerade, AnEstablishedFlowIsJudgedAgainForAMarkTheMapsHealthAndANewPol
   EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 3u) << dp.nonzero_reasons();
   EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 6u);
   EXPECT_EQ(flow_packets(), 6u);
+}
+
+// The guard asks the SPD once per flow and SPD version, not per packet: its check stamps the
+// flow's ORIG entry with the version and IPSNAT_CT_SPD_CLEAR (maps/ct.h), and the flow's next
+// unmarked packets skip the lookup while that version is current. Shown by a covering policy
+// slipped into the active SPD without a new version (the mirror never does that): the stamped
+// flow still leaves masqueraded, a new flow to the same destination and a marked packet of the
+// stamped flow (a marked packet never makes nor uses the stamp) are dropped as leaks; once the
+// version moves on, the stamped flow is judged again and dropped too.
+TEST_F(Masquerade, AnEstablishedFlowSkipsTheGuardsLookupOnlyUnderTheVersionItWasCheckedOn) {
+  Bytes udp = eth.udp({kLan, kInternet}, 40000, 53, {});
+  Bytes marked = eth.udp({kLan, kInternet}, 40001, 53, {});
+  EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(dp.run(dp.skel()->progs.tc_guard_egress, marked, 0x10).retval, TC_ACT_UNSPEC);
+  spd_active checked = active();
+  EXPECT_EQ(orig(kLan, kInternet, 40000, 53, kUdp)->spd_version, checked.version | IPSNAT_CT_SPD_CLEAR);
+  EXPECT_EQ(orig(kLan, kInternet, 40001, 53, kUdp)->spd_version, checked.version);
+
+  add_policy(out_policy(25, "0.0.0.0/0", kInternet + "/32"));
+  spd_active slipped = active();
+  ASSERT_NE(slipped.version, checked.version);
+  slipped.version = checked.version;
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &slipped, BPF_ANY), 0);
+  EXPECT_EQ(out(udp).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(out(eth.udp({kLan, kInternet}, 40002, 53, {})).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.run(dp.skel()->progs.tc_guard_egress, udp, 0x10).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 2u) << dp.nonzero_reasons();
+
+  slipped.version = checked.version + 1;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &slipped, BPF_ANY), 0);
+  EXPECT_EQ(out(udp).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 3u);
 }
 
 }  // namespace

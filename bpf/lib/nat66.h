@@ -1,6 +1,6 @@
 /* NAT66 with ports on route-mode devices: an IPv6 out-policy whose source selector is one address
  * (a NPT6_KIND_NAT66 rule of ipsnat_npt6, maps/npt6.h) takes every source of the IPv6 inside
- * prefix to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
+ * set (every IPv6 LAN prefix) to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
  * original port when it is in the range and free, an echo identifier whenever it is free, else a
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
@@ -140,18 +140,15 @@ static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *rem
 	return r && r->kind == NPT6_KIND_NAT66 ? r : 0;
 }
 
-/* Whether addr lies in the rule's inside prefix (from/len, up to /128). */
-static __always_inline int nat66_inside(const __u8 *addr, const struct npt6_rule *r)
+/* Whether addr lies in an IPv6 inside prefix: the IPv6 inside set's NPT6_INSIDE keys (maps/npt6.h),
+ * every LAN NAT66 translates, as ipsnat_inside is for IPv4 NAPT. */
+static __always_inline int nat66_inside(const __u8 *addr)
 {
-	#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		int bits = (int)r->len - 8 * i;
-		__u8 m = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = 0, .dir = NPT6_INSIDE };
 
-		if ((addr[i] ^ r->from[i]) & m)
-			return 0;
-	}
-	return 1;
+	__builtin_memcpy(k.addr, addr, 16);
+	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	return r && r->kind == NPT6_KIND_INSIDE;
 }
 
 static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
@@ -425,7 +422,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		*why = IPSNAT_R_PASS_ALREADY_OK;
 		return 1;
 	}
-	if (!nat66_inside(p.h.saddr, rule)) {
+	if (!nat66_inside(p.h.saddr)) {
 		*why = IPSNAT_R_PASS_NOT_INSIDE;
 		return 1;
 	}
@@ -515,13 +512,12 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 	return 1;
 }
 
-/* Whether a packet from `remote` to `local` enters the inside prefix of a NAT66 rule: the policy
- * sends only its one address, so nothing but that address's replies comes back for the LAN. */
+/* Whether a packet from `remote` to `local` enters an IPv6 inside prefix from the destination of
+ * a NAT66 rule: the policy sends only its one address, so nothing but that address's replies comes
+ * back for the LANs. */
 static __always_inline int nat66_into_inside(__u32 if_id, const __u8 *remote, const __u8 *local)
 {
-	struct npt6_rule *rule = nat66_rule(if_id, remote);
-
-	return rule && nat66_inside(local, rule);
+	return nat66_rule(if_id, remote) && nat66_inside(local);
 }
 
 #endif

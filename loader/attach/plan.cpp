@@ -474,7 +474,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     add(r);
   }
   if (!nat.empty() || npt6.empty()) add(RuleStep{settings.rule_priority, settings.table});
-  // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for the IPv6 LAN, the NAT
+  // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for each IPv6 inside prefix, the NAT
   // address (NAT66) or prefix (NPTv6) blackholed unless local, an LWT route per destination, and
   // the IPv6 rule last. An IPv6 packet is at least 1280 bytes on any link (RFC 8200).
   for (const auto& [p, m] : npt6) {

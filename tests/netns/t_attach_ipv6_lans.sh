@@ -73,6 +73,19 @@ traffic() {
 }
 no_lan_source() { ! grep -q 'fd00:78:' <<<"$1"; }
 no_wan_cleartext() { ! grep -Eq 'fd00:78:|2001:db8:78::5' <<<"$1"; }
+# each_lan_translated: every host's ACQUIRE (traffic's) names the policy's address, none a LAN
+# address, and nothing of either LAN reached the WAN in cleartext.
+each_lan_translated() {
+  expect_ok "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
+    grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
+  expect_ok "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
+    grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
+  expect_ok "an ACQUIRE for LAN 2's host with the policy's address" \
+    grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
+  expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
+  expect_ok "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
+  if ((FAILS)); then echo "$leak" >&2; fi
+}
 
 traffic
 expect_ok "without --inside NAT66 takes all three IPv6 inside prefixes" \
@@ -85,15 +98,7 @@ expect_ok "an IPv6 LWT route for the policy's destination" \
 for lan in fd00:78:1::/64 fd00:78:3::/64 fd00:78:2::/64; do
   expect_ok "a fwd companion for $lan" ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst "$lan" dir fwd
 done
-expect_ok "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "an ACQUIRE for LAN 2's host with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
-expect_ok "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
-((FAILS)) && echo "$leak" >&2
+each_lan_translated
 
 # One inside prefix covering both LANs (the IPv4 LAN named too: --inside replaces the inference).
 traffic --inside 172.16.78.0/24 --inside fd00:78::/46
@@ -101,14 +106,6 @@ expect_ok "with --inside both LANs are one NAT66 inside prefix" \
   grep -q 'nat66 fd00:78::/46 -> 2001:db8:78::5 (ports)$' <<<"$plan"
 expect_ok "the fwd companion covers both LANs" \
   ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst fd00:78::/46 dir fwd
-expect_ok "an ACQUIRE for LAN 1's host (on the bridge) with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "an ACQUIRE for LAN 1's host from the bridge's second prefix with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::3/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "an ACQUIRE for LAN 2's host with the policy's address" \
-  grep -q 'sel src 2001:db8:78::5/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
-expect_ok "neither LAN's IPv6 cleartext reached the WAN" no_wan_cleartext "$leak"
-((FAILS)) && echo "$leak" >&2
+each_lan_translated
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 finish

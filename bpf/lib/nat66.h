@@ -211,6 +211,8 @@ static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_b
 
 	if (fe)
 		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
+	if (!nat66_inside(h->saddr))
+		return IPSNAT_R_PASS_NOT_INSIDE;
 	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6)
 		return IPSNAT_R_PASS_PROTO;
 	return IPSNAT_R_DROP_FRAG_NO_FIRST;
@@ -422,22 +424,26 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		*why = IPSNAT_R_PASS_ALREADY_OK;
 		return 1;
 	}
-	if (!nat66_inside(p.h.saddr)) {
-		*why = IPSNAT_R_PASS_NOT_INSIDE;
-		return 1;
-	}
+	/* The inside set is asked where no state answers (a flow or fragment conntrack does not know,
+	 * a packet NAT66 does not translate), as IPv4's: one LPM lookup per new flow, not per packet. */
 	if (p.h.fragment == PKT6_FRAG_LATER && !p.h.unparsed) {
 		*why = nat66_later_fragment_out(skb, &p.h, l3_at_data);
 		return 1;
 	}
 	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
-		*why = p.h.unparsed ? IPSNAT_R_DROP_MALFORMED : IPSNAT_R_PASS_PROTO;
+		*why = !nat66_inside(p.h.saddr) ? IPSNAT_R_PASS_NOT_INSIDE
+		       : p.h.unparsed          ? IPSNAT_R_DROP_MALFORMED
+					       : IPSNAT_R_PASS_PROTO;
 		return 1;
 	}
 	struct ipsnat_ct6_key k = ct6_key_of(&p, IPSNAT_CT_ORIG);
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	__u8 to[16];
 	__be16 port;
+	if (!e && !nat66_inside(p.h.saddr)) {
+		*why = IPSNAT_R_PASS_NOT_INSIDE;
+		return 1;
+	}
 	if (e) {
 		__builtin_memcpy(to, e->xlat_addr, 16);
 		port = e->xlat_port;

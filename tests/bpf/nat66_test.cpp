@@ -274,6 +274,15 @@ TEST_F(Nat66, EveryIpv6InsidePrefixIsTranslatedAndASourceInNoneIsNot) {
 
   EXPECT_EQ(back(eth.ipv6_l4(kRemote, second, kTcp, tcp_header(5555, 22, 0x02)), kSa).retval, TC_ACT_SHOT);
   EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+
+  // The inside set is asked for flows conntrack does not know (as IPv4's): the second prefix
+  // leaves it, its host's known flow keeps its translation, a new one is not translated.
+  inside = {ipsnat::parse_prefix("fd00:9:9:9::/64")};
+  writer.write(model, inside);
+  EXPECT_EQ(leaves(second, kRemote, kTcp, tcp_header(40100, 443, 0x10), kVip), tcp);
+  Bytes fresh = eth.ipv6_l4(second, kRemote, kTcp, tcp_header(40103, 443, 0x02));
+  EXPECT_EQ(out(fresh).out, fresh);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
 }
 
 // ct6 entries take their times from the conntrack clock IPv4 uses (bpf/lib/ct.h ct_now: the

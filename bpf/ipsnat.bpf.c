@@ -167,11 +167,23 @@ static __noinline int lwt_snat_xmit6(struct __sk_buff *skb)
 	return lwt_verdict(skb, xlate_snat6_lwt(skb));
 }
 
+/* A LAN host's ICMPv6 error about a reply: the verdict, or TC_NOT_ICMP6_ERROR. A subprogram beside
+ * the IPv6 path, as tc_icmp6_error. */
+static __noinline int lwt_icmp6_error(struct __sk_buff *skb)
+{
+	enum ipsnat_reason r = xlate_icmp6_lwt(skb);
+
+	return r == IPSNAT_R_MAX ? TC_NOT_ICMP6_ERROR : lwt_verdict(skb, r);
+}
+
 SEC("lwt_xmit")
 int lwt_snat_xmit(struct __sk_buff *skb)
 {
-	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return lwt_snat_xmit6(skb);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		int verdict = lwt_icmp6_error(skb);
+
+		return verdict != TC_NOT_ICMP6_ERROR ? verdict : lwt_snat_xmit6(skb);
+	}
 	return lwt_snat_xmit4(skb);
 }
 

@@ -1,22 +1,22 @@
 /* IPv6 fragments of NAT66 flows (bpf/lib/frag6.h): map "ipsnat_frag6", an LRU_HASH with the design
  * of ipsnat_frag (maps/ct.h) widened to IPv6: written when a first fragment (offset 0, M set) is
- * translated, under (addresses, fragment identification, upper-layer protocol, direction) as the
- * fragment carried them; later fragments of the datagram carry no upper-layer header and take the
- * address found here. Losing an entry to LRU only costs the rest of that datagram. */
+ * translated, under (addresses, fragment identification, the fragment header's next header,
+ * direction) as the fragment carried them; later fragments of the datagram carry no upper-layer
+ * header and take the address found here. Losing an entry to LRU only costs the rest of that datagram. */
 #ifndef IPSNAT_MAPS_FRAG6_H
 #define IPSNAT_MAPS_FRAG6_H
 
 #include "maps/common.h"
 
 /* Bump when the layout or meaning of ipsnat_frag6 entries changes. */
-#define IPSNAT_FRAG6_SCHEMA 1
+#define IPSNAT_FRAG6_SCHEMA 2
 #define IPSNAT_FRAG6_MAX_ENTRIES 8192
 
 struct ipsnat_frag6_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__be32 id;  /* the fragment header's identification */
-	__u8 proto; /* the upper-layer protocol the walk reached (lib/parse6.h) */
+	__u8 proto; /* the fragment header's next header, alike in every fragment (lib/parse6.h) */
 	__u8 dir;   /* enum ipsnat_ct_dir: ORIG replaces the source, REPLY the destination */
 	__u8 pad[2];
 };

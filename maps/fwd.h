@@ -10,6 +10,10 @@
 #include "maps/common.h"
 
 #define IPSNAT_FWD_MAX_ENTRIES 1024
+/* Bump when the meaning of ipsnat_fwd or ipsnat_fwd_cnt changes: both are then replaced together
+ * (PinStore::drop_incompatible), so the count never starts below the entries present.
+ * Schema 2: ipsnat_fwd_cnt counts ipsnat_fwd's entries (schema 1 had no count). */
+#define IPSNAT_FWD_SCHEMA 2
 
 struct ipsnat_fwd_key {
 	__be32 nat_addr; /* the outside address the port is on (a NAT address) */
@@ -25,5 +29,15 @@ struct ipsnat_fwd_target {
 	__u16 pad;
 };
 IPSNAT_ASSERT_SIZE(struct ipsnat_fwd_target, 8);
+
+/* Map "ipsnat_fwd_cnt": a one-entry ARRAY (BPF_F_MMAPABLE) holding an upper bound of the number of
+ * entries in ipsnat_fwd. Every writer (loader/pins/fwd_map.h) adds 1 atomically BEFORE it inserts
+ * an entry and subtracts 1 only AFTER it deleted one, so at every instant entries >= the map's
+ * entries: a datapath that reads 0 knows no forward exists and skips the ipsnat_fwd lookups
+ * (docs/datapath.md, "Port-forwards"). */
+struct ipsnat_fwd_count {
+	__u64 entries;
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_fwd_count, 8);
 
 #endif

@@ -1,7 +1,9 @@
 /* IPv6 fragments of NAT66 flows, as lib/frag.h for IPv4: the first fragment (offset 0, M set)
  * carries the upper-layer header, is translated by its flow, and leaves the new address in
  * ipsnat_frag6 (maps/frag6.h); later fragments get that address (their data is covered by the
- * upper-layer checksum the first fragment's translation updated). */
+ * upper-layer checksum the first fragment's translation updated). The key names the fragment
+ * header's next header, which every fragment carries alike, not the upper layer only the first
+ * fragment's walk reaches (destination options may come between). */
 #ifndef IPSNAT_BPF_LIB_FRAG6_H
 #define IPSNAT_BPF_LIB_FRAG6_H
 
@@ -20,7 +22,7 @@ struct {
 
 static __always_inline struct ipsnat_frag6_key frag6_key_of(const struct pkt6 *p, __u8 dir)
 {
-	struct ipsnat_frag6_key k = { .id = p->frag_id, .proto = p->proto, .dir = dir };
+	struct ipsnat_frag6_key k = { .id = p->frag_id, .proto = p->frag_next, .dir = dir };
 
 	__builtin_memcpy(k.saddr, p->saddr, 16);
 	__builtin_memcpy(k.daddr, p->daddr, 16);

@@ -20,10 +20,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ipsnat_fwd SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ipsnat_fwd_count);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_fwd_cnt SEC(".maps");
+
+/* Whether ipsnat_fwd may hold an entry: its count (maps/fwd.h) is an upper bound, raised before
+ * an insert and lowered after a delete, so 0 means none. The array lookup is inlined by the
+ * verifier and its line stays in cache; the hash lookup it saves costs a bucket miss. */
+static __always_inline int fwd_any(void)
+{
+	__u32 zero = 0;
+	struct ipsnat_fwd_count *c = bpf_map_lookup_elem(&ipsnat_fwd_cnt, &zero);
+
+	return c && c->entries;
+}
+
 static __always_inline struct ipsnat_fwd_target *fwd_lookup(__be32 nat_addr, __u8 proto, __be16 port)
 {
 	struct ipsnat_fwd_key k = { .nat_addr = nat_addr, .port = port, .proto = proto };
 
+	if (!fwd_any())
+		return 0;
 	return bpf_map_lookup_elem(&ipsnat_fwd, &k);
 }
 

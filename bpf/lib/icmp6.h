@@ -1,10 +1,11 @@
 /* ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem) about
  * flows NAT66 (lib/nat66.h) or NPTv6 (lib/npt6.h) translated, on route-mode devices both ways and
  * on a policy-mode uplink the way back (need_sa: only through an SA of the flow's policy, as a
- * reply; lib/sa.h): lib/icmp.h's design for IPv6. The quote is a packet of the flow going the
- * other way: a NAT66 flow is found by the quote's tuple swapped (the entry of the other
- * direction), an NPTv6 rule by the quoted translated address. The outer address is translated only
- * when it is the quoted one (the error goes to the sender of the quoted packet), as for IPv4.
+ * reply; lib/sa.h) and, in LWT xmit on its routes, the way out: lib/icmp.h's design for IPv6. The
+ * quote is a packet of the flow going the other way: a NAT66 flow is found by the quote's tuple
+ * swapped (the entry of the other direction), an NPTv6 rule by the quoted translated address. The
+ * outer address is translated only when it is the quoted one (the error goes to the sender of the
+ * quoted packet), as for IPv4.
  *   egress  (a LAN host reports an error about a reply): quote remote -> inside; the outer source,
  *           the quoted destination and, for NAT66, its port / echo identifier become the
  *           translated ones;
@@ -51,13 +52,13 @@ struct icmp6_err {
 };
 
 /* Whether the packet may be an ICMPv6 error, from its first next-header byte alone: TCP and UDP,
- * nearly all the traffic, and ESP, all of a policy-mode uplink's IPsec, cost one byte's load. */
-static __always_inline int icmp6_may_be_error(struct __sk_buff *skb)
+ * nearly all the traffic, and ESP, all of a policy-mode uplink's IPsec, cost one byte's load.
+ * l3_at_data as ipv6_load. */
+static __always_inline int icmp6_may_be_error(struct __sk_buff *skb, int l3_at_data)
 {
 	__u8 next;
 
-	if (bpf_skb_load_bytes_relative(skb, __builtin_offsetof(struct ipv6hdr, nexthdr), &next, 1,
-					BPF_HDR_START_NET) < 0)
+	if (ipv6_load(skb, __builtin_offsetof(struct ipv6hdr, nexthdr), &next, 1, l3_at_data) < 0)
 		return 0;
 	return next != IPPROTO_TCP && next != IPPROTO_UDP && next != IPPROTO_ESP;
 }
@@ -90,14 +91,14 @@ static __always_inline void icmp6_quote_ports(struct __sk_buff *skb, struct icmp
 }
 
 /* 0 when the packet is an ICMPv6 error, with m filled as far as the quote could be read. */
-static __always_inline int icmp6_parse(struct __sk_buff *skb, struct icmp6_err *m)
+static __always_inline int icmp6_parse(struct __sk_buff *skb, struct icmp6_err *m, int l3_at_data)
 {
 	struct ipv6hdr ip6;
 
-	if (parse_ipv6(skb, &m->o.h, 0) < 0 || m->o.h.proto != IPPROTO_ICMPV6 || !m->o.h.ports ||
+	if (parse_ipv6(skb, &m->o.h, l3_at_data) < 0 || m->o.h.proto != IPPROTO_ICMPV6 || !m->o.h.ports ||
 	    m->o.h.icmp6_type < ICMPV6_DEST_UNREACH || m->o.h.icmp6_type > ICMPV6_PARAMPROB)
 		return -1;
-	int l3 = npt6_l3_offset(skb, &ip6, 0);
+	int l3 = npt6_l3_offset(skb, &ip6, l3_at_data);
 	if (l3 < 0)
 		return -1;
 	m->o.l3 = l3;
@@ -106,7 +107,7 @@ static __always_inline int icmp6_parse(struct __sk_buff *skb, struct icmp6_err *
 	m->ql3 = l3 + m->o.h.l4 + ICMPV6_HDR_LEN;
 	m->qcsum = 0;
 	m->qsport = m->qdport = 0;
-	m->quoted = parse_ipv6_at(skb, m->o.h.l4 + ICMPV6_HDR_LEN, &m->q, 0) == 0;
+	m->quoted = parse_ipv6_at(skb, m->o.h.l4 + ICMPV6_HDR_LEN, &m->q, l3_at_data) == 0;
 	if (m->quoted && !m->q.unparsed)
 		icmp6_quote_ports(skb, m);
 	else
@@ -236,21 +237,22 @@ static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, __u32 
 }
 
 /* An ICMPv6 error on a route-mode device (if_id; flags: IPSNAT_DEV_BINAT enables NPTv6), at egress
- * (dir NPT6_OUT) or ingress (NPT6_IN), or at the ingress of a policy-mode uplink (need_sa, if_id
- * 0): the outcome, or IPSNAT_R_MAX when the packet is no error about a flow ipsnat knows and the
- * caller goes on as for any packet. No flow on the way back: to an NPTv6 prefix it is dropped
- * (drop-icmp-no-flow; stateless NPTv6 would otherwise take it to a LAN host as a plain packet); to
- * a NAT66 address about a packet from that address it passes untouched to the gateway, whose own
- * flows it may concern (pass-icmp-no-ct, as IPv4's reverse_unexplained in route mode); into the
- * LAN the caller's drop-unsolicited applies. */
+ * (dir NPT6_OUT) or ingress (NPT6_IN), or on a policy-mode uplink (if_id 0) at its ingress
+ * (need_sa) or in LWT xmit on its routes (NPT6_OUT, l3_at_data as ipv6_load): the outcome, or
+ * IPSNAT_R_MAX when the packet is no error about a flow ipsnat knows and the caller goes on as for
+ * any packet. No flow on the way back: to an NPTv6 prefix it is dropped (drop-icmp-no-flow;
+ * stateless NPTv6 would otherwise take it to a LAN host as a plain packet); to a NAT66 address
+ * about a packet from that address it passes untouched to the gateway, whose own flows it may
+ * concern (pass-icmp-no-ct, as IPv4's reverse_unexplained in route mode); into the LAN the caller's
+ * drop-unsolicited applies. */
 static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u32 if_id, __u32 flags, __u32 dir,
-						      int need_sa)
+						      int need_sa, int l3_at_data)
 {
 	int out = dir == NPT6_OUT;
 	struct icmp6_err m;
 	enum ipsnat_reason why;
 
-	if (icmp6_parse(skb, &m) || !m.quoted)
+	if (icmp6_parse(skb, &m, l3_at_data) || !m.quoted)
 		return IPSNAT_R_MAX;
 	if (m.q.ports && (!out || nat66_rule(if_id, m.o.h.daddr))) {
 		why = icmp6_nat66(skb, &m, out, need_sa);

@@ -202,8 +202,9 @@ static __always_inline int nat66_rewrite_addr(struct __sk_buff *skb, int l3_at_d
 }
 
 /* A later fragment going out from the inside prefix: the address its first fragment left, or what
- * that first fragment would have met (a protocol NAT66 translates: drop-frag-no-first; another:
- * pass-proto; an ICMPv6 fragment counts as an echo request's). */
+ * that first fragment would have met (a protocol NAT66 translates, or an extension header that may
+ * hide one: drop-frag-no-first; another: pass-proto; an ICMPv6 fragment counts as an echo
+ * request's). */
 static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_buff *skb, const struct pkt6 *h,
 								   int l3_at_data)
 {
@@ -213,7 +214,7 @@ static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_b
 		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
 	if (!nat66_inside(h->saddr))
 		return IPSNAT_R_PASS_NOT_INSIDE;
-	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6)
+	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6 && !ipv6_ext_hdr(h->proto))
 		return IPSNAT_R_PASS_PROTO;
 	return IPSNAT_R_DROP_FRAG_NO_FIRST;
 }

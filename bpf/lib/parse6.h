@@ -39,8 +39,17 @@ struct pkt6 {
 	__u8 fragment;   /* enum pkt6_frag */
 	__u16 l4;        /* offset of the upper layer from the network header, when `ports` */
 	__u16 payload_len;
+	__u8 frag_next;  /* the fragment header's next header, when `fragment`: the same in every
+			  * fragment of a datagram (RFC 8200 4.5), unlike `proto` */
+	__u8 pad;
 	__be32 frag_id;  /* the fragment header's identification, when `fragment` */
 };
+
+/* The extension headers the walk steps over. */
+static __always_inline int ipv6_ext_hdr(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT;
+}
 
 /* Reads len bytes at offset off of the IPv6 header: relative to the kernel's network header at TC;
  * from skb->data where the hook guarantees the header there (l3_at_data: LWT xmit, which cannot
@@ -55,7 +64,9 @@ static __always_inline long ipv6_load(struct __sk_buff *skb, __u32 off, void *to
 /* The IPv6 packet that starts `base` bytes after the network header (0: the packet itself; an
  * ICMPv6 error's quote further on): 0 when the fixed header was read (daddr valid, the rest as far
  * as it could be read; l4 counts from base); -1: not even the fixed header is there. l3_at_data
- * as ipv6_load. */
+ * as ipv6_load. The walk ends at the fragment header of a later fragment: what follows it is the
+ * datagram's data, not headers, and `proto` is then the header the fragment header names (an
+ * extension header when the fragmentable part starts with one). */
 static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, struct pkt6 *p, int l3_at_data)
 {
 	struct ipv6hdr ip6;
@@ -70,11 +81,10 @@ static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, stru
 	__u8 next = ip6.nexthdr;
 	__u32 off = sizeof(ip6);
 	int later_fragment = 0;
-	for (int i = 0; i < IPV6_MAX_EXT_HDRS; i++) {
+	for (int i = 0; i < IPV6_MAX_EXT_HDRS && !later_fragment; i++) {
 		__u8 h[8];
 
-		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
-		    next != IPPROTO_FRAGMENT)
+		if (!ipv6_ext_hdr(next))
 			break;
 		if (ipv6_load(skb, base + off, h, sizeof(h), l3_at_data) < 0) {
 			p->unparsed = 1;
@@ -86,6 +96,7 @@ static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, stru
 			if (frag & IPV6_FRAG_OFFSET_MASK)
 				later_fragment = 1;
 			p->fragment = later_fragment ? PKT6_FRAG_LATER : frag & IPV6_FRAG_MORE ? PKT6_FRAG_FIRST : PKT6_FRAG_NONE;
+			p->frag_next = h[0];
 			__builtin_memcpy(&p->frag_id, &h[4], 4);
 			off += 8;
 		} else {
@@ -97,8 +108,7 @@ static __always_inline int parse_ipv6_at(struct __sk_buff *skb, __u32 base, stru
 	/* Still an extension header after the bound, or headers beyond the payload the fixed header
 	 * announces (0: a BIG TCP packet, whose length only the skb knows). */
 	__u16 payload = bpf_ntohs(ip6.payload_len);
-	if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
-	    next == IPPROTO_FRAGMENT || (payload && off > sizeof(ip6) + payload)) {
+	if ((ipv6_ext_hdr(next) && !later_fragment) || (payload && off > sizeof(ip6) + payload)) {
 		p->unparsed = 1;
 		return 0;
 	}

@@ -611,13 +611,24 @@ static __always_inline enum ipsnat_reason xlate_reverse(struct __sk_buff *skb)
  * (bpf/ipsnat.bpf.c). */
 static __always_inline enum ipsnat_reason xlate_icmp6_dev(struct __sk_buff *skb, enum npt6_dir dir)
 {
-	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb))
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb, 0))
 		return IPSNAT_R_MAX;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
 	int route = d.mode == IPSNAT_DEV_ROUTE;
 	if (!route && dir != NPT6_IN)
 		return IPSNAT_R_MAX;
-	return icmp6_error(skb, route ? d.if_id : 0, d.flags, dir, !route);
+	return icmp6_error(skb, route ? d.if_id : 0, d.flags, dir, !route, 0);
+}
+
+/* A LAN host's ICMPv6 error about a reply, in LWT xmit on a policy-mode route (the rules of no
+ * interface; NPTv6 when the route's device has --binat): translated as on a route-mode device's
+ * egress, so that after the reroute the kernel's xfrm lookup sees the policy's source. The
+ * outcome, or IPSNAT_R_MAX when xlate_snat6_lwt decides. */
+static __always_inline enum ipsnat_reason xlate_icmp6_lwt(struct __sk_buff *skb)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb, 1))
+		return IPSNAT_R_MAX;
+	return icmp6_error(skb, 0, dev_cfg(skb->ifindex).flags, NPT6_OUT, 0, 1);
 }
 
 /* IPv6 on the ingress of a route-mode device (tc_rev_ingress dispatches it before the IPv4

@@ -127,15 +127,14 @@ std::vector<ForwardEntry> forward_entries(const std::vector<ForwardRule>& resolv
   return out;
 }
 
-void write_forward_map(int fd, const std::vector<ForwardEntry>& entries) {
+void write_forward_map(pins::ForwardMap& map, const std::vector<ForwardEntry>& entries) {
   // Added, never replacing the map's content: another device's attach may own other entries;
   // each attach records its own and detach deletes exactly those.
-  for (const auto& e : entries)
-    if (bpf_map_update_elem(fd, &e.key, &e.target, BPF_ANY) != 0) throw SysError("writing ipsnat_fwd", errno);
+  for (const auto& e : entries) map.put(e.key, e.target);
 }
 
-void delete_forward_entries(int fd, const std::vector<ForwardEntry>& entries) {
-  for (const auto& e : entries) bpf_map_delete_elem(fd, &e.key);
+void delete_forward_entries(pins::ForwardMap& map, const std::vector<ForwardEntry>& entries) {
+  for (const auto& e : entries) map.erase(e.key);
 }
 
 std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>& present,
@@ -150,19 +149,11 @@ std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>
   return out;
 }
 
-size_t sync_forward_map(int fd, const std::vector<ForwardEntry>& wanted) {
-  std::vector<ipsnat_fwd_key> present;
-  ipsnat_fwd_key cur{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    present.push_back(next);
-    cur = next;
-    prev = &cur;
-  }
-  auto stale = stale_forward_keys(present, wanted);
+size_t sync_forward_map(pins::ForwardMap& map, const std::vector<ForwardEntry>& wanted) {
+  auto stale = stale_forward_keys(map.keys(), wanted);
   // New ones first: a forward that moves to another inside host is never absent meanwhile.
-  write_forward_map(fd, wanted);
-  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  write_forward_map(map, wanted);
+  for (const auto& k : stale) map.erase(k);
   return stale.size();
 }
 

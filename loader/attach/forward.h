@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "maps/fwd.h"
+#include "pins/fwd_map.h"
 
 namespace ipsnat::config { struct PortForward; }
 
@@ -44,10 +45,10 @@ struct ForwardEntry {
 };
 std::vector<ForwardEntry> forward_entries(const std::vector<ForwardRule>& resolved);
 
-// Adds (or updates) `entries` in the map `fd`. Throws SysError.
-void write_forward_map(int fd, const std::vector<ForwardEntry>& entries);
+// Adds (or updates) `entries` in the map. Throws SysError.
+void write_forward_map(pins::ForwardMap& map, const std::vector<ForwardEntry>& entries);
 // Deletes these entries (detach); missing ones are fine.
-void delete_forward_entries(int fd, const std::vector<ForwardEntry>& entries);
+void delete_forward_entries(pins::ForwardMap& map, const std::vector<ForwardEntry>& entries);
 
 // The keys of `present` that no entry of `wanted` has (pure).
 std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>& present,
@@ -55,6 +56,6 @@ std::vector<ipsnat_fwd_key> stale_forward_keys(const std::vector<ipsnat_fwd_key>
 // Makes the map hold exactly `wanted`: stale keys deleted, the rest written. Used by the daemon,
 // whose wanted set is its configuration's [[forward]] plus what attaches recorded. Returns the
 // number of entries deleted. Throws SysError.
-size_t sync_forward_map(int fd, const std::vector<ForwardEntry>& wanted);
+size_t sync_forward_map(pins::ForwardMap& map, const std::vector<ForwardEntry>& wanted);
 
 }  // namespace ipsnat::attach

@@ -53,10 +53,10 @@ std::vector<std::string> sync_spd_once(bpf_object* obj, const spd::NatConfig& na
   return {};
 }
 
-std::vector<std::string> replace_forwards(int fd, const std::vector<std::string>& old_specs,
+std::vector<std::string> replace_forwards(pins::ForwardMap& map, const std::vector<std::string>& old_specs,
                                           const std::vector<ForwardRule>& now) {
-  delete_forward_entries(fd, entries_of(old_specs));
-  write_forward_map(fd, forward_entries(now));
+  delete_forward_entries(map, entries_of(old_specs));
+  write_forward_map(map, forward_entries(now));
   std::vector<std::string> specs;
   for (const auto& f : now) specs.push_back(f.spec());
   return specs;
@@ -64,8 +64,7 @@ std::vector<std::string> replace_forwards(int fd, const std::vector<std::string>
 
 void forget_forwards(const std::string& pin_root, const std::vector<std::string>& specs) {
   if (specs.empty()) return;
-  if (Fd fd(bpf_obj_get(state::pinned_map_path(pin_root, pins::kForwards).c_str())); fd)
-    delete_forward_entries(fd.get(), entries_of(specs));
+  if (auto map = pins::ForwardMap::open_pinned(pin_root)) delete_forward_entries(*map, entries_of(specs));
 }
 
 }  // namespace ipsnat::attach

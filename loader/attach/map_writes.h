@@ -22,9 +22,10 @@ void forget_device_config(const std::string& pin_root, int ifindex);
 // the datapath fails closed (the SPD not representable, not written, or larger than the maps).
 std::vector<std::string> sync_spd_once(bpf_object* obj, const spd::NatConfig& nat);
 
-// In the map fd: the port-forwards recorded as old_specs (ForwardRule::spec()) out, `now` in.
+// In the map: the port-forwards recorded as old_specs (ForwardRule::spec()) out, `now` in.
 // Returns the specs to record now.
-std::vector<std::string> replace_forwards(int fd, const std::vector<std::string>& old_specs, const std::vector<ForwardRule>& now);
+std::vector<std::string> replace_forwards(pins::ForwardMap& map, const std::vector<std::string>& old_specs,
+                                          const std::vector<ForwardRule>& now);
 // Deletes the port-forwards recorded as specs from the pinned ipsnat_fwd, if it is pinned.
 void forget_forwards(const std::string& pin_root, const std::vector<std::string>& specs);
 

@@ -150,7 +150,8 @@ AttachResult attach(const AttachRequest& req) {
       nat.inside = inside;
       nat.local = facts.local_addrs;
       for (auto& w : sync_spd_once(progs->skel()->obj, nat)) res.warnings.push_back(std::move(w));
-      st.forwards = replace_forwards(bpf_map__fd(progs->skel()->maps.ipsnat_fwd), st.forwards, res.plan.forwards);
+      pins::ForwardMap fwd(bpf_map__fd(progs->skel()->maps.ipsnat_fwd), bpf_map__fd(progs->skel()->maps.ipsnat_fwd_cnt));
+      st.forwards = replace_forwards(fwd, st.forwards, res.plan.forwards);
       store.save(id, st);
     }
     st.prog_pins = progs->pin(pins, id, names);

@@ -94,8 +94,8 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
 
 bool AttachService::sync_forwards() {
   std::string path = state::pinned_map_path(pin_root_, pins::kForwards);
-  Fd fd(bpf_obj_get(path.c_str()));
-  if (!fd) {
+  auto map = pins::ForwardMap::open_pinned(pin_root_);
+  if (!map) {
     if (errno != ENOENT) spdlog::error("forward: opening {}: {}", path, strerror(errno));
     return false;
   }
@@ -106,8 +106,8 @@ bool AttachService::sync_forwards() {
   for (const auto& entry : store.list_here(pin_root_))
     for (const auto& spec : entry.second.forwards) rules.push_back(attach::parse_forward_spec(spec));
   for (const auto& f : config_.forwards) rules.push_back(attach::forward_rule_of(f));
-  size_t removed = attach::sync_forward_map(fd.get(), attach::forward_entries(rules));
-  fd.reset();
+  size_t removed = attach::sync_forward_map(*map, attach::forward_entries(rules));
+  map.reset();
   if (forwards_ != config_.forwards.size() || removed)
     spdlog::info("forward: {} port-forwards from the configuration in ipsnat_fwd ({} removed)",
                  config_.forwards.size(), removed);

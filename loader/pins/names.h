@@ -12,6 +12,7 @@ inline constexpr char kFrag[] = "ipsnat_frag";     // maps/ct.h
 inline constexpr char kConfig[] = "ipsnat_cfg";    // maps/config.h
 inline constexpr char kDevices[] = "ipsnat_dev";   // maps/config.h
 inline constexpr char kForwards[] = "ipsnat_fwd";  // maps/fwd.h
+inline constexpr char kForwardCount[] = "ipsnat_fwd_cnt";
 inline constexpr char kInside[] = "ipsnat_inside"; // maps/inside.h
 inline constexpr char kSpdActive[] = "spd_active"; // maps/spd.h
 inline constexpr char kSpdDst[] = "spd_dst";
@@ -26,7 +27,7 @@ inline constexpr char kCt6[] = "ipsnat_ct6";           // maps/ct6.h
 inline constexpr char kFrag6[] = "ipsnat_frag6";       // maps/frag6.h
 
 inline constexpr std::string_view kPinnedMaps[] = {
-    kStats,     kCt,     kFrag,      kConfig,    kDevices,   kForwards,  kInside,      kSpdActive,
+    kStats,     kCt,     kFrag,      kConfig,    kDevices,   kForwards,  kForwardCount, kInside,      kSpdActive,
     kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive, kNpt6, kCt6, kFrag6};
 
 }  // namespace ipsnat::pins

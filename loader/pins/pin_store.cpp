@@ -20,6 +20,7 @@
 #include "maps/cover6.h"
 #include "maps/ct6.h"
 #include "maps/frag6.h"
+#include "maps/fwd.h"
 #include "maps/npt6.h"
 #include "maps/spoof.h"
 #include "maps/inside.h"
@@ -81,6 +82,7 @@ unsigned PinStore::schema_of(const std::string& name) {
 #ifdef IPSNAT_CONFIG_SCHEMA
   if (name == "ipsnat_cfg" || name == "ipsnat_dev") return IPSNAT_CONFIG_SCHEMA;
 #endif
+  if (name == pins::kForwards || name == pins::kForwardCount) return IPSNAT_FWD_SCHEMA;
   if (name == "ipsnat_inside") return IPSNAT_INSIDE_SCHEMA;
 #ifdef IPSNAT_STATS_SCHEMA
   if (name == "ipsnat_stats") return IPSNAT_STATS_SCHEMA;
@@ -174,6 +176,13 @@ std::vector<std::string> PinStore::drop_incompatible(bpf_object* obj) const {
     if (why.empty()) continue;
     if (unlink(pin) != 0) throw SysError(std::string("removing incompatible pinned map ") + pin, errno);
     messages.push_back(std::string("pinned map ") + pin + " replaced: " + why + " (its entries are lost)");
+  }
+  // The datapath skips ipsnat_fwd while its count reads 0: forwards kept without their count
+  // (its pin gone or just replaced) would be ports NAPT hands out.
+  std::string fwd = root_ + "/" + pins::kForwards, count = root_ + "/" + pins::kForwardCount;
+  if (access(fwd.c_str(), F_OK) == 0 && access(count.c_str(), F_OK) != 0) {
+    if (unlink(fwd.c_str()) != 0) throw SysError("removing pinned map " + fwd, errno);
+    messages.push_back("pinned map " + fwd + " replaced: its entry count is not pinned (its entries are lost)");
   }
   return messages;
 }

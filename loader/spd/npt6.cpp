@@ -158,16 +158,19 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
               ": its hosts are sent as they are";
       return m;
     }
-    if (in.len == src.len) fit.push_back(network(in));
+    // A LAN smaller than the selector (a longer prefix) maps 1:1 onto the selector's first part of
+    // its own size, as IPv4's smaller LANs do; a larger one would need ports (NAT66), not NPTv6.
+    if (in.len >= src.len && in.len <= IPSNAT_NPT6_MAX_LEN) fit.push_back(network(in));
   }
   if (fit.size() != 1) {
     m.why = (fit.empty() ? "no IPv6 inside prefix /" : "more than one IPv6 inside prefix /") +
-            std::to_string(src.len) + " to map onto " + src.str();
+            std::to_string(src.len) + " or longer (up to /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
+            ") to map onto " + src.str();
     return m;
   }
   m.ok = true;
-  m.inside = fit;
-  m.outside = network(src);
+  m.inside = {fit.front()};
+  m.outside = network(Prefix{src.addr, fit.front().len});
   return m;
 }
 

@@ -21,7 +21,9 @@ struct Npt6Mapping {
   // The LAN prefixes whose hosts are translated: NPTv6 the one it maps (inside.front()), NAT66
   // every IPv6 inside prefix.
   std::vector<Prefix> inside;
-  Prefix outside;  // the policy's source selector (host bits cleared): what they become
+  Prefix outside;  // what they become: NAT66 the policy's address; NPTv6 the policy's source
+                   // selector's first part of inside.front()'s length (the whole selector when the
+                   // lengths are equal), host bits cleared
   std::string why;  // when !ok
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64, fd00:a::/64 -> 2001:db8:b::5 (ports)",
   // or "none (why)"
@@ -32,10 +34,11 @@ struct Npt6Mapping {
 };
 
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
-// IPv6 inside prefix of the same length onto it (NPTv6); one whose source is one address (/128)
-// takes every IPv6 inside prefix, of any length, to that address with ports (NAT66), as IPv4
-// NAPT does for several LANs. The datapath applies the mapping keyed by the policy's if_id
-// (bpf/lib/npt6.h, bpf/lib/nat66.h; NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
+// IPv6 inside prefix of that length or longer (up to /112) onto the selector's first part of the
+// inside prefix's length (NPTv6); one whose source is one address (/128) takes every IPv6 inside
+// prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs.
+// The datapath applies the mapping keyed by the policy's if_id (bpf/lib/npt6.h, bpf/lib/nat66.h;
+// NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 
 // The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens

@@ -8,6 +8,7 @@
 #include <linux/pkt_cls.h>
 
 #include "maps/fwd.h"
+#include "pins/fwd_map.h"
 #include "support/inbound_flow.h"
 #include "support/seed_nat.h"
 
@@ -28,8 +29,10 @@ class Forward : public SeedNat {
     ipsnat_fwd_target t{};
     t.inside_addr = parse_ipv4(in);
     t.inside_port = htons(in_port);
-    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_fwd), &k, &t, BPF_ANY), 0);
+    fwd.put(k, t);
   }
+  // As the loader writes them (with the entry count the datapath reads first).
+  pins::ForwardMap fwd{bpf_map__fd(dp.skel()->maps.ipsnat_fwd), bpf_map__fd(dp.skel()->maps.ipsnat_fwd_cnt)};
 };
 
 TEST_F(Forward, TcpSynToAForwardedPortReachesTheInsideHostAndAnswersLeaveAsTheNatPort) {
@@ -108,6 +111,41 @@ TEST_F(Forward, NaptNeverHandsOutAForwardedPort) {
   // UDP 8080 is not forwarded: kept.
   auto u = snat(eth.udp({kLan2, kRemote}, 8080, 443, {}));
   EXPECT_SAME_PACKET(u.out, eth.udp({kNat, kRemote}, 8080, 443, {}));
+}
+
+TEST_F(Forward, TheCountIsAnUpperBoundOfTheEntries) {
+  ipsnat_fwd_key k{};
+  k.nat_addr = parse_ipv4(kNat);
+  k.port = htons(9000);
+  k.proto = kTcp;
+  ipsnat_fwd_target t{};
+  EXPECT_EQ(fwd.count(), 2u);
+  fwd.put(k, t);
+  fwd.put(k, t);  // replaced, not counted twice
+  EXPECT_EQ(fwd.count(), 3u);
+  EXPECT_TRUE(fwd.erase(k));
+  EXPECT_FALSE(fwd.erase(k));  // gone: not subtracted twice
+  EXPECT_EQ(fwd.count(), 2u);
+  for (const auto& key : fwd.keys()) fwd.erase(key);
+  EXPECT_EQ(fwd.count(), 0u);
+}
+
+// The datapath reads the count before ipsnat_fwd: while it is 0 the map is not consulted, so an
+// entry written past the count (as no loader does) reserves nothing, and the NAPT keeps the port.
+TEST_F(Forward, WithNoForwardCountedTheMapIsNotConsulted) {
+  for (const auto& key : fwd.keys()) fwd.erase(key);
+  ipsnat_fwd_key k{};
+  k.nat_addr = parse_ipv4(kNat);
+  k.port = htons(8080);
+  k.proto = kTcp;
+  ipsnat_fwd_target t{};
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_fwd), &k, &t, BPF_ANY), 0);
+  dp.set_port_range(8080, 8081);
+  auto r = snat(eth.tcp({kLan2, kRemote, kTcp, 64, 1}, 8080, 443, kSyn, {}));
+  EXPECT_SAME_PACKET(r.out, eth.tcp({kNat, kRemote, kTcp, 64, 1}, 8080, 443, kSyn, {}));
+  // Nor does a SYN from the tunnel to that port open a forwarded flow.
+  rev(eth.tcp({kRemote, kNat, kTcp, 60, 5}, 50000, 8080, kSyn, {}));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FORWARD), 0u);
 }
 
 }  // namespace

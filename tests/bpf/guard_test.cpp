@@ -212,6 +212,18 @@ TEST_F(Guard, Ipv6ChainsTheWalkCannotFinishFailClosed) {
   EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD6), 2u) << dp.nonzero_reasons();
 }
 
+// A later fragment's payload is data, not headers: when its fragment header names destination
+// options (the first header of the fragmentable part), payload bytes that look like an options
+// header naming ESP do not make it IPsec: cleartext to a covered destination, dropped.
+TEST_F(Guard, Ipv6LaterFragmentsPayloadIsNotReadAsHeaders) {
+  Bytes looks_like_esp = cat({ext(50), Bytes(56, 1)});
+  Bytes later = cat({frag_hdr(60, 100, false), looks_like_esp});
+  EXPECT_EQ(fwd(eth.ipv6("fd00:1::10", "2001:db8:10::1", 44, later)).retval, TC_ACT_SHOT) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD6), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_PASS_IPSEC), 0u);
+  EXPECT_EQ(fwd(eth.ipv6("fd00:1::10", "2001:db8:99::1", 44, later)).retval, TC_ACT_UNSPEC);
+}
+
 // The map follows the model: a prefix stays while any policy names it, and goes with the last.
 TEST_F(Guard, Ipv6CoverageFollowsPolicyChanges) {
   const Bytes to_covered = eth.ipv6("fd00:1::10", "2001:db8:10::1", kUdp, udp_header(40000, 53, 8));

@@ -106,21 +106,44 @@ class Icmp6Error : public ::testing::Test {
     EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), before + 1) << dp.nonzero_reasons();
   }
   // The LAN host's error about `received` (a reply as it reached the host) leaves as the error
-  // the far side would have got from the translated address.
-  void error_leaves(const Bytes& reply, uint8_t type, uint8_t code) {
+  // the far side would have got from the translated address: in policy mode rerouted, so that
+  // the kernel's xfrm lookup sees the policy's source.
+  void error_leaves(const Bytes& reply, uint8_t type, uint8_t code, uint32_t extra = 0) {
     Bytes received = arrives(reply);
     ASSERT_EQ(ipv6_at(received, kIpv6Dst), kHost);
     std::string remote = ipv6_at(reply, kIpv6Src), outside = ipv6_at(reply, kIpv6Dst);
-    Bytes err = eth.ipv6_l4(kHost, remote, kIcmp6, icmp6_error(type, code, 0, l3_of(received)));
+    Bytes err = eth.ipv6_l4(kHost, remote, kIcmp6, icmp6_error(type, code, extra, l3_of(received)));
     uint64_t before = n(IPSNAT_R_XLATE_ICMP_ERROR);
     RunResult r = out(err);
-    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
-    Bytes want = eth.ipv6_l4(outside, remote, kIcmp6, icmp6_error(type, code, 0, l3_of(reply)));
+    EXPECT_EQ(r.retval, policy_mode ? unsigned(BPF_LWT_REROUTE) : unsigned(TC_ACT_UNSPEC)) << dp.nonzero_reasons();
+    Bytes want = eth.ipv6_l4(outside, remote, kIcmp6, icmp6_error(type, code, extra, l3_of(reply)));
     EXPECT_EQ(ipv6_at(r.out, kIpv6Src), outside);
     EXPECT_EQ(ipv6_at(r.out, kIpv6L4 + 8 + 24), outside) << "the quoted destination";
     EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kIpv6L3)) << "the ICMPv6 checksum";
-    EXPECT_EQ(r.out, want) << "byte for byte the error from the translated address";
+    // From the IPv6 header on: LWT's test run gives zeros back in place of the Ethernet header.
+    EXPECT_EQ(l3_of(r.out), l3_of(want)) << "byte for byte the error from the translated address";
     EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), before + 1) << dp.nonzero_reasons();
+  }
+
+  // The LAN host's port unreachable, Time Exceeded and Packet Too Big about NAT66 replies (UDP,
+  // echo, TCP): the NAT port differs from the host's, so the quoted port changes too.
+  void nat66_errors_about_replies_leave_translated() {
+    Bytes udp = leaves(eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 4)));
+    uint16_t port = uint16_t(udp[kIpv6L4] << 8 | udp[kIpv6L4 + 1]);
+    error_leaves(eth.ipv6_l4(kNatRemote, kVip, kUdp, udp_header(53, port, 9)), kUnreachable, 4);
+    Bytes ping = leaves(eth.ipv6_l4(kHost, kNatRemote, kIcmp6, icmp6_echo(128, 31)));
+    error_leaves(eth.ipv6_l4(kNatRemote, kVip, kIcmp6, icmp6_echo(129, 31)), kTimeExceeded, 0);
+    Bytes tcp = leaves(eth.ipv6_l4(kHost, kNatRemote, kTcp, tcp_header(80, 443, 0x02)));
+    port = uint16_t(tcp[kIpv6L4] << 8 | tcp[kIpv6L4 + 1]);
+    error_leaves(eth.ipv6_l4(kNatRemote, kVip, kTcp, tcp_header(443, port, 0x12)), kTooBig, 0, 1280);
+  }
+  // The same about NPTv6 replies: checksum-neutral, the addresses alone change.
+  void nptv6_errors_about_replies_leave_translated() {
+    Bytes tcp = leaves(eth.ipv6_l4(kHost, kNptRemote, kTcp, tcp_header(40000, 443, 0x02)));
+    std::string outside = ipv6_at(tcp, kIpv6Src);
+    error_leaves(eth.ipv6_l4(kNptRemote, outside, kTcp, tcp_header(443, 40000, 0x12)), kUnreachable, 1);
+    Bytes udp = leaves(eth.ipv6_l4(kHost, kNptRemote, kUdp, udp_header(5000, 53, 3)));
+    error_leaves(eth.ipv6_l4(kNptRemote, outside, kUdp, udp_header(53, 5000, 30)), kTooBig, 0, 1280);
   }
 
   Datapath dp;
@@ -167,14 +190,8 @@ TEST_F(Icmp6Error, Nptv6QuoteOfAFirstFragment) {
 }
 
 TEST_F(Icmp6Error, TheLanHostsErrorAboutAReplyLeavesFromTheTranslatedAddress) {
-  Bytes udp = leaves(eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 4)));
-  uint16_t port = uint16_t(udp[kIpv6L4] << 8 | udp[kIpv6L4 + 1]);
-  error_leaves(eth.ipv6_l4(kNatRemote, kVip, kUdp, udp_header(53, port, 9)), kUnreachable, 4);
-  Bytes ping = leaves(eth.ipv6_l4(kHost, kNatRemote, kIcmp6, icmp6_echo(128, 31)));
-  error_leaves(eth.ipv6_l4(kNatRemote, kVip, kIcmp6, icmp6_echo(129, 31)), kTimeExceeded, 0);
-  Bytes tcp = leaves(eth.ipv6_l4(kHost, kNptRemote, kTcp, tcp_header(40000, 443, 0x02)));
-  std::string outside = ipv6_at(tcp, kIpv6Src);
-  error_leaves(eth.ipv6_l4(kNptRemote, outside, kTcp, tcp_header(443, 40000, 0x12)), kUnreachable, 1);
+  nat66_errors_about_replies_leave_translated();
+  nptv6_errors_about_replies_leave_translated();
 }
 
 // An error whose quote is no translated flow opens nothing: into an NPTv6 prefix it is dropped
@@ -246,6 +263,39 @@ TEST_F(Icmp6ErrorPolicy, AnErrorInCleartextOrThroughAnotherSaStaysOutOfTheLan) {
   stays_out(npt, 0, IPSNAT_R_PASS_NO_SA);
   stays_out(npt, kSa + 1, IPSNAT_R_PASS_WRONG_SA);
   EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
+}
+
+// The LAN host's own errors about a reply leave through LWT xmit translated (outer source, quoted
+// destination and port, every checksum) and rerouted, so the kernel's xfrm lookup finds the
+// policy of the flow.
+TEST_F(Icmp6ErrorPolicy, Nat66LanHostsErrorAboutAReplyLeavesThroughThePolicy) {
+  nat66_errors_about_replies_leave_translated();
+}
+
+TEST_F(Icmp6ErrorPolicy, Nptv6LanHostsErrorAboutAReplyLeavesThroughThePolicy) {
+  nptv6_errors_about_replies_leave_translated();
+}
+
+// An error whose quote is no flow's reply stays as it is (the leak guard then judges it): a reply
+// of no NAT66 flow (another port), an error about a flow's reply that another host sends, and
+// without --binat an error about what would be an NPTv6 reply.
+TEST_F(Icmp6ErrorPolicy, TheLanHostsErrorAboutNoFlowStaysUntouched) {
+  Bytes udp = leaves(eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 4)));
+  uint16_t port = uint16_t(udp[kIpv6L4] << 8 | udp[kIpv6L4 + 1]);
+  Bytes other_port = eth.ipv6_l4(kNatRemote, kHost, kUdp, udp_header(53, uint16_t(port + 1), 9));
+  Bytes reply = eth.ipv6_l4(kNatRemote, kHost, kUdp, udp_header(53, 1053, 9));
+  Bytes npt_reply = eth.ipv6_l4(kNptRemote, kHost, kUdp, udp_header(53, 5000, 9));
+  const std::string other_host = "fd00:9:9:9::11";
+  Bytes npt_err = eth.ipv6_l4(kHost, kNptRemote, kIcmp6, icmp6_error(kTooBig, 0, 1280, l3_of(npt_reply)));
+  for (const Bytes& err : {eth.ipv6_l4(kHost, kNatRemote, kIcmp6, icmp6_error(kUnreachable, 4, 0, l3_of(other_port))),
+                           eth.ipv6_l4(other_host, kNatRemote, kIcmp6, icmp6_error(kUnreachable, 4, 0, l3_of(reply))),
+                           npt_err}) {
+    if (err == npt_err) dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_POLICY, 0, 0);  // no --binat
+    RunResult r = out(err);
+    EXPECT_EQ(r.retval, unsigned(BPF_OK)) << dp.nonzero_reasons();
+    EXPECT_EQ(l3_of(r.out), l3_of(err));
+  }
+  EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 0u) << dp.nonzero_reasons();
 }
 
 }  // namespace

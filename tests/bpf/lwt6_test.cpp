@@ -9,6 +9,8 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
+
 #include "maps/stats.h"
 #include "mirror/npt6_map.h"
 #include "spd/model.h"
@@ -191,6 +193,33 @@ TEST_F(Lwt6, FragmentsLeaveAsTheAddressAndComeBackOnlyThroughTheFlowsSa) {
   EXPECT_EQ(b2.out, back_want.later) << dp.nonzero_reasons();
   EXPECT_EQ(n(IPSNAT_R_XLATE_FRAG), 2u) << dp.nonzero_reasons();
   EXPECT_TRUE(ipv6_l4_checksum_ok(eth.ipv6(kRemote, kHost, kUdp, ipv6_reassembled_l4(b1.out, b2.out)), kIpv6L3));
+}
+
+// A datagram whose fragmentable part starts with destination options: every fragment header names
+// them (RFC 8200 4.5), the first fragment's walk goes on to UDP, a later fragment's stops at its
+// fragment header (its payload is data, here bytes that read as a TCP header's start would).
+// Both fragments leave as the policy's address, byte for byte the fragments sent from it.
+TEST_F(Lwt6, ALaterFragmentsPayloadIsNotReadAsHeaders) {
+  constexpr uint8_t kDstOpts = 60;
+  constexpr size_t at = 64;  // the later fragment starts 64 bytes into the fragmentable part
+  auto fragmentable = [&](const std::string& src) {
+    Bytes udp = udp_header(41005, 53, 200);
+    udp[at - 8] = kTcp;  // the later fragment's first payload bytes: "next header TCP, length 0"
+    Bytes whole = eth.ipv6_l4(src, kRemote, kUdp, udp);
+    Bytes part(whole.begin() + long(kIpv6L4) - 8, whole.end());
+    const uint8_t dstopts[8] = {kUdp, 0, 1, 4, 0, 0, 0, 0};  // next header UDP, PadN of 4
+    std::copy(dstopts, dstopts + 8, part.begin());
+    return part;
+  };
+  auto l3 = [](const Bytes& p) { return Bytes(p.begin() + long(kIpv6L3), p.end()); };
+  Ipv6Fragments lan = ipv6_fragments(eth, kHost, kRemote, kDstOpts, fragmentable(kHost), at, 0xfeed0077);
+  Ipv6Fragments want = ipv6_fragments(eth, kVip, kRemote, kDstOpts, fragmentable(kVip), at, 0xfeed0077);
+  RunResult r1 = lwt(lan.first), r2 = lwt(lan.later);
+  EXPECT_EQ(r1.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_EQ(r2.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_EQ(l3(r1.out), l3(want.first));
+  EXPECT_EQ(l3(r2.out), l3(want.later));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_FRAG), 1u) << dp.nonzero_reasons();
 }
 
 // NPTv6 is stateless: the way back is the policy's of the answer's sender, and only through that

@@ -1,7 +1,7 @@
 #!/bin/bash
 # NPTv6 (RFC 6296) in route mode, dual stack: the LAN fd00:9:9:9::/64 is the IPv6 out-policy's
-# 2001:db8:b:7::/64 towards 2001:db8:f00::/40, and the IPv4 LAN 192.168.1.0/24 still becomes
-# 10.20.30.2 beside it. The far side's echo server is the oracle: its kernel accepts only
+# 2001:db8:b:7::/64 towards 2001:db8:f00::/40 (then, with a /56 policy source, the /56's first
+# /64), and the IPv4 LAN 192.168.1.0/24 still becomes 10.20.30.2 beside it. The far side's echo server is the oracle: its kernel accepts only
 # segments and datagrams whose TCP/UDP checksum is right, and it answers with the source it
 # saw, to which the reply must find its way back (the reverse translation). The expected
 # address is computed here from RFC 6296's arithmetic, not by ipsnat. Before attach and after
@@ -73,13 +73,19 @@ inward() {
 }
 # The LAN host's address as NPTv6 writes it: prefix replaced, the first interface-identifier word
 # (0 here) plus sum(inside prefix) - sum(outside prefix) in one's complement (RFC 6296 3.2, 3.7).
-want=$(python3 -c '
+# translated OUTSIDE_WORD3: the LAN host's address in the /64 2001:db8:b:OUTSIDE_WORD3::/64.
+translated() {
+  python3 -c '
+import sys
 def fold(s):
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return s
-inside, outside = [0xfd00, 9, 9, 9], [0x2001, 0xdb8, 0xb, 7]
+word3 = int(sys.argv[1], 16)
+inside, outside = [0xfd00, 9, 9, 9], [0x2001, 0xdb8, 0xb, word3]
 w = fold(0 + fold(sum(inside)) + (0xffff - fold(sum(outside))))
-print("2001:db8:b:7:%x::10" % (0 if w == 0xffff else w))')
+print("2001:db8:b:%x:%x::10" % (word3, 0 if w == 0xffff else w))' "$1"
+}
+want=$(translated 7)
 
 # Neighbour discovery on every hop first (bounded), so the first datagram is not the one that waits.
 t_in "$lan" ping -6 -c 3 -i 0.3 -W 2 2001:db8:f00::1 >/dev/null || true
@@ -135,4 +141,28 @@ expect_ok "detach" t_in "$gw" "$IPSNAT" detach ipsec0
 ip -n "$far" -6 route add fd00:9:9:9::/64 via 2001:db8:ff::1
 out=$(through udp 2001:db8:f00::1 7205)
 expect_ok "after detach the far side sees the LAN's own address again ($out)" test "$out" == "fd00:9:9:9::10 intact"
+
+# A policy source larger than the LAN (/56 for a /64): the LAN maps 1:1 onto the selector's first
+# /64, 2001:db8:b:700::/64, and the far side reaches that block only.
+ip -n "$gw" xfrm policy delete src 2001:db8:b:7::/64 dst 2001:db8:f00::/40 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:b:700::/56 dst 2001:db8:f00::/40 dir out \
+  tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp reqid 2 mode tunnel
+ip -n "$far" -6 route add 2001:db8:b:700::/56 via 2001:db8:ff::1 src 2001:db8:f00::1
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route --binat 2>&1) || fail "attach --binat (/56 policy) failed: $plan"
+echo "$plan"
+expect_ok "the plan maps the /64 LAN onto the /56 selector's first /64" \
+  grep -q '^  translate policy [0-9]* 2001:db8:b:700::/56 -> 2001:db8:f00::/40: nptv6 fd00:9:9:9::/64 -> 2001:db8:b:700::/64$' <<<"$plan"
+ip -n "$far" -6 route del fd00:9:9:9::/64
+want=$(translated 700)
+out=$(through udp 2001:db8:f00::1 7220)
+expect_ok "UDP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+out=$(through tcp 2001:db8:f00::1 7221)
+expect_ok "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+out=$(inward 7222)
+expect_ok "the far side's connection to $want reaches the LAN host ($out)" test "$out" == "2001:db8:f00::1 intact"
+want=${want/2001:db8:b:700:/2001:db8:b:701:}
+out=$(inward 7223)
+expect_ok "a connection to $want, in the selector's second /64, reaches nobody ($out)" \
+  test "$out" != "2001:db8:f00::1 intact"
+expect_ok "detach (/56 policy)" t_in "$gw" "$IPSNAT" detach ipsec0
 finish

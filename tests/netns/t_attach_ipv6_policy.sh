@@ -5,7 +5,8 @@
 # a local address) implies NAT66 with ports; 2001:db8:d77:1::/64 -> 2001:db8:b77::/48 implies
 # NPTv6, only with --binat. This kernel has no ESP: the oracle is the kernel's ACQUIRE, raised when
 # the translated packet matches the out-policy at the xfrm lookup after the LWT reroute; it names
-# the selector the kernel saw, whose source must be the policy's, never a LAN address. Replies:
+# the selector the kernel saw, whose source must be the policy's, never a LAN address (also for the
+# LAN host's own ICMPv6 error about a reply of its flow, translated in LWT xmit). Replies:
 # without ESP no packet can arrive with an SA, and on a policy-mode uplink only a decrypted reply
 # is translated back (the bpf tier proves that path: tests/bpf/lwt6_test.cpp, and for ICMPv6
 # errors tests/bpf/icmp6_error_test.cpp); here a reply and a Packet Too Big about the flow injected
@@ -104,6 +105,24 @@ s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind(('fd00:77:1::a', 40077))
 s.sendto(b'x' * 64, ('2001:db8:e77::1', 7400))" || true
 ip -n "$gw" xfrm state flush
+# The LAN host's own port unreachable about a reply of that UDP flow (as the reply would reach it:
+# the remote's port 7400 to the host's 40077; the kernel fills in the ICMPv6 checksum of a raw
+# socket): translated in LWT xmit, it reaches the xfrm lookup from the policy's address.
+t_in "$lana" timeout 5 python3 -c "
+import socket, struct
+lan, remote = socket.inet_pton(socket.AF_INET6, 'fd00:77:1::a'), socket.inet_pton(socket.AF_INET6, '2001:db8:e77::1')
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff or 0xffff
+udp = struct.pack('!HHHH', 7400, 40077, 16, 0) + b'reply...'
+udp = udp[:6] + struct.pack('!H', csum(remote + lan + struct.pack('!I3xB', len(udp), 17) + udp)) + udp[8:]
+quote = struct.pack('!IHBB', 6 << 28, len(udp), 17, 63) + remote + lan + udp
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.bind(('fd00:77:1::a', 0))
+s.sendto(struct.pack('!BBHI', 1, 4, 0, 0) + quote, ('2001:db8:e77::1', 0))" || true
+sleep 0.5
+ip -n "$gw" xfrm state flush
 # NPTv6 without --binat: not translated, and the leak guard drops the cleartext.
 t_in "$lana" ping -6 -c 1 -W 1 2001:db8:b77::1 >/dev/null 2>&1 || true
 sleep 1
@@ -138,16 +157,22 @@ no_sa() { t_in "$gw" "$IPSNAT" status 2>&1 | grep -Eq 'pass-no-sa +([2-9]|[1-9][
 t_wait_for 10 no_sa || true
 sleep 1
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
-echo "$status" | grep -E 'nat66|leak-guard-ipv6|no-sa' || true
+echo "$status" | grep -E 'nat66|leak-guard-ipv6|no-sa|icmp-error' || true
 for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 wait 2>/dev/null || true
 cat "$acq"
 expect_ok "an ACQUIRE for the translated ICMPv6 flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto ipv6-icmp' "$acq"
 expect_ok "an ACQUIRE for the translated UDP flow" grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto udp' "$acq"
+# The reroute's flow carries no ICMPv6 type (the ACQUIRE says type 0 as for the ping): the error's
+# ACQUIRE is the ICMPv6 one after the UDP flow's (the NPTv6 ping after it raises none).
+expect_ok "an ACQUIRE for the LAN host's port unreachable about a reply, from the policy's address" \
+  awk '/proto udp/ {udp = 1} udp && /sel src 2001:db8:77::5\/128 dst 2001:db8:e77::1\/128 proto ipv6-icmp/ {found = 1}
+       END {exit !found}' "$acq"
 expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
 expect_ok "nothing reached the WAN in cleartext" bash -c "! grep -Eq 'fd00:77:1|2001:db8:77::5|2001:db8:d77' '$leak'"
 expect_ok "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
 expect_ok "status counts the NPTv6 cleartext the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
+expect_ok "status counts the LAN host's error translated (xlate-icmp-error 1)" grep -Eq 'xlate-icmp-error +1( |$)' <<<"$status"
 expect_ok "status counts the cleartext reply and Packet Too Big it did not translate (pass-no-sa 2)" \
   grep -Eq 'pass-no-sa +2( |$)' <<<"$status"
 expect_ok "neither the cleartext reply, nor the cleartext Packet Too Big, nor the unsolicited packet reached the LAN host" \

@@ -53,6 +53,12 @@ for e in json.load(sys.stdin):
                                 socket.ntohs(k["port"]), socket.ntohs(v["inside_port"])))
 print(" ".join(sorted(out)))'
 }
+# The datapath's count of them (ipsnat_fwd_cnt): it must follow the map, or NAPT would skip the check.
+fwd_count() {
+  bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/ipsnat_fwd_cnt" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["formatted"]["value"]["entries"])'
+}
 reaches() {  # reaches PORT SERVER_PORT: a TCP connection from the remote to NAT:PORT gets to the LAN server
   ip netns exec "$lan" timeout 12 python3 "$peer" server tcp "$host" "$2" &
   T_PIDS+=("$!")
@@ -65,6 +71,7 @@ reaches() {  # reaches PORT SERVER_PORT: a TCP connection from the remote to NAT
 write_conf "tcp 8080 8000" "udp 5353 53"
 expect_ok "daemon starts" start_daemon 1
 expect_ok "the configured forwards are in ipsnat_fwd" test "$(fwd_map)" == "tcp:$nat:8080=8000 udp:$nat:5353=53"
+expect_ok "and counted in ipsnat_fwd_cnt ($(fwd_count))" test "$(fwd_count)" == 2
 expect_ok "$remote -> $nat:8080 reaches $host:8000" reaches 8080 8000
 
 # A forward a hand-run attach recorded on another device is not the daemon's to remove.
@@ -76,6 +83,7 @@ kill -HUP "$daemon_pid"
 expect_ok "reload logged" wait_log 1 "reload: configuration"
 expect_ok "after SIGHUP: added in, removed out, the hand-run one kept ($(fwd_map))" \
   test "$(fwd_map)" == "tcp:$nat:8081=8001 udp:$nat:9999=99"
+expect_ok "counted: 2 ($(fwd_count))" test "$(fwd_count)" == 2
 expect_ok "the added forward $nat:8081 reaches $host:8001" reaches 8081 8001
 if reaches 8080 8002; then fail "the removed forward $nat:8080 still reaches the LAN"
 else ok "the removed forward $nat:8080 no longer reaches the LAN"; fi
@@ -87,6 +95,7 @@ write_conf
 expect_ok "restart without [[forward]]" start_daemon 2
 expect_ok "the forwards removed while the daemon was down are gone ($(fwd_map))" test "$(fwd_map)" == "udp:$nat:9999=99"
 expect_ok "detach tun1 removes its forward" bash -c "nsenter --net=/run/netns/$gw $IPSNAT detach tun1 && [[ \$(bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_fwd) == '[]' ]]"
+expect_ok "the count is back to 0: no ipsnat_fwd lookup ($(fwd_count))" test "$(fwd_count)" == 0
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=

@@ -569,8 +569,10 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   EXPECT_NE(why(within).find("none (the address 2001:db8:b:7::2 is in the inside prefix 2001:db8:b:7::/64"),
             std::string::npos)
       << why(within);
-  x.policies = {ipsec6("2001:db8:b::/48", "2001:db8:f00::/40", 42)};
-  EXPECT_NE(why(x).find("no IPv6 inside prefix /48"), std::string::npos) << why(x);
+  x.policies = {ipsec6("2001:db8:b:7:8::/80", "2001:db8:f00::/40", 42)};
+  EXPECT_NE(why(x).find("no IPv6 inside prefix /80 or longer (up to /112) to map onto 2001:db8:b:7:8::/80"),
+            std::string::npos)
+      << why(x);
 }
 
 // NAT66 takes every IPv6 inside prefix (a second LAN, a bridge's second prefix) to the policy's
@@ -697,6 +699,27 @@ TEST(AttachPlan, Nptv6UpToSlash112AndWhyNotLonger) {
                               "of its interface identifier is left for RFC 6296's checksum-neutral adjustment)"),
             std::string::npos)
       << plan_text(g);
+}
+
+// A LAN smaller than the policy's source prefix maps 1:1 onto the selector's first block of the LAN's
+// size, as IPv4's smaller LANs do (the far side reaches that block only); a larger LAN is refused.
+TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
+  Settings binat;
+  binat.binat = true;
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:5:5:5::1", 64, 5, "br0"));
+  f.policies.push_back(ipsec6("2001:db8:c:800::/56", "2001:db8:d00::/40", 42));
+  auto text = plan_to_text(make_plan(f, binat));
+  EXPECT_NE(text.find(": nptv6 fd00:5:5:5::/64 -> 2001:db8:c:800::/64\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n  binat 2001:db8:c:800::/64 = fd00:5:5:5::/64 from 2001:db8:d00::/40"), std::string::npos)
+      << text;
+  auto larger = xfrm_gateway();
+  larger.addresses.push_back(host_address("fd00:5:5::1", 48, 5, "br0"));
+  larger.policies.push_back(ipsec6("2001:db8:c:800::/56", "2001:db8:d00::/40", 42));
+  text = plan_to_text(make_plan(larger, binat));
+  EXPECT_NE(text.find("none (no IPv6 inside prefix /56 or longer (up to /112) to map onto 2001:db8:c:800::/56)"),
+            std::string::npos)
+      << text;
 }
 
 // A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in

@@ -12,9 +12,15 @@
  * one's-complement sum of the address stays the same, so no L4 checksum changes.
  *
  * A policy whose source selector is one address (/128, strongSwan's virtual IPv6) has an NPT6_OUT
- * key only, with a rule of kind NPT6_KIND_NAT66: a source in rule.from (the one IPv6 inside
- * prefix, any length) becomes rule.to (that address) with a port from the NAPT range, and the
- * reply is translated back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule. */
+ * key only, with a rule of kind NPT6_KIND_NAT66 (from and len 0): a source in the IPv6 inside set
+ * becomes rule.to (that address) with a port from the NAPT range, and the reply is translated
+ * back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule.
+ *
+ * The IPv6 inside set (every IPv6 inside prefix attach chose, or --inside) is a third kind of key,
+ * NPT6_INSIDE with if_id 0 and the prefix, looked up with the packet's inside address; its rule
+ * has kind NPT6_KIND_INSIDE and from/len the prefix. It is the IPv6 counterpart of ipsnat_inside
+ * (maps/inside.h), kept here so one writer puts it and the NAT66 rules that read it in place in
+ * one pass (new keys first). */
 #ifndef IPSNAT_MAPS_NPT6_H
 #define IPSNAT_MAPS_NPT6_H
 
@@ -22,8 +28,9 @@
 
 /* Bump on any layout or meaning change of ipsnat_npt6. */
 /* Schema 2: rules carry a kind (NAT66 rules). Schema 3: `word` names the first adjustable word
- * (prefixes longer than /64). Schema 4: rules carry the policy's reqid. */
-#define IPSNAT_NPT6_SCHEMA 4
+ * (prefixes longer than /64). Schema 4: rules carry the policy's reqid. Schema 5: the IPv6 inside
+ * set (NPT6_INSIDE keys) decides NAT66's sources; a NAT66 rule's from is unused. */
+#define IPSNAT_NPT6_SCHEMA 5
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -34,11 +41,13 @@
 enum npt6_kind {
 	NPT6_KIND_PREFIX = 0, /* RFC 6296, stateless */
 	NPT6_KIND_NAT66 = 1,  /* to one address with ports, stateful */
+	NPT6_KIND_INSIDE = 2, /* an entry of the IPv6 inside set (NPT6_INSIDE), no translation */
 };
 
 enum npt6_dir {
 	NPT6_OUT = 1,
 	NPT6_IN = 2,
+	NPT6_INSIDE = 3,
 };
 
 struct npt6_key {
@@ -52,7 +61,7 @@ IPSNAT_ASSERT_SIZE(struct npt6_key, 28);
 struct npt6_rule {
 	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */
 	__u8 to[16];   /* the prefix it becomes (host bits zero) */
-	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (NAT66: 1..128) */
+	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (INSIDE: 1..128; NAT66: 0) */
 	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4..7: the first of words `word`..7 that is
 			* not 0xffff, `word` being the first word the prefix does not touch (/49../112) */
 	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */

@@ -1,6 +1,6 @@
 /* NAT66 with ports on route-mode devices: an IPv6 out-policy whose source selector is one address
  * (a NPT6_KIND_NAT66 rule of ipsnat_npt6, maps/npt6.h) takes every source of the IPv6 inside
- * prefix to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
+ * set (every IPv6 LAN prefix) to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
  * original port when it is in the range and free, an echo identifier whenever it is free, else a
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
@@ -144,18 +144,15 @@ static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *rem
 	return r && r->kind == NPT6_KIND_NAT66 ? r : 0;
 }
 
-/* Whether addr lies in the rule's inside prefix (from/len, up to /128). */
-static __always_inline int nat66_inside(const __u8 *addr, const struct npt6_rule *r)
+/* Whether addr lies in an IPv6 inside prefix: the IPv6 inside set's NPT6_INSIDE keys (maps/npt6.h),
+ * every LAN NAT66 translates, as ipsnat_inside is for IPv4 NAPT. */
+static __always_inline int nat66_inside(const __u8 *addr)
 {
-	#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		int bits = (int)r->len - 8 * i;
-		__u8 m = bits >= 8 ? 0xff : bits <= 0 ? 0 : (__u8)(0xff << (8 - bits));
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = 0, .dir = NPT6_INSIDE };
 
-		if ((addr[i] ^ r->from[i]) & m)
-			return 0;
-	}
-	return 1;
+	__builtin_memcpy(k.addr, addr, 16);
+	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	return r && r->kind == NPT6_KIND_INSIDE;
 }
 
 static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
@@ -219,6 +216,8 @@ static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_b
 
 	if (fe)
 		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
+	if (!nat66_inside(h->saddr))
+		return IPSNAT_R_PASS_NOT_INSIDE;
 	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6 && !ipv6_ext_hdr(h->proto))
 		return IPSNAT_R_PASS_PROTO;
 	return IPSNAT_R_DROP_FRAG_NO_FIRST;
@@ -463,16 +462,16 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		*why = IPSNAT_R_PASS_ALREADY_OK;
 		return 1;
 	}
-	if (!nat66_inside(p.h.saddr, rule)) {
-		*why = IPSNAT_R_PASS_NOT_INSIDE;
-		return 1;
-	}
+	/* The inside set is asked where no state answers (a flow or fragment conntrack does not know,
+	 * a packet NAT66 does not translate), as IPv4's: one LPM lookup per new flow, not per packet. */
 	if (p.h.fragment == PKT6_FRAG_LATER && !p.h.unparsed) {
 		*why = nat66_later_fragment_out(skb, &p.h, l3_at_data);
 		return 1;
 	}
 	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
-		*why = p.h.unparsed ? IPSNAT_R_DROP_MALFORMED : IPSNAT_R_PASS_PROTO;
+		*why = !nat66_inside(p.h.saddr) ? IPSNAT_R_PASS_NOT_INSIDE
+		       : p.h.unparsed          ? IPSNAT_R_DROP_MALFORMED
+					       : IPSNAT_R_PASS_PROTO;
 		return 1;
 	}
 	struct ipsnat_ct6_key k = ct6_key_of(&p, IPSNAT_CT_ORIG);
@@ -491,6 +490,10 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 			ct6_forget(&k, e);
 			e = 0;
 		}
+	}
+	if (!e && !nat66_inside(p.h.saddr)) {
+		*why = IPSNAT_R_PASS_NOT_INSIDE;
+		return 1;
 	}
 	if (e) {
 		__builtin_memcpy(to, e->xlat_addr, 16);
@@ -564,13 +567,12 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 	return 1;
 }
 
-/* Whether a packet from `remote` to `local` enters the inside prefix of a NAT66 rule: the policy
- * sends only its one address, so nothing but that address's replies comes back for the LAN. */
+/* Whether a packet from `remote` to `local` enters an IPv6 inside prefix from the destination of
+ * a NAT66 rule: the policy sends only its one address, so nothing but that address's replies comes
+ * back for the LANs. */
 static __always_inline int nat66_into_inside(__u32 if_id, const __u8 *remote, const __u8 *local)
 {
-	struct npt6_rule *rule = nat66_rule(if_id, remote);
-
-	return rule && nat66_inside(local, rule);
+	return nat66_rule(if_id, remote) && nat66_inside(local);
 }
 
 #endif

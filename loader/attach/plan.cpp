@@ -297,15 +297,6 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         if (refused.empty()) refused = plan.warnings.back();
       }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
-      // A second IPv6 LAN (or prefix) that appears later turns NAT66 off for all of them: say so,
-      // also in the host process's log when its re-plan finds it.
-      if (!m.ambiguous.empty()) {
-        std::string list;
-        for (const auto& a : m.ambiguous) list += (list.empty() ? "" : ", ") + a.str();
-        plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
-                                p->sel.dst.str() + ") is not translated: NAT66 takes one IPv6 inside prefix, not " +
-                                list + " (--inside names one, or one covering them)");
-      }
       if (m.ok) npt6.emplace_back(p, m);
       continue;
     }
@@ -334,7 +325,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     for (const auto& [p, n] : nat)
       if (n.kind == SPD_NAT_PREFIX) plan.binat_maps.push_back({p->index, n.nat, n.inside, p->sel.dst});
     for (const auto& [p, m] : npt6)
-      if (!m.nat66) plan.binat_maps.push_back({p->index, m.outside, m.inside, p->sel.dst});
+      if (!m.nat66) plan.binat_maps.push_back({p->index, m.outside, m.inside.front(), p->sel.dst});
     if (plan.binat_maps.empty())
       plan.warnings.push_back("--binat: no out-policy of \"" + plan.dev +
                               "\" implies a 1:1 map: nothing is reachable until one does");
@@ -423,9 +414,9 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     if (facts.dev.kind == "xfrm") {
       for (const auto& [p, n] : nat) add_companions(*p, n);
       for (const auto& [p, m] : npt6)
-        for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
-          add_companion(*p, m.inside, dir,
-                        "decrypted packets to " + m.inside.str() + " pass the " + spd::to_string(dir) + " check");
+        for (const auto& in : m.inside)
+          for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
+            add_companion(*p, in, dir, "decrypted packets to " + in.str() + " pass the " + spd::to_string(dir) + " check");
     }
     add(TcStep{Hook::TcIngress, "tc_rev_ingress", ""});
     add(TcStep{Hook::TcEgress, "tc_snat_egress", ""});
@@ -498,13 +489,13 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     add(r);
   }
   if (!nat.empty() || npt6.empty()) add(RuleStep{settings.rule_priority, settings.table});
-  // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for the IPv6 LAN, the NAT
+  // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for each IPv6 inside prefix, the NAT
   // address (NAT66) or prefix (NPTv6) blackholed unless local, an LWT route per destination, and
   // the IPv6 rule last. An IPv6 packet is at least 1280 bytes on any link (RFC 8200).
   for (const auto& [p, m] : npt6) {
-    for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
-      add_companion(*p, m.inside, dir,
-                    "decrypted replies to " + m.inside.str() + " pass the " + spd::to_string(dir) + " check");
+    for (const auto& in : m.inside)
+      for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
+        add_companion(*p, in, dir, "decrypted replies to " + in.str() + " pass the " + spd::to_string(dir) + " check");
     if (m.nat66 && is_local6(facts, m.outside.addr)) continue;
     RouteStep bh;
     bh.dst = m.outside;

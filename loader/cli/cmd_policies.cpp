@@ -40,8 +40,8 @@ std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
 nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
   if (p.sel.family == AF_INET6) {
     auto m = npt6_of(p, cfg.inside);
-    return {{"kind", m.ok ? "nptv6" : "none"}, {"to", m.ok ? m.outside.str() : ""},
-            {"inside", m.ok ? m.inside.str() : ""}, {"why", m.why}};
+    return {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? m.outside.str() : ""},
+            {"inside", m.inside_str()}, {"why", m.why}};
   }
   ImpliedNat n = implied_nat(p, cfg);
   return {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},

@@ -43,11 +43,9 @@ bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b
 // compares it with the reqid of the SA that decrypted a reply on a policy-mode uplink.
 uint32_t reqid_of(const Policy& p) { return p.tmpls.empty() ? 0 : p.tmpls.front().reqid; }
 
-npt6_rule nat66_rule_of(const Policy& p, const Prefix& inside, const Prefix& addr) {
+npt6_rule nat66_rule_of(const Policy& p, const Prefix& addr) {
   npt6_rule r{};
-  std::memcpy(r.from, network(inside).addr.bytes.data(), 16);
   std::memcpy(r.to, addr.addr.bytes.data(), 16);
-  r.len = inside.len;
   r.kind = NPT6_KIND_NAT66;
   r.policy_index = p.index;
   r.reqid = reqid_of(p);
@@ -66,6 +64,14 @@ npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   return r;
 }
 
+npt6_rule inside_rule_of(const Prefix& inside) {
+  npt6_rule r{};
+  std::memcpy(r.from, network(inside).addr.bytes.data(), 16);
+  r.len = inside.len;
+  r.kind = NPT6_KIND_INSIDE;
+  return r;
+}
+
 std::vector<uint8_t> key_bytes(uint32_t if_id, npt6_dir dir, const Prefix& p) {
   npt6_key k{};
   k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
@@ -76,26 +82,31 @@ std::vector<uint8_t> key_bytes(uint32_t if_id, npt6_dir dir, const Prefix& p) {
   return {b, b + sizeof(k)};
 }
 
-// NAT66: the one IPv6 inside prefix (any length) to the policy's one address.
+std::vector<Prefix> ipv6_inside(const std::vector<Prefix>& inside) {
+  std::vector<Prefix> six;
+  for (const auto& in : inside)
+    if (in.addr.family == AF_INET6 && std::find(six.begin(), six.end(), network(in)) == six.end())
+      six.push_back(network(in));
+  return six;
+}
+
+// NAT66: every IPv6 inside prefix (any length) to the policy's one address.
 Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
   Npt6Mapping m;
   m.nat66 = true;
-  std::vector<Prefix> six;
-  for (const auto& in : inside)
-    if (in.addr.family == AF_INET6) six.push_back(network(in));
-  if (six.size() != 1) {
-    if (six.size() > 1) m.ambiguous = six;
-    m.why = (six.empty() ? std::string("no IPv6 inside prefix") : "more than one IPv6 inside prefix") +
-            " to translate to " + addr.addr.str();
+  auto six = ipv6_inside(inside);
+  if (six.empty()) {
+    m.why = "no IPv6 inside prefix to translate to " + addr.addr.str();
     return m;
   }
-  if (six.front().contains(addr.addr)) {
-    m.why = "the address " + addr.addr.str() + " is in the inside prefix " + six.front().str() +
-            ": its hosts are sent as they are";
-    return m;
-  }
+  for (const auto& in : six)
+    if (in.contains(addr.addr)) {
+      m.why = "the address " + addr.addr.str() + " is in the inside prefix " + in.str() +
+              ": its hosts are sent as they are";
+      return m;
+    }
   m.ok = true;
-  m.inside = six.front();
+  m.inside = six;
   m.outside = addr;
   return m;
 }
@@ -104,8 +115,18 @@ Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
 
 std::string Npt6Mapping::str() const {
   if (!ok) return "none (" + why + ")";
-  if (nat66) return "nat66 " + inside.str() + " -> " + outside.addr.str() + " (ports)";
-  return "nptv6 " + inside.str() + " -> " + outside.str();
+  if (nat66) return "nat66 " + inside_str() + " -> " + outside.addr.str() + " (ports)";
+  return "nptv6 " + inside_str() + " -> " + outside.str();
+}
+
+std::string Npt6Mapping::inside_str() const {
+  std::string s;
+  for (const auto& in : inside) s += (s.empty() ? "" : ", ") + in.str();
+  return s;
+}
+
+bool Npt6Mapping::from_inside(const Address& a) const {
+  return std::any_of(inside.begin(), inside.end(), [&](const Prefix& in) { return in.contains(a); });
 }
 
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
@@ -141,6 +162,11 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     // its own size, as IPv4's smaller LANs do; a larger one would need ports (NAT66), not NPTv6.
     if (in.len >= src.len && in.len <= IPSNAT_NPT6_MAX_LEN) fit.push_back(network(in));
   }
+  // A LAN of the selector's own length is the mapping even beside smaller ones.
+  std::vector<Prefix> exact;
+  for (const auto& in : fit)
+    if (in.len == src.len) exact.push_back(in);
+  if (exact.size() == 1) fit = exact;
   if (fit.size() != 1) {
     m.why = (fit.empty() ? "no IPv6 inside prefix /" : "more than one IPv6 inside prefix /") +
             std::to_string(src.len) + " or longer (up to /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
@@ -148,8 +174,8 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     return m;
   }
   m.ok = true;
-  m.inside = fit.front();
-  m.outside = network(Prefix{src.addr, m.inside.len});
+  m.inside = {fit.front()};
+  m.outside = network(Prefix{src.addr, fit.front().len});
   return m;
 }
 
@@ -200,8 +226,8 @@ std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a) 
     uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : uint8_t(0xff << (8 - bits));
     out.bytes[i] = uint8_t((a.bytes[i] & ~mask) | (to.addr.bytes[i] & mask));
   }
-  uint16_t adjust = npt6_adjustment(m.inside, m.outside);
-  uint8_t first = adjusted_word(m.inside.len);
+  uint16_t adjust = npt6_adjustment(m.inside.front(), m.outside);
+  uint8_t first = adjusted_word(m.inside.front().len);
   for (int w = first; w < (first == 3 ? 4 : 8); ++w) {
     uint16_t word = uint16_t(out.bytes[2 * w] << 8 | out.bytes[2 * w + 1]);
     if (word == 0xffff) continue;
@@ -225,15 +251,16 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
     return a->priority != b->priority ? a->priority < b->priority : a->index < b->index;
   });
   std::map<std::vector<uint8_t>, npt6_rule> out;
+  for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, NPT6_INSIDE, in), inside_rule_of(in));
   for (const Policy* p : order) {
     auto m = npt6_mapped(*p, inside, order);
     if (!m.ok) continue;
     if (m.nat66) {
-      out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.inside, m.outside));
+      out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
       continue;
     }
-    out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), rule_of(*p, m.inside, m.outside));
-    out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside));
+    out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), rule_of(*p, m.inside.front(), m.outside));
+    out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));
   }
   return out;
 }

@@ -18,22 +18,27 @@ namespace ipsnat::spd {
 struct Npt6Mapping {
   bool ok = false;
   bool nat66 = false;  // the policy's source is one address: NAT66 with ports, not NPTv6
-  Prefix inside;   // the LAN prefix the hosts are addressed in
-  Prefix outside;  // what they become: the policy's source selector's first part of inside's length
-                   // (the whole selector when the lengths are equal), host bits cleared
+  // The LAN prefixes whose hosts are translated: NPTv6 the one it maps (inside.front()), NAT66
+  // every IPv6 inside prefix.
+  std::vector<Prefix> inside;
+  Prefix outside;  // what they become: NAT66 the policy's address; NPTv6 the policy's source
+                   // selector's first part of inside.front()'s length (the whole selector when the
+                   // lengths are equal), host bits cleared
   std::string why;  // when !ok
-  std::vector<Prefix> ambiguous;  // NAT66 without a mapping: the IPv6 inside prefixes it cannot choose among
-  // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64 -> 2001:db8:b::5 (ports)", or
-  // "none (why)"
+  // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64, fd00:a::/64 -> 2001:db8:b::5 (ports)",
+  // or "none (why)"
   std::string str() const;
+  std::string inside_str() const;  // "fd00:9::/64, fd00:a::/64"
+  // Whether a source address is one of the mapping's LAN hosts.
+  bool from_inside(const Address& a) const;
 };
 
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
-// IPv6 inside prefix of that length or longer (up to /112) onto the selector's first part of the
-// inside prefix's length (NPTv6); one whose source is one address (/128)
-// takes the one IPv6 inside prefix, of any length, to that address with ports (NAT66). The
-// datapath applies the mapping on route-mode devices only, keyed by the policy's if_id
-// (bpf/lib/npt6.h, bpf/lib/nat66.h).
+// IPv6 inside prefix of that length (else the one longer, up to /112, onto the selector's first
+// part of its length) onto it (NPTv6); one whose source is one address (/128) takes every IPv6 inside
+// prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs.
+// The datapath applies the mapping keyed by the policy's if_id (bpf/lib/npt6.h, bpf/lib/nat66.h;
+// NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 
 // The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens
@@ -74,7 +79,8 @@ uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 
 // The map's entries for the SPD: per policy npt6_mapped maps an NPT6_OUT key (if_id, its destination) and,
 // for NPTv6, an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
-// evaluate first (lower priority value, then lower index) has it.
+// evaluate first (lower priority value, then lower index) has it. Besides them the IPv6 inside set: an
+// NPT6_INSIDE key (if_id 0) per IPv6 inside prefix.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);
 
 }  // namespace ipsnat::spd

@@ -130,8 +130,8 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     out.why = "no IPv6 IPsec out-policy for this destination implies a translation";
   else if (m.nat66 && f.saddr == m.outside.addr)
     out.why = "the source is the policy's address already";
-  else if (!m.inside.contains(f.saddr))
-    out.why = "source not in the inside prefix " + m.inside.str();
+  else if (!m.from_inside(f.saddr))
+    out.why = m.nat66 ? "source not in an IPv6 inside prefix" : "source not in the inside prefix " + m.inside.front().str();
   else if (m.nat66 && !nat66_translates(f.proto))
     out.why = "nat66 translates tcp, udp and ICMPv6 echo only";
   else if (!m.nat66 && !binat)

@@ -247,6 +247,44 @@ TEST_F(Nat66, AnotherLanAndAddressAlsoWithBinat) {
   returns("2001:db8:e00::9", "2001:db8:77::1", kUdp, udp_header(4789, p, 3), "fd12:3456:789a:1::42", 61000);
 }
 
+// Every IPv6 inside prefix is translated to the policy's one address, as IPv4 NAPT does for
+// several LANs: a host of a second LAN (a /48 beside the /64) leaves as the address with TCP and
+// an echo, its replies come back to it with valid checksums; a source in no inside prefix leaves
+// untouched (pass-not-inside), and the far side opens nothing into the second LAN either.
+TEST_F(Nat66, EveryIpv6InsidePrefixIsTranslatedAndASourceInNoneIsNot) {
+  inside = {ipsnat::parse_prefix("fd00:9:9:9::/64"), ipsnat::parse_prefix("fd42:6:7::/48"),
+            ipsnat::parse_prefix("10.99.0.0/16")};
+  writer.write(model, inside);
+  const std::string second = "fd42:6:7:8::21";
+  uint16_t tcp = leaves(second, kRemote, kTcp, tcp_header(40100, 443, 0x02), kVip);
+  returns(kRemote, kVip, kTcp, tcp_header(443, tcp, 0x12), second, 40100);
+  uint16_t id = leaves(second, kRemote, kIcmp6, icmp6_echo(128, 11), kVip);
+  returns(kRemote, kVip, kIcmp6, icmp6_echo(129, id), second, 11);
+  uint16_t first = leaves(kHost, kRemote, kUdp, udp_header(40101, 53, 8), kVip);
+  returns(kRemote, kVip, kUdp, udp_header(53, first, 4), kHost, 40101);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 3u) << dp.nonzero_reasons();
+
+  Bytes none = eth.ipv6_l4("fd42:6:8::21", kRemote, kUdp, udp_header(40102, 53, 8));
+  RunResult r = out(none);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r.out, none);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 3u);
+
+  EXPECT_EQ(back(eth.ipv6_l4(kRemote, second, kTcp, tcp_header(5555, 22, 0x02)), kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+
+  // The inside set is asked for flows conntrack does not know (as IPv4's): the second prefix
+  // leaves it, its host's known flow keeps its translation, a new one is not translated.
+  inside = {ipsnat::parse_prefix("fd00:9:9:9::/64")};
+  writer.write(model, inside);
+  EXPECT_EQ(leaves(second, kRemote, kTcp, tcp_header(40100, 443, 0x10), kVip), tcp);
+  Bytes fresh = eth.ipv6_l4(second, kRemote, kTcp, tcp_header(40103, 443, 0x02));
+  EXPECT_EQ(out(fresh).out, fresh);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
+}
+
 // ct6 entries take their times from the conntrack clock IPv4 uses (bpf/lib/ct.h ct_now: the
 // boottime read at most once per jiffy, kept in the object's global data), on a new flow and on
 // every later packet: each entry time is the value that clock holds right after the packet.

@@ -23,6 +23,20 @@ expect_ok "implied NAPT to the /32 source" \
 expect_ok "implied 1:1 prefix map for the /24 source" \
   test "$(jq -r '.policies[] | select(.src=="172.31.0.0/24") | .nat.kind + " " + .nat.inside' <<<"$json")" = "prefix 192.168.1.0/24"
 
+# NAT66 (a one-address IPv6 source) takes every IPv6 inside prefix; policies and explain agree.
+t_in "$ns" ip xfrm policy add src 2001:db8:b:7::5/128 dst 2001:db8:e00::/40 dir out priority 9 \
+  tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp mode tunnel reqid 12
+json6=$(t_in "$ns" "$IPSNAT" -j policies --inside fd00:9:9:9::/64 --inside fd42:6:7::/48)
+expect_ok "implied NAT66 from both IPv6 inside prefixes" \
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:b:7::5/128") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json6")" = "nat66 fd00:9:9:9::/64, fd42:6:7::/48 2001:db8:b:7::5/128"
+ex6=$(t_in "$ns" "$IPSNAT" -j explain fd42:6:7:8::21 2001:db8:e00::1 udp 4000 53 --inside fd00:9:9:9::/64 --inside fd42:6:7::/48)
+expect_ok "explain: the second prefix's host is translated to the policy's address" \
+  test "$(jq -r .translation.to <<<"$ex6")" = "2001:db8:b:7::5"
+ex6=$(t_in "$ns" "$IPSNAT" -j explain fd42:6:8::21 2001:db8:e00::1 udp 4000 53 --inside fd00:9:9:9::/64 --inside fd42:6:7::/48)
+expect_ok "explain: a source in no inside prefix is not" \
+  grep -q 'source not in an IPv6 inside prefix' <<<"$ex6"
+t_in "$ns" ip xfrm policy del src 2001:db8:b:7::5/128 dst 2001:db8:e00::/40 dir out
+
 ex=$(t_in "$ns" "$IPSNAT" -j explain 192.168.1.10 10.0.0.1 udp 4000 53 --inside 192.168.1.0/24)
 expect_ok "explain: cleartext before" test "$(jq -r .before.verdict <<<"$ex")" = "no out-policy: leaves in cleartext"
 expect_ok "explain: translated to 10.20.30.2" test "$(jq -r .translation.to <<<"$ex")" = "10.20.30.2"

@@ -543,8 +543,8 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
 }
 
 // What NPTv6 and NAT66 do not do is said, never half done: NPTv6 without --binat in policy mode
-// too (the guard keeps the IPv6 cleartext in), a one-address source with two IPv6 LANs (NAT66 takes
-// one), no IPv6 LAN of the policy's length.
+// too (the guard keeps the IPv6 cleartext in), a one-address source inside an IPv6 LAN (its hosts
+// are sent as they are), no IPv6 LAN of the policy's length.
 TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto why = [](const HostFacts& f) {
     try {
@@ -564,30 +564,37 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   auto x = xfrm_gateway();
   x.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
   x.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42)};
-  auto two = x;
-  two.addresses.push_back(host_address("fd00:72::1", 64, 5, "br0"));
-  EXPECT_NE(why(two).find("none (more than one IPv6 inside prefix to translate to 2001:db8:b:7::2)"),
+  auto within = x;
+  within.addresses.push_back(host_address("2001:db8:b:7::1", 64, 5, "br0"));
+  EXPECT_NE(why(within).find("none (the address 2001:db8:b:7::2 is in the inside prefix 2001:db8:b:7::/64"),
             std::string::npos)
-      << why(two);
+      << why(within);
   x.policies = {ipsec6("2001:db8:b:7:8::/80", "2001:db8:f00::/40", 42)};
   EXPECT_NE(why(x).find("no IPv6 inside prefix /80 or longer (up to /112) to map onto 2001:db8:b:7:8::/80"),
             std::string::npos)
       << why(x);
 }
 
-// NAT66 takes one IPv6 inside prefix: with several (a second LAN, a bridge's second prefix) the
-// plan warns, naming them and the way out, so the host process's re-plan logs it when the second
-// appears later; one --inside prefix covering them translates them all.
-TEST(AttachPlan, Nat66WithSeveralIpv6LansWarnsAndNamesThem) {
+// NAT66 takes every IPv6 inside prefix (a second LAN, a bridge's second prefix) to the policy's
+// address, as IPv4 NAPT does for several LANs: the plan names them all, warns of nothing, and in
+// policy mode plans the fwd/in companions of each; one --inside prefix covering them is one.
+TEST(AttachPlan, Nat66TranslatesEveryIpv6InsidePrefix) {
   auto f = gateway(false);
   f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
   f.addresses.push_back(host_address("fd00:72::1", 64, 4, "lan0"));
+  f.addresses.push_back(host_address("fd00:73:1::1", 56, 5, "lan1"));
   f.policies.push_back(ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0));
   auto plan = make_plan(f, Settings{});
-  ASSERT_EQ(plan.warnings.size(), 1u) << plan_to_text(plan);
-  EXPECT_EQ(plan.warnings[0], "policy 17 (2001:db8:b:7::2/128 -> 2001:db8:f00::/40) is not translated: NAT66 takes "
-                              "one IPv6 inside prefix, not fd00:71::/64, fd00:72::/64 (--inside names one, or one "
-                              "covering them)");
+  auto text = plan_to_text(plan);
+  EXPECT_TRUE(plan.warnings.empty()) << plan.warnings.front();
+  EXPECT_NE(text.find(": nat66 fd00:71::/64, fd00:72::/64, fd00:73:1::/56 -> 2001:db8:b:7::2 (ports)\n"),
+            std::string::npos)
+      << text;
+  for (const char* lan : {"fd00:71::/64", "fd00:72::/64", "fd00:73:1::/56"})
+    for (const char* dir : {"fwd", "in"})
+      EXPECT_NE(text.find(std::string("xfrm policy src 2001:db8:f00::/40 dst ") + lan + " dir " + dir), std::string::npos)
+          << lan << " " << dir << "\n"
+          << text;
   Settings covering;
   covering.inside = {ipsnat::parse_prefix("192.168.1.0/24"), ipsnat::parse_prefix("fd00:70::/30")};
   plan = make_plan(f, covering);
@@ -705,6 +712,11 @@ TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
   auto text = plan_to_text(make_plan(f, binat));
   EXPECT_NE(text.find(": nptv6 fd00:5:5:5::/64 -> 2001:db8:c:800::/64\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\n  binat 2001:db8:c:800::/64 = fd00:5:5:5::/64 from 2001:db8:d00::/40"), std::string::npos)
+      << text;
+  f.addresses.push_back(host_address("fd00:6:6::1", 56, 5, "br0"));
+  text = plan_to_text(make_plan(f, binat));
+  EXPECT_NE(text.find(": nptv6 fd00:6:6::/56 -> 2001:db8:c:800::/56\n"), std::string::npos)
+      << "a LAN of the selector's own length is the mapping beside a smaller one\n"
       << text;
   auto larger = xfrm_gateway();
   larger.addresses.push_back(host_address("fd00:5:5::1", 48, 5, "br0"));

@@ -191,13 +191,14 @@ TEST(ReferenceNat6, PortRestrictedPolicyIsNotTranslatedOnTheUplink) {
   EXPECT_EQ(n.to->str(), "2001:db8:a3::7");
 }
 
-// The npt6 map's OUT rule for (if_id, dst) in `entries`, or nullptr.
-const npt6_rule* out_rule(const std::map<std::vector<uint8_t>, npt6_rule>& entries, uint32_t if_id, const char* dst) {
-  Prefix p = parse_prefix(dst);
+// The npt6 map's rule for (if_id, dir, prefix) in `entries`, or nullptr.
+const npt6_rule* rule_at(const std::map<std::vector<uint8_t>, npt6_rule>& entries, uint32_t if_id, npt6_dir dir,
+                         const char* prefix) {
+  Prefix p = parse_prefix(prefix);
   npt6_key k{};
   k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
   k.if_id = if_id;
-  k.dir = NPT6_OUT;
+  k.dir = dir;
   std::memcpy(k.addr, p.addr.bytes.data(), 16);
   auto* b = reinterpret_cast<const uint8_t*>(&k);
   auto it = entries.find({b, b + sizeof(k)});
@@ -209,6 +210,52 @@ Policy ports(Policy p, uint8_t proto, uint16_t dport) {
   p.sel.dport = dport;
   p.sel.dport_mask = 0xffff;
   return p;
+}
+
+// The npt6 map's OUT rule for (if_id, dst) in `entries`, or nullptr.
+const npt6_rule* out_rule(const std::map<std::vector<uint8_t>, npt6_rule>& entries, uint32_t if_id, const char* dst) {
+  return rule_at(entries, if_id, NPT6_OUT, dst);
+}
+
+// NAT66 takes every IPv6 inside prefix to the policy's address: the reference, explain and the
+// map's inside set (NPT6_INSIDE keys, what bpf/lib/nat66.h looks the source up in) agree; a
+// source in no inside prefix is not translated and explain says why.
+TEST(ReferenceNat6, Nat66TakesEveryIpv6InsidePrefix) {
+  std::vector<Policy> v{out6("2001:db8:a6::5/128", "2001:db8:e6::/48", 1, 100)};
+  for (auto& p : v) p.if_id = 9;
+  auto pols = ptrs(v);
+  const std::vector<Prefix> lans{parse_prefix("fd00:61:1::/64"), parse_prefix("fd00:62::/48"),
+                                 parse_prefix("192.168.61.0/24")};
+  for (const char* host : {"fd00:61:1::a", "fd00:62:0:7::b"}) {
+    auto f = flow6(host, "2001:db8:e6::1");
+    f.if_id = 9;
+    auto n = reference_nat6(pols, lans, false, f);
+    ASSERT_TRUE(n.to) << host << " " << n.why;
+    EXPECT_EQ(n.to->str(), "2001:db8:a6::5");
+    EXPECT_EQ(n.mapping.str(), "nat66 fd00:61:1::/64, fd00:62::/48 -> 2001:db8:a6::5 (ports)");
+    Explanation e = explain(pols, {}, lans, false, AnyFlow(f));
+    EXPECT_EQ(e.kind, "nat66") << host;
+    ASSERT_NE(e.after, nullptr) << host;
+    EXPECT_EQ(e.after->index, 1u);
+  }
+  auto stranger = flow6("fd00:63::c", "2001:db8:e6::1");
+  stranger.if_id = 9;
+  Explanation e = explain(pols, {}, lans, false, AnyFlow(stranger));
+  EXPECT_EQ(e.kind, "");
+  EXPECT_NE(e.none_why.find("source not in an IPv6 inside prefix"), std::string::npos) << e.none_why;
+
+  SpdModel model;
+  model.apply(PolicyUpsert{v[0]});
+  auto entries = npt6_entries(model, lans);
+  EXPECT_EQ(entries.size(), 3u);
+  ASSERT_NE(out_rule(entries, 9, "2001:db8:e6::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:e6::/48")->kind, NPT6_KIND_NAT66);
+  for (const char* lan : {"fd00:61:1::/64", "fd00:62::/48"}) {
+    const npt6_rule* r = rule_at(entries, 0, NPT6_INSIDE, lan);
+    ASSERT_NE(r, nullptr) << lan;
+    EXPECT_EQ(r->kind, NPT6_KIND_INSIDE);
+    EXPECT_EQ(r->len, parse_prefix(lan).len);
+  }
 }
 
 // Policy mode (if_id 0): the rule is picked by destination alone, so a port-restricted policy's
@@ -224,7 +271,7 @@ TEST(ReferenceNat6, APortRestrictedPolicyTakesNoRuleFromAPortlessOneOnTheUplink)
   SpdModel model;
   for (const auto& p : v) model.apply(PolicyUpsert{p});
   auto entries = npt6_entries(model, kInside);
-  EXPECT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries.size(), 3u);  // two OUT rules and the one IPv6 inside prefix
   ASSERT_NE(out_rule(entries, 0, "2001:db8:e7::/48"), nullptr);
   EXPECT_EQ(out_rule(entries, 0, "2001:db8:e7::/48")->policy_index, 1u);
   EXPECT_EQ(out_rule(entries, 0, "2001:db8:e9:5::/64"), nullptr);

@@ -3,11 +3,12 @@
 # the SPD and the host for IPv6 as for IPv4. An IKE daemon re-establishing the IPv6 CHILD_SA
 # deletes the out-policy and adds it again with another reqid (the kernel gives it a new index):
 # the companions take the new templates, the LWT route and the blackhole stay, and the next
-# packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's address; the
-# policy replaced by one of another address while a UDP flow runs: the flow's next ACQUIRE names that address. Then
-# the gateway's IPv6 default route moves to another router: the LWT route follows it. Last, a
-# second IPv6 LAN prefix appears: NAT66 takes it too, so the re-plan adds its companions, the
-# route stays, and its host's ACQUIRE names the policy's address.
+# packet's ACQUIRE (the kernel's, the oracle) names the new policy (its reqid) with the policy's
+# address. The policy is then replaced by one of another address while a UDP flow runs: the flow's
+# next ACQUIRE names that address. Then the gateway's IPv6 default route moves to another router:
+# the LWT route follows it. Last, a second IPv6 LAN prefix appears: NAT66 takes it too, so the
+# re-plan adds its companions, the route stays, and its host's ACQUIRE names the (replaced)
+# policy's address.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -123,7 +124,7 @@ expect_ok "the NAT66 route stays" grep -q 'via 2001:db8:ff79::3 dev eth0' <<<"$(
 # The host process's mirror takes the new inside set after the re-plan: a few tries.
 second_lan_acquire() {
   acq=$(acquire_while ping -6 -c 1 -W 1 -I fd00:79:2::a 2001:db8:e79::3)
-  grep -q 'sel src 2001:db8:79::5/128 dst 2001:db8:e79::3/128 proto ipv6-icmp' <<<"$acq"
+  grep -q 'sel src 2001:db8:79::6/128 dst 2001:db8:e79::3/128 proto ipv6-icmp' <<<"$acq"
 }
 expect_ok "the second prefix's host: the ACQUIRE names the policy's address" t_wait_for 15 second_lan_acquire
 echo "$acq"

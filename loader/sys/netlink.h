@@ -32,7 +32,9 @@ class NlRequest {
 template <typename F>
 void for_each_attr(const nlmsghdr* nlh, size_t offset, F&& f) {
   auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
-  auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+  // nlmsg_len, not mnl_nlmsg_get_payload_tail (nlmsg_len rounded up to 4): a buffer's last
+  // message may end unaligned.
+  auto* tail = reinterpret_cast<const char*>(nlh) + nlh->nlmsg_len;
   while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
     f(a);
     a = mnl_attr_next(a);

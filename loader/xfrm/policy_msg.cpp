@@ -64,7 +64,9 @@ struct Attrs {
 
 void parse_attrs(const nlmsghdr* nlh, size_t offset, Attrs& a) {
   auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
-  const char* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+  // The message's own length, not libmnl's payload tail: that is nlmsg_len rounded up to 4, and
+  // the last message of a buffer may end unaligned (found by tests/fuzz).
+  const char* end = reinterpret_cast<const char*>(nlh) + nlh->nlmsg_len;
   while (mnl_attr_ok(attr, static_cast<int>(end - reinterpret_cast<const char*>(attr)))) {
     uint16_t t = mnl_attr_get_type(attr);
     if (t <= XFRMA_MAX) a.tb[t] = attr;

@@ -102,3 +102,20 @@ TEST(FuzzFindings, NetlinkLengthAbove2To31EndsTheWalk) {
   nlh->nlmsg_len = sizeof(buf) + 4;
   EXPECT_FALSE(xfrm::nlmsg_ok(nlh, sizeof(buf)));
 }
+
+TEST(FuzzFindings, AnAttributePastAnUnalignedMessageEndIsNotRead) {
+  // libmnl's payload tail rounds nlmsg_len up to 4: an attribute ending up to 3 bytes past the
+  // message (past the buffer, for a buffer's last message) was parsed. Input
+  // regress-unaligned-message-tail (ASan heap-buffer-overflow in copy_of<xfrm_userpolicy_type>).
+  alignas(8) char buf[4100];
+  Policy p = out_policy("10.20.30.2/32", 0x0a000000, 8, 5, Action::Allow);
+  p.if_id = 7;  // XFRMA_IF_ID is the message's last attribute
+  nlmsghdr* nlh = xfrm::build_policy_msg(buf, sizeof(buf), XFRM_MSG_NEWPOLICY, p);
+  auto whole = xfrm::parse_policy_msg(nlh);
+  ASSERT_TRUE(whole && std::get_if<PolicyUpsert>(&*whole));
+  EXPECT_EQ(std::get<PolicyUpsert>(*whole).policy.if_id, 7u);
+  nlh->nlmsg_len -= 1;
+  auto cut = xfrm::parse_policy_msg(nlh);
+  ASSERT_TRUE(cut && std::get_if<PolicyUpsert>(&*cut));
+  EXPECT_EQ(std::get<PolicyUpsert>(*cut).policy.if_id, 0u) << "the cut attribute was read";
+}

@@ -122,17 +122,21 @@ static __always_inline enum ipsnat_reason masq_bind(struct __sk_buff *skb, const
 	return 0;
 }
 
-/* A packet of the established masqueraded flow of entry e (key k): accounted and rewritten. */
-static __always_inline enum ipsnat_reason masq_translate(struct __sk_buff *skb, const struct pkt4 *p,
-							 const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
+/* The packet rewritten to its flow's translation x, which a first fragment remembers. */
+static __always_inline enum ipsnat_reason masq_write(struct __sk_buff *skb, const struct pkt4 *p, struct ct_xlat x)
 {
-	struct ct_xlat x = ct_xlat_of(e);
-
-	ct_account(k, e, p, p->ip_len);
 	if (nat_rewrite(skb, p, 1, x.addr, x.port))
 		return IPSNAT_R_DROP_REWRITE;
 	frag_remember(p, IPSNAT_CT_ORIG, x.addr);
 	return IPSNAT_R_XLATE_MASQ;
+}
+
+/* A packet of the established masqueraded flow of entry e (key k): accounted and rewritten. */
+static __always_inline enum ipsnat_reason masq_translate(struct __sk_buff *skb, const struct pkt4 *p,
+							 const struct ipsnat_ct_key *k, struct ipsnat_ct_entry *e)
+{
+	ct_account(k, e, p, p->ip_len);
+	return masq_write(skb, p, ct_xlat_of(e));
 }
 
 /* TC egress of the uplink, for a packet the leak guard let pass as not covered under SPD
@@ -165,12 +169,7 @@ static __always_inline enum ipsnat_reason masq_egress(struct __sk_buff *skb, con
 	}
 	struct ct_xlat x;
 	enum ipsnat_reason why = masq_bind(skb, p, m, spd_ver, &x);
-	if (why)
-		return why;
-	if (nat_rewrite(skb, p, 1, x.addr, x.port))
-		return IPSNAT_R_DROP_REWRITE;
-	frag_remember(p, IPSNAT_CT_ORIG, x.addr);
-	return IPSNAT_R_XLATE_MASQ;
+	return why ? why : masq_write(skb, p, x);
 }
 
 #endif

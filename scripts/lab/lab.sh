@@ -242,6 +242,10 @@ lab_capture_start() {
   local name=$1 ifc=${2:-any} ns=${3:-transit} i pid l
   local pcap=$LAB_STATE/$name.pcap err=$LAB_STATE/$name.err
   [[ -d $LAB_STATE ]] || mkdir -p "$LAB_STATE"
+  # A capture of the same NAME before left its pcap and its "listening on" line: the poll
+  # below would see that line before the new tcpdump (slow to start under TCG) had opened
+  # either file, and the count would read the old capture. Nothing of it may remain.
+  rm -f "$pcap" "$err"
   # --immediate-mode + -U: nothing buffered, so stopping loses no packets.
   # -Z root: Debian's tcpdump drops to user tcpdump, which could not write here.
   # nsenter itself, not through lab_nsenter: a function in the background is a subshell, and

@@ -162,11 +162,13 @@ lab_esp_supported() {
 }
 
 # _lab_sa_pair LOCAL REMOTE SPI_OUT KEY_OUT SPI_IN KEY_IN [extra state args]:
-# prints the two `xfrm state add` lines (for _lab_batch).
+# prints the two `xfrm state add` lines (for _lab_batch). LAB_SA_FLAGS (e.g. af-unspec: the SA
+# carries both inner families over its outer one, as strongSwan's dual-stack CHILD_SAs do) is
+# given to every SA of both gateways.
 _lab_sa_pair() {
-  local l=$1 r=$2 so=$3 ko=$4 si=$5 ki=$6; shift 6
-  echo "xfrm state add src $l dst $r proto esp spi $so reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ko 128 $*"
-  echo "xfrm state add src $r dst $l proto esp spi $si reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ki 128 $*"
+  local l=$1 r=$2 so=$3 ko=$4 si=$5 ki=$6 f=${LAB_SA_FLAGS:+flag $LAB_SA_FLAGS}; shift 6
+  echo "xfrm state add src $l dst $r proto esp spi $so reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ko 128 $f $*"
+  echo "xfrm state add src $r dst $l proto esp spi $si reqid $LAB_REQID mode tunnel aead $LAB_AEAD $ki 128 $f $*"
 }
 
 # _lab_policies LOCAL_NET REMOTE_NET TUN_LOCAL TUN_REMOTE [extra policy args]:

@@ -430,9 +430,12 @@ nat_check_napt() {
 # nat_chost_to_lanhost tcp|udp ADDR PORT INSIDE_PORT: chost connects to ADDR:PORT over TCP, or
 # sends it a UDP datagram; a server on lanhost:INSIDE_PORT answers "PROTO PEER" with the address it saw. Prints
 # chost's answer, empty when none came back (TCP gives up connecting after 4 s, UDP waits 3 s).
+# IPv6 when ADDR has a colon (PEER then as socat gives it, in brackets).
 nat_chost_to_lanhost() {
-  local proto=$1 lport=$4 srv i listen=TCP4-LISTEN connect=TCP4:$2:$3,connect-timeout=4 ss=t
-  [[ $proto == udp ]] && listen=UDP4-RECVFROM connect=UDP4:$2:$3 ss=u
+  local proto=$1 lport=$4 srv i v=4 addr=$2 listen connect ss=t
+  [[ $addr == *:* ]] && v=6 addr="[$addr]"
+  listen=TCP$v-LISTEN connect=TCP$v:$addr:$3,connect-timeout=4
+  [[ $proto == udp ]] && listen=UDP$v-RECVFROM connect=UDP$v:$addr:$3 ss=u
   # shellcheck disable=SC2016 # expanded by socat's shell
   # nsenter itself (it execs timeout), so that $! is what the kill below must end when nothing came.
   nsenter --net="/run/netns/$(lab_ns lanhost)" -- timeout 90 socat "$listen:$lport,reuseaddr" \
@@ -472,6 +475,30 @@ nat_chost_capture_check() {
     "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
   expect_eq "chost saw no LAN source address" \
     "$(lab_capture_count "$1" "ip and (src net $LAB_LAN_NET or src net $LAB_LAN2_NET)")" 0
+}
+
+# dual_chost_sources_check CAPTURE: the company host (capture on its lan0) saw packets from both
+# virtual addresses, and from no other source but itself and cgw (no LAN address of either family).
+dual_chost_sources_check() {
+  local other="(ip or ip6) and not src net fe80::/10"
+  local a
+  for a in "$LAB_NAT_IP" "$LAB_NAT_IP6" "$LAB_CHOST_IP" "$LAB_CHOST_IP6" "$LAB_CGW_LAN_IP" "$LAB_CGW_LAN_IP6"; do
+    other+=" and not src host $a"
+  done
+  expect_gt "chost saw packets from $LAB_NAT_IP" "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
+  expect_gt "chost saw packets from $LAB_NAT_IP6" "$(lab_capture_count "$1" "ip6 and src host $LAB_NAT_IP6")" 0
+  expect_eq "chost saw no other source (no LAN address of either family)" "$(lab_capture_count "$1" "$other")" 0
+}
+
+# dual_check_family DST NAT_ADDR PORT: ping, UDP (port PORT, from NAT_ADDR as chost sees it),
+# TCP (PORT+1, PORT+2) from lanhost to chost's DST. TCP only after ping and UDP went through: a
+# blocked connection would only wait out its time limits; it is then counted as failed.
+dual_check_family() {
+  local fails=$FAILS
+  nat_check_ping lanhost "$1"
+  nat_check_udp lanhost "$3" "$1" "$2"
+  if ((FAILS == fails)); then nat_check_tcp lanhost 1 "$(($3 + 1))" "$1"
+  else fail "lanhost <-> chost $1: 1 MiB TCP each way not tried (ping or UDP failed)"; fi
 }
 
 # route_nat PROFILE KIND DEV FULL [FIREWALL [MASQUERADE_FORM before|after [BRIDGE]]]: KIND

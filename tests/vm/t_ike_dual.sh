@@ -22,30 +22,6 @@ source "$REPO_ROOT/scripts/vm/ike.sh"
 nat_require
 ike_supported || skip "strongSwan's charon/swanctl not installed (scripts/install-deps.sh)"
 
-# dual_chost_sources_check CAPTURE: the company host (capture on its lan0) saw packets from both
-# virtual addresses, and from no other source but itself and cgw (no LAN address of either family).
-dual_chost_sources_check() {
-  local other="(ip or ip6) and not src net fe80::/10"
-  local a
-  for a in "$LAB_NAT_IP" "$LAB_NAT_IP6" "$LAB_CHOST_IP" "$LAB_CHOST_IP6" "$LAB_CGW_LAN_IP" "$LAB_CGW_LAN_IP6"; do
-    other+=" and not src host $a"
-  done
-  expect_gt "chost saw packets from $LAB_NAT_IP" "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
-  expect_gt "chost saw packets from $LAB_NAT_IP6" "$(lab_capture_count "$1" "ip6 and src host $LAB_NAT_IP6")" 0
-  expect_eq "chost saw no other source (no LAN address of either family)" "$(lab_capture_count "$1" "$other")" 0
-}
-
-# dual_check_family DST NAT_ADDR PORT: ping, UDP (port PORT, from NAT_ADDR as chost sees it),
-# TCP (PORT+1, PORT+2) from lanhost to chost's DST. TCP only after ping and UDP went through: a
-# blocked connection would only wait out its time limits; it is then counted as failed.
-dual_check_family() {
-  local fails=$FAILS
-  nat_check_ping lanhost "$1"
-  nat_check_udp lanhost "$3" "$1" "$2"
-  if ((FAILS == fails)); then nat_check_tcp lanhost 1 "$(($3 + 1))" "$1"
-  else fail "lanhost <-> chost $1: 1 MiB TCP each way not tried (ping or UDP failed)"; fi
-}
-
 ike_dual() {
   local prof=$1 before
   FAILS_BEFORE=$FAILS

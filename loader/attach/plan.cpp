@@ -290,10 +290,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       if (misses) {
         plan.warnings.push_back(port_refusal(*p, *misses));
         if (refused.empty()) refused = plan.warnings.back();
-      } else if (plan.mode == Mode::Route && mappable && spd::npt6_port_shadow(*p, spd)) {
+      } else if (!m.ok && mappable && spd::npt6_refusal(*p, inside_all, spd)) {
+        std::string where = plan.mode == Mode::Route
+                                ? "through \"" + plan.dev + "\" (if_id " + std::to_string(p->if_id) + ")"
+                                : "in policy mode";
         plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
-                                p->sel.dst.str() + ") is not translated through \"" + plan.dev + "\" (if_id " +
-                                std::to_string(p->if_id) + "): it " + m.why);
+                                p->sel.dst.str() + ") is not translated " + where + ": it " + m.why);
         if (refused.empty()) refused = plan.warnings.back();
       }
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});

@@ -111,6 +111,55 @@ Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
   return m;
 }
 
+// Whether the kernel's lookup after the translation tells p's flows apart from other flows to its
+// destination: by protocol, and by ports through an xfrm interface (if_id). The lookup after policy
+// mode's LWT reroute (if_id 0) carries port 0: there only a port condition port 0 fails restricts,
+// and reroute_misses refuses such a policy.
+bool restricts_ports(const Policy& p) {
+  const Selector& s = p.sel;
+  return p.if_id != 0 ? (s.sport_mask | s.dport_mask) != 0
+                      : ((s.sport & s.sport_mask) | (s.dport & s.dport_mask)) != 0;
+}
+
+bool restricts_flows(const Policy& p) { return p.sel.proto != 0 || restricts_ports(p); }
+
+// "ports (tcp dport 443)" or "the protocol (tcp)".
+std::string restriction_text(const Policy& p) {
+  if (restricts_ports(p)) return "ports (" + proto_name(p.sel.proto) + ports_text(p.sel) + ")";
+  return "the protocol (" + proto_name(p.sel.proto) + ")";
+}
+
+// Another IPv6 IPsec out-policy of p's if_id: its rule and p's are chosen among by destination.
+bool rival(const Policy& p, const Policy& q) {
+  return q.index != p.index && q.dir == Dir::Out && q.type == PolicyType::Main && q.is_ipsec() &&
+         q.sel.family == AF_INET6 && q.if_id == p.if_id;
+}
+
+// Why p takes no rule whatever the other restricted policies are: policy mode's reroute misses it,
+// or an unrestricted policy of its if_id covers its destination.
+std::optional<std::string> refusal_alone(const Policy& p, const std::vector<const Policy*>& spd) {
+  if (p.if_id == 0)
+    if (auto misses = reroute_misses(p)) return "not translated in policy mode: " + *misses;
+  const Policy* q = npt6_unrestricted_cover(p, spd);
+  if (!q) return std::nullopt;
+  bool ports = restricts_ports(p);
+  return "restricts " + restriction_text(p) + " on a destination the " + (ports ? "port-less" : "unrestricted") +
+         " policy " + std::to_string(q->index) + " (" + q->sel.src.str() + " -> " + q->sel.dst.str() +
+         ") also covers: rules are chosen by destination alone, and its rule would take that policy's flows " +
+         (ports ? "on other ports" : "of other protocols") + " to an address no policy covers";
+}
+
+// The NPT6_OUT rule p would take were it the only restricted policy on its destination, without
+// its index (equal ones translate alike); nullopt when it would take none.
+std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& inside,
+                                   const std::vector<const Policy*>& spd) {
+  auto m = npt6_of(p, inside);
+  if (!m.ok || refusal_alone(p, spd)) return std::nullopt;
+  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside) : rule_of(p, m.inside.front(), m.outside);
+  r.policy_index = 0;
+  return r;
+}
+
 }  // namespace
 
 std::string Npt6Mapping::str() const {
@@ -192,29 +241,41 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
 Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd) {
   auto m = npt6_of(p, inside);
   if (!m.ok) return m;
-  if (p.if_id == 0) {
-    if (auto misses = reroute_misses(p)) {
-      m.ok = false;
-      m.why = "not translated in policy mode: " + *misses;
-    }
-  } else if (const Policy* q = npt6_port_shadow(p, spd)) {
+  if (auto why = npt6_refusal(p, inside, spd)) {
     m.ok = false;
-    m.why = "restricts ports (" + proto_name(p.sel.proto) + ports_text(p.sel) + ") on a destination the port-less policy " +
-            std::to_string(q->index) + " (" + q->sel.src.str() + " -> " + q->sel.dst.str() +
-            ") also covers: rules are chosen by destination alone, and its rule would take that policy's flows on "
-            "other ports to an address no policy covers";
+    m.why = *why;
   }
   return m;
 }
 
-const Policy* npt6_port_shadow(const Policy& p, const std::vector<const Policy*>& spd) {
-  auto restricts_ports = [](const Selector& s) { return s.sport_mask != 0 || s.dport_mask != 0; };
-  if (p.if_id == 0 || !restricts_ports(p.sel)) return nullptr;
+std::optional<std::string> npt6_refusal(const Policy& p, const std::vector<Prefix>& inside,
+                                        const std::vector<const Policy*>& spd) {
+  if (auto why = refusal_alone(p, spd)) return why;
+  const Policy* q = npt6_disagreeing(p, inside, spd);
+  if (!q) return std::nullopt;
+  return "restricts " + restriction_text(p) + " on a destination the restricted policy " + std::to_string(q->index) +
+         " (" + q->sel.src.str() + " -> " + q->sel.dst.str() + " " + proto_name(q->sel.proto) + ports_text(q->sel) +
+         ") also covers with another translation: rules are chosen by destination alone, and either one's rule would "
+         "take the other's flows to an address no policy covers";
+}
+
+const Policy* npt6_unrestricted_cover(const Policy& p, const std::vector<const Policy*>& spd) {
+  if (!restricts_flows(p)) return nullptr;
   for (const Policy* q : spd)
-    if (q->index != p.index && q->dir == Dir::Out && q->type == PolicyType::Main && q->is_ipsec() &&
-        q->sel.family == AF_INET6 && q->if_id == p.if_id && !restricts_ports(q->sel) &&
-        q->sel.dst.len <= p.sel.dst.len && q->sel.dst.contains(p.sel.dst.addr))
+    if (rival(p, *q) && !restricts_flows(*q) && q->sel.dst.len <= p.sel.dst.len && q->sel.dst.contains(p.sel.dst.addr))
       return q;
+  return nullptr;
+}
+
+const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd) {
+  if (!restricts_flows(p)) return nullptr;
+  auto rule = lone_rule(p, inside, spd);
+  if (!rule) return nullptr;
+  for (const Policy* q : spd) {
+    if (!rival(p, *q) || !restricts_flows(*q) || !overlaps(p.sel.dst, q->sel.dst)) continue;
+    auto other = lone_rule(*q, inside, spd);
+    if (other && std::memcmp(&*rule, &*other, sizeof(npt6_rule)) != 0) return q;
+  }
   return nullptr;
 }
 

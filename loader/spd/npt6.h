@@ -48,26 +48,42 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode,
                          const std::vector<const Policy*>& spd);
 
-// The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, but none
-// for a policy that restricts ports where its rule would take flows the kernel gives to another
-// policy. The datapath picks a rule by destination alone (the longest, then the first by priority),
-// never by ports:
-// - bound to no interface (if_id 0): always. Those are translated in LWT xmit (policy mode), whose
-//   reroute's lookup carries no ports: such a policy's rule would take a destination from a
-//   port-less policy (the same one with a better priority, or a longer one inside it) and translate
-//   all its flows to an address the lookup after the reroute finds no policy for. A device in route
-//   mode without an if_id (a VTI) shares these rules.
-// - of an xfrm interface (if_id): when a port-less IPsec out-policy of that if_id covers its
-//   destination (npt6_port_shadow): its rule would translate that policy's flows on other ports
-//   to an address no policy covers for them. Alone on its destination it keeps its rule, as IPv4's
-//   route mode translates such a policy: the interface's lookup carries the ports, so the
-//   restricted ports' flows reach it, and other flows there find no policy with or without ipsnat.
+// The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, unless
+// npt6_refusal refuses it. The datapath picks a rule by destination alone (the longest, then the
+// first by priority), never by protocol or ports, while the kernel's lookup after the translation
+// tells flows apart by protocol, and by ports through an xfrm interface (the lookup after policy
+// mode's LWT reroute carries port 0). A policy restricted by them ("restricted") takes no rule
+// where its rule would take flows the kernel gives to another policy to an address no policy covers
+// for them:
+// - bound to no interface (if_id 0) and restricted to ports port 0 does not meet: always
+//   (reroute_misses). Those are translated in LWT xmit (policy mode), whose reroute's lookup
+//   carries no ports. A device in route mode without an if_id (a VTI) shares these rules.
+// - where an unrestricted IPsec out-policy of its if_id covers its destination (the same one or a
+//   shorter one holding it; npt6_unrestricted_cover): that policy's rule translates every flow
+//   there, and the kernel puts the restricted policy's flows under it.
+// - where another restricted policy of its if_id, on a destination that overlaps its own, needs
+//   another translation (another address or prefix, or another reqid; npt6_disagreeing): one
+//   rule would take the other's flows to its address. Neither takes a rule, and flows there leave
+//   untranslated, as without ipsnat. Restricted policies that need the same translation share
+//   the rule.
+// Alone on its destination a restricted policy keeps its rule, as IPv4's route mode translates
+// such a policy: the lookup carries the protocol (and through an interface the ports), so its
+// flows reach it, and other flows there find no policy with or without ipsnat.
 Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd);
 
-// For p of an xfrm interface that restricts ports: the first port-less IPv6 IPsec out-policy of its
-// if_id whose destination holds p's (equal or shorter); nullptr when there is none or p restricts
-// no ports.
-const Policy* npt6_port_shadow(const Policy& p, const std::vector<const Policy*>& spd);
+// Why npt6_mapped refuses the mapping npt6_of gives p (the first of the reasons above, naming
+// the other policy), or nullopt.
+std::optional<std::string> npt6_refusal(const Policy& p, const std::vector<Prefix>& inside,
+                                        const std::vector<const Policy*>& spd);
+
+// For a restricted p: the first unrestricted IPv6 IPsec out-policy of its if_id whose destination
+// holds p's (equal or shorter); nullptr when there is none or p is unrestricted.
+const Policy* npt6_unrestricted_cover(const Policy& p, const std::vector<const Policy*>& spd);
+
+// For a restricted p that alone would take a rule: the first other such restricted policy of its
+// if_id whose destination overlaps p's (one holds the other) and whose rule translates otherwise;
+// nullptr when there is none.
+const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd);
 
 // Where NPTv6 maps the inside address `a` (in m.inside) in m.outside, as bpf/lib/npt6.h does
 // (RFC 6296 section 3.7); nullopt when RFC 6296 leaves it unmapped (the word to adjust is 0xffff).

@@ -126,9 +126,17 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     }
   }
   const Npt6Mapping& m = out.mapping;
-  if (!out.policy)
+  if (!out.policy) {
     out.why = "no IPv6 IPsec out-policy for this destination implies a translation";
-  else if (m.nat66 && f.saddr == m.outside.addr)
+    // One would but for the others (npt6_refusal): the first by priority says why.
+    const Policy* refused = nullptr;
+    for (const Policy* p : pols)
+      if (candidate(*p) && npt6_of(*p, inside).ok &&
+          (!refused || std::pair(p->priority, p->index) < std::pair(refused->priority, refused->index)))
+        refused = p;
+    if (refused)
+      out.why += ": policy " + std::to_string(refused->index) + ": " + npt6_mapped(*refused, inside, pols).str();
+  } else if (m.nat66 && f.saddr == m.outside.addr)
     out.why = "the source is the policy's address already";
   else if (!m.from_inside(f.saddr))
     out.why = m.nat66 ? "source not in an IPv6 inside prefix" : "source not in the inside prefix " + m.inside.front().str();

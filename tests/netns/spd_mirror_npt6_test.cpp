@@ -49,6 +49,29 @@ std::string leaves_as(Datapath& dp, const std::string& remote, uint8_t proto, ui
   return ipv6_at(r.out, kL3 + 8);
 }
 
+// A fresh namespace whose kernel SPD the mirror writes into the datapath's maps, for the LAN
+// fd00:61:1::/64.
+class SpdMirrorNpt6Netns : public ::testing::Test {
+ protected:
+  SpdMirrorNpt6Netns() { mirror.sync_once(); }
+
+  static spd::NatConfig lan() {
+    spd::NatConfig nat;
+    nat.inside = {parse_prefix("fd00:61:1::/64")};
+    return nat;
+  }
+
+  // An out-policy of if_id kIfId: `sel` as ip-xfrm writes a selector.
+  void add(const std::string& sel, int priority) {
+    ns.sh("ip xfrm policy add " + sel + " dir out priority " + std::to_string(priority) + " if_id " +
+          std::to_string(kIfId) + " " + kTmpl);
+  }
+
+  Datapath dp;
+  NetnsGuard ns{"npt6"};
+  mirror::SpdMirror mirror{mirror::SpdMapFds::from_object(dp.skel()->obj), lan()};
+};
+
 }  // namespace
 
 // tcp/443 to 2001:db8:e7::/48 (priority 100) ahead of a port-less policy to the same destination
@@ -57,17 +80,7 @@ std::string leaves_as(Datapath& dp, const std::string& remote, uint8_t proto, ui
 // interface's lookup then puts them under the port-less policy); tcp/22 to 2001:db8:eb::/48,
 // alone on its destination, keeps its rule. Deleting the port-less /48 gives the udp/53 policy
 // its rule back.
-TEST(SpdMirrorNpt6Netns, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoPortlessPolicysDestination) {
-  Datapath dp;
-  NetnsGuard ns("npt6port");
-  spd::NatConfig nat;
-  nat.inside = {parse_prefix("fd00:61:1::/64")};
-  mirror::SpdMirror mirror(mirror::SpdMapFds::from_object(dp.skel()->obj), nat);
-  mirror.sync_once();
-  auto add = [&](const std::string& sel, int priority) {
-    ns.sh("ip xfrm policy add " + sel + " dir out priority " + std::to_string(priority) + " if_id " +
-          std::to_string(kIfId) + " " + kTmpl);
-  };
+TEST_F(SpdMirrorNpt6Netns, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoPortlessPolicysDestination) {
   add("src 2001:db8:b7::5/128 dst 2001:db8:e7::/48", 200);
   add("src 2001:db8:b8::6/128 dst 2001:db8:e7::/48 proto tcp dport 443", 100);
   add("src 2001:db8:b9::7/128 dst 2001:db8:e9::/48", 200);
@@ -93,6 +106,41 @@ TEST(SpdMirrorNpt6Netns, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoPortlessPo
   ns.sh("ip xfrm policy delete src 2001:db8:b9::7/128 dst 2001:db8:e9::/48 dir out if_id " + std::to_string(kIfId));
   ASSERT_TRUE(converge(mirror));
   EXPECT_EQ(rule_for(dp, "2001:db8:e9:5::1"), index_of("2001:db8:ba::8/128"));
+}
+
+// A policy restricted to a protocol alone (tcp to 2001:db8:f1:2::/64) inside an unrestricted
+// policy's destination takes no rule: the unrestricted one's translates its udp flows too.
+// Restricted policies that need different addresses on overlapping destinations (tcp/443 and
+// udp/53 to 2001:db8:f4::/48; udp to 2001:db8:f6::/48 holding tcp/22 to 2001:db8:f6:7::/64) take
+// none there: their flows leave untranslated, as without ipsnat, not with an address no policy
+// covers for them. Two that need the same address (2001:db8:c8::8) share the rule. Deleting udp/53
+// to 2001:db8:f4::/48 gives tcp/443 its rule back.
+TEST_F(SpdMirrorNpt6Netns, RestrictedPoliciesThatNeedDifferentAddressesTakeNoRuleOnTheirDestination) {
+  add("src 2001:db8:c1::1/128 dst 2001:db8:f1::/48", 200);
+  add("src 2001:db8:c2::2/128 dst 2001:db8:f1:2::/64 proto tcp", 100);
+  add("src 2001:db8:c4::4/128 dst 2001:db8:f4::/48 proto tcp dport 443", 100);
+  add("src 2001:db8:c5::5/128 dst 2001:db8:f4::/48 proto udp dport 53", 200);
+  add("src 2001:db8:c6::6/128 dst 2001:db8:f6::/48 proto udp", 100);
+  add("src 2001:db8:c7::7/128 dst 2001:db8:f6:7::/64 proto tcp dport 22", 100);
+  add("src 2001:db8:c8::8/128 dst 2001:db8:f8::/48 proto tcp dport 443", 100);
+  add("src 2001:db8:c8::8/128 dst 2001:db8:f8::/48 proto udp dport 53", 200);
+  ASSERT_TRUE(converge(mirror));
+
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, kIfId, 0);
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f1:2::1", kUdp, 53), "2001:db8:c1::1");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f1:2::1", kTcp, 443), "2001:db8:c1::1");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f4::1", kUdp, 53), "fd00:61:1::a");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f4::1", kTcp, 443), "fd00:61:1::a");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f6:7::1", kUdp, 53), "fd00:61:1::a");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f6:7::1", kTcp, 22), "fd00:61:1::a");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f6:8::1", kUdp, 53), "fd00:61:1::a");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f8::1", kTcp, 443), "2001:db8:c8::8");
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f8::1", kUdp, 53), "2001:db8:c8::8");
+
+  ns.sh("ip xfrm policy delete src 2001:db8:c5::5/128 dst 2001:db8:f4::/48 proto udp dport 53 dir out if_id " +
+        std::to_string(kIfId));
+  ASSERT_TRUE(converge(mirror));
+  EXPECT_EQ(leaves_as(dp, "2001:db8:f4::1", kTcp, 443), "2001:db8:c4::4");
 }
 
 }  // namespace ipsnat::test

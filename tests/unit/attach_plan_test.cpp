@@ -753,17 +753,24 @@ TEST(AttachPlan, AnIpv6OneAddressPolicyImpliesNat66WithoutBinat) {
   }
 }
 
+// ipsec6 as policy `index`, restricted to `proto` and (unless 0) that destination port.
+spd::Policy restricted6(const std::string& src, const std::string& dst, uint32_t index, uint8_t proto,
+                        uint16_t dport = 0) {
+  auto p = ipsec6(src, dst, 42);
+  p.index = index;
+  p.sel.proto = proto;
+  p.sel.dport = dport;
+  p.sel.dport_mask = dport ? 0xffff : 0;
+  return p;
+}
+
 // Through the xfrm interface (if_id 42) a port-restricted IPv6 policy whose destination a
 // port-less one of the interface also covers takes no rule (spd/npt6.h npt6_mapped): attach says
 // so in one line naming both; alone on its destination it is translated, as IPv4's route mode does.
 TEST(AttachPlan, RouteModeRefusesAPortRestrictedIpv6PolicyOnAPortlessOnesDestination) {
   auto f = xfrm_gateway();
   f.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
-  auto https = ipsec6("2001:db8:b:7::3/128", "2001:db8:f00:1::/64", 42);
-  https.index = 18;
-  https.sel.proto = IPPROTO_TCP;
-  https.sel.dport = 443;
-  https.sel.dport_mask = 0xffff;
+  auto https = restricted6("2001:db8:b:7::3/128", "2001:db8:f00:1::/64", 18, IPPROTO_TCP, 443);
   f.policies = {ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 42), https};
   auto plan = make_plan(f, Settings{});
   auto text = plan_to_text(plan);
@@ -785,6 +792,56 @@ TEST(AttachPlan, RouteModeRefusesAPortRestrictedIpv6PolicyOnAPortlessOnesDestina
   text = plan_to_text(plan);
   EXPECT_TRUE(plan.warnings.empty()) << text;
   EXPECT_NE(text.find("  translate policy 18 2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64: nat66 fd00:71::/64 -> "
+                      "2001:db8:b:7::3 (ports)"),
+            std::string::npos)
+      << text;
+}
+
+// Two restricted IPv6 policies of the interface's if_id on one destination that need different
+// translations (tcp/443 leaves as 2001:db8:b:7::3, udp/53 as 2001:db8:b:7::4): neither takes a rule,
+// and attach says so for each in one line naming the other; a policy restricted to a protocol
+// alone (tcp to 2001:db8:f00:2::/64) is refused on a destination an unrestricted policy covers.
+TEST(AttachPlan, RouteModeRefusesRestrictedIpv6PoliciesThatNeedDifferentTranslations) {
+  auto f = xfrm_gateway();
+  f.addresses.push_back(host_address("fd00:71::1", 64, 5, "br0"));
+  auto https = restricted6("2001:db8:b:7::3/128", "2001:db8:f00:1::/64", 18, IPPROTO_TCP, 443);
+  auto dns = restricted6("2001:db8:b:7::4/128", "2001:db8:f00:1::/64", 19, IPPROTO_UDP, 53);
+  auto tcp = restricted6("2001:db8:b:7::5/128", "2001:db8:f00:2::/64", 20, IPPROTO_TCP);
+  auto any = ipsec6("2001:db8:b:7::2/128", "2001:db8:f00:2::/64", 42);
+  any.priority = 200;
+  f.policies = {https, dns, tcp, any};
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  ASSERT_EQ(plan.warnings.size(), 3u) << text;
+  EXPECT_EQ(plan.warnings[0],
+            "policy 18 (2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64) is not translated through \"ipsec0\" (if_id 42): it "
+            "restricts ports (tcp dport 443) on a destination the restricted policy 19 (2001:db8:b:7::4/128 -> "
+            "2001:db8:f00:1::/64 udp dport 53) also covers with another translation: rules are chosen by destination "
+            "alone, and either one's rule would take the other's flows to an address no policy covers");
+  EXPECT_NE(plan.warnings[1].find("policy 19 (2001:db8:b:7::4/128 -> 2001:db8:f00:1::/64) is not translated through "
+                                  "\"ipsec0\" (if_id 42): it restricts ports (udp dport 53) on a destination the "
+                                  "restricted policy 18 "),
+            std::string::npos)
+      << plan.warnings[1];
+  EXPECT_EQ(plan.warnings[2],
+            "policy 20 (2001:db8:b:7::5/128 -> 2001:db8:f00:2::/64) is not translated through \"ipsec0\" (if_id 42): it "
+            "restricts the protocol (tcp) on a destination the unrestricted policy 17 (2001:db8:b:7::2/128 -> "
+            "2001:db8:f00:2::/64) also covers: rules are chosen by destination alone, and its rule would take that "
+            "policy's flows of other protocols to an address no policy covers");
+  EXPECT_NE(text.find("  translate policy 19 2001:db8:b:7::4/128 -> 2001:db8:f00:1::/64: none (restricts ports"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  translate policy 17 2001:db8:b:7::2/128 -> 2001:db8:f00:2::/64: nat66 fd00:71::/64"),
+            std::string::npos)
+      << text;
+
+  dns.sel.src = https.sel.src;  // the same translation: they share the rule
+  dns.tmpls = https.tmpls;
+  f.policies = {https, dns};
+  plan = make_plan(f, Settings{});
+  text = plan_to_text(plan);
+  EXPECT_TRUE(plan.warnings.empty()) << text;
+  EXPECT_NE(text.find("  translate policy 19 2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64: nat66 fd00:71::/64 -> "
                       "2001:db8:b:7::3 (ports)"),
             std::string::npos)
       << text;

@@ -217,6 +217,18 @@ const npt6_rule* out_rule(const std::map<std::vector<uint8_t>, npt6_rule>& entri
   return rule_at(entries, if_id, NPT6_OUT, dst);
 }
 
+// The npt6 map's entries for the SPD `v` and the inside prefixes kInside.
+std::map<std::vector<uint8_t>, npt6_rule> entries_of(const std::vector<Policy>& v) {
+  SpdModel model;
+  for (const auto& p : v) model.apply(PolicyUpsert{p});
+  return npt6_entries(model, kInside);
+}
+
+Policy proto_only(Policy p, uint8_t proto) {
+  p.sel.proto = proto;
+  return p;
+}
+
 // NAT66 takes every IPv6 inside prefix to the policy's address: the reference, explain and the
 // map's inside set (NPT6_INSIDE keys, what bpf/lib/nat66.h looks the source up in) agree; a
 // source in no inside prefix is not translated and explain says why.
@@ -268,9 +280,7 @@ TEST(ReferenceNat6, APortRestrictedPolicyTakesNoRuleFromAPortlessOneOnTheUplink)
                         ports(out6("2001:db8:b8::6/128", "2001:db8:e7::/48", 2, 100), IPPROTO_TCP, 443),
                         out6("2001:db8:b9::7/128", "2001:db8:e9::/48", 3, 200),
                         ports(out6("2001:db8:ba::8/128", "2001:db8:e9:5::/64", 4, 300), IPPROTO_UDP, 53)};
-  SpdModel model;
-  for (const auto& p : v) model.apply(PolicyUpsert{p});
-  auto entries = npt6_entries(model, kInside);
+  auto entries = entries_of(v);
   EXPECT_EQ(entries.size(), 3u);  // two OUT rules and the one IPv6 inside prefix
   ASSERT_NE(out_rule(entries, 0, "2001:db8:e7::/48"), nullptr);
   EXPECT_EQ(out_rule(entries, 0, "2001:db8:e7::/48")->policy_index, 1u);
@@ -306,9 +316,7 @@ TEST(ReferenceNat6, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoRuleFromAPortle
                         out6("2001:db8:bc::1/128", "2001:db8::/40", 6, 300)};
   for (auto& p : v) p.if_id = 9;
   v.back().if_id = 7;
-  SpdModel model;
-  for (const auto& p : v) model.apply(PolicyUpsert{p});
-  auto entries = npt6_entries(model, kInside);
+  auto entries = entries_of(v);
   ASSERT_NE(out_rule(entries, 9, "2001:db8:e7::/48"), nullptr);
   EXPECT_EQ(out_rule(entries, 9, "2001:db8:e7::/48")->policy_index, 1u);
   EXPECT_EQ(out_rule(entries, 9, "2001:db8:e9:5::/64"), nullptr);
@@ -336,6 +344,100 @@ TEST(ReferenceNat6, APortRestrictedPolicyOfAnXfrmInterfaceTakesNoRuleFromAPortle
             "none (restricts ports (tcp dport 443) on a destination the port-less policy 1 (2001:db8:b7::5/128 -> "
             "2001:db8:e7::/48) also covers: rules are chosen by destination alone, and its rule would take that "
             "policy's flows on other ports to an address no policy covers)");
+}
+
+// A policy restricted to a protocol alone is told apart by the kernel's lookup as a port-restricted
+// one is, not by the rules: where an unrestricted policy of its if_id covers its destination it
+// takes no rule (tcp to 2001:db8:f1:2::/64 inside the unrestricted 2001:db8:f1::/48), else it keeps
+// it (tcp to 2001:db8:f3::/48). Restricted policies of one if_id whose destinations overlap and
+// that need different translations take no rule there, each naming the other: another address
+// (tcp/443 and udp/53 to 2001:db8:f4::/48; udp to 2001:db8:f6::/48 holding tcp/22 to
+// 2001:db8:f6:7::/64), or the same address through other SAs (reqid 8 and 9 to 2001:db8:fa::/48).
+// Those that need the same translation (2001:db8:c8::8 for tcp/443 and udp/53) share the rule.
+TEST(ReferenceNat6, RestrictedPoliciesThatNeedDifferentTranslationsTakeNoRuleOnTheirDestination) {
+  std::vector<Policy> v{out6("2001:db8:c1::1/128", "2001:db8:f1::/48", 1, 200),
+                        proto_only(out6("2001:db8:c2::2/128", "2001:db8:f1:2::/64", 2, 100), IPPROTO_TCP),
+                        proto_only(out6("2001:db8:c3::3/128", "2001:db8:f3::/48", 3, 100), IPPROTO_TCP),
+                        ports(out6("2001:db8:c4::4/128", "2001:db8:f4::/48", 4, 100), IPPROTO_TCP, 443),
+                        ports(out6("2001:db8:c5::5/128", "2001:db8:f4::/48", 5, 200), IPPROTO_UDP, 53),
+                        proto_only(out6("2001:db8:c6::6/128", "2001:db8:f6::/48", 6, 100), IPPROTO_UDP),
+                        ports(out6("2001:db8:c7::7/128", "2001:db8:f6:7::/64", 7, 100), IPPROTO_TCP, 22),
+                        ports(out6("2001:db8:c8::8/128", "2001:db8:f8::/48", 8, 100), IPPROTO_TCP, 443),
+                        ports(out6("2001:db8:c8::8/128", "2001:db8:f8::/48", 9, 200), IPPROTO_UDP, 53),
+                        ports(out6("2001:db8:ca::a/128", "2001:db8:fa::/48", 10, 100), IPPROTO_TCP, 80),
+                        ports(out6("2001:db8:ca::a/128", "2001:db8:fa::/48", 11, 200), IPPROTO_UDP, 53)};
+  for (auto& p : v) p.if_id = 9;
+  v[7].tmpls[0].reqid = v[8].tmpls[0].reqid = 7;  // the helper's reqid is the index
+  v[9].tmpls[0].reqid = 8;
+  v[10].tmpls[0].reqid = 9;
+  auto entries = entries_of(v);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:f1:2::/64"), nullptr);
+  ASSERT_NE(out_rule(entries, 9, "2001:db8:f3::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:f3::/48")->policy_index, 3u);
+  for (const char* dst : {"2001:db8:f4::/48", "2001:db8:f6::/48", "2001:db8:f6:7::/64", "2001:db8:fa::/48"})
+    EXPECT_EQ(out_rule(entries, 9, dst), nullptr) << dst;
+  ASSERT_NE(out_rule(entries, 9, "2001:db8:f8::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 9, "2001:db8:f8::/48")->policy_index, 8u);
+
+  auto pols = ptrs(v);
+  for (auto [dst, proto, dport, to] :
+       {std::tuple{"2001:db8:f1:2::1", IPPROTO_TCP, 443, "2001:db8:c1::1"},
+        std::tuple{"2001:db8:f1:2::1", IPPROTO_UDP, 53, "2001:db8:c1::1"},
+        std::tuple{"2001:db8:f3::1", IPPROTO_TCP, 443, "2001:db8:c3::3"},
+        std::tuple{"2001:db8:f8::1", IPPROTO_TCP, 443, "2001:db8:c8::8"},
+        std::tuple{"2001:db8:f8::1", IPPROTO_UDP, 53, "2001:db8:c8::8"}}) {
+    auto f = flow6("fd00:61:1::a", dst, uint8_t(proto), 40000, uint16_t(dport));
+    f.if_id = 9;
+    auto n = reference_nat6(pols, kInside, false, f);
+    ASSERT_TRUE(n.to) << dst << " " << n.why;
+    EXPECT_EQ(n.to->str(), to) << dst << " " << dport;
+  }
+  for (auto [dst, proto, dport] : {std::tuple{"2001:db8:f4::1", IPPROTO_TCP, 443},
+                                   std::tuple{"2001:db8:f4::1", IPPROTO_UDP, 53},
+                                   std::tuple{"2001:db8:f6:7::1", IPPROTO_UDP, 53},
+                                   std::tuple{"2001:db8:f6:8::1", IPPROTO_UDP, 53},
+                                   std::tuple{"2001:db8:fa::1", IPPROTO_UDP, 53}}) {
+    auto f = flow6("fd00:61:1::a", dst, uint8_t(proto), 40000, uint16_t(dport));
+    f.if_id = 9;
+    EXPECT_FALSE(reference_nat6(pols, kInside, false, f).to) << dst << " " << dport;
+  }
+  auto f = flow6("fd00:61:1::a", "2001:db8:f4::1", IPPROTO_UDP, 40000, 53);
+  f.if_id = 9;
+  Explanation e = explain(pols, {}, kInside, false, AnyFlow(f));
+  EXPECT_EQ(e.none_why,
+            "no IPv6 IPsec out-policy for this destination implies a translation: policy 4: none (restricts ports "
+            "(tcp dport 443) on a destination the restricted policy 5 (2001:db8:c5::5/128 -> 2001:db8:f4::/48 udp "
+            "dport 53) also covers with another translation: rules are chosen by destination alone, and either "
+            "one's rule would take the other's flows to an address no policy covers)");
+
+  EXPECT_EQ(npt6_mapped(v[1], kInside, pols).str(),
+            "none (restricts the protocol (tcp) on a destination the unrestricted policy 1 (2001:db8:c1::1/128 -> "
+            "2001:db8:f1::/48) also covers: rules are chosen by destination alone, and its rule would take that "
+            "policy's flows of other protocols to an address no policy covers)");
+  EXPECT_EQ(npt6_mapped(v[6], kInside, pols).str(),
+            "none (restricts ports (tcp dport 22) on a destination the restricted policy 6 (2001:db8:c6::6/128 -> "
+            "2001:db8:f6::/48 udp) also covers with another translation: rules are chosen by destination alone, and "
+            "either one's rule would take the other's flows to an address no policy covers)");
+  EXPECT_EQ(npt6_mapped(v[10], kInside, pols).str().substr(0, 90),
+            "none (restricts ports (udp dport 53) on a destination the restricted policy 10 (2001:db8:c");
+}
+
+// Policy mode (if_id 0): the kernel's lookup after the LWT reroute carries the protocol (not the
+// ports), so a policy restricted to a protocol alone is translated there, but not on a destination
+// an unrestricted policy also covers.
+TEST(ReferenceNat6, AProtocolRestrictedPolicyTakesNoRuleFromAnUnrestrictedOneOnTheUplink) {
+  std::vector<Policy> v{out6("2001:db8:c1::1/128", "2001:db8:f1::/48", 1, 200),
+                        proto_only(out6("2001:db8:c2::2/128", "2001:db8:f1::/48", 2, 100), IPPROTO_TCP),
+                        proto_only(out6("2001:db8:c3::3/128", "2001:db8:f3::/48", 3, 100), IPPROTO_TCP)};
+  auto entries = entries_of(v);
+  ASSERT_NE(out_rule(entries, 0, "2001:db8:f1::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 0, "2001:db8:f1::/48")->policy_index, 1u);
+  ASSERT_NE(out_rule(entries, 0, "2001:db8:f3::/48"), nullptr);
+  EXPECT_EQ(out_rule(entries, 0, "2001:db8:f3::/48")->policy_index, 3u);
+  auto pols = ptrs(v);
+  auto n = reference_nat6(pols, kInside, false, flow6("fd00:61:1::a", "2001:db8:f1::1", IPPROTO_UDP, 40000, 53));
+  ASSERT_TRUE(n.to) << n.why;
+  EXPECT_EQ(n.to->str(), "2001:db8:c1::1");
 }
 
 }  // namespace

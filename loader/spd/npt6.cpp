@@ -37,6 +37,14 @@ uint16_t fold(uint32_t s) {
 // words after it that is not 0xffff).
 uint8_t adjusted_word(uint8_t len) { return len <= 48 ? 3 : uint8_t((len + 15) / 16); }
 
+// The block's first address after the all-zeros host part, as a /128.
+Prefix first_address(const Prefix& block) {
+  Prefix a = network(block);
+  a.addr.bytes[15] |= 1;
+  a.len = 128;
+  return a;
+}
+
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
 // The reqid of the policy's SAs (its first template's, as the IPv4 NAT target's): the datapath
@@ -194,12 +202,8 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     m.why = "source selector " + src.str() + " is no prefix";
     return m;
   }
-  if (src.len > IPSNAT_NPT6_MAX_LEN) {
-    m.why = "source selector " + src.str() + " is longer than /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
-            ": no 16-bit word of its interface identifier is left for RFC 6296's checksum-neutral adjustment";
-    return m;
-  }
   std::vector<Prefix> fit;
+  bool larger = false;  // a LAN larger than the selector (a shorter prefix)
   for (const auto& in : inside) {
     if (in.addr.family != AF_INET6) continue;
     if (overlaps(in, src)) {
@@ -208,18 +212,28 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
       return m;
     }
     // A LAN smaller than the selector (a longer prefix) maps 1:1 onto the selector's first part of
-    // its own size, as IPv4's smaller LANs do; a larger one would need ports (NAT66), not NPTv6.
+    // its own size, as IPv4's smaller LANs do.
     if (in.len >= src.len && in.len <= IPSNAT_NPT6_MAX_LEN) fit.push_back(network(in));
+    larger = larger || in.len < src.len;
   }
   // A LAN of the selector's own length is the mapping even beside smaller ones.
   std::vector<Prefix> exact;
   for (const auto& in : fit)
     if (in.len == src.len) exact.push_back(in);
   if (exact.size() == 1) fit = exact;
-  if (fit.size() != 1) {
-    m.why = (fit.empty() ? "no IPv6 inside prefix /" : "more than one IPv6 inside prefix /") +
-            std::to_string(src.len) + " or longer (up to /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
-            ") to map onto " + src.str();
+  // LANs that no 1:1 map holds (one larger than the selector, or several of which only one could
+  // be mapped) take the selector's first address with ports, as IPv4 NAPT takes the inside set
+  // to a block smaller than it; the all-zeros host part is skipped (the Subnet-Router anycast
+  // address, RFC 4291 section 2.6.1).
+  if (fit.size() > 1 || (fit.empty() && larger)) return nat66_of(first_address(src), inside);
+  if (src.len > IPSNAT_NPT6_MAX_LEN) {
+    m.why = "source selector " + src.str() + " is longer than /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
+            ": no 16-bit word of its interface identifier is left for RFC 6296's checksum-neutral adjustment";
+    return m;
+  }
+  if (fit.empty()) {
+    m.why = "no IPv6 inside prefix /" + std::to_string(src.len) + " or longer (up to /" +
+            std::to_string(IPSNAT_NPT6_MAX_LEN) + ") to map onto " + src.str();
     return m;
   }
   m.ok = true;

@@ -17,11 +17,13 @@ namespace ipsnat::spd {
 
 struct Npt6Mapping {
   bool ok = false;
-  bool nat66 = false;  // the policy's source is one address: NAT66 with ports, not NPTv6
+  bool nat66 = false;  // NAT66 with ports, not NPTv6: the policy's source is one address, or a prefix
+                       // no 1:1 map holds the LANs in
   // The LAN prefixes whose hosts are translated: NPTv6 the one it maps (inside.front()), NAT66
   // every IPv6 inside prefix.
   std::vector<Prefix> inside;
-  Prefix outside;  // what they become: NAT66 the policy's address; NPTv6 the policy's source
+  Prefix outside;  // what they become: NAT66 the policy's address (of a prefix its first after the
+                   // all-zeros one, /128); NPTv6 the policy's source
                    // selector's first part of inside.front()'s length (the whole selector when the
                    // lengths are equal), host bits cleared
   std::string why;  // when !ok
@@ -36,7 +38,10 @@ struct Npt6Mapping {
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
 // IPv6 inside prefix of that length (else the one longer, up to /112, onto the selector's first
 // part of its length) onto it (NPTv6); one whose source is one address (/128) takes every IPv6 inside
-// prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs.
+// prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs. A
+// prefix (/1../127) whose LANs no such 1:1 map holds (one larger than it, or several that fit only
+// one by one) is NAT66 too, to its first address after the Subnet-Router anycast one (RFC 4291
+// 2.6.1): one address, not a pool over the prefix as IPv4's.
 // The datapath applies the mapping keyed by the policy's if_id (bpf/lib/npt6.h, bpf/lib/nat66.h;
 // NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);

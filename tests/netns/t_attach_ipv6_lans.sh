@@ -6,7 +6,8 @@
 # `attach eth0` infers all three prefixes and translates each, with fwd/in companions for each;
 # --inside with one prefix covering both LANs does the same. The oracle is the kernel's ACQUIRE:
 # it names the selector the kernel saw after the LWT reroute, whose source must be the policy's
-# address for each LAN's host, never a LAN address.
+# address for each LAN's host, never a LAN address. Then a /120 policy, smaller than the LANs,
+# takes them with ports to its first address: UDP and TCP reach the ACQUIRE with it.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -108,4 +109,40 @@ expect_ok "the fwd companion covers both LANs" \
   ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst fd00:78::/46 dir fwd
 each_lan_translated
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
+
+# A policy whose source is a prefix smaller than the LANs (/120 for /64s): no 1:1 map holds them, so
+# NAT66 takes all three to its first address after the Subnet-Router anycast one, with ports.
+ip -n "$gw" xfrm policy delete src 2001:db8:78::5/128 dst 2001:db8:e78::/48 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:78::100/120 dst 2001:db8:e78::/48 dir out \
+  tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach (/120 policy) failed: $plan"
+echo "$plan"
+expect_ok "the plan takes the LANs to the /120 selector's first address with ports" \
+  grep -Eq '2001:db8:78::100/120 -> 2001:db8:e78::/48: nat66 fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 -> 2001:db8:78::101 \(ports\)$' <<<"$plan"
+acqf=$(mktemp)
+ip -n "$gw" xfrm state flush
+timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
+T_PIDS+=("$!")
+sleep 1
+t_in "$lanb" bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353' || true
+sleep 0.5
+ip -n "$gw" xfrm state flush
+t_in "$lana" timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null || true
+sleep 1
+for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+wait 2>/dev/null || true
+T_PIDS=()
+acq=$(cat "$acqf")
+rm -f "$acqf"
+echo "$acq"
+expect_ok "LAN 2's UDP reaches the kernel's ACQUIRE from the /120's first address" \
+  grep -q 'sel src 2001:db8:78::101/128 dst 2001:db8:e78::2/128 proto udp' <<<"$acq"
+expect_ok "LAN 1's TCP reaches the kernel's ACQUIRE from the /120's first address" \
+  grep -q 'sel src 2001:db8:78::101/128 dst 2001:db8:e78::1/128 proto tcp' <<<"$acq"
+expect_ok "the ACQUIREs name the /120 policy" grep -q 'src 2001:db8:78::100/120 dst 2001:db8:e78::/48' <<<"$acq"
+expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
+json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78::/46)
+expect_ok "policies -j says the same" \
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:78::100/120") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nat66 fd00:78::/46 2001:db8:78::101/128"
+expect_ok "detach (/120 policy)" t_in "$gw" "$IPSNAT" detach eth0
 finish

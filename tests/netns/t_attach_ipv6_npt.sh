@@ -1,7 +1,8 @@
 #!/bin/bash
 # NPTv6 (RFC 6296) in route mode, dual stack: the LAN fd00:9:9:9::/64 is the IPv6 out-policy's
 # 2001:db8:b:7::/64 towards 2001:db8:f00::/40 (then, with a /56 policy source, the /56's first
-# /64), and the IPv4 LAN 192.168.1.0/24 still becomes 10.20.30.2 beside it. The far side's echo server is the oracle: its kernel accepts only
+# /64; with a /120 policy source, smaller than the LAN, NAT66 with ports to its first address), and
+# the IPv4 LAN 192.168.1.0/24 still becomes 10.20.30.2 beside it. The far side's echo server is the oracle: its kernel accepts only
 # segments and datagrams whose TCP/UDP checksum is right, and it answers with the source it
 # saw, to which the reply must find its way back (the reverse translation). The expected
 # address is computed here from RFC 6296's arithmetic, not by ipsnat. Before attach and after
@@ -165,4 +166,25 @@ out=$(inward 7223)
 expect_ok "a connection to $want, in the selector's second /64, reaches nobody ($out)" \
   test "$out" != "2001:db8:f00::1 intact"
 expect_ok "detach (/56 policy)" t_in "$gw" "$IPSNAT" detach ipsec0
+
+# A policy source smaller than the LAN (/120 for a /64): no 1:1 map holds the LAN, so it takes the
+# selector's first address after the Subnet-Router anycast one, 2001:db8:b:7::101, with ports
+# (NAT66, stateful): plain attach, no --binat; answers come back, the far side opens nothing.
+ip -n "$gw" xfrm policy delete src 2001:db8:b:700::/56 dst 2001:db8:f00::/40 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:b:7::100/120 dst 2001:db8:f00::/40 dir out \
+  tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp reqid 2 mode tunnel
+plan=$(t_in "$gw" "$IPSNAT" attach ipsec0 --mode route 2>&1) || fail "attach (/120 policy) failed: $plan"
+echo "$plan"
+expect_ok "the plan takes the /64 LAN to the /120 selector's first address with ports" \
+  grep -q '^  translate policy [0-9]* 2001:db8:b:7::100/120 -> 2001:db8:f00::/40: nat66 fd00:9:9:9::/64 -> 2001:db8:b:7::101 (ports)$' <<<"$plan"
+want=2001:db8:b:7::101
+out=$(through udp 2001:db8:f00::1 7230)
+expect_ok "UDP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+out=$(through tcp 2001:db8:f00::1 7231)
+expect_ok "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
+out=$(inward 7232)
+expect_ok "the far side's connection to $want reaches nobody ($out)" test "$out" != "2001:db8:f00::1 intact"
+status=$(t_in "$gw" "$IPSNAT" status 2>&1)
+expect_ok "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"
+expect_ok "detach (/120 policy)" t_in "$gw" "$IPSNAT" detach ipsec0
 finish

@@ -569,10 +569,11 @@ TEST(AttachPlan, Ipv6WithoutNptv6IsNotTranslatedAndSaysWhy) {
   EXPECT_NE(why(within).find("none (the address 2001:db8:b:7::2 is in the inside prefix 2001:db8:b:7::/64"),
             std::string::npos)
       << why(within);
-  x.policies = {ipsec6("2001:db8:b:7:8::/80", "2001:db8:f00::/40", 42)};
-  EXPECT_NE(why(x).find("no IPv6 inside prefix /80 or longer (up to /112) to map onto 2001:db8:b:7:8::/80"),
+  auto no_lan = xfrm_gateway();
+  no_lan.policies = {ipsec6("2001:db8:b:7:8::/80", "2001:db8:f00::/40", 42)};
+  EXPECT_NE(why(no_lan).find("no IPv6 inside prefix /80 or longer (up to /112) to map onto 2001:db8:b:7:8::/80"),
             std::string::npos)
-      << why(x);
+      << why(no_lan);
 }
 
 // NAT66 takes every IPv6 inside prefix (a second LAN, a bridge's second prefix) to the policy's
@@ -702,7 +703,7 @@ TEST(AttachPlan, Nptv6UpToSlash112AndWhyNotLonger) {
 }
 
 // A LAN smaller than the policy's source prefix maps 1:1 onto the selector's first block of the LAN's
-// size, as IPv4's smaller LANs do (the far side reaches that block only); a larger LAN is refused.
+// size, as IPv4's smaller LANs do (the far side reaches that block only).
 TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
   Settings binat;
   binat.binat = true;
@@ -718,13 +719,61 @@ TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
   EXPECT_NE(text.find(": nptv6 fd00:6:6::/56 -> 2001:db8:c:800::/56\n"), std::string::npos)
       << "a LAN of the selector's own length is the mapping beside a smaller one\n"
       << text;
-  auto larger = xfrm_gateway();
-  larger.addresses.push_back(host_address("fd00:5:5::1", 48, 5, "br0"));
-  larger.policies.push_back(ipsec6("2001:db8:c:800::/56", "2001:db8:d00::/40", 42));
-  text = plan_to_text(make_plan(larger, binat));
-  EXPECT_NE(text.find("none (no IPv6 inside prefix /56 or longer (up to /112) to map onto 2001:db8:c:800::/56)"),
-            std::string::npos)
-      << text;
+}
+
+// LANs no 1:1 map holds (one larger than the policy's source prefix, or several that do not fit one
+// by one) take the selector's first address after the Subnet-Router anycast one (RFC 4291 2.6.1)
+// with ports, as IPv4 NAPT takes an inside set larger than a block: NAT66, stateful, so without
+// --binat and with no binat line; in policy mode with the companions of each LAN and the address
+// blackholed, as for a one-address policy.
+TEST(AttachPlan, ALanLargerThanTheIpv6SelectorTakesItsFirstAddressWithPorts) {
+  struct Case {
+    std::vector<std::string> lans;  // each ends in "::", its host the gateway's "::1"
+    uint8_t lan_len;
+    const char* selector;
+    std::string address;
+  };
+  const std::vector<Case> cases{
+      {{"fd00:5:5::"}, 48, "2001:db8:c:800::/56", "2001:db8:c:800::1"},
+      {{"fd00:5:5::"}, 48, "2001:db8:c:8::/64", "2001:db8:c:8::1"},
+      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::1:0/112", "2001:db8:c:8::1:1"},
+      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::100/120", "2001:db8:c:8::101"},
+      {{"fd00:5:5:5::", "fd00:5:5:6::"}, 64, "2001:db8:c:8::/64", "2001:db8:c:8::1"},
+  };
+  for (const auto& c : cases) {
+    auto f = gateway(false);
+    std::string lans;
+    for (const auto& lan : c.lans) {
+      f.addresses.push_back(host_address(lan + "1", c.lan_len, 4, "lan0"));
+      lans += (lans.empty() ? "" : ", ") + lan + "/" + std::to_string(c.lan_len);
+    }
+    f.policies.push_back(ipsec6(c.selector, "2001:db8:f00::/40", 0));
+    f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+    auto plan = make_plan(f, Settings{});
+    auto text = plan_to_text(plan);
+    EXPECT_NE(text.find(std::string(" -> 2001:db8:f00::/40: nat66 ") + lans + " -> " + c.address + " (ports)\n"),
+              std::string::npos)
+        << c.selector << "\n"
+        << text;
+    EXPECT_EQ(text.find("binat "), std::string::npos) << text;
+    EXPECT_NE(text.find("  route blackhole " + c.address + "/128 table 421\n"), std::string::npos) << text;
+    for (const auto& lan : c.lans)
+      for (const char* dir : {"fwd", "in"})
+        EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst " + lan + "/" + std::to_string(c.lan_len) +
+                            " dir " + dir),
+                  std::string::npos)
+            << text;
+  }
+  // Beside a LAN that fits 1:1 (with --binat) NPTv6 maps that one; the larger LAN is not translated.
+  auto mixed = gateway(false);
+  mixed.addresses.push_back(host_address("fd00:5:5::1", 48, 4, "lan0"));
+  mixed.addresses.push_back(host_address("fd00:6:6:6::1", 64, 4, "lan0"));
+  mixed.policies.push_back(ipsec6("2001:db8:c:800::/56", "2001:db8:f00::/40", 0));
+  mixed.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+  Settings binat;
+  binat.binat = true;
+  auto text = plan_to_text(make_plan(mixed, binat));
+  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:800::/64\n"), std::string::npos) << text;
 }
 
 // A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in

@@ -270,6 +270,42 @@ TEST(ReferenceNat6, Nat66TakesEveryIpv6InsidePrefix) {
   }
 }
 
+// A LAN larger than the policy's source prefix (a /48 under a /64) is taken with ports to the
+// selector's first address after the Subnet-Router anycast one, without --binat: the reference,
+// explain (whose translated flow the policy matches after the translation) and the map (a NAT66
+// OUT rule, no NPTv6 IN rule that would open the block to the far side) agree; on the uplink
+// (policy mode) and through an xfrm interface alike.
+TEST(ReferenceNat6, ALanLargerThanTheSelectorTakesItsFirstAddressWithPorts) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:67::/48"), parse_prefix("192.168.67.0/24")};
+  for (uint32_t if_id : {0u, 9u}) {
+    std::vector<Policy> v{out6("2001:db8:a7:5::/64", "2001:db8:e7::/48", 3, 100)};
+    v[0].if_id = if_id;
+    auto pols = ptrs(v);
+    auto f = flow6("fd00:67:0:5::a", "2001:db8:e7::1", IPPROTO_TCP, 40000, 443);
+    f.if_id = if_id;
+    auto n = reference_nat6(pols, lans, false, f);
+    ASSERT_TRUE(n.to) << if_id << " " << n.why;
+    EXPECT_EQ(n.to->str(), "2001:db8:a7:5::1");
+    EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::1 (ports)");
+    Explanation e = explain(pols, {}, lans, false, AnyFlow(f));
+    EXPECT_EQ(e.kind, "nat66") << e.none_why;
+    EXPECT_TRUE(e.ports);
+    EXPECT_EQ(e.to.str(), "2001:db8:a7:5::1");
+    ASSERT_NE(e.after, nullptr);
+    EXPECT_EQ(e.after->index, 3u);
+
+    SpdModel model;
+    model.apply(PolicyUpsert{v[0]});
+    auto entries = npt6_entries(model, lans);
+    const npt6_rule* r = out_rule(entries, if_id, "2001:db8:e7::/48");
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->kind, NPT6_KIND_NAT66);
+    EXPECT_EQ(std::memcmp(r->to, parse_address("2001:db8:a7:5::1").bytes.data(), 16), 0);
+    EXPECT_EQ(rule_at(entries, if_id, NPT6_IN, "2001:db8:a7:5::/64"), nullptr);
+    EXPECT_NE(rule_at(entries, 0, NPT6_INSIDE, "fd00:67::/48"), nullptr);
+  }
+}
+
 // Policy mode (if_id 0): the rule is picked by destination alone, so a port-restricted policy's
 // rule would take a port-less policy's destination (equal with a better priority, or longer
 // inside it) and translate its flows to an address the lookup after the reroute (no ports) finds

@@ -153,9 +153,11 @@ static __always_inline enum ipsnat_reason icmp6_sa_of(struct __sk_buff *skb, int
 
 /* NAT66: the flow's entry of the other direction; pass-icmp-no-ct when there is none. need_sa
  * (the way back on a policy-mode uplink): the SA must be one the flow's reply may come through
- * (nat66_reply_admits), else pass-no-sa / pass-wrong-sa. */
-static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, int out,
-						      int need_sa)
+ * (nat66_reply_admits), else pass-no-sa / pass-wrong-sa. out (a LAN host's error about a reply,
+ * on a device of if_id): pass-ct-stale while the flow's rule names another address than the
+ * flow's since the last SPD change (nat66_error_flow_stale). */
+static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id,
+						      int out, int need_sa)
 {
 	__u32 sa_reqid;
 
@@ -167,6 +169,8 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	if (!e || !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, out ? m->q.daddr : m->q.saddr))
 		return IPSNAT_R_PASS_ICMP_NO_CT;
+	if (out && nat66_error_flow_stale(&k, e, if_id))
+		return IPSNAT_R_PASS_CT_STALE;
 	if (icmp6_sa_of(skb, need_sa, &sa_reqid))
 		return IPSNAT_R_PASS_NO_SA;
 	if (need_sa && !nat66_reply_admits(&k, e, sa_reqid))
@@ -255,7 +259,7 @@ static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u
 	if (icmp6_parse(skb, &m, l3_at_data) || !m.quoted)
 		return IPSNAT_R_MAX;
 	if (m.q.ports && (!out || nat66_rule(if_id, m.o.h.daddr))) {
-		why = icmp6_nat66(skb, &m, out, need_sa);
+		why = icmp6_nat66(skb, &m, if_id, out, need_sa);
 		if (why != IPSNAT_R_PASS_ICMP_NO_CT)
 			return why;
 	}

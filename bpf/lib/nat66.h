@@ -444,6 +444,19 @@ static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, st
 	return 1;
 }
 
+/* A LAN host's error about a reply of the flow of ORIG entry k / e, on a device of if_id, follows
+ * that flow, as IPv4's (lib/xlate.h icmp_error_flow_stale): whether the SPD changed since the flow
+ * was last checked and the rule of its remote names another address now, or none. The error then
+ * passes untranslated (pass-ct-stale); the flow's next packet binds the flow anew or passes too. */
+static __always_inline int nat66_error_flow_stale(const struct ipsnat_ct6_key *k, const struct ipsnat_ct6_entry *e,
+						  __u32 if_id)
+{
+	if (e->spd_version == spd_version_now())
+		return 0;
+	struct npt6_rule *rule = nat66_rule(if_id, k->daddr);
+	return !rule || !nat66_addr_equal(rule->to, e->xlat_addr);
+}
+
 /* TC egress of a route-mode device (if_id), or LWT xmit of a policy-mode route (if_id 0,
  * l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
  * concerns it (NPTv6 may). */

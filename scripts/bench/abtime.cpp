@@ -5,7 +5,7 @@
 // trimmed mean of the kernel's per-run duration per build, and the result is the median over
 // rounds, with the median of the rounds' B - A (docs/benchmarks.md).
 //
-//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt] [--rounds 12]
+//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,est6,new6] [--rounds 12]
 //                 [--loads 4] [--packets 10000] [--flows 1000]
 //
 // One packet per run (repeat = 1): the programs rewrite the packet in place, so a repeated run
@@ -16,6 +16,9 @@
 //             destination no out-policy covers
 //   masq-new  the same, a new 5-tuple every packet
 //   lwt       policy mode's LWT xmit program (lwt_snat_xmit), an established flow
+//   est6      route mode, an established NAT66 UDP flow out of --flows flows (an IPv6 out-policy
+//             from one address: lib/nat66.h)
+//   new6      route mode, a new IPv6 UDP 5-tuple every packet (ct6 emptied between rounds)
 // Every packet's return code and the reason counters must show the path meant (translated);
 // otherwise the case fails rather than time the wrong path.
 #include <arpa/inet.h>
@@ -57,6 +60,9 @@ using ipsnat::test::parse_ipv4;
 const char* const kInside = "172.16.0.0/16";
 const char* const kNat = "100.64.0.1";
 const char* const kUplink = "198.18.0.2";
+// IPv6: the LAN fd00:9::/48 leaves as the one address kNat66 towards 2001:db8:f00::/40 (NAT66).
+const char* const kInside6 = "fd00:9::/48";
+const char* const kNat66 = "2001:db8:b:7::5";
 constexpr uint32_t kLanIfindex = 7;  // a forwarded packet's input device (masquerade)
 
 struct Case {
@@ -65,14 +71,17 @@ struct Case {
   bool fresh;       // a new 5-tuple every packet
   bool masquerade;  // policy-mode uplink with --masquerade, else route mode / LWT
   bool lwt;         // policy mode's LWT program (no device configuration)
+  bool ipv6;        // NAT66 (route mode)
 };
 
 const std::vector<Case> kCases = {
-    {"est", "tc_snat_egress", false, false, false},
-    {"new", "tc_snat_egress", true, false, false},
-    {"masq", "tc_guard_egress", false, true, false},
-    {"masq-new", "tc_guard_egress", true, true, false},
-    {"lwt", "lwt_snat_xmit", false, false, true},
+    {"est", "tc_snat_egress", false, false, false, false},
+    {"new", "tc_snat_egress", true, false, false, false},
+    {"masq", "tc_guard_egress", false, true, false, false},
+    {"masq-new", "tc_guard_egress", true, true, false, false},
+    {"lwt", "lwt_snat_xmit", false, false, true, false},
+    {"est6", "tc_snat_egress", false, false, false, true},
+    {"new6", "tc_snat_egress", true, false, false, true},
 };
 
 // An ESP tunnel out-policy src -> dst whose reqid is its index.
@@ -131,7 +140,7 @@ class Datapath {
 
   // Every entry of the conntrack and fragment maps removed (between rounds of new flows).
   void flush() {
-    for (const char* name : {"ipsnat_ct", "ipsnat_frag"}) {
+    for (const char* name : {"ipsnat_ct", "ipsnat_frag", "ipsnat_ct6", "ipsnat_frag6"}) {
       int f = fd(name);
       uint32_t ksz = bpf_map__key_size(bpf_object__find_map_by_name(obj_, name));
       std::vector<uint8_t> cur(ksz), next(ksz);
@@ -169,14 +178,20 @@ class Datapath {
     uint32_t lo = if_nametoindex("lo");
     if (bpf_map_update_elem(fd("ipsnat_dev"), &lo, &d, BPF_ANY)) throw std::runtime_error("writing ipsnat_dev");
     // The company's 10.0.0.0/8 behind an out-policy from the NAT address (the SPD implies NAPT
-    // of the inside set to it); the masquerade case sends elsewhere.
+    // of the inside set to it); the masquerade case sends elsewhere. Its 2001:db8:f00::/40
+    // behind one from kNat66 (a NAT66 rule of the IPv6 inside set). As the mirror does: the
+    // NAT66 rules first, then the SPD and its new version.
     spd::SpdModel model;
     model.apply(spd::PolicyUpsert{out_policy(9, std::string(kNat) + "/32", "10.0.0.0/8")});
+    model.apply(spd::PolicyUpsert{out_policy(10, std::string(kNat66) + "/128", "2001:db8:f00::/40")});
     spd::NatConfig nat;
     nat.inside.push_back(ipsnat::parse_prefix(kInside));
+    nat.inside.push_back(ipsnat::parse_prefix(kInside6));
     auto compiled = spd::compile_spd(model.ordered(), nat);
     if (compiled.refused) throw std::runtime_error("SPD refused: " + *compiled.refused);
-    mirror::SpdMapWriter(mirror::SpdMapFds::from_object(obj_)).write(compiled);
+    mirror::SpdMapFds fds = mirror::SpdMapFds::from_object(obj_);
+    mirror::Npt6Writer(fds.npt6).write(model, nat.inside);
+    mirror::SpdMapWriter(fds).write(compiled);
     ipsnat_inside_key k{};
     k.prefixlen = 16;
     k.addr = parse_ipv4("172.16.0.0");
@@ -199,10 +214,17 @@ Bytes packet(const Case& c, unsigned i, unsigned flows) {
   static const PacketBuilder eth;
   const PacketBuilder& b = eth;  // LWT too: the test run strips the L2 header
   unsigned n = c.fresh ? i : i % flows;
-  uint32_t src = ntohl(parse_ipv4("172.16.0.0")) + 1 + n % 250;
-  uint32_t dst = ntohl(parse_ipv4(c.masquerade ? "198.51.100.0" : "10.1.0.0")) + 1 + (n / 250) % 200;
+  unsigned host = 1 + n % 250, remote = 1 + (n / 250) % 200;
   uint16_t sport = static_cast<uint16_t>(20000 + (n / 50000) % 40000);
   if (c.fresh && !c.masquerade) sport = static_cast<uint16_t>(1024 + n % 59000);
+  if (c.ipv6) {
+    char ss[INET6_ADDRSTRLEN], ds[INET6_ADDRSTRLEN];
+    std::snprintf(ss, sizeof(ss), "fd00:9::%x", host);
+    std::snprintf(ds, sizeof(ds), "2001:db8:f00::%x", remote);
+    return b.ipv6_l4(ss, ds, IPPROTO_UDP, ipsnat::test::udp_header(sport, 5201, 18));
+  }
+  uint32_t src = ntohl(parse_ipv4("172.16.0.0")) + host;
+  uint32_t dst = ntohl(parse_ipv4(c.masquerade ? "198.51.100.0" : "10.1.0.0")) + remote;
   in_addr s{htonl(src)}, d{htonl(dst)};
   char ss[INET_ADDRSTRLEN], ds[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &s, ss, sizeof(ss));
@@ -210,7 +232,9 @@ Bytes packet(const Case& c, unsigned i, unsigned flows) {
   return b.udp({ss, ds, IPPROTO_UDP, 63, 1}, sport, 5201, Bytes(18, 0x5a));
 }
 
-unsigned want_reason(const Case& c) { return c.masquerade ? IPSNAT_R_XLATE_MASQ : IPSNAT_R_XLATE_SNAT; }
+unsigned want_reason(const Case& c) {
+  return c.ipv6 ? IPSNAT_R_XLATE_NAT66 : c.masquerade ? IPSNAT_R_XLATE_MASQ : IPSNAT_R_XLATE_SNAT;
+}
 
 uint32_t median(std::vector<uint32_t> v) {
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
@@ -299,7 +323,7 @@ void run_case(const Case& c, const std::string& a, const std::string& b, unsigne
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string a, b, cases = "est,new,masq,masq-new,lwt";
+  std::string a, b, cases = "est,new,masq,masq-new,lwt,est6,new6";
   unsigned rounds = 12, loads = 4, packets = 10000, flows = 1000;
   static const option lo[] = {{"a", required_argument, 0, 'a'},       {"b", required_argument, 0, 'b'},
                               {"case", required_argument, 0, 'c'},    {"rounds", required_argument, 0, 'r'},
@@ -318,7 +342,7 @@ int main(int argc, char** argv) {
     }
   }
   if (a.empty() || b.empty() || !rounds || !loads || loads > rounds || !packets || !flows || flows > 50000) {
-    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt] "
+    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,est6,new6] "
                          "[--rounds N] [--loads N <= rounds] [--packets N] [--flows N <= 50000]\n");
     return 2;
   }

@@ -146,6 +146,46 @@ class Icmp6Error : public ::testing::Test {
     error_leaves(eth.ipv6_l4(kNptRemote, outside, kUdp, udp_header(53, 5000, 30)), kTooBig, 0, 1280);
   }
 
+  // The LAN host's error about a reply of a NAT66 flow whose policy changed since the flow's last
+  // packet follows the flow, as IPv4's (CtRevalidate.AnInsideHostsIcmpErrorFollowsItsStaleFlow):
+  // it never leaves from the flow's old address, which no policy covers any more. The policy gone:
+  // untranslated, as the flow's own packets. Replaced by one of another address (another virtual
+  // IP): untranslated too, counted pass-ct-stale (the guard then judges it). The flow's next
+  // packet binds it to the new address, and the same error then leaves from that address and port.
+  void nat66_error_about_a_stale_flows_reply_passes_untranslated() {
+    const std::string vip2 = "2001:db8:b:7::6";
+    const uint32_t if_id = policy_mode ? 0 : kIfId;
+    const unsigned untouched = policy_mode ? unsigned(BPF_OK) : unsigned(TC_ACT_UNSPEC);
+    Bytes lan_udp = eth.ipv6_l4(kHost, kNatRemote, kUdp, udp_header(1053, 53, 4));
+    Bytes udp = leaves(lan_udp);
+    uint16_t port = uint16_t(udp[kIpv6L4] << 8 | udp[kIpv6L4 + 1]);
+    Bytes received = arrives(eth.ipv6_l4(kNatRemote, kVip, kUdp, udp_header(53, port, 9)));
+    Bytes err = eth.ipv6_l4(kHost, kNatRemote, kIcmp6, icmp6_error(kUnreachable, 4, 0, l3_of(received)));
+
+    spd::PolicyDelete gone;
+    gone.index = 9;
+    model.apply(gone);
+    writer.write(model, inside);
+    publish_spd(dp);
+    RunResult r = out(err);
+    EXPECT_EQ(r.retval, untouched) << dp.nonzero_reasons();
+    EXPECT_EQ(l3_of(r.out), l3_of(err)) << "left translated without its policy; " << dp.nonzero_reasons();
+
+    model.apply(spd::PolicyUpsert{policy6(9, vip2 + "/128", "2001:db8:f00::/40", if_id)});
+    writer.write(model, inside);
+    publish_spd(dp);
+    r = out(err);
+    EXPECT_EQ(r.retval, untouched) << dp.nonzero_reasons();
+    EXPECT_EQ(l3_of(r.out), l3_of(err)) << "left from the flow's old address; " << dp.nonzero_reasons();
+    EXPECT_EQ(n(IPSNAT_R_PASS_CT_STALE), 1u) << dp.nonzero_reasons();
+    EXPECT_EQ(n(IPSNAT_R_XLATE_ICMP_ERROR), 0u);
+
+    Bytes udp2 = leaves(lan_udp);
+    ASSERT_EQ(ipv6_at(udp2, kIpv6Src), vip2);
+    uint16_t port2 = uint16_t(udp2[kIpv6L4] << 8 | udp2[kIpv6L4 + 1]);
+    error_leaves(eth.ipv6_l4(kNatRemote, vip2, kUdp, udp_header(53, port2, 9)), kUnreachable, 4);
+  }
+
   Datapath dp;
   bool policy_mode;
   spd::SpdModel model;
@@ -192,6 +232,10 @@ TEST_F(Icmp6Error, Nptv6QuoteOfAFirstFragment) {
 TEST_F(Icmp6Error, TheLanHostsErrorAboutAReplyLeavesFromTheTranslatedAddress) {
   nat66_errors_about_replies_leave_translated();
   nptv6_errors_about_replies_leave_translated();
+}
+
+TEST_F(Icmp6Error, TheLanHostsErrorAboutAStaleFlowsReplyNeverLeavesFromItsOldAddress) {
+  nat66_error_about_a_stale_flows_reply_passes_untranslated();
 }
 
 // An error whose quote is no translated flow opens nothing: into an NPTv6 prefix it is dropped
@@ -274,6 +318,10 @@ TEST_F(Icmp6ErrorPolicy, Nat66LanHostsErrorAboutAReplyLeavesThroughThePolicy) {
 
 TEST_F(Icmp6ErrorPolicy, Nptv6LanHostsErrorAboutAReplyLeavesThroughThePolicy) {
   nptv6_errors_about_replies_leave_translated();
+}
+
+TEST_F(Icmp6ErrorPolicy, TheLanHostsErrorAboutAStaleFlowsReplyNeverLeavesFromItsOldAddress) {
+  nat66_error_about_a_stale_flows_reply_passes_untranslated();
 }
 
 // An error whose quote is no flow's reply stays as it is (the leak guard then judges it): a reply

@@ -66,4 +66,19 @@ struct ipsnat_dev_cfg {
 };
 IPSNAT_ASSERT_SIZE(struct ipsnat_dev_cfg, 24);
 
+/* Map "ipsnat_dev_gen": a one-entry ARRAY (key 0) that tells the datapath when ipsnat_dev changed,
+ * so that an established masqueraded flow needs no ipsnat_dev lookup (bpf/lib/masq.h). Every write
+ * or removal in ipsnat_dev goes between two writes of it (loader/pins/dev_map.h): before, gen + 1
+ * with masq_ifindex 0; after, gen + 2 with the device ipsnat_dev then holds. The guard stamps a
+ * masqueraded flow's entries with the gen under which it found the entry's address to be its
+ * device's masquerade address; while gen and masq_ifindex are unchanged, no device's masquerade
+ * changed and the one masquerading device is the one the stamp was made on. It belongs with
+ * ipsnat_ct (the same schema, PinStore::schema_of): a new map starting at 0 again must never meet
+ * entries stamped by the old one. */
+struct ipsnat_dev_gen {
+	__u32 gen;          /* 0: ipsnat_dev was never written through loader/pins/dev_map.h */
+	__u32 masq_ifindex; /* the only device with a masquerade address (masq_addr), 0: none or several */
+};
+IPSNAT_ASSERT_SIZE(struct ipsnat_dev_gen, 8);
+
 #endif

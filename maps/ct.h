@@ -26,8 +26,10 @@
  * Schema 2: the map is preallocated (schema 1 had BPF_F_NO_PREALLOC); same key and value.
  * Schema 3: entries carry the SPD version they were last checked against (spd_version).
  * IPSNAT_CT_SPD_CLEAR below needs no bump: an entry without it is checked in full, and one with
- * it fails an older datapath's version compare, which checks it again. */
-#define IPSNAT_CT_SCHEMA 3
+ * it fails an older datapath's version compare, which checks it again.
+ * Schema 4: a masqueraded flow's entries hold the ipsnat_dev generation in reqid, which an old
+ * entry's policy reqid could equal; ipsnat_dev_gen shares this schema (a new one starts again). */
+#define IPSNAT_CT_SCHEMA 4
 
 enum ipsnat_ct_dir {
 	IPSNAT_CT_ORIG = 0,  /* inside -> remote, before translation */
@@ -67,7 +69,9 @@ struct ipsnat_ct_entry {
 	__u8 kind;        /* enum ipsnat_ct_kind */
 	__u8 pad0;
 	__u32 seen;       /* IPSNAT_CT_SEEN_* of this direction */
-	__u32 reqid;      /* of the out-policy protecting the flow as of spd_version (0: unknown) */
+	__u32 reqid;      /* of the out-policy protecting the flow as of spd_version (0: unknown); in
+			   * a masqueraded flow's entries (kind MASQ) the ipsnat_dev generation of the
+			   * guard's stamp instead (maps/config.h ipsnat_dev_gen, bpf/lib/masq.h) */
 	__u64 created_ns; /* bpf_ktime_get_boot_ns() */
 	__u64 last_ns;    /* last packet in this direction */
 	__u64 packets;
@@ -86,7 +90,8 @@ IPSNAT_ASSERT_SIZE(struct ipsnat_ct_entry, 56);
 /* In a masqueraded flow's ORIG entry (kind IPSNAT_CT_KIND_MASQ): spd_version is
  * (version | IPSNAT_CT_SPD_CLEAR) when the leak guard found, under that version, that no
  * out-policy covers the flow for packets without a mark. While that version is current and the
- * SPD maps are healthy, such a packet skips the guard's SPD lookup (bpf/lib/masq.h). Versions
+ * SPD maps are healthy, such a packet skips the guard's SPD lookup, and while the entry's reqid
+ * is the current ipsnat_dev generation also the ipsnat_dev lookup (bpf/lib/masq.h). Versions
  * are wall-clock nanoseconds (loader/mirror), so no version has this bit; the SNAT side compares
  * the version without it (ct_checked_under). */
 #define IPSNAT_CT_SPD_CLEAR ((__u64)1 << 63)

@@ -22,6 +22,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ipsnat_dev SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ipsnat_dev_gen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipsnat_dev_gen SEC(".maps");
+
 /* The NAPT range, defaults applied; min <= max guaranteed. */
 static __always_inline void cfg_port_range(__u32 *min, __u32 *max)
 {
@@ -40,6 +48,17 @@ static __always_inline struct ipsnat_dev_cfg dev_cfg(__u32 ifindex)
 	struct ipsnat_dev_cfg *d = bpf_map_lookup_elem(&ipsnat_dev, &ifindex);
 
 	return d ? *d : none;
+}
+
+/* ipsnat_dev's generation (maps/config.h); read before ipsnat_dev, so that what a packet decides
+ * from ipsnat_dev is never older than the generation it stamps. */
+static __always_inline struct ipsnat_dev_gen dev_gen_now(void)
+{
+	__u32 zero = 0;
+	struct ipsnat_dev_gen none = {};
+	struct ipsnat_dev_gen *g = bpf_map_lookup_elem(&ipsnat_dev_gen, &zero);
+
+	return g ? *g : none;
 }
 
 #endif

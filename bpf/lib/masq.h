@@ -50,24 +50,17 @@ static __always_inline enum ipsnat_reason masq_icmp_error(struct __sk_buff *skb,
 	return IPSNAT_R_XLATE_ICMP_ERROR;
 }
 
-/* The device's masquerade and, for a packet with ports (no ICMP error, no later fragment), its
- * flow's ORIG entry (or NULL): looked up once, before the guard's SPD decision, whose lookup an
- * established flow may skip (masq_cleared). */
+/* What the guard knows of a packet before its SPD decision: the ipsnat_dev generation (read
+ * first), the device's masquerade unless the flow was cleared without it, and, for a packet with
+ * ports (no ICMP error, no later fragment) on a masquerading device, its flow's ORIG entry (or
+ * NULL), each looked up once. */
 struct masq_flow {
 	struct ipsnat_dev_cfg d;
 	struct ipsnat_ct_key k;
 	struct ipsnat_ct_entry *e;
+	__u32 gen;
+	__u32 pad;
 };
-
-static __always_inline void masq_flow_of(struct __sk_buff *skb, const struct pkt4 *p, struct masq_flow *m)
-{
-	m->d = dev_cfg(skb->ifindex);
-	m->e = 0;
-	if (!m->d.masq_addr || p->icmp_error || p->frag == PKT_FRAG_LATER)
-		return;
-	m->k = ct_key_of(p, IPSNAT_CT_ORIG);
-	m->e = ct_lookup(&m->k);
-}
 
 /* The stamp of a masqueraded flow that the guard found not covered under SPD version spd_ver
  * with the packet's mark: IPSNAT_CT_SPD_CLEAR only for packets without a mark (the entry keeps
@@ -77,21 +70,53 @@ static __always_inline __u64 masq_stamp(struct __sk_buff *skb, __u64 spd_ver)
 	return skb->mark ? spd_ver : spd_ver | IPSNAT_CT_SPD_CLEAR;
 }
 
-/* Whether the guard may let the packet of m go without its SPD lookup: its flow is masqueraded
- * to the device's address and was found covered by no out-policy under the current SPD version
+/* Whether the guard may let the packet of entry e go without its SPD lookup and without reading
+ * ipsnat_dev: the guard found the flow covered by no out-policy under the current SPD version
  * spd_ver (read before any decision of this packet) for packets without a mark, this packet has
- * none, and the maps are healthy (fail-closed changes no version). What the lookup would
- * answer depends on nothing else: the destination, protocol and ports are the entry's key. */
-static __always_inline int masq_cleared(struct __sk_buff *skb, const struct masq_flow *m, __u64 spd_ver)
+ * none, and the maps are healthy (fail-closed changes no version); and it found the entry's
+ * address to be the masquerade address of its device under ipsnat_dev generation g.gen, which is
+ * still current, with this device the only masquerading one (maps/config.h ipsnat_dev_gen): so
+ * the device is the one the stamp was made on and its masquerade has not changed since. What the
+ * SPD lookup would answer depends on nothing else: the destination, protocol and ports are the
+ * entry's key. */
+static __always_inline int masq_cleared(struct __sk_buff *skb, const struct ipsnat_ct_entry *e,
+					struct ipsnat_dev_gen g, __u64 spd_ver)
 {
-	return m->e && !skb->mark && m->e->spd_version == (spd_ver | IPSNAT_CT_SPD_CLEAR) &&
-	       masq_entry_current(m->e, m->d.masq_addr) && !spd_fail_closed();
+	return e && !skb->mark && g.gen && g.masq_ifindex == skb->ifindex && e->kind == IPSNAT_CT_KIND_MASQ &&
+	       e->reqid == g.gen && e->spd_version == (spd_ver | IPSNAT_CT_SPD_CLEAR) && !spd_fail_closed();
+}
+
+/* Fills m for packet p; returns whether its flow is cleared (masq_cleared: m->e is its entry,
+ * m->d unread). */
+static __always_inline int masq_flow_of(struct __sk_buff *skb, const struct pkt4 *p, struct masq_flow *m,
+					__u64 spd_ver)
+{
+	struct ipsnat_dev_gen g = dev_gen_now();
+	int ports = !p->icmp_error && p->frag != PKT_FRAG_LATER;
+	int looked = ports && g.masq_ifindex == skb->ifindex;
+
+	m->gen = g.gen;
+	m->e = 0;
+	if (ports)
+		m->k = ct_key_of(p, IPSNAT_CT_ORIG);
+	if (looked) {
+		m->e = ct_lookup(&m->k);
+		if (masq_cleared(skb, m->e, g, spd_ver))
+			return 1;
+	}
+	m->d = dev_cfg(skb->ifindex);
+	if (!m->d.masq_addr || !ports)
+		m->e = 0;
+	else if (!looked)
+		m->e = ct_lookup(&m->k);
+	return 0;
 }
 
 /* A flow conntrack does not know as masqueraded to the device's address: new, or bound
  * elsewhere (another address, a translation before IPsec). 0 with the translation in *x (the
- * packet accounted), or the reason. The entries take the guard's stamp (masq_stamp); the LWT
- * hook checks the flow again when a policy comes to cover it (lib/xlate.h, xlate_snat). */
+ * packet accounted), or the reason. The entries take the guard's stamp (masq_stamp, and the
+ * ipsnat_dev generation m->gen as reqid); the LWT hook checks the flow again when a policy comes
+ * to cover it (lib/xlate.h, xlate_snat). */
 static __always_inline enum ipsnat_reason masq_bind(struct __sk_buff *skb, const struct pkt4 *p,
 						    const struct masq_flow *m, __u64 spd_ver, struct ct_xlat *x)
 {
@@ -105,6 +130,7 @@ static __always_inline enum ipsnat_reason masq_bind(struct __sk_buff *skb, const
 		ct_forget(&m->k, m->e);
 	struct nat_request req = {
 		.nat_addr = d->masq_addr,
+		.reqid = m->gen,
 		.kind = IPSNAT_CT_KIND_MASQ,
 		.port_min = d->masq_port_min,
 		.port_max = d->masq_port_max < d->masq_port_min ? d->masq_port_min : d->masq_port_max,
@@ -161,10 +187,10 @@ static __always_inline enum ipsnat_reason masq_egress(struct __sk_buff *skb, con
 	}
 	struct ipsnat_ct_entry *e = m->e;
 	if (e && masq_entry_current(e, addr)) {
-		/* Checked now: the next packets of the flow skip the lookup (masq_cleared). */
+		/* Checked now: the next packets of the flow skip the lookups (masq_cleared). */
 		__u64 stamp = masq_stamp(skb, spd_ver);
-		if (!skb->mark && e->spd_version != stamp)
-			e->spd_version = stamp;
+		if (!skb->mark && (e->spd_version != stamp || e->reqid != m->gen))
+			ct_stamp(e, m->gen, stamp);
 		return masq_translate(skb, p, &m->k, e);
 	}
 	struct ct_xlat x;

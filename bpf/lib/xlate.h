@@ -727,8 +727,7 @@ static __always_inline enum ipsnat_reason xlate_guard(struct __sk_buff *skb)
 	/* Read before the SPD decision: a stamp made with it is never newer than that decision. */
 	__u64 spd_ver = spd_version_now();
 	struct masq_flow m;
-	masq_flow_of(skb, &p, &m);
-	if (masq_cleared(skb, &m, spd_ver))
+	if (masq_flow_of(skb, &p, &m, spd_ver))
 		return masq_translate(skb, &p, &m.k, m.e);
 	struct ipsnat_flow4 f = flow_of(&p, skb->mark, 0);
 	int covered = p.frag == PKT_FRAG_LATER ? spd_out_covered_some_ports(&f) : spd_out_covered(&f);

@@ -5,10 +5,10 @@
 #include <cerrno>
 
 #include "mirror/mirror.h"
+#include "pins/dev_map.h"
 #include "pins/names.h"
 #include "state/pinned.h"
 #include "util/error.h"
-#include "util/fd.h"
 
 namespace ipsnat::attach {
 namespace {
@@ -21,23 +21,18 @@ std::vector<ForwardEntry> entries_of(const std::vector<std::string>& specs) {
 
 }  // namespace
 
-void write_device_config(int fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg) {
-  Fd own;
-  if (fd < 0) {
-    std::string path = state::pinned_map_path(pin_root, pins::kDevices);
-    own.reset(bpf_obj_get(path.c_str()));
-    if (!own) throw SysError("opening " + path, errno);
-    fd = own.get();
-  }
+void write_device_config(int fd, int gen_fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg) {
   uint32_t key = static_cast<uint32_t>(ifindex);
-  if (bpf_map_update_elem(fd, &key, &cfg, BPF_ANY) != 0) throw SysError("writing ipsnat_dev", errno);
+  if (fd >= 0) {
+    pins::write_device(fd, gen_fd, key, &cfg);
+    return;
+  }
+  if (!pins::write_pinned_device(pin_root, key, &cfg))
+    throw SysError("opening " + state::pinned_map_path(pin_root, pins::kDevices), errno);
 }
 
 void forget_device_config(const std::string& pin_root, int ifindex) {
-  Fd fd(bpf_obj_get(state::pinned_map_path(pin_root, pins::kDevices).c_str()));
-  if (!fd) return;
-  uint32_t key = static_cast<uint32_t>(ifindex);
-  bpf_map_delete_elem(fd.get(), &key);
+  pins::write_pinned_device(pin_root, static_cast<uint32_t>(ifindex), nullptr);
 }
 
 std::vector<std::string> sync_spd_once(bpf_object* obj, const spd::NatConfig& nat) {

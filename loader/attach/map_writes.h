@@ -13,8 +13,9 @@
 
 namespace ipsnat::attach {
 
-// ipsnat_dev[ifindex] = cfg, through fd or, when fd < 0, the pinned map.
-void write_device_config(int fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg);
+// ipsnat_dev[ifindex] = cfg with its generation (pins/dev_map.h), through fd and gen_fd or, when
+// fd < 0, the pinned maps.
+void write_device_config(int fd, int gen_fd, const std::string& pin_root, int ifindex, const ipsnat_dev_cfg& cfg);
 // Deletes ipsnat_dev[ifindex]; nothing when the map is not pinned.
 void forget_device_config(const std::string& pin_root, int ifindex);
 

@@ -160,7 +160,8 @@ AttachResult attach(const AttachRequest& req) {
 
   // Before the programs are (re)attached, and on every attach, re-plan and adoption: the device
   // may have changed since the last one (docs/datapath.md "Knobs").
-  write_device_config(progs->skel() ? bpf_map__fd(progs->skel()->maps.ipsnat_dev) : -1, pins.root(),
+  write_device_config(progs->skel() ? bpf_map__fd(progs->skel()->maps.ipsnat_dev) : -1,
+                      progs->skel() ? bpf_map__fd(progs->skel()->maps.ipsnat_dev_gen) : -1, pins.root(),
                       facts.dev.ifindex, device_config(facts.dev, res.plan.mode, res.plan.masquerade, res.plan.binat));
   Applier(store, id, st).apply(res.plan, [&](const std::string& name) { return progs->fd(name); });
   // One host process per pin root (attach/host.h).

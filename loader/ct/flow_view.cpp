@@ -89,7 +89,8 @@ nlohmann::json flow_json(const Flow& f, uint64_t now_ns) {
       {"original", {{"src", addr_str(t.inside)}, {"dst", addr_str(t.remote)}}},
       {"translated", {{"src", addr_str(t.nat)}, {"dst", addr_str(t.remote)}}},
       {"kind", kind_name(any.kind)},
-      {"reqid", any.reqid},
+      // A masqueraded flow's entries hold the guard's ipsnat_dev generation there (maps/ct.h).
+      {"reqid", any.kind == IPSNAT_CT_KIND_MASQ ? 0u : any.reqid},
       {"state", std::string(state_name(classify(f)))},
       {"complete", f.complete()},
       {"age_s", seconds_since(f.created_ns(), now_ns)},

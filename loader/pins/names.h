@@ -11,6 +11,7 @@ inline constexpr char kCt[] = "ipsnat_ct";         // maps/ct.h
 inline constexpr char kFrag[] = "ipsnat_frag";     // maps/ct.h
 inline constexpr char kConfig[] = "ipsnat_cfg";    // maps/config.h
 inline constexpr char kDevices[] = "ipsnat_dev";   // maps/config.h
+inline constexpr char kDeviceGen[] = "ipsnat_dev_gen";
 inline constexpr char kForwards[] = "ipsnat_fwd";  // maps/fwd.h
 inline constexpr char kForwardCount[] = "ipsnat_fwd_cnt";
 inline constexpr char kInside[] = "ipsnat_inside"; // maps/inside.h
@@ -27,7 +28,7 @@ inline constexpr char kCt6[] = "ipsnat_ct6";           // maps/ct6.h
 inline constexpr char kFrag6[] = "ipsnat_frag6";       // maps/frag6.h
 
 inline constexpr std::string_view kPinnedMaps[] = {
-    kStats,     kCt,     kFrag,      kConfig,    kDevices,   kForwards,  kForwardCount, kInside,      kSpdActive,
+    kStats,     kCt,     kFrag,      kConfig,    kDevices,   kDeviceGen, kForwards,  kForwardCount, kInside,      kSpdActive,
     kSpdDst,    kSpdSrc, kSpdLists,  kSpdHealth, kSpdCover6, kSpoofSet,  kSpoofActive, kNpt6, kCt6, kFrag6};
 
 }  // namespace ipsnat::pins

@@ -78,6 +78,8 @@ unsigned PinStore::schema_of(const std::string& name) {
   if (name.rfind("spd_", 0) == 0) return IPSNAT_SPD_SCHEMA;
 #ifdef IPSNAT_CT_SCHEMA
   if (name.rfind("ipsnat_ct", 0) == 0 || name.rfind("ipsnat_frag", 0) == 0) return IPSNAT_CT_SCHEMA;
+  // Its generations stamp conntrack entries: the two are replaced together (maps/config.h).
+  if (name == pins::kDeviceGen) return IPSNAT_CT_SCHEMA;
 #endif
 #ifdef IPSNAT_CONFIG_SCHEMA
   if (name == "ipsnat_cfg" || name == "ipsnat_dev") return IPSNAT_CONFIG_SCHEMA;

@@ -42,6 +42,7 @@
 #include "maps/inside.h"
 #include "maps/stats.h"
 #include "mirror/mirror.h"
+#include "pins/dev_map.h"
 #include "spd/compiler.h"
 #include "spd/model.h"
 #include "spd/tunnel_policy.h"
@@ -176,7 +177,9 @@ class Datapath {
       d.masq_port_max = 65535;
     }
     uint32_t lo = if_nametoindex("lo");
-    if (bpf_map_update_elem(fd("ipsnat_dev"), &lo, &d, BPF_ANY)) throw std::runtime_error("writing ipsnat_dev");
+    // With its generation where the build has one (pins/dev_map.h), as the loader writes it.
+    bpf_map* gen = bpf_object__find_map_by_name(obj_, "ipsnat_dev_gen");
+    ipsnat::pins::write_device(fd("ipsnat_dev"), gen ? bpf_map__fd(gen) : -1, lo, &d);
     // The company's 10.0.0.0/8 behind an out-policy from the NAT address (the SPD implies NAPT
     // of the inside set to it); the masquerade case sends elsewhere. Its 2001:db8:f00::/40
     // behind one from kNat66 (a NAT66 rule of the IPv6 inside set). As the mirror does: the

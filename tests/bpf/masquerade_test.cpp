@@ -4,6 +4,7 @@
 // conntrack; covered flows, the gateway's own traffic and IKE, ESP and unsolicited packets are not
 // touched. Expected packets are built from scratch; checksums by the independent routine.
 #include <arpa/inet.h>
+#include <cstring>
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
@@ -65,6 +66,12 @@ class Masquerade : public ::testing::Test {
     return dp.ct_get(ct_key(host, remote, sport, dport, proto, IPSNAT_CT_ORIG));
   }
   uint64_t n(ipsnat_reason r) { return dp.reason_packets(r); }
+  ipsnat_dev_gen dev_gen() {
+    uint32_t zero = 0;
+    ipsnat_dev_gen g{};
+    if (bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.ipsnat_dev_gen), &zero, &g) != 0) ADD_FAILURE() << "ipsnat_dev_gen";
+    return g;
+  }
   spd_active active() {
     uint32_t zero = 0;
     spd_active a{};
@@ -265,6 +272,56 @@ TEST_F(Masquerade, AnEstablishedFlowSkipsTheGuardsLookupOnlyUnderTheVersionItWas
   EXPECT_EQ(out(udp).retval, TC_ACT_SHOT);
   EXPECT_EQ(n(IPSNAT_R_DROP_LEAK_GUARD), 3u) << dp.nonzero_reasons();
   EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 3u);
+}
+
+// Nor does an established flow's packet read ipsnat_dev: the guard's stamp also holds the
+// ipsnat_dev generation (maps/config.h ipsnat_dev_gen) under which it found the entry's address to
+// be the device's, and the flow's next packets take that address while the generation is current
+// and the device is the only masquerading one. Shown by an address change slipped into ipsnat_dev
+// without a new generation (the loader never does that): the stamped flow keeps the old address, a
+// new flow takes the new one; once the generation moves on, the stamped flow follows the new address;
+// with a second masquerading device no stamp is trusted; masquerade switched off on the device
+// leaves the flow untranslated.
+TEST_F(Masquerade, AnEstablishedFlowSkipsTheDeviceLookupOnlyUnderTheGenerationItWasStampedOn) {
+  Bytes udp = eth.udp({kLan, kInternet}, 40000, 53, {});
+  // The source address the packet leaves with (network order).
+  auto leaves_as = [&](const Bytes& p) {
+    Bytes o = out(p).out;
+    uint32_t a = 0;
+    if (o.size() >= 34) std::memcpy(&a, o.data() + 14 + 12, 4);
+    return a;
+  };
+  EXPECT_EQ(leaves_as(udp), parse_ipv4(kUplink));
+  ipsnat_dev_gen g = dev_gen();
+  EXPECT_EQ(g.masq_ifindex, Datapath::test_ifindex());
+  EXPECT_EQ(orig(kLan, kInternet, 40000, 53, kUdp)->reqid, g.gen);
+
+  ipsnat_dev_cfg moved{};
+  moved.mode = IPSNAT_DEV_POLICY;
+  moved.masq_addr = parse_ipv4("198.18.7.7");
+  moved.masq_port_min = kMasqMin;
+  moved.masq_port_max = kMasqMax;
+  uint32_t lo = Datapath::test_ifindex();
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_dev), &lo, &moved, BPF_ANY), 0);
+  EXPECT_EQ(leaves_as(udp), parse_ipv4(kUplink));
+  EXPECT_EQ(leaves_as(eth.udp({kLan, kInternet}, 40001, 53, {})), parse_ipv4("198.18.7.7"));
+
+  dp.set_dev_cfg(lo, moved);
+  EXPECT_EQ(dev_gen().gen, g.gen + 2);
+  EXPECT_EQ(leaves_as(udp), parse_ipv4("198.18.7.7"));
+  EXPECT_EQ(orig(kLan, kInternet, 40000, 53, kUdp)->reqid, g.gen + 2);
+
+  // A second masquerading device: the stamps of this one are no longer trusted alone.
+  dp.set_dev_cfg(lo + 1000, moved);
+  EXPECT_EQ(dev_gen().masq_ifindex, 0u);
+  moved.masq_addr = parse_ipv4("198.18.8.8");
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(dp.skel()->maps.ipsnat_dev), &lo, &moved, BPF_ANY), 0);
+  EXPECT_EQ(leaves_as(udp), parse_ipv4("198.18.8.8"));
+
+  set_masquerade("");
+  EXPECT_EQ(out(udp).out, udp);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_COVERED), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 5u);
 }
 
 }  // namespace

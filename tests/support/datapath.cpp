@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/reasons.h"
+#include "pins/dev_map.h"
 #include "support/spd_probe.h"
 
 namespace ipsnat::test {
@@ -116,8 +117,7 @@ void Datapath::set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_
 }
 
 void Datapath::set_dev_cfg(uint32_t ifindex, const ipsnat_dev_cfg& d) {
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ipsnat_dev), &ifindex, &d, BPF_ANY) != 0)
-    throw std::runtime_error("writing ipsnat_dev failed");
+  pins::write_device(bpf_map__fd(skel_->maps.ipsnat_dev), bpf_map__fd(skel_->maps.ipsnat_dev_gen), ifindex, &d);
 }
 
 std::optional<ipsnat_ct_entry> Datapath::ct_get(const ipsnat_ct_key& key) const {

@@ -56,6 +56,7 @@ class Datapath {
   static uint32_t test_ifindex();
   // ipsnat_dev[ifindex]: the device's mode, if_id and flags (IPSNAT_DEV_BINAT, ...).
   void set_dev_mode(uint32_t ifindex, ipsnat_dev_mode mode, uint32_t if_id = 0, uint32_t flags = 0);
+  // ipsnat_dev[ifindex] = d with its generation, as the loader writes it (pins/dev_map.h).
   void set_dev_cfg(uint32_t ifindex, const ipsnat_dev_cfg& d);
   // ipsnat_inside[prefix] = flags (maps/inside.h).
   void set_inside(const std::string& prefix, uint32_t flags);

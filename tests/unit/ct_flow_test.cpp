@@ -120,6 +120,16 @@ TEST(CtFlowView, TextAndJsonShowBothTuples) {
   EXPECT_EQ(j["state"], "established");
 }
 
+TEST(CtFlowView, AMasqueradedFlowShowsNoReqid) {
+  Flow f = make_flow(17, 40000, 53, 61000, 0, 0);
+  f.orig->value.kind = f.reply->value.kind = IPSNAT_CT_KIND_MASQ;
+  f.orig->value.reqid = f.reply->value.reqid = 7;  // the guard's ipsnat_dev generation
+  EXPECT_EQ(flow_json(f, 0)["reqid"], 0u);
+  EXPECT_EQ(flow_json(f, 0)["kind"], "masquerade");
+  f.orig->value.kind = f.reply->value.kind = IPSNAT_CT_KIND_NAPT;
+  EXPECT_EQ(flow_json(f, 0)["reqid"], 7u);
+}
+
 TEST(CtFlowView, FiltersMatchAnySide) {
   Flow f = make_flow(17, 5353, 53, 2000, 0, 0);
   FlowFilter by_nat;

@@ -12,12 +12,14 @@
 namespace ipsnat::pins {
 namespace {
 
-// The one device of the map with a masquerade address; 0 when none or several have one.
+// The one device of the map with a masquerade address; 0 when none or several have one. The walk
+// is bounded as the other map walks are: a key removed under it restarts get_next_key from the
+// first key.
 uint32_t only_masquerading_device(int dev_fd) {
   uint32_t key = 0, next = 0, found = 0;
   const uint32_t* prev = nullptr;
   int n = 0;
-  while (bpf_map_get_next_key(dev_fd, prev, &next) == 0) {
+  for (int i = 0; i < 2 * IPSNAT_DEV_MAX_ENTRIES && bpf_map_get_next_key(dev_fd, prev, &next) == 0; ++i) {
     ipsnat_dev_cfg c{};
     if (bpf_map_lookup_elem(dev_fd, &next, &c) == 0 && c.masq_addr != 0) {
       found = next;

@@ -13,6 +13,7 @@
 #include "mirror/map_diff.h"
 #include "mirror/mirror.h"
 #include "state/pinned.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::mirror {
@@ -45,13 +46,9 @@ std::map<Prefix, uint32_t> cover6_prefixes(const spd::SpdModel& model) {
 
 Cover6Writer::Cover6Writer(int fd) : fd_(fd) {
   if (fd_ < 0) return;
-  spd_cover6_key k{}, next{};
-  const void* prev = nullptr;
-  for (int i = 0; i < IPSNAT_COVER6_MAX_ENTRIES && bpf_map_get_next_key(fd_, prev, &next) == 0; ++i) {
-    written_[prefix_of(next)] = 0;  // value unknown: rewritten by the first write()
-    k = next;
-    prev = &k;
-  }
+  sys::walk_map_keys<spd_cover6_key>(fd_, [&](const spd_cover6_key& k) {
+    written_[prefix_of(k)] = 0;  // value unknown: rewritten by the first write()
+  });
 }
 
 void Cover6Writer::write(const spd::SpdModel& model) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <map>
 
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::mirror {
@@ -55,13 +56,9 @@ void write_inside_map(int fd, const std::vector<InsideEntry>& want) {
     if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0) throw SysError("writing ipsnat_inside", errno);
   }
   std::vector<ipsnat_inside_key> stale;
-  ipsnat_inside_key cur{}, next{};
-  const void* prev = nullptr;
-  for (int i = 0; i < IPSNAT_INSIDE_MAX_ENTRIES * 2 && bpf_map_get_next_key(fd, prev, &next) == 0; ++i) {
-    if (!wanted.count({next.prefixlen, next.addr})) stale.push_back(next);
-    cur = next;
-    prev = &cur;
-  }
+  sys::walk_map_keys<ipsnat_inside_key>(fd, [&](const ipsnat_inside_key& k) {
+    if (!wanted.count({k.prefixlen, k.addr})) stale.push_back(k);
+  });
   for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
 }
 

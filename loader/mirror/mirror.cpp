@@ -18,6 +18,7 @@
 #include "mirror/inside_map.h"
 #include "state/pinned.h"
 #include "pins/pin_store.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 #include "util/fd.h"
 #include "xfrm/policy_source.h"
@@ -189,13 +190,8 @@ uint64_t SpdMapWriter::next_version() {
 // by generation. Every later write knows what it wrote, so no generation is walked again.
 void SpdMapWriter::find_stale() {
   auto walk = [this](int fd, auto key, auto member) {
-    decltype(key) cur{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      (stale_[next.gen & 1].*member).push_back(next);
-      cur = next;
-      prev = &cur;
-    }
+    using Key = decltype(key);
+    sys::walk_map_keys<Key>(fd, [&](const Key& k) { (stale_[k.gen & 1].*member).push_back(k); });
   };
   walk(fds_.dst, spd_dst_key{}, &Stale::dst);
   walk(fds_.src, spd_src_key{}, &Stale::src);

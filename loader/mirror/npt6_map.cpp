@@ -11,20 +11,17 @@
 #include "mirror/map_diff.h"
 #include "mirror/mirror.h"
 #include "state/pinned.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::mirror {
 
 Npt6Writer::Npt6Writer(int fd) : fd_(fd) {
   if (fd_ < 0) return;
-  npt6_key k{}, next{};
-  const void* prev = nullptr;
-  for (int i = 0; i < IPSNAT_NPT6_MAX_ENTRIES && bpf_map_get_next_key(fd_, prev, &next) == 0; ++i) {
-    auto* b = reinterpret_cast<const uint8_t*>(&next);
-    written_[{b, b + sizeof(next)}] = npt6_rule{};  // value unknown: rewritten by the first write()
-    k = next;
-    prev = &k;
-  }
+  sys::walk_map_keys<npt6_key>(fd_, [&](const npt6_key& k) {
+    auto* b = reinterpret_cast<const uint8_t*>(&k);
+    written_[{b, b + sizeof(k)}] = npt6_rule{};  // value unknown: rewritten by the first write()
+  });
 }
 
 void Npt6Writer::write(const spd::SpdModel& model, const std::vector<Prefix>& inside) {

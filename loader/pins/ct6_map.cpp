@@ -6,6 +6,7 @@
 
 #include "pins/names.h"
 #include "state/pinned.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::pins {
@@ -26,16 +27,12 @@ std::optional<Ct6Map> Ct6Map::open_pinned(const std::string& root) {
 
 std::vector<ct::Entry6> Ct6Map::entries() const {
   std::vector<ct::Entry6> all;
-  ipsnat_ct6_key key{}, next{};
-  const void* prev = nullptr;
   // As CtMaps::entries: a restart after a concurrent delete yields duplicates, dropped by pairing.
-  for (size_t i = 0; i < 4 * size_t(IPSNAT_CT6_MAX_ENTRIES) && bpf_map_get_next_key(fd_, prev, &next) == 0; ++i) {
+  sys::walk_map_keys<ipsnat_ct6_key>(fd_, [&](const ipsnat_ct6_key& k) {
     ct::Entry6 e;
-    e.key = next;
-    if (bpf_map_lookup_elem(fd_, &next, &e.value) == 0) all.push_back(e);
-    key = next;
-    prev = &key;
-  }
+    e.key = k;
+    if (bpf_map_lookup_elem(fd_, &k, &e.value) == 0) all.push_back(e);
+  });
   return all;
 }
 

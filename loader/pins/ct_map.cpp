@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::pins {
@@ -26,17 +27,13 @@ CtMaps CtMaps::open_pinned(const std::string& root) {
 
 std::vector<ct::Entry> CtMaps::entries() const {
   std::vector<ct::Entry> all;
-  ipsnat_ct_key key{}, next{};
-  const void* prev = nullptr;
-  // get_next_key restarts from the first key when `prev` was deleted meanwhile; the datapath
-  // adds and the GC deletes concurrently, so duplicates are possible and dropped by pairing.
-  while (bpf_map_get_next_key(ct_fd_, prev, &next) == 0) {
+  // The datapath adds and the GC deletes concurrently: a walk restarted by a deleted key yields
+  // duplicates, dropped by pairing.
+  sys::walk_map_keys<ipsnat_ct_key>(ct_fd_, [&](const ipsnat_ct_key& k) {
     ct::Entry e;
-    e.key = next;
-    if (bpf_map_lookup_elem(ct_fd_, &next, &e.value) == 0) all.push_back(e);
-    key = next;
-    prev = &key;
-  }
+    e.key = k;
+    if (bpf_map_lookup_elem(ct_fd_, &k, &e.value) == 0) all.push_back(e);
+  });
   return all;
 }
 

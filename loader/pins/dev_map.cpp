@@ -6,28 +6,26 @@
 
 #include "pins/names.h"
 #include "state/pinned.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 #include "util/fd.h"
 
 namespace ipsnat::pins {
 namespace {
 
-// The one device of the map with a masquerade address; 0 when none or several have one. The walk
-// is bounded as the other map walks are: a key removed under it restarts get_next_key from the
-// first key.
+// The one device of the map with a masquerade address; 0 when none or several have one. A key
+// visited twice (the walk restarted after a removal) makes no device the only one: the guard's
+// slow path.
 uint32_t only_masquerading_device(int dev_fd) {
-  uint32_t key = 0, next = 0, found = 0;
-  const uint32_t* prev = nullptr;
+  uint32_t found = 0;
   int n = 0;
-  for (int i = 0; i < 2 * IPSNAT_DEV_MAX_ENTRIES && bpf_map_get_next_key(dev_fd, prev, &next) == 0; ++i) {
+  sys::walk_map_keys<uint32_t>(dev_fd, [&](uint32_t ifindex) {
     ipsnat_dev_cfg c{};
-    if (bpf_map_lookup_elem(dev_fd, &next, &c) == 0 && c.masq_addr != 0) {
-      found = next;
+    if (bpf_map_lookup_elem(dev_fd, &ifindex, &c) == 0 && c.masq_addr != 0) {
+      found = ifindex;
       ++n;
     }
-    key = next;
-    prev = &key;
-  }
+  });
   return n == 1 ? found : 0;
 }
 

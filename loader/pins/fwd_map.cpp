@@ -9,6 +9,7 @@
 
 #include "pins/names.h"
 #include "state/pinned.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 
 namespace ipsnat::pins {
@@ -78,13 +79,7 @@ bool ForwardMap::erase(const ipsnat_fwd_key& k) {
 
 std::vector<ipsnat_fwd_key> ForwardMap::keys() const {
   std::vector<ipsnat_fwd_key> out;
-  ipsnat_fwd_key cur{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fwd_fd_, prev, &next) == 0) {
-    out.push_back(next);
-    cur = next;
-    prev = &cur;
-  }
+  sys::walk_map_keys<ipsnat_fwd_key>(fwd_fd_, [&](const ipsnat_fwd_key& k) { out.push_back(k); });
   return out;
 }
 

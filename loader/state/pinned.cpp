@@ -17,6 +17,7 @@
 #include "maps/ct.h"
 #include "maps/stats.h"
 #include "pins/names.h"
+#include "sys/map_walk.h"
 #include "util/error.h"
 #include "util/fd.h"
 
@@ -99,16 +100,10 @@ std::optional<MapFill> PinnedState::map_fill(std::string_view name) const {
   m.max_entries = info.max_entries;
   bool array = info.type == BPF_MAP_TYPE_ARRAY || info.type == BPF_MAP_TYPE_PERCPU_ARRAY;
   if (!array) {
-    // Walking keys is O(entries) syscalls; fine for a status or a scrape every few seconds.
-    std::vector<uint8_t> key(info.key_size), next(info.key_size);
+    // Walking keys is O(entries) syscalls; fine for a status or a scrape every few seconds. A walk
+    // restarted by a key removed under it counts keys again: a bound, not a count, then.
     uint64_t n = 0;
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd.get(), prev, next.data()) == 0) {
-      ++n;
-      key.swap(next);
-      prev = key.data();
-      if (n > info.max_entries * 2ULL) break;  // the map changed under us; a bound, not a count
-    }
+    sys::walk_map_keys(fd.get(), info.key_size, [&n](const void*) { ++n; });
     m.entries = n;
   }
   return m;
@@ -159,14 +154,7 @@ std::vector<PinnedState::SpdFill> PinnedState::spd_fills() const {
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0 || info.key_size != sizeof(key)) return;
     SpdFill f{gen, std::string(name), info.max_entries, 0, 0};
-    decltype(key) cur{}, next{};
-    const void* prev = nullptr;
-    uint64_t bound = 2ULL * info.max_entries;
-    while (bpf_map_get_next_key(fd.get(), prev, &next) == 0 && f.active + f.other < bound) {
-      ((next.gen & 1) == gen ? f.active : f.other)++;
-      cur = next;
-      prev = &cur;
-    }
+    sys::walk_map_keys<decltype(key)>(fd.get(), [&](const auto& k) { ((k.gen & 1) == gen ? f.active : f.other)++; });
     out.push_back(f);
   };
   walk("spd_dst", spd_dst_key{});
@@ -181,19 +169,9 @@ std::optional<ConntrackSummary> PinnedState::conntrack() const {
   Fd fd(*fd_opt);
   ConntrackSummary s;
   std::map<std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>, uint64_t> per_endpoint;
-  ipsnat_ct_key key{}, next{};
-  ipsnat_ct_entry e{};
-  const ipsnat_ct_key* prev = nullptr;
-  uint64_t guard = 0;
-  bpf_map_info info{};
-  uint32_t info_len = sizeof(info);
-  uint64_t bound = 2ULL * (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) == 0 && info.max_entries
-                               ? info.max_entries
-                               : IPSNAT_CT_MAX_ENTRIES);
-  while (bpf_map_get_next_key(fd.get(), prev, &next) == 0 && guard++ < bound) {
-    key = next;
-    prev = &key;
-    if (bpf_map_lookup_elem(fd.get(), &key, &e) < 0) continue;  // deleted meanwhile
+  sys::walk_map_keys<ipsnat_ct_key>(fd.get(), [&](const ipsnat_ct_key& key) {
+    ipsnat_ct_entry e{};
+    if (bpf_map_lookup_elem(fd.get(), &key, &e) < 0) return;  // deleted meanwhile
     ++s.entries;
     if (key.dir == IPSNAT_CT_ORIG) {
       ++s.flows;
@@ -211,7 +189,7 @@ std::optional<ConntrackSummary> PinnedState::conntrack() const {
     auto& t = s.by_reqid[e.reqid];
     t.packets += e.packets;
     t.bytes += e.bytes;
-  }
+  });
   return s;
 }
 

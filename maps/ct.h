@@ -15,8 +15,8 @@
 #include "maps/common.h"
 
 /* Default size in entries (2 per flow), i.e. 131072 flows; `ipsnat attach --ct-max N` sets
- * another before the map is created. Preallocated: memory is taken at creation, about 128
- * bytes per entry (element 112 B incl. the kernel's header, bucket 16 B). */
+ * another before the map is created. Preallocated: memory is taken at creation, about 136
+ * bytes per entry (element 120 B incl. the kernel's 48-byte header, bucket 16 B). */
 #define IPSNAT_CT_MAX_ENTRIES 262144
 #define IPSNAT_CT_MIN_ENTRIES 1024
 #define IPSNAT_CT_LIMIT_ENTRIES (1U << 24) /* 16M entries, ~2 GiB preallocated */

@@ -4,10 +4,9 @@
 
 #include "cli/command.h"
 #include "cli/output.h"
-#include "pins/ct6_map.h"
-#include "pins/ct_map.h"
 #include "ct/flow_view.h"
 #include "pins/ct_gc.h"
+#include "pins/ct_map.h"
 #include "util/error.h"
 
 namespace ipsnat::cli {
@@ -72,12 +71,8 @@ void register_flush(CLI::App* flows, Context& ctx) {
       ct::FlowFilter filter = filter_of(*args);
       auto maps = open_maps(ctx);
       auto r = pins::CtGc(maps).remove_if([&filter](const ct::Flow& f) { return filter.matches(f); });
-      if (auto ct6 = pins::Ct6Map::open_pinned(ctx.global.pin_root)) {
-        auto r6 = pins::Ct6Gc(*ct6).remove_if([&filter](const ct::Flow6& f) { return matches6(filter, f); });
-        r.flows += r6.flows;
-        r.removed += r6.removed;
-        r.entries_deleted += r6.entries_deleted;
-      }
+      if (auto ct6 = pins::Ct6Map::open_pinned(ctx.global.pin_root))
+        r += pins::Ct6Gc(*ct6).remove_if([&filter](const ct::Flow6& f) { return matches6(filter, f); });
       if (ctx.global.json)
         print_json(ctx.global, {{"flows", r.flows}, {"removed", r.removed}, {"entries_deleted", r.entries_deleted}});
       else
@@ -105,29 +100,25 @@ void register_flows(CLI::App& app, Context& ctx) {
       auto ct6 = pins::Ct6Map::open_pinned(ctx.global.pin_root);
       if (*gc) {
         auto r = pins::CtGc(maps).sweep(now);
-        if (ct6) {
-          auto r6 = pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
-          r.flows += r6.flows;
-          r.expired += r6.expired;
-        }
+        if (ct6) r += pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
         if (!ctx.global.json) std::cout << "gc: " << r.expired << " of " << r.flows << " flows expired\n";
       }
-      auto flows = ct::pair_entries(maps.entries());
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& f : flows) {
-        if (!filter.matches(f)) continue;
-        if (ctx.global.json)
-          out.push_back(ct::flow_json(f, now));
-        else
-          std::cout << ct::flow_line(f, now) << "\n";
-      }
-      for (const auto& f : ct6 ? ct::pair_entries6(ct6->entries()) : std::vector<ct::Flow6>{}) {
-        if (!matches6(filter, f)) continue;
-        if (ctx.global.json)
-          out.push_back(ct::flow6_json(f, now));
-        else
-          std::cout << ct::flow6_line(f, now) << "\n";
-      }
+      // One table's flows that `matches` selects, as JSON or as lines (IPv4 first, then IPv6).
+      auto show = [&](const auto& flows, const auto& matches, const auto& as_json, const auto& as_line) {
+        for (const auto& f : flows) {
+          if (!matches(f)) continue;
+          if (ctx.global.json)
+            out.push_back(as_json(f, now));
+          else
+            std::cout << as_line(f, now) << "\n";
+        }
+      };
+      show(ct::pair_entries(maps.entries()), [&filter](const ct::Flow& f) { return filter.matches(f); },
+           ct::flow_json, ct::flow_line);
+      if (ct6)
+        show(ct::pair_entries6(ct6->entries()), [&filter](const ct::Flow6& f) { return matches6(filter, f); },
+             ct::flow6_json, ct::flow6_line);
       if (ctx.global.json) print_json(ctx.global, out);
       return 0;
     };

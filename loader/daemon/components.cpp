@@ -10,7 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include "config/diff.h"
-#include "pins/ct6_map.h"
 #include "pins/ct_gc.h"
 #include "pins/ct_map.h"
 #include "maps/config.h"
@@ -241,12 +240,8 @@ void CtGcService::on_timer() {
   auto r = pins::CtGc(*maps_).sweep(now);
   pacer_->swept(now, 2 * r.flows - r.entries_deleted, pins.max_entries(pins::kCt).value_or(0));
   // IPv6 (NAT66) flows, by the same timeouts; no ipsnat_ct6 under an older build's attach.
-  if (auto ct6 = pins::Ct6Map::open_pinned(pin_root_)) {
-    auto r6 = pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
-    r.flows += r6.flows;
-    r.expired += r6.expired;
-    r.entries_deleted += r6.entries_deleted;
-  }
+  if (auto ct6 = pins::Ct6Map::open_pinned(pin_root_))
+    r += pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
   ++runs_;
   evicted_ += r.expired;
   entries_deleted_ += r.entries_deleted;

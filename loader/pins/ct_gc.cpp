@@ -5,47 +5,71 @@
 namespace ipsnat::pins {
 namespace {
 
-bool points_to(const ct::Entry& e, const ipsnat_ct_key& partner) {
-  ipsnat_ct_key p = ct_partner_key(&e.key, &e.value);
+// Whether entry e's partner key is `partner` (the partner points back).
+template <class Family>
+bool points_to(const typename Family::Entry& e, const typename Family::Key& partner) {
+  typename Family::Key p = Family::partner_key(e);
   return std::memcmp(&p, &partner, sizeof(p)) == 0;
 }
 
 }  // namespace
 
-GcResult CtGc::sweep(uint64_t now_ns) {
-  ct::Timeouts t = ct::Timeouts::from_config(maps_.config());
-  Removal r = remove_if([&](const ct::Flow& f) { return ct::expired(f, now_ns, t); });
+GcResult& GcResult::operator+=(const GcResult& o) {
+  flows += o.flows;
+  expired += o.expired;
+  entries_deleted += o.entries_deleted;
+  return *this;
+}
+
+Removal& Removal::operator+=(const Removal& o) {
+  flows += o.flows;
+  removed += o.removed;
+  entries_deleted += o.entries_deleted;
+  return *this;
+}
+
+template <class Family>
+GcResult CtTableGc<Family>::sweep(uint64_t now_ns, const ct::Timeouts& t) {
+  Removal r = remove_if([&](const Flow& f) { return Family::expired(f, now_ns, t); });
   return GcResult{r.flows, r.removed, r.entries_deleted};
 }
 
-Removal CtGc::remove_if(const std::function<bool(const ct::Flow&)>& doomed) {
+template <class Family>
+Removal CtTableGc<Family>::remove_if(const std::function<bool(const Flow&)>& doomed) {
+  using Entry = typename Family::Entry;
   Removal r;
-  for (const ct::Flow& snapshot : ct::pair_entries(maps_.entries())) {
+  for (const Flow& snapshot : Family::pair(table_.entries())) {
     ++r.flows;
     if (!doomed(snapshot)) continue;
     // Re-read right before deleting: a packet may have refreshed the flow since the dump.
-    ct::Flow f;
-    ipsnat_ct_key ok = snapshot.orig_key(), rk = snapshot.reply_key();
-    if (auto e = maps_.lookup(ok)) f.orig = ct::Entry{ok, *e};
-    if (auto e = maps_.lookup(rk)) f.reply = ct::Entry{rk, *e};
+    Flow f;
+    typename Family::Key ok = snapshot.orig_key(), rk = snapshot.reply_key();
+    if (auto e = table_.lookup(ok)) f.orig = Entry{ok, *e};
+    if (auto e = table_.lookup(rk)) f.reply = Entry{rk, *e};
     // Of a half flow, the derived partner key may by now belong to another flow (its port
     // was claimed again): never delete an entry that does not point back.
-    if (f.orig && f.reply && !points_to(*f.orig, rk)) f.orig.reset();
-    if (f.orig && f.reply && !points_to(*f.reply, ok)) f.reply.reset();
+    if (f.orig && f.reply && !points_to<Family>(*f.orig, rk)) f.orig.reset();
+    if (f.orig && f.reply && !points_to<Family>(*f.reply, ok)) f.reply.reset();
     if (!f.orig && !f.reply) continue;
     if (!doomed(f)) continue;
     ++r.removed;
-    if (f.reply && maps_.erase(rk)) ++r.entries_deleted;
-    if (f.orig && maps_.erase(ok)) ++r.entries_deleted;
-    // A REPLY alone may be a flow the datapath is creating (it inserts REPLY, then ORIG): an
-    // ORIG that arrived after the read would outlive its REPLY, refreshed by its own packets.
+    if (f.reply && table_.erase(rk)) ++r.entries_deleted;
+    if (f.orig && table_.erase(ok)) ++r.entries_deleted;
+    // A REPLY alone may be a flow the datapath is creating (it inserts REPLY, then ORIG, in both
+    // tables): an ORIG that arrived after the read would outlive its REPLY, refreshed by its own
+    // packets.
     if (!f.orig) {
-      auto late = maps_.lookup(ok);
-      if (late && points_to(ct::Entry{ok, *late}, rk) && maps_.erase(ok)) ++r.entries_deleted;
+      auto late = table_.lookup(ok);
+      if (late && points_to<Family>(Entry{ok, *late}, rk) && table_.erase(ok)) ++r.entries_deleted;
     }
   }
   return r;
 }
+
+template class CtTableGc<Ct4Family>;
+template class CtTableGc<Ct6Family>;
+
+GcResult CtGc::sweep(uint64_t now_ns) { return sweep(now_ns, ct::Timeouts::from_config(maps_.config())); }
 
 bool GcPacer::due(uint64_t now_ns, uint64_t ct_full_drops) {
   bool refused = drops_seen_ && ct_full_drops != seen_drops_;

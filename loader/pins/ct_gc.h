@@ -1,8 +1,11 @@
 #pragma once
-// Userspace garbage collection of the conntrack map. The datapath never deletes; a sweep
-// deletes both entries of every expired flow together (REPLY first: from then on no reply is
-// translated and the NAT port is free; then ORIG), so a flow is never half-evicted the way an
-// LRU map would do it. See docs/datapath.md.
+// Userspace garbage collection of the conntrack tables (IPv4 and IPv6 alike). The datapath never
+// deletes; a sweep deletes both entries of every expired flow together (REPLY first: from then on
+// no reply is translated and the NAT port is free; then ORIG), so a flow is never half-evicted the
+// way an LRU map would do it. See docs/datapath.md.
+//
+//   CtGc(maps).sweep(now);                                     // IPv4, by the timeouts in ipsnat_cfg
+//   if (auto ct6 = Ct6Map::open_pinned(root)) Ct6Gc(*ct6).sweep(now, timeouts);
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -15,6 +18,7 @@ struct GcResult {
   size_t flows = 0;            // flows seen
   size_t expired = 0;          // flows deleted
   size_t entries_deleted = 0;  // map entries deleted
+  GcResult& operator+=(const GcResult& o);
 };
 
 // When to sweep: every `interval`, and sooner — at most once per `min_gap` — while the table is
@@ -44,19 +48,38 @@ struct Removal {
   size_t flows = 0;
   size_t removed = 0;
   size_t entries_deleted = 0;
+  Removal& operator+=(const Removal& o);
 };
 
-class CtGc {
+template <class Family>
+class CtTableGc {
  public:
-  explicit CtGc(CtMaps& maps) : maps_(maps) {}
-  // One pass over the map at time now_ns (CLOCK_BOOTTIME).
-  GcResult sweep(uint64_t now_ns);
+  using Flow = typename Family::Flow;
+  explicit CtTableGc(CtTable<Family>& table) : table_(table) {}
+  // One pass over the table at time now_ns (CLOCK_BOOTTIME), deleting the flows expired by `t`.
+  GcResult sweep(uint64_t now_ns, const ct::Timeouts& t);
   // Deletes both entries of every flow `doomed` selects, judged again on a fresh read of the
   // flow right before its delete (`ipsnat flows flush`; the sweep with "expired").
-  Removal remove_if(const std::function<bool(const ct::Flow&)>& doomed);
+  Removal remove_if(const std::function<bool(const Flow&)>& doomed);
+
+ private:
+  CtTable<Family>& table_;
+};
+
+extern template class CtTableGc<Ct4Family>;
+extern template class CtTableGc<Ct6Family>;
+
+// The IPv4 table's GC, which also reads the timeouts from ipsnat_cfg.
+class CtGc : public CtTableGc<Ct4Family> {
+ public:
+  explicit CtGc(CtMaps& maps) : CtTableGc(maps), maps_(maps) {}
+  using CtTableGc::sweep;
+  GcResult sweep(uint64_t now_ns);
 
  private:
   CtMaps& maps_;
 };
+
+using Ct6Gc = CtTableGc<Ct6Family>;
 
 }  // namespace ipsnat::pins

@@ -15,6 +15,7 @@
 #include "maps/stats.h"
 #include "spd/model.h"
 #include "mirror/npt6_map.h"
+#include "pins/ct_gc.h"
 #include "support/datapath.h"
 #include "support/packet.h"
 #include "support/ipv6_packet.h"
@@ -153,6 +154,36 @@ TEST_F(Nat66, BothDirectionsAreInConntrackAndPointAtEachOther) {
   leaves(kHost, kRemote, kIcmp6, icmp6_echo(128, 9), kVip);
   EXPECT_TRUE(ct6(kHost, kRemote, 9, 0, kIcmp6, IPSNAT_CT_ORIG));
   EXPECT_TRUE(ct6(kRemote, kVip, 0, 9, kIcmp6, IPSNAT_CT_REPLY));
+}
+
+// The datapath creates a NAT66 flow REPLY first, then ORIG (nat66.h, as ct_create): a removal
+// that finds the REPLY alone and deletes it must not leave the ORIG that lands meanwhile (as
+// CtGcTest.RemoveIfTakesTheOrigEntryThatLandsAfterItReadAHalfFlow for IPv4).
+TEST_F(Nat66, RemoveIfTakesTheOrigEntryThatLandsAfterItReadAHalfFlow) {
+  leaves(kHost, kRemote, kUdp, udp_header(40000, 53, 8), kVip);
+  ipsnat_ct6_key orig_key{};
+  put_addr(orig_key.saddr, kHost);
+  put_addr(orig_key.daddr, kRemote);
+  orig_key.sport = htons(40000);
+  orig_key.dport = htons(53);
+  orig_key.proto = kUdp;
+  orig_key.dir = IPSNAT_CT_ORIG;
+  auto orig = ct6(kHost, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
+  ASSERT_TRUE(orig);
+  pins::Ct6Map map(ct6_fd());
+  ASSERT_TRUE(map.erase(orig_key));  // mid-creation: the REPLY is in, the ORIG not yet
+  int judged = 0;
+  auto r = pins::Ct6Gc(map).remove_if([&](const ct::Flow6& f) {
+    // The second judgement is on the fresh read: the datapath's second insert lands right after.
+    if (++judged == 2) {
+      EXPECT_EQ(bpf_map_update_elem(ct6_fd(), &orig_key, &*orig, BPF_NOEXIST), 0);
+    }
+    return !f.orig;
+  });
+  EXPECT_EQ(judged, 2);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_EQ(r.entries_deleted, 2u);
+  EXPECT_TRUE(map.entries().empty());
 }
 
 // Nothing from the far side opens a flow: to the NAT address it passes untouched (to the host

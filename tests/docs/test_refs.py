@@ -92,8 +92,8 @@ VM_TIER = re.compile(r"tests/vm/vm-tier\.sh((?: +[a-z][a-z0-9_]*)+)")
 VM_LIST = re.compile(r"\bVM\b[^`|;.()]*?"
                      r"(`[a-z][a-z0-9_]*`(?:(?:,| and|, and) +`[a-z][a-z0-9_]*`)*)")
 UNIT_CTEST = re.compile(r"\bunit +`([a-z][a-z0-9_]*)`")
-# A test's name without its suite (three or more capitalised words), after an anchor.
-BARE_GTEST = re.compile(r"\*?(?=\w*[a-z])(?:[A-Z][a-z0-9]*){3,}\*?")
+# A test's name without its suite (four or more capitalised words: a sentence, not a class name such as `CtTableGc`), after an anchor.
+BARE_GTEST = re.compile(r"\*?(?=\w*[a-z])(?:[A-Z][a-z0-9]*){4,}\*?")
 
 
 def blocks(text):

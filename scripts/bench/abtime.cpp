@@ -5,7 +5,8 @@
 // trimmed mean of the kernel's per-run duration per build, and the result is the median over
 // rounds, with the median of the rounds' B - A (docs/benchmarks.md).
 //
-//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,est6,new6] [--rounds 12]
+//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6]
+//                 [--rounds 12]
 //                 [--loads 4] [--packets 10000] [--flows 1000]
 //
 // One packet per run (repeat = 1): the programs rewrite the packet in place, so a repeated run
@@ -16,6 +17,9 @@
 //             destination no out-policy covers
 //   masq-new  the same, a new 5-tuple every packet
 //   lwt       policy mode's LWT xmit program (lwt_snat_xmit), an established flow
+//   lwt-new   the same, a new UDP 5-tuple every packet (as `new`: two inserts, no port search)
+//   lwt-syn   the same, a TCP SYN of a new connection every packet (a connection's first packet,
+//             which is what the end-to-end bench's tcp-cc times for policy mode)
 //   est6      route mode, an established NAT66 UDP flow out of --flows flows (an IPv6 out-policy
 //             from one address: lib/nat66.h)
 //   new6      route mode, a new IPv6 UDP 5-tuple every packet (ct6 emptied between rounds)
@@ -73,16 +77,19 @@ struct Case {
   bool masquerade;  // policy-mode uplink with --masquerade, else route mode / LWT
   bool lwt;         // policy mode's LWT program (no device configuration)
   bool ipv6;        // NAT66 (route mode)
+  bool tcp_syn;     // a TCP SYN instead of a UDP datagram
 };
 
 const std::vector<Case> kCases = {
-    {"est", "tc_snat_egress", false, false, false, false},
-    {"new", "tc_snat_egress", true, false, false, false},
-    {"masq", "tc_guard_egress", false, true, false, false},
-    {"masq-new", "tc_guard_egress", true, true, false, false},
-    {"lwt", "lwt_snat_xmit", false, false, true, false},
-    {"est6", "tc_snat_egress", false, false, false, true},
-    {"new6", "tc_snat_egress", true, false, false, true},
+    {"est", "tc_snat_egress", false, false, false, false, false},
+    {"new", "tc_snat_egress", true, false, false, false, false},
+    {"masq", "tc_guard_egress", false, true, false, false, false},
+    {"masq-new", "tc_guard_egress", true, true, false, false, false},
+    {"lwt", "lwt_snat_xmit", false, false, true, false, false},
+    {"lwt-new", "lwt_snat_xmit", true, false, true, false, false},
+    {"lwt-syn", "lwt_snat_xmit", true, false, true, false, true},
+    {"est6", "tc_snat_egress", false, false, false, true, false},
+    {"new6", "tc_snat_egress", true, false, false, true, false},
 };
 
 // An ESP tunnel out-policy src -> dst whose reqid is its index.
@@ -232,6 +239,7 @@ Bytes packet(const Case& c, unsigned i, unsigned flows) {
   char ss[INET_ADDRSTRLEN], ds[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &s, ss, sizeof(ss));
   inet_ntop(AF_INET, &d, ds, sizeof(ds));
+  if (c.tcp_syn) return b.tcp({ss, ds, IPPROTO_TCP, 63, 1}, sport, 80, 0x02 /* SYN */, {});
   return b.udp({ss, ds, IPPROTO_UDP, 63, 1}, sport, 5201, Bytes(18, 0x5a));
 }
 
@@ -326,7 +334,7 @@ void run_case(const Case& c, const std::string& a, const std::string& b, unsigne
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string a, b, cases = "est,new,masq,masq-new,lwt,est6,new6";
+  std::string a, b, cases = "est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6";
   unsigned rounds = 12, loads = 4, packets = 10000, flows = 1000;
   static const option lo[] = {{"a", required_argument, 0, 'a'},       {"b", required_argument, 0, 'b'},
                               {"case", required_argument, 0, 'c'},    {"rounds", required_argument, 0, 'r'},
@@ -345,7 +353,7 @@ int main(int argc, char** argv) {
     }
   }
   if (a.empty() || b.empty() || !rounds || !loads || loads > rounds || !packets || !flows || flows > 50000) {
-    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,est6,new6] "
+    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6] "
                          "[--rounds N] [--loads N <= rounds] [--packets N] [--flows N <= 50000]\n");
     return 2;
   }

@@ -16,6 +16,12 @@
  * becomes rule.to (that address) with a port from the NAPT range, and the reply is translated
  * back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule.
  *
+ * A policy whose 1:1 map holds one LAN while the selector has room beside it (a /64 LAN under a
+ * /56) takes the other IPv6 LANs with NAT66 (loader/spd/npt6.h): its NPT6_OUT rule (kind
+ * NPT6_KIND_PREFIX) carries NPT6_FLAG_REST, and an NPT6_OUT_REST key of the same if_id and
+ * destination holds the NAT66 rule for the inside sources outside rule.from. Without the flag
+ * nothing looks that key up: a policy without the mixed case costs no second lookup.
+ *
  * The IPv6 inside set (every IPv6 inside prefix attach chose, or --inside) is a third kind of key,
  * NPT6_INSIDE with if_id 0 and the prefix, looked up with the packet's inside address; its rule
  * has kind NPT6_KIND_INSIDE and from/len the prefix. It is the IPv6 counterpart of ipsnat_inside
@@ -29,8 +35,9 @@
 /* Bump on any layout or meaning change of ipsnat_npt6. */
 /* Schema 2: rules carry a kind (NAT66 rules). Schema 3: `word` names the first adjustable word
  * (prefixes longer than /64). Schema 4: rules carry the policy's reqid. Schema 5: the IPv6 inside
- * set (NPT6_INSIDE keys) decides NAT66's sources; a NAT66 rule's from is unused. */
-#define IPSNAT_NPT6_SCHEMA 5
+ * set (NPT6_INSIDE keys) decides NAT66's sources; a NAT66 rule's from is unused. Schema 6: a prefix
+ * rule's NPT6_FLAG_REST and NPT6_OUT_REST keys (NAT66 beside NPTv6). */
+#define IPSNAT_NPT6_SCHEMA 6
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -48,7 +55,11 @@ enum npt6_dir {
 	NPT6_OUT = 1,
 	NPT6_IN = 2,
 	NPT6_INSIDE = 3,
+	NPT6_OUT_REST = 4, /* the NAT66 rule beside a prefix rule with NPT6_FLAG_REST */
 };
+
+/* npt6_rule.flags */
+#define NPT6_FLAG_REST 0x01 /* inside sources outside `from` take the NPT6_OUT_REST rule (NAT66) */
 
 struct npt6_key {
 	__u32 prefixlen; /* IPSNAT_NPT6_KEY_FIXED_BITS + the address prefix length */
@@ -67,7 +78,8 @@ struct npt6_rule {
 	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */
 	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
 	__u8 kind;     /* enum npt6_kind; NAT66: `to` is the address, word and adjust are 0 */
-	__u8 pad[3];
+	__u8 flags;    /* NPT6_FLAG_*; 0 but on a prefix rule */
+	__u8 pad[2];
 	__u32 reqid;   /* of the policy's first template: its SAs' (0: none named, any SA) */
 };
 IPSNAT_ASSERT_SIZE(struct npt6_rule, 48);

@@ -134,14 +134,28 @@ static __always_inline void ct6_account(struct ipsnat_ct6_entry *e, const struct
 		e->seen |= seen;
 }
 
-/* The lookup key of a NAT66 rule: the policy's destination prefix holds `remote`. */
-static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *remote)
+/* The NAT66 rule of a flow between `remote` (the policy's destination prefix holds it) and the
+ * inside address `local` (NULL: any): the NPT6_OUT rule when it is NAT66's; beside a prefix rule
+ * with NPT6_FLAG_REST (a 1:1 map of one LAN under a selector with room for more, maps/npt6.h) the
+ * NPT6_OUT_REST rule, unless `local` is in the prefix rule's own LAN (NPTv6's). */
+static __always_inline struct npt6_rule *nat66_rule_for(__u32 if_id, const __u8 *remote, const __u8 *local)
 {
 	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
 
 	__builtin_memcpy(k.addr, remote, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	if (r && r->kind == NPT6_KIND_PREFIX && (r->flags & NPT6_FLAG_REST)) {
+		if (local && npt6_in_prefix(local, r))
+			return 0;
+		k.dir = NPT6_OUT_REST;
+		r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
+	}
 	return r && r->kind == NPT6_KIND_NAT66 ? r : 0;
+}
+
+static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *remote)
+{
+	return nat66_rule_for(if_id, remote, 0);
 }
 
 /* Whether addr lies in an IPv6 inside prefix: the IPv6 inside set's NPT6_INSIDE keys (maps/npt6.h),
@@ -468,7 +482,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		return 0;
 	/* Read before the rule: an entry stamped with it was checked on this SPD or a newer one. */
 	__u64 spd_ver = spd_version_now();
-	struct npt6_rule *rule = nat66_rule(if_id, p.h.daddr);
+	struct npt6_rule *rule = nat66_rule_for(if_id, p.h.daddr, p.h.saddr);
 	if (!rule)
 		return 0;
 	if (nat66_addr_equal(p.h.saddr, rule->to)) {
@@ -582,10 +596,10 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 
 /* Whether a packet from `remote` to `local` enters an IPv6 inside prefix from the destination of
  * a NAT66 rule: the policy sends only its one address, so nothing but that address's replies comes
- * back for the LANs. */
+ * back for the LANs (beside a 1:1 map, for the LANs NAT66 takes: the mapped one is NPTv6's). */
 static __always_inline int nat66_into_inside(__u32 if_id, const __u8 *remote, const __u8 *local)
 {
-	return nat66_rule(if_id, remote) && nat66_inside(local);
+	return nat66_rule_for(if_id, remote, local) && nat66_inside(local);
 }
 
 #endif

@@ -181,9 +181,16 @@ std::vector<const Policy*> spd_of(const HostFacts& f) {
 }
 
 // What an IPv6 out-policy implies on the device (spd/npt6.h).
-spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s, Mode mode,
+spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s,
                               const std::vector<const Policy*>& spd) {
-  return spd::npt6_applied(p, inside, s.binat, mode == Mode::Policy, spd);
+  return spd::npt6_applied(p, inside, s.binat, spd);
+}
+
+// The LANs an IPv6 mapping translates: NPTv6's or NAT66's, and beside NPTv6 the rest's NAT66.
+std::vector<Prefix> lans_of(const spd::Npt6Mapping& m) {
+  std::vector<Prefix> lans = m.inside;
+  lans.insert(lans.end(), m.rest.begin(), m.rest.end());
+  return lans;
 }
 
 // An IPv6 address of the host (strongSwan's virtual IPv6): local_addrs holds IPv4 only.
@@ -260,7 +267,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   auto inside = inside_prefixes(facts, settings);
   for (const Policy* p : relevant(facts, Mode::Policy)) {
     bool routed = p->sel.family == AF_INET6
-                      ? ipv6_mapping(*p, inside, settings, Mode::Policy, spd_of(facts)).ok
+                      ? ipv6_mapping(*p, inside, settings, spd_of(facts)).ok
                       : spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p);
     if (routed && std::find(out.begin(), out.end(), p->sel.dst) == out.end()) out.push_back(p->sel.dst);
   }
@@ -284,7 +291,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   auto spd = spd_of(facts);
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
-      auto m = ipv6_mapping(*p, inside_all, settings, plan.mode, spd);
+      auto m = ipv6_mapping(*p, inside_all, settings, spd);
       bool mappable = spd::npt6_of(*p, inside_all).ok;
       auto misses = plan.mode == Mode::Policy && mappable ? spd::reroute_misses(*p) : std::nullopt;
       if (misses) {
@@ -295,9 +302,15 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                                 ? "through \"" + plan.dev + "\" (if_id " + std::to_string(p->if_id) + ")"
                                 : "in policy mode";
         plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
-                                p->sel.dst.str() + ") is not translated " + where + ": it " + m.why);
+                                p->sel.dst.str() + ") is not translated " + where + ": " +
+                                (m.why.rfind("restricts", 0) == 0 ? "it " : "") + m.why);
         if (refused.empty()) refused = plan.warnings.back();
       }
+      // A LAN the policy leaves out is dropped by the leak guard (policy mode) or matches no
+      // policy: said once here, not only inside the translate line.
+      if (m.ok && !m.left_out.empty())
+        plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
+                                p->sel.dst.str() + "): " + m.left_out);
       plan.translations.push_back({p->index, p->sel.src.str() + " -> " + p->sel.dst.str(), m.str(), 0u});
       if (m.ok) npt6.emplace_back(p, m);
       continue;
@@ -416,7 +429,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     if (facts.dev.kind == "xfrm") {
       for (const auto& [p, n] : nat) add_companions(*p, n);
       for (const auto& [p, m] : npt6)
-        for (const auto& in : m.inside)
+        for (const auto& in : lans_of(m))
           for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
             add_companion(*p, in, dir, "decrypted packets to " + in.str() + " pass the " + spd::to_string(dir) + " check");
     }
@@ -495,15 +508,17 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   // address (NAT66) or prefix (NPTv6) blackholed unless local, an LWT route per destination, and
   // the IPv6 rule last. An IPv6 packet is at least 1280 bytes on any link (RFC 8200).
   for (const auto& [p, m] : npt6) {
-    for (const auto& in : m.inside)
+    for (const auto& in : lans_of(m))
       for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
         add_companion(*p, in, dir, "decrypted replies to " + in.str() + " pass the " + spd::to_string(dir) + " check");
-    if (m.nat66 && is_local6(facts, m.outside.addr)) continue;
-    RouteStep bh;
-    bh.dst = m.outside;
-    bh.table = settings.table;
-    bh.blackhole = true;
-    add(bh);
+    for (const Prefix& to : {m.outside, m.rest_to}) {
+      if (to.len == 0 || (to.len == 128 && is_local6(facts, to.addr))) continue;
+      RouteStep bh;
+      bh.dst = to;
+      bh.table = settings.table;
+      bh.blackhole = true;
+      add(bh);
+    }
   }
   for (const auto& [p, m] : npt6) {
     RouteStep r = lwt_route(*p);

@@ -40,8 +40,12 @@ std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
 nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
   if (p.sel.family == AF_INET6) {
     auto m = npt6_of(p, cfg.inside);
-    return {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? m.outside.str() : ""},
-            {"inside", m.inside_str()}, {"why", m.why}};
+    nlohmann::json j = {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? m.outside.str() : ""},
+                        {"inside", m.inside_str()}, {"why", m.why}};
+    // Beside NPTv6: the rest's NAT66; the LANs left out.
+    if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", m.rest_to.str()}, {"inside", m.rest_nat66().inside_str()}};
+    if (!m.left_out.empty()) j["left_out"] = m.left_out;
+    return j;
   }
   ImpliedNat n = implied_nat(p, cfg);
   return {{"kind", n.kind == SPD_NAT_NAPT ? "napt" : n.kind == SPD_NAT_PREFIX ? "prefix" : "none"},

@@ -45,6 +45,18 @@ Prefix first_address(const Prefix& block) {
   return a;
 }
 
+// The block of block.len bits that follows block (carrying into the bits before it).
+Prefix next_block(const Prefix& block) {
+  Prefix n = network(block);
+  for (int bit = int(block.len) - 1; bit >= 0; --bit) {
+    uint8_t& byte = n.addr.bytes[bit / 8];
+    uint8_t mask = uint8_t(0x80 >> (bit % 8));
+    byte ^= mask;
+    if (byte & mask) break;  // 0 became 1: no carry
+  }
+  return n;
+}
+
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
 // The reqid of the policy's SAs (its first template's, as the IPv4 NAT target's): the datapath
@@ -164,27 +176,13 @@ std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& i
   auto m = npt6_of(p, inside);
   if (!m.ok || refusal_alone(p, spd)) return std::nullopt;
   npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside) : rule_of(p, m.inside.front(), m.outside);
+  // The rest's address follows from `to` and `len`: the flag tells the rest apart.
+  if (!m.rest.empty()) r.flags = NPT6_FLAG_REST;
   r.policy_index = 0;
   return r;
 }
 
 }  // namespace
-
-std::string Npt6Mapping::str() const {
-  if (!ok) return "none (" + why + ")";
-  if (nat66) return "nat66 " + inside_str() + " -> " + outside.addr.str() + " (ports)";
-  return "nptv6 " + inside_str() + " -> " + outside.str();
-}
-
-std::string Npt6Mapping::inside_str() const {
-  std::string s;
-  for (const auto& in : inside) s += (s.empty() ? "" : ", ") + in.str();
-  return s;
-}
-
-bool Npt6Mapping::from_inside(const Address& a) const {
-  return std::any_of(inside.begin(), inside.end(), [&](const Prefix& in) { return in.contains(a); });
-}
 
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   Npt6Mapping m;
@@ -239,15 +237,70 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   m.ok = true;
   m.inside = {fit.front()};
   m.outside = network(Prefix{src.addr, fit.front().len});
+  for (const auto& in : ipv6_inside(inside))
+    if (!(in.len >= fit.front().len && fit.front().contains(in.addr))) m.rest.push_back(in);
+  if (m.rest.empty()) return m;
+  if (fit.front().len == src.len) {
+    Npt6Mapping left;
+    left.inside = m.rest;
+    m.left_out = left.inside_str() + " not translated: the 1:1 map of " + fit.front().str() +
+                 " takes the whole selector " + network(src).str() + ", no address of it is left for NAT66";
+    m.rest.clear();
+    return m;
+  }
+  m.rest_to = first_address(next_block(m.outside));
   return m;
 }
 
-Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode,
+std::string Npt6Mapping::str() const {
+  std::string tail = left_out.empty() ? "" : "; " + left_out;
+  if (!ok) return "none (" + why + ")" + tail;
+  if (nat66) return "nat66 " + inside_str() + " -> " + outside.addr.str() + " (ports)" + tail;
+  std::string s = "nptv6 " + inside_str() + " -> " + outside.str();
+  if (!rest.empty()) s += "; " + rest_nat66().str();
+  return s + tail;
+}
+
+std::string Npt6Mapping::inside_str() const {
+  std::string s;
+  for (const auto& in : inside) s += (s.empty() ? "" : ", ") + in.str();
+  return s;
+}
+
+bool Npt6Mapping::from_inside(const Address& a) const {
+  auto in = [&](const std::vector<Prefix>& set) {
+    return std::any_of(set.begin(), set.end(), [&](const Prefix& p) { return p.contains(a); });
+  };
+  return in(inside) || in(rest);
+}
+
+Npt6Mapping Npt6Mapping::for_source(const Address& a) const {
+  if (nat66 || rest.empty() || inside.front().contains(a)) return *this;
+  return rest_nat66();
+}
+
+Npt6Mapping Npt6Mapping::rest_nat66() const {
+  Npt6Mapping m;
+  m.ok = true;
+  m.nat66 = true;
+  m.inside = rest;
+  m.outside = rest_to;
+  return m;
+}
+
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
                          const std::vector<const Policy*>& spd) {
-  auto m = policy_mode || p.if_id != 0 ? npt6_mapped(p, inside, spd) : npt6_of(p, inside);
+  auto m = npt6_mapped(p, inside, spd);
   if (m.ok && !m.nat66 && !binat) {
-    m.ok = false;
-    m.why = "nptv6 is stateless both ways: --binat allows it";
+    std::string why = "nptv6 is stateless both ways: --binat allows it";
+    if (m.rest.empty()) {
+      m.ok = false;
+      m.why = why;
+      return m;
+    }
+    auto rest = m.rest_nat66();
+    rest.left_out = m.inside_str() + " not translated: " + why;
+    return rest;
   }
   return m;
 }
@@ -334,7 +387,11 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
       out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
       continue;
     }
-    out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), rule_of(*p, m.inside.front(), m.outside));
+    npt6_rule r = rule_of(*p, m.inside.front(), m.outside);
+    if (!m.rest.empty()) r.flags = NPT6_FLAG_REST;
+    bool first = out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), r).second;
+    if (first && !m.rest.empty())
+      out.emplace(key_bytes(p->if_id, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to));
     out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));
   }
   return out;

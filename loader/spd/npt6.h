@@ -27,12 +27,25 @@ struct Npt6Mapping {
                    // selector's first part of inside.front()'s length (the whole selector when the
                    // lengths are equal), host bits cleared
   std::string why;  // when !ok
+  // NPTv6 of one LAN under a selector with room beside its block: the other IPv6 inside prefixes,
+  // NAT66 with ports to rest_to (/128, an address of the selector outside the mapped block).
+  std::vector<Prefix> rest;
+  Prefix rest_to;
+  // The LANs no translation of the policy takes, and why, in one line ("" when none): beside a
+  // 1:1 map that takes the whole selector, or beside NAT66 where the map's NPTv6 is not applied.
+  std::string left_out;
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64, fd00:a::/64 -> 2001:db8:b::5 (ports)",
-  // or "none (why)"
+  // "nptv6 fd00:9:9:9::/64 -> 2001:db8:b::/64; nat66 fd00:5::/48 -> 2001:db8:b:1::1 (ports)", with
+  // "; " + left_out when some LAN is left out, or "none (why)"
   std::string str() const;
   std::string inside_str() const;  // "fd00:9::/64, fd00:a::/64"
-  // Whether a source address is one of the mapping's LAN hosts.
+  // Whether a source address is one of the mapping's LAN hosts (NPTv6's or NAT66's).
   bool from_inside(const Address& a) const;
+  // What a source of the mapping meets: beside NPTv6, a source outside the mapped LAN the rest's
+  // NAT66 (rest_nat66); else this mapping.
+  Npt6Mapping for_source(const Address& a) const;
+  // The NAT66 of the rest alone: {nat66, inside rest, outside rest_to}.
+  Npt6Mapping rest_nat66() const;
 };
 
 // An IPv6 IPsec out-policy in tunnel mode whose source selector is a prefix /1../112 maps the one
@@ -41,16 +54,25 @@ struct Npt6Mapping {
 // prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs. A
 // prefix (/1../127) whose LANs no such 1:1 map holds (one larger than it, or several that fit only
 // one by one) is NAT66 too, to its first address after the Subnet-Router anycast one (RFC 4291
-// 2.6.1): one address, not a pool over the prefix as IPv4's.
+// 2.6.1): one address, not a pool over the prefix as IPv4's. Beside the one LAN a 1:1 map holds,
+// the other LANs (larger ones, longer than /112, or smaller ones beside an exact fit) are NAT66 to
+// the first address after the Subnet-Router anycast one of the selector's block that follows the
+// mapped one (rest, rest_to): every address of the mapped block is some LAN host's image, and
+// that block's anycast address is the subnet's routers'. Where the mapped block is the whole
+// selector no address is left: left_out names those LANs.
+
 // The datapath applies the mapping keyed by the policy's if_id (bpf/lib/npt6.h, bpf/lib/nat66.h;
 // NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
 
 // The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens
 // every mapped host to the far side; the datapath checks the device's IPSNAT_DEV_BINAT too,
-// bpf/lib/xlate.h); npt6_mapped's in policy mode and for a policy of an xfrm interface (if_id).
+// bpf/lib/xlate.h): without it a mapping with a rest is the rest's NAT66 alone (stateful, as a
+// one-address policy's), the mapped LAN left out; npt6_mapped's on every device, as the map
+// holds it: the rules of if_id 0 serve policy mode's LWT xmit and a route-mode device without an
+// if_id (a VTI) alike, so such a device meets policy mode's refusals too.
 // spd: the policies the kernel holds (p among them or not).
-Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat, bool policy_mode,
+Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
                          const std::vector<const Policy*>& spd);
 
 // The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, unless
@@ -99,7 +121,8 @@ std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a);
 uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 
 // The map's entries for the SPD: per policy npt6_mapped maps an NPT6_OUT key (if_id, its destination) and,
-// for NPTv6, an NPT6_IN key (if_id, its source). Where two policies want one key, the one the kernel would
+// for NPTv6, an NPT6_IN key (if_id, its source), and with a rest an NPT6_OUT_REST key (if_id, its
+// destination; the NPT6_OUT rule then carries NPT6_FLAG_REST). Where two policies want one key, the one the kernel would
 // evaluate first (lower priority value, then lower index) has it. Besides them the IPv6 inside set: an
 // NPT6_INSIDE key (if_id 0) per IPv6 inside prefix.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);

@@ -105,12 +105,12 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     bool routed = false;
     for (const Policy* p : pols) {
       if (!candidate(*p)) continue;
-      routed = routed || npt6_applied(*p, inside, binat, true, pols).ok;
+      routed = routed || npt6_applied(*p, inside, binat, pols).ok;
       if (!first || std::pair(p->priority, p->index) < std::pair(first->priority, first->index)) first = p;
     }
     if (first && !routed) {
       out.why = "no LWT route in policy mode for " + f.daddr.str() + ": policy " + std::to_string(first->index) + ": " +
-                npt6_applied(*first, inside, binat, true, pols).str();
+                npt6_applied(*first, inside, binat, pols).str();
       return out;
     }
   }
@@ -122,7 +122,7 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     if (!r || p->sel.dst.len > r->sel.dst.len ||
         (p->sel.dst.len == r->sel.dst.len && std::pair(p->priority, p->index) < std::pair(r->priority, r->index))) {
       out.policy = p;
-      out.mapping = m;
+      out.mapping = m.for_source(f.saddr);
     }
   }
   const Npt6Mapping& m = out.mapping;

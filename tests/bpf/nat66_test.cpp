@@ -316,6 +316,42 @@ TEST_F(Nat66, EveryIpv6InsidePrefixIsTranslatedAndASourceInNoneIsNot) {
   EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
 }
 
+// A /56 policy with a /64 LAN that fits 1:1 and a /48 LAN larger than it (loader/spd/npt6.h,
+// "rest"): with --binat the /64's host leaves NPTv6-mapped into the selector's first /64 (the
+// UDP checksum untouched and still valid), the /48's hosts with ports as the next /64's first
+// address after its Subnet-Router anycast one, 2001:db8:c:801::1, and their replies come back;
+// the far side opens nothing into the /48. Without --binat the /64's host leaves untouched and
+// the /48's still with ports.
+TEST_F(Nat66, BesideAOneToOneMapTheOtherLansTakeTheNextBlocksFirstAddressWithPorts) {
+  model.apply(spd::PolicyUpsert{policy6(14, "2001:db8:c:800::/56", "2001:db8:e00::/40")});
+  inside = {ipsnat::parse_prefix("fd00:6:6:6::/64"), ipsnat::parse_prefix("fd00:5:5::/48")};
+  writer.write(model, inside);
+  set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
+  const std::string mapped = "fd00:6:6:6::10", larger = "fd00:5:5:1::20", remote = "2001:db8:e00::9";
+  const std::string rest = "2001:db8:c:801::1";
+  RunResult r = out(eth.ipv6_l4(mapped, remote, kUdp, udp_header(40200, 53, 8)));
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(addr_at(r.out, kSrc).rfind("2001:db8:c:800:", 0), 0u) << addr_at(r.out, kSrc);
+  EXPECT_EQ(u16_at(r.out, kL4), 40200) << "NPTv6 keeps the port";
+  EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kL3));
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
+  uint16_t tcp = leaves(larger, remote, kTcp, tcp_header(40201, 443, 0x02), rest);
+  returns(remote, rest, kTcp, tcp_header(443, tcp, 0x12), larger, 40201);
+  uint16_t id = leaves("fd00:5:5:ffff::7", remote, kIcmp6, icmp6_echo(128, 12), rest);
+  returns(remote, rest, kIcmp6, icmp6_echo(129, id), "fd00:5:5:ffff::7", 12);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 2u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(back(eth.ipv6_l4(remote, larger, kTcp, tcp_header(5555, 22, 0x02)), kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+
+  set_dev(IPSNAT_DEV_ROUTE, kIfId, 0);
+  Bytes plain = eth.ipv6_l4(mapped, remote, kUdp, udp_header(40202, 53, 8));
+  EXPECT_EQ(out(plain).out, plain);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
+  leaves(larger, remote, kUdp, udp_header(40203, 53, 8), rest);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 3u) << dp.nonzero_reasons();
+}
+
 // ct6 entries take their times from the conntrack clock IPv4 uses (bpf/lib/ct.h ct_now: the
 // boottime read at most once per jiffy, kept in the object's global data), on a new flow and on
 // every later packet: each entry time is the value that clock holds right after the packet.

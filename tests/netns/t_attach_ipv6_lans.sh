@@ -7,7 +7,9 @@
 # --inside with one prefix covering both LANs does the same. The oracle is the kernel's ACQUIRE:
 # it names the selector the kernel saw after the LWT reroute, whose source must be the policy's
 # address for each LAN's host, never a LAN address. Then a /120 policy, smaller than the LANs,
-# takes them with ports to its first address: UDP and TCP reach the ACQUIRE with it.
+# takes them with ports to its first address: UDP and TCP reach the ACQUIRE with it. Then LANs of
+# two sizes under a /56 (NPTv6 for the one that fits, NAT66 for the larger) and under a /64 (the
+# larger one left out, and said).
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -72,6 +74,28 @@ traffic() {
   rm -f "$acqf" "$leakf"
   echo "$acq"
 }
+# acquires CMD...: the kernel's ACQUIREs (in $acq, and printed) while each CMD runs (eval), the
+# states flushed before each: one ACQUIRE per SA while its larval state lives.
+acquires() {
+  local acqf cmd
+  acqf=$(mktemp)
+  ip -n "$gw" xfrm state flush
+  timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
+  T_PIDS+=("$!")
+  sleep 1
+  for cmd in "$@"; do
+    ip -n "$gw" xfrm state flush
+    eval "$cmd" || true
+    sleep 0.5
+  done
+  sleep 0.5
+  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  T_PIDS=()
+  acq=$(cat "$acqf")
+  rm -f "$acqf"
+  echo "$acq"
+}
 no_lan_source() { ! grep -q 'fd00:78:' <<<"$1"; }
 no_wan_cleartext() { ! grep -Eq 'fd00:78:|2001:db8:78::5' <<<"$1"; }
 # each_lan_translated: every host's ACQUIRE (traffic's) names the policy's address, none a LAN
@@ -119,22 +143,8 @@ plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach (/120 policy) fail
 echo "$plan"
 expect_ok "the plan takes the LANs to the /120 selector's first address with ports" \
   grep -Eq '2001:db8:78::100/120 -> 2001:db8:e78::/48: nat66 fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 -> 2001:db8:78::101 \(ports\)$' <<<"$plan"
-acqf=$(mktemp)
-ip -n "$gw" xfrm state flush
-timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
-T_PIDS+=("$!")
-sleep 1
-t_in "$lanb" bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353' || true
-sleep 0.5
-ip -n "$gw" xfrm state flush
-t_in "$lana" timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null || true
-sleep 1
-for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
-T_PIDS=()
-acq=$(cat "$acqf")
-rm -f "$acqf"
-echo "$acq"
+acquires "t_in $lanb bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353'" \
+  "t_in $lana timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null"
 expect_ok "LAN 2's UDP reaches the kernel's ACQUIRE from the /120's first address" \
   grep -q 'sel src 2001:db8:78::101/128 dst 2001:db8:e78::2/128 proto udp' <<<"$acq"
 expect_ok "LAN 1's TCP reaches the kernel's ACQUIRE from the /120's first address" \
@@ -145,4 +155,44 @@ json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78::/46)
 expect_ok "policies -j says the same" \
   test "$(jq -r '.policies[] | select(.src=="2001:db8:78::100/120") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nat66 fd00:78::/46 2001:db8:78::101/128"
 expect_ok "detach (/120 policy)" t_in "$gw" "$IPSNAT" detach eth0
+
+# LANs of two sizes under a /56 policy: LAN 2 named as a /64 (fits 1:1) and LAN 1 inside a /47
+# (larger than the selector). With --binat NPTv6 maps LAN 2 onto the selector's first /64, and the
+# /47 is NAT66 with ports to the next /64's first address after its Subnet-Router anycast one,
+# 2001:db8:79:1::1: each host's ping reaches the kernel's ACQUIRE with its own translation.
+ip -n "$gw" xfrm policy delete src 2001:db8:78::100/120 dst 2001:db8:e78::/48 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:79::/56 dst 2001:db8:e78::/48 dir out \
+  tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
+mixed=(--binat --inside 172.16.78.0/24 --inside fd00:78:2::/64 --inside fd00:78::/47)
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${mixed[@]}" 2>&1) || fail "attach (/56 policy) failed: $plan"
+echo "$plan"
+expect_ok "the plan maps the /64 1:1 and takes the /47 to the next /64's first address with ports" \
+  grep -q '2001:db8:79::/56 -> 2001:db8:e78::/48: nptv6 fd00:78:2::/64 -> 2001:db8:79::/64; nat66 fd00:78::/47 -> 2001:db8:79:1::1 (ports)$' <<<"$plan"
+acquires "t_in $lanb ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1" \
+  "t_in $lana ping -6 -c 1 -W 1 -I fd00:78:1::a 2001:db8:e78::1 >/dev/null 2>&1"
+expect_ok "LAN 2's ping reaches the kernel's ACQUIRE NPTv6-mapped into the selector's first /64" \
+  grep -Eq 'sel src 2001:db8:79:(0:|:)[0-9a-f:]*/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
+expect_ok "LAN 1's ping reaches the kernel's ACQUIRE from 2001:db8:79:1::1" \
+  grep -q 'sel src 2001:db8:79:1::1/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
+expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
+json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78:2::/64 --inside fd00:78::/47)
+expect_ok "policies -j names the NPTv6 map and the rest's NAT66" \
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:79::/56") | .nat.kind + " " + .nat.to + " " + .nat.rest.inside + " " + .nat.rest.to' <<<"$json")" = "nptv6 2001:db8:79::/64 fd00:78::/47 2001:db8:79:1::1/128"
+expect_ok "detach (/56 policy)" t_in "$gw" "$IPSNAT" detach eth0
+
+# Under a /64 policy the /64 LAN takes the whole selector: no address is left for the /47, and
+# attach, the plan and policies -j name it and why, in one line.
+ip -n "$gw" xfrm policy delete src 2001:db8:79::/56 dst 2001:db8:e78::/48 dir out
+ip -n "$gw" xfrm policy add src 2001:db8:79::/64 dst 2001:db8:e78::/48 dir out \
+  tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
+left='fd00:78::/47 not translated: the 1:1 map of fd00:78:2::/64 takes the whole selector 2001:db8:79::/64, no address of it is left for NAT66'
+plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${mixed[@]}" 2>&1) || fail "attach (/64 policy) failed: $plan"
+echo "$plan"
+expect_ok "the plan line names the /47 left out" \
+  grep -qF "2001:db8:79::/64 -> 2001:db8:e78::/48: nptv6 fd00:78:2::/64 -> 2001:db8:79::/64; $left" <<<"$plan"
+expect_ok "attach warns of it in one line" bash -c 'grep -F "warning: policy " <<<"$1" | grep -qF "$2"' _ "$plan" "$left"
+json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78:2::/64 --inside fd00:78::/47)
+expect_ok "policies -j names it" \
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:79::/64") | .nat.left_out' <<<"$json")" = "$left"
+expect_ok "detach (/64 policy)" t_in "$gw" "$IPSNAT" detach eth0
 finish

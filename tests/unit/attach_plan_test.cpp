@@ -6,7 +6,9 @@
 
 #include "attach/plan.h"
 #include "attach/state.h"
+#include "spd/model.h"
 #include "spd/nat.h"
+#include "spd/npt6.h"
 #include "spd/tunnel_policy.h"
 #include "util/error.h"
 
@@ -542,6 +544,36 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
   }
 }
 
+// A route-mode device without an if_id (a VTI) reads the IPv6 rules of if_id 0, which are policy
+// mode's too: the SPD mirror writes none for a port-restricted policy there (its LWT reroute
+// carries no ports), and the plan says so instead of promising NAT66 the map does not hold.
+TEST(AttachPlan, AVtisPortRestrictedIpv6PolicyIsPlannedAsTheMapHoldsIt) {
+  auto f = gateway(false);
+  f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
+  f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 4, "lan0"));
+  auto p = ipsec6("2001:db8:b:7::5/128", "2001:db8:f00::/40", 0);
+  p.mark_v = 42;
+  p.mark_m = 0xffffffff;
+  restrict_to_https(p);
+  f.policies = {p};
+  Settings s;
+  s.allow_empty = true;
+  auto plan = make_plan(f, s);
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("translate policy 17 2001:db8:b:7::5/128 -> 2001:db8:f00::/40: none (not translated in policy "
+                      "mode: restricts ports (tcp dport 443)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("warning: policy 17 (2001:db8:b:7::5/128 -> 2001:db8:f00::/40) is not translated through "
+                      "\"vti0\" (if_id 0): not translated in policy mode"),
+            std::string::npos)
+      << text;
+  spd::SpdModel model;
+  model.apply(spd::PolicyUpsert{p});
+  for (const auto& [key, rule] : spd::npt6_entries(model, {ipsnat::parse_prefix("fd00:9:9:9::/64")}))
+    EXPECT_NE(rule.kind, NPT6_KIND_NAT66) << "the map holds no NAT66 rule for it";
+}
+
 // What NPTv6 and NAT66 do not do is said, never half done: NPTv6 without --binat in policy mode
 // too (the guard keeps the IPv6 cleartext in), a one-address source inside an IPv6 LAN (its hosts
 // are sent as they are), no IPv6 LAN of the policy's length.
@@ -716,8 +748,10 @@ TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
       << text;
   f.addresses.push_back(host_address("fd00:6:6::1", 56, 5, "br0"));
   text = plan_to_text(make_plan(f, binat));
-  EXPECT_NE(text.find(": nptv6 fd00:6:6::/56 -> 2001:db8:c:800::/56\n"), std::string::npos)
-      << "a LAN of the selector's own length is the mapping beside a smaller one\n"
+  EXPECT_NE(text.find(": nptv6 fd00:6:6::/56 -> 2001:db8:c:800::/56; fd00:5:5:5::/64 not translated: the 1:1 map of "
+                      "fd00:6:6::/56 takes the whole selector 2001:db8:c:800::/56, no address of it is left for NAT66\n"),
+            std::string::npos)
+      << "a LAN of the selector's own length is the mapping beside a smaller one, which is named as left out\n"
       << text;
 }
 
@@ -764,16 +798,59 @@ TEST(AttachPlan, ALanLargerThanTheIpv6SelectorTakesItsFirstAddressWithPorts) {
                   std::string::npos)
             << text;
   }
-  // Beside a LAN that fits 1:1 (with --binat) NPTv6 maps that one; the larger LAN is not translated.
-  auto mixed = gateway(false);
-  mixed.addresses.push_back(host_address("fd00:5:5::1", 48, 4, "lan0"));
-  mixed.addresses.push_back(host_address("fd00:6:6:6::1", 64, 4, "lan0"));
-  mixed.policies.push_back(ipsec6("2001:db8:c:800::/56", "2001:db8:f00::/40", 0));
-  mixed.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+}
+
+// Beside a LAN that fits 1:1 under a selector with room for more (a /64 under a /56), NPTv6 maps
+// that one onto the selector's first /64 and the larger LAN is NAT66 with ports to the next /64's
+// first address after its Subnet-Router anycast one, with its own companions and blackhole; without
+// --binat only that NAT66 is applied and the plan names the /64 left out. Where the fitting LAN
+// takes the whole selector (a /64 under a /64) no address is left: the line and a warning name the
+// larger LAN and why.
+TEST(AttachPlan, BesideAOneToOneMapTheLargerIpv6LanTakesTheNextBlocksFirstAddressWithPorts) {
+  auto mixed = [](const char* selector) {
+    auto f = gateway(false);
+    f.addresses.push_back(host_address("fd00:5:5::1", 48, 4, "lan0"));
+    f.addresses.push_back(host_address("fd00:6:6:6::1", 64, 4, "lan0"));
+    f.policies.push_back(ipsec6(selector, "2001:db8:f00::/40", 0));
+    f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+    return f;
+  };
   Settings binat;
   binat.binat = true;
-  auto text = plan_to_text(make_plan(mixed, binat));
-  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:800::/64\n"), std::string::npos) << text;
+  auto plan = make_plan(mixed("2001:db8:c:800::/56"), binat);
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:800::/64; nat66 fd00:5:5::/48 -> 2001:db8:c:801::1 "
+                      "(ports)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  binat 2001:db8:c:800::/64 = fd00:6:6:6::/64 from 2001:db8:f00::/40"), std::string::npos) << text;
+  EXPECT_EQ(text.find("binat 2001:db8:c:801"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:c:800::/64 table 421\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:c:801::1/128 table 421\n"), std::string::npos) << text;
+  for (const char* lan : {"fd00:5:5::/48", "fd00:6:6:6::/64"})
+    for (const char* dir : {"fwd", "in"})
+      EXPECT_NE(text.find(std::string("xfrm policy src 2001:db8:f00::/40 dst ") + lan + " dir " + dir), std::string::npos)
+          << text;
+  EXPECT_EQ(text.find("not translated"), std::string::npos) << text;
+
+  text = plan_to_text(make_plan(mixed("2001:db8:c:800::/56"), Settings{}));
+  EXPECT_NE(text.find(": nat66 fd00:5:5::/48 -> 2001:db8:c:801::1 (ports); fd00:6:6:6::/64 not translated: nptv6 is "
+                      "stateless both ways: --binat allows it\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("binat 2001:db8:c:800"), std::string::npos) << text;
+  EXPECT_NE(text.find("warning: policy 17 (2001:db8:c:800::/56 -> 2001:db8:f00::/40): fd00:6:6:6::/64 not translated"),
+            std::string::npos)
+      << text;
+
+  const std::string left = "fd00:5:5::/48 not translated: the 1:1 map of fd00:6:6:6::/64 takes the whole selector "
+                           "2001:db8:c:8::/64, no address of it is left for NAT66";
+  plan = make_plan(mixed("2001:db8:c:8::/64"), binat);
+  text = plan_to_text(plan);
+  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:8::/64; " + left + "\n"), std::string::npos) << text;
+  ASSERT_EQ(plan.warnings.size(), 1u) << text;
+  EXPECT_EQ(plan.warnings.front(), "policy 17 (2001:db8:c:8::/64 -> 2001:db8:f00::/40): " + left);
+  EXPECT_EQ(text.find("2001:db8:c:8::1/128"), std::string::npos) << text;
 }
 
 // A policy whose source is one address (strongSwan's virtual IPv6) implies NAT66 with ports in

@@ -306,6 +306,58 @@ TEST(ReferenceNat6, ALanLargerThanTheSelectorTakesItsFirstAddressWithPorts) {
   }
 }
 
+// Beside the one LAN a 1:1 map holds (a /64 under a /56), a larger LAN (a /48) is NAT66 with ports
+// to the next /64's first address after its Subnet-Router anycast one: the reference, explain and
+// the map (the prefix rule flagged NPT6_FLAG_REST, the NAT66 rule under NPT6_OUT_REST, no NPT6_IN
+// rule for the address) agree; the mapped LAN's host stays NPTv6's. Without --binat the larger
+// LAN's flow is translated alike and the mapped one's is not.
+TEST(ReferenceNat6, BesideAOneToOneMapALargerLanTakesTheNextBlocksFirstAddressWithPorts) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:67::/48"), parse_prefix("fd00:68:0:1::/64")};
+  for (uint32_t if_id : {0u, 9u}) {
+    std::vector<Policy> v{out6("2001:db8:a7:500::/56", "2001:db8:e7::/48", 3, 100)};
+    v[0].if_id = if_id;
+    auto pols = ptrs(v);
+    for (bool binat : {true, false}) {
+      auto f = flow6("fd00:67:0:5::a", "2001:db8:e7::1", IPPROTO_TCP, 40000, 443);
+      f.if_id = if_id;
+      auto n = reference_nat6(pols, lans, binat, f);
+      ASSERT_TRUE(n.to) << if_id << " " << n.why;
+      EXPECT_EQ(n.to->str(), "2001:db8:a7:501::1");
+      EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:501::1 (ports)");
+      Explanation e = explain(pols, {}, lans, binat, AnyFlow(f));
+      EXPECT_EQ(e.kind, "nat66") << e.none_why;
+      EXPECT_TRUE(e.ports);
+      EXPECT_EQ(e.to.str(), "2001:db8:a7:501::1");
+      ASSERT_NE(e.after, nullptr);
+      EXPECT_EQ(e.after->index, 3u);
+
+      auto g = flow6("fd00:68:0:1::b", "2001:db8:e7::1", IPPROTO_UDP, 40001, 53);
+      g.if_id = if_id;
+      auto m = reference_nat6(pols, lans, binat, g);
+      EXPECT_EQ(m.to.has_value(), binat) << m.why;
+      if (binat) {
+        EXPECT_EQ(m.to->str().rfind("2001:db8:a7:500:", 0), 0u) << m.to->str();
+      }
+      Explanation eg = explain(pols, {}, lans, binat, AnyFlow(g));
+      EXPECT_EQ(eg.kind, binat ? "nptv6" : "") << eg.none_why;
+    }
+
+    SpdModel model;
+    model.apply(PolicyUpsert{v[0]});
+    auto entries = npt6_entries(model, lans);
+    const npt6_rule* r = out_rule(entries, if_id, "2001:db8:e7::/48");
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->kind, NPT6_KIND_PREFIX);
+    EXPECT_EQ(r->flags, NPT6_FLAG_REST);
+    const npt6_rule* rest = rule_at(entries, if_id, NPT6_OUT_REST, "2001:db8:e7::/48");
+    ASSERT_NE(rest, nullptr);
+    EXPECT_EQ(rest->kind, NPT6_KIND_NAT66);
+    EXPECT_EQ(std::memcmp(rest->to, parse_address("2001:db8:a7:501::1").bytes.data(), 16), 0);
+    EXPECT_NE(rule_at(entries, if_id, NPT6_IN, "2001:db8:a7:500::/64"), nullptr);
+    EXPECT_EQ(entries.size(), 5u);  // OUT, OUT_REST, IN and the two inside prefixes
+  }
+}
+
 // Policy mode (if_id 0): the rule is picked by destination alone, so a port-restricted policy's
 // rule would take a port-less policy's destination (equal with a better priority, or longer
 // inside it) and translate its flows to an address the lookup after the reroute (no ports) finds

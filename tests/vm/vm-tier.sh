@@ -5,11 +5,11 @@
 # split into IPSNAT_VM_SHARDS groups (default: one per CPU, at most 2), each
 # run by its own VM at the same time; a scenario's "# vm-cost: SECONDS" header
 # (default 120) balances the groups. Each VM's time limit (IPSNAT_VM_TIMEOUT,
-# default 1440 s) is below CTest's 1500 s, so a hang ends here, with the
+# default 1500 s) is below CTest's 1560 s, so a hang ends here, with the
 # console log path printed.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
-vm=("$root/scripts/vm/ipsnat-vm" -d "$root" -t "${IPSNAT_VM_TIMEOUT:-1440}" --)
+vm=("$root/scripts/vm/ipsnat-vm" -d "$root" -t "${IPSNAT_VM_TIMEOUT:-1500}" --)
 runner=(bash "$root/tests/vm/run-all.sh")
 
 verbose=()

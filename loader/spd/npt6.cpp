@@ -57,6 +57,13 @@ Prefix next_block(const Prefix& block) {
   return n;
 }
 
+// "fd00:9::/64, fd00:a::/64"
+std::string prefixes_str(const std::vector<Prefix>& prefixes) {
+  std::string s;
+  for (const auto& p : prefixes) s += (s.empty() ? "" : ", ") + p.str();
+  return s;
+}
+
 bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b.contains(a.addr); }
 
 // The reqid of the policy's SAs (its first template's, as the IPv4 NAT target's): the datapath
@@ -81,6 +88,14 @@ npt6_rule rule_of(const Policy& p, const Prefix& from, const Prefix& to) {
   r.adjust = npt6_adjustment(from, to);
   r.policy_index = p.index;
   r.reqid = reqid_of(p);
+  return r;
+}
+
+// The NPT6_OUT rule of an NPTv6 mapping: its LAN onto its block, flagged when the mapping has a
+// rest (the NPT6_OUT_REST rule's address follows from the mapping, the flag tells it is there).
+npt6_rule out_rule_of(const Policy& p, const Npt6Mapping& m) {
+  npt6_rule r = rule_of(p, m.inside.front(), m.outside);
+  if (!m.rest.empty()) r.flags = NPT6_FLAG_REST;
   return r;
 }
 
@@ -175,9 +190,7 @@ std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& i
                                    const std::vector<const Policy*>& spd) {
   auto m = npt6_of(p, inside);
   if (!m.ok || refusal_alone(p, spd)) return std::nullopt;
-  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside) : rule_of(p, m.inside.front(), m.outside);
-  // The rest's address follows from `to` and `len`: the flag tells the rest apart.
-  if (!m.rest.empty()) r.flags = NPT6_FLAG_REST;
+  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside) : out_rule_of(p, m);
   r.policy_index = 0;
   return r;
 }
@@ -241,9 +254,7 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     if (!(in.len >= fit.front().len && fit.front().contains(in.addr))) m.rest.push_back(in);
   if (m.rest.empty()) return m;
   if (fit.front().len == src.len) {
-    Npt6Mapping left;
-    left.inside = m.rest;
-    m.left_out = left.inside_str() + " not translated: the 1:1 map of " + fit.front().str() +
+    m.left_out = prefixes_str(m.rest) + " not translated: the 1:1 map of " + fit.front().str() +
                  " takes the whole selector " + network(src).str() + ", no address of it is left for NAT66";
     m.rest.clear();
     return m;
@@ -261,11 +272,7 @@ std::string Npt6Mapping::str() const {
   return s + tail;
 }
 
-std::string Npt6Mapping::inside_str() const {
-  std::string s;
-  for (const auto& in : inside) s += (s.empty() ? "" : ", ") + in.str();
-  return s;
-}
+std::string Npt6Mapping::inside_str() const { return prefixes_str(inside); }
 
 bool Npt6Mapping::from_inside(const Address& a) const {
   auto in = [&](const std::vector<Prefix>& set) {
@@ -387,9 +394,7 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
       out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
       continue;
     }
-    npt6_rule r = rule_of(*p, m.inside.front(), m.outside);
-    if (!m.rest.empty()) r.flags = NPT6_FLAG_REST;
-    bool first = out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), r).second;
+    bool first = out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), out_rule_of(*p, m)).second;
     if (first && !m.rest.empty())
       out.emplace(key_bytes(p->if_id, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to));
     out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));

@@ -175,15 +175,15 @@ t_in "$gw" ping -c 2 -i 0.3 -W 1 198.18.110.2 >/dev/null || true
 
 # The VTI's policy first by priority, then the uplink's: either way each device keeps its own.
 for prios in "100 200" "200 100"; do
-  set -- $prios
-  policies "$1" "$2"
+  read -r prio_vti prio_uplink <<<"$prios"
+  policies "$prio_vti" "$prio_uplink"
   attach_both
   expect_ok "the uplink's plan translates its own IPv6 policy" \
     grep -q "2001:db8:6f::5/128 -> 2001:db8:e6e::/48: nat66 fd00:6e:1::/64 -> 2001:db8:6f::5 (ports)$" <<<"$uplink_plan"
   expect_ok "the uplink's plan leaves the VTI's marked IPv6 policies to the VTI" \
     bash -c '! grep -q "2001:db8:6e::" <<<"$1"' _ "$uplink_plan"
   acquires
-  check "$1" "$2"
+  check "$prio_vti" "$prio_uplink"
   policies_json=$(t_in "$gw" "$IPSNAT" policies -j --inside fd00:6e:1::/64)
   marks=$(t_json '" ".join(sorted("%s:%s" % (p["src"], p["nat"]["rule_mark"]) for p in s["policies"]
                                    if p["dir"] == "out" and ":" in p["src"]))' <<<"$policies_json" 2>/dev/null) \

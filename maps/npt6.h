@@ -3,6 +3,11 @@
  * (loader/spd/npt6.*) from the kernel's IPv6 IPsec out-policies whose source selector is a prefix
  * (/1../112) and the one IPv6 inside prefix of the same length; read by bpf/lib/npt6.h.
  *
+ * A key is scoped by the policy's if_id and mark (struct npt6_scope): an xfrm interface asks with
+ * its if_id, a VTI with its okey (ip_vti sets flowi_mark = o_key), the uplink in policy mode with
+ * both 0, so a VTI's marked policies and the uplink's unmarked ones never share a rule. A policy
+ * whose mark mask is neither 0 nor full matches no one mark value and takes no rule.
+ *
  * Two kinds of key, both looked up with the packet's destination:
  *   NPT6_OUT, the policy's destination prefix: at TC egress of the device, a source in rule.from
  *             (the inside prefix) becomes rule.to (the policy's source prefix);
@@ -18,12 +23,12 @@
  *
  * A policy whose 1:1 map holds one LAN while the selector has room beside it (a /64 LAN under a
  * /56) takes the other IPv6 LANs with NAT66 (loader/spd/npt6.h): its NPT6_OUT rule (kind
- * NPT6_KIND_PREFIX) carries NPT6_FLAG_REST, and an NPT6_OUT_REST key of the same if_id and
+ * NPT6_KIND_PREFIX) carries NPT6_FLAG_REST, and an NPT6_OUT_REST key of the same if_id, mark and
  * destination holds the NAT66 rule for the inside sources outside rule.from. Without the flag
  * nothing looks that key up: a policy without the mixed case costs no second lookup.
  *
  * The IPv6 inside set (every IPv6 inside prefix attach chose, or --inside) is a third kind of key,
- * NPT6_INSIDE with if_id 0 and the prefix, looked up with the packet's inside address; its rule
+ * NPT6_INSIDE with if_id 0, mark 0 and the prefix, looked up with the packet's inside address; its rule
  * has kind NPT6_KIND_INSIDE and from/len the prefix. It is the IPv6 counterpart of ipsnat_inside
  * (maps/inside.h), kept here so one writer puts it and the NAT66 rules that read it in place in
  * one pass (new keys first). */
@@ -42,8 +47,8 @@
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
 #define IPSNAT_NPT6_MAX_LEN 112
-/* The key's bits before the address: if_id and dir, matched exactly. */
-#define IPSNAT_NPT6_KEY_FIXED_BITS 64
+/* The key's bits before the address: if_id, mark and dir, matched exactly. */
+#define IPSNAT_NPT6_KEY_FIXED_BITS 96
 
 enum npt6_kind {
 	NPT6_KIND_PREFIX = 0, /* RFC 6296, stateless */
@@ -64,10 +69,21 @@ enum npt6_dir {
 struct npt6_key {
 	__u32 prefixlen; /* IPSNAT_NPT6_KEY_FIXED_BITS + the address prefix length */
 	__u32 if_id;     /* the policy's if_id; the datapath asks with the device's (ipsnat_dev) */
+	__u32 mark;      /* the one flow mark the policy matches (mark_v under a full mask; 0 for an
+			  * unmarked policy); the datapath asks with the device's (ipsnat_dev: a VTI's
+			  * okey, 0 elsewhere). NPT6_INSIDE keys: 0. */
 	__u32 dir;       /* enum npt6_dir */
 	__u8 addr[16];
 };
-IPSNAT_ASSERT_SIZE(struct npt6_key, 28);
+IPSNAT_ASSERT_SIZE(struct npt6_key, 32);
+
+/* Which rules a device's packets ask for: the key's if_id and mark (ipsnat_dev's if_id and mark
+ * in route mode, both 0 for policy mode's uplink). */
+struct npt6_scope {
+	__u32 if_id;
+	__u32 mark;
+};
+IPSNAT_ASSERT_SIZE(struct npt6_scope, 8);
 
 struct npt6_rule {
 	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */

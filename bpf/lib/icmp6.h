@@ -154,9 +154,9 @@ static __always_inline enum ipsnat_reason icmp6_sa_of(struct __sk_buff *skb, int
 /* NAT66: the flow's entry of the other direction; pass-icmp-no-ct when there is none. need_sa
  * (the way back on a policy-mode uplink): the SA must be one the flow's reply may come through
  * (nat66_reply_admits), else pass-no-sa / pass-wrong-sa. out (a LAN host's error about a reply,
- * on a device of if_id): pass-ct-stale while the flow's rule names another address than the
+ * on a device of scope sc): pass-ct-stale while the flow's rule names another address than the
  * flow's since the last SPD change (nat66_error_flow_stale). */
-static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id,
+static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, struct icmp6_err *m, struct npt6_scope sc,
 						      int out, int need_sa)
 {
 	__u32 sa_reqid;
@@ -169,7 +169,7 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
 	struct ipsnat_ct6_entry *e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 	if (!e || !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, out ? m->q.daddr : m->q.saddr))
 		return IPSNAT_R_PASS_ICMP_NO_CT;
-	if (out && nat66_error_flow_stale(&k, e, if_id))
+	if (out && nat66_error_flow_stale(&k, e, sc))
 		return IPSNAT_R_PASS_CT_STALE;
 	if (icmp6_sa_of(skb, need_sa, &sa_reqid))
 		return IPSNAT_R_PASS_NO_SA;
@@ -187,13 +187,13 @@ static __always_inline enum ipsnat_reason icmp6_nat66(struct __sk_buff *skb, str
  * destination is the policy's remote, as npt6_sender_rule asks of a sender) or of the error's
  * destination (egress: NPT6_OUT). IPSNAT_R_MAX when no rule explains the quote. need_sa: only
  * through an SA of the remote's policy (npt6_sa_admits), else pass-no-sa / pass-wrong-sa. */
-static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struct icmp6_err *m, __u32 if_id, int out,
+static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struct icmp6_err *m, struct npt6_scope sc, int out,
 						    int need_sa)
 {
 	__u32 sa_reqid;
 
 	const __u8 *quoted = out ? m->q.daddr : m->q.saddr;
-	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id,
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark,
 			      .dir = out ? NPT6_OUT : NPT6_IN };
 
 	__builtin_memcpy(k.addr, out ? m->o.h.daddr : quoted, 16);
@@ -202,7 +202,7 @@ static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struc
 	    !nat66_addr_equal(out ? m->o.h.saddr : m->o.h.daddr, quoted))
 		return IPSNAT_R_MAX;
 	if (!out) {
-		struct npt6_rule *sender = npt6_sender_rule((const struct in6_addr *)m->q.daddr, if_id, r);
+		struct npt6_rule *sender = npt6_sender_rule((const struct in6_addr *)m->q.daddr, sc, r);
 
 		if (!sender)
 			return IPSNAT_R_MAX;
@@ -223,9 +223,9 @@ static __always_inline enum ipsnat_reason icmp6_npt(struct __sk_buff *skb, struc
 }
 
 /* Whether the error goes to an address NPTv6 translates back (an NPT6_IN rule's prefix). */
-static __always_inline int icmp6_to_npt6_prefix(const struct icmp6_err *m, __u32 if_id)
+static __always_inline int icmp6_to_npt6_prefix(const struct icmp6_err *m, struct npt6_scope sc)
 {
-	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_IN };
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark, .dir = NPT6_IN };
 
 	__builtin_memcpy(k.addr, m->o.h.daddr, 16);
 	return bpf_map_lookup_elem(&ipsnat_npt6, &k) != 0;
@@ -233,15 +233,15 @@ static __always_inline int icmp6_to_npt6_prefix(const struct icmp6_err *m, __u32
 
 /* Whether the error goes to a NAT66 address about a packet from it: the rule of the quoted
  * destination translates to the quoted source, and the error is addressed there. */
-static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, __u32 if_id)
+static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, struct npt6_scope sc)
 {
-	struct npt6_rule *r = nat66_rule(if_id, m->q.daddr);
+	struct npt6_rule *r = nat66_rule(sc, m->q.daddr);
 
 	return r && nat66_addr_equal(r->to, m->q.saddr) && nat66_addr_equal(m->o.h.daddr, m->q.saddr);
 }
 
-/* An ICMPv6 error on a route-mode device (if_id; flags: IPSNAT_DEV_BINAT enables NPTv6), at egress
- * (dir NPT6_OUT) or ingress (NPT6_IN), or on a policy-mode uplink (if_id 0) at its ingress
+/* An ICMPv6 error on a route-mode device (sc: its if_id and mark; flags: IPSNAT_DEV_BINAT enables NPTv6), at egress
+ * (dir NPT6_OUT) or ingress (NPT6_IN), or on a policy-mode uplink (sc 0) at its ingress
  * (need_sa) or in LWT xmit on its routes (NPT6_OUT, l3_at_data as ipv6_load): the outcome, or
  * IPSNAT_R_MAX when the packet is no error about a flow ipsnat knows and the caller goes on as for
  * any packet. No flow on the way back: to an NPTv6 prefix it is dropped (drop-icmp-no-flow;
@@ -249,7 +249,7 @@ static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, __u32 
  * about a packet from that address it passes untouched to the gateway, whose own flows it may
  * concern (pass-icmp-no-ct, as IPv4's reverse_unexplained in route mode); into the LAN the caller's
  * drop-unsolicited applies. */
-static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u32 if_id, __u32 flags, __u32 dir,
+static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, struct npt6_scope sc, __u32 flags, __u32 dir,
 						      int need_sa, int l3_at_data)
 {
 	int out = dir == NPT6_OUT;
@@ -258,21 +258,21 @@ static __always_inline enum ipsnat_reason icmp6_error(struct __sk_buff *skb, __u
 
 	if (icmp6_parse(skb, &m, l3_at_data) || !m.quoted)
 		return IPSNAT_R_MAX;
-	if (m.q.ports && (!out || nat66_rule(if_id, m.o.h.daddr))) {
-		why = icmp6_nat66(skb, &m, if_id, out, need_sa);
+	if (m.q.ports && (!out || nat66_rule(sc, m.o.h.daddr))) {
+		why = icmp6_nat66(skb, &m, sc, out, need_sa);
 		if (why != IPSNAT_R_PASS_ICMP_NO_CT)
 			return why;
 	}
 	if (flags & IPSNAT_DEV_BINAT) {
-		why = icmp6_npt(skb, &m, if_id, out, need_sa);
+		why = icmp6_npt(skb, &m, sc, out, need_sa);
 		if (why != IPSNAT_R_MAX)
 			return why;
 	}
 	if (out)
 		return IPSNAT_R_MAX;
-	if ((flags & IPSNAT_DEV_BINAT) && icmp6_to_npt6_prefix(&m, if_id))
+	if ((flags & IPSNAT_DEV_BINAT) && icmp6_to_npt6_prefix(&m, sc))
 		return IPSNAT_R_DROP_ICMP_NO_FLOW;
-	return icmp6_to_nat66_addr(&m, if_id) ? IPSNAT_R_PASS_ICMP_NO_CT : IPSNAT_R_MAX;
+	return icmp6_to_nat66_addr(&m, sc) ? IPSNAT_R_PASS_ICMP_NO_CT : IPSNAT_R_MAX;
 }
 
 #endif

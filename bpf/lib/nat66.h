@@ -138,9 +138,9 @@ static __always_inline void ct6_account(struct ipsnat_ct6_entry *e, const struct
  * inside address `local` (NULL: any): the NPT6_OUT rule when it is NAT66's; beside a prefix rule
  * with NPT6_FLAG_REST (a 1:1 map of one LAN under a selector with room for more, maps/npt6.h) the
  * NPT6_OUT_REST rule, unless `local` is in the prefix rule's own LAN (NPTv6's). */
-static __always_inline struct npt6_rule *nat66_rule_for(__u32 if_id, const __u8 *remote, const __u8 *local)
+static __always_inline struct npt6_rule *nat66_rule_for(struct npt6_scope sc, const __u8 *remote, const __u8 *local)
 {
-	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark, .dir = NPT6_OUT };
 
 	__builtin_memcpy(k.addr, remote, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
@@ -153,9 +153,9 @@ static __always_inline struct npt6_rule *nat66_rule_for(__u32 if_id, const __u8 
 	return r && r->kind == NPT6_KIND_NAT66 ? r : 0;
 }
 
-static __always_inline struct npt6_rule *nat66_rule(__u32 if_id, const __u8 *remote)
+static __always_inline struct npt6_rule *nat66_rule(struct npt6_scope sc, const __u8 *remote)
 {
-	return nat66_rule_for(if_id, remote, 0);
+	return nat66_rule_for(sc, remote, 0);
 }
 
 /* Whether addr lies in an IPv6 inside prefix: the IPv6 inside set's NPT6_INSIDE keys (maps/npt6.h),
@@ -442,7 +442,7 @@ static __always_inline void ct6_forget(const struct ipsnat_ct6_key *k, const str
  * since), or on a mismatch, the rule is asked and the entry takes its reqid and the version: a
  * reply through the current SA is never refused by a stale entry, one through the SA the policy
  * no longer names is refused. Where no such rule is left, the entry's reqid decides (as IPv4's
- * lib/xlate.h reply_sa_refusal). Policy mode only: its rules have if_id 0. */
+ * lib/xlate.h reply_sa_refusal). Policy mode only: its rules have if_id 0 and mark 0. */
 static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, struct ipsnat_ct6_entry *e,
 					      __u32 sa_reqid)
 {
@@ -450,7 +450,7 @@ static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, st
 
 	if (e->spd_version == now && reqid_admits(e->reqid, sa_reqid))
 		return 1;
-	struct npt6_rule *rule = nat66_rule(0, k->saddr);
+	struct npt6_rule *rule = nat66_rule(NPT6_POLICY_MODE, k->saddr);
 	__u32 reqid = rule && nat66_addr_equal(rule->to, k->daddr) ? rule->reqid : e->reqid;
 	if (!reqid_admits(reqid, sa_reqid))
 		return 0;
@@ -458,23 +458,23 @@ static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, st
 	return 1;
 }
 
-/* A LAN host's error about a reply of the flow of ORIG entry k / e, on a device of if_id, follows
+/* A LAN host's error about a reply of the flow of ORIG entry k / e, on a device of scope sc (if_id, mark), follows
  * that flow, as IPv4's (lib/xlate.h icmp_error_flow_stale): whether the SPD changed since the flow
  * was last checked and the rule of its remote names another address now, or none. The error then
  * passes untranslated (pass-ct-stale); the flow's next packet binds the flow anew or passes too. */
 static __always_inline int nat66_error_flow_stale(const struct ipsnat_ct6_key *k, const struct ipsnat_ct6_entry *e,
-						  __u32 if_id)
+						  struct npt6_scope sc)
 {
 	if (e->spd_version == spd_version_now())
 		return 0;
-	struct npt6_rule *rule = nat66_rule(if_id, k->daddr);
+	struct npt6_rule *rule = nat66_rule(sc, k->daddr);
 	return !rule || !nat66_addr_equal(rule->to, e->xlat_addr);
 }
 
-/* TC egress of a route-mode device (if_id), or LWT xmit of a policy-mode route (if_id 0,
+/* TC egress of a route-mode device (its if_id and mark), or LWT xmit of a policy-mode route (both 0,
  * l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
  * concerns it (NPTv6 may). */
-static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int l3_at_data, enum ipsnat_reason *why)
+static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope sc, int l3_at_data, enum ipsnat_reason *why)
 {
 	struct pkt66 p;
 
@@ -482,7 +482,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, __u32 if_id, int 
 		return 0;
 	/* Read before the rule: an entry stamped with it was checked on this SPD or a newer one. */
 	__u64 spd_ver = spd_version_now();
-	struct npt6_rule *rule = nat66_rule_for(if_id, p.h.daddr, p.h.saddr);
+	struct npt6_rule *rule = nat66_rule_for(sc, p.h.daddr, p.h.saddr);
 	if (!rule)
 		return 0;
 	if (nat66_addr_equal(p.h.saddr, rule->to)) {
@@ -597,9 +597,9 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 /* Whether a packet from `remote` to `local` enters an IPv6 inside prefix from the destination of
  * a NAT66 rule: the policy sends only its one address, so nothing but that address's replies comes
  * back for the LANs (beside a 1:1 map, for the LANs NAT66 takes: the mapped one is NPTv6's). */
-static __always_inline int nat66_into_inside(__u32 if_id, const __u8 *remote, const __u8 *local)
+static __always_inline int nat66_into_inside(struct npt6_scope sc, const __u8 *remote, const __u8 *local)
 {
-	return nat66_rule_for(if_id, remote, local) && nat66_inside(local);
+	return nat66_rule_for(sc, remote, local) && nat66_inside(local);
 }
 
 #endif

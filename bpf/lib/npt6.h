@@ -13,6 +13,7 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "maps/config.h"
 #include "maps/npt6.h"
 #include "maps/stats.h"
 #include "lib/sa.h"
@@ -25,6 +26,16 @@ struct {
 	__type(value, struct npt6_rule);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ipsnat_npt6 SEC(".maps");
+
+/* The rules policy mode's uplink asks for: the policies bound to no interface and unmarked. */
+#define NPT6_POLICY_MODE ((struct npt6_scope){ .if_id = 0, .mark = 0 })
+
+/* The rules a route-mode device asks for: its if_id (an xfrm interface) and its mark (a VTI's
+ * okey, the flow mark its own xfrm lookup carries; 0 elsewhere). */
+static __always_inline struct npt6_scope npt6_scope_of(const struct ipsnat_dev_cfg *d)
+{
+	return (struct npt6_scope){ .if_id = d->if_id, .mark = d->mark };
+}
 
 static __always_inline int ipv6_hdr_equal(const struct ipv6hdr *a, const struct ipv6hdr *b)
 {
@@ -119,10 +130,10 @@ static __always_inline int npt6_map(__u8 *addr, const struct npt6_rule *r)
  * maps back. On an xfrm interface the dir fwd/in companions say the same; on any other route-mode
  * device (a veth given --mode route) nothing else would. Returns that rule (the sender's policy),
  * or NULL. */
-static __always_inline struct npt6_rule *npt6_sender_rule(const struct in6_addr *saddr, __u32 if_id,
+static __always_inline struct npt6_rule *npt6_sender_rule(const struct in6_addr *saddr, struct npt6_scope sc,
 							  const struct npt6_rule *in)
 {
-	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = NPT6_OUT };
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark, .dir = NPT6_OUT };
 	__builtin_memcpy(k.addr, saddr, 16);
 	struct npt6_rule *out = bpf_map_lookup_elem(&ipsnat_npt6, &k);
 	if (!out || out->len != in->len)
@@ -143,9 +154,9 @@ static __always_inline int npt6_sa_admits(const struct npt6_rule *out, int need_
 }
 
 /* Translates the address at offset `at` of the IPv6 header (source or destination) by the rule
- * of (if_id, dir, destination); `done` is the reason when it did. need_sa, sa_reqid: NPT6_IN on a
+ * of (scope: if_id and mark, dir, destination); `done` is the reason when it did. need_sa, sa_reqid: NPT6_IN on a
  * policy-mode uplink, as npt6_sa_admits. */
-static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, __u32 if_id, enum npt6_dir dir,
+static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, struct npt6_scope sc, enum npt6_dir dir,
 							 enum ipsnat_reason done, int l3_at_data, int need_sa,
 							 __u32 sa_reqid)
 {
@@ -154,7 +165,7 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 
 	if (l3 < 0)
 		return dir == NPT6_OUT ? IPSNAT_R_DROP_TRUNCATED : IPSNAT_R_PASS_MALFORMED;
-	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = if_id, .dir = dir };
+	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark, .dir = dir };
 	__builtin_memcpy(k.addr, &ip6.daddr, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
 	if (!r)
@@ -165,7 +176,7 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 	if (!npt6_in_prefix(addr, r))
 		return dir == NPT6_OUT ? IPSNAT_R_PASS_NOT_INSIDE : IPSNAT_R_PASS_NOT_COVERED;
 	if (dir == NPT6_IN) {
-		struct npt6_rule *out = npt6_sender_rule(&ip6.saddr, if_id, r);
+		struct npt6_rule *out = npt6_sender_rule(&ip6.saddr, sc, r);
 
 		if (!out)
 			return IPSNAT_R_PASS_NOT_COVERED;
@@ -183,17 +194,17 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 /* TC egress of a route-mode device, or LWT xmit (l3_at_data) of a policy-mode route: a source in
  * the inside prefix of the rule the destination finds (the policy's destination) leaves with the
  * policy's source prefix, so the kernel's xfrm lookup after it matches that policy. */
-static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, __u32 if_id, int l3_at_data)
+static __always_inline enum ipsnat_reason npt6_egress(struct __sk_buff *skb, struct npt6_scope sc, int l3_at_data)
 {
-	return npt6_translate(skb, if_id, NPT6_OUT, IPSNAT_R_XLATE_NPT6, l3_at_data, 0, 0);
+	return npt6_translate(skb, sc, NPT6_OUT, IPSNAT_R_XLATE_NPT6, l3_at_data, 0, 0);
 }
 
 /* TC ingress of a route-mode device (decrypted by its SAs) or of a policy-mode uplink (need_sa,
  * decrypted by the SA of sa_reqid): a destination in the policy's source prefix, from a sender in
  * its destination selector, goes back to the inside prefix. */
-static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, __u32 if_id, int need_sa, __u32 sa_reqid)
+static __always_inline enum ipsnat_reason npt6_reverse(struct __sk_buff *skb, struct npt6_scope sc, int need_sa, __u32 sa_reqid)
 {
-	return npt6_translate(skb, if_id, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE, 0, need_sa, sa_reqid);
+	return npt6_translate(skb, sc, NPT6_IN, IPSNAT_R_XLATE_NPT6_REVERSE, 0, need_sa, sa_reqid);
 }
 
 #endif

@@ -197,7 +197,7 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
  * admit it (drop-unsolicited, as reverse_unexplained for IPv4). On a policy-mode uplink (need_sa)
  * only what an SA decrypted is translated: cleartext that looks like a reply never reaches the LAN
  * (its NPTv6 address finds no route there: the blackhole or nothing). */
-static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __u32 if_id, __u32 flags, int need_sa)
+static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, struct npt6_scope sc, __u32 flags, int need_sa)
 {
 	enum ipsnat_reason why = IPSNAT_R_PASS_NOT_IPV4;
 	struct pkt66 p;
@@ -208,11 +208,11 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __
 		return why;
 	int decrypted = parsed && !skb_sa_reqid(skb, &reqid);
 	if ((flags & IPSNAT_DEV_BINAT) && (decrypted || !need_sa)) {
-		why = npt6_reverse(skb, if_id, need_sa, reqid);
+		why = npt6_reverse(skb, sc, need_sa, reqid);
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
 	}
-	if (decrypted && nat66_into_inside(if_id, p.h.saddr, p.h.daddr))
+	if (decrypted && nat66_into_inside(sc, p.h.saddr, p.h.daddr))
 		return IPSNAT_R_DROP_UNSOLICITED;
 	return why;
 }
@@ -221,8 +221,9 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, __
  * stateful, replies only), and NPTv6 with --binat (bpf/lib/npt6.h). NPTv6 is stateless: the
  * reverse rule that brings replies back also lets the far side open connections to every mapped
  * LAN host, so only a device whose user asked for that (IPSNAT_DEV_BINAT, as lib/binat.h) applies
- * it. A tunnel device (route mode) translates both ways at TC, with its if_id; a policy-mode uplink
- * only the reverse side here, with if_id 0 (its out side is LWT xmit: xlate_snat6_lwt). */
+ * it. A tunnel device (route mode) translates both ways at TC, with its if_id and mark (a VTI's
+ * okey); a policy-mode uplink only the reverse side here, with both 0 (its out side is LWT xmit:
+ * xlate_snat6_lwt). */
 static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, enum npt6_dir dir)
 {
 	enum ipsnat_reason why;
@@ -231,25 +232,27 @@ static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, 
 		return IPSNAT_R_PASS_NOT_IPV4;
 	struct ipsnat_dev_cfg d = dev_cfg(skb->ifindex);
 	if (d.mode != IPSNAT_DEV_ROUTE)
-		return dir == NPT6_IN ? ipv6_reverse(skb, 0, d.flags, 1) : IPSNAT_R_PASS_NOT_IPV4;
+		return dir == NPT6_IN ? ipv6_reverse(skb, NPT6_POLICY_MODE, d.flags, 1) : IPSNAT_R_PASS_NOT_IPV4;
+	struct npt6_scope sc = npt6_scope_of(&d);
 	if (dir == NPT6_IN)
-		return ipv6_reverse(skb, d.if_id, d.flags, 0);
-	if (nat66_egress(skb, d.if_id, 0, &why))
+		return ipv6_reverse(skb, sc, d.flags, 0);
+	if (nat66_egress(skb, sc, 0, &why))
 		return why;
-	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, d.if_id, 0) : IPSNAT_R_PASS_NOT_IPV4;
+	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, sc, 0) : IPSNAT_R_PASS_NOT_IPV4;
 }
 
 /* IPv6 in LWT xmit on the routes policy mode installs for an IPv6 out-policy's destination: the
  * LAN source becomes the policy's (NAT66 with ports; NPTv6 when the route's device has --binat),
- * before the kernel's xfrm lookup after the reroute. The policies bound to no interface: if_id 0. */
+ * before the kernel's xfrm lookup after the reroute. The policies bound to no interface and
+ * unmarked: if_id 0, mark 0. */
 static __always_inline enum ipsnat_reason xlate_snat6_lwt(struct __sk_buff *skb)
 {
 	enum ipsnat_reason why;
 
-	if (nat66_egress(skb, 0, 1, &why))
+	if (nat66_egress(skb, NPT6_POLICY_MODE, 1, &why))
 		return why;
 	if (dev_cfg(skb->ifindex).flags & IPSNAT_DEV_BINAT)
-		return npt6_egress(skb, 0, 1);
+		return npt6_egress(skb, NPT6_POLICY_MODE, 1);
 	return IPSNAT_R_PASS_NOT_COVERED;
 }
 
@@ -617,7 +620,7 @@ static __always_inline enum ipsnat_reason xlate_icmp6_dev(struct __sk_buff *skb,
 	int route = d.mode == IPSNAT_DEV_ROUTE;
 	if (!route && dir != NPT6_IN)
 		return IPSNAT_R_MAX;
-	return icmp6_error(skb, route ? d.if_id : 0, d.flags, dir, !route, 0);
+	return icmp6_error(skb, route ? npt6_scope_of(&d) : NPT6_POLICY_MODE, d.flags, dir, !route, 0);
 }
 
 /* A LAN host's ICMPv6 error about a reply, in LWT xmit on a policy-mode route (the rules of no
@@ -628,7 +631,7 @@ static __always_inline enum ipsnat_reason xlate_icmp6_lwt(struct __sk_buff *skb)
 {
 	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !icmp6_may_be_error(skb, 1))
 		return IPSNAT_R_MAX;
-	return icmp6_error(skb, 0, dev_cfg(skb->ifindex).flags, NPT6_OUT, 0, 1);
+	return icmp6_error(skb, NPT6_POLICY_MODE, dev_cfg(skb->ifindex).flags, NPT6_OUT, 0, 1);
 }
 
 /* IPv6 on the ingress of a route-mode device (tc_rev_ingress dispatches it before the IPv4

@@ -26,8 +26,17 @@ ModeRequest parse_mode_request(const std::string& text) {
   throw UserError("invalid mode '" + text + "'", "expected auto, route or policy");
 }
 
+namespace {
+
+// ip_vti ("vti") and ip6_vti ("vti6"): both look their policies up with the okey as the mark.
+bool is_vti(const LinkFacts& dev) { return dev.kind == "vti" || dev.kind == "vti6"; }
+
+bool is_tunnel(const LinkFacts& dev) { return dev.kind == "xfrm" || is_vti(dev); }
+
+}  // namespace
+
 Mode choose_mode(const LinkFacts& dev, ModeRequest req) {
-  bool tunnel = dev.kind == "xfrm" || dev.kind == "vti";
+  bool tunnel = is_tunnel(dev);
   switch (req) {
     case ModeRequest::Route: return Mode::Route;
     case ModeRequest::Policy:
@@ -44,8 +53,8 @@ ipsnat_dev_cfg device_config(const LinkFacts& dev, Mode mode, const std::optiona
   ipsnat_dev_cfg c{};
   c.mode = mode == Mode::Route ? IPSNAT_DEV_ROUTE : IPSNAT_DEV_POLICY;
   c.if_id = dev.if_id;
-  // A VTI looks its policies up with its okey as the flow mark (ip_vti.c), not the skb's.
-  c.mark = mode == Mode::Route && dev.kind == "vti" ? dev.okey : 0u;
+  // A VTI looks its policies up with its okey as the flow mark (ip_vti.c, ip6_vti.c), not the skb's.
+  c.mark = mode == Mode::Route && is_vti(dev) ? dev.okey : 0u;
   if (masq && masq->addr.family == AF_INET) {
     c.masq_addr = masq->addr.v4_be();
     c.masq_port_min = masq->port_min;
@@ -92,7 +101,7 @@ bool names_a_lan(const Prefix& p) {
 std::string not_a_lan(const HostFacts& f, const HostAddress& a, Mode mode) {
   if (a.loopback) return "loopback";
   if (a.ifindex == f.dev.ifindex) return mode == Mode::Route ? "the tunnel device" : "the attached device (the uplink)";
-  bool tunnel = f.dev.kind == "xfrm" || f.dev.kind == "vti";
+  bool tunnel = is_tunnel(f.dev);
   if (tunnel && f.dev.link && a.ifindex == f.dev.link) return "the uplink: the underlay of " + f.dev.name;
   // The SAs' outer addresses: a template's tunnel endpoint that is an address of this device.
   for (const auto& p : f.policies)
@@ -146,14 +155,15 @@ bool is_local(const HostFacts& f, const Address& a) {
 }
 
 // The out-policies whose traffic leaves through the device: route mode by the device's if_id
-// (xfrm) or mark (VTI); policy mode those bound to no interface.
+// (xfrm) or mark (VTI); policy mode those bound to no interface, of IPv6 those an unmarked flow
+// meets (a VTI's marked IPv6 policies have rules only the VTI asks for, maps/npt6.h).
 bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
   if (p.dir != spd::Dir::Out || !p.is_ipsec() || (p.sel.family != AF_INET && p.sel.family != AF_INET6) ||
       p.type != spd::PolicyType::Main)
     return false;
-  if (mode == Mode::Policy) return p.if_id == 0;
+  if (mode == Mode::Policy) return p.if_id == 0 && (p.sel.family == AF_INET || (p.mark_v & p.mark_m) == 0);
   if (dev.kind == "xfrm") return p.if_id == dev.if_id;
-  if (dev.kind == "vti") return p.mark_m != 0 && (dev.okey & p.mark_m) == p.mark_v;
+  if (is_vti(dev)) return p.mark_m != 0 && (dev.okey & p.mark_m) == p.mark_v;
   return p.if_id == 0;
 }
 
@@ -298,9 +308,10 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
         plan.warnings.push_back(port_refusal(*p, *misses));
         if (refused.empty()) refused = plan.warnings.back();
       } else if (!m.ok && mappable && spd::npt6_refusal(*p, inside_all, spd)) {
-        std::string where = plan.mode == Mode::Route
-                                ? "through \"" + plan.dev + "\" (if_id " + std::to_string(p->if_id) + ")"
-                                : "in policy mode";
+        std::string where = plan.mode == Mode::Policy ? "in policy mode"
+                            : is_vti(facts.dev)
+                                ? "through \"" + plan.dev + "\" (okey " + std::to_string(facts.dev.okey) + ")"
+                                : "through \"" + plan.dev + "\" (if_id " + std::to_string(p->if_id) + ")";
         plan.warnings.push_back("policy " + std::to_string(p->index) + " (" + p->sel.src.str() + " -> " +
                                 p->sel.dst.str() + ") is not translated " + where + ": " +
                                 (m.why.rfind("restricts", 0) == 0 ? "it " : "") + m.why);

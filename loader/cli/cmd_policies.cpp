@@ -33,6 +33,8 @@ NatConfig nat_config(const std::vector<std::string>& inside) {
 std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
   bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
   if (!translates || p.if_id) return "";
+  // An IPv6 policy with a mark (a VTI's) has rules only that mark's device asks for (maps/npt6.h).
+  if (p.sel.family == AF_INET6 && !npt6_policy_mode_rule(p)) return "";
   return reroute_misses(p).value_or("");
 }
 
@@ -45,6 +47,9 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
     // Beside NPTv6: the rest's NAT66; the LANs left out.
     if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", m.rest_to.str()}, {"inside", m.rest_nat66().inside_str()}};
     if (!m.left_out.empty()) j["left_out"] = m.left_out;
+    // The flow mark the rules are kept for (a VTI asks with its okey); null: none (a partial mask).
+    auto mark = npt6_key_mark(p);
+    j["rule_mark"] = mark ? nlohmann::json(*mark) : nlohmann::json(nullptr);
     return j;
   }
   ImpliedNat n = implied_nat(p, cfg);

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "spd/nat.h"
@@ -107,10 +108,11 @@ npt6_rule inside_rule_of(const Prefix& inside) {
   return r;
 }
 
-std::vector<uint8_t> key_bytes(uint32_t if_id, npt6_dir dir, const Prefix& p) {
+std::vector<uint8_t> key_bytes(uint32_t if_id, uint32_t mark, npt6_dir dir, const Prefix& p) {
   npt6_key k{};
   k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
   k.if_id = if_id;
+  k.mark = mark;
   k.dir = dir;
   std::memcpy(k.addr, network(p).addr.bytes.data(), 16);
   auto* b = reinterpret_cast<const uint8_t*>(&k);
@@ -152,8 +154,8 @@ Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
 // and reroute_misses refuses such a policy.
 bool restricts_ports(const Policy& p) {
   const Selector& s = p.sel;
-  return p.if_id != 0 ? (s.sport_mask | s.dport_mask) != 0
-                      : ((s.sport & s.sport_mask) | (s.dport & s.dport_mask)) != 0;
+  return !npt6_policy_mode_rule(p) ? (s.sport_mask | s.dport_mask) != 0
+                                   : ((s.sport & s.sport_mask) | (s.dport & s.dport_mask)) != 0;
 }
 
 bool restricts_flows(const Policy& p) { return p.sel.proto != 0 || restricts_ports(p); }
@@ -164,16 +166,26 @@ std::string restriction_text(const Policy& p) {
   return "the protocol (" + proto_name(p.sel.proto) + ")";
 }
 
-// Another IPv6 IPsec out-policy of p's if_id: its rule and p's are chosen among by destination.
+// Another IPv6 IPsec out-policy of p's if_id and mark: its rule and p's are chosen among by
+// destination.
 bool rival(const Policy& p, const Policy& q) {
   return q.index != p.index && q.dir == Dir::Out && q.type == PolicyType::Main && q.is_ipsec() &&
-         q.sel.family == AF_INET6 && q.if_id == p.if_id;
+         q.sel.family == AF_INET6 && q.if_id == p.if_id && npt6_key_mark(q) == npt6_key_mark(p);
+}
+
+// "mark 0x2a/0xff00ff00"
+std::string mark_text(const Policy& p) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "mark 0x%x/0x%x", p.mark_v, p.mark_m);
+  return buf;
 }
 
 // Why p takes no rule whatever the other restricted policies are: policy mode's reroute misses it,
 // or an unrestricted policy of its if_id covers its destination.
 std::optional<std::string> refusal_alone(const Policy& p, const std::vector<const Policy*>& spd) {
-  if (p.if_id == 0)
+  if (!npt6_key_mark(p))
+    return mark_text(p) + " matches more than one flow mark: IPv6 rules are kept for one mark (a VTI's okey)";
+  if (npt6_policy_mode_rule(p))
     if (auto misses = reroute_misses(p)) return "not translated in policy mode: " + *misses;
   const Policy* q = npt6_unrestricted_cover(p, spd);
   if (!q) return std::nullopt;
@@ -196,6 +208,14 @@ std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& i
 }
 
 }  // namespace
+
+std::optional<uint32_t> npt6_key_mark(const Policy& p) {
+  if (p.mark_m == 0) return 0u;
+  if (p.mark_m == 0xffffffffu) return p.mark_v;
+  return std::nullopt;
+}
+
+bool npt6_policy_mode_rule(const Policy& p) { return p.if_id == 0 && npt6_key_mark(p) == 0u; }
 
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
   Npt6Mapping m;
@@ -386,18 +406,19 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
     return a->priority != b->priority ? a->priority < b->priority : a->index < b->index;
   });
   std::map<std::vector<uint8_t>, npt6_rule> out;
-  for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, NPT6_INSIDE, in), inside_rule_of(in));
+  for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
   for (const Policy* p : order) {
     auto m = npt6_mapped(*p, inside, order);
     if (!m.ok) continue;
+    uint32_t mark = *npt6_key_mark(*p);  // npt6_mapped refuses a policy without one
     if (m.nat66) {
-      out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
+      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
       continue;
     }
-    bool first = out.emplace(key_bytes(p->if_id, NPT6_OUT, p->sel.dst), out_rule_of(*p, m)).second;
+    bool first = out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), out_rule_of(*p, m)).second;
     if (first && !m.rest.empty())
-      out.emplace(key_bytes(p->if_id, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to));
-    out.emplace(key_bytes(p->if_id, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));
+      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to));
+    out.emplace(key_bytes(p->if_id, mark, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));
   }
   return out;
 }

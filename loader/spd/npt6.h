@@ -61,16 +61,26 @@ struct Npt6Mapping {
 // that block's anycast address is the subnet's routers'. Where the mapped block is the whole
 // selector no address is left: left_out names those LANs.
 
-// The datapath applies the mapping keyed by the policy's if_id (bpf/lib/npt6.h, bpf/lib/nat66.h;
-// NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
+// The datapath applies the mapping keyed by the policy's if_id and mark (npt6_key_mark;
+// bpf/lib/npt6.h, bpf/lib/nat66.h; NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
 Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
+
+// The one flow mark the policy's rules are kept for (maps/npt6.h npt6_key.mark): 0 for an unmarked
+// policy (mask 0), its value under a full mask (a VTI's policies: the VTI asks with its okey);
+// nullopt for a partial mask, which matches several marks: such a policy takes no rule.
+std::optional<uint32_t> npt6_key_mark(const Policy& p);
+
+// Whether p's rules are the ones policy mode's uplink uses (LWT xmit, TC ingress): bound to no
+// interface and kept for mark 0. A VTI's (marked) policies are not: only the VTI asks for them.
+bool npt6_policy_mode_rule(const Policy& p);
 
 // The mapping as attach applies it on a device: NPTv6 only with --binat (its reverse rule opens
 // every mapped host to the far side; the datapath checks the device's IPSNAT_DEV_BINAT too,
 // bpf/lib/xlate.h): without it a mapping with a rest is the rest's NAT66 alone (stateful, as a
 // one-address policy's), the mapped LAN left out; npt6_mapped's on every device, as the map
-// holds it: the rules of if_id 0 serve policy mode's LWT xmit and a route-mode device without an
-// if_id (a VTI) alike, so such a device meets policy mode's refusals too.
+// holds it: the rules of if_id 0 and mark 0 serve policy mode's LWT xmit and a route-mode device
+// without if_id or okey alike, so such a device meets policy mode's refusals too; a VTI asks for
+// the rules of its okey, its marked policies', which no uplink shares.
 // spd: the policies the kernel holds (p among them or not).
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
                          const std::vector<const Policy*>& spd);
@@ -78,17 +88,20 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
 // The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, unless
 // npt6_refusal refuses it. The datapath picks a rule by destination alone (the longest, then the
 // first by priority), never by protocol or ports, while the kernel's lookup after the translation
-// tells flows apart by protocol, and by ports through an xfrm interface (the lookup after policy
-// mode's LWT reroute carries port 0). A policy restricted by them ("restricted") takes no rule
+// tells flows apart by protocol, and by ports through an xfrm interface or a VTI (the lookup after
+// policy mode's LWT reroute carries port 0). A policy restricted by them ("restricted") takes no rule
 // where its rule would take flows the kernel gives to another policy to an address no policy covers
 // for them:
-// - bound to no interface (if_id 0) and restricted to ports port 0 does not meet: always
-//   (reroute_misses). Those are translated in LWT xmit (policy mode), whose reroute's lookup
-//   carries no ports. A device in route mode without an if_id (a VTI) shares these rules.
-// - where an unrestricted IPsec out-policy of its if_id covers its destination (the same one or a
+// - with a mark mask neither 0 nor full: it matches several flow marks, and rules are kept for
+//   one (npt6_key_mark).
+// - bound to no interface (if_id 0), unmarked (npt6_policy_mode_rule) and restricted to ports
+//   port 0 does not meet: always (reroute_misses). Those are translated in LWT xmit (policy mode),
+//   whose reroute's lookup carries no ports. A VTI's marked policies are not: its own lookup
+//   (vti_xmit) carries the ports.
+// - where an unrestricted IPsec out-policy of its if_id and mark covers its destination (the same one or a
 //   shorter one holding it; npt6_unrestricted_cover): that policy's rule translates every flow
 //   there, and the kernel puts the restricted policy's flows under it.
-// - where another restricted policy of its if_id, on a destination that overlaps its own, needs
+// - where another restricted policy of its if_id and mark, on a destination that overlaps its own, needs
 //   another translation (another address or prefix, or another reqid; npt6_disagreeing): one
 //   rule would take the other's flows to its address. Neither takes a rule, and flows there leave
 //   untranslated, as without ipsnat. Restricted policies that need the same translation share
@@ -120,11 +133,11 @@ std::optional<Address> npt6_map_address(const Npt6Mapping& m, const Address& a);
 // `to` (RFC 6296 section 3.2): sum(from) - sum(to), host order.
 uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 
-// The map's entries for the SPD: per policy npt6_mapped maps an NPT6_OUT key (if_id, its destination) and,
-// for NPTv6, an NPT6_IN key (if_id, its source), and with a rest an NPT6_OUT_REST key (if_id, its
-// destination; the NPT6_OUT rule then carries NPT6_FLAG_REST). Where two policies want one key, the one the kernel would
+// The map's entries for the SPD: per policy npt6_mapped maps an NPT6_OUT key (if_id, mark, its
+// destination) and, for NPTv6, an NPT6_IN key (if_id, mark, its source), and with a rest an
+// NPT6_OUT_REST key (if_id, mark, its destination; the NPT6_OUT rule then carries NPT6_FLAG_REST). Where two policies want one key, the one the kernel would
 // evaluate first (lower priority value, then lower index) has it. Besides them the IPv6 inside set: an
-// NPT6_INSIDE key (if_id 0) per IPv6 inside prefix.
+// NPT6_INSIDE key (if_id 0, mark 0) per IPv6 inside prefix.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);
 
 }  // namespace ipsnat::spd

@@ -98,9 +98,9 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
   Nat6Outcome out;
   auto candidate = [&](const Policy& p) {
     return p.dir == Dir::Out && p.type == PolicyType::Main && p.is_ipsec() && p.sel.family == AF_INET6 &&
-           p.if_id == f.if_id && p.sel.dst.contains(f.daddr);
+           p.if_id == f.if_id && npt6_key_mark(p) == f.mark && p.sel.dst.contains(f.daddr);
   };
-  if (f.if_id == 0) {  // policy mode: the LWT route first
+  if (f.if_id == 0 && f.mark == 0) {  // policy mode: the LWT route first
     const Policy* first = nullptr;
     bool routed = false;
     for (const Policy* p : pols) {

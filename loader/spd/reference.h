@@ -31,10 +31,11 @@ std::optional<spd_nat_target> reference_nat_target(const std::vector<const Polic
                                                    const NatConfig& cfg, const Flow4& f);
 // What the datapath does to an IPv6 flow's source: the rule its destination finds in the
 // ipsnat_npt6 map (npt6_entries: the longest destination selector of an IPv6 IPsec out-policy
-// with the flow's if_id and a mapping npt6_mapped keeps, of equal ones the first by priority, then index), applied
+// with the flow's if_id, whose rule mark (npt6_key_mark) is the flow's mark (a VTI's okey), and a
+// mapping npt6_mapped keeps, of equal ones the first by priority, then index), applied
 // as bpf/lib/xlate.h does: NAT66 to the policy's address for TCP, UDP and ICMPv6 echo from any
-// IPv6 inside prefix; NPTv6 from its one, only on a device attached with --binat. if_id 0 is policy mode (the
-// uplink): only a destination with an LWT route (a policy npt6_applied translates there) reaches
+// IPv6 inside prefix; NPTv6 from its one, only on a device attached with --binat. if_id 0 and mark 0
+// is policy mode (the uplink): only a destination with an LWT route (a policy npt6_applied translates there) reaches
 // the datapath at all. Nothing checks that the kernel then puts the translated flow under that
 // policy: reference_lookup of the translated flow says where it goes.
 struct Nat6Outcome {

@@ -72,7 +72,8 @@ LinkFacts link_facts(const std::string& name) {
         for_each_nested(li, [&](const nlattr* d) {
           // IFLA_INFO_DATA's attribute numbers depend on the kind (which the kernel sends first).
           if (f.kind == "xfrm" && mnl_attr_get_type(d) == IFLA_XFRM_IF_ID) f.if_id = mnl_attr_get_u32(d);
-          if (f.kind == "vti" && mnl_attr_get_type(d) == IFLA_VTI_OKEY) f.okey = ntohl(mnl_attr_get_u32(d));
+          // ip6_vti ("vti6") takes ip_vti's attributes.
+          if ((f.kind == "vti" || f.kind == "vti6") && mnl_attr_get_type(d) == IFLA_VTI_OKEY) f.okey = ntohl(mnl_attr_get_u32(d));
         });
       });
     });

@@ -13,9 +13,9 @@ namespace ipsnat::sys {
 struct LinkFacts {
   std::string name;
   int ifindex = 0;
-  std::string kind;    // IFLA_INFO_KIND: "xfrm", "vti", "veth", "" for a plain NIC...
+  std::string kind;    // IFLA_INFO_KIND: "xfrm", "vti", "vti6", "veth", "" for a plain NIC...
   uint32_t if_id = 0;  // xfrm interface: IFLA_XFRM_IF_ID
-  uint32_t okey = 0;   // VTI: the mark its policies carry (IFLA_VTI_OKEY)
+  uint32_t okey = 0;   // VTI (vti, vti6): the mark its policies carry (IFLA_VTI_OKEY)
   uint32_t mtu = 1500;
   bool up = false;
   int link = 0;  // the underlay (IFLA_LINK): an xfrm interface's `dev`; 0 when none or in another netns

@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 
 #include "attach/plan.h"
 #include "attach/state.h"
@@ -547,7 +549,10 @@ TEST(AttachPlan, Nptv6NeedsBinat) {
 // A route-mode device without an if_id (a VTI) reads the IPv6 rules of if_id 0, which are policy
 // mode's too: the SPD mirror writes none for a port-restricted policy there (its LWT reroute
 // carries no ports), and the plan says so instead of promising NAT66 the map does not hold.
-TEST(AttachPlan, AVtisPortRestrictedIpv6PolicyIsPlannedAsTheMapHoldsIt) {
+// A VTI's own xfrm lookup (vti_xmit) carries the ports and its okey as the flow mark: its
+// port-restricted IPv6 policy is translated, with rules kept for that mark (maps/npt6.h), which
+// policy mode's LWT xmit (mark 0, no ports) never asks for.
+TEST(AttachPlan, AVtisPortRestrictedIpv6PolicyIsTranslatedWithRulesKeptForItsOkey) {
   auto f = gateway(false);
   f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
   f.addresses.push_back(host_address("fd00:9:9:9::1", 64, 4, "lan0"));
@@ -560,18 +565,118 @@ TEST(AttachPlan, AVtisPortRestrictedIpv6PolicyIsPlannedAsTheMapHoldsIt) {
   s.allow_empty = true;
   auto plan = make_plan(f, s);
   auto text = plan_to_text(plan);
-  EXPECT_NE(text.find("translate policy 17 2001:db8:b:7::5/128 -> 2001:db8:f00::/40: none (not translated in policy "
-                      "mode: restricts ports (tcp dport 443)"),
+  EXPECT_NE(text.find("translate policy 17 2001:db8:b:7::5/128 -> 2001:db8:f00::/40: nat66 fd00:9:9:9::/64 -> "
+                      "2001:db8:b:7::5 (ports)"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("warning: policy 17 (2001:db8:b:7::5/128 -> 2001:db8:f00::/40) is not translated through "
-                      "\"vti0\" (if_id 0): not translated in policy mode"),
-            std::string::npos)
-      << text;
+  EXPECT_TRUE(plan.warnings.empty()) << text;
   spd::SpdModel model;
   model.apply(spd::PolicyUpsert{p});
-  for (const auto& [key, rule] : spd::npt6_entries(model, {ipsnat::parse_prefix("fd00:9:9:9::/64")}))
-    EXPECT_NE(rule.kind, NPT6_KIND_NAT66) << "the map holds no NAT66 rule for it";
+  int nat66 = 0;
+  for (const auto& [key, rule] : spd::npt6_entries(model, {ipsnat::parse_prefix("fd00:9:9:9::/64")})) {
+    npt6_key k{};
+    std::memcpy(&k, key.data(), sizeof(k));
+    if (rule.kind != NPT6_KIND_NAT66) continue;
+    ++nat66;
+    EXPECT_EQ(k.mark, 42u) << "kept for the VTI's okey";
+    EXPECT_EQ(k.if_id, 0u);
+  }
+  EXPECT_EQ(nat66, 1);
+}
+
+// One IPv6 destination covered by a VTI's marked policy and by the uplink's unmarked one: each has
+// its own NPT6_OUT rule (mark 42 and mark 0), whichever the kernel holds first; the VTI's plan
+// translates its policy, the uplink's plan (policy mode) its own and leaves the VTI's alone (no
+// LWT route to its destination for it: the VTI's traffic is not rerouted to the uplink).
+TEST(AttachPlan, AVtisMarkedIpv6PolicyAndTheUplinksUnmarkedOneKeepTheirOwnRules) {
+  auto vti_pol = ipsec6("2001:db8:6e::5/128", "2001:db8:e6e::/48", 0);
+  vti_pol.mark_v = 42;
+  vti_pol.mark_m = 0xffffffff;
+  auto uplink_pol = ipsec6("2001:db8:6f::5/128", "2001:db8:e6e::/48", 0);
+  uplink_pol.index = 18;
+  auto lan = ipsnat::parse_prefix("fd00:6e:1::/64");
+  for (uint32_t vti_first : {0u, 1u}) {
+    vti_pol.priority = vti_first ? 100 : 200;
+    uplink_pol.priority = vti_first ? 200 : 100;
+    spd::SpdModel model;
+    model.apply(spd::PolicyUpsert{vti_pol});
+    model.apply(spd::PolicyUpsert{uplink_pol});
+    std::map<uint32_t, std::string> to_by_mark;
+    for (const auto& [key, rule] : spd::npt6_entries(model, {lan})) {
+      npt6_key k{};
+      std::memcpy(&k, key.data(), sizeof(k));
+      if (k.dir != NPT6_OUT) continue;
+      ipsnat::Address a;
+      a.family = AF_INET6;
+      std::memcpy(a.bytes.data(), rule.to, 16);
+      to_by_mark[k.mark] = a.str();
+    }
+    EXPECT_EQ(to_by_mark, (std::map<uint32_t, std::string>{{0, "2001:db8:6f::5"}, {42, "2001:db8:6e::5"}}))
+        << "VTI's policy first: " << vti_first;
+
+    auto f = gateway(false);
+    f.addresses.push_back(host_address("fd00:6e:1::1", 64, 4, "lan0"));
+    f.policies = {vti_pol, uplink_pol};
+    f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:e6e::/48"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+    auto uplink = plan_to_text(make_plan(f, Settings{}));
+    EXPECT_NE(uplink.find("translate policy 18 2001:db8:6f::5/128 -> 2001:db8:e6e::/48: nat66 fd00:6e:1::/64 -> "
+                          "2001:db8:6f::5 (ports)"),
+              std::string::npos)
+        << uplink;
+    EXPECT_EQ(uplink.find("2001:db8:6e::5"), std::string::npos) << uplink;
+    f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
+    auto vti = plan_to_text(make_plan(f, Settings{}));
+    EXPECT_NE(vti.find("translate policy 17 2001:db8:6e::5/128 -> 2001:db8:e6e::/48: nat66 fd00:6e:1::/64 -> "
+                       "2001:db8:6e::5 (ports)"),
+              std::string::npos)
+        << vti;
+    EXPECT_EQ(vti.find("2001:db8:6f::5"), std::string::npos) << vti;
+  }
+}
+
+// A VTI's refusals name the VTI and its okey, not policy mode; a mark mask that is neither 0 nor
+// full matches several flow marks and takes no rule, said in one line.
+TEST(AttachPlan, AVtisIpv6RefusalsAreWordedForTheVti) {
+  auto f = gateway(false);
+  f.dev = {"vti0", 8, "vti", 0, 42, 1500, true};
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  auto wide = ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0);
+  auto https = ipsec6("2001:db8:b:7::3/128", "2001:db8:f00:1::/64", 0);
+  https.index = 18;
+  restrict_to_https(https);
+  for (auto* p : {&wide, &https}) {
+    p->mark_v = 42;
+    p->mark_m = 0xffffffff;
+  }
+  f.policies = {wide, https};
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.warnings.size(), 1u) << plan_to_text(plan);
+  EXPECT_EQ(plan.warnings[0].rfind("policy 18 (2001:db8:b:7::3/128 -> 2001:db8:f00:1::/64) is not translated through "
+                                   "\"vti0\" (okey 42): it restricts ports (tcp dport 443) on a destination the "
+                                   "port-less policy 17",
+                                   0),
+            0u)
+      << plan.warnings[0];
+  EXPECT_EQ(plan.warnings[0].find("policy mode"), std::string::npos) << plan.warnings[0];
+
+  wide.mark_v = 0x2a;
+  wide.mark_m = 0xff;
+  f.policies = {wide};
+  Settings s;
+  s.allow_empty = true;
+  plan = make_plan(f, s);
+  ASSERT_EQ(plan.warnings.size(), 1u) << plan_to_text(plan);
+  EXPECT_EQ(plan.warnings[0],
+            "policy 17 (2001:db8:b:7::2/128 -> 2001:db8:f00::/40) is not translated through \"vti0\" (okey 42): mark "
+            "0x2a/0xff matches more than one flow mark: IPv6 rules are kept for one mark (a VTI's okey)");
+}
+
+// ip6_vti ("vti6") is a VTI as ip_vti is: route mode by default, its okey the flow mark.
+TEST(AttachPlan, AVti6IsATunnelDeviceWithItsOkeyAsTheFlowMark) {
+  LinkFacts vti6{"vti6a", 9, "vti6", 0, 43, 1500, true};
+  EXPECT_EQ(choose_mode(vti6, ModeRequest::Auto), Mode::Route);
+  EXPECT_THROW(choose_mode(vti6, ModeRequest::Policy), UserError);
+  EXPECT_EQ(device_config(vti6, Mode::Route).mark, 43u);
 }
 
 // What NPTv6 and NAT66 do not do is said, never half done: NPTv6 without --binat in policy mode

@@ -528,5 +528,46 @@ TEST(ReferenceNat6, AProtocolRestrictedPolicyTakesNoRuleFromAnUnrestrictedOneOnT
   EXPECT_EQ(n.to->str(), "2001:db8:c1::1");
 }
 
+// A VTI's marked policy (mark 42, its okey) and the uplink's unmarked one on one destination: the
+// reference gives a flow of mark 42 (the VTI's lookup) the VTI's address and a flow of mark 0 (the
+// uplink's LWT xmit) the uplink's, whichever is first by priority, as the map keeps a rule per mark
+// (npt6_entries); explain's translated flow then meets that very policy. A port-restricted policy
+// of the VTI keeps its rule: its lookup carries the ports.
+TEST(ReferenceNat6, AVtisMarkedPolicyAndTheUplinksUnmarkedOneKeepTheirOwnRules) {
+  for (uint32_t vti_prio : {100u, 300u}) {
+    std::vector<Policy> v{out6("2001:db8:6e::5/128", "2001:db8:e6e::/48", 1, vti_prio),
+                          out6("2001:db8:6f::5/128", "2001:db8:e6e::/48", 2, 200),
+                          ports(out6("2001:db8:6e::7/128", "2001:db8:e6f::/48", 3, 200), IPPROTO_TCP, 443)};
+    for (auto* p : {&v[0], &v[2]}) {
+      p->mark_v = 42;
+      p->mark_m = 0xffffffff;
+    }
+    auto entries = entries_of(v);
+    auto pols = ptrs(v);
+    for (auto [mark, dst, proto, dport, to, index] :
+         {std::tuple{42u, "2001:db8:e6e::1", IPPROTO_UDP, 53, "2001:db8:6e::5", 1u},
+          std::tuple{0u, "2001:db8:e6e::1", IPPROTO_UDP, 53, "2001:db8:6f::5", 2u},
+          std::tuple{42u, "2001:db8:e6f::1", IPPROTO_TCP, 443, "2001:db8:6e::7", 3u}}) {
+      auto f = flow6("fd00:61:1::a", dst, uint8_t(proto), 40000, uint16_t(dport));
+      f.mark = mark;
+      auto n = reference_nat6(pols, kInside, false, f);
+      ASSERT_TRUE(n.to) << "mark " << mark << " " << dst << ": " << n.why;
+      EXPECT_EQ(n.to->str(), to) << "mark " << mark;
+      Explanation e = explain(pols, {}, kInside, false, AnyFlow(f));
+      ASSERT_NE(e.after, nullptr) << "mark " << mark;
+      EXPECT_EQ(e.after->index, index) << "mark " << mark;
+    }
+    int out_keys = 0;
+    for (const auto& [key, rule] : entries) {
+      npt6_key k{};
+      std::memcpy(&k, key.data(), sizeof(k));
+      if (k.dir != NPT6_OUT) continue;
+      ++out_keys;
+      EXPECT_EQ(k.mark, rule.policy_index == 2 ? 0u : 42u) << "policy " << rule.policy_index;
+    }
+    EXPECT_EQ(out_keys, 3);
+  }
+}
+
 }  // namespace
 }  // namespace ipsnat::spd

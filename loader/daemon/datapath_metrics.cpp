@@ -1,6 +1,10 @@
 #include "daemon/datapath_metrics.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string_view>
+
+#include "util/error.h"
 
 namespace ipsnat::daemon {
 
@@ -94,7 +98,11 @@ void DatapathMetrics::collect(metrics::Exposition& e) const {
   DatapathSnapshot snap;
   snap.reasons = pins_.reasons();
   snap.maps = pins_.map_fills();
-  snap.conntrack = pins_.conntrack();
+  try {
+    snap.conntrack = pins_.conntrack();
+  } catch (const UserError& e) {  // another build's ipsnat_ct: no conntrack numbers rather than wrong ones
+    spdlog::debug("metrics: {}", e.what());
+  }
   add_datapath_metrics(e, snap, ports_);
   if (auto h = pins_.spd_health_state()) {
     e.family("ipsnat_spd_fail_closed",

@@ -157,6 +157,7 @@ std::optional<ConntrackSummary> PinnedState::conntrack() const {
   auto fd_opt = open_pinned(root_, pins::kCt);
   if (!fd_opt) return std::nullopt;
   Fd fd(*fd_opt);
+  pins::require_layout<pins::Ct4Family>(fd.get(), pinned_map_path(root_, pins::kCt));
   ConntrackSummary s;
   add_entries(s, pins::CtTable<pins::Ct4Family>(fd.get()).entries());
   if (auto ct6 = pins::Ct6Map::open_pinned(root_)) add_entries(s, ct6->entries());

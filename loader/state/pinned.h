@@ -42,7 +42,8 @@ class PinnedState {
   // nullopt when the map is not pinned (nothing attached yet).
   std::optional<std::vector<ReasonCount>> reasons() const;
   std::optional<MapFill> map_fill(std::string_view name) const;
-  // Both conntrack tables (ipsnat_ct6 when pinned); nullopt when ipsnat_ct is not pinned.
+  // Both conntrack tables (ipsnat_ct6 when pinned with this build's layout); nullopt when
+  // ipsnat_ct is not pinned; throws UserError when it has another build's layout (never read).
   std::optional<ConntrackSummary> conntrack() const;
   // Every pinned map of the BPF object that is present.
   std::vector<MapFill> map_fills() const;

@@ -19,6 +19,7 @@
 #include "sys/bpf_prog.h"
 #include "sys/hook_census.h"
 #include "sys/tc_hook.h"
+#include "util/error.h"
 
 namespace ipsnat::state {
 
@@ -64,7 +65,13 @@ nlohmann::json gather_limits(const PinnedState& pins) {
   nlohmann::json l = nlohmann::json::object();
   auto reasons = pins.reasons();
   if (auto ct_max = pins.max_entries("ipsnat_ct")) {
-    auto ct = pins.conntrack();
+    std::optional<ConntrackSummary> ct;
+    std::string unread;  // why ipsnat_ct is not read (another build's layout)
+    try {
+      ct = pins.conntrack();
+    } catch (const UserError& e) {
+      unread = std::string(e.what()) + " (" + e.hint() + ")";
+    }
     FlowCounts v4 = ct ? ct->ipv4 : FlowCounts{};
     l["conntrack"] = {{"entries", v4.entries},
                       {"max_entries", *ct_max},
@@ -74,6 +81,7 @@ nlohmann::json gather_limits(const PinnedState& pins) {
                       {"full", v4.entries + 2 > *ct_max},
                       {"drops_ct_full", reason_packets(reasons, IPSNAT_R_DROP_CT_FULL)},
                       {"hint", "raise --ct-max (ipsnat attach; the map is resized only when recreated)"}};
+    if (!unread.empty()) l["conntrack"]["error"] = unread;
     // The IPv6 (NAT66) table: its size is fixed (maps/ct6.h); drop-ct-full counts both tables.
     auto ct6_max = pins.max_entries(pins::kCt6);
     if (ct && ct->ipv6 && ct6_max)
@@ -127,7 +135,9 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
   if (l.empty()) return out;
   out += "limits:\n";
   char line[512];
-  if (l.contains("conntrack")) {
+  if (l.contains("conntrack") && l["conntrack"].contains("error")) {
+    out += "  conntrack: NOT READ: " + l["conntrack"].value("error", "") + "\n";
+  } else if (l.contains("conntrack")) {
     const auto& c = l["conntrack"];
     uint64_t drops = c.value("drops_ct_full", uint64_t(0));
     std::snprintf(line, sizeof(line), "  conntrack: %llu/%llu entries (%llu of %llu flows)%s, %llu packets dropped (drop-ct-full)%s\n",

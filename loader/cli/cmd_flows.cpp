@@ -101,7 +101,7 @@ void register_flows(CLI::App& app, Context& ctx) {
       if (*gc) {
         auto r = pins::CtGc(maps).sweep(now);
         if (ct6) r += pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps.config()));
-        if (!ctx.global.json) std::cout << "gc: " << r.expired << " of " << r.flows << " flows expired\n";
+        if (!ctx.global.json) std::cout << "gc: " << r.removed << " of " << r.flows << " flows expired\n";
       }
       nlohmann::json out = nlohmann::json::array();
       // One table's flows that `matches` selects, as JSON or as lines (IPv4 first, then IPv6).

@@ -243,10 +243,10 @@ void CtGcService::on_timer() {
   if (auto ct6 = pins::Ct6Map::open_pinned(pin_root_))
     r += pins::Ct6Gc(*ct6).sweep(now, ct::Timeouts::from_config(maps_->config()));
   ++runs_;
-  evicted_ += r.expired;
+  evicted_ += r.removed;
   entries_deleted_ += r.entries_deleted;
   last_run_ = now_unix();
-  if (r.expired) spdlog::debug("ct_gc: {} of {} flows expired", r.expired, r.flows);
+  if (r.removed) spdlog::debug("ct_gc: {} of {} flows expired", r.removed, r.flows);
 }
 
 void CtGcService::collect(metrics::Exposition& e) const {

@@ -1,6 +1,10 @@
 #include "daemon/datapath_metrics.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string_view>
+
+#include "util/error.h"
 
 namespace ipsnat::daemon {
 
@@ -40,20 +44,35 @@ void add_datapath_metrics(metrics::Exposition& e, const DatapathSnapshot& snap, 
   }
   if (snap.conntrack) {
     const auto& ct = *snap.conntrack;
-    auto& flows = e.family("ipsnat_active_flows", "Flows in the conntrack map, by protocol", MetricType::kGauge);
-    for (const char* p : {"tcp", "udp", "icmp", "other"}) {
-      auto it = ct.flows_by_proto.find(p);
-      flows.add(it == ct.flows_by_proto.end() ? 0 : it->second, {{"proto", p}});
-    }
+    // Each table by its protocols (every one listed, 0 included).
+    auto by_proto = [](metrics::MetricFamily& f, const state::FlowCounts& c, const auto& protos) {
+      for (const char* p : protos) {
+        auto it = c.by_proto.find(p);
+        f.add(it == c.by_proto.end() ? 0 : it->second, {{"proto", p}});
+      }
+    };
+    by_proto(e.family("ipsnat_active_flows", "Flows in the IPv4 conntrack map (ipsnat_ct), by protocol", MetricType::kGauge),
+             ct.ipv4, state::kProtos4);
+    if (ct.ipv6)
+      by_proto(e.family("ipsnat_active_flows6", "NAT66 flows in the IPv6 conntrack map (ipsnat_ct6), by protocol",
+                        MetricType::kGauge),
+               *ct.ipv6, state::kProtos6);
+    // NAT addresses of both families (IPv6 ones are NAT66 addresses).
     auto& used = e.family("ipsnat_nat_ports_in_use", "NAT ports (and echo ids) bound on each NAT address",
                           MetricType::kGauge);
     auto& frac = e.family("ipsnat_nat_port_range_use_ratio",
                           "Bound NAT ports per NAT address over the size of the port range (0..1 per protocol "
                           "summed, so it can exceed 1 with TCP and UDP sharing a port number)",
                           MetricType::kGauge);
+    auto& busiest = e.family("ipsnat_nat_busiest_endpoint_ports",
+                             "Per NAT address, the most NAT ports bound toward one remote endpoint (address, port, "
+                             "protocol): the port range runs out per remote endpoint",
+                             MetricType::kGauge);
     for (const auto& [addr, n] : ct.ports_in_use) {
       used.add(n, {{"nat_address", addr}});
       frac.add_double(static_cast<double>(n) / ports.size(), {{"nat_address", addr}});
+      auto b = ct.busiest_endpoint.find(addr);
+      busiest.add(b == ct.busiest_endpoint.end() ? 0 : b->second, {{"nat_address", addr}});
     }
     e.family("ipsnat_nat_port_range_size", "Ports in the configured NAPT range", MetricType::kGauge).add(ports.size());
     // The per-policy numbers cover flows still tracked (entries carry the policy's reqid); a
@@ -79,7 +98,11 @@ void DatapathMetrics::collect(metrics::Exposition& e) const {
   DatapathSnapshot snap;
   snap.reasons = pins_.reasons();
   snap.maps = pins_.map_fills();
-  snap.conntrack = pins_.conntrack();
+  try {
+    snap.conntrack = pins_.conntrack();
+  } catch (const UserError& e) {  // another build's ipsnat_ct: no conntrack numbers rather than wrong ones
+    spdlog::debug("metrics: {}", e.what());
+  }
   add_datapath_metrics(e, snap, ports_);
   if (auto h = pins_.spd_health_state()) {
     e.family("ipsnat_spd_fail_closed",

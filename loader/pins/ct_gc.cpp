@@ -16,13 +16,6 @@ bool points_to(const typename Family::Entry& e, const typename Family::Key& part
 
 GcResult& GcResult::operator+=(const GcResult& o) {
   flows += o.flows;
-  expired += o.expired;
-  entries_deleted += o.entries_deleted;
-  return *this;
-}
-
-Removal& Removal::operator+=(const Removal& o) {
-  flows += o.flows;
   removed += o.removed;
   entries_deleted += o.entries_deleted;
   return *this;
@@ -30,14 +23,13 @@ Removal& Removal::operator+=(const Removal& o) {
 
 template <class Family>
 GcResult CtTableGc<Family>::sweep(uint64_t now_ns, const ct::Timeouts& t) {
-  Removal r = remove_if([&](const Flow& f) { return Family::expired(f, now_ns, t); });
-  return GcResult{r.flows, r.removed, r.entries_deleted};
+  return remove_if([&](const Flow& f) { return Family::expired(f, now_ns, t); });
 }
 
 template <class Family>
-Removal CtTableGc<Family>::remove_if(const std::function<bool(const Flow&)>& doomed) {
+GcResult CtTableGc<Family>::remove_if(const std::function<bool(const Flow&)>& doomed) {
   using Entry = typename Family::Entry;
-  Removal r;
+  GcResult r;
   for (const Flow& snapshot : Family::pair(table_.entries())) {
     ++r.flows;
     if (!doomed(snapshot)) continue;

@@ -14,9 +14,11 @@
 
 namespace ipsnat::pins {
 
+// What a pass over a table did: a sweep's removed flows are the expired ones, remove_if's the ones
+// its predicate selected.
 struct GcResult {
   size_t flows = 0;            // flows seen
-  size_t expired = 0;          // flows deleted
+  size_t removed = 0;          // flows deleted
   size_t entries_deleted = 0;  // map entries deleted
   GcResult& operator+=(const GcResult& o);
 };
@@ -43,14 +45,6 @@ class GcPacer {
   bool near_full_ = false;
 };
 
-// What remove_if did: flows seen, flows the predicate selected and deleted, entries deleted.
-struct Removal {
-  size_t flows = 0;
-  size_t removed = 0;
-  size_t entries_deleted = 0;
-  Removal& operator+=(const Removal& o);
-};
-
 template <class Family>
 class CtTableGc {
  public:
@@ -60,7 +54,7 @@ class CtTableGc {
   GcResult sweep(uint64_t now_ns, const ct::Timeouts& t);
   // Deletes both entries of every flow `doomed` selects, judged again on a fresh read of the
   // flow right before its delete (`ipsnat flows flush`; the sweep with "expired").
-  Removal remove_if(const std::function<bool(const Flow&)>& doomed);
+  GcResult remove_if(const std::function<bool(const Flow&)>& doomed);
 
  private:
   CtTable<Family>& table_;

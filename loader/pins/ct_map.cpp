@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "pins/names.h"
@@ -40,10 +41,38 @@ bool CtTable<Family>::erase(const Key& k) {
 template class CtTable<Ct4Family>;
 template class CtTable<Ct6Family>;
 
+template <class Family>
+std::string layout_mismatch(int fd, const std::string& path) {
+  using Key = typename Family::Key;
+  using Value = typename Family::Value;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return "pinned map " + path + " is unreadable (" + std::strerror(errno) + ")";
+  if (info.key_size == sizeof(Key) && info.value_size == sizeof(Value)) return {};
+  return "pinned map " + path + " has " + std::to_string(info.key_size) + "-byte keys and " +
+         std::to_string(info.value_size) + "-byte values, this build reads " + std::to_string(sizeof(Key)) +
+         "-byte keys and " + std::to_string(sizeof(Value)) + "-byte values";
+}
+
+template <class Family>
+void require_layout(int fd, const std::string& path) {
+  std::string why = layout_mismatch<Family>(fd, path);
+  if (!why.empty())
+    throw UserError(why, "another ipsnat build pinned it: use that build's ipsnat, or attach with this one, "
+                         "which replaces it and loses its flows");
+}
+
+template std::string layout_mismatch<Ct4Family>(int, const std::string&);
+template std::string layout_mismatch<Ct6Family>(int, const std::string&);
+template void require_layout<Ct4Family>(int, const std::string&);
+template void require_layout<Ct6Family>(int, const std::string&);
+
 CtMaps CtMaps::open_pinned(const std::string& root) {
-  Fd ct(bpf_obj_get((root + "/ipsnat_ct").c_str()));
-  if (!ct)
-    throw UserError("no conntrack map at " + root + "/ipsnat_ct", "is ipsnat attached? see: ipsnat status");
+  std::string path = state::pinned_map_path(root, kCt);
+  Fd ct(bpf_obj_get(path.c_str()));
+  if (!ct) throw UserError("no conntrack map at " + path, "is ipsnat attached? see: ipsnat status");
+  require_layout<Ct4Family>(ct.get(), path);
   Fd cfg(bpf_obj_get((root + "/ipsnat_cfg").c_str()));
   if (!cfg)
     throw UserError("no config map at " + root + "/ipsnat_cfg", "is ipsnat attached? see: ipsnat status");
@@ -58,13 +87,9 @@ ipsnat_config CtMaps::config() const {
 }
 
 std::optional<Ct6Map> Ct6Map::open_pinned(const std::string& root) {
-  Fd fd(bpf_obj_get(state::pinned_map_path(root, kCt6).c_str()));
-  if (!fd) return std::nullopt;
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.key_size != sizeof(ipsnat_ct6_key) ||
-      info.value_size != sizeof(ipsnat_ct6_entry))
-    return std::nullopt;
+  std::string path = state::pinned_map_path(root, kCt6);
+  Fd fd(bpf_obj_get(path.c_str()));
+  if (!fd || !layout_mismatch<Ct6Family>(fd.get(), path).empty()) return std::nullopt;
   return Ct6Map(std::move(fd));
 }
 

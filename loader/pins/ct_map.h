@@ -3,7 +3,8 @@
 // and its config map, opened from their pins or from fds a caller owns (tests, the daemon that
 // loaded the skeleton). Both tables are one CtTable over the family's key and entry types.
 //
-//   auto maps = CtMaps::open_pinned(root);  // throws UserError when ipsnat is not attached
+//   auto maps = CtMaps::open_pinned(root);  // throws UserError when ipsnat is not attached, or
+//                                           // ipsnat_ct has another build's layout
 //   auto ct6 = Ct6Map::open_pinned(root);   // nullopt: no ipsnat_ct6 of this layout (an older build's)
 #include <cstdint>
 #include <optional>
@@ -80,7 +81,8 @@ class CtMaps : public CtTable<Ct4Family> {
  public:
   // Borrows the fds.
   CtMaps(int ct_fd, int cfg_fd) : CtTable(ct_fd), cfg_fd_(cfg_fd) {}
-  // Opens <pin_root>/ipsnat_ct and <pin_root>/ipsnat_cfg; throws UserError when not pinned.
+  // Opens <pin_root>/ipsnat_ct and <pin_root>/ipsnat_cfg; throws UserError when not pinned, or
+  // when ipsnat_ct's keys or values are not this build's sizes (require_layout).
   static CtMaps open_pinned(const std::string& pin_root);
   CtMaps(CtMaps&&) noexcept = default;
 
@@ -100,6 +102,15 @@ class Ct6Map : public CtTable<Ct6Family> {
   static std::optional<Ct6Map> open_pinned(const std::string& pin_root);
   Ct6Map(Ct6Map&&) noexcept = default;
 };
+
+// Why the map `fd`, pinned at `path`, cannot be read as Family's table: its keys or values have
+// other sizes (an older or newer build's pins, whose entries must not be read or deleted as this
+// build's); empty when they match. A descriptor whose info cannot be read counts as another layout.
+template <class Family>
+std::string layout_mismatch(int fd, const std::string& path);
+// The same, as a UserError (one line naming the map and both layouts) when they differ.
+template <class Family>
+void require_layout(int fd, const std::string& path);
 
 // CLOCK_BOOTTIME in ns: the clock of bpf_ktime_get_boot_ns(), which the datapath stamps.
 uint64_t boottime_ns();

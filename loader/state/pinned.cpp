@@ -1,21 +1,17 @@
 #include "state/pinned.h"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <tuple>
-#include <algorithm>
 
 #include "core/reasons.h"
 #include "maps/common.h"
-#include "maps/ct.h"
 #include "maps/stats.h"
+#include "pins/ct_map.h"
 #include "pins/names.h"
 #include "sys/map_walk.h"
 #include "util/error.h"
@@ -38,12 +34,6 @@ std::optional<int> open_pinned(const std::string& root, std::string_view name) {
     throw SysError("opening pinned map " + path, errno);
   }
   return fd;
-}
-
-std::string ipv4_be_str(uint32_t be) {
-  char buf[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &be, buf, sizeof(buf));
-  return buf;
 }
 
 }  // namespace
@@ -164,32 +154,13 @@ std::vector<PinnedState::SpdFill> PinnedState::spd_fills() const {
 }
 
 std::optional<ConntrackSummary> PinnedState::conntrack() const {
-  auto fd_opt = open_pinned(root_, "ipsnat_ct");
+  auto fd_opt = open_pinned(root_, pins::kCt);
   if (!fd_opt) return std::nullopt;
   Fd fd(*fd_opt);
+  pins::require_layout<pins::Ct4Family>(fd.get(), pinned_map_path(root_, pins::kCt));
   ConntrackSummary s;
-  std::map<std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>, uint64_t> per_endpoint;
-  sys::walk_map_keys<ipsnat_ct_key>(fd.get(), [&](const ipsnat_ct_key& key) {
-    ipsnat_ct_entry e{};
-    if (bpf_map_lookup_elem(fd.get(), &key, &e) < 0) return;  // deleted meanwhile
-    ++s.entries;
-    if (key.dir == IPSNAT_CT_ORIG) {
-      ++s.flows;
-      const char* proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp"
-                          : key.proto == IPPROTO_ICMP ? "icmp" : "other";
-      ++s.flows_by_proto[proto];
-      ++s.by_reqid[e.reqid].flows;
-    } else {
-      std::string nat = ipv4_be_str(key.daddr);
-      ++s.ports_in_use[nat];
-      uint64_t& n = per_endpoint[{key.daddr, key.saddr, key.sport, key.proto}];
-      auto& busiest = s.busiest_endpoint[nat];
-      busiest = std::max(busiest, ++n);
-    }
-    auto& t = s.by_reqid[e.reqid];
-    t.packets += e.packets;
-    t.bytes += e.bytes;
-  });
+  add_entries(s, pins::CtTable<pins::Ct4Family>(fd.get()).entries());
+  if (auto ct6 = pins::Ct6Map::open_pinned(root_)) add_entries(s, ct6->entries());
   return s;
 }
 

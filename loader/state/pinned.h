@@ -12,6 +12,7 @@
 
 #include "maps/config.h"
 #include "maps/spd.h"
+#include "state/ct_summary.h"
 
 namespace ipsnat::state {
 
@@ -32,22 +33,6 @@ struct MapFill {
   std::optional<uint64_t> entries;  // absent for arrays (always full)
 };
 
-struct ConntrackSummary {
-  uint64_t entries = 0;  // map entries (two per flow)
-  uint64_t flows = 0;    // ORIG entries
-  std::map<std::string, uint64_t> flows_by_proto;  // "tcp", "udp", "icmp", "other"
-  // NAT ports (echo ids) in use per NAT address: REPLY entries, keyed by the dotted address.
-  std::map<std::string, uint64_t> ports_in_use;
-  // Per NAT address, the most bindings toward one remote endpoint (address, port, protocol):
-  // bindings are endpoint-dependent, so the port range runs out per remote endpoint.
-  std::map<std::string, uint64_t> busiest_endpoint;
-  // Traffic of the flows currently tracked, by the reqid of the policy that required them.
-  struct PolicyTraffic {
-    uint64_t flows = 0, packets = 0, bytes = 0;
-  };
-  std::map<uint32_t, PolicyTraffic> by_reqid;
-};
-
 class PinnedState {
  public:
   explicit PinnedState(std::string pin_root) : root_(std::move(pin_root)) {}
@@ -57,6 +42,8 @@ class PinnedState {
   // nullopt when the map is not pinned (nothing attached yet).
   std::optional<std::vector<ReasonCount>> reasons() const;
   std::optional<MapFill> map_fill(std::string_view name) const;
+  // Both conntrack tables (ipsnat_ct6 when pinned with this build's layout); nullopt when
+  // ipsnat_ct is not pinned; throws UserError when it has another build's layout (never read).
   std::optional<ConntrackSummary> conntrack() const;
   // Every pinned map of the BPF object that is present.
   std::vector<MapFill> map_fills() const;

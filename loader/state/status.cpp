@@ -14,10 +14,12 @@
 #include "maps/spd.h"
 #include "maps/stats.h"
 #include "state/daemon_state.h"
+#include "pins/names.h"
 #include "state/pinned.h"
 #include "sys/bpf_prog.h"
 #include "sys/hook_census.h"
 #include "sys/tc_hook.h"
+#include "util/error.h"
 
 namespace ipsnat::state {
 
@@ -63,15 +65,33 @@ nlohmann::json gather_limits(const PinnedState& pins) {
   nlohmann::json l = nlohmann::json::object();
   auto reasons = pins.reasons();
   if (auto ct_max = pins.max_entries("ipsnat_ct")) {
-    auto ct = pins.conntrack();
-    uint64_t entries = ct ? ct->entries : 0;
-    l["conntrack"] = {{"entries", entries},
+    std::optional<ConntrackSummary> ct;
+    std::string unread;  // why ipsnat_ct is not read (another build's layout)
+    try {
+      ct = pins.conntrack();
+    } catch (const UserError& e) {
+      unread = std::string(e.what()) + " (" + e.hint() + ")";
+    }
+    FlowCounts v4 = ct ? ct->ipv4 : FlowCounts{};
+    l["conntrack"] = {{"entries", v4.entries},
                       {"max_entries", *ct_max},
-                      {"flows", ct ? ct->flows : 0},
+                      {"flows", v4.flows},
                       {"max_flows", *ct_max / 2},
-                      {"full", entries + 2 > *ct_max},
+                      {"flows_by_proto", v4.by_proto},
+                      {"full", v4.entries + 2 > *ct_max},
                       {"drops_ct_full", reason_packets(reasons, IPSNAT_R_DROP_CT_FULL)},
                       {"hint", "raise --ct-max (ipsnat attach; the map is resized only when recreated)"}};
+    if (!unread.empty()) l["conntrack"]["error"] = unread;
+    // The IPv6 (NAT66) table: its size is fixed (maps/ct6.h); drop-ct-full counts both tables.
+    auto ct6_max = pins.max_entries(pins::kCt6);
+    if (ct && ct->ipv6 && ct6_max)
+      l["conntrack6"] = {{"entries", ct->ipv6->entries},
+                         {"max_entries", *ct6_max},
+                         {"flows", ct->ipv6->flows},
+                         {"max_flows", *ct6_max / 2},
+                         {"flows_by_proto", ct->ipv6->by_proto},
+                         {"full", ct->ipv6->entries + 2 > *ct6_max},
+                         {"hint", "shorten the timeouts (config): ipsnat_ct6 has a fixed size"}};
     ipsnat_config cfg = pins.datapath_config().value_or(ipsnat_config{});
     uint32_t min = cfg.port_min ? cfg.port_min : IPSNAT_DEF_PORT_MIN, max = cfg.port_max ? cfg.port_max : IPSNAT_DEF_PORT_MAX;
     if (max < min) max = min;
@@ -115,7 +135,9 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
   if (l.empty()) return out;
   out += "limits:\n";
   char line[512];
-  if (l.contains("conntrack")) {
+  if (l.contains("conntrack") && l["conntrack"].contains("error")) {
+    out += "  conntrack: NOT READ: " + l["conntrack"].value("error", "") + "\n";
+  } else if (l.contains("conntrack")) {
     const auto& c = l["conntrack"];
     uint64_t drops = c.value("drops_ct_full", uint64_t(0));
     std::snprintf(line, sizeof(line), "  conntrack: %llu/%llu entries (%llu of %llu flows)%s, %llu packets dropped (drop-ct-full)%s\n",
@@ -125,6 +147,19 @@ std::string limits_to_text(const nlohmann::json& l, int64_t now) {
                   static_cast<unsigned long long>(c.value("max_flows", uint64_t(0))), c.value("full", false) ? " FULL" : "",
                   static_cast<unsigned long long>(drops),
                   drops || c.value("full", false) ? ("; " + c.value("hint", "")).c_str() : "");
+    out += line;
+  }
+  if (l.contains("conntrack6")) {
+    const auto& c = l["conntrack6"];
+    std::string protos;
+    for (const auto& [proto, n] : c.at("flows_by_proto").items())
+      protos += (protos.empty() ? ": " : ", ") + std::to_string(n.get<uint64_t>()) + " " + proto;
+    std::snprintf(line, sizeof(line), "  conntrack6: %llu/%llu entries (%llu of %llu flows%s)%s%s\n",
+                  static_cast<unsigned long long>(c.value("entries", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("max_entries", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("flows", uint64_t(0))),
+                  static_cast<unsigned long long>(c.value("max_flows", uint64_t(0))), protos.c_str(),
+                  c.value("full", false) ? " FULL" : "", c.value("full", false) ? ("; " + c.value("hint", "")).c_str() : "");
     out += line;
   }
   if (l.contains("nat_ports")) {

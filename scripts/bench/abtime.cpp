@@ -51,11 +51,13 @@
 #include "spd/model.h"
 #include "spd/tunnel_policy.h"
 #include "support/packet.h"
+#include "sys/map_walk.h"
 
 namespace {
 
 namespace mirror = ipsnat::mirror;
 namespace spd = ipsnat::spd;
+namespace sys = ipsnat::sys;
 
 using ipsnat::test::Bytes;
 using ipsnat::test::PacketBuilder;
@@ -151,14 +153,11 @@ class Datapath {
     for (const char* name : {"ipsnat_ct", "ipsnat_frag", "ipsnat_ct6", "ipsnat_frag6"}) {
       int f = fd(name);
       uint32_t ksz = bpf_map__key_size(bpf_object__find_map_by_name(obj_, name));
-      std::vector<uint8_t> cur(ksz), next(ksz);
       std::vector<std::vector<uint8_t>> keys;
-      const void* prev = nullptr;
-      while (bpf_map_get_next_key(f, prev, next.data()) == 0) {
-        keys.push_back(next);
-        cur = next;
-        prev = cur.data();
-      }
+      sys::walk_map_keys(f, ksz, [&](const void* k) {
+        auto bytes = static_cast<const uint8_t*>(k);
+        keys.emplace_back(bytes, bytes + ksz);
+      });
       for (const auto& k : keys) bpf_map_delete_elem(f, k.data());
     }
   }

@@ -41,11 +41,11 @@ TEST_F(CtGcTest, ExpiredFlowsLoseBothEntriesLiveOnesKeepThem) {
 
   auto r = gc.sweep(now + 10 * kSec);
   EXPECT_EQ(r.flows, 2u);
-  EXPECT_EQ(r.expired, 0u);
+  EXPECT_EQ(r.removed, 0u);
   EXPECT_EQ(dp.ct_all().size(), 4u);
 
   r = gc.sweep(now + 60 * kSec);  // UDP (30 s) expired, TCP SYN_SENT (120 s) not
-  EXPECT_EQ(r.expired, 1u);
+  EXPECT_EQ(r.removed, 1u);
   EXPECT_EQ(r.entries_deleted, 2u);
   auto left = dp.ct_all();
   ASSERT_EQ(left.size(), 2u);
@@ -57,7 +57,7 @@ TEST_F(CtGcTest, ExpiredFlowsLoseBothEntriesLiveOnesKeepThem) {
   EXPECT_EQ(again.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
 
   r = gc.sweep(now + 1000 * kSec);
-  EXPECT_EQ(r.expired, 2u);
+  EXPECT_EQ(r.removed, 2u);
   EXPECT_TRUE(dp.ct_all().empty());
 }
 
@@ -76,7 +76,7 @@ TEST_F(CtGcTest, AHalfFlowIsReclaimedAndAnotherFlowsEntryIsSpared) {
   e->last_ns = 1;
   bpf_map_update_elem(dp.ct_fd(), &orig_key, &*e, BPF_EXIST);
   auto r = pins::CtGc(maps).sweep(pins::boottime_ns());
-  EXPECT_EQ(r.expired, 1u);
+  EXPECT_EQ(r.removed, 1u);
   EXPECT_EQ(r.entries_deleted, 1u);
   EXPECT_FALSE(dp.ct_get(orig_key));
   EXPECT_TRUE(dp.ct_get(reply_key));

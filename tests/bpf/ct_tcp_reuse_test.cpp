@@ -46,10 +46,10 @@ class CtTcpReuse : public SeedNat {
     EXPECT_EQ(ct::state_name(ct::classify(flow())), "established");
     pins::CtMaps maps(dp.ct_fd(), dp.cfg_fd());
     auto r = pins::CtGc(maps).sweep(pins::boottime_ns() + (cfg.tcp_rst_s + 1) * kSec);
-    EXPECT_EQ(r.expired, 0u) << "the new connection expired with the old one's timeout";
+    EXPECT_EQ(r.removed, 0u) << "the new connection expired with the old one's timeout";
     EXPECT_EQ(dp.ct_all().size(), 2u);
     r = pins::CtGc(maps).sweep(pins::boottime_ns() + (cfg.tcp_fin_s + 1) * kSec);
-    EXPECT_EQ(r.expired, 0u);
+    EXPECT_EQ(r.removed, 0u);
   }
 
   ipsnat_config cfg{};

@@ -14,6 +14,7 @@
 #include "support/packet.h"
 #include "support/spd_gen.h"
 #include "support/spd_probe.h"
+#include "sys/map_walk.h"
 
 namespace ipsnat::test {
 
@@ -141,9 +142,7 @@ TEST(SpdProbe, AWriterOverAnEarlierProcesssMapsLeavesOnlyItsOwnEntries) {
   };
   auto count = [](int fd, auto key) {
     size_t n = 0;
-    decltype(key) cur{}, next{};
-    const void* prev = nullptr;
-    for (; bpf_map_get_next_key(fd, prev, &next) == 0; n++) cur = next, prev = &cur;
+    sys::walk_map_keys<decltype(key)>(fd, [&n](const auto&) { ++n; });
     return n;
   };
   // Two random SPDs the maps can carry, the earlier one larger.

@@ -16,6 +16,7 @@
 #include "spd/compiler.h"
 #include "mirror/mirror.h"
 #include "spd/tunnel_policy.h"
+#include "sys/map_walk.h"
 
 namespace ipsnat::test {
 namespace {
@@ -47,16 +48,10 @@ struct SmallMaps {
   }
   size_t entries(int fd, uint32_t gen) const {
     size_t n = 0;
-    std::vector<uint8_t> k(64), nk(64);
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, nk.data()) == 0) {
-      k.swap(nk);
-      prev = k.data();
-      uint32_t g;
-      // spd_dst_key/spd_src_key: gen after prefixlen; spd_list_key: gen first.
-      std::memcpy(&g, k.data() + (fd == fds.lists ? 0 : 4), 4);
-      n += g == gen;
-    }
+    auto count = [&](const auto& key) { n += key.gen == gen; };
+    if (fd == fds.dst) sys::walk_map_keys<spd_dst_key>(fd, count);
+    if (fd == fds.src) sys::walk_map_keys<spd_src_key>(fd, count);
+    if (fd == fds.lists) sys::walk_map_keys<spd_list_key>(fd, count);
     return n;
   }
 };

@@ -114,6 +114,44 @@ expect_ok "ipsnat flows shows host b's IPv6 flow" \
   grep -Eq "^udp \[fd00:66:1::b\]:40066 -> \[$remote\]:7303 as \[$vip\]:[0-9]+ nat66 replied" <<<"$flows"
 ports=$( (grep -Eo "as \[$vip\]:[0-9]+" <<<"$flows" || true) | sort -u | wc -l)
 expect_ok "the two flows have two NAT ports ($ports)" test "$ports" -eq 2
+
+# ipsnat status counts the NAT66 flows (JSON and text): the NAT66 address with its bindings and its
+# busiest remote endpoint (the two datagrams from port 40066 to one server: two bindings toward
+# it), ipsnat_ct6's flows by protocol. The oracle is the kernel's ipsnat_ct6 as bpftool dumps it:
+# REPLY entries (dir 1) by their destination (the NAT address) and by remote endpoint. Read side
+# by side; a flow expiring between the two reads is read again (at most 3 times).
+ct6_oracle() {
+  bpftool -j map dump pinned "$IPSNAT_PIN_ROOT/ipsnat_ct6" | python3 -c '
+import collections, ipaddress, json, sys
+bindings, endpoints, flows = collections.Counter(), collections.Counter(), collections.Counter()
+for e in json.load(sys.stdin):
+    k = bytes(int(b, 16) for b in e["key"])
+    if k[37] == 0:
+        flows[{6: "tcp", 17: "udp", 58: "icmpv6"}.get(k[36], "other")] += 1
+        continue
+    nat = ipaddress.IPv6Address(k[16:32]).compressed
+    bindings[nat] += 1
+    endpoints[(nat, k[0:16], k[32:34], k[36])] += 1
+busiest = {n: max(c for (a, *_), c in endpoints.items() if a == n) for n in bindings}
+print(" ".join(sorted("%s=%d/%d" % (n, bindings[n], busiest[n]) for n in bindings)), sorted(flows.items()))'
+}
+status_v6() {
+  t_in "$gw" "$IPSNAT" -j status | t_json '" ".join(sorted("%s=%d/%d" % (a["nat_address"], a["bindings"], a["busiest_endpoint"]) for a in s["limits"]["nat_ports"]["by_address"] if ":" in a["nat_address"])), sorted(s["limits"].get("conntrack6", {}).get("flows_by_proto", {}).items())'
+}
+for _ in 1 2 3; do
+  want=$(ct6_oracle) got=$(status_v6 2>&1)
+  [[ $got == "$want" ]] && break
+done
+echo "status: $got; ipsnat_ct6: $want"
+expect_ok "status -j: the NAT66 address's bindings/busiest endpoint and the IPv6 flows by protocol are ipsnat_ct6's ($got == $want)" \
+  test "$got" == "$want"
+expect_ok "status -j: $vip holds the two bindings toward [$remote]:7303 as its busiest endpoint ($got)" \
+  grep -Eq "^$vip=[0-9]+/2 " <<<"$got"
+text=$(t_in "$gw" "$IPSNAT" status 2>&1)
+expect_ok "status: a line for $vip with its busiest remote endpoint" \
+  grep -Eq "^    $vip: [0-9]+ bindings, busiest remote endpoint 2/64512 ports$" <<<"$text"
+expect_ok "status: the IPv6 table's line counts the UDP flows" \
+  grep -Eq "^  conntrack6: [0-9]+/65536 entries \([0-9]+ of 32768 flows: .*[0-9]+ udp" <<<"$text"
 out=$(through "$lana" udp 10.66.9.1 7304)
 expect_ok "IPv4 beside it arrives as 10.66.0.2 ($out)" test "$out" == "10.66.0.2 intact"
 

@@ -8,6 +8,7 @@
 #include "core/reasons.h"
 #include "pins/dev_map.h"
 #include "support/spd_probe.h"
+#include "sys/map_walk.h"
 
 namespace ipsnat::test {
 
@@ -128,14 +129,10 @@ std::optional<ipsnat_ct_entry> Datapath::ct_get(const ipsnat_ct_key& key) const 
 
 std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> Datapath::ct_all() const {
   std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> all;
-  ipsnat_ct_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(ct_fd(), prev, &next) == 0) {
+  sys::walk_map_keys<ipsnat_ct_key>(ct_fd(), [&](const ipsnat_ct_key& key) {
     ipsnat_ct_entry e{};
-    if (bpf_map_lookup_elem(ct_fd(), &next, &e) == 0) all.emplace_back(next, e);
-    key = next;
-    prev = &key;
-  }
+    if (bpf_map_lookup_elem(ct_fd(), &key, &e) == 0) all.emplace_back(key, e);
+  });
   return all;
 }
 

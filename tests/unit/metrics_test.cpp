@@ -60,10 +60,11 @@ TEST(DatapathMetrics, ReasonsMapsConntrack) {
   snap.reasons = std::vector<state::ReasonCount>{{3, "xlate-snat", 10, 1000}, {6, "drop-leak-guard", 2, 120}};
   snap.maps = {{"ipsnat_ct", 5, "hash", 262144, 4}, {"ipsnat_stats", 6, "percpu_array", 64, std::nullopt}};
   state::ConntrackSummary ct;
-  ct.entries = 4;
-  ct.flows = 2;
-  ct.flows_by_proto = {{"tcp", 1}, {"udp", 1}};
+  ct.ipv4.entries = 4;
+  ct.ipv4.flows = 2;
+  ct.ipv4.by_proto = {{"tcp", 1}, {"udp", 1}};
   ct.ports_in_use = {{"10.20.30.2", 2}};
+  ct.busiest_endpoint = {{"10.20.30.2", 1}};
   ct.by_reqid[1] = {2, 30, 4000};
   snap.conntrack = ct;
   metrics::Exposition e;
@@ -82,11 +83,48 @@ TEST(DatapathMetrics, ReasonsMapsConntrack) {
            "ipsnat_nat_ports_in_use{nat_address=\"10.20.30.2\"} 2\n",
            "ipsnat_nat_port_range_use_ratio{nat_address=\"10.20.30.2\"} 0.25\n",
            "ipsnat_nat_port_range_size 8\n",
+           "ipsnat_nat_busiest_endpoint_ports{nat_address=\"10.20.30.2\"} 1\n",
            "ipsnat_policy_tracked_bytes{reqid=\"1\"} 4000\n",
        })
     EXPECT_NE(text.find(want), std::string::npos) << "missing: " << want << "in:\n" << text;
   // Arrays have no fill level.
   EXPECT_EQ(text.find("ipsnat_map_entries{map=\"ipsnat_stats\"}"), std::string::npos);
+  // No ipsnat_ct6 pinned: no IPv6 family.
+  EXPECT_EQ(text.find("ipsnat_active_flows6"), std::string::npos);
+}
+
+// NAT66 flows (ipsnat_ct6): their own family by protocol, with ICMPv6 named as such; their NAT
+// addresses beside the IPv4 ones; their reqid's traffic with the IPv4 flows of the same reqid.
+TEST(DatapathMetrics, Ipv6FlowsBesideIpv4) {
+  daemon::DatapathSnapshot snap;
+  snap.reasons = std::vector<state::ReasonCount>{};
+  state::ConntrackSummary ct;
+  ct.ipv4.by_proto = {{"udp", 1}};
+  ct.ipv6 = state::FlowCounts{6, 3, {{"tcp", 1}, {"icmpv6", 2}}};
+  ct.ports_in_use = {{"10.20.30.2", 1}, {"2001:db8:66::5", 2}, {"2001:db8:66::6", 1}};
+  ct.busiest_endpoint = {{"10.20.30.2", 1}, {"2001:db8:66::5", 2}, {"2001:db8:66::6", 1}};
+  ct.by_reqid[2] = {3, 12, 1200};
+  snap.conntrack = ct;
+  metrics::Exposition e;
+  daemon::add_datapath_metrics(e, snap, config::PortRange{1024, 1031});
+  std::string text = e.render();
+  for (const char* want : {
+           "ipsnat_active_flows{proto=\"udp\"} 1\n",
+           "ipsnat_active_flows{proto=\"tcp\"} 0\n",
+           "ipsnat_active_flows6{proto=\"tcp\"} 1\n",
+           "ipsnat_active_flows6{proto=\"udp\"} 0\n",
+           "ipsnat_active_flows6{proto=\"icmpv6\"} 2\n",
+           "ipsnat_active_flows6{proto=\"other\"} 0\n",
+           "ipsnat_nat_ports_in_use{nat_address=\"10.20.30.2\"} 1\n",
+           "ipsnat_nat_ports_in_use{nat_address=\"2001:db8:66::5\"} 2\n",
+           "ipsnat_nat_ports_in_use{nat_address=\"2001:db8:66::6\"} 1\n",
+           "ipsnat_nat_port_range_use_ratio{nat_address=\"2001:db8:66::5\"} 0.25\n",
+           "ipsnat_nat_busiest_endpoint_ports{nat_address=\"2001:db8:66::5\"} 2\n",
+           "ipsnat_policy_flows{reqid=\"2\"} 3\n",
+           "ipsnat_policy_tracked_bytes{reqid=\"2\"} 1200\n",
+       })
+    EXPECT_NE(text.find(want), std::string::npos) << "missing: " << want << "in:\n" << text;
+  EXPECT_EQ(text.find("ipsnat_active_flows6{proto=\"icmp\"}"), std::string::npos);
 }
 
 TEST(DatapathMetrics, NothingPinned) {

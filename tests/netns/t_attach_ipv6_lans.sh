@@ -160,6 +160,8 @@ explain_to() {
 }
 # acquired_src DST PROTO: the source of the ACQUIRE (in $acq) for that destination and protocol.
 acquired_src() { sed -nE "s|.*sel src ([^/]+)/128 dst $1/128 proto $2.*|\1|p" <<<"$acq" | head -1; }
+# LAN 1's host's own TCP leaves from fd00:78:1::a: its second prefix's address is made deprecated too.
+ip -n "$lana" addr change fd00:78:3::a/64 dev a1 preferred_lft 0
 cmds=()
 for i in 1 2 3 4 5 6 7 8; do
   ip -n "$lana" addr add "fd00:78:1::a$i/64" dev a1 nodad preferred_lft 0  # never a default source

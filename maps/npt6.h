@@ -19,7 +19,10 @@
  * A policy whose source selector is one address (/128, strongSwan's virtual IPv6) has an NPT6_OUT
  * key only, with a rule of kind NPT6_KIND_NAT66 (from and len 0): a source in the IPv6 inside set
  * becomes rule.to (that address) with a port from the NAPT range, and the reply is translated
- * back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule.
+ * back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule. A NAT66 rule of a prefix
+ * selector (LANs larger than it, or the rest beside a 1:1 map) carries a pool: `span` addresses
+ * after rule.to (its last 32 bits counted up, never past the block), the source's own one
+ * chosen by npt6_pool_pick, as IPv4's NAPT pools (maps/spd.h spd_nat_pool_pick).
  *
  * A policy whose 1:1 map holds one LAN while the selector has room beside it (a /64 LAN under a
  * /56) takes the other IPv6 LANs with NAT66 (loader/spd/npt6.h): its NPT6_OUT rule (kind
@@ -41,8 +44,10 @@
 /* Schema 2: rules carry a kind (NAT66 rules). Schema 3: `word` names the first adjustable word
  * (prefixes longer than /64). Schema 4: rules carry the policy's reqid. Schema 5: the IPv6 inside
  * set (NPT6_INSIDE keys) decides NAT66's sources; a NAT66 rule's from is unused. Schema 6: a prefix
- * rule's NPT6_FLAG_REST and NPT6_OUT_REST keys (NAT66 beside NPTv6). */
-#define IPSNAT_NPT6_SCHEMA 6
+ * rule's NPT6_FLAG_REST and NPT6_OUT_REST keys (NAT66 beside NPTv6). Schema 7: keys carry the policy's mark
+ * (a VTI's okey; 96 fixed bits), and a NAT66 rule's `span` (a pool of addresses after `to`, was
+ * padding). */
+#define IPSNAT_NPT6_SCHEMA 7
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -95,9 +100,30 @@ struct npt6_rule {
 	__u32 policy_index; /* the out-policy the rule comes from (explain, tests) */
 	__u8 kind;     /* enum npt6_kind; NAT66: `to` is the address, word and adjust are 0 */
 	__u8 flags;    /* NPT6_FLAG_*; 0 but on a prefix rule */
-	__u8 pad[2];
+	__u16 span;    /* NAT66: addresses after `to` in its pool (0: `to` alone); else 0 */
 	__u32 reqid;   /* of the policy's first template: its SAs' (0: none named, any SA) */
 };
 IPSNAT_ASSERT_SIZE(struct npt6_rule, 48);
+
+/* The addresses of a NAT66 pool: at most IPv4's (a span is 16 bits). */
+#define IPSNAT_NPT6_MAX_POOL 65536
+
+/* The 32-bit word at byte i of an address, host order. */
+static inline __u32 npt6_word32(const __u8 *addr, int i)
+{
+	return (__u32)addr[i] << 24 | (__u32)addr[i + 1] << 16 | (__u32)addr[i + 2] << 8 | addr[i + 3];
+}
+
+/* NAT66 over a pool of span + 1 addresses: the index of the address the LAN source `addr` prefers.
+ * The source's four 32-bit words folded by xor (hosts of one LAN differ in the low ones), then
+ * IPv4's pick (spd_nat_pool_pick: Knuth's multiplicative hash scaled by its top bits, as
+ * netfilter's reciprocal_scale), so one host keeps one address for all its flows. Written
+ * out, not looped: Linux 6.1's verifier refuses some loop layouts (bpf/lib/npt6.h). */
+static inline __u32 npt6_pool_pick(const __u8 *addr, __u32 span)
+{
+	__u32 fold = npt6_word32(addr, 0) ^ npt6_word32(addr, 4) ^ npt6_word32(addr, 8) ^ npt6_word32(addr, 12);
+
+	return (__u32)(((__u64)(__u32)(fold * 2654435761u) * (span + 1)) >> 32);
+}
 
 #endif

@@ -232,12 +232,13 @@ static __always_inline int icmp6_to_npt6_prefix(const struct icmp6_err *m, struc
 }
 
 /* Whether the error goes to a NAT66 address about a packet from it: the rule of the quoted
- * destination translates to the quoted source, and the error is addressed there. */
+ * destination translates to the quoted source (an address of its pool), and the error is
+ * addressed there. */
 static __always_inline int icmp6_to_nat66_addr(const struct icmp6_err *m, struct npt6_scope sc)
 {
 	struct npt6_rule *r = nat66_rule(sc, m->q.daddr);
 
-	return r && nat66_addr_equal(r->to, m->q.saddr) && nat66_addr_equal(m->o.h.daddr, m->q.saddr);
+	return r && nat66_in_pool(m->q.saddr, r) && nat66_addr_equal(m->o.h.daddr, m->q.saddr);
 }
 
 /* An ICMPv6 error on a route-mode device (sc: its if_id and mark; flags: IPSNAT_DEV_BINAT enables NPTv6), at egress

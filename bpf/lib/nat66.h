@@ -176,6 +176,24 @@ static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* Whether addr is an address of the rule's pool: rule.to and the `span` after it (maps/npt6.h;
+ * unsigned, so an address below the pool wraps round above its span). */
+static __always_inline int nat66_in_pool(const __u8 *addr, const struct npt6_rule *rule)
+{
+	const __u32 *x = (const __u32 *)addr, *y = (const __u32 *)rule->to;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] &&
+	       npt6_word32(addr, 12) - npt6_word32(rule->to, 12) <= rule->span;
+}
+
+/* Sets the last word of a pool address: the pool's first (host order) plus the place `at`. */
+static __always_inline void nat66_pool_place(__u8 *addr, __u32 first_word, __u32 at)
+{
+	__be32 w = bpf_htonl(first_word + at);
+
+	__builtin_memcpy(addr + 12, &w, 4);
+}
+
 /* Rewrites the source (src = 1) or destination address to `to` and its port field to `port`,
  * with the upper layer's checksum. */
 static __always_inline int nat66_rewrite(struct __sk_buff *skb, const struct pkt66 *p, int src, const __u8 *to,
@@ -279,31 +297,40 @@ static __always_inline int nat66_claim(struct nat66_flow *n, __u16 port)
 }
 
 struct nat66_search {
+	__u32 base;     /* the pool: the last word of its first address (host order), size addresses */
+	__u32 size;
+	__u32 first;    /* the place of the source's own address */
+	__u32 per_addr; /* probes per address */
 	__u32 min;
 	__u32 range;
 	__u32 start;
 	__u16 orig_port;
 	__u8 proto;
 	__u8 pad;
-	__u32 found; /* 0: none free */
+	__u32 found;    /* 0: none free */
+	__u32 found_at; /* the address's place in the order tried (0: the source's own) */
 };
 
 /* Looks only, as nat_probe: a candidate is a port no REPLY entry holds for this remote endpoint
- * (the scratch flow's REPLY key with that port). */
+ * (the scratch flow's REPLY key with that address and port; probe i looks at the
+ * (i / per_addr)-th address tried, which the key keeps when the port is free). */
 static long nat66_probe(__u32 i, void *ctx)
 {
 	struct nat66_search *s = ctx;
 	struct nat66_flow *n = nat66_scratch();
+	__u32 at = i / s->per_addr;
 	__u16 port = s->min + (s->start + i) % s->range;
 
 	if (!n)
 		return 1;
-	if (port == s->orig_port || nat_port_reserved(s->proto, port))
+	if ((!at && port == s->orig_port) || nat_port_reserved(s->proto, port))
 		return 0;
+	nat66_pool_place(n->reply_k.daddr, s->base, (s->first + at) % s->size);
 	n->reply_k.dport = bpf_htons(port);
 	if (bpf_map_lookup_elem(&ipsnat_ct6, &n->reply_k))
 		return 0;
 	s->found = port;
+	s->found_at = at;
 	return 1;
 }
 
@@ -324,11 +351,13 @@ static __always_inline int nat66_take(struct nat66_flow *n, __u16 port, __be16 *
 	return r == CT_FULL ? IPSNAT_R_DROP_CT_FULL : NAT66_PORT_TAKEN;
 }
 
-/* Binds a new flow of p to the rule's address, checked under SPD version spd_version: 0 and the
- * NAT port in *port, NAT_BOUND_RACED (another CPU created the flow: look it up), or the drop
- * reason. */
+/* Binds a new flow of p to the rule's address (of its pool: the source's own, the next ones only
+ * when that one has no free port towards the remote endpoint, NAT_POOL_TRIES at most, each passed
+ * over counted as nat-pool-address-full, as IPv4's lib/nat.h), checked under SPD version
+ * spd_version: 0 with the address in to[16] and the NAT port in *port, NAT_BOUND_RACED (another
+ * CPU created the flow: look it up), or the drop reason. */
 static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_rule *rule, __u64 spd_version,
-				      __be16 *port)
+				      __u8 *to, __be16 *port)
 {
 	struct nat66_flow *n = nat66_scratch();
 	__u64 now = ct_now();
@@ -360,27 +389,43 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 
 	cfg_port_range(&min, &max);
 	int echo = p->h.proto == IPPROTO_ICMPV6;
-	if ((echo || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(echo ? IPPROTO_ICMP : p->h.proto, orig_port)) {
-		r = nat66_take(n, orig_port, port);
-		if (r != NAT66_PORT_TAKEN)
-			return r;
-	}
 	struct nat66_search s = {
+		.base = npt6_word32(rule->to, 12),
+		.size = (__u32)rule->span + 1,
 		.min = min,
 		.range = max - min + 1,
 		.orig_port = orig_port,
 		.proto = echo ? IPPROTO_ICMP : p->h.proto,
 	};
-	__u32 tries = s.range < NAT_PORT_TRIES ? s.range : NAT_PORT_TRIES;
+	s.first = npt6_pool_pick(p->h.saddr, rule->span);
+	nat66_pool_place(n->orig_e.xlat_addr, s.base, s.first);
+	nat66_pool_place(n->reply_k.daddr, s.base, s.first);
+	__builtin_memcpy(to, n->orig_e.xlat_addr, 16);
+	if ((echo || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(s.proto, orig_port)) {
+		r = nat66_take(n, orig_port, port);
+		if (r != NAT66_PORT_TAKEN)
+			return r;
+	}
+	s.per_addr = s.range < NAT_PORT_TRIES ? s.range : NAT_PORT_TRIES;
+	__u32 addrs = s.size < NAT_POOL_TRIES ? s.size : NAT_POOL_TRIES;
+	__u32 bytes = sizeof(struct ipv6hdr) + p->h.payload_len;
 	for (int round = 0; round < NAT_CLAIM_ROUNDS; round++) {
 		s.start = bpf_get_prandom_u32();
 		s.found = 0;
-		bpf_loop(tries, nat66_probe, &s, 0);
-		if (!s.found)
+		bpf_loop(s.per_addr * addrs, nat66_probe, &s, 0);
+		if (!s.found) {
+			nat_pool_count_full(addrs > 1 ? addrs : 0, bytes);
 			return IPSNAT_R_DROP_NO_PORT;
+		}
+		__builtin_memcpy(n->orig_e.xlat_addr, n->reply_k.daddr, 16);
 		r = nat66_take(n, s.found, port);
-		if (r != NAT66_PORT_TAKEN)
+		if (r != NAT66_PORT_TAKEN) {
+			if (!r) {
+				nat_pool_count_full(s.found_at, bytes);
+				__builtin_memcpy(to, n->orig_e.xlat_addr, 16);
+			}
 			return r;
+		}
 	}
 	return IPSNAT_R_DROP_NO_PORT;
 }
@@ -451,7 +496,7 @@ static __always_inline int nat66_reply_admits(const struct ipsnat_ct6_key *k, st
 	if (e->spd_version == now && reqid_admits(e->reqid, sa_reqid))
 		return 1;
 	struct npt6_rule *rule = nat66_rule(NPT6_POLICY_MODE, k->saddr);
-	__u32 reqid = rule && nat66_addr_equal(rule->to, k->daddr) ? rule->reqid : e->reqid;
+	__u32 reqid = rule && nat66_in_pool(k->daddr, rule) ? rule->reqid : e->reqid;
 	if (!reqid_admits(reqid, sa_reqid))
 		return 0;
 	ct6_stamp(e, reqid, now);
@@ -468,7 +513,7 @@ static __always_inline int nat66_error_flow_stale(const struct ipsnat_ct6_key *k
 	if (e->spd_version == spd_version_now())
 		return 0;
 	struct npt6_rule *rule = nat66_rule(sc, k->daddr);
-	return !rule || !nat66_addr_equal(rule->to, e->xlat_addr);
+	return !rule || !nat66_in_pool(e->xlat_addr, rule);
 }
 
 /* TC egress of a route-mode device (its if_id and mark), or LWT xmit of a policy-mode route (both 0,
@@ -485,7 +530,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 	struct npt6_rule *rule = nat66_rule_for(sc, p.h.daddr, p.h.saddr);
 	if (!rule)
 		return 0;
-	if (nat66_addr_equal(p.h.saddr, rule->to)) {
+	if (nat66_in_pool(p.h.saddr, rule)) {
 		*why = IPSNAT_R_PASS_ALREADY_OK;
 		return 1;
 	}
@@ -511,7 +556,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 	 * policy covers. Without a rule the packet did not get here: it passes untranslated and the
 	 * entry stays, for the policy's return. */
 	if (e && e->spd_version != spd_ver) {
-		if (nat66_addr_equal(e->xlat_addr, rule->to)) {
+		if (nat66_in_pool(e->xlat_addr, rule)) {
 			nat66_flow_protected(&k, e, rule->reqid, spd_ver);
 		} else {
 			ct6_forget(&k, e);
@@ -527,8 +572,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 		port = e->xlat_port;
 		ct6_account(e, &p);
 	} else {
-		__builtin_memcpy(to, rule->to, 16);
-		int r = nat66_bind(&p, rule, spd_ver, &port);
+		int r = nat66_bind(&p, rule, spd_ver, to, &port);
 		if (r == NAT_BOUND_RACED) {
 			e = bpf_map_lookup_elem(&ipsnat_ct6, &k);
 			if (!e) {

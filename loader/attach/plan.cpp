@@ -190,10 +190,19 @@ std::vector<const Policy*> spd_of(const HostFacts& f) {
   return out;
 }
 
+// The gateway's IPv6 addresses, which a NAT66 pool leaves out (spd/npt6.h npt6_of), as the
+// mirror does (attach/session.cpp, the daemon).
+std::vector<Address> local6_of(const HostFacts& f) {
+  std::vector<Address> out;
+  for (const auto& h : f.addresses)
+    if (h.prefix.addr.family == AF_INET6) out.push_back(h.prefix.addr);
+  return out;
+}
+
 // What an IPv6 out-policy implies on the device (spd/npt6.h).
 spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s,
-                              const std::vector<const Policy*>& spd) {
-  return spd::npt6_applied(p, inside, s.binat, spd);
+                              const std::vector<const Policy*>& spd, const std::vector<Address>& local) {
+  return spd::npt6_applied(p, inside, s.binat, spd, local);
 }
 
 // The LANs an IPv6 mapping translates: NPTv6's or NAT66's, and beside NPTv6 the rest's NAT66.
@@ -277,7 +286,7 @@ std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings&
   auto inside = inside_prefixes(facts, settings);
   for (const Policy* p : relevant(facts, Mode::Policy)) {
     bool routed = p->sel.family == AF_INET6
-                      ? ipv6_mapping(*p, inside, settings, spd_of(facts)).ok
+                      ? ipv6_mapping(*p, inside, settings, spd_of(facts), local6_of(facts)).ok
                       : spd::implied_nat(*p, cfg).kind != SPD_NAT_NONE && !spd::reroute_misses(*p);
     if (routed && std::find(out.begin(), out.end(), p->sel.dst) == out.end()) out.push_back(p->sel.dst);
   }
@@ -301,7 +310,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   auto spd = spd_of(facts);
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
-      auto m = ipv6_mapping(*p, inside_all, settings, spd);
+      auto m = ipv6_mapping(*p, inside_all, settings, spd, local6_of(facts));
       bool mappable = spd::npt6_of(*p, inside_all).ok;
       auto misses = plan.mode == Mode::Policy && mappable ? spd::reroute_misses(*p) : std::nullopt;
       if (misses) {
@@ -522,8 +531,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     for (const auto& in : lans_of(m))
       for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
         add_companion(*p, in, dir, "decrypted replies to " + in.str() + " pass the " + spd::to_string(dir) + " check");
-    for (const Prefix& to : {m.outside, m.rest_to}) {
-      if (to.len == 0 || (to.len == 128 && is_local6(facts, to.addr))) continue;
+    // NAT66 over a pool: one route per aligned block of it, as IPv4's pools.
+    std::vector<Prefix> blackholed = m.to_blocks();
+    if (!m.rest.empty())
+      for (const Prefix& b : m.rest_nat66().to_blocks()) blackholed.push_back(b);
+    for (const Prefix& to : blackholed) {
+      if (to.len == 128 && is_local6(facts, to.addr)) continue;
       RouteStep bh;
       bh.dst = to;
       bh.table = settings.table;
@@ -538,7 +551,13 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
                                 [](const spd::Template& t) { return t.tunnel_dst.family == AF_INET6; });
       r.mtu = std::max(outer6 ? r.mtu - kEspOuterIpv6Extra : r.mtu, kIpv6MinMtu);
     }
-    if (m.nat66 && is_local6(facts, m.outside.addr)) r.prefsrc = m.outside.addr;
+    // The gateway's own connections leave with its address in the policy's source selector (a
+    // virtual IP: the /128's address, or one a pool leaves out), as strongSwan's table 220 would
+    // have made them do.
+    if (m.nat66)
+      for (const auto& h : facts.addresses)
+        if (h.prefix.addr.family == AF_INET6 && p->sel.src.contains(h.prefix.addr) && !r.prefsrc)
+          r.prefsrc = h.prefix.addr;
     add(r);
   }
   if (!npt6.empty()) add(RuleStep{settings.rule_priority, settings.table, AF_INET6});

@@ -149,6 +149,8 @@ AttachResult attach(const AttachRequest& req) {
       spd::NatConfig nat;
       nat.inside = inside;
       nat.local = facts.local_addrs;
+      for (const auto& h : facts.addresses)
+        if (h.prefix.addr.family == AF_INET6) nat.local.push_back(h.prefix.addr);
       for (auto& w : sync_spd_once(progs->skel()->obj, nat)) res.warnings.push_back(std::move(w));
       pins::ForwardMap fwd(bpf_map__fd(progs->skel()->maps.ipsnat_fwd), bpf_map__fd(progs->skel()->maps.ipsnat_fwd_cnt));
       st.forwards = replace_forwards(fwd, st.forwards, res.plan.forwards);

@@ -12,6 +12,7 @@
 #include "spd/compiler.h"
 #include "spd/explain.h"
 #include "spd/npt6.h"
+#include "sys/rtnl.h"
 #include "util/error.h"
 #include "xfrm/policy_source.h"
 
@@ -22,16 +23,18 @@ using namespace ipsnat::spd;
 namespace {
 
 // IPv4 prefixes go to the NAT of IPv4 policies, IPv6 ones to NPTv6 (spd/npt6.h) only.
+// The gateway's own addresses too: a NAT66 pool leaves them out (spd/npt6.h npt6_of).
 NatConfig nat_config(const std::vector<std::string>& inside) {
   NatConfig cfg;
   for (const auto& s : inside) cfg.inside.push_back(parse_prefix(s));
+  cfg.local = sys::local_addresses();
   return cfg;
 }
 
 // Why policy mode (the uplink, LWT xmit) does not apply an out-policy's NAT after all: the
 // reroute's lookup would miss the policy. "" when it applies (or the policy is a tunnel device's).
 std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
-  bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
+  bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
   if (!translates || p.if_id) return "";
   // An IPv6 policy with a mark (a VTI's) has rules only that mark's device asks for (maps/npt6.h).
   if (p.sel.family == AF_INET6 && !npt6_policy_mode_rule(p)) return "";
@@ -41,11 +44,13 @@ std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
 // What an IPv4 or IPv6 IPsec out-policy implies: {kind, to, inside, why}.
 nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
   if (p.sel.family == AF_INET6) {
-    auto m = npt6_of(p, cfg.inside);
-    nlohmann::json j = {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? m.outside.str() : ""},
+    auto m = npt6_of(p, cfg.inside, cfg.local);
+    // A NAT66 pool as IPv4's NAPT pool: "FIRST-LAST" (spd/npt6.h to_str).
+    auto to = [](const Npt6Mapping& n) { return n.nat66 && n.pool > 1 ? n.to_str() : n.outside.str(); };
+    nlohmann::json j = {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? to(m) : ""},
                         {"inside", m.inside_str()}, {"why", m.why}};
     // Beside NPTv6: the rest's NAT66; the LANs left out.
-    if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", m.rest_to.str()}, {"inside", m.rest_nat66().inside_str()}};
+    if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", to(m.rest_nat66())}, {"inside", m.rest_nat66().inside_str()}};
     if (!m.left_out.empty()) j["left_out"] = m.left_out;
     // The flow mark the rules are kept for (a VTI asks with its okey); null: none (a partial mask).
     auto mark = npt6_key_mark(p);
@@ -60,7 +65,7 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
 }
 
 std::string implied_text(const Policy& p, const NatConfig& cfg) {
-  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside).str() : implied_nat(p, cfg).str();
+  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local).str() : implied_nat(p, cfg).str();
 }
 
 nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {

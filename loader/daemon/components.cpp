@@ -88,7 +88,7 @@ void SpdMirrorService::try_adopt() {
   }
   try {
     auto nat = nat_config_of(*config_, inferred_inside_);
-    nat.local = sys::local_ipv4_addresses();
+    nat.local = sys::local_addresses();
     mirror_ = std::make_unique<mirror::SpdMirror>(mirror::SpdMapFds::from_pins(pin_root_), nat);
     mirror_->sync_once();
     log_rule_errors(mirror_->model(), nat);
@@ -115,7 +115,7 @@ void SpdMirrorService::set_inferred_inside(std::vector<std::string> inside) {
 void SpdMirrorService::refresh_local() {
   if (!mirror_) return;
   try {
-    mirror_->set_local(sys::local_ipv4_addresses());
+    mirror_->set_local(sys::local_addresses());
   } catch (const std::exception& e) {
     spdlog::error("spd_mirror: updating the gateway's addresses in ipsnat_inside: {}", e.what());
   }

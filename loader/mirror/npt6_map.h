@@ -3,7 +3,9 @@
 // (spd/npt6.h).
 //
 //   Npt6Writer npt6(fd);          // fd of ipsnat_npt6; -1: no such map (nothing is written)
-//   npt6.write(model, inside);    // on every SPD change; new keys first, then stale ones deleted
+//   npt6.write(model, inside, local);  // on every SPD change and when the gateway's addresses
+//                                       // change (a NAT66 pool leaves them out); new keys first,
+//                                       // then stale ones deleted
 #include <cstdint>
 #include <map>
 #include <string>
@@ -17,7 +19,7 @@ class Npt6Writer {
  public:
   explicit Npt6Writer(int fd);
   // Throws SpdMapFull when the map has no room, SysError for another refused write.
-  void write(const spd::SpdModel& model, const std::vector<Prefix>& inside);
+  void write(const spd::SpdModel& model, const std::vector<Prefix>& inside, const std::vector<Address>& local = {});
 
  private:
   int fd_;

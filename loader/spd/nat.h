@@ -31,7 +31,8 @@ struct NatConfig {
   // any source is eligible.
   std::vector<Prefix> inside;
   std::vector<NatOverride> overrides;
-  // The gateway's own addresses (INSIDE_LOCAL entries of the inside set, maps/inside.h).
+  // The gateway's own addresses: IPv4 ones are INSIDE_LOCAL entries of the inside set
+  // (maps/inside.h), IPv6 ones are left out of NAT66 pools (spd/npt6.h npt6_of).
   std::vector<Address> local;
 };
 

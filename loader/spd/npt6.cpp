@@ -46,6 +46,24 @@ Prefix first_address(const Prefix& block) {
   return a;
 }
 
+// The NAT66 pool of a block: its addresses after the Subnet-Router anycast one, at most
+// IPSNAT_NPT6_MAX_POOL (a /128 is its one address).
+uint32_t pool_size(const Prefix& block) {
+  if (block.len == 128) return 1;
+  int host = 128 - block.len;
+  if (host > 16) return IPSNAT_NPT6_MAX_POOL;
+  return std::min<uint32_t>((uint32_t(1) << host) - 1, IPSNAT_NPT6_MAX_POOL);
+}
+
+// addr with n added to its last 32 bits (a pool never carries beyond them: at most 2^16
+// addresses after a block's first, and a block of 32 host bits or fewer holds them all).
+Address plus(const Address& addr, uint32_t n) {
+  Address a = addr;
+  uint32_t w = npt6_word32(a.bytes.data(), 12) + n;
+  for (int i = 0; i < 4; ++i) a.bytes[12 + i] = uint8_t(w >> (24 - 8 * i));
+  return a;
+}
+
 // The block of block.len bits that follows block (carrying into the bits before it).
 Prefix next_block(const Prefix& block) {
   Prefix n = network(block);
@@ -71,9 +89,10 @@ bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b
 // compares it with the reqid of the SA that decrypted a reply on a policy-mode uplink.
 uint32_t reqid_of(const Policy& p) { return p.tmpls.empty() ? 0 : p.tmpls.front().reqid; }
 
-npt6_rule nat66_rule_of(const Policy& p, const Prefix& addr) {
+npt6_rule nat66_rule_of(const Policy& p, const Prefix& addr, uint32_t pool) {
   npt6_rule r{};
   std::memcpy(r.to, addr.addr.bytes.data(), 16);
+  r.span = static_cast<__u16>(pool - 1);
   r.kind = NPT6_KIND_NAT66;
   r.policy_index = p.index;
   r.reqid = reqid_of(p);
@@ -127,8 +146,33 @@ std::vector<Prefix> ipv6_inside(const std::vector<Prefix>& inside) {
   return six;
 }
 
-// NAT66: every IPv6 inside prefix (any length) to the policy's one address.
-Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
+// The pool of `count` addresses from `first` without the gateway's own addresses (npt6_of): the
+// place of its first address and its size.
+std::pair<uint32_t, uint32_t> pool_without_local(const Address& first, uint32_t count, const std::vector<Address>& local) {
+  uint32_t base = npt6_word32(first.bytes.data(), 12);
+  std::vector<uint32_t> cuts;
+  for (const Address& a : local) {
+    if (a.family != AF_INET6 || std::memcmp(a.bytes.data(), first.bytes.data(), 12) != 0) continue;
+    uint32_t at = npt6_word32(a.bytes.data(), 12) - base;
+    if (at < count) cuts.push_back(at);
+  }
+  std::sort(cuts.begin(), cuts.end());
+  uint32_t best_at = 0, best = 0, start = 0;
+  cuts.push_back(count);  // the end closes the last run
+  for (uint32_t cut : cuts) {
+    if (cut > start && cut - start > best) {
+      best_at = start;
+      best = cut - start;
+    }
+    start = std::max(start, cut + 1);
+  }
+  return best ? std::pair(best_at, best) : std::pair(0u, count);
+}
+
+// NAT66: every IPv6 inside prefix (any length) to the policy's address, or a pool of `pool` from
+// it without the gateway's own addresses.
+Npt6Mapping nat66_of(const Prefix& addr, uint32_t pool, const std::vector<Prefix>& inside,
+                     const std::vector<Address>& local) {
   Npt6Mapping m;
   m.nat66 = true;
   auto six = ipv6_inside(inside);
@@ -142,9 +186,11 @@ Npt6Mapping nat66_of(const Prefix& addr, const std::vector<Prefix>& inside) {
               ": its hosts are sent as they are";
       return m;
     }
+  auto [at, size] = pool_without_local(addr.addr, pool, local);
   m.ok = true;
   m.inside = six;
-  m.outside = addr;
+  m.outside = Prefix{plus(addr.addr, at), 128};
+  m.pool = size;
   return m;
 }
 
@@ -202,7 +248,7 @@ std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& i
                                    const std::vector<const Policy*>& spd) {
   auto m = npt6_of(p, inside);
   if (!m.ok || refusal_alone(p, spd)) return std::nullopt;
-  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside) : out_rule_of(p, m);
+  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside, m.pool) : out_rule_of(p, m);
   r.policy_index = 0;
   return r;
 }
@@ -217,7 +263,7 @@ std::optional<uint32_t> npt6_key_mark(const Policy& p) {
 
 bool npt6_policy_mode_rule(const Policy& p) { return p.if_id == 0 && npt6_key_mark(p) == 0u; }
 
-Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local) {
   Npt6Mapping m;
   if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET6 || p.type != PolicyType::Main) {
     m.why = "not an IPv6 IPsec out-policy";
@@ -228,7 +274,7 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     return m;
   }
   const Prefix& src = p.sel.src;
-  if (src.len == 128) return nat66_of(src, inside);
+  if (src.len == 128) return nat66_of(src, 1, inside, local);
   if (src.len == 0) {
     m.why = "source selector " + src.str() + " is no prefix";
     return m;
@@ -253,10 +299,10 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     if (in.len == src.len) exact.push_back(in);
   if (exact.size() == 1) fit = exact;
   // LANs that no 1:1 map holds (one larger than the selector, or several of which only one could
-  // be mapped) take the selector's first address with ports, as IPv4 NAPT takes the inside set
-  // to a block smaller than it; the all-zeros host part is skipped (the Subnet-Router anycast
+  // be mapped) take the selector's addresses with ports, as IPv4 NAPT takes the inside set over
+  // a block smaller than it; the all-zeros host part is skipped (the Subnet-Router anycast
   // address, RFC 4291 section 2.6.1).
-  if (fit.size() > 1 || (fit.empty() && larger)) return nat66_of(first_address(src), inside);
+  if (fit.size() > 1 || (fit.empty() && larger)) return nat66_of(first_address(src), pool_size(src), inside, local);
   if (src.len > IPSNAT_NPT6_MAX_LEN) {
     m.why = "source selector " + src.str() + " is longer than /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
             ": no 16-bit word of its interface identifier is left for RFC 6296's checksum-neutral adjustment";
@@ -279,20 +325,57 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside) {
     m.rest.clear();
     return m;
   }
-  m.rest_to = first_address(next_block(m.outside));
+  auto [at, size] = pool_without_local(first_address(next_block(m.outside)).addr, pool_size(m.outside), local);
+  m.rest_to = Prefix{plus(first_address(next_block(m.outside)).addr, at), 128};
+  m.rest_pool = size;
   return m;
 }
 
 std::string Npt6Mapping::str() const {
   std::string tail = left_out.empty() ? "" : "; " + left_out;
   if (!ok) return "none (" + why + ")" + tail;
-  if (nat66) return "nat66 " + inside_str() + " -> " + outside.addr.str() + " (ports)" + tail;
+  if (nat66) return "nat66 " + inside_str() + " -> " + to_str() + " (ports)" + tail;
   std::string s = "nptv6 " + inside_str() + " -> " + outside.str();
   if (!rest.empty()) s += "; " + rest_nat66().str();
   return s + tail;
 }
 
 std::string Npt6Mapping::inside_str() const { return prefixes_str(inside); }
+
+std::string Npt6Mapping::to_str() const {
+  if (!nat66) return outside.str();
+  return pool > 1 ? outside.addr.str() + "-" + pool_last().str() : outside.addr.str();
+}
+
+Address Npt6Mapping::pool_last() const { return plus(outside.addr, pool - 1); }
+
+bool Npt6Mapping::pool_holds(const Address& a) const {
+  if (a.family != AF_INET6 || std::memcmp(a.bytes.data(), outside.addr.bytes.data(), 12) != 0) return false;
+  return npt6_word32(a.bytes.data(), 12) - npt6_word32(outside.addr.bytes.data(), 12) < pool;
+}
+
+Address Npt6Mapping::nat66_address(const Address& src) const {
+  return plus(outside.addr, npt6_pool_pick(src.bytes.data(), pool - 1));
+}
+
+std::vector<Prefix> Npt6Mapping::to_blocks() const {
+  if (!nat66) return {outside};
+  // The largest aligned block at each address that ends inside the pool, as IPv4's nat_blocks.
+  std::vector<Prefix> out;
+  uint32_t first = npt6_word32(outside.addr.bytes.data(), 12), left = pool;
+  while (left) {
+    uint32_t size = 1;
+    uint8_t len = 128;
+    while (len > 96 && (first & (size * 2 - 1)) == 0 && size * 2 <= left) {
+      size *= 2;
+      --len;
+    }
+    out.push_back(Prefix{plus(outside.addr, first - npt6_word32(outside.addr.bytes.data(), 12)), len});
+    first += size;
+    left -= size;
+  }
+  return out;
+}
 
 bool Npt6Mapping::from_inside(const Address& a) const {
   auto in = [&](const std::vector<Prefix>& set) {
@@ -312,12 +395,13 @@ Npt6Mapping Npt6Mapping::rest_nat66() const {
   m.nat66 = true;
   m.inside = rest;
   m.outside = rest_to;
+  m.pool = rest_pool;
   return m;
 }
 
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
-                         const std::vector<const Policy*>& spd) {
-  auto m = npt6_mapped(p, inside, spd);
+                         const std::vector<const Policy*>& spd, const std::vector<Address>& local) {
+  auto m = npt6_mapped(p, inside, spd, local);
   if (m.ok && !m.nat66 && !binat) {
     std::string why = "nptv6 is stateless both ways: --binat allows it";
     if (m.rest.empty()) {
@@ -332,8 +416,9 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
   return m;
 }
 
-Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd) {
-  auto m = npt6_of(p, inside);
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
+                        const std::vector<Address>& local) {
+  auto m = npt6_of(p, inside, local);
   if (!m.ok) return m;
   if (auto why = npt6_refusal(p, inside, spd)) {
     m.ok = false;
@@ -399,7 +484,8 @@ uint16_t npt6_adjustment(const Prefix& from, const Prefix& to) {
   return fold(sum16(network(from)) + (0xffff - fold(sum16(network(to)))));
 }
 
-std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside) {
+std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside,
+                                                       const std::vector<Address>& local) {
   std::vector<const Policy*> order;
   for (const auto& [index, p] : model.by_index()) order.push_back(&p);
   std::stable_sort(order.begin(), order.end(), [](const Policy* a, const Policy* b) {
@@ -408,16 +494,16 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   std::map<std::vector<uint8_t>, npt6_rule> out;
   for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
   for (const Policy* p : order) {
-    auto m = npt6_mapped(*p, inside, order);
+    auto m = npt6_mapped(*p, inside, order, local);
     if (!m.ok) continue;
     uint32_t mark = *npt6_key_mark(*p);  // npt6_mapped refuses a policy without one
     if (m.nat66) {
-      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside));
+      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside, m.pool));
       continue;
     }
     bool first = out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), out_rule_of(*p, m)).second;
     if (first && !m.rest.empty())
-      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to));
+      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT_REST, p->sel.dst), nat66_rule_of(*p, m.rest_to, m.rest_pool));
     out.emplace(key_bytes(p->if_id, mark, NPT6_IN, m.outside), rule_of(*p, m.outside, m.inside.front()));
   }
   return out;

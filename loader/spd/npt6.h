@@ -26,19 +26,34 @@ struct Npt6Mapping {
                    // all-zeros one, /128); NPTv6 the policy's source
                    // selector's first part of inside.front()'s length (the whole selector when the
                    // lengths are equal), host bits cleared
+  // NAT66: the pool, this many addresses from outside on (1: outside alone); each LAN source
+  // prefers the one npt6_pool_pick names (maps/npt6.h).
+  uint32_t pool = 1;
   std::string why;  // when !ok
   // NPTv6 of one LAN under a selector with room beside its block: the other IPv6 inside prefixes,
   // NAT66 with ports to rest_to (/128, an address of the selector outside the mapped block).
   std::vector<Prefix> rest;
   Prefix rest_to;
+  uint32_t rest_pool = 1;  // the rest's pool: this many addresses from rest_to on
   // The LANs no translation of the policy takes, and why, in one line ("" when none): beside a
   // 1:1 map that takes the whole selector, or beside NAT66 where the map's NPTv6 is not applied.
   std::string left_out;
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64, fd00:a::/64 -> 2001:db8:b::5 (ports)",
-  // "nptv6 fd00:9:9:9::/64 -> 2001:db8:b::/64; nat66 fd00:5::/48 -> 2001:db8:b:1::1 (ports)", with
-  // "; " + left_out when some LAN is left out, or "none (why)"
+  // "nat66 fd00:9::/48 -> 2001:db8:b::101-2001:db8:b::1ff (ports)",
+  // "nptv6 fd00:9:9:9::/64 -> 2001:db8:b::/64; nat66 fd00:5::/48 -> 2001:db8:b:1::1-2001:db8:b:1::1:0 (ports)",
+  // with "; " + left_out when some LAN is left out, or "none (why)"
   std::string str() const;
   std::string inside_str() const;  // "fd00:9::/64, fd00:a::/64"
+  // NAT66: "2001:db8:b::5", or the pool "2001:db8:b::101-2001:db8:b::1ff"; NPTv6: the prefix.
+  std::string to_str() const;
+  // NAT66: the pool's last address.
+  Address pool_last() const;
+  // NAT66: whether a is an address of the pool (a source the datapath passes as it is).
+  bool pool_holds(const Address& a) const;
+  // NAT66: the address a LAN source prefers (its pool's, by npt6_pool_pick, as the datapath).
+  Address nat66_address(const Address& src) const;
+  // NAT66: the pool as aligned prefixes (blackhole routes); NPTv6: outside.
+  std::vector<Prefix> to_blocks() const;
   // Whether a source address is one of the mapping's LAN hosts (NPTv6's or NAT66's).
   bool from_inside(const Address& a) const;
   // What a source of the mapping meets: beside NPTv6, a source outside the mapped LAN the rest's
@@ -53,17 +68,21 @@ struct Npt6Mapping {
 // part of its length) onto it (NPTv6); one whose source is one address (/128) takes every IPv6 inside
 // prefix, of any length, to that address with ports (NAT66), as IPv4 NAPT does for several LANs. A
 // prefix (/1../127) whose LANs no such 1:1 map holds (one larger than it, or several that fit only
-// one by one) is NAT66 too, to its first address after the Subnet-Router anycast one (RFC 4291
-// 2.6.1): one address, not a pool over the prefix as IPv4's. Beside the one LAN a 1:1 map holds,
-// the other LANs (larger ones, longer than /112, or smaller ones beside an exact fit) are NAT66 to
-// the first address after the Subnet-Router anycast one of the selector's block that follows the
-// mapped one (rest, rest_to): every address of the mapped block is some LAN host's image, and
-// that block's anycast address is the subnet's routers'. Where the mapped block is the whole
-// selector no address is left: left_out names those LANs.
+// one by one) is NAT66 too, over a pool as IPv4's NAPT over a block: the prefix's addresses from
+// the first after the Subnet-Router anycast one (RFC 4291 2.6.1), as many as it holds up to
+// IPSNAT_NPT6_MAX_POOL. Beside the one LAN a 1:1 map holds, the other LANs (larger ones, longer
+// than /112, or smaller ones beside an exact fit) are NAT66 over the same kind of pool of the
+// selector's block that follows the mapped one (rest, rest_to, rest_pool): every address of the
+// mapped block is some LAN host's image, and that block's anycast address is the subnet's
+// routers'. Where the mapped block is the whole selector no address is left: left_out names those
+// LANs.
 
 // The datapath applies the mapping keyed by the policy's if_id and mark (npt6_key_mark;
 // bpf/lib/npt6.h, bpf/lib/nat66.h; NAT66's sources are the IPv6 inside set, NPT6_INSIDE keys).
-Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside);
+// local: the gateway's own addresses; a pool leaves them out (the gateway's sockets on a virtual
+// IP would collide with NAT ports): it is the longest run of the pool's addresses no local one
+// interrupts (the first of equal runs), unless every address is local (a /128 virtual IP itself).
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local = {});
 
 // The one flow mark the policy's rules are kept for (maps/npt6.h npt6_key.mark): 0 for an unmarked
 // policy (mask 0), its value under a full mask (a VTI's policies: the VTI asks with its okey);
@@ -83,7 +102,7 @@ bool npt6_policy_mode_rule(const Policy& p);
 // the rules of its okey, its marked policies', which no uplink shares.
 // spd: the policies the kernel holds (p among them or not).
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
-                         const std::vector<const Policy*>& spd);
+                         const std::vector<const Policy*>& spd, const std::vector<Address>& local = {});
 
 // The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, unless
 // npt6_refusal refuses it. The datapath picks a rule by destination alone (the longest, then the
@@ -109,7 +128,8 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
 // Alone on its destination a restricted policy keeps its rule, as IPv4's route mode translates
 // such a policy: the lookup carries the protocol (and through an interface the ports), so its
 // flows reach it, and other flows there find no policy with or without ipsnat.
-Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd);
+Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
+                        const std::vector<Address>& local = {});
 
 // Why npt6_mapped refuses the mapping npt6_of gives p (the first of the reasons above, naming
 // the other policy), or nullopt.
@@ -138,6 +158,7 @@ uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 // NPT6_OUT_REST key (if_id, mark, its destination; the NPT6_OUT rule then carries NPT6_FLAG_REST). Where two policies want one key, the one the kernel would
 // evaluate first (lower priority value, then lower index) has it. Besides them the IPv6 inside set: an
 // NPT6_INSIDE key (if_id 0, mark 0) per IPv6 inside prefix.
-std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside);
+std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside,
+                                                       const std::vector<Address>& local = {});
 
 }  // namespace ipsnat::spd

@@ -94,7 +94,7 @@ std::string reference_mismatch(const Policy& p, const Flow4& f) { return mismatc
 std::string reference_mismatch(const Policy& p, const Flow6& f) { return mismatch(p, f); }
 
 Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::vector<Prefix>& inside, bool binat,
-                           const Flow6& f) {
+                           const Flow6& f, const std::vector<Address>& local) {
   Nat6Outcome out;
   auto candidate = [&](const Policy& p) {
     return p.dir == Dir::Out && p.type == PolicyType::Main && p.is_ipsec() && p.sel.family == AF_INET6 &&
@@ -105,18 +105,18 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     bool routed = false;
     for (const Policy* p : pols) {
       if (!candidate(*p)) continue;
-      routed = routed || npt6_applied(*p, inside, binat, pols).ok;
+      routed = routed || npt6_applied(*p, inside, binat, pols, local).ok;
       if (!first || std::pair(p->priority, p->index) < std::pair(first->priority, first->index)) first = p;
     }
     if (first && !routed) {
       out.why = "no LWT route in policy mode for " + f.daddr.str() + ": policy " + std::to_string(first->index) + ": " +
-                npt6_applied(*first, inside, binat, pols).str();
+                npt6_applied(*first, inside, binat, pols, local).str();
       return out;
     }
   }
   for (const Policy* p : pols) {
     if (!candidate(*p)) continue;
-    auto m = npt6_mapped(*p, inside, pols);
+    auto m = npt6_mapped(*p, inside, pols, local);
     if (!m.ok) continue;
     const Policy* r = out.policy;
     if (!r || p->sel.dst.len > r->sel.dst.len ||
@@ -136,8 +136,8 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
         refused = p;
     if (refused)
       out.why += ": policy " + std::to_string(refused->index) + ": " + npt6_mapped(*refused, inside, pols).str();
-  } else if (m.nat66 && f.saddr == m.outside.addr)
-    out.why = "the source is the policy's address already";
+  } else if (m.nat66 && m.pool_holds(f.saddr))
+    out.why = m.pool > 1 ? "the source is an address of the policy's pool already" : "the source is the policy's address already";
   else if (!m.from_inside(f.saddr))
     out.why = m.nat66 ? "source not in an IPv6 inside prefix" : "source not in the inside prefix " + m.inside.front().str();
   else if (m.nat66 && !nat66_translates(f.proto))
@@ -145,7 +145,7 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
   else if (!m.nat66 && !binat)
     out.why = "nptv6 is stateless both ways: --binat allows it";
   else if (m.nat66)
-    out.to = m.outside.addr;
+    out.to = m.nat66_address(f.saddr);
   else if (!(out.to = npt6_map_address(m, f.saddr)))
     out.why = "RFC 6296 leaves it unmapped (the word to adjust is 0xffff)";
   return out;

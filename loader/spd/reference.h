@@ -33,9 +33,10 @@ std::optional<spd_nat_target> reference_nat_target(const std::vector<const Polic
 // ipsnat_npt6 map (npt6_entries: the longest destination selector of an IPv6 IPsec out-policy
 // with the flow's if_id, whose rule mark (npt6_key_mark) is the flow's mark (a VTI's okey), and a
 // mapping npt6_mapped keeps, of equal ones the first by priority, then index), applied
-// as bpf/lib/xlate.h does: NAT66 to the policy's address for TCP, UDP and ICMPv6 echo from any
-// IPv6 inside prefix; NPTv6 from its one, only on a device attached with --binat. if_id 0 and mark 0
-// is policy mode (the uplink): only a destination with an LWT route (a policy npt6_applied translates there) reaches
+// as bpf/lib/xlate.h does: NAT66 to the policy's address (of its pool the one the source picks) for TCP,
+// UDP and ICMPv6 echo from any IPv6 inside prefix; NPTv6 from its one, only on a device attached with
+// --binat. if_id 0 and mark 0 is policy mode (the uplink): only a destination with an LWT route (a policy
+// npt6_applied translates there) reaches
 // the datapath at all. Nothing checks that the kernel then puts the translated flow under that
 // policy: reference_lookup of the translated flow says where it goes.
 struct Nat6Outcome {
@@ -44,8 +45,9 @@ struct Nat6Outcome {
   std::optional<Address> to;       // the translated source, when translated
   std::string why;                 // when not
 };
+// local: the gateway's own addresses, which a NAT66 pool leaves out (npt6_of).
 Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::vector<Prefix>& inside, bool binat,
-                           const Flow6& f);
+                           const Flow6& f, const std::vector<Address>& local = {});
 
 // True when some source would make the kernel choose an IPsec out-policy for this flow's
 // destination, protocol, ports, mark and if_id.

@@ -127,6 +127,12 @@ std::vector<Address> local_ipv4_addresses() {
   return out;
 }
 
+std::vector<Address> local_addresses() {
+  std::vector<Address> out = local_ipv4_addresses();
+  for (const auto& a : ipv6_addresses()) out.push_back(a.prefix.addr);
+  return out;
+}
+
 namespace {
 
 // A unicast route of the main table: every nexthop's device, the first nexthop's gateway.

@@ -24,6 +24,7 @@ std::vector<AddrEntry> ipv4_addresses();
 // Global-scope IPv6 addresses (link-local and host-scope ones name no LAN).
 std::vector<AddrEntry> ipv6_addresses();
 std::vector<Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
+std::vector<Address> local_addresses();       // those of ipv4_addresses() and ipv6_addresses()
 // The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
 // empty when it has none.
 std::optional<Nexthop> route_get(const Prefix& dst);

@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 
 #include "maps/ct6.h"
+#include "maps/npt6.h"
 #include "maps/stats.h"
 #include "spd/model.h"
 #include "mirror/npt6_map.h"
+#include "spd/npt6.h"
 #include "pins/ct_gc.h"
 #include "support/datapath.h"
 #include "support/packet.h"
@@ -318,17 +321,22 @@ TEST_F(Nat66, EveryIpv6InsidePrefixIsTranslatedAndASourceInNoneIsNot) {
 
 // A /56 policy with a /64 LAN that fits 1:1 and a /48 LAN larger than it (loader/spd/npt6.h,
 // "rest"): with --binat the /64's host leaves NPTv6-mapped into the selector's first /64 (the
-// UDP checksum untouched and still valid), the /48's hosts with ports as the next /64's first
-// address after its Subnet-Router anycast one, 2001:db8:c:801::1, and their replies come back;
-// the far side opens nothing into the /48. Without --binat the /64's host leaves untouched and
-// the /48's still with ports.
-TEST_F(Nat66, BesideAOneToOneMapTheOtherLansTakeTheNextBlocksFirstAddressWithPorts) {
+// UDP checksum untouched and still valid), the /48's hosts with ports as an address of the next
+// /64's pool after its Subnet-Router anycast one (2001:db8:c:801::1-2001:db8:c:801::1:0, the one
+// the loader's reference names for each host), and their replies come back; the far side opens
+// nothing into the /48. Without --binat the /64's host leaves untouched and the /48's still with
+// ports.
+TEST_F(Nat66, BesideAOneToOneMapTheOtherLansAreNat66OverTheNextBlocksPool) {
   model.apply(spd::PolicyUpsert{policy6(14, "2001:db8:c:800::/56", "2001:db8:e00::/40")});
   inside = {ipsnat::parse_prefix("fd00:6:6:6::/64"), ipsnat::parse_prefix("fd00:5:5::/48")};
   writer.write(model, inside);
   set_dev(IPSNAT_DEV_ROUTE, kIfId, IPSNAT_DEV_BINAT);
   const std::string mapped = "fd00:6:6:6::10", larger = "fd00:5:5:1::20", remote = "2001:db8:e00::9";
-  const std::string rest = "2001:db8:c:801::1";
+  auto pool = spd::npt6_of(policy6(14, "2001:db8:c:800::/56", "2001:db8:e00::/40"), inside).rest_nat66();
+  ASSERT_EQ(pool.str(), "nat66 fd00:5:5::/48 -> 2001:db8:c:801::1-2001:db8:c:801::1:0 (ports)");
+  const std::string rest = pool.nat66_address(parse_address(larger)).str();
+  const std::string rest2 = pool.nat66_address(parse_address("fd00:5:5:ffff::7")).str();
+  ASSERT_TRUE(pool.pool_holds(parse_address(rest)) && pool.pool_holds(parse_address(rest2))) << rest << " " << rest2;
   RunResult r = out(eth.ipv6_l4(mapped, remote, kUdp, udp_header(40200, 53, 8)));
   EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(addr_at(r.out, kSrc).rfind("2001:db8:c:800:", 0), 0u) << addr_at(r.out, kSrc);
@@ -337,8 +345,8 @@ TEST_F(Nat66, BesideAOneToOneMapTheOtherLansTakeTheNextBlocksFirstAddressWithPor
   EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
   uint16_t tcp = leaves(larger, remote, kTcp, tcp_header(40201, 443, 0x02), rest);
   returns(remote, rest, kTcp, tcp_header(443, tcp, 0x12), larger, 40201);
-  uint16_t id = leaves("fd00:5:5:ffff::7", remote, kIcmp6, icmp6_echo(128, 12), rest);
-  returns(remote, rest, kIcmp6, icmp6_echo(129, id), "fd00:5:5:ffff::7", 12);
+  uint16_t id = leaves("fd00:5:5:ffff::7", remote, kIcmp6, icmp6_echo(128, 12), rest2);
+  returns(remote, rest2, kIcmp6, icmp6_echo(129, id), "fd00:5:5:ffff::7", 12);
   EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 2u) << dp.nonzero_reasons();
   EXPECT_EQ(n(IPSNAT_R_XLATE_NPT6), 1u) << dp.nonzero_reasons();
   EXPECT_EQ(back(eth.ipv6_l4(remote, larger, kTcp, tcp_header(5555, 22, 0x02)), kSa).retval, TC_ACT_SHOT);
@@ -454,6 +462,121 @@ TEST_F(Nat66Revalidate, UnrelatedSpdChangeKeepsTheFlow) {
   EXPECT_EQ(o->packets, 2u);
   EXPECT_EQ(o->spd_version, spd_version());
   returns(kRemote, kVip, kUdp, udp_header(53, port, 4), kHost, 40000);
+}
+
+// NAT66 over a pool (maps/npt6.h `span`; docs/datapath.md "NAT66 pools"): the LAN fd00:9:9:9::/64
+// is larger than the policy's source selector 2001:db8:b:7::100/120, so its hosts leave with ports
+// over the selector's 255 addresses after its Subnet-Router anycast one (::101..::1ff). The
+// address each host gets is the one the loader's reference names (spd/npt6.h nat66_address, the
+// same pick as IPv4's pools); checksums are recomputed whole (tests/support/packet.*).
+class Nat66Pool : public Nat66Revalidate {
+ protected:
+  Nat66Pool() {
+    spd::PolicyDelete gone;
+    gone.index = 9;
+    model.apply(gone);
+    model.apply(spd::PolicyUpsert{policy6(9, "2001:db8:b:7::100/120", "2001:db8:f00::/40")});
+    publish();
+    mapping = spd::npt6_of(policy6(9, "2001:db8:b:7::100/120", "2001:db8:f00::/40"), inside);
+  }
+  // The pool address the reference gives a LAN host.
+  std::string address_of(const std::string& host) { return mapping.nat66_address(parse_address(host)).str(); }
+  static bool in_pool(const std::string& a) {
+    Address x = parse_address(a);
+    return parse_prefix("2001:db8:b:7::100/120").contains(x) && x != parse_address("2001:db8:b:7::100");
+  }
+
+  spd::Npt6Mapping mapping;
+};
+
+// Each host keeps one address of the pool for all its flows (TCP, UDP, echo; several remote
+// endpoints), never the anycast one; hosts spread over the pool; every reply reaches its host.
+TEST_F(Nat66Pool, EachHostKeepsOneAddressOfThePoolAndRepliesComeBack) {
+  ASSERT_TRUE(mapping.ok && mapping.nat66) << mapping.why;
+  ASSERT_EQ(mapping.pool, 255u);
+  std::set<std::string> used;
+  for (int h = 1; h <= 40; ++h) {
+    const std::string host = "fd00:9:9:9::" + std::to_string(100 + h);
+    const std::string nat = address_of(host);
+    EXPECT_TRUE(in_pool(nat)) << host << " -> " << nat;
+    uint16_t udp = leaves(host, kRemote, kUdp, udp_header(41000, 53, 8), nat);
+    returns(kRemote, nat, kUdp, udp_header(53, udp, 4), host, 41000);
+    uint16_t tcp = leaves(host, "2001:db8:f12::77", kTcp, tcp_header(41001, 443, 0x02), nat);
+    returns("2001:db8:f12::77", nat, kTcp, tcp_header(443, tcp, 0x12), host, 41001);
+    uint16_t id = leaves(host, kRemote, kIcmp6, icmp6_echo(128, uint16_t(h)), nat);
+    returns(kRemote, nat, kIcmp6, icmp6_echo(129, id), host, uint16_t(h));
+    used.insert(nat);
+  }
+  EXPECT_GE(used.size(), 30u) << "40 hosts over 255 addresses, not all on one";
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 120u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 120u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_NAT_POOL_ADDR_FULL), 0u);
+}
+
+// Two ports per address: one host's flows to one remote endpoint fill its own address, then the
+// next ones of the pool (each passed over counted as nat-pool-address-full, as IPv4's), up to
+// NAT_POOL_TRIES (4) addresses; the ninth flow finds none and is dropped (drop-no-port). Another
+// remote endpoint has the host's own address again. Every binding answers its reply.
+TEST_F(Nat66Pool, AFullAddressMovesTheSearchOnAndIsCounted) {
+  dp.set_port_range(40000, 40001);
+  const std::string host = "fd00:9:9:9::9";
+  const Address own = parse_address(address_of(host));
+  std::vector<std::string> addr;
+  for (uint16_t i = 0; i < 8; ++i) {
+    Bytes pkt = eth.ipv6_l4(host, kRemote, kUdp, udp_header(5000 + i, 53, 8));
+    RunResult r = out(pkt);
+    ASSERT_EQ(r.retval, TC_ACT_UNSPEC) << "flow " << i << ": " << dp.nonzero_reasons();
+    EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kL3));
+    std::string nat = addr_at(r.out, kSrc);
+    EXPECT_TRUE(in_pool(nat)) << nat;
+    addr.push_back(nat);
+    returns(kRemote, nat, kUdp, udp_header(53, u16_at(r.out, kL4), 4), host, uint16_t(5000 + i));
+  }
+  EXPECT_EQ(addr[0], own.str());
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(addr[2 * k], addr[2 * k + 1]) << k;
+    // The k-th address tried: the host's own one and the next ones, wrapping round the pool.
+    uint32_t place = (npt6_word32(own.bytes.data(), 12) - 0x101 + k) % 255;
+    Address want = parse_address("2001:db8:b:7::101");
+    want.bytes[14] = uint8_t((0x101 + place) >> 8);
+    want.bytes[15] = uint8_t(0x101 + place);
+    EXPECT_EQ(addr[2 * k], want.str()) << k;
+  }
+  EXPECT_EQ(std::set<std::string>(addr.begin(), addr.end()).size(), 4u);
+  EXPECT_EQ(n(IPSNAT_R_NAT_POOL_ADDR_FULL), 2u * 1 + 2u * 2 + 2u * 3);
+  EXPECT_EQ(n(IPSNAT_R_DROP_NO_PORT), 0u);
+  EXPECT_EQ(out(eth.ipv6_l4(host, kRemote, kUdp, udp_header(5100, 53, 8))).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_NO_PORT), 1u);
+  EXPECT_EQ(n(IPSNAT_R_NAT_POOL_ADDR_FULL), 12u + 4u);
+  leaves(host, kRemote, kUdp, udp_header(5100, 54, 8), own.str());
+}
+
+// A source already in the pool (the gateway's own traffic from one of its addresses) passes
+// untouched (pass-already-ok), as IPv4's pools.
+TEST_F(Nat66Pool, SourcesAlreadyInThePoolPassUntouched) {
+  for (const char* a : {"2001:db8:b:7::101", "2001:db8:b:7::180", "2001:db8:b:7::1ff"}) {
+    Bytes pkt = eth.ipv6_l4(a, kRemote, kUdp, udp_header(5000, 53, 8));
+    EXPECT_EQ(out(pkt).out, pkt) << a;
+  }
+  EXPECT_EQ(n(IPSNAT_R_PASS_ALREADY_OK), 3u) << dp.nonzero_reasons();
+}
+
+// An SPD change that leaves the rule as it was keeps every flow on its pool address, not only
+// the pool's first one: each entry is checked against the pool (nat66_in_pool).
+TEST_F(Nat66Pool, AnUnrelatedSpdChangeKeepsEachFlowOnItsPoolAddress) {
+  std::vector<std::pair<std::string, uint16_t>> flows;
+  for (int h = 1; h <= 8; ++h) {
+    const std::string host = "fd00:9:9:9::" + std::to_string(h);
+    flows.emplace_back(host, leaves(host, kRemote, kUdp, udp_header(40000, 53, 8), address_of(host)));
+  }
+  model.apply(spd::PolicyUpsert{policy6(14, "2001:db8:77::1/128", "2001:db8:e00::/40")});
+  publish();
+  for (const auto& [host, port] : flows) {
+    EXPECT_EQ(leaves(host, kRemote, kUdp, udp_header(40000, 53, 8), address_of(host)), port) << host;
+    auto o = ct6(host, kRemote, 40000, 53, kUdp, IPSNAT_CT_ORIG);
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->packets, 2u) << host << ": the same entry carries on";
+  }
 }
 
 }  // namespace

@@ -7,9 +7,12 @@
 # --inside with one prefix covering both LANs does the same. The oracle is the kernel's ACQUIRE:
 # it names the selector the kernel saw after the LWT reroute, whose source must be the policy's
 # address for each LAN's host, never a LAN address. Then a /120 policy, smaller than the LANs,
-# takes them with ports to its first address: UDP and TCP reach the ACQUIRE with it. Then LANs of
-# two sizes under a /56 (NPTv6 for the one that fits, NAT66 for the larger) and under a /64 (the
-# larger one left out, and said).
+# takes them with ports over a pool of its 255 addresses after the Subnet-Router anycast one:
+# eight hosts' pings, a UDP and a TCP flow reach the ACQUIRE each with one pool address, the one
+# `ipsnat explain` names, the hosts spread over several (the kernel names the address the
+# datapath chose, not the test). Then LANs of two sizes under a /56 (NPTv6 for the one that fits,
+# NAT66 over the next /64's pool for the larger) and under a /64 (the larger one left out, and
+# said).
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -135,49 +138,89 @@ each_lan_translated
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 
 # A policy whose source is a prefix smaller than the LANs (/120 for /64s): no 1:1 map holds them, so
-# NAT66 takes all three to its first address after the Subnet-Router anycast one, with ports.
+# NAT66 takes all three over the /120's pool, ::101-::1ff (never the Subnet-Router anycast ::100),
+# with ports; each host keeps the one address its source picks.
 ip -n "$gw" xfrm policy delete src 2001:db8:78::5/128 dst 2001:db8:e78::/48 dir out
 ip -n "$gw" xfrm policy add src 2001:db8:78::100/120 dst 2001:db8:e78::/48 dir out \
   tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach (/120 policy) failed: $plan"
 echo "$plan"
-expect_ok "the plan takes the LANs to the /120 selector's first address with ports" \
-  grep -Eq '2001:db8:78::100/120 -> 2001:db8:e78::/48: nat66 fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 -> 2001:db8:78::101 \(ports\)$' <<<"$plan"
-acquires "t_in $lanb bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353'" \
-  "t_in $lana timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null"
-expect_ok "LAN 2's UDP reaches the kernel's ACQUIRE from the /120's first address" \
-  grep -q 'sel src 2001:db8:78::101/128 dst 2001:db8:e78::2/128 proto udp' <<<"$acq"
-expect_ok "LAN 1's TCP reaches the kernel's ACQUIRE from the /120's first address" \
-  grep -q 'sel src 2001:db8:78::101/128 dst 2001:db8:e78::1/128 proto tcp' <<<"$acq"
+expect_ok "the plan takes the LANs over the /120 selector's pool with ports" \
+  grep -Eq '2001:db8:78::100/120 -> 2001:db8:e78::/48: nat66 fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 -> 2001:db8:78::101-2001:db8:78::1ff \(ports\)$' <<<"$plan"
+expect_ok "the pool is blackholed per aligned block, not its anycast address" \
+  bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:78::180/121' &&
+           ! ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:78::100[/ ]'"
+in_pool() { [[ $1 =~ ^2001:db8:78::1[0-9a-f][0-9a-f]$ && $1 != 2001:db8:78::100 ]]; }
+# explain_to SRC DST PROTO [DPORT]: the source explain says the flow leaves with (ICMPv6, 58: no ports).
+explain_to() {
+  local ports=()
+  [[ -n ${4:-} ]] && ports=(40000 "$4")
+  t_in "$gw" "$IPSNAT" -j explain "$1" "$2" "$3" "${ports[@]}" --inside fd00:78:1::/64 --inside fd00:78:3::/64 \
+    --inside fd00:78:2::/64 | jq -r '.translation.to // empty'
+}
+# acquired_src DST PROTO: the source of the ACQUIRE (in $acq) for that destination and protocol.
+acquired_src() { sed -nE "s|.*sel src ([^/]+)/128 dst $1/128 proto $2.*|\1|p" <<<"$acq" | head -1; }
+# LAN 1's host's own TCP leaves from fd00:78:1::a: its second prefix's address is made deprecated too.
+ip -n "$lana" addr change fd00:78:3::a/64 dev a1 preferred_lft 0
+cmds=()
+for i in 1 2 3 4 5 6 7 8; do
+  ip -n "$lana" addr add "fd00:78:1::a$i/64" dev a1 nodad preferred_lft 0  # never a default source
+  cmds+=("t_in $lana ping -6 -c 1 -W 1 -I fd00:78:1::a$i 2001:db8:e78::1$i >/dev/null 2>&1")
+done
+cmds+=("t_in $lanb bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353'"
+  "t_in $lana timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null")
+sleep 1  # the new addresses settle
+acquires "${cmds[@]}"
+declare -A seen=()
+for i in 1 2 3 4 5 6 7 8; do
+  got=$(acquired_src "2001:db8:e78::1$i" ipv6-icmp)
+  want=$(explain_to "fd00:78:1::a$i" "2001:db8:e78::1$i" 58)
+  expect_ok "host fd00:78:1::a$i reaches the kernel's ACQUIRE from a pool address ($got)" in_pool "$got"
+  expect_ok "host fd00:78:1::a$i: explain names the same address ($want)" test "$got" = "$want"
+  [[ -n $got ]] && seen[$got]=1
+done
+expect_ok "eight hosts spread over several pool addresses (${!seen[*]})" test "${#seen[@]}" -ge 4
+got=$(acquired_src 2001:db8:e78::2 udp)
+expect_ok "LAN 2's UDP reaches the kernel's ACQUIRE from its pool address ($got)" \
+  test "$got" = "$(explain_to fd00:78:2::b 2001:db8:e78::2 udp 5353)"
+expect_ok "that address is the pool's" in_pool "$got"
+got=$(acquired_src 2001:db8:e78::1 tcp)
+expect_ok "LAN 1's TCP reaches the kernel's ACQUIRE from its pool address ($got)" \
+  test "$got" = "$(explain_to fd00:78:1::a 2001:db8:e78::1 tcp 443)"
+expect_ok "that address is the pool's" in_pool "$got"
 expect_ok "the ACQUIREs name the /120 policy" grep -q 'src 2001:db8:78::100/120 dst 2001:db8:e78::/48' <<<"$acq"
 expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
 json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78::/46)
 expect_ok "policies -j says the same" \
-  test "$(jq -r '.policies[] | select(.src=="2001:db8:78::100/120") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nat66 fd00:78::/46 2001:db8:78::101/128"
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:78::100/120") | .nat.kind + " " + .nat.inside + " " + .nat.to' <<<"$json")" = "nat66 fd00:78::/46 2001:db8:78::101-2001:db8:78::1ff"
 expect_ok "detach (/120 policy)" t_in "$gw" "$IPSNAT" detach eth0
 
 # LANs of two sizes under a /56 policy: LAN 2 named as a /64 (fits 1:1) and LAN 1 inside a /47
 # (larger than the selector). With --binat NPTv6 maps LAN 2 onto the selector's first /64, and the
-# /47 is NAT66 with ports to the next /64's first address after its Subnet-Router anycast one,
-# 2001:db8:79:1::1: each host's ping reaches the kernel's ACQUIRE with its own translation.
+# /47 is NAT66 with ports over the next /64's pool after its Subnet-Router anycast one,
+# 2001:db8:79:1::1-2001:db8:79:1::1:0: each host's ping reaches the kernel's ACQUIRE with its own
+# translation.
 ip -n "$gw" xfrm policy delete src 2001:db8:78::100/120 dst 2001:db8:e78::/48 dir out
 ip -n "$gw" xfrm policy add src 2001:db8:79::/56 dst 2001:db8:e78::/48 dir out \
   tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
 mixed=(--binat --inside 172.16.78.0/24 --inside fd00:78:2::/64 --inside fd00:78::/47)
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${mixed[@]}" 2>&1) || fail "attach (/56 policy) failed: $plan"
 echo "$plan"
-expect_ok "the plan maps the /64 1:1 and takes the /47 to the next /64's first address with ports" \
-  grep -q '2001:db8:79::/56 -> 2001:db8:e78::/48: nptv6 fd00:78:2::/64 -> 2001:db8:79::/64; nat66 fd00:78::/47 -> 2001:db8:79:1::1 (ports)$' <<<"$plan"
+expect_ok "the plan maps the /64 1:1 and takes the /47 over the next /64's pool with ports" \
+  grep -q '2001:db8:79::/56 -> 2001:db8:e78::/48: nptv6 fd00:78:2::/64 -> 2001:db8:79::/64; nat66 fd00:78::/47 -> 2001:db8:79:1::1-2001:db8:79:1::1:0 (ports)$' <<<"$plan"
 acquires "t_in $lanb ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1" \
   "t_in $lana ping -6 -c 1 -W 1 -I fd00:78:1::a 2001:db8:e78::1 >/dev/null 2>&1"
 expect_ok "LAN 2's ping reaches the kernel's ACQUIRE NPTv6-mapped into the selector's first /64" \
   grep -Eq 'sel src 2001:db8:79:(0:|:)[0-9a-f:]*/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
-expect_ok "LAN 1's ping reaches the kernel's ACQUIRE from 2001:db8:79:1::1" \
-  grep -q 'sel src 2001:db8:79:1::1/128 dst 2001:db8:e78::1/128 proto ipv6-icmp' <<<"$acq"
+got=$(acquired_src 2001:db8:e78::1 ipv6-icmp)
+want=$(t_in "$gw" "$IPSNAT" -j explain fd00:78:1::a 2001:db8:e78::1 58 --binat --inside fd00:78:2::/64 \
+  --inside fd00:78::/47 | jq -r '.translation.to // empty')
+expect_ok "LAN 1's ping reaches the kernel's ACQUIRE from the next /64's pool address explain names ($got)" \
+  bash -c '[[ $1 == "$2" && $1 =~ ^2001:db8:79:1:: ]]' _ "$got" "$want"
 expect_ok "no ACQUIRE names a LAN address" no_lan_source "$acq"
 json=$(t_in "$gw" "$IPSNAT" -j policies --inside fd00:78:2::/64 --inside fd00:78::/47)
 expect_ok "policies -j names the NPTv6 map and the rest's NAT66" \
-  test "$(jq -r '.policies[] | select(.src=="2001:db8:79::/56") | .nat.kind + " " + .nat.to + " " + .nat.rest.inside + " " + .nat.rest.to' <<<"$json")" = "nptv6 2001:db8:79::/64 fd00:78::/47 2001:db8:79:1::1/128"
+  test "$(jq -r '.policies[] | select(.src=="2001:db8:79::/56") | .nat.kind + " " + .nat.to + " " + .nat.rest.inside + " " + .nat.rest.to' <<<"$json")" = "nptv6 2001:db8:79::/64 fd00:78::/47 2001:db8:79:1::1-2001:db8:79:1::1:0"
 expect_ok "detach (/56 policy)" t_in "$gw" "$IPSNAT" detach eth0
 
 # Under a /64 policy the /64 LAN takes the whole selector: no address is left for the /47, and

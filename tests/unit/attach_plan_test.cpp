@@ -861,23 +861,28 @@ TEST(AttachPlan, Nptv6MapsASmallerLanOntoTheSelectorsFirstBlock) {
 }
 
 // LANs no 1:1 map holds (one larger than the policy's source prefix, or several that do not fit one
-// by one) take the selector's first address after the Subnet-Router anycast one (RFC 4291 2.6.1)
-// with ports, as IPv4 NAPT takes an inside set larger than a block: NAT66, stateful, so without
-// --binat and with no binat line; in policy mode with the companions of each LAN and the address
-// blackholed, as for a one-address policy.
-TEST(AttachPlan, ALanLargerThanTheIpv6SelectorTakesItsFirstAddressWithPorts) {
+// by one) take a pool of the selector's addresses from the first after the Subnet-Router anycast
+// one (RFC 4291 2.6.1) with ports, as IPv4 NAPT takes an inside set larger than a block: NAT66,
+// stateful, so without --binat and with no binat line; in policy mode with the companions of each
+// LAN and the pool blackholed per aligned block, as IPv4's pools.
+TEST(AttachPlan, ALanLargerThanTheIpv6SelectorIsNat66OverItsPool) {
   struct Case {
     std::vector<std::string> lans;  // each ends in "::", its host the gateway's "::1"
     uint8_t lan_len;
     const char* selector;
-    std::string address;
+    std::string pool;
+    std::vector<std::string> blackholes;  // some of the pool's blocks
   };
   const std::vector<Case> cases{
-      {{"fd00:5:5::"}, 48, "2001:db8:c:800::/56", "2001:db8:c:800::1"},
-      {{"fd00:5:5::"}, 48, "2001:db8:c:8::/64", "2001:db8:c:8::1"},
-      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::1:0/112", "2001:db8:c:8::1:1"},
-      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::100/120", "2001:db8:c:8::101"},
-      {{"fd00:5:5:5::", "fd00:5:5:6::"}, 64, "2001:db8:c:8::/64", "2001:db8:c:8::1"},
+      {{"fd00:5:5::"}, 48, "2001:db8:c:800::/56", "2001:db8:c:800::1-2001:db8:c:800::1:0",
+       {"2001:db8:c:800::1/128", "2001:db8:c:800::8000/113", "2001:db8:c:800::1:0/128"}},
+      {{"fd00:5:5::"}, 48, "2001:db8:c:8::/64", "2001:db8:c:8::1-2001:db8:c:8::1:0", {"2001:db8:c:8::1/128"}},
+      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::1:0/112", "2001:db8:c:8::1:1-2001:db8:c:8::1:ffff",
+       {"2001:db8:c:8::1:1/128", "2001:db8:c:8::1:8000/113"}},
+      {{"fd00:5:5:5::"}, 64, "2001:db8:c:8::100/120", "2001:db8:c:8::101-2001:db8:c:8::1ff",
+       {"2001:db8:c:8::101/128", "2001:db8:c:8::102/127", "2001:db8:c:8::180/121"}},
+      {{"fd00:5:5:5::", "fd00:5:5:6::"}, 64, "2001:db8:c:8::/64", "2001:db8:c:8::1-2001:db8:c:8::1:0",
+       {"2001:db8:c:8::1/128"}},
   };
   for (const auto& c : cases) {
     auto f = gateway(false);
@@ -890,12 +895,16 @@ TEST(AttachPlan, ALanLargerThanTheIpv6SelectorTakesItsFirstAddressWithPorts) {
     f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
     auto plan = make_plan(f, Settings{});
     auto text = plan_to_text(plan);
-    EXPECT_NE(text.find(std::string(" -> 2001:db8:f00::/40: nat66 ") + lans + " -> " + c.address + " (ports)\n"),
+    EXPECT_NE(text.find(std::string(" -> 2001:db8:f00::/40: nat66 ") + lans + " -> " + c.pool + " (ports)\n"),
               std::string::npos)
         << c.selector << "\n"
         << text;
     EXPECT_EQ(text.find("binat "), std::string::npos) << text;
-    EXPECT_NE(text.find("  route blackhole " + c.address + "/128 table 421\n"), std::string::npos) << text;
+    for (const auto& b : c.blackholes)
+      EXPECT_NE(text.find("  route blackhole " + b + " table 421\n"), std::string::npos) << b << "\n" << text;
+    EXPECT_EQ(text.find("  route blackhole " + ipsnat::parse_prefix(c.selector).str() + " table 421\n"), std::string::npos)
+        << "not the selector's anycast address:\n"
+        << text;
     for (const auto& lan : c.lans)
       for (const char* dir : {"fwd", "in"})
         EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst " + lan + "/" + std::to_string(c.lan_len) +
@@ -905,13 +914,39 @@ TEST(AttachPlan, ALanLargerThanTheIpv6SelectorTakesItsFirstAddressWithPorts) {
   }
 }
 
+// A gateway address inside the pool (a virtual IP in the policy's /120) is left out of it: its
+// sockets would collide with NAT ports. The pool is the longest run of addresses no local one
+// interrupts; the gateway's own connections take that address as their source (prefsrc), and no
+// blackhole covers it.
+TEST(AttachPlan, AGatewayAddressInsideTheIpv6PoolIsLeftOutOfIt) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:5:5:5::1", 64, 4, "lan0"));
+  f.addresses.push_back(host_address("2001:db8:c:8::101", 128, 3, "eth0"));
+  f.policies.push_back(ipsec6("2001:db8:c:8::100/120", "2001:db8:f00::/40", 0));
+  f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+  auto plan = make_plan(f, Settings{});
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find(" -> 2001:db8:f00::/40: nat66 fd00:5:5:5::/64 -> 2001:db8:c:8::102-2001:db8:c:8::1ff (ports)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("route blackhole 2001:db8:c:8::101/128"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:c:8::102/127 table 421\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("2001:db8:f00::/40 table 421 via fe80::1 dev eth0"), std::string::npos) << text;
+  EXPECT_NE(text.find(" src 2001:db8:c:8::101"), std::string::npos) << text;
+
+  // In the middle: the longer side is the pool.
+  f.addresses.back() = host_address("2001:db8:c:8::140", 128, 3, "eth0");
+  text = plan_to_text(make_plan(f, Settings{}));
+  EXPECT_NE(text.find("nat66 fd00:5:5:5::/64 -> 2001:db8:c:8::141-2001:db8:c:8::1ff (ports)\n"), std::string::npos) << text;
+}
+
 // Beside a LAN that fits 1:1 under a selector with room for more (a /64 under a /56), NPTv6 maps
-// that one onto the selector's first /64 and the larger LAN is NAT66 with ports to the next /64's
-// first address after its Subnet-Router anycast one, with its own companions and blackhole; without
+// that one onto the selector's first /64 and the larger LAN is NAT66 with ports over the next
+// /64's pool after its Subnet-Router anycast one, with its own companions and blackholes; without
 // --binat only that NAT66 is applied and the plan names the /64 left out. Where the fitting LAN
 // takes the whole selector (a /64 under a /64) no address is left: the line and a warning name the
 // larger LAN and why.
-TEST(AttachPlan, BesideAOneToOneMapTheLargerIpv6LanTakesTheNextBlocksFirstAddressWithPorts) {
+TEST(AttachPlan, BesideAOneToOneMapTheLargerIpv6LanIsNat66OverTheNextBlocksPool) {
   auto mixed = [](const char* selector) {
     auto f = gateway(false);
     f.addresses.push_back(host_address("fd00:5:5::1", 48, 4, "lan0"));
@@ -924,14 +959,15 @@ TEST(AttachPlan, BesideAOneToOneMapTheLargerIpv6LanTakesTheNextBlocksFirstAddres
   binat.binat = true;
   auto plan = make_plan(mixed("2001:db8:c:800::/56"), binat);
   auto text = plan_to_text(plan);
-  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:800::/64; nat66 fd00:5:5::/48 -> 2001:db8:c:801::1 "
-                      "(ports)\n"),
+  EXPECT_NE(text.find(": nptv6 fd00:6:6:6::/64 -> 2001:db8:c:800::/64; nat66 fd00:5:5::/48 -> "
+                      "2001:db8:c:801::1-2001:db8:c:801::1:0 (ports)\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("  binat 2001:db8:c:800::/64 = fd00:6:6:6::/64 from 2001:db8:f00::/40"), std::string::npos) << text;
   EXPECT_EQ(text.find("binat 2001:db8:c:801"), std::string::npos) << text;
   EXPECT_NE(text.find("  route blackhole 2001:db8:c:800::/64 table 421\n"), std::string::npos) << text;
   EXPECT_NE(text.find("  route blackhole 2001:db8:c:801::1/128 table 421\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:c:801::8000/113 table 421\n"), std::string::npos) << text;
   for (const char* lan : {"fd00:5:5::/48", "fd00:6:6:6::/64"})
     for (const char* dir : {"fwd", "in"})
       EXPECT_NE(text.find(std::string("xfrm policy src 2001:db8:f00::/40 dst ") + lan + " dir " + dir), std::string::npos)
@@ -939,7 +975,8 @@ TEST(AttachPlan, BesideAOneToOneMapTheLargerIpv6LanTakesTheNextBlocksFirstAddres
   EXPECT_EQ(text.find("not translated"), std::string::npos) << text;
 
   text = plan_to_text(make_plan(mixed("2001:db8:c:800::/56"), Settings{}));
-  EXPECT_NE(text.find(": nat66 fd00:5:5::/48 -> 2001:db8:c:801::1 (ports); fd00:6:6:6::/64 not translated: nptv6 is "
+  EXPECT_NE(text.find(": nat66 fd00:5:5::/48 -> 2001:db8:c:801::1-2001:db8:c:801::1:0 (ports); fd00:6:6:6::/64 not "
+                      "translated: nptv6 is "
                       "stateless both ways: --binat allows it\n"),
             std::string::npos)
       << text;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
+#include <set>
 #include <tuple>
 
 #include "spd/explain.h"
@@ -270,12 +272,13 @@ TEST(ReferenceNat6, Nat66TakesEveryIpv6InsidePrefix) {
   }
 }
 
-// A LAN larger than the policy's source prefix (a /48 under a /64) is taken with ports to the
-// selector's first address after the Subnet-Router anycast one, without --binat: the reference,
-// explain (whose translated flow the policy matches after the translation) and the map (a NAT66
-// OUT rule, no NPTv6 IN rule that would open the block to the far side) agree; on the uplink
-// (policy mode) and through an xfrm interface alike.
-TEST(ReferenceNat6, ALanLargerThanTheSelectorTakesItsFirstAddressWithPorts) {
+// A LAN larger than the policy's source prefix (a /48 under a /64) is taken with ports over a pool
+// of the selector's addresses from the first after the Subnet-Router anycast one (65536 of them,
+// IPSNAT_NPT6_MAX_POOL), without --binat: the reference, explain (whose translated flow the
+// policy matches after the translation) and the map (a NAT66 OUT rule with the pool's span, no
+// NPTv6 IN rule that would open the block to the far side) agree; on the uplink (policy mode) and
+// through an xfrm interface alike.
+TEST(ReferenceNat6, ALanLargerThanTheSelectorIsNat66OverThePool) {
   const std::vector<Prefix> lans{parse_prefix("fd00:67::/48"), parse_prefix("192.168.67.0/24")};
   for (uint32_t if_id : {0u, 9u}) {
     std::vector<Policy> v{out6("2001:db8:a7:5::/64", "2001:db8:e7::/48", 3, 100)};
@@ -285,14 +288,21 @@ TEST(ReferenceNat6, ALanLargerThanTheSelectorTakesItsFirstAddressWithPorts) {
     f.if_id = if_id;
     auto n = reference_nat6(pols, lans, false, f);
     ASSERT_TRUE(n.to) << if_id << " " << n.why;
-    EXPECT_EQ(n.to->str(), "2001:db8:a7:5::1");
-    EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::1 (ports)");
+    EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::1-2001:db8:a7:5::1:0 (ports)");
+    EXPECT_EQ(n.mapping.pool, 65536u);
+    EXPECT_TRUE(n.mapping.pool_holds(*n.to)) << n.to->str();
+    EXPECT_TRUE(parse_prefix("2001:db8:a7:5::/112").contains(*n.to) || *n.to == parse_address("2001:db8:a7:5::1:0"));
+    EXPECT_NE(*n.to, parse_address("2001:db8:a7:5::")) << "the Subnet-Router anycast address is never used";
     Explanation e = explain(pols, {}, lans, false, AnyFlow(f));
     EXPECT_EQ(e.kind, "nat66") << e.none_why;
     EXPECT_TRUE(e.ports);
-    EXPECT_EQ(e.to.str(), "2001:db8:a7:5::1");
+    EXPECT_EQ(e.to, *n.to);
     ASSERT_NE(e.after, nullptr);
     EXPECT_EQ(e.after->index, 3u);
+    // A source already in the pool is left as it is, as IPv4's.
+    auto own = f;
+    own.saddr = parse_address("2001:db8:a7:5::77");
+    EXPECT_FALSE(reference_nat6(pols, lans, false, own).to);
 
     SpdModel model;
     model.apply(PolicyUpsert{v[0]});
@@ -301,17 +311,18 @@ TEST(ReferenceNat6, ALanLargerThanTheSelectorTakesItsFirstAddressWithPorts) {
     ASSERT_NE(r, nullptr);
     EXPECT_EQ(r->kind, NPT6_KIND_NAT66);
     EXPECT_EQ(std::memcmp(r->to, parse_address("2001:db8:a7:5::1").bytes.data(), 16), 0);
+    EXPECT_EQ(r->span, 65535u);
     EXPECT_EQ(rule_at(entries, if_id, NPT6_IN, "2001:db8:a7:5::/64"), nullptr);
     EXPECT_NE(rule_at(entries, 0, NPT6_INSIDE, "fd00:67::/48"), nullptr);
   }
 }
 
 // Beside the one LAN a 1:1 map holds (a /64 under a /56), a larger LAN (a /48) is NAT66 with ports
-// to the next /64's first address after its Subnet-Router anycast one: the reference, explain and
-// the map (the prefix rule flagged NPT6_FLAG_REST, the NAT66 rule under NPT6_OUT_REST, no NPT6_IN
-// rule for the address) agree; the mapped LAN's host stays NPTv6's. Without --binat the larger
-// LAN's flow is translated alike and the mapped one's is not.
-TEST(ReferenceNat6, BesideAOneToOneMapALargerLanTakesTheNextBlocksFirstAddressWithPorts) {
+// over the next /64's pool from its first address after the Subnet-Router anycast one: the
+// reference, explain and the map (the prefix rule flagged NPT6_FLAG_REST, the NAT66 rule with its
+// span under NPT6_OUT_REST, no NPT6_IN rule for the pool) agree; the mapped LAN's host stays
+// NPTv6's. Without --binat the larger LAN's flow is translated alike and the mapped one's is not.
+TEST(ReferenceNat6, BesideAOneToOneMapALargerLanIsNat66OverTheNextBlocksPool) {
   const std::vector<Prefix> lans{parse_prefix("fd00:67::/48"), parse_prefix("fd00:68:0:1::/64")};
   for (uint32_t if_id : {0u, 9u}) {
     std::vector<Policy> v{out6("2001:db8:a7:500::/56", "2001:db8:e7::/48", 3, 100)};
@@ -322,12 +333,12 @@ TEST(ReferenceNat6, BesideAOneToOneMapALargerLanTakesTheNextBlocksFirstAddressWi
       f.if_id = if_id;
       auto n = reference_nat6(pols, lans, binat, f);
       ASSERT_TRUE(n.to) << if_id << " " << n.why;
-      EXPECT_EQ(n.to->str(), "2001:db8:a7:501::1");
-      EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:501::1 (ports)");
+      EXPECT_EQ(n.mapping.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:501::1-2001:db8:a7:501::1:0 (ports)");
+      EXPECT_TRUE(n.mapping.pool_holds(*n.to)) << n.to->str();
       Explanation e = explain(pols, {}, lans, binat, AnyFlow(f));
       EXPECT_EQ(e.kind, "nat66") << e.none_why;
       EXPECT_TRUE(e.ports);
-      EXPECT_EQ(e.to.str(), "2001:db8:a7:501::1");
+      EXPECT_EQ(e.to, *n.to);
       ASSERT_NE(e.after, nullptr);
       EXPECT_EQ(e.after->index, 3u);
 
@@ -353,6 +364,8 @@ TEST(ReferenceNat6, BesideAOneToOneMapALargerLanTakesTheNextBlocksFirstAddressWi
     ASSERT_NE(rest, nullptr);
     EXPECT_EQ(rest->kind, NPT6_KIND_NAT66);
     EXPECT_EQ(std::memcmp(rest->to, parse_address("2001:db8:a7:501::1").bytes.data(), 16), 0);
+    EXPECT_EQ(rest->span, 65535u);
+    EXPECT_EQ(r->span, 0u);
     EXPECT_NE(rule_at(entries, if_id, NPT6_IN, "2001:db8:a7:500::/64"), nullptr);
     EXPECT_EQ(entries.size(), 5u);  // OUT, OUT_REST, IN and the two inside prefixes
   }
@@ -567,6 +580,128 @@ TEST(ReferenceNat6, AVtisMarkedPolicyAndTheUplinksUnmarkedOneKeepTheirOwnRules) 
     }
     EXPECT_EQ(out_keys, 3);
   }
+}
+
+}  // namespace
+}  // namespace ipsnat::spd
+
+namespace ipsnat::spd {
+namespace {
+
+// The pool of a prefix selector: its addresses after the Subnet-Router anycast one, as many as it
+// holds up to IPSNAT_NPT6_MAX_POOL; a /128 is one address. Each LAN host keeps one address for all
+// its flows, hosts spread over the pool (consecutive ones and random ones alike), and the
+// reference, explain and the map agree on it.
+TEST(ReferenceNat6, EachLanHostKeepsOneAddressOfThePoolAndHostsSpreadOverIt) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:67::/48")};
+  struct Case {
+    const char* selector;
+    uint32_t pool;
+    const char* first;
+    const char* last;
+  };
+  for (const Case& c : {Case{"2001:db8:a7:5::100/120", 255, "2001:db8:a7:5::101", "2001:db8:a7:5::1ff"},
+                        Case{"2001:db8:a7:5::1:0/112", 65535, "2001:db8:a7:5::1:1", "2001:db8:a7:5::1:ffff"},
+                        Case{"2001:db8:a7:5::/126", 3, "2001:db8:a7:5::1", "2001:db8:a7:5::3"},
+                        Case{"2001:db8:a7:5::4/127", 1, "2001:db8:a7:5::5", "2001:db8:a7:5::5"},
+                        Case{"2001:db8:a7:5::9/128", 1, "2001:db8:a7:5::9", "2001:db8:a7:5::9"}}) {
+    std::vector<Policy> v{out6(c.selector, "2001:db8:e7::/48", 3, 100)};
+    auto pols = ptrs(v);
+    auto m = npt6_of(v[0], lans);
+    ASSERT_TRUE(m.ok) << c.selector << " " << m.why;
+    EXPECT_TRUE(m.nat66);
+    EXPECT_EQ(m.pool, c.pool) << c.selector;
+    EXPECT_EQ(m.outside.addr, parse_address(c.first)) << c.selector;
+    EXPECT_EQ(m.pool_last(), parse_address(c.last)) << c.selector;
+    EXPECT_EQ(m.str(), std::string("nat66 fd00:67::/48 -> ") + c.first +
+                           (c.pool > 1 ? std::string("-") + c.last : std::string()) + " (ports)");
+    SpdModel model;
+    model.apply(PolicyUpsert{v[0]});
+    auto entries = npt6_entries(model, lans);
+    const npt6_rule* r = out_rule(entries, 0, "2001:db8:e7::/48");
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->span + 1u, c.pool);
+    std::set<Address> used;
+    std::mt19937 rnd(c.pool);
+    for (int h = 0; h < 64; ++h) {
+      Address src = parse_address("fd00:67::");
+      if (h < 32) {
+        src.bytes[15] = uint8_t(h + 1);  // consecutive hosts
+      } else {
+        for (int i = 6; i < 16; ++i) src.bytes[i] = uint8_t(rnd());  // SLAAC-like ones
+      }
+      Address first;
+      for (uint16_t dport : {53, 443}) {
+        auto f = flow6(src.str().c_str(), "2001:db8:e7::1", IPPROTO_UDP, 40000, dport);
+        auto n = reference_nat6(pols, lans, false, f);
+        ASSERT_TRUE(n.to) << n.why;
+        EXPECT_TRUE(m.pool_holds(*n.to)) << n.to->str();
+        if (dport == 53) first = *n.to;
+        EXPECT_EQ(*n.to, first) << src.str() << " keeps one address";
+        EXPECT_EQ(explain(pols, {}, lans, false, AnyFlow(f)).to, *n.to);
+      }
+      used.insert(first);
+    }
+    if (c.pool >= 255) {
+      EXPECT_GE(used.size(), 50u) << c.selector;
+    } else {
+      EXPECT_EQ(used.size(), c.pool) << c.selector;
+    }
+  }
+}
+
+// A pool stays inside its selector's block and never holds the block's Subnet-Router anycast
+// address; its blackhole blocks (to_blocks) cover exactly its addresses.
+TEST(ReferenceNat6, APoolNeverHoldsTheAnycastAddressNorLeavesItsBlock) {
+  for (const char* sel : {"2001:db8:a7:5::/64", "2001:db8:a7:5::/96", "2001:db8:a7:5::1:0/112", "2001:db8:a7:5::f0/124"}) {
+    std::vector<Policy> v{out6(sel, "2001:db8:e7::/48", 3, 100)};
+    auto m = npt6_of(v[0], {parse_prefix("fd00:67::/48")});
+    ASSERT_TRUE(m.ok) << sel;
+    Prefix block = parse_prefix(sel);
+    EXPECT_TRUE(block.contains(m.outside.addr)) << sel;
+    EXPECT_TRUE(block.contains(m.pool_last())) << sel;
+    EXPECT_FALSE(m.pool_holds(parse_prefix(sel).addr)) << "the anycast address of " << sel;
+    uint64_t covered = 0;
+    for (const Prefix& b : m.to_blocks()) {
+      EXPECT_TRUE(block.contains(b.addr)) << b.str();
+      EXPECT_TRUE(m.pool_holds(b.addr)) << b.str();
+      covered += uint64_t(1) << (128 - b.len);
+    }
+    EXPECT_EQ(covered, m.pool) << sel;
+  }
+}
+
+// The gateway's own addresses are left out of a pool (npt6_of's `local`), and the reference, the
+// map and explain (NatConfig::local) agree; a /128 virtual IP stays the policy's one address.
+TEST(ReferenceNat6, APoolLeavesTheGatewaysOwnAddressesOut) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:67::/48")};
+  std::vector<Policy> v{out6("2001:db8:a7:5::100/120", "2001:db8:e7::/48", 3, 100)};
+  auto pols = ptrs(v);
+  const std::vector<Address> local{parse_address("2001:db8:a7:5::1f0"), parse_address("2001:db8:a7:5::120"),
+                                    parse_address("192.0.2.1"), parse_address("2001:db8:ffff::1")};
+  auto m = npt6_of(v[0], lans, local);
+  ASSERT_TRUE(m.ok);
+  EXPECT_EQ(m.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::121-2001:db8:a7:5::1ef (ports)");
+  for (const Address& a : local) EXPECT_FALSE(m.pool_holds(a)) << a.str();
+  SpdModel model;
+  model.apply(PolicyUpsert{v[0]});
+  auto entries = npt6_entries(model, lans, local);
+  const npt6_rule* r = out_rule(entries, 0, "2001:db8:e7::/48");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(std::memcmp(r->to, parse_address("2001:db8:a7:5::121").bytes.data(), 16), 0);
+  EXPECT_EQ(r->span, 0x1ef - 0x121);
+  NatConfig cfg;
+  cfg.local = local;
+  for (int h = 1; h <= 32; ++h) {
+    auto f = flow6(("fd00:67::" + std::to_string(h)).c_str(), "2001:db8:e7::1", IPPROTO_UDP, 40000, 53);
+    auto n = reference_nat6(pols, lans, false, f, local);
+    ASSERT_TRUE(n.to) << n.why;
+    EXPECT_TRUE(m.pool_holds(*n.to)) << n.to->str();
+    EXPECT_EQ(explain(pols, cfg, lans, false, AnyFlow(f)).to, *n.to);
+  }
+  std::vector<Policy> vip{out6("2001:db8:a7:5::9/128", "2001:db8:e7::/48", 4, 100)};
+  auto one = npt6_of(vip[0], lans, {parse_address("2001:db8:a7:5::9")});
+  EXPECT_EQ(one.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::9 (ports)");
 }
 
 }  // namespace

@@ -155,13 +155,14 @@ bool is_local(const HostFacts& f, const Address& a) {
 }
 
 // The out-policies whose traffic leaves through the device: route mode by the device's if_id
-// (xfrm) or mark (VTI); policy mode those bound to no interface, of IPv6 those an unmarked flow
-// meets (a VTI's marked IPv6 policies have rules only the VTI asks for, maps/npt6.h).
+// (xfrm) or mark (VTI); policy mode those bound to no interface that an unmarked flow meets (a
+// VTI's marked policies are the VTI's alone: an LWT route on the uplink for one would take the
+// VTI's destination out the uplink, and its IPv6 rules are kept for the VTI's okey, maps/npt6.h).
 bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
   if (p.dir != spd::Dir::Out || !p.is_ipsec() || (p.sel.family != AF_INET && p.sel.family != AF_INET6) ||
       p.type != spd::PolicyType::Main)
     return false;
-  if (mode == Mode::Policy) return p.if_id == 0 && (p.sel.family == AF_INET || (p.mark_v & p.mark_m) == 0);
+  if (mode == Mode::Policy) return p.if_id == 0 && p.meets_unmarked();
   if (dev.kind == "xfrm") return p.if_id == dev.if_id;
   if (is_vti(dev)) return p.mark_m != 0 && (dev.okey & p.mark_m) == p.mark_v;
   return p.if_id == 0;

@@ -36,6 +36,8 @@ NatConfig nat_config(const std::vector<std::string>& inside) {
 std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
   bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
   if (!translates || p.if_id) return "";
+  // A marked policy (a VTI's) is not the uplink's: policy mode leaves it alone (attach/plan.cpp).
+  if (!p.meets_unmarked()) return "";
   // An IPv6 policy with a mark (a VTI's) has rules only that mark's device asks for (maps/npt6.h).
   if (p.sel.family == AF_INET6 && !npt6_policy_mode_rule(p)) return "";
   return reroute_misses(p).value_or("");

@@ -72,6 +72,10 @@ struct Policy {
   // bypass (it still matches and shadows lower-priority policies).
   bool is_ipsec() const;
   bool is_bypass() const { return action == Action::Allow && !is_ipsec(); }
+  // Whether a flow without a mark (the uplink's own lookups) can match: the kernel matches when
+  // (flow mark & mask) == value (xfrm_policy_match), so a mask-0 policy matches every mark, and
+  // one whose value is nonzero (under its mask or outside it) never matches mark 0.
+  bool meets_unmarked() const { return mark_v == 0; }
   // What the kernel treats as the same policy (replaced by an update): selector, dir, type,
   // mark, if_id.
   bool same_key(const Policy& o) const;

@@ -634,6 +634,38 @@ TEST(AttachPlan, AVtisMarkedIpv6PolicyAndTheUplinksUnmarkedOneKeepTheirOwnRules)
   }
 }
 
+// The uplink's plan takes only the policies its own lookups meet (flow mark 0; the kernel matches
+// when (mark & mask) == value): a VTI's marked IPv4 policy (42/0xffffffff) gets no LWT route,
+// blackhole or companion there (its route at rule 210 would take the VTI's destination from the
+// VTI), while one whose value is 0 under a mask, and the unmarked one, keep theirs.
+TEST(AttachPlan, TheUplinkLeavesAVtisMarkedIpv4PolicyToTheVti) {
+  auto f = gateway(false);
+  auto vti_out = ipsec("10.20.40.2/32", "172.30.0.0/16", spd::Dir::Out, "200.2.2.2", "100.1.1.7", 7);
+  vti_out.index = 17;
+  auto vti_in = ipsec("172.30.0.0/16", "10.20.40.2/32", spd::Dir::In, "100.1.1.7", "200.2.2.2", 7);
+  auto zero_under_mask = ipsec("10.20.50.2/32", "172.31.0.0/16", spd::Dir::Out, "200.2.2.2", "100.1.1.8", 8);
+  zero_under_mask.index = 25;
+  zero_under_mask.mark_m = 0xff;
+  for (auto* p : {&vti_out, &vti_in}) {
+    p->mark_v = 42;
+    p->mark_m = 0xffffffff;
+  }
+  f.policies.insert(f.policies.end(), {vti_out, vti_in, zero_under_mask});
+  f.nexthops.push_back({ipsnat::parse_prefix("172.30.0.0/16"), 3, ipsnat::parse_address("200.2.2.1"), "eth0"});
+  f.nexthops.push_back({ipsnat::parse_prefix("172.31.0.0/16"), 3, ipsnat::parse_address("200.2.2.1"), "eth0"});
+  auto plan = make_plan(f, Settings{});
+  std::vector<std::string> routes;
+  for (const auto& r : steps_of<RouteStep>(plan)) routes.push_back(r.dst.str());
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "172.30.0.0/16"), 0) << plan_to_text(plan);
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "10.20.40.2/32"), 0) << plan_to_text(plan);
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "10.0.0.0/8"), 1) << plan_to_text(plan);
+  EXPECT_EQ(std::count(routes.begin(), routes.end(), "172.31.0.0/16"), 1) << plan_to_text(plan);
+  for (const auto& c : steps_of<XfrmPolicyStep>(plan)) EXPECT_EQ(c.policy.mark_v, 0u) << c.policy.describe();
+  auto text = plan_to_text(plan);
+  EXPECT_EQ(text.find("172.30."), std::string::npos) << text;
+  EXPECT_NE(text.find("translate policy 25 10.20.50.2/32 -> 172.31.0.0/16"), std::string::npos) << text;
+}
+
 // A VTI's refusals name the VTI and its okey, not policy mode; a mark mask that is neither 0 nor
 // full matches several flow marks and takes no rule, said in one line.
 TEST(AttachPlan, AVtisIpv6RefusalsAreWordedForTheVti) {

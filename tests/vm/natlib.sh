@@ -370,15 +370,33 @@ nat_udp_server_stop() {
   wait "$NAT_UDP_SRV" 2>/dev/null || true
 }
 
-# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 90 s of
-# the clock, however slow each probe is under TCG).
+# nat_wait_listen PORT u|t [NS]: until NS (default chost) has a UDP/TCP socket bound to PORT
+# (<= 90 s of the clock, however slow each probe is under TCG).
 nat_wait_listen() {
-  local end=$((SECONDS + 90))
-  while ((SECONDS < end)); do
-    lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
-    sleep 0.2
-  done
-  echo "   (chost: nothing listening on port $1 after 90 s)"
+  _nat_wait_port "${3:-chost}" "$1" "$2" || echo "   (${3:-chost}: nothing listening on port $1 after 90 s)"
+}
+
+# _nat_wait_port NS PORT u|t: one bash in NS reads /proc/net/{tcp,udp}[6] (the namespace's own
+# sockets) with builtins every 0.1 s until a listening TCP socket (state 0A) or a bound UDP
+# socket has local port PORT; <= 90 s. Two execs in all, where ss, grep and sleep per probe
+# cost about a second of emulated CPU each round.
+_nat_wait_port() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  lab_nsenter "$1" bash -c '
+    printf -v hex "%04X" "$1"
+    files=(/proc/net/tcp /proc/net/tcp6) want=0A
+    [[ $2 == u ]] && files=(/proc/net/udp /proc/net/udp6) want=
+    exec {z}<> <(:)
+    end=$((SECONDS + 90))
+    while ((SECONDS < end)); do
+      for f in "${files[@]}"; do
+        while read -r _ loc _ st _; do
+          [[ $loc == *:"$hex" && ( -z $want || $st == "$want" ) ]] && exit 0
+        done <"$f" 2>/dev/null
+      done
+      read -r -t 0.1 -u "$z" _ || true
+    done
+    exit 1' _nat_wait_port "$2" "$3"
 }
 
 # nat_check_udp NS PORT [DST SOURCE]: 20 datagrams echoed by chost (at DST, default
@@ -436,7 +454,7 @@ nat_check_napt() {
 # chost's answer, empty when none came back (TCP gives up connecting after 4 s, UDP waits 3 s).
 # IPv6 when ADDR has a colon (PEER then as socat gives it, in brackets).
 nat_chost_to_lanhost() {
-  local proto=$1 lport=$4 srv i v=4 addr=$2 listen connect ss=t
+  local proto=$1 lport=$4 srv v=4 addr=$2 listen connect ss=t
   [[ $addr == *:* ]] && v=6 addr="[$addr]"
   listen=TCP$v-LISTEN connect=TCP$v:$addr:$3,connect-timeout=4
   [[ $proto == udp ]] && listen=UDP$v-RECVFROM connect=UDP$v:$addr:$3 ss=u
@@ -444,10 +462,7 @@ nat_chost_to_lanhost() {
   # nsenter itself (it execs timeout), so that $! is what the kill below must end when nothing came.
   nsenter --net="/run/netns/$(lab_ns lanhost)" -- timeout 90 socat "$listen:$lport,reuseaddr" \
     SYSTEM:"echo $proto "'$SOCAT_PEERADDR' & srv=$!
-  for ((i = 0; i < 150; i++)); do
-    lab_exec lanhost ss -Hn"$ss"l "sport = :$lport" 2>/dev/null | grep -q . && break
-    sleep 0.2
-  done
+  _nat_wait_port lanhost "$lport" "$ss" || true
   if [[ $proto == udp ]]; then echo probe | lab_exec chost timeout 20 socat -t 3 - "$connect" 2>/dev/null || true
   else lab_exec chost timeout 20 socat -u "$connect" STDOUT 2>/dev/null || true; fi
   kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true

@@ -250,7 +250,7 @@ nat_check_no_door() {
 # to $LAB_STATE/flow.times. nat_udp_flow_stop ends it (<= 120 s in any case).
 nat_udp_flow_start() {
   rm -f "$LAB_STATE/flow.stop"
-  lab_exec "$1" timeout 130 python3 "$NAT_TOOL" udp-flow "$LAB_CHOST_IP" "$2" "$3" "$LAB_STATE/flow.stop" 120 \
+  lab_exec "$1" timeout 130 python3 -S "$NAT_TOOL" udp-flow "$LAB_CHOST_IP" "$2" "$3" "$LAB_STATE/flow.stop" 120 \
     >"$LAB_STATE/flow.times" &
   NAT_UDP_FLOW=$!
 }
@@ -361,7 +361,7 @@ nat_check_tcp() {
 # nat_udp_server_stop ends it: its own limit (120 s) only bounds a forgotten one, since under
 # TCG on a loaded host starting python can take longer than any fixed window a check would give it.
 nat_udp_server() {
-  lab_exec chost timeout 120 python3 "$NAT_TOOL" udp-echo-server "$1" 110 "${3:-0.0.0.0}" >"$2" &
+  lab_exec chost timeout 120 python3 -S "$NAT_TOOL" udp-echo-server "$1" 110 "${3:-0.0.0.0}" >"$2" &
   NAT_UDP_SRV=$! NAT_UDP_PORT=$1
   nat_wait_listen "$1" u
 }
@@ -405,7 +405,7 @@ nat_check_udp() {
   local got peers=$LAB_STATE/udp.peers dst=${3:-$LAB_CHOST_IP} bind=0.0.0.0
   [[ $dst == *:* ]] && bind=::
   nat_udp_server "$2" "$peers" "$bind"
-  got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$dst" "$2" 20 || true)
+  got=$(lab_exec "$1" timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$dst" "$2" 20 || true)
   nat_udp_server_stop
   expect_eq "$1: UDP echoes from $dst" "${got:-0}" 20
   [[ -z ${4:-} ]] || expect_eq "... chost saw one peer, from $4" \
@@ -421,8 +421,8 @@ nat_check_napt() {
   expect_ok "NAPT: lanhost ping (echo id 4242) answered" wait "$r1"
   expect_ok "NAPT: lanhost2 ping (same echo id) answered" wait "$r2"
   nat_udp_server "$port" "$peers"
-  lab_exec lanhost timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
-  lab_exec lanhost2 timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
+  lab_exec lanhost timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
+  lab_exec lanhost2 timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true
   nat_udp_server_stop

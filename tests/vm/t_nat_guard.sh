@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 160
+# vm-cost: 60
 # shellcheck source-path=SCRIPTDIR
 # Leak guard and reverse-path integrity (issue 7, items 1-2) on policy-based
 # IPsec with `ipsnat attach eth0`, judged on the transit router for the whole run:

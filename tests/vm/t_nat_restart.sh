@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
+# vm-cost: 150
 # shellcheck source-path=SCRIPTDIR
 # Restart and upgrade without loss (issue 7, item 3) on policy-based IPsec with real ESP:
 # one TCP flow lanhost -> chost sends a sequence number every 100 ms and checks every echo

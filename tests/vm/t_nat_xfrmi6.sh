@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
+# vm-cost: 120
 # vm-ci: named
 # shellcheck source-path=SCRIPTDIR
 # IPv6 on a route-based tunnel with real ESP: an xfrm interface (ipsec0, if_id from the profile)

@@ -1,6 +1,5 @@
 #!/bin/bash
 # vm-cost: 120
-# vm-ci: named
 # shellcheck source-path=SCRIPTDIR
 # IPv6 on a route-based tunnel with real ESP: an xfrm interface (ipsec0, if_id from the profile)
 # whose SA pair carries both inner families over the IPv4 peers (flag af-unspec, as strongSwan's
@@ -16,8 +15,6 @@
 #     npt6_expected), and its connection to that address reaches the LAN host.
 # Each phase: without ipsnat the LAN's IPv6 misses the policy (xfrmi drops it, nothing leaves);
 # detach restores gw; ESP both ways and no cleartext of either family on transit.
-# Not in the default VM run (CI, CPU-bound on 2 cores: 104 s quiet, 3-4 times that beside the host
-# tiers): `tests/vm/vm-tier.sh nat_xfrmi6`, or IPSNAT_VM_ALL=1.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require

@@ -284,11 +284,19 @@ lab_capture_stop() {
 }
 
 # lab_capture_count NAME FILTER...: packets in the capture matching a pcap filter.
-lab_capture_count() {
-  local name=$1; shift
+lab_capture_count() { _lab_capture_lines "$1" "" "${@:2}"; }
+
+# lab_capture_seen NAME FILTER...: 1 if a packet in the capture matches, else 0. tcpdump stops
+# at the first match: for "some ESP went each way" checks on a capture of bulk transfers, where
+# printing every matching packet to count it costs tens of seconds of emulated CPU under TCG.
+lab_capture_seen() { _lab_capture_lines "$1" 1 "${@:2}"; }
+
+# _lab_capture_lines NAME LIMIT FILTER...: matching packets, at most LIMIT (empty: all).
+_lab_capture_lines() {
+  local name=$1 limit=$2; shift 2
   [[ -f $LAB_STATE/$name.pcap ]] || { echo "lab_capture_count: no capture $name" >&2; return 1; }
   # wc, not a `read` loop: bash reads a pipe byte by byte, minutes for a bulk transfer under TCG.
-  { tcpdump -q -n -r "$LAB_STATE/$name.pcap" "$@" 2>/dev/null || true; } | wc -l
+  { tcpdump ${limit:+-c "$limit"} -q -n -r "$LAB_STATE/$name.pcap" "$@" 2>/dev/null || true; } | wc -l
 }
 
 # lab_capture_show NAME [FILTER...]: the capture as text (for failure messages),

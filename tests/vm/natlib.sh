@@ -79,23 +79,27 @@ nat_diag() {
 
 # nat_gw_snapshot: the gateway's configuration that attach may change and detach
 # must restore: links, qdiscs, filters, rules, routes, XFRM policies, nftables.
+# Six processes whatever the number of devices (each exec costs ~0.1-0.3 s under TCG): every
+# device's qdiscs and filters come from one `tc -batch`, rules and routes from one `ip -batch`.
 nat_gw_snapshot() {
-  local d
+  local links l
+  local -a devs=()
+  links=$(_lab_ip gw -d link show)
   # Without counters and timers (a bridge's run down): state, not configuration.
-  _lab_ip gw -d link show | sed -E 's/ (promiscuity|allmulti) [0-9]+//g; s/ ([a-z_]*timer) +[0-9.]+/ \1/g'
-  for d in $(_lab_ip gw -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
-    echo "== $d"
-    lab_exec gw tc qdisc show dev "$d" 2>&1
-    lab_exec gw tc filter show dev "$d" ingress 2>&1
-    lab_exec gw tc filter show dev "$d" egress 2>&1
-  done
-  _lab_ip gw rule show
-  _lab_ip gw route show table all
+  sed -E 's/ (promiscuity|allmulti) [0-9]+//g; s/ ([a-z_]*timer) +[0-9.]+/ \1/g' <<<"$links"
+  while IFS= read -r l; do   # "N: NAME[@PEER]: <FLAGS> ..."
+    [[ $l =~ ^[0-9]+:\ ([^:@ ]+)[@:] ]] && devs+=("${BASH_REMATCH[1]}")
+  done <<<"$links"
+  # tc prints no device names: the order (qdisc, ingress, egress per device) tells them apart.
+  for l in "${devs[@]}"; do
+    printf 'qdisc show dev %s\nfilter show dev %s ingress\nfilter show dev %s egress\n' "$l" "$l" "$l"
+  done | tc -n "$LAB_PREFIX-gw" -force -batch - 2>&1
+  printf 'rule show\nroute show table all\n' | _lab_batch gw
   # One line per policy, sorted: the kernel dumps newest first, so a policy an IKE daemon
   # re-installed moves without the configuration changing.
   _lab_ip gw xfrm policy show | awk '/^src / { if (b) print b; b = $0; next } { b = b " |" $0 } END { if (b) print b }' | sort
   # Without rule counters (iptables-nft rules carry them): traffic is not configuration.
-  lab_exec gw nft list ruleset 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+  lab_nsenter gw nft list ruleset 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 }
 
 # nat_expect_restored DESC BEFORE_FILE [SED_EXPR]: the snapshot now equals BEFORE_FILE (both
@@ -246,7 +250,7 @@ nat_check_no_door() {
 # to $LAB_STATE/flow.times. nat_udp_flow_stop ends it (<= 120 s in any case).
 nat_udp_flow_start() {
   rm -f "$LAB_STATE/flow.stop"
-  lab_exec "$1" timeout 130 python3 "$NAT_TOOL" udp-flow "$LAB_CHOST_IP" "$2" "$3" "$LAB_STATE/flow.stop" 120 \
+  lab_exec "$1" timeout 130 python3 -S "$NAT_TOOL" udp-flow "$LAB_CHOST_IP" "$2" "$3" "$LAB_STATE/flow.stop" 120 \
     >"$LAB_STATE/flow.times" &
   NAT_UDP_FLOW=$!
 }
@@ -357,7 +361,7 @@ nat_check_tcp() {
 # nat_udp_server_stop ends it: its own limit (120 s) only bounds a forgotten one, since under
 # TCG on a loaded host starting python can take longer than any fixed window a check would give it.
 nat_udp_server() {
-  lab_exec chost timeout 120 python3 "$NAT_TOOL" udp-echo-server "$1" 110 "${3:-0.0.0.0}" >"$2" &
+  lab_exec chost timeout 120 python3 -S "$NAT_TOOL" udp-echo-server "$1" 110 "${3:-0.0.0.0}" >"$2" &
   NAT_UDP_SRV=$! NAT_UDP_PORT=$1
   nat_wait_listen "$1" u
 }
@@ -366,15 +370,33 @@ nat_udp_server_stop() {
   wait "$NAT_UDP_SRV" 2>/dev/null || true
 }
 
-# nat_wait_listen PORT u|t: until chost has a UDP/TCP socket bound to PORT (<= 90 s of
-# the clock, however slow each probe is under TCG).
+# nat_wait_listen PORT u|t [NS]: until NS (default chost) has a UDP/TCP socket bound to PORT
+# (<= 90 s of the clock, however slow each probe is under TCG).
 nat_wait_listen() {
-  local end=$((SECONDS + 90))
-  while ((SECONDS < end)); do
-    lab_exec chost ss -Hn"$2"l "sport = :$1" 2>/dev/null | grep -q . && return 0
-    sleep 0.2
-  done
-  echo "   (chost: nothing listening on port $1 after 90 s)"
+  _nat_wait_port "${3:-chost}" "$1" "$2" || echo "   (${3:-chost}: nothing listening on port $1 after 90 s)"
+}
+
+# _nat_wait_port NS PORT u|t: one bash in NS reads /proc/net/{tcp,udp}[6] (the namespace's own
+# sockets) with builtins every 0.1 s until a listening TCP socket (state 0A) or a bound UDP
+# socket has local port PORT; <= 90 s. Two execs in all, where ss, grep and sleep per probe
+# cost about a second of emulated CPU each round.
+_nat_wait_port() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  lab_nsenter "$1" bash -c '
+    printf -v hex "%04X" "$1"
+    files=(/proc/net/tcp /proc/net/tcp6) want=0A
+    [[ $2 == u ]] && files=(/proc/net/udp /proc/net/udp6) want=
+    exec {z}<> <(:)
+    end=$((SECONDS + 90))
+    while ((SECONDS < end)); do
+      for f in "${files[@]}"; do
+        while read -r _ loc _ st _; do
+          [[ $loc == *:"$hex" && ( -z $want || $st == "$want" ) ]] && exit 0
+        done <"$f" 2>/dev/null
+      done
+      read -r -t 0.1 -u "$z" _ || true
+    done
+    exit 1' _nat_wait_port "$2" "$3"
 }
 
 # nat_check_udp NS PORT [DST SOURCE]: 20 datagrams echoed by chost (at DST, default
@@ -383,7 +405,7 @@ nat_check_udp() {
   local got peers=$LAB_STATE/udp.peers dst=${3:-$LAB_CHOST_IP} bind=0.0.0.0
   [[ $dst == *:* ]] && bind=::
   nat_udp_server "$2" "$peers" "$bind"
-  got=$(lab_exec "$1" timeout 40 python3 "$NAT_TOOL" udp-echo-client "$dst" "$2" 20 || true)
+  got=$(lab_exec "$1" timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$dst" "$2" 20 || true)
   nat_udp_server_stop
   expect_eq "$1: UDP echoes from $dst" "${got:-0}" 20
   [[ -z ${4:-} ]] || expect_eq "... chost saw one peer, from $4" \
@@ -399,8 +421,8 @@ nat_check_napt() {
   expect_ok "NAPT: lanhost ping (echo id 4242) answered" wait "$r1"
   expect_ok "NAPT: lanhost2 ping (same echo id) answered" wait "$r2"
   nat_udp_server "$port" "$peers"
-  lab_exec lanhost timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
-  lab_exec lanhost2 timeout 40 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
+  lab_exec lanhost timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
+  lab_exec lanhost2 timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true
   nat_udp_server_stop
@@ -432,7 +454,7 @@ nat_check_napt() {
 # chost's answer, empty when none came back (TCP gives up connecting after 4 s, UDP waits 3 s).
 # IPv6 when ADDR has a colon (PEER then as socat gives it, in brackets).
 nat_chost_to_lanhost() {
-  local proto=$1 lport=$4 srv i v=4 addr=$2 listen connect ss=t
+  local proto=$1 lport=$4 srv v=4 addr=$2 listen connect ss=t
   [[ $addr == *:* ]] && v=6 addr="[$addr]"
   listen=TCP$v-LISTEN connect=TCP$v:$addr:$3,connect-timeout=4
   [[ $proto == udp ]] && listen=UDP$v-RECVFROM connect=UDP$v:$addr:$3 ss=u
@@ -440,10 +462,7 @@ nat_chost_to_lanhost() {
   # nsenter itself (it execs timeout), so that $! is what the kill below must end when nothing came.
   nsenter --net="/run/netns/$(lab_ns lanhost)" -- timeout 90 socat "$listen:$lport,reuseaddr" \
     SYSTEM:"echo $proto "'$SOCAT_PEERADDR' & srv=$!
-  for ((i = 0; i < 150; i++)); do
-    lab_exec lanhost ss -Hn"$ss"l "sport = :$lport" 2>/dev/null | grep -q . && break
-    sleep 0.2
-  done
+  _nat_wait_port lanhost "$lport" "$ss" || true
   if [[ $proto == udp ]]; then echo probe | lab_exec chost timeout 20 socat -t 3 - "$connect" 2>/dev/null || true
   else lab_exec chost timeout 20 socat -u "$connect" STDOUT 2>/dev/null || true; fi
   kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
@@ -472,7 +491,7 @@ nat_check_all() {
 # LAN address (capture taken on chost's lan0).
 nat_chost_capture_check() {
   expect_gt "chost saw packets from $LAB_NAT_IP" \
-    "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
+    "$(lab_capture_seen "$1" "ip and src host $LAB_NAT_IP")" 0
   expect_eq "chost saw no LAN source address" \
     "$(lab_capture_count "$1" "ip and (src net $LAB_LAN_NET or src net $LAB_LAN2_NET)")" 0
 }
@@ -485,8 +504,8 @@ dual_chost_sources_check() {
   for a in "$LAB_NAT_IP" "$LAB_NAT_IP6" "$LAB_CHOST_IP" "$LAB_CHOST_IP6" "$LAB_CGW_LAN_IP" "$LAB_CGW_LAN_IP6"; do
     other+=" and not src host $a"
   done
-  expect_gt "chost saw packets from $LAB_NAT_IP" "$(lab_capture_count "$1" "ip and src host $LAB_NAT_IP")" 0
-  expect_gt "chost saw packets from $LAB_NAT_IP6" "$(lab_capture_count "$1" "ip6 and src host $LAB_NAT_IP6")" 0
+  expect_gt "chost saw packets from $LAB_NAT_IP" "$(lab_capture_seen "$1" "ip and src host $LAB_NAT_IP")" 0
+  expect_gt "chost saw packets from $LAB_NAT_IP6" "$(lab_capture_seen "$1" "ip6 and src host $LAB_NAT_IP6")" 0
   expect_eq "chost saw no other source (no LAN address of either family)" "$(lab_capture_count "$1" "$other")" 0
 }
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 140
+# vm-cost: 90
 # shellcheck source-path=SCRIPTDIR
 # The README's demo in the VM tier (issue 5): scripts/demo-esp.sh with the seed
 # HOWTO's addresses — strongSwan IKEv2 between gw and cgw, `ipsnat attach eth0`,

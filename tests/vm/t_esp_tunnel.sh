@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 120
+# vm-cost: 30
 # shellcheck source-path=SCRIPTDIR
 # Policy-based ESP tunnel (manual keys, GCM-128) between gw and cgw, no NAT:
 # the gateway's own tunnel address reaches the company host only inside ESP.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 200
+# vm-cost: 60
 # shellcheck source-path=SCRIPTDIR
 # The product under a real IKE daemon (issue 4): strongSwan's charon on both
 # gateways (scripts/vm/ike.sh), IKEv2 with PSK, the company gateway handing out

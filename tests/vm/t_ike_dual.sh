@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 200
+# vm-cost: 90
 # shellcheck source-path=SCRIPTDIR
 # Dual stack under a real IKE daemon (issue 13): strongSwan's charon on both gateways
 # (scripts/vm/ike.sh, IKE_IPV6=yes), IKE and ESP between the gateways' IPv4 addresses, cgw

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 160
+# vm-cost: 60
 # shellcheck source-path=SCRIPTDIR
 # Leak guard and reverse-path integrity (issue 7, items 1-2) on policy-based
 # IPsec with `ipsnat attach eth0`, judged on the transit router for the whole run:
@@ -27,7 +27,7 @@ nat_check_ping lanhost
 # A live UDP flow (lanhost:40000 -> chost:6000) gives the spoofs a conntrack entry to aim at.
 nat_udp_server 6000 "$LAB_STATE/udp.peers"
 expect_eq "live UDP flow from lanhost:40000" \
-  "$(lab_exec lanhost timeout 30 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true)" 3
+  "$(lab_exec lanhost timeout 30 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true)" 3
 nat_udp_server_stop
 nat_port=$(sed -n "s/^$LAB_NAT_IP://p" "$LAB_STATE/udp.peers" | head -1)
 # Under TCG load the server may be cut off before it prints its peers; ipsnat's own flow table
@@ -43,8 +43,8 @@ _lab_ip transit route add "$LAB_NAT_IP/32" via "$LAB_GW_WAN_IP"
 _lab_ip transit route add "$LAB_LAN_NET" via "$LAB_GW_WAN_IP"
 for dst in "$LAB_NAT_IP" "$LAB_LANHOST_IP"; do
   dport=40000; [[ $dst == "$LAB_NAT_IP" ]] && dport=${nat_port:-40000}
-  lab_exec transit python3 "$NAT_TOOL" spoof "$LAB_CHOST_IP" "$dst" udp 6000 "$dport" 5
-  lab_exec transit python3 "$NAT_TOOL" spoof "$LAB_CHOST_IP" "$dst" icmp 4242 0 5
+  lab_exec transit python3 -S "$NAT_TOOL" spoof "$LAB_CHOST_IP" "$dst" udp 6000 "$dport" 5
+  lab_exec transit python3 -S "$NAT_TOOL" spoof "$LAB_CHOST_IP" "$dst" icmp 4242 0 5
 done
 sleep 1
 lab_capture_stop gwin >/dev/null
@@ -71,7 +71,7 @@ cgw_out_policy() {
 }
 udp_echoes() {
   nat_udp_server 6000 "$LAB_STATE/other-sa.peers"
-  lab_exec lanhost timeout 30 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true
+  lab_exec lanhost timeout 30 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000 || true
   nat_udp_server_stop
 }
 cgw_out_policy "$other_reqid"
@@ -91,7 +91,7 @@ step "out SA deleted (policy stays: acquire/larval)"
 _lab_ip gw xfrm state delete src "$LAB_GW_WAN_IP" dst "$LAB_CGW_WAN_IP" proto esp spi "$LAB_SPI_OUT"
 expect_fail "no out SA: ping fails" lab_ping lanhost "$LAB_CHOST_IP"
 expect_fail "no out SA: UDP gets no echo" \
-  lab_exec lanhost timeout 20 python3 "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000
+  lab_exec lanhost timeout 20 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" 6000 3 40000
 expect_eq "no out SA: no cleartext from gw" "$(leaks_from_gw)" 0
 _lab_ip gw xfrm state add src "$LAB_GW_WAN_IP" dst "$LAB_CGW_WAN_IP" proto esp spi "$LAB_SPI_OUT" \
   reqid "$LAB_REQID" mode tunnel aead "$LAB_AEAD" "$LAB_KEY_OUT" 128

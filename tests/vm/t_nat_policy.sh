@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 340
+# vm-cost: 120
 # shellcheck source-path=SCRIPTDIR
 # The product on policy-based IPsec (strongSwan's default): manual-key SAs and
 # policies on the uplink eth0 as an IKE daemon installs them (out NAT_IP/32 ->

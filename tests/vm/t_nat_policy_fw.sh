@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
+# vm-cost: 60
 # The policy-based scenario behind the gateway's stateful firewall, seed addresses, every check
 # (t_nat_policy.sh has the phases; this one runs in a VM of its own), with the seed's masquerade
 # in native nftables form added after attach.

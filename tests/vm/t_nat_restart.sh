@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
+# vm-cost: 150
 # shellcheck source-path=SCRIPTDIR
 # Restart and upgrade without loss (issue 7, item 3) on policy-based IPsec with real ESP:
 # one TCP flow lanhost -> chost sends a sequence number every 100 ms and checks every echo
@@ -20,7 +20,7 @@ nat_require
 SEQ_TOOL=$VM_TESTS_DIR/tcpseq.py
 PORT=5201
 
-pinned_id() { bpftool -j map show pinned "$NAT_PIN_ROOT/$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null || echo 0; }
+pinned_id() { bpftool -j map show pinned "$NAT_PIN_ROOT/$1" 2>/dev/null | python3 -S -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null || echo 0; }
 # The ids of the programs on eth0's TC hooks, "INGRESS/EGRESS".
 tc_prog_ids() {
   local d ids=()
@@ -30,7 +30,7 @@ tc_prog_ids() {
   echo "${ids[0]:-none}/${ids[1]:-none}"
 }
 follower_pid() {
-  python3 -c 'import glob,json,sys; print(next((json.load(open(f)).get("daemon_pid", 0) for f in glob.glob(sys.argv[1] + "/*@eth0.json")), 0))' \
+  python3 -S -c 'import glob,json,sys; print(next((json.load(open(f)).get("daemon_pid", 0) for f in glob.glob(sys.argv[1] + "/*@eth0.json")), 0))' \
     "$NAT_STATE_DIR"
 }
 alive() { (($1 > 0)) && kill -0 "$1" 2>/dev/null; }
@@ -59,10 +59,10 @@ expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0
 
 STOP=$LAB_STATE/seq.stop PROGRESS=$LAB_STATE/seq.progress RESULT=$LAB_STATE/seq.result
 # The server outlives the scenario (its timeout bounds it): closing first would end the flow.
-lab_exec chost timeout 900 python3 "$SEQ_TOOL" server "$PORT" 880 &
+lab_exec chost timeout 900 python3 -S "$SEQ_TOOL" server "$PORT" 880 &
 srv=$!
 nat_wait_listen "$PORT" t
-lab_exec lanhost timeout 900 python3 "$SEQ_TOOL" client "$LAB_CHOST_IP" "$PORT" 0.1 860 "$STOP" "$PROGRESS" \
+lab_exec lanhost timeout 900 python3 -S "$SEQ_TOOL" client "$LAB_CHOST_IP" "$PORT" 0.1 860 "$STOP" "$PROGRESS" \
   >"$RESULT" 2>&1 &
 cli=$!
 flow_advances "the flow runs"

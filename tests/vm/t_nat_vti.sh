@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 350
+# vm-cost: 120
 # shellcheck source-path=SCRIPTDIR
 # The product on a route-based tunnel: a VTI (vti0, ikey = okey from the profile; its
 # policies carry the key as mark) at its default MTU. `ipsnat attach vti0` must make the LAN reach the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 400
+# vm-cost: 120
 # shellcheck source-path=SCRIPTDIR
 # The product on a route-based tunnel: an xfrm interface (ipsec0, if_id from the
 # profile) at its default MTU. `ipsnat attach ipsec0` must make the LAN reach the

@@ -1,6 +1,5 @@
 #!/bin/bash
-# vm-cost: 250
-# vm-ci: named
+# vm-cost: 120
 # shellcheck source-path=SCRIPTDIR
 # IPv6 on a route-based tunnel with real ESP: an xfrm interface (ipsec0, if_id from the profile)
 # whose SA pair carries both inner families over the IPv4 peers (flag af-unspec, as strongSwan's
@@ -16,8 +15,6 @@
 #     npt6_expected), and its connection to that address reaches the LAN host.
 # Each phase: without ipsnat the LAN's IPv6 misses the policy (xfrmi drops it, nothing leaves);
 # detach restores gw; ESP both ways and no cleartext of either family on transit.
-# Not in the default VM run (CI, CPU-bound on 2 cores: 104 s quiet, 3-4 times that beside the host
-# tiers): `tests/vm/vm-tier.sh nat_xfrmi6`, or IPSNAT_VM_ALL=1.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 nat_require
@@ -25,7 +22,7 @@ nat_require
 # npt6_expected ADDR INSIDE/64 OUTSIDE/64: ADDR with INSIDE replaced by OUTSIDE and the first
 # interface-identifier word adjusted so the one's-complement sum is unchanged (RFC 6296 3.2, 3.6).
 npt6_expected() {
-  python3 - "$@" <<'EOF'
+  python3 -S - "$@" <<'EOF'
 import ipaddress, sys
 addr, inside, outside = ipaddress.IPv6Address(sys.argv[1]), *(ipaddress.IPv6Network(n) for n in sys.argv[2:])
 assert inside.prefixlen == outside.prefixlen == 64 and addr in inside
@@ -73,7 +70,7 @@ xfrmi6_policies() {
 
 # same_ip6 A B: A and B are the same IPv6 address (socat prints them in full).
 # shellcheck disable=SC2317 # called through expect_ok
-same_ip6() { python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) != ipaddress.ip_address(sys.argv[2]))' "$1" "$2"; }
+same_ip6() { python3 -S -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) != ipaddress.ip_address(sys.argv[2]))' "$1" "$2"; }
 
 # xfrmi6_phase NAME SRC6 EXPECTED_SOURCE6 PORT [attach flags...]: with gw's IPv6 out-policy
 # from SRC6, attach, the checks (header), detach.
@@ -110,7 +107,7 @@ xfrmi6_phase() {
 
 lab_profile "${NAT_XFRMI6_PROFILE:-seed}"
 # The NPTv6 block: the /64 after the NAT66 address's own, inside the company's IPv6 network.
-npt6_net=$(python3 -c 'import ipaddress, sys
+npt6_net=$(python3 -S -c 'import ipaddress, sys
 n = ipaddress.IPv6Network(sys.argv[1] + "/64", strict=False)
 print(ipaddress.IPv6Network((int(n.network_address) + (1 << 64), 64)))' "$LAB_NAT_IP6")
 xfrmi6_lab

@@ -4,7 +4,8 @@
 # scenario takes minutes and mostly keeps one CPU busy, so the scenarios are
 # split into IPSNAT_VM_SHARDS groups (default: one per CPU, at most 2), each
 # run by its own VM at the same time; a scenario's "# vm-cost: SECONDS" header
-# (default 120) balances the groups. Each VM's time limit (IPSNAT_VM_TIMEOUT,
+# (its emulated CPU seconds, qemu user+sys measured with the scenario alone in
+# the VM; default 120) balances the groups. Each VM's time limit (IPSNAT_VM_TIMEOUT,
 # default 1500 s) is below CTest's 1560 s, so a hang ends here, with the
 # console log path printed.
 set -euo pipefail

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <tuple>
 
 #include "util/address.h"
@@ -15,19 +14,9 @@ namespace ipsnat::state {
 namespace {
 
 Address nat_address(const ipsnat_ct_key& k) { return Address::v4(k.daddr); }
-Address nat_address(const ipsnat_ct6_key& k) {
-  Address a;
-  a.family = AF_INET6;
-  std::memcpy(a.bytes.data(), k.daddr, 16);
-  return a;
-}
+Address nat_address(const ipsnat_ct6_key& k) { return Address::v6(k.daddr); }
 Address remote_address(const ipsnat_ct_key& k) { return Address::v4(k.saddr); }
-Address remote_address(const ipsnat_ct6_key& k) {
-  Address a;
-  a.family = AF_INET6;
-  std::memcpy(a.bytes.data(), k.saddr, 16);
-  return a;
-}
+Address remote_address(const ipsnat_ct6_key& k) { return Address::v6(k.saddr); }
 
 const char* proto_name(uint8_t proto, uint8_t echo, const char* echo_name) {
   return proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp" : proto == echo ? echo_name : "other";

@@ -16,6 +16,13 @@ Address Address::v4(uint32_t be_addr) {
   return a;
 }
 
+Address Address::v6(const uint8_t (&bytes)[16]) {
+  Address a;
+  a.family = AF_INET6;
+  std::memcpy(a.bytes.data(), bytes, 16);
+  return a;
+}
+
 uint32_t Address::v4_be() const {
   uint32_t v;
   std::memcpy(&v, bytes.data(), 4);

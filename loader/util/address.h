@@ -13,6 +13,7 @@ struct Address {
   std::array<uint8_t, 16> bytes{};
 
   static Address v4(uint32_t be_addr);
+  static Address v6(const uint8_t (&bytes)[16]);  // network order, as the maps and netlink hold it
   uint32_t v4_be() const;  // network order
   uint32_t v4_host() const;
   bool operator==(const Address&) const = default;

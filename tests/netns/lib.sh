@@ -154,6 +154,32 @@ t_pinned_map_id() {
   bpftool -j map show pinned "$IPSNAT_PIN_ROOT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 
+# t_stop_background: stop the helpers a test started in the background (T_PIDS) and wait for them,
+# so their output files are complete.
+t_stop_background() {
+  local pid
+  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  T_PIDS=()
+}
+
+# t_set_dev_mark NS DEV MARK: ipsnat_dev[DEV].mark = MARK, as `attach` writes it for a VTI whose
+# okey is MARK (maps/config.h: mode, if_id, mark are its first three words). This kernel has no
+# VTI module, so the VTI tests attach a veth in route mode and give it the VTI's mark this way.
+t_set_dev_mark() {
+  local ns=$1 dev=$2 mark=$3 i key value
+  i=$(ip -n "$ns" -o link show "$dev" | cut -d: -f1)
+  key=$(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((i & 255)) $((i >> 8 & 255)) 0 0)
+  # shellcheck disable=SC2086
+  value=$(bpftool -j map lookup pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key | python3 -c '
+import json, sys
+v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
+v[8:12] = int(sys.argv[1]).to_bytes(4, "little")
+print(" ".join("0x%02x" % b for b in v))' "$mark")
+  # shellcheck disable=SC2086
+  bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key value $value
+}
+
 # t_gateway_netns: the three namespaces of t_gateway, named in $lan, $gw and $wan.
 t_gateway_netns() {
   lan=$(t_netns lan)

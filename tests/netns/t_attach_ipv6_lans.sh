@@ -70,9 +70,7 @@ traffic() {
   ip -n "$gw" xfrm state flush
   t_in "$lanb" ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1 || true
   sleep 1
-  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  T_PIDS=()
+  t_stop_background
   acq=$(cat "$acqf") leak=$(cat "$leakf")
   rm -f "$acqf" "$leakf"
   echo "$acq"
@@ -92,9 +90,7 @@ acquires() {
     sleep 0.5
   done
   sleep 0.5
-  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  T_PIDS=()
+  t_stop_background
   acq=$(cat "$acqf")
   rm -f "$acqf"
   echo "$acq"

@@ -57,21 +57,6 @@ done
 ip -n "$gw" xfrm policy add src 10.120.0.7/32 dst 10.120.7.0/24 proto tcp dport 443 dir out priority 300 \
   mark 42 mask 0xffffffff tmpl src 198.18.121.1 dst 198.18.121.3 proto esp reqid 7 mode tunnel
 
-# vti_okey: ipsnat_dev[vti0].mark = 42, as `attach` writes it for a VTI of okey 42 (maps/config.h:
-# mode, if_id, mark are its first three words).
-vti_okey() {
-  local i key value
-  i=$(ip -n "$gw" -o link show vti0 | cut -d: -f1)
-  key=$(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((i & 255)) $((i >> 8 & 255)) 0 0)
-  # shellcheck disable=SC2086
-  value=$(bpftool -j map lookup pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key | python3 -c '
-import json, sys
-v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
-v[8:12] = (42).to_bytes(4, "little")
-print(" ".join("0x%02x" % b for b in v))')
-  # shellcheck disable=SC2086
-  bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key value $value
-}
 
 sleep 1  # carrier settles
 t_in "$lan" ping -c 2 -i 0.3 -W 1 172.16.120.1 >/dev/null || true
@@ -82,7 +67,7 @@ uplink_plan=$(t_in "$gw" "$IPSNAT" attach eth0 --inside 172.16.120.0/24 2>&1) ||
 echo "$uplink_plan"
 vti_plan=$(t_in "$gw" "$IPSNAT" attach vti0 --mode route --inside 172.16.120.0/24 2>&1) || fail "attach vti0 failed: $vti_plan"
 echo "$vti_plan"
-vti_okey
+t_set_dev_mark "$gw" vti0 42
 
 table=$(ip -n "$gw" route show table 421)
 echo "== gw's table 421"; echo "$table"
@@ -112,9 +97,7 @@ for dst in 10.120.9.1 10.120.8.1; do
   sleep 0.5
 done
 sleep 0.5
-for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
-T_PIDS=()
+t_stop_background
 acq_gw=$(cat "$fg") acq_tun=$(cat "$ft")
 rm -f "$fg" "$ft"
 echo "== gw's ACQUIREs"; echo "$acq_gw"; echo "== tun's ACQUIREs (the VTI's lookup)"; echo "$acq_tun"

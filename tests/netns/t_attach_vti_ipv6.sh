@@ -79,21 +79,6 @@ policies() {
   done
 }
 
-# vti_okey: ipsnat_dev[vti0].mark = 42, as `attach` writes it for a VTI of okey 42 (maps/config.h:
-# mode, if_id, mark are its first three words).
-vti_okey() {
-  local i key value
-  i=$(ip -n "$gw" -o link show vti0 | cut -d: -f1)
-  key=$(printf '0x%02x 0x%02x 0x%02x 0x%02x' $((i & 255)) $((i >> 8 & 255)) 0 0)
-  # shellcheck disable=SC2086
-  value=$(bpftool -j map lookup pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key | python3 -c '
-import json, sys
-v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
-v[8:12] = (42).to_bytes(4, "little")
-print(" ".join("0x%02x" % b for b in v))')
-  # shellcheck disable=SC2086
-  bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key value $value
-}
 
 inside=(--inside fd00:6e:1::/64 --inside 172.16.110.0/24)
 attach_both() {
@@ -101,7 +86,7 @@ attach_both() {
   echo "$uplink_plan"
   vti_plan=$(t_in "$gw" "$IPSNAT" attach vti0 --mode route "${inside[@]}" 2>&1) || fail "attach vti0 failed: $vti_plan"
   echo "$vti_plan"
-  vti_okey
+  t_set_dev_mark "$gw" vti0 42
 }
 detach_both() {
   t_in "$gw" "$IPSNAT" detach vti0
@@ -129,9 +114,7 @@ acquires() {
     sleep 0.5
   done
   sleep 0.5
-  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  T_PIDS=()
+  t_stop_background
   acq_gw=$(cat "$fg") acq_tun=$(cat "$ft")
   rm -f "$fg" "$ft"
   echo "== gw's ACQUIREs"; echo "$acq_gw"; echo "== tun's ACQUIREs (the VTI's lookup)"; echo "$acq_tun"

@@ -80,9 +80,7 @@ traffic() {
 }
 stop_captures() {
   sleep 1
-  for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  T_PIDS=()
+  t_stop_background
 }
 count() { grep -c "$2" "$T_TMP/$1" || true; }
 

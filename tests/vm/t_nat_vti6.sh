@@ -1,6 +1,5 @@
 #!/bin/bash
-# vm-cost: 150
-# vm-ci: named
+# vm-cost: 60
 # shellcheck source-path=SCRIPTDIR
 # IPv6 on a VTI with real ESP: vti0 (ikey = okey = LAB_VTI_KEY) whose SA pair carries both inner
 # families over the IPv4 peers (flag af-unspec), an IPv4 and an IPv6 out-policy with the VTI's key

@@ -180,6 +180,20 @@ print(" ".join("0x%02x" % b for b in v))' "$mark")
   bpftool map update pinned "$IPSNAT_PIN_ROOT/ipsnat_dev" key $key value $value
 }
 
+# t_mark_arrivals NS DEV MARK: packets arriving on DEV in NS carry MARK from prerouting on, so
+# NS's forward path makes its xfrm lookup with it, as ip_vti's does with its okey (the VTI tests'
+# stand-in for the VTI's own lookup).
+t_mark_arrivals() {
+  t_in "$1" nft -f - <<EOF
+table inet vti {
+  chain pre {
+    type filter hook prerouting priority mangle; policy accept;
+    iifname "$2" meta mark set $3
+  }
+}
+EOF
+}
+
 # t_gateway_netns: the three namespaces of t_gateway, named in $lan, $gw and $wan.
 t_gateway_netns() {
   lan=$(t_netns lan)

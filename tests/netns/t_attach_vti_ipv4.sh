@@ -34,14 +34,7 @@ ip -n "$gw" route add default via 198.18.120.2
 ip -n "$gw" route add 10.120.9.0/24 via 198.18.121.2 dev vti0
 ip -n "$tun" route add default via 198.18.122.2 dev t2
 ip -n "$tun" neigh add 198.18.122.2 lladdr 02:00:00:00:78:02 dev t2 nud permanent
-t_in "$tun" nft -f - <<'EOF'
-table inet vti {
-  chain pre {
-    type filter hook prerouting priority mangle; policy accept;
-    iifname "t1" meta mark set 42
-  }
-}
-EOF
+t_mark_arrivals "$tun" t1 42
 for ns in "$gw" "$tun"; do t_in "$ns" sysctl -qw net.ipv4.ip_forward=1; done
 
 # The same SPD in gw and tun (no SA: a packet a policy covers raises an ACQUIRE naming it): the

@@ -52,14 +52,7 @@ ip -n "$tun" -6 route add default via fd6e:fe::2 dev t2
 ip -n "$tun" route add default via 198.18.111.2 dev t2
 ip -n "$tun" neigh add fd6e:fe::2 lladdr 02:00:00:00:6e:02 dev t2 nud permanent
 ip -n "$tun" neigh add 198.18.111.2 lladdr 02:00:00:00:6e:02 dev t2 nud permanent
-t_in "$tun" nft -f - <<'EOF'
-table inet vti {
-  chain pre {
-    type filter hook prerouting priority mangle; policy accept;
-    iifname "t1" meta mark set 42
-  }
-}
-EOF
+t_mark_arrivals "$tun" t1 42
 for ns in "$gw" "$tun"; do t_in "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; done
 
 # policies PRIO_VTI PRIO_UPLINK: the same SPD in gw and tun (tunnel endpoints as the SAs' would be;

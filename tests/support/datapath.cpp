@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/reasons.h"
 #include "pins/dev_map.h"
@@ -12,21 +14,107 @@
 
 namespace ipsnat::test {
 
-Datapath::Datapath(bool sa_reqid_from_mark) {
-  skel_ = ipsnat_bpf__open();
-  if (!skel_) throw std::runtime_error("opening the BPF skeleton failed");
-  skel_->rodata->ipsnat_test_sa_from_mark = sa_reqid_from_mark;
+ipsnat_bpf* load_unpinned_skeleton(bool sa_reqid_from_mark) {
+  ipsnat_bpf* skel = ipsnat_bpf__open();
+  if (!skel) throw std::runtime_error("opening the BPF skeleton failed");
+  skel->rodata->ipsnat_test_sa_from_mark = sa_reqid_from_mark;
   bpf_map* map;
-  bpf_object__for_each_map(map, skel_->obj) bpf_map__set_pin_path(map, nullptr);
-  if (int err = ipsnat_bpf__load(skel_)) {
-    ipsnat_bpf__destroy(skel_);
+  bpf_object__for_each_map(map, skel->obj) bpf_map__set_pin_path(map, nullptr);
+  if (int err = ipsnat_bpf__load(skel)) {
+    ipsnat_bpf__destroy(skel);
     throw std::runtime_error("loading the BPF skeleton failed: " + std::to_string(err));
+  }
+  return skel;
+}
+
+namespace {
+
+// Loading the object verifies every program: about a second on the build host, tens of seconds
+// on the VM's emulated CPU (tests/vm/t_bpf_kernel.sh). A Datapath therefore takes a loaded object
+// a finished test gave back when one with the same read-only settings is idle, its maps emptied
+// as a fresh load leaves them (reset_maps), so a test process loads once per variant.
+struct IdleObject {
+  ipsnat_bpf* skel;
+  bool sa_reqid_from_mark;
+};
+
+std::vector<IdleObject>& idle_objects() {
+  static std::vector<IdleObject> idle;
+  return idle;
+}
+
+uint64_t next_instance() {
+  static uint64_t n = 0;
+  return ++n;
+}
+
+bool ends_with(const char* s, const char* suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+// Every element gone (hash, LRU, LPM) or zero (arrays), as after a load: the object has no
+// initialised data (.data) and its read-only sections (.rodata, .rodata.cst32, ...) are frozen at
+// load, so zero is the fresh state of every map a test can write.
+void reset_maps(bpf_object* obj) {
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const char* name = bpf_map__name(map);
+    if (bpf_map__is_internal(map) && (strstr(name, ".rodata") || ends_with(name, ".kconfig"))) continue;
+    if (bpf_map__is_internal(map) && !ends_with(name, ".bss"))
+      throw std::runtime_error(std::string("Datapath: no reset for the object's section map ") + name);
+    int fd = bpf_map__fd(map);
+    uint32_t max = bpf_map__max_entries(map);
+    switch (bpf_map__type(map)) {
+      case BPF_MAP_TYPE_ARRAY:
+      case BPF_MAP_TYPE_PERCPU_ARRAY: {
+        size_t size = bpf_map__value_size(map);
+        if (bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY)
+          size = ((size + 7) / 8 * 8) * static_cast<size_t>(libbpf_num_possible_cpus());
+        std::vector<uint8_t> zero(size, 0);
+        for (uint32_t i = 0; i < max; ++i)
+          if (bpf_map_update_elem(fd, &i, zero.data(), BPF_ANY) != 0)
+            throw std::runtime_error(std::string("Datapath: zeroing ") + name + " failed");
+        break;
+      }
+      case BPF_MAP_TYPE_HASH:
+      case BPF_MAP_TYPE_LRU_HASH:
+      case BPF_MAP_TYPE_LPM_TRIE: {
+        std::vector<uint8_t> key(bpf_map__key_size(map));
+        // Bounded: each round removes the first key, so max + 1 rounds empty any map.
+        for (uint64_t round = 0;; ++round) {
+          if (bpf_map_get_next_key(fd, nullptr, key.data()) != 0) break;
+          if (round > max || bpf_map_delete_elem(fd, key.data()) != 0)
+            throw std::runtime_error(std::string("Datapath: emptying ") + name + " failed");
+        }
+        break;
+      }
+      default:
+        throw std::runtime_error(std::string("Datapath: no reset for the map type of ") + name);
+    }
   }
 }
 
+ipsnat_bpf* load_object(bool sa_reqid_from_mark) {
+  auto& idle = idle_objects();
+  for (auto it = idle.begin(); it != idle.end(); ++it) {
+    if (it->sa_reqid_from_mark != sa_reqid_from_mark) continue;
+    ipsnat_bpf* skel = it->skel;
+    idle.erase(it);
+    reset_maps(skel->obj);
+    return skel;
+  }
+  return load_unpinned_skeleton(sa_reqid_from_mark);
+}
+
+}  // namespace
+
+Datapath::Datapath(bool sa_reqid_from_mark)
+    : skel_(load_object(sa_reqid_from_mark)), sa_reqid_from_mark_(sa_reqid_from_mark), instance_(next_instance()) {}
+
 Datapath::~Datapath() {
   probe_.reset();
-  ipsnat_bpf__destroy(skel_);
+  idle_objects().push_back({skel_, sa_reqid_from_mark_});
 }
 
 SpdProbeProgram& Datapath::spd_probe() {

@@ -40,6 +40,9 @@ class Datapath {
   Datapath& operator=(const Datapath&) = delete;
 
   ipsnat_bpf* skel() { return skel_; }
+  // Unique per Datapath in the process, unlike the object (and its maps' kernel ids): a finished
+  // test's object serves the next one, emptied.
+  uint64_t instance() const { return instance_; }
   // The test-only SPD probe (support/spd_probe.h) on this object's maps, loaded on first use.
   SpdProbeProgram& spd_probe();
   RunResult run(bpf_program* prog, const Bytes& pkt, uint32_t mark = 0);
@@ -69,10 +72,16 @@ class Datapath {
  private:
   RunResult run_ctx(bpf_program* prog, const Bytes& pkt, uint32_t mark, uint32_t ingress_ifindex);
   ipsnat_bpf* skel_ = nullptr;
+  bool sa_reqid_from_mark_ = false;
+  uint64_t instance_ = 0;
   std::unique_ptr<SpdProbeProgram> probe_;
 };
 
 // A CT key from dotted addresses and host-order ports.
+// The object as a Datapath loads it (map pinning off), owned by the caller (ipsnat_bpf__destroy):
+// for a test that needs the programs gone when it is done, which a Datapath's object is not.
+ipsnat_bpf* load_unpinned_skeleton(bool sa_reqid_from_mark = false);
+
 ipsnat_ct_key ct_key(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
                      uint8_t proto, ipsnat_ct_dir dir);
 

@@ -74,15 +74,11 @@ struct Installed {
   spd::NatConfig cfg;
 };
 
-// What this datapath's SPD holds, keyed by the map's kernel id: unique per created map, unlike
-// the skeleton's address.
+// What this datapath's SPD holds, keyed by the Datapath's instance: a loaded object (and so the
+// maps' kernel ids) serves one test after another (support/datapath.cpp).
 Installed& installed_in(Datapath& dp) {
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(bpf_map__fd(dp.skel()->maps.spd_dst), &info, &len) != 0)
-    throw std::runtime_error("reading spd_dst's id failed");
-  static std::map<uint32_t, Installed> installed;
-  return installed[info.id];
+  static std::map<uint64_t, Installed> installed;
+  return installed[dp.instance()];
 }
 
 void write_spd(Datapath& dp, const Installed& in) {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 140
+# vm-cost: 60
 # shellcheck source-path=SCRIPTDIR
 # The bpf tier's conntrack, NAPT and port-forward cases on the VM's older kernel (Debian 6.1),
 # not only on the build host's: helper semantics differ between kernels (before 6.4 a map

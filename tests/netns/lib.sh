@@ -119,7 +119,7 @@ t_wait_links_up() {
 _t_subscribed() {
   local p fd l
   # shellcheck disable=SC2046 # the children are words
-  for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+  for p in "$1" $(pgrep -P "$1"); do
     for fd in /proc/"$p"/fd/*; do
       l=$(readlink "$fd" 2>/dev/null) || continue
       [[ $l == socket:\[*\] ]] || continue

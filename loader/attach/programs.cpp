@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -27,7 +28,8 @@ std::vector<std::string> program_names(Mode mode, bool xdp_prefilter) {
   return names;
 }
 
-Programs Programs::load(const pins::PinStore& pins, uint32_t ct_max, uint32_t spd_max, std::vector<std::string>& warnings) {
+Programs Programs::load(const pins::PinStore& pins, uint32_t ct_max, uint32_t spd_max,
+                        const std::vector<std::string>& names, std::vector<std::string>& warnings) {
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
   opts.pin_root_path = pins.root().c_str();
@@ -43,6 +45,12 @@ Programs Programs::load(const pins::PinStore& pins, uint32_t ct_max, uint32_t sp
     if (int err = bpf_map__set_max_entries(m, spd_entries))
       throw SysError("sizing " + std::string(bpf_map__name(m)) + " to " + std::to_string(spd_entries) + " entries", -err);
   for (auto& m : pins.drop_incompatible(skel->obj)) warnings.push_back(m);
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    bool wanted = std::find(names.begin(), names.end(), bpf_program__name(prog)) != names.end();
+    if (int err = bpf_program__set_autoload(prog, wanted))
+      throw SysError("choosing the programs to load", -err);
+  }
   if (int err = ipsnat_bpf__load(skel))
     throw UserError("loading the BPF programs failed: " + std::string(strerror(-err)), "run with -vv for the verifier log");
   pins.record(skel->obj);

@@ -142,7 +142,7 @@ AttachResult attach(const AttachRequest& req) {
   std::optional<Programs> progs;
   if (!req.sync_spd && prev) progs = Programs::open_pinned(st.prog_pins, names);
   if (!progs) {
-    progs = Programs::load(pins, req.ct_max, req.spd_max, res.warnings);
+    progs = Programs::load(pins, req.ct_max, req.spd_max, names, res.warnings);
     // The SPD maps are filled before any program sees traffic, so no packet meets an empty SPD;
     // the host process (attach/host.h) keeps them live (docs/attach.md).
     if (req.sync_spd) {

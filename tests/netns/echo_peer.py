@@ -5,12 +5,15 @@ that the payload crossed intact (a wrong L4 checksum after NAT means the data ne
 
 echo_peer.py server PROTO ADDR PORT [COUNT]   (UDP: answers COUNT datagrams, default 1)
 (ADDR IPv4 or IPv6)
-echo_peer.py client PROTO ADDR PORT SIZE [SPORT]"""
+echo_peer.py client PROTO ADDR PORT SIZE [SPORT]
+ECHO_PEER_TIMEOUT (seconds, default 5): how long each side waits; a client expected to reach
+nobody may give up sooner (an answer on the netns tier's veths takes milliseconds)."""
 import hashlib
+import os
 import socket
 import sys
 
-TIMEOUT = 5
+TIMEOUT = float(os.environ.get("ECHO_PEER_TIMEOUT", 5))
 
 
 def family(addr):

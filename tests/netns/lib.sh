@@ -103,6 +103,42 @@ t_wait_listening() {
   [[ $2 == udp ]] && flag=-Hlnu
   t_wait_for 10 eval "[[ -n \$(ip netns exec '$1' ss $flag 'sport = :$3') ]]"
 }
+# t_wait_links_up NS...: until every device with carrier in each NS is operationally up with its
+# qdisc attached (linkwatch has run: a packet sent before meets the noop qdisc), at most 5 s each;
+# goes on either way (a device that stays down is for the test's own checks to find).
+t_wait_links_up() {
+  local ns
+  for ns; do
+    t_wait_for 5 eval "ip -n '$ns' -o link show | awk '/LOWER_UP/ && !/LOOPBACK/ &&
+      (/ qdisc noop / || / state (DOWN|LOWERLAYERDOWN) /) {bad = 1} END {exit bad}'" || true
+  done
+}
+# t_wait_subscribed PID: until the background command PID (e.g. `timeout 10 ip -n NS xfrm monitor
+# acquire`), or its child, holds a netlink socket bound to a multicast group: from then on the
+# kernel queues every event of the group for it. At most 10 s; 1 on timeout.
+_t_subscribed() {
+  local p fd l
+  # shellcheck disable=SC2046 # the children are words
+  for p in "$1" $(pgrep -P "$1"); do
+    for fd in /proc/"$p"/fd/*; do
+      l=$(readlink "$fd" 2>/dev/null) || continue
+      [[ $l == socket:\[*\] ]] || continue
+      l=${l#socket:[} l=${l%]}
+      awk -v i="$l" '$10 == i && $4 != "00000000" {f = 1} END {exit !f}' /proc/"$p"/net/netlink 2>/dev/null && return 0
+    done
+  done
+  return 1
+}
+t_wait_subscribed() { t_wait_for 10 _t_subscribed "$1"; }
+# t_acquire_count FILE...: the ACQUIREs in the output files of `ip xfrm monitor acquire`.
+# t_wait_acquire N FILE...: until they hold more than N (a packet sent after the count raised its
+# ACQUIRE), at most 2 s; 1 on timeout.
+t_acquire_count() { cat "$@" | grep -c '^acquire' || true; }
+_t_more_acquires() { local n=$1; shift; (($(t_acquire_count "$@") > n)); }
+t_wait_acquire() { t_wait_for 2 _t_more_acquires "$@"; }
+# t_wait_capturing FILE: until the tcpdump whose stderr goes to FILE says "listening on" (its
+# filter is in place: what arrives from then on is captured). At most 10 s; 1 on timeout.
+t_wait_capturing() { t_wait_for 10 grep -q '^listening on' "$1"; }
 # t_json EXPR: EXPR of the JSON document on stdin (python, the document is `s`).
 t_json() { python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 

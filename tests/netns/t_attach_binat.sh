@@ -16,6 +16,9 @@ peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 # client WAN ADDR PORT SIZE: "SOURCE intact" when a TCP client in WAN reached the server (the
 # client gives up after 5 s; the bound leaves room for a slow start on a loaded machine).
 client() { ip netns exec "$1" timeout 15 python3 "$peer" client tcp "$2" "$3" "$4" 2>&1 | tail -n1 || true; }
+# nobody_client WAN ADDR PORT SIZE: client where the connection must fail: it gives up after 2 s
+# (the SYN and one retransmission; where the path is open the answer takes milliseconds).
+nobody_client() { ECHO_PEER_TIMEOUT=2 client "$@"; }
 
 # binat_case NAME LANHOST GW_LAN GW_WAN WAN REMOTE REMOTE_NET BLOCK MAPPED
 binat_case() {
@@ -27,14 +30,14 @@ binat_case() {
   ip -n "$wan" route add "$block" via "$gww" src "$remote"
   ip -n "$gw" xfrm policy add src "$block" dst "$rnet" dir out \
     tmpl src "$gww" dst "$wanip" proto esp reqid 1 mode tunnel
-  sleep 0.5
+  t_wait_links_up "$lan" "$gw" "$wan"
 
   # One server per port: a connection the test expects to fail leaves its server listening.
   ip netns exec "$lan" timeout 20 python3 "$peer" server tcp "$host" 8000 2>/dev/null &
   T_PIDS+=("$!")
   expect_ok "$name: attach without --binat" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
-  sleep 0.3
-  out=$(client "$wan" "$mapped" 8000 100)
+  t_wait_listening "$lan" tcp 8000
+  out=$(nobody_client "$wan" "$mapped" 8000 100)
   expect_ok "$name: without --binat $remote -> $mapped:8000 reaches nobody ($out)" test "$out" != "$remote intact"
   expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
 
@@ -45,7 +48,7 @@ binat_case() {
     bash -c "bpftool -j map dump pinned $IPSNAT_PIN_ROOT/ipsnat_dev | grep -q '\"flags\":1'"
   ip netns exec "$lan" timeout 25 python3 "$peer" server tcp "$host" 8001 2>/dev/null &
   T_PIDS+=("$!")
-  sleep 0.3
+  t_wait_listening "$lan" tcp 8001
   out=$(client "$wan" "$mapped" 8001 20000)
   expect_ok "$name: $remote -> $mapped:8001 reaches $host:8001, which sees $remote; 20 kB intact ($out)" \
     test "$out" == "$remote intact"
@@ -56,8 +59,8 @@ binat_case() {
   ip -n "$wan" route replace "$block" via "$gww" src "$wanip"
   ip netns exec "$lan" timeout 20 python3 "$peer" server tcp "$host" 8002 2>/dev/null &
   T_PIDS+=("$!")
-  sleep 0.3
-  out=$(client "$wan" "$mapped" 8002 100)
+  t_wait_listening "$lan" tcp 8002
+  out=$(nobody_client "$wan" "$mapped" 8002 100)
   expect_ok "$name: $wanip (not in $rnet) -> $mapped:8002 reaches nobody ($out)" test "$out" != "$wanip intact"
   expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
 }

@@ -19,7 +19,7 @@ forward_case() {
     remote="$remote" remote_net="$rnet" nat="$nat"
   ip -n "$gw" xfrm policy add src "$nat/32" dst "$rnet" dir out \
     tmpl src "$gww" dst "$wanip" proto esp reqid 1 mode tunnel
-  sleep 0.5
+  t_wait_links_up "$lan" "$gw" "$wan"
 
   expect_ok "$name: dry-run names the forward on the NAPT address" \
     bash -c "t() { nsenter --net=/run/netns/$gw \"\$@\"; }; t $IPSNAT attach tun0 --mode route --forward tcp:8080=$host:8000 --dry-run | grep -q 'forward tcp $nat:8080 -> $host:8000'"
@@ -42,10 +42,12 @@ forward_case() {
   expect_ok "$name: ipsnat flows --pin-root ROOT lists the forward (env unset)" \
     bash -c "nsenter --net=/run/netns/$gw env -u IPSNAT_PIN_ROOT $IPSNAT -j flows --pin-root $IPSNAT_PIN_ROOT | grep -q '\"kind\":\"forward\"'"
   # A port without a rule is not forwarded (nothing listens on the NAT address: refused or
-  # silently dropped, never delivered to the LAN host).
+  # silently dropped, never delivered to the LAN host). The client gives up after 2 s: where the
+  # path is open the answer takes milliseconds.
   ip netns exec "$lan" timeout 6 python3 "$peer" server tcp "$host" 8001 &
   T_PIDS+=("$!")
-  out=$(ip netns exec "$wan" timeout 4 python3 "$peer" client tcp "$nat" 8001 100 2>&1 || true)
+  t_wait_listening "$lan" tcp 8001
+  out=$(ECHO_PEER_TIMEOUT=2 ip netns exec "$wan" timeout 4 python3 "$peer" client tcp "$nat" 8001 100 2>&1 | tail -n1 || true)
   expect_ok "$name: no rule, no forward ($out)" test "$out" != "$remote intact"
 
   expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0

@@ -14,7 +14,7 @@ t_gateway "$lan" "$gw" "$wan" host=172.16.9.10/24 gw_lan=172.16.9.1 gw_wan=203.0
   remote=198.51.100.7 remote_net=198.51.100.0/24
 ip -n "$gw" xfrm policy add src 10.66.0.5/32 dst 198.51.100.0/24 dir out \
   tmpl src 203.0.113.2 dst 203.0.113.1 proto esp reqid 1 mode tunnel
-sleep 1
+t_wait_links_up "$lan" "$gw" "$wan"
 
 flows=$IPSNAT_SRC/tests/netns/udp_flows.py
 status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$IPSNAT_STATE_DIR"; }

@@ -64,7 +64,7 @@ peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 through() {  # through NS PROTO PORT: what the far side saw
   ip netns exec "$far" timeout 12 python3 "$peer" server "$2" 10.0.0.1 "$3" &
   local srv=$!
-  sleep 0.4
+  t_wait_listening "$far" "$2" "$3"
   ip netns exec "$1" timeout 8 python3 "$peer" client "$2" 10.0.0.1 "$3" 2000 2>&1 || true
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
 }

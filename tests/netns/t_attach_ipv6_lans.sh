@@ -47,7 +47,7 @@ ip -n "$gw" xfrm policy add src 10.78.0.2/32 dst 10.78.9.0/24 dir out \
   tmpl src 198.18.78.1 dst 198.18.78.2 proto esp reqid 1 mode tunnel
 ip -n "$gw" xfrm policy add src 2001:db8:78::5/128 dst 2001:db8:e78::/48 dir out \
   tmpl src 2001:db8:ff78::1 dst 2001:db8:ff78::2 proto esp reqid 2 mode tunnel
-sleep 1  # carrier settles
+t_wait_links_up "$lana" "$lanb" "$gw" "$wan"
 
 # traffic ATTACH_ARGS...: attach with them, each LAN host pings its own destination in the
 # policy's remote prefix (a: ::1, from its second prefix ::3, b: ::2); sets $plan, $acq (the ACQUIREs) and $leak (the WAN).
@@ -59,35 +59,44 @@ traffic() {
   ip -n "$gw" xfrm state flush
   timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
   T_PIDS+=("$!")
+  t_wait_subscribed "$!"
   timeout 15 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' \
-    >"$leakf" 2>/dev/null &
+    >"$leakf" 2>"$leakf.err" &
   T_PIDS+=("$!")
-  sleep 1
-  t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e78::1 >/dev/null 2>&1 || true
+  t_wait_capturing "$leakf.err"
+  # The pings get no answer (no SA): each is one echo request, followed by its ACQUIRE (at most 2 s).
+  local n
+  n=$(t_acquire_count "$acqf")
+  t_in "$lana" ping -6 -c 1 -W 0.2 2001:db8:e78::1 >/dev/null 2>&1 || true
+  t_wait_acquire "$n" "$acqf" || true
   # One ACQUIRE per SA while its larval state lives: drop that state so the next flow asks again.
   ip -n "$gw" xfrm state flush
-  t_in "$lana" ping -6 -c 1 -W 1 -I fd00:78:3::a 2001:db8:e78::3 >/dev/null 2>&1 || true
+  n=$(t_acquire_count "$acqf")
+  t_in "$lana" ping -6 -c 1 -W 0.2 -I fd00:78:3::a 2001:db8:e78::3 >/dev/null 2>&1 || true
+  t_wait_acquire "$n" "$acqf" || true
   ip -n "$gw" xfrm state flush
-  t_in "$lanb" ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1 || true
+  t_in "$lanb" ping -6 -c 1 -W 0.2 2001:db8:e78::2 >/dev/null 2>&1 || true
   sleep 1
   t_stop_background
   acq=$(cat "$acqf") leak=$(cat "$leakf")
-  rm -f "$acqf" "$leakf"
+  rm -f "$acqf" "$leakf" "$leakf.err"
   echo "$acq"
 }
 # acquires CMD...: the kernel's ACQUIREs (in $acq, and printed) while each CMD runs (eval), the
-# states flushed before each: one ACQUIRE per SA while its larval state lives.
+# states flushed before each: one ACQUIRE per SA while its larval state lives. Each CMD sends
+# one packet that raises one: the next CMD once it came (at most 2 s).
 acquires() {
-  local acqf cmd
+  local acqf cmd n
   acqf=$(mktemp)
   ip -n "$gw" xfrm state flush
   timeout 15 ip -n "$gw" xfrm monitor acquire >"$acqf" &
   T_PIDS+=("$!")
-  sleep 1
+  t_wait_subscribed "$!"
   for cmd in "$@"; do
     ip -n "$gw" xfrm state flush
+    n=$(t_acquire_count "$acqf")
     eval "$cmd" || true
-    sleep 0.5
+    t_wait_acquire "$n" "$acqf" || true
   done
   sleep 0.5
   t_stop_background
@@ -161,10 +170,10 @@ ip -n "$lana" addr change fd00:78:3::a/64 dev a1 preferred_lft 0
 cmds=()
 for i in 1 2 3 4 5 6 7 8; do
   ip -n "$lana" addr add "fd00:78:1::a$i/64" dev a1 nodad preferred_lft 0  # never a default source
-  cmds+=("t_in $lana ping -6 -c 1 -W 1 -I fd00:78:1::a$i 2001:db8:e78::1$i >/dev/null 2>&1")
+  cmds+=("t_in $lana ping -6 -c 1 -W 0.2 -I fd00:78:1::a$i 2001:db8:e78::1$i >/dev/null 2>&1")
 done
 cmds+=("t_in $lanb bash -c 'echo x >/dev/udp/2001:db8:e78::2/5353'"
-  "t_in $lana timeout 3 bash -c 'echo >/dev/tcp/2001:db8:e78::1/443' 2>/dev/null")
+  "t_in $lana timeout 3 python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.settimeout(0.2); s.connect_ex((\"2001:db8:e78::1\", 443))'")
 sleep 1  # the new addresses settle
 acquires "${cmds[@]}"
 declare -A seen=()
@@ -204,8 +213,8 @@ plan=$(t_in "$gw" "$IPSNAT" attach eth0 "${mixed[@]}" 2>&1) || fail "attach (/56
 echo "$plan"
 expect_ok "the plan maps the /64 1:1 and takes the /47 over the next /64's pool with ports" \
   grep -q '2001:db8:79::/56 -> 2001:db8:e78::/48: nptv6 fd00:78:2::/64 -> 2001:db8:79::/64; nat66 fd00:78::/47 -> 2001:db8:79:1::1-2001:db8:79:1::1:0 (ports)$' <<<"$plan"
-acquires "t_in $lanb ping -6 -c 1 -W 1 2001:db8:e78::2 >/dev/null 2>&1" \
-  "t_in $lana ping -6 -c 1 -W 1 -I fd00:78:1::a 2001:db8:e78::1 >/dev/null 2>&1"
+acquires "t_in $lanb ping -6 -c 1 -W 0.2 2001:db8:e78::2 >/dev/null 2>&1" \
+  "t_in $lana ping -6 -c 1 -W 0.2 -I fd00:78:1::a 2001:db8:e78::1 >/dev/null 2>&1"
 expect_ok "LAN 2's ping reaches the kernel's ACQUIRE NPTv6-mapped into the selector's first /64" \
   grep -Eq 'sel src 2001:db8:79:(0:|:)[0-9a-f:]*/128 dst 2001:db8:e78::2/128 proto ipv6-icmp' <<<"$acq"
 got=$(acquired_src 2001:db8:e78::1 ipv6-icmp)

@@ -54,7 +54,7 @@ ip -n "$gw" xfrm policy add src 10.66.0.2/32 dst 10.66.9.0/24 dir out \
   tmpl src 198.18.66.1 dst 198.18.66.2 proto esp reqid 1 mode tunnel
 ip -n "$gw" xfrm policy add src 2001:db8:66::5/128 dst 2001:db8:e66::/48 dir out \
   tmpl src 2001:db8:ff66::1 dst 2001:db8:ff66::2 proto esp reqid 2 mode tunnel
-sleep 1  # carrier settles
+t_wait_links_up "$lana" "$lanb" "$gw" "$far"
 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 vip=2001:db8:66::5 remote=2001:db8:e66::1
@@ -155,8 +155,9 @@ expect_ok "status: the IPv6 table's line counts the UDP flows" \
 out=$(through "$lana" udp 10.66.9.1 7304)
 expect_ok "IPv4 beside it arrives as 10.66.0.2 ($out)" test "$out" == "10.66.0.2 intact"
 
-# The far side cannot open a connection to the LAN host through the NAT66 address.
-out=$(inward 7305)
+# The far side cannot open a connection to the LAN host through the NAT66 address (the peers
+# give up after 2 s: where the path is open the answer takes milliseconds).
+out=$(ECHO_PEER_TIMEOUT=2 inward 7305)
 expect_ok "the far side's connection to $vip port 7305 reaches no LAN host ($out)" test "$out" != "$remote intact"
 
 # GC: a connection the far side refuses (RST) expires after the reset timeout (10 s by default).

@@ -49,7 +49,7 @@ ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
   tmpl src 198.18.0.1 dst 198.18.0.2 proto esp reqid 1 mode tunnel
 ip -n "$gw" xfrm policy add src 2001:db8:b:7::/64 dst 2001:db8:f00::/40 dir out \
   tmpl src 2001:db8:ff::1 dst 2001:db8:ff::2 proto esp reqid 2 mode tunnel
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$far"
 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 # listening NS PROTO PORT: the server in NS is bound.
@@ -65,6 +65,8 @@ through() {
 }
 # inward PORT: what the LAN host's TCP server saw when the far side (from 2001:db8:f00::1, inside
 # the policy's remote selector) connected to the LAN host's translated address $want.
+# nobody_inward PORT: inward where the connection must fail: the client gives up after 2 s and
+# the server after 4 s (5 s and 10 s; where the path is open the answer takes milliseconds).
 inward() {
   t_in "$lan" timeout 60 python3 "$peer" server tcp fd00:9:9:9::10 "$1" &
   local srv=$!
@@ -72,6 +74,7 @@ inward() {
   t_in "$far" timeout 20 python3 "$peer" client tcp "$want" "$1" 3000 2>&1 | tail -1 || true
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null || true
 }
+nobody_inward() { ECHO_PEER_TIMEOUT=2 inward "$@"; }
 # The LAN host's address as NPTv6 writes it: prefix replaced, the first interface-identifier word
 # (0 here) plus sum(inside prefix) - sum(outside prefix) in one's complement (RFC 6296 3.2, 3.7).
 # translated OUTSIDE_WORD3: the LAN host's address in the /64 2001:db8:b:OUTSIDE_WORD3::/64.
@@ -102,7 +105,7 @@ expect_ok "without --binat the far side sees the LAN's own address, as before at
   test "$out" == "fd00:9:9:9::10 intact"
 out=$(through udp 10.0.0.1 7211)
 expect_ok "without --binat IPv4 beside it still arrives as 10.20.30.2 ($out)" test "$out" == "10.20.30.2 intact"
-out=$(inward 7212)
+out=$(nobody_inward 7212)
 expect_ok "without --binat the far side's connection to $want reaches nobody ($out)" \
   test "$out" != "2001:db8:f00::1 intact"
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
@@ -162,7 +165,7 @@ expect_ok "TCP over IPv6 arrives as $want, checksum intact, and its answer comes
 out=$(inward 7222)
 expect_ok "the far side's connection to $want reaches the LAN host ($out)" test "$out" == "2001:db8:f00::1 intact"
 want=${want/2001:db8:b:700:/2001:db8:b:701:}
-out=$(inward 7223)
+out=$(nobody_inward 7223)
 expect_ok "a connection to $want, in the selector's second /64, reaches nobody ($out)" \
   test "$out" != "2001:db8:f00::1 intact"
 expect_ok "detach (/56 policy)" t_in "$gw" "$IPSNAT" detach ipsec0
@@ -184,7 +187,7 @@ expect_ok "UDP over IPv6 arrives from an address of the pool, checksum intact, a
   bash -c '[[ $1 =~ ^2001:db8:b:7::1[0-9a-f]{2}\ intact$ && $1 != "2001:db8:b:7::100 intact" ]]' _ "$out"
 out=$(through tcp 2001:db8:f00::1 7231)
 expect_ok "TCP over IPv6 arrives as $want, checksum intact, and its answer comes back ($out)" test "$out" == "$want intact"
-out=$(inward 7232)
+out=$(nobody_inward 7232)
 expect_ok "the far side's connection to $want reaches nobody ($out)" test "$out" != "2001:db8:f00::1 intact"
 status=$(t_in "$gw" "$IPSNAT" status 2>&1)
 expect_ok "status counts xlate-nat66" grep -Eq 'xlate-nat66 +[1-9]' <<<"$status"

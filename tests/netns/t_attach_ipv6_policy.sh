@@ -51,7 +51,7 @@ ip -n "$gw" xfrm policy add src 2001:db8:77::5/128 dst 2001:db8:e77::/48 dir out
   tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 2 mode tunnel
 ip -n "$gw" xfrm policy add src 2001:db8:d77:1::/64 dst 2001:db8:b77::/48 dir out \
   tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 3 mode tunnel
-sleep 1  # carrier settles
+t_wait_links_up "$lana" "$gw" "$wan"
 t_in "$lana" ping -6 -c 2 -i 0.3 -W 2 2001:db8:e77::1 >/dev/null || true  # neighbours resolved
 
 # What ipsnat installs and the kernel holds (IPv6 side), for the before/after comparison.
@@ -90,12 +90,14 @@ acq=$(mktemp) leak=$(mktemp) lanseen=$(mktemp)
 timeout 25 ip -n "$gw" xfrm monitor acquire >"$acq" &
 T_PIDS+=("$!")
 mon=$!
-timeout 25 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' >"$leak" 2>/dev/null &
+timeout 25 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode -Q in 'ip6 and not icmp6[0] >= 133' >"$leak" 2>"$leak.err" &
 T_PIDS+=("$!")
 timeout 25 ip netns exec "$lana" tcpdump -l -n -i a1 --immediate-mode -Q in \
-  'ip6 and (udp port 40077 or tcp port 22 or (icmp6 and ip6[40] == 2))' >"$lanseen" 2>/dev/null &
+  'ip6 and (udp port 40077 or tcp port 22 or (icmp6 and ip6[40] == 2))' >"$lanseen" 2>"$lanseen.err" &
 T_PIDS+=("$!")
-sleep 1
+t_wait_subscribed "$mon"
+t_wait_capturing "$leak.err"
+t_wait_capturing "$lanseen.err"
 t_in "$lana" ping -6 -c 1 -W 1 2001:db8:e77::1 >/dev/null 2>&1 || true
 # One ACQUIRE per SA while its larval state lives: drop that state so the next flow asks again.
 ip -n "$gw" xfrm state flush
@@ -191,15 +193,15 @@ expect_ok "and its LWT route" grep -q '^  route 2001:db8:b77::/48 table 421 .*en
 ip -n "$gw" xfrm state flush
 timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
 mon=$!
-sleep 1
+t_wait_subscribed "$mon"
 t_in "$lana" ping -6 -c 1 -W 1 2001:db8:b77::1 >/dev/null 2>&1 || true
-sleep 1
+t_wait_acquire 0 "$acq" || true  # its ACQUIRE (at most 2 s)
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
 cat "$acq"
 expect_ok "an ACQUIRE for the NPTv6-mapped source" grep -Eq 'sel src 2001:db8:d77:1:[0-9a-f:]+/128 dst 2001:db8:b77::1/128' "$acq"
 expect_ok "no ACQUIRE names a LAN address" bash -c "! grep -q 'fd00:77:1' '$acq'"
-rm -f "$acq" "$leak" "$lanseen"
+rm -f "$acq" "$leak" "$lanseen" "$leak.err" "$lanseen.err"
 
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 after=$(snapshot)

@@ -39,28 +39,29 @@ policy6() {  # policy6 REQID: the IPv6 out-policy as the IKE daemon installs it
     tmpl src 2001:db8:ff79::1 dst 2001:db8:ff79::2 proto esp reqid "$1" mode tunnel
 }
 policy6 2
-sleep 1  # carrier settles
+t_wait_links_up "$lana" "$gw" "$wan"
 
 index6() { ip -s -n "$gw" xfrm policy get src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out | grep -o 'index [0-9]*'; }
 fwd_companion() { ip -n "$gw" xfrm policy get src 2001:db8:e79::/48 dst fd00:79:1::/64 dir fwd 2>/dev/null || true; }
 lwt6() { ip -n "$gw" -6 route show table 421 proto 165 | grep '^2001:db8:e79::/48' || true; }
-# acquire_while CMD...: the ACQUIREs while the LAN host runs CMD (larval states flushed first).
+# acquire_while CMD...: the ACQUIREs while the LAN host runs CMD (larval states flushed first):
+# CMD sends one packet; its ACQUIRE is awaited (at most 2 s).
 acquire_while() {
   local acq
   acq=$(mktemp)
   ip -n "$gw" xfrm state flush
   timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
   local mon=$!
-  sleep 1
+  t_wait_subscribed "$mon"
   t_in "$lana" "$@" >/dev/null 2>&1 || true
-  sleep 1
+  t_wait_acquire 0 "$acq" || true
   kill "$mon" 2>/dev/null || true
   wait "$mon" 2>/dev/null || true
   cat "$acq"
   rm -f "$acq"
 }
-# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST.
-acquire_for() { acquire_while ping -6 -c 1 -W 1 "$1"; }
+# acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST (no answer comes: no SA).
+acquire_for() { acquire_while ping -6 -c 1 -W 0.2 "$1"; }
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
@@ -123,7 +124,7 @@ expect_ok "a second IPv6 LAN prefix: the re-plan adds its fwd companion" t_wait_
 expect_ok "the NAT66 route stays" grep -q 'via 2001:db8:ff79::3 dev eth0' <<<"$(lwt6)"
 # The host process's mirror takes the new inside set after the re-plan: a few tries.
 second_lan_acquire() {
-  acq=$(acquire_while ping -6 -c 1 -W 1 -I fd00:79:2::a 2001:db8:e79::3)
+  acq=$(acquire_while ping -6 -c 1 -W 0.2 -I fd00:79:2::a 2001:db8:e79::3)
   grep -q 'sel src 2001:db8:79::6/128 dst 2001:db8:e79::3/128 proto ipv6-icmp' <<<"$acq"
 }
 expect_ok "the second prefix's host: the ACQUIRE names the policy's address" t_wait_for 15 second_lan_acquire

@@ -37,9 +37,10 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
   acq=$(mktemp) leak=$(mktemp)
   timeout 12 ip -n "$gw" xfrm monitor acquire >"$acq" &
   local mon=$!
-  timeout 12 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'net 10.0.0.0/8' >"$leak" 2>/dev/null &
+  timeout 12 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'net 10.0.0.0/8' >"$leak" 2>"$leak.err" &
   local dump=$!
-  sleep 1
+  t_wait_subscribed "$mon"
+  t_wait_capturing "$leak.err"
   # One ACQUIRE per SA while its larval state lives: flush it before each protocol.
   ip -n "$gw" xfrm state flush
   # Each packet only has to reach the xfrm lookup: nothing waits for an answer that cannot come.
@@ -48,7 +49,8 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
   ip netns exec "$lan" timeout 0.5 bash -c 'echo > /dev/tcp/10.0.0.1/7000' 2>/dev/null || true
   ip -n "$gw" xfrm state flush
   ip netns exec "$lan" ping -c 1 -W 0.5 10.0.0.1 >/dev/null 2>&1 || true
-  sleep 1  # the monitor prints the last ACQUIRE
+  # The monitor prints the three flows' ACQUIREs (at most 2 s).
+  t_wait_acquire 2 "$acq" || true
   kill "$mon" "$dump" 2>/dev/null || true
   wait "$mon" "$dump" 2>/dev/null || true
   for proto in udp tcp icmp; do
@@ -59,7 +61,7 @@ check() {  # check LABEL: LAN flows to the covered prefix reach the xfrm lookup 
     bash -c "! grep -q 'sel src \(192.168.1.10\|200.2.2.2\)' '$acq'"
   expect_ok "$what: nothing reached the next hop in cleartext to 10.0.0.0/8" bash -c "! grep -q 'IP ' '$leak'"
   ((FAILS)) && cat "$acq" "$leak" >&2
-  rm -f "$acq" "$leak"
+  rm -f "$acq" "$leak" "$leak.err"
   ip netns exec "$wan" timeout 10 python3 "$peer" server udp 198.51.100.7 5001 &
   local srv=$!
   t_wait_listening "$wan" udp 5001

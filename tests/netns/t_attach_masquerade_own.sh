@@ -24,10 +24,10 @@ expect_ok "still no netfilter rule after attach" test -z "$(ip netns exec "$gw" 
 
 # Everything the internet side receives from the gateway, for the first part.
 wire=$T_TMP/wire
-timeout 120 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'ip and not arp' >"$wire" 2>/dev/null &
+timeout 120 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'ip and not arp' >"$wire" 2>"$wire.err" &
 dump=$!
 T_PIDS+=("$dump")
-sleep 1
+t_wait_capturing "$wire.err"
 
 listening() {  # PROTO PORT: the internet host's echo server is bound
   [[ -n $(ip netns exec "$wan" ss -Hln"${1:0:1}" "sport = :$2") ]]
@@ -78,9 +78,10 @@ expect_ok "ipsnat status counts xlate-masquerade" grep -qE "^  xlate-masquerade 
 acq=$T_TMP/acq
 timeout 6 ip -n "$gw" xfrm monitor acquire >"$acq" &
 mon=$!
-sleep 1
-ip netns exec "$lan" python3 "$peer" client udp 10.0.0.1 5000 64 >/dev/null 2>&1 || true
-sleep 1
+t_wait_subscribed "$mon"
+# One datagram (no answer comes: no SA), then its ACQUIRE (at most 2 s).
+ECHO_PEER_TIMEOUT=0.2 ip netns exec "$lan" python3 "$peer" client udp 10.0.0.1 5000 64 >/dev/null 2>&1 || true
+t_wait_acquire 0 "$acq" || true
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
 expect_ok "the company flow's ACQUIRE names the NAT address" grep -q "sel src 10.20.30.2/32 dst 10.0.0.1/32 proto udp" "$acq"
@@ -91,9 +92,9 @@ port=$(grep -oE "as 200.2.2.2:[0-9]+ masquerade" <<<"$flows" | head -1 | grep -o
 lanseen=$T_TMP/lan
 # SYNs and this probe's UDP only: late segments of the flows above are replies, not unsolicited.
 timeout 8 ip netns exec "$lan" tcpdump -l -n -i lan1 --immediate-mode \
-  'src host 198.51.100.7 and ((tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn or (udp and src port 4242))' >"$lanseen" 2>/dev/null &
+  'src host 198.51.100.7 and ((tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn or (udp and src port 4242))' >"$lanseen" 2>"$lanseen.err" &
 ldump=$!
-sleep 1
+t_wait_capturing "$lanseen.err"
 for p in "${port:-62000}" 22 5002; do
   ip netns exec "$wan" timeout 2 bash -c "echo > /dev/tcp/200.2.2.2/$p" 2>/dev/null || true
 done
@@ -119,7 +120,8 @@ followed() { [[ $(echo_client udp $((5100 + RANDOM % 800)) 100) == "200.2.2.3 in
 expect_ok "a new flow leaves as the uplink's new address" t_wait_for 10 followed
 
 expect_ok "detach" t_in "$gw" "$IPSNAT" detach eth0
-out=$(echo_client udp 5005 100)
+# (The peers give up after 2 s: where the path is open the answer takes milliseconds.)
+out=$(ECHO_PEER_TIMEOUT=2 echo_client udp 5005 100)
 expect_ok "after detach nothing is masqueraded: no reply reaches the LAN ($out)" test "$out" != "200.2.2.3 intact"
 expect_ok "no netfilter rule after detach" test -z "$(ip netns exec "$gw" nft list ruleset 2>&1)"
 finish

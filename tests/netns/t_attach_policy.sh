@@ -9,7 +9,7 @@ t_private_roots
 
 t_policy_gateway
 
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan"
 before=$(t_snapshot "$gw")
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 --dry-run)
@@ -41,13 +41,15 @@ timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
 mon=$!
 T_PIDS+=("$mon")
 leak=$(mktemp)
-timeout 10 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'host 10.0.0.1' >"$leak" 2>/dev/null &
+timeout 10 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'host 10.0.0.1' >"$leak" 2>"$leak.err" &
 T_PIDS+=("$!")
-sleep 1
+t_wait_subscribed "$mon"
+t_wait_capturing "$leak.err"
 ip netns exec "$lan" ping -c 2 -W 1 10.0.0.1 >/dev/null 2>&1 || true
 # One ACQUIRE per SA while its larval state lives: drop that state so the UDP flow asks again.
 ip -n "$gw" xfrm state flush
-ip netns exec "$lan" python3 "$IPSNAT_SRC/tests/netns/echo_peer.py" client udp 10.0.0.1 5000 64 >/dev/null 2>&1 || true
+# One datagram (no answer comes: no SA).
+ECHO_PEER_TIMEOUT=0.2 ip netns exec "$lan" python3 "$IPSNAT_SRC/tests/netns/echo_peer.py" client udp 10.0.0.1 5000 64 >/dev/null 2>&1 || true
 sleep 1
 kill "$mon" 2>/dev/null || true
 wait "$mon" 2>/dev/null || true
@@ -57,7 +59,7 @@ expect_ok "an ACQUIRE for the translated UDP flow" grep -q 'sel src 10.20.30.2/3
 expect_ok "no ACQUIRE names the untranslated source" bash -c "! grep -q 'src 192.168.1.10' '$acq'"
 expect_ok "nothing reached the WAN in cleartext" bash -c "! grep -q 'IP ' '$leak'"
 ((FAILS)) && cat "$acq" "$leak" >&2
-rm -f "$acq" "$leak"
+rm -f "$acq" "$leak" "$leak.err"
 
 # The host process started by attach (ipsnat run) keeps up with the SPD: a policy IKE adds later
 # gets its route.

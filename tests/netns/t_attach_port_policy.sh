@@ -29,14 +29,15 @@ out_policy 172.31.5.0/24 100 7 proto tcp dport 443
 out_policy 172.31.6.0/24 100 9 proto tcp dport 22
 out_policy 172.31.6.0/24 200 10
 out_policy 172.31.9.0/24 100 8
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan"
 
-# syn DST PORT: one connection attempt from the LAN host (SYNs for 1 s).
+# syn DST PORT: one connection attempt from the LAN host (one SYN: it leaves within connect(),
+# the first retransmission would come 1 s later).
 syn() {
   ip netns exec "$lan" timeout 3 python3 -c '
 import socket, sys
 s = socket.socket()
-s.settimeout(1)
+s.settimeout(0.2)
 try:
     s.connect((sys.argv[1], int(sys.argv[2])))
 except OSError:
@@ -50,10 +51,11 @@ probe() {
   ip -n "$gw" xfrm state flush
   timeout 10 ip -n "$gw" xfrm monitor acquire >"$tmp/$1.acq" &
   mon=$!
-  timeout 10 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode "host $2" >"$tmp/$1.wan" 2>/dev/null &
+  timeout 10 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode "host $2" >"$tmp/$1.wan" 2>"$tmp/$1.wan.err" &
   cap=$!
   T_PIDS+=("$mon" "$cap")
-  sleep 1
+  t_wait_subscribed "$mon"
+  t_wait_capturing "$tmp/$1.wan.err"
   syn "$2" "$3"
   sleep 0.5
   kill "$mon" "$cap" 2>/dev/null || true

@@ -16,7 +16,7 @@ ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
 expect_ok "TX checksum offload is on for the LAN host and the gateway" \
   bash -c "ip netns exec $lan ethtool -k lan1 | grep -q 'tx-checksumming: on' && ip netns exec $gw ethtool -k lan0 | grep -q 'tx-checksumming: on'"
-sleep 1
+t_wait_links_up "$lan" "$gw" "$wan"
 before=$(t_snapshot "$gw")
 
 expect_ok "attach --mode route" t_in "$gw" "$IPSNAT" attach tun0 --mode route

@@ -51,7 +51,7 @@ ip -n "$gw" xfrm policy add src 10.120.0.7/32 dst 10.120.7.0/24 proto tcp dport 
   mark 42 mask 0xffffffff tmpl src 198.18.121.1 dst 198.18.121.3 proto esp reqid 7 mode tunnel
 
 
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan" "$tun"
 t_in "$lan" ping -c 2 -i 0.3 -W 1 172.16.120.1 >/dev/null || true
 t_in "$gw" ping -c 2 -i 0.3 -W 1 198.18.121.2 >/dev/null || true
 t_in "$gw" ping -c 2 -i 0.3 -W 1 198.18.120.2 >/dev/null || true
@@ -81,15 +81,18 @@ expect_ok "the kernel routes the uplink's destination out the uplink" grep -q " 
 fg=$(mktemp) ft=$(mktemp)
 timeout 20 ip -n "$gw" xfrm monitor acquire >"$fg" &
 T_PIDS+=("$!")
+t_wait_subscribed "$!"
 timeout 20 ip -n "$tun" xfrm monitor acquire >"$ft" &
 T_PIDS+=("$!")
-sleep 1
+t_wait_subscribed "$!"
 for dst in 10.120.9.1 10.120.8.1; do
   for ns in "$gw" "$tun"; do ip -n "$ns" xfrm state flush; done
-  t_in "$lan" ping -c 1 -W 1 "$dst" >/dev/null 2>&1 || true
-  sleep 0.5
+  n=$(t_acquire_count "$fg" "$ft")
+  t_in "$lan" ping -c 1 -W 0.2 "$dst" >/dev/null 2>&1 || true  # no answer comes: no SA
+  # Each ping raises an ACQUIRE in gw or tun: the next once it came (at most 2 s).
+  t_wait_acquire "$n" "$fg" "$ft" || true
 done
-sleep 0.5
+sleep 0.5  # any later ACQUIRE (the negative checks') is printed
 t_stop_background
 acq_gw=$(cat "$fg") acq_tun=$(cat "$ft")
 rm -f "$fg" "$ft"

@@ -87,26 +87,30 @@ detach_both() {
 }
 
 # TCP to port 443 from fd00:6e:1::a (the VTI's source): one SYN, no answer awaited.
-tcp_from_a="python3 -c \"import socket; s = socket.socket(socket.AF_INET6); s.settimeout(1); s.bind(('fd00:6e:1::a', 0)); s.connect_ex(('2001:db8:e6f::1', 443))\""
+# (The SYN leaves within connect(); no answer comes, as to the pings: no SA.)
+tcp_from_a="python3 -c \"import socket; s = socket.socket(socket.AF_INET6); s.settimeout(0.2); s.bind(('fd00:6e:1::a', 0)); s.connect_ex(('2001:db8:e6f::1', 443))\""
 # acquires: the ACQUIREs of gw ($acq_gw) and tun ($acq_tun) while the LAN host sends from each
 # source (states flushed before each flow: one ACQUIRE per SA while its larval state lives).
 acquires() {
-  local fg ft ns pid
+  local fg ft ns pid n
   fg=$(mktemp) ft=$(mktemp)
   timeout 20 ip -n "$gw" xfrm monitor acquire >"$fg" &
   T_PIDS+=("$!")
+  t_wait_subscribed "$!"
   timeout 20 ip -n "$tun" xfrm monitor acquire >"$ft" &
   T_PIDS+=("$!")
-  sleep 1
-  for flow in "ping -6 -c 1 -W 1 -I fd00:6e:1::a 2001:db8:e6e::1" \
-              "ping -6 -c 1 -W 1 -I fd00:6e:1::b 2001:db8:e6e::2" \
+  t_wait_subscribed "$!"
+  for flow in "ping -6 -c 1 -W 0.2 -I fd00:6e:1::a 2001:db8:e6e::1" \
+              "ping -6 -c 1 -W 0.2 -I fd00:6e:1::b 2001:db8:e6e::2" \
               "$tcp_from_a" \
-              "ping -c 1 -W 1 -I 172.16.110.10 10.110.9.1"; do
+              "ping -c 1 -W 0.2 -I 172.16.110.10 10.110.9.1"; do
     for ns in "$gw" "$tun"; do ip -n "$ns" xfrm state flush; done
+    n=$(t_acquire_count "$fg" "$ft")
     t_in "$lan" bash -c "$flow" >/dev/null 2>&1 || true
-    sleep 0.5
+    # Each flow raises an ACQUIRE in gw or tun: the next flow once it came (at most 2 s).
+    t_wait_acquire "$n" "$fg" "$ft" || true
   done
-  sleep 0.5
+  sleep 0.5  # any later ACQUIRE (the negative checks') is printed
   t_stop_background
   acq_gw=$(cat "$fg") acq_tun=$(cat "$ft")
   rm -f "$fg" "$ft"
@@ -142,7 +146,7 @@ check() {
   expect_ok "the uplink's ping never reaches the VTI" bash -c '! grep -q "dst 2001:db8:e6e::2/" <<<"$1"' _ "$acq_tun"
 }
 
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan" "$tun"
 # Neighbour discovery on every hop first (bounded), so the first packet is not the one that waits.
 t_in "$lan" ping -6 -c 2 -i 0.3 -W 1 fd00:6e:1::1 >/dev/null || true
 t_in "$gw" ping -6 -c 2 -i 0.3 -W 1 fd6e:ff::2 >/dev/null || true

@@ -31,7 +31,7 @@ destinations = ["10.1.0.0/16", "100.0.0.0/8"]
 inside = "192.168.61.0/25"
 to = "172.16.40.9"
 EOF
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan"
 nsenter --net="/run/netns/$gw" "$IPSNAT" run --config "$conf" 2>>"$tmp/log" &
 daemon_pid=$!
 T_PIDS+=("$daemon_pid")
@@ -43,9 +43,10 @@ expect_ok "a destination wider than the policy's selector: one error line naming
 acq=$tmp/acq leak=$tmp/leak
 timeout 40 ip -n "$gw" xfrm monitor acquire >"$acq" &
 T_PIDS+=("$!")
-timeout 40 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'udp port 5000' >"$leak" 2>/dev/null &
+t_wait_subscribed "$!"
+timeout 40 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode 'udp port 5000' >"$leak" 2>"$leak.err" &
 T_PIDS+=("$!")
-sleep 1
+t_wait_capturing "$leak.err"
 # probe DST: a LAN datagram to DST, up to 6 times (0.5 s apart, each after dropping the larval
 # states, which the kernel otherwise keeps answering without a new ACQUIRE), until an ACQUIRE
 # names DST. A destination that must not be acquired gets all 6.

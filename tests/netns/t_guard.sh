@@ -39,7 +39,7 @@ ip -n "$wan" route add 172.16.5.0/24 via 200.2.2.2
 t_seed_out_policy "$gw"
 ip -n "$gw" xfrm policy add src fd00:72::/64 dst 2001:db8:10::/48 dir out priority 379519 \
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 2 mode tunnel
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan"
 
 # udp NS SRC SPORT DST DPORT: three datagrams with that source port (bounded: no answer awaited).
 udp() {
@@ -65,10 +65,12 @@ except OSError:
     pass
 ' "$2" "$3" || true
 }
-# capture NAME FILTER: tcpdump on the WAN side of the uplink into $T_TMP/NAME (for 60 s at most).
+# capture NAME FILTER: tcpdump on the WAN side of the uplink into $T_TMP/NAME (for 60 s at most),
+# capturing when this returns.
 capture() {
-  timeout 60 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode "$2" >"$T_TMP/$1" 2>/dev/null &
+  timeout 60 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode "$2" >"$T_TMP/$1" 2>"$T_TMP/$1.err" &
   T_PIDS+=("$!")
+  t_wait_capturing "$T_TMP/$1.err"
 }
 # traffic: everything the guard is asked about, from the LAN and from the gateway itself.
 traffic() {
@@ -86,7 +88,6 @@ count() { grep -c "$2" "$T_TMP/$1" || true; }
 
 capture before-v6 'ip6 and dst net 2001:db8:10::/48'
 capture before-v4 'ip and dst host 10.0.0.1'
-sleep 1
 traffic
 stop_captures
 expect_ok "without ipsnat the lab leaks IPv6 to the covered prefix" test "$(count before-v6 'IP6')" -ge 6
@@ -97,7 +98,6 @@ expect_ok "attach succeeds" t_in "$gw" "$IPSNAT" attach eth0
 capture after-v6 'ip6 and dst net 2001:db8:10::/48'
 capture after-v4 'ip and dst host 10.0.0.1'
 capture after-other 'ip6 and host 2001:db8:77::1'
-sleep 1
 traffic
 expect_ok "uncovered IPv6 still flows (ping answered)" \
   ip netns exec "$lan" ping -6 -c 2 -i 0.2 -W 2 2001:db8:77::1
@@ -121,7 +121,6 @@ ip -n "$gw" xfrm policy add src fd00:72::/64 dst 2001:db8:30::/48 dir out priori
   tmpl src 2001:db8:ff::2 dst 2001:db8:ff::1 proto esp reqid 3 mode tunnel
 expect_ok "the follower adds the later IPv6 policy's prefix" wait_entries 2
 capture later-v6 'ip6 and dst net 2001:db8:30::/48'
-sleep 1
 ip netns exec "$lan" ping -6 -c 3 -i 0.2 -W 1 2001:db8:30::1 >/dev/null 2>&1 || true
 stop_captures
 expect_ok "no cleartext IPv6 to the later policy's prefix" test "$(count later-v6 'IP6')" == 0

@@ -11,7 +11,7 @@ t_private_roots
 t_gateway_netns
 t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
 t_seed_out_policy "$gw"
-sleep 1
+t_wait_links_up "$lan" "$gw" "$wan"
 progs="/sys/fs/bpf/ipsnat-t$$-progs"
 mkdir -p "$progs"
 trap 't_cleanup; rm -rf "$progs"' EXIT

@@ -32,7 +32,7 @@ ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 10.0.0.0/8 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 1 mode tunnel
 ip -n "$gw" xfrm policy add src 10.77.0.9/32 dst 198.51.100.0/24 dir out \
   tmpl src 200.2.2.2 dst 200.2.2.1 proto esp reqid 2 mode tunnel
-sleep 1
+t_wait_links_up "$lan" "$gw" "$wan"
 
 flows=$IPSNAT_SRC/tests/netns/udp_flows.py
 status_json() { t_in "$gw" "$IPSNAT" -j status --state-dir "$tmp/run"; }

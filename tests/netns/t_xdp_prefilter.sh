@@ -15,7 +15,7 @@ for d in in fwd; do
 done
 t_in "$gw" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
 ip -n "$wan" route add 192.168.1.0/24 via 200.2.2.2
-sleep 1  # carrier settles
+t_wait_links_up "$lan" "$gw" "$wan"
 
 N=40  # per protocol: TCP SYN, UDP, ICMP echo
 # spoof SRC DST [ike]: N packets of each protocol from WAN with source SRC (TCP SYN to 22, UDP to

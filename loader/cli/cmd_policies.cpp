@@ -62,6 +62,8 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
     // Beside NPTv6: the rest's NAT66; the LANs left out.
     if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", to(m.rest_nat66())}, {"inside", m.rest_nat66().inside_str()}};
     if (!m.left_out.empty()) j["left_out"] = m.left_out;
+    // A [[nat]] rule's translation (--config): where the rule is written, "FILE:LINE".
+    if (!m.rule.empty()) j["rule"] = m.rule;
     // The flow mark the rules are kept for (a VTI asks with its okey); null: none (a partial mask).
     auto mark = npt6_key_mark(p);
     j["rule_mark"] = mark ? nlohmann::json(*mark) : nlohmann::json(nullptr);

@@ -66,6 +66,9 @@ expect_ok "an IPv6 rule whose to lies in no selector: one error line naming the 
 t_in "$gw" "$IPSNAT" policies --config "$conf" >"$tmp/policies" 2>&1 || true
 expect_ok "ipsnat policies --config shows the IPv6 rule's NAT66" \
   grep -qF "nat nat66 fd00:61::/64 -> 2001:db8:a1::9 (ports); nat rule $conf:13" "$tmp/policies"
+t_in "$gw" "$IPSNAT" policies -j --config "$conf" >"$tmp/policies.json" 2>&1 || true
+expect_ok "ipsnat policies -j --config names the rule beside the NAT66 to its address" \
+  python3 -c 'import json, sys; n = [p["nat"] for p in json.load(open(sys.argv[1]))["policies"] if "nat" in p and p["src"] == "2001:db8:a1::/64"][0]; sys.exit(not (n["kind"] == "nat66" and n["to"] == "2001:db8:a1::9/128" and n["rule"] == sys.argv[2]))' "$tmp/policies.json" "$conf:13"
 t_in "$gw" "$IPSNAT" explain fd00:61::a 2001:db8:e1::1 udp --config "$conf" >"$tmp/explain" 2>&1 || true
 expect_ok "ipsnat explain --config agrees: nat66 to exactly the rule's address" \
   grep -Eq "^nat +nat66 to 2001:db8:a1::9 with a port" "$tmp/explain"

@@ -18,6 +18,7 @@
  *
  * A policy whose source selector is one address (/128, strongSwan's virtual IPv6) has an NPT6_OUT
  * key only, with a rule of kind NPT6_KIND_NAT66 (from and len 0): a source in the IPv6 inside set
+ * (or, when rule.len > 0, a source in rule.from/len: a [[nat]] rule's inside prefix)
  * becomes rule.to (that address) with a port from the NAPT range, and the reply is translated
  * back by IPv6 conntrack (maps/ct6.h, bpf/lib/nat66.h), never by a rule. A NAT66 rule of a prefix
  * selector (LANs larger than it, or the rest beside a 1:1 map) carries a pool: `span` addresses
@@ -46,8 +47,9 @@
  * set (NPT6_INSIDE keys) decides NAT66's sources; a NAT66 rule's from is unused. Schema 6: a prefix
  * rule's NPT6_FLAG_REST and NPT6_OUT_REST keys (NAT66 beside NPTv6). Schema 7: keys carry the policy's mark
  * (a VTI's okey; 96 fixed bits), and a NAT66 rule's `span` (a pool of addresses after `to`, was
- * padding). */
-#define IPSNAT_NPT6_SCHEMA 7
+ * padding). Schema 8: a NAT66 rule's from/len, when len > 0, are its sources (a [[nat]] rule's inside)
+ * instead of the IPv6 inside set. */
+#define IPSNAT_NPT6_SCHEMA 8
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -93,7 +95,8 @@ IPSNAT_ASSERT_SIZE(struct npt6_scope, 8);
 struct npt6_rule {
 	__u8 from[16]; /* the prefix the translated address is in (host bits zero) */
 	__u8 to[16];   /* the prefix it becomes (host bits zero) */
-	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (INSIDE: 1..128; NAT66: 0) */
+	__u8 len;      /* prefix length of from: 1..IPSNAT_NPT6_MAX_LEN (INSIDE: 1..128; NAT66: 0, the
+			* inside set's sources, or 1..128, a [[nat]] rule's inside prefix, its only sources) */
 	__u8 word;     /* 3: adjust word 3 (prefixes up to /48); 4..7: the first of words `word`..7 that is
 			* not 0xffff, `word` being the first word the prefix does not touch (/49../112) */
 	__u16 adjust;  /* host order: one's-complement sum(from) - sum(to), added to that word */

@@ -1,6 +1,6 @@
 /* NAT66 with ports on route-mode devices: an IPv6 out-policy whose source selector is one address
  * (a NPT6_KIND_NAT66 rule of ipsnat_npt6, maps/npt6.h) takes every source of the IPv6 inside
- * set (every IPv6 LAN prefix) to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
+ * set (every IPv6 LAN prefix; a [[nat]] rule's, its own inside prefix) to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
  * original port when it is in the range and free, an echo identifier whenever it is free, else a
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
@@ -169,6 +169,13 @@ static __always_inline int nat66_inside(const __u8 *addr)
 	return r && r->kind == NPT6_KIND_INSIDE;
 }
 
+/* Whether the rule takes the inside source addr: a rule with a source prefix (len > 0: a [[nat]]
+ * rule's inside, maps/npt6.h) that prefix alone, else the IPv6 inside set. */
+static __always_inline int nat66_takes(const struct npt6_rule *rule, const __u8 *addr)
+{
+	return rule->len ? npt6_in_prefix(addr, rule) : nat66_inside(addr);
+}
+
 static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
@@ -242,13 +249,13 @@ static __always_inline int nat66_rewrite_addr(struct __sk_buff *skb, int l3_at_d
  * hide one: drop-frag-no-first; another: pass-proto; an ICMPv6 fragment counts as an echo
  * request's). */
 static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_buff *skb, const struct pkt6 *h,
-								   int l3_at_data)
+								   const struct npt6_rule *rule, int l3_at_data)
 {
 	struct ipsnat_frag6_entry *fe = frag6_lookup(h, IPSNAT_CT_ORIG);
 
 	if (fe)
 		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
-	if (!nat66_inside(h->saddr))
+	if (!nat66_takes(rule, h->saddr))
 		return IPSNAT_R_PASS_NOT_INSIDE;
 	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6 && !ipv6_ext_hdr(h->proto))
 		return IPSNAT_R_PASS_PROTO;
@@ -537,11 +544,11 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 	/* The inside set is asked where no state answers (a flow or fragment conntrack does not know,
 	 * a packet NAT66 does not translate), as IPv4's: one LPM lookup per new flow, not per packet. */
 	if (p.h.fragment == PKT6_FRAG_LATER && !p.h.unparsed) {
-		*why = nat66_later_fragment_out(skb, &p.h, l3_at_data);
+		*why = nat66_later_fragment_out(skb, &p.h, rule, l3_at_data);
 		return 1;
 	}
 	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
-		*why = !nat66_inside(p.h.saddr) ? IPSNAT_R_PASS_NOT_INSIDE
+		*why = !nat66_takes(rule, p.h.saddr) ? IPSNAT_R_PASS_NOT_INSIDE
 		       : p.h.unparsed          ? IPSNAT_R_DROP_MALFORMED
 					       : IPSNAT_R_PASS_PROTO;
 		return 1;
@@ -563,7 +570,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 			e = 0;
 		}
 	}
-	if (!e && !nat66_inside(p.h.saddr)) {
+	if (!e && !nat66_takes(rule, p.h.saddr)) {
 		*why = IPSNAT_R_PASS_NOT_INSIDE;
 		return 1;
 	}
@@ -643,7 +650,9 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
  * back for the LANs (beside a 1:1 map, for the LANs NAT66 takes: the mapped one is NPTv6's). */
 static __always_inline int nat66_into_inside(struct npt6_scope sc, const __u8 *remote, const __u8 *local)
 {
-	return nat66_rule_for(sc, remote, local) && nat66_inside(local);
+	struct npt6_rule *rule = nat66_rule_for(sc, remote, local);
+
+	return rule && nat66_takes(rule, local);
 }
 
 #endif

@@ -168,7 +168,8 @@ static __always_inline enum ipsnat_reason npt6_translate(struct __sk_buff *skb, 
 	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = sc.if_id, .mark = sc.mark, .dir = dir };
 	__builtin_memcpy(k.addr, &ip6.daddr, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
-	if (!r)
+	/* A NAT66 rule (nat66.h's) is no prefix map: its from/len name sources, not a prefix to map. */
+	if (!r || r->kind != NPT6_KIND_PREFIX)
 		return IPSNAT_R_PASS_NOT_COVERED;
 	__u8 addr[16];
 	__u32 off = dir == NPT6_OUT ? __builtin_offsetof(struct ipv6hdr, saddr) : __builtin_offsetof(struct ipv6hdr, daddr);

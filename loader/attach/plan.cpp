@@ -203,7 +203,7 @@ std::vector<Address> local6_of(const HostFacts& f) {
 // What an IPv6 out-policy implies on the device (spd/npt6.h).
 spd::Npt6Mapping ipv6_mapping(const Policy& p, const std::vector<Prefix>& inside, const Settings& s,
                               const std::vector<const Policy*>& spd, const std::vector<Address>& local) {
-  return spd::npt6_applied(p, inside, s.binat, spd, local);
+  return spd::npt6_applied(p, inside, s.binat, spd, local, s.nat_rules);
 }
 
 // The LANs an IPv6 mapping translates: NPTv6's or NAT66's, and beside NPTv6 the rest's NAT66.
@@ -312,12 +312,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   for (const Policy* p : policies) {
     if (p->sel.family == AF_INET6) {
       auto m = ipv6_mapping(*p, inside_all, settings, spd, local6_of(facts));
-      bool mappable = spd::npt6_of(*p, inside_all).ok;
+      bool mappable = spd::npt6_of(*p, inside_all, {}, settings.nat_rules).ok;
       auto misses = plan.mode == Mode::Policy && mappable ? spd::reroute_misses(*p) : std::nullopt;
       if (misses) {
         plan.warnings.push_back(port_refusal(*p, *misses));
         if (refused.empty()) refused = plan.warnings.back();
-      } else if (!m.ok && mappable && spd::npt6_refusal(*p, inside_all, spd)) {
+      } else if (!m.ok && mappable && spd::npt6_refusal(*p, inside_all, spd, settings.nat_rules)) {
         std::string where = plan.mode == Mode::Policy ? "in policy mode"
                             : is_vti(facts.dev)
                                 ? "through \"" + plan.dev + "\" (okey " + std::to_string(facts.dev.okey) + ")"

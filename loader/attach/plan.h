@@ -13,6 +13,7 @@
 
 #include "attach/forward.h"
 #include "maps/config.h"
+#include "spd/nat.h"
 #include "spd/policy.h"
 #include "sys/rtnl_values.h"
 
@@ -63,6 +64,9 @@ struct Settings {
   // --binat: the far side may open connections, through a policy's SA, to the addresses of the
   // policy's 1:1 map, which reach the LAN hosts mapped to them (IPSNAT_DEV_BINAT).
   bool binat = false;
+  // The configuration's [[nat]] rules (`ipsnat run`): its IPv6 ones decide the IPv6 policies' plan
+  // lines and policy mode's routes as the mirror's rules (spd/npt6.h npt6_of).
+  std::vector<spd::NatOverride> nat_rules;
 };
 
 // A 1:1 map the far side reaches with --binat (an IPv4 block's, or an NPTv6 prefix's): policy

@@ -9,6 +9,8 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/output.h"
+#include "config/config.h"
+#include "daemon/components.h"
 #include "spd/compiler.h"
 #include "spd/explain.h"
 #include "spd/npt6.h"
@@ -24,17 +26,23 @@ namespace {
 
 // IPv4 prefixes go to the NAT of IPv4 policies, IPv6 ones to NPTv6 (spd/npt6.h) only.
 // The gateway's own addresses too: a NAT66 pool leaves them out (spd/npt6.h npt6_of).
-NatConfig nat_config(const std::vector<std::string>& inside) {
+// --config FILE: its [[nat]] rules decide the translation of the policies they apply to, as in
+// `ipsnat run --config FILE` (docs/config.md).
+NatConfig nat_config(const std::vector<std::string>& inside, const std::string& config_file) {
   NatConfig cfg;
   for (const auto& s : inside) cfg.inside.push_back(parse_prefix(s));
   cfg.local = sys::local_addresses();
+  if (!config_file.empty()) cfg.overrides = daemon::nat_config_of(config::load_config_file(config_file), {}).overrides;
   return cfg;
 }
+
+constexpr const char* kConfigHelp =
+    "Configuration file (TOML) whose [[nat]] rules decide the translation, as ipsnat run --config does";
 
 // Why policy mode (the uplink, LWT xmit) does not apply an out-policy's NAT after all: the
 // reroute's lookup would miss the policy. "" when it applies (or the policy is a tunnel device's).
 std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
-  bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
+  bool translates = p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local, cfg.overrides).ok : implied_nat(p, cfg).kind != SPD_NAT_NONE;
   if (!translates || p.if_id) return "";
   // A marked policy (a VTI's) is not the uplink's: policy mode leaves it alone (attach/plan.cpp).
   if (!p.meets_unmarked()) return "";
@@ -46,7 +54,7 @@ std::string policy_mode_refusal(const Policy& p, const NatConfig& cfg) {
 // What an IPv4 or IPv6 IPsec out-policy implies: {kind, to, inside, why}.
 nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
   if (p.sel.family == AF_INET6) {
-    auto m = npt6_of(p, cfg.inside, cfg.local);
+    auto m = npt6_of(p, cfg.inside, cfg.local, cfg.overrides);
     // A NAT66 pool as IPv4's NAPT pool: "FIRST-LAST" (spd/npt6.h to_str).
     auto to = [](const Npt6Mapping& n) { return n.nat66 && n.pool > 1 ? n.to_str() : n.outside.str(); };
     nlohmann::json j = {{"kind", !m.ok ? "none" : m.nat66 ? "nat66" : "nptv6"}, {"to", m.ok ? to(m) : ""},
@@ -54,6 +62,8 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
     // Beside NPTv6: the rest's NAT66; the LANs left out.
     if (!m.rest.empty()) j["rest"] = {{"kind", "nat66"}, {"to", to(m.rest_nat66())}, {"inside", m.rest_nat66().inside_str()}};
     if (!m.left_out.empty()) j["left_out"] = m.left_out;
+    // A [[nat]] rule's translation (--config): where the rule is written, "FILE:LINE".
+    if (!m.rule.empty()) j["rule"] = m.rule;
     // The flow mark the rules are kept for (a VTI asks with its okey); null: none (a partial mask).
     auto mark = npt6_key_mark(p);
     j["rule_mark"] = mark ? nlohmann::json(*mark) : nlohmann::json(nullptr);
@@ -67,7 +77,7 @@ nlohmann::json implied_json(const Policy& p, const NatConfig& cfg) {
 }
 
 std::string implied_text(const Policy& p, const NatConfig& cfg) {
-  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local).str() : implied_nat(p, cfg).str();
+  return p.sel.family == AF_INET6 ? npt6_of(p, cfg.inside, cfg.local, cfg.overrides).str() : implied_nat(p, cfg).str();
 }
 
 nlohmann::json policy_json(const Policy& p, const NatConfig& cfg) {
@@ -110,9 +120,11 @@ void register_policies(CLI::App& app, Context& ctx) {
   static std::vector<std::string> inside;
   cmd->add_option("--inside", inside,
                   "Inside prefix (repeatable) for the implied NAT: IPv4 for IPv4 policies, IPv6 for NPTv6");
+  static std::string config_file;
+  cmd->add_option("--config", config_file, kConfigHelp);
   cmd->callback([&ctx] {
     ctx.action = [&ctx] {
-      NatConfig cfg = nat_config(inside);
+      NatConfig cfg = nat_config(inside, config_file);
       SpdModel m = xfrm::PolicySource::read_once();
       auto pols = m.ordered();
       CompiledSpd c = compile_spd(pols, cfg);
@@ -154,13 +166,15 @@ void register_explain(CLI::App& app, Context& ctx) {
   cmd->add_option("--if-id", if_id, "xfrm interface if_id (route-based IPsec); 0: the uplink, policy mode");
   cmd->add_option("--inside", inside, "Inside prefix (repeatable) for the implied NAT: IPv4, or the one IPv6 one");
   cmd->add_flag("--binat", binat, "As on a device attached with --binat: IPv6 prefix policies translate (NPTv6)");
+  static std::string config_file;
+  cmd->add_option("--config", config_file, kConfigHelp);
   cmd->callback([&ctx, sport_opt, dport_opt] {
     ctx.action = [&ctx, sport_opt, dport_opt] {
       FlowArgs a{src, dst, parse_proto_arg(proto), std::nullopt, std::nullopt, mark, if_id};
       if (sport_opt->count()) a.sport = parse_port_arg(sport);
       if (dport_opt->count()) a.dport = parse_port_arg(dport);
       AnyFlow flow = parse_flow(a);
-      NatConfig cfg = nat_config(inside);
+      NatConfig cfg = nat_config(inside, config_file);
       SpdModel m = xfrm::PolicySource::read_once();
       auto pols = m.ordered();
       Explanation e = explain(pols, cfg, cfg.inside, binat, flow);

@@ -1,7 +1,9 @@
 #include "config/config.h"
 
+#include "maps/npt6.h"
 #include "maps/spd.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cerrno>
@@ -251,26 +253,115 @@ void read_nat_to(TableReader& r, const toml::node* to, NatRule& rule) {
   rule.to_count = uint32_t(1) << (32 - rule.to.len);
 }
 
+// An IPv6 address or prefix ("2001:db8:b::5", "2001:db8:a::/64"); nullopt when malformed.
+std::optional<Prefix> parse_ipv6_prefix(std::string_view s) {
+  auto slash = s.find('/');
+  std::string text(s.substr(0, slash));
+  Prefix p;
+  p.addr.family = AF_INET6;
+  p.len = 128;
+  if (inet_pton(AF_INET6, text.c_str(), p.addr.bytes.data()) != 1) return std::nullopt;
+  if (slash == std::string_view::npos) return p;
+  auto len = parse_number<unsigned>(s.substr(slash + 1));
+  if (!len || *len > 128) return std::nullopt;
+  p.len = static_cast<uint8_t>(*len);
+  return p;
+}
+
+Prefix require_prefix6(TableReader& r, const toml::node* n, const std::string& key) {
+  std::string text = n->as_string()->get();
+  auto p = parse_ipv6_prefix(text);
+  if (!p) r.fail(n, key, "expected an IPv6 address or prefix like \"2001:db8:a::/64\", got \"" + text + "\"");
+  Prefix net = *p;
+  for (int i = 0; i < 16; ++i) {
+    int bits = int(p->len) - 8 * i;
+    net.addr.bytes[i] &= bits >= 8 ? 0xff : bits <= 0 ? 0 : uint8_t(0xff << (8 - bits));
+  }
+  if (net != *p)
+    r.fail(n, key, "expected a network prefix with the host bits zero (\"" + net.str() + "\"), got \"" + text + "\"");
+  return *p;
+}
+
+// The last 32 bits of an address, where an IPv6 pool's addresses differ (maps/npt6.h span).
+uint32_t low_word(const Address& a) { return npt6_word32(a.bytes.data(), 12); }
+
+// An IPv6 [[nat]] rule's `to`: NAT66 with ports to one address or over a pool (a range "A-B", or a
+// prefix /112 to /127 longer than inside: its addresses after the all-zeros one, as the automatic
+// pool), or NPTv6 (a prefix of the inside prefix's length, up to /112).
+void read_nat6_to(TableReader& r, const toml::node* to, NatRule& rule) {
+  std::string text = to->as_string()->get();
+  if (text.find(':') == std::string::npos)
+    r.fail(to, "to", "expected an IPv6 address, pool or prefix for the IPv6 inside " + rule.inside6.str() +
+                         " (one family per rule), got \"" + text + "\"");
+  auto dash = text.find('-');
+  if (dash != std::string::npos) {
+    auto first = parse_ipv6_prefix(std::string_view(text).substr(0, dash));
+    auto last = parse_ipv6_prefix(std::string_view(text).substr(dash + 1));
+    bool ok = first && last && first->len == 128 && last->len == 128 &&
+              std::memcmp(first->addr.bytes.data(), last->addr.bytes.data(), 12) == 0 &&
+              low_word(last->addr) >= low_word(first->addr) &&
+              low_word(last->addr) - low_word(first->addr) < IPSNAT_NPT6_MAX_POOL;
+    if (!ok)
+      r.fail(to, "to", "expected a pool \"FIRST-LAST\" of at most " + std::to_string(IPSNAT_NPT6_MAX_POOL) +
+                           " addresses differing in the last 32 bits, FIRST <= LAST, like "
+                           "\"2001:db8:b::2-2001:db8:b::5\", got \"" + text + "\"");
+    rule.to6 = *first;
+    rule.to_count = low_word(last->addr) - low_word(first->addr) + 1;
+    return;
+  }
+  rule.to6 = require_prefix6(r, to, "to");
+  if (rule.to6.len == 128) return;
+  if (rule.to6.len == rule.inside6.len && rule.to6.len <= IPSNAT_NPT6_MAX_LEN) {
+    rule.kind = NatRule::Kind::kPrefixMap;
+    return;
+  }
+  if (rule.to6.len <= rule.inside6.len || rule.to6.len < 112)
+    r.fail(to, "to", "expected a /" + std::to_string(rule.inside6.len) + " (NPTv6 1:1 map of inside " +
+                         rule.inside6.str() + ", up to /" + std::to_string(IPSNAT_NPT6_MAX_LEN) +
+                         "), a pool (a longer prefix, /112 to /127, or \"FIRST-LAST\") or a single address, got /" +
+                         std::to_string(rule.to6.len));
+}
+
+// An IPv6 [[nat]] rule (inside an IPv6 prefix): NAT66 or NPTv6 instead of what the SPD implies.
+void read_nat6(TableReader& r, const toml::node* inside, const toml::node* to, NatRule& rule) {
+  rule.ipv6 = true;
+  rule.inside6 = require_prefix6(r, inside, "inside");
+  read_nat6_to(r, to, rule);
+  if (const toml::node* d = r.get("destinations"))
+    r.fail(d, "destinations",
+           "expected no destinations in an IPv6 rule: its translation is kept per policy destination (the "
+           "datapath's IPv6 rules are keyed by it), so it applies to each policy's whole destination selector");
+}
+
 void read_nat(TableReader& top, Config& c) {
   for_each_table(top, "nat", "NAT rule tables", [&](const toml::table& t, const std::string& path, int line) {
     TableReader r(t, top.file(), path, line);
     r.allow({"inside", "to", "destinations"}, "inside, to, destinations");
     NatRule rule;
     rule.line = line;
-    const char* pfx = "expected an IPv4 prefix like \"192.168.1.0/24\"";
+    const char* pfx = "expected an IPv4 or IPv6 prefix like \"192.168.1.0/24\" or \"fd00:1::/64\"";
     const toml::node* inside = r.get_string_node("inside", pfx);
     if (!inside) r.fail(nullptr, "inside", std::string("missing; ") + pfx);
-    rule.inside = require_prefix(r, inside, "inside", true);
     const char* to_expected =
         "expected the NAT address (\"10.20.30.2\"), a pool (\"10.20.30.2-10.20.30.5\" or a prefix longer than "
         "inside's) or a prefix of the inside prefix's length";
     const toml::node* to = r.get_string_node("to", to_expected);
-    if (!to) r.fail(nullptr, "to", std::string("missing; ") + to_expected);
-    read_nat_to(r, to, rule);
-    rule.destinations = read_prefix_list(r, "destinations");
+    if (std::string(inside->as_string()->get()).find(':') != std::string::npos) {
+      if (!to) r.fail(nullptr, "to", std::string("missing; ") + to_expected);
+      read_nat6(r, inside, to, rule);
+    } else {
+      rule.inside = require_prefix(r, inside, "inside", true);
+      if (!to) r.fail(nullptr, "to", std::string("missing; ") + to_expected);
+      if (std::string(to->as_string()->get()).find(':') != std::string::npos)
+        r.fail(to, "to", "expected an IPv4 address, pool or prefix for the IPv4 inside " + rule.inside.str() +
+                             " (one family per rule), got \"" + std::string(to->as_string()->get()) + "\"");
+      read_nat_to(r, to, rule);
+      rule.destinations = read_prefix_list(r, "destinations");
+    }
     for (const auto& other : c.nat)
-      if (other.inside == rule.inside)
-        r.fail(inside, "inside", "expected one rule per inside prefix; " + rule.inside.str() +
+      if (other.ipv6 == rule.ipv6 && (rule.ipv6 ? other.inside6 == rule.inside6 : other.inside == rule.inside))
+        r.fail(inside, "inside", "expected one rule per inside prefix; " +
+                                     (rule.ipv6 ? rule.inside6.str() : rule.inside.str()) +
                                      " already has a rule at line " + std::to_string(other.line));
     c.nat.push_back(rule);
   });

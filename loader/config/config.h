@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "util/address.h"
 #include "util/error.h"
 
 namespace ipsnat::config {
@@ -50,6 +51,14 @@ struct NatRule {
   uint32_t to_count = 1;
   std::vector<Ipv4Prefix> destinations;
   int line = 0;
+  // An IPv6 rule (`inside` an IPv6 prefix): inside6 and to6 hold it, the IPv4 fields above stay
+  // unset. to6: one address (/128, NAT66 with ports), a range's first address (/128, to_count its
+  // size), a prefix longer than inside6 (/112 to /127: a NAT66 pool of its addresses after the
+  // all-zeros one, as the automatic pool, spd/npt6.h) or of inside6's length (NPTv6, kPrefixMap).
+  // No destinations: IPv6 rules are keyed by the policy's destination (maps/npt6.h).
+  bool ipv6 = false;
+  Prefix inside6;
+  Prefix to6;
 };
 
 // A port-forward into the LAN: packets arriving (decrypted) for `nat_addr:outside_port` are

@@ -11,7 +11,8 @@ const Device* find(const std::vector<Device>& v, const std::string& name) {
 }
 
 bool same_rule(const NatRule& a, const NatRule& b) {
-  return a.kind == b.kind && a.inside == b.inside && a.to == b.to && a.to_count == b.to_count && a.destinations == b.destinations;
+  return a.kind == b.kind && a.inside == b.inside && a.to == b.to && a.to_count == b.to_count && a.destinations == b.destinations &&
+         a.ipv6 == b.ipv6 && a.inside6 == b.inside6 && a.to6 == b.to6;
 }
 }  // namespace
 

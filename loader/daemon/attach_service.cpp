@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -11,6 +13,7 @@
 #include "attach/forward.h"
 #include "attach/session.h"
 #include "config/diff.h"
+#include "daemon/components.h"
 #include "pins/names.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
@@ -45,12 +48,22 @@ bool AttachService::configured(const std::string& dev) const {
                      [&](const config::Device& d) { return d.name == dev; });
 }
 
+// The IPv6 [[nat]] rules, which decide the IPv6 plan lines and policy mode's routes as they decide
+// the mirror's rules (the IPv4 plan keeps what the SPD implies).
+std::vector<spd::NatOverride> AttachService::ipv6_rules() const {
+  std::vector<spd::NatOverride> out;
+  for (auto& o : nat_config_of(config_, {}).overrides)
+    if (o.inside.addr.family == AF_INET6) out.push_back(std::move(o));
+  return out;
+}
+
 void AttachService::replan_recorded(const attach::AttachState& st) {
   attach::AttachRequest req;
   req.dev = st.dev;
   req.pin_root = pin_root_;
   req.settings.mode = st.mode == "route" ? attach::ModeRequest::Route : attach::ModeRequest::Policy;
   for (const auto& p : st.inside_configured) req.settings.inside.push_back(parse_prefix(p));
+  req.settings.nat_rules = ipv6_rules();
   req.settings.table = st.table;
   req.settings.rule_priority = st.rule_priority;
   req.settings.route_mtu = st.route_mtu;
@@ -77,6 +90,7 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   req.settings.xdp_prefilter = prev && prev->xdp_prefilter;  // no config key: kept as `ipsnat attach` set it
   req.settings.binat = d.binat;
   for (const auto& p : config_.inside) req.settings.inside.push_back(parse_prefix(p.str()));
+  req.settings.nat_rules = ipv6_rules();
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;
   req.start_host = false;  // this daemon is the host

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "attach/state.h"
+#include "spd/nat.h"
 #include "daemon/service.h"
 #include "sys/rtnl_watch.h"
 
@@ -52,6 +53,7 @@ class AttachService : public Service {
   // A device attached by hand, re-planned from its record.
   void replan_recorded(const attach::AttachState& st);
   bool configured(const std::string& dev) const;
+  std::vector<spd::NatOverride> ipv6_rules() const;
   // ipsnat_fwd := the configuration's [[forward]] + what `attach --forward` recorded; false while
   // the map is not pinned yet (nothing attached), retried on the timer.
   bool sync_forwards();

@@ -17,6 +17,7 @@
 #include "pins/names.h"
 #include "mirror/mirror.h"
 #include "spd/nat.h"
+#include "spd/npt6.h"
 #include "spd/policy.h"
 #include "state/pinned.h"
 #include "sys/rtnl.h"
@@ -35,6 +36,38 @@ bool pinned(const std::string& root, const char* name) {
 
 Prefix to_spd(const config::Ipv4Prefix& p) { return Prefix{Address::v4(htonl(p.addr)), p.len}; }
 
+
+// A [[nat]] rule whose destination overlaps a policy's destination selector without lying inside
+// it does not apply to that policy: one error line per such pair.
+// An IPv6 rule refused for a policy (two rules on it, a pool beyond its selector) likewise; an IPv6
+// rule whose `to` lies in no IPv6 tunnel out-policy's source selector translates nothing: one line.
+void log_rule_errors(const spd::SpdModel& model, const spd::NatConfig& nat) {
+  std::vector<bool> applies(nat.overrides.size(), false);
+  for (const auto& [index, p] : model.by_index()) {
+    if (p.sel.family == AF_INET6) {
+      auto m = spd::npt6_of(p, nat.inside, nat.local, nat.overrides);
+      if (!m.ok && m.why.rfind("nat rule", 0) == 0)
+        spdlog::error("spd_mirror: policy {} ({}): {}", index, p.describe(), m.why);
+      if (m.why.rfind("nat rule", 0) != 0 && m.rule.empty()) continue;
+      for (size_t i = 0; i < nat.overrides.size(); ++i) {
+        const auto& o = nat.overrides[i];
+        applies[i] = applies[i] || (o.inside.addr.family == AF_INET6 && p.sel.src.len <= o.policy_src->len &&
+                                    p.sel.src.contains(o.policy_src->addr));
+      }
+      continue;
+    }
+    for (const auto& n : spd::implied_nats(p, nat))
+      if (n.kind == SPD_NAT_NONE && n.why.rfind("nat rule", 0) == 0)
+        spdlog::error("spd_mirror: policy {} ({}): {}", index, p.describe(), n.why);
+  }
+  for (size_t i = 0; i < nat.overrides.size(); ++i)
+    if (nat.overrides[i].inside.addr.family == AF_INET6 && !applies[i])
+      spdlog::error("spd_mirror: nat rule {}: to {} lies in no IPv6 tunnel out-policy's source selector: it "
+                    "translates nothing", nat.overrides[i].origin, nat.overrides[i].policy_src->str());
+}
+
+}  // namespace
+
 // [[nat]] rules become the mirror's overrides: they apply to the out-policies whose source
 // selector contains the rule's `to` (a source the kernel gives to those policies), restricted to
 // the rule's destinations (spd::NatOverride).
@@ -45,6 +78,18 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     for (const auto& p : inferred_inside) n.inside.push_back(parse_prefix(p));
   for (const auto& r : c.nat) {
     spd::NatOverride o;
+    o.origin = c.source + ":" + std::to_string(r.line);
+    if (r.ipv6) {
+      // NAT66 to an address (a range: its first and size) or a prefix's pool, or NPTv6 onto a prefix
+      // (spd/npt6.h npt6_of).
+      o.policy_src = r.to6;
+      o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
+      o.nat = r.to6;
+      o.nat_count = r.to_count;
+      o.inside = r.inside6;
+      n.overrides.push_back(o);
+      continue;
+    }
     o.policy_src = to_spd(r.to);
     o.kind = r.kind == config::NatRule::Kind::kNapt ? SPD_NAT_NAPT : SPD_NAT_PREFIX;
     o.nat = to_spd(r.to);
@@ -56,22 +101,10 @@ spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::str
     }
     o.inside = to_spd(r.inside);
     for (const auto& d : r.destinations) o.destinations.push_back(to_spd(d));
-    o.origin = c.source + ":" + std::to_string(r.line);
     n.overrides.push_back(o);
   }
   return n;
 }
-
-// A [[nat]] rule whose destination overlaps a policy's destination selector without lying inside
-// it does not apply to that policy: one error line per such pair.
-void log_rule_errors(const spd::SpdModel& model, const spd::NatConfig& nat) {
-  for (const auto& [index, p] : model.by_index())
-    for (const auto& n : spd::implied_nats(p, nat))
-      if (n.kind == SPD_NAT_NONE && n.why.rfind("nat rule", 0) == 0)
-        spdlog::error("spd_mirror: policy {} ({}): {}", index, p.describe(), n.why);
-}
-
-}  // namespace
 
 // ---- SPD mirror --------------------------------------------------------------------------
 

@@ -7,12 +7,18 @@
 #include <vector>
 #include <string>
 
+#include "config/config.h"
 #include "daemon/service.h"
+#include "spd/nat.h"
 
 namespace ipsnat::mirror { class SpdMirror; }
 namespace ipsnat::pins { class CtMaps; class GcPacer; }
 
 namespace ipsnat::daemon {
+
+// The configuration's inside prefixes (else those attach inferred) and its [[nat]] rules as the
+// SPD's NAT configuration (spd::NatOverride per rule, origin "FILE:LINE").
+spd::NatConfig nat_config_of(const config::Config& c, const std::vector<std::string>& inferred_inside);
 
 class SpdMirrorService : public Service {
  public:

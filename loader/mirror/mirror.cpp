@@ -465,7 +465,7 @@ void SpdMirror::publish(bool full) {
   std::vector<std::string> unknown = compiled_.unknown();
   try {
     cover6_.write(model_);
-    npt6_.write(model_, nat_.inside, nat_.local);
+    npt6_.write(model_, nat_.inside, nat_.local, nat_.overrides);
     writer_.write(compiled_);
   } catch (const SpdMapFull& e) {
     // The limit watcher (loader/limits) logs the condition once per interval; here only the
@@ -555,7 +555,7 @@ void SpdMirror::set_local(std::vector<Address> local) {
   nat_.local = std::move(local);
   if (inside_fd_ >= 0) write_inside_map(inside_fd_, inside_entries(nat_.inside, nat_.local));
   // A NAT66 pool leaves the gateway's IPv6 addresses out (spd/npt6.h).
-  npt6_.write(model_, nat_.inside, nat_.local);
+  npt6_.write(model_, nat_.inside, nat_.local, nat_.overrides);
 }
 
 int SpdMirror::fd() const { return source_->fd(); }

@@ -25,14 +25,14 @@ Npt6Writer::Npt6Writer(int fd) : fd_(fd) {
 }
 
 void Npt6Writer::write(const spd::SpdModel& model, const std::vector<Prefix>& inside,
-                       const std::vector<Address>& local) {
+                       const std::vector<Address>& local, const std::vector<spd::NatOverride>& rules) {
   if (fd_ < 0) return;
   auto key_of = [](const std::vector<uint8_t>& bytes) {
     npt6_key k{};
     std::memcpy(&k, bytes.data(), sizeof(k));
     return k;
   };
-  write_by_difference(fd_, pins::kNpt6, spd::npt6_entries(model, inside, local), written_, key_of,
+  write_by_difference(fd_, pins::kNpt6, spd::npt6_entries(model, inside, local, rules), written_, key_of,
                       [](const npt6_rule& r) { return r; },
                       [](const npt6_rule& a, const npt6_rule& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; });
 }

@@ -19,7 +19,9 @@ class Npt6Writer {
  public:
   explicit Npt6Writer(int fd);
   // Throws SpdMapFull when the map has no room, SysError for another refused write.
-  void write(const spd::SpdModel& model, const std::vector<Prefix>& inside, const std::vector<Address>& local = {});
+  // rules: the [[nat]] rules (the IPv6 ones replace what the SPD implies, spd/npt6.h npt6_of).
+  void write(const spd::SpdModel& model, const std::vector<Prefix>& inside, const std::vector<Address>& local = {},
+             const std::vector<spd::NatOverride>& rules = {});
 
  private:
   int fd_;

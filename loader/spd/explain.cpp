@@ -60,10 +60,10 @@ void explain4(Explanation& e, const std::vector<const Policy*>& pols, const NatC
 }
 
 void explain6(Explanation& e, const std::vector<const Policy*>& pols, const std::vector<Prefix>& inside, bool binat,
-              const Flow6& f, const std::vector<Address>& local) {
+              const Flow6& f, const std::vector<Address>& local, const std::vector<NatOverride>& rules) {
   fill_before(e, pols, f, AF_INET6);
   if (taken_before_translation(e, f)) return;
-  Nat6Outcome n = reference_nat6(pols, inside, binat, f, local);
+  Nat6Outcome n = reference_nat6(pols, inside, binat, f, local, rules);
   if (!n.to) {
     e.none_why = n.why;
     if (n.policy) e.none_why += " (policy " + std::to_string(n.policy->index) + ": " + n.mapping.str() + ")";
@@ -100,7 +100,7 @@ Explanation explain(const std::vector<const Policy*>& pols, const NatConfig& cfg
   if (const auto* f4 = std::get_if<Flow4>(&flow))
     explain4(e, pols, cfg, *f4);
   else
-    explain6(e, pols, inside6, binat, std::get<Flow6>(flow), cfg.local);
+    explain6(e, pols, inside6, binat, std::get<Flow6>(flow), cfg.local, cfg.overrides);
   return e;
 }
 

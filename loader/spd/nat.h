@@ -15,6 +15,8 @@ struct NatOverride {
   // rule's `to`: a translated source the kernel gives to that policy). Either may be unset.
   std::optional<uint32_t> policy_index;
   std::optional<Prefix> policy_src;
+  // IPv6 (spd/npt6.h): NAPT is NAT66 (nat a /128 and nat_count addresses from it, or a prefix:
+  // its pool as the automatic one's), PREFIX is NPTv6; no destinations.
   spd_nat_kind kind = SPD_NAT_NONE;
   Prefix nat;     // NAPT: nat.addr; PREFIX: the block the inside prefix maps onto
   uint32_t nat_count = 1;  // NAPT: a pool of this many addresses from nat.addr on

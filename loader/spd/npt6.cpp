@@ -89,9 +89,15 @@ bool overlaps(const Prefix& a, const Prefix& b) { return a.contains(b.addr) || b
 // compares it with the reqid of the SA that decrypted a reply on a policy-mode uplink.
 uint32_t reqid_of(const Policy& p) { return p.tmpls.empty() ? 0 : p.tmpls.front().reqid; }
 
-npt6_rule nat66_rule_of(const Policy& p, const Prefix& addr, uint32_t pool) {
+// sources: a [[nat]] rule's inside prefix, the only LAN its NAT66 takes (from/len); none (len 0):
+// the IPv6 inside set's.
+npt6_rule nat66_rule_of(const Policy& p, const Prefix& addr, uint32_t pool, const Prefix* sources = nullptr) {
   npt6_rule r{};
   std::memcpy(r.to, addr.addr.bytes.data(), 16);
+  if (sources) {
+    std::memcpy(r.from, network(*sources).addr.bytes.data(), 16);
+    r.len = sources->len;
+  }
   r.span = static_cast<__u16>(pool - 1);
   r.kind = NPT6_KIND_NAT66;
   r.policy_index = p.index;
@@ -194,6 +200,56 @@ Npt6Mapping nat66_of(const Prefix& addr, uint32_t pool, const std::vector<Prefix
   return m;
 }
 
+// The NAT66 rule of a NAT66 mapping: a [[nat]] rule's takes its inside prefix alone.
+npt6_rule nat66_rule_of_mapping(const Policy& p, const Npt6Mapping& m) {
+  return nat66_rule_of(p, m.outside, m.pool, m.rule.empty() ? nullptr : &m.inside.front());
+}
+
+// The IPv6 [[nat]] rules that apply to p: those whose `to` lies in its source selector.
+std::vector<const NatOverride*> rules_for(const Policy& p, const std::vector<NatOverride>& rules) {
+  std::vector<const NatOverride*> out;
+  for (const auto& o : rules) {
+    if (o.inside.addr.family != AF_INET6 || !o.policy_src) continue;
+    if (o.policy_index && *o.policy_index != p.index) continue;
+    if (p.sel.src.len <= o.policy_src->len && p.sel.src.contains(o.policy_src->addr)) out.push_back(&o);
+  }
+  return out;
+}
+
+// What the [[nat]] rule o makes of p: NAT66 of its inside prefix to its address or pool (a prefix:
+// its addresses after the all-zeros one, as the automatic pool), which must lie inside p's source
+// selector; or NPTv6 of its inside prefix onto its prefix.
+Npt6Mapping configured_of(const Policy& p, const NatOverride& o, const std::vector<Address>& local) {
+  std::string rule = "nat rule" + (o.origin.empty() ? "" : " " + o.origin);
+  Npt6Mapping m;
+  if (overlaps(o.inside, o.nat)) {
+    m.why = rule + ": inside " + network(o.inside).str() + " and to " + o.nat.str() + " overlap";
+    return m;
+  }
+  if (o.kind == SPD_NAT_PREFIX) {
+    m.ok = true;
+    m.inside = {network(o.inside)};
+    m.outside = network(o.nat);
+  } else {
+    Prefix first = o.nat.len == 128 ? o.nat : first_address(o.nat);
+    uint32_t count = o.nat.len == 128 ? o.nat_count : pool_size(o.nat);
+    Address last = plus(first.addr, count - 1);
+    if (!p.sel.src.contains(last)) {
+      m.why = rule + ": pool " + first.addr.str() + "-" + last.str() + " is not inside the policy's source selector " +
+              p.sel.src.str() + "; name addresses inside it";
+      return m;
+    }
+    m = nat66_of(first, count, {o.inside}, local);
+    if (!m.ok) {
+      m.why = rule + ": " + m.why;
+      return m;
+    }
+  }
+  m.rule = o.origin;
+  m.why = "configured" + (o.origin.empty() ? "" : " (" + o.origin + ")");
+  return m;
+}
+
 // Whether the kernel's lookup after the translation tells p's flows apart from other flows to its
 // destination: by protocol, and by ports through an xfrm interface (if_id). The lookup after policy
 // mode's LWT reroute (if_id 0) carries port 0: there only a port condition port 0 fails restricts,
@@ -245,10 +301,10 @@ std::optional<std::string> refusal_alone(const Policy& p, const std::vector<cons
 // The NPT6_OUT rule p would take were it the only restricted policy on its destination, without
 // its index (equal ones translate alike); nullopt when it would take none.
 std::optional<npt6_rule> lone_rule(const Policy& p, const std::vector<Prefix>& inside,
-                                   const std::vector<const Policy*>& spd) {
-  auto m = npt6_of(p, inside);
+                                   const std::vector<const Policy*>& spd, const std::vector<NatOverride>& rules) {
+  auto m = npt6_of(p, inside, {}, rules);
   if (!m.ok || refusal_alone(p, spd)) return std::nullopt;
-  npt6_rule r = m.nat66 ? nat66_rule_of(p, m.outside, m.pool) : out_rule_of(p, m);
+  npt6_rule r = m.nat66 ? nat66_rule_of_mapping(p, m) : out_rule_of(p, m);
   r.policy_index = 0;
   return r;
 }
@@ -263,7 +319,8 @@ std::optional<uint32_t> npt6_key_mark(const Policy& p) {
 
 bool npt6_policy_mode_rule(const Policy& p) { return p.if_id == 0 && npt6_key_mark(p) == 0u; }
 
-Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local) {
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local,
+                    const std::vector<NatOverride>& rules) {
   Npt6Mapping m;
   if (p.dir != Dir::Out || !p.is_ipsec() || p.sel.family != AF_INET6 || p.type != PolicyType::Main) {
     m.why = "not an IPv6 IPsec out-policy";
@@ -273,6 +330,13 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const st
     m.why = "transport mode: protects this host's own traffic";
     return m;
   }
+  auto applying = rules_for(p, rules);
+  if (applying.size() > 1) {
+    m.why = "nat rules " + applying[0]->origin + " and " + applying[1]->origin + " both name an address of " +
+            p.sel.src.str() + ": an IPv6 policy's translation is kept per destination, one rule per policy";
+    return m;
+  }
+  if (applying.size() == 1) return configured_of(p, *applying.front(), local);
   const Prefix& src = p.sel.src;
   if (src.len == 128) return nat66_of(src, 1, inside, local);
   if (src.len == 0) {
@@ -333,6 +397,7 @@ Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const st
 
 std::string Npt6Mapping::str() const {
   std::string tail = left_out.empty() ? "" : "; " + left_out;
+  if (!rule.empty()) tail += "; nat rule " + rule;
   if (!ok) return "none (" + why + ")" + tail;
   if (nat66) return "nat66 " + inside_str() + " -> " + to_str() + " (ports)" + tail;
   std::string s = "nptv6 " + inside_str() + " -> " + outside.str();
@@ -400,8 +465,9 @@ Npt6Mapping Npt6Mapping::rest_nat66() const {
 }
 
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
-                         const std::vector<const Policy*>& spd, const std::vector<Address>& local) {
-  auto m = npt6_mapped(p, inside, spd, local);
+                         const std::vector<const Policy*>& spd, const std::vector<Address>& local,
+                         const std::vector<NatOverride>& rules) {
+  auto m = npt6_mapped(p, inside, spd, local, rules);
   if (m.ok && !m.nat66 && !binat) {
     std::string why = "nptv6 is stateless both ways: --binat allows it";
     if (m.rest.empty()) {
@@ -417,10 +483,10 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
 }
 
 Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
-                        const std::vector<Address>& local) {
-  auto m = npt6_of(p, inside, local);
+                        const std::vector<Address>& local, const std::vector<NatOverride>& rules) {
+  auto m = npt6_of(p, inside, local, rules);
   if (!m.ok) return m;
-  if (auto why = npt6_refusal(p, inside, spd)) {
+  if (auto why = npt6_refusal(p, inside, spd, rules)) {
     m.ok = false;
     m.why = *why;
   }
@@ -428,9 +494,9 @@ Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, cons
 }
 
 std::optional<std::string> npt6_refusal(const Policy& p, const std::vector<Prefix>& inside,
-                                        const std::vector<const Policy*>& spd) {
+                                        const std::vector<const Policy*>& spd, const std::vector<NatOverride>& rules) {
   if (auto why = refusal_alone(p, spd)) return why;
-  const Policy* q = npt6_disagreeing(p, inside, spd);
+  const Policy* q = npt6_disagreeing(p, inside, spd, rules);
   if (!q) return std::nullopt;
   return "restricts " + restriction_text(p) + " on a destination the restricted policy " + std::to_string(q->index) +
          " (" + q->sel.src.str() + " -> " + q->sel.dst.str() + " " + proto_name(q->sel.proto) + ports_text(q->sel) +
@@ -446,13 +512,14 @@ const Policy* npt6_unrestricted_cover(const Policy& p, const std::vector<const P
   return nullptr;
 }
 
-const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd) {
+const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
+                               const std::vector<NatOverride>& rules) {
   if (!restricts_flows(p)) return nullptr;
-  auto rule = lone_rule(p, inside, spd);
+  auto rule = lone_rule(p, inside, spd, rules);
   if (!rule) return nullptr;
   for (const Policy* q : spd) {
     if (!rival(p, *q) || !restricts_flows(*q) || !overlaps(p.sel.dst, q->sel.dst)) continue;
-    auto other = lone_rule(*q, inside, spd);
+    auto other = lone_rule(*q, inside, spd, rules);
     if (other && std::memcmp(&*rule, &*other, sizeof(npt6_rule)) != 0) return q;
   }
   return nullptr;
@@ -485,7 +552,8 @@ uint16_t npt6_adjustment(const Prefix& from, const Prefix& to) {
 }
 
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside,
-                                                       const std::vector<Address>& local) {
+                                                       const std::vector<Address>& local,
+                                                       const std::vector<NatOverride>& rules) {
   std::vector<const Policy*> order;
   for (const auto& [index, p] : model.by_index()) order.push_back(&p);
   std::stable_sort(order.begin(), order.end(), [](const Policy* a, const Policy* b) {
@@ -494,11 +562,11 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   std::map<std::vector<uint8_t>, npt6_rule> out;
   for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
   for (const Policy* p : order) {
-    auto m = npt6_mapped(*p, inside, order, local);
+    auto m = npt6_mapped(*p, inside, order, local, rules);
     if (!m.ok) continue;
     uint32_t mark = *npt6_key_mark(*p);  // npt6_mapped refuses a policy without one
     if (m.nat66) {
-      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), nat66_rule_of(*p, m.outside, m.pool));
+      out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), nat66_rule_of_mapping(*p, m));
       continue;
     }
     bool first = out.emplace(key_bytes(p->if_id, mark, NPT6_OUT, p->sel.dst), out_rule_of(*p, m)).second;

@@ -11,6 +11,7 @@
 
 #include "maps/npt6.h"
 #include "spd/model.h"
+#include "spd/nat.h"
 #include "spd/policy.h"
 
 namespace ipsnat::spd {
@@ -30,6 +31,9 @@ struct Npt6Mapping {
   // prefers the one npt6_pool_pick names (maps/npt6.h).
   uint32_t pool = 1;
   std::string why;  // when !ok
+  // A [[nat]] rule's mapping (its origin, "ipsnat.toml:7"; "" when the SPD implies it): the rule's
+  // `inside` alone is translated, so its NAT66 rule carries that prefix as from/len (maps/npt6.h).
+  std::string rule;
   // NPTv6 of one LAN under a selector with room beside its block: the other IPv6 inside prefixes,
   // NAT66 with ports to rest_to (/128, an address of the selector outside the mapped block).
   std::vector<Prefix> rest;
@@ -41,7 +45,8 @@ struct Npt6Mapping {
   // "nptv6 fd00:1::/48 -> 2001:db8:a::/48", "nat66 fd00:9::/64, fd00:a::/64 -> 2001:db8:b::5 (ports)",
   // "nat66 fd00:9::/48 -> 2001:db8:b::101-2001:db8:b::1ff (ports)",
   // "nptv6 fd00:9:9:9::/64 -> 2001:db8:b::/64; nat66 fd00:5::/48 -> 2001:db8:b:1::1-2001:db8:b:1::1:0 (ports)",
-  // with "; " + left_out when some LAN is left out, or "none (why)"
+  // with "; " + left_out when some LAN is left out, "; nat rule ipsnat.toml:7" when a rule made it,
+  // or "none (why)"
   std::string str() const;
   std::string inside_str() const;  // "fd00:9::/64, fd00:a::/64"
   // NAT66: "2001:db8:b::5", or the pool "2001:db8:b::101-2001:db8:b::1ff"; NPTv6: the prefix.
@@ -82,7 +87,12 @@ struct Npt6Mapping {
 // local: the gateway's own addresses; a pool leaves them out (the gateway's sockets on a virtual
 // IP would collide with NAT ports): it is the longest run of the pool's addresses no local one
 // interrupts (the first of equal runs), unless every address is local (a /128 virtual IP itself).
-Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local = {});
+// rules: the [[nat]] rules; an IPv6 one (inside an IPv6 prefix) applies to the policies whose
+// source selector contains its `to` (NatOverride::policy_src) and replaces what the SPD implies:
+// NAT66 of its inside prefix to its address or pool (which must lie inside the selector), or NPTv6
+// onto its prefix. Two rules applying to one policy are refused (its rule is kept per destination).
+Npt6Mapping npt6_of(const Policy& p, const std::vector<Prefix>& inside, const std::vector<Address>& local = {},
+                    const std::vector<NatOverride>& rules = {});
 
 // The one flow mark the policy's rules are kept for (maps/npt6.h npt6_key.mark): 0 for an unmarked
 // policy (mask 0), its value under a full mask (a VTI's policies: the VTI asks with its okey);
@@ -102,7 +112,8 @@ bool npt6_policy_mode_rule(const Policy& p);
 // the rules of its okey, its marked policies', which no uplink shares.
 // spd: the policies the kernel holds (p among them or not).
 Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, bool binat,
-                         const std::vector<const Policy*>& spd, const std::vector<Address>& local = {});
+                         const std::vector<const Policy*>& spd, const std::vector<Address>& local = {},
+                         const std::vector<NatOverride>& rules = {});
 
 // The mapping the ipsnat_npt6 map holds for p in the SPD `spd` (npt6_entries): npt6_of's, unless
 // npt6_refusal refuses it. The datapath picks a rule by destination alone (the longest, then the
@@ -129,12 +140,13 @@ Npt6Mapping npt6_applied(const Policy& p, const std::vector<Prefix>& inside, boo
 // such a policy: the lookup carries the protocol (and through an interface the ports), so its
 // flows reach it, and other flows there find no policy with or without ipsnat.
 Npt6Mapping npt6_mapped(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
-                        const std::vector<Address>& local = {});
+                        const std::vector<Address>& local = {}, const std::vector<NatOverride>& rules = {});
 
 // Why npt6_mapped refuses the mapping npt6_of gives p (the first of the reasons above, naming
 // the other policy), or nullopt.
 std::optional<std::string> npt6_refusal(const Policy& p, const std::vector<Prefix>& inside,
-                                        const std::vector<const Policy*>& spd);
+                                        const std::vector<const Policy*>& spd,
+                                        const std::vector<NatOverride>& rules = {});
 
 // For a restricted p: the first unrestricted IPv6 IPsec out-policy of its if_id whose destination
 // holds p's (equal or shorter); nullptr when there is none or p is unrestricted.
@@ -143,7 +155,8 @@ const Policy* npt6_unrestricted_cover(const Policy& p, const std::vector<const P
 // For a restricted p that alone would take a rule: the first other such restricted policy of its
 // if_id whose destination overlaps p's (one holds the other) and whose rule translates otherwise;
 // nullptr when there is none.
-const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd);
+const Policy* npt6_disagreeing(const Policy& p, const std::vector<Prefix>& inside, const std::vector<const Policy*>& spd,
+                               const std::vector<NatOverride>& rules = {});
 
 // Where NPTv6 maps the inside address `a` (in m.inside) in m.outside, as bpf/lib/npt6.h does
 // (RFC 6296 section 3.7); nullopt when RFC 6296 leaves it unmapped (the word to adjust is 0xffff).
@@ -159,6 +172,7 @@ uint16_t npt6_adjustment(const Prefix& from, const Prefix& to);
 // evaluate first (lower priority value, then lower index) has it. Besides them the IPv6 inside set: an
 // NPT6_INSIDE key (if_id 0, mark 0) per IPv6 inside prefix.
 std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, const std::vector<Prefix>& inside,
-                                                       const std::vector<Address>& local = {});
+                                                       const std::vector<Address>& local = {},
+                                                       const std::vector<NatOverride>& rules = {});
 
 }  // namespace ipsnat::spd

@@ -94,7 +94,7 @@ std::string reference_mismatch(const Policy& p, const Flow4& f) { return mismatc
 std::string reference_mismatch(const Policy& p, const Flow6& f) { return mismatch(p, f); }
 
 Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::vector<Prefix>& inside, bool binat,
-                           const Flow6& f, const std::vector<Address>& local) {
+                           const Flow6& f, const std::vector<Address>& local, const std::vector<NatOverride>& rules) {
   Nat6Outcome out;
   auto candidate = [&](const Policy& p) {
     return p.dir == Dir::Out && p.type == PolicyType::Main && p.is_ipsec() && p.sel.family == AF_INET6 &&
@@ -105,18 +105,18 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     bool routed = false;
     for (const Policy* p : pols) {
       if (!candidate(*p)) continue;
-      routed = routed || npt6_applied(*p, inside, binat, pols, local).ok;
+      routed = routed || npt6_applied(*p, inside, binat, pols, local, rules).ok;
       if (!first || std::pair(p->priority, p->index) < std::pair(first->priority, first->index)) first = p;
     }
     if (first && !routed) {
       out.why = "no LWT route in policy mode for " + f.daddr.str() + ": policy " + std::to_string(first->index) + ": " +
-                npt6_applied(*first, inside, binat, pols, local).str();
+                npt6_applied(*first, inside, binat, pols, local, rules).str();
       return out;
     }
   }
   for (const Policy* p : pols) {
     if (!candidate(*p)) continue;
-    auto m = npt6_mapped(*p, inside, pols, local);
+    auto m = npt6_mapped(*p, inside, pols, local, rules);
     if (!m.ok) continue;
     const Policy* r = out.policy;
     if (!r || p->sel.dst.len > r->sel.dst.len ||
@@ -131,15 +131,16 @@ Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::ve
     // One would but for the others (npt6_refusal): the first by priority says why.
     const Policy* refused = nullptr;
     for (const Policy* p : pols)
-      if (candidate(*p) && npt6_of(*p, inside).ok &&
+      if (candidate(*p) && npt6_of(*p, inside, {}, rules).ok &&
           (!refused || std::pair(p->priority, p->index) < std::pair(refused->priority, refused->index)))
         refused = p;
     if (refused)
-      out.why += ": policy " + std::to_string(refused->index) + ": " + npt6_mapped(*refused, inside, pols).str();
+      out.why += ": policy " + std::to_string(refused->index) + ": " + npt6_mapped(*refused, inside, pols, {}, rules).str();
   } else if (m.nat66 && m.pool_holds(f.saddr))
     out.why = m.pool > 1 ? "the source is an address of the policy's pool already" : "the source is the policy's address already";
   else if (!m.from_inside(f.saddr))
-    out.why = m.nat66 ? "source not in an IPv6 inside prefix" : "source not in the inside prefix " + m.inside.front().str();
+    out.why = m.nat66 && m.rule.empty() ? "source not in an IPv6 inside prefix"
+                                        : "source not in the inside prefix " + m.inside.front().str();
   else if (m.nat66 && !nat66_translates(f.proto))
     out.why = "nat66 translates tcp, udp and ICMPv6 echo only";
   else if (!m.nat66 && !binat)

@@ -45,9 +45,11 @@ struct Nat6Outcome {
   std::optional<Address> to;       // the translated source, when translated
   std::string why;                 // when not
 };
-// local: the gateway's own addresses, which a NAT66 pool leaves out (npt6_of).
+// local: the gateway's own addresses, which a NAT66 pool leaves out (npt6_of); rules: the [[nat]]
+// rules (an IPv6 one's NAT66 takes its inside prefix alone, npt6_of).
 Nat6Outcome reference_nat6(const std::vector<const Policy*>& pols, const std::vector<Prefix>& inside, bool binat,
-                           const Flow6& f, const std::vector<Address>& local = {});
+                           const Flow6& f, const std::vector<Address>& local = {},
+                           const std::vector<NatOverride>& rules = {});
 
 // True when some source would make the kernel choose an IPsec out-policy for this flow's
 // destination, protocol, ports, mark and if_id.

@@ -319,6 +319,39 @@ TEST_F(Nat66, EveryIpv6InsidePrefixIsTranslatedAndASourceInNoneIsNot) {
   EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 2u) << dp.nonzero_reasons();
 }
 
+// A [[nat]] rule for one IPv6 LAN (its NAT66 rule carries that prefix as from/len, maps/npt6.h):
+// that LAN's hosts leave as the rule's address and their replies come back, while a host of
+// another IPv6 inside prefix, which the automatic NAT66 takes, leaves untouched (pass-not-inside)
+// and the far side still opens nothing into the rule's LAN.
+TEST_F(Nat66, ANatRuleTakesItsInsidePrefixAlone) {
+  inside = {ipsnat::parse_prefix("fd00:9:9:9::/64"), ipsnat::parse_prefix("fd42:6:7::/48")};
+  spd::NatOverride rule;
+  rule.inside = ipsnat::parse_prefix("fd42:6:7::/48");
+  rule.nat = ipsnat::parse_prefix(kVip + "/128");
+  rule.policy_src = rule.nat;
+  rule.kind = SPD_NAT_NAPT;
+  rule.origin = "t.toml:3";
+  writer.write(model, inside, {}, {rule});
+  const std::string ruled = "fd42:6:7:8::21";
+  uint16_t tcp = leaves(ruled, kRemote, kTcp, tcp_header(40100, 443, 0x02), kVip);
+  returns(kRemote, kVip, kTcp, tcp_header(443, tcp, 0x12), ruled, 40100);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 1u) << dp.nonzero_reasons();
+
+  Bytes other = eth.ipv6_l4(kHost, kRemote, kUdp, udp_header(40102, 53, 8));
+  RunResult r = out(other);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(r.out, other);
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 1u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 1u) << dp.nonzero_reasons();
+
+  EXPECT_EQ(back(eth.ipv6_l4(kRemote, ruled, kTcp, tcp_header(5555, 22, 0x02)), kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+
+  // Without the rule the SPD's NAT66 takes every IPv6 inside prefix again.
+  writer.write(model, inside);
+  leaves(kHost, kRemote, kUdp, udp_header(40103, 53, 8), kVip);
+}
+
 // A /56 policy with a /64 LAN that fits 1:1 and a /48 LAN larger than it (loader/spd/npt6.h,
 // "rest"): with --binat the /64's host leaves NPTv6-mapped into the selector's first /64 (the
 // UDP checksum untouched and still valid), the /48's hosts with ports as an address of the next

@@ -78,8 +78,11 @@ ip -n "$gw" xfrm policy del src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out
 policy6 7
 expect_ok "the re-added out-policy got another index ($old)" test "$old" != "$(index6)"
 companion_reqid7() { grep -q 'reqid 7 ' <<<"$(fwd_companion)"; }
-expect_ok "the host process re-plans: the companion takes reqid 7" t_wait_for 10 companion_reqid7
-expect_ok "the LWT route stays" grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"
+# The re-plan writes the companion and the routes one after the other: both are awaited.
+lwt_route() { grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"; }
+replanned() { companion_reqid7 && lwt_route; }
+expect_ok "the host process re-plans: the companion takes reqid 7" t_wait_for 10 replanned
+expect_ok "the LWT route stays" lwt_route
 expect_ok "the blackhole stays" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
 acq=$(acquire_for 2001:db8:e79::2)
 echo "$acq"

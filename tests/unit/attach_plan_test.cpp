@@ -773,6 +773,40 @@ TEST(AttachPlan, Nat66TranslatesEveryIpv6InsidePrefix) {
       << plan_to_text(plan);
 }
 
+// An IPv6 [[nat]] rule (Settings::nat_rules, as `ipsnat run --config` passes them) decides the
+// plan of the policies it applies to: two /64 LANs under a /64 source selector, which the SPD
+// alone takes with NAT66 over the selector's pool, become the rule's NAT66 of its LAN to exactly
+// its address, with the plan line naming the rule, that address alone blackholed and the LWT
+// route that brings the LAN's packets to the datapath in policy mode; the companions are the
+// rule's LAN's alone.
+TEST(AttachPlan, AnIpv6NatRuleDecidesThePlanLineAndRoute) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.addresses.push_back(host_address("fd00:72::1", 64, 4, "lan0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::/64", "2001:db8:f00::/40", 0));
+  f.nexthops.push_back({ipsnat::parse_prefix("2001:db8:f00::/40"), 3, ipsnat::parse_address("fe80::1"), "eth0"});
+  auto text = plan_to_text(make_plan(f, Settings{}));
+  EXPECT_NE(text.find(": nat66 fd00:71::/64, fd00:72::/64 -> 2001:db8:b:7::1-2001:db8:b:7::1:0 (ports)\n"),
+            std::string::npos)
+      << text;
+  Settings s;
+  ipsnat::spd::NatOverride o;
+  o.inside = ipsnat::parse_prefix("fd00:72::/64");
+  o.nat = ipsnat::parse_prefix("2001:db8:b:7::9");
+  o.policy_src = o.nat;
+  o.kind = SPD_NAT_NAPT;
+  o.origin = "ipsnat.toml:4";
+  s.nat_rules = {o};
+  text = plan_to_text(make_plan(f, s));
+  EXPECT_NE(text.find(": nat66 fd00:72::/64 -> 2001:db8:b:7::9 (ports); nat rule ipsnat.toml:4\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  route blackhole 2001:db8:b:7::9/128 table 421\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("route blackhole 2001:db8:b:7::1/128"), std::string::npos) << "no pool\n" << text;
+  EXPECT_NE(text.find("  route 2001:db8:f00::/40 table 421 via fe80::1 dev eth0 mtu lock "), std::string::npos) << text;
+  EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst fd00:72::/64 dir fwd"), std::string::npos) << text;
+  EXPECT_EQ(text.find("xfrm policy src 2001:db8:f00::/40 dst fd00:71::/64 dir fwd"), std::string::npos) << text;
+}
+
 // Policy mode translates IPv6 as it does IPv4 (docs/attach.md, "IPv6 in policy mode"): NAT66 for
 // a one-address source with the fwd/in companions of the IPv6 LAN, the address blackholed in the
 // table while it is not local (else the route's preferred source), an LWT route per destination

@@ -217,6 +217,61 @@ TEST(Config, NatRulePools) {
   EXPECT_EQ(map.nat[0].kind, NatRule::Kind::kPrefixMap);
 }
 
+// IPv6 rules: `to` one address (NAT66 with ports), a pool (a range, or a prefix /112../127 longer
+// than inside) or a prefix of inside's length (NPTv6); a family mix, IPv6 `destinations`, a range
+// beyond 65536 addresses or across the first 96 bits are refused in one line naming file and line.
+TEST(Config, NatRulesIpv6) {
+  auto one = parse_config("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::9\"\n", "ipsnat.toml");
+  ASSERT_EQ(one.nat.size(), 1u);
+  EXPECT_TRUE(one.nat[0].ipv6);
+  EXPECT_EQ(one.nat[0].kind, NatRule::Kind::kNapt);
+  EXPECT_EQ(one.nat[0].inside6.str(), "fd00:61::/64");
+  EXPECT_EQ(one.nat[0].to6.str(), "2001:db8:a::9/128");
+  EXPECT_EQ(one.nat[0].to_count, 1u);
+  auto range = parse_config("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::2-2001:db8:a::1:1\"\n",
+                            "ipsnat.toml");
+  EXPECT_EQ(range.nat[0].kind, NatRule::Kind::kNapt);
+  EXPECT_EQ(range.nat[0].to6.str(), "2001:db8:a::2/128");
+  EXPECT_EQ(range.nat[0].to_count, 0x10000u);
+  auto pool = parse_config("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::/120\"\n", "ipsnat.toml");
+  EXPECT_EQ(pool.nat[0].kind, NatRule::Kind::kNapt);
+  EXPECT_EQ(pool.nat[0].to6.str(), "2001:db8:a::/120");
+  auto map = parse_config("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a:1::/64\"\n", "ipsnat.toml");
+  EXPECT_EQ(map.nat[0].kind, NatRule::Kind::kPrefixMap);
+  // One rule per inside prefix and family: an IPv4 and an IPv6 rule live side by side.
+  auto both = parse_config("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"10.20.30.2\"\n"
+                           "[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::9\"\n",
+                           "ipsnat.toml");
+  EXPECT_FALSE(both.nat[0].ipv6);
+  EXPECT_TRUE(both.nat[1].ipv6);
+
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"10.20.30.2\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected an IPv6 address, pool or prefix for the IPv6 inside fd00:61::/64 (one "
+            "family per rule), got \"10.20.30.2\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"192.168.1.0/24\"\nto = \"2001:db8:a::9\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected an IPv4 address, pool or prefix for the IPv4 inside 192.168.1.0/24 "
+            "(one family per rule), got \"2001:db8:a::9\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::9\"\ndestinations = [\"2001:db8:e::/48\"]\n"),
+            "ipsnat.toml:4: nat[0].destinations: expected no destinations in an IPv6 rule: its translation is kept "
+            "per policy destination (the datapath's IPv6 rules are keyed by it), so it applies to each policy's "
+            "whole destination selector");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::1/64\"\nto = \"2001:db8:a::9\"\n"),
+            "ipsnat.toml:2: nat[0].inside: expected a network prefix with the host bits zero (\"fd00:61::/64\"), got "
+            "\"fd00:61::1/64\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::/96\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a /64 (NPTv6 1:1 map of inside fd00:61::/64, up to /112), a pool (a "
+            "longer prefix, /112 to /127, or \"FIRST-LAST\") or a single address, got /96");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::2-2001:db8:a::1:2\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a pool \"FIRST-LAST\" of at most 65536 addresses differing in the "
+            "last 32 bits, FIRST <= LAST, like \"2001:db8:b::2-2001:db8:b::5\", got \"2001:db8:a::2-2001:db8:a::1:2\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::2-2001:db8:b::2\"\n"),
+            "ipsnat.toml:3: nat[0].to: expected a pool \"FIRST-LAST\" of at most 65536 addresses differing in the "
+            "last 32 bits, FIRST <= LAST, like \"2001:db8:b::2-2001:db8:b::5\", got \"2001:db8:a::2-2001:db8:b::2\"");
+  EXPECT_EQ(error_of("[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::9\"\n"
+                     "[[nat]]\ninside = \"fd00:61::/64\"\nto = \"2001:db8:a::8\"\n"),
+            "ipsnat.toml:5: nat[1].inside: expected one rule per inside prefix; fd00:61::/64 already has a rule at line 1");
+}
+
 TEST(Config, PortForwards) {
   const std::string head = "inside = [\"192.168.1.0/24\"]\n[[forward]]\n";
   EXPECT_EQ(error_of(head + "proto = \"sctp\"\n"), "ipsnat.toml:3: forward[0].proto: expected \"tcp\" or \"udp\", got \"sctp\"");
@@ -279,7 +334,8 @@ TEST(Config, TypoIsReportedAsTypoNotAsMissingKey) {
 TEST(Config, ShippedExampleIsValid) {
   Config c = load_config_file(std::string(IPSNAT_SOURCE_DIR) + "/deploy/ipsnat.toml.example");
   EXPECT_EQ(c.devices.size(), 1u);
-  EXPECT_EQ(c.nat.size(), 2u);
+  ASSERT_EQ(c.nat.size(), 3u);
+  EXPECT_TRUE(c.nat[2].ipv6);
   EXPECT_EQ(c.forwards.size(), 1u);
 }
 

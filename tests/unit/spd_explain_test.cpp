@@ -704,5 +704,120 @@ TEST(ReferenceNat6, APoolLeavesTheGatewaysOwnAddressesOut) {
   EXPECT_EQ(one.str(), "nat66 fd00:67::/48 -> 2001:db8:a7:5::9 (ports)");
 }
 
+// An IPv6 [[nat]] rule (NatOverride, as the daemon builds it from the file, spd/npt6.h npt6_of).
+NatOverride rule6(const char* inside, const char* to, spd_nat_kind kind = SPD_NAT_NAPT, uint32_t count = 1) {
+  NatOverride o;
+  o.inside = parse_prefix(inside);
+  o.nat = parse_prefix(to);
+  o.policy_src = o.nat;
+  o.kind = kind;
+  o.nat_count = count;
+  o.origin = "t.toml:9";
+  return o;
+}
+
+// A rule `to` one address inside a policy's /64 source selector: the policy takes NAT66 of the
+// rule's inside prefix alone to exactly that address (not the selector's pool the SPD implies); the
+// other IPv6 LAN is not translated by it. The reference, explain and the map (a NAT66 rule whose
+// from/len name the rule's inside prefix, bpf/lib/nat66.h nat66_takes) agree; a policy whose source
+// does not contain `to` keeps what the SPD implies.
+TEST(ReferenceNat6, ANatRuleTakesItsInsidePrefixToExactlyItsAddress) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:61::/64"), parse_prefix("fd00:62::/48")};
+  std::vector<Policy> v{out6("2001:db8:a1::/64", "2001:db8:e1::/48", 5, 100),
+                        out6("2001:db8:a2::/64", "2001:db8:e2::/48", 6, 100)};
+  auto pols = ptrs(v);
+  NatConfig cfg;
+  cfg.overrides = {rule6("fd00:61::/64", "2001:db8:a1::9")};
+  auto m = npt6_of(v[0], lans, {}, cfg.overrides);
+  ASSERT_TRUE(m.ok) << m.why;
+  EXPECT_EQ(m.str(), "nat66 fd00:61::/64 -> 2001:db8:a1::9 (ports); nat rule t.toml:9");
+  EXPECT_EQ(m.why, "configured (t.toml:9)");
+  EXPECT_EQ(npt6_of(v[1], lans, {}, cfg.overrides).str(), npt6_of(v[1], lans).str());
+
+  auto f = flow6("fd00:61::a", "2001:db8:e1::1", IPPROTO_TCP, 40000, 443);
+  auto n = reference_nat6(pols, lans, false, f, {}, cfg.overrides);
+  ASSERT_TRUE(n.to) << n.why;
+  EXPECT_EQ(n.to->str(), "2001:db8:a1::9");
+  Explanation e = explain(pols, cfg, lans, false, AnyFlow(f));
+  EXPECT_EQ(e.kind, "nat66") << e.none_why;
+  EXPECT_EQ(e.to.str(), "2001:db8:a1::9");
+  ASSERT_NE(e.after, nullptr);
+  EXPECT_EQ(e.after->index, 5u);
+  auto other = flow6("fd00:62::a", "2001:db8:e1::1", IPPROTO_TCP, 40000, 443);
+  EXPECT_FALSE(reference_nat6(pols, lans, false, other, {}, cfg.overrides).to);
+  EXPECT_NE(explain(pols, cfg, lans, false, AnyFlow(other)).none_why.find("source not in the inside prefix fd00:61::/64"),
+            std::string::npos);
+
+  SpdModel model;
+  for (const auto& p : v) model.apply(PolicyUpsert{p});
+  auto entries = npt6_entries(model, lans, {}, cfg.overrides);
+  const npt6_rule* r = out_rule(entries, 0, "2001:db8:e1::/48");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->kind, NPT6_KIND_NAT66);
+  EXPECT_EQ(std::memcmp(r->to, parse_address("2001:db8:a1::9").bytes.data(), 16), 0);
+  EXPECT_EQ(r->span, 0u);
+  EXPECT_EQ(r->len, 64u);
+  EXPECT_EQ(std::memcmp(r->from, parse_address("fd00:61::").bytes.data(), 16), 0);
+  // The policy no rule applies to keeps the rule the SPD implies.
+  const npt6_rule* implied = out_rule(entries, 0, "2001:db8:e2::/48");
+  const npt6_rule* without = out_rule(npt6_entries(model, lans), 0, "2001:db8:e2::/48");
+  ASSERT_NE(implied, nullptr);
+  ASSERT_NE(without, nullptr);
+  EXPECT_EQ(std::memcmp(implied, without, sizeof(npt6_rule)), 0);
+}
+
+// A pool (a range, or a prefix /112../127: its addresses after the all-zeros one, as the automatic
+// pool) spreads the rule's LAN as the automatic pool does (npt6_pool_pick); one reaching beyond the
+// policy's selector is refused for that policy in one line naming the rule; a prefix of the
+// inside prefix's length is NPTv6 onto it (with --binat); two rules naming addresses of one
+// policy are refused (its rule is kept per destination).
+TEST(ReferenceNat6, ANatRulePoolOrPrefixAndItsRefusals) {
+  const std::vector<Prefix> lans{parse_prefix("fd00:61::/64")};
+  std::vector<Policy> v{out6("2001:db8:a1::/64", "2001:db8:e1::/48", 5, 100)};
+  auto pols = ptrs(v);
+  auto range = npt6_of(v[0], lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::10/128", SPD_NAT_NAPT, 4)});
+  ASSERT_TRUE(range.ok) << range.why;
+  EXPECT_EQ(range.to_str(), "2001:db8:a1::10-2001:db8:a1::13");
+  auto block = npt6_of(v[0], lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::100/126")});
+  ASSERT_TRUE(block.ok) << block.why;
+  EXPECT_EQ(block.to_str(), "2001:db8:a1::101-2001:db8:a1::103");
+  std::set<std::string> used;
+  for (int h = 1; h <= 64; ++h) {
+    auto f = flow6(("fd00:61::" + std::to_string(h)).c_str(), "2001:db8:e1::1");
+    auto n = reference_nat6(pols, lans, false, f, {}, {rule6("fd00:61::/64", "2001:db8:a1::100/126")});
+    ASSERT_TRUE(n.to) << n.why;
+    EXPECT_TRUE(block.pool_holds(*n.to)) << n.to->str();
+    EXPECT_EQ(*n.to, block.nat66_address(f.saddr));
+    used.insert(n.to->str());
+  }
+  EXPECT_EQ(used.size(), 3u);
+
+  std::vector<Policy> narrow{out6("2001:db8:a1::/120", "2001:db8:e1::/48", 7, 100)};
+  auto beyond = npt6_of(narrow[0], lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::f0/128", SPD_NAT_NAPT, 32)});
+  EXPECT_FALSE(beyond.ok);
+  EXPECT_EQ(beyond.why, "nat rule t.toml:9: pool 2001:db8:a1::f0-2001:db8:a1::10f is not inside the policy's source "
+                        "selector 2001:db8:a1::/120; name addresses inside it");
+
+  auto map = npt6_of(v[0], lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::/64", SPD_NAT_PREFIX)});
+  ASSERT_TRUE(map.ok) << map.why;
+  EXPECT_EQ(map.str(), "nptv6 fd00:61::/64 -> 2001:db8:a1::/64; nat rule t.toml:9");
+  auto f = flow6("fd00:61::1:2", "2001:db8:e1::1");
+  auto n = reference_nat6(pols, lans, true, f, {}, {rule6("fd00:61::/64", "2001:db8:a1::/64", SPD_NAT_PREFIX)});
+  ASSERT_TRUE(n.to) << n.why;
+  EXPECT_EQ(*n.to, *npt6_map_address(map, f.saddr));
+  EXPECT_FALSE(reference_nat6(pols, lans, false, f, {}, {rule6("fd00:61::/64", "2001:db8:a1::/64", SPD_NAT_PREFIX)}).to);
+
+  auto two = npt6_of(v[0], lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::9"), rule6("fd00:62::/64", "2001:db8:a1::8")});
+  EXPECT_FALSE(two.ok);
+  EXPECT_EQ(two.why, "nat rules t.toml:9 and t.toml:9 both name an address of 2001:db8:a1::/64: an IPv6 policy's "
+                     "translation is kept per destination, one rule per policy");
+  SpdModel model;
+  model.apply(PolicyUpsert{v[0]});
+  EXPECT_EQ(out_rule(npt6_entries(model, lans, {}, {rule6("fd00:61::/64", "2001:db8:a1::9"),
+                                                     rule6("fd00:62::/64", "2001:db8:a1::8")}),
+                     0, "2001:db8:e1::/48"),
+            nullptr);
+}
+
 }  // namespace
 }  // namespace ipsnat::spd

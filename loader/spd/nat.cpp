@@ -16,6 +16,20 @@ Prefix any_v4() {
 }
 }  // namespace
 
+std::pair<uint32_t, uint32_t> longest_free_run(uint32_t count, std::vector<uint32_t> taken) {
+  std::sort(taken.begin(), taken.end());
+  uint32_t best_at = 0, best = 0, start = 0;
+  taken.push_back(count);  // the end closes the last run
+  for (uint32_t cut : taken) {
+    if (cut > start && cut - start > best) {
+      best_at = start;
+      best = cut - start;
+    }
+    start = std::max(start, cut + 1);
+  }
+  return best ? std::pair(best_at, best) : std::pair(0u, count);
+}
+
 spd_nat_target ImpliedNat::target(const Policy& p) const {
   spd_nat_target t{};
   t.kind = static_cast<__u8>(kind);
@@ -134,6 +148,21 @@ std::vector<ImpliedNat> configured_nats(const Policy& p, const NatConfig& cfg) {
 }
 
 
+// A NAPT pool without the gateway's own IPv4 addresses (implied_nats).
+void leave_local_out(ImpliedNat& n, const std::vector<Address>& local) {
+  if (n.kind != SPD_NAT_NAPT || n.nat_count <= 1) return;
+  uint32_t first = ntohl(n.nat.addr.v4_be());
+  std::vector<uint32_t> taken;
+  for (const Address& a : local) {
+    if (a.family != AF_INET) continue;
+    uint32_t at = ntohl(a.v4_be()) - first;
+    if (at < n.nat_count) taken.push_back(at);
+  }
+  auto [at, size] = longest_free_run(n.nat_count, taken);
+  n.nat = Prefix{Address::v4(htonl(first + at)), 32};
+  n.nat_count = size;
+}
+
 // What the SPD implies for p (an IPv4 tunnel out-policy no rule applies to).
 ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
   ImpliedNat n;
@@ -202,9 +231,10 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) { return implied_n
 std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg) {
   ImpliedNat n = not_translatable(p);
   if (!n.why.empty()) return {n};
-  auto configured = configured_nats(p, cfg);
-  if (!configured.empty()) return configured;
-  return {spd_implied_nat(p, cfg)};
+  auto out = configured_nats(p, cfg);
+  if (out.empty()) out.push_back(spd_implied_nat(p, cfg));
+  for (ImpliedNat& m : out) leave_local_out(m, cfg.local);
+  return out;
 }
 
 bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host) {

@@ -4,6 +4,10 @@
 #include <linux/xfrm.h>
 
 #include <algorithm>
+#include <cstring>
+
+#include "spd/model.h"
+#include "spd/npt6.h"
 
 namespace ipsnat::spd {
 
@@ -235,6 +239,25 @@ std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg) {
   if (out.empty()) out.push_back(spd_implied_nat(p, cfg));
   for (ImpliedNat& m : out) leave_local_out(m, cfg.local);
   return out;
+}
+
+bool local_change_moves_nat(const SpdModel& model, const NatConfig& cfg, const std::vector<Address>& local) {
+  NatConfig after = cfg;
+  after.local = local;
+  for (const auto& [index, p] : model.by_index()) {
+    if (p.sel.family != AF_INET) continue;
+    auto was = implied_nats(p, cfg), is = implied_nats(p, after);
+    if (was.size() != is.size()) return true;
+    for (size_t i = 0; i < was.size(); i++)
+      if (was[i].kind != is[i].kind || was[i].nat != is[i].nat || was[i].nat_count != is[i].nat_count) return true;
+  }
+  auto rules = [&](const std::vector<Address>& l) { return npt6_entries(model, cfg.inside, l); };
+  auto same = [](const auto& a, const auto& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+             return x.first == y.first && std::memcmp(&x.second, &y.second, sizeof(x.second)) == 0;
+           });
+  };
+  return !same(rules(cfg.local), rules(local));
 }
 
 bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host) {

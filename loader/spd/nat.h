@@ -11,6 +11,8 @@
 
 namespace ipsnat::spd {
 
+class SpdModel;
+
 struct NatOverride {
   // Which policies: by kernel index, or those whose source selector contains policy_src (the
   // rule's `to`: a translated source the kernel gives to that policy). Either may be unset.
@@ -71,6 +73,13 @@ std::pair<uint32_t, uint32_t> longest_free_run(uint32_t count, std::vector<uint3
 std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg);
 // The first of implied_nats (what `ipsnat policies` and attach's plan show).
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
+
+// Whether the gateway's addresses becoming `local` (cfg.local before) changes a translation the
+// datapath holds for model's policies: an IPv4 NAPT pool (implied_nats) or an IPv6 rule
+// (npt6_entries: a NAT66 pool). Only then are established flows checked again (the mirror
+// publishes a new SPD version, docs/datapath.md "Established flows and SPD changes"): an address
+// that comes and goes outside every pool costs nothing.
+bool local_change_moves_nat(const SpdModel& model, const NatConfig& cfg, const std::vector<Address>& local);
 
 // Policy mode translates in LWT xmit, and the kernel's lookup after BPF_LWT_REROUTE carries no
 // ports (docs/datapath.md, "Kernel path"): a policy whose port conditions port 0 does not meet is

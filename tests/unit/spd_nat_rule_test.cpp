@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "spd/compiler.h"
+#include "spd/model.h"
 #include "spd/nat.h"
 #include "spd/reference.h"
 #include "unit/spd_policies.h"
@@ -242,6 +243,37 @@ TEST(SpdNatPool, AGatewayAddressInsideThePoolIsLeftOutOfIt) {
   Policy vip = out_policy("10.20.30.2/32", "10.0.0.0/8", 83);
   cfg.overrides.clear();
   EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.2", implied_nat(vip, cfg).str());
+}
+
+// The decision that makes established flows check their address again (spd/nat.h
+// local_change_moves_nat; the mirror publishes a new SPD version on it): a gateway address that
+// comes into or leaves an IPv4 pool or a NAT66 pool changes the translation; one outside every
+// pool, on a one-address policy's own address, or the same addresses, change nothing.
+TEST(SpdNatPool, OnlyALocalAddressInsideAPoolChangesTheTranslation) {
+  SpdModel model;
+  model.apply(PolicyUpsert{out_policy("100.70.8.0/29", "10.44.0.0/16", 91)});
+  model.apply(PolicyUpsert{out_policy("10.20.30.2/32", "10.0.0.0/8", 92)});
+  Policy six = tunnel_policy(Dir::Out, parse_prefix("2001:db8:a7:5::100/120"), parse_prefix("2001:db8:e7::/48"), 93);
+  six.index = 93;
+  model.apply(PolicyUpsert{six});
+  NatConfig cfg;
+  cfg.inside = {parse_prefix("172.22.0.0/16"), parse_prefix("fd00:67::/48")};
+  cfg.local = {parse_address("200.2.2.2")};
+  auto with = [&](std::vector<const char*> extra) {
+    std::vector<Address> l = cfg.local;
+    for (const char* a : extra) l.push_back(parse_address(a));
+    return l;
+  };
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, cfg.local));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"198.51.100.9"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"10.20.30.2"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"2001:db8:a7:6::120"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, {}));
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, with({"100.70.8.4"})));
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, with({"2001:db8:a7:5::120"})));
+  // And back: an address that leaves the pool gives it back.
+  cfg.local = with({"100.70.8.4"});
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, {parse_address("200.2.2.2")}));
 }
 
 // A pool another policy's source selector divides (towards the same destination) could hand a

@@ -157,6 +157,20 @@ static __always_inline enum ipsnat_reason snat_target_of(struct __sk_buff *skb, 
 	return nat_tuple_supported(p) ? 0 : IPSNAT_R_PASS_PROTO;
 }
 
+/* Whether the flow's translated address `a` is one of the gateway's own (INSIDE_LOCAL) that the
+ * pool of the flow's target leaves out now (the loader leaves the gateway's addresses out of NAPT
+ * pools, spd/nat.h implied_nats): the flow is then bound anew, as a NAT66 flow whose pool no longer
+ * holds its address, or its ports would collide with the gateway's sockets on it. Asked once per
+ * flow and SPD version: one inside lookup, and the target only for a flow on a gateway address (a
+ * one-address policy's virtual IP, which its target holds). *t: scratch. */
+static __always_inline int snat_left_its_pool(struct __sk_buff *skb, const struct pkt4 *p, int use_dev, __be32 a,
+					      struct spd_nat_target *t)
+{
+	if (!(inside_flags(a) & INSIDE_LOCAL))
+		return 0;
+	return !snat_target_of(skb, p, use_dev, t) && t->kind == SPD_NAT_NAPT && !nat_source_ok(t, a);
+}
+
 /* A later fragment whose first fragment left no memory (lost, or not arrived yet): what its
  * first fragment would have met. Where that is a translation, the fragment cannot be translated
  * consistently and is dropped; otherwise it passes for the same reason. Its ICMP type is
@@ -307,13 +321,15 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	struct ct_xlat x;
 	int have_target = 0;
 	/* The SPD changed since this flow was last checked: its translated source must still be
-	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP); the
-	 * flow takes the reqid of the policy that protects it now (IKE re-established the SA). */
+	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP), and
+	 * must not be a gateway address its pool left out; the flow takes the reqid of the policy
+	 * that protects it now (IKE re-established the SA). */
 	if (e && !ct_checked_under(e, spd_ver)) {
 		__u32 reqid;
 
 		x = ct_xlat_of(e);
-		if (snat_still_protected(snat_flow_of(skb, &p, use_dev), &x, &reqid)) {
+		if (snat_still_protected(snat_flow_of(skb, &p, use_dev), &x, &reqid) &&
+		    !snat_left_its_pool(skb, &p, use_dev, x.addr, &t)) {
 			ct_flow_protected(&k, e, reqid, spd_ver);
 		} else {
 			/* Handled as a new flow: with no target now it passes untranslated and the

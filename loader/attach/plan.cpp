@@ -168,11 +168,14 @@ bool concerns_device(const Policy& p, const LinkFacts& dev, Mode mode) {
   return p.if_id == 0;
 }
 
-// The IPv4 NAT's: IPv4 inside prefixes only (IPv6 ones are NPTv6's, spd/npt6.h).
+// The IPv4 NAT's: IPv4 inside prefixes only (IPv6 ones are NPTv6's, spd/npt6.h), and the
+// gateway's IPv4 addresses, which a NAPT pool leaves out (spd/nat.h implied_nats), as the mirror
+// does (attach/session.cpp, the daemon).
 spd::NatConfig nat_config(const HostFacts& f, const Settings& s) {
   spd::NatConfig cfg;
   for (const auto& p : inside_prefixes(f, s))
     if (p.addr.family == AF_INET) cfg.inside.push_back(p);
+  cfg.local = f.local_addrs;
   return cfg;
 }
 
@@ -519,9 +522,12 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   };
   for (const auto& [p, n] : nat) {
     RouteStep r = lwt_route(*p);
-    // The gateway's own connections pick the address the policy wants, as strongSwan's
-    // table 220 would have made them do.
+    // The gateway's own connections pick the address the policy wants (its one address, or one
+    // its pool leaves out), as strongSwan's table 220 would have made them do.
     if (n.kind == SPD_NAT_NAPT && is_local(facts, n.nat.addr)) r.prefsrc = n.nat.addr;
+    if (n.kind == SPD_NAT_NAPT && n.nat_count > 1 && !r.prefsrc)
+      for (const Address& a : facts.local_addrs)
+        if (p->sel.src.contains(a) && !r.prefsrc) r.prefsrc = a;
     add(r);
   }
   if (!nat.empty() || npt6.empty()) add(RuleStep{settings.rule_priority, settings.table});

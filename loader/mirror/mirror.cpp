@@ -552,10 +552,16 @@ void SpdMirror::sync_once() {
 
 void SpdMirror::set_local(std::vector<Address> local) {
   if (local == nat_.local) return;
+  bool moves = spd::local_change_moves_nat(model_, nat_, local);
   nat_.local = std::move(local);
   if (inside_fd_ >= 0) write_inside_map(inside_fd_, inside_entries(nat_.inside, nat_.local));
-  // A NAT66 pool leaves the gateway's IPv6 addresses out (spd/npt6.h).
-  npt6_.write(model_, nat_.inside, nat_.local, nat_.overrides);
+  compiled_.set_local(nat_.local);
+  // NAPT and NAT66 pools leave the gateway's addresses out (spd/nat.h, spd/npt6.h). A pool that
+  // changed is published as a new SPD version (the NAT66 rules, then the generation's switch):
+  // an established flow checks its address against it again, so one translated to an address
+  // that has just become the gateway's own moves off it (docs/datapath.md "Established flows
+  // and SPD changes"). Address churn outside every pool writes nothing.
+  if (moves) publish(true);
 }
 
 int SpdMirror::fd() const { return source_->fd(); }

@@ -150,8 +150,9 @@ class SpdMirror {
   ~SpdMirror();
   // Writes the inside set (ipsnat_inside) from the NAT config first, then the SPD.
   void sync_once();
-  // The gateway's addresses changed: rewrites the inside set and the NAT66 rules (a pool leaves
-  // the gateway's IPv6 addresses out); the compiled IPv4 SPD does not depend on them.
+  // The gateway's addresses changed: rewrites the inside set and, when a NAPT or NAT66 pool
+  // (which leaves the gateway's addresses out) changed with them, the SPD as a new version
+  // (spd::local_change_moves_nat).
   void set_local(std::vector<Address> local);
   // Waits up to timeout_ms for notifications, applies them (resyncs on overrun), rewrites the
   // maps when the SPD changed (or retries a failed write). Returns true when the maps were

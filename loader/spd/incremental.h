@@ -56,6 +56,9 @@ class IncrementalSpd {
   void update(const SpdModel& model, const std::vector<uint32_t>& touched);
   // Every policy touched (after a dump or a flush); ids and unchanged entries are kept.
   void rebuild(const SpdModel& model);
+  // The gateway's addresses changed (NatConfig::local: NAPT pools leave them out); takes effect
+  // at the next rebuild().
+  void set_local(std::vector<Address> local) { cfg_.local = std::move(local); }
 
   // Set while some policy or cell cannot be represented exactly: the maps must then keep the
   // last exact SPD. The compiled state of the other cells stays current.

@@ -4,6 +4,10 @@
 #include <linux/xfrm.h>
 
 #include <algorithm>
+#include <cstring>
+
+#include "spd/model.h"
+#include "spd/npt6.h"
 
 namespace ipsnat::spd {
 
@@ -15,6 +19,20 @@ Prefix any_v4() {
   return p;
 }
 }  // namespace
+
+std::pair<uint32_t, uint32_t> longest_free_run(uint32_t count, std::vector<uint32_t> taken) {
+  std::sort(taken.begin(), taken.end());
+  uint32_t best_at = 0, best = 0, start = 0;
+  taken.push_back(count);  // the end closes the last run
+  for (uint32_t cut : taken) {
+    if (cut > start && cut - start > best) {
+      best_at = start;
+      best = cut - start;
+    }
+    start = std::max(start, cut + 1);
+  }
+  return best ? std::pair(best_at, best) : std::pair(0u, count);
+}
 
 spd_nat_target ImpliedNat::target(const Policy& p) const {
   spd_nat_target t{};
@@ -135,6 +153,21 @@ std::vector<ImpliedNat> configured_nats(const Policy& p, const NatConfig& cfg) {
 }
 
 
+// A NAPT pool without the gateway's own IPv4 addresses (implied_nats).
+void leave_local_out(ImpliedNat& n, const std::vector<Address>& local) {
+  if (n.kind != SPD_NAT_NAPT || n.nat_count <= 1) return;
+  uint32_t first = ntohl(n.nat.addr.v4_be());
+  std::vector<uint32_t> taken;
+  for (const Address& a : local) {
+    if (a.family != AF_INET) continue;
+    uint32_t at = ntohl(a.v4_be()) - first;
+    if (at < n.nat_count) taken.push_back(at);
+  }
+  auto [at, size] = longest_free_run(n.nat_count, taken);
+  n.nat = Prefix{Address::v4(htonl(first + at)), 32};
+  n.nat_count = size;
+}
+
 // What the SPD implies for p (an IPv4 tunnel out-policy no rule applies to).
 ImpliedNat spd_implied_nat(const Policy& p, const NatConfig& cfg) {
   ImpliedNat n;
@@ -203,9 +236,29 @@ ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg) { return implied_n
 std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg) {
   ImpliedNat n = not_translatable(p);
   if (!n.why.empty()) return {n};
-  auto configured = configured_nats(p, cfg);
-  if (!configured.empty()) return configured;
-  return {spd_implied_nat(p, cfg)};
+  auto out = configured_nats(p, cfg);
+  if (out.empty()) out.push_back(spd_implied_nat(p, cfg));
+  for (ImpliedNat& m : out) leave_local_out(m, cfg.local);
+  return out;
+}
+
+bool local_change_moves_nat(const SpdModel& model, const NatConfig& cfg, const std::vector<Address>& local) {
+  NatConfig after = cfg;
+  after.local = local;
+  for (const auto& [index, p] : model.by_index()) {
+    if (p.sel.family != AF_INET) continue;
+    auto was = implied_nats(p, cfg), is = implied_nats(p, after);
+    if (was.size() != is.size()) return true;
+    for (size_t i = 0; i < was.size(); i++)
+      if (was[i].kind != is[i].kind || was[i].nat != is[i].nat || was[i].nat_count != is[i].nat_count) return true;
+  }
+  auto rules = [&](const std::vector<Address>& l) { return npt6_entries(model, cfg.inside, l, cfg.overrides); };
+  auto same = [](const auto& a, const auto& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+             return x.first == y.first && std::memcmp(&x.second, &y.second, sizeof(x.second)) == 0;
+           });
+  };
+  return !same(rules(cfg.local), rules(local));
 }
 
 bool target_meets_cell(const spd_nat_target& t, uint8_t dlen, uint32_t dnet_host) {

@@ -3,12 +3,15 @@
 // kernel wants, the NAT makes inside hosts use it.
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "maps/spd.h"
 #include "spd/policy.h"
 
 namespace ipsnat::spd {
+
+class SpdModel;
 
 struct NatOverride {
   // Which policies: by kernel index, or those whose source selector contains policy_src (the
@@ -34,7 +37,8 @@ struct NatConfig {
   std::vector<Prefix> inside;
   std::vector<NatOverride> overrides;
   // The gateway's own addresses: IPv4 ones are INSIDE_LOCAL entries of the inside set
-  // (maps/inside.h), IPv6 ones are left out of NAT66 pools (spd/npt6.h npt6_of).
+  // (maps/inside.h) and are left out of NAPT pools (implied_nats), IPv6 ones are left out of
+  // NAT66 pools (spd/npt6.h npt6_of).
   std::vector<Address> local;
 };
 
@@ -56,12 +60,28 @@ struct ImpliedNat {
   std::vector<Prefix> nat_blocks() const;
 };
 
+// The longest run of a pool's places 0..count-1 that no place in `taken` interrupts (the first of
+// equal runs): its first place and size; {0, count} when every place is taken. NAPT and NAT66
+// pools leave the gateway's own addresses out with it: a NAT port on such an address would
+// collide with the gateway's own sockets on it (a virtual IP's, IKE's).
+std::pair<uint32_t, uint32_t> longest_free_run(uint32_t count, std::vector<uint32_t> taken);
+
 // Every translation policy p implies, in the order the datapath tries them: one per (rule,
 // destination) of the [[nat]] rules that apply to it, else the one the SPD implies. A single
-// element of kind SPD_NAT_NONE (with why) when there is none.
+// element of kind SPD_NAT_NONE (with why) when there is none. A NAPT pool (nat_count > 1) is the
+// longest run of its addresses that no IPv4 address of cfg.local interrupts (longest_free_run);
+// one address (a virtual IP, a [[nat]] rule's single `to`) is kept even when it is the gateway's
+// own (docs/datapath.md "Not handled": its ports then share the gateway's).
 std::vector<ImpliedNat> implied_nats(const Policy& p, const NatConfig& cfg);
 // The first of implied_nats (what `ipsnat policies` and attach's plan show).
 ImpliedNat implied_nat(const Policy& p, const NatConfig& cfg);
+
+// Whether the gateway's addresses becoming `local` (cfg.local before) changes a translation the
+// datapath holds for model's policies: an IPv4 NAPT pool (implied_nats) or an IPv6 rule
+// (npt6_entries: a NAT66 pool). Only then are established flows checked again (the mirror
+// publishes a new SPD version, docs/datapath.md "Established flows and SPD changes"): an address
+// that comes and goes outside every pool costs nothing.
+bool local_change_moves_nat(const SpdModel& model, const NatConfig& cfg, const std::vector<Address>& local);
 
 // Policy mode translates in LWT xmit, and the kernel's lookup after BPF_LWT_REROUTE carries no
 // ports (docs/datapath.md, "Kernel path"): a policy whose port conditions port 0 does not meet is

@@ -156,23 +156,13 @@ std::vector<Prefix> ipv6_inside(const std::vector<Prefix>& inside) {
 // place of its first address and its size.
 std::pair<uint32_t, uint32_t> pool_without_local(const Address& first, uint32_t count, const std::vector<Address>& local) {
   uint32_t base = npt6_word32(first.bytes.data(), 12);
-  std::vector<uint32_t> cuts;
+  std::vector<uint32_t> taken;
   for (const Address& a : local) {
     if (a.family != AF_INET6 || std::memcmp(a.bytes.data(), first.bytes.data(), 12) != 0) continue;
     uint32_t at = npt6_word32(a.bytes.data(), 12) - base;
-    if (at < count) cuts.push_back(at);
+    if (at < count) taken.push_back(at);
   }
-  std::sort(cuts.begin(), cuts.end());
-  uint32_t best_at = 0, best = 0, start = 0;
-  cuts.push_back(count);  // the end closes the last run
-  for (uint32_t cut : cuts) {
-    if (cut > start && cut - start > best) {
-      best_at = start;
-      best = cut - start;
-    }
-    start = std::max(start, cut + 1);
-  }
-  return best ? std::pair(best_at, best) : std::pair(0u, count);
+  return longest_free_run(count, std::move(taken));
 }
 
 // NAT66: every IPv6 inside prefix (any length) to the policy's address, or a pool of `pool` from

@@ -120,6 +120,52 @@ TEST_F(CtRevalidate, AnotherNatAddressRebindsTheFlow) {
   EXPECT_SAME_PACKET(r.out, eth.tcp({kRemote, kLan}, 80, 40000, kSyn | kAck, {}));
 }
 
+// A pool address an established flow was translated to becomes the gateway's own (a virtual IP
+// in the policy's /29: INSIDE_LOCAL in ipsnat_inside), and the loader leaves it out of the pool
+// (spd/nat.h implied_nats) under a new SPD version: although a policy still protects the address,
+// the flow's next packet is bound anew to an address of the pool that is left, the old binding
+// removed. A flow on a one-address target that is the gateway's own (its virtual IP) keeps it.
+TEST_F(CtRevalidate, APoolAddressThatBecomesTheGatewaysOwnRebindsTheFlow) {
+  remove_nat_targets(dp, "10.0.0.0/8");
+  install_nat_target_from(dp, "10.20.30.0/29", "10.0.0.0/8", napt_pool_target("10.20.30.0", 8, "192.168.1.0/24", 7));
+  auto orig = ct_key(kLan, kRemote, 40000, 80, kTcp, IPSNAT_CT_ORIG);
+  snat(eth.tcp({kLan, kRemote}, 40000, 80, kSyn, {}));
+  ASSERT_TRUE(dp.ct_get(orig));
+  uint32_t was = dp.ct_get(orig)->xlat_addr;
+  uint16_t port = dp.ct_get(orig)->xlat_port;
+  std::string local = Address::v4(was).str();
+  // The half of the /29 without it, as the loader's longest run would be at either end.
+  bool low = (ntohl(was) & 7) < 4;
+  std::string first = low ? "10.20.30.4" : "10.20.30.0";
+  dp.set_inside(local + "/32", INSIDE_LOCAL);
+  remove_nat_targets(dp, "10.0.0.0/8");
+  install_nat_target_from(dp, "10.20.30.0/29", "10.0.0.0/8", napt_pool_target(first, 4, "192.168.1.0/24", 7));
+
+  auto r = snat(eth.tcp({kLan, kRemote}, 40000, 80, kAck, data()));
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+  ASSERT_TRUE(dp.ct_get(orig));
+  uint32_t now = dp.ct_get(orig)->xlat_addr;
+  EXPECT_NE(now, was) << "still on the gateway's own " << local;
+  EXPECT_LT(ntohl(now) - ntohl(parse_ipv4(first)), 4u) << Address::v4(now).str();
+  EXPECT_SAME_PACKET(r.out, eth.tcp({Address::v4(now).str(), kRemote}, 40000, 80, kAck, data()));
+  EXPECT_FALSE(dp.ct_get(ct_key(kRemote, local, 80, ntohs(port), kTcp, IPSNAT_CT_REPLY))) << "old binding removed";
+  EXPECT_EQ(dp.ct_get(orig)->spd_version, spd_version());
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_CT_STALE), 0u);
+
+  // One address, the gateway's own (a /32 policy's virtual IP): kept across a new SPD version.
+  remove_nat_targets(dp, "10.0.0.0/8");
+  install_nat_target(dp, "10.0.0.0/8", napt_target(kNat, "192.168.1.0/24", 7));
+  dp.set_inside(kNat + "/32", INSIDE_LOCAL);
+  auto vip = ct_key(kLan2, kRemote, 40001, 80, kTcp, IPSNAT_CT_ORIG);
+  snat(eth.tcp({kLan2, kRemote}, 40001, 80, kSyn, {}));
+  ASSERT_TRUE(dp.ct_get(vip));
+  publish_spd(dp);
+  r = snat(eth.tcp({kLan2, kRemote}, 40001, 80, kAck, data()));
+  EXPECT_EQ(dp.ct_get(vip)->xlat_addr, parse_ipv4(kNat));
+  EXPECT_EQ(dp.ct_get(vip)->spd_version, spd_version());
+  EXPECT_EQ(dp.ct_get(vip)->packets, 2u) << "the same entry carries on";
+}
+
 // An SPD change that leaves the flow protected (another destination's policy) costs it one
 // check and nothing else.
 TEST_F(CtRevalidate, UnrelatedSpdChangeKeepsTheFlow) {

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "maps/npt6.h"
+#include "maps/spd.h"
 #include "mirror/mirror.h"
 #include "support/datapath.h"
 #include "support/ipv6_packet.h"
@@ -141,6 +142,42 @@ TEST_F(SpdMirrorNpt6Netns, RestrictedPoliciesThatNeedDifferentAddressesTakeNoRul
         std::to_string(kIfId));
   ASSERT_TRUE(converge(mirror));
   EXPECT_EQ(leaves_as(dp, "2001:db8:f4::1", kTcp, 443), "2001:db8:c4::4");
+}
+
+// The gateway's addresses change (the daemon's SpdMirror::set_local on an address event): an
+// address outside every pool changes neither the SPD version nor a flow's address; one that
+// becomes the gateway's own inside the pool (the address an established flow was translated to)
+// narrows the pool and is published as a new SPD version, so that flow's next packet leaves from
+// another address of the pool (bpf/lib/nat66.h checks an established flow's address against its
+// rule again under a new version).
+TEST_F(SpdMirrorNpt6Netns, AnAddressThatBecomesTheGatewaysOwnMovesAnEstablishedFlowOffIt) {
+  add("src 2001:db8:d5::100/120 dst 2001:db8:e5::/48", 100);
+  ASSERT_TRUE(converge(mirror));
+  dp.set_dev_mode(Datapath::test_ifindex(), IPSNAT_DEV_ROUTE, kIfId, 0);
+  auto version = [&] {
+    uint32_t zero = 0;
+    spd_active a{};
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &a), 0);
+    return a.version;
+  };
+  auto in_pool = [](const std::string& a) {
+    Address x = parse_address(a);
+    return parse_prefix("2001:db8:d5::100/120").contains(x) && x != parse_address("2001:db8:d5::100");
+  };
+  std::string first = leaves_as(dp, "2001:db8:e5::1", kUdp, 53);
+  ASSERT_TRUE(in_pool(first)) << first;
+  uint64_t before = version();
+
+  mirror.set_local({parse_address("2001:db8:99::1"), parse_address("198.51.100.1")});
+  EXPECT_EQ(version(), before);
+  EXPECT_EQ(leaves_as(dp, "2001:db8:e5::1", kUdp, 53), first);
+
+  mirror.set_local({parse_address("2001:db8:99::1"), parse_address(first)});
+  EXPECT_GT(version(), before);
+  std::string moved = leaves_as(dp, "2001:db8:e5::1", kUdp, 53);
+  EXPECT_NE(moved, first);
+  EXPECT_TRUE(in_pool(moved)) << moved;
+  EXPECT_EQ(leaves_as(dp, "2001:db8:e5::1", kUdp, 53), moved);
 }
 
 }  // namespace ipsnat::test

@@ -138,6 +138,44 @@ std::string v4(uint32_t host) {
 
 }  // namespace
 
+// The gateway's addresses change (the daemon's SpdMirror::set_local on an address event): an
+// IPv4 NAPT pool leaves a gateway address out (spd/nat.h implied_nats), so one that comes into the
+// policy's block narrows the target the datapath reads and is published as a new SPD version; one
+// outside every pool changes neither.
+TEST(SpdMirrorNetns, AGatewayAddressThatComesIntoAPoolIsLeftOutOfItUnderANewVersion) {
+  Datapath dp;
+  NetnsGuard ns("spd");
+  NatConfig cfg;
+  cfg.inside.push_back(parse_prefix("172.22.0.0/16"));
+  cfg.local = {parse_address("200.2.2.2")};
+  SpdMirror mirror(SpdMapFds::from_object(dp.skel()->obj), cfg);
+  mirror.sync_once();
+  ns.sh(std::string("ip xfrm policy add src 100.70.8.0/29 dst 10.44.0.0/16 dir out priority 100 ") + kTmpl +
+        " reqid 4");
+  ASSERT_TRUE(converge(mirror));
+  auto version = [&] {
+    uint32_t zero = 0;
+    spd_active a{};
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(dp.skel()->maps.spd_active), &zero, &a), 0);
+    return a.version;
+  };
+  auto target = [&] {
+    auto r = spd_probe(dp, flow("172.22.3.4", "10.44.1.1"));
+    EXPECT_TRUE(r.nat_found);
+    return std::pair(Address::v4(r.nat.nat_addr).str(), uint32_t(r.nat.nat_span));
+  };
+  EXPECT_EQ(target(), std::pair(std::string("100.70.8.0"), 7u));
+  uint64_t before = version();
+
+  mirror.set_local({parse_address("200.2.2.2"), parse_address("198.51.100.1")});
+  EXPECT_EQ(version(), before);
+  EXPECT_EQ(target(), std::pair(std::string("100.70.8.0"), 7u));
+
+  mirror.set_local({parse_address("200.2.2.2"), parse_address("100.70.8.2")});
+  EXPECT_GT(version(), before);
+  EXPECT_EQ(target(), std::pair(std::string("100.70.8.3"), 4u));
+}
+
 TEST(SpdMirrorNetns, TenThousandPolicies) {
   Datapath dp;
   NetnsGuard ns("spd10k");

@@ -6,7 +6,9 @@
 #     over the /29; twelve LAN hosts send two UDP flows each; the far side's kernel (its server
 #     sockets' peer addresses) sees only addresses inside the /29, the same one for both flows of
 #     a host, several in all; every reply reaches its host; `ipsnat status` counts the bindings
-#     per NAT address, the addresses the far side saw.
+#     per NAT address, the addresses the far side saw. In the first run the gateway holds an
+#     address of the /29 (a virtual IP, its second address): the plan's pool leaves it out and
+#     the far side never sees a LAN flow from it.
 # (b) A pool from the config: `ipsnat run` with a [[nat]] rule `to = "FIRST-LAST"` spreads the
 #     hosts over exactly those addresses; status per address.
 # (c) A pool outside the policy's source selector: the daemon logs one line naming the file and
@@ -75,9 +77,10 @@ by_address() {
     t_json '" ".join(sorted("%s=%d" % (a["nat_address"], a["bindings"]) for a in s["limits"]["nat_ports"]["by_address"]))'
 }
 
-# pool_case NAME NET24 REMOTE REMOTE_NET GW_WAN WAN BLOCK29 RULE_FIRST RULE_LAST
+# pool_case NAME NET24 REMOTE REMOTE_NET GW_WAN WAN BLOCK29 RULE_FIRST RULE_LAST [LOCAL]
+# LOCAL: the gateway's own address, the /29's second one, which the pool then leaves out.
 pool_case() {
-  local name=$1 net=$2 remote=$3 rnet=$4 gww=$5 wanip=$6 block=$7 rfirst=$8 rlast=$9
+  local name=$1 net=$2 remote=$3 rnet=$4 gww=$5 wanip=$6 block=$7 rfirst=$8 rlast=$9 local=${10:-}
   local hosts=() i out used want
   lan=$(t_netns "$name-lan") gw=$(t_netns "$name-gw") wan=$(t_netns "$name-wan")
   t_gateway "$lan" "$gw" "$wan" host="$net.10/24" gw_lan="$net.1" gw_wan="$gww/24" wan="$wanip" \
@@ -92,9 +95,13 @@ pool_case() {
   local first last
   first=${block%/*}
   last=${first%.*}.$((${first##*.} + 7))
+  if [[ -n $local ]]; then
+    ip -n "$gw" addr add "$local/32" dev lo
+    first=${first%.*}.$((${first##*.} + 2))
+  fi
 
-  # (a) unequal sizes, the pool the SPD implies.
-  expect_ok "$name: dry-run plans napt over the /29" \
+  # (a) unequal sizes, the pool the SPD implies (without the gateway's own address).
+  expect_ok "$name: dry-run plans napt over the /29${local:+ without $local}" \
     bash -c "nsenter --net=/run/netns/$gw $IPSNAT attach tun0 --mode route --dry-run | grep -q 'napt $net.0/24 -> $first-$last'"
   expect_ok "$name: attach" t_in "$gw" "$IPSNAT" attach tun0 --mode route --no-daemon -q
   servers "$wan" "$remote" 7000 12
@@ -102,7 +109,7 @@ pool_case() {
   [[ -n ${T_KEEP:-} ]] && echo "$out"
   used=$(judge "$name" "$out" "$first" "$last" 3) && ok=1 || ok=0
   if [[ $ok == 0 ]]; then echo "$out"; { t_in "$gw" "$IPSNAT" status --state-dir "$tmp/run" | sed -n "/^counters:/,/^limits/p"; t_in "$gw" "$IPSNAT" flows | head -4; } || true; fi
-  expect_ok "$name: the far side saw each of 12 hosts from one address of $block for both flows, replies reached them all ($used)" test $ok == 1
+  expect_ok "$name: the far side saw each of 12 hosts from one address of $first-$last for both flows, replies reached them all ($used)" test $ok == 1
   want=$(python3 -c "import sys,collections; c=collections.Counter(l.split()[1] for l in sys.argv[1].splitlines()); print(' '.join(sorted(f'{a}={2*n}' for a,n in c.items())))" "$out")
   expect_ok "$name: status counts the bindings per NAT address ($(by_address) == $want)" test "$(by_address)" == "$want"
   expect_ok "$name: detach" t_in "$gw" "$IPSNAT" detach tun0
@@ -133,6 +140,7 @@ CONF
   expect_ok "$name: status per pool address ($(by_address) == $want)" test "$(by_address)" == "$want"
 
   # (c) a pool reaching beyond the policy's /29: one line naming the file and line, no NAT.
+  first=${block%/*}
   local beyond=${first%.*}.$((${first##*.} + 6))-${first%.*}.$((${first##*.} + 9))
   sed -i "s/^to = .*/to = \"$beyond\"/" "$tmp/$name.toml"
   kill -HUP "$daemon"
@@ -144,6 +152,6 @@ CONF
   rm -rf "$IPSNAT_PIN_ROOT"
 }
 
-pool_case alt 172.22.5 10.64.1.1 10.64.0.0/10 198.51.100.2 198.51.100.1 100.70.8.8/29 100.70.8.10 100.70.8.11
+pool_case alt 172.22.5 10.64.1.1 10.64.0.0/10 198.51.100.2 198.51.100.1 100.70.8.8/29 100.70.8.10 100.70.8.11 100.70.8.9
 pool_case seed 192.168.1 10.0.0.1 10.0.0.0/8 200.2.2.2 200.2.2.1 10.20.30.0/29 10.20.30.2 10.20.30.3
 finish

@@ -133,6 +133,37 @@ TEST(AttachPlan, APoolIsBlackholedPerBlock) {
   EXPECT_EQ(blocks, "10.20.30.3/32 10.20.30.4/30 10.20.30.8/32 ");
 }
 
+// A gateway address inside an IPv4 pool (a virtual IP in the policy's /27) is left out of it, as
+// IPv6 pools leave theirs: the pool is the longest run of the block's addresses no local one
+// interrupts; the plan line, `ipsnat policies -j` and the datapath's target take it from the same
+// decision (spd::implied_nats), the blackholes cover that run per aligned block and not the local
+// address, and the gateway's own connections take that address as their source (prefsrc).
+TEST(AttachPlan, AGatewayAddressInsideTheIpv4PoolIsLeftOutOfIt) {
+  auto f = gateway(false);
+  f.policies = {ipsec("10.20.30.0/27", "10.0.0.0/8", spd::Dir::Out, "200.2.2.2", "100.1.1.1", 1)};
+  f.local_addrs.push_back(ipsnat::parse_address("10.20.30.3"));
+  auto plan = make_plan(f, Settings{});
+  ASSERT_EQ(plan.translations.size(), 1u);
+  EXPECT_EQ(plan.translations[0].nat, "napt 192.168.1.0/24 -> 10.20.30.4-10.20.30.31");
+  auto text = plan_to_text(plan);
+  for (const char* block : {"10.20.30.4/30", "10.20.30.8/29", "10.20.30.16/28"})
+    EXPECT_NE(text.find(std::string("  route blackhole ") + block + " table 421\n"), std::string::npos) << block << "\n" << text;
+  EXPECT_EQ(text.find("blackhole 10.20.30.0"), std::string::npos) << text;
+  EXPECT_EQ(text.find("blackhole 10.20.30.3"), std::string::npos) << text;
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_FALSE(routes.empty());
+  EXPECT_EQ(routes.back().lwt_prog, "lwt_snat_xmit");
+  ASSERT_TRUE(routes.back().prefsrc);
+  EXPECT_EQ(routes.back().prefsrc->str(), "10.20.30.3");
+
+  // Two local addresses: the longer run between them.
+  f.local_addrs.push_back(ipsnat::parse_address("10.20.30.20"));
+  EXPECT_EQ(make_plan(f, Settings{}).translations[0].nat, "napt 192.168.1.0/24 -> 10.20.30.4-10.20.30.19");
+  // A one-address policy on the gateway's virtual IP stays that address (LocalVirtualIpGetsPrefsrcAndNoBlackhole).
+  EXPECT_NE(make_plan(gateway(true), Settings{}).translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"),
+            std::string::npos);
+}
+
 // A policy bound to a device (strongSwan's interface=) is never translated by the datapath
 // (docs/spd.md, SPD_V_UNKNOWN): attach's line says so rather than promising the NAT.
 TEST(AttachPlan, ADeviceBoundPolicyIsPrintedAsNotTranslated) {

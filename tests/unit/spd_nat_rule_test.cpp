@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "spd/compiler.h"
+#include "spd/model.h"
 #include "spd/nat.h"
 #include "spd/reference.h"
 #include "unit/spd_policies.h"
@@ -190,6 +191,89 @@ TEST(SpdNatPool, NeighbouringHostsSpreadOverThePool) {
     }
   }
   EXPECT_EQ(0, crowded) << "first: " << first;
+}
+
+// The gateway's own addresses inside a pool (a virtual IP in the policy's block) are left out of
+// it, as NAT66's (ReferenceNat6.APoolLeavesTheGatewaysOwnAddressesOut): the pool is the longest
+// run of its addresses no local one interrupts (the first of equal runs), for the pool the SPD
+// implies and a [[nat]] rule's alike; no LAN host is translated to a local address, by the
+// reference or the compiled maps. A [[nat]] rule's single `to` and a one-address policy stay
+// that address, local or not; a pool of local addresses only stays whole.
+TEST(SpdNatPool, AGatewayAddressInsideThePoolIsLeftOutOfIt) {
+  Policy p = out_policy("100.70.8.0/29", "10.44.0.0/16", 81);
+  NatConfig cfg;
+  cfg.inside = {parse_prefix("172.22.0.0/16")};
+  cfg.local = {parse_address("100.70.8.2"), parse_address("172.22.0.1"), parse_address("198.51.100.1"),
+               parse_address("2001:db8::1")};
+  ImpliedNat n = implied_nat(p, cfg);
+  EXPECT_EQ("napt 172.22.0.0/16 -> 100.70.8.3-100.70.8.7", n.str());
+  spd_nat_target t = n.target(p);
+  EXPECT_EQ(parse_address("100.70.8.3").v4_be(), t.nat_addr);
+  EXPECT_EQ(4u, t.nat_span);
+  std::string blocks;
+  for (const auto& b : n.nat_blocks()) blocks += b.str() + " ";
+  EXPECT_EQ("100.70.8.3/32 100.70.8.4/30 ", blocks);
+  std::vector<const Policy*> pols{&p};
+  std::set<std::string> used;
+  for (int h = 1; h <= 40; h++) used.insert(translated(pols, cfg, flow4(("172.22.3." + std::to_string(h)).c_str(), "10.44.1.1")));
+  EXPECT_EQ((std::set<std::string>{"100.70.8.3", "100.70.8.4", "100.70.8.5", "100.70.8.6", "100.70.8.7"}), used);
+
+  // Two local addresses: the longest run between them; of equal runs the first.
+  cfg.local = {parse_address("100.70.8.5"), parse_address("100.70.8.1")};
+  EXPECT_EQ("napt 172.22.0.0/16 -> 100.70.8.2-100.70.8.4", implied_nat(p, cfg).str());
+  cfg.local = {parse_address("100.70.8.3"), parse_address("100.70.8.7")};
+  EXPECT_EQ("napt 172.22.0.0/16 -> 100.70.8.0-100.70.8.2", implied_nat(p, cfg).str());
+  // Every address local: the pool stays whole.
+  cfg.local.clear();
+  for (int a = 0; a < 8; a++) cfg.local.push_back(parse_address(("100.70.8." + std::to_string(a)).c_str()));
+  EXPECT_EQ("napt 172.22.0.0/16 -> 100.70.8.0-100.70.8.7", implied_nat(p, cfg).str());
+
+  // A [[nat]] rule's pool alike; its single `to` stays, local or not (the gateway's own address
+  // as a masquerade would).
+  Policy q = out_policy("10.20.30.0/29", "10.0.0.0/8", 82);
+  cfg.inside = {parse_prefix("192.168.1.0/24")};
+  cfg.local = {parse_address("10.20.30.3")};
+  NatOverride o = rule("192.168.1.0/24", "10.20.30.2");
+  o.nat_count = 4;
+  cfg.overrides = {o};
+  EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.4-10.20.30.5", implied_nat(q, cfg).str());
+  cfg.overrides[0].nat_count = 1;
+  cfg.local = {parse_address("10.20.30.2")};
+  EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.2", implied_nat(q, cfg).str());
+  Policy vip = out_policy("10.20.30.2/32", "10.0.0.0/8", 83);
+  cfg.overrides.clear();
+  EXPECT_EQ("napt 192.168.1.0/24 -> 10.20.30.2", implied_nat(vip, cfg).str());
+}
+
+// The decision that makes established flows check their address again (spd/nat.h
+// local_change_moves_nat; the mirror publishes a new SPD version on it): a gateway address that
+// comes into or leaves an IPv4 pool or a NAT66 pool changes the translation; one outside every
+// pool, on a one-address policy's own address, or the same addresses, change nothing.
+TEST(SpdNatPool, OnlyALocalAddressInsideAPoolChangesTheTranslation) {
+  SpdModel model;
+  model.apply(PolicyUpsert{out_policy("100.70.8.0/29", "10.44.0.0/16", 91)});
+  model.apply(PolicyUpsert{out_policy("10.20.30.2/32", "10.0.0.0/8", 92)});
+  Policy six = tunnel_policy(Dir::Out, parse_prefix("2001:db8:a7:5::100/120"), parse_prefix("2001:db8:e7::/48"), 93);
+  six.index = 93;
+  model.apply(PolicyUpsert{six});
+  NatConfig cfg;
+  cfg.inside = {parse_prefix("172.22.0.0/16"), parse_prefix("fd00:67::/48")};
+  cfg.local = {parse_address("200.2.2.2")};
+  auto with = [&](std::vector<const char*> extra) {
+    std::vector<Address> l = cfg.local;
+    for (const char* a : extra) l.push_back(parse_address(a));
+    return l;
+  };
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, cfg.local));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"198.51.100.9"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"10.20.30.2"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, with({"2001:db8:a7:6::120"})));
+  EXPECT_FALSE(local_change_moves_nat(model, cfg, {}));
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, with({"100.70.8.4"})));
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, with({"2001:db8:a7:5::120"})));
+  // And back: an address that leaves the pool gives it back.
+  cfg.local = with({"100.70.8.4"});
+  EXPECT_TRUE(local_change_moves_nat(model, cfg, {parse_address("200.2.2.2")}));
 }
 
 // A pool another policy's source selector divides (towards the same destination) could hand a

@@ -12,18 +12,11 @@
 namespace ipsnat::test {
 namespace {
 
-uint32_t prog_id(bpf_program* prog) {
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  EXPECT_EQ(0, bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len));
-  return info.id;
-}
-
 TEST(BpfProgName, IsTheLoadedProgramsNameAndEmptyOnceItIsGone) {
   // An object of its own: a Datapath's outlives the test (support/datapath.cpp).
   ipsnat_bpf* skel = load_unpinned_skeleton();
-  uint32_t rev = prog_id(skel->progs.tc_rev_ingress);
-  uint32_t guard = prog_id(skel->progs.tc_guard_egress);
+  uint32_t rev = program_id(skel->progs.tc_rev_ingress);
+  uint32_t guard = program_id(skel->progs.tc_guard_egress);
   EXPECT_NE(0u, rev);
   EXPECT_NE(rev, guard);
   EXPECT_EQ("tc_rev_ingress", sys::bpf_prog_name(rev));

@@ -12,13 +12,6 @@
 namespace ipsnat::test {
 namespace {
 
-uint32_t prog_id(bpf_program* prog) {
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  EXPECT_EQ(0, bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len));
-  return info.id;
-}
-
 size_t map_keys(bpf_map* map) {
   std::vector<uint8_t> key(bpf_map__key_size(map)), next(key.size());
   size_t n = 0;
@@ -44,10 +37,10 @@ TEST(DatapathReuse, TheNextTestGetsTheSameObjectEmptied) {
     ASSERT_EQ(r.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
     ASSERT_EQ(dp.ct_all().size(), 2u);
     ASSERT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 1u);
-    used_prog = prog_id(dp.skel()->progs.tc_snat_egress);
+    used_prog = program_id(dp.skel()->progs.tc_snat_egress);
   }
   Datapath dp;
-  EXPECT_EQ(prog_id(dp.skel()->progs.tc_snat_egress), used_prog) << "not the finished test's object";
+  EXPECT_EQ(program_id(dp.skel()->progs.tc_snat_egress), used_prog) << "not the finished test's object";
   EXPECT_TRUE(dp.ct_all().empty());
   EXPECT_EQ(dp.nonzero_reasons(), "");
   uint32_t zero = 0;

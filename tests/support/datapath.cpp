@@ -224,6 +224,14 @@ std::vector<std::pair<ipsnat_ct_key, ipsnat_ct_entry>> Datapath::ct_all() const 
   return all;
 }
 
+uint32_t program_id(bpf_program* prog) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0)
+    throw std::runtime_error(std::string("reading the id of ") + bpf_program__name(prog) + " failed");
+  return info.id;
+}
+
 ipsnat_ct_key ct_key(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
                      uint8_t proto, ipsnat_ct_dir dir) {
   ipsnat_ct_key k{};

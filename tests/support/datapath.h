@@ -81,6 +81,8 @@ class Datapath {
 // The object as a Datapath loads it (map pinning off), owned by the caller (ipsnat_bpf__destroy):
 // for a test that needs the programs gone when it is done, which a Datapath's object is not.
 ipsnat_bpf* load_unpinned_skeleton(bool sa_reqid_from_mark = false);
+// The kernel's id of a loaded program (throws when the kernel gives no info).
+uint32_t program_id(bpf_program* prog);
 
 ipsnat_ct_key ct_key(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
                      uint8_t proto, ipsnat_ct_dir dir);

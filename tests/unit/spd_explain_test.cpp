@@ -760,7 +760,8 @@ TEST(ReferenceNat6, ANatRuleTakesItsInsidePrefixToExactlyItsAddress) {
   EXPECT_EQ(std::memcmp(r->from, parse_address("fd00:61::").bytes.data(), 16), 0);
   // The policy no rule applies to keeps the rule the SPD implies.
   const npt6_rule* implied = out_rule(entries, 0, "2001:db8:e2::/48");
-  const npt6_rule* without = out_rule(npt6_entries(model, lans), 0, "2001:db8:e2::/48");
+  const auto implied_only = npt6_entries(model, lans);
+  const npt6_rule* without = out_rule(implied_only, 0, "2001:db8:e2::/48");
   ASSERT_NE(implied, nullptr);
   ASSERT_NE(without, nullptr);
   EXPECT_EQ(std::memcmp(implied, without, sizeof(npt6_rule)), 0);

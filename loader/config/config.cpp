@@ -3,7 +3,6 @@
 #include "maps/npt6.h"
 #include "maps/spd.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cerrno>
@@ -253,30 +252,25 @@ void read_nat_to(TableReader& r, const toml::node* to, NatRule& rule) {
   rule.to_count = uint32_t(1) << (32 - rule.to.len);
 }
 
-// An IPv6 address or prefix ("2001:db8:b::5", "2001:db8:a::/64"); nullopt when malformed.
+// An IPv6 address or prefix ("2001:db8:b::5", "2001:db8:a::/64") as written, host bits kept so
+// require_prefix6 can refuse them; nullopt when malformed or IPv4. util/address.h parses it.
 std::optional<Prefix> parse_ipv6_prefix(std::string_view s) {
-  auto slash = s.find('/');
-  std::string text(s.substr(0, slash));
-  Prefix p;
-  p.addr.family = AF_INET6;
-  p.len = 128;
-  if (inet_pton(AF_INET6, text.c_str(), p.addr.bytes.data()) != 1) return std::nullopt;
-  if (slash == std::string_view::npos) return p;
-  auto len = parse_number<unsigned>(s.substr(slash + 1));
-  if (!len || *len > 128) return std::nullopt;
-  p.len = static_cast<uint8_t>(*len);
-  return p;
+  std::string text(s);
+  try {
+    Prefix p = parse_prefix(text);
+    if (p.addr.family != AF_INET6) return std::nullopt;
+    p.addr = parse_address(text.substr(0, text.find('/')));
+    return p;
+  } catch (const UserError&) {
+    return std::nullopt;
+  }
 }
 
 Prefix require_prefix6(TableReader& r, const toml::node* n, const std::string& key) {
   std::string text = n->as_string()->get();
   auto p = parse_ipv6_prefix(text);
   if (!p) r.fail(n, key, "expected an IPv6 address or prefix like \"2001:db8:a::/64\", got \"" + text + "\"");
-  Prefix net = *p;
-  for (int i = 0; i < 16; ++i) {
-    int bits = int(p->len) - 8 * i;
-    net.addr.bytes[i] &= bits >= 8 ? 0xff : bits <= 0 ? 0 : uint8_t(0xff << (8 - bits));
-  }
+  Prefix net = parse_prefix(text);  // host bits cleared
   if (net != *p)
     r.fail(n, key, "expected a network prefix with the host bits zero (\"" + net.str() + "\"), got \"" + text + "\"");
   return *p;

@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 
-#include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/reasons.h"
@@ -48,11 +48,6 @@ uint64_t next_instance() {
   return ++n;
 }
 
-bool ends_with(const char* s, const char* suffix) {
-  size_t n = strlen(s), m = strlen(suffix);
-  return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 // Every element gone (hash, LRU, LPM) or zero (arrays), as after a load: the object has no
 // initialised data (.data) and its read-only sections (.rodata, .rodata.cst32, ...) are frozen at
 // load, so zero is the fresh state of every map a test can write.
@@ -60,8 +55,10 @@ void reset_maps(bpf_object* obj) {
   bpf_map* map;
   bpf_object__for_each_map(map, obj) {
     const char* name = bpf_map__name(map);
-    if (bpf_map__is_internal(map) && (strstr(name, ".rodata") || ends_with(name, ".kconfig"))) continue;
-    if (bpf_map__is_internal(map) && !ends_with(name, ".bss"))
+    std::string_view section(name);
+    if (bpf_map__is_internal(map) && (section.find(".rodata") != section.npos || section.ends_with(".kconfig")))
+      continue;
+    if (bpf_map__is_internal(map) && !section.ends_with(".bss"))
       throw std::runtime_error(std::string("Datapath: no reset for the object's section map ") + name);
     int fd = bpf_map__fd(map);
     uint32_t max = bpf_map__max_entries(map);

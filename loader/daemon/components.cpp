@@ -51,8 +51,7 @@ void log_rule_errors(const spd::SpdModel& model, const spd::NatConfig& nat) {
       if (m.why.rfind("nat rule", 0) != 0 && m.rule.empty()) continue;
       for (size_t i = 0; i < nat.overrides.size(); ++i) {
         const auto& o = nat.overrides[i];
-        applies[i] = applies[i] || (o.inside.addr.family == AF_INET6 && p.sel.src.len <= o.policy_src->len &&
-                                    p.sel.src.contains(o.policy_src->addr));
+        applies[i] = applies[i] || (o.inside.addr.family == AF_INET6 && o.names(p));
       }
       continue;
     }

@@ -119,8 +119,7 @@ std::vector<ImpliedNat> configured_nats(const Policy& p, const NatConfig& cfg) {
   for (const auto& o : cfg.overrides) {
     if (!o.policy_index && !o.policy_src) continue;
     if (o.inside.addr.family == AF_INET6) continue;  // an IPv6 rule: spd/npt6.h
-    if (o.policy_index && *o.policy_index != p.index) continue;
-    if (o.policy_src && !(p.sel.src.len <= o.policy_src->len && p.sel.src.contains(o.policy_src->addr))) continue;
+    if (!o.names(p)) continue;
     ImpliedNat n;
     n.kind = o.kind;
     n.nat = o.nat;

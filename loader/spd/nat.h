@@ -29,6 +29,13 @@ struct NatOverride {
   // that overlaps it without lying inside is an error (the rule does not apply to the policy).
   std::vector<Prefix> destinations;
   std::string origin;  // "ipsnat.toml:12": where the rule was written, for messages
+
+  // Whether the rule names p: p's kernel index when policy_index is set, and p's source selector
+  // contains `to` (policy_src) when that is set.
+  bool names(const Policy& p) const {
+    if (policy_index && *policy_index != p.index) return false;
+    return !policy_src || (p.sel.src.len <= policy_src->len && p.sel.src.contains(policy_src->addr));
+  }
 };
 
 struct NatConfig {

@@ -200,8 +200,7 @@ std::vector<const NatOverride*> rules_for(const Policy& p, const std::vector<Nat
   std::vector<const NatOverride*> out;
   for (const auto& o : rules) {
     if (o.inside.addr.family != AF_INET6 || !o.policy_src) continue;
-    if (o.policy_index && *o.policy_index != p.index) continue;
-    if (p.sel.src.len <= o.policy_src->len && p.sel.src.contains(o.policy_src->addr)) out.push_back(&o);
+    if (o.names(p)) out.push_back(&o);
   }
   return out;
 }

@@ -29,8 +29,8 @@ GROUPS = [
     ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "B", "C"]),
     ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "B", "C"]),
     ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "C"]),
-    ("policy mode,\nUDP established", "udp-est", ["PN", "P"]),
-    ("policy mode,\nUDP new", "udp-new", ["PN", "P"]),
+    ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "P"]),
+    ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "P"]),
     ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm"]),
     ("masquerade,\nUDP new", "udp-new", ["Bm", "Cm"]),
     ("masquerade,\nTCP connect/close", "tcp-cc", ["Bm", "Cm"]),
@@ -45,6 +45,7 @@ VARIANT_NAMES = {
     "F1": "F1 TC rewrite + one hash op",
     "P": "P ipsnat policy mode",
     "PN": "PN nftables SNAT + IPsec policy",
+    "PS": "PS nftables SNAT + IPsec policy + charon's routing",
     "Bm": "Bm nftables masquerade",
     "Cm": "Cm ipsnat --masquerade",
     "Cct": "C ipsnat, conntrack filled",
@@ -70,19 +71,24 @@ RELATIVE = [
     ("udp-est", "P", "PN", 1.0, "policy mode / nftables + policy, UDP established"),
     ("udp-new", "P", "PN", 1.0, "policy mode / nftables + policy, UDP new flows"),
     ("tcp-cc", "P", "PN", 1.0, "policy mode / nftables + policy, TCP connect (SYN)"),
+    ("udp-est", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, UDP established"),
+    ("udp-new", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, UDP new flows"),
+    ("tcp-cc", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, TCP connect (SYN)"),
     ("udp-est", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP established"),
     ("udp-new", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP new flows"),
     ("tcp-cc", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, TCP connect/close"),
 ]
 
 
-PAIRS = {"P": "PN", "Cm": "Bm"}  # ipsnat variant -> the nftables variant it must beat
+# ipsnat variant -> the nftables variants it must beat: P against the netfilter recipe without
+# and with the routing strongSwan's charon installs (PS), Cm against nftables masquerade.
+PAIRS = {"P": ("PN", "PS"), "Cm": ("Bm",)}
 
 
-def reference(v):
-    """The variant v is compared with directly (besides A): P with PN, Cm with Bm, C<n> and Cct
-    with C (1 policy, small table); None for the others."""
-    return PAIRS.get(v) or ("C" if v == "Cct" or (v[0] == "C" and v[1:].isdigit()) else None)
+def references(v):
+    """The variants v is compared with directly (besides A): P with PN and PS, Cm with Bm, C<n> and
+    Cct with C (1 policy, small table); none for the others."""
+    return PAIRS.get(v) or (("C",) if v == "Cct" or (v[0] == "C" and v[1:].isdigit()) else ())
 
 
 def stats(xs):
@@ -181,11 +187,11 @@ def estimate(rounds, est):
             if r is not None:
                 ratios[(wl, v)].append(r)
             per_round[(rnd, wl, v)] = (x, r)
-            against = reference(v)
-            if against in variants:
-                r = round_ratio(passes, v, against, est)
-                if r is not None:
-                    rel[(wl, v, against)].append(r)
+            for against in references(v):
+                if against in variants:
+                    r = round_ratio(passes, v, against, est)
+                    if r is not None:
+                        rel[(wl, v, against)].append(r)
     return raw, ratios, rel, per_round
 
 
@@ -316,7 +322,7 @@ def chart(out, ratios):
     groups = [g for g in GROUPS if any((g[1], v) in ratios for v in g[2])]
     if not groups:
         return False
-    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "Bm": "#e377c2", "Cm": "#17becf", "C100": "#6baed6", "C10000": "#08306b",
+    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "C100": "#6baed6", "C10000": "#08306b",
               "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0

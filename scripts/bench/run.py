@@ -39,7 +39,7 @@ FLOWS = 1000
 MASQ_LOCAL_PORTS = "64512 65535"
 SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
 MASQ_RULE = 'oifname "u0" masquerade'
-NFT_CT = ("B", "PN", "Bm")  # gws whose nftables NAT keeps netfilter conntrack entries
+NFT_CT = ("B", "PN", "PS", "Bm")  # gws whose nftables NAT keeps netfilter conntrack entries
 # Flushes netfilter's conntrack table of the namespace it runs in: IPCTNL_MSG_CT_DELETE without
 # attributes over ctnetlink (what `conntrack -F` sends), exit status = the kernel's error.
 CT_FLUSH = """import socket, struct
@@ -58,15 +58,16 @@ VARIANTS = {
     "F1": "floor: TC rewrite + one hash operation",
     "P": "ipsnat policy mode (attach u0)",
     "PN": "nftables SNAT, same IPsec policy",
+    "PS": "PN plus charon's routing (its table 220 route and rule)",
     "Bm": "nftables masquerade (oifname u0 masquerade)",
     "Cm": "ipsnat masquerade (attach u0 --masquerade)",
     "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
     "CT": "1,000,000 tracked flows (Cct)",
     "Z": "drop on entry to gw (calibration)",
 }
-DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "SPD", "CT", "Z"]
-IPSEC_GW = ("C", "P", "PN")  # gws whose out-policy has a required ESP template
-HELD = ("P", "PN")  # translated packets match that policy: no SA here, they end in the SA lookup
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "SPD", "CT", "Z"]
+IPSEC_GW = ("C", "P", "PN", "PS")  # gws whose out-policy has a required ESP template
+HELD = ("P", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 
 
 def log(msg):
@@ -213,6 +214,16 @@ class Bench:
         # New-flow workloads create unreplied UDP entries; expire them well before the table is full.
         self.lab.sysctl(gw, "net.netfilter.nf_conntrack_udp_timeout", 10)
 
+    def charon_routes(self, v):
+        """The routing strongSwan's charon installs with an IPsec policy (install_routes, its
+        default): the remote selector's route in table 220 behind `ip rule priority 220 lookup 220`.
+        With any rule but the kernel's own the forwarding lookup walks the rules (local table, then
+        220), where without one it is a single lookup in the merged local/main table; ipsnat's
+        own rule 210 makes P walk them too (docs/attach.md)."""
+        gw = self.ns(v, "gw")
+        self.lab.ip(gw, "route", "add", REMOTE, "via", UP_PEER, "dev", "u0", "table", 220)
+        self.lab.ip(gw, "rule", "add", "priority", 220, "lookup", 220)
+
     def drop_on_entry(self, v):
         self.lab.cmd(self.ns(v, "gw"), "nft", "-f", "-", stdin="""table netdev ipsb_drop {
   chain in {
@@ -350,16 +361,19 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
-                "F1": "translated", "P": "held", "PN": "held", "Bm": "masqueraded", "Cm": "masqueraded",
+                "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Bm": "masqueraded",
+                "Cm": "masqueraded",
                 "Z": "lost"}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "Bm", "Cm", "Z"] if v in chosen]
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Z"] if v in chosen]
         spd, ct = [], []
         for v in main:
             self.topology(v)
         for v in main:
             err = None
-            if v in ("B", "PN"):
+            if v in ("B", "PN", "PS"):
                 self.nft_nat(v)
+                if v == "PS":
+                    self.charon_routes(v)
             elif v in ("Bm", "Cm"):
                 self.lab.sysctl(self.ns(v, "gw"), "net.ipv4.ip_local_port_range", MASQ_LOCAL_PORTS)
                 if v == "Bm":

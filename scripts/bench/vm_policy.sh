@@ -6,6 +6,9 @@
 # tunnel SAs between gw and the company gateway:
 #   base    plain IPsec without NAT: the LAN's own prefix in the policy (LAN_NET <-> COMPANY_NET)
 #   nft     the netfilter recipe: nftables SNAT to the NAT address + the policy NAT_IP/32 -> COMPANY_NET
+#   nftrt   nft plus the routing strongSwan's charon installs with such a policy: its route to
+#           COMPANY_NET in table 220 behind `ip rule priority 220 lookup 220` (install_routes, the
+#           default), so the kernel's forwarding lookup walks rules as ipsnat's table 421 makes it
 #   ipsnat  the same policy, `ipsnat attach eth0 --no-daemon`, nothing else
 #   Z       calibration: gw drops the LAN's IP packets on entry (what the sender costs by itself)
 # Each configuration is verified first (the company host sees the expected source, the SA carried
@@ -16,6 +19,8 @@
 # time of the sending thread per packet, in SLICES slices interleaved with the other
 # configurations' in one sender process per round (run.py's method); with VMB_SEQUENTIAL=1 each
 # round also runs one sender per configuration (workload udp-est-seq), to compare the two methods.
+# After the rounds, one untimed run of the ipsnat configuration with kernel.bpf_stats_enabled=1
+# gives each ipsnat program's run time per packet (OUT_DIR/profile.txt, in the summary).
 # Raw data: OUT_DIR/results.csv (run.py's format), summary in OUT_DIR/summary.md
 # (scripts/bench/vm_report.py, report.py's estimators).
 # Environment: VMB_ROUNDS (6), VMB_PACKETS (20000), VMB_FLOWS (100), VMB_SLICES (10),
@@ -33,7 +38,7 @@ nat_require
 
 ROUNDS=${VMB_ROUNDS:-6} PACKETS=${VMB_PACKETS:-20000} FLOWS=${VMB_FLOWS:-100}
 SLICES=${VMB_SLICES:-10} SEQUENTIAL=${VMB_SEQUENTIAL:-0}
-CONFIGS=(Z base nft ipsnat)
+CONFIGS=(Z base nft nftrt ipsnat)
 PORT=9
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmb.XXXXXX")
 cleanup() {
@@ -65,6 +70,19 @@ gw_out_sa_packets() {
     awk '/lifetime current:/ { cur = 1; next } cur { n += $2 + 0; cur = 0 } END { print n + 0 }'
 }
 
+# charon_routes: the route strongSwan's charon installs for the policy's remote selector, in
+# its table 220 behind rule priority 220, through the next hop gw's main table has for it.
+charon_routes() {
+  local via
+  via=$(_lab_ip gw -o route get "$LAB_CHOST_IP" | sed -n 's/.* via \([^ ]*\) dev \([^ ]*\).*/via \1 dev \2/p')
+  [[ -n $via ]] || { echo "gw has no route with a next hop to $LAB_CHOST_IP" >&2; return 1; }
+  # shellcheck disable=SC2086 # "via A dev D", split on purpose
+  _lab_batch gw <<EOF
+route add $LAB_COMPANY_NET $via table 220
+rule add priority 220 lookup 220
+EOF
+}
+
 setup() {
   use_lab "$1"
   lab_up
@@ -79,8 +97,9 @@ setup() {
         _lab_policies "$LAB_COMPANY_NET" "$LAB_LAN_NET" "$LAB_CGW_WAN_IP" "$LAB_GW_WAN_IP"
       } | _lab_batch cgw
       _lab_ip chost route add "$LAB_LAN_NET" via "$LAB_CGW_LAN_IP" ;;
-    nft)
+    nft | nftrt)
       lab_esp_policy_tunnel
+      [[ $1 == nftrt ]] && charon_routes
       lab_exec gw nft -f - <<EOF
 table ip vmb_nat {
   chain post {
@@ -183,6 +202,32 @@ for ((r = 1; r <= ROUNDS; r++)); do
   ((SEQUENTIAL)) && sequential "$r"
   step "round $r/$ROUNDS done (load in the VM: $(cut -d' ' -f1 /proc/loadavg))"
 done
+# "id name runs run_time_ns" per program; bpftool leaves the two counters out while they are 0.
+bpf_prog_times() {
+  bpftool prog show 2>/dev/null | awk '/^[0-9]+: / {
+    id = $1; name = "-"; t = 0; c = 0
+    for (i = 2; i < NF; i++) {
+      if ($i == "name") name = $(i + 1)
+      if ($i == "run_time_ns") t = $(i + 1)
+      if ($i == "run_cnt") c = $(i + 1)
+    }
+    print id, name, c, t }'
+}
+# profile: one untimed sender run of the ipsnat configuration with bpf_stats on; per program
+# "name runs run_time_ns" of what ran during that run, after a "packets N" line.
+profile() {
+  local before after
+  use_lab ipsnat
+  sysctl -qw kernel.bpf_stats_enabled=1
+  before=$(bpf_prog_times)
+  send --flows "$FLOWS" --packets "$PACKETS" --cpu 1 >/dev/null
+  after=$(bpf_prog_times)
+  sysctl -qw kernel.bpf_stats_enabled=0
+  echo "packets $PACKETS"
+  join <(sort <<<"$before") <(sort <<<"$after") | awk '$6 > $3 { print $2, $6 - $3, $7 - $4 }'
+}
+step "profile of ipsnat (bpf_stats)"
+profile >"$out/profile.txt"
 python3 "$bench/vm_report.py" "$out"
 cat "$out/summary.md"
 finish

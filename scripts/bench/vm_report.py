@@ -6,7 +6,8 @@
 
 Per pass, ns/packet of each configuration c gives the cost ratio to plain IPsec
     r(c) = (c - Z) / (base - Z)
-(Z: the LAN's packets dropped on entry to gw), and ipsnat / netfilter = (ipsnat - Z) / (nft - Z);
+(Z: the LAN's packets dropped on entry to gw), and ipsnat / netfilter = (ipsnat - Z) / (nft - Z),
+also against nftrt (nft with strongSwan's routing rule);
 a round's ratio is the median over its passes and the statistics over rounds are report.py's
 (estimator `paired`). Workload udp-est holds the interleaved slices; udp-est-seq, when measured,
 one sender run per configuration and round (one pass: each configuration's runs summed).
@@ -22,9 +23,10 @@ NAMES = {
     "Z": "Z: dropped on entry to gw (calibration)",
     "base": "plain IPsec, no NAT (LAN prefix in the policy)",
     "nft": "nftables SNAT + policy",
+    "nftrt": "nftables SNAT + policy + charon's table 220 route and rule",
     "ipsnat": "ipsnat policy mode (`attach eth0`)",
 }
-RATIOS = [("nft", "base"), ("ipsnat", "base"), ("ipsnat", "nft")]
+RATIOS = [("nft", "base"), ("nftrt", "base"), ("ipsnat", "base"), ("ipsnat", "nft"), ("ipsnat", "nftrt")]
 METHODS = {
     "udp-est": "interleaved slices, one sender run per round",
     "udp-est-seq": "one sender run per configuration (Z, base, nft and ipsnat swapped every round, base, Z)",
@@ -43,8 +45,8 @@ def method_section(rounds, workload):
     ests = list(ESTIMATORS) if workload == "udp-est" else [ESTIMATOR]  # one pass: all estimators agree
     md = [f"## {METHODS[workload]} (`{workload}`)", "",
           "| configuration | ns/packet per round: median (min-max, CV) |", "|---|---|"]
-    md += [f"| {NAMES[c]} | {fmt(stats(per_round(rounds, workload, lambda p, c=c: round_ns(p, c, ESTIMATOR))), 0)} |"
-           for c in NAMES]
+    md += [f"| {NAMES[c]} | {fmt(stats(xs), 0)} |" for c in NAMES
+           if (xs := per_round(rounds, workload, lambda p, c=c: round_ns(p, c, ESTIMATOR)))]
     md += ["", "| ratio | " + " | ".join(f"{e}: median (min-max, CV)" for e in ests) + " |",
            "|---|" + "---|" * len(ests)]
     for a, b in RATIOS:
@@ -53,6 +55,39 @@ def method_section(rounds, workload):
             xs = per_round(rounds, workload, lambda p, e=e: round_ratio(p, a, b, e))
             cells.append(fmt(stats(xs)) if xs else "-")
         md.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
+    return md + [""]
+
+
+def profile_section(out, rounds):
+    """profile.txt (vm_policy.sh: "packets N", then "program runs run_time_ns" per ipsnat program
+    that ran during one untimed run with bpf_stats on) beside the ns/packet ipsnat adds to nft and
+    nftrt in the timed rounds (medians over rounds of the paired estimator's ns)."""
+    path = out / "profile.txt"
+    if not path.exists():
+        return []
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    packets = next((int(w[1]) for w in lines if w[0] == "packets"), 0)
+    progs = [(w[0], int(w[1]), int(w[2])) for w in lines if w[0] != "packets" and len(w) == 3]
+    if not packets or not progs:
+        return []
+    md = ["## Where ipsnat's time goes", "",
+          f"One untimed run of the ipsnat configuration ({packets} packets) with kernel.bpf_stats_enabled=1: "
+          "each program's runs per packet and run time (bpftool prog show run_time_ns / run_cnt).", "",
+          "| program | runs per packet | ns per run | ns per packet |", "|---|---|---|---|"]
+    total = 0.0
+    for name, runs, ns in sorted(progs):
+        total += ns / packets
+        md.append(f"| {name} | {runs / packets:.2f} | {ns / max(runs, 1):.0f} | {ns / packets:.0f} |")
+    md.append(f"| all | | | {total:.0f} |")
+
+    def median_ns(c):
+        xs = per_round(rounds, "udp-est", lambda p: round_ns(p, c, ESTIMATOR))
+        return stats(xs)["median"] if xs else None
+    ip = median_ns("ipsnat")
+    for other in ("nft", "nftrt"):
+        o = median_ns(other)
+        if ip is not None and o is not None:
+            md.append(f"\nipsnat − {other}: {ip - o:.0f} ns/packet (medians over rounds); ipsnat's programs: {total:.0f}.")
     return md + [""]
 
 
@@ -69,6 +104,7 @@ def summary(out):
           + "; ".join(f"{e}: {d}" for e, d in ESTIMATORS.items()) + f". The one that counts is **{ESTIMATOR}**.", ""]
     for wl in METHODS:
         md += method_section(rounds, wl)
+    md += profile_section(out, rounds)
     md += noise_section(out)
     checks = (out / "checks.txt").read_text().splitlines()
     md += ["## Verified before timing", "", "10 flows, a warm-up packet and a timed one each, on real ESP:", ""]

@@ -5,7 +5,7 @@
 // trimmed mean of the kernel's per-run duration per build, and the result is the median over
 // rounds, with the median of the rounds' B - A (docs/benchmarks.md).
 //
-//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6]
+//   ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6,est6pool,new6pool]
 //                 [--rounds 12]
 //                 [--loads 4] [--packets 10000] [--flows 1000]
 //
@@ -23,6 +23,9 @@
 //   est6      route mode, an established NAT66 UDP flow out of --flows flows (an IPv6 out-policy
 //             from one address: lib/nat66.h)
 //   new6      route mode, a new IPv6 UDP 5-tuple every packet (ct6 emptied between rounds)
+//   est6pool  as est6, towards a destination whose out-policy's source is a /120 pool, smaller
+//             than the LAN: NAT66 over the pool, each LAN host keeping one of its addresses
+//   new6pool  as new6 towards that destination (the pool pick on every new flow)
 // Every packet's return code and the reason counters must show the path meant (translated);
 // otherwise the case fails rather than time the wrong path.
 #include <arpa/inet.h>
@@ -70,6 +73,8 @@ const char* const kUplink = "198.18.0.2";
 // IPv6: the LAN fd00:9::/48 leaves as the one address kNat66 towards 2001:db8:f00::/40 (NAT66).
 const char* const kInside6 = "fd00:9::/48";
 const char* const kNat66 = "2001:db8:b:7::5";
+// ... and towards 2001:db8:e00::/40 over the pool of the /120 kPool66 (a LAN larger than it).
+const char* const kPool66 = "2001:db8:b:8::/120";
 constexpr uint32_t kLanIfindex = 7;  // a forwarded packet's input device (masquerade)
 
 struct Case {
@@ -80,6 +85,7 @@ struct Case {
   bool lwt;         // policy mode's LWT program (no device configuration)
   bool ipv6;        // NAT66 (route mode)
   bool tcp_syn;     // a TCP SYN instead of a UDP datagram
+  bool pool6 = false;  // NAT66 over kPool66's pool instead of to the one address kNat66
 };
 
 const std::vector<Case> kCases = {
@@ -92,6 +98,8 @@ const std::vector<Case> kCases = {
     {"lwt-syn", "lwt_snat_xmit", true, false, true, false, true},
     {"est6", "tc_snat_egress", false, false, false, true, false},
     {"new6", "tc_snat_egress", true, false, false, true, false},
+    {"est6pool", "tc_snat_egress", false, false, false, true, false, true},
+    {"new6pool", "tc_snat_egress", true, false, false, true, false, true},
 };
 
 // An ESP tunnel out-policy src -> dst whose reqid is its index.
@@ -193,6 +201,7 @@ class Datapath {
     spd::SpdModel model;
     model.apply(spd::PolicyUpsert{out_policy(9, std::string(kNat) + "/32", "10.0.0.0/8")});
     model.apply(spd::PolicyUpsert{out_policy(10, std::string(kNat66) + "/128", "2001:db8:f00::/40")});
+    model.apply(spd::PolicyUpsert{out_policy(11, kPool66, "2001:db8:e00::/40")});
     spd::NatConfig nat;
     nat.inside.push_back(ipsnat::parse_prefix(kInside));
     nat.inside.push_back(ipsnat::parse_prefix(kInside6));
@@ -229,7 +238,7 @@ Bytes packet(const Case& c, unsigned i, unsigned flows) {
   if (c.ipv6) {
     char ss[INET6_ADDRSTRLEN], ds[INET6_ADDRSTRLEN];
     std::snprintf(ss, sizeof(ss), "fd00:9::%x", host);
-    std::snprintf(ds, sizeof(ds), "2001:db8:f00::%x", remote);
+    std::snprintf(ds, sizeof(ds), c.pool6 ? "2001:db8:e00::%x" : "2001:db8:f00::%x", remote);
     return b.ipv6_l4(ss, ds, IPPROTO_UDP, ipsnat::test::udp_header(sport, 5201, 18));
   }
   uint32_t src = ntohl(parse_ipv4("172.16.0.0")) + host;
@@ -325,7 +334,7 @@ void run_case(const Case& c, const std::string& a, const std::string& b, unsigne
   uint32_t bmin = *std::min_element(rb.begin(), rb.end()), bmax = *std::max_element(rb.begin(), rb.end());
   int dmin = *std::min_element(diff.begin(), diff.end()), dmax = *std::max_element(diff.begin(), diff.end());
   std::nth_element(diff.begin(), diff.begin() + diff.size() / 2, diff.end());
-  std::printf("| %-8s | %5u (%u-%u) | %5u (%u-%u) | %+5d (%+d..%+d) |\n", c.name.c_str(), median(ra), amin, amax,
+  std::printf("| %-9s | %5u (%u-%u) | %5u (%u-%u) | %+5d (%+d..%+d) |\n", c.name.c_str(), median(ra), amin, amax,
               median(rb), bmin, bmax, diff[diff.size() / 2], dmin, dmax);
   std::fflush(stdout);
 }
@@ -333,7 +342,7 @@ void run_case(const Case& c, const std::string& a, const std::string& b, unsigne
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string a, b, cases = "est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6";
+  std::string a, b, cases = "est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6,est6pool,new6pool";
   unsigned rounds = 12, loads = 4, packets = 10000, flows = 1000;
   static const option lo[] = {{"a", required_argument, 0, 'a'},       {"b", required_argument, 0, 'b'},
                               {"case", required_argument, 0, 'c'},    {"rounds", required_argument, 0, 'r'},
@@ -352,7 +361,7 @@ int main(int argc, char** argv) {
     }
   }
   if (a.empty() || b.empty() || !rounds || !loads || loads > rounds || !packets || !flows || flows > 50000) {
-    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6] "
+    std::fprintf(stderr, "usage: ipsnat_abtime --a A.bpf.o --b B.bpf.o [--case est,new,masq,masq-new,lwt,lwt-new,lwt-syn,est6,new6,est6pool,new6pool] "
                          "[--rounds N] [--loads N <= rounds] [--packets N] [--flows N <= 50000]\n");
     return 2;
   }
@@ -362,7 +371,7 @@ int main(int argc, char** argv) {
   std::printf("ns per packet: median over %u rounds (%u loads of both objects) of each round's trimmed mean "
               "(10th-90th percentile) of %u runs, every packet through A and B in turn; min-max of the rounds\n\n",
               rounds, loads, packets);
-  std::printf("| case     | A | B | B-A per round |\n|---|---|---|---|\n");
+  std::printf("| case      | A | B | B-A per round |\n|---|---|---|---|\n");
   try {
     for (const auto& c : kCases)
       if (("," + cases + ",").find("," + c.name + ",") != std::string::npos) run_case(c, a, b, rounds, loads, packets, flows);

@@ -31,9 +31,9 @@ GROUPS = [
     ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "C"]),
     ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "P"]),
     ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "P"]),
-    ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm"]),
-    ("masquerade,\nUDP new", "udp-new", ["Bm", "Cm"]),
-    ("masquerade,\nTCP connect/close", "tcp-cc", ["Bm", "Cm"]),
+    ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm", "Bmr", "Cmr"]),
+    ("masquerade,\nUDP new", "udp-new", ["Bm", "Cm", "Bmr", "Cmr"]),
+    ("masquerade,\nTCP connect/close", "tcp-cc", ["Bm", "Cm", "Bmr", "Cmr"]),
     ("SPD size\n(UDP established)", "udp-est", ["C", "C100", "C1000", "C10000", "A1000", "A10000"]),
     ("conntrack filled\n(UDP established)", "udp-est", ["C", "Cct"]),
 ]
@@ -48,6 +48,8 @@ VARIANT_NAMES = {
     "PS": "PS nftables SNAT + IPsec policy + charon's routing",
     "Bm": "Bm nftables masquerade",
     "Cm": "Cm ipsnat --masquerade",
+    "Bmr": "Bmr nftables masquerade, gw with a tunnel elsewhere + charon's routing",
+    "Cmr": "Cmr ipsnat --masquerade, gw with a tunnel elsewhere",
     "Cct": "C ipsnat, conntrack filled",
 }
 
@@ -77,12 +79,19 @@ RELATIVE = [
     ("udp-est", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP established"),
     ("udp-new", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP new flows"),
     ("tcp-cc", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, TCP connect/close"),
+    ("udp-est", "Cmr", "Bm", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables without a tunnel, UDP established"),
+    ("udp-new", "Cmr", "Bm", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables without a tunnel, UDP new flows"),
+    ("tcp-cc", "Cmr", "Bm", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables without a tunnel, TCP connect/close"),
+    ("udp-est", "Cmr", "Bmr", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables with the same tunnel, UDP established"),
+    ("udp-new", "Cmr", "Bmr", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables with the same tunnel, UDP new flows"),
+    ("tcp-cc", "Cmr", "Bmr", 1.0, "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables with the same tunnel, TCP connect/close"),
 ]
 
 
 # ipsnat variant -> the nftables variants it must beat: P against the netfilter recipe without
-# and with the routing strongSwan's charon installs (PS), Cm against nftables masquerade.
-PAIRS = {"P": ("PN", "PS"), "Cm": ("Bm",)}
+# and with the routing strongSwan's charon installs (PS), Cm against nftables masquerade, Cmr (a
+# gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr).
+PAIRS = {"P": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
 
 
 def references(v):
@@ -322,7 +331,7 @@ def chart(out, ratios):
     groups = [g for g in GROUPS if any((g[1], v) in ratios for v in g[2])]
     if not groups:
         return False
-    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "C100": "#6baed6", "C10000": "#08306b",
+    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "Bmr": "#f7b6d2", "Cmr": "#9edae5", "C100": "#6baed6", "C10000": "#08306b",
               "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0

@@ -32,6 +32,9 @@ UP_GW, UP_PEER = "200.2.2.2", "200.2.2.1"
 NAT_ADDR, REMOTE = "10.20.30.2", "10.0.0.0/8"
 REMOTE_HOST = "10.0.0.1"  # gateway.topo's address on dst's lo; all of REMOTE is local there
 PROBE_DST = "10.9.9.9"  # the xfrm-lookup probe's destination: no workload sends there
+# The tunnel of the masquerading gateways Bmr and Cmr: an IPsec policy to this net, where no
+# workload sends, so that their gws hold what a gateway with a tunnel holds beside its masquerade.
+ELSEWHERE = "172.31.0.0/16"
 POLICY_PRIO = 379519
 FLOWS = 1000
 # gw's ip_local_port_range in Bm and Cm: fewer than 1024 ports above it, so attach --masquerade
@@ -39,7 +42,7 @@ FLOWS = 1000
 MASQ_LOCAL_PORTS = "64512 65535"
 SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
 MASQ_RULE = 'oifname "u0" masquerade'
-NFT_CT = ("B", "PN", "PS", "Bm")  # gws whose nftables NAT keeps netfilter conntrack entries
+NFT_CT = ("B", "PN", "PS", "Bm", "Bmr")  # gws whose nftables NAT keeps netfilter conntrack entries
 # Flushes netfilter's conntrack table of the namespace it runs in: IPCTNL_MSG_CT_DELETE without
 # attributes over ctnetlink (what `conntrack -F` sends), exit status = the kernel's error.
 CT_FLUSH = """import socket, struct
@@ -61,11 +64,13 @@ VARIANTS = {
     "PS": "PN plus charon's routing (its table 220 route and rule)",
     "Bm": "nftables masquerade (oifname u0 masquerade)",
     "Cm": "ipsnat masquerade (attach u0 --masquerade)",
+    "Bmr": "Bm on a gw with a tunnel elsewhere (an IPsec policy to ELSEWHERE, charon's routing for it)",
+    "Cmr": "Cm on a gw with a tunnel elsewhere (the same IPsec policy: attach adds its LWT route and rule 210)",
     "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
     "CT": "1,000,000 tracked flows (Cct)",
     "Z": "drop on entry to gw (calibration)",
 }
-DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "SPD", "CT", "Z"]
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
 IPSEC_GW = ("C", "P", "PN", "PS")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 
@@ -214,15 +219,34 @@ class Bench:
         # New-flow workloads create unreplied UDP entries; expire them well before the table is full.
         self.lab.sysctl(gw, "net.netfilter.nf_conntrack_udp_timeout", 10)
 
-    def charon_routes(self, v):
+    def charon_routes(self, v, net=REMOTE):
         """The routing strongSwan's charon installs with an IPsec policy (install_routes, its
         default): the remote selector's route in table 220 behind `ip rule priority 220 lookup 220`.
         With any rule but the kernel's own the forwarding lookup walks the rules (local table, then
         220), where without one it is a single lookup in the merged local/main table; ipsnat's
         own rule 210 makes P walk them too (docs/attach.md)."""
         gw = self.ns(v, "gw")
-        self.lab.ip(gw, "route", "add", REMOTE, "via", UP_PEER, "dev", "u0", "table", 220)
+        self.lab.ip(gw, "route", "add", net, "via", UP_PEER, "dev", "u0", "table", 220)
         self.lab.ip(gw, "rule", "add", "priority", 220, "lookup", 220)
+
+    def tunnel_elsewhere(self, v):
+        """What a gateway with a tunnel holds beside its masquerade (Bmr, Cmr): an IPsec policy
+        NAT_ADDR -> ELSEWHERE with its in/fwd pair (reqid 2), and for Bmr charon's routing for it
+        (charon_routes' table 220 and rule), for Cmr nothing more: attach adds its own."""
+        gw = self.ns(v, "gw")
+        tmpl = ["proto", "esp", "reqid", 2, "mode", "tunnel"]
+        self.lab.ip(gw, "xfrm", "policy", "add", "src", f"{NAT_ADDR}/32", "dst", ELSEWHERE, "dir", "out",
+                    "priority", POLICY_PRIO, "tmpl", "src", UP_GW, "dst", UP_PEER, *tmpl)
+        for d in ("in", "fwd"):
+            self.lab.ip(gw, "xfrm", "policy", "add", "src", ELSEWHERE, "dst", f"{NAT_ADDR}/32", "dir", d,
+                        "priority", POLICY_PRIO, "tmpl", "src", UP_PEER, "dst", UP_GW, *tmpl)
+        if v == "Bmr":
+            self.charon_routes(v, ELSEWHERE)
+
+    def rule_check(self, v):
+        """None when attach added a routing rule in v's gw (the cost Cmr is there to show), else why not."""
+        rules = self.lab.ip(self.ns(v, "gw"), "rule", "show")
+        return None if "lookup 421" in rules else f"not measured: attach added no routing rule ({rules.strip()!r})"
 
     def drop_on_entry(self, v):
         self.lab.cmd(self.ns(v, "gw"), "nft", "-f", "-", stdin="""table netdev ipsb_drop {
@@ -362,9 +386,10 @@ class Bench:
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
                 "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Bm": "masqueraded",
-                "Cm": "masqueraded",
+                "Cm": "masqueraded", "Bmr": "masqueraded", "Cmr": "masqueraded",
                 "Z": "lost"}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Z"] if v in chosen]
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "Z"]
+                if v in chosen]
         spd, ct = [], []
         for v in main:
             self.topology(v)
@@ -374,12 +399,14 @@ class Bench:
                 self.nft_nat(v)
                 if v == "PS":
                     self.charon_routes(v)
-            elif v in ("Bm", "Cm"):
+            elif v in ("Bm", "Cm", "Bmr", "Cmr"):
                 self.lab.sysctl(self.ns(v, "gw"), "net.ipv4.ip_local_port_range", MASQ_LOCAL_PORTS)
-                if v == "Bm":
+                if v in ("Bmr", "Cmr"):
+                    self.tunnel_elsewhere(v)
+                if v.startswith("Bm"):
                     self.nft_nat(v, MASQ_RULE)
                 else:
-                    err = self.ipsnat(v, "--masquerade")
+                    err = self.ipsnat(v, "--masquerade") or (self.rule_check(v) if v == "Cmr" else None)
             elif v == "Z":
                 self.drop_on_entry(v)
             elif v in ("F0", "F1"):

@@ -50,6 +50,9 @@ VARIANT_NAMES = {
     "Cm": "Cm ipsnat --masquerade",
     "Bmr": "Bmr nftables masquerade, gw with a tunnel elsewhere + charon's routing",
     "Cmr": "Cmr ipsnat --masquerade, gw with a tunnel elsewhere",
+    "BmR": "BmR nftables masquerade + a routing rule",
+    "BmT": "BmT nftables masquerade + a routing rule with a destination selector",
+    "BmD": "BmD nftables masquerade, a routing rule added and deleted",
     "Cct": "C ipsnat, conntrack filled",
 }
 

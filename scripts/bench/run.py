@@ -42,7 +42,7 @@ FLOWS = 1000
 MASQ_LOCAL_PORTS = "64512 65535"
 SNAT_RULE = f'ip saddr {LAN_NET}/{LAN_LEN} ip daddr {REMOTE} oifname "u0" snat to {NAT_ADDR}'
 MASQ_RULE = 'oifname "u0" masquerade'
-NFT_CT = ("B", "PN", "PS", "Bm", "Bmr")  # gws whose nftables NAT keeps netfilter conntrack entries
+NFT_CT = ("B", "PN", "PS", "Bm", "Bmr", "BmR", "BmT", "BmD")  # gws whose nftables NAT keeps netfilter conntrack entries
 # Flushes netfilter's conntrack table of the namespace it runs in: IPCTNL_MSG_CT_DELETE without
 # attributes over ctnetlink (what `conntrack -F` sends), exit status = the kernel's error.
 CT_FLUSH = """import socket, struct
@@ -65,6 +65,9 @@ VARIANTS = {
     "Bm": "nftables masquerade (oifname u0 masquerade)",
     "Cm": "ipsnat masquerade (attach u0 --masquerade)",
     "Bmr": "Bm on a gw with a tunnel elsewhere (an IPsec policy to ELSEWHERE, charon's routing for it)",
+    "BmR": "Bm plus a routing rule and nothing else (priority 210 lookup 421, an empty table); not by default",
+    "BmT": "BmR with the rule selecting ELSEWHERE only (to ELSEWHERE lookup 421); not by default",
+    "BmD": "BmR with the rule deleted again before the rounds (what detach leaves); not by default",
     "Cmr": "Cm on a gw with a tunnel elsewhere (the same IPsec policy: attach adds its LWT route and rule 210)",
     "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
     "CT": "1,000,000 tracked flows (Cct)",
@@ -386,9 +389,10 @@ class Bench:
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
                 "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Bm": "masqueraded",
-                "Cm": "masqueraded", "Bmr": "masqueraded", "Cmr": "masqueraded",
+                "Cm": "masqueraded", "Bmr": "masqueraded", "Cmr": "masqueraded", "BmR": "masqueraded",
+                "BmT": "masqueraded", "BmD": "masqueraded",
                 "Z": "lost"}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "Z"]
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -399,8 +403,13 @@ class Bench:
                 self.nft_nat(v)
                 if v == "PS":
                     self.charon_routes(v)
-            elif v in ("Bm", "Cm", "Bmr", "Cmr"):
+            elif v in ("Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD"):
                 self.lab.sysctl(self.ns(v, "gw"), "net.ipv4.ip_local_port_range", MASQ_LOCAL_PORTS)
+                if v in ("BmR", "BmT", "BmD"):  # what a routing rule alone costs, with or without a selector
+                    sel = ["to", ELSEWHERE] if v == "BmT" else []
+                    self.lab.ip(self.ns(v, "gw"), "rule", "add", "priority", 210, *sel, "lookup", 421)
+                    if v == "BmD":  # and after it is gone: the kernel keeps walking the rules
+                        self.lab.ip(self.ns(v, "gw"), "rule", "del", "priority", 210)
                 if v in ("Bmr", "Cmr"):
                     self.tunnel_elsewhere(v)
                 if v.startswith("Bm"):

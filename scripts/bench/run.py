@@ -76,6 +76,8 @@ VARIANTS = {
 DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
 IPSEC_GW = ("C", "P", "PN", "PS")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
+RULE_ONLY = ("BmR", "BmT", "BmD")  # Bm plus a routing rule alone (not by default)
+MASQUERADING = ("Bm", "Cm", "Bmr", "Cmr", *RULE_ONLY)  # gws whose packets must reach dst from UP_GW
 
 
 def log(msg):
@@ -388,10 +390,8 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
-                "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Bm": "masqueraded",
-                "Cm": "masqueraded", "Bmr": "masqueraded", "Cmr": "masqueraded", "BmR": "masqueraded",
-                "BmT": "masqueraded", "BmD": "masqueraded",
-                "Z": "lost"}
+                "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Z": "lost",
+                **{v: "masqueraded" for v in MASQUERADING}}
         main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
@@ -403,9 +403,9 @@ class Bench:
                 self.nft_nat(v)
                 if v == "PS":
                     self.charon_routes(v)
-            elif v in ("Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD"):
+            elif v in MASQUERADING:
                 self.lab.sysctl(self.ns(v, "gw"), "net.ipv4.ip_local_port_range", MASQ_LOCAL_PORTS)
-                if v in ("BmR", "BmT", "BmD"):  # what a routing rule alone costs, with or without a selector
+                if v in RULE_ONLY:  # what a routing rule alone costs, with or without a selector
                     sel = ["to", ELSEWHERE] if v == "BmT" else []
                     self.lab.ip(self.ns(v, "gw"), "rule", "add", "priority", 210, *sel, "lookup", 421)
                     if v == "BmD":  # and after it is gone: the kernel keeps walking the rules

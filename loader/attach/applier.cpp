@@ -162,13 +162,26 @@ void Applier::remove(const Step& s) {
 void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
   std::vector<std::string> wanted;
   for (const auto& s : plan.steps) wanted.push_back(step_key(s));
-  // Stale steps first (newest first), so a changed route or policy can be re-added.
-  for (size_t i = st_.steps.size(); i-- > 0;) {
-    if (std::find(wanted.begin(), wanted.end(), step_key(st_.steps[i])) != wanted.end()) continue;
-    remove(st_.steps[i]);
-    st_.steps.erase(st_.steps.begin() + static_cast<long>(i));
-    save();
-  }
+  // Stale steps (newest first): policies and hooks before the plan is applied, so a changed one
+  // can be re-added; routes and rules after it, so routes that move between the main table and
+  // ipsnat's (docs/attach.md "Where the routes go") are in their new place before they leave the
+  // old one: no packet meets neither. A route's or rule's key names its table and prefix or
+  // priority, so a stale one never stands in the way of a planned one.
+  auto remove_stale = [&](bool routing) {
+    for (size_t i = st_.steps.size(); i-- > 0;) {
+      const Step& s = st_.steps[i];
+      if (std::holds_alternative<RouteStep>(s) || std::holds_alternative<RuleStep>(s)) {
+        if (!routing) continue;
+      } else if (routing) {
+        continue;
+      }
+      if (std::find(wanted.begin(), wanted.end(), step_key(s)) != wanted.end()) continue;
+      remove(s);
+      st_.steps.erase(st_.steps.begin() + static_cast<long>(i));
+      save();
+    }
+  };
+  remove_stale(false);
   for (const auto& s : plan.steps) {
     auto key = step_key(s);
     auto it = std::find_if(st_.steps.begin(), st_.steps.end(), [&](const Step& r) { return step_key(r) == key; });
@@ -205,6 +218,7 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
       save();
     }
   }
+  remove_stale(true);
 }
 
 void Applier::remove_all() {

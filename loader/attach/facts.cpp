@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/capability.h>
+#include <linux/rtnetlink.h>
 #include <linux/xfrm.h>
 #include <net/if.h>
 
@@ -56,6 +57,12 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
     f.addresses.push_back({a.prefix, a.ifindex, name, std::string(name) == "lo"});
   }
   f.default_oifs = sys::default_route_oifs();
+  f.foreign_rules4 = sys::has_foreign_rules(AF_INET);
+  f.foreign_rules6 = sys::has_foreign_rules(AF_INET6);
+  for (uint16_t family : {AF_INET, AF_INET6}) {
+    for (auto& p : sys::route_prefixes(family, RT_TABLE_MAIN)) f.main_routes.push_back(p);
+    for (auto& p : sys::route_prefixes(family, RT_TABLE_LOCAL)) f.local_routes.push_back(p);
+  }
   f.policies = xfrm::dump_policies();
   // This namespace's (/proc/sys/net follows the reader's network namespace).
   if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> f.local_port_min >> f.local_port_max;

@@ -1,6 +1,7 @@
 #include "attach/plan.h"
 
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <linux/xfrm.h>
 #include <netinet/in.h>
 
@@ -485,6 +486,18 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
           path = peer.mtu;
     return path > kEspOverhead + 576 ? path - kEspOverhead : 576u;
   };
+  // A family's routes are placed together (routes_table): in the main table without a rule, or
+  // in ipsnat's table with the rule last, so it only ever points at a complete table. No routes,
+  // no rule: a rule alone would only make every route lookup walk the rules (docs/attach.md).
+  auto place = [&](std::vector<RouteStep> routes, uint16_t family) {
+    uint32_t table = routes_table(facts, settings, routes, family);
+    for (auto& r : routes) {
+      r.table = table;
+      add(r);
+    }
+    if (!routes.empty() && table != RT_TABLE_MAIN) add(RuleStep{settings.rule_priority, settings.table, family});
+  };
+  std::vector<RouteStep> routes4;
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
     add_masquerade_companions(*p, n);
@@ -495,7 +508,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       bh.dst = block;
       bh.table = settings.table;
       bh.blackhole = true;
-      add(bh);
+      routes4.push_back(bh);
     }
   }
   // The LWT route for a policy's destination, through the main table's nexthop for it.
@@ -528,12 +541,13 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     if (n.kind == SPD_NAT_NAPT && n.nat_count > 1 && !r.prefsrc)
       for (const Address& a : facts.local_addrs)
         if (p->sel.src.contains(a) && !r.prefsrc) r.prefsrc = a;
-    add(r);
+    routes4.push_back(r);
   }
-  if (!nat.empty() || npt6.empty()) add(RuleStep{settings.rule_priority, settings.table});
+  place(routes4, AF_INET);
   // IPv6 alike (docs/attach.md, "IPv6 in policy mode"): companions for each IPv6 inside prefix, the NAT
   // address (NAT66) or prefix (NPTv6) blackholed unless local, an LWT route per destination, and
   // the IPv6 rule last. An IPv6 packet is at least 1280 bytes on any link (RFC 8200).
+  std::vector<RouteStep> routes6;
   for (const auto& [p, m] : npt6) {
     for (const auto& in : lans_of(m))
       for (auto dir : {spd::Dir::Fwd, spd::Dir::In})
@@ -548,7 +562,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       bh.dst = to;
       bh.table = settings.table;
       bh.blackhole = true;
-      add(bh);
+      routes6.push_back(bh);
     }
   }
   for (const auto& [p, m] : npt6) {
@@ -565,10 +579,27 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       for (const auto& h : facts.addresses)
         if (h.prefix.addr.family == AF_INET6 && p->sel.src.contains(h.prefix.addr) && !r.prefsrc)
           r.prefsrc = h.prefix.addr;
-    add(r);
+    routes6.push_back(r);
   }
-  if (!npt6.empty()) add(RuleStep{settings.rule_priority, settings.table, AF_INET6});
+  place(routes6, AF_INET6);
   return plan;
+}
+
+uint32_t routes_table(const HostFacts& facts, const Settings& settings, const std::vector<sys::Route>& routes,
+                      uint16_t family) {
+  if (settings.own_table || !settings.replanned) return settings.table;
+  if (family == AF_INET6 ? facts.foreign_rules6 : facts.foreign_rules4) return settings.table;
+  // Behind rule 210 ipsnat's routes are looked up before the main table, after the local one.
+  // Without rules the kernel looks up the longest prefix of local and main together (IPv4), or
+  // local then main (IPv6): the same answer unless a main route is as long or longer inside one
+  // of ipsnat's, or a local one as short or shorter around it.
+  for (const auto& r : routes) {
+    for (const auto& m : facts.main_routes)
+      if (m.addr.family == family && m.len >= r.dst.len && r.dst.contains(m.addr)) return settings.table;
+    for (const auto& l : facts.local_routes)
+      if (l.addr.family == family && l.len <= r.dst.len && l.contains(r.dst.addr)) return settings.table;
+  }
+  return RT_TABLE_MAIN;
 }
 
 // ---- steps: identity, text, JSON ----
@@ -604,7 +635,8 @@ std::string describe(const Step& s) {
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           o << (v.family == AF_INET6 ? "rule -6 priority " : "rule priority ") << v.priority << " lookup " << v.table;
         } else if constexpr (std::is_same_v<T, RouteStep>) {
-          o << "route " << (v.blackhole ? "blackhole " : "") << v.dst.str() << " table " << v.table;
+          o << "route " << (v.blackhole ? "blackhole " : "") << v.dst.str() << " table "
+            << (v.table == RT_TABLE_MAIN ? std::string("main") : std::to_string(v.table));
           if (v.gateway) o << " via " << v.gateway->str();
           if (!v.blackhole) o << " dev " << (v.oif_name.empty() ? "#" + std::to_string(v.oif) : v.oif_name);
           if (v.prefsrc) o << " src " << v.prefsrc->str();

@@ -46,6 +46,13 @@ struct HostFacts {
   std::vector<Nexthop> sa_peers;                  // for the tunnel endpoints of their templates (/32)
   uint32_t local_port_min = 32768;                // net.ipv4.ip_local_port_range: the host's own
   uint32_t local_port_max = 60999;                // ephemeral ports, which masquerade never uses
+  // Where policy mode's routes may go (docs/attach.md, "Where the routes go"): whether the
+  // namespace holds another tool's routing rule, per family, and the destinations of the main
+  // and local tables' routes (not ipsnat's), both families.
+  bool foreign_rules4 = true;
+  bool foreign_rules6 = true;
+  std::vector<Prefix> main_routes;
+  std::vector<Prefix> local_routes;
 };
 
 struct Settings {
@@ -53,6 +60,12 @@ struct Settings {
   std::vector<Prefix> inside;  // empty: the LAN prefixes (choose_inside)
   uint32_t table = 421;             // ipsnat's routing table (policy mode)
   uint32_t rule_priority = 210;     // ahead of strongSwan's 220
+  // --table or --rule-priority given: the routes always go to `table`, behind the rule.
+  bool own_table = false;
+  // A host process re-plans the device on the host's changes (attach without --no-daemon,
+  // `ipsnat run`). Only then may the routes go to the main table: a rule another tool adds later
+  // (strongSwan's 220) must move them behind ipsnat's rule again.
+  bool replanned = false;
   uint32_t route_mtu = 0;           // 0: device MTU minus kEspOverhead
   bool allow_empty = false;         // attach although no IPsec out-policy concerns the device
   std::vector<ForwardRule> forwards;  // port-forwards into the LAN (attach/forward.h)
@@ -164,6 +177,12 @@ std::vector<InsideChoice> choose_inside(const HostFacts& facts, const Settings& 
 std::vector<Prefix> inside_prefixes(const HostFacts& facts, const Settings& settings);
 // Throws UserError when the plan would be empty or unsafe (no policy for the device, ...).
 AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
+// The table a family's routes go to (policy mode): the main table when the settings allow it,
+// the namespace has no other rule of the family and no route of the main or local table would
+// decide a destination of routes differently there (docs/attach.md, "Where the routes go");
+// else settings.table, behind ipsnat's rule.
+uint32_t routes_table(const HostFacts& facts, const Settings& settings, const std::vector<sys::Route>& routes,
+                      uint16_t family);
 // The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.
 std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
 

@@ -84,6 +84,7 @@ void record_device(AttachState& st, const AttachRequest& req, const HostFacts& f
   st.pin_root = pin_root;
   st.table = req.settings.table;
   st.rule_priority = req.settings.rule_priority;
+  st.own_table = req.settings.own_table;
   st.route_mtu = req.settings.route_mtu;
   st.masquerade = req.settings.masquerade;
   st.masquerade_addr = req.settings.masquerade_addr ? req.settings.masquerade_addr->str() : "";

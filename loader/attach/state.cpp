@@ -24,7 +24,7 @@ nlohmann::json AttachState::to_json() const {
           {"if_id", if_id},          {"pin_root", pin_root}, {"prog_pins", prog_pins},
           {"clsact_created", clsact_created}, {"lo_clsact_created", lo_clsact_created}, {"inside", inside},
           {"inside_configured", inside_configured}, {"forwards", forwards}, {"table", table},
-          {"rule_priority", rule_priority}, {"route_mtu", route_mtu}, {"masquerade", masquerade},
+          {"rule_priority", rule_priority}, {"own_table", own_table}, {"route_mtu", route_mtu}, {"masquerade", masquerade},
           {"masquerade_addr", masquerade_addr}, {"xdp_prefilter", xdp_prefilter}, {"binat", binat},
           {"daemon_pid", daemon_pid},
           {"steps", steps_j}};
@@ -52,6 +52,7 @@ AttachState AttachState::from_json(const nlohmann::json& j) {
   s.forwards = j.value("forwards", std::vector<std::string>{});
   s.table = j.value("table", s.table);
   s.rule_priority = j.value("rule_priority", s.rule_priority);
+  s.own_table = j.value("own_table", false);
   s.route_mtu = j.value("route_mtu", s.route_mtu);
   s.masquerade = j.value("masquerade", false);
   s.masquerade_addr = j.value("masquerade_addr", "");

@@ -39,6 +39,7 @@ struct AttachState {
   // The attach's own knobs, so that the host process re-plans the device as it was attached.
   uint32_t table = Settings{}.table;
   uint32_t rule_priority = Settings{}.rule_priority;
+  bool own_table = false;  // --table or --rule-priority: never the main table
   uint32_t route_mtu = 0;
   bool masquerade = false;
   std::string masquerade_addr;  // "" : the uplink's own address

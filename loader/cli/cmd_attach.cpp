@@ -38,10 +38,13 @@ void register_attach(CLI::App& app, Context& ctx) {
   cmd->add_option("--forward", args->forwards,
                   "Port-forward into the LAN, PROTO:[NATADDR:]PORT=ADDR:PORT (repeatable; NATADDR "
                   "default: the device's NAPT addresses), e.g. tcp:8080=192.168.1.10:80");
-  cmd->add_option("--table", args->settings.table, "Routing table for the LWT routes (policy mode)")
-      ->capture_default_str();
-  cmd->add_option("--rule-priority", args->settings.rule_priority, "Priority of ipsnat's ip rule (before 220)")
-      ->capture_default_str();
+  auto* table = cmd->add_option("--table", args->settings.table,
+                                "Routing table for the LWT routes, behind ipsnat's rule (policy mode; default: the "
+                                "main table where the namespace has no other rule, else this)")
+                    ->capture_default_str();
+  auto* rule_priority =
+      cmd->add_option("--rule-priority", args->settings.rule_priority, "Priority of ipsnat's ip rule (before 220)")
+          ->capture_default_str();
   cmd->add_option("--route-mtu", args->settings.route_mtu, "MTU of the LWT routes (default: device MTU - 88)");
   auto* masq = cmd->add_option("--masquerade", args->masquerade,
                                "Also translate what leaves DEV (policy mode) towards no IPsec policy, from the LAN, to "
@@ -79,8 +82,8 @@ void register_attach(CLI::App& app, Context& ctx) {
       "Unless one runs, attach starts the host process `ipsnat run --exit-when-detached` (SPD mirror,\n"
       "conntrack housekeeping, limit warnings), logging to STATE_DIR/<netns>@DEV.log; detaching the\n"
       "last device stops it.");
-  cmd->callback([&ctx, args, masq] {
-    ctx.action = [&ctx, args, masq] {
+  cmd->callback([&ctx, args, masq, table, rule_priority] {
+    ctx.action = [&ctx, args, masq, table, rule_priority] {
       attach::AttachRequest req;
       req.dev = args->dev;
       req.settings = args->settings;
@@ -99,6 +102,8 @@ void register_attach(CLI::App& app, Context& ctx) {
         req.limit_log_interval = *s;
       }
       req.start_host = !args->no_daemon && !args->dry_run;
+      req.settings.own_table = table->count() > 0 || rule_priority->count() > 0;
+      req.settings.replanned = !args->no_daemon;
       auto res = attach::attach(req);
       if (ctx.global.json && !args->quiet) {
         auto j = attach::plan_to_json(res.plan);

@@ -66,6 +66,8 @@ void AttachService::replan_recorded(const attach::AttachState& st) {
   req.settings.nat_rules = ipv6_rules();
   req.settings.table = st.table;
   req.settings.rule_priority = st.rule_priority;
+  req.settings.own_table = st.own_table;
+  req.settings.replanned = true;  // this is the host
   req.settings.route_mtu = st.route_mtu;
   req.settings.masquerade = st.masquerade;
   if (!st.masquerade_addr.empty()) req.settings.masquerade_addr = parse_address(st.masquerade_addr);
@@ -91,6 +93,12 @@ void AttachService::attach_device(const config::Device& d, bool replan_only) {
   req.settings.binat = d.binat;
   for (const auto& p : config_.inside) req.settings.inside.push_back(parse_prefix(p.str()));
   req.settings.nat_rules = ipv6_rules();
+  req.settings.replanned = true;  // this daemon is the host
+  if (prev) {  // kept as `ipsnat attach` set them: no config key
+    req.settings.table = prev->table;
+    req.settings.rule_priority = prev->rule_priority;
+    req.settings.own_table = prev->own_table;
+  }
   // The daemon starts before IKE has installed anything, and policies come and go with rekeys.
   req.settings.allow_empty = true;
   req.start_host = false;  // this daemon is the host

@@ -135,8 +135,11 @@ std::vector<Address> local_addresses() {
 
 namespace {
 
-// A unicast route of the main table: every nexthop's device, the first nexthop's gateway.
-struct MainRoute {
+// A route of some table, not one of ipsnat's own: every nexthop's device, the first nexthop's
+// gateway.
+struct TableRoute {
+  uint32_t table = 0;
+  uint8_t type = 0;  // RTN_UNICAST, RTN_BLACKHOLE, RTN_LOCAL, ...
   Prefix dst;
   uint32_t metric = 0;
   uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
@@ -152,23 +155,26 @@ Address addr_of(uint16_t family, const void* p) {
   return a;
 }
 
-std::vector<MainRoute> main_routes(uint16_t family = AF_INET) {
+// Every table's routes of family but ipsnat's own, which may be in the main table too
+// (docs/attach.md "Where the routes go"): never their own nexthop, nor another tool's route.
+std::vector<TableRoute> table_routes(uint16_t family) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_GETROUTE, NLM_F_DUMP);
   auto* rtm = req.put_header<rtmsg>();
   rtm->rtm_family = static_cast<unsigned char>(family);
-  std::vector<MainRoute> out;
+  std::vector<TableRoute> out;
   int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != RTM_NEWROUTE) return;
     const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (r->rtm_type != RTN_UNICAST || r->rtm_dst_len > (family == AF_INET ? 32 : 128)) return;
-    uint32_t table = r->rtm_table;
-    MainRoute m;
+    if (r->rtm_dst_len > (family == AF_INET ? 32 : 128) || r->rtm_protocol == kRouteProtocol) return;
+    TableRoute m;
+    m.table = r->rtm_table;
+    m.type = r->rtm_type;
     m.dst.addr.family = family;
     m.dst.len = r->rtm_dst_len;
     for_each_attr(nlh, sizeof(*r), [&](const nlattr* a) {
       switch (mnl_attr_get_type(a)) {
-        case RTA_TABLE: table = mnl_attr_get_u32(a); break;
+        case RTA_TABLE: m.table = mnl_attr_get_u32(a); break;
         case RTA_DST: m.dst.addr = addr_of(family, mnl_attr_get_payload(a)); break;
         case RTA_PRIORITY: m.metric = mnl_attr_get_u32(a); break;
         case RTA_OIF: m.oifs.push_back(static_cast<int>(mnl_attr_get_u32(a))); break;
@@ -197,10 +203,17 @@ std::vector<MainRoute> main_routes(uint16_t family = AF_INET) {
         default: break;
       }
     });
-    if (table == RT_TABLE_MAIN) out.push_back(std::move(m));
+    out.push_back(std::move(m));
   });
-  if (err) throw SysError("reading the main routing table", err);
+  if (err) throw SysError("reading the routing tables", err);
   return out;
+}
+
+// The main table's unicast routes.
+std::vector<TableRoute> main_routes(uint16_t family = AF_INET) {
+  auto routes = table_routes(family);
+  std::erase_if(routes, [](const TableRoute& r) { return r.table != RT_TABLE_MAIN || r.type != RTN_UNICAST; });
+  return routes;
 }
 
 }  // namespace
@@ -213,7 +226,7 @@ std::optional<Nexthop> route_get(const Prefix& dst) {
   Address host = dst.addr;
   if (host.family == AF_INET && dst.len < 31) host = Address::v4(htonl(ntohl(host.v4_be()) | 1));
   if (host.family == AF_INET6 && dst.len < 127) host.bytes[15] |= 1;
-  const MainRoute* best = nullptr;
+  const TableRoute* best = nullptr;
   auto routes = main_routes(dst.addr.family);
   for (const auto& r : routes) {
     if (!r.dst.contains(host)) continue;
@@ -227,6 +240,43 @@ std::optional<Nexthop> route_get(const Prefix& dst) {
   nh.gateway = best->gateway;
   nh.mtu = best->mtu;
   return nh;
+}
+
+bool has_foreign_rules(uint16_t family) {
+  NlSocket nl(NETLINK_ROUTE);
+  NlRequest req(RTM_GETRULE, NLM_F_DUMP);
+  auto* h = req.put_header<fib_rule_hdr>();
+  h->family = static_cast<uint8_t>(family);
+  bool foreign = false;
+  int err = nl.exchange(req, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWRULE) return;
+    const auto* r = static_cast<const fib_rule_hdr*>(mnl_nlmsg_get_payload(nlh));
+    uint32_t priority = 0;
+    uint32_t table = r->table;
+    uint8_t protocol = 0;
+    for_each_attr(nlh, sizeof(*r), [&](const nlattr* a) {
+      switch (mnl_attr_get_type(a)) {
+        case FRA_PRIORITY: priority = mnl_attr_get_u32(a); break;
+        case FRA_TABLE: table = mnl_attr_get_u32(a); break;
+        case FRA_PROTOCOL: protocol = mnl_attr_get_u8(a); break;
+        default: break;
+      }
+    });
+    if (protocol == kRouteProtocol) return;
+    bool kernels = r->action == FR_ACT_TO_TBL && ((priority == 0 && table == RT_TABLE_LOCAL) ||
+                                                  (priority == 32766 && table == RT_TABLE_MAIN) ||
+                                                  (priority == 32767 && table == RT_TABLE_DEFAULT));
+    foreign |= !kernels;
+  });
+  if (err) throw SysError("reading the routing rules", err);
+  return foreign;
+}
+
+std::vector<Prefix> route_prefixes(uint16_t family, uint32_t table) {
+  std::vector<Prefix> out;
+  for (const auto& r : table_routes(family))
+    if (r.table == table) out.push_back(r.dst);
+  return out;
 }
 
 std::vector<int> default_route_oifs() {

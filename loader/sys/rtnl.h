@@ -25,9 +25,17 @@ std::vector<AddrEntry> ipv4_addresses();
 std::vector<AddrEntry> ipv6_addresses();
 std::vector<Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
 std::vector<Address> local_addresses();       // those of ipv4_addresses() and ipv6_addresses()
-// The main table's route for dst (longest prefix, then lowest metric; never ipsnat's own table),
-// empty when it has none.
+// The main table's route for dst (longest prefix, then lowest metric; never one of ipsnat's own
+// routes, in its table or in main), empty when it has none.
 std::optional<Nexthop> route_get(const Prefix& dst);
+
+// Whether the namespace holds a routing rule of family (AF_INET, AF_INET6) other than the
+// kernel's own (0 lookup local, 32766 lookup main, 32767 lookup default) and ipsnat's: while it
+// holds none, the kernel looks a route up without walking rules (docs/attach.md, "Where the
+// routes go").
+bool has_foreign_rules(uint16_t family);
+// The destinations of table's routes (any type) that are not ipsnat's.
+std::vector<Prefix> route_prefixes(uint16_t family, uint32_t table);
 
 // The devices of the main table's IPv4 default route(s), multipath nexthops included.
 std::vector<int> default_route_oifs();

@@ -2,6 +2,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include <linux/fib_rules.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "sys/netlink.h"
 #include "sys/rtnl.h"
 #include "util/error.h"
 
@@ -20,9 +22,14 @@ RtnlWatch::RtnlWatch() {
   if (!fd_) throw SysError("opening an rtnetlink socket", errno);
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE | RTMGRP_IPV6_IFADDR |
+                 RTMGRP_IPV6_ROUTE;
   if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-    throw SysError("subscribing to link, address and route changes", errno);
+    throw SysError("subscribing to link, address, route and rule changes", errno);
+  // RTNLGRP_IPV6_RULE (19) has no RTMGRP_ bit: joined as a group.
+  int group = RTNLGRP_IPV6_RULE;
+  if (setsockopt(fd_.get(), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) != 0)
+    throw SysError("subscribing to IPv6 rule changes", errno);
 }
 
 namespace {
@@ -43,6 +50,16 @@ bool is_host_change(const nlmsghdr* h) {
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return false;
       const auto* r = static_cast<const rtmsg*>(NLMSG_DATA(h));
       return r->rtm_protocol != kRouteProtocol;
+    }
+    case RTM_NEWRULE:
+    case RTM_DELRULE: {  // another tool's rule decides where ipsnat's routes go (docs/attach.md)
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(fib_rule_hdr))) return false;
+      bool ours = false;
+      for_each_attr(h, sizeof(fib_rule_hdr), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == FRA_PROTOCOL && mnl_attr_get_payload_len(a) >= 1)
+          ours = mnl_attr_get_u8(a) == kRouteProtocol;
+      });
+      return !ours;
     }
     default:
       return false;

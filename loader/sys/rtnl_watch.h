@@ -1,9 +1,10 @@
 #pragma once
-// Notifications of the host's links, addresses and routes, IPv4 and IPv6 (RTNLGRP_LINK,
-// RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE), for an event
-// loop: watch fd(), call drain() when it is readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
-// own addresses) is then derived again. ipsnat's own routes (protocol sys::kRouteProtocol)
-// are not changes of the host: re-planning must not wake itself up.
+// Notifications of the host's links, addresses, routes and routing rules, IPv4 and IPv6
+// (RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_IFADDR,
+// RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE), for an event loop: watch fd(), call drain() when it is
+// readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
+// own addresses, where its routes go) is then derived again. ipsnat's own routes and rules
+// (protocol sys::kRouteProtocol) are not changes of the host: re-planning must not wake itself up.
 #include <cstdint>
 
 #include "util/fd.h"

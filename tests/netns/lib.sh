@@ -136,6 +136,24 @@ t_wait_subscribed() { t_wait_for 10 _t_subscribed "$1"; }
 t_acquire_count() { cat "$@" | grep -c '^acquire' || true; }
 _t_more_acquires() { local n=$1; shift; (($(t_acquire_count "$@") > n)); }
 t_wait_acquire() { t_wait_for 2 _t_more_acquires "$@"; }
+# t_acquires_while GW LAN CMD...: the ACQUIREs GW's kernel raises while namespace LAN runs CMD
+# (GW's larval states flushed first, so the SA is asked for again); CMD sends a packet, whose
+# ACQUIRE is awaited at most 2 s.
+t_acquires_while() {
+  local gw=$1 lan=$2 acq mon
+  shift 2
+  acq=$(mktemp)
+  ip -n "$gw" xfrm state flush
+  timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
+  mon=$!
+  t_wait_subscribed "$mon" || true
+  t_in "$lan" "$@" >/dev/null 2>&1 || true
+  t_wait_acquire 0 "$acq" || true
+  kill "$mon" 2>/dev/null || true
+  wait "$mon" 2>/dev/null || true
+  cat "$acq"
+  rm -f "$acq"
+}
 # t_wait_capturing FILE: until the tcpdump whose stderr goes to FILE says "listening on" (its
 # filter is in place: what arrives from then on is captured). At most 10 s; 1 on timeout.
 t_wait_capturing() { t_wait_for 10 grep -q '^listening on' "$1"; }

@@ -126,8 +126,11 @@ expect_ok "without --inside NAT66 takes all three IPv6 inside prefixes" \
 expect_ok "both IPv6 LANs are inside" grep -q '^  inside fd00:78:2::/64 (lan2)$' <<<"$plan"
 expect_ok "and the bridge's second prefix" grep -q '^  inside fd00:78:3::/64 (br0)$' <<<"$plan"
 expect_ok "attach warns of nothing about NAT66" bash -c "! grep -q 'NAT66' <<<\"\$1\"" _ "$plan"
-expect_ok "an IPv6 LWT route for the policy's destination" \
-  bash -c "ip -n $gw -6 route show table 421 | grep -q '^2001:db8:e78::/48 .*encap bpf'"
+# The host process runs and the namespace has no rule but the kernel's: ipsnat's routes are in
+# the main table, without a rule.
+expect_ok "an IPv6 LWT route for the policy's destination (main table)" \
+  bash -c "ip -n $gw -6 route show table main | grep -q '^2001:db8:e78::/48 .*encap bpf.* via 2001:db8:ff78::2 dev eth0 proto 165'"
+expect_ok "no IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
 for lan in fd00:78:1::/64 fd00:78:3::/64 fd00:78:2::/64; do
   expect_ok "a fwd companion for $lan" ip -n "$gw" xfrm policy get src 2001:db8:e78::/48 dst "$lan" dir fwd
 done
@@ -153,8 +156,8 @@ echo "$plan"
 expect_ok "the plan takes the LANs over the /120 selector's pool with ports" \
   grep -Eq '2001:db8:78::100/120 -> 2001:db8:e78::/48: nat66 fd00:78:[0-9]::/64, fd00:78:[0-9]::/64, fd00:78:[0-9]::/64 -> 2001:db8:78::101-2001:db8:78::1ff \(ports\)$' <<<"$plan"
 expect_ok "the pool is blackholed per aligned block, not its anycast address" \
-  bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:78::180/121' &&
-           ! ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:78::100[/ ]'"
+  bash -c "ip -n $gw -6 route show proto 165 | grep -q '^blackhole 2001:db8:78::180/121' &&
+           ! ip -n $gw -6 route show table all proto 165 | grep -q '^blackhole 2001:db8:78::100[/ ]'"
 in_pool() { [[ $1 =~ ^2001:db8:78::1[0-9a-f][0-9a-f]$ && $1 != 2001:db8:78::100 ]]; }
 # explain_to SRC DST PROTO [DPORT]: the source explain says the flow leaves with (ICMPv6, 58: no ports).
 explain_to() {

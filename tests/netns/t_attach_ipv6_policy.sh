@@ -71,15 +71,23 @@ expect_ok "the plan names the NAT66 translation" \
   grep -Eq '^  translate policy [0-9]+ 2001:db8:77::5(/128)? -> 2001:db8:e77::/48: nat66 fd00:77:1::/64 -> 2001:db8:77::5 \(ports\)$' <<<"$plan"
 expect_ok "NPTv6 waits for --binat" grep -q '2001:db8:b77::/48: none (nptv6 is stateless both ways: --binat allows it)' <<<"$plan"
 expect_ok "the plan names the IPv4 translation" grep -q 'napt 172.16.77.0/24 -> 10.77.0.2$' <<<"$plan"
-expect_ok "an IPv6 LWT route with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
-  grep -q '^  route 2001:db8:e77::/48 table 421 via 2001:db8:ff77::2 dev eth0 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
-expect_ok "the NAT66 address blackholed" grep -q '^  route blackhole 2001:db8:77::5/128 table 421$' <<<"$plan"
-expect_ok "the IPv6 rule" grep -q '^  rule -6 priority 210 lookup 421$' <<<"$plan"
-expect_ok "the kernel holds the IPv6 LWT route (proto 165)" \
-  bash -c "ip -n $gw -6 route show table 421 | grep -Eq '^2001:db8:e77::/48 +encap bpf .*lwt_snat_xmit.* via 2001:db8:ff77::2 dev eth0 proto 165 .*mtu lock 1392'"
-expect_ok "and the blackhole" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:77::5 dev lo proto 165'"
-expect_ok "the kernel holds the IPv6 rule 210" bash -c "ip -n $gw -6 rule show | grep -q '^210:.*lookup 421 proto 165'"
-expect_ok "no IPv6 route for the NPTv6 policy without --binat" bash -c "! ip -n $gw -6 route show table 421 | grep -q 2001:db8:b77"
+# The host process runs and the namespace has no rule but the kernel's: the routes of both
+# families go to the main table, without a rule.
+expect_ok "an IPv6 LWT route in the main table with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
+  grep -q '^  route 2001:db8:e77::/48 table main via 2001:db8:ff77::2 dev eth0 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+expect_ok "the NAT66 address blackholed in the main table" grep -q '^  route blackhole 2001:db8:77::5/128 table main$' <<<"$plan"
+expect_ok "the IPv4 LWT route in the main table" grep -q '^  route 10.77.9.0/24 table main via 198.18.77.2 dev eth0 ' <<<"$plan"
+expect_ok "the plan names no rule" bash -c "! grep -q '^  rule ' <<<\"\$1\"" _ "$plan"
+expect_ok "the kernel holds the IPv6 LWT route (proto 165) in the main table" \
+  bash -c "ip -n $gw -6 route show table main | grep -Eq '^2001:db8:e77::/48 +encap bpf .*lwt_snat_xmit.* via 2001:db8:ff77::2 dev eth0 proto 165 .*mtu lock 1392'"
+expect_ok "and the blackhole" bash -c "ip -n $gw -6 route show table main | grep -q '^blackhole 2001:db8:77::5 dev lo proto 165'"
+expect_ok "and the IPv4 LWT route" \
+  bash -c "ip -n $gw route show table main | grep -q '^10.77.9.0/24 *encap bpf xmit lwt_snat_xmit.* via 198.18.77.2 dev eth0 proto 165'"
+expect_ok "nothing in table 421 (IPv4, IPv6)" \
+  bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) && -z \$(ip -n $gw -6 route show table 421 2>/dev/null) ]]"
+expect_ok "no IPv6 rule: only the kernel's two" bash -c "[[ \$(ip -n $gw -6 rule show | cut -d: -f1 | tr '\n' ' ') == '0 32766 ' ]]"
+expect_ok "no IPv4 rule: only the kernel's three" bash -c "[[ \$(ip -n $gw rule show | cut -d: -f1 | tr '\n' ' ') == '0 32766 32767 ' ]]"
+expect_ok "no IPv6 route for the NPTv6 policy without --binat" bash -c "! ip -n $gw -6 route show table all proto 165 | grep -q 2001:db8:b77"
 for dir in fwd in; do
   expect_ok "companion $dir policy for the IPv6 LAN" \
     bash -c "ip -n $gw xfrm policy show dir $dir | grep -q 'src 2001:db8:e77::/48 dst fd00:77:1::/64'"
@@ -189,7 +197,10 @@ expect_ok "Packet Too Big to the LAN host with the route's MTU ($ptb)" grep -Eqi
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 --binat 2>&1) || fail "attach --binat failed: $plan"
 expect_ok "with --binat the plan names NPTv6" \
   grep -q '2001:db8:b77::/48: nptv6 fd00:77:1::/64 -> 2001:db8:d77:1::/64' <<<"$plan"
-expect_ok "and its LWT route" grep -q '^  route 2001:db8:b77::/48 table 421 .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+expect_ok "and its LWT route, in the main table" grep -q '^  route 2001:db8:b77::/48 table main .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+expect_ok "the kernel holds it in the main table" \
+  bash -c "ip -n $gw -6 route show table main | grep -Eq '^2001:db8:b77::/48 +encap bpf .*lwt_snat_xmit.* via 2001:db8:ff77::2 dev eth0 proto 165'"
+expect_ok "still no IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
 ip -n "$gw" xfrm state flush
 timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
 mon=$!

@@ -43,29 +43,17 @@ t_wait_links_up "$lana" "$gw" "$wan"
 
 index6() { ip -s -n "$gw" xfrm policy get src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out | grep -o 'index [0-9]*'; }
 fwd_companion() { ip -n "$gw" xfrm policy get src 2001:db8:e79::/48 dst fd00:79:1::/64 dir fwd 2>/dev/null || true; }
-lwt6() { ip -n "$gw" -6 route show table 421 proto 165 | grep '^2001:db8:e79::/48' || true; }
-# acquire_while CMD...: the ACQUIREs while the LAN host runs CMD (larval states flushed first):
-# CMD sends one packet; its ACQUIRE is awaited (at most 2 s).
-acquire_while() {
-  local acq
-  acq=$(mktemp)
-  ip -n "$gw" xfrm state flush
-  timeout 10 ip -n "$gw" xfrm monitor acquire >"$acq" &
-  local mon=$!
-  t_wait_subscribed "$mon"
-  t_in "$lana" "$@" >/dev/null 2>&1 || true
-  t_wait_acquire 0 "$acq" || true
-  kill "$mon" 2>/dev/null || true
-  wait "$mon" 2>/dev/null || true
-  cat "$acq"
-  rm -f "$acq"
-}
+# The host process runs and the namespace has no other rule: ipsnat's routes are in the main table.
+lwt6() { ip -n "$gw" -6 route show proto 165 | grep '^2001:db8:e79::/48' || true; }
+acquire_while() { t_acquires_while "$gw" "$lana" "$@"; }
 # acquire_for DEST: the ACQUIRE of the LAN host's ping to DEST (no answer comes: no SA).
 acquire_for() { acquire_while ping -6 -c 1 -W 0.2 "$1"; }
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
 expect_ok "the plan names the NAT66 translation" grep -q 'nat66 fd00:79:1::/64 -> 2001:db8:79::5 (ports)$' <<<"$plan"
+expect_ok "the LWT route is in the main table ($(lwt6))" grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"
+expect_ok "no IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
 expect_ok "the companion carries the first reqid" grep -q 'reqid 2 ' <<<"$(fwd_companion)"
 acq=$(acquire_for 2001:db8:e79::1)
 echo "$acq"
@@ -83,7 +71,7 @@ lwt_route() { grep -q 'via 2001:db8:ff79::2 dev eth0' <<<"$(lwt6)"; }
 replanned() { companion_reqid7 && lwt_route; }
 expect_ok "the host process re-plans: the companion takes reqid 7" t_wait_for 10 replanned
 expect_ok "the LWT route stays" lwt_route
-expect_ok "the blackhole stays" bash -c "ip -n $gw -6 route show table 421 | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
+expect_ok "the blackhole stays" bash -c "ip -n $gw -6 route show table main | grep -q '^blackhole 2001:db8:79::5 dev lo proto 165'"
 acq=$(acquire_for 2001:db8:e79::2)
 echo "$acq"
 expect_ok "the next ACQUIRE names the new policy (reqid 7) with the policy's address" \
@@ -101,7 +89,7 @@ expect_ok "the UDP flow's ACQUIRE names the policy's address" \
 ip -n "$gw" xfrm policy del src 2001:db8:79::5/128 dst 2001:db8:e79::/48 dir out
 ip -n "$gw" xfrm policy add src 2001:db8:79::6/128 dst 2001:db8:e79::/48 dir out \
   tmpl src 2001:db8:ff79::1 dst 2001:db8:ff79::2 proto esp reqid 8 mode tunnel
-blackhole6() { ip -n "$gw" -6 route show table 421 | grep -q '^blackhole 2001:db8:79::6 '; }
+blackhole6() { ip -n "$gw" -6 route show proto 165 | grep -q '^blackhole 2001:db8:79::6 '; }
 expect_ok "the host process re-plans for the new address" t_wait_for 10 blackhole6
 acq=$(acquire_udp)
 echo "$acq"
@@ -135,6 +123,9 @@ echo "$acq"
 expect_ok "no ACQUIRE names the second LAN's address" bash -c "! grep -q 'fd00:79:2' <<<\"\$1\"" _ "$acq"
 expect_ok "the host process warns of nothing about NAT66" bash -c "! grep -q 'NAT66' \"\$@\"" _ "$IPSNAT_STATE_DIR"/*.log
 ((FAILS)) && cat "$IPSNAT_STATE_DIR"/*.log >&2
+expect_ok "still no IPv6 rule after the re-plans" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
+expect_ok "still nothing in table 421" bash -c "[[ -z \$(ip -n $gw -6 route show table 421 2>/dev/null) ]]"
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
-expect_ok "detach removed the IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
+expect_ok "detach removed the IPv6 routes" test -z "$(ip -n "$gw" -6 route show table all proto 165)"
+expect_ok "and left no IPv6 rule" bash -c "! ip -n $gw -6 rule show | grep -q 'lookup 421'"
 finish

@@ -1,7 +1,8 @@
 #!/bin/bash
-# Policy-based IPsec on this kernel (no ESP): `ipsnat attach eth0` installs the LWT route, rule,
-# blackhole and companion policies; a LAN flow then reaches the xfrm lookup already translated
-# (the kernel's ACQUIRE names 10.20.30.2, not 192.168.1.10) and nothing leaves in cleartext;
+# Policy-based IPsec on this kernel (no ESP): `ipsnat attach eth0` installs the LWT route,
+# blackhole and companion policies, the routes in the main table without a rule (the host process
+# runs, the namespace has no other rule); a LAN flow then reaches the xfrm lookup already
+# translated (the kernel's ACQUIRE names 10.20.30.2, not 192.168.1.10) and nothing leaves in cleartext;
 # --dry-run changes nothing; detach restores every table exactly; bad invocations fail in one line.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
@@ -13,7 +14,9 @@ t_wait_links_up "$lan" "$gw" "$wan"
 before=$(t_snapshot "$gw")
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 --dry-run)
-expect_ok "dry-run names the LWT route" grep -q 'route 10.0.0.0/8 table 421 via 200.2.2.1 .*encap bpf xmit lwt_snat_xmit' <<<"$plan"
+expect_ok "dry-run names the LWT route in the main table" grep -q 'route 10.0.0.0/8 table main via 200.2.2.1 .*encap bpf xmit lwt_snat_xmit' <<<"$plan"
+expect_ok "dry-run names the blackhole in the main table" grep -q '^  route blackhole 10.20.30.2/32 table main$' <<<"$plan"
+expect_ok "dry-run names no rule" bash -c "! grep -q '^  rule ' <<<\"\$1\"" _ "$plan"
 expect_ok "dry-run names the companion fwd policy" grep -q 'src 10.0.0.0/8 dst 192.168.1.0/24 dir fwd' <<<"$plan"
 expect_ok "dry-run -j is JSON with the mode" \
   bash -c "t=\$(nsenter --net=/run/netns/$gw $IPSNAT -j attach eth0 --dry-run) && python3 -c 'import json,sys; assert json.loads(sys.argv[1])[\"mode\"]==\"policy\"' \"\$t\""
@@ -21,11 +24,13 @@ expect_ok "dry-run changed nothing" test "$before" == "$(t_snapshot "$gw")"
 expect_ok "dry-run created no pins" test ! -e "$IPSNAT_PIN_ROOT"
 
 expect_ok "attach succeeds" t_in "$gw" "$IPSNAT" attach eth0
-expect_ok "LWT route in table 421" \
-  bash -c "ip -n $gw route show table 421 | grep -q '10.0.0.0/8 *encap bpf xmit lwt_snat_xmit.* via 200.2.2.1 dev eth0 proto 165 mtu 1412'"
-expect_ok "blackhole for the non-local NAT address" \
-  bash -c "ip -n $gw route show table 421 | grep -q 'blackhole 10.20.30.2 proto 165'"
-expect_ok "rule ahead of table 220" bash -c "ip -n $gw rule | grep -q '^210:.*lookup 421 proto 165'"
+expect_ok "LWT route in the main table" \
+  bash -c "ip -n $gw route show table main | grep -q '^10.0.0.0/8 *encap bpf xmit lwt_snat_xmit.* via 200.2.2.1 dev eth0 proto 165 mtu 1412'"
+expect_ok "blackhole for the non-local NAT address in the main table" \
+  bash -c "ip -n $gw route show table main | grep -q '^blackhole 10.20.30.2 proto 165'"
+expect_ok "nothing in table 421" bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) ]]"
+expect_ok "no rule: only the kernel's three" \
+  bash -c "[[ \$(ip -n $gw rule | cut -d: -f1 | tr '\n' ' ') == '0 32766 32767 ' ]]"
 expect_ok "companion fwd and in policies" \
   bash -c "[[ \$(ip -n $gw xfrm policy | grep -A1 'src 10.0.0.0/8 dst 192.168.1.0/24' | grep -c 'dir \(fwd\|in\)') == 2 ]]"
 expect_ok "guard on eth0 egress" bash -c "tc -n $gw filter show dev eth0 egress | grep -q 'handle 0x1a5.*tc_guard_egress'"
@@ -67,21 +72,25 @@ pid=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[
 expect_ok "the host process runs: ipsnat run (pid $pid)" bash -c "tr '\0' ' ' </proc/$pid/cmdline | grep -q ' run --exit-when-detached'"
 ip -n "$gw" xfrm policy add src 10.20.30.2/32 dst 172.30.0.0/16 dir out priority 379519 \
   tmpl src 200.2.2.2 dst 100.1.1.1 proto esp reqid 1 mode tunnel
-for _ in $(seq 150); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' && break; sleep 0.1; done
-expect_ok "a later out-policy gets its LWT route" \
-  bash -c "ip -n $gw route show table 421 | grep -q '172.30.0.0/16 *encap bpf xmit lwt_snat_xmit'"
+for _ in $(seq 150); do ip -n "$gw" route show proto 165 | grep -q '^172.30.0.0/16' && break; sleep 0.1; done
+expect_ok "a later out-policy gets its LWT route (main table)" \
+  bash -c "ip -n $gw route show table main | grep -q '^172.30.0.0/16 *encap bpf xmit lwt_snat_xmit.* via 200.2.2.1 dev eth0 proto 165'"
+expect_ok "still no rule" bash -c "! ip -n $gw rule | grep -q 'lookup 421'"
 ip -n "$gw" xfrm policy del src 10.20.30.2/32 dst 172.30.0.0/16 dir out
-for _ in $(seq 150); do ip -n "$gw" route show table 421 | grep -q '^172.30.0.0/16' || break; sleep 0.1; done
-expect_ok "and loses it with the policy" bash -c "! ip -n $gw route show table 421 | grep -q '172.30.0.0/16'"
+for _ in $(seq 150); do ip -n "$gw" route show table all proto 165 | grep -q '^172.30.0.0/16' || break; sleep 0.1; done
+expect_ok "and loses it with the policy" bash -c "! ip -n $gw route show table all proto 165 | grep -q '172.30.0.0/16'"
 
 expect_ok "attach again (reconcile) succeeds" t_in "$gw" "$IPSNAT" attach eth0
 expect_ok "still exactly two companions" \
   bash -c "[[ \$(ip -n $gw xfrm policy | grep -c 'src 10.0.0.0/8 dst 192.168.1.0/24') == 2 ]]"
-expect_ok "still one rule" bash -c "[[ \$(ip -n $gw rule | grep -c 'lookup 421') == 1 ]]"
+expect_ok "still no rule" bash -c "! ip -n $gw rule | grep -q 'lookup 421'"
+expect_ok "still one LWT route and one blackhole, in the main table" \
+  bash -c "[[ \$(ip -n $gw route show table all proto 165 | grep -c '^10.0.0.0/8\\|^blackhole 10.20.30.2') == 2 &&
+             \$(ip -n $gw route show proto 165 | grep -c '^10.0.0.0/8\\|^blackhole 10.20.30.2') == 2 ]]"
 
 # Something ipsnat added disappeared meanwhile (an operator, a crash between record and apply):
 # detach still removes the rest and succeeds.
-ip -n "$gw" route del blackhole 10.20.30.2 table 421 proto 165
+ip -n "$gw" route del blackhole 10.20.30.2 table main proto 165
 ip -n "$gw" xfrm policy del src 10.0.0.0/8 dst 192.168.1.0/24 dir in
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 expect_ok "the host process is gone" bash -c "! kill -0 $pid 2>/dev/null"

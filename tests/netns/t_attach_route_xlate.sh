@@ -23,7 +23,9 @@ expect_ok "attach --mode route" t_in "$gw" "$IPSNAT" attach tun0 --mode route
 expect_ok "snat on egress" bash -c "tc -n $gw filter show dev tun0 egress | grep -q 'handle 0x1a5.*tc_snat_egress'"
 expect_ok "reverse on ingress" bash -c "tc -n $gw filter show dev tun0 ingress | grep -q 'handle 0x1a5.*tc_rev_ingress'"
 expect_ok "no routes, rules or policies in route mode" \
-  bash -c "[[ -z \$(ip -n $gw route show table 421) && -z \$(ip -n $gw rule | grep 421) ]]"
+  bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) && -z \$(ip -n $gw route show table all proto 165) &&
+             -z \$(ip -n $gw -6 route show table all proto 165) && -z \$(ip -n $gw rule | grep '421\\|proto 165') &&
+             \$(ip -n $gw xfrm policy | grep -c '^src') == 1 ]]"
 
 peer=$IPSNAT_SRC/tests/netns/echo_peer.py
 ip netns exec "$wan" timeout 15 python3 "$peer" server tcp 10.0.0.1 7000 &

@@ -1,9 +1,9 @@
 #!/bin/bash
 # IPv4 through a VTI next to an uplink in policy mode: the VTI's marked out-policy (mark 42, the
-# VTI's okey) is the VTI's alone. The uplink's attach (`ipsnat attach eth0`, LWT routes in table
-# 421 at rule 210, ahead of the main table) puts no route there for the VTI's destination, so the
-# main table's route takes the VTI's traffic into the VTI; the uplink's unmarked policy beside it
-# keeps its LWT route.
+# VTI's okey) is the VTI's alone. The uplink's attach (`ipsnat attach eth0`: the host process runs
+# and the namespace has no other rule, so its LWT routes go to the main table, without a rule)
+# puts no route for the VTI's destination, so the main table's own route takes the VTI's traffic
+# into the VTI; the uplink's unmarked policy beside it keeps its LWT route.
 #
 # This kernel has no VTI (CONFIG_NET_IPVTI unset): as in t_attach_vti_ipv6.sh the VTI is a veth
 # attached in route mode whose ipsnat_dev record is given the okey (mark 42), and the lookup ip_vti
@@ -62,19 +62,23 @@ vti_plan=$(t_in "$gw" "$IPSNAT" attach vti0 --mode route --inside 172.16.120.0/2
 echo "$vti_plan"
 t_set_dev_mark "$gw" vti0 42
 
-table=$(ip -n "$gw" route show table 421)
-echo "== gw's table 421"; echo "$table"
+table=$(ip -n "$gw" route show proto 165)
+echo "== ipsnat's routes in gw's main table"; echo "$table"
+others=$(ip -n "$gw" route show table all proto 165 | grep ' table ' || true)  # any outside main
+rules=$(ip -n "$gw" rule show)
 route_vti=$(ip -n "$gw" route get 10.120.9.1 from 172.16.120.10 iif l0)
 echo "== route get 10.120.9.1 (the VTI's)"; echo "$route_vti"
 route_uplink=$(ip -n "$gw" route get 10.120.8.1 from 172.16.120.10 iif l0)
 echo "== route get 10.120.8.1 (the uplink's)"; echo "$route_uplink"
 expect_ok "the uplink's plan names no route or companion for the VTI's marked policy" \
   bash -c '! grep -q "10\.120\.9\." <<<"$1"' _ "$uplink_plan"
-expect_ok "table 421 holds no route for the VTI's destination" bash -c '! grep -q "10\.120\.9\." <<<"$1"' _ "$table"
-expect_ok "table 421 holds the uplink's LWT route beside it" \
+expect_ok "ipsnat's routes are all in the main table ($others), no rule" \
+  bash -c '[[ -z $1 ]] && ! grep -q "lookup 421" <<<"$2"' _ "$others" "$rules"
+expect_ok "ipsnat put no route for the VTI's destination" bash -c '! grep -q "10\.120\.9\." <<<"$1"' _ "$table"
+expect_ok "the main table holds the uplink's LWT route beside the VTI's" \
   bash -c 'grep -q "^10\.120\.8\.0/24 .*lwt_snat_xmit .*dev eth0" <<<"$1"' _ "$table"
-expect_ok "the kernel routes the VTI's destination into the VTI by the main table, not table 421" \
-  bash -c 'grep -q " dev vti0 " <<<"$1" && ! grep -q "table 421" <<<"$1"' _ "$route_vti"
+expect_ok "the kernel routes the VTI's destination into the VTI by the main table's own route" \
+  bash -c 'grep -q " via 198.18.121.2 dev vti0 " <<<"$1" && ! grep -q "table 421\|lwt\|encap" <<<"$1"' _ "$route_vti"
 expect_ok "the kernel routes the uplink's destination out the uplink" grep -q " dev eth0 " <<<"$route_uplink"
 
 # The ACQUIREs of gw and tun while the LAN host pings each destination (bounded by timeout).

@@ -24,7 +24,9 @@ for e in json.load(sys.stdin):
     print("%s/%d %d" % (socket.inet_ntoa(struct.pack("<I", k["addr"])), k["prefixlen"], v["flags"]))' | sort
 }
 companion() { ip -n "$gw" xfrm policy get src 10.0.0.0/8 dst "$1" dir fwd >/dev/null 2>&1; }
-lwt_via() { ip -n "$gw" route show table 421 proto 165 | grep '^10.0.0.0/8' | grep -o 'via [0-9.]*' || true; }
+# `ipsnat run` is the host process and the namespace has no other rule: ipsnat's routes are in
+# the main table, without a rule.
+lwt_via() { ip -n "$gw" route show proto 165 | grep '^10.0.0.0/8' | grep -o 'via [0-9.]*' || true; }
 wait_for() {  # wait_for COMMAND...: up to 10 s
   for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
   return 1
@@ -36,6 +38,9 @@ expect_ok "the daemon attaches eth0" wait_for companion 192.168.1.0/24
 expect_ok "the LAN is in the inside set" wait_for has_entry "192.168.1.0/24 1"
 expect_ok "the uplink address is local only" has_entry "200.2.2.2/32 2"
 expect_ok "the gateway's LAN address is local and inside" has_entry "192.168.1.1/32 3"
+expect_ok "the LWT route is in the main table, via the default gateway" wait_for via_is 200.2.2.1
+expect_ok "nothing in table 421, no rule" \
+  bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) ]] && ! ip -n $gw rule | grep -q 'lookup 421'"
 
 ip -n "$gw" link add br0 type bridge
 ip -n "$gw" addr add 172.16.9.1/20 dev br0
@@ -47,5 +52,7 @@ expect_ok "an address added to the uplink joins as the gateway's own" wait_for h
 expect_ok "the uplink's prefix never joins" bash -c "! grep -q '^200.2.2.0/24' <<<\"\$1\"" _ "$(inside_set)"
 ip -n "$gw" route replace default via 200.2.2.3
 expect_ok "a new default gateway becomes the LWT route's nexthop" wait_for via_is 200.2.2.3
+expect_ok "still nothing in table 421, no rule" \
+  bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) ]] && ! ip -n $gw rule | grep -q 'lookup 421'"
 ((FAILS)) && { inside_set; cat "$tmp/log"; } >&2
 finish

@@ -1,5 +1,6 @@
 // AttachPlan: what `ipsnat attach` decides from host facts, without touching the kernel.
 #include <gtest/gtest.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -107,6 +108,103 @@ TEST(AttachPlan, PolicyModeHasGuardReverseRoutesRuleAndCompanions) {
   EXPECT_EQ(comp[2].policy.dir, spd::Dir::Fwd);
   ASSERT_EQ(plan.translations.size(), 1u);
   EXPECT_NE(plan.translations[0].nat.find("napt 192.168.1.0/24 -> 10.20.30.2"), std::string::npos);
+}
+
+// The seed's gateway as a namespace without routing rules would report it: the kernel's main
+// table (the uplink's subnet, the LAN's, the default route) and local table (its addresses).
+HostFacts gateway_without_rules() {
+  HostFacts f = gateway(false);
+  f.foreign_rules4 = false;
+  f.foreign_rules6 = false;
+  for (const char* p : {"0.0.0.0/0", "200.2.2.0/24", "192.168.1.0/24"}) f.main_routes.push_back(ipsnat::parse_prefix(p));
+  for (const char* p : {"127.0.0.0/8", "127.0.0.1/32", "200.2.2.2/32", "200.2.2.255/32", "192.168.1.1/32"})
+    f.local_routes.push_back(ipsnat::parse_prefix(p));
+  return f;
+}
+
+Settings replanned() {
+  Settings s;
+  s.replanned = true;
+  return s;
+}
+
+// Where no rule but the kernel's exists, a host process's plan puts the routes in the main table
+// and adds no rule: any rule would send every route lookup of the gateway through the rules
+// (docs/attach.md, "Where the routes go").
+TEST(AttachRoutesTable, WithoutRulesAndWithAHostProcessTheRoutesGoToTheMainTableWithoutARule) {
+  auto plan = make_plan(gateway_without_rules(), replanned());
+  auto routes = steps_of<RouteStep>(plan);
+  ASSERT_EQ(routes.size(), 2u);
+  for (const auto& r : routes) EXPECT_EQ(r.table, RT_TABLE_MAIN) << r.dst.str();
+  EXPECT_TRUE(steps_of<RuleStep>(plan).empty());
+  auto text = plan_to_text(plan);
+  EXPECT_NE(text.find("  route blackhole 10.20.30.2/32 table main\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route 10.0.0.0/8 table main via 200.2.2.1 dev eth0 mtu 1412 encap bpf xmit lwt_snat_xmit\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("rule"), std::string::npos) << text;
+  // Its identity differs from the table-421 route's, so a re-plan moves it.
+  EXPECT_NE(step_key(routes[1]), step_key(steps_of<RouteStep>(make_plan(gateway(false), Settings{}))[1]));
+}
+
+TEST(AttachRoutesTable, AnotherRuleNoHostProcessOrAChosenTableKeepTheTableAndTheRule) {
+  auto expect_table = [](const HostFacts& f, const Settings& s, uint32_t table, const char* why) {
+    auto plan = make_plan(f, s);
+    for (const auto& r : steps_of<RouteStep>(plan)) EXPECT_EQ(r.table, table) << why << ": " << r.dst.str();
+    auto rules = steps_of<RuleStep>(plan);
+    ASSERT_EQ(rules.size(), 1u) << why;
+    EXPECT_EQ(rules[0].table, table) << why;
+    EXPECT_TRUE(std::holds_alternative<RuleStep>(plan.steps.back())) << why;
+  };
+  auto f = gateway_without_rules();
+  f.foreign_rules4 = true;
+  expect_table(f, replanned(), 421, "strongSwan's rule 220 (or any other IPv4 rule)");
+  expect_table(gateway_without_rules(), Settings{}, 421, "no host process: nobody would move the routes later");
+  Settings chosen = replanned();
+  chosen.table = 430;
+  chosen.own_table = true;
+  expect_table(gateway_without_rules(), chosen, 430, "--table or --rule-priority given");
+  f = gateway_without_rules();
+  f.foreign_rules6 = true;
+  f.foreign_rules4 = false;
+  auto plan = make_plan(f, replanned());
+  EXPECT_TRUE(steps_of<RuleStep>(plan).empty()) << "an IPv6 rule does not decide the IPv4 routes";
+}
+
+// A rule in front of an empty table would only make every route lookup walk the rules: a plan
+// without routes (a gateway that only masquerades, policies not there yet) has none, wherever its
+// routes would go.
+TEST(AttachRoutesTable, NoRoutesNoRule) {
+  auto f = gateway_without_rules();
+  f.policies.clear();
+  Settings s;  // no host process: routes would go to table 421
+  s.masquerade = true;
+  auto plan = make_plan(f, s);
+  EXPECT_TRUE(steps_of<RouteStep>(plan).empty());
+  EXPECT_TRUE(steps_of<RuleStep>(plan).empty()) << plan_to_text(plan);
+  f.foreign_rules4 = true;
+  EXPECT_TRUE(steps_of<RuleStep>(make_plan(f, s)).empty());
+}
+
+// Without rules the kernel answers with the longest prefix of the local and main tables
+// together; behind rule 210 ipsnat's table answered before main. The main table is taken only
+// where both give the same answer for every destination.
+TEST(AttachRoutesTable, ARouteThatWouldDecideADestinationDifferentlyKeepsTheTable) {
+  auto table_with = [](const char* main_route, const char* local_route) {
+    auto f = gateway_without_rules();
+    if (*main_route) f.main_routes.push_back(ipsnat::parse_prefix(main_route));
+    if (*local_route) f.local_routes.push_back(ipsnat::parse_prefix(local_route));
+    return steps_of<RouteStep>(make_plan(f, replanned())).back().table;
+  };
+  EXPECT_EQ(table_with("10.0.0.0/8", ""), 421u) << "the same prefix in main";
+  EXPECT_EQ(table_with("10.9.0.0/16", ""), 421u) << "a longer prefix inside ipsnat's";
+  EXPECT_EQ(table_with("10.20.30.2/32", ""), 421u) << "the blackhole's own prefix";
+  EXPECT_EQ(table_with("", "10.0.0.0/8"), 421u) << "a local route around it (AnyIP)";
+  EXPECT_EQ(table_with("8.0.0.0/6", ""), RT_TABLE_MAIN) << "a shorter main route around it: ipsnat's is longer";
+  EXPECT_EQ(table_with("172.16.0.0/12", ""), RT_TABLE_MAIN) << "elsewhere";
+  EXPECT_EQ(table_with("", "10.1.1.1/32"), RT_TABLE_MAIN) << "a local address inside: local answers either way";
+  // The other family's routes are not compared.
+  EXPECT_EQ(table_with("::/0", "::1/128"), RT_TABLE_MAIN);
 }
 
 // Unequal sizes: the seed's /24 LAN behind a /27 selector is NAPT over the /27 (it was refused:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 60
+# vm-cost: 90
 # shellcheck source-path=SCRIPTDIR
 # The product under a real IKE daemon (issue 4): strongSwan's charon on both
 # gateways (scripts/vm/ike.sh), IKEv2 with PSK, the company gateway handing out
@@ -23,6 +23,8 @@
 # Then IKE starts over under a steady UDP flow (one 5-tuple, a datagram every 0.2 s): gw
 # terminates the IKE_SA and initiates it again, the new CHILD_SA has another reqid (the old one
 # + 56, ike.sh ike_reestablish), and the flow must keep getting answers, none of it in cleartext.
+# Last, ipsnat attached before charon starts (ike_after_attach): its routes move behind rule 210
+# when charon's rule 220 comes.
 # shellcheck source=natlib.sh
 source "$(dirname "$0")/natlib.sh"
 IKE_ENCAP=${IKE_ENCAP:-yes}
@@ -102,5 +104,42 @@ ike_nat() {
   lab_down
 }
 
-for p in ${IKE_PROFILES:-alt}; do ike_nat "$p"; done
+# ike_after_attach PROFILE: ipsnat attached before charon starts (a gateway whose IPsec comes up
+# after it, e.g. at boot): no policy and no routing rule yet. charon then adds its rule 220, the
+# policies, the virtual IP and table 220's route; ipsnat's host process re-plans on them and puts
+# the LWT route behind rule 210 in table 421 (docs/attach.md "Where the routes go": ahead of
+# table 220, whose route would send the LAN's flow untranslated). The LAN's ping reaches the
+# company host as the virtual IP, nothing in cleartext.
+ike_after_attach() {
+  local prof=$1 i rules=
+  FAILS_BEFORE=$FAILS
+  lab_profile "$prof"
+  step "$prof: ipsnat attach eth0 before charon starts"
+  lab_up
+  expect_ok "ipsnat attach eth0 --allow-empty (no policy, no rule yet)" ipsnat_gw attach eth0 --allow-empty
+  if ! ike_up; then fail "IKE tunnel established after attach"; ike_diag | sed 's/^/      /'; lab_down; return; fi
+  ok "IKE tunnel established after attach"
+  for ((i = 0; i < 100; i++)); do
+    rules=$(_lab_ip gw rule show)
+    [[ $rules == *"lookup 421"* && $(_lab_ip gw route show table 421 proto 165) == *lwt_snat_xmit* ]] && break
+    _lab_sleep 0.2
+  done
+  expect_ok "the host process put the LWT route in table 421 behind rule 210, ahead of charon's 220" \
+    bash -c '[[ $1 == *"210:"*"lookup 421"*"220:"* ]]' _ "$rules"
+  expect_eq "no LWT route left in the main table" "$(_lab_ip gw route show table main proto 165)" ""
+  lab_capture_start transit to-gw
+  lab_capture_start chost lan0 chost
+  nat_check_ping lanhost
+  lab_capture_stop chost >/dev/null
+  lab_capture_stop transit >/dev/null
+  nat_chost_capture_check chost
+  expect_no_leak "IKE after attach: no cleartext on transit" transit
+  ((FAILS == FAILS_BEFORE)) || { nat_diag; ike_diag | sed 's/^/      /'; }
+  expect_ok "ipsnat detach eth0" ipsnat_gw detach eth0
+  lab_down
+}
+
+profiles=${IKE_PROFILES:-alt}
+for p in $profiles; do ike_nat "$p"; done
+ike_after_attach "${profiles%% *}"
 finish

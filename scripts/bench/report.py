@@ -29,8 +29,8 @@ GROUPS = [
     ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "B", "C"]),
     ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "B", "C"]),
     ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "C"]),
-    ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "P"]),
-    ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "P"]),
+    ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "PR", "P"]),
+    ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "PR", "P"]),
     ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm", "Bmr", "Cmr"]),
     ("masquerade,\nUDP new", "udp-new", ["Bm", "Cm", "Bmr", "Cmr"]),
     ("masquerade,\nTCP connect/close", "tcp-cc", ["Bm", "Cm", "Bmr", "Cmr"]),
@@ -44,6 +44,7 @@ VARIANT_NAMES = {
     "F0": "F0 stateless TC rewrite",
     "F1": "F1 TC rewrite + one hash op",
     "P": "P ipsnat policy mode",
+    "PR": "PR ipsnat policy mode --no-daemon (table 421, rule 210)",
     "PN": "PN nftables SNAT + IPsec policy",
     "PS": "PS nftables SNAT + IPsec policy + charon's routing",
     "Bm": "Bm nftables masquerade",
@@ -79,6 +80,9 @@ RELATIVE = [
     ("udp-est", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, UDP established"),
     ("udp-new", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, UDP new flows"),
     ("tcp-cc", "P", "PS", 1.0, "policy mode / nftables + policy + charon's routing, TCP connect (SYN)"),
+    ("udp-est", "P", "PR", 1.0, "policy mode: routes in the main table / in table 421 behind rule 210, UDP established"),
+    ("udp-new", "P", "PR", 1.0, "policy mode: routes in the main table / in table 421 behind rule 210, UDP new flows"),
+    ("tcp-cc", "P", "PR", 1.0, "policy mode: routes in the main table / in table 421 behind rule 210, TCP connect (SYN)"),
     ("udp-est", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP established"),
     ("udp-new", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, UDP new flows"),
     ("tcp-cc", "Cm", "Bm", 1.0, "masquerade: ipsnat / nftables, TCP connect/close"),
@@ -91,10 +95,11 @@ RELATIVE = [
 ]
 
 
-# ipsnat variant -> the nftables variants it must beat: P against the netfilter recipe without
-# and with the routing strongSwan's charon installs (PS), Cm against nftables masquerade, Cmr (a
+# ipsnat variant -> the nftables variants it must beat: P (and PR, P's routes behind rule 210)
+# against the netfilter recipe without and with the routing strongSwan's charon installs (PS), P
+# against PR (what the main table saves), Cm against nftables masquerade, Cmr (a
 # gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr).
-PAIRS = {"P": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
+PAIRS = {"P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
 
 
 def references(v):

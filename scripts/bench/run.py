@@ -59,23 +59,24 @@ VARIANTS = {
     "C": "ipsnat route mode (attach u0 --mode route)",
     "F0": "floor: stateless TC rewrite",
     "F1": "floor: TC rewrite + one hash operation",
-    "P": "ipsnat policy mode (attach u0)",
+    "P": "ipsnat policy mode (attach u0, with its host process: routes in the main table, no rule)",
+    "PR": "P attached with --no-daemon: its routes in table 421 behind rule 210",
     "PN": "nftables SNAT, same IPsec policy",
     "PS": "PN plus charon's routing (its table 220 route and rule)",
     "Bm": "nftables masquerade (oifname u0 masquerade)",
-    "Cm": "ipsnat masquerade (attach u0 --masquerade)",
+    "Cm": "ipsnat masquerade (attach u0 --masquerade, with its host process)",
     "Bmr": "Bm on a gw with a tunnel elsewhere (an IPsec policy to ELSEWHERE, charon's routing for it)",
     "BmR": "Bm plus a routing rule and nothing else (priority 210 lookup 421, an empty table); not by default",
     "BmT": "BmR with the rule selecting ELSEWHERE only (to ELSEWHERE lookup 421); not by default",
     "BmD": "BmR with the rule deleted again before the rounds (what detach leaves); not by default",
-    "Cmr": "Cm on a gw with a tunnel elsewhere (the same IPsec policy: attach adds its LWT route and rule 210)",
+    "Cmr": "Cm on a gw with a tunnel elsewhere (the same IPsec policy: attach adds its LWT route, in the main table)",
     "SPD": "1 vs 10,000 policies (A<n>, C100, C<n>)",
     "CT": "1,000,000 tracked flows (Cct)",
     "Z": "drop on entry to gw (calibration)",
 }
-DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
-IPSEC_GW = ("C", "P", "PN", "PS")  # gws whose out-policy has a required ESP template
-HELD = ("P", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
+IPSEC_GW = ("C", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
+HELD = ("P", "PR", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 RULE_ONLY = ("BmR", "BmT", "BmD")  # Bm plus a routing rule alone (not by default)
 MASQUERADING = ("Bm", "Cm", "Bmr", "Cmr", *RULE_ONLY)  # gws whose packets must reach dst from UP_GW
 
@@ -108,6 +109,7 @@ def slice_plan(rnd, workload, variants, slices):
 class Bench:
     def __init__(self, args, lab, work, out):
         self.a, self.lab, self.work, self.out = args, lab, work, out
+        self.hosts = []  # (variant, env, pin root) of the attaches with a host process
         q = args.quick
         self.est_pkts = 20000 if q else 500000
         self.new_pkts = 4000 if q else 100000
@@ -156,12 +158,14 @@ class Bench:
     # -- topology -------------------------------------------------------------------------------
     def topology(self, v):
         """src s0 LAN_HOST --- l0 LAN_GW [gw] u0 UP_GW --- d0 UP_PEER dst (owns REMOTE on lo):
-        scripts/lab/gateway.topo, the netns tests' gateway, with the bench's names and addresses."""
+        scripts/lab/gateway.topo, the netns tests' gateway, with the bench's names and addresses.
+        gw's default route is via dst, as a gateway's via its ISP: a main-table route for REMOTE
+        itself would keep policy mode's routes behind rule 210 (docs/attach.md)."""
         lab = self.lab
         ns = lab.topology("gateway", {"lan": f"{v}-src", "gw": f"{v}-gw", "wan": f"{v}-dst"},
                           lan_dev="s0", gw_lan_dev="l0", uplink="u0", wan_dev="d0",
                           host=LAN_HOST, gw_lan=LAN_GW, lan_plen=LAN_LEN, gw_wan=UP_GW, wan_ip=UP_PEER,
-                          wan_plen=24, remote=REMOTE_HOST, remote_net=REMOTE)
+                          wan_plen=24, remote=REMOTE_HOST, remote_net="default")
         src, gw, dst = ns["lan"], ns["gw"], ns["wan"]
         lab.ip(dst, "route", "add", "local", REMOTE, "dev", "lo")
         lab.ip(dst, "route", "add", f"{LAN_NET}/{LAN_LEN}", "via", UP_GW)
@@ -248,10 +252,18 @@ class Bench:
         if v == "Bmr":
             self.charon_routes(v, ELSEWHERE)
 
-    def rule_check(self, v):
-        """None when attach added a routing rule in v's gw (the cost Cmr is there to show), else why not."""
-        rules = self.lab.ip(self.ns(v, "gw"), "rule", "show")
-        return None if "lookup 421" in rules else f"not measured: attach added no routing rule ({rules.strip()!r})"
+    def placement_check(self, v, rule):
+        """None when attach placed its routes in v's gw as the variant says (rule: in table 421
+        behind rule 210; else in the main table with no rule: docs/attach.md "Where the routes
+        go"), else why not."""
+        gw = self.ns(v, "gw")
+        rules = self.lab.ip(gw, "rule", "show")
+        in_main = self.lab.ip(gw, "route", "show", "table", "main", "proto", 165)
+        if rule and ("lookup 421" not in rules or in_main.strip()):
+            return f"not measured: attach's routes are not behind rule 210 ({rules.strip()!r}; main: {in_main.strip()!r})"
+        if not rule and ("lookup 421" in rules or "lwt_snat_xmit" not in in_main):
+            return f"not measured: attach's routes are not in the main table ({rules.strip()!r}; main: {in_main.strip()!r})"
+        return None
 
     def drop_on_entry(self, v):
         self.lab.cmd(self.ns(v, "gw"), "nft", "-f", "-", stdin="""table netdev ipsb_drop {
@@ -273,21 +285,35 @@ class Bench:
             self.lab.cmd(gw, "tc", "filter", "add", "dev", "u0", hook, "bpf", "direct-action", "pinned",
                          f"{pin}/{prog}")
 
-    def ipsnat(self, v, *extra):
-        """ipsnat attach u0 in v's gw, own pin root and state dir, no host process (the SPD is
-        static here; conntrack is emptied by the script where a workload needs it)."""
+    def ipsnat(self, v, *extra, host=False):
+        """ipsnat attach u0 in v's gw, own pin root and state dir. With host, as attach is run by
+        default: with its host process, which decides where policy mode's routes go (the main
+        table where no other rule exists); stop_hosts() detaches it. Else with --no-daemon (the SPD
+        is static here; conntrack is emptied by the script where a workload needs it)."""
         gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
         os.makedirs(pin, exist_ok=True)
         state = f"{self.work}/state-{v}"
         os.makedirs(state, exist_ok=True)
         env = ["env", f"IPSNAT_PIN_ROOT={pin}", f"IPSNAT_STATE_DIR={state}"]
         try:
-            out = self.lab.cmd(gw, *env, self.a.ipsnat, "--pin-root", pin, "attach", "u0", "--no-daemon",
-                               *extra, timeout=120)
+            out = self.lab.cmd(gw, *env, self.a.ipsnat, "--pin-root", pin, "attach", "u0",
+                               *([] if host else ["--no-daemon"]), *extra, timeout=120)
         except (CommandFailed, OSError) as e:
             return f"not measured: 'ipsnat attach u0 {' '.join(extra)}' failed: {e}"
+        if host:
+            self.hosts.append((v, env, pin))
         Path(f"{self.work}/attach-{v}.log").write_text(out)
         return None
+
+    def stop_hosts(self):
+        """Detaches what ipsnat(host=True) attached, which stops its host process (deleting the
+        namespace would not)."""
+        for v, env, pin in self.hosts:
+            try:
+                self.lab.cmd(self.ns(v, "gw"), *env, self.a.ipsnat, "--pin-root", pin, "detach", "u0", timeout=60)
+            except (CommandFailed, OSError) as e:
+                log(f"{v}: detach failed: {e}")
+        self.hosts.clear()
 
     def ct_map(self, v):
         found = list(Path(self.pin(v)).rglob("ipsnat_ct"))
@@ -390,9 +416,9 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
-                "F1": "translated", "P": "held", "PN": "held", "PS": "held", "Z": "lost",
+                "F1": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -415,15 +441,15 @@ class Bench:
                 if v.startswith("Bm"):
                     self.nft_nat(v, MASQ_RULE)
                 else:
-                    err = self.ipsnat(v, "--masquerade") or (self.rule_check(v) if v == "Cmr" else None)
+                    err = self.ipsnat(v, "--masquerade", host=True) or (self.placement_check(v, False) if v == "Cmr" else None)
             elif v == "Z":
                 self.drop_on_entry(v)
             elif v in ("F0", "F1"):
                 self.tc_floor(v)
             elif v == "C":
                 err = self.ipsnat(v, "--mode", "route")
-            elif v == "P":
-                err = self.ipsnat(v)
+            elif v in ("P", "PR"):
+                err = self.ipsnat(v, host=v == "P") or self.placement_check(v, v == "PR")
             self.status[v] = err or self.verify(v, want[v])
         for v in ("A", "Z"):
             if not self.status[v].startswith("measured"):
@@ -735,16 +761,19 @@ def main():
     with Lab(f"ipsb{os.getpid()}-") as lab:
         lab.own_path(work)
         b = Bench(a, lab, work, a.out)
-        b.build_tools()
-        log(f"results in {a.out} (rounds {a.rounds}, quick {int(a.quick)}, max load {a.max_load})")
-        est, others = b.setup(a.chosen)
-        for v, s in b.status.items():
-            log(f"{v}: {s}")
-        log(f"setup done in {time.monotonic() - started:.0f} s")
-        b.rounds(est, others)
-        if b.status.get("C", "").startswith("measured"):
-            b.profile("C")
-        b.machine_info(load_start)
+        try:
+            b.build_tools()
+            log(f"results in {a.out} (rounds {a.rounds}, quick {int(a.quick)}, max load {a.max_load})")
+            est, others = b.setup(a.chosen)
+            for v, s in b.status.items():
+                log(f"{v}: {s}")
+            log(f"setup done in {time.monotonic() - started:.0f} s")
+            b.rounds(est, others)
+            if b.status.get("C", "").startswith("measured"):
+                b.profile("C")
+            b.machine_info(load_start)
+        finally:
+            b.stop_hosts()
     subprocess.run(["/usr/bin/python3", f"{HERE}/report.py", str(a.out), str(a.max_load)], check=True,
                    stdout=subprocess.DEVNULL, timeout=300)
     if a.publish:

@@ -8,8 +8,11 @@
 #   nft     the netfilter recipe: nftables SNAT to the NAT address + the policy NAT_IP/32 -> COMPANY_NET
 #   nftrt   nft plus the routing strongSwan's charon installs with such a policy: its route to
 #           COMPANY_NET in table 220 behind `ip rule priority 220 lookup 220` (install_routes, the
-#           default), so the kernel's forwarding lookup walks rules as ipsnat's table 421 makes it
-#   ipsnat  the same policy, `ipsnat attach eth0 --no-daemon`, nothing else
+#           default), so the kernel's forwarding lookup walks rules
+#   ipsnat  the same policy, `ipsnat attach eth0` with its host process, nothing else: its routes
+#           in the main table, no rule (docs/attach.md "Where the routes go")
+#   ipsnatr the same with `--no-daemon` (own pin root and state): its routes in table 421 behind
+#           rule 210, as on a gateway with another rule
 #   Z       calibration: gw drops the LAN's IP packets on entry (what the sender costs by itself)
 # Each configuration is verified first (the company host sees the expected source, the SA carried
 # the packets as ESP, nothing in cleartext on transit); a configuration that fails is not measured
@@ -38,13 +41,15 @@ nat_require
 
 ROUNDS=${VMB_ROUNDS:-6} PACKETS=${VMB_PACKETS:-20000} FLOWS=${VMB_FLOWS:-100}
 SLICES=${VMB_SLICES:-10} SEQUENTIAL=${VMB_SEQUENTIAL:-0}
-CONFIGS=(Z base nft nftrt ipsnat)
+CONFIGS=(Z base nft nftrt ipsnat ipsnatr)
 PORT=9
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmb.XXXXXX")
 cleanup() {
   local st=$? c
+  use_lab ipsnat
+  [[ -d $NAT_STATE_DIR ]] && ipsnat_gw detach eth0 >/dev/null 2>&1  # stops its host process
   for c in "${CONFIGS[@]}"; do use_lab "$c"; lab_down; done
-  rm -rf "$NAT_PIN_ROOT" "$NAT_STATE_DIR" "$work"
+  rm -rf "$NAT_PIN_ROOT" "$NAT_STATE_DIR" "$NAT_PIN_ROOT-r" "$NAT_STATE_DIR-r" "$work"
   exit "$st"
 }
 trap cleanup EXIT
@@ -83,6 +88,19 @@ rule add priority 220 lookup 220
 EOF
 }
 
+# placed CONFIG TABLE: attach put its LWT route in TABLE (main: and no rule; 421: behind rule 210).
+placed() {
+  local rules
+  rules=$(_lab_ip gw rule show)
+  if [[ $2 == main ]]; then
+    expect_ok "$1: the LWT route in the main table" bash -c "ip -n $(lab_ns gw) route show table main proto 165 | grep -q lwt_snat_xmit"
+    expect_ok "$1: no rule 210" bash -c '! grep -q "lookup 421" <<<"$1"' _ "$rules"
+  else
+    expect_ok "$1: the LWT route in table 421" bash -c "ip -n $(lab_ns gw) route show table 421 proto 165 | grep -q lwt_snat_xmit"
+    expect_ok "$1: rule 210" bash -c 'grep -q "^210:.*lookup 421" <<<"$1"' _ "$rules"
+  fi
+}
+
 setup() {
   use_lab "$1"
   lab_up
@@ -111,7 +129,13 @@ EOF
       ;;
     ipsnat)
       lab_esp_policy_tunnel
-      ipsnat_gw attach eth0 --no-daemon >"$out/attach-ipsnat.log" ;;
+      ipsnat_gw attach eth0 >"$out/attach-ipsnat.log"
+      placed ipsnat main ;;
+    ipsnatr)
+      lab_esp_policy_tunnel
+      lab_nsenter gw env IPSNAT_PIN_ROOT="$NAT_PIN_ROOT-r" IPSNAT_STATE_DIR="$NAT_STATE_DIR-r" "$IPSNAT_BIN" \
+        attach eth0 --no-daemon >"$out/attach-ipsnatr.log"
+      placed ipsnatr 421 ;;
     Z)
       lab_esp_policy_tunnel
       drop_ip_on_entry gw lan0 ;;

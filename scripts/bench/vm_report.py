@@ -24,9 +24,11 @@ NAMES = {
     "base": "plain IPsec, no NAT (LAN prefix in the policy)",
     "nft": "nftables SNAT + policy",
     "nftrt": "nftables SNAT + policy + charon's table 220 route and rule",
-    "ipsnat": "ipsnat policy mode (`attach eth0`)",
+    "ipsnat": "ipsnat policy mode (`attach eth0`, its host process: routes in the main table, no rule)",
+    "ipsnatr": "ipsnat policy mode (`attach eth0 --no-daemon`: routes in table 421 behind rule 210)",
 }
-RATIOS = [("nft", "base"), ("nftrt", "base"), ("ipsnat", "base"), ("ipsnat", "nft"), ("ipsnat", "nftrt")]
+RATIOS = [("nft", "base"), ("nftrt", "base"), ("ipsnat", "base"), ("ipsnatr", "base"), ("ipsnat", "nft"),
+          ("ipsnat", "nftrt"), ("ipsnatr", "nft"), ("ipsnatr", "nftrt"), ("ipsnat", "ipsnatr")]
 METHODS = {
     "udp-est": "interleaved slices, one sender run per round",
     "udp-est-seq": "one sender run per configuration (Z, base, nft and ipsnat swapped every round, base, Z)",

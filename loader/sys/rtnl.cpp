@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "sys/netlink.h"
@@ -205,6 +206,8 @@ std::vector<TableRoute> table_routes(uint16_t family) {
     });
     out.push_back(std::move(m));
   });
+  // A kernel without the family (IPv6 disabled at boot) has no routes of it.
+  if (err == -EAFNOSUPPORT) return {};
   if (err) throw SysError("reading the routing tables", err);
   return out;
 }
@@ -268,6 +271,7 @@ bool has_foreign_rules(uint16_t family) {
                                                   (priority == 32767 && table == RT_TABLE_DEFAULT));
     foreign |= !kernels;
   });
+  if (err == -EAFNOSUPPORT) return false;  // no such family in this kernel: nothing to route
   if (err) throw SysError("reading the routing rules", err);
   return foreign;
 }

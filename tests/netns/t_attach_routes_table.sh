@@ -76,11 +76,28 @@ translated() {
 
 # not_translated WHEN DST: the control: the LAN host's ICMP flow to DST raises no ACQUIRE (it missed
 # the LWT route: not translated, it matches no out-policy).
+# at_wan DST CMD...: the ACQUIREs while the LAN host runs CMD (acquire_while), and into file
+# $T_TMP/wan what of it the WAN side captured (IPv4 to or from DST on its eth1).
+at_wan() {
+  local dst=$1 cap
+  shift
+  timeout 10 ip netns exec "$wan" tcpdump -l -n -i eth1 --immediate-mode "host $dst" >"$T_TMP/wan" 2>"$T_TMP/wan.err" &
+  cap=$!
+  T_PIDS+=("$cap")
+  t_wait_capturing "$T_TMP/wan.err" || true
+  acquire_while "$@"
+  sleep 0.3
+  kill "$cap" 2>/dev/null || true
+  wait "$cap" 2>/dev/null || true
+}
+# The untranslated packet meets no policy, but the leak guard knows its translation is missing:
+# nothing of it may reach the WAN in cleartext.
 not_translated() {
   local a
-  a=$(acquire_while ping -c 1 -W 0.2 "$2")
+  a=$(at_wan "$2" ping -c 1 -W 0.2 "$2")
   expect_ok "$1: no ACQUIRE for the LAN's flow to $2 (the control: the oracle can fail)" test -z "$a"
   [[ -z $a ]] || echo "$a" >&2
+  expect_ok "$1: nothing of it reached the WAN in cleartext (the leak guard dropped it)" bash -c "! grep -q 'IP ' '$T_TMP/wan'"
 }
 # moved_in_order LOG FROM TO: in `ip monitor route rule` output LOG, ipsnat's first route added to
 # table TO comes before its first route deleted from table FROM: the routes are in their new place
@@ -122,6 +139,12 @@ frozen() {
 }
 
 # ---- 1. a fresh gateway, attach with its host process: main table, no rule --------------------
+t_tmpdir
+# The WAN capture's own control: before attach the LAN's ping leaves in cleartext (no policy has
+# its source), and the capture sees it.
+at_wan 10.1.2.3 ping -c 1 -W 0.2 10.1.2.3 >/dev/null
+expect_ok "before attach: the LAN's ping to 10.1.2.3 reaches the WAN in cleartext (the capture works)" \
+  grep -q 'IP 192.168.1.10 > 10.1.2.3' "$T_TMP/wan"
 step "1. attach eth0 (host process) on a namespace without rules"
 dry=$(t_in "$gw" "$IPSNAT" attach eth0 --dry-run)
 expect_ok "dry-run (host process) plans the LWT route in the main table" \
@@ -158,7 +181,6 @@ phase2_control() {
     bash -c "[[ -n \$(ip -n $gw route show table main proto 165) && -z \$(ip -n $gw route show table 421 2>/dev/null) ]]"
   not_translated "routes in main behind rule 220" 10.1.2.3
 }
-t_tmpdir
 monitor_start "$T_TMP/move-to-421.log"
 frozen phase2_control
 expect_ok "within 10 s the host process moves them to table 421 behind rule 210" t_wait_for 10 in_table4 421

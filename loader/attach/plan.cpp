@@ -611,7 +611,8 @@ std::string step_key(const Step& s) {
         if constexpr (std::is_same_v<T, TcStep>)
           return std::string("tc/") + hook_name(v.hook) + (v.dev.empty() ? "" : "/" + v.dev);
         if constexpr (std::is_same_v<T, RuleStep>)
-          return std::string(v.family == AF_INET6 ? "rule6/" : "rule/") + std::to_string(v.priority);
+          return std::string(v.family == AF_INET6 ? "rule6/" : "rule/") + std::to_string(v.priority) + "/" +
+                 std::to_string(v.table);
         if constexpr (std::is_same_v<T, RouteStep>) return "route/" + std::to_string(v.table) + "/" + v.dst.str();
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
           return std::string("xfrm/") + spd::to_string(v.policy.dir) + "/" + v.policy.sel.src.str() + "/" +

@@ -250,6 +250,13 @@ expect_ok "--no-daemon: the plan names rule 210" grep -q '^  rule priority 210 l
 expect_ok "--no-daemon: routes in table 421 behind rule 210, nothing in main" in_table4 421
 expect_eq "--no-daemon: no host process recorded" "$(host_pid)" 0
 translated "--no-daemon (table 421)" 10.1.2.3
+# Attached again with another table: the rule follows it (one rule 210, looking up the new table).
+expect_ok "re-attach --no-daemon --table 430" t_in "$gw" "$IPSNAT" attach eth0 --no-daemon --table 430 -q
+expect_ok "re-attach: routes in table 430 behind rule 210 lookup 430" in_table4 430
+expect_eq "re-attach: one rule 210 (the one for table 430)" "$(rt rule show | grep '^210:' | sed 's/\s\+/ /g')" \
+  "210: from all lookup 430 proto 165"
+expect_ok "re-attach: nothing left in table 421" test -z "$(own4 421)"
+translated "--no-daemon, re-attached with table 430" 10.1.2.3
 expect_ok "detach (--no-daemon)" t_in "$gw" "$IPSNAT" detach eth0
 expect_ok "nothing left" bash -c "[[ -z \$(ip -n $gw route show table all proto 165) ]] && ! ip -n $gw rule | grep -q '^210:'"
 

@@ -164,6 +164,8 @@ TEST(AttachRoutesTable, AnotherRuleNoHostProcessOrAChosenTableKeepTheTableAndThe
   chosen.table = 430;
   chosen.own_table = true;
   expect_table(gateway_without_rules(), chosen, 430, "--table or --rule-priority given");
+  // The rule's identity names its table: re-attached with another one, the old rule is stale.
+  EXPECT_NE(step_key(RuleStep{210, 430}), step_key(RuleStep{210, 421}));
   f = gateway_without_rules();
   f.foreign_rules6 = true;
   f.foreign_rules4 = false;

@@ -170,11 +170,8 @@ void Applier::apply(const AttachPlan& plan, const ProgFd& prog_fd) {
   auto remove_stale = [&](bool routing) {
     for (size_t i = st_.steps.size(); i-- > 0;) {
       const Step& s = st_.steps[i];
-      if (std::holds_alternative<RouteStep>(s) || std::holds_alternative<RuleStep>(s)) {
-        if (!routing) continue;
-      } else if (routing) {
-        continue;
-      }
+      bool is_routing = std::holds_alternative<RouteStep>(s) || std::holds_alternative<RuleStep>(s);
+      if (is_routing != routing) continue;
       if (std::find(wanted.begin(), wanted.end(), step_key(s)) != wanted.end()) continue;
       remove(s);
       st_.steps.erase(st_.steps.begin() + static_cast<long>(i));

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <linux/capability.h>
-#include <linux/rtnetlink.h>
 #include <linux/xfrm.h>
 #include <net/if.h>
 
@@ -60,8 +59,9 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
   f.foreign_rules4 = sys::has_foreign_rules(AF_INET);
   f.foreign_rules6 = sys::has_foreign_rules(AF_INET6);
   for (uint16_t family : {AF_INET, AF_INET6}) {
-    for (auto& p : sys::route_prefixes(family, RT_TABLE_MAIN)) f.main_routes.push_back(p);
-    for (auto& p : sys::route_prefixes(family, RT_TABLE_LOCAL)) f.local_routes.push_back(p);
+    auto tables = sys::main_and_local_prefixes(family);
+    f.main_routes.insert(f.main_routes.end(), tables.main.begin(), tables.main.end());
+    f.local_routes.insert(f.local_routes.end(), tables.local.begin(), tables.local.end());
   }
   f.policies = xfrm::dump_policies();
   // This namespace's (/proc/sys/net follows the reader's network namespace).

@@ -504,18 +504,16 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     bool nat_local = n.kind == SPD_NAT_NAPT && n.nat_count == 1 && is_local(facts, n.nat.addr);
     if (nat_local) continue;
     for (const Prefix& block : n.nat_blocks()) {
-      RouteStep bh;
+      RouteStep bh{};  // its table is place()'s
       bh.dst = block;
-      bh.table = settings.table;
       bh.blackhole = true;
       routes4.push_back(bh);
     }
   }
   // The LWT route for a policy's destination, through the main table's nexthop for it.
   auto lwt_route = [&](const Policy& p) {
-    RouteStep r;
+    RouteStep r{};  // its table is place()'s
     r.dst = p.sel.dst;
-    r.table = settings.table;
     r.mtu = route_mtu_for(p);
     r.lwt_prog = "lwt_snat_xmit";
     r.oif = facts.dev.ifindex;
@@ -558,9 +556,8 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
       for (const Prefix& b : m.rest_nat66().to_blocks()) blackholed.push_back(b);
     for (const Prefix& to : blackholed) {
       if (to.len == 128 && is_local6(facts, to.addr)) continue;
-      RouteStep bh;
+      RouteStep bh{};  // its table is place()'s
       bh.dst = to;
-      bh.table = settings.table;
       bh.blackhole = true;
       routes6.push_back(bh);
     }

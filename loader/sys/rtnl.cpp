@@ -276,10 +276,12 @@ bool has_foreign_rules(uint16_t family) {
   return foreign;
 }
 
-std::vector<Prefix> route_prefixes(uint16_t family, uint32_t table) {
-  std::vector<Prefix> out;
-  for (const auto& r : table_routes(family))
-    if (r.table == table) out.push_back(r.dst);
+MainAndLocal main_and_local_prefixes(uint16_t family) {
+  MainAndLocal out;
+  for (const auto& r : table_routes(family)) {
+    if (r.table == RT_TABLE_MAIN) out.main.push_back(r.dst);
+    if (r.table == RT_TABLE_LOCAL) out.local.push_back(r.dst);
+  }
   return out;
 }
 

@@ -34,8 +34,13 @@ std::optional<Nexthop> route_get(const Prefix& dst);
 // holds none, the kernel looks a route up without walking rules (docs/attach.md, "Where the
 // routes go").
 bool has_foreign_rules(uint16_t family);
-// The destinations of table's routes (any type) that are not ipsnat's.
-std::vector<Prefix> route_prefixes(uint16_t family, uint32_t table);
+// The destinations of the main and the local table's routes (any type) that are not ipsnat's,
+// from one dump of family's routes.
+struct MainAndLocal {
+  std::vector<Prefix> main;
+  std::vector<Prefix> local;
+};
+MainAndLocal main_and_local_prefixes(uint16_t family);
 
 // The devices of the main table's IPv4 default route(s), multipath nexthops included.
 std::vector<int> default_route_oifs();

@@ -493,6 +493,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     uint32_t table = routes_table(facts, settings, routes, family);
     for (auto& r : routes) {
       r.table = table;
+      if (table == RT_TABLE_MAIN) r.metric = kMainTableMetric;
       add(r);
     }
     if (!routes.empty() && table != RT_TABLE_MAIN) add(RuleStep{settings.rule_priority, settings.table, family});
@@ -610,7 +611,9 @@ std::string step_key(const Step& s) {
         if constexpr (std::is_same_v<T, RuleStep>)
           return std::string(v.family == AF_INET6 ? "rule6/" : "rule/") + std::to_string(v.priority) + "/" +
                  std::to_string(v.table);
-        if constexpr (std::is_same_v<T, RouteStep>) return "route/" + std::to_string(v.table) + "/" + v.dst.str();
+        if constexpr (std::is_same_v<T, RouteStep>)  // the kernel tells routes apart by their metric too
+          return "route/" + std::to_string(v.table) + "/" + v.dst.str() +
+                 (v.metric ? "/metric" + std::to_string(v.metric) : "");
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
           return std::string("xfrm/") + spd::to_string(v.policy.dir) + "/" + v.policy.sel.src.str() + "/" +
                  v.policy.sel.dst.str() + "/" + std::to_string(v.policy.sel.proto) + "/" +
@@ -638,6 +641,7 @@ std::string describe(const Step& s) {
           if (v.gateway) o << " via " << v.gateway->str();
           if (!v.blackhole) o << " dev " << (v.oif_name.empty() ? "#" + std::to_string(v.oif) : v.oif_name);
           if (v.prefsrc) o << " src " << v.prefsrc->str();
+          if (v.metric) o << " metric " << v.metric;
           if (v.mtu) o << (v.dst.addr.family == AF_INET6 ? " mtu lock " : " mtu ") << v.mtu;
           if (!v.lwt_prog.empty()) o << " encap bpf xmit " << v.lwt_prog;
         } else {
@@ -723,6 +727,7 @@ nlohmann::json step_to_json(const Step& s) {
           if (v.gateway) j["gateway"] = v.gateway->str();
           if (v.prefsrc) j["prefsrc"] = v.prefsrc->str();
           if (!v.oif_name.empty()) j["dev"] = v.oif_name;
+          if (v.metric) j["metric"] = v.metric;
           return j;
         }
         if constexpr (std::is_same_v<T, XfrmPolicyStep>)
@@ -749,6 +754,7 @@ Step step_from_json(const nlohmann::json& j) {
     if (j.contains("gateway")) r.gateway = parse_address(j.at("gateway"));
     if (j.contains("prefsrc")) r.prefsrc = parse_address(j.at("prefsrc"));
     r.oif_name = j.value("dev", "");
+    r.metric = j.value("metric", 0u);
     return r;
   }
   if (type == "xfrm_policy") return XfrmPolicyStep{policy_from(j.at("policy")), j.value("why", "")};

@@ -183,6 +183,11 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings);
 // else settings.table, behind ipsnat's rule.
 uint32_t routes_table(const HostFacts& facts, const Settings& settings, const std::vector<sys::Route>& routes,
                       uint16_t family);
+// The metric of ipsnat's routes in the main table: above every metric an operator or a network
+// manager gives, so an operator's `ip route add` of the same prefix is another route, not EEXIST
+// (the host process then moves ipsnat's behind its rule, as for any route of that prefix), and
+// `ip route del PREFIX` takes the operator's route first.
+inline constexpr uint32_t kMainTableMetric = 65535;
 // The destinations whose main-table nexthop the plan needs (policy mode): call before make_plan.
 std::vector<Prefix> covered_destinations(const HostFacts& facts, const Settings& settings);
 

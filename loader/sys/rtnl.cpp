@@ -42,6 +42,7 @@ void fill_route(NlRequest& req, const Route& r) {
   rtm->rtm_scope = r.blackhole || r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
   put_table(req.hdr(), rtm, r.table);
   mnl_attr_put(req.hdr(), RTA_DST, addr_len(r.dst.addr), r.dst.addr.bytes.data());
+  if (r.metric) mnl_attr_put_u32(req.hdr(), RTA_PRIORITY, r.metric);
 }
 
 }  // namespace

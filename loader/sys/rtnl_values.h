@@ -48,6 +48,7 @@ struct Route {
   std::optional<Address> prefsrc;
   uint32_t mtu = 0;
   std::string lwt_prog;  // empty: no encap
+  uint32_t metric = 0;   // RTA_PRIORITY; 0: the kernel's default (IPv4 0, IPv6 1024)
 };
 
 }  // namespace ipsnat::sys

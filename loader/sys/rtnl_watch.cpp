@@ -45,11 +45,14 @@ bool is_host_change(const nlmsghdr* h) {
       const auto* a = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
       return !(a->ifa_family == AF_INET6 && a->ifa_scope == RT_SCOPE_LINK);
     }
+    // ipsnat's own routes and rules (proto 165) change the host only when one is deleted: by
+    // an operator (`ip route del 10.0.0.0/8`), or by a re-plan that moved it, whose next re-plan
+    // then finds everything in place and re-sends only what it owns (NLM_F_REPLACE: no deletion).
     case RTM_NEWROUTE:
     case RTM_DELROUTE: {
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return false;
       const auto* r = static_cast<const rtmsg*>(NLMSG_DATA(h));
-      return r->rtm_protocol != kRouteProtocol;
+      return r->rtm_protocol != kRouteProtocol || h->nlmsg_type == RTM_DELROUTE;
     }
     case RTM_NEWRULE:
     case RTM_DELRULE: {  // another tool's rule decides where ipsnat's routes go (docs/attach.md)
@@ -59,7 +62,7 @@ bool is_host_change(const nlmsghdr* h) {
         if (mnl_attr_get_type(a) == FRA_PROTOCOL && mnl_attr_get_payload_len(a) >= 1)
           ours = mnl_attr_get_u8(a) == kRouteProtocol;
       });
-      return !ours;
+      return !ours || h->nlmsg_type == RTM_DELRULE;
     }
     default:
       return false;

@@ -4,7 +4,8 @@
 // RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE), for an event loop: watch fd(), call drain() when it is
 // readable. What attach derives from them (inside prefixes, the uplink, nexthops, the gateway's
 // own addresses, where its routes go) is then derived again. ipsnat's own routes and rules
-// (protocol sys::kRouteProtocol) are not changes of the host: re-planning must not wake itself up.
+// (protocol sys::kRouteProtocol) added or replaced are not changes of the host: re-planning must
+// not wake itself up. One deleted is: the re-plan puts it back (an operator's `ip route del`).
 #include <cstdint>
 
 #include "util/fd.h"

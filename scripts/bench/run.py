@@ -656,7 +656,7 @@ class Bench:
         if self.a.quick:
             md.append("perf profile skipped in --quick mode.")
         elif shutil.which("perf"):
-            for w in ("udp-est", "udp-new"):
+            for w in ("udp-est", "udp-new", "tcp-cc"):
                 md += self.perf_diff(v, w)
         self.extra += md
 
@@ -664,11 +664,12 @@ class Bench:
         """perf (cpu-clock samples of the sender) in A and in v; per-symbol difference in ns/packet."""
         ns_pkt = {}
         for x in ("A", v):
-            if w == "udp-new":
+            if w != "udp-est":
                 self.flush_state(x)
             args = (["udp", "--flows", FLOWS, "--packets", self.est_pkts] if w == "udp-est" else
                     ["udp", "--new", "--base", self.new_base(self.a.rounds + 2), "--dst", "10.1.0.0",
-                     "--packets", self.new_pkts])
+                     "--packets", self.new_pkts] if w == "udp-new" else
+                    ["tcp", "--dport", 80, "--count", 4 * self.tcp_conns, "--dst", "10.1.250.1"])
             line = run(["perf", "record", "-q", "-e", "cpu-clock", "-o", f"{self.work}/perf-{x}.data", "--",
                         "nsenter", f"--net=/run/netns/{self.ns(x, 'src')}", f"{self.work}/sender", *map(str, args),
                         "--cpu", str(self.send_cpu)], timeout=300)

@@ -74,8 +74,8 @@ expect_ok "the plan names the IPv4 translation" grep -q 'napt 172.16.77.0/24 -> 
 # The host process runs and the namespace has no rule but the kernel's: the routes of both
 # families go to the main table, without a rule.
 expect_ok "an IPv6 LWT route in the main table with a locked MTU (1500 - 88 - 20 for an IPv6 outer header)" \
-  grep -q '^  route 2001:db8:e77::/48 table main via 2001:db8:ff77::2 dev eth0 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
-expect_ok "the NAT66 address blackholed in the main table" grep -q '^  route blackhole 2001:db8:77::5/128 table main$' <<<"$plan"
+  grep -q '^  route 2001:db8:e77::/48 table main via 2001:db8:ff77::2 dev eth0 metric 65535 mtu lock 1392 encap bpf xmit lwt_snat_xmit$' <<<"$plan"
+expect_ok "the NAT66 address blackholed in the main table" grep -q '^  route blackhole 2001:db8:77::5/128 table main metric 65535$' <<<"$plan"
 expect_ok "the IPv4 LWT route in the main table" grep -q '^  route 10.77.9.0/24 table main via 198.18.77.2 dev eth0 ' <<<"$plan"
 expect_ok "the plan names no rule" bash -c "! grep -q '^  rule ' <<<\"\$1\"" _ "$plan"
 expect_ok "the kernel holds the IPv6 LWT route (proto 165) in the main table" \

@@ -15,7 +15,7 @@ before=$(t_snapshot "$gw")
 
 plan=$(t_in "$gw" "$IPSNAT" attach eth0 --dry-run)
 expect_ok "dry-run names the LWT route in the main table" grep -q 'route 10.0.0.0/8 table main via 200.2.2.1 .*encap bpf xmit lwt_snat_xmit' <<<"$plan"
-expect_ok "dry-run names the blackhole in the main table" grep -q '^  route blackhole 10.20.30.2/32 table main$' <<<"$plan"
+expect_ok "dry-run names the blackhole in the main table" grep -q '^  route blackhole 10.20.30.2/32 table main metric 65535$' <<<"$plan"
 expect_ok "dry-run names no rule" bash -c "! grep -q '^  rule ' <<<\"\$1\"" _ "$plan"
 expect_ok "dry-run names the companion fwd policy" grep -q 'src 10.0.0.0/8 dst 192.168.1.0/24 dir fwd' <<<"$plan"
 expect_ok "dry-run -j is JSON with the mode" \
@@ -25,7 +25,7 @@ expect_ok "dry-run created no pins" test ! -e "$IPSNAT_PIN_ROOT"
 
 expect_ok "attach succeeds" t_in "$gw" "$IPSNAT" attach eth0
 expect_ok "LWT route in the main table" \
-  bash -c "ip -n $gw route show table main | grep -q '^10.0.0.0/8 *encap bpf xmit lwt_snat_xmit.* via 200.2.2.1 dev eth0 proto 165 mtu 1412'"
+  bash -c "ip -n $gw route show table main | grep -q '^10.0.0.0/8 *encap bpf xmit lwt_snat_xmit.* via 200.2.2.1 dev eth0 proto 165 metric 65535 mtu 1412'"
 expect_ok "blackhole for the non-local NAT address in the main table" \
   bash -c "ip -n $gw route show table main | grep -q '^blackhole 10.20.30.2 proto 165'"
 expect_ok "nothing in table 421" bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) ]]"

@@ -8,7 +8,9 @@
 # 10.20.30.2/32 -> 10.0.0.0/8 (no SA), so an ACQUIRE naming 10.20.30.2 proves the LWT route won the
 # lookup. With ipsnat's routes left in main, table 220's route (rule 220 comes before main) or
 # the main route 10.9.0.0/16 (longer prefix) would win, and no ACQUIRE would come: the controls
-# show it, the host process stopped (SIGSTOP) so that it cannot move them yet. Then:
+# show it, the host process stopped (SIGSTOP) so that it cannot move them yet. In the main table
+# ipsnat's routes carry metric 65535, so an operator can add a route for the same prefix (the routes
+# then move too), and a route or rule of ipsnat's that someone deletes is put back. Then:
 # detach restores everything; --no-daemon, --table and a pre-existing foreign rule keep table + rule;
 # IPv6 is placed on its own (an IPv6 rule moves only the IPv6 routes).
 source "$(dirname "$0")/lib.sh"
@@ -153,7 +155,7 @@ plan=$(t_in "$gw" "$IPSNAT" attach eth0 2>&1) || fail "attach failed: $plan"
 echo "$plan"
 expect_ok "the plan puts the LWT route in table main" \
   grep -q '^  route 10.0.0.0/8 table main via 200.2.2.1 dev eth0 .*encap bpf xmit lwt_snat_xmit$' <<<"$plan"
-expect_ok "the plan puts the blackhole in table main" grep -q '^  route blackhole 10.20.30.2/32 table main$' <<<"$plan"
+expect_ok "the plan puts the blackhole in table main" grep -q '^  route blackhole 10.20.30.2/32 table main metric 65535$' <<<"$plan"
 expect_ok "the plan has no rule line" bash -c '! grep -q "^  rule" <<<"$1"' _ "$plan"
 pid=$(host_pid)
 expect_ok "the host process runs (pid $pid)" bash -c "tr '\0' ' ' </proc/$pid/cmdline | grep -q ' run --exit-when-detached'"
@@ -192,6 +194,10 @@ expect_ok "no proto-165 route left in main" test -z "$(own4 main)"
 expect_eq "ip rule: the kernel's three, ipsnat's 210 and the foreign 220" "$(rules4)" "0: 210: 220: 32766: 32767:"
 expect_ok "the host process still runs" kill -0 "$pid"
 translated "with rule 220 -> table 220" 10.1.2.3
+# Rule 210 deleted by someone else (`ip rule del priority 210`): the host process puts it back.
+rt rule del priority 210
+expect_ok "rule 210 deleted: within 10 s the host process has put it back" t_wait_for 10 in_table4 421
+translated "rule 210 put back" 10.1.2.3
 checkpoint
 
 # ---- 3. the foreign rule goes: back to main, rule 210 removed ----------------------------------
@@ -230,6 +236,29 @@ expect_ok "a foreign blackhole 10.9.0.0/16 moves them too" t_wait_for 10 in_tabl
 rt route del blackhole 10.9.0.0/16
 expect_ok "removed: back in main" t_wait_for 10 in_main4
 translated "after the foreign routes went" 10.1.2.3
+checkpoint
+
+# ---- 4b. an operator's route for the policy's own prefix; an operator deleting ipsnat's --------
+step "4b. an operator adds and deletes routes for 10.0.0.0/8 itself"
+# ipsnat's main-table routes carry metric 65535: an operator's route for the same prefix is another
+# route (at metric 0 it would be "File exists"), and the host process moves ipsnat's behind rule 210.
+expect_ok "the LWT route and the blackhole in main carry metric 65535" \
+  bash -c "[[ \$(ip -n $gw route show table main proto 165 | grep -c ' metric 65535 ') == 2 ]]"
+expect_ok "an operator's ip route add 10.0.0.0/8 via 200.2.2.1 dev eth0 succeeds" \
+  rt route add 10.0.0.0/8 via 200.2.2.1 dev eth0
+expect_ok "within 10 s the host process moves ipsnat's routes behind rule 210" t_wait_for 10 in_table4 421
+translated "beside the operator's 10.0.0.0/8 in main" 10.1.2.3
+expect_ok "the operator deletes their route" rt route del 10.0.0.0/8 via 200.2.2.1 dev eth0 proto boot
+expect_ok "within 10 s ipsnat's routes are back in main" t_wait_for 10 in_main4
+# `ip route del 10.0.0.0/8` with no other route of that prefix deletes ipsnat's LWT route: the
+# control (host process stopped) shows the flow untranslated; continued, it puts the route back.
+phase4b_control() {
+  rt route del 10.0.0.0/8
+  not_translated "host process stopped, ipsnat's LWT route deleted" 10.1.2.3
+}
+frozen phase4b_control
+expect_ok "within 10 s the host process has put the LWT route back in main" t_wait_for 10 in_main4
+translated "the LWT route put back" 10.1.2.3
 checkpoint
 
 # ---- 5. detach: everything as before ----------------------------------------------------------
@@ -338,6 +367,13 @@ rt -6 rule del priority 220 table 220
 rt -6 route del 2001:db8:e61::/48 via 2001:db8:ff61::2 dev eth0 table 220
 expect_ok "the IPv6 rule gone: within 10 s the IPv6 routes are back in main, ip -6 rule 210 gone" t_wait_for 10 in_main6
 expect_ok "and the IPv4 routes are still in main" in_main4
+# An operator's IPv6 route for the same prefix: at ipsnat's metric it would be "File exists".
+expect_ok "an operator's ip -6 route add 2001:db8:e61::/48 via 2001:db8:ff61::2 succeeds" \
+  rt -6 route add 2001:db8:e61::/48 via 2001:db8:ff61::2 dev eth0
+expect_ok "within 10 s the IPv6 routes move to table 421 behind ip -6 rule 210" t_wait_for 10 in_table6
+translated "IPv6 beside the operator's route" 2001:db8:e61::1 2001:db8:61::5 fd00:61:1:
+rt -6 route del 2001:db8:e61::/48 via 2001:db8:ff61::2 dev eth0 proto boot
+expect_ok "the operator's IPv6 route deleted: back in main" t_wait_for 10 in_main6
 # And the other way: an IPv4 rule moves only the IPv4 routes.
 rt rule add priority 220 table 220
 expect_ok "an IPv4 rule: within 10 s the IPv4 routes move to table 421 behind rule 210" t_wait_for 10 in_table4 421

@@ -135,16 +135,29 @@ TEST(AttachRoutesTable, WithoutRulesAndWithAHostProcessTheRoutesGoToTheMainTable
   auto plan = make_plan(gateway_without_rules(), replanned());
   auto routes = steps_of<RouteStep>(plan);
   ASSERT_EQ(routes.size(), 2u);
-  for (const auto& r : routes) EXPECT_EQ(r.table, RT_TABLE_MAIN) << r.dst.str();
+  for (const auto& r : routes) {
+    EXPECT_EQ(r.table, RT_TABLE_MAIN) << r.dst.str();
+    EXPECT_EQ(r.metric, kMainTableMetric) << r.dst.str();
+  }
   EXPECT_TRUE(steps_of<RuleStep>(plan).empty());
   auto text = plan_to_text(plan);
-  EXPECT_NE(text.find("  route blackhole 10.20.30.2/32 table main\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("  route 10.0.0.0/8 table main via 200.2.2.1 dev eth0 mtu 1412 encap bpf xmit lwt_snat_xmit\n"),
+  EXPECT_NE(text.find("  route blackhole 10.20.30.2/32 table main metric 65535\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  route 10.0.0.0/8 table main via 200.2.2.1 dev eth0 metric 65535 mtu 1412 encap bpf xmit "
+                      "lwt_snat_xmit\n"),
             std::string::npos)
       << text;
   EXPECT_EQ(text.find("rule"), std::string::npos) << text;
   // Its identity differs from the table-421 route's, so a re-plan moves it.
-  EXPECT_NE(step_key(routes[1]), step_key(steps_of<RouteStep>(make_plan(gateway(false), Settings{}))[1]));
+  auto in_421 = steps_of<RouteStep>(make_plan(gateway(false), Settings{}))[1];
+  EXPECT_NE(step_key(routes[1]), step_key(in_421));
+  EXPECT_EQ(in_421.metric, 0u) << "behind rule 210 nobody else's route shares the table";
+  // The metric is part of its identity (the kernel tells routes apart by it) and of the state: a
+  // main-table route recorded without it (metric 0) is another route, replaced by a re-plan.
+  RouteStep unmetered = routes[1];
+  unmetered.metric = 0;
+  EXPECT_NE(step_key(routes[1]), step_key(unmetered));
+  EXPECT_EQ(std::get<RouteStep>(step_from_json(step_to_json(routes[1]))).metric, kMainTableMetric);
+  EXPECT_EQ(std::get<RouteStep>(step_from_json(step_to_json(unmetered))).metric, 0u);
 }
 
 TEST(AttachRoutesTable, AnotherRuleNoHostProcessOrAChosenTableKeepTheTableAndTheRule) {

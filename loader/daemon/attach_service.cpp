@@ -220,14 +220,14 @@ void AttachService::on_timer() {
   if (any) publish_inside();
 }
 
-void AttachService::replan() {
+void AttachService::replan_after(const char* cause) {
   ++replans_;
   for (const auto& d : config_.devices) {
     if (errors_.count(d.name)) continue;
     try {
       attach_device(d, true);
     } catch (const std::exception& e) {
-      spdlog::error("attach {}: re-planning after an SPD change failed: {}", d.name, e.what());
+      spdlog::error("attach {}: re-planning after {} failed: {}", d.name, cause, e.what());
     }
   }
   attach::StateStore store(attach::StateStore::resolve_dir());
@@ -237,7 +237,7 @@ void AttachService::replan() {
     try {
       replan_recorded(st);
     } catch (const std::exception& e) {
-      spdlog::error("attach {}: re-planning after an SPD change failed: {}", st.dev, e.what());
+      spdlog::error("attach {}: re-planning after {} failed: {}", st.dev, cause, e.what());
     }
   }
 }
@@ -245,7 +245,7 @@ void AttachService::replan() {
 void AttachService::on_readable() {
   if (!watch_.drain()) return;
   ++host_changes_;
-  replan();
+  replan_after("a change of the host's links, addresses, routes or rules");
   publish_inside();  // the mirror rebuilds itself when the inferred prefixes changed
   if (on_host_change_) on_host_change_();
 }

@@ -39,15 +39,17 @@ class AttachService : public Service {
   void report(state::DaemonState& s) const override;
 
   // After the kernel's SPD changed: re-plan every attached device, configured or by hand.
-  void replan();
+  void replan() { replan_after("an SPD change"); }
 
-  // Links, addresses and routes: a change re-plans every device (inside prefixes, the uplink,
+  // Links, addresses, routes and rules: a change re-plans every device (inside prefixes, the uplink,
   // nexthops) and then calls on_host_change (the mirror's copy of the gateway's addresses).
   int fd() const override { return watch_.fd(); }
   void on_readable() override;
   void set_on_host_change(std::function<void()> f) { on_host_change_ = std::move(f); }
 
  private:
+  // Re-plans every attached device; `cause` ("an SPD change") names what a failure is logged after.
+  void replan_after(const char* cause);
   static constexpr unsigned kRetryTicks = 5;
   void attach_device(const config::Device& d, bool replan_only);
   // A device attached by hand, re-planned from its record.

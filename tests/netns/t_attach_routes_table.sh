@@ -261,6 +261,20 @@ expect_ok "within 10 s the host process has put the LWT route back in main" t_wa
 translated "the LWT route put back" 10.1.2.3
 checkpoint
 
+# ---- 4c. the uplink goes down and comes back ----------------------------------------------------
+step "4c. eth0 down, then up with its default route re-added (as DHCP would)"
+default_gw() { rt route show default | awk '/^default via/ {print $3; exit}'; }
+gw_addr=$(default_gw)
+rt link set eth0 down
+expect_ok "eth0 down: the kernel flushed ipsnat's LWT route (through eth0) with the default route" \
+  t_wait_for 5 bash -c "! ip -n $gw route show table main proto 165 | grep -q '^10.0.0.0/8'"
+rt link set eth0 up
+t_wait_links_up "$gw"
+rt route add default via "$gw_addr" dev eth0
+expect_ok "eth0 up, its default route back: within 10 s ipsnat's routes are in main as before" t_wait_for 10 in_main4
+translated "after the uplink came back" 10.1.2.3
+checkpoint
+
 # ---- 5. detach: everything as before ----------------------------------------------------------
 step "5. detach"
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0

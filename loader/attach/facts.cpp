@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/capability.h>
+#include <linux/rtnetlink.h>
 #include <linux/xfrm.h>
 #include <net/if.h>
 
@@ -55,19 +56,21 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
     if_indextoname(static_cast<unsigned>(a.ifindex), name);
     f.addresses.push_back({a.prefix, a.ifindex, name, std::string(name) == "lo"});
   }
-  f.default_oifs = sys::default_route_oifs();
+  // Each family's routes read once; the nexthops below are looked up in the same snapshot.
+  const sys::RouteTables routes4(AF_INET), routes6(AF_INET6);
+  auto routes_of = [&](const Address& a) -> const sys::RouteTables& { return a.family == AF_INET6 ? routes6 : routes4; };
+  f.default_oifs = routes4.default_oifs();
   f.foreign_rules4 = sys::has_foreign_rules(AF_INET);
   f.foreign_rules6 = sys::has_foreign_rules(AF_INET6);
-  for (uint16_t family : {AF_INET, AF_INET6}) {
-    auto tables = sys::main_and_local_prefixes(family);
-    f.main_routes.insert(f.main_routes.end(), tables.main.begin(), tables.main.end());
-    f.local_routes.insert(f.local_routes.end(), tables.local.begin(), tables.local.end());
+  for (const auto* tables : {&routes4, &routes6}) {
+    for (const auto& p : tables->prefixes(RT_TABLE_MAIN)) f.main_routes.push_back(p);
+    for (const auto& p : tables->prefixes(RT_TABLE_LOCAL)) f.local_routes.push_back(p);
   }
   f.policies = xfrm::dump_policies();
   // This namespace's (/proc/sys/net follows the reader's network namespace).
   if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> f.local_port_min >> f.local_port_max;
   for (const auto& dst : covered_destinations(f, settings))
-    if (auto nh = sys::route_get(dst)) {
+    if (auto nh = routes_of(dst.addr).route_get(dst)) {
       char name[IF_NAMESIZE];
       if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) nh->oif_name = name;
       f.nexthops.push_back(*nh);
@@ -78,7 +81,7 @@ HostFacts gather_facts(const std::string& dev, const Settings& settings) {
       if (t.mode != XFRM_MODE_TUNNEL || (t.family != AF_INET && t.family != AF_INET6)) continue;
       Prefix peer = host_prefix(t.tunnel_dst);
       if (std::any_of(f.sa_peers.begin(), f.sa_peers.end(), [&](const Nexthop& n) { return n.dst == peer; })) continue;
-      auto nh = sys::route_get(peer);
+      auto nh = routes_of(peer.addr).route_get(peer);
       if (!nh) continue;
       char name[IF_NAMESIZE];
       if (nh->oif && if_indextoname(static_cast<unsigned>(nh->oif), name)) {

@@ -137,18 +137,6 @@ std::vector<Address> local_addresses() {
 
 namespace {
 
-// A route of some table, not one of ipsnat's own: every nexthop's device, the first nexthop's
-// gateway.
-struct TableRoute {
-  uint32_t table = 0;
-  uint8_t type = 0;  // RTN_UNICAST, RTN_BLACKHOLE, RTN_LOCAL, ...
-  Prefix dst;
-  uint32_t metric = 0;
-  uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
-  std::vector<int> oifs;
-  std::optional<Address> gateway;
-};
-
 Address addr_of(uint16_t family, const void* p) {
   if (family == AF_INET) return v4(p);
   Address a;
@@ -157,8 +145,7 @@ Address addr_of(uint16_t family, const void* p) {
   return a;
 }
 
-// Every table's routes of family but ipsnat's own, which may be in the main table too
-// (docs/attach.md "Where the routes go"): never their own nexthop, nor another tool's route.
+// Every table's routes of family but ipsnat's own.
 std::vector<TableRoute> table_routes(uint16_t family) {
   NlSocket nl(NETLINK_ROUTE);
   NlRequest req(RTM_GETROUTE, NLM_F_DUMP);
@@ -213,16 +200,13 @@ std::vector<TableRoute> table_routes(uint16_t family) {
   return out;
 }
 
-// The main table's unicast routes.
-std::vector<TableRoute> main_routes(uint16_t family = AF_INET) {
-  auto routes = table_routes(family);
-  std::erase_if(routes, [](const TableRoute& r) { return r.table != RT_TABLE_MAIN || r.type != RTN_UNICAST; });
-  return routes;
-}
+bool main_unicast(const TableRoute& r) { return r.table == RT_TABLE_MAIN && r.type == RTN_UNICAST; }
 
 }  // namespace
 
-std::optional<Nexthop> route_get(const Prefix& dst) {
+RouteTables::RouteTables(uint16_t family) : routes_(table_routes(family)) {}
+
+std::optional<Nexthop> RouteTables::route_get(const Prefix& dst) const {
   // The main table's route, matched here on a dump of it: a kernel lookup (`ip route get`) would
   // follow ipsnat's own rule into its table and return ipsnat's route, so a new default gateway
   // (DHCP, failover) would never be picked up.
@@ -231,9 +215,8 @@ std::optional<Nexthop> route_get(const Prefix& dst) {
   if (host.family == AF_INET && dst.len < 31) host = Address::v4(htonl(ntohl(host.v4_be()) | 1));
   if (host.family == AF_INET6 && dst.len < 127) host.bytes[15] |= 1;
   const TableRoute* best = nullptr;
-  auto routes = main_routes(dst.addr.family);
-  for (const auto& r : routes) {
-    if (!r.dst.contains(host)) continue;
+  for (const auto& r : routes_) {
+    if (!main_unicast(r) || !r.dst.contains(host)) continue;
     if (best && (r.dst.len < best->dst.len || (r.dst.len == best->dst.len && r.metric >= best->metric))) continue;
     best = &r;
   }
@@ -277,19 +260,17 @@ bool has_foreign_rules(uint16_t family) {
   return foreign;
 }
 
-MainAndLocal main_and_local_prefixes(uint16_t family) {
-  MainAndLocal out;
-  for (const auto& r : table_routes(family)) {
-    if (r.table == RT_TABLE_MAIN) out.main.push_back(r.dst);
-    if (r.table == RT_TABLE_LOCAL) out.local.push_back(r.dst);
-  }
+std::vector<Prefix> RouteTables::prefixes(uint32_t table) const {
+  std::vector<Prefix> out;
+  for (const auto& r : routes_)
+    if (r.table == table) out.push_back(r.dst);
   return out;
 }
 
-std::vector<int> default_route_oifs() {
+std::vector<int> RouteTables::default_oifs() const {
   std::vector<int> out;
-  for (const auto& r : main_routes())
-    if (r.dst.len == 0)
+  for (const auto& r : routes_)
+    if (main_unicast(r) && r.dst.len == 0)
       for (int oif : r.oifs)
         if (oif && std::find(out.begin(), out.end(), oif) == out.end()) out.push_back(oif);
   return out;

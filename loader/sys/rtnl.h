@@ -25,25 +25,41 @@ std::vector<AddrEntry> ipv4_addresses();
 std::vector<AddrEntry> ipv6_addresses();
 std::vector<Address> local_ipv4_addresses();  // the addresses of ipv4_addresses()
 std::vector<Address> local_addresses();       // those of ipv4_addresses() and ipv6_addresses()
-// The main table's route for dst (longest prefix, then lowest metric; never one of ipsnat's own
-// routes, in its table or in main), empty when it has none.
-std::optional<Nexthop> route_get(const Prefix& dst);
+// A route of some table, not one of ipsnat's own: every nexthop's device, the first nexthop's
+// gateway.
+struct TableRoute {
+  uint32_t table = 0;
+  uint8_t type = 0;  // RTN_UNICAST, RTN_BLACKHOLE, RTN_LOCAL, ...
+  Prefix dst;
+  uint32_t metric = 0;
+  uint32_t mtu = 0;  // the route's mtu metric (0: none: the device's)
+  std::vector<int> oifs;
+  std::optional<Address> gateway;
+};
+
+// One dump of a family's routes, every table, ipsnat's own left out (they may be in the main
+// table too: docs/attach.md "Where the routes go"; never their own nexthop, nor another tool's
+// route). Every question attach asks of the routing tables is answered from it, so gathering the
+// host's facts reads each family's routes once.
+class RouteTables {
+ public:
+  explicit RouteTables(uint16_t family);  // SysError; a kernel without the family: no routes
+  // The main table's route for dst (longest prefix, then lowest metric), empty when it has none.
+  std::optional<Nexthop> route_get(const Prefix& dst) const;
+  // The devices of the main table's default route(s), multipath nexthops included.
+  std::vector<int> default_oifs() const;
+  // The destinations of table's routes, of any type.
+  std::vector<Prefix> prefixes(uint32_t table) const;
+
+ private:
+  std::vector<TableRoute> routes_;
+};
 
 // Whether the namespace holds a routing rule of family (AF_INET, AF_INET6) other than the
 // kernel's own (0 lookup local, 32766 lookup main, 32767 lookup default) and ipsnat's: while it
 // holds none, the kernel looks a route up without walking rules (docs/attach.md, "Where the
 // routes go").
 bool has_foreign_rules(uint16_t family);
-// The destinations of the main and the local table's routes (any type) that are not ipsnat's,
-// from one dump of family's routes.
-struct MainAndLocal {
-  std::vector<Prefix> main;
-  std::vector<Prefix> local;
-};
-MainAndLocal main_and_local_prefixes(uint16_t family);
-
-// The devices of the main table's IPv4 default route(s), multipath nexthops included.
-std::vector<int> default_route_oifs();
 
 // replace: the route is ipsnat's already (recorded): swap it in place (a new program).
 int add_route(const Route& r, int lwt_prog_fd, bool replace = false);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 
 #include <spdlog/spdlog.h>
 
@@ -202,7 +203,9 @@ void AttachService::on_timer() {
     when_nothing_attached_();
     return;
   }
-  if (errors_.empty() || ++ticks_ % kRetryTicks) return;
+  bool retry = ++ticks_ % kRetryTicks == 0;
+  if (retry && !replan_errors_.empty()) replan_after("a failed re-plan", true);
+  if (errors_.empty() || !retry) return;
   bool any = false;
   for (const auto& d : config_.devices) {
     auto it = errors_.find(d.name);
@@ -220,26 +223,31 @@ void AttachService::on_timer() {
   if (any) publish_inside();
 }
 
-void AttachService::replan_after(const char* cause) {
+void AttachService::replan_after(const char* cause, bool only_failed) {
   ++replans_;
-  for (const auto& d : config_.devices) {
-    if (errors_.count(d.name)) continue;
+  std::map<std::string, std::string> failing;  // what replan_errors_ becomes
+  auto replan_one = [&](const std::string& dev, const std::function<void()>& replan_dev) {
+    auto before = replan_errors_.find(dev);
+    if (only_failed && before == replan_errors_.end()) return;
     try {
-      attach_device(d, true);
+      replan_dev();
+      if (before != replan_errors_.end())
+        spdlog::info("attach {}: re-planned after {} (it had failed: {})", dev, cause, before->second);
     } catch (const std::exception& e) {
-      spdlog::error("attach {}: re-planning after {} failed: {}", d.name, cause, e.what());
+      if (before == replan_errors_.end() || before->second != e.what())
+        spdlog::error("attach {}: re-planning after {} failed: {}; retrying every {}s", dev, cause, e.what(),
+                      kRetryTicks);
+      failing[dev] = e.what();
     }
-  }
+  };
+  for (const auto& d : config_.devices)
+    if (!errors_.count(d.name)) replan_one(d.name, [&] { attach_device(d, true); });
   attach::StateStore store(attach::StateStore::resolve_dir());
   for (const auto& entry : store.list_here(pin_root_)) {
     const auto& st = entry.second;
-    if (configured(st.dev)) continue;
-    try {
-      replan_recorded(st);
-    } catch (const std::exception& e) {
-      spdlog::error("attach {}: re-planning after {} failed: {}", st.dev, cause, e.what());
-    }
+    if (!configured(st.dev)) replan_one(st.dev, [&] { replan_recorded(st); });
   }
+  replan_errors_ = std::move(failing);  // a device detached or unconfigured meanwhile is dropped too
 }
 
 void AttachService::on_readable() {
@@ -267,10 +275,15 @@ void AttachService::collect(metrics::Exposition& e) const {
   e.family("ipsnat_host_changes_total", "Link, address or route changes that re-planned the devices",
            MetricType::kCounter)
       .add(host_changes_);
+  e.family("ipsnat_device_replan_failing",
+           "Devices whose last re-plan failed (retried every 5 s; their routes or policies may be missing)",
+           MetricType::kGauge)
+      .add(replan_errors_.size());
 }
 
 void AttachService::report(state::DaemonState& s) const {
   s.device_errors = errors_;
+  s.device_replan_errors = replan_errors_;
 }
 
 }  // namespace ipsnat::daemon

@@ -9,7 +9,8 @@
 // none (checked every second: a device attached by hand meanwhile counts). Nothing is detached
 // on exit; when_nothing_attached is called once no device is recorded under the pin root.
 // A device that cannot be attached (absent, no such kind) is logged with its config line and
-// retried on the timer; the others keep running. The configuration's [[forward]] rules are
+// retried on the timer; the others keep running. So is a device whose re-plan failed (its routes
+// or policies may be missing until one succeeds): nothing else may happen to re-plan it. The configuration's [[forward]] rules are
 // written to ipsnat_fwd at start and on every reload (removed ones deleted from the map).
 #include <functional>
 #include <map>
@@ -32,7 +33,8 @@ class AttachService : public Service {
                 std::function<void()> when_nothing_attached);
   std::string name() const override { return "attach"; }
   std::chrono::milliseconds period() const override { return std::chrono::seconds(1); }
-  // Follows the recorded devices; retries configured devices that failed every kRetryTicks.
+  // Follows the recorded devices; every kRetryTicks retries the configured devices that could not
+  // be attached and re-plans the devices whose last re-plan failed.
   void on_timer() override;
   void apply(const config::Config& c) override;
   void collect(metrics::Exposition& e) const override;
@@ -48,8 +50,9 @@ class AttachService : public Service {
   void set_on_host_change(std::function<void()> f) { on_host_change_ = std::move(f); }
 
  private:
-  // Re-plans every attached device; `cause` ("an SPD change") names what a failure is logged after.
-  void replan_after(const char* cause);
+  // Re-plans every attached device (only_failed: those whose last re-plan failed); `cause` ("an SPD
+  // change") names what a failure is logged after. A failure is logged once per distinct error.
+  void replan_after(const char* cause, bool only_failed = false);
   static constexpr unsigned kRetryTicks = 5;
   void attach_device(const config::Device& d, bool replan_only);
   // A device attached by hand, re-planned from its record.
@@ -68,6 +71,7 @@ class AttachService : public Service {
   unsigned ticks_ = 0;
   bool applied_ = false;
   std::map<std::string, std::string> errors_;  // device -> why it is not attached
+  std::map<std::string, std::string> replan_errors_;  // device -> why its last re-plan failed
   std::map<std::string, std::string> modes_;   // device -> "route" | "policy" once attached
   uint64_t attaches_ = 0, detaches_ = 0, replans_ = 0;
   bool forwards_synced_ = false;

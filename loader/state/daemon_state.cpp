@@ -27,6 +27,7 @@ nlohmann::json to_json(const DaemonState& s) {
       {"last_reload_error", s.last_reload_error},
       {"devices", s.devices},
       {"device_errors", s.device_errors},
+      {"device_replan_errors", s.device_replan_errors},
       {"pin_root", s.pin_root},
       {"exit_when_detached", s.exit_when_detached},
       {"metrics", s.metrics},
@@ -63,6 +64,7 @@ DaemonState state_from_json(const nlohmann::json& j) {
   s.last_reload_error = j.value("last_reload_error", "");
   s.devices = j.value("devices", std::vector<std::string>{});
   s.device_errors = j.value("device_errors", std::map<std::string, std::string>{});
+  s.device_replan_errors = j.value("device_replan_errors", std::map<std::string, std::string>{});
   s.pin_root = j.value("pin_root", "");
   s.exit_when_detached = j.value("exit_when_detached", false);
   s.metrics = j.value("metrics", "");

@@ -48,6 +48,7 @@ struct DaemonState {
   std::string last_reload_error;
   std::vector<std::string> devices;
   std::map<std::string, std::string> device_errors;  // configured device -> why it is not attached
+  std::map<std::string, std::string> device_replan_errors;  // attached device -> why its last re-plan failed
   std::string pin_root;
   // Started by `ipsnat attach` (run --exit-when-detached): it ends with the last device, and a
   // user's `ipsnat run` takes its place.

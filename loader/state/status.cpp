@@ -267,6 +267,12 @@ bool status_healthy(const nlohmann::json& s, std::string& why) {
       why = "configured device \"" + want + "\" has no ipsnat hook";
       return false;
     }
+  // Its routes or companion policies may be missing until a retry succeeds.
+  if (d.contains("device_replan_errors") && d["device_replan_errors"].is_object())
+    for (const auto& [dev, err] : d["device_replan_errors"].items()) {
+      why = "re-planning device \"" + dev + "\" failed: " + err.get<std::string>();
+      return false;
+    }
   return true;
 }
 
@@ -283,6 +289,9 @@ std::string status_to_text(const nlohmann::json& s) {
     if (d.contains("device_errors") && d["device_errors"].is_object())
       for (const auto& [dev, err] : d["device_errors"].items())
         out += "  device " + dev + " not attached: " + err.get<std::string>() + "\n";
+    if (d.contains("device_replan_errors") && d["device_replan_errors"].is_object())
+      for (const auto& [dev, err] : d["device_replan_errors"].items())
+        out += "  device " + dev + " re-planning failed (retried every 5 s): " + err.get<std::string>() + "\n";
     const auto& m = d.at("mirror");
     if (m.value("enabled", false))
       out += "  mirror: " + std::string(m.value("healthy", false) ? "healthy" : "UNHEALTHY") + ", " +

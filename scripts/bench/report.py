@@ -26,9 +26,9 @@ WORKLOADS = {
 # Chart groups: (title, workload, variants). SPD size and conntrack fill are variants measured
 # with the established-flow packets, in udp-est's slot of every round.
 GROUPS = [
-    ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "B", "C"]),
-    ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "B", "C"]),
-    ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "C"]),
+    ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "B", "Cb", "C"]),
+    ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "B", "Cb", "C"]),
+    ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "B", "Cb", "C"]),
     ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "PR", "P"]),
     ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "PR", "P"]),
     ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm", "Bmr", "Cmr"]),
@@ -41,6 +41,7 @@ VARIANT_NAMES = {
     "A": "A plain forwarding",
     "B": "B nftables snat",
     "C": "C ipsnat route mode (1 policy)",
+    "Cb": "Cb ipsnat route mode, the --baseline build",
     "F0": "F0 stateless TC rewrite",
     "F1": "F1 TC rewrite + one hash op",
     "P": "P ipsnat policy mode",
@@ -98,8 +99,9 @@ RELATIVE = [
 # ipsnat variant -> the nftables variants it must beat: P (and PR, P's routes behind rule 210)
 # against the netfilter recipe without and with the routing strongSwan's charon installs (PS), P
 # against PR (what the main table saves), Cm against nftables masquerade, Cmr (a
-# gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr).
-PAIRS = {"P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
+# gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr),
+# C against Cb (the --baseline build: what a datapath change bought).
+PAIRS = {"C": ("Cb",), "P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
 
 
 def references(v):
@@ -340,7 +342,7 @@ def chart(out, ratios):
     if not groups:
         return False
     colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "Bmr": "#f7b6d2", "Cmr": "#9edae5", "C100": "#6baed6", "C10000": "#08306b",
-              "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c"}
+              "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c", "Cb": "#aec7e8"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0
     ticks, labels, seen = [], [], set()

@@ -57,6 +57,8 @@ VARIANTS = {
     "A": "plain forwarding",
     "B": "nftables SNAT",
     "C": "ipsnat route mode (attach u0 --mode route)",
+    "Cb": "C with the --baseline binary (another build, e.g. the commit before a datapath change): "
+          "what the change bought, paired with C in one run; not by default",
     "F0": "floor: stateless TC rewrite",
     "F1": "floor: TC rewrite + one hash operation",
     "P": "ipsnat policy mode (attach u0, with its host process: routes in the main table, no rule)",
@@ -75,7 +77,7 @@ VARIANTS = {
     "Z": "drop on entry to gw (calibration)",
 }
 DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
-IPSEC_GW = ("C", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
+IPSEC_GW = ("C", "Cb", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PR", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 RULE_ONLY = ("BmR", "BmT", "BmD")  # Bm plus a routing rule alone (not by default)
 MASQUERADING = ("Bm", "Cm", "Bmr", "Cmr", *RULE_ONLY)  # gws whose packets must reach dst from UP_GW
@@ -289,14 +291,16 @@ class Bench:
         """ipsnat attach u0 in v's gw, own pin root and state dir. With host, as attach is run by
         default: with its host process, which decides where policy mode's routes go (the main
         table where no other rule exists); stop_hosts() detaches it. Else with --no-daemon (the SPD
-        is static here; conntrack is emptied by the script where a workload needs it)."""
+        is static here; conntrack is emptied by the script where a workload needs it). Cb runs
+        the --baseline binary."""
         gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
         os.makedirs(pin, exist_ok=True)
         state = f"{self.work}/state-{v}"
         os.makedirs(state, exist_ok=True)
         env = ["env", f"IPSNAT_PIN_ROOT={pin}", f"IPSNAT_STATE_DIR={state}"]
         try:
-            out = self.lab.cmd(gw, *env, self.a.ipsnat, "--pin-root", pin, "attach", "u0",
+            binary = self.a.baseline if v == "Cb" else self.a.ipsnat
+            out = self.lab.cmd(gw, *env, binary, "--pin-root", pin, "attach", "u0",
                                *([] if host else ["--no-daemon"]), *extra, timeout=120)
         except (CommandFailed, OSError) as e:
             return f"not measured: 'ipsnat attach u0 {' '.join(extra)}' failed: {e}"
@@ -415,10 +419,10 @@ class Bench:
     def setup(self, chosen):
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
-        want = {"A": "untranslated", "B": "translated", "C": "translated", "F0": "translated",
+        want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "F0": "translated",
                 "F1": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "Cb", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -446,7 +450,7 @@ class Bench:
                 self.drop_on_entry(v)
             elif v in ("F0", "F1"):
                 self.tc_floor(v)
-            elif v == "C":
+            elif v in ("C", "Cb"):
                 err = self.ipsnat(v, "--mode", "route")
             elif v in ("P", "PR"):
                 err = self.ipsnat(v, host=v == "P") or self.placement_check(v, v == "PR")
@@ -700,6 +704,8 @@ class Bench:
                  f"slice: udp-est packets: {self.est_pkts} over {FLOWS} flows; udp-new packets: {self.new_pkts}; "
                  f"tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
                  f"ipsnat: {git} ({self.a.ipsnat})"]
+        if "Cb" in self.status:
+            lines.append(f"baseline (Cb): {self.a.baseline}")
         lines += [f"variant {v}: {s}" for v, s in self.status.items()]
         lines += ["checks (before the rounds):"] + [f"  {c}" for c in self.checks]
         (self.out / "machine.txt").write_text("\n".join(lines) + "\n")
@@ -720,6 +726,7 @@ def parse_args():
                    help="smoke test of the script (2 rounds unless --rounds, small counts); numbers meaningless")
     p.add_argument("--out", help="results directory (default: $IPSNAT_BUILD_DIR/bench-results/<UTC time>)")
     p.add_argument("--ipsnat", default=str(build / "loader/ipsnat"), help="the ipsnat binary for C, P, Cm, Cct, C<n>")
+    p.add_argument("--baseline", help="another ipsnat binary, measured as variant Cb beside C (--variants ...,Cb)")
     p.add_argument("--publish", action="store_true", help="copy the results to docs/bench/")
     p.add_argument("--max-load", type=float, default=1.5,
                    help="a round starts only while the 1-minute load average is below this (default 1.5)")
@@ -743,6 +750,10 @@ def parse_args():
     unknown = chosen - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}")
+    if ("Cb" in chosen) != bool(a.baseline):
+        p.error("variant Cb and --baseline BIN go together")
+    if a.baseline:
+        a.baseline = str(Path(a.baseline).resolve())
     a.chosen = chosen
     a.out = Path(a.out or build / "bench-results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     return a

@@ -35,7 +35,10 @@ t_cleanup() {
   if [[ -n $T_TMP && $T_TMP == /tmp/ipsnat-t* ]]; then rm -rf "$T_TMP"; fi
   lab_down   # by prefix: also what `ns=$(t_netns x)` created in a subshell, and its processes
   if [[ -n ${IPSNAT_PIN_ROOT:-} && $IPSNAT_PIN_ROOT == /sys/fs/bpf/ipsnat-t* ]]; then rm -rf "$IPSNAT_PIN_ROOT"; fi
-  if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then rm -rf "$IPSNAT_STATE_DIR"; fi
+  if [[ -n ${IPSNAT_STATE_DIR:-} && $IPSNAT_STATE_DIR == /tmp/ipsnat-state-t* ]]; then
+    while mountpoint -q "$IPSNAT_STATE_DIR"; do umount -l "$IPSNAT_STATE_DIR" || break; done  # a scenario's bind mount
+    rm -rf "$IPSNAT_STATE_DIR"
+  fi
 }
 trap t_cleanup EXIT
 

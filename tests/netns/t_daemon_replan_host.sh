@@ -2,7 +2,8 @@
 # `ipsnat run` re-plans when the host changes, not only the SPD: a LAN bridge that appears after
 # the start gets its companion policies and joins the inside set (ipsnat_inside), an address
 # added to the uplink joins it as the gateway's own (INSIDE_LOCAL), and a new default gateway
-# becomes the LWT route's nexthop. Policy mode on a veth uplink, no `inside` in the config.
+# becomes the LWT route's nexthop; a re-plan that failed is retried until it succeeds. Policy mode
+# on a veth uplink, no `inside` in the config.
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
@@ -54,5 +55,41 @@ ip -n "$gw" route replace default via 200.2.2.3
 expect_ok "a new default gateway becomes the LWT route's nexthop" wait_for via_is 200.2.2.3
 expect_ok "still nothing in table 421, no rule" \
   bash -c "[[ -z \$(ip -n $gw route show table 421 2>/dev/null) ]] && ! ip -n $gw rule | grep -q 'lookup 421'"
+
+# A re-plan that fails is retried on the timer, for nothing else need come that would re-plan the
+# device. The attach state directory read-only (as a full /run fails it): deleting ipsnat's LWT
+# route re-plans, and that re-plan cannot record its steps, so the route stays deleted; once the
+# directory is writable again no netlink event comes, and only the retry puts the route back.
+state_ro() {  # the attach state directory read-only (a bind mount over itself), or writable again
+  if [[ $1 == on ]]; then
+    mount --bind "$IPSNAT_STATE_DIR" "$IPSNAT_STATE_DIR"
+    mount -o remount,bind,ro "$IPSNAT_STATE_DIR"
+  else
+    umount "$IPSNAT_STATE_DIR"
+  fi
+}
+status() { nsenter --net="/run/netns/$gw" "$IPSNAT" status --state-dir "$tmp/run" "$@"; }
+status_says() { status 2>/dev/null | grep -qF "$1"; }
+no_lwt() { [[ -z $(lwt_via) ]]; }
+expect_ok "ipsnat status --check passes before" wait_for status --check
+state_ro on
+ip -n "$gw" route del 10.0.0.0/8 proto 165
+expect_ok "the re-plan after the deletion fails and is logged" \
+  wait_for grep -q "attach eth0: re-planning after a change of the host's .* failed: .*Read-only file system; retrying every 5s" "$tmp/log"
+expect_ok "ipsnat status names the device whose re-plan failed" \
+  wait_for status_says "device eth0 re-planning failed (retried every 5 s):"
+expect_fail "ipsnat status --check fails meanwhile" status --check
+sleep 6  # a retry comes within 5 s: it must fail too while the directory is read-only
+expect_ok "while the state directory is read-only the LWT route stays deleted" no_lwt
+expect_ok "the failure is logged once, not at each retry" \
+  test "$(grep -c "attach eth0: re-planning after .* failed" "$tmp/log")" == 1
+state_ro off
+expect_ok "once the directory is writable, the retry puts the LWT route back (no event announced it)" \
+  wait_for via_is 200.2.2.3
+expect_ok "the recovery is logged" grep -q "attach eth0: re-planned after a failed re-plan" "$tmp/log"
+expect_ok "ipsnat status no longer names it" wait_for bash -c '! grep -q "re-planning failed" <<<"$(nsenter --net="$1" "$2" status --state-dir "$3")"' \
+  _ "/run/netns/$gw" "$IPSNAT" "$tmp/run"
+expect_ok "ipsnat status --check passes again" wait_for status --check
+
 ((FAILS)) && { inside_set; cat "$tmp/log"; } >&2
 finish

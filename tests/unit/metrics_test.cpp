@@ -183,6 +183,8 @@ TEST(DaemonState, JsonRoundTrip) {
   s.mirror.resyncs = 3;
   s.gc.evicted = 9;
   s.last_reload_error = "x.toml:3: port_range: expected";
+  s.device_errors = {{"eth1", "no such device"}};
+  s.device_replan_errors = {{"eth0", "saving /run/ipsnat/1@eth0.json: No space left on device"}};
   auto back = state::state_from_json(state::to_json(s));
   EXPECT_EQ(state::to_json(back), state::to_json(s));
   // Missing fields (an older writer) take defaults rather than failing.

@@ -687,8 +687,10 @@ class Bench:
 
     # -- outputs --------------------------------------------------------------------------------
     def machine_info(self, load_start):
-        git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
-                             text=True).stdout.strip() or "unknown"
+        def revision(where):  # the commit of the git work tree holding `where`
+            return subprocess.run(["git", "-C", str(where), "describe", "--always", "--dirty"], capture_output=True,
+                                  text=True).stdout.strip() or "unknown"
+        git = revision(REPO)
         cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                    "?")
         lines = [f"date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
@@ -705,7 +707,7 @@ class Bench:
                  f"tcp connections: {self.tcp_conns}; quick: {int(self.a.quick)}",
                  f"ipsnat: {git} ({self.a.ipsnat})"]
         if "Cb" in self.status:
-            lines.append(f"baseline (Cb): {self.a.baseline}")
+            lines.append(f"baseline (Cb): {revision(Path(self.a.baseline).parent)} ({self.a.baseline})")
         lines += [f"variant {v}: {s}" for v, s in self.status.items()]
         lines += ["checks (before the rounds):"] + [f"  {c}" for c in self.checks]
         (self.out / "machine.txt").write_text("\n".join(lines) + "\n")

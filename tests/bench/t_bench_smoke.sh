@@ -47,7 +47,7 @@ assert want in summary, f"load {load}: summary lacks {want}"
 for part in ("## Noise", "## Estimators", "Optional template (`level use`, variant U, not timed): in an out-policy with tunnel mode ",
              "## Load", "## Targets", "stateless TC rewrite", "policy mode / nftables + policy", "policy mode / nftables + policy + charon's routing",
              "masquerade: ipsnat / nftables", "policy mode: routes in the main table / in table 421 behind rule 210", "masquerade on a gw with a tunnel elsewhere: ipsnat / nftables with the same tunnel", "## Profile of variant C",
-             "| C ipsnat route mode (1 policy) / Cb |", "baseline (Cb): "):
+             "| C ipsnat route mode (1 policy) / Cb |", "baseline (Cb): ", "| TCP connect/close, whole chain (variant / A) | <= 1.06 |"):
     assert part in summary, f"summary lacks {part}"
 acq = re.search(r"without an SA: P (\d+), PN (\d+) ", summary)
 assert acq and max(map(int, acq.groups())) < 10, f"ACQUIREs for 1,100 held packets: {acq and acq.groups()}"

@@ -267,9 +267,12 @@ bool status_healthy(const nlohmann::json& s, std::string& why) {
       why = "configured device \"" + want + "\" has no ipsnat hook";
       return false;
     }
-  // Its routes or companion policies may be missing until a retry succeeds.
+  // Its routes or companion policies may be missing until a retry succeeds. A device that is gone
+  // (an xfrm interface its IKE daemon removed, a PPP link down) has nothing left to miss: the link's
+  // return re-plans it, and a configured one already fails the hook check above.
   if (d.contains("device_replan_errors") && d["device_replan_errors"].is_object())
     for (const auto& [dev, err] : d["device_replan_errors"].items()) {
+      if (if_nametoindex(dev.c_str()) == 0) continue;
       why = "re-planning device \"" + dev + "\" failed: " + err.get<std::string>();
       return false;
     }

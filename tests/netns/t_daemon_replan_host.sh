@@ -91,5 +91,19 @@ expect_ok "ipsnat status no longer names it" wait_for bash -c '! grep -q "re-pla
   _ "/run/netns/$gw" "$IPSNAT" "$tmp/run"
 expect_ok "ipsnat status --check passes again" wait_for status --check
 
+# A device attached by hand under the daemon's pin root that disappears (an xfrm interface its IKE
+# daemon removed): its re-plan fails and is named by `ipsnat status`, but nothing of it is left to
+# miss, so the readiness probe does not fail for it.
+ip -n "$gw" link add x0 type veth peer name x1
+ip -n "$gw" link set x0 up
+ip -n "$gw" link set x1 up
+expect_ok "a second device is attached by hand in route mode" \
+  nsenter --net="/run/netns/$gw" "$IPSNAT" attach x0 --mode route --no-daemon --allow-empty
+ip -n "$gw" link del x0
+expect_ok "its re-plan after it vanished fails and is logged" \
+  wait_for grep -q "attach x0: re-planning after a change of the host's .* failed" "$tmp/log"
+expect_ok "ipsnat status names it" wait_for status_says "device x0 re-planning failed"
+expect_ok "ipsnat status --check still passes (the device is gone)" status --check
+
 ((FAILS)) && { inside_set; cat "$tmp/log"; } >&2
 finish

@@ -154,6 +154,7 @@ void AttachService::apply(const config::Config& c) {
   applied_ = true;
   for (const auto& d : diff.removed) {
     errors_.erase(d.name);
+    replan_errors_.erase(d.name);
     modes_.erase(d.name);
     try {
       if (attach::detach(d.name)) {
@@ -174,8 +175,10 @@ void AttachService::apply(const config::Config& c) {
       attach_device(d, false);
       ++attaches_;
       errors_.erase(d.name);
+      replan_errors_.erase(d.name);
     } catch (const std::exception& e) {
       errors_[d.name] = e.what();
+      replan_errors_.erase(d.name);
       modes_.erase(d.name);
       spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(),
                     kRetryTicks * period().count() / 1000);
@@ -187,8 +190,11 @@ void AttachService::apply(const config::Config& c) {
     if (errors_.count(d.name)) continue;
     try {
       attach_device(d, true);
+      replan_errors_.erase(d.name);
     } catch (const std::exception& e) {
-      spdlog::error("attach {} ({}): re-planning on reload failed: {}", d.name, where(c, d), e.what());
+      spdlog::error("attach {} ({}): re-planning on reload failed: {}; retrying every {}s", d.name, where(c, d),
+                    e.what(), kRetryTicks);
+      replan_errors_[d.name] = e.what();  // retried on the timer like any failed re-plan
     }
   }
   publish_inside();

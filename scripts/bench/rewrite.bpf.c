@@ -7,6 +7,12 @@
  *                      rw_flows, which inserts the tuple when it is missing (so an established
  *                      flow costs one lookup, a new one a lookup and an insert)
  *   tc_rw_ingress      the reverse for replies: destination NAT_ADDR -> LAN_HOST (one LAN host)
+ *   tc_rw_reply_egress, tc_rw_reply_ingress
+ *                      a NAT that admits only replies, in its least form: one entry per flow in
+ *                      rw_flows, keyed by the reply's tuple (the remote end, NAT_ADDR and the
+ *                      source port, which it keeps) and holding the LAN source; egress looks it
+ *                      up and inserts it when missing, ingress looks it up and translates a reply
+ *                      to the address it holds, and passes what it does not know untranslated
  *
  * Addresses come from the compiler (-DLAN_NET=0x... in host order, see run.py). */
 #include <linux/bpf.h>
@@ -110,6 +116,48 @@ SEC("tc")
 int tc_rw_hash_egress(struct __sk_buff *skb)
 {
 	return snat(skb, 1);
+}
+
+/* The reply tuple of a flow: the remote end, then NAT_ADDR and the port the flow keeps. */
+static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port, __be16 nat_port, __u8 proto)
+{
+	struct rw_key key = { .saddr = remote, .daddr = bpf_htonl(NAT_ADDR), .sport = remote_port,
+			      .dport = nat_port, .proto = proto };
+	return key;
+}
+
+SEC("tc")
+int tc_rw_reply_egress(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4(skb);
+
+	if (!ip || (bpf_ntohl(ip->saddr) >> (32 - LAN_LEN)) != (LAN_NET >> (32 - LAN_LEN)))
+		return TC_ACT_OK;
+	__u8 proto = ip->protocol;
+	__be32 from = ip->saddr;
+	__u16 *ports = (void *)(ip + 1);
+	struct rw_key key = reply_key(ip->daddr, ports[1], ports[0], proto);
+	__u64 lan = from;
+
+	if (!bpf_map_lookup_elem(&rw_flows, &key))
+		bpf_map_update_elem(&rw_flows, &key, &lan, BPF_NOEXIST);
+	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, bpf_htonl(NAT_ADDR));
+}
+
+SEC("tc")
+int tc_rw_reply_ingress(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4(skb);
+
+	if (!ip || ip->daddr != bpf_htonl(NAT_ADDR))
+		return TC_ACT_OK;
+	__u16 *ports = (void *)(ip + 1);
+	struct rw_key key = reply_key(ip->saddr, ports[0], ports[1], ip->protocol);
+	__u64 *lan = bpf_map_lookup_elem(&rw_flows, &key);
+
+	if (!lan)
+		return TC_ACT_OK;
+	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, (__be32)*lan);
 }
 
 SEC("tc")

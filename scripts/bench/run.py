@@ -61,6 +61,7 @@ VARIANTS = {
           "what the change bought, paired with C in one run; not by default",
     "F0": "floor: stateless TC rewrite",
     "F1": "floor: TC rewrite + one hash operation",
+    "F2": "floor: TC rewrite + one entry per flow, looked up both ways (a NAT that admits only replies)",
     "P": "ipsnat policy mode (attach u0, with its host process: routes in the main table, no rule)",
     "PR": "P attached with --no-daemon: its routes in table 421 behind rule 210",
     "PN": "nftables SNAT, same IPsec policy",
@@ -76,7 +77,7 @@ VARIANTS = {
     "CT": "1,000,000 tracked flows (Cct)",
     "Z": "drop on entry to gw (calibration)",
 }
-DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
+DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
 IPSEC_GW = ("C", "Cb", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PR", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 RULE_ONLY = ("BmR", "BmT", "BmD")  # Bm plus a routing rule alone (not by default)
@@ -276,14 +277,16 @@ class Bench:
 """)
 
     def tc_floor(self, v):
-        """Attaches rewrite.bpf.c's programs on u0 (egress: with or without the hash operation)."""
+        """Attaches rewrite.bpf.c's programs on u0: F0 stateless, F1 with the hash operation on
+        egress, F2 with one entry per flow looked up both ways."""
         gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
         os.makedirs(pin, exist_ok=True)
         run(["bpftool", "prog", "loadall", f"{self.work}/rewrite.o", pin, "pinmaps", f"{pin}/maps",
              "type", "classifier"])
-        egress = "tc_rw_hash_egress" if v == "F1" else "tc_rw_egress"
+        egress, ingress = {"F0": ("tc_rw_egress", "tc_rw_ingress"), "F1": ("tc_rw_hash_egress", "tc_rw_ingress"),
+                           "F2": ("tc_rw_reply_egress", "tc_rw_reply_ingress")}[v]
         self.lab.cmd(gw, "tc", "qdisc", "add", "dev", "u0", "clsact")
-        for hook, prog in (("egress", egress), ("ingress", "tc_rw_ingress")):
+        for hook, prog in (("egress", egress), ("ingress", ingress)):
             self.lab.cmd(gw, "tc", "filter", "add", "dev", "u0", hook, "bpf", "direct-action", "pinned",
                          f"{pin}/{prog}")
 
@@ -326,7 +329,7 @@ class Bench:
     def flush_state(self, v):
         """Empties the table a workload fills: ipsnat's conntrack, F1's hash map, netfilter's
         conntrack of the nftables variants (ctnetlink flush in gw)."""
-        m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v == "F1" else None
+        m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v in ("F1", "F2") else None
         if m:
             run([f"{self.work}/ctfill", "flush", m], timeout=120)
         if v in NFT_CT:
@@ -420,9 +423,9 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "F0": "translated",
-                "F1": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
+                "F1": "translated", "F2": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "Cb", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "Cb", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -448,7 +451,7 @@ class Bench:
                     err = self.ipsnat(v, "--masquerade", host=True) or (self.placement_check(v, False) if v == "Cmr" else None)
             elif v == "Z":
                 self.drop_on_entry(v)
-            elif v in ("F0", "F1"):
+            elif v in ("F0", "F1", "F2"):
                 self.tc_floor(v)
             elif v in ("C", "Cb"):
                 err = self.ipsnat(v, "--mode", "route")

@@ -9,7 +9,7 @@ out=$(mktemp -d /tmp/ipsnat-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
 echo "== run.py --quick (load gate open: --max-load 1000)"
-python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,Cb,F0,F1,P,PR,PN,PS,Bm,Cm,Bmr,Cmr,BmR,BmT,BmD \
+python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,Cb,F0,F1,F2,P,PR,PN,PS,Bm,Cm,Bmr,Cmr,BmR,BmT,BmD \
   --ipsnat "$IPSNAT" --baseline "$IPSNAT" --out "$out/run"
 python3 - "$out/run" <<'PY'
 import csv, json, re, sys
@@ -20,7 +20,7 @@ bad = {v: s for v, s in status.items() if not s.startswith("measured")}
 assert not bad, f"variants not measured: {bad}"
 rows = list(csv.DictReader(open(out / "results.csv")))
 got = {(r["workload"], r["variant"]) for r in rows if int(r["packets"]) > 0 and int(r["cpu_ns"]) > 0}
-variants = ("A", "B", "C", "Cb", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z")
+variants = ("A", "B", "C", "Cb", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z")
 for w in ("udp-est", "udp-new", "tcp-cc"):
     for v in variants:
         assert (w, v) in got, f"no measurement of {v} in {w}"
@@ -36,7 +36,7 @@ for w in ("udp-est", "udp-new", "tcp-cc"):
 assert all(int(r["spin_ns"]) > 0 and r["steal_ns"].isdigit() for r in rows), "slices without steal/spin"
 machine = (out / "machine.txt").read_text()
 probe = {m[0]: int(m[1]) for m in re.findall(r"^  (\w+): packets .* xfrm out-lookup probe: (\d+) packets", machine, re.M)}
-assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "Cb", "F0", "F1", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD")), probe
+assert all(probe.get(v, 0) >= 10 for v in ("A", "B", "C", "Cb", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD")), probe
 fates = dict(re.findall(r"^  (\w+): packets (\w+) \(want", machine, re.M))
 assert fates.get("Bm") == fates.get("Cm") == fates.get("Bmr") == fates.get("Cmr") == "masqueraded", fates
 assert probe.get("Z") == 0, probe

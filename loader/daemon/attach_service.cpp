@@ -171,14 +171,13 @@ void AttachService::apply(const config::Config& c) {
   for (const auto& d : diff.unchanged)
     if (errors_.count(d.name)) todo.push_back(d);
   for (const auto& d : todo) {
+    replan_errors_.erase(d.name);  // attached anew, or failing as not attached
     try {
       attach_device(d, false);
       ++attaches_;
       errors_.erase(d.name);
-      replan_errors_.erase(d.name);
     } catch (const std::exception& e) {
       errors_[d.name] = e.what();
-      replan_errors_.erase(d.name);
       modes_.erase(d.name);
       spdlog::error("attach {} ({}): {}; retrying every {}s", d.name, where(c, d), e.what(),
                     kRetryTicks * period().count() / 1000);

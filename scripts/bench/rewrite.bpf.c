@@ -86,38 +86,6 @@ static __always_inline struct iphdr *ipv4(struct __sk_buff *skb)
 	return ip;
 }
 
-static __always_inline int snat(struct __sk_buff *skb, int with_hash)
-{
-	struct iphdr *ip = ipv4(skb);
-
-	if (!ip || (bpf_ntohl(ip->saddr) >> (32 - LAN_LEN)) != (LAN_NET >> (32 - LAN_LEN)))
-		return TC_ACT_OK;
-	__u8 proto = ip->protocol;
-	__be32 from = ip->saddr;
-	if (with_hash) {
-		__u16 *ports = (void *)(ip + 1);
-		struct rw_key key = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
-				      .dport = ports[1], .proto = proto };
-		__u64 one = 1;
-
-		if (!bpf_map_lookup_elem(&rw_flows, &key))
-			bpf_map_update_elem(&rw_flows, &key, &one, BPF_NOEXIST);
-	}
-	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, bpf_htonl(NAT_ADDR));
-}
-
-SEC("tc")
-int tc_rw_egress(struct __sk_buff *skb)
-{
-	return snat(skb, 0);
-}
-
-SEC("tc")
-int tc_rw_hash_egress(struct __sk_buff *skb)
-{
-	return snat(skb, 1);
-}
-
 /* The reply tuple of a flow: the remote end, then NAT_ADDR and the port the flow keeps. */
 static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port, __be16 nat_port, __u8 proto)
 {
@@ -126,8 +94,10 @@ static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port
 	return key;
 }
 
-SEC("tc")
-int tc_rw_reply_egress(struct __sk_buff *skb)
+/* What a floor keeps per flow: nothing (F0), the 5-tuple (F1), the reply's entry (F2). */
+enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY };
+
+static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 {
 	struct iphdr *ip = ipv4(skb);
 
@@ -136,36 +106,67 @@ int tc_rw_reply_egress(struct __sk_buff *skb)
 	__u8 proto = ip->protocol;
 	__be32 from = ip->saddr;
 	__u16 *ports = (void *)(ip + 1);
-	struct rw_key key = reply_key(ip->daddr, ports[1], ports[0], proto);
-	__u64 lan = from;
+	if (state != RW_STATELESS) {
+		struct rw_key key = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
+				      .dport = ports[1], .proto = proto };
+		__u64 value = 1;
 
-	if (!bpf_map_lookup_elem(&rw_flows, &key))
-		bpf_map_update_elem(&rw_flows, &key, &lan, BPF_NOEXIST);
+		if (state == RW_REPLY_ENTRY) {
+			key = reply_key(ip->daddr, ports[1], ports[0], proto);
+			value = from;
+		}
+		if (!bpf_map_lookup_elem(&rw_flows, &key))
+			bpf_map_update_elem(&rw_flows, &key, &value, BPF_NOEXIST);
+	}
 	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, bpf_htonl(NAT_ADDR));
 }
 
-SEC("tc")
-int tc_rw_reply_ingress(struct __sk_buff *skb)
+/* Replies to NAT_ADDR back to LAN_HOST (stateless), or to the LAN source of their entry. */
+static __always_inline int unsnat(struct __sk_buff *skb, enum rw_state state)
 {
 	struct iphdr *ip = ipv4(skb);
 
 	if (!ip || ip->daddr != bpf_htonl(NAT_ADDR))
 		return TC_ACT_OK;
-	__u16 *ports = (void *)(ip + 1);
-	struct rw_key key = reply_key(ip->saddr, ports[0], ports[1], ip->protocol);
-	__u64 *lan = bpf_map_lookup_elem(&rw_flows, &key);
+	__be32 to = bpf_htonl(LAN_HOST);
+	if (state == RW_REPLY_ENTRY) {
+		__u16 *ports = (void *)(ip + 1);
+		struct rw_key key = reply_key(ip->saddr, ports[0], ports[1], ip->protocol);
+		__u64 *lan = bpf_map_lookup_elem(&rw_flows, &key);
 
-	if (!lan)
-		return TC_ACT_OK;
-	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, (__be32)*lan);
+		if (!lan)
+			return TC_ACT_OK;
+		to = (__be32)*lan;
+	}
+	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, to);
+}
+
+SEC("tc")
+int tc_rw_egress(struct __sk_buff *skb)
+{
+	return snat(skb, RW_STATELESS);
+}
+
+SEC("tc")
+int tc_rw_hash_egress(struct __sk_buff *skb)
+{
+	return snat(skb, RW_HASH);
+}
+
+SEC("tc")
+int tc_rw_reply_egress(struct __sk_buff *skb)
+{
+	return snat(skb, RW_REPLY_ENTRY);
 }
 
 SEC("tc")
 int tc_rw_ingress(struct __sk_buff *skb)
 {
-	struct iphdr *ip = ipv4(skb);
+	return unsnat(skb, RW_STATELESS);
+}
 
-	if (!ip || ip->daddr != bpf_htonl(NAT_ADDR))
-		return TC_ACT_OK;
-	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, bpf_htonl(LAN_HOST));
+SEC("tc")
+int tc_rw_reply_ingress(struct __sk_buff *skb)
+{
+	return unsnat(skb, RW_REPLY_ENTRY);
 }

@@ -26,9 +26,9 @@ WORKLOADS = {
 # Chart groups: (title, workload, variants). SPD size and conntrack fill are variants measured
 # with the established-flow packets, in udp-est's slot of every round.
 GROUPS = [
-    ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "F2", "B", "Cb", "C"]),
-    ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "F2", "B", "Cb", "C"]),
-    ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "F2", "B", "Cb", "C"]),
+    ("UDP, 1,000\nestablished flows", "udp-est", ["F0", "F1", "F2", "B", "Cb", "C", "Ct"]),
+    ("UDP, new 5-tuple\nevery packet", "udp-new", ["F0", "F1", "F2", "B", "Cb", "C", "Ct"]),
+    ("TCP\nconnect/close", "tcp-cc", ["F0", "F1", "F2", "B", "Cb", "C", "Ct"]),
     ("policy mode,\nUDP established", "udp-est", ["PN", "PS", "PR", "P"]),
     ("policy mode,\nUDP new", "udp-new", ["PN", "PS", "PR", "P"]),
     ("masquerade,\nUDP established", "udp-est", ["Bm", "Cm", "Bmr", "Cmr"]),
@@ -42,6 +42,7 @@ VARIANT_NAMES = {
     "B": "B nftables snat",
     "C": "C ipsnat route mode (1 policy)",
     "Cb": "Cb ipsnat route mode, the --baseline build",
+    "Ct": "Ct ipsnat route mode, its programs on tcx links",
     "F0": "F0 stateless TC rewrite",
     "F1": "F1 TC rewrite + one hash op",
     "F2": "F2 TC rewrite + one entry per flow, looked up both ways",
@@ -105,8 +106,9 @@ RELATIVE = [
 # against the netfilter recipe without and with the routing strongSwan's charon installs (PS), P
 # against PR (what the main table saves), Cm against nftables masquerade, Cmr (a
 # gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr),
-# C against Cb (the --baseline build: what a datapath change bought).
-PAIRS = {"C": ("Cb",), "P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
+# C against Cb (the --baseline build: what a datapath change bought), Ct (C's programs on tcx links)
+# against C (what the hook mechanism costs).
+PAIRS = {"C": ("Cb",), "Ct": ("C",), "P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
 
 
 def references(v):
@@ -323,6 +325,9 @@ def main(out, max_load=1.5):
                   f"{wgot('F0')} | {wgot('F1')} | {wgot('F2')} | {verdict} |")
         md.append(f"| {WORKLOADS[wl]}, forwarding cost ((variant - Z) / (A - Z)) | - | {got(wl, v)} | "
                   f"{got(wl, 'B')} | {got(wl, 'F0')} | {got(wl, 'F1')} | {got(wl, 'F2')} | - |")
+        if "Ct" in whole:  # not the product's attach: what tcx instead of clsact would give
+            md.append(f"| {WORKLOADS[wl]}, whole chain, C's programs on tcx links (Ct / A; not how attach "
+                      f"hooks them) | - | {wgot('Ct')} | | | | | - |")
     spd_sizes = sorted(int(v[1:]) for (_, v) in raw if v[0] == "C" and v[1:].isdigit())
     for wl, v, against, limit, what in RELATIVE:
         if v == "C<n>":  # the largest SPD measured (10,000 policies; 1,000 with --quick)
@@ -371,7 +376,7 @@ def chart(out, ratios):
     if not groups:
         return False
     colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "F2": "#737373", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "Bmr": "#f7b6d2", "Cmr": "#9edae5", "C100": "#6baed6", "C10000": "#08306b",
-              "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c", "Cb": "#aec7e8"}
+              "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c", "Cb": "#aec7e8", "Ct": "#9edae5"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0
     ticks, labels, seen = [], [], set()

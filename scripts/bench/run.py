@@ -59,6 +59,8 @@ VARIANTS = {
     "C": "ipsnat route mode (attach u0 --mode route)",
     "Cb": "C with the --baseline binary (another build, e.g. the commit before a datapath change): "
           "what the change bought, paired with C in one run; not by default",
+    "Ct": "C with its programs on u0 on tcx links instead of clsact filters (Linux 6.6+): what the hook "
+          "mechanism costs, paired with C in one run; not by default",
     "F0": "floor: stateless TC rewrite",
     "F1": "floor: TC rewrite + one hash operation",
     "F2": "floor: TC rewrite + one entry per flow, looked up both ways (a NAT that admits only replies)",
@@ -78,7 +80,7 @@ VARIANTS = {
     "Z": "drop on entry to gw (calibration)",
 }
 DEFAULT_VARIANTS = ["A", "B", "C", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "SPD", "CT", "Z"]
-IPSEC_GW = ("C", "Cb", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
+IPSEC_GW = ("C", "Cb", "Ct", "P", "PR", "PN", "PS")  # gws whose out-policy has a required ESP template
 HELD = ("P", "PR", "PN", "PS")  # translated packets match that policy: no SA here, they end in the SA lookup
 RULE_ONLY = ("BmR", "BmT", "BmD")  # Bm plus a routing rule alone (not by default)
 MASQUERADING = ("Bm", "Cm", "Bmr", "Cmr", *RULE_ONLY)  # gws whose packets must reach dst from UP_GW
@@ -138,6 +140,7 @@ class Bench:
         cc = ["cc", "-O2", "-Wall", "-Wextra", "-Werror"]
         run([*cc, "-o", f"{w}/sender", f"{HERE}/sender.c"])
         run([*cc, "-o", f"{w}/progtime", f"{HERE}/progtime.c", "-lbpf"])
+        run([*cc, "-o", f"{w}/tcxlink", f"{HERE}/tcxlink.c", "-lbpf"])
         run([*cc, f"-I{REPO}", "-o", f"{w}/ctfill", f"{HERE}/ctfill.c", "-lbpf"])
         arch = run(["cc", "-print-multiarch"]).strip()
         hexaddr = lambda a: "0x" + "".join(f"{int(x):02x}" for x in a.split("."))  # noqa: E731
@@ -312,6 +315,27 @@ class Bench:
         Path(f"{self.work}/attach-{v}.log").write_text(out)
         return None
 
+    def move_to_tcx(self, v):
+        """Ct: the programs of ipsnat's clsact filters on u0 (handle and priority 0x1a5) go onto u0's
+        tcx hooks (scripts/bench/tcxlink, links pinned beside v's maps) and the filters are deleted,
+        so the same programs run through tcx_run instead of tc_run -> cls_bpf. None, or why not."""
+        release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+        if release < (6, 6):
+            return f"not measured: kernel {os.uname().release} has no tcx (Linux 6.6+)"
+        gw = self.ns(v, "gw")
+        ifindex = self.lab.ifindex(gw, "u0")
+        for hook in ("ingress", "egress"):
+            filters = json.loads(self.lab.cmd(gw, "tc", "-j", "filter", "show", "dev", "u0", hook))
+            ids = {f["options"]["prog"]["id"] for f in filters
+                   if f.get("pref") == 0x1a5 and "prog" in f.get("options", {})}
+            if len(ids) != 1:
+                return f"not measured: u0 {hook}: no single ipsnat filter (prio 0x1a5) to move ({filters})"
+            self.lab.cmd(gw, f"{self.work}/tcxlink", ids.pop(), ifindex, hook, f"{self.pin(v)}/tcx-{hook}")
+            self.lab.cmd(gw, "tc", "filter", "del", "dev", "u0", hook, "pref", 0x1a5)
+            if json.loads(self.lab.cmd(gw, "tc", "-j", "filter", "show", "dev", "u0", hook)):
+                return f"not measured: u0 {hook}: filters left after moving ipsnat's to tcx"
+        return None
+
     def stop_hosts(self):
         """Detaches what ipsnat(host=True) attached, which stops its host process (deleting the
         namespace would not)."""
@@ -422,10 +446,10 @@ class Bench:
     def setup(self, chosen):
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
-        want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "F0": "translated",
+        want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "Ct": "translated", "F0": "translated",
                 "F1": "translated", "F2": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "Cb", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -453,8 +477,8 @@ class Bench:
                 self.drop_on_entry(v)
             elif v in ("F0", "F1", "F2"):
                 self.tc_floor(v)
-            elif v in ("C", "Cb"):
-                err = self.ipsnat(v, "--mode", "route")
+            elif v in ("C", "Cb", "Ct"):
+                err = self.ipsnat(v, "--mode", "route") or (self.move_to_tcx(v) if v == "Ct" else None)
             elif v in ("P", "PR"):
                 err = self.ipsnat(v, host=v == "P") or self.placement_check(v, v == "PR")
             self.status[v] = err or self.verify(v, want[v])

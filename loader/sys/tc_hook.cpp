@@ -29,11 +29,11 @@ bpf_tc_opts make_opts(int prog_fd) {
 
 }  // namespace
 
-void TcHook::attach(int prog_fd) const {
+void TcHook::attach(int prog_fd, bool clsact_seen) const {
   auto hook = make_hook(ifindex_, dir_);
   // Created only where it is missing: on an existing one the kernel refuses with an extack that
   // libbpf logs ("Exclusivity flag on"), a line in the host process's log on every re-plan.
-  int err = has_clsact(ifindex_) ? 0 : bpf_tc_hook_create(&hook);
+  int err = clsact_seen || has_clsact(ifindex_) ? 0 : bpf_tc_hook_create(&hook);
   if (err && err != -EEXIST) throw SysError("creating clsact qdisc", err);
   auto opts = make_opts(prog_fd);
   opts.flags = BPF_TC_F_REPLACE;

@@ -15,7 +15,8 @@ class TcHook {
   TcHook(int ifindex, TcDirection dir) : ifindex_(ifindex), dir_(dir) {}
 
   // Attaches or atomically replaces ipsnat's filter; creates clsact when the device has none.
-  void attach(int prog_fd) const;
+  // clsact_seen: the caller has just seen the device's clsact qdisc, so no second qdisc dump.
+  void attach(int prog_fd, bool clsact_seen = false) const;
   // Removes ipsnat's filter; returns false when there was none. The clsact qdisc stays: other
   // tools may have filters on it.
   bool detach() const;

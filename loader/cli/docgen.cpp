@@ -223,12 +223,19 @@ _ipsnat_path() {
       [[ $w != *=* ]] && _ipsnat_takes_value "$verb_path" "$w" && skip=1
       continue
     fi
-    if _ipsnat_verbs "$verb_path" | sed 's/:.*//' | grep -qxF -- "$w"; then verb_path=${verb_path:+$verb_path }$w; fi
+    if _ipsnat_has "$(_ipsnat_verbs "$verb_path" | sed 's/:.*//')" "$w"; then verb_path=${verb_path:+$verb_path }$w; fi
   done
   printf '%s\n' "$verb_path"
 }
 _ipsnat_takes_value() {
-  { _ipsnat_valued "$1"; _ipsnat_valued ""; } | grep -qxF -- "$2"
+  _ipsnat_has "$(_ipsnat_valued "$1"; _ipsnat_valued "")" "$2"
+}
+# _ipsnat_has LINES WORD: whether WORD is one of LINES. Not `... | grep -q`: grep exits at the
+# first match, a write after that kills the writer with SIGPIPE, and under the user's
+# `set -o pipefail` the pipeline then fails although the word was found.
+_ipsnat_has() {
+  case $'\n'"$1"$'\n' in *$'\n'"$2"$'\n'*) return 0 ;; esac
+  return 1
 }
 )SH";
 

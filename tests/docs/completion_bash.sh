@@ -34,10 +34,21 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/state.d"
 expect "ipsnat --pin-root $tmp/sta" "$tmp/state.d"
 
+# Under `set -o pipefail` (this script's, and some users' shells) an option's values are completed
+# however the list of valued options reaches the check: here it ends with a line written 0.2 s
+# after the rest, which kills a writer whose reader stops at its first match (a pipeline into
+# `grep -q`) with SIGPIPE, as a busy machine sometimes did to the real list.
+eval "_ipsnat_valued_listed() $(declare -f _ipsnat_valued | tail -n +2)"
+_ipsnat_valued() { _ipsnat_valued_listed "$@"; sleep 0.2; printf '%s\n' --late-line; }
+expect "ipsnat attach --mode " "auto policy route"
+expect "ipsnat run --log-level w" "warn"
+expect "ipsnat --pin-root $tmp/sta" "$tmp/state.d"
+eval "_ipsnat_valued() $(declare -f _ipsnat_valued_listed | tail -n +2)"
+
 # Devices: a namespace with two veths of known names; an attach record for one of them and one
 # of another namespace.
 if [[ $(id -u) == 0 ]] && unshare --net true 2>/dev/null; then
-  export -f _ipsnat _ipsnat_path _ipsnat_takes_value _ipsnat_verbs _ipsnat_options _ipsnat_valued \
+  export -f _ipsnat _ipsnat_path _ipsnat_takes_value _ipsnat_has _ipsnat_verbs _ipsnat_options _ipsnat_valued \
     _ipsnat_values _ipsnat_args _ipsnat_links _ipsnat_attached expect
   out=$(IPSNAT_STATE_DIR=$tmp unshare --net bash -c '
     set -euo pipefail

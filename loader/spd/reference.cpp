@@ -177,10 +177,12 @@ std::optional<spd_nat_target> reference_nat_target(const std::vector<const Polic
 bool reference_out_covered(const std::vector<const Policy*>& pols, const Flow4& f) {
   // The lookup depends on the source only through which source prefixes contain it; every
   // region of that partition starts at 0, at a prefix's first address or right after its last.
+  // A selector may carry host bits (the kernel matches under the prefix length only): its first
+  // address is the masked one.
   std::set<uint32_t> reps{0};
   for (const Policy* p : pols) {
     if (p->sel.family != AF_INET) continue;
-    uint32_t net = p->sel.src.addr.v4_host();
+    uint32_t net = p->sel.src.addr.v4_host() & v4_mask(p->sel.src.len);
     reps.insert(net);
     uint32_t last = net | ~v4_mask(p->sel.src.len);
     if (last != 0xffffffffu) reps.insert(last + 1);

@@ -77,6 +77,40 @@ TEST(FuzzFindings, SelectorHostBitsAreOneLpmPrefix) {
   EXPECT_EQ(reference_out_covered(pols, f), ev.out_covered(f) == CompiledCover::kIpsec);
 }
 
+TEST(FuzzFindings, SourceSelectorHostBitsCoverTheirWholePrefix) {
+  // 214.217.255.127/1 (IPsec) is 128.0.0.0/1 to the kernel; 253.0.0.0/2 (a bypass of proto 100
+  // that wins on priority) is 192.0.0.0/2. Sources 128.0.0.0-191.255.255.255 meet only the
+  // IPsec policy, so proto 100 to 255.255.255.255 is covered for some source. The reference
+  // took the selectors' addresses as their prefixes' first addresses and missed that region.
+  Policy ipsec = out_policy("0.0.0.0/0", 0xff000000, 8, 1, Action::Allow);
+  ipsec.sel.src.addr = Address::v4(htonl(0xd6d9ff7f));
+  ipsec.sel.src.len = 1;
+  ipsec.priority = 379518;
+  Policy bypass = out_policy("0.0.0.0/0", 0, 0, 41, Action::Allow);
+  bypass.tmpls.clear();
+  bypass.sel.src.addr = Address::v4(htonl(0xfd000000));
+  bypass.sel.src.len = 2;
+  bypass.sel.proto = 100;
+  bypass.priority = 0;
+  SpdModel m;
+  m.apply(PolicyUpsert{ipsec});
+  m.apply(PolicyUpsert{bypass});
+  auto pols = m.ordered();
+  Flow4 f;
+  f.saddr = htonl(0xfd000000);
+  f.daddr = htonl(0xffffffff);
+  f.proto = 100;
+  Flow4 from_the_region = f;
+  from_the_region.saddr = htonl(0x80000001);
+  const Policy* first = reference_lookup(pols, from_the_region);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->index, 1u);
+  EXPECT_TRUE(reference_out_covered(pols, f));
+  CompiledSpd c = compile_spd(pols, NatConfig{});
+  ASSERT_FALSE(c.refused) << *c.refused;
+  EXPECT_EQ(CompiledEvaluator(c).out_covered(f), CompiledCover::kIpsec);
+}
+
 TEST(FuzzFindings, PolicyMessageAtFourByteAlignmentParses) {
   // Netlink aligns to 4; xfrm_userpolicy_info needs 8. The parser copies (UBSan checks it in the
   // sanitizer build; here the result must simply be right).

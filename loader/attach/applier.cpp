@@ -83,13 +83,8 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
             return;
           }
           if (!v.dev.empty()) return add_shared(v, prog_fd(v.prog));
-          // A qdisc this attach did not create, seen here, is not looked for again by the hook.
-          bool clsact_exists = !st_.clsact_created && sys::has_clsact(st_.ifindex);
-          if (!st_.clsact_created && !clsact_exists) {
-            st_.clsact_created = true;  // recorded before the qdisc exists: see state.h
-            save();
-          }
-          sys::TcHook(st_.ifindex, direction(v.hook)).attach(prog_fd(v.prog), clsact_exists);
+          bool seen = clsact_not_ours(st_.clsact_created, st_.ifindex);
+          sys::TcHook(st_.ifindex, direction(v.hook)).attach(prog_fd(v.prog), seen);
         } else if constexpr (std::is_same_v<T, RuleStep>) {
           int err = sys::add_rule(v);
           if (ours && err == -EEXIST) err = 0;
@@ -106,12 +101,16 @@ void Applier::add(const Step& s, const ProgFd& prog_fd, bool ours) {
 void Applier::add_shared(const TcStep& v, int prog_fd) {
   int ifindex = static_cast<int>(if_nametoindex(v.dev.c_str()));
   if (!ifindex) throw SysError("tc hook on " + v.dev, ENODEV);
-  bool clsact_exists = !st_.lo_clsact_created && sys::has_clsact(ifindex);
-  if (!st_.lo_clsact_created && !clsact_exists) {
-    st_.lo_clsact_created = true;  // recorded before the qdisc exists, like clsact_created
-    save();
-  }
-  sys::TcHook(ifindex, direction(v.hook)).attach(prog_fd, clsact_exists);
+  bool seen = clsact_not_ours(st_.lo_clsact_created, ifindex);
+  sys::TcHook(ifindex, direction(v.hook)).attach(prog_fd, seen);
+}
+
+bool Applier::clsact_not_ours(bool& created, int ifindex) {
+  if (created) return false;
+  if (sys::has_clsact(ifindex)) return true;
+  created = true;  // recorded before the qdisc exists: see state.h
+  save();
+  return false;
 }
 
 int Applier::remove_shared(const TcStep& v) {

@@ -30,6 +30,10 @@ class Applier {
   // namespace may share.
   void add_shared(const TcStep& v, int prog_fd);
   int remove_shared(const TcStep& v);
+  // Before a TC step on ifindex: whether it has a clsact qdisc this attach did not create (the
+  // hook need not look again). Where it has none, `created` (clsact_created, lo_clsact_created)
+  // is recorded before the hook creates it (state.h).
+  bool clsact_not_ours(bool& created, int ifindex);
   void save() { store_.save(id_, st_); }
   const StateStore& store_;
   std::string id_;

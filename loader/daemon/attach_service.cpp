@@ -281,7 +281,8 @@ void AttachService::collect(metrics::Exposition& e) const {
            MetricType::kCounter)
       .add(host_changes_);
   e.family("ipsnat_device_replan_failing",
-           "Devices whose last re-plan failed (retried every 5 s; their routes or policies may be missing)",
+           "Devices whose last re-plan failed (retried every " + std::to_string(kRetryTicks) +
+               " s; their routes or policies may be missing)",
            MetricType::kGauge)
       .add(replan_errors_.size());
 }

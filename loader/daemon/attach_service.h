@@ -19,6 +19,7 @@
 #include "attach/state.h"
 #include "spd/nat.h"
 #include "daemon/service.h"
+#include "state/daemon_state.h"
 #include "sys/rtnl_watch.h"
 
 namespace ipsnat::daemon {
@@ -53,7 +54,7 @@ class AttachService : public Service {
   // Re-plans every attached device (only_failed: those whose last re-plan failed); `cause` ("an SPD
   // change") names what a failure is logged after. A failure is logged once per distinct error.
   void replan_after(const char* cause, bool only_failed = false);
-  static constexpr unsigned kRetryTicks = 5;
+  static constexpr unsigned kRetryTicks = state::kDeviceRetrySeconds;  // ticks of period(), 1 s
   void attach_device(const config::Device& d, bool replan_only);
   // A device attached by hand, re-planned from its record.
   void replan_recorded(const attach::AttachState& st);

@@ -35,6 +35,10 @@ struct GcHealth {
   std::string last_error;
 };
 
+// Seconds between the host process's retries of a device it could not attach or re-plan
+// (AttachService; `ipsnat status` says it).
+inline constexpr unsigned kDeviceRetrySeconds = 5;
+
 struct DaemonState {
   int version = kStateVersion;
   int pid = 0;

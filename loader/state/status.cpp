@@ -294,7 +294,8 @@ std::string status_to_text(const nlohmann::json& s) {
         out += "  device " + dev + " not attached: " + err.get<std::string>() + "\n";
     if (d.contains("device_replan_errors") && d["device_replan_errors"].is_object())
       for (const auto& [dev, err] : d["device_replan_errors"].items())
-        out += "  device " + dev + " re-planning failed (retried every 5 s): " + err.get<std::string>() + "\n";
+        out += "  device " + dev + " re-planning failed (retried every " + std::to_string(kDeviceRetrySeconds) +
+               " s): " + err.get<std::string>() + "\n";
     const auto& m = d.at("mirror");
     if (m.value("enabled", false))
       out += "  mirror: " + std::string(m.value("healthy", false) ? "healthy" : "UNHEALTHY") + ", " +

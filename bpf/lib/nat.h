@@ -2,8 +2,9 @@
  * spd_nat_target) and which NAT port it gets; and the rewrite of a packet's address and port.
  *
  * NAPT: every inside host to one address; the original port is kept when it is in the
- * configured range and free (an echo id whenever it is free), otherwise the range is searched from a random start with a
- * bounded loop (NAT_PORT_TRIES probes). A port is claimed by inserting the flow's REPLY entry
+ * configured range and free (an echo id whenever it is free; a privileged port below the range
+ * too, searched in its own class when taken: nat_privileged_class), otherwise the range is
+ * searched from a random start with a bounded loop (NAT_PORT_TRIES probes). A port is claimed by inserting the flow's REPLY entry
  * with BPF_NOEXIST (ct_create), so two CPUs never get the same binding. Bindings are
  * endpoint-dependent (the REPLY key holds the remote address and port), so one NAT port serves
  * many remote endpoints. UDP and TCP ports 500 and 4500 are never used on the NAT address:
@@ -48,6 +49,20 @@ static __always_inline int nat_tuple_supported(const struct pkt4 *p)
 static __always_inline int nat_port_reserved(__u8 proto, __u16 port)
 {
 	return proto != IPPROTO_ICMP && (port == 500 || port == 4500);
+}
+
+/* A privileged source port (1-1023) below the NAT port range stays privileged, as in netfilter's
+ * NAT (nf_nat_l4proto_unique_tuple): kept when free, else searched in 1-511 when it lies below
+ * 512, in 600-1023 otherwise. Servers that trust only privileged ports (an NFS export's default
+ * "secure" option, rsh) go on answering a LAN host behind the NAT. Returns whether port is one;
+ * *min and *max then hold its class. Not for echo identifiers, which are not ports. */
+static __always_inline int nat_privileged_class(__u16 port, __u32 *min, __u32 *max)
+{
+	if (!port || port >= 1024 || port >= *min)
+		return 0;
+	*min = port < 512 ? 1 : 600;
+	*max = port < 512 ? 511 : 1023;
+	return 1;
 }
 
 /* Already carrying the source the policy wants (the gateway's own traffic, or a packet that
@@ -207,8 +222,11 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 	__u32 min = req->port_min, max = req->port_max;
 	int r;
 
-	/* Echo identifiers are arbitrary 16-bit values: the original is kept whatever the range. */
-	int keep = p->proto == IPPROTO_ICMP || (orig_port >= min && orig_port <= max);
+	/* Echo identifiers are arbitrary 16-bit values: the original is kept whatever the range.
+	 * The masquerade keeps its range: below it lie the gateway's own sockets (lib/masq.h). */
+	int privileged = p->proto != IPPROTO_ICMP && req->kind == IPSNAT_CT_KIND_NAPT &&
+			 nat_privileged_class(orig_port, &min, &max);
+	int keep = p->proto == IPPROTO_ICMP || privileged || (orig_port >= min && orig_port <= max);
 	if (keep && !nat_port_reserved(p->proto, orig_port) &&
 	    !fwd_port_reserved(req->nat_addr, p->proto, orig_port)) {
 		r = nat_try_port(n, orig_port);

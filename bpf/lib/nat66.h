@@ -1,7 +1,8 @@
 /* NAT66 with ports on route-mode devices: an IPv6 out-policy whose source selector is one address
  * (a NPT6_KIND_NAT66 rule of ipsnat_npt6, maps/npt6.h) takes every source of the IPv6 inside
  * set (every IPv6 LAN prefix; a [[nat]] rule's, its own inside prefix) to that address with a port from the NAPT range, as IPv4 NAPT does (lib/nat.h: the
- * original port when it is in the range and free, an echo identifier whenever it is free, else a
+ * original port when it is in the range and free, an echo identifier whenever it is free, a
+ * privileged port in its class, else a
  * bounded search from a random start; the REPLY entry claims the port with BPF_NOEXIST). Replies
  * are translated back by IPv6 conntrack (ipsnat_ct6, maps/ct6.h) only: nothing from the far side
  * opens a flow. On a policy-mode uplink a reply comes back only from an SA of the reqid of the
@@ -396,6 +397,7 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 
 	cfg_port_range(&min, &max);
 	int echo = p->h.proto == IPPROTO_ICMPV6;
+	int privileged = !echo && nat_privileged_class(orig_port, &min, &max);
 	struct nat66_search s = {
 		.base = npt6_word32(rule->to, 12),
 		.size = (__u32)rule->span + 1,
@@ -408,7 +410,7 @@ static __always_inline int nat66_bind(const struct pkt66 *p, const struct npt6_r
 	nat66_pool_place(n->orig_e.xlat_addr, s.base, s.first);
 	nat66_pool_place(n->reply_k.daddr, s.base, s.first);
 	__builtin_memcpy(to, n->orig_e.xlat_addr, 16);
-	if ((echo || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(s.proto, orig_port)) {
+	if ((echo || privileged || (orig_port >= min && orig_port <= max)) && !nat_port_reserved(s.proto, orig_port)) {
 		r = nat66_take(n, orig_port, port);
 		if (r != NAT66_PORT_TAKEN)
 			return r;

@@ -121,6 +121,19 @@ TEST_F(Masquerade, TcpKeepsAPortInTheRangeAndEchoKeepsItsId) {
   EXPECT_EQ(n(IPSNAT_R_XLATE_REVERSE), 2u);
 }
 
+// Unlike the NAPT before IPsec (Nat.APrivilegedSourcePortStaysPrivileged), the masquerade keeps
+// to its range for privileged ports too: below it lie the gateway's own sockets (an NTP daemon
+// on 123, an NFS client's 665-1023), which its conntrack does not see.
+TEST_F(Masquerade, APrivilegedPortLeavesFromTheMasqueradeRange) {
+  auto r = out(eth.udp({kLan, kInternet}, 123, 123, {}));
+  auto e = orig(kLan, kInternet, 123, 123, kUdp);
+  ASSERT_TRUE(e) << dp.nonzero_reasons();
+  uint16_t port = ntohs(e->xlat_port);
+  EXPECT_GE(port, kMasqMin);
+  EXPECT_LE(port, kMasqMax);
+  EXPECT_SAME_PACKET(r.out, eth.udp({kUplink, kInternet}, port, 123, {}));
+}
+
 TEST_F(Masquerade, IcmpErrorsAreTranslatedBothWays) {
   Bytes payload(40, 0x61);
   out(eth.udp({kLan, kInternet, kUdp, 63, 99}, 40000, 53, payload));

@@ -129,9 +129,15 @@ TEST_F(Nat66, TwoHostsOnePortTwoNatPortsEachReplyToItsHost) {
   EXPECT_GE(b, IPSNAT_DEF_PORT_MIN);
   returns(kRemote, kVip, kUdp, udp_header(53, b, 4), other, 5353);
   returns(kRemote, kVip, kUdp, udp_header(53, a, 4), kHost, 5353);
-  uint16_t low = leaves(kHost, kRemote, kTcp, tcp_header(80, 443, 0x02), kVip);
-  EXPECT_GE(low, IPSNAT_DEF_PORT_MIN);
-  returns(kRemote, kVip, kTcp, tcp_header(443, low, 0x12), kHost, 80);
+  // A privileged port stays privileged (lib/nat.h nat_privileged_class): kept when free, else
+  // another of its class.
+  EXPECT_EQ(leaves(kHost, kRemote, kTcp, tcp_header(80, 443, 0x02), kVip), 80);
+  returns(kRemote, kVip, kTcp, tcp_header(443, 80, 0x12), kHost, 80);
+  uint16_t low = leaves(other, kRemote, kTcp, tcp_header(80, 443, 0x02), kVip);
+  EXPECT_NE(low, 80);
+  EXPECT_GE(low, 1);
+  EXPECT_LE(low, 511);
+  returns(kRemote, kVip, kTcp, tcp_header(443, low, 0x12), other, 80);
   // A second packet of a flow keeps its binding.
   EXPECT_EQ(leaves(other, kRemote, kUdp, udp_header(5353, 53, 8), kVip), b);
 }

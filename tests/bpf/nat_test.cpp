@@ -133,6 +133,55 @@ TEST_F(Nat, TwoHostsPingingWithTheSameIdentifierGetDifferentIds) {
   EXPECT_SAME_PACKET(back.out, eth.icmp_echo({kRemote, kLan2}, 0, 7, 1, {}));
 }
 
+// As netfilter's NAT does (nf_nat_l4proto_unique_tuple): a privileged source port is kept when
+// free and otherwise replaced by another privileged one of its class, never by one of the range:
+// an NFS export's default "secure" option and rsh answer only privileged ports.
+TEST_F(Nat, APrivilegedSourcePortStaysPrivileged) {
+  struct Case {
+    uint16_t port, min, max;
+  };
+  for (Case c : {Case{700, 600, 1023}, Case{550, 600, 1023}, Case{111, 1, 511}, Case{1023, 600, 1023}}) {
+    SCOPED_TRACE(c.port);
+    auto first = snat(eth.tcp({kLan, kRemote}, c.port, 2049, kSyn, {}));
+    EXPECT_SAME_PACKET(first.out, eth.tcp({kNat, kRemote}, c.port, 2049, kSyn, {}));
+    auto second = snat(eth.tcp({kLan2, kRemote}, c.port, 2049, kSyn, {}));
+    auto e = dp.ct_get(ct_key(kLan2, kRemote, c.port, 2049, kTcp, IPSNAT_CT_ORIG));
+    ASSERT_TRUE(e) << dp.nonzero_reasons();
+    uint16_t p = ntohs(e->xlat_port);
+    EXPECT_NE(p, c.port);
+    EXPECT_GE(p, c.min);
+    EXPECT_LE(p, c.max);
+    EXPECT_NE(p, 500);
+    EXPECT_SAME_PACKET(second.out, eth.tcp({kNat, kRemote}, p, 2049, kSyn, {}));
+    auto back = rev(eth.tcp({kRemote, kNat}, 2049, p, kSyn | kAck, {}));
+    EXPECT_SAME_PACKET(back.out, eth.tcp({kRemote, kLan2}, 2049, c.port, kSyn | kAck, {}));
+    back = rev(eth.tcp({kRemote, kNat}, 2049, c.port, kSyn | kAck, {}));
+    EXPECT_SAME_PACKET(back.out, eth.tcp({kRemote, kLan}, 2049, c.port, kSyn | kAck, {}));
+  }
+  // UDP alike; an IKE port stays reserved (the search takes another of its class).
+  auto r = snat(eth.udp({kLan, kRemote}, 123, 123, {}));
+  EXPECT_SAME_PACKET(r.out, eth.udp({kNat, kRemote}, 123, 123, {}));
+  snat(eth.udp({kLan, kRemote}, 500, 53, {}));
+  auto ike = dp.ct_get(ct_key(kLan, kRemote, 500, 53, kUdp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(ike);
+  EXPECT_NE(ntohs(ike->xlat_port), 500);
+  EXPECT_GE(ntohs(ike->xlat_port), 1);
+  EXPECT_LE(ntohs(ike->xlat_port), 511);
+  // Policy mode's program binds alike.
+  auto l = dp.run(dp.skel()->progs.lwt_snat_xmit, eth.udp({kLan, kRemote}, 1000, 2049, {}));
+  EXPECT_EQ(l.retval, unsigned(BPF_LWT_REROUTE));
+  Bytes want = eth.udp({kNat, kRemote}, 1000, 2049, {});
+  std::fill(want.begin(), want.begin() + 14, 0);  // LWT programs see no L2 header
+  EXPECT_SAME_PACKET(l.out, want);
+  // A port within a configured range that starts below 1024 follows the range.
+  dp.set_port_range(800, 801);
+  snat(eth.udp({kLan, kRemote}, 800, 54, {}));
+  snat(eth.udp({kLan2, kRemote}, 800, 54, {}));
+  auto in_range = dp.ct_get(ct_key(kLan2, kRemote, 800, 54, kUdp, IPSNAT_CT_ORIG));
+  ASSERT_TRUE(in_range);
+  EXPECT_EQ(ntohs(in_range->xlat_port), 801);
+}
+
 TEST_F(Nat, PortRangeExhaustionIsACountedDrop) {
   dp.set_port_range(40000, 40001);
   EXPECT_EQ(snat(eth.udp({"192.168.1.1", kRemote}, 40000, 53, {})).retval, TC_ACT_UNSPEC);

@@ -15,7 +15,9 @@
  * next addresses (NAT_POOL_TRIES at most) only when it finds no free port on that one towards
  * the flow's remote endpoint, each address passed over counted as nat-pool-address-full. One
  * bpf_loop walks (address, port) pairs, so a pool costs the verifier nothing more.
- * PREFIX: 1:1 map of the inside prefix onto the NAT prefix; ports are kept. */
+ * PREFIX: 1:1 map of the inside prefix onto the NAT prefix; ports are kept.
+ * Portless protocols (GRE, IP in IP, ...): the address alone, one binding per inside host,
+ * remote address and protocol (nat_proto_portless). */
 #ifndef IPSNAT_BPF_LIB_NAT_H
 #define IPSNAT_BPF_LIB_NAT_H
 
@@ -39,11 +41,44 @@
 #define NAT_POOL_TRIES 4
 #define NAT_CLAIM_ROUNDS 2
 
-/* The tuples NAT can translate: TCP, UDP, ICMP echo requests. */
+#ifndef IPPROTO_DCCP
+#define IPPROTO_DCCP 33
+#endif
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+
+/* A protocol without ports that NAT translates by its address alone, as netfilter's generic
+ * tracking does (GRE, IPv6 in IPv4, IP in IP, ...): one binding per inside host, remote
+ * address and protocol, its ports 0 (a second inside host to the same remote address with the
+ * same protocol finds the binding taken: drop-no-port). Not ICMP (echo only, by its id), not
+ * ESP and AH (the gateway's own SAs with a remote peer are keyed alike and must never be
+ * translated to an inside host; a LAN's own IPsec goes through NAT with NAT-T), not SCTP, DCCP
+ * and UDP-Lite (they have ports; DCCP's and UDP-Lite's checksums cover the addresses). */
+static __always_inline int nat_proto_portless(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+	case IPPROTO_ESP:
+	case IPPROTO_AH:
+	case IPPROTO_SCTP:
+	case IPPROTO_DCCP:
+	case IPPROTO_UDPLITE:
+		return 0;
+	}
+	return 1;
+}
+
+/* The tuples NAT can translate: TCP, UDP, ICMP echo requests, portless protocols. */
 static __always_inline int nat_tuple_supported(const struct pkt4 *p)
 {
 	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ||
-	       (p->proto == IPPROTO_ICMP && p->icmp_type == ICMP_ECHO);
+	       (p->proto == IPPROTO_ICMP && p->icmp_type == ICMP_ECHO) || nat_proto_portless(p->proto);
 }
 
 static __always_inline int nat_port_reserved(__u8 proto, __u16 port)
@@ -288,7 +323,8 @@ static __always_inline int nat_bind_req(const struct pkt4 *p, const struct nat_r
 		return IPSNAT_R_DROP_CT_FULL;
 	__builtin_memset(n, 0, sizeof(*n));
 	nat_new_flow_init(n, p, req, spd_version);
-	if (req->kind != IPSNAT_CT_KIND_PREFIX)
+	/* A portless protocol has nothing to search: its binding is the address. */
+	if (req->kind != IPSNAT_CT_KIND_PREFIX && !nat_proto_portless(p->proto))
 		return nat_bind_napt(n, p, req, x);
 	int r = nat_try_port(n, bpf_ntohs(p->sport));
 	if (r == CT_CREATED || r == CT_RACED)

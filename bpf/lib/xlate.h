@@ -183,7 +183,8 @@ static __always_inline enum ipsnat_reason snat_later_fragment(struct __sk_buff *
 
 	if (why)
 		return why;
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_ICMP)
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_ICMP &&
+	    !nat_proto_portless(p->proto))
 		return IPSNAT_R_PASS_PROTO;
 	return IPSNAT_R_DROP_FRAG_NO_FIRST;
 }

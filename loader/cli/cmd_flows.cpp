@@ -21,7 +21,7 @@ struct FilterArgs {
 
 void add_filter_options(CLI::App* cmd, FilterArgs& a) {
   cmd->add_option("--addr", a.addr, "Only flows with this address (inside, remote or NAT)");
-  cmd->add_option("--proto", a.proto, "Only this protocol: tcp, udp, icmp or a number");
+  cmd->add_option("--proto", a.proto, "Only this protocol: tcp, udp, icmp, gre, ipip, ipv6 or a number");
   cmd->add_option("--port", a.port, "Only flows with this port (any side)")->check(CLI::Range(0, 65535));
   cmd->add_option("--state", a.state, "Only this state: syn-sent established closing reset unreplied replied icmp other");
 }
@@ -35,7 +35,7 @@ ct::FlowFilter filter_of(const FilterArgs& a) {
     filter.addr = addr.s_addr;
   }
   if (!a.proto.empty() && !(filter.proto = ct::parse_proto(a.proto)))
-    throw UserError("unknown protocol \"" + a.proto + "\"", "tcp, udp, icmp or a number");
+    throw UserError("unknown protocol \"" + a.proto + "\"", "tcp, udp, icmp, gre, ipip, ipv6 or a number");
   if (!a.state.empty() && !(filter.state = ct::parse_state(a.state)))
     throw UserError("unknown state \"" + a.state + "\"", "see: ipsnat flows --help");
   if (a.port >= 0) filter.port = static_cast<uint16_t>(a.port);

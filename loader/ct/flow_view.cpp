@@ -4,6 +4,7 @@
 
 #include <array>
 #include <sstream>
+#include <utility>
 
 namespace ipsnat::ct {
 namespace {
@@ -35,14 +36,19 @@ const char* kind_name(uint8_t kind) {
   }
 }
 
+// The protocols the datapath translates, by their iproute2 names; any other by its number.
+constexpr std::pair<uint8_t, const char*> kProtoNames[] = {{6, "tcp"}, {17, "udp"}, {1, "icmp"},
+                                                           {47, "gre"}, {4, "ipip"}, {41, "ipv6"}};
+
 std::string proto_str(uint8_t p) {
-  switch (p) {
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 1: return "icmp";
-  }
+  for (auto [number, name] : kProtoNames)
+    if (number == p) return name;
   return std::to_string(p);
 }
+
+// TCP and UDP flows are keyed by their ports, ICMP echo by its id; the datapath keys every other
+// protocol by its addresses alone (bpf/lib/nat.h nat_proto_portless).
+bool has_ports(uint8_t p) { return p == 6 || p == 17; }
 
 uint64_t seconds_since(uint64_t then_ns, uint64_t now_ns) { return now_ns > then_ns ? (now_ns - then_ns) / 1000000000ull : 0; }
 
@@ -58,9 +64,8 @@ bool FlowFilter::matches(const Flow& f) const {
 }
 
 std::optional<uint8_t> parse_proto(const std::string& s) {
-  if (s == "tcp") return 6;
-  if (s == "udp") return 17;
-  if (s == "icmp") return 1;
+  for (auto [number, name] : kProtoNames)
+    if (s == name) return number;
   try {
     size_t used = 0;
     int n = std::stoi(s, &used);
@@ -101,7 +106,7 @@ nlohmann::json flow_json(const Flow& f, uint64_t now_ns) {
   if (icmp) {
     j["original"]["id"] = t.inside_port;
     j["translated"]["id"] = t.nat_port;
-  } else {
+  } else if (has_ports(f.proto())) {
     j["original"]["sport"] = t.inside_port;
     j["original"]["dport"] = t.remote_port;
     j["translated"]["sport"] = t.nat_port;
@@ -117,9 +122,11 @@ std::string flow_line(const Flow& f, uint64_t now_ns) {
   if (f.proto() == 1) {
     s << addr_str(t.inside) << " -> " << addr_str(t.remote) << " id " << t.inside_port << " as "
       << addr_str(t.nat) << " id " << t.nat_port;
-  } else {
+  } else if (has_ports(f.proto())) {
     s << addr_str(t.inside) << ":" << t.inside_port << " -> " << addr_str(t.remote) << ":" << t.remote_port
       << " as " << addr_str(t.nat) << ":" << t.nat_port;
+  } else {
+    s << addr_str(t.inside) << " -> " << addr_str(t.remote) << " as " << addr_str(t.nat);
   }
   // Masqueraded flows (no IPsec, the uplink's address) say so; the translations before IPsec
   // are the rule.

@@ -134,6 +134,26 @@ TEST_F(Masquerade, APrivilegedPortLeavesFromTheMasqueradeRange) {
   EXPECT_SAME_PACKET(r.out, eth.udp({kUplink, kInternet}, port, 123, {}));
 }
 
+// A LAN host's GRE or IPv6-in-IPv4 tunnel to the internet leaves as the uplink's address, as
+// netfilter's masquerade takes it (Nat.PortlessProtocolsAreTranslatedByTheirAddressAlone).
+TEST_F(Masquerade, PortlessProtocolsLeaveAsTheUplinkAddress) {
+  Bytes payload(24, 0x41);
+  for (uint8_t proto : {47, 41}) {
+    SCOPED_TRACE(int(proto));
+    auto r = out(eth.ipv4({kLan, kInternet, proto}, payload));
+    EXPECT_SAME_PACKET(r.out, eth.ipv4({kUplink, kInternet, proto}, payload));
+    auto back = in(eth.ipv4({kInternet, kUplink, proto}, payload));
+    EXPECT_SAME_PACKET(back.out, eth.ipv4({kInternet, kLan, proto}, payload));
+  }
+  EXPECT_EQ(n(IPSNAT_R_XLATE_MASQ), 2u);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_REVERSE), 2u);
+  // The gateway's own ESP with a peer is never taken for a LAN host's.
+  Bytes esp = eth.ipv4({kLan, kInternet, 50}, payload);
+  EXPECT_EQ(out(esp).out, esp);
+  Bytes esp_in = eth.ipv4({kInternet, kUplink, 50}, payload);
+  EXPECT_EQ(in(esp_in).out, esp_in);
+}
+
 TEST_F(Masquerade, IcmpErrorsAreTranslatedBothWays) {
   Bytes payload(40, 0x61);
   out(eth.udp({kLan, kInternet, kUdp, 63, 99}, 40000, 53, payload));

@@ -235,10 +235,57 @@ TEST_F(Nat, SourcesThatNeedNoTranslationArePassedUntouched) {
   Bytes other = eth.udp({"172.16.0.5", kRemote}, 1000, 53, {});
   EXPECT_EQ(snat(other).out, other);
   EXPECT_EQ(passed(), 2u);
-  Bytes gre = eth.ipv4({kLan, kRemote, 47}, Bytes(24, 0));
-  EXPECT_EQ(snat(gre).out, gre);
+  Bytes esp = eth.ipv4({kLan, kRemote, 50}, Bytes(24, 0));
+  EXPECT_EQ(snat(esp).out, esp);
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_PROTO), 1u);
   EXPECT_TRUE(dp.ct_all().empty());
+}
+
+// As netfilter's generic tracking translates them: GRE, IPv6 in IPv4, IP in IP and the other
+// protocols without ports by their address alone, one binding per inside host, remote address
+// and protocol; not ESP and AH (the gateway's own SAs are keyed alike), not SCTP (it has ports).
+TEST_F(Nat, PortlessProtocolsAreTranslatedByTheirAddressAlone) {
+  Bytes payload(24, 0x47);
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  for (uint8_t proto : {47, 41, 4}) {
+    SCOPED_TRACE(int(proto));
+    auto r = snat(eth.ipv4({kLan, kRemote, proto}, payload));
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
+    EXPECT_SAME_PACKET(r.out, eth.ipv4({kNat, kRemote, proto}, payload));
+    auto back = rev(eth.ipv4({kRemote, kNat, proto}, payload));
+    EXPECT_SAME_PACKET(back.out, eth.ipv4({kRemote, kLan, proto}, payload));
+    // Policy mode's program uses the same binding.
+    auto l = dp.run(lwt, eth.ipv4({kLan, kRemote, proto}, payload));
+    EXPECT_EQ(l.retval, unsigned(BPF_LWT_REROUTE));
+    Bytes want = eth.ipv4({kNat, kRemote, proto}, payload);
+    std::fill(want.begin(), want.begin() + 14, 0);  // LWT programs see no L2 header
+    EXPECT_SAME_PACKET(l.out, want);
+    auto e = dp.ct_get(ct_key(kLan, kRemote, 0, 0, proto, IPSNAT_CT_ORIG));
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->packets, 2u);
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_SNAT), 6u);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_REVERSE), 3u);
+
+  // A second inside host to the same remote address with the same protocol finds it taken;
+  // to another remote address it has a binding of its own.
+  EXPECT_EQ(snat(eth.ipv4({kLan2, kRemote, 47}, payload)).retval, TC_ACT_SHOT);
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_NO_PORT), 1u);
+  auto other = snat(eth.ipv4({kLan2, "10.9.9.9", 47}, payload));
+  EXPECT_SAME_PACKET(other.out, eth.ipv4({kNat, "10.9.9.9", 47}, payload));
+
+  // A router's error about a translated GRE packet goes back to the inside host.
+  Bytes quoted = l3_of(eth.ipv4({kNat, kRemote, 47}, payload), 14);
+  auto err = rev(eth.icmp_error({"10.0.0.254", kNat, kIcmp}, 3, 1, quoted));
+  EXPECT_SAME_PACKET(err.out, eth.icmp_error({"10.0.0.254", kLan, kIcmp}, 3, 1,
+                                             l3_of(eth.ipv4({kLan, kRemote, 47}, payload), 14)));
+
+  // ESP, AH and SCTP pass untranslated (in policy mode the leak guard then judges them).
+  for (uint8_t proto : {50, 51, 132}) {
+    Bytes p = eth.ipv4({kLan, kRemote, proto}, payload);
+    EXPECT_EQ(snat(p).out, p) << int(proto);
+  }
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_PASS_PROTO), 3u);
 }
 
 TEST_F(Nat, IpOptionsAreKept) {
@@ -309,7 +356,7 @@ TEST_F(Nat, FragmentsAreTranslatedConsistently) {
 // fragment would have been translated is dropped.
 TEST_F(Nat, ALaterFragmentOfAnUntranslatableProtocolPassesLikeItsFirst) {
   auto frag = [](uint16_t off_bytes, bool more) {
-    Ipv4Spec s{kLan, "10.3.0.9", 47, 64, 0x5151};
+    Ipv4Spec s{kLan, "10.3.0.9", 132 /* SCTP */, 64, 0x5151};
     s.frag_off = static_cast<uint16_t>((more ? 0x2000 : 0) | (off_bytes / 8));
     return s;
   };

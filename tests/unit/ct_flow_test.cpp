@@ -120,6 +120,19 @@ TEST(CtFlowView, TextAndJsonShowBothTuples) {
   EXPECT_EQ(j["state"], "established");
 }
 
+// A protocol without ports (bpf/lib/nat.h nat_proto_portless) shows its addresses alone.
+TEST(CtFlowView, APortlessFlowShowsItsAddressesAlone) {
+  Flow f = make_flow(47, 0, 0, 0, 2 * kSec, 2 * kSec);
+  EXPECT_EQ(flow_line(f, 3 * kSec), "gre 192.168.1.10 -> 10.0.0.1 as 10.20.30.2 other age 3s idle 1s pkts 1/1 bytes 0/0");
+  auto j = flow_json(f, 3 * kSec);
+  EXPECT_EQ(j["proto"], "gre");
+  EXPECT_EQ(j["translated"]["src"], "10.20.30.2");
+  EXPECT_FALSE(j["translated"].contains("sport"));
+  EXPECT_EQ(parse_proto("gre"), 47);
+  EXPECT_EQ(parse_proto("41"), 41);
+  EXPECT_EQ(state_name(classify(f)), std::string("other"));
+}
+
 TEST(CtFlowView, AMasqueradedFlowShowsNoReqid) {
   Flow f = make_flow(17, 40000, 53, 61000, 0, 0);
   f.orig->value.kind = f.reply->value.kind = IPSNAT_CT_KIND_MASQ;

@@ -319,3 +319,32 @@ t_policy_gateway() {
   t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
   t_seed_policies "$gw"
 }
+
+# t_recipe_gateway: t_policy_gateway for comparisons with the netfilter recipe, with the seed's
+# addresses in $nat and $remote, and a second LAN host address, $host2 beside $host1 (two LAN
+# hosts to tell apart by translation). WAN has no route back to $nat: nothing answers, so no
+# reset ends a binding under test (netfilter frees a tuple at once on a reset, ipsnat's
+# conntrack keeps it until its GC expires it).
+t_recipe_gateway() {
+  nat=10.20.30.2 remote=10.0.0.1 host1=192.168.1.10 host2=192.168.1.11
+  t_gateway_netns
+  t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default
+  t_seed_policies "$gw"
+  ip -n "$lan" addr add "$host2/24" dev lan1
+  t_wait_links_up "$lan" "$gw" "$wan"
+}
+
+# t_recipe_snat GW: adds the recipe's first rule to GW (nft table ip recipe): the LAN's traffic to
+# the remote network SNATed to $nat in postrouting, where netfilter looks the policy up again
+# after the NAT. t_recipe_del GW removes the table.
+t_recipe_snat() {
+  ip netns exec "$1" nft -f - <<EOF
+table ip recipe {
+  chain post {
+    type nat hook postrouting priority srcnat;
+    ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/8 snat to $nat
+  }
+}
+EOF
+}
+t_recipe_del() { ip netns exec "$1" nft delete table ip recipe; }

@@ -11,18 +11,11 @@
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
-t_gateway_netns
+t_recipe_gateway
 t_tmpdir
-nat=10.20.30.2
-remote=10.0.0.1
-t_gateway "$lan" "$gw" "$wan" uplink=eth0 remote_net=default nat=$nat
-t_seed_policies "$gw"
-host1=192.168.1.10
-host2=192.168.1.11
+ip -n "$wan" route add "$nat/32" via 200.2.2.2 src "$remote" # the remote side answers
 uplink=200.2.2.2
 internet=200.2.2.1
-ip -n "$lan" addr add "$host2/24" dev lan1
-t_wait_links_up "$lan" "$gw" "$wan"
 
 # raw NS SRC DST PROTO: one packet of protocol PROTO from SRC to DST (a GRE header for 47, an
 # IPv6 header's first bytes for 41), sent through a raw socket in namespace NS.
@@ -65,8 +58,6 @@ outcome() {
     "$(captured "$wan" eth1 "ip proto $proto and dst host $dst" raw "$lan" "$host2" "$dst" "$proto")"
 }
 
-recipe() { ip netns exec "$gw" nft -f -; }
-
 compare() {
   local what=$1 want=$2 ours theirs
   ours=$3 theirs=$4
@@ -84,17 +75,10 @@ gre_ipsnat=$(outcome 47 "$remote" "$nat")
 sit_ipsnat=$(outcome 41 "$remote" "$nat")
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 ip -n "$gw" xfrm policy flush # the recipe's packets would be held before netfilter keeps their binding
-recipe <<EOF
-table ip recipe {
-  chain post {
-    type nat hook postrouting priority srcnat;
-    ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/8 snat to $nat
-  }
-}
-EOF
+t_recipe_snat "$gw"
 gre_recipe=$(outcome 47 "$remote" "$nat")
 sit_recipe=$(outcome 41 "$remote" "$nat")
-ip netns exec "$gw" nft delete table ip recipe
+t_recipe_del "$gw"
 compare "GRE to $remote" "$nat" "$gre_ipsnat" "$gre_recipe"
 compare "IPv6 in IPv4 to $remote" "$nat" "$sit_ipsnat" "$sit_recipe"
 
@@ -104,7 +88,7 @@ expect_ok "attach --masquerade succeeds" t_in "$gw" "$IPSNAT" attach eth0 --masq
 masq_ipsnat=$(outcome 47 "$internet" "$uplink")
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 ip netns exec "$gw" conntrack -F >/dev/null 2>&1 || true
-recipe <<EOF
+ip netns exec "$gw" nft -f - <<EOF
 table ip recipe {
   chain post {
     type nat hook postrouting priority srcnat;
@@ -113,7 +97,7 @@ table ip recipe {
 }
 EOF
 masq_recipe=$(outcome 47 "$internet" "$uplink")
-ip netns exec "$gw" nft delete table ip recipe
+t_recipe_del "$gw"
 compare "masqueraded GRE to $internet" "$uplink" "$masq_ipsnat" "$masq_recipe"
 
 # Policy mode: the xfrm lookup after ipsnat's LWT program sees GRE from the policy's address.

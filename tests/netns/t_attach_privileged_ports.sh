@@ -15,14 +15,8 @@
 source "$(dirname "$0")/lib.sh"
 t_require_bpffs
 t_private_roots
-t_policy_gateway
+t_recipe_gateway
 t_tmpdir
-remote=10.0.0.1
-nat=10.20.30.2
-host1=192.168.1.10
-host2=192.168.1.11
-ip -n "$lan" addr add "$host2/24" dev lan1
-t_wait_links_up "$lan" "$gw" "$wan"
 
 # class PORT: where netfilter's NAT searches a taken source port (nf_nat_l4proto_unique_tuple).
 class() {
@@ -83,18 +77,11 @@ stop_capture
 expect_ok "detach succeeds" t_in "$gw" "$IPSNAT" detach eth0
 
 ip -n "$gw" xfrm policy flush
-ip netns exec "$gw" nft -f - <<EOF
-table ip recipe {
-  chain post {
-    type nat hook postrouting priority srcnat;
-    ip saddr 192.168.1.0/24 ip daddr 10.0.0.0/8 snat to $nat
-  }
-}
-EOF
+t_recipe_snat "$gw"
 start_capture
 mapfile -t with_recipe < <(run_flows)
 stop_capture
-ip netns exec "$gw" nft delete table ip recipe
+t_recipe_del "$gw"
 
 for i in "${!flows[@]}"; do
   read -r proto port r1 r2 <<<"${with_recipe[i]}"

@@ -193,7 +193,7 @@ static __always_inline enum ipsnat_reason masq_egress(struct __sk_buff *skb, con
 			ct_stamp(e, m->gen, stamp);
 		return masq_translate(skb, p, &m->k, e);
 	}
-	struct ct_xlat x;
+	struct ct_xlat x = {}; /* initialized: nat_bind_req's argument */
 	enum ipsnat_reason why = masq_bind(skb, p, m, spd_ver, &x);
 	return why ? why : masq_write(skb, p, x);
 }

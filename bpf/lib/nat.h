@@ -153,7 +153,10 @@ struct nat_search {
 	__u8 proto;
 	__u16 found; /* 0: none free */
 	__u32 found_at; /* the address's place in the order tried (0: the preferred one) */
-	struct ipsnat_ct_key reply_k;
+	/* The new flow, in this CPU's scratch slot: each probe writes the candidate into its REPLY
+	 * key, so the key needs no copy in this stack frame (Linux 6.1 counts the frames of a call
+	 * chain against 512 bytes: tests/stack/check-stack.py). */
+	struct nat_new_flow *n;
 };
 
 /* Looks only: a port is a candidate when no REPLY entry holds it for this remote endpoint;
@@ -170,9 +173,13 @@ static long nat_probe(__u32 i, void *ctx)
 	if ((!at && port == s->orig_port) || nat_port_reserved(s->proto, port) ||
 	    fwd_port_reserved(addr, s->proto, port))
 		return 0;
-	s->reply_k.daddr = addr;
-	s->reply_k.dport = bpf_htons(port);
-	if (bpf_map_lookup_elem(&ipsnat_ct, &s->reply_k))
+	struct nat_new_flow *n = s->n;
+
+	if (!n)
+		return 1;
+	n->reply_k.daddr = addr;
+	n->reply_k.dport = bpf_htons(port);
+	if (bpf_map_lookup_elem(&ipsnat_ct, &n->reply_k))
 		return 0;
 	s->found = port;
 	s->found_at = at;
@@ -277,7 +284,7 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 		.range = max - min + 1,
 		.orig_port = orig_port,
 		.proto = p->proto,
-		.reply_k = n->reply_k,
+		.n = n,
 	};
 	if (req->pool_size > 1) {
 		ns.base = req->pool_base;
@@ -297,8 +304,7 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 			nat_pool_count_full(addrs > 1 ? addrs : 0, p->ip_len);
 			return IPSNAT_R_DROP_NO_PORT;
 		}
-		n->orig_e.xlat_addr = ns.reply_k.daddr;
-		n->reply_k.daddr = ns.reply_k.daddr;
+		n->orig_e.xlat_addr = n->reply_k.daddr; /* the found port's address (nat_probe) */
 		r = nat_try_port(n, ns.found);
 		if (r == CT_CREATED || r == CT_RACED) {
 			nat_pool_count_full(ns.found_at, p->ip_len);
@@ -313,13 +319,18 @@ static __always_inline int nat_bind_napt(struct nat_new_flow *n, const struct pk
 /* Creates the binding req asks for, its ORIG entry already accounting for packet p: PREFIX
  * kinds keep the port, the others are NAPT. Returns 0 with the translation in *x,
  * NAT_BOUND_RACED (another CPU created the flow meanwhile), or the drop reason. spd_version:
- * the SPD version read before the decision (docs/datapath.md). */
-static __always_inline int nat_bind_req(const struct pkt4 *p, const struct nat_request *req, __u64 spd_version,
-					struct ct_xlat *x)
+ * the SPD version read before the decision (docs/datapath.md).
+ * A global function, never inlined: the verifier checks it once, on its own with its arguments
+ * unknown, rather than once more for every path of its callers that reaches it. So the new-flow
+ * search no longer multiplies the paths of xlate_snat and the guard's masquerade, which Linux
+ * 6.1's verifier walks against its limit of 1,000,000 instructions (docs/datapath.md, "Verifier
+ * budget"). The verifier takes its pointer arguments as possibly NULL: they are checked. */
+__noinline int nat_bind_req(const struct pkt4 *p, const struct nat_request *req, __u64 spd_version,
+			    struct ct_xlat *x)
 {
 	struct nat_new_flow *n = nat_scratch();
 
-	if (!n)
+	if (!p || !req || !x || !n)
 		return IPSNAT_R_DROP_CT_FULL;
 	__builtin_memset(n, 0, sizeof(*n));
 	nat_new_flow_init(n, p, req, spd_version);

@@ -319,7 +319,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	 * version or a newer one, never an older one. */
 	__u64 spd_ver = spd_version_now();
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
-	struct ct_xlat x;
+	struct ct_xlat x = {}; /* initialized: nat_bind_req's argument */
 	int have_target = 0;
 	/* The SPD changed since this flow was last checked: its translated source must still be
 	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP), and

@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-cost: 120
+# vm-cost: 80
 # shellcheck source-path=SCRIPTDIR
 # Differential test against the netfilter recipe, an oracle we did not write. The lab of
 # t_nat_policy (policy-based SAs on eth0 as an IKE daemon installs them, out NAT_IP/32 ->
@@ -13,13 +13,24 @@
 # company host (through ESP) and to the internet host (transit's far address), source ports
 # (ids) from the seed, some pairs with the same port on both hosts to the same destination (NAPT
 # collisions), and a UDP datagram to a closed port on each far host (the port unreachable must
-# come back: ECONNREFUSED). The servers answer with the source they saw. For every flow, I and M
-# must give R's outcome (reply or refusal); the far side sees NAT_IP (company) or the uplink's
-# address (internet); the port (id) is kept wherever R kept it without a collision, except where
-# ipsnat documents its own choice (docs/datapath.md: the masquerade's range above the gateway's
-# ephemeral ports, 500/4500 never; printed as notes), and every port ipsnat picks lies in its
-# range (NAPT range, a privileged port's class as netfilter's, masquerade range); each colliding
-# pair gets both answers as distinct tuples, one of them keeping its port where R kept one. Per
+# come back: ECONNREFUSED). Then, to each far host: UDP datagrams of 3000-4000 bytes (IP
+# fragments from the LAN host and back from the far host; in M no netfilter reassembles them
+# before ipsnat), echoed whole and compared byte for byte; GRE (raw sockets) from both LAN hosts,
+# the second host's after the first's (one binding per LAN host, remote address and protocol:
+# whether the second is answered is R's to say). And UDP probes whose TTL expires beyond gw,
+# read from the LAN socket's error queue (IP_RECVERR): TTL 2 to the company host (gw leaves 1,
+# cgw forwarding the decrypted packet drops it: the time exceeded comes back through the tunnel)
+# and TTL 2 to cgw's uplink address in the clear (transit drops it). cgw gets the route strongSwan
+# installs for its remote selector, NAT_IP/32 with a source in the company net (CGW_LAN_IP), so
+# its own errors to NAT_IP match its out-policy rather than leave from its uplink in the clear.
+# The servers answer with the source they saw. For every flow, I and M must give R's outcome
+# (reply or refusal, the large echo intact, GRE answered or not, the time exceeded from the same
+# router); the far side sees NAT_IP (company) or the uplink's address (internet); the port (id)
+# is kept wherever R kept it without a collision, except where ipsnat documents its own choice
+# (docs/datapath.md: the masquerade's range above the gateway's ephemeral ports, 500/4500 never;
+# printed as notes), and every port ipsnat picks lies in its range (NAPT range, a privileged
+# port's class as netfilter's, masquerade range); each colliding pair gets both answers as
+# distinct tuples, one of them keeping its port where R kept one. Per
 # phase: no cleartext on transit, ESP both ways, no LAN address seen by the company host (capture
 # on its LAN), the internet host (transit) or either server; afterwards (nft table deleted,
 # ipsnat's flows flushed and detached, netfilter's conntrack flushed) the gateway is as before.
@@ -35,7 +46,7 @@ DIFF_TOOL=$VM_TESTS_DIR/difftool.py
 # behaviour, not a new draw (IPSNAT_DIFF_SEED=random draws one).
 SEED=${IPSNAT_DIFF_SEED:-1}
 [[ $SEED == random ]] && SEED=$(((RANDOM << 15 | RANDOM) % 1000000))
-PORTBASE=7100     # difftool.py: UDP/TCP servers on PORTBASE..+3, PORTBASE+9 closed
+PORTBASE=7100     # difftool.py: UDP/TCP servers on PORTBASE..+3, PORTBASE+9 closed, +5 TTL probes
 PROFILE=seed
 ((SEED % 2)) && PROFILE=alt
 
@@ -54,9 +65,9 @@ diff_phase() {
   lab_capture_start "transit-$ph"
   lab_capture_start "chost-$ph" lan0 chost
   lab_exec lanhost timeout 90 python3 -S "$DIFF_TOOL" client "$SEED" 1 "$ph" "$LAB_CHOST_IP" \
-    "$LAB_TRANSIT_CGW_IP" "$PORTBASE" "$D" >"$D/$ph.1.out" 2>"$D/$ph.1.err" & c1=$!
+    "$LAB_TRANSIT_CGW_IP" "$PORTBASE" "$D" "$LAB_CGW_WAN_IP" >"$D/$ph.1.out" 2>"$D/$ph.1.err" & c1=$!
   lab_exec lanhost2 timeout 90 python3 -S "$DIFF_TOOL" client "$SEED" 2 "$ph" "$LAB_CHOST_IP" \
-    "$LAB_TRANSIT_CGW_IP" "$PORTBASE" "$D" >"$D/$ph.2.out" 2>"$D/$ph.2.err" & c2=$!
+    "$LAB_TRANSIT_CGW_IP" "$PORTBASE" "$D" "$LAB_CGW_WAN_IP" >"$D/$ph.2.out" 2>"$D/$ph.2.err" & c2=$!
   wait "$c1" || true
   wait "$c2" || true
   lab_capture_stop "chost-$ph" >/dev/null
@@ -64,7 +75,7 @@ diff_phase() {
   local h
   for h in 1 2; do
     [[ -s $D/$ph.$h.err ]] && sed "s/^/      host $h: /" "$D/$ph.$h.err" | head -5
-    n=$(grep -c '"reply": true\|"err": "refused"' "$D/$ph.$h.out" || true)
+    n=$(grep -c '"reply": true\|"err": "refused"\|"icmp": "11/0 ' "$D/$ph.$h.out" || true)
     ok "phase $ph: host $h (lanhost${h#1}) flows answered: $n/$(grep -c . "$D/$ph.$h.out" || true)"
   done
   expect_no_leak "phase $ph: no cleartext company or LAN traffic on transit" "transit-$ph"
@@ -97,10 +108,15 @@ lab_up
 lab_esp_policy_tunnel
 D=$LAB_STATE/diff
 mkdir -p "$D"
-# Every closed-port error goes to one address (NAT_IP or the uplink's): the far hosts' per-peer
-# ICMP rate limit must not decide the outcome.
+# Every closed-port error goes to one address (NAT_IP or the uplink's), and so does every time
+# exceeded: the far hosts' and routers' per-peer ICMP rate limit must not decide the outcome.
 lab_exec chost sysctl -qw net.ipv4.icmp_ratelimit=0
 lab_exec transit sysctl -qw net.ipv4.icmp_ratelimit=0
+lab_exec cgw sysctl -qw net.ipv4.icmp_ratelimit=0
+# strongSwan's route on the company gateway for the remote selector, with a source inside its
+# local one: cgw's own time exceeded to NAT_IP then matches its out-policy (through the tunnel,
+# from CGW_LAN_IP); without it the error would leave from the uplink's address in the clear.
+lab_exec cgw ip route add "$LAB_NAT_IP/32" via "$LAB_TRANSIT_CGW_IP" dev eth0 src "$LAB_CGW_LAN_IP"
 before=$LAB_STATE/snap.before
 nat_gw_snapshot >"$before"
 
@@ -154,8 +170,10 @@ wait "$srv_co" || true
 wait "$srv_in" || true
 
 step "every flow of I and M against R (seed $SEED)"
+# The TTL probes' errors: from cgw's company address (the route above) and from transit's
+# address towards gw (its source for errors to the uplink's address).
 difftool compare "$SEED" "$D" "$LAB_NAT_IP" "$LAB_GW_WAN_IP" "$napt_min" "$napt_max" "$masq_min" "$masq_max" \
-  "$LAB_LAN_NET" "$LAB_LAN2_NET" >"$D/compare.out" 2>&1 || true
+  "$LAB_CGW_LAN_IP" "$LAB_TRANSIT_GW_IP" "$LAB_LAN_NET" "$LAB_LAN2_NET" >"$D/compare.out" 2>&1 || true
 while IFS= read -r line; do
   case $line in
     "ok "*) ok "${line#ok }" ;;

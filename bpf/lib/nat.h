@@ -74,11 +74,17 @@ static __always_inline int nat_proto_portless(__u8 proto)
 	return 1;
 }
 
+/* The protocols NAT translates: TCP, UDP, ICMP (echo requests: nat_tuple_supported), portless
+ * protocols. */
+static __always_inline int nat_proto_translated(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_ICMP || nat_proto_portless(proto);
+}
+
 /* The tuples NAT can translate: TCP, UDP, ICMP echo requests, portless protocols. */
 static __always_inline int nat_tuple_supported(const struct pkt4 *p)
 {
-	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ||
-	       (p->proto == IPPROTO_ICMP && p->icmp_type == ICMP_ECHO) || nat_proto_portless(p->proto);
+	return p->proto == IPPROTO_ICMP ? p->icmp_type == ICMP_ECHO : nat_proto_translated(p->proto);
 }
 
 static __always_inline int nat_port_reserved(__u8 proto, __u16 port)
@@ -349,6 +355,7 @@ static __always_inline int nat_bind(const struct pkt4 *p, const struct spd_nat_t
 {
 	struct nat_request req = { .reqid = t->reqid };
 
+	*x = (struct ct_xlat){}; /* nat_bind_req's argument must be initialized memory */
 	if (t->kind == SPD_NAT_PREFIX) {
 		req.nat_addr = nat_prefix_map(t, p->saddr);
 		req.kind = IPSNAT_CT_KIND_PREFIX;

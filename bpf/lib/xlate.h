@@ -183,8 +183,7 @@ static __always_inline enum ipsnat_reason snat_later_fragment(struct __sk_buff *
 
 	if (why)
 		return why;
-	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP && p->proto != IPPROTO_ICMP &&
-	    !nat_proto_portless(p->proto))
+	if (!nat_proto_translated(p->proto))
 		return IPSNAT_R_PASS_PROTO;
 	return IPSNAT_R_DROP_FRAG_NO_FIRST;
 }
@@ -319,7 +318,7 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 	 * version or a newer one, never an older one. */
 	__u64 spd_ver = spd_version_now();
 	struct ipsnat_ct_entry *e = ct_lookup(&k);
-	struct ct_xlat x = {}; /* initialized: nat_bind_req's argument */
+	struct ct_xlat x;
 	int have_target = 0;
 	/* The SPD changed since this flow was last checked: its translated source must still be
 	 * sent into IPsec, or it would leave uncovered (a removed policy, another virtual IP), and

@@ -306,6 +306,10 @@ static __always_inline enum ipsnat_reason xlate_snat(struct __sk_buff *skb, int 
 		struct ipsnat_frag_entry *fe = frag_lookup(&p, IPSNAT_CT_ORIG);
 
 		if (fe) {
+			/* LWT xmit: netfilter's masquerade wrote the source and looks at the
+			 * fragment again after the reroute (lib/frag.h frag_head_guard). */
+			if (!use_dev && inside_masqueraded(skb, p.saddr) && frag_head_guard(skb, &p))
+				return IPSNAT_R_DROP_REWRITE;
 			if (nat_rewrite(skb, &p, 1, fe->xlat_addr, 0))
 				return IPSNAT_R_DROP_REWRITE;
 			return IPSNAT_R_XLATE_FRAG;

@@ -3,6 +3,7 @@
 // explains (drop-unsolicited). A decrypted packet is made with the object's test seam
 // (Datapath(true): the SA's reqid from skb->mark): BPF_PROG_TEST_RUN cannot give a packet a sec path.
 #include <arpa/inet.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
@@ -65,6 +66,88 @@ TEST_F(Inside, ALaterFragmentOfAMasqueradedDatagramIsJudgedLikeItsFirst) {
   auto later = dp.run_forwarded(lwt, eth.ipv4(frag(0x62, 48, false), Bytes(40, 2)), kLanDev);
   EXPECT_EQ(later.retval, unsigned(BPF_DROP));
   EXPECT_EQ(dp.reason_packets(IPSNAT_R_DROP_FRAG_NO_FIRST), 1u) << dp.nonzero_reasons();
+}
+
+// Policy mode beside a netfilter masquerade rule: each fragment lwt_snat_xmit translates and
+// reroutes meets POSTROUTING again in xfrm4_output, where netfilter applies the masquerade binding
+// once more (source back to the uplink's address) and, not looking at the fragment offset, writes
+// a later fragment's first bytes as a UDP header's port and checksum; the fragment then passes the
+// LWT hook a second time (lib/frag.h frag_head_guard). The second pass must put those bytes back.
+// Both passes run on one CPU, nested: the test thread is pinned so that its two test runs do too.
+TEST_F(Inside, NetfiltersSecondPassOverALaterFragmentIsUndone) {
+  cpu_set_t old_set, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(old_set), &old_set), 0);
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  struct RestoreAffinity {
+    cpu_set_t set;
+    ~RestoreAffinity() { sched_setaffinity(0, sizeof(set), &set); }
+  } restore{old_set};
+
+  constexpr uint32_t kLanDev = 9;  // no ipsnat device: forwarded from the LAN
+  auto frag = [&](const std::string& src, uint16_t id, uint16_t off_bytes, bool more) {
+    Ipv4Spec s{src, kRemote, kUdp, 64, id};
+    s.frag_off = static_cast<uint16_t>((more ? 0x2000 : 0) | (off_bytes / 8));
+    return s;
+  };
+  Bytes data(64);
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<uint8_t>('A' + i % 26);
+  // What netfilter writes into a later fragment: bytes 0-1 (the "source port") and 6-7 (the
+  // "checksum"), the rest of the payload unchanged.
+  auto mangled = [](Bytes payload) {
+    payload[0] = 0xaa, payload[1] = 0x86, payload[6] ^= 0x5a, payload[7] ^= 0xc3;
+    return payload;
+  };
+  // LWT xmit sees no link-layer header: the IP packets are compared, and their header checksum.
+  auto same_ip = [](const Bytes& got, const Bytes& want) {
+    EXPECT_TRUE(verify_checksums(got, 14).ip_ok);
+    return Bytes(got.begin() + 14, got.end()) == Bytes(want.begin() + 14, want.end());
+  };
+  auto* lwt = dp.skel()->progs.lwt_snat_xmit;
+  Bytes head = l4_of(eth.udp({kUplink, kRemote}, 40000, 53, Bytes(40, 1)), 14);
+  ASSERT_EQ(dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 0, true), head), kLanDev).retval,
+            unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+
+  auto first_pass = dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 48, false), data), kLanDev);
+  ASSERT_EQ(first_pass.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_TRUE(same_ip(first_pass.out, eth.ipv4(frag(kNat, 0x71, 48, false), data)));
+  auto second_pass = dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 48, false), mangled(data)), kLanDev);
+  EXPECT_EQ(second_pass.retval, unsigned(BPF_LWT_REROUTE));
+  EXPECT_TRUE(same_ip(second_pass.out, first_pass.out));
+  EXPECT_EQ(dp.reason_packets(IPSNAT_R_XLATE_FRAG), 2u) << dp.nonzero_reasons();
+
+  // The second pass used the kept bytes up: the same fragment once more is a first pass, and a
+  // fragment of another offset or datagram never takes them.
+  auto again = dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 48, false), mangled(data)), kLanDev);
+  EXPECT_TRUE(same_ip(again.out, eth.ipv4(frag(kNat, 0x71, 48, false), mangled(data))));
+  dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 48, true), data), kLanDev);
+  auto other_offset = dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x71, 112, false), mangled(data)), kLanDev);
+  EXPECT_TRUE(same_ip(other_offset.out, eth.ipv4(frag(kNat, 0x71, 112, false), mangled(data))));
+
+  // A last fragment shorter than the 8 bytes netfilter writes (which would make it drop the
+  // fragment) leaves the first pass padded to 8 bytes behind its IP total length; the second pass
+  // puts the bytes back and cuts the padding off.
+  dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x73, 0, true), head), kLanDev);
+  Bytes tail = {'x', 'y', 'z', '!'};
+  auto short_first = dp.run_forwarded(lwt, eth.ipv4(frag(kUplink, 0x73, 48, false), tail), kLanDev);
+  ASSERT_EQ(short_first.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  Bytes padded = eth.ipv4(frag(kUplink, 0x73, 48, false), tail);
+  padded.resize(padded.size() + 4);
+  EXPECT_EQ(short_first.out.size(), padded.size());
+  Bytes netfilters = Bytes(padded.begin() + 14 + 20, padded.end());
+  netfilters = mangled(netfilters);
+  std::copy(netfilters.begin(), netfilters.end(), padded.begin() + 14 + 20);
+  auto short_second = dp.run_forwarded(lwt, padded, kLanDev);
+  EXPECT_EQ(short_second.retval, unsigned(BPF_LWT_REROUTE));
+  EXPECT_TRUE(same_ip(short_second.out, eth.ipv4(frag(kNat, 0x73, 48, false), tail)));
+
+  // A LAN source (no netfilter NAT before the hook, so no second pass) is translated as it is.
+  dp.run_forwarded(lwt, eth.ipv4(frag(kLan, 0x72, 0, true), l4_of(eth.udp({kLan, kRemote}, 40001, 53, Bytes(40, 1)), 14)),
+                   kLanDev);
+  dp.run_forwarded(lwt, eth.ipv4(frag(kLan, 0x72, 48, false), data), kLanDev);
+  auto lan = dp.run_forwarded(lwt, eth.ipv4(frag(kLan, 0x72, 48, false), mangled(data)), kLanDev);
+  EXPECT_TRUE(same_ip(lan.out, eth.ipv4(frag(kNat, 0x72, 48, false), mangled(data))));
 }
 
 // Decrypted on the uplink of policy-based SAs (reqid 7).

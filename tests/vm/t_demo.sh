@@ -28,8 +28,11 @@ has "upload checksummed on both ends" "[ok] upload   LAN host -> company host: 1
 has "download checksummed on both ends" "[ok] download company host -> LAN host: 1048576 bytes"
 has "the company host saw only the virtual IP" "[ok] the company host saw $LAB_NAT_IP"
 has "the wire carried only ESP" "[ok] only ESP between the LAN/virtual IP and $LAB_COMPANY_NET: 0 cleartext packets"
-has "the flows table shows the LAN host translated" "$LAB_LANHOST_IP -> $LAB_CHOST_IP"
-has "... to the virtual IP" " as $LAB_NAT_IP"
+# Any flow of the LAN host to the company host: the ping's ICMP flow (no ports) may have expired
+# by the time the demo lists the flows, after two 1 MiB transfers under TCG.
+flow_re="${LAB_LANHOST_IP//./\\.}(:[0-9]+)? -> ${LAB_CHOST_IP//./\\.}(:[0-9]+)? as ${LAB_NAT_IP//./\\.}(:[0-9]+)? "
+if grep -Eq -- "$flow_re" "$out"; then ok "the flows table shows the LAN host translated to the virtual IP"
+else fail "the flows table shows the LAN host translated to the virtual IP (no line matching: $flow_re)"; fi
 has "detach restored gw" "[ok] gw is exactly as charon left it"
 expect_eq "no false claim" "$(grep -c '\[FAILED\]' "$out" || true)" 0
 rm -f "$out"

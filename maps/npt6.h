@@ -35,7 +35,10 @@
  * NPT6_INSIDE with if_id 0, mark 0 and the prefix, looked up with the packet's inside address; its rule
  * has kind NPT6_KIND_INSIDE and from/len the prefix. It is the IPv6 counterpart of ipsnat_inside
  * (maps/inside.h), kept here so one writer puts it and the NAT66 rules that read it in place in
- * one pass (new keys first). */
+ * one pass (new keys first). The gateway's own IPv6 addresses outside every inside prefix (not
+ * link-local) are /128 keys of the same kind of key with a rule of kind NPT6_KIND_LOCAL, as
+ * ipsnat_inside's INSIDE_LOCAL entries: NAT66 in LWT xmit takes such a source from a LAN packet
+ * that a netfilter masquerade or SNAT rule rewrote before the hook (bpf/lib/nat66.h). */
 #ifndef IPSNAT_MAPS_NPT6_H
 #define IPSNAT_MAPS_NPT6_H
 
@@ -48,8 +51,8 @@
  * rule's NPT6_FLAG_REST and NPT6_OUT_REST keys (NAT66 beside NPTv6). Schema 7: keys carry the policy's mark
  * (a VTI's okey; 96 fixed bits), and a NAT66 rule's `span` (a pool of addresses after `to`, was
  * padding). Schema 8: a NAT66 rule's from/len, when len > 0, are its sources (a [[nat]] rule's inside)
- * instead of the IPv6 inside set. */
-#define IPSNAT_NPT6_SCHEMA 8
+ * instead of the IPv6 inside set. Schema 9: NPT6_KIND_LOCAL entries (the gateway's own addresses). */
+#define IPSNAT_NPT6_SCHEMA 9
 #define IPSNAT_NPT6_MAX_ENTRIES 4096
 /* The longest prefix translated: the adjusted word must be host bits (RFC 6296 sections 3.6, 3.7),
  * and a prefix longer than /112 leaves no whole 16-bit word of them. */
@@ -61,6 +64,7 @@ enum npt6_kind {
 	NPT6_KIND_PREFIX = 0, /* RFC 6296, stateless */
 	NPT6_KIND_NAT66 = 1,  /* to one address with ports, stateful */
 	NPT6_KIND_INSIDE = 2, /* an entry of the IPv6 inside set (NPT6_INSIDE), no translation */
+	NPT6_KIND_LOCAL = 3,  /* a gateway's own address outside the inside set (NPT6_INSIDE, /128) */
 };
 
 enum npt6_dir {

@@ -50,6 +50,18 @@ static __always_inline struct ipsnat_dev_cfg dev_cfg(__u32 ifindex)
 	return d ? *d : none;
 }
 
+/* Whether skb was forwarded (it has an ingress device) from a device ipsnat is not attached to:
+ * the gateway's own packets have no ingress device, and transit from an attached uplink's
+ * neighbours is never carried into a tunnel. With a source that is one of the gateway's own
+ * addresses, such a packet is a LAN packet a netfilter masquerade or SNAT rule rewrote in
+ * POSTROUTING, before the LWT xmit hook (a forwarded packet from a local address is a martian). */
+static __always_inline int forwarded_from_unattached(struct __sk_buff *skb)
+{
+	__u32 in = skb->ingress_ifindex;
+
+	return in && !bpf_map_lookup_elem(&ipsnat_dev, &in);
+}
+
 /* ipsnat_dev's generation (maps/config.h); read before ipsnat_dev, so that what a packet decides
  * from ipsnat_dev is never older than the generation it stamps. */
 static __always_inline struct ipsnat_dev_gen dev_gen_now(void)

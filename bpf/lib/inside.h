@@ -38,18 +38,12 @@ static __always_inline int inside_eligible(const struct spd_nat_target *t, __be3
 	return (inside_flags(saddr) & INSIDE_PREFIX) != 0;
 }
 
-/* A packet whose source netfilter's SNAT/MASQUERADE rewrote in POSTROUTING, before the LWT xmit
- * hook: its source is one of the gateway's own addresses (those rules always pick one), yet it
- * was forwarded (an ingress device), and not from a device ipsnat is attached to (a transit
- * packet from the uplink's neighbours is never carried into a tunnel). The gateway's own
- * packets have no ingress device. */
+/* A LAN packet netfilter's SNAT/MASQUERADE rewrote in POSTROUTING, before the LWT xmit hook: its
+ * source is one of the gateway's own addresses (those rules always pick one), yet it was forwarded
+ * from a device ipsnat is not attached to (lib/config.h). */
 static __always_inline int inside_masqueraded(struct __sk_buff *skb, __be32 saddr)
 {
-	__u32 in = skb->ingress_ifindex;
-
-	if (!in || bpf_map_lookup_elem(&ipsnat_dev, &in))
-		return 0;
-	return (inside_flags(saddr) & INSIDE_LOCAL) != 0;
+	return forwarded_from_unattached(skb) && (inside_flags(saddr) & INSIDE_LOCAL) != 0;
 }
 
 #endif

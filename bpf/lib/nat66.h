@@ -159,22 +159,36 @@ static __always_inline struct npt6_rule *nat66_rule(struct npt6_scope sc, const 
 	return nat66_rule_for(sc, remote, 0);
 }
 
-/* Whether addr lies in an IPv6 inside prefix: the IPv6 inside set's NPT6_INSIDE keys (maps/npt6.h),
- * every LAN NAT66 translates, as ipsnat_inside is for IPv4 NAPT. */
-static __always_inline int nat66_inside(const __u8 *addr)
+/* The IPv6 inside set's entry for addr (maps/npt6.h NPT6_INSIDE keys): NPT6_KIND_INSIDE (an inside
+ * prefix, every LAN NAT66 translates, as ipsnat_inside is for IPv4 NAPT), NPT6_KIND_LOCAL (one of
+ * the gateway's own addresses outside them), or -1. */
+static __always_inline int nat66_source_kind(const __u8 *addr)
 {
 	struct npt6_key k = { .prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + 128, .if_id = 0, .dir = NPT6_INSIDE };
 
 	__builtin_memcpy(k.addr, addr, 16);
 	struct npt6_rule *r = bpf_map_lookup_elem(&ipsnat_npt6, &k);
-	return r && r->kind == NPT6_KIND_INSIDE;
+	return r ? r->kind : -1;
 }
 
 /* Whether the rule takes the inside source addr: a rule with a source prefix (len > 0: a [[nat]]
  * rule's inside, maps/npt6.h) that prefix alone, else the IPv6 inside set. */
-static __always_inline int nat66_takes(const struct npt6_rule *rule, const __u8 *addr)
+static __always_inline int nat66_takes_inside(const struct npt6_rule *rule, const __u8 *addr)
 {
-	return rule->len ? npt6_in_prefix(addr, rule) : nat66_inside(addr);
+	return rule->len ? npt6_in_prefix(addr, rule) : nat66_source_kind(addr) == NPT6_KIND_INSIDE;
+}
+
+/* nat66_takes_inside, and in LWT xmit (lwt) also one of the gateway's own addresses in a packet
+ * forwarded from a device ipsnat is not attached to: a LAN packet a netfilter masquerade or SNAT
+ * rule rewrote before the hook (lib/config.h forwarded_from_unattached), as IPv4's
+ * inside_masqueraded; netfilter's conntrack maps the reply back to the LAN host. A [[nat]] rule's
+ * own prefix cannot tell which host it was. */
+static __always_inline int nat66_takes(struct __sk_buff *skb, const struct npt6_rule *rule, const __u8 *addr, int lwt)
+{
+	if (rule->len)
+		return npt6_in_prefix(addr, rule);
+	int kind = nat66_source_kind(addr);
+	return kind == NPT6_KIND_INSIDE || (lwt && kind == NPT6_KIND_LOCAL && forwarded_from_unattached(skb));
 }
 
 static __always_inline int nat66_addr_equal(const __u8 *a, const __u8 *b)
@@ -250,13 +264,13 @@ static __always_inline int nat66_rewrite_addr(struct __sk_buff *skb, int l3_at_d
  * hide one: drop-frag-no-first; another: pass-proto; an ICMPv6 fragment counts as an echo
  * request's). */
 static __always_inline enum ipsnat_reason nat66_later_fragment_out(struct __sk_buff *skb, const struct pkt6 *h,
-								   const struct npt6_rule *rule, int l3_at_data)
+								   const struct npt6_rule *rule, int l3_at_data, int lwt)
 {
 	struct ipsnat_frag6_entry *fe = frag6_lookup(h, IPSNAT_CT_ORIG);
 
 	if (fe)
 		return nat66_rewrite_addr(skb, l3_at_data, 1, fe->xlat_addr) ? IPSNAT_R_DROP_REWRITE : IPSNAT_R_XLATE_FRAG;
-	if (!nat66_takes(rule, h->saddr))
+	if (!nat66_takes(skb, rule, h->saddr, lwt))
 		return IPSNAT_R_PASS_NOT_INSIDE;
 	if (h->proto != IPPROTO_TCP && h->proto != IPPROTO_UDP && h->proto != IPPROTO_ICMPV6 && !ipv6_ext_hdr(h->proto))
 		return IPSNAT_R_PASS_PROTO;
@@ -526,9 +540,10 @@ static __always_inline int nat66_error_flow_stale(const struct ipsnat_ct6_key *k
 }
 
 /* TC egress of a route-mode device (its if_id and mark), or LWT xmit of a policy-mode route (both 0,
- * l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
+ * lwt 1; l3_at_data as parse_ipv6): 1 with the outcome in *why when the packet's destination is a NAT66 policy's; 0 when no NAT66 rule
  * concerns it (NPTv6 may). */
-static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope sc, int l3_at_data, enum ipsnat_reason *why)
+static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope sc, int l3_at_data, int lwt,
+					enum ipsnat_reason *why)
 {
 	struct pkt66 p;
 
@@ -546,11 +561,11 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 	/* The inside set is asked where no state answers (a flow or fragment conntrack does not know,
 	 * a packet NAT66 does not translate), as IPv4's: one LPM lookup per new flow, not per packet. */
 	if (p.h.fragment == PKT6_FRAG_LATER && !p.h.unparsed) {
-		*why = nat66_later_fragment_out(skb, &p.h, rule, l3_at_data);
+		*why = nat66_later_fragment_out(skb, &p.h, rule, l3_at_data, lwt);
 		return 1;
 	}
 	if (nat66_parse(skb, &p, ICMPV6_ECHO_REQUEST, l3_at_data)) {
-		*why = !nat66_takes(rule, p.h.saddr) ? IPSNAT_R_PASS_NOT_INSIDE
+		*why = !nat66_takes(skb, rule, p.h.saddr, lwt) ? IPSNAT_R_PASS_NOT_INSIDE
 		       : p.h.unparsed          ? IPSNAT_R_DROP_MALFORMED
 					       : IPSNAT_R_PASS_PROTO;
 		return 1;
@@ -572,7 +587,7 @@ static __always_inline int nat66_egress(struct __sk_buff *skb, struct npt6_scope
 			e = 0;
 		}
 	}
-	if (!e && !nat66_takes(rule, p.h.saddr)) {
+	if (!e && !nat66_takes(skb, rule, p.h.saddr, lwt)) {
 		*why = IPSNAT_R_PASS_NOT_INSIDE;
 		return 1;
 	}
@@ -654,7 +669,7 @@ static __always_inline int nat66_into_inside(struct npt6_scope sc, const __u8 *r
 {
 	struct npt6_rule *rule = nat66_rule_for(sc, remote, local);
 
-	return rule && nat66_takes(rule, local);
+	return rule && nat66_takes_inside(rule, local);
 }
 
 #endif

@@ -250,7 +250,7 @@ static __always_inline enum ipsnat_reason ipv6_on_device(struct __sk_buff *skb, 
 	struct npt6_scope sc = npt6_scope_of(&d);
 	if (dir == NPT6_IN)
 		return ipv6_reverse(skb, sc, d.flags, 0);
-	if (nat66_egress(skb, sc, 0, &why))
+	if (nat66_egress(skb, sc, 0, 0, &why))
 		return why;
 	return d.flags & IPSNAT_DEV_BINAT ? npt6_egress(skb, sc, 0) : IPSNAT_R_PASS_NOT_IPV4;
 }
@@ -263,7 +263,7 @@ static __always_inline enum ipsnat_reason xlate_snat6_lwt(struct __sk_buff *skb)
 {
 	enum ipsnat_reason why;
 
-	if (nat66_egress(skb, NPT6_POLICY_MODE, 1, &why))
+	if (nat66_egress(skb, NPT6_POLICY_MODE, 1, 1, &why))
 		return why;
 	if (dev_cfg(skb->ifindex).flags & IPSNAT_DEV_BINAT)
 		return npt6_egress(skb, NPT6_POLICY_MODE, 1);

@@ -560,8 +560,19 @@ void SpdMirror::set_local(std::vector<Address> local) {
   // changed is published as a new SPD version (the NAT66 rules, then the generation's switch):
   // an established flow checks its address against it again, so one translated to an address
   // that has just become the gateway's own moves off it (docs/datapath.md "Established flows
-  // and SPD changes"). Address churn outside every pool writes nothing.
-  if (moves) publish(true);
+  // and SPD changes"). Address churn outside every pool publishes nothing.
+  if (moves) {
+    publish(true);
+  } else if (!stats_.fail_closed) {
+    // Only the IPv6 inside set's entries of the gateway's own addresses (NAT66 takes a LAN packet
+    // a netfilter masquerade rewrote to one of them) can differ: rewritten in place. A failed
+    // write leaves the old ones until the next publish writes the map whole.
+    try {
+      npt6_.write(model_, nat_.inside, nat_.local, nat_.overrides);
+    } catch (const std::exception& e) {
+      spdlog::warn("spd: {}; the gateway's own IPv6 addresses are updated with the next SPD change", e.what());
+    }
+  }
 }
 
 int SpdMirror::fd() const { return source_->fd(); }

@@ -251,7 +251,13 @@ bool local_change_moves_nat(const SpdModel& model, const NatConfig& cfg, const s
     for (size_t i = 0; i < was.size(); i++)
       if (was[i].kind != is[i].kind || was[i].nat != is[i].nat || was[i].nat_count != is[i].nat_count) return true;
   }
-  auto rules = [&](const std::vector<Address>& l) { return npt6_entries(model, cfg.inside, l, cfg.overrides); };
+  // The inside set's NPT6_KIND_LOCAL entries (the gateway's addresses themselves) translate
+  // nothing: the mirror rewrites them without a new SPD version (SpdMirror::set_local).
+  auto rules = [&](const std::vector<Address>& l) {
+    auto entries = npt6_entries(model, cfg.inside, l, cfg.overrides);
+    std::erase_if(entries, [](const auto& e) { return e.second.kind == NPT6_KIND_LOCAL; });
+    return entries;
+  };
   auto same = [](const auto& a, const auto& b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
              return x.first == y.first && std::memcmp(&x.second, &y.second, sizeof(x.second)) == 0;

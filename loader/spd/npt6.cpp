@@ -133,6 +133,30 @@ npt6_rule inside_rule_of(const Prefix& inside) {
   return r;
 }
 
+// The gateway's own IPv6 addresses a netfilter masquerade or SNAT rule may give a LAN packet
+// before LWT xmit: global and unique-local ones outside every inside prefix (one inside is
+// translated as such already); link-local and loopback addresses never reach a policy's peer.
+std::vector<Address> local_outside(const std::vector<Address>& local, const std::vector<Prefix>& six) {
+  std::vector<Address> out;
+  for (const Address& a : local) {
+    if (a.family != AF_INET6) continue;
+    bool link_local = a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80;
+    bool loopback = std::all_of(a.bytes.begin(), a.bytes.end() - 1, [](uint8_t b) { return b == 0; }) && a.bytes[15] == 1;
+    if (link_local || loopback) continue;
+    if (std::any_of(six.begin(), six.end(), [&](const Prefix& in) { return in.contains(a); })) continue;
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  return out;
+}
+
+npt6_rule local_rule_of(const Address& a) {
+  npt6_rule r{};
+  std::memcpy(r.from, a.bytes.data(), 16);
+  r.len = 128;
+  r.kind = NPT6_KIND_LOCAL;
+  return r;
+}
+
 std::vector<uint8_t> key_bytes(uint32_t if_id, uint32_t mark, npt6_dir dir, const Prefix& p) {
   npt6_key k{};
   k.prefixlen = IPSNAT_NPT6_KEY_FIXED_BITS + p.len;
@@ -549,7 +573,11 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
     return a->priority != b->priority ? a->priority < b->priority : a->index < b->index;
   });
   std::map<std::vector<uint8_t>, npt6_rule> out;
-  for (const Prefix& in : ipv6_inside(inside)) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
+  auto six = ipv6_inside(inside);
+  for (const Prefix& in : six) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
+  if (!six.empty())
+    for (const Address& a : local_outside(local, six))
+      out.emplace(key_bytes(0, 0, NPT6_INSIDE, Prefix{a, 128}), local_rule_of(a));
   for (const Policy* p : order) {
     auto m = npt6_mapped(*p, inside, order, local, rules);
     if (!m.ok) continue;

@@ -104,6 +104,45 @@ TEST_F(Lwt6, Nat66TranslatesTcpUdpAndEchoRerouteAndOnlyDecryptedRepliesComeBack)
   EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66_REVERSE), 3u) << dp.nonzero_reasons();
 }
 
+// A LAN packet that a netfilter masquerade (`table inet ... oifname eth0 masquerade`) or SNAT rule
+// rewrote in POSTROUTING reaches the LWT hook with the gateway's uplink address as source: NAT66
+// takes it (the inside set's NPT6_KIND_LOCAL entry, forwarded from a device ipsnat is not on), and
+// the decrypted reply goes back to that address and port, for netfilter to de-masquerade. The
+// gateway's own packets from that address, a packet forwarded from the attached uplink, and a
+// link-local source are not LAN packets.
+TEST_F(Lwt6, Nat66TakesALanPacketNetfilterMasqueradedBeforeTheHook) {
+  const std::string uplink = "2001:db8:ff77::1", link_local = "fe80::1";
+  writer.write(model, inside, {ipsnat::parse_address(uplink), ipsnat::parse_address(link_local),
+                               ipsnat::parse_address("fd00:42:7:1::1")});
+  constexpr uint32_t kLanDev = 9;  // no ipsnat device
+  Bytes masqueraded = eth.ipv6_l4(uplink, kRemote, kUdp, udp_header(41077, 53, 12));
+  RunResult r = dp.run_forwarded(dp.skel()->progs.lwt_snat_xmit, masqueraded, kLanDev);
+  EXPECT_EQ(r.retval, unsigned(BPF_LWT_REROUTE)) << dp.nonzero_reasons();
+  EXPECT_EQ(ipv6_at(r.out, kIpv6Src), kVip);
+  EXPECT_TRUE(ipv6_l4_checksum_ok(r.out, kIpv6L3));
+  uint16_t port = u16_at(r.out, kIpv6L4);
+  // netfilter's second POSTROUTING pass after the reroute gives the packet its masqueraded source
+  // back, and the LWT hook sees it again: the same binding.
+  r = dp.run_forwarded(dp.skel()->progs.lwt_snat_xmit, masqueraded, kLanDev);
+  EXPECT_EQ(ipv6_at(r.out, kIpv6Src), kVip);
+  EXPECT_EQ(u16_at(r.out, kIpv6L4), port);
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 2u) << dp.nonzero_reasons();
+
+  RunResult b = back(eth.ipv6_l4(kRemote, kVip, kUdp, udp_header(53, port, 5)), kSa);
+  EXPECT_EQ(b.retval, TC_ACT_UNSPEC) << dp.nonzero_reasons();
+  EXPECT_EQ(ipv6_at(b.out, kIpv6Dst), uplink);
+  EXPECT_EQ(u16_at(b.out, kIpv6L4 + 2), 41077);
+  EXPECT_TRUE(ipv6_l4_checksum_ok(b.out, kIpv6L3));
+
+  Bytes own = eth.ipv6_l4(uplink, kRemote, kUdp, udp_header(41078, 53, 12));
+  EXPECT_EQ(lwt(own).retval, unsigned(BPF_OK));
+  EXPECT_EQ(dp.run_forwarded(dp.skel()->progs.lwt_snat_xmit, own, Datapath::test_ifindex()).retval, unsigned(BPF_OK));
+  Bytes from_link_local = eth.ipv6_l4(link_local, kRemote, kUdp, udp_header(41079, 53, 12));
+  EXPECT_EQ(dp.run_forwarded(dp.skel()->progs.lwt_snat_xmit, from_link_local, kLanDev).retval, unsigned(BPF_OK));
+  EXPECT_EQ(n(IPSNAT_R_PASS_NOT_INSIDE), 3u) << dp.nonzero_reasons();
+  EXPECT_EQ(n(IPSNAT_R_XLATE_NAT66), 2u);
+}
+
 // Nothing from the far side opens a flow into the LAN: decrypted, it is dropped (the companion
 // fwd policy would admit it); in cleartext the kernel decides as before attach.
 TEST_F(Lwt6, TheFarSideOpensNothing) {

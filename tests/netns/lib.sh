@@ -320,6 +320,53 @@ t_policy_gateway() {
   t_seed_policies "$gw"
 }
 
+# t_dual_stack_policy_gateway: the dual-stack lab of IPv6 policy mode in $lana, $gw, $wan. A LAN
+# on gw's bridge br0 (172.16.77.0/24, fd00:77:1::/64), the uplink eth0 (198.18.77.1/24,
+# 2001:db8:ff77::1/64) towards wan (.2/::2); out-policies 10.77.0.2/32 -> 10.77.9.0/24 (reqid 1),
+# 2001:db8:77::5/128 -> 2001:db8:e77::/48 (reqid 2: NAT66 to strongSwan's virtual IPv6, not
+# local) and 2001:db8:d77:1::/64 -> 2001:db8:b77::/48 (reqid 3: NPTv6 with --binat); wan answers
+# on 2001:db8:e77::1 and 2001:db8:b77::1 and routes the LAN and 2001:db8:77::/48 back to gw.
+t_dual_stack_policy_gateway() {
+  lana=$(t_netns lana) gw=$(t_netns gw) wan=$(t_netns wan)
+  for ns in "$lana" "$gw" "$wan"; do
+    t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+  done
+  ip -n "$gw" link add br0 type bridge
+  ip link add a1 netns "$lana" type veth peer name a0 netns "$gw"
+  ip -n "$gw" link set a0 master br0
+  ip link add eth0 netns "$gw" type veth peer name eth1 netns "$wan"
+  ip -n "$gw" addr add 172.16.77.1/24 dev br0
+  ip -n "$gw" addr add fd00:77:1::1/64 dev br0 nodad
+  ip -n "$lana" addr add 172.16.77.10/24 dev a1
+  ip -n "$lana" addr add fd00:77:1::a/64 dev a1 nodad
+  ip -n "$gw" addr add 198.18.77.1/24 dev eth0
+  ip -n "$gw" addr add 2001:db8:ff77::1/64 dev eth0 nodad
+  ip -n "$wan" addr add 198.18.77.2/24 dev eth1
+  ip -n "$wan" addr add 2001:db8:ff77::2/64 dev eth1 nodad
+  for l in "$lana a1" "$gw a0" "$gw br0" "$gw eth0" "$wan eth1"; do
+    set -- $l
+    ip -n "$1" link set "$2" up
+  done
+  ip -n "$lana" route add default via 172.16.77.1
+  ip -n "$lana" -6 route add default via fd00:77:1::1
+  ip -n "$gw" route add default via 198.18.77.2
+  ip -n "$gw" -6 route add default via 2001:db8:ff77::2
+  ip -n "$wan" -6 addr add 2001:db8:e77::1/128 dev lo
+  ip -n "$wan" -6 addr add 2001:db8:b77::1/128 dev lo
+  ip -n "$wan" -6 route add fd00:77:1::/64 via 2001:db8:ff77::1
+  ip -n "$wan" -6 route add 2001:db8:77::/48 via 2001:db8:ff77::1
+  t_in "$gw" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$gw" xfrm policy add src 10.77.0.2/32 dst 10.77.9.0/24 dir out \
+    tmpl src 198.18.77.1 dst 198.18.77.2 proto esp reqid 1 mode tunnel
+  ip -n "$gw" xfrm policy add src 2001:db8:77::5/128 dst 2001:db8:e77::/48 dir out \
+    tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 2 mode tunnel
+  ip -n "$gw" xfrm policy add src 2001:db8:d77:1::/64 dst 2001:db8:b77::/48 dir out \
+    tmpl src 2001:db8:ff77::1 dst 2001:db8:ff77::2 proto esp reqid 3 mode tunnel
+  t_wait_links_up "$lana" "$gw" "$wan"
+  t_in "$lana" ping -6 -c 2 -i 0.3 -W 2 2001:db8:e77::1 >/dev/null || true  # neighbours resolved
+}
+
 # t_recipe_gateway: t_policy_gateway for comparisons with the netfilter recipe, with the seed's
 # addresses in $nat and $remote, and a second LAN host address, $host2 beside $host1 (two LAN
 # hosts to tell apart by translation). WAN has no route back to $nat: nothing answers, so no

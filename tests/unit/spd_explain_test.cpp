@@ -272,6 +272,27 @@ TEST(ReferenceNat6, Nat66TakesEveryIpv6InsidePrefix) {
   }
 }
 
+// The gateway's own IPv6 addresses a netfilter masquerade or SNAT rule may give a LAN packet before
+// LWT xmit are /128 NPT6_INSIDE keys of kind NPT6_KIND_LOCAL (bpf/lib/nat66.h nat66_takes): a
+// global or unique-local address outside every inside prefix, not a link-local or loopback one,
+// nor one inside a LAN (the prefix takes it); none without an IPv6 inside prefix.
+TEST(ReferenceNat6, TheGatewaysOwnAddressesOutsideTheLansAreLocalEntriesOfTheInsideSet) {
+  SpdModel model;
+  model.apply(PolicyUpsert{out6("2001:db8:a6::5/128", "2001:db8:e6::/48", 1, 100)});
+  std::vector<Address> local{parse_address("2001:db8:ff::2"), parse_address("fd00:99::1"), parse_address("fe80::1"),
+                             parse_address("::1"), parse_address("fd00:61:1::1"), parse_address("198.51.100.2")};
+  auto entries = npt6_entries(model, kInside, local);
+  for (const char* a : {"2001:db8:ff::2/128", "fd00:99::1/128"}) {
+    const npt6_rule* r = rule_at(entries, 0, NPT6_INSIDE, a);
+    ASSERT_NE(r, nullptr) << a;
+    EXPECT_EQ(r->kind, NPT6_KIND_LOCAL) << a;
+  }
+  for (const char* a : {"fe80::1/128", "::1/128", "fd00:61:1::1/128"}) EXPECT_EQ(rule_at(entries, 0, NPT6_INSIDE, a), nullptr) << a;
+  EXPECT_EQ(rule_at(entries, 0, NPT6_INSIDE, "fd00:61:1::/64")->kind, NPT6_KIND_INSIDE);
+  EXPECT_EQ(entries.size(), 4u);  // the rule, the LAN, the two addresses
+  EXPECT_TRUE(npt6_entries(model, {parse_prefix("192.168.61.0/24")}, local).empty());  // no IPv6 LAN
+}
+
 // A LAN larger than the policy's source prefix (a /48 under a /64) is taken with ports over a pool
 // of the selector's addresses from the first after the Subnet-Router anycast one (65536 of them,
 // IPSNAT_NPT6_MAX_POOL), without --binat: the reference, explain (whose translated flow the

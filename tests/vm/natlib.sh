@@ -140,10 +140,13 @@ nat_gw_firewall_del() { lab_exec gw nft delete table inet ipsnat_fw; }
 # nat_gw_masquerade add|del FORM: the seed gateway's second rule, source NAT for everything
 # else leaving eth0, in one of its forms: iptables-nft-masquerade, iptables-nft-snat,
 # iptables-legacy-masquerade, iptables-legacy-snat (SNAT --to-source LAB_GW_WAN_IP), or
-# nft-masquerade (native nftables: oifname eth0 masquerade).
+# nft-masquerade (native nftables: oifname eth0 masquerade). NAT_GW_NETFILTER_NAT says whether
+# one is in place (nat_check_napt).
+NAT_GW_NETFILTER_NAT=0
 nat_gw_masquerade() {
   local op=-A target=(-j MASQUERADE)
-  [[ $1 == del ]] && op=-D
+  NAT_GW_NETFILTER_NAT=1
+  [[ $1 == del ]] && op=-D NAT_GW_NETFILTER_NAT=0
   [[ $2 == *-snat ]] && target=(-j SNAT --to-source "$LAB_GW_WAN_IP")
   case $2 in
     iptables-nft-* | iptables-legacy-*)
@@ -415,13 +418,21 @@ nat_check_udp() {
 # nat_check_napt PORT: both LAN hosts at once, with the same ICMP echo id, the same UDP
 # source port and the same TCP source port, so the NAT must tell them apart by translation.
 nat_check_napt() {
-  local port=$1 peers=$LAB_STATE/napt.peers r1 r2 srv f1=$LAB_STATE/napt.1 f2=$LAB_STATE/napt.2
+  local port=$1 peers=$LAB_STATE/napt.peers r1 r2 srv i f1=$LAB_STATE/napt.1 f2=$LAB_STATE/napt.2
   LAB_PING_COUNT=5 lab_ping lanhost "$LAB_CHOST_IP" -e 4242 & r1=$!
   LAB_PING_COUNT=5 lab_ping lanhost2 "$LAB_CHOST_IP" -e 4242 & r2=$!
   expect_ok "NAPT: lanhost ping (echo id 4242) answered" wait "$r1"
   expect_ok "NAPT: lanhost2 ping (same echo id) answered" wait "$r2"
   nat_udp_server "$port" "$peers"
   lab_exec lanhost timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f1" & r1=$!
+  # Beside a netfilter NAT rule on gw (nat_gw_masquerade), netfilter binds the two hosts' racing
+  # first datagrams (the VM has two CPUs) to the same port before either is confirmed and drops
+  # the second at confirm (conntrack insert_failed/drop; the datagram never reaches ipsnat): the
+  # second host starts once chost has seen the first (<= 20 s). Without such a rule both start
+  # at once, and the race is ipsnat's own (BPF_NOEXIST on the REPLY entry).
+  if ((NAT_GW_NETFILTER_NAT)); then
+    for ((i = 0; i < 200; i++)); do [[ -s $peers ]] && break; sleep 0.1; done
+  fi
   lab_exec lanhost2 timeout 40 python3 -S "$NAT_TOOL" udp-echo-client "$LAB_CHOST_IP" "$port" 10 40000 >"$f2" & r2=$!
   wait "$r1" || true
   wait "$r2" || true

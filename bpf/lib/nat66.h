@@ -672,4 +672,17 @@ static __always_inline int nat66_into_inside(struct npt6_scope sc, const __u8 *r
 	return rule && nat66_takes_inside(rule, local);
 }
 
+/* Whether a packet from `remote` to `local` on a policy-mode uplink reaches one of the gateway's
+ * own addresses that NAT66 takes as a masqueraded source (NPT6_KIND_LOCAL, not the rule's own
+ * address or pool) from the destination of that NAT66 rule. Only replies of flows NAT66 bound
+ * come back there (translated before this test); attach's fwd companion for that address would
+ * otherwise carry anything else the far side sends through a netfilter DNAT port-forward on it
+ * into the LAN, as IPv4's reverse_unexplained says. */
+static __always_inline int nat66_into_masq_local(const __u8 *remote, const __u8 *local)
+{
+	struct npt6_rule *rule = nat66_rule_for(NPT6_POLICY_MODE, remote, local);
+
+	return rule && !rule->len && !nat66_in_pool(local, rule) && nat66_source_kind(local) == NPT6_KIND_LOCAL;
+}
+
 #endif

@@ -207,7 +207,8 @@ static __always_inline enum ipsnat_reason xlate_local_error(struct __sk_buff *sk
 
 /* The reverse side of IPv6 (TC ingress): NAT66 replies (lib/nat66.h), then NPTv6 under --binat
  * (flags), else the packet passes as before attach, unless it enters a NAT66 rule's inside prefix
- * from the far side with an SA: nothing the LAN sent explains it, and only an fwd companion would
+ * from the far side with an SA, or on a policy-mode uplink one of the gateway's addresses NAT66
+ * takes as a masqueraded source: nothing the LAN sent explains it, and only an fwd companion would
  * admit it (drop-unsolicited, as reverse_unexplained for IPv4). On a policy-mode uplink (need_sa)
  * only what an SA decrypted is translated: cleartext that looks like a reply never reaches the LAN
  * (its NPTv6 address finds no route there: the blackhole or nothing). */
@@ -226,7 +227,8 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, st
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
 	}
-	if (decrypted && nat66_into_inside(sc, p.h.saddr, p.h.daddr))
+	if (decrypted && (nat66_into_inside(sc, p.h.saddr, p.h.daddr) ||
+			  (need_sa && nat66_into_masq_local(p.h.saddr, p.h.daddr))))
 		return IPSNAT_R_DROP_UNSOLICITED;
 	return why;
 }

@@ -429,16 +429,17 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   // but the kernel's fwd check judges the flow as it arrived (nf_nat_decode_session: REMOTE ->
   // the uplink's address), so that needs a fwd companion too. No `in` one: nothing new is
   // delivered to the gateway itself.
-  auto add_masquerade_companions = [&](const Policy& p, const spd::ImpliedNat& n) {
-    if (n.kind != SPD_NAT_NAPT) return;
+  // IPv6 alike for NAT66 (bpf/lib/nat66.h takes such a source as IPv4's NAPT does), for the
+  // uplink's addresses outside the NAT66 address or pool (`nat`), never a link-local one.
+  auto add_masquerade_companions = [&](const Policy& p, uint16_t family, const std::vector<Prefix>& nat) {
     for (const auto& a : facts.addresses) {
-      if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr.family != AF_INET ||
-          a.prefix.addr == n.nat.addr)
+      if (a.ifindex != facts.dev.ifindex || a.loopback || a.prefix.addr.family != family ||
+          is_link_scoped6(a.prefix.addr) ||
+          std::any_of(nat.begin(), nat.end(), [&](const Prefix& b) { return b.contains(a.prefix.addr); }))
         continue;
       if (std::any_of(cfg.inside.begin(), cfg.inside.end(), [&](const Prefix& in) { return in.contains(a.prefix.addr); }))
         continue;  // the LAN's own companions cover it
-      Prefix self{a.prefix.addr, 32};
-      add_companion(p, self, spd::Dir::Fwd,
+      add_companion(p, host_prefix(a.prefix.addr), spd::Dir::Fwd,
                     "decrypted replies to LAN flows masqueraded to " + a.prefix.addr.str() + " pass the fwd check");
     }
   };
@@ -501,7 +502,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
   std::vector<RouteStep> routes4;
   for (const auto& [p, n] : nat) {
     add_companions(*p, n);
-    add_masquerade_companions(*p, n);
+    if (n.kind == SPD_NAT_NAPT) add_masquerade_companions(*p, AF_INET, {host_prefix(n.nat.addr)});
     bool nat_local = n.kind == SPD_NAT_NAPT && n.nat_count == 1 && is_local(facts, n.nat.addr);
     if (nat_local) continue;
     for (const Prefix& block : n.nat_blocks()) {
@@ -555,6 +556,7 @@ AttachPlan make_plan(const HostFacts& facts, const Settings& settings) {
     std::vector<Prefix> blackholed = m.to_blocks();
     if (!m.rest.empty())
       for (const Prefix& b : m.rest_nat66().to_blocks()) blackholed.push_back(b);
+    if (m.nat66 || !m.rest.empty()) add_masquerade_companions(*p, AF_INET6, blackholed);
     for (const Prefix& to : blackholed) {
       if (to.len == 128 && is_local6(facts, to.addr)) continue;
       RouteStep bh{};  // its table is place()'s

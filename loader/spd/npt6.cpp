@@ -139,10 +139,7 @@ npt6_rule inside_rule_of(const Prefix& inside) {
 std::vector<Address> local_outside(const std::vector<Address>& local, const std::vector<Prefix>& six) {
   std::vector<Address> out;
   for (const Address& a : local) {
-    if (a.family != AF_INET6) continue;
-    bool link_local = a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80;
-    bool loopback = std::all_of(a.bytes.begin(), a.bytes.end() - 1, [](uint8_t b) { return b == 0; }) && a.bytes[15] == 1;
-    if (link_local || loopback) continue;
+    if (a.family != AF_INET6 || is_link_scoped6(a)) continue;
     if (std::any_of(six.begin(), six.end(), [&](const Prefix& in) { return in.contains(a); })) continue;
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }

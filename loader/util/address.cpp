@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "util/error.h"
@@ -66,6 +67,12 @@ Address parse_address(const std::string& text) {
     return a;
   }
   throw UserError("invalid address '" + text + "'", "expected IPv4 or IPv6 address, e.g. 10.0.0.1");
+}
+
+bool is_link_scoped6(const Address& a) {
+  if (a.family != AF_INET6) return false;
+  bool loopback = std::all_of(a.bytes.begin(), a.bytes.end() - 1, [](uint8_t b) { return b == 0; }) && a.bytes[15] == 1;
+  return (a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) || loopback;
 }
 
 Prefix parse_prefix(const std::string& text) {

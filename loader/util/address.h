@@ -35,6 +35,8 @@ Address parse_address(const std::string& text);
 Prefix parse_prefix(const std::string& text);
 // The prefix of the one address a: /32 or /128.
 Prefix host_prefix(const Address& a);
+// An IPv6 link-local (fe80::/10) or loopback (::1) address: never a source a policy's peer sees.
+bool is_link_scoped6(const Address& a);
 // Host-order mask of `len` leading bits.
 uint32_t v4_mask(uint8_t len);
 

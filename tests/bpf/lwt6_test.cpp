@@ -107,9 +107,10 @@ TEST_F(Lwt6, Nat66TranslatesTcpUdpAndEchoRerouteAndOnlyDecryptedRepliesComeBack)
 // A LAN packet that a netfilter masquerade (`table inet ... oifname eth0 masquerade`) or SNAT rule
 // rewrote in POSTROUTING reaches the LWT hook with the gateway's uplink address as source: NAT66
 // takes it (the inside set's NPT6_KIND_LOCAL entry, forwarded from a device ipsnat is not on), and
-// the decrypted reply goes back to that address and port, for netfilter to de-masquerade. The
-// gateway's own packets from that address, a packet forwarded from the attached uplink, and a
-// link-local source are not LAN packets.
+// the decrypted reply goes back to that address and port, for netfilter to de-masquerade; a
+// decrypted packet to that address that is no reply is dropped. The gateway's own packets from
+// that address, a packet forwarded from the attached uplink, and a link-local source are not LAN
+// packets.
 TEST_F(Lwt6, Nat66TakesALanPacketNetfilterMasqueradedBeforeTheHook) {
   const std::string uplink = "2001:db8:ff77::1", link_local = "fe80::1";
   writer.write(model, inside, {ipsnat::parse_address(uplink), ipsnat::parse_address(link_local),
@@ -133,6 +134,14 @@ TEST_F(Lwt6, Nat66TakesALanPacketNetfilterMasqueradedBeforeTheHook) {
   EXPECT_EQ(ipv6_at(b.out, kIpv6Dst), uplink);
   EXPECT_EQ(u16_at(b.out, kIpv6L4 + 2), 41077);
   EXPECT_TRUE(ipv6_l4_checksum_ok(b.out, kIpv6L3));
+
+  // The far side opens nothing at that address either (attach's fwd companion for it would carry a
+  // netfilter DNAT port-forward's traffic into the LAN): decrypted and no reply, it is dropped;
+  // in cleartext the kernel decides as before attach.
+  Bytes opening = eth.ipv6_l4(kRemote, uplink, kTcp, tcp_header(5555, 8080, 0x02));
+  EXPECT_EQ(back(opening, kSa).retval, TC_ACT_SHOT);
+  EXPECT_EQ(n(IPSNAT_R_DROP_UNSOLICITED), 1u) << dp.nonzero_reasons();
+  passes_untouched(opening, 0);
 
   Bytes own = eth.ipv6_l4(uplink, kRemote, kUdp, udp_header(41078, 53, 12));
   EXPECT_EQ(lwt(own).retval, unsigned(BPF_OK));

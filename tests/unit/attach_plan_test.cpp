@@ -957,6 +957,24 @@ TEST(AttachPlan, AnIpv6NatRuleDecidesThePlanLineAndRoute) {
 // through the main table's IPv6 nexthop with a locked MTU (an IPv6 outer header costs 20 bytes
 // more, never below 1280), and the IPv6 rule last; NPTv6 with --binat, its prefix blackholed; a
 // port-restricted policy is left alone as for IPv4. Nothing of IPv6 without an IPv6 policy.
+// A reply to a LAN flow that netfilter's masquerade rewrote to the uplink's IPv6 address (taken by
+// NAT66 in LWT xmit) is translated back to that address; the kernel's fwd check judges it as it
+// arrived (nf_nat_decode_session), so the uplink's IPv6 address gets a fwd companion as the IPv4
+// one does: not a link-local address, not the NAT66 address itself, and no `in` companion.
+TEST(AttachPlan, TheUplinksIpv6AddressesGetAFwdCompanionForMasqueradedReplies) {
+  auto f = gateway(false);
+  f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));
+  f.addresses.push_back(host_address("2001:db8:200::2", 64, 3, "eth0"));
+  f.addresses.push_back(host_address("fe80::2", 64, 3, "eth0"));
+  f.addresses.push_back(host_address("2001:db8:b:7::2", 128, 3, "eth0"));
+  f.policies.push_back(ipsec6("2001:db8:b:7::2/128", "2001:db8:f00::/40", 0));
+  auto text = plan_to_text(make_plan(f, Settings{}));
+  EXPECT_NE(text.find("xfrm policy src 2001:db8:f00::/40 dst 2001:db8:200::2/128 dir fwd"), std::string::npos) << text;
+  EXPECT_EQ(text.find("dst 2001:db8:200::2/128 dir in"), std::string::npos) << text;
+  EXPECT_EQ(text.find("dst fe80::2/128"), std::string::npos) << text;
+  EXPECT_EQ(text.find("dst 2001:db8:b:7::2/128 dir"), std::string::npos) << text;
+}
+
 TEST(AttachPlan, PolicyModeRoutesIpv6ThroughLwtLikeIpv4) {
   auto f = gateway(false);
   f.addresses.push_back(host_address("fd00:71::1", 64, 4, "lan0"));

@@ -140,8 +140,9 @@ nat_gw_firewall_del() { lab_exec gw nft delete table inet ipsnat_fw; }
 # nat_gw_masquerade add|del FORM: the seed gateway's second rule, source NAT for everything
 # else leaving eth0, in one of its forms: iptables-nft-masquerade, iptables-nft-snat,
 # iptables-legacy-masquerade, iptables-legacy-snat (SNAT --to-source LAB_GW_WAN_IP), or
-# nft-masquerade (native nftables: oifname eth0 masquerade). NAT_GW_NETFILTER_NAT says whether
-# one is in place (nat_check_napt).
+# nft-masquerade (native nftables: oifname eth0 masquerade), or nft-inet-snat (one `table inet`
+# for both families: SNAT to LAB_GW_WAN_IP and to LAB_GW_WAN6_IP). NAT_GW_NETFILTER_NAT says
+# whether one is in place (nat_check_napt).
 NAT_GW_NETFILTER_NAT=0
 nat_gw_masquerade() {
   local op=-A target=(-j MASQUERADE)
@@ -160,6 +161,18 @@ table ip seed_nat {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "eth0" masquerade
+  }
+}
+EOF
+      ;;
+    nft-inet-snat)
+      if [[ $1 == del ]]; then lab_exec gw nft delete table inet seed_nat; return; fi
+      lab_exec gw nft -f - <<EOF
+table inet seed_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "eth0" meta nfproto ipv4 snat ip to $LAB_GW_WAN_IP
+    oifname "eth0" meta nfproto ipv6 snat ip6 to $LAB_GW_WAN6_IP
   }
 }
 EOF

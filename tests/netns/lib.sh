@@ -367,6 +367,25 @@ t_dual_stack_policy_gateway() {
   t_in "$lana" ping -6 -c 2 -i 0.3 -W 2 2001:db8:e77::1 >/dev/null || true  # neighbours resolved
 }
 
+# t_icmp6_port_unreachable NS HOST REMOTE: HOST (an address in NS) sends REMOTE the ICMPv6 port
+# unreachable it would send about a reply of its UDP flow HOST:40077 -> REMOTE:7400 (REMOTE's
+# port 7400 to HOST's 40077 quoted; the kernel fills in the ICMPv6 checksum of a raw socket).
+t_icmp6_port_unreachable() {
+  t_in "$1" timeout 5 python3 -c "
+import socket, struct, sys
+lan, remote = socket.inet_pton(socket.AF_INET6, sys.argv[1]), socket.inet_pton(socket.AF_INET6, sys.argv[2])
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff or 0xffff
+udp = struct.pack('!HHHH', 7400, 40077, 16, 0) + b'reply...'
+udp = udp[:6] + struct.pack('!H', csum(remote + lan + struct.pack('!I3xB', len(udp), 17) + udp)) + udp[8:]
+quote = struct.pack('!IHBB', 6 << 28, len(udp), 17, 63) + remote + lan + udp
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.bind((sys.argv[1], 0))
+s.sendto(struct.pack('!BBHI', 1, 4, 0, 0) + quote, (sys.argv[2], 0))" "$2" "$3" || true
+}
+
 # t_recipe_gateway: t_policy_gateway for comparisons with the netfilter recipe, with the seed's
 # addresses in $nat and $remote, and a second LAN host address, $host2 beside $host1 (two LAN
 # hosts to tell apart by translation). WAN has no route back to $nat: nothing answers, so no

@@ -6,7 +6,8 @@
 # policy's address (the IPv6 inside set's NPT6_KIND_LOCAL entries, as INSIDE_LOCAL for IPv4), or
 # the leak guard drops it and the company never hears from the LAN over IPv6. The oracle is the
 # kernel's ACQUIRE (no ESP here): its selector must name the policy's address, never the uplink's
-# or a LAN address; nothing reaches the WAN in cleartext towards the covered prefixes; the
+# or a LAN address (also for the LAN host's ICMPv6 error about a reply, which netfilter rewrote as
+# related to the masqueraded flow); nothing reaches the WAN in cleartext towards the covered prefixes; the
 # gateway's own packets from its uplink address are not translated; traffic to other destinations
 # still leaves masqueraded by netfilter; detach leaves the kernel as before.
 source "$(dirname "$0")/lib.sh"
@@ -69,6 +70,12 @@ ip -n "$gw" xfrm state flush
 send "$lana" 172.16.77.10 10.77.9.1 7400 40078
 t_wait_acquire 2 "$acq" || true
 ip -n "$gw" xfrm state flush
+# The LAN host's own port unreachable about a reply of its IPv6 UDP flow: netfilter rewrites it as
+# related to the masqueraded flow (outer source and quoted destination: the uplink's address), and
+# NAT66 translates it from that flow's entry.
+t_icmp6_port_unreachable "$lana" fd00:77:1::a 2001:db8:e77::1
+t_wait_acquire 3 "$acq" || true
+ip -n "$gw" xfrm state flush
 # The gateway's own packet from its uplink address to the covered prefix: no LAN packet, not
 # translated (the guard drops its cleartext).
 send "$gw" 2001:db8:ff77::1 2001:db8:e77::1 7400 40079
@@ -89,7 +96,10 @@ expect_ok "an ACQUIRE for the LAN host's ping from the policy's address" \
   grep -q 'sel src 2001:db8:77::5/128 dst 2001:db8:e77::1/128 proto ipv6-icmp' "$acq"
 expect_ok "an ACQUIRE for the LAN host's IPv4 UDP flow from the policy's address" \
   grep -q 'sel src 10.77.0.2/32 dst 10.77.9.1/32 proto udp' "$acq"
-expect_eq "ACQUIREs: the three LAN flows, not the gateway's own packet" "$(t_acquire_count "$acq")" 3
+expect_ok "an ACQUIRE for the LAN host's port unreachable about a reply, from the policy's address" \
+  awk '/proto ipv6-icmp/ {n++} n >= 2 && /sel src 2001:db8:77::5\/128 dst 2001:db8:e77::1\/128 proto ipv6-icmp/ {found = 1}
+       END {exit !found}' "$acq"
+expect_eq "ACQUIREs: the three LAN flows and the LAN host's error, not the gateway's own packet" "$(t_acquire_count "$acq")" 4
 expect_ok "no ACQUIRE names the uplink's or a LAN address" \
   bash -c "! grep -Eq 'sel src (2001:db8:ff77::1|198.18.77.1|fd00:77:1|172.16.77)' '$acq'"
 expect_ok "ipsnat flows: the masqueraded IPv6 flow bound to the policy's address" \
@@ -100,6 +110,7 @@ expect_ok "nothing reached the WAN in cleartext towards the covered prefixes" \
 expect_ok "the uncovered ping left as the uplink's address" \
   grep -Eq '2001:db8:ff77::1 > 2001:db8:ff77::2: ICMP6, echo request' "$leak"
 expect_ok "status counts the gateway's own packet the guard dropped" grep -Eq 'drop-leak-guard-ipv6 +[1-9]' <<<"$status"
+expect_ok "status counts the LAN host's error translated (xlate-icmp-error 1)" grep -Eq 'xlate-icmp-error +1( |$)' <<<"$status"
 ((FAILS)) && cat "$leak" >&2
 rm -f "$acq" "$leak" "$leak.err"
 

@@ -81,19 +81,7 @@ ip -n "$gw" xfrm state flush
 # The LAN host's own port unreachable about a reply of that UDP flow (as the reply would reach it:
 # the remote's port 7400 to the host's 40077; the kernel fills in the ICMPv6 checksum of a raw
 # socket): translated in LWT xmit, it reaches the xfrm lookup from the policy's address.
-t_in "$lana" timeout 5 python3 -c "
-import socket, struct
-lan, remote = socket.inet_pton(socket.AF_INET6, 'fd00:77:1::a'), socket.inet_pton(socket.AF_INET6, '2001:db8:e77::1')
-def csum(b):
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff or 0xffff
-udp = struct.pack('!HHHH', 7400, 40077, 16, 0) + b'reply...'
-udp = udp[:6] + struct.pack('!H', csum(remote + lan + struct.pack('!I3xB', len(udp), 17) + udp)) + udp[8:]
-quote = struct.pack('!IHBB', 6 << 28, len(udp), 17, 63) + remote + lan + udp
-s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-s.bind(('fd00:77:1::a', 0))
-s.sendto(struct.pack('!BBHI', 1, 4, 0, 0) + quote, ('2001:db8:e77::1', 0))" || true
+t_icmp6_port_unreachable "$lana" fd00:77:1::a 2001:db8:e77::1
 sleep 0.5
 ip -n "$gw" xfrm state flush
 # NPTv6 without --binat: not translated, and the leak guard drops the cleartext.

@@ -171,18 +171,12 @@ static __always_inline int nat66_source_kind(const __u8 *addr)
 	return r ? r->kind : -1;
 }
 
-/* Whether the rule takes the inside source addr: a rule with a source prefix (len > 0: a [[nat]]
- * rule's inside, maps/npt6.h) that prefix alone, else the IPv6 inside set. */
-static __always_inline int nat66_takes_inside(const struct npt6_rule *rule, const __u8 *addr)
-{
-	return rule->len ? npt6_in_prefix(addr, rule) : nat66_source_kind(addr) == NPT6_KIND_INSIDE;
-}
-
-/* nat66_takes_inside, and in LWT xmit (lwt) also one of the gateway's own addresses in a packet
- * forwarded from a device ipsnat is not attached to: a LAN packet a netfilter masquerade or SNAT
- * rule rewrote before the hook (lib/config.h forwarded_from_unattached), as IPv4's
- * inside_masqueraded; netfilter's conntrack maps the reply back to the LAN host. A [[nat]] rule's
- * own prefix cannot tell which host it was. */
+/* Whether the rule takes the source addr: a rule with a source prefix (len > 0: a [[nat]] rule's
+ * inside, maps/npt6.h) that prefix alone, else the IPv6 inside set, and in LWT xmit (lwt) also one
+ * of the gateway's own addresses in a packet forwarded from a device ipsnat is not attached to: a
+ * LAN packet a netfilter masquerade or SNAT rule rewrote before the hook (lib/config.h
+ * forwarded_from_unattached), as IPv4's inside_masqueraded; netfilter's conntrack maps the reply
+ * back to the LAN host. A [[nat]] rule's own prefix cannot tell which host it was. */
 static __always_inline int nat66_takes(struct __sk_buff *skb, const struct npt6_rule *rule, const __u8 *addr, int lwt)
 {
 	if (rule->len)
@@ -662,27 +656,25 @@ static __always_inline int nat66_reverse(struct __sk_buff *skb, struct pkt66 *p,
 	return 1;
 }
 
-/* Whether a packet from `remote` to `local` enters an IPv6 inside prefix from the destination of
- * a NAT66 rule: the policy sends only its one address, so nothing but that address's replies comes
- * back for the LANs (beside a 1:1 map, for the LANs NAT66 takes: the mapped one is NPTv6's). */
-static __always_inline int nat66_into_inside(struct npt6_scope sc, const __u8 *remote, const __u8 *local)
+/* Whether a packet from `remote` to `local`, decrypted and explained by no flow, comes from the
+ * destination of a NAT66 rule to where only that rule's replies may come: an IPv6 inside prefix
+ * the rule takes (the policy sends only its one address, so nothing but that address's replies
+ * comes back for the LANs; beside a 1:1 map, for the LANs NAT66 takes: the mapped one is NPTv6's),
+ * or on a policy-mode uplink (uplink) one of the gateway's own addresses NAT66 takes as a
+ * masqueraded source (NPT6_KIND_LOCAL, not the rule's own address or pool). Attach's fwd companion
+ * for such an address would otherwise carry anything the far side sends through a netfilter DNAT
+ * port-forward on it into the LAN, as IPv4's reverse_unexplained says. One rule and one inside-set
+ * lookup. */
+static __always_inline int nat66_unsolicited(struct npt6_scope sc, const __u8 *remote, const __u8 *local, int uplink)
 {
 	struct npt6_rule *rule = nat66_rule_for(sc, remote, local);
 
-	return rule && nat66_takes_inside(rule, local);
-}
-
-/* Whether a packet from `remote` to `local` on a policy-mode uplink reaches one of the gateway's
- * own addresses that NAT66 takes as a masqueraded source (NPT6_KIND_LOCAL, not the rule's own
- * address or pool) from the destination of that NAT66 rule. Only replies of flows NAT66 bound
- * come back there (translated before this test); attach's fwd companion for that address would
- * otherwise carry anything else the far side sends through a netfilter DNAT port-forward on it
- * into the LAN, as IPv4's reverse_unexplained says. */
-static __always_inline int nat66_into_masq_local(const __u8 *remote, const __u8 *local)
-{
-	struct npt6_rule *rule = nat66_rule_for(NPT6_POLICY_MODE, remote, local);
-
-	return rule && !rule->len && !nat66_in_pool(local, rule) && nat66_source_kind(local) == NPT6_KIND_LOCAL;
+	if (!rule)
+		return 0;
+	if (rule->len)
+		return npt6_in_prefix(local, rule);
+	int kind = nat66_source_kind(local);
+	return kind == NPT6_KIND_INSIDE || (uplink && kind == NPT6_KIND_LOCAL && !nat66_in_pool(local, rule));
 }
 
 #endif

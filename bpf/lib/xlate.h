@@ -227,8 +227,7 @@ static __always_inline enum ipsnat_reason ipv6_reverse(struct __sk_buff *skb, st
 		if (why != IPSNAT_R_PASS_NOT_COVERED)
 			return why;
 	}
-	if (decrypted && (nat66_into_inside(sc, p.h.saddr, p.h.daddr) ||
-			  (need_sa && nat66_into_masq_local(p.h.saddr, p.h.daddr))))
+	if (decrypted && nat66_unsolicited(sc, p.h.saddr, p.h.daddr, need_sa))
 		return IPSNAT_R_DROP_UNSOLICITED;
 	return why;
 }

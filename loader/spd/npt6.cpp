@@ -133,19 +133,8 @@ npt6_rule inside_rule_of(const Prefix& inside) {
   return r;
 }
 
-// The gateway's own IPv6 addresses a netfilter masquerade or SNAT rule may give a LAN packet
-// before LWT xmit: global and unique-local ones outside every inside prefix (one inside is
-// translated as such already); link-local and loopback addresses never reach a policy's peer.
-std::vector<Address> local_outside(const std::vector<Address>& local, const std::vector<Prefix>& six) {
-  std::vector<Address> out;
-  for (const Address& a : local) {
-    if (a.family != AF_INET6 || is_link_scoped6(a)) continue;
-    if (std::any_of(six.begin(), six.end(), [&](const Prefix& in) { return in.contains(a); })) continue;
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-  }
-  return out;
-}
-
+// An entry for one of the gateway's own IPv6 addresses a netfilter masquerade or SNAT rule may give
+// a LAN packet before LWT xmit.
 npt6_rule local_rule_of(const Address& a) {
   npt6_rule r{};
   std::memcpy(r.from, a.bytes.data(), 16);
@@ -572,9 +561,13 @@ std::map<std::vector<uint8_t>, npt6_rule> npt6_entries(const SpdModel& model, co
   std::map<std::vector<uint8_t>, npt6_rule> out;
   auto six = ipv6_inside(inside);
   for (const Prefix& in : six) out.emplace(key_bytes(0, 0, NPT6_INSIDE, in), inside_rule_of(in));
+  // Global and unique-local ones outside every inside prefix (one inside is translated as such
+  // already); link-local and loopback addresses never reach a policy's peer.
   if (!six.empty())
-    for (const Address& a : local_outside(local, six))
-      out.emplace(key_bytes(0, 0, NPT6_INSIDE, Prefix{a, 128}), local_rule_of(a));
+    for (const Address& a : local)
+      if (a.family == AF_INET6 && !is_link_scoped6(a) &&
+          std::none_of(six.begin(), six.end(), [&](const Prefix& in) { return in.contains(a); }))
+        out.emplace(key_bytes(0, 0, NPT6_INSIDE, host_prefix(a)), local_rule_of(a));
   for (const Policy* p : order) {
     auto m = npt6_mapped(*p, inside, order, local, rules);
     if (!m.ok) continue;

@@ -104,6 +104,16 @@ EOF
   lab_nsenter gw sysctl -qw net.ipv6.conf.all.forwarding=1
 }
 
+# lab_ipv6_lanhost2_up: lanhost2 on the IPv6 LAN too (LAB_LANHOST2_IP6), as lab_ipv6_up sets up
+# lanhost. Needs lab_ipv6_up.
+lab_ipv6_lanhost2_up() {
+  _lab_batch lanhost2 <<EOF
+addr add fe80::11/64 dev lan0 nodad
+addr add $LAB_LANHOST2_IP6/${LAB_LAN6_NET#*/} dev lan0 nodad
+route add ::/0 via $LAB_GW_LAN6_IP dev lan0
+EOF
+}
+
 # lab_ipv6_company_up: the company's IPv6 LAN: cgw (LAB_CGW_LAN_IP6) and chost (LAB_CHOST_IP6)
 # on lan0, forwarding on cgw, link-local addresses by hand as in lab_ipv6_up. As for IPv4, chost
 # has no default route, only one to the IPv6 NAT address via cgw: it can answer the tunnel only.

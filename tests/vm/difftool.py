@@ -47,7 +47,7 @@ tell apart. Then, with draws after those (a seed's first flows stay what they we
       per-flow table ("table ...") of every flow that differs (of all with IPSNAT_DIFF_TABLE
       set). CO_HOP, PATH_HOP: the routers whose time exceeded the TTL probes must bring.
   ct-flush
-      Flush this namespace's netfilter conntrack table (ctnetlink IPCTNL_MSG_CT_DELETE, no
+      Flush this namespace's netfilter conntrack table, IPv4 and IPv6 (ctnetlink IPCTNL_MSG_CT_DELETE, no
       attributes), as `conntrack -F` does.
 """
 import errno
@@ -736,17 +736,18 @@ def compare(seed, d, nat_addr, wan_addr, napt_min, napt_max, masq_min, masq_max,
 def ct_flush() -> int:
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)   # NETLINK_NETFILTER
     s.bind((0, 0))
-    # nlmsghdr: len, type (NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE), flags
-    # (NLM_F_REQUEST | NLM_F_ACK), seq, pid; nfgenmsg: AF_INET, version 0, res_id 0.
-    body = struct.pack("!BBH", socket.AF_INET, 0, 0)
-    msg = struct.pack("=IHHII", 16 + len(body), (1 << 8) | 2, 1 | 4, 1, 0) + body
-    s.send(msg)
     s.settimeout(5)
-    ack = s.recv(4096)
-    err = struct.unpack("=i", ack[16:20])[0] if len(ack) >= 20 else -errno.EIO
-    if err:
-        print("ct-flush: %s" % os.strerror(-err), file=sys.stderr)
-        return 1
+    # nlmsghdr: len, type (NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE), flags
+    # (NLM_F_REQUEST | NLM_F_ACK), seq, pid; nfgenmsg: family, version 0, res_id 0. The kernel
+    # flushes one family per request.
+    for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
+        body = struct.pack("!BBH", family, 0, 0)
+        s.send(struct.pack("=IHHII", 16 + len(body), (1 << 8) | 2, 1 | 4, seq, 0) + body)
+        ack = s.recv(4096)
+        err = struct.unpack("=i", ack[16:20])[0] if len(ack) >= 20 else -errno.EIO
+        if err:
+            print("ct-flush: %s" % os.strerror(-err), file=sys.stderr)
+            return 1
     return 0
 
 

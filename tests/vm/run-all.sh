@@ -14,7 +14,8 @@
 #   vm: N passed, M failed[, K skipped]
 # exit status: 0 if none failed (and at least one ran or was skipped), else 1.
 # env: IPSNAT_VM_SCENARIO_TIMEOUT (s, default 900) bounds each scenario;
-#      IPSNAT_VM_LOGDIR keeps each scenario's output there as NAME.log.
+#      IPSNAT_VM_LOGDIR keeps each scenario's output there as NAME.log, written while it runs
+#      (in a directory the host shares: a VM that hangs or times out leaves the log so far).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 verbose=0 list=0
@@ -60,6 +61,7 @@ pass=0 failn=0 skipn=0
 for t in "${scenarios[@]}"; do
   name=$(basename "$t" .sh)
   log=$tmp/$name.log
+  [[ -z $logdir ]] || log=$logdir/$name.log
   start=$SECONDS
   # A child bash per scenario: its own traps/variables; timeout bounds a hang.
   set +e
@@ -77,7 +79,6 @@ for t in "${scenarios[@]}"; do
   echo "$verdict $name (${secs}s)"
   if [[ $verdict == FAIL ]] || ((verbose)); then sed 's/^/    /' "$log"; fi
   if [[ $verdict == SKIP ]] && ((!verbose)); then grep -m1 '^SKIP:' "$log" | sed 's/^/    /' || true; fi
-  [[ -z $logdir ]] || cp "$log" "$logdir/$name.log"
 done
 
 summary="vm: $pass passed, $failn failed"

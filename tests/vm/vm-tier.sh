@@ -11,6 +11,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
 vm=("$root/scripts/vm/ipsnat-vm" -d "$root" -t "${IPSNAT_VM_TIMEOUT:-1500}" --)
+# Each scenario's output, written as it runs into the build directory the VM shares
+# (run-all.sh IPSNAT_VM_LOGDIR): after a VM that hung, its log names the last step (and a
+# randomized scenario's seed).
+logs=${IPSNAT_VM_LOGDIR:-${IPSNAT_BUILD_DIR:-$root/build}/vm-logs}
+case $(readlink -m "$logs")/ in
+  "$root"/*) mkdir -p "$logs" && rm -f "$logs"/*.log && export IPSNAT_VM_LOGDIR=$logs ;;
+  *) logs= ;;   # outside the directory the VM shares: the guest could not write there
+esac
 runner=(bash "$root/tests/vm/run-all.sh")
 
 verbose=()
@@ -53,7 +61,10 @@ for ((s = 0; s < shards; s++)); do
   echo "--- vm shard $s (exit $st)"
   grep -v '^vm: [0-9]* passed' "$out/$s" || true
   line=$(grep -o '^vm: [0-9]* passed, [0-9]* failed\(, [0-9]* skipped\)\?' "$out/$s" | tail -1 || true)
-  [[ -n $line ]] || { echo "vm shard $s: no summary (VM failed?)"; failn=$((failn + 1)); }
+  if [[ -z $line ]]; then
+    echo "vm shard $s: no summary (VM failed?)${logs:+; the output so far of each scenario is in $logs}"
+    failn=$((failn + 1))
+  fi
   read -r p f k < <(sed -E 's/vm: ([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?/\1 \2 \4/' <<<"$line")
   pass=$((pass + ${p:-0})) failn=$((failn + ${f:-0})) skipn=$((skipn + ${k:-0}))
   ((st == 0)) || rc=1

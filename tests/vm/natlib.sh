@@ -181,6 +181,18 @@ EOF
   esac
 }
 
+# nat_flush_detach: ipsnat's flows flushed, so that a next phase starts without bindings as
+# netfilter's does after a conntrack flush (a UDP or echo binding would hold its NAT port into
+# it), then `detach eth0`. NAT_FLUSHED: how many flows the flush removed.
+nat_flush_detach() {
+  local out
+  NAT_FLUSHED=0
+  if out=$(ipsnat_gw flows flush 2>&1); then ok "ipsnat's flows flushed ($out)"; else fail "ipsnat flows flush: $out"; fi
+  # shellcheck disable=SC2034 # read by the scenarios
+  [[ $out =~ ^([0-9]+)\  ]] && NAT_FLUSHED=${BASH_REMATCH[1]}
+  expect_ok "ipsnat detach eth0" ipsnat_gw detach eth0
+}
+
 # nat_check_internet NS [PING_OPTIONS...]: NS reaches an internet host, transit's far address
 # (transit has no route to private nets, so only the gateway's masquerade gets it an answer),
 # and transit saw those pings from the gateway's public address and none from the LAN.

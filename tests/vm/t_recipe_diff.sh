@@ -87,19 +87,11 @@ diff_phase() {
 
 # diff_reset DESC: the gateway's netfilter conntrack flushed (a phase's NAT bindings would
 # otherwise outlive its rules and translate the next phase's first packets; ipsnat's own flows
-# are flushed before each detach, since its pinned conntrack outlives detach, diff_detach) and
+# are flushed before each detach, since its pinned conntrack outlives detach, nat_flush_detach) and
 # its configuration as before.
 diff_reset() {
   expect_ok "$1: gw's netfilter conntrack flushed" lab_exec gw python3 -S "$DIFF_TOOL" ct-flush
   nat_expect_restored "$1: gateway as before" "$before"
-}
-
-# diff_detach: ipsnat's flows flushed (each phase starts without bindings, as netfilter's after
-# ct-flush: a UDP or echo binding of phase I would hold its NAT port into phase M), then detach.
-diff_detach() {
-  local out
-  if out=$(ipsnat_gw flows flush 2>&1); then ok "ipsnat's flows flushed ($out)"; else fail "ipsnat flows flush: $out"; fi
-  expect_ok "ipsnat detach eth0" ipsnat_gw detach eth0
 }
 
 lab_profile "$PROFILE"
@@ -148,7 +140,7 @@ read -r napt_min napt_max <<<"${napt:-1024 65535}"
 ok "ipsnat's NAPT range $napt_min-$napt_max"
 diff_phase I
 ((FAILS == FAILS_BEFORE)) || nat_diag
-diff_detach
+nat_flush_detach
 nat_gw_masquerade del nft-masquerade
 diff_reset "after I"
 
@@ -162,7 +154,7 @@ ok "ipsnat's masquerade ports $masq_min-$masq_max"
 expect_eq "no netfilter rule on gw: nft list ruleset is empty" "$(lab_exec gw nft list ruleset | grep -c .)" 0
 diff_phase M
 ((FAILS == FAILS_BEFORE)) || nat_diag
-diff_detach
+nat_flush_detach
 diff_reset "after M"
 
 : >"$D/stop"

@@ -85,15 +85,6 @@ diff_reset() {
   nat_expect_restored "$1: gateway as before" "$before"
 }
 
-# diff_detach: ipsnat's flows flushed (their count in FLUSHED), then detach.
-diff_detach() {
-  local out
-  FLUSHED=0
-  if out=$(ipsnat_gw flows flush 2>&1); then ok "ipsnat's flows flushed ($out)"; else fail "ipsnat flows flush: $out"; fi
-  [[ $out =~ ^([0-9]+)\  ]] && FLUSHED=${BASH_REMATCH[1]}
-  expect_ok "ipsnat detach eth0" ipsnat_gw detach eth0
-}
-
 lab_profile "$PROFILE"
 step "seed $SEED (IPSNAT_DIFF_SEED=$SEED repeats it), profile $PROFILE: LAN $LAB_LAN6_NET$( ((BRIDGE)) && echo " on a bridge") -> $LAB_COMPANY6_NET as $LAB_NAT_IP6, internet $LAB_TRANSIT_GW6_IP as $LAB_GW_WAN6_IP"
 lab_up
@@ -150,10 +141,10 @@ EOF
   expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0 -q
   diff_phase "$1"
   ((FAILS == FAILS_BEFORE)) || nat_diag
-  diff_detach
+  nat_flush_detach
   # S: NAT66 took the flows netfilter had rewritten (I: the masquerade picked the policy's
   # address, ipsnat had nothing to do).
-  [[ $1 == S ]] && expect_gt "phase S: ipsnat translated flows" "$FLUSHED" 0
+  [[ $1 == S ]] && expect_gt "phase S: ipsnat translated flows" "$NAT_FLUSHED" 0
   lab_exec gw nft delete table inet seed_nat
   diff_reset "after $1"
 }
@@ -168,8 +159,8 @@ FAILS_BEFORE=$FAILS
 expect_ok "ipsnat attach eth0" ipsnat_gw attach eth0 -q
 diff_phase P co
 ((FAILS == FAILS_BEFORE)) || nat_diag
-diff_detach
-expect_gt "phase P: ipsnat translated flows" "$FLUSHED" 0
+nat_flush_detach
+expect_gt "phase P: ipsnat translated flows" "$NAT_FLUSHED" 0
 diff_reset "after P"
 
 : >"$D/stop"

@@ -13,6 +13,12 @@
  *                      source port, which it keeps) and holding the LAN source; egress looks it
  *                      up and inserts it when missing, ingress looks it up and translates a reply
  *                      to the address it holds, and passes what it does not know untranslated
+ *   tc_rw_pair_egress, tc_rw_pair_ingress
+ *                      the same NAT with ipsnat's conntrack layout: two entries per flow in
+ *                      rw_pairs, each ipsnat_ct's size (16-byte key, 56-byte value: a 120-byte
+ *                      element), the reply's inserted first and then the original direction's;
+ *                      egress looks up the original's, ingress the reply's. What the two-entry
+ *                      design costs before any of ipsnat's logic.
  *
  * Addresses come from the compiler (-DLAN_NET=0x... in host order, see run.py). */
 #include <linux/bpf.h>
@@ -43,6 +49,19 @@ struct {
 	__type(key, struct rw_key);
 	__type(value, __u64);
 } rw_flows SEC(".maps");
+
+/* The size of ipsnat_ct's value (maps/ct.h): the LAN source, the rest padding. */
+struct rw_pair_value {
+	__u64 addr;
+	__u64 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct rw_key);
+	__type(value, struct rw_pair_value);
+} rw_pairs SEC(".maps");
 
 #define IP_OFF ETH_HLEN
 #define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
@@ -94,8 +113,9 @@ static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port
 	return key;
 }
 
-/* What a floor keeps per flow: nothing (F0), the 5-tuple (F1), the reply's entry (F2). */
-enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY };
+/* What a floor keeps per flow: nothing (F0), the 5-tuple (F1), the reply's entry (F2), both
+ * directions' entries (F3). */
+enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY, RW_PAIR };
 
 static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 {
@@ -106,7 +126,20 @@ static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 	__u8 proto = ip->protocol;
 	__be32 from = ip->saddr;
 	__u16 *ports = (void *)(ip + 1);
-	if (state != RW_STATELESS) {
+	if (state == RW_PAIR) {
+		struct rw_key orig = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
+				       .dport = ports[1], .proto = proto };
+
+		if (!bpf_map_lookup_elem(&rw_pairs, &orig)) {
+			struct rw_key reply = reply_key(ip->daddr, ports[1], ports[0], proto);
+			struct rw_pair_value v = { .addr = from };
+
+			if (!bpf_map_update_elem(&rw_pairs, &reply, &v, BPF_NOEXIST)) {
+				v.addr = bpf_htonl(NAT_ADDR);
+				bpf_map_update_elem(&rw_pairs, &orig, &v, BPF_NOEXIST);
+			}
+		}
+	} else if (state != RW_STATELESS) {
 		struct rw_key key = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
 				      .dport = ports[1], .proto = proto };
 		__u64 value = 1;
@@ -137,6 +170,14 @@ static __always_inline int unsnat(struct __sk_buff *skb, enum rw_state state)
 		if (!lan)
 			return TC_ACT_OK;
 		to = (__be32)*lan;
+	} else if (state == RW_PAIR) {
+		__u16 *ports = (void *)(ip + 1);
+		struct rw_key key = reply_key(ip->saddr, ports[0], ports[1], ip->protocol);
+		struct rw_pair_value *v = bpf_map_lookup_elem(&rw_pairs, &key);
+
+		if (!v)
+			return TC_ACT_OK;
+		to = (__be32)v->addr;
 	}
 	return rewrite(skb, ip->protocol, offsetof(struct iphdr, daddr), ip->daddr, to);
 }
@@ -169,4 +210,16 @@ SEC("tc")
 int tc_rw_reply_ingress(struct __sk_buff *skb)
 {
 	return unsnat(skb, RW_REPLY_ENTRY);
+}
+
+SEC("tc")
+int tc_rw_pair_egress(struct __sk_buff *skb)
+{
+	return snat(skb, RW_PAIR);
+}
+
+SEC("tc")
+int tc_rw_pair_ingress(struct __sk_buff *skb)
+{
+	return unsnat(skb, RW_PAIR);
 }

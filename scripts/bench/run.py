@@ -64,6 +64,7 @@ VARIANTS = {
     "F0": "floor: stateless TC rewrite",
     "F1": "floor: TC rewrite + one hash operation",
     "F2": "floor: TC rewrite + one entry per flow, looked up both ways (a NAT that admits only replies)",
+    "F3": "floor: F2 with ipsnat's conntrack layout (two entries per flow of ipsnat_ct's size; not by default)",
     "P": "ipsnat policy mode (attach u0, with its host process: routes in the main table, no rule)",
     "PR": "P attached with --no-daemon: its routes in table 421 behind rule 210",
     "PN": "nftables SNAT, same IPsec policy",
@@ -281,13 +282,14 @@ class Bench:
 
     def tc_floor(self, v):
         """Attaches rewrite.bpf.c's programs on u0: F0 stateless, F1 with the hash operation on
-        egress, F2 with one entry per flow looked up both ways."""
+        egress, F2 with one entry per flow looked up both ways, F3 with two of ipsnat_ct's size."""
         gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
         os.makedirs(pin, exist_ok=True)
         run(["bpftool", "prog", "loadall", f"{self.work}/rewrite.o", pin, "pinmaps", f"{pin}/maps",
              "type", "classifier"])
         egress, ingress = {"F0": ("tc_rw_egress", "tc_rw_ingress"), "F1": ("tc_rw_hash_egress", "tc_rw_ingress"),
-                           "F2": ("tc_rw_reply_egress", "tc_rw_reply_ingress")}[v]
+                           "F2": ("tc_rw_reply_egress", "tc_rw_reply_ingress"),
+                           "F3": ("tc_rw_pair_egress", "tc_rw_pair_ingress")}[v]
         self.lab.cmd(gw, "tc", "qdisc", "add", "dev", "u0", "clsact")
         for hook, prog in (("egress", egress), ("ingress", ingress)):
             self.lab.cmd(gw, "tc", "filter", "add", "dev", "u0", hook, "bpf", "direct-action", "pinned",
@@ -351,9 +353,10 @@ class Bench:
         return str(found[0]) if found else None
 
     def flush_state(self, v):
-        """Empties the table a workload fills: ipsnat's conntrack, F1's hash map, netfilter's
+        """Empties the table a workload fills: ipsnat's conntrack, the floors' hash maps, netfilter's
         conntrack of the nftables variants (ctnetlink flush in gw)."""
-        m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/rw_flows" if v in ("F1", "F2") else None
+        floor_map = {"F1": "rw_flows", "F2": "rw_flows", "F3": "rw_pairs"}.get(v)
+        m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/{floor_map}" if floor_map else None
         if m:
             run([f"{self.work}/ctfill", "flush", m], timeout=120)
         if v in NFT_CT:
@@ -447,9 +450,9 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "Ct": "translated", "F0": "translated",
-                "F1": "translated", "F2": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
+                "F1": "translated", "F2": "translated", "F3": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "F3", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -475,7 +478,7 @@ class Bench:
                     err = self.ipsnat(v, "--masquerade", host=True) or (self.placement_check(v, False) if v == "Cmr" else None)
             elif v == "Z":
                 self.drop_on_entry(v)
-            elif v in ("F0", "F1", "F2"):
+            elif v in ("F0", "F1", "F2", "F3"):
                 self.tc_floor(v)
             elif v in ("C", "Cb", "Ct"):
                 err = self.ipsnat(v, "--mode", "route") or (self.move_to_tcx(v) if v == "Ct" else None)

@@ -126,10 +126,9 @@ static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 	__u8 proto = ip->protocol;
 	__be32 from = ip->saddr;
 	__u16 *ports = (void *)(ip + 1);
+	struct rw_key orig = { .saddr = from, .daddr = ip->daddr, .sport = ports[0], .dport = ports[1],
+			       .proto = proto };
 	if (state == RW_PAIR) {
-		struct rw_key orig = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
-				       .dport = ports[1], .proto = proto };
-
 		if (!bpf_map_lookup_elem(&rw_pairs, &orig)) {
 			struct rw_key reply = reply_key(ip->daddr, ports[1], ports[0], proto);
 			struct rw_pair_value v = { .addr = from };
@@ -140,8 +139,7 @@ static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 			}
 		}
 	} else if (state != RW_STATELESS) {
-		struct rw_key key = { .saddr = from, .daddr = ip->daddr, .sport = ports[0],
-				      .dport = ports[1], .proto = proto };
+		struct rw_key key = orig;
 		__u64 value = 1;
 
 		if (state == RW_REPLY_ENTRY) {

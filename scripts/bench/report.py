@@ -47,6 +47,7 @@ VARIANT_NAMES = {
     "F1": "F1 TC rewrite + one hash op",
     "F2": "F2 TC rewrite + one entry per flow, looked up both ways",
     "F3": "F3 F2 with ipsnat's conntrack layout (two 120-byte elements per flow)",
+    "F4": "F4 F2 with the NAT address looked up per egress packet (LPM trie)",
     "P": "P ipsnat policy mode",
     "PR": "PR ipsnat policy mode --no-daemon (table 421, rule 210)",
     "PN": "PN nftables SNAT + IPsec policy",
@@ -109,8 +110,10 @@ RELATIVE = [
 # gw with a tunnel elsewhere) against nftables masquerade without and with the same tunnel (Bmr),
 # C against Cb (the --baseline build: what a datapath change bought), Ct (C's programs on tcx links)
 # against C (what the hook mechanism costs), C against F3 (ipsnat's logic over the two-entry
-# layout it shares with F3) and F3 against F2 (the layout's second, larger entry).
-PAIRS = {"C": ("Cb", "F3"), "F3": ("F2",), "Ct": ("C",), "P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
+# layout it shares with F3), F3 against F2 (the layout's second, larger entry) and F4 against F2
+# (the per-packet lookup of the NAT address that one entry per flow needs) and F3 (one entry and that
+# lookup against two entries).
+PAIRS = {"C": ("Cb", "F3"), "F3": ("F2",), "F4": ("F2", "F3"), "Ct": ("C",), "P": ("PN", "PS", "PR"), "PR": ("PN", "PS"), "Cm": ("Bm",), "Cmr": ("Bm", "Bmr")}
 
 
 def references(v):
@@ -377,7 +380,7 @@ def chart(out, ratios):
     groups = [g for g in GROUPS if any((g[1], v) in ratios for v in g[2])]
     if not groups:
         return False
-    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "F2": "#737373", "F3": "#525252", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "Bmr": "#f7b6d2", "Cmr": "#9edae5", "C100": "#6baed6", "C10000": "#08306b",
+    colors = {"B": "#d62728", "C": "#1f77b4", "F0": "#bdbdbd", "F1": "#969696", "F2": "#737373", "F3": "#525252", "F4": "#252525", "P": "#9467bd", "PN": "#ff7f0e", "PS": "#ffbb78", "Bm": "#e377c2", "Cm": "#17becf", "Bmr": "#f7b6d2", "Cmr": "#9edae5", "C100": "#6baed6", "C10000": "#08306b",
               "A10000": "#7f7f7f", "C1000": "#08306b", "A1000": "#7f7f7f", "Cct": "#2ca02c", "Cb": "#aec7e8", "Ct": "#9edae5"}
     fig, ax = plt.subplots(figsize=(11, 5.8), dpi=110)
     x = 0.0

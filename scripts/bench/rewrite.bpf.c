@@ -19,6 +19,13 @@
  *                      element), the reply's inserted first and then the original direction's;
  *                      egress looks up the original's, ingress the reply's. What the two-entry
  *                      design costs before any of ipsnat's logic.
+ *   tc_rw_routed_egress
+ *                      F2's one entry per flow, with the NAT address learned on every packet
+ *                      from rw_route, an LPM trie of destination prefixes (the run fills it):
+ *                      the least a NAT whose address depends on the destination's policy must
+ *                      do on egress before it can find a flow by the reply's tuple. A flow's
+ *                      entry found holding another LAN source is dropped (its port is taken).
+ *                      Ingress is F2's.
  *
  * Addresses come from the compiler (-DLAN_NET=0x... in host order, see run.py). */
 #include <linux/bpf.h>
@@ -63,6 +70,20 @@ struct {
 	__type(value, struct rw_pair_value);
 } rw_pairs SEC(".maps");
 
+/* A destination prefix and the NAT address its flows take. */
+struct rw_route_key {
+	__u32 prefixlen;
+	__u32 daddr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rw_route_key);
+	__type(value, __u32);
+} rw_route SEC(".maps");
+
 #define IP_OFF ETH_HLEN
 #define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
 
@@ -105,17 +126,48 @@ static __always_inline struct iphdr *ipv4(struct __sk_buff *skb)
 	return ip;
 }
 
-/* The reply tuple of a flow: the remote end, then NAT_ADDR and the port the flow keeps. */
-static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port, __be16 nat_port, __u8 proto)
+/* The reply tuple of a flow: the remote end, then the NAT address and the port the flow keeps. */
+static __always_inline struct rw_key reply_key_to(__be32 remote, __be16 remote_port, __be32 nat, __be16 nat_port,
+						  __u8 proto)
 {
-	struct rw_key key = { .saddr = remote, .daddr = bpf_htonl(NAT_ADDR), .sport = remote_port,
-			      .dport = nat_port, .proto = proto };
+	struct rw_key key = { .saddr = remote, .daddr = nat, .sport = remote_port, .dport = nat_port,
+			      .proto = proto };
 	return key;
 }
 
+static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port, __be16 nat_port, __u8 proto)
+{
+	return reply_key_to(remote, remote_port, bpf_htonl(NAT_ADDR), nat_port, proto);
+}
+
 /* What a floor keeps per flow: nothing (F0), the 5-tuple (F1), the reply's entry (F2), both
- * directions' entries (F3). */
-enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY, RW_PAIR };
+ * directions' entries (F3), the reply's entry found through the destination's NAT address (F4). */
+enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY, RW_PAIR, RW_ROUTED_REPLY };
+
+/* F4's egress: the NAT address of the packet's destination (rw_route), then the flow's one entry
+ * by the reply's tuple, inserted when missing. */
+static __always_inline int snat_routed(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct rw_route_key rk = { .prefixlen = 32, .daddr = ip->daddr };
+	__u32 *nat = bpf_map_lookup_elem(&rw_route, &rk);
+
+	if (!nat)
+		return TC_ACT_OK;
+	__be32 to = *nat, from = ip->saddr;
+	__u8 proto = ip->protocol;
+	__u16 *ports = (void *)(ip + 1);
+	struct rw_key key = reply_key_to(ip->daddr, ports[1], to, ports[0], proto);
+	__u64 *lan = bpf_map_lookup_elem(&rw_flows, &key);
+
+	if (!lan) {
+		__u64 value = from;
+
+		bpf_map_update_elem(&rw_flows, &key, &value, BPF_NOEXIST);
+	} else if ((__be32)*lan != from) {
+		return TC_ACT_SHOT;
+	}
+	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, to);
+}
 
 static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 {
@@ -123,6 +175,8 @@ static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 
 	if (!ip || (bpf_ntohl(ip->saddr) >> (32 - LAN_LEN)) != (LAN_NET >> (32 - LAN_LEN)))
 		return TC_ACT_OK;
+	if (state == RW_ROUTED_REPLY)
+		return snat_routed(skb, ip);
 	__u8 proto = ip->protocol;
 	__be32 from = ip->saddr;
 	__u16 *ports = (void *)(ip + 1);
@@ -214,6 +268,12 @@ SEC("tc")
 int tc_rw_pair_egress(struct __sk_buff *skb)
 {
 	return snat(skb, RW_PAIR);
+}
+
+SEC("tc")
+int tc_rw_routed_egress(struct __sk_buff *skb)
+{
+	return snat(skb, RW_ROUTED_REPLY);
 }
 
 SEC("tc")

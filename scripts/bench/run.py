@@ -8,11 +8,13 @@ two TC floors, as CPU time of the sending thread (method and how to read the res
 Everything runs in namespaces this script creates (prefix ipsb<pid>-) and removes on every exit.
 """
 import argparse
+import ipaddress
 import json
 import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,8 @@ VARIANTS = {
     "F1": "floor: TC rewrite + one hash operation",
     "F2": "floor: TC rewrite + one entry per flow, looked up both ways (a NAT that admits only replies)",
     "F3": "floor: F2 with ipsnat's conntrack layout (two entries per flow of ipsnat_ct's size; not by default)",
+    "F4": "floor: F2 with the NAT address looked up per egress packet (an LPM trie of destination prefixes; "
+          "not by default)",
     "P": "ipsnat policy mode (attach u0, with its host process: routes in the main table, no rule)",
     "PR": "P attached with --no-daemon: its routes in table 421 behind rule 210",
     "PN": "nftables SNAT, same IPsec policy",
@@ -282,14 +286,22 @@ class Bench:
 
     def tc_floor(self, v):
         """Attaches rewrite.bpf.c's programs on u0: F0 stateless, F1 with the hash operation on
-        egress, F2 with one entry per flow looked up both ways, F3 with two of ipsnat_ct's size."""
+        egress, F2 with one entry per flow looked up both ways, F3 with two of ipsnat_ct's size, F4 with
+        F2's entry found through the NAT address of the destination (rw_route: REMOTE -> NAT_ADDR)."""
         gw, pin = self.ns(v, "gw"), self.lab.own_path(self.pin(v))
         os.makedirs(pin, exist_ok=True)
         run(["bpftool", "prog", "loadall", f"{self.work}/rewrite.o", pin, "pinmaps", f"{pin}/maps",
              "type", "classifier"])
         egress, ingress = {"F0": ("tc_rw_egress", "tc_rw_ingress"), "F1": ("tc_rw_hash_egress", "tc_rw_ingress"),
                            "F2": ("tc_rw_reply_egress", "tc_rw_reply_ingress"),
-                           "F3": ("tc_rw_pair_egress", "tc_rw_pair_ingress")}[v]
+                           "F3": ("tc_rw_pair_egress", "tc_rw_pair_ingress"),
+                           "F4": ("tc_rw_routed_egress", "tc_rw_reply_ingress")}[v]
+        if v == "F4":
+            net, length = REMOTE.split("/")
+            key = struct.pack("<I", int(length)) + ipaddress.IPv4Address(net).packed
+            value = ipaddress.IPv4Address(NAT_ADDR).packed
+            run(["bpftool", "map", "update", "pinned", f"{pin}/maps/rw_route",
+                 "key", "hex", *(f"{b:02x}" for b in key), "value", "hex", *(f"{b:02x}" for b in value)])
         self.lab.cmd(gw, "tc", "qdisc", "add", "dev", "u0", "clsact")
         for hook, prog in (("egress", egress), ("ingress", ingress)):
             self.lab.cmd(gw, "tc", "filter", "add", "dev", "u0", hook, "bpf", "direct-action", "pinned",
@@ -355,7 +367,7 @@ class Bench:
     def flush_state(self, v):
         """Empties the table a workload fills: ipsnat's conntrack, the floors' hash maps, netfilter's
         conntrack of the nftables variants (ctnetlink flush in gw)."""
-        floor_map = {"F1": "rw_flows", "F2": "rw_flows", "F3": "rw_pairs"}.get(v)
+        floor_map = {"F1": "rw_flows", "F2": "rw_flows", "F3": "rw_pairs", "F4": "rw_flows"}.get(v)
         m = self.ct_map(v) if v[0] in "CP" else f"{self.pin(v)}/maps/{floor_map}" if floor_map else None
         if m:
             run([f"{self.work}/ctfill", "flush", m], timeout=120)
@@ -450,9 +462,9 @@ class Bench:
         """Builds every chosen variant and checks what its packets become; returns the list of
         (workload-group, variant) to measure per round."""
         want = {"A": "untranslated", "B": "translated", "C": "translated", "Cb": "translated", "Ct": "translated", "F0": "translated",
-                "F1": "translated", "F2": "translated", "F3": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
+                "F1": "translated", "F2": "translated", "F3": "translated", "F4": "translated", "P": "held", "PR": "held", "PN": "held", "PS": "held", "Z": "lost",
                 **{v: "masqueraded" for v in MASQUERADING}}
-        main = [v for v in ["A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "F3", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
+        main = [v for v in ["A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "F3", "F4", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr", "BmR", "BmT", "BmD", "Z"]
                 if v in chosen]
         spd, ct = [], []
         for v in main:
@@ -478,7 +490,7 @@ class Bench:
                     err = self.ipsnat(v, "--masquerade", host=True) or (self.placement_check(v, False) if v == "Cmr" else None)
             elif v == "Z":
                 self.drop_on_entry(v)
-            elif v in ("F0", "F1", "F2", "F3"):
+            elif v in ("F0", "F1", "F2", "F3", "F4"):
                 self.tc_floor(v)
             elif v in ("C", "Cb", "Ct"):
                 err = self.ipsnat(v, "--mode", "route") or (self.move_to_tcx(v) if v == "Ct" else None)

@@ -9,7 +9,7 @@ out=$(mktemp -d /tmp/ipsnat-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
 echo "== run.py --quick (load gate open: --max-load 1000)"
-python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,Cb,Ct,F0,F1,F2,F3,P,PR,PN,PS,Bm,Cm,Bmr,Cmr,BmR,BmT,BmD \
+python3 "$SRC/scripts/bench/run.py" --quick --rounds 1 --max-load 1000 --variants B,C,Cb,Ct,F0,F1,F2,F3,F4,P,PR,PN,PS,Bm,Cm,Bmr,Cmr,BmR,BmT,BmD \
   --ipsnat "$IPSNAT" --baseline "$IPSNAT" --out "$out/run"
 python3 - "$out/run" <<'PY'
 import csv, json, re, sys
@@ -22,7 +22,7 @@ bad = {v: s for v, s in status.items() if not s.startswith("measured") and not (
 assert not bad, f"variants not measured: {bad}"
 rows = list(csv.DictReader(open(out / "results.csv")))
 got = {(r["workload"], r["variant"]) for r in rows if int(r["packets"]) > 0 and int(r["cpu_ns"]) > 0}
-variants = tuple(v for v in ("A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "F3", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr",
+variants = tuple(v for v in ("A", "B", "C", "Cb", "Ct", "F0", "F1", "F2", "F3", "F4", "P", "PR", "PN", "PS", "Bm", "Cm", "Bmr", "Cmr",
                              "BmR", "BmT", "BmD", "Z") if not (v == "Ct" and no_tcx))
 for w in ("udp-est", "udp-new", "tcp-cc"):
     for v in variants:

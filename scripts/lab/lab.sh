@@ -78,6 +78,15 @@ link set br-lan up
 EOF
   _lab_ip lanhost2 addr add "$LAB_LANHOST2_LAN2_IP/${LAB_LAN2_NET#*/}" dev lan0
   LAB_GW_LAN_DEV=br-lan
+  # The bridge's operational state turns UP only when the kernel's link watch gets to it (a
+  # second or more after its port forwards; later on a busy VM): until then `ip link` says
+  # UNKNOWN, and a snapshot of gw taken meanwhile differs from any later one. At most 20 s.
+  local end=$((SECONDS + 20))
+  while ((SECONDS < end)); do
+    [[ $(_lab_ip gw -o link show br-lan) == *" state UP "* ]] && return 0
+    sleep 0.1
+  done
+  echo "lab: br-lan on gw not UP after 20 s: $(_lab_ip gw -o link show br-lan)" >&2
 }
 
 # lab_ipv6_up: dual stack on the homeworker side: IPv6 on lanhost, gw (LAN and uplink) and

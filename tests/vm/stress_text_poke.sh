@@ -4,8 +4,8 @@
 # t_nat_vti's lab (seed profile, VTI vti0, `ipsnat attach vti0`), UDP floods from lanhost and
 # lanhost2 through the tunnel (sockets without timestamps), and a loop in gw that opens and
 # closes a socket with SO_TIMESTAMP, so the kernel flips netstamp_needed_key (text_poke_bp of
-# every net_timestamp_check() site, one on the receive path of every flood packet) hundreds of
-# times a second. Passes when the guest survives STRESS_SECS (default 600) and the floods got
+# every net_timestamp_check() site, one on the receive path of every flood packet) many times
+# a second. Passes when the guest survives STRESS_SECS (default 600) and the floods got
 # through; a guest that executes stale text panics (the harness: rc 125, "guest kernel panic").
 #   IPSNAT_VM_TCG_THREAD=multi scripts/vm/ipsnat-vm -d "$PWD" -t 900 -- bash tests/vm/stress_text_poke.sh
 # panicked within minutes on QEMU 7.2 (scripts/vm/ipsnat-vm, ACCEL, says why); the default,

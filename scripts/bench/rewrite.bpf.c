@@ -144,42 +144,24 @@ static __always_inline struct rw_key reply_key(__be32 remote, __be16 remote_port
  * directions' entries (F3), the reply's entry found through the destination's NAT address (F4). */
 enum rw_state { RW_STATELESS, RW_HASH, RW_REPLY_ENTRY, RW_PAIR, RW_ROUTED_REPLY };
 
-/* F4's egress: the NAT address of the packet's destination (rw_route), then the flow's one entry
- * by the reply's tuple, inserted when missing. */
-static __always_inline int snat_routed(struct __sk_buff *skb, struct iphdr *ip)
-{
-	struct rw_route_key rk = { .prefixlen = 32, .daddr = ip->daddr };
-	__u32 *nat = bpf_map_lookup_elem(&rw_route, &rk);
-
-	if (!nat)
-		return TC_ACT_OK;
-	__be32 to = *nat, from = ip->saddr;
-	__u8 proto = ip->protocol;
-	__u16 *ports = (void *)(ip + 1);
-	struct rw_key key = reply_key_to(ip->daddr, ports[1], to, ports[0], proto);
-	__u64 *lan = bpf_map_lookup_elem(&rw_flows, &key);
-
-	if (!lan) {
-		__u64 value = from;
-
-		bpf_map_update_elem(&rw_flows, &key, &value, BPF_NOEXIST);
-	} else if ((__be32)*lan != from) {
-		return TC_ACT_SHOT;
-	}
-	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, to);
-}
-
 static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 {
 	struct iphdr *ip = ipv4(skb);
 
 	if (!ip || (bpf_ntohl(ip->saddr) >> (32 - LAN_LEN)) != (LAN_NET >> (32 - LAN_LEN)))
 		return TC_ACT_OK;
-	if (state == RW_ROUTED_REPLY)
-		return snat_routed(skb, ip);
 	__u8 proto = ip->protocol;
-	__be32 from = ip->saddr;
+	__be32 from = ip->saddr, to = bpf_htonl(NAT_ADDR);
 	__u16 *ports = (void *)(ip + 1);
+	if (state == RW_ROUTED_REPLY) {
+		/* F4: the NAT address of the packet's destination first. */
+		struct rw_route_key rk = { .prefixlen = 32, .daddr = ip->daddr };
+		__u32 *nat = bpf_map_lookup_elem(&rw_route, &rk);
+
+		if (!nat)
+			return TC_ACT_OK;
+		to = *nat;
+	}
 	struct rw_key orig = { .saddr = from, .daddr = ip->daddr, .sport = ports[0], .dport = ports[1],
 			       .proto = proto };
 	if (state == RW_PAIR) {
@@ -196,14 +178,18 @@ static __always_inline int snat(struct __sk_buff *skb, enum rw_state state)
 		struct rw_key key = orig;
 		__u64 value = 1;
 
-		if (state == RW_REPLY_ENTRY) {
-			key = reply_key(ip->daddr, ports[1], ports[0], proto);
+		if (state != RW_HASH) { /* F2, F4: the reply's entry, holding the LAN source */
+			key = reply_key_to(ip->daddr, ports[1], to, ports[0], proto);
 			value = from;
 		}
-		if (!bpf_map_lookup_elem(&rw_flows, &key))
+		__u64 *found = bpf_map_lookup_elem(&rw_flows, &key);
+
+		if (!found)
 			bpf_map_update_elem(&rw_flows, &key, &value, BPF_NOEXIST);
+		else if (state == RW_ROUTED_REPLY && (__be32)*found != from)
+			return TC_ACT_SHOT; /* F4: its port is another LAN source's */
 	}
-	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, bpf_htonl(NAT_ADDR));
+	return rewrite(skb, proto, offsetof(struct iphdr, saddr), from, to);
 }
 
 /* Replies to NAT_ADDR back to LAN_HOST (stateless), or to the LAN source of their entry. */
